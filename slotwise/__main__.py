@@ -1,0 +1,3 @@
+from slotwise.proxy.cli import entry
+
+entry()
