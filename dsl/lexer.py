@@ -1,0 +1,130 @@
+"""A fast lexer for the policy grammar: one compiled regular expression, keywords by table.
+
+Lark's own lexer spends most of a large file's parse time on keyword resolution; this one
+reads the terminals Lark derived from grammar.lark (so the grammar stays the single source of
+truth for keywords and punctuation) and tokenises with one regex pass, about four times faster.
+Like Lark's contextual lexer, it asks the parser what it expects next: a keyword where only a
+name fits is read as a name, so marketers can call a variant `offer` or `new`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from lark import Token
+from lark.common import LexerConf
+from lark.exceptions import UnexpectedCharacters
+from lark.lexer import Lexer
+
+_SPACES = re.compile(r"[ \t\f\r]*")
+_COMPARE = frozenset({"==", "!=", "<=", ">=", "<", ">"})
+_PUNCTUATION = r"\.\.<|\.\.|==|!=|<=|>=|=>|[<>{}()\[\],:%*+\-=]"
+
+
+class CommentSink(threading.local):
+    """Where the lexer puts comments for the formatter (per thread, per parse)."""
+
+    comments: list[Token] | None = None
+
+
+COMMENTS = CommentSink()
+
+
+class PolicyLexer(Lexer):
+    """Tokenises policy text into the terminals of grammar.lark."""
+
+    def __init__(self, lexer_conf: LexerConf) -> None:
+        words: dict[str, str] = {}
+        symbols: dict[str, str] = {}
+        for terminal in lexer_conf.terminals:
+            if terminal.pattern.type == "str":
+                value = terminal.pattern.value
+                (words if value[:1].isalpha() or value[:1] == "_" else symbols)[value] = (
+                    terminal.name
+                )
+        self.words = words
+        self.symbols = symbols
+        self.pattern = re.compile(
+            # spaces before a token are part of its match: one regex call per token
+            r"""
+            [ \t\f\r]*
+            (?:(?P<NEWLINE>\n)
+            |(?P<COMMENT>\#[^\n]*)
+            |(?P<STRING>"(?:[^"\\\n]|\\.)*")
+            |(?P<CLOCK>\d\d:\d\d)
+            |(?P<DURATION>\d+[smhdw]\b)
+            |(?P<NUMBER>\d+(?:\.\d+)?)
+            |(?P<SIGNAL>[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)
+            |(?P<WORD>[a-z_][a-z0-9_]*)
+            |(?P<SYMBOL>"""
+            + _PUNCTUATION
+            + r""")
+            |(?P<END>\Z))
+            """,
+            re.VERBOSE,
+        )
+
+    __future_interface__ = 1  # lex() receives the parser state, like Lark's contextual lexer
+
+    def lex(self, lexer_state: Any, parser_state: Any) -> Iterator[Token]:
+        text = lexer_state.text
+        data: str = text if isinstance(text, str) else text.text
+        states = parser_state.parse_conf.parse_table.states
+        match = self.pattern.match
+        words, symbols = self.words, self.symbols
+        pos, line, line_start, end = 0, 1, 0, len(data)
+        while pos < end:
+            found = match(data, pos)
+            if found is None:
+                pos = _SPACES.match(data, pos).end()  # type: ignore[union-attr]
+                raise UnexpectedCharacters(  # type: ignore[no-untyped-call]
+                    data, pos, line, pos - line_start + 1
+                )
+            kind = found.lastgroup or ""
+            next_pos = found.end()
+            if kind == "END":
+                break
+            pos = found.start(kind)
+            value = found.group(kind)
+            column = pos - line_start + 1
+            if kind == "NEWLINE":
+                line += 1
+                line_start = next_pos
+            elif kind == "COMMENT":
+                sink = COMMENTS.comments
+                if sink is not None:
+                    sink.append(
+                        Token(
+                            "COMMENT", value, pos, line, column, line, column + len(value), next_pos
+                        )
+                    )
+            else:
+                if kind == "WORD":
+                    kind = words.get(value, "NAME")
+                    # a keyword where the grammar expects a name is a name (`variant offer`,
+                    # `affinity(clicks: ...)`): keywords are reserved only where they matter
+                    if kind != "NAME":
+                        expected = states[parser_state.position]
+                        if kind not in expected and "NAME" in expected:
+                            kind = "NAME"
+                elif kind == "SYMBOL":
+                    kind = "COMPARE" if value in _COMPARE else symbols[value]
+                yield _token(kind, value, pos, line, column, next_pos)
+            pos = next_pos
+
+
+def _token(kind: str, value: str, pos: int, line: int, column: int, end_pos: int) -> Token:
+    # Token's own constructor dominates lexing time (argument juggling for old signatures);
+    # filling its slots directly gives the same object several times faster.
+    token = str.__new__(Token, value)
+    token.type = kind
+    token.value = value
+    token.start_pos = pos
+    token.line = token.end_line = line
+    token.column = column
+    token.end_column = column + len(value)
+    token.end_pos = end_pos
+    return token

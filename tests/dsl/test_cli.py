@@ -1,0 +1,201 @@
+"""The policy verbs of the `slotwise` command: check, fmt, test, explain, bench match."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from slotwise.proxy.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+POLICIES = REPO / "policies"
+
+GOOD = """policy "good" version 1
+
+campaign c {
+  slot s at "$.s" {
+    variant a "A"
+    variant b "B"
+  }
+  rule "mobile" when device.type == "mobile" then prefer s b
+}
+
+test "mobile prefers b" {
+  given device.type = "mobile"
+  expect c.s == b
+}
+"""
+
+BAD = """policy "bad" version 1
+
+campaign c {
+  slot s at "$.s" {
+    variant a "A"
+  }
+  rule "typo" when geo.contry == "DE" then pin s a
+  rule "wrong type" when user.age == "old" then pin s zz
+}
+"""
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    def invoke(*argv: str) -> tuple[int, str, str]:
+        code = main([*argv])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return invoke
+
+
+def test_check_is_silent_when_clean(run: Run) -> None:
+    assert run("check", "--builtin-schema", str(POLICIES)) == (0, "", "")
+
+
+def test_check_reports_every_error_with_location_and_caret(
+    run: Run, write: Callable[[str, str], Path]
+) -> None:
+    path = write("bad.sw", BAD)
+    code, out, err = run("check", "--builtin-schema", str(path))
+    assert code == 1 and out == ""
+    lines = err.splitlines()
+    assert lines[0] == (
+        f'{path}:7:20: error: unknown_signal: unknown signal "geo.contry" '
+        '(did you mean "geo.country"?)'
+    )
+    assert lines[1] == '      rule "typo" when geo.contry == "DE" then pin s a'
+    assert lines[2] == "                       ^^^^^^^^^^"
+    assert 'hint: "geo.country" comes from the geo provider' in lines[3]
+    codes = [line.split(": ")[2] for line in lines if line.startswith(str(path))]
+    assert codes == ["unknown_signal", "type_mismatch", "unknown_variant"]
+    assert "Traceback" not in err
+
+
+def test_check_json(run: Run, write: Callable[[str, str], Path]) -> None:
+    path = write("bad.sw", BAD)
+    code, out, _ = run("check", "--builtin-schema", "--format", "json", str(path))
+    document = json.loads(out)
+    assert code == 1 and document["ok"] is False
+    assert [d["code"] for d in document["diagnostics"]] == [
+        "unknown_signal",
+        "type_mismatch",
+        "unknown_variant",
+    ]
+    assert document["diagnostics"][0]["line"] == 7
+
+
+def test_check_missing_path(run: Run, tmp_path: Path) -> None:
+    code, _, err = run("check", "--builtin-schema", str(tmp_path / "nope.sw"))
+    assert code == 1 and "unreadable_file" in err
+
+
+def test_check_syntax_error_is_friendly(run: Run, write: Callable[[str, str], Path]) -> None:
+    path = write("syntax.sw", 'policy "p" version 1\nsegment s: user.age = 3\n')
+    code, _, err = run("check", "--builtin-schema", str(path))
+    assert code == 1
+    assert f"{path}:2:21: error: syntax_error: unexpected '='" in err
+    assert "hint: compare with `==`, not `=`" in err
+
+
+def test_fmt_check_diff_and_write(run: Run, write: Callable[[str, str], Path]) -> None:
+    path = write("x.sw", 'policy "p"   version 1\nsegment s:user.is_new\n')
+    code, _, err = run("fmt", "--check", str(path))
+    assert code == 1 and "not formatted" in err
+    code, out, _ = run("fmt", "--diff", str(path))
+    assert code == 0 and "+segment s: user.is_new" in out
+    assert path.read_text() == 'policy "p"   version 1\nsegment s:user.is_new\n'
+    assert run("fmt", str(path))[0] == 0
+    assert path.read_text() == 'policy "p" version 1\n\nsegment s: user.is_new\n'
+    assert run("fmt", "--check", str(path)) == (0, "", "")
+
+
+def test_fmt_leaves_broken_files_alone(run: Run, write: Callable[[str, str], Path]) -> None:
+    path = write("x.sw", 'policy "p" version 1\nsegment s user.is_new\n')
+    code, _, err = run("fmt", str(path))
+    assert code == 1 and "syntax_error" in err
+    assert path.read_text() == 'policy "p" version 1\nsegment s user.is_new\n'
+
+
+def test_test_passes_and_summarises(run: Run) -> None:
+    code, out, _ = run("test", "--builtin-schema", str(POLICIES))
+    assert code == 0
+    assert out.splitlines()[-1].endswith(" passed, 0 failed")
+
+
+def test_test_verbose_and_run_filter(run: Run, write: Callable[[str, str], Path]) -> None:
+    path = write("good.sw", GOOD)
+    code, out, _ = run("test", "--builtin-schema", "-v", str(path))
+    assert code == 0
+    assert out.splitlines() == [
+        f"PASS mobile prefers b ({path}:11)",
+        "    ok: c.s == b",
+        "1 passed, 0 failed",
+    ]
+    code, out, _ = run("test", "--builtin-schema", "--run", "^nothing", str(path))
+    assert (code, out) == (0, "0 passed, 0 failed\n")
+
+
+def test_test_failure_shows_actual_and_expected(
+    run: Run, write: Callable[[str, str], Path]
+) -> None:
+    path = write("good.sw", GOOD.replace("expect c.s == b", "expect c.s == a"))
+    code, out, _ = run("test", "--builtin-schema", str(path))
+    assert code == 1
+    assert out.splitlines() == [
+        f"FAIL mobile prefers b ({path}:11)",
+        '    line 13: c.s == a: got [b] (matched rules: "mobile")',
+        "0 passed, 1 failed",
+    ]
+
+
+def test_test_bad_regex_is_usage_error(run: Run) -> None:
+    code, _, err = run("test", "--run", "(", str(POLICIES))
+    assert code == 2 and "not a regular expression" in err
+
+
+def test_explain_text_and_json(run: Run, write: Callable[[str, str], Path]) -> None:
+    signals = write("signals.json", json.dumps({"device.type": "mobile"}))
+    path = write("good.sw", GOOD)
+    code, out, _ = run("explain", "--builtin-schema", str(path), "--signals", str(signals))
+    assert code == 0
+    assert 'rule "mobile"' in out and "=> MATCHED" in out
+    assert 'device.type == "mobile" -> true  (device.type = "mobile")' in out
+    assert "slot s: allowed: a, b; preferred: b" in out
+    code, out, _ = run(
+        "explain", "--builtin-schema", str(path), "--signals", str(signals), "--format", "json"
+    )
+    document = json.loads(out)
+    campaign = document["campaigns"][0]
+    assert campaign["matched_rules"] == ["mobile"]
+    assert campaign["compiled_agrees"] is True
+    assert campaign["slots"]["s"]["preferred"] == ["b"]
+
+
+def test_explain_usage_errors(run: Run, write: Callable[[str, str], Path]) -> None:
+    path = write("good.sw", GOOD)
+    broken = write("signals.json", "{not json")
+    assert run("explain", str(path), "--signals", str(broken))[0] == 2
+    wrong = write("wrong.json", json.dumps({"user.segments": [1, 2]}))
+    code, _, err = run("explain", "--builtin-schema", str(path), "--signals", str(wrong))
+    assert code == 2 and "holds strings only" in err
+    fine = write("fine.json", "{}")
+    code, _, err = run(
+        "explain", "--builtin-schema", str(path), "--signals", str(fine), "--campaign", "zz"
+    )
+    assert code == 2 and "no campaign named 'zz'" in err
+
+
+def test_bench_match_small(run: Run) -> None:
+    code, out, _ = run(
+        "bench", "match", "--rules", "300", "--contexts", "40", "--rounds", "1", "--json"
+    )
+    report = json.loads(out)
+    assert code == 0 and report["agree"] is True
+    assert report["rules"] == 300
+    assert report["compiled_eligible_us"]["samples"] == 40
+    assert report["reference_us"]["p50"] > 0
