@@ -1,0 +1,1 @@
+"""Signal providers: the public provider API, the registry and the built-in providers."""

@@ -1,0 +1,1 @@
+"""The built-in signal providers, registered through the same entry points as plugins."""

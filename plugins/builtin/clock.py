@@ -1,0 +1,97 @@
+"""The ``time`` provider: local hour, weekday and daypart of the request, in the user's zone.
+
+The zone is ``geo.timezone`` when the geo provider found one (this provider ``reads`` it), else
+the configured ``default_timezone``. The instant is ``request.received_at``, so the signals are
+reproducible in tests and agree with the decision log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+from slotwise.plugins.provider import Provider, signal
+from slotwise.plugins.request import RequestInfo
+from slotwise.plugins.schema import SignalType, SignalValue
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAYPARTS = ("morning", "afternoon", "evening", "night")
+
+
+class TimeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[plugins.time]``: the zone used when the user's is unknown (an IANA name)."""
+
+    default_timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        _zone(self.default_timezone)
+
+
+class TimeProvider(Provider[TimeConfig]):
+    """Local time signals; reads ``geo.timezone``."""
+
+    name = "time"
+    inline = True
+    config_type = TimeConfig
+    deadline = 0.01
+    reads = frozenset({"geo.timezone"})
+    signals = (
+        signal("time.hour", SignalType.INT, "Local hour of the day.", minimum=0, maximum=23),
+        signal("time.weekday", SignalType.STRING, "Local day of the week.", values=WEEKDAYS),
+        signal(
+            "time.daypart",
+            SignalType.STRING,
+            "morning 05-11, afternoon 12-16, evening 17-21, night 22-04 (local).",
+            values=DAYPARTS,
+        ),
+    )
+
+    def __init__(self, config: TimeConfig) -> None:
+        super().__init__(config)
+        self._default = _zone(config.default_timezone)
+        self._zones: dict[str, ZoneInfo | None] = {}
+
+    async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        zone = self._default
+        name = request.signals.get("geo.timezone")
+        if isinstance(name, str):
+            zone = self._lookup(name) or self._default
+        local = datetime.fromtimestamp(request.received_at, zone)
+        return {
+            "time.hour": local.hour,
+            "time.weekday": WEEKDAYS[local.weekday()],
+            "time.daypart": daypart(local.hour),
+        }
+
+    def _lookup(self, name: str) -> ZoneInfo | None:
+        # ZoneInfo caches by key already; this also remembers names that do not exist, and is
+        # bounded by the number of zones a geo source can produce.
+        if name not in self._zones:
+            try:
+                self._zones[name] = _zone(name)
+            except ValueError:
+                self._zones[name] = None
+        return self._zones[name]
+
+
+def daypart(hour: int) -> str:
+    """The daypart of a local hour."""
+    if 5 <= hour <= 11:
+        return "morning"
+    if 12 <= hour <= 16:
+        return "afternoon"
+    if 17 <= hour <= 21:
+        return "evening"
+    return "night"
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r} (use an IANA name like Europe/Berlin)"
+        ) from None

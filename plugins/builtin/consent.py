@@ -1,0 +1,164 @@
+"""The ``consent`` provider: one consent level the rest of slotwise obeys.
+
+``consent.level`` is ``personal`` (profile, behaviour and identifiers may be used) or
+``contextual`` (only what the request itself says). It is decided from, in order:
+
+1. the Global Privacy Control header ``Sec-GPC: 1``: contextual, whatever else says;
+2. the site's own consent cookie (``sw_consent`` by default): a denial is final;
+3. the IAB TCF v2 TC string (``euconsent-v2`` cookie or ``gdpr_consent`` query parameter):
+   malformed, expired (older than ``max_age_days``), without consent for the configured
+   ``vendor_id``, without consent to every ``required_purposes``, or flatly restricted by the
+   publisher for our vendor: contextual. ``gdpr=1`` without a TC string: contextual;
+4. personal when the TC string or the site cookie granted it, else ``default_level``.
+
+``consent.reason`` says which rule decided, for ``slotwise explain`` and the decision log.
+The gatekeeper runs first in :func:`~slotwise.plugins.gather.gather`; when it fails or is late,
+the request is treated as contextual (fail closed).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Literal
+
+import msgspec
+
+from slotwise.plugins.builtin.tcf import MAX_CORE_LENGTH, TCFError, TCString, decode
+from slotwise.plugins.provider import Provider, signal
+from slotwise.plugins.request import RequestInfo
+from slotwise.plugins.schema import SignalType, SignalValue
+
+LEVELS = ("personal", "contextual")
+REASONS = (
+    "granted",
+    "gpc",
+    "site_denied",
+    "site_unreadable",
+    "tcf_malformed",
+    "tcf_expired",
+    "tcf_vendor_denied",
+    "tcf_purpose_denied",
+    "tcf_restricted",
+    "tcf_no_vendor_configured",
+    "tcf_missing",
+    "default",
+)
+_DAY = 86_400.0
+# Clocks disagree a little; a TC string "from the future" beyond this is not trusted.
+_CLOCK_SKEW = 300.0
+
+
+class ConsentConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[plugins.consent]``: our IAB vendor id, the purposes we need, cookie names, defaults."""
+
+    vendor_id: int | None = None
+    required_purposes: list[int] = msgspec.field(default_factory=lambda: [1, 3, 4])
+    max_age_days: float = 390.0  # IAB recommends re-asking after 13 months
+    honor_gpc: bool = True
+    tcf_cookie: str = "euconsent-v2"
+    tcf_param: str = "gdpr_consent"
+    gdpr_param: str = "gdpr"
+    site_cookie: str | None = "sw_consent"
+    site_grants: list[str] = msgspec.field(
+        default_factory=lambda: ["personal", "all", "granted", "yes", "true", "1"]
+    )
+    site_denies: list[str] = msgspec.field(
+        default_factory=lambda: ["contextual", "necessary", "denied", "no", "false", "0"]
+    )
+    default_level: Literal["personal", "contextual"] = "contextual"
+
+    def __post_init__(self) -> None:
+        if self.vendor_id is not None and not 1 <= self.vendor_id <= 65_535:
+            raise ValueError(f"vendor_id must be an IAB vendor id 1..65535, not {self.vendor_id}")
+        bad = [p for p in self.required_purposes if not 1 <= p <= 24]
+        if bad:
+            raise ValueError(f"required_purposes must be TCF purpose ids 1..24, not {bad}")
+        if self.max_age_days <= 0:
+            raise ValueError("max_age_days must be positive")
+
+
+class ConsentProvider(Provider[ConsentConfig]):
+    """Decides personal vs contextual; contextual itself, it reads only consent records."""
+
+    name = "consent"
+    inline = True
+    config_type = ConsentConfig
+    deadline = 0.01
+    signals = (
+        signal(
+            "consent.level",
+            SignalType.STRING,
+            "personal: profile and behaviour may be used; contextual: only the request.",
+            values=LEVELS,
+        ),
+        signal(
+            "consent.reason",
+            SignalType.STRING,
+            "Which rule decided the level (gpc, site_denied, tcf_expired, granted...).",
+            values=REASONS,
+        ),
+    )
+
+    def __init__(self, config: ConsentConfig) -> None:
+        super().__init__(config)
+        self._required = frozenset(config.required_purposes)
+        self._grants = frozenset(v.lower() for v in config.site_grants)
+        self._denies = frozenset(v.lower() for v in config.site_denies)
+        # The same user sends the same TC string on every request: decode it once. Keyed by
+        # the core segment (at most 8 KiB), so the cache stays under ~10 MB whatever is sent.
+        self._decode = functools.lru_cache(maxsize=1024)(_decode_or_error)
+
+    async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        level, reason = self.decide(request)
+        return {"consent.level": level, "consent.reason": reason}
+
+    def decide(self, request: RequestInfo) -> tuple[str, str]:
+        """The consent level and the reason for it."""
+        config = self.config
+        if config.honor_gpc and (request.header("sec-gpc") or "").strip() == "1":
+            return "contextual", "gpc"
+        granted = False
+        if config.site_cookie is not None and config.site_cookie in request.cookies:
+            value = request.cookies[config.site_cookie].strip().lower()
+            if value in self._denies:
+                return "contextual", "site_denied"
+            if value not in self._grants:
+                return "contextual", "site_unreadable"
+            granted = True
+        tc = request.cookies.get(config.tcf_cookie) or request.query.get(config.tcf_param)
+        if tc:
+            reason = self._tcf_reason(tc, request.received_at)
+            if reason != "granted":
+                return "contextual", reason
+            granted = True
+        elif request.query.get(config.gdpr_param) == "1":
+            return "contextual", "tcf_missing"
+        if granted:
+            return "personal", "granted"
+        return config.default_level, "default"
+
+    def _tcf_reason(self, tc_string: str, now: float) -> str:
+        decoded = self._decode(tc_string.strip().split(".", 1)[0][: MAX_CORE_LENGTH + 1])
+        if isinstance(decoded, str):
+            return "tcf_malformed"
+        age = now - decoded.last_updated
+        if age > self.config.max_age_days * _DAY or age < -_CLOCK_SKEW:
+            return "tcf_expired"
+        vendor = self.config.vendor_id
+        if vendor is None:
+            return "tcf_no_vendor_configured"
+        if vendor not in decoded.vendor_consents:
+            return "tcf_vendor_denied"
+        if not self._required <= decoded.purpose_consents:
+            return "tcf_purpose_denied"
+        if any(decoded.restricted(vendor, purpose, 0) for purpose in self._required):
+            return "tcf_restricted"
+        return "granted"
+
+
+def _decode_or_error(tc_string: str) -> TCString | str:
+    try:
+        return decode(tc_string)
+    except TCFError as exc:
+        return str(exc)

@@ -1,0 +1,160 @@
+"""The ``device`` provider: device type, operating system and browser.
+
+User-Agent Client Hints win where the browser sends them (``Sec-CH-UA-Mobile``,
+``Sec-CH-UA-Platform``, ``Sec-CH-UA``): they are what Chromium-based browsers still report
+truthfully after freezing their User-Agent string. Otherwise the User-Agent is parsed with
+``ua-parser`` (the maintained uap-core regexes from ``ua-parser-builtins``), whose own cache
+makes repeated agents cheap. Values are normalised to small closed sets so policies can be
+checked: ``device.os == "ios"``, ``device.browser == "chrome"``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import ua_parser
+
+from slotwise.plugins.provider import Provider, signal
+from slotwise.plugins.request import RequestInfo
+from slotwise.plugins.schema import SignalType, SignalValue
+
+DEVICE_TYPES = ("mobile", "tablet", "desktop", "bot")
+OPERATING_SYSTEMS = ("android", "ios", "ipados", "windows", "macos", "linux", "chromeos", "other")
+BROWSERS = ("chrome", "safari", "firefox", "edge", "opera", "samsung", "other")
+
+_OS_FAMILIES = {
+    "android": "android",
+    "ios": "ios",
+    "ipados": "ipados",
+    "windows": "windows",
+    "mac os x": "macos",
+    "macos": "macos",
+    "linux": "linux",
+    "ubuntu": "linux",
+    "fedora": "linux",
+    "debian": "linux",
+    "chrome os": "chromeos",
+    "chromeos": "chromeos",
+    "chromium os": "chromeos",
+}
+_BROWSER_FAMILIES = {
+    "chrome": "chrome",
+    "chrome mobile": "chrome",
+    "chrome mobile ios": "chrome",
+    "chrome mobile webview": "chrome",
+    "chromium": "chrome",
+    "google chrome": "chrome",
+    "safari": "safari",
+    "mobile safari": "safari",
+    "mobile safari ui/wkwebview": "safari",
+    "firefox": "firefox",
+    "firefox mobile": "firefox",
+    "firefox ios": "firefox",
+    "edge": "edge",
+    "edge mobile": "edge",
+    "microsoft edge": "edge",
+    "opera": "opera",
+    "opera mobile": "opera",
+    "samsung internet": "samsung",
+}
+_TABLETS = re.compile(r"ipad|tablet|kindle|silk|playbook|nexus (7|9|10)|sm-t\d", re.IGNORECASE)
+_BOTS = re.compile(r"bot\b|crawler|spider|slurp|headlesschrome|lighthouse", re.IGNORECASE)
+_BRAND = re.compile(r'"([^"]+)"\s*;\s*v="[^"]*"')
+
+
+class DeviceProvider(Provider[Any]):
+    """Device signals from client hints and the User-Agent; no I/O, no identifiers."""
+
+    name = "device"
+    inline = True
+    deadline = 0.02
+    signals = (
+        signal(
+            "device.type",
+            SignalType.STRING,
+            "Form factor: mobile, tablet, desktop, or bot (crawlers, headless browsers).",
+            values=DEVICE_TYPES,
+        ),
+        signal(
+            "device.os", SignalType.STRING, "Operating system family.", values=OPERATING_SYSTEMS
+        ),
+        signal("device.browser", SignalType.STRING, "Browser family.", values=BROWSERS),
+    )
+
+    async def start(self) -> None:
+        # The first parse compiles the regex set (~0.1 s); pay it at start-up, not per request.
+        ua_parser.parse("Mozilla/5.0")
+
+    async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        return classify(
+            request.header("user-agent") or "",
+            mobile_hint=request.header("sec-ch-ua-mobile"),
+            platform_hint=request.header("sec-ch-ua-platform"),
+            brands_hint=request.header("sec-ch-ua"),
+        )
+
+
+def classify(
+    user_agent: str,
+    *,
+    mobile_hint: str | None = None,
+    platform_hint: str | None = None,
+    brands_hint: str | None = None,
+) -> dict[str, SignalValue]:
+    """Device type, OS and browser from a User-Agent string and optional client hints."""
+    out: dict[str, SignalValue] = {}
+    if not user_agent and mobile_hint is None and platform_hint is None:
+        return out
+    parsed = ua_parser.parse(user_agent) if user_agent else None
+    os_name = _os_from_hint(platform_hint)
+    if os_name is None and parsed is not None and parsed.os is not None:
+        os_name = _OS_FAMILIES.get(parsed.os.family.lower(), "other")
+    if os_name is not None:
+        out["device.os"] = os_name
+    browser = _browser_from_brands(brands_hint)
+    if browser is None and parsed is not None and parsed.user_agent is not None:
+        browser = _BROWSER_FAMILIES.get(parsed.user_agent.family.lower(), "other")
+    if browser is not None:
+        out["device.browser"] = browser
+
+    hint = mobile_hint.strip() if mobile_hint is not None else None
+    device_family = parsed.device.family if parsed is not None and parsed.device else ""
+    if device_family == "Spider" or _BOTS.search(user_agent):
+        out["device.type"] = "bot"
+    elif hint == "?1":
+        out["device.type"] = "mobile"
+    elif device_family == "iPad" or _TABLETS.search(user_agent):
+        out["device.type"] = "tablet"
+    elif hint == "?0":  # not a phone: a tablet when the system is a mobile one
+        out["device.type"] = "tablet" if os_name in ("android", "ios", "ipados") else "desktop"
+    elif os_name == "android" and "Mobile" not in user_agent:
+        out["device.type"] = "tablet"  # Android phones say "Mobile"; tablets do not
+    elif os_name in ("android", "ios") or "Mobi" in user_agent:
+        out["device.type"] = "mobile"
+    elif user_agent or hint is not None:
+        out["device.type"] = "desktop"
+    return out
+
+
+def _os_from_hint(platform: str | None) -> str | None:
+    if not platform:
+        return None
+    value = platform.strip().strip('"').lower()
+    if value in ("", "unknown"):
+        return None
+    return _OS_FAMILIES.get(value, "other")
+
+
+def _browser_from_brands(brands: str | None) -> str | None:
+    """The real brand in ``Sec-CH-UA`` (skipping GREASE entries like ``"Not A(Brand"``)."""
+    if not brands:
+        return None
+    names = [b.lower() for b in _BRAND.findall(brands)]
+    # "Chromium" is listed beside the vendor brand (Google Chrome, Microsoft Edge, Opera):
+    # the vendor decides, Chromium alone means a Chromium build.
+    for name in names:
+        if name != "chromium" and name in _BROWSER_FAMILIES:
+            return _BROWSER_FAMILIES[name]
+    return "chrome" if "chromium" in names else None

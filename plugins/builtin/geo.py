@@ -1,0 +1,177 @@
+"""The ``geo`` provider: country, region, city and time zone of the client.
+
+From a MaxMind-format database (GeoLite2/GeoIP2 City or Country, or any ``.mmdb`` with the same
+record layout) when ``database`` is configured; else from CDN headers (Cloudflare's
+``CF-IPCountry``, CloudFront's ``CloudFront-Viewer-*``...) when ``trust_cdn_headers`` is on;
+else the signals are absent. A database answer wins over headers field by field.
+
+Only turn ``trust_cdn_headers`` on behind a CDN that sets (and overwrites) those headers:
+a client can send them itself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import maxminddb
+import msgspec
+
+from slotwise.plugins.provider import Provider, signal
+from slotwise.plugins.request import RequestInfo
+from slotwise.plugins.schema import SignalType, SignalValue
+
+_DEFAULT_HEADERS: dict[str, list[str]] = {
+    "country": ["cf-ipcountry", "cloudfront-viewer-country", "x-country-code"],
+    "region": ["cf-region-code", "cloudfront-viewer-country-region", "x-region-code"],
+    "city": ["cf-ipcity", "cloudfront-viewer-city", "x-city"],
+    "timezone": ["cf-timezone", "cloudfront-viewer-time-zone", "x-timezone"],
+    "latitude": ["cf-iplatitude", "cloudfront-viewer-latitude"],
+    "longitude": ["cf-iplongitude", "cloudfront-viewer-longitude"],
+}
+_FIELDS = ("country", "region", "city", "timezone", "latitude", "longitude")
+_BOUNDS = {"latitude": 90.0, "longitude": 180.0}
+# Cloudflare's markers for "unknown" and "Tor"; not countries.
+_NOT_COUNTRIES = frozenset({"XX", "T1"})
+
+
+class GeoConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[plugins.geo]``: the database path and which CDN headers to trust."""
+
+    database: str | None = None
+    trust_cdn_headers: bool = True
+    headers: dict[str, list[str]] = msgspec.field(
+        default_factory=lambda: {k: list(v) for k, v in _DEFAULT_HEADERS.items()}
+    )
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.headers) - set(_FIELDS))
+        if unknown:
+            raise ValueError(f"headers: unknown field(s) {unknown}; use {', '.join(_FIELDS)}")
+        if self.database is not None and not Path(self.database).is_file():
+            raise ValueError(f"database: no such file {self.database!r}")
+
+
+class GeoProvider(Provider[GeoConfig]):
+    """Geo signals from a MaxMind database or CDN headers; reads the client IP only."""
+
+    name = "geo"
+    inline = True
+    config_type = GeoConfig
+    deadline = 0.02
+    signals = (
+        signal("geo.country", SignalType.STRING, "ISO 3166-1 alpha-2 country code, e.g. DE."),
+        signal("geo.region", SignalType.STRING, "ISO 3166-2 subdivision code without country."),
+        signal("geo.city", SignalType.STRING, "City name (English)."),
+        signal("geo.timezone", SignalType.STRING, "IANA time zone, e.g. Europe/Berlin."),
+        signal(
+            "geo.latitude",
+            SignalType.FLOAT,
+            "Approximate latitude of the client (city level at best).",
+            minimum=-90,
+            maximum=90,
+        ),
+        signal(
+            "geo.longitude",
+            SignalType.FLOAT,
+            "Approximate longitude of the client (city level at best).",
+            minimum=-180,
+            maximum=180,
+        ),
+    )
+
+    def __init__(self, config: GeoConfig) -> None:
+        super().__init__(config)
+        self._reader: Any = None
+        if config.database is not None:
+            try:
+                self._reader = maxminddb.open_database(config.database)
+            except (OSError, maxminddb.InvalidDatabaseError) as exc:
+                raise ValueError(f"cannot open {config.database}: {exc}") from None
+        self._headers = {
+            field: tuple(h.lower() for h in config.headers.get(field, ())) for field in _FIELDS
+        }
+
+    async def aclose(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        out: dict[str, SignalValue] = {}
+        if self.config.trust_cdn_headers:
+            out.update(self._from_headers(request))
+        if self._reader is not None and request.client_ip:
+            out.update(lookup(self._reader, request.client_ip))
+        return out
+
+    def _from_headers(self, request: RequestInfo) -> dict[str, SignalValue]:
+        out: dict[str, SignalValue] = {}
+        for field, names in self._headers.items():
+            for name in names:
+                value = (request.header(name) or "").strip()
+                if not value:
+                    continue
+                if field in _BOUNDS:
+                    number = _coordinate(value, _BOUNDS[field])
+                    if number is None:
+                        continue
+                    out[f"geo.{field}"] = number
+                    break
+                if field == "country":
+                    value = value.upper()
+                    if len(value) != 2 or not value.isalpha() or value in _NOT_COUNTRIES:
+                        continue
+                out[f"geo.{field}"] = value
+                break
+        return out
+
+
+def lookup(reader: Any, ip: str) -> dict[str, SignalValue]:
+    """Geo signals for ``ip`` from an open ``maxminddb`` reader (empty if unknown or invalid)."""
+    try:
+        ipaddress.ip_address(ip)
+        record = reader.get(ip)
+    except ValueError:
+        return {}
+    if not isinstance(record, dict):
+        return {}
+    out: dict[str, SignalValue] = {}
+    country = _dig(record, "country", "iso_code") or _dig(record, "registered_country", "iso_code")
+    if isinstance(country, str):
+        out["geo.country"] = country.upper()
+    subdivisions = record.get("subdivisions")
+    if isinstance(subdivisions, list) and subdivisions:
+        region = _dig(subdivisions[0], "iso_code")
+        if isinstance(region, str):
+            out["geo.region"] = region
+    city = _dig(record, "city", "names", "en")
+    if isinstance(city, str):
+        out["geo.city"] = city
+    zone = _dig(record, "location", "time_zone")
+    if isinstance(zone, str):
+        out["geo.timezone"] = zone
+    for field in ("latitude", "longitude"):
+        number = _dig(record, "location", field)
+        if isinstance(number, int | float) and not isinstance(number, bool):
+            if abs(number) <= _BOUNDS[field]:
+                out[f"geo.{field}"] = float(number)
+    return out
+
+
+def _coordinate(text: str, bound: float) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if abs(number) <= bound else None
+
+
+def _dig(record: Any, *keys: str) -> object:
+    for key in keys:
+        if not isinstance(record, dict):
+            return None
+        record = record.get(key)
+    return record

@@ -1,0 +1,104 @@
+"""The ``profile`` provider: who the user is and what they did, with consent only.
+
+Personal: :func:`~slotwise.plugins.gather.gather` runs it only when ``consent.level`` is
+``personal``, and only then does it see the user id. It reads through the app's
+:class:`~slotwise.plugins.profile_source.ProfileSource` (``services.profiles``, the state
+store): the profile and cart records in one round trip and, concurrently, the user's event
+history. The history feeds behavioural rules (``event add_to_cart within 2h``), counts visits
+(``session_start``) when the profile does not, and rebuilds the cart when there is no cart
+record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+import msgspec
+
+from slotwise.plugins.profile_source import (
+    EventSnapshot,
+    MemoryProfileSource,
+    ProfileSource,
+    cart_from_events,
+)
+from slotwise.plugins.provider import Provider, WithHistory, signal
+from slotwise.plugins.request import RequestInfo
+from slotwise.plugins.schema import SignalType, SignalValue
+
+log = logging.getLogger("slotwise.plugins.profile")
+_DAY = 86_400.0
+
+
+class ProfileConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[plugins.profile]``: how far back events are read, when a user counts as new."""
+
+    history_days: float = 30.0
+    new_user_max_visits: int = 1
+
+    def __post_init__(self) -> None:
+        if self.history_days <= 0:
+            raise ValueError("history_days must be positive")
+
+
+class ProfileProvider(Provider[ProfileConfig]):
+    """Demographics, segments, visits, cart and recent events of a consenting user."""
+
+    name = "profile"
+    config_type = ProfileConfig
+    personal = True
+    deadline = 0.03
+    signals = (
+        signal("user.age", SignalType.INT, "Age in years, when known.", minimum=0, maximum=130),
+        signal("user.gender", SignalType.STRING, "Gender as recorded in the profile."),
+        signal("user.segments", SignalType.STRING_LIST, "Audience segments the user is in."),
+        signal("user.is_new", SignalType.BOOL, "True until the user's second visit."),
+        signal("user.visits", SignalType.INT, "Number of visits so far.", minimum=0),
+        signal("cart.value", SignalType.FLOAT, "Cart total (site currency).", minimum=0),
+        signal("cart.count", SignalType.INT, "Units in the cart.", minimum=0),
+        signal("cart.items", SignalType.STRING_LIST, "Product ids in the cart."),
+    )
+
+    def __init__(self, config: ProfileConfig) -> None:
+        super().__init__(config)
+        self._source: ProfileSource = MemoryProfileSource()
+
+    async def start(self) -> None:
+        if self.services.profiles is None:
+            log.warning(
+                "profile: no profile source was given (ProviderSet.start(services=...)); "
+                "user.* and cart.* signals stay empty until the app wires the state store"
+            )
+        else:
+            self._source = self.services.profiles
+
+    async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue] | WithHistory:
+        user = request.user_id
+        if user is None:
+            return {}
+        since = request.received_at - self.config.history_days * _DAY
+        (profile, cart), events = await asyncio.gather(
+            self._source.records(user), self._source.events(user, since)
+        )
+        history = EventSnapshot(events)
+        if cart is None:
+            cart = cart_from_events(events)
+        out: dict[str, SignalValue] = {}
+        visits = history.count("session_start", since)
+        if profile is not None:
+            visits = max(visits, profile.visits)
+            if profile.age is not None:
+                out["user.age"] = profile.age
+            if profile.gender:
+                out["user.gender"] = profile.gender
+        out["user.visits"] = visits
+        out["user.is_new"] = visits <= self.config.new_user_max_visits
+        out["user.segments"] = tuple(profile.segments) if profile is not None else ()
+        if cart is not None:
+            out["cart.value"] = float(cart.value)
+            out["cart.count"] = cart.units
+            out["cart.items"] = tuple(cart.items)
+        else:
+            out.update({"cart.value": 0.0, "cart.count": 0, "cart.items": ()})
+        return WithHistory(out, history)

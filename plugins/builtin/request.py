@@ -1,0 +1,167 @@
+"""The ``request`` provider: what the request itself says about the page and the visitor.
+
+Placement comes from a query parameter or header (ad requests name their placement); page type
+and category from the path, by ordered regular-expression rules an operator can replace;
+referrer is the referring host (``www.`` removed); language is the preferred primary language
+tag of ``Accept-Language`` (``de`` for ``de-CH,de;q=0.9,en;q=0.5``); ``request.utm_*`` are the
+campaign-tracking query parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import msgspec
+
+from slotwise.plugins.provider import Provider, signal
+from slotwise.plugins.request import RequestInfo
+from slotwise.plugins.schema import SignalType, SignalValue
+
+PAGE_TYPES = ("home", "category", "product", "search", "cart", "checkout", "account", "other")
+UTM_PARAMETERS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+_DEFAULT_PAGE_RULES: dict[str, str] = {
+    r"^/?$": "home",
+    r"^/(c|category|categories|collections?)/": "category",
+    r"^/(p|product|products|item|dp)/": "product",
+    r"^/search": "search",
+    r"^/(cart|basket|bag)": "cart",
+    r"^/checkout": "checkout",
+    r"^/(account|my-account|profile|orders)": "account",
+}
+_CATEGORY_IN_PATH = re.compile(r"^/(?:c|category|categories|collections?)/([^/?#]+)")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+
+
+class RequestConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[plugins.request]``: where placement, page type and category are found."""
+
+    placement_param: str = "placement"
+    placement_header: str = "x-sw-placement"
+    category_param: str = "category"
+    # Ordered `regex = page type`, first match wins; unmatched paths are "other".
+    page_types: dict[str, str] = msgspec.field(default_factory=lambda: dict(_DEFAULT_PAGE_RULES))
+
+    def __post_init__(self) -> None:
+        for pattern, page_type in self.page_types.items():
+            if page_type not in PAGE_TYPES:
+                raise ValueError(f"page_types: {page_type!r} is not one of {', '.join(PAGE_TYPES)}")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"page_types: bad regular expression {pattern!r}: {exc}") from None
+
+
+class RequestProvider(Provider[RequestConfig]):
+    """Signals from the request line and headers; no I/O, no identifiers."""
+
+    name = "request"
+    inline = True
+    config_type = RequestConfig
+    deadline = 0.01
+    signals = (
+        signal("request.placement", SignalType.STRING, "The ad placement the request names."),
+        signal("request.path", SignalType.STRING, "The request path, without the query."),
+        signal(
+            "request.page_type",
+            SignalType.STRING,
+            "Kind of page, from the path (configurable rules).",
+            values=PAGE_TYPES,
+        ),
+        signal(
+            "request.page_category",
+            SignalType.STRING,
+            "Category slug, from a /c/<slug> style path or the category query parameter.",
+        ),
+        signal("request.referrer", SignalType.STRING, "Referring host, lower case, no www."),
+        signal(
+            "request.language",
+            SignalType.STRING,
+            "Preferred primary language (ISO 639) from Accept-Language, e.g. de.",
+        ),
+        *(
+            signal(f"request.{p}", SignalType.STRING, f"The {p} query parameter.")
+            for p in UTM_PARAMETERS
+        ),
+    )
+
+    def __init__(self, config: RequestConfig) -> None:
+        super().__init__(config)
+        self._page_rules = tuple(
+            (re.compile(pattern), page_type) for pattern, page_type in config.page_types.items()
+        )
+
+    async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        config = self.config
+        out: dict[str, SignalValue] = {"request.path": request.path}
+        placement = request.query.get(config.placement_param) or request.header(
+            config.placement_header
+        )
+        if placement:
+            out["request.placement"] = placement
+        out["request.page_type"] = self._page_type(request.path)
+        category = request.query.get(config.category_param)
+        if not category:
+            found = _CATEGORY_IN_PATH.match(request.path)
+            category = found.group(1) if found else None
+        if category:
+            out["request.page_category"] = category.lower()
+        referrer = referrer_host(request.header("referer"))
+        if referrer:
+            out["request.referrer"] = referrer
+        language = preferred_language(request.header("accept-language"))
+        if language:
+            out["request.language"] = language
+        for parameter in UTM_PARAMETERS:
+            value = request.query.get(parameter)
+            if value:
+                out[f"request.{parameter}"] = value
+        return out
+
+    def _page_type(self, path: str) -> str:
+        for pattern, page_type in self._page_rules:
+            if pattern.search(path):
+                return page_type
+        return "other"
+
+
+def referrer_host(referer: str | None) -> str | None:
+    """The host of a ``Referer`` URL, lower case and without ``www.``; None if there is none."""
+    if not referer:
+        return None
+    try:
+        host = urlsplit(referer.strip()).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    return host[4:] if host.startswith("www.") else host
+
+
+def preferred_language(header: str | None) -> str | None:
+    """The primary tag of the highest-weighted language in ``Accept-Language`` (``*`` ignored)."""
+    if not header:
+        return None
+    best: tuple[float, int, str] | None = None
+    for index, item in enumerate(header.split(",")):
+        tag, _, params = item.strip().partition(";")
+        primary = tag.strip().split("-")[0].lower()
+        if not _LANGUAGE.match(primary):
+            continue
+        weight = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if weight <= 0:
+            continue
+        # Highest weight wins; among equals, the first listed.
+        candidate = (weight, -index, primary)
+        if best is None or candidate > best:
+            best = candidate
+    return best[2] if best else None

@@ -1,0 +1,369 @@
+"""Per request: run the resolved providers, each under its deadline, and merge their signals.
+
+This is the only plugin code on the request path. :func:`gather` runs the consent provider
+first (alone: its answer decides who runs next), then every other allowed provider
+concurrently, a provider that ``reads`` another's signals right after that one. A provider
+that is late, raises, or returns values that do not match its declared schema contributes no
+(such) signals, and the miss is counted in its :class:`~slotwise.plugins.metrics.ProviderMetrics`;
+``gather`` itself never raises because of a provider.
+
+Without personal consent, personal providers do not run and the others see
+:meth:`RequestInfo.without_identifiers`; :attr:`Gathered.user_id` is then ``None``, so nothing
+downstream can store or log the user's identifier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+from slotwise.plugins import eager
+from slotwise.plugins.loaded import CONSENT_SIGNAL, LoadedProvider, ProviderSet
+from slotwise.plugins.provider import WithHistory
+from slotwise.plugins.request import RequestInfo
+from slotwise.plugins.schema import (
+    Context,
+    EventHistory,
+    NoHistory,
+    Signals,
+    SignalSpec,
+    SignalType,
+    SignalValue,
+)
+
+log = logging.getLogger("slotwise.plugins")
+_EMPTY: Signals = MappingProxyType({})
+_NO_HISTORY = NoHistory()
+# A late fetch of a cacheable provider may run on for this many deadlines to warm its cache.
+LATE_FACTOR = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    """The signals of one request and what consent allows the rest of the request to use.
+
+    ``personal`` is True only with personal consent; ``user_id`` is the request's user id then,
+    else None (do not read it from anywhere else). ``history`` is the user's recent events
+    (empty without consent).
+    """
+
+    signals: Signals
+    personal: bool
+    user_id: str | None
+    history: EventHistory = field(default=_NO_HISTORY)
+
+    def context(self, now: float, extra: Mapping[str, SignalValue] | None = None) -> Context:
+        """The decision context: these signals (plus ``extra``, e.g. ``ad.*``), ``now``."""
+        signals = self.signals if not extra else {**self.signals, **extra}
+        return Context(signals=signals, now=now, history=self.history)
+
+
+async def gather(
+    providers: ProviderSet, request: RequestInfo, *, budget: float | None = None
+) -> Gathered:
+    """Run the providers for ``request`` and merge their signals.
+
+    Takes at most about the slowest provider's deadline, and never more than ``budget``
+    seconds when given: providers still running then are given up (counted as ``timeout``)
+    and the signals that did arrive are returned. Prefer ``budget`` to cancelling ``gather``
+    from outside, which loses every signal of the request.
+    """
+    loop = asyncio.get_running_loop()
+    give_up_at = None if budget is None else loop.time() + budget
+    signals: dict[str, SignalValue] = {}
+    gate = providers.consent
+    if gate is not None:
+        signals.update(await _fetch(gate, request, []))
+    personal = signals.get(CONSENT_SIGNAL) == "personal"
+    if personal:
+        view = request
+        running = providers.with_consent
+    else:
+        # Fail closed: no consent provider, or a late or failing one, means contextual.
+        view = request.without_identifiers()
+        running = providers.contextual
+        for skipped in providers.personal:
+            skipped.metrics.misses["no_consent"] += 1
+
+    # Providers that never wait (most built-ins) finish inside eager.start; the others
+    # continue as tasks, all concurrently. Dependency order: producers before their readers.
+    done: dict[LoadedProvider, Signals] = {}
+    pending: dict[LoadedProvider, asyncio.Task[Signals]] = {}
+    histories: list[EventHistory] = []  # filled by personal providers returning WithHistory
+    for loaded in running:
+        waits = [pending[dep] for dep in loaded.needs if dep in pending]
+        if waits:
+            ready = [done[dep] for dep in loaded.needs if dep in done]
+            outcome = eager.start(_after(loaded, view, waits, [signals, *ready], histories))
+        elif loaded.reads:
+            produced = [signals, *(done[dep] for dep in loaded.needs if dep in done)]
+            outcome = eager.start(_fetch(loaded, _reading(loaded, view, produced), histories))
+        else:
+            outcome = eager.start(_fetch(loaded, view, histories))
+        if isinstance(outcome, eager.Done):
+            done[loaded] = outcome.value if outcome.error is None else _EMPTY
+        else:
+            pending[loaded] = outcome
+    if pending:
+        try:
+            await asyncio.wait(pending.values(), timeout=_remaining(loop, give_up_at))
+        except asyncio.CancelledError:
+            _give_up(pending)
+            raise
+        _give_up(pending)
+        for loaded, task in pending.items():
+            failed = not task.done() or task.cancelled() or task.exception() is not None
+            done[loaded] = _EMPTY if failed else task.result()
+    for loaded in running:  # merge in a fixed order, whatever finished first
+        signals.update(done[loaded])
+    # Copied: a provider given up on may still add its history later, to the list only.
+    found = list(histories)
+    history: EventHistory = (
+        found[0] if len(found) == 1 else _Combined(found) if found else _NO_HISTORY
+    )
+    return Gathered(
+        signals=MappingProxyType(signals),
+        personal=personal,
+        user_id=request.user_id if personal else None,
+        history=history,
+    )
+
+
+def _remaining(loop: asyncio.AbstractEventLoop, give_up_at: float | None) -> float | None:
+    return None if give_up_at is None else max(0.0, give_up_at - loop.time())
+
+
+def _give_up(pending: Mapping[LoadedProvider, asyncio.Task[Signals]]) -> None:
+    """Stop waiting for providers still running (the request's budget ran out)."""
+    for loaded, task in pending.items():
+        if not task.done():
+            task.cancel()
+            _failed(loaded, "timeout", None)
+
+
+async def _after(
+    loaded: LoadedProvider,
+    request: RequestInfo,
+    waits: Sequence[asyncio.Task[Signals]],
+    produced: list[Signals],
+    histories: list[EventHistory],
+) -> Signals:
+    # Each awaited provider is bounded by its own deadline, so this wait is too.
+    await asyncio.wait(waits)
+    produced.extend(_EMPTY if task.cancelled() else task.result() for task in waits)
+    return await _fetch(loaded, _reading(loaded, request, produced), histories)
+
+
+def _reading(
+    loaded: LoadedProvider, request: RequestInfo, produced: Sequence[Signals]
+) -> RequestInfo:
+    seen: dict[str, SignalValue] = {}
+    for signals in produced:
+        seen.update((k, v) for k, v in signals.items() if k in loaded.reads)
+    return replace(request, signals=seen)
+
+
+async def _fetch(
+    loaded: LoadedProvider, request: RequestInfo, histories: list[EventHistory]
+) -> Signals:
+    """One provider's signals, from its cache or a fetch under its deadline; never raises.
+
+    A personal provider's history (``WithHistory``) is appended to ``histories``.
+    """
+    metrics = loaded.metrics
+    metrics.fetches += 1
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    key: Hashable | None = None
+    try:
+        if loaded.cache is not None:
+            key = loaded.provider.cache_key(request)
+            if key is not None:
+                hit = loaded.cache.get(key, started)
+                if hit is not None:
+                    metrics.cache_hits += 1
+                    metrics.ok += 1
+                    return hit
+        task: asyncio.Task[Any] | None = loaded.inflight.get(key) if key is not None else None
+        owner = task is None
+        if task is None:
+            if loaded.inline:
+                outcome = eager.start(loaded.provider.fetch(request))
+                if isinstance(outcome, eager.Done):
+                    metrics.seconds += loop.time() - started
+                    if outcome.error is not None:
+                        return _failed(loaded, "error", outcome.error)
+                    values = _validated(loaded, _unpack(loaded, outcome.value, histories))
+                    return _succeeded(loaded, key, values, loop.time())
+                task = outcome
+            else:
+                task = asyncio.ensure_future(loaded.provider.fetch(request))
+            if key is not None:
+                loaded.inflight[key] = task
+                task.add_done_callback(functools.partial(_forget, loaded.inflight, key))
+    except Exception as exc:  # e.g. a raising cache_key: the provider's fault, not the request's
+        return _failed(loaded, "error", exc)
+    try:
+        finished, _ = await asyncio.wait((task,), timeout=loaded.deadline)
+    except asyncio.CancelledError:
+        if owner:
+            _abandon(loaded, key, task)
+        raise
+    metrics.seconds += loop.time() - started
+    if not finished:
+        if owner:
+            _abandon(loaded, key, task)
+        return _failed(loaded, "timeout", None)
+    if task.cancelled():
+        return _failed(loaded, "timeout", None)
+    error = task.exception()
+    if error is not None:
+        return _failed(loaded, "error", error)
+    try:
+        values = _validated(loaded, _unpack(loaded, task.result(), histories))
+    except Exception as exc:
+        return _failed(loaded, "error", exc)
+    return _succeeded(loaded, key, values, loop.time())
+
+
+def _unpack(loaded: LoadedProvider, raw: object, histories: list[EventHistory]) -> object:
+    """The signals of a fetch result; a personal provider's history goes to ``histories``."""
+    if isinstance(raw, WithHistory):
+        if not loaded.personal:
+            raise TypeError("only personal providers may return WithHistory")
+        histories.append(raw.history)
+        return raw.signals
+    return raw
+
+
+def _succeeded(
+    loaded: LoadedProvider, key: Hashable | None, values: Signals, now: float
+) -> Signals:
+    if loaded.cache is not None and key is not None:
+        loaded.cache.put(key, values, now)
+    loaded.metrics.ok += 1
+    return values
+
+
+def _abandon(loaded: LoadedProvider, key: Hashable | None, task: asyncio.Task[Any]) -> None:
+    """Give up waiting for a fetch. An uncacheable one is cancelled now; a cacheable one may
+    finish within ``LATE_FACTOR`` deadlines and warm the cache for the requests after it."""
+    task.add_done_callback(_consume)
+    if key is None or loaded.cache is None:
+        task.cancel()
+        return
+    limit = asyncio.get_running_loop().call_later(LATE_FACTOR * loaded.deadline, task.cancel)
+    task.add_done_callback(functools.partial(_late, loaded, key, limit))
+
+
+def _late(
+    loaded: LoadedProvider, key: Hashable, limit: asyncio.TimerHandle, task: asyncio.Task[Any]
+) -> None:
+    limit.cancel()
+    if task.cancelled() or task.exception() is not None or loaded.cache is None:
+        return
+    try:
+        values = _validated(loaded, _unpack(loaded, task.result(), []))
+    except Exception:  # counted nowhere: the request it belonged to already counted a timeout
+        return
+    loaded.cache.put(key, values, asyncio.get_running_loop().time())
+
+
+def _forget(inflight: dict[Hashable, Any], key: Hashable, _task: object) -> None:
+    inflight.pop(key, None)
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    # Retrieve the outcome of an abandoned fetch so asyncio does not log it as unhandled.
+    if not task.cancelled():
+        task.exception()
+
+
+def _failed(loaded: LoadedProvider, cause: str, exc: BaseException | None) -> Signals:
+    loaded.metrics.misses[cause] += 1
+    level = logging.DEBUG if loaded.warned else logging.WARNING
+    loaded.warned = True
+    if exc is None:
+        log.log(level, "provider %s: %s (deadline %.3fs)", loaded.name, cause, loaded.deadline)
+    else:
+        log.log(
+            level,
+            "provider %s: %s: %s: %s",
+            loaded.name,
+            cause,
+            type(exc).__name__,
+            exc,
+            exc_info=level == logging.DEBUG,
+        )
+    return _EMPTY
+
+
+def _validated(loaded: LoadedProvider, raw: object) -> Signals:
+    """Keep the declared, well-typed, in-range values; count the others as ``invalid``."""
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"fetch returned {type(raw).__name__}, not a mapping of signals")
+    out: dict[str, SignalValue] = {}
+    for name, value in raw.items():
+        spec = loaded.specs.get(name)
+        checked = _check(spec, value) if spec is not None else None
+        if checked is None:
+            loaded.metrics.misses["invalid"] += 1
+            if not loaded.warned:
+                loaded.warned = True
+                log.warning("provider %s: dropped invalid signal %s=%r", loaded.name, name, value)
+            continue
+        out[name] = checked
+    return MappingProxyType(out)
+
+
+def _check(spec: SignalSpec, value: Any) -> SignalValue | None:
+    kind = spec.type
+    if kind is SignalType.STRING:
+        if not isinstance(value, str) or (spec.values is not None and value not in spec.values):
+            return None
+        return value
+    if kind is SignalType.BOOL:
+        return value if isinstance(value, bool) else None
+    if kind is SignalType.STRING_LIST:
+        if isinstance(value, str) or not isinstance(value, tuple | list | frozenset | set):
+            return None
+        items = tuple(value)
+        if not all(isinstance(i, str) for i in items):
+            return None
+        if spec.values is not None and not all(i in spec.values for i in items):
+            return None
+        return items
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if kind is SignalType.INT:
+        if not isinstance(value, int):
+            return None
+        number: int | float = value
+    else:
+        number = float(value)
+    if (spec.minimum is not None and number < spec.minimum) or (
+        spec.maximum is not None and number > spec.maximum
+    ):
+        return None
+    return number
+
+
+class _Combined:
+    """Several providers' histories read as one (counts add up, the latest ``last`` wins)."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, parts: Sequence[EventHistory]) -> None:
+        self._parts = tuple(parts)
+
+    def count(self, event: str, since: float) -> int:
+        return sum(part.count(event, since) for part in self._parts)
+
+    def last(self, event: str) -> float | None:
+        times = [t for part in self._parts if (t := part.last(event)) is not None]
+        return max(times) if times else None

@@ -1,0 +1,148 @@
+"""Providers as the request path uses them: built, configured, ordered, with their counters.
+
+A :class:`ProviderSet` is created once at start-up by
+:func:`slotwise.plugins.registry.load_providers` and never changes afterwards; the request path
+only reads it. It knows which provider decides consent (the one declaring ``consent.level``),
+which are contextual and personal, and in which order providers that read other providers'
+signals must wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from slotwise.plugins.cache import TTLCache
+from slotwise.plugins.metrics import ProviderMetrics, render_prometheus
+from slotwise.plugins.provider import Provider, ProviderServices
+from slotwise.plugins.schema import SignalSchema, SignalSpec
+
+CONSENT_SIGNAL = "consent.level"
+
+
+@dataclass(eq=False, slots=True)
+class LoadedProvider:
+    """One built provider with its effective deadline and TTL, cache, counters and specs."""
+
+    provider: Provider[Any]
+    name: str
+    personal: bool
+    deadline: float
+    ttl: float | None
+    specs: Mapping[str, SignalSpec]
+    reads: frozenset[str]
+    inline: bool
+    cache: TTLCache | None
+    metrics: ProviderMetrics = field(default_factory=ProviderMetrics)
+    # Providers whose signals this one reads; filled in by ProviderSet.
+    needs: tuple[LoadedProvider, ...] = ()
+    # Cache misses being fetched now, shared by concurrent requests for the same key.
+    inflight: dict[Hashable, asyncio.Task[Any]] = field(default_factory=dict)
+    # Whether a failure has been logged at warning level yet (later ones log at debug).
+    warned: bool = False
+
+    @classmethod
+    def build(
+        cls, provider: Provider[Any], *, deadline: float, ttl: float | None
+    ) -> LoadedProvider:
+        kind = type(provider)
+        return cls(
+            provider=provider,
+            name=kind.name,
+            personal=kind.personal,
+            deadline=deadline,
+            ttl=ttl,
+            specs=MappingProxyType({spec.name: spec for spec in kind.schema()}),
+            reads=frozenset(kind.reads),
+            inline=kind.inline,
+            cache=TTLCache(ttl) if ttl else None,
+        )
+
+
+class ProviderSet:
+    """The providers resolved at start-up, in dependency order, and their combined schema."""
+
+    def __init__(self, providers: Sequence[LoadedProvider], schema: SignalSchema) -> None:
+        self.schema = schema
+        self.providers = _in_dependency_order(providers)
+        self.by_name: Mapping[str, LoadedProvider] = MappingProxyType(
+            {p.name: p for p in self.providers}
+        )
+        gates = [p for p in self.providers if CONSENT_SIGNAL in p.specs]
+        # The consent provider runs first and alone: its answer decides who runs next.
+        self.consent: LoadedProvider | None = gates[0] if gates else None
+        rest = [p for p in self.providers if p is not self.consent]
+        self.with_consent: tuple[LoadedProvider, ...] = tuple(rest)
+        self.contextual: tuple[LoadedProvider, ...] = tuple(p for p in rest if not p.personal)
+        self.personal: tuple[LoadedProvider, ...] = tuple(p for p in rest if p.personal)
+        self._started: list[LoadedProvider] = []
+
+    async def start(self, services: ProviderServices | None = None) -> None:
+        """Hand providers the app's ``services``, await every ``start`` (lifespan start-up).
+
+        On failure the providers already started are closed again and the error propagates.
+        """
+        try:
+            for loaded in self.providers:
+                loaded.provider.services = services or ProviderServices()
+                await loaded.provider.start()
+                self._started.append(loaded)
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Await ``aclose`` of every started provider, in reverse order (lifespan shutdown)."""
+        while self._started:
+            await self._started.pop().provider.aclose()
+
+    def metrics(self) -> dict[str, dict[str, int | float]]:
+        """A snapshot of every provider's counters, by provider name."""
+        return {p.name: p.metrics.snapshot() for p in self.providers}
+
+    def render_metrics(self) -> str:
+        """The counters in the Prometheus text format, for ``/_sw/metrics``."""
+        return render_prometheus({p.name: p.metrics for p in self.providers})
+
+    def __iter__(self) -> Any:
+        return iter(self.providers)
+
+    def __len__(self) -> int:
+        return len(self.providers)
+
+
+def _in_dependency_order(providers: Sequence[LoadedProvider]) -> tuple[LoadedProvider, ...]:
+    """Order providers so each comes after those whose signals it reads; link ``needs``.
+
+    Reads of signals no loaded provider declares are simply absent at run time. A cycle is
+    broken by dropping the read that closes it (both then run without it): deadlock is worse.
+    """
+    producer: dict[str, LoadedProvider] = {}
+    for p in providers:
+        for name in p.specs:
+            producer.setdefault(name, p)
+    ordered: list[LoadedProvider] = []
+    state: dict[int, str] = {}
+
+    def visit(p: LoadedProvider) -> None:
+        if state.get(id(p)) == "done":
+            return
+        state[id(p)] = "visiting"
+        needs: list[LoadedProvider] = []
+        for read in sorted(p.reads):
+            dep = producer.get(read)
+            if dep is None or dep is p or state.get(id(dep)) == "visiting":
+                continue
+            visit(dep)
+            if dep not in needs:
+                needs.append(dep)
+        p.needs = tuple(needs)
+        state[id(p)] = "done"
+        ordered.append(p)
+
+    for p in providers:
+        visit(p)
+    return tuple(ordered)

@@ -1,0 +1,82 @@
+"""Per-provider counters: fetches, cache hits, and misses by cause.
+
+Counters are plain integers bumped on the event loop thread (asyncio runs one callback at a
+time), so they need no lock; readers take :meth:`ProviderMetrics.snapshot`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+# Why a provider's signals were absent for a request.
+MISS_CAUSES: tuple[str, ...] = ("timeout", "error", "invalid", "no_consent")
+
+
+class ProviderMetrics:
+    """Counters of one provider. ``misses[cause]`` for every cause in :data:`MISS_CAUSES`.
+
+    ``timeout``: the fetch did not finish within the deadline; ``error``: it raised;
+    ``invalid``: it returned a value that is undeclared, of the wrong type or out of range
+    (counted once per dropped value); ``no_consent``: personal provider skipped for lack of
+    consent (not a fault, but rules needing its signals did not see them).
+    """
+
+    __slots__ = ("fetches", "ok", "cache_hits", "misses", "seconds")
+
+    def __init__(self) -> None:
+        self.fetches = 0
+        self.ok = 0
+        self.cache_hits = 0
+        self.misses: dict[str, int] = dict.fromkeys(MISS_CAUSES, 0)
+        self.seconds = 0.0
+
+    def snapshot(self) -> dict[str, int | float]:
+        """A copy of the counters as one flat mapping (``misses_<cause>`` keys)."""
+        flat: dict[str, int | float] = {
+            "fetches": self.fetches,
+            "ok": self.ok,
+            "cache_hits": self.cache_hits,
+            "seconds": round(self.seconds, 6),
+        }
+        for cause, count in self.misses.items():
+            flat[f"misses_{cause}"] = count
+        return flat
+
+
+def render_prometheus(
+    metrics: Mapping[str, ProviderMetrics], prefix: str = "slotwise_signal_provider"
+) -> str:
+    """Counters in the Prometheus text format, one family per counter, labelled by provider."""
+    lines: list[str] = []
+
+    def family(name: str, help_text: str, rows: Iterable[tuple[str, float]]) -> None:
+        lines.append(f"# HELP {prefix}_{name} {help_text}")
+        lines.append(f"# TYPE {prefix}_{name} counter")
+        lines.extend(f"{prefix}_{name}{{{labels}}} {value}" for labels, value in rows)
+
+    names = sorted(metrics)
+    family(
+        "fetches_total",
+        "Fetches started (cache hits included).",
+        ((f'provider="{n}"', metrics[n].fetches) for n in names),
+    )
+    family(
+        "cache_hits_total",
+        "Fetches answered from the TTL cache.",
+        ((f'provider="{n}"', metrics[n].cache_hits) for n in names),
+    )
+    family(
+        "misses_total",
+        "Requests for which the provider's signals were absent, by cause.",
+        (
+            (f'provider="{n}",cause="{cause}"', metrics[n].misses[cause])
+            for n in names
+            for cause in MISS_CAUSES
+        ),
+    )
+    family(
+        "seconds_total",
+        "Time spent waiting for the provider.",
+        ((f'provider="{n}"', round(metrics[n].seconds, 6)) for n in names),
+    )
+    return "\n".join(lines) + "\n"

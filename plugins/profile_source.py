@@ -1,0 +1,214 @@
+"""Where the ``profile`` provider reads a user's profile, cart and recent events from.
+
+:class:`ProfileSource` is the narrow interface it needs. :class:`StoreProfileSource` reads it
+from the state store (``slotwise.proxy.state``: any backend, chosen by URL);
+:class:`MemoryProfileSource` holds it in a dict, for tests and demos. Record layout in the
+store, per user (``subject_key(user, name)``):
+
+- ``profile``: JSON ``{"age": 31, "gender": "f", "segments": ["loyal"], "visits": 12,
+  "first_seen": 1700000000.0}`` (every field optional);
+- ``cart``: JSON ``{"value": 59.9, "items": ["sku-1", "sku-2"], "count": 3}`` (``count`` is the
+  number of units; it defaults to the number of items);
+- ``history``: the store's bounded history of ``HistoryItem(event, at, data)``, written by the
+  event collector (``slotwise.proxy.events``); ``data`` is the event's JSON properties.
+
+Without a ``cart`` record, the cart is rebuilt from that history (:func:`cart_from_events`):
+``add_to_cart`` and ``remove_from_cart`` since the last ``purchase``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+PROFILE_KEY = "profile"
+CART_KEY = "cart"
+EVENTS_KEY = "history"  # the event collector's per-user history (proxy/events/collector.py)
+
+
+class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """What is known about a user: demographics, segments and visit count."""
+
+    age: int | None = None
+    gender: str | None = None
+    segments: tuple[str, ...] = ()
+    visits: int = 0
+    first_seen: float | None = None
+
+
+class Cart(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """The user's current cart: total value, item ids, number of units."""
+
+    value: float = 0.0
+    items: tuple[str, ...] = ()
+    count: int | None = None
+
+    @property
+    def units(self) -> int:
+        return self.count if self.count is not None else len(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One past event of a user: its type (see ``EVENT_TYPES``), when, and its properties."""
+
+    event: str
+    at: float
+    data: bytes = b""  # the event's JSON properties, when the collector kept them
+
+
+class _Product(msgspec.Struct):
+    product_id: str
+    price: float | None = None
+    quantity: int = 1
+
+
+def cart_from_events(events: Iterable[Event]) -> Cart | None:
+    """The cart as the events left it: adds and removes since the last purchase, in order.
+
+    None when the events say nothing about a cart. Events without readable properties are
+    skipped (the collector drops properties over its size limit).
+    """
+    lines: dict[str, list[float]] = {}  # product id -> [quantity, unit price]
+    seen = False
+    for item in sorted(events, key=lambda e: e.at):
+        if item.event == "purchase":
+            lines.clear()
+            seen = True
+            continue
+        if item.event not in ("add_to_cart", "remove_from_cart") or not item.data:
+            continue
+        try:
+            product = msgspec.json.decode(item.data, type=_Product)
+        except msgspec.DecodeError:
+            continue
+        seen = True
+        line = lines.setdefault(product.product_id, [0.0, 0.0])
+        if item.event == "add_to_cart":
+            line[0] += product.quantity
+            if product.price is not None:
+                line[1] = product.price
+        else:
+            line[0] -= product.quantity
+            if line[0] <= 0:
+                del lines[product.product_id]
+    if not seen:
+        return None
+    return Cart(
+        value=round(sum(quantity * price for quantity, price in lines.values()), 2),
+        items=tuple(lines),
+        count=int(sum(quantity for quantity, _ in lines.values())),
+    )
+
+
+class ProfileSource(Protocol):
+    """Reads one user's records; each call may raise (the provider's signals are then absent)."""
+
+    async def records(self, user_id: str) -> tuple[Profile | None, Cart | None]:
+        """The user's profile and cart (None where there is none), in one round trip."""
+        ...
+
+    async def events(self, user_id: str, since: float) -> Sequence[Event]:
+        """The user's events at or after ``since``, oldest first."""
+        ...
+
+
+class EventSnapshot:
+    """An immutable :class:`~slotwise.plugins.schema.EventHistory` over events read once."""
+
+    __slots__ = ("_times",)
+
+    def __init__(self, events: Iterable[Event]) -> None:
+        times: dict[str, list[float]] = {}
+        for item in events:
+            times.setdefault(item.event, []).append(item.at)
+        self._times = {name: sorted(ts) for name, ts in times.items()}
+
+    def count(self, event: str, since: float) -> int:
+        times = self._times.get(event)
+        if not times:
+            return 0
+        return len(times) - bisect.bisect_left(times, since)
+
+    def last(self, event: str) -> float | None:
+        times = self._times.get(event)
+        return times[-1] if times else None
+
+
+@dataclass
+class MemoryProfileSource:
+    """Profiles, carts and events in memory (tests, demos): fill with :meth:`add`."""
+
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    carts: dict[str, Cart] = field(default_factory=dict)
+    history: dict[str, list[Event]] = field(default_factory=dict)
+
+    def add(
+        self,
+        user_id: str,
+        *,
+        profile: Profile | None = None,
+        cart: Cart | None = None,
+        events: Iterable[Event] = (),
+    ) -> None:
+        if profile is not None:
+            self.profiles[user_id] = profile
+        if cart is not None:
+            self.carts[user_id] = cart
+        self.history.setdefault(user_id, []).extend(events)
+
+    async def records(self, user_id: str) -> tuple[Profile | None, Cart | None]:
+        return self.profiles.get(user_id), self.carts.get(user_id)
+
+    async def events(self, user_id: str, since: float) -> Sequence[Event]:
+        return [e for e in self.history.get(user_id, ()) if e.at >= since]
+
+
+class _HistoryItem(Protocol):
+    @property
+    def event(self) -> str: ...
+
+    @property
+    def at(self) -> float: ...
+
+    @property
+    def data(self) -> bytes: ...
+
+
+class KeyValueHistoryStore(Protocol):
+    """The part of ``slotwise.proxy.state.Store`` this module reads."""
+
+    async def get_many(self, keys: Sequence[str]) -> Sequence[bytes | None]: ...
+
+    async def history(self, key: str, *, since: float = 0.0) -> Sequence[Any]: ...
+
+
+class StoreProfileSource:
+    """A :class:`ProfileSource` over the state store.
+
+    ``subject_key`` is ``slotwise.proxy.state.base.subject_key``: passed in rather than
+    imported so that the plugin API does not depend on the proxy package.
+    """
+
+    def __init__(self, store: KeyValueHistoryStore, subject_key: Callable[[str, str], str]):
+        self._store = store
+        self._key = subject_key
+
+    async def records(self, user_id: str) -> tuple[Profile | None, Cart | None]:
+        profile, cart = await self._store.get_many(
+            [self._key(user_id, PROFILE_KEY), self._key(user_id, CART_KEY)]
+        )
+        return (
+            msgspec.json.decode(profile, type=Profile) if profile is not None else None,
+            msgspec.json.decode(cart, type=Cart) if cart is not None else None,
+        )
+
+    async def events(self, user_id: str, since: float) -> Sequence[Event]:
+        items: Sequence[_HistoryItem] = await self._store.history(
+            self._key(user_id, EVENTS_KEY), since=since
+        )
+        return [Event(item.event, item.at, item.data) for item in items]

@@ -1,0 +1,165 @@
+"""The signal-provider interface every provider implements, built-in or third-party.
+
+A provider is a class. Its class attributes declare what the registry needs without building
+it (``name``, ``signals``, ``personal``, ``deadline``, ``ttl``, ``reads``, ``config_type``), so
+the policy checker can read the combined schema without configuring anything. At start-up the
+registry validates the provider's configuration against ``config_type``, builds one instance
+with it and awaits :meth:`Provider.start`; per request, :func:`slotwise.plugins.gather.gather`
+awaits :meth:`Provider.fetch` under the provider's deadline; at shutdown it awaits
+:meth:`Provider.aclose`.
+
+The hooks, in the order they are called::
+
+    config_type                      validated once at start-up (msgspec), before building
+    __init__(config)                 once at start-up, with the validated config
+    services                         set by ProviderSet.start(services) just before start()
+    async start()                    once at start-up, in the app lifespan: open files, clients
+    cache_key(request)               per request, when ``ttl`` is set: key of the TTL cache
+    async fetch(request)             per request: the signals, under ``deadline``
+    async aclose()                   once at shutdown
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+import msgspec
+
+from slotwise.plugins.profile_source import ProfileSource
+from slotwise.plugins.request import RequestInfo
+from slotwise.plugins.schema import EventHistory, SignalSpec, SignalType, SignalValue
+
+PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+SIGNAL_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A signal as a provider declares it; the registry adds the provider's name and consent.
+
+    ``values`` closes a string signal to a set of allowed values (the checker reports anything
+    else); ``minimum``/``maximum`` bound a numeric one.
+    """
+
+    name: str
+    type: SignalType
+    description: str
+    values: frozenset[str] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def spec(self, provider: str, personal: bool) -> SignalSpec:
+        """This declaration as the shared :class:`SignalSpec` of ``provider``."""
+        return SignalSpec(
+            name=self.name,
+            type=self.type,
+            provider=provider,
+            description=self.description,
+            values=self.values,
+            minimum=self.minimum,
+            maximum=self.maximum,
+            personal=personal,
+        )
+
+
+def signal(
+    name: str,
+    type: SignalType,
+    description: str,
+    *,
+    values: Iterable[str] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> Signal:
+    """Declare a signal: ``signal("weather.condition", SignalType.STRING, "...", values=[...])``."""
+    return Signal(
+        name=name,
+        type=type,
+        description=description,
+        values=frozenset(values) if values is not None else None,
+        minimum=minimum,
+        maximum=maximum,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderServices:
+    """Long-lived resources the app shares with providers (set before ``start``).
+
+    ``profiles`` reads users' profiles, carts and events (the state store, wired by the app).
+    """
+
+    profiles: ProfileSource | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WithHistory:
+    """What a personal provider's ``fetch`` may return to also give the user's recent events.
+
+    ``history`` feeds behavioural rules (``event add_to_cart within 2h``); it is accepted only
+    from personal providers and is never put in the TTL cache (the signals may be).
+    """
+
+    signals: Mapping[str, SignalValue]
+    history: EventHistory
+
+
+class NoConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The configuration of a provider that takes none: any key given is an error."""
+
+
+ConfigT = TypeVar("ConfigT")
+
+
+class Provider(abc.ABC, Generic[ConfigT]):
+    """Base class of signal providers. Subclass it, set the class attributes, write ``fetch``.
+
+    ``personal`` providers read who the user is (profile, behaviour) and run only with the
+    user's consent; contextual ones see the request without identifiers. ``deadline`` (seconds)
+    bounds every fetch: a late provider's signals are absent for that request. With ``ttl``
+    (seconds), results are cached per :meth:`cache_key`. ``reads`` names signals of other
+    providers this one needs; they arrive in ``request.signals``. Operators may override
+    ``deadline`` and ``ttl`` per provider with ``deadline_ms`` and ``cache_ttl_s`` in its config.
+    """
+
+    name: ClassVar[str]
+    signals: ClassVar[tuple[Signal, ...]]
+    personal: ClassVar[bool] = False
+    deadline: ClassVar[float] = 0.05
+    ttl: ClassVar[float | None] = None
+    reads: ClassVar[frozenset[str]] = frozenset()
+    inline: ClassVar[bool] = False
+    config_type: ClassVar[type[Any]] = NoConfig
+
+    def __init__(self, config: ConfigT) -> None:
+        self.config = config
+        self.services = ProviderServices()
+
+    @classmethod
+    def schema(cls) -> tuple[SignalSpec, ...]:
+        """The signals this provider declares, as shared specs naming it."""
+        return tuple(s.spec(cls.name, cls.personal) for s in cls.signals)
+
+    async def start(self) -> None:
+        """Called once at start-up, after ``__init__``: open databases, clients, warm caches.
+
+        ``self.services`` holds the app's shared resources by then.
+        """
+
+    async def aclose(self) -> None:
+        """Called once at shutdown: release what ``start`` opened."""
+
+    def cache_key(self, request: RequestInfo) -> Hashable | None:
+        """The TTL-cache key of a request (``None``: do not cache this one). Needs ``ttl``."""
+        return None
+
+    @abc.abstractmethod
+    async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue] | WithHistory:
+        """The signals for one request. Leave out what you do not know; never block the loop.
+
+        Personal providers may return :class:`WithHistory` to add the user's recent events.
+        """

@@ -1,0 +1,331 @@
+"""The request, device, time, geo and profile built-in providers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from slotwise.plugins.builtin.clock import daypart
+from slotwise.plugins.builtin.device import classify
+from slotwise.plugins.builtin.request import preferred_language, referrer_host
+from slotwise.plugins.errors import PluginError
+from slotwise.plugins.gather import gather
+from slotwise.plugins.profile_source import (
+    Cart,
+    Event,
+    Profile,
+    StoreProfileSource,
+    cart_from_events,
+)
+from slotwise.plugins.provider import ProviderServices
+from slotwise.plugins.registry import load_providers
+from slotwise.plugins.testing import make_request, provider_set
+from tests.plugins.mmdb import city_record, write_mmdb
+
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+)
+IPAD = (
+    "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/16.6 Mobile/15E148 Safari/604.1"
+)
+ANDROID_PHONE = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Mobile Safari/537.36"
+)
+ANDROID_TABLET = (
+    "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
+WINDOWS_EDGE = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0"
+)
+MAC_FIREFOX = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.1; rv:121.0) Gecko/20100101 Firefox/121.0"
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+REDUCED_CHROME = (
+    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Mobile Safari/537.36"
+)
+
+
+@pytest.mark.parametrize(
+    ("ua", "expected"),
+    [
+        (IPHONE, ("mobile", "ios", "safari")),
+        (IPAD, ("tablet", "ios", "safari")),
+        (ANDROID_PHONE, ("mobile", "android", "chrome")),
+        (ANDROID_TABLET, ("tablet", "android", "chrome")),
+        (WINDOWS_EDGE, ("desktop", "windows", "edge")),
+        (MAC_FIREFOX, ("desktop", "macos", "firefox")),
+        (GOOGLEBOT, ("bot", None, "other")),
+    ],
+)
+def test_device_from_user_agent(ua: str, expected: tuple[str, str | None, str]) -> None:
+    got = classify(ua)
+    assert (got.get("device.type"), got.get("device.os"), got.get("device.browser")) == expected
+
+
+def test_client_hints_win_over_the_frozen_user_agent() -> None:
+    got = classify(
+        REDUCED_CHROME,
+        mobile_hint="?0",
+        platform_hint='"Windows"',
+        brands_hint='"Not_A Brand";v="8", "Chromium";v="120", "Microsoft Edge";v="120"',
+    )
+    assert got == {"device.type": "desktop", "device.os": "windows", "device.browser": "edge"}
+    hinted = classify("", mobile_hint="?1", platform_hint='"Android"')
+    assert hinted == {"device.type": "mobile", "device.os": "android"}
+    assert classify("") == {}
+
+
+async def test_request_signals() -> None:
+    async with provider_set("request") as providers:
+        request = make_request(
+            "/c/Shoes/running",
+            query="placement=home_top&utm_source=newsletter&utm_campaign=spring",
+            headers={
+                "Referer": "https://www.Google.com/search?q=x",
+                "Accept-Language": "en;q=0.4, de-CH, de;q=0.9, *;q=0.1",
+            },
+        )
+        got = dict((await gather(providers, request)).signals)
+    assert got == {
+        "request.path": "/c/Shoes/running",
+        "request.placement": "home_top",
+        "request.page_type": "category",
+        "request.page_category": "shoes",
+        "request.referrer": "google.com",
+        "request.language": "de",
+        "request.utm_source": "newsletter",
+        "request.utm_campaign": "spring",
+    }
+
+
+async def test_request_placement_header_and_custom_page_rules() -> None:
+    config = {"request": {"page_types": {"^/deals": "category", "^/$": "home"}}}
+    async with provider_set("request", config=config) as providers:
+        got = await gather(providers, make_request("/deals/x", headers={"X-SW-Placement": "side"}))
+        assert got.signals["request.placement"] == "side"
+        assert got.signals["request.page_type"] == "category"
+        other = await gather(providers, make_request("/p/123"))
+        assert other.signals["request.page_type"] == "other"
+
+
+def test_bad_page_rule_names_the_provider() -> None:
+    with pytest.raises(PluginError) as info:
+        load_providers({"request": {"page_types": {"^/x": "landing", "(": "home"}}})
+    [problem] = info.value.problems
+    assert problem.provider == "request" and "landing" in problem.message
+
+
+def test_language_and_referrer_parsing() -> None:
+    assert preferred_language("fr-CA,fr;q=0.9,en;q=0.8") == "fr"
+    assert preferred_language("*;q=0.5, en;q=0") is None
+    assert preferred_language("x-klingon, en;q=0.2") == "en"
+    assert referrer_host("android-app://com.google.android.gm/") == "com.google.android.gm"
+    assert referrer_host("not a url") is None
+
+
+@pytest.mark.parametrize(
+    ("hour", "part"), [(5, "morning"), (11, "morning"), (12, "afternoon"), (17, "evening"),
+                       (21, "evening"), (22, "night"), (0, "night"), (4, "night")],
+)  # fmt: skip
+def test_dayparts(hour: int, part: str) -> None:
+    assert daypart(hour) == part
+
+
+async def test_time_in_the_users_zone_from_geo() -> None:
+    # 2026-03-02 23:30 UTC is Tuesday 08:30 in Tokyo, Monday 23:30 in London.
+    at = dt.datetime(2026, 3, 2, 23, 30, tzinfo=dt.UTC).timestamp()
+    async with provider_set("geo", "time") as providers:
+        tokyo = await gather(
+            providers, make_request(headers={"CF-Timezone": "Asia/Tokyo"}, received_at=at)
+        )
+        unknown = await gather(providers, make_request(received_at=at))
+        bogus = await gather(
+            providers, make_request(headers={"CF-Timezone": "Nowhere/City"}, received_at=at)
+        )
+    assert (tokyo.signals["time.hour"], tokyo.signals["time.weekday"]) == (8, "tue")
+    assert tokyo.signals["time.daypart"] == "morning"
+    assert (unknown.signals["time.hour"], unknown.signals["time.weekday"]) == (23, "mon")
+    assert unknown.signals["time.daypart"] == "night"
+    assert bogus.signals["time.hour"] == 23
+
+
+async def test_time_default_zone_is_configurable() -> None:
+    at = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC).timestamp()
+    config = {"time": {"default_timezone": "America/New_York"}}
+    async with provider_set("time", config=config) as providers:
+        got = await gather(providers, make_request(received_at=at))
+    assert got.signals["time.hour"] == 8
+
+
+@pytest.fixture
+def city_db(tmp_path: Path) -> Path:
+    return write_mmdb(
+        tmp_path / "city.mmdb",
+        {
+            "81.2.69.0/24": city_record("GB", "London", "Europe/London", "ENG"),
+            "2.125.160.0/20": city_record("DE", "Berlin", "Europe/Berlin", "BE"),
+            "89.160.20.128/25": {"registered_country": {"iso_code": "SE"}},
+        },
+    )
+
+
+async def test_geo_from_a_maxmind_database(city_db: Path) -> None:
+    config: dict[str, Any] = {"geo": {"database": str(city_db)}}
+    async with provider_set("geo", config=config) as providers:
+        london = await gather(providers, make_request(client_ip="81.2.69.160"))
+        berlin = await gather(
+            providers, make_request(client_ip="2.125.161.7", headers={"CF-IPCountry": "FR"})
+        )
+        sweden = await gather(providers, make_request(client_ip="89.160.20.200"))
+        nowhere = await gather(providers, make_request(client_ip="192.0.2.1"))
+        garbage = await gather(providers, make_request(client_ip="not-an-ip"))
+    assert dict(london.signals) == {
+        "geo.country": "GB",
+        "geo.region": "ENG",
+        "geo.city": "London",
+        "geo.timezone": "Europe/London",
+        "geo.latitude": 52.5,
+        "geo.longitude": 13.4,
+    }
+    assert berlin.signals["geo.country"] == "DE"  # the database wins over a header
+    assert sweden.signals["geo.country"] == "SE"
+    assert "geo.country" not in nowhere.signals
+    assert dict(garbage.signals) == {}
+
+
+async def test_geo_from_cdn_headers_or_absent() -> None:
+    async with provider_set("geo") as providers:
+        got = await gather(providers, make_request(headers={"CF-IPCountry": "de"}))
+        assert got.signals["geo.country"] == "DE"
+        located = await gather(
+            providers,
+            make_request(headers={"CF-IPLatitude": "48.1", "CF-IPLongitude": "999"}),
+        )
+        assert dict(located.signals) == {"geo.latitude": 48.1}
+        tor = await gather(providers, make_request(headers={"CF-IPCountry": "T1"}))
+        assert "geo.country" not in tor.signals
+        assert dict((await gather(providers, make_request())).signals) == {}
+    untrusted = {"geo": {"trust_cdn_headers": False}}
+    async with provider_set("geo", config=untrusted) as providers:
+        got = await gather(providers, make_request(headers={"CF-IPCountry": "DE"}))
+        assert dict(got.signals) == {}
+
+
+def test_geo_config_errors_name_the_provider(tmp_path: Path) -> None:
+    with pytest.raises(PluginError) as info:
+        load_providers({"geo": {"database": str(tmp_path / "missing.mmdb")}})
+    assert info.value.problems[0].provider == "geo"
+    assert "no such file" in str(info.value)
+    bad = tmp_path / "bad.mmdb"
+    bad.write_bytes(b"not a database")
+    with pytest.raises(PluginError) as info:
+        load_providers({"geo": {"database": str(bad)}})
+    assert info.value.problems[0].code == "provider_init"
+
+
+async def test_profile_over_the_state_store() -> None:
+    from slotwise.proxy.events.collector import history_key
+    from slotwise.proxy.state import HistoryItem, open_store, subject_key
+
+    now = 1_800_000_000.0
+    async with open_store("memory://") as store:
+        await store.set(
+            subject_key("u1", "profile"),
+            msgspec.json.encode(Profile(age=31, gender="f", segments=("loyal",), visits=7)),
+        )
+        await store.set(
+            subject_key("u1", "cart"),
+            msgspec.json.encode(Cart(value=59.5, items=("sku-1", "sku-2"), count=3)),
+        )
+        await store.history_append(
+            history_key("u1"),  # where the event collector keeps it
+            [HistoryItem("add_to_cart", now - 3600), HistoryItem("add_to_cart", now - 60)],
+            max_len=100,
+        )
+        services = ProviderServices(profiles=StoreProfileSource(store, subject_key))
+        async with provider_set("consent", "profile", services=services) as providers:
+            granted = make_request(cookies={"sw_consent": "yes"}, user_id="u1", received_at=now)
+            got = await gather(providers, granted)
+            stranger = await gather(
+                providers,
+                make_request(cookies={"sw_consent": "yes"}, user_id="u2", received_at=now),
+            )
+            refused = await gather(
+                providers, make_request(cookies={"sw_consent": "no"}, user_id="u1")
+            )
+    assert {k: v for k, v in got.signals.items() if k.startswith(("user.", "cart."))} == {
+        "user.age": 31,
+        "user.gender": "f",
+        "user.segments": ("loyal",),
+        "user.visits": 7,
+        "user.is_new": False,
+        "cart.value": 59.5,
+        "cart.count": 3,
+        "cart.items": ("sku-1", "sku-2"),
+    }
+    assert got.history.count("add_to_cart", now - 7200) == 2
+    assert got.history.count("add_to_cart", now - 120) == 1
+    assert got.history.last("add_to_cart") == now - 60
+    assert stranger.signals["user.is_new"] is True and stranger.signals["cart.count"] == 0
+    assert not any(k.startswith("user.") for k in refused.signals)
+
+
+def test_cart_from_events() -> None:
+    def item(kind: str, at: float, **props: object) -> Event:
+        return Event(kind, at, msgspec.json.encode(props))
+
+    events = [
+        item("add_to_cart", 1, product_id="old", price=5.0),
+        item("purchase", 2, order_id="o1"),
+        item("add_to_cart", 3, product_id="a", price=10.0, quantity=2),
+        item("add_to_cart", 4, product_id="b", price=4.5),
+        item("add_to_cart", 5, product_id="c", price=1.0),
+        item("remove_from_cart", 6, product_id="c"),
+        Event("add_to_cart", 7, b""),  # properties over the collector's size limit
+        item("page_view", 8, url="/x"),
+    ]
+    assert cart_from_events(events) == Cart(value=24.5, items=("a", "b"), count=3)
+    assert cart_from_events([item("page_view", 1)]) is None
+
+
+async def test_profile_reads_what_the_event_collector_wrote() -> None:
+    from slotwise.proxy.events.collector import EventCollector
+    from slotwise.proxy.events.schema import convert_event
+    from slotwise.proxy.state import open_store, subject_key
+
+    now = time.time()
+    raw = [
+        {"type": "session_start", "id": "e1", "time": now - 7200, "user_id": "u9"},
+        {"type": "session_start", "id": "e2", "time": now - 600, "user_id": "u9"},
+        {
+            "type": "add_to_cart",
+            "id": "e3",
+            "time": now - 300,
+            "user_id": "u9",
+            "properties": {"product_id": "sku-7", "price": 30.0, "quantity": 2},
+        },
+    ]
+    events = [convert_event(r) for r in raw]
+    async with open_store("memory://") as store:
+        async with EventCollector(store) as collector:
+            await collector.collect(events, consent="personal")  # type: ignore[arg-type]
+        services = ProviderServices(profiles=StoreProfileSource(store, subject_key))
+        async with provider_set("consent", "profile", services=services) as providers:
+            got = await gather(
+                providers,
+                make_request(cookies={"sw_consent": "yes"}, user_id="u9", received_at=now),
+            )
+    assert got.signals["user.visits"] == 2 and got.signals["user.is_new"] is False
+    assert (got.signals["cart.value"], got.signals["cart.count"]) == (60.0, 2)
+    assert got.signals["cart.items"] == ("sku-7",)
+    assert got.history.count("add_to_cart", now - 3600) == 1
