@@ -1,0 +1,231 @@
+"""The event pipeline behind the endpoints: consent, suppression, dedup, durable append.
+
+:meth:`EventCollector.collect` returns only after the events are durably appended to the
+events log (the store's group commit); per-user histories are updated right after, off the
+reply path. Erasure (:meth:`EventCollector.erase`) and retention (the background loop started
+by ``async with collector``) live here too, because they act on the same keys and logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Coroutine, Sequence
+from types import TracebackType
+from typing import Any
+
+import msgspec
+
+from slotwise.proxy.events.config import EventsConfig
+from slotwise.proxy.events.consent import PERSONAL
+from slotwise.proxy.events.schema import Event, event_type
+from slotwise.proxy.events.tasks import stop_task
+from slotwise.proxy.state import HistoryItem, LogRecord, Store, subject_key
+
+_log = logging.getLogger(__name__)
+_HISTORY_DATA_LIMIT = 1024  # bytes of properties kept beside each history item
+
+
+class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One record of the events log, as consumers decode it (``msgspec.json.decode``)."""
+
+    received: float
+    consent: str  # "personal" or "contextual" (then the event carries no identifiers)
+    event: Event
+
+
+class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One record of the audit log. The user id itself is never written, only its hash."""
+
+    action: str
+    subject_sha256: str
+    at: float
+    actor: str
+    keys: int
+    events: int
+    decisions: int
+    repeat: bool
+
+
+class CollectResult(msgspec.Struct, frozen=True):
+    accepted: int  # newly stored
+    duplicates: int  # already stored within the dedup window (stored once)
+    suppressed: int  # about an erased user: not stored
+
+
+class ErasureResult(msgspec.Struct, frozen=True):
+    keys: int
+    events: int
+    decisions: int
+    repeat: bool  # this user had been erased before (idempotent repeat)
+
+
+def subject_hash(subject: str) -> str:
+    return hashlib.sha256(subject.encode()).hexdigest()
+
+
+def _erased_key(subject: str) -> str:
+    return f"erased:{subject_hash(subject)}"
+
+
+def history_key(subject: str) -> str:
+    """The key of a user's bounded event history (read it with ``store.history``)."""
+    return subject_key(subject, "history")
+
+
+def _subject(event: Event) -> str | None:
+    return event.user_id or event.anonymous_id
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+class EventCollector:
+    """Long-lived: create once in the app lifespan and ``async with`` it."""
+
+    def __init__(self, store: Store, config: EventsConfig | None = None) -> None:
+        self.store = store
+        self.config = config or EventsConfig()
+        self._background: set[asyncio.Task[None]] = set()
+        self._retention: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> EventCollector:
+        self._retention = asyncio.create_task(self._retention_loop())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._retention is not None:
+            await stop_task(self._retention)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    # -- collection -----------------------------------------------------------------------
+
+    async def collect(
+        self, events: Sequence[Event], *, consent: str, received: float | None = None
+    ) -> CollectResult:
+        """Store valid events; returns after the durable append. Raises StoreUnavailable."""
+        at = time.time() if received is None else received
+        personal = consent == PERSONAL
+        erased = await self._erased_subjects(events) if personal else frozenset()
+        records: list[LogRecord] = []
+        kept: list[Event] = []
+        for event in events:
+            subject = _subject(event) if personal else None
+            if subject is not None and subject in erased:
+                continue
+            if not personal:
+                event = msgspec.structs.replace(event, user_id=None, anonymous_id=None)
+            if event.time is None:
+                event = msgspec.structs.replace(event, time=at)
+            data = _ENCODER.encode(StoredEvent(received=at, consent=consent, event=event))
+            records.append(LogRecord(data, subject=subject, id=event.id))
+            kept.append(event)
+        suppressed = len(events) - len(records)
+        positions = await self.store.log_append(
+            self.config.events_log, records, dedup_ttl=self.config.dedup_window
+        )
+        fresh = [e for e, p in zip(kept, positions, strict=True) if p is not None]
+        if personal and fresh and self.config.history_max_len > 0:
+            self._spawn(self._update_histories(fresh))
+        return CollectResult(len(fresh), len(records) - len(fresh), suppressed)
+
+    async def _erased_subjects(self, events: Sequence[Event]) -> frozenset[str]:
+        subjects = sorted({s for e in events for s in (e.user_id, e.anonymous_id) if s is not None})
+        if not subjects:
+            return frozenset()
+        markers = await self.store.get_many([_erased_key(s) for s in subjects])
+        erased = {s for s, m in zip(subjects, markers, strict=True) if m is not None}
+        # an event is suppressed when any of its identifiers was erased
+        for event in events:
+            if event.user_id in erased or event.anonymous_id in erased:
+                subject = _subject(event)
+                if subject is not None:
+                    erased.add(subject)
+        return frozenset(erased)
+
+    async def _update_histories(self, events: Sequence[Event]) -> None:
+        by_subject: dict[str, list[HistoryItem]] = {}
+        for event in events:
+            subject = _subject(event)
+            if subject is None:
+                continue
+            properties = _ENCODER.encode(getattr(event, "properties", None))
+            data = properties if len(properties) <= _HISTORY_DATA_LIMIT else b""
+            item = HistoryItem(event_type(event), event.time or time.time(), data)
+            by_subject.setdefault(subject, []).append(item)
+        for subject, items in by_subject.items():
+            await self.store.history_append(
+                history_key(subject),
+                items,
+                max_len=self.config.history_max_len,
+                ttl=self.config.user_state_ttl,
+            )
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception as exc:  # the events are stored; only derived state lags
+                _log.warning("per-user history update failed: %s", exc)
+
+        task = asyncio.create_task(guarded())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- erasure --------------------------------------------------------------------------
+
+    async def erase(self, subject: str, *, actor: str) -> ErasureResult:
+        """Forget ``subject``: state, history, log entries; suppress its later events.
+
+        Idempotent. The suppression marker is written first, so events racing with the
+        erasure are not stored after it. Audited (by hash) in the audit log.
+        """
+        store = self.store
+        first_time = await store.set_if_absent(_erased_key(subject), b"1")
+        keys = await store.erase_subject(subject)
+        events = await store.log_erase(self.config.events_log, subject)
+        decisions = await store.log_erase(self.config.decisions_log, subject)
+        result = ErasureResult(keys, events, decisions, repeat=not first_time)
+        audit = AuditRecord(
+            action="erase",
+            subject_sha256=subject_hash(subject),
+            at=time.time(),
+            actor=actor,
+            keys=keys,
+            events=events,
+            decisions=decisions,
+            repeat=not first_time,
+        )
+        await store.log_append(self.config.audit_log, [LogRecord(_ENCODER.encode(audit))])
+        return result
+
+    async def is_erased(self, subject: str) -> bool:
+        return await self.store.get(_erased_key(subject)) is not None
+
+    # -- retention ------------------------------------------------------------------------
+
+    async def apply_retention(self) -> int:
+        """Trim raw events and decisions older than ``event_retention``; how many went."""
+        before = time.time() - self.config.event_retention
+        trimmed = 0
+        for log in (self.config.events_log, self.config.decisions_log):
+            trimmed += await self.store.log_trim(log, before=before)
+        return trimmed
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                trimmed = await self.apply_retention()
+                if trimmed:
+                    _log.info("retention: trimmed %d log entries", trimmed)
+            except Exception as exc:  # retried next round; serving is unaffected
+                _log.warning("retention pass failed: %s", exc)
+            await asyncio.sleep(self.config.retention_interval)

@@ -1,0 +1,245 @@
+"""The Store contract every backend implements, and the small value types it speaks in.
+
+Keys are strings; values are bytes. Per-user keys are built with :func:`subject_key` so that
+erasure (:meth:`Store.erase_subject`) finds all of them and, on Redis Cluster, they share one
+hash slot. Times are seconds since the epoch; TTLs are seconds (``None`` = keep forever).
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+# Characters that would change the meaning of a key on some backend: Redis hash tags ({}),
+# glob patterns used by SCAN MATCH and SQL LIKE (*?[]\%_), and our own separator (:).
+_KEY_ESCAPES = {c: f"%{ord(c):02X}" for c in "%{}*?[]\\:_"}
+
+
+class StoreError(Exception):
+    """A store failure; ``code`` is stable and safe to show to operators."""
+
+    code = "store_error"
+
+
+class StoreUnavailable(StoreError):
+    """The store did not answer in time or cannot be reached: callers answer 503, retry later."""
+
+    code = "store_unavailable"
+
+
+class StoreConfigError(StoreError):
+    """The store URL or its options are wrong (unknown scheme, bad option): fix the config."""
+
+    code = "store_config"
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One record to append to a log.
+
+    ``subject`` is the user id the record is about (``None`` for anonymous or unconsented
+    records); :meth:`Store.log_erase` removes every record of a subject. ``id`` deduplicates:
+    a record whose id was appended to the same log within ``dedup_ttl`` is not stored again.
+    """
+
+    data: bytes
+    subject: str | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """A record as read back: its opaque, increasing ``position`` within the log."""
+
+    position: str
+    data: bytes
+    subject: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """One behavioural event in a user's bounded history."""
+
+    event: str
+    at: float
+    data: bytes = b""
+
+
+def subject_key(subject: str, name: str) -> str:
+    """The key of per-user state ``name`` for user ``subject`` (erased with the user)."""
+    escaped = "".join(_KEY_ESCAPES.get(c, c) for c in subject)
+    return f"user:{{{escaped}}}:{name}"
+
+
+def subject_prefix(subject: str) -> str:
+    """The prefix every :func:`subject_key` of ``subject`` starts with."""
+    return subject_key(subject, "")
+
+
+def escape_key_part(part: str) -> str:
+    """``part`` made safe to embed in a key (used for log names and dedup ids)."""
+    return "".join(_KEY_ESCAPES.get(c, c) for c in part)
+
+
+class Store(abc.ABC):
+    """The async state store. Every method may raise :class:`StoreUnavailable`.
+
+    Use as ``async with open_store(url) as store:`` or call :meth:`start` / :meth:`close`.
+    Reads on the request path are bounded by the backend's short timeout (tens of ms, at most
+    one retry); log appends wait for durability (see each backend).
+    """
+
+    #: The URL scheme this backend serves (``memory``, ``sqlite``, ``redis``, ``redis+cluster``).
+    scheme: str = ""
+    #: True when a completed write survives the process being killed (``kill -9``).
+    durable: bool = False
+
+    async def __aenter__(self) -> Store:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Open connections/files; raises StoreUnavailable or StoreConfigError."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Flush pending writes and release everything. Idempotent."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Return when the store answers; raise StoreUnavailable otherwise."""
+
+    # -- values with TTL ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> bytes | None:
+        """The value of ``key``, or None when missing or expired."""
+
+    @abc.abstractmethod
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values of ``keys`` in order (None where missing)."""
+
+    @abc.abstractmethod
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        """Set ``key`` to ``value``; it expires after ``ttl`` seconds when given."""
+
+    @abc.abstractmethod
+    async def set_if_absent(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
+        """Set ``key`` only if it is missing or expired; True when it was set."""
+
+    @abc.abstractmethod
+    async def delete(self, *keys: str) -> int:
+        """Delete keys of any kind (value, counter, set, history); how many existed."""
+
+    # -- counters -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        """Add ``amount`` to the counter (missing = 0) and return the new value.
+
+        ``ttl`` is applied when the counter is created (a fixed window), not on every bump.
+        """
+
+    async def counter(self, key: str) -> int:
+        """The counter's value (0 when missing)."""
+        raw = await self.get(key)
+        return int(raw) if raw is not None else 0
+
+    # -- sets -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def set_add(self, key: str, *members: bytes, ttl: float | None = None) -> int:
+        """Add members; how many were new. ``ttl`` (re)sets the whole set's expiry."""
+
+    @abc.abstractmethod
+    async def set_remove(self, key: str, *members: bytes) -> int:
+        """Remove members; how many were present."""
+
+    @abc.abstractmethod
+    async def set_members(self, key: str) -> frozenset[bytes]:
+        """All members (empty when missing or expired)."""
+
+    @abc.abstractmethod
+    async def set_contains(self, key: str, member: bytes) -> bool:
+        """Whether ``member`` is in the set."""
+
+    # -- bounded histories ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def history_append(
+        self, key: str, items: Iterable[HistoryItem], *, max_len: int, ttl: float | None = None
+    ) -> None:
+        """Append items, keep only the newest ``max_len``; ``ttl`` renews the whole history."""
+
+    @abc.abstractmethod
+    async def history(self, key: str, *, since: float = 0.0) -> list[HistoryItem]:
+        """Items with ``at >= since``, oldest first (in append order)."""
+
+    # -- append-only logs -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def log_append(
+        self, log: str, records: Sequence[LogRecord], *, dedup_ttl: float | None = None
+    ) -> list[str | None]:
+        """Durably append records in order; one atomic step for the whole sequence.
+
+        Returns each record's position, or None for a record whose ``id`` was already
+        appended to this log within ``dedup_ttl`` seconds (it is not stored again; repeated
+        ids inside ``records`` are stored once). When this returns, the records survive a
+        crash of this process (and, on Redis with ``appendfsync always``, of the server).
+        """
+
+    @abc.abstractmethod
+    async def log_read(self, log: str, *, after: str = "0", count: int = 100) -> list[LogEntry]:
+        """Up to ``count`` entries with a position after ``after`` ("0" = from the start)."""
+
+    @abc.abstractmethod
+    async def log_length(self, log: str) -> int:
+        """How many entries the log holds now."""
+
+    @abc.abstractmethod
+    async def log_group_read(
+        self, log: str, group: str, consumer: str, *, count: int = 100, pending: bool = False
+    ) -> list[LogEntry]:
+        """Read as ``consumer`` of consumer group ``group`` (created at the log's start).
+
+        ``pending=False`` delivers entries no consumer of the group has received yet and marks
+        them pending for ``consumer``; ``pending=True`` re-reads this consumer's entries that
+        were delivered but not acknowledged (after a restart). Acknowledge with
+        :meth:`log_ack`.
+        """
+
+    @abc.abstractmethod
+    async def log_ack(self, log: str, group: str, positions: Sequence[str]) -> int:
+        """Acknowledge delivered entries; how many were pending."""
+
+    @abc.abstractmethod
+    async def log_trim(self, log: str, *, before: float) -> int:
+        """Retention: drop entries appended before time ``before``; how many were dropped."""
+
+    @abc.abstractmethod
+    async def log_erase(self, log: str, subject: str) -> int:
+        """Erasure: delete every entry whose subject is ``subject``; how many were deleted."""
+
+    # -- erasure --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def erase_subject(self, subject: str) -> int:
+        """Delete every key built with ``subject_key(subject, ...)``; how many existed."""
+
+
+def now() -> float:
+    """Wall-clock seconds; one place so TTL arithmetic reads the same clock everywhere."""
+    return time.time()

@@ -1,0 +1,288 @@
+"""``memory://``: the whole store in this process's memory, for tests and single-run tools.
+
+Nothing survives the process. All methods run on the event loop without awaiting anything,
+so each one is atomic with respect to other tasks and no lock is needed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import builtins
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from slotwise.proxy.state.base import (
+    HistoryItem,
+    LogEntry,
+    LogRecord,
+    Store,
+    StoreConfigError,
+    now,
+    subject_prefix,
+)
+
+
+@dataclass(slots=True)
+class _Entry:
+    position: int
+    data: bytes
+    subject: str | None
+    at: float
+
+
+@dataclass(slots=True)
+class _Log:
+    entries: list[_Entry] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # parallel to entries, for bisect
+    next_position: int = 1
+    dedup: dict[str, float] = field(default_factory=dict)  # record id -> expiry
+    next_prune: float = 0.0
+
+    def rebuild_index(self) -> None:
+        self.positions = [e.position for e in self.entries]
+
+
+@dataclass(slots=True)
+class _Group:
+    last_delivered: int = 0
+    pending: dict[int, str] = field(default_factory=dict)  # position -> consumer
+
+
+def _position(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise StoreConfigError(f"not a log position of this store: {text!r}") from None
+
+
+class MemoryStore(Store):
+    """Dictionaries with lazy expiry."""
+
+    scheme = "memory"
+    durable = False
+
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[bytes, float | None]] = {}
+        self._sets: dict[str, tuple[builtins.set[bytes], float | None]] = {}
+        self._histories: dict[str, tuple[list[HistoryItem], float | None]] = {}
+        self._logs: dict[str, _Log] = {}
+        self._groups: dict[tuple[str, str], _Group] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    # -- values ---------------------------------------------------------------------------
+
+    def _live_value(self, key: str) -> bytes | None:
+        found = self._values.get(key)
+        if found is None:
+            return None
+        value, expires = found
+        if expires is not None and expires <= now():
+            del self._values[key]
+            return None
+        return value
+
+    async def get(self, key: str) -> bytes | None:
+        return self._live_value(key)
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [self._live_value(k) for k in keys]
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        self._values[key] = (bytes(value), now() + ttl if ttl is not None else None)
+
+    async def set_if_absent(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
+        if self._live_value(key) is not None:
+            return False
+        await self.set(key, value, ttl=ttl)
+        return True
+
+    async def delete(self, *keys: str) -> int:
+        existed = 0
+        for key in keys:
+            found = (
+                self._live_value(key) is not None
+                or self._live_set(key) is not None
+                or self._live_history(key) is not None
+            )
+            self._values.pop(key, None)
+            self._sets.pop(key, None)
+            self._histories.pop(key, None)
+            existed += found
+        return existed
+
+    async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        found = self._values.get(key)
+        current = self._live_value(key)
+        if current is None or found is None:
+            value, expires = amount, (now() + ttl if ttl is not None else None)
+        else:
+            value, expires = int(current) + amount, found[1]
+        self._values[key] = (str(value).encode(), expires)
+        return value
+
+    # -- sets -----------------------------------------------------------------------------
+
+    def _live_set(self, key: str) -> builtins.set[bytes] | None:
+        found = self._sets.get(key)
+        if found is None:
+            return None
+        members, expires = found
+        if expires is not None and expires <= now():
+            del self._sets[key]
+            return None
+        return members
+
+    async def set_add(self, key: str, *members: bytes, ttl: float | None = None) -> int:
+        current = self._live_set(key)
+        expires = self._sets[key][1] if current is not None else None
+        if current is None:
+            current = builtins.set()
+        before = len(current)
+        current.update(bytes(m) for m in members)
+        if ttl is not None:
+            expires = now() + ttl
+        if current:
+            self._sets[key] = (current, expires)
+        return len(current) - before
+
+    async def set_remove(self, key: str, *members: bytes) -> int:
+        current = self._live_set(key)
+        if current is None:
+            return 0
+        removed = sum(1 for m in members if m in current)
+        current.difference_update(members)
+        if not current:
+            del self._sets[key]
+        return removed
+
+    async def set_members(self, key: str) -> frozenset[bytes]:
+        return frozenset(self._live_set(key) or ())
+
+    async def set_contains(self, key: str, member: bytes) -> bool:
+        return member in (self._live_set(key) or ())
+
+    # -- histories ------------------------------------------------------------------------
+
+    def _live_history(self, key: str) -> list[HistoryItem] | None:
+        found = self._histories.get(key)
+        if found is None:
+            return None
+        items, expires = found
+        if expires is not None and expires <= now():
+            del self._histories[key]
+            return None
+        return items
+
+    async def history_append(
+        self, key: str, items: Iterable[HistoryItem], *, max_len: int, ttl: float | None = None
+    ) -> None:
+        current = self._live_history(key)
+        expires = self._histories[key][1] if current is not None else None
+        merged = [*(current or ()), *items][-max_len:] if max_len > 0 else []
+        if ttl is not None:
+            expires = now() + ttl
+        if merged:
+            self._histories[key] = (merged, expires)
+        else:
+            self._histories.pop(key, None)
+
+    async def history(self, key: str, *, since: float = 0.0) -> list[HistoryItem]:
+        return [item for item in self._live_history(key) or () if item.at >= since]
+
+    # -- logs -----------------------------------------------------------------------------
+
+    async def log_append(
+        self, log: str, records: Sequence[LogRecord], *, dedup_ttl: float | None = None
+    ) -> list[str | None]:
+        state = self._logs.setdefault(log, _Log())
+        at = now()
+        if at >= state.next_prune:  # a periodic sweep keeps appends O(1)
+            state.dedup = {k: v for k, v in state.dedup.items() if v > at}
+            state.next_prune = at + 10.0
+        results: list[str | None] = []
+        for record in records:
+            if record.id is not None and dedup_ttl is not None:
+                expires = state.dedup.get(record.id)
+                if expires is not None and expires > at:
+                    results.append(None)
+                    continue
+                state.dedup[record.id] = at + dedup_ttl
+            position = state.next_position
+            state.next_position += 1
+            state.entries.append(_Entry(position, bytes(record.data), record.subject, at))
+            state.positions.append(position)
+            results.append(str(position))
+        return results
+
+    async def log_read(self, log: str, *, after: str = "0", count: int = 100) -> list[LogEntry]:
+        state = self._logs.get(log)
+        if state is None:
+            return []
+        start = bisect.bisect_right(state.positions, _position(after))
+        return [
+            LogEntry(str(e.position), e.data, e.subject)
+            for e in state.entries[start : start + count]
+        ]
+
+    async def log_length(self, log: str) -> int:
+        state = self._logs.get(log)
+        return len(state.entries) if state else 0
+
+    async def log_group_read(
+        self, log: str, group: str, consumer: str, *, count: int = 100, pending: bool = False
+    ) -> list[LogEntry]:
+        state = self._logs.setdefault(log, _Log())
+        grp = self._groups.setdefault((log, group), _Group())
+        if pending:
+            mine = sorted(p for p, c in grp.pending.items() if c == consumer)
+            by_position = {e.position: e for e in state.entries}
+            return [
+                LogEntry(str(p), by_position[p].data, by_position[p].subject)
+                for p in mine[:count]
+                if p in by_position
+            ]
+        entries = await self.log_read(log, after=str(grp.last_delivered), count=count)
+        for entry in entries:
+            grp.pending[int(entry.position)] = consumer
+        if entries:
+            grp.last_delivered = int(entries[-1].position)
+        return entries
+
+    async def log_ack(self, log: str, group: str, positions: Sequence[str]) -> int:
+        grp = self._groups.get((log, group))
+        if grp is None:
+            return 0
+        return sum(grp.pending.pop(_position(p), None) is not None for p in positions)
+
+    async def log_trim(self, log: str, *, before: float) -> int:
+        state = self._logs.get(log)
+        if state is None:
+            return 0
+        kept = [e for e in state.entries if e.at >= before]
+        dropped = len(state.entries) - len(kept)
+        state.entries = kept
+        state.rebuild_index()
+        return dropped
+
+    async def log_erase(self, log: str, subject: str) -> int:
+        state = self._logs.get(log)
+        if state is None:
+            return 0
+        kept = [e for e in state.entries if e.subject != subject]
+        erased = len(state.entries) - len(kept)
+        state.entries = kept
+        state.rebuild_index()
+        return erased
+
+    async def erase_subject(self, subject: str) -> int:
+        prefix = subject_prefix(subject)
+        keys = {k for table in (self._values, self._sets, self._histories) for k in table}
+        return await self.delete(*(k for k in keys if k.startswith(prefix)))

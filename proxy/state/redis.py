@@ -1,0 +1,417 @@
+"""``redis://host:port/db`` and ``redis+cluster://host:port,host:port``: the scaled-out store.
+
+Values, counters and sets are plain Redis keys; histories are lists trimmed to their bound;
+logs are Redis Streams (positions are stream ids) read by consumer groups. Multi-step writes
+run as Lua scripts, so each is atomic and touches one hash slot: a log's stream and its dedup
+keys share the hash tag ``{log:<name>}``, a user's keys share ``{<user>}`` (see
+:func:`~slotwise.proxy.state.base.subject_key`), which keeps every script legal on Cluster.
+
+Two connection pools: the request-path pool answers within ``timeout`` (default 50 ms) and
+retries once; log appends use ``write_timeout`` (default 2 s) and do not retry (a retried
+append could store a record twice; record ids make even that harmless). A 2xx for events means
+durable only when the server runs ``appendonly yes`` with ``appendfsync always``: Redis then
+fsyncs before it replies. :attr:`RedisStore.durable` reports what the server says at start.
+
+URL options: ``timeout``, ``write_timeout`` (seconds).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import msgspec
+import redis.asyncio as aioredis
+import redis.exceptions
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+
+from slotwise.proxy.state.base import (
+    HistoryItem,
+    LogEntry,
+    LogRecord,
+    Store,
+    StoreConfigError,
+    StoreUnavailable,
+    escape_key_part,
+    subject_prefix,
+)
+
+T = TypeVar("T")
+_log = logging.getLogger(__name__)
+
+# KEYS[1] = stream, KEYS[2..] = dedup keys of the records that carry an id, in order.
+# ARGV[1] = dedup ttl in ms ('' = no dedup), ARGV[2] = record count,
+# then per record: has-id ('1'/'0'), subject ('' = none), data. Returns a position or ''.
+_APPEND = """
+local ttl = ARGV[1]
+local n = tonumber(ARGV[2])
+local out = {}
+local k = 2
+for i = 0, n - 1 do
+  local hasid, subject, data = ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i]
+  local fresh = true
+  if hasid == '1' then
+    if ttl ~= '' then
+      fresh = redis.call('SET', KEYS[k], '1', 'NX', 'PX', ttl)
+    end
+    k = k + 1
+  end
+  if fresh then
+    if subject == '' then
+      out[i + 1] = redis.call('XADD', KEYS[1], '*', 'd', data)
+    else
+      out[i + 1] = redis.call('XADD', KEYS[1], '*', 's', subject, 'd', data)
+    end
+  else
+    out[i + 1] = ''
+  end
+end
+return out
+"""
+
+_INCR = """
+local existed = redis.call('EXISTS', KEYS[1])
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+if existed == 0 and ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return value
+"""
+
+_SADD = """
+local added = redis.call('SADD', KEYS[1], unpack(ARGV, 2))
+if ARGV[1] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return added
+"""
+
+_HISTORY = """
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+"""
+
+_ITEM = msgspec.msgpack.Encoder()
+_ITEM_DECODE = msgspec.msgpack.Decoder(tuple[str, float, bytes])
+
+
+def _ms(seconds: float | None) -> str:
+    return "" if seconds is None else str(max(1, int(seconds * 1000)))
+
+
+def _stream_key(log: str) -> str:
+    return f"log:{{{escape_key_part(log)}}}"
+
+
+def _entry(position: bytes | str, fields: dict[bytes, bytes]) -> LogEntry:
+    subject = fields.get(b"s")
+    pos = position.decode() if isinstance(position, bytes) else position
+    return LogEntry(pos, fields.get(b"d", b""), subject.decode() if subject else None)
+
+
+class RedisStore(Store):
+    """One Redis server (or a Cluster, with ``cluster=True``)."""
+
+    def __init__(
+        self,
+        nodes: Sequence[tuple[str, int]],
+        *,
+        db: int = 0,
+        cluster: bool = False,
+        timeout: float = 0.05,
+        write_timeout: float = 2.0,
+        password: str | None = None,
+        username: str | None = None,
+    ) -> None:
+        if not nodes:
+            raise StoreConfigError("redis URL needs host:port")
+        if cluster and db != 0:
+            raise StoreConfigError("Redis Cluster has only database 0")
+        self.scheme = "redis+cluster" if cluster else "redis"
+        self.durable = False
+        self._nodes = list(nodes)
+        self._db = db
+        self._cluster = cluster
+        self._timeout = timeout
+        self._write_timeout = write_timeout
+        self._auth = {"password": password, "username": username}
+        self._fast: Any = None
+        self._slow: Any = None
+        self._scripts: dict[str, AsyncScript] = {}
+
+    def _client(self, timeout: float, retries: int) -> Any:
+        common: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), retries),
+            **self._auth,
+        }
+        if self._cluster:
+            return RedisCluster(
+                startup_nodes=[ClusterNode(h, p) for h, p in self._nodes],
+                **common,
+            )
+        host, port = self._nodes[0]
+        return aioredis.Redis(host=host, port=port, db=self._db, **common)
+
+    async def start(self) -> None:
+        if self._fast is not None:
+            return
+        self._fast = self._client(self._timeout, 1)
+        self._slow = self._client(self._write_timeout, 0)
+        for name, source in (("append", _APPEND), ("incr", _INCR), ("sadd", _SADD)):
+            self._scripts[name] = self._slow.register_script(source)
+        self._scripts["history"] = self._slow.register_script(_HISTORY)
+        try:
+            if self._cluster:
+                await self._slow.initialize()
+            await self._slow.ping()
+        except (redis.exceptions.RedisError, OSError) as exc:
+            await self.close()
+            raise StoreUnavailable(f"cannot reach redis at {self._where()}: {exc}") from exc
+        self.durable = await self._check_durability()
+
+    async def _check_durability(self) -> bool:
+        try:
+            config = await self._slow.config_get("append*")
+        except redis.exceptions.RedisError:
+            return False  # managed Redis often forbids CONFIG; say so in the warning below
+        if self._cluster:  # {node: {...}}: every master must be durable
+            configs = (
+                list(config.values())
+                if config and isinstance(next(iter(config.values())), dict)
+                else [config]
+            )
+        else:
+            configs = [config]
+        durable = all(
+            _text(c.get(b"appendonly", c.get("appendonly"))) == "yes"
+            and _text(c.get(b"appendfsync", c.get("appendfsync"))) == "always"
+            for c in configs
+        )
+        if not durable:
+            _log.warning(
+                "redis at %s does not run appendonly yes + appendfsync always: acknowledged "
+                "events can be lost if the redis server crashes",
+                self._where(),
+            )
+        return durable
+
+    def _where(self) -> str:
+        return ",".join(f"{h}:{p}" for h, p in self._nodes)
+
+    async def close(self) -> None:
+        for client in (self._fast, self._slow):
+            if client is not None:
+                try:
+                    await client.aclose()
+                except (redis.exceptions.RedisError, OSError):
+                    pass
+        self._fast = self._slow = None
+
+    async def _call(self, operation: Awaitable[T]) -> T:
+        try:
+            return await operation
+        except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
+
+    def _ready(self, client: Any) -> Any:
+        if client is None:
+            raise StoreUnavailable("the state store is not started")
+        return client
+
+    async def ping(self) -> None:
+        await self._call(self._ready(self._fast).ping())
+
+    # -- values ---------------------------------------------------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        value: bytes | None = await self._call(self._ready(self._fast).get(key))
+        return value
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        client = self._ready(self._fast)
+        if self._cluster:
+            values = await self._call(client.mget_nonatomic(list(keys)))
+        else:
+            values = await self._call(client.mget(list(keys)))
+        return list(values)
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        px = int(_ms(ttl)) if ttl is not None else None
+        await self._call(self._ready(self._slow).set(key, value, px=px))
+
+    async def set_if_absent(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
+        px = int(_ms(ttl)) if ttl is not None else None
+        return bool(await self._call(self._ready(self._slow).set(key, value, px=px, nx=True)))
+
+    async def delete(self, *keys: str) -> int:
+        client = self._ready(self._slow)
+        total = 0
+        for key in keys:  # one key per call: keys may live on different cluster slots
+            total += int(await self._call(client.delete(key)))
+        return total
+
+    async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        self._ready(self._slow)
+        script = self._scripts["incr"]
+        return int(await self._call(script(keys=[key], args=[amount, _ms(ttl)])))
+
+    async def counter(self, key: str) -> int:
+        raw = await self.get(key)
+        return int(raw) if raw is not None else 0
+
+    # -- sets -----------------------------------------------------------------------------
+
+    async def set_add(self, key: str, *members: bytes, ttl: float | None = None) -> int:
+        if not members:
+            return 0
+        self._ready(self._slow)
+        script = self._scripts["sadd"]
+        return int(await self._call(script(keys=[key], args=[_ms(ttl), *members])))
+
+    async def set_remove(self, key: str, *members: bytes) -> int:
+        if not members:
+            return 0
+        return int(await self._call(self._ready(self._slow).srem(key, *members)))
+
+    async def set_members(self, key: str) -> frozenset[bytes]:
+        return frozenset(await self._call(self._ready(self._fast).smembers(key)))
+
+    async def set_contains(self, key: str, member: bytes) -> bool:
+        return bool(await self._call(self._ready(self._fast).sismember(key, member)))
+
+    # -- histories ------------------------------------------------------------------------
+
+    async def history_append(
+        self, key: str, items: Iterable[HistoryItem], *, max_len: int, ttl: float | None = None
+    ) -> None:
+        encoded = [_ITEM.encode((i.event, i.at, bytes(i.data))) for i in items]
+        if max_len <= 0:
+            await self.delete(key)
+            return
+        if not encoded:
+            return
+        self._ready(self._slow)
+        script = self._scripts["history"]
+        await self._call(script(keys=[key], args=[max_len, _ms(ttl), *encoded]))
+
+    async def history(self, key: str, *, since: float = 0.0) -> list[HistoryItem]:
+        raw = await self._call(self._ready(self._fast).lrange(key, 0, -1))
+        items = [HistoryItem(*_ITEM_DECODE.decode(r)) for r in raw]
+        return [i for i in items if i.at >= since]
+
+    # -- logs -----------------------------------------------------------------------------
+
+    async def log_append(
+        self, log: str, records: Sequence[LogRecord], *, dedup_ttl: float | None = None
+    ) -> list[str | None]:
+        if not records:
+            return []
+        self._ready(self._slow)
+        stream = _stream_key(log)
+        keys = [stream]
+        args: list[Any] = [_ms(dedup_ttl), len(records)]
+        for record in records:
+            if record.id is not None:
+                keys.append(f"{stream}:d:{escape_key_part(record.id)}")
+            args.extend((1 if record.id is not None else 0, record.subject or "", record.data))
+        result = await self._call(self._scripts["append"](keys=keys, args=args))
+        return [_text(p) or None for p in result]
+
+    async def log_read(self, log: str, *, after: str = "0", count: int = 100) -> list[LogEntry]:
+        start = "-" if after in ("0", "0-0") else f"({after}"
+        client = self._ready(self._slow)
+        rows = await self._call(client.xrange(_stream_key(log), start, "+", count=count))
+        return [_entry(pos, fields) for pos, fields in rows]
+
+    async def log_length(self, log: str) -> int:
+        return int(await self._call(self._ready(self._slow).xlen(_stream_key(log))))
+
+    async def log_group_read(
+        self, log: str, group: str, consumer: str, *, count: int = 100, pending: bool = False
+    ) -> list[LogEntry]:
+        client = self._ready(self._slow)
+        stream = _stream_key(log)
+        read = client.xreadgroup(group, consumer, {stream: "0" if pending else ">"}, count=count)
+        try:
+            reply = await read
+        except redis.exceptions.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
+            await self._create_group(stream, group)
+            reply = await self._call(
+                client.xreadgroup(group, consumer, {stream: "0" if pending else ">"}, count=count)
+            )
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
+        entries: list[LogEntry] = []
+        for _stream, rows in _stream_rows(reply):
+            # a pending entry deleted meanwhile (trim, erasure) comes back without fields
+            entries.extend(_entry(pos, fields) for pos, fields in rows if fields)
+        return entries
+
+    async def _create_group(self, stream: str, group: str) -> None:
+        try:
+            await self._ready(self._slow).xgroup_create(stream, group, id="0", mkstream=True)
+        except redis.exceptions.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
+
+    async def log_ack(self, log: str, group: str, positions: Sequence[str]) -> int:
+        if not positions:
+            return 0
+        client = self._ready(self._slow)
+        try:
+            return int(await client.xack(_stream_key(log), group, *positions))
+        except redis.exceptions.ResponseError:
+            return 0  # unknown group: nothing was pending
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
+
+    async def log_trim(self, log: str, *, before: float) -> int:
+        client = self._ready(self._slow)
+        minid = f"{int(before * 1000)}-0"
+        return int(await self._call(client.xtrim(_stream_key(log), minid=minid, approximate=False)))
+
+    async def log_erase(self, log: str, subject: str) -> int:
+        client = self._ready(self._slow)
+        stream = _stream_key(log)
+        wanted = subject.encode()
+        erased = 0
+        start = "-"
+        while True:
+            rows = await self._call(client.xrange(stream, start, "+", count=1000))
+            if not rows:
+                return erased
+            doomed = [pos for pos, fields in rows if fields.get(b"s") == wanted]
+            if doomed:
+                erased += int(await self._call(client.xdel(stream, *doomed)))
+            start = f"({_text(rows[-1][0])}"
+
+    async def erase_subject(self, subject: str) -> int:
+        client = self._ready(self._slow)
+        pattern = subject_prefix(subject) + "*"
+        try:
+            keys = [k async for k in client.scan_iter(match=pattern, count=500)]
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
+        return await self.delete(*(_text(k) for k in keys))
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    return "" if value is None else str(value)
+
+
+def _stream_rows(reply: Any) -> list[tuple[Any, list[tuple[bytes, dict[bytes, bytes]]]]]:
+    if isinstance(reply, dict):  # RESP3 shape
+        return [(k, v[0] if v and isinstance(v[0], list) else v) for k, v in reply.items()]
+    return list(reply or [])

@@ -1,0 +1,505 @@
+"""``sqlite:///path/state.db``: the embedded durable default (SQLite in WAL mode).
+
+Writes go through one writer thread with group commit (:mod:`.sqlite_writer`): a write returns
+only after the transaction holding it is committed; with ``synchronous=full`` (the default) the
+WAL is fsynced at every commit, so it survives ``kill -9`` and power loss. ``synchronous=normal``
+survives ``kill -9`` but may lose the last commits on power loss. Reads use their own
+connections (WAL readers never wait for the writer) on a small thread pool and are bounded by
+``timeout`` (default 50 ms). Expired keys are invisible at once and purged when the writer is
+idle. Why SQLite rather than a bespoke append-only file: see docs/state.md.
+
+URL options: ``synchronous`` (full|normal), ``timeout`` (read timeout, seconds),
+``write_timeout`` (seconds to wait for a commit, default 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from slotwise.proxy.state.base import (
+    HistoryItem,
+    LogEntry,
+    LogRecord,
+    Store,
+    StoreConfigError,
+    StoreUnavailable,
+    now,
+    subject_prefix,
+)
+from slotwise.proxy.state.sqlite_writer import GroupCommitWriter
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv(
+    key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sets(
+    key TEXT NOT NULL, member BLOB NOT NULL, PRIMARY KEY(key, member)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hist(
+    id INTEGER PRIMARY KEY, key TEXT NOT NULL, at REAL NOT NULL, event TEXT NOT NULL,
+    data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS hist_by_key ON hist(key, id);
+CREATE TABLE IF NOT EXISTS expiry(key TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log(
+    pos INTEGER PRIMARY KEY AUTOINCREMENT, log TEXT NOT NULL, subject TEXT, data BLOB NOT NULL,
+    at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS log_by_log ON log(log, pos);
+CREATE INDEX IF NOT EXISTS log_by_subject ON log(subject) WHERE subject IS NOT NULL;
+CREATE TABLE IF NOT EXISTS dedup(
+    log TEXT NOT NULL, id TEXT NOT NULL, expires REAL NOT NULL, PRIMARY KEY(log, id))
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS groups(
+    log TEXT NOT NULL, grp TEXT NOT NULL, last INTEGER NOT NULL, PRIMARY KEY(log, grp))
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending(
+    log TEXT NOT NULL, grp TEXT NOT NULL, pos INTEGER NOT NULL, consumer TEXT NOT NULL,
+    PRIMARY KEY(log, grp, pos)) WITHOUT ROWID;
+"""
+
+_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
+
+
+def _like_prefix(prefix: str) -> str:
+    # subject_key escapes % and _ in the subject, so only the literal prefix needs care here.
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+class SQLiteStore(Store):
+    """One database file; one writer thread with group commit, pooled readers."""
+
+    scheme = "sqlite"
+    durable = True
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        synchronous: str = "full",
+        timeout: float = 0.05,
+        write_timeout: float = 5.0,
+    ) -> None:
+        if synchronous not in _SYNCHRONOUS:
+            raise StoreConfigError(
+                f"sqlite option synchronous={synchronous!r} is not one of: full, normal"
+            )
+        if not path:
+            raise StoreConfigError("sqlite URL needs a file path: sqlite:///var/slotwise/state.db")
+        self.path = Path(path)
+        self._synchronous = _SYNCHRONOUS[synchronous]
+        self._timeout = timeout
+        self._write_timeout = write_timeout
+        self._writer: GroupCommitWriter | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()  # only guards the list of reader connections
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=5000")
+        return conn
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"cannot switch {self.path} to WAL mode ({mode})")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        # erasure must not leave the erased bytes readable in free pages of the file
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.executescript(_SCHEMA)
+        return conn
+
+    async def start(self) -> None:
+        if self._writer is not None:
+            return
+        writer = GroupCommitWriter(self._connect_writer, idle=_purge_expired)
+        await asyncio.to_thread(writer.start)
+        self._writer = writer
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="slotwise-sqlite-r")
+
+    async def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await asyncio.to_thread(writer.stop)
+        readers, self._readers = self._readers, None
+        if readers is not None:
+            readers.shutdown(wait=True)
+        with self._lock:
+            for conn in self._reader_connections:
+                conn.close()
+            self._reader_connections.clear()
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed so far (each one fsync with synchronous=full)."""
+        return self._writer.commits if self._writer else 0
+
+    async def ping(self) -> None:
+        await self._read(lambda c: c.execute("SELECT 1").fetchone())
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._reader_connections.append(conn)
+        return conn
+
+    async def _read(self, query: Callable[[sqlite3.Connection], T], timeout: float = 0) -> T:
+        if self._readers is None:
+            raise StoreUnavailable("the state store is not started")
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._readers, lambda: query(self._reader()))
+        try:
+            return await asyncio.wait_for(future, timeout or self._timeout)
+        except TimeoutError:
+            raise StoreUnavailable("the state database did not answer in time") from None
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the state database failed a read: {exc}") from exc
+
+    async def _write(self, run: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            raise StoreUnavailable("the state store is not started")
+        future = self._writer.submit(run)
+        try:
+            # shield: a caller that gives up must not cancel a write that may already be
+            # committed; it is simply not acknowledged.
+            return await asyncio.wait_for(asyncio.shield(future), self._write_timeout)
+        except TimeoutError:
+            raise StoreUnavailable("the state database did not commit in time") from None
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the state database refused a write: {exc}") from exc
+
+    # -- values ---------------------------------------------------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        return (await self.get_many([key]))[0]
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+
+        def query(conn: sqlite3.Connection) -> list[bytes | None]:
+            marks = ",".join("?" * len(keys))
+            rows = conn.execute(
+                f"SELECT key, value FROM kv WHERE key IN ({marks})"
+                " AND (expires IS NULL OR expires > ?)",
+                (*keys, now()),
+            ).fetchall()
+            found = dict(rows)
+            return [found.get(k) for k in keys]
+
+        return await self._read(query)
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        expires = now() + ttl if ttl is not None else None
+        await self._write(
+            lambda c: c.execute(
+                "INSERT INTO kv VALUES(?,?,?) ON CONFLICT(key) DO UPDATE"
+                " SET value=excluded.value, expires=excluded.expires",
+                (key, bytes(value), expires),
+            )
+        )
+
+    async def set_if_absent(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            at = now()
+            cursor = conn.execute(
+                "INSERT INTO kv VALUES(?,?,?) ON CONFLICT(key) DO UPDATE"
+                " SET value=excluded.value, expires=excluded.expires"
+                " WHERE kv.expires IS NOT NULL AND kv.expires <= ?",
+                (key, bytes(value), at + ttl if ttl is not None else None, at),
+            )
+            return cursor.rowcount == 1
+
+        return await self._write(run)
+
+    async def delete(self, *keys: str) -> int:
+        if not keys:
+            return 0
+        return await self._write(lambda c: _delete_keys(c, keys))
+
+    async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            at = now()
+            row = conn.execute(
+                "SELECT value, expires FROM kv WHERE key=? AND (expires IS NULL OR expires > ?)",
+                (key, at),
+            ).fetchone()
+            if row is None:
+                value, expires = amount, (at + ttl if ttl is not None else None)
+            else:
+                value, expires = int(row[0]) + amount, row[1]
+            conn.execute(
+                "INSERT OR REPLACE INTO kv VALUES(?,?,?)", (key, str(value).encode(), expires)
+            )
+            return value
+
+        return await self._write(run)
+
+    # -- sets -----------------------------------------------------------------------------
+
+    async def set_add(self, key: str, *members: bytes, ttl: float | None = None) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            _drop_if_expired(conn, key)
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO sets VALUES(?,?)", [(key, bytes(m)) for m in members]
+            )
+            added = conn.total_changes - before
+            if ttl is not None:
+                conn.execute("INSERT OR REPLACE INTO expiry VALUES(?,?)", (key, now() + ttl))
+            return added
+
+        return await self._write(run)
+
+    async def set_remove(self, key: str, *members: bytes) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            _drop_if_expired(conn, key)
+            before = conn.total_changes
+            conn.executemany(
+                "DELETE FROM sets WHERE key=? AND member=?", [(key, bytes(m)) for m in members]
+            )
+            return conn.total_changes - before
+
+        return await self._write(run)
+
+    async def set_members(self, key: str) -> frozenset[bytes]:
+        def query(conn: sqlite3.Connection) -> frozenset[bytes]:
+            if _expired(conn, key):
+                return frozenset()
+            rows = conn.execute("SELECT member FROM sets WHERE key=?", (key,)).fetchall()
+            return frozenset(bytes(r[0]) for r in rows)
+
+        return await self._read(query)
+
+    async def set_contains(self, key: str, member: bytes) -> bool:
+        def query(conn: sqlite3.Connection) -> bool:
+            if _expired(conn, key):
+                return False
+            row = conn.execute(
+                "SELECT 1 FROM sets WHERE key=? AND member=?", (key, bytes(member))
+            ).fetchone()
+            return row is not None
+
+        return await self._read(query)
+
+    # -- histories ------------------------------------------------------------------------
+
+    async def history_append(
+        self, key: str, items: Iterable[HistoryItem], *, max_len: int, ttl: float | None = None
+    ) -> None:
+        rows = [(key, i.at, i.event, bytes(i.data)) for i in items]
+
+        def run(conn: sqlite3.Connection) -> None:
+            _drop_if_expired(conn, key)
+            conn.executemany("INSERT INTO hist(key, at, event, data) VALUES(?,?,?,?)", rows)
+            conn.execute(
+                "DELETE FROM hist WHERE key=? AND id <= (SELECT id FROM hist WHERE key=?"
+                " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (key, key, max(max_len, 0)),
+            )
+            if ttl is not None:
+                conn.execute("INSERT OR REPLACE INTO expiry VALUES(?,?)", (key, now() + ttl))
+
+        await self._write(run)
+
+    async def history(self, key: str, *, since: float = 0.0) -> list[HistoryItem]:
+        def query(conn: sqlite3.Connection) -> list[HistoryItem]:
+            if _expired(conn, key):
+                return []
+            rows = conn.execute(
+                "SELECT event, at, data FROM hist WHERE key=? AND at >= ? ORDER BY id",
+                (key, since),
+            ).fetchall()
+            return [HistoryItem(r[0], r[1], bytes(r[2])) for r in rows]
+
+        return await self._read(query)
+
+    # -- logs -----------------------------------------------------------------------------
+
+    async def log_append(
+        self, log: str, records: Sequence[LogRecord], *, dedup_ttl: float | None = None
+    ) -> list[str | None]:
+        def run(conn: sqlite3.Connection) -> list[str | None]:
+            at = now()
+            positions: list[str | None] = []
+            for record in records:
+                if record.id is not None and dedup_ttl is not None:
+                    cursor = conn.execute(
+                        "INSERT INTO dedup VALUES(?,?,?) ON CONFLICT(log, id) DO UPDATE"
+                        " SET expires=excluded.expires WHERE dedup.expires <= ?",
+                        (log, record.id, at + dedup_ttl, at),
+                    )
+                    if cursor.rowcount != 1:
+                        positions.append(None)
+                        continue
+                cursor = conn.execute(
+                    "INSERT INTO log(log, subject, data, at) VALUES(?,?,?,?)",
+                    (log, record.subject, bytes(record.data), at),
+                )
+                positions.append(str(cursor.lastrowid))
+            return positions
+
+        return await self._write(run)
+
+    async def log_read(self, log: str, *, after: str = "0", count: int = 100) -> list[LogEntry]:
+        start = _position(after)
+        return await self._read(
+            lambda c: _entries(
+                c.execute(
+                    "SELECT pos, data, subject FROM log WHERE log=? AND pos > ? ORDER BY pos"
+                    " LIMIT ?",
+                    (log, start, count),
+                )
+            ),
+            timeout=self._write_timeout,
+        )
+
+    async def log_length(self, log: str) -> int:
+        return await self._read(
+            lambda c: int(c.execute("SELECT count(*) FROM log WHERE log=?", (log,)).fetchone()[0]),
+            timeout=self._write_timeout,
+        )
+
+    async def log_group_read(
+        self, log: str, group: str, consumer: str, *, count: int = 100, pending: bool = False
+    ) -> list[LogEntry]:
+        def run(conn: sqlite3.Connection) -> list[LogEntry]:
+            if pending:
+                return _entries(
+                    conn.execute(
+                        "SELECT l.pos, l.data, l.subject FROM pending p JOIN log l ON l.pos=p.pos"
+                        " WHERE p.log=? AND p.grp=? AND p.consumer=? ORDER BY p.pos LIMIT ?",
+                        (log, group, consumer, count),
+                    )
+                )
+            conn.execute("INSERT OR IGNORE INTO groups VALUES(?,?,0)", (log, group))
+            last = conn.execute(
+                "SELECT last FROM groups WHERE log=? AND grp=?", (log, group)
+            ).fetchone()[0]
+            entries = _entries(
+                conn.execute(
+                    "SELECT pos, data, subject FROM log WHERE log=? AND pos > ? ORDER BY pos"
+                    " LIMIT ?",
+                    (log, last, count),
+                )
+            )
+            if entries:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO pending VALUES(?,?,?,?)",
+                    [(log, group, int(e.position), consumer) for e in entries],
+                )
+                conn.execute(
+                    "UPDATE groups SET last=? WHERE log=? AND grp=?",
+                    (int(entries[-1].position), log, group),
+                )
+            return entries
+
+        return await self._write(run)
+
+    async def log_ack(self, log: str, group: str, positions: Sequence[str]) -> int:
+        rows = [(log, group, _position(p)) for p in positions]
+
+        def run(conn: sqlite3.Connection) -> int:
+            before = conn.total_changes
+            conn.executemany("DELETE FROM pending WHERE log=? AND grp=? AND pos=?", rows)
+            return conn.total_changes - before
+
+        return await self._write(run)
+
+    async def log_trim(self, log: str, *, before: float) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM log WHERE log=? AND at < ?", (log, before)).rowcount
+
+        return await self._write(run)
+
+    async def log_erase(self, log: str, subject: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM log WHERE subject=? AND log=?", (subject, log)
+            ).rowcount
+
+        return await self._write(run)
+
+    async def erase_subject(self, subject: str) -> int:
+        pattern = _like_prefix(subject_prefix(subject))
+
+        def run(conn: sqlite3.Connection) -> int:
+            keys: set[str] = set()
+            at = now()
+            for table, live in (
+                ("kv", " AND (expires IS NULL OR expires > ?)"),
+                ("sets", ""),
+                ("hist", ""),
+            ):
+                params: tuple[object, ...] = (pattern, at) if live else (pattern,)
+                rows = conn.execute(
+                    f"SELECT DISTINCT key FROM {table} WHERE key LIKE ? ESCAPE '\\'{live}", params
+                )
+                keys.update(r[0] for r in rows)
+            return _delete_keys(conn, sorted(keys))
+
+        return await self._write(run)
+
+
+def _position(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise StoreConfigError(f"not a log position of this store: {text!r}") from None
+
+
+def _entries(cursor: sqlite3.Cursor) -> list[LogEntry]:
+    return [LogEntry(str(pos), bytes(data), subject) for pos, data, subject in cursor]
+
+
+def _expired(conn: sqlite3.Connection, key: str) -> bool:
+    row = conn.execute("SELECT expires FROM expiry WHERE key=?", (key,)).fetchone()
+    return row is not None and row[0] <= now()
+
+
+def _drop_if_expired(conn: sqlite3.Connection, key: str) -> None:
+    if _expired(conn, key):
+        _delete_keys(conn, [key])
+
+
+def _delete_keys(conn: sqlite3.Connection, keys: Sequence[str]) -> int:
+    existed = 0
+    at = now()
+    for key in keys:
+        live_value = conn.execute(
+            "DELETE FROM kv WHERE key=? AND (expires IS NULL OR expires > ?)", (key, at)
+        ).rowcount
+        conn.execute("DELETE FROM kv WHERE key=?", (key,))
+        expired = _expired(conn, key)
+        in_set = conn.execute("DELETE FROM sets WHERE key=?", (key,)).rowcount
+        in_hist = conn.execute("DELETE FROM hist WHERE key=?", (key,)).rowcount
+        conn.execute("DELETE FROM expiry WHERE key=?", (key,))
+        existed += bool(live_value or ((in_set or in_hist) and not expired))
+    return existed
+
+
+def _purge_expired(conn: sqlite3.Connection) -> None:
+    """Housekeeping while idle: drop expired values, sets, histories and dedup ids."""
+    at = now()
+    conn.execute("DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ?", (at,))
+    conn.execute("DELETE FROM dedup WHERE expires <= ?", (at,))
+    expired = [r[0] for r in conn.execute("SELECT key FROM expiry WHERE expires <= ?", (at,))]
+    for key in expired:
+        conn.execute("DELETE FROM sets WHERE key=?", (key,))
+        conn.execute("DELETE FROM hist WHERE key=?", (key,))
+        conn.execute("DELETE FROM expiry WHERE key=?", (key,))

@@ -1,0 +1,118 @@
+"""Erasure: admin token, loopback only, idempotent, suppresses later events, audited."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import msgspec
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from slotwise.proxy.events import EventCollector, EventsConfig, events_routes, history_key
+from slotwise.proxy.events.collector import AuditRecord, subject_hash
+from slotwise.proxy.state import LogRecord, open_store, subject_key
+from tests.proxy.events.conftest import ADMIN_TOKEN, Harness
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def _events(user: str, *ids: str) -> dict[str, object]:
+    return {
+        "consent": "personal",
+        "events": [{"type": "page_view", "id": i, "user_id": user} for i in ids],
+    }
+
+
+async def test_erasure_removes_state_history_and_log_entries(harness: Harness) -> None:
+    client, store = harness.client, harness.store
+    await client.post("/_sw/events", json=_events("u1", "a", "b"))
+    await client.post("/_sw/events", json=_events("u2", "c"))
+    await store.set(subject_key("u1", "profile"), b"{}")
+    await store.log_append("decisions", [LogRecord(b"d", subject="u1", id="d1")])
+    await asyncio.sleep(0.05)
+    assert await store.history(history_key("u1"))
+
+    response = await client.delete("/_sw/admin/users/u1", headers=AUTH)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body == {"erased": True, "repeat": False, "keys": 2, "events": 2, "decisions": 1}
+    assert await store.history(history_key("u1")) == []
+    assert await store.get(subject_key("u1", "profile")) is None
+    remaining = [e.subject for e in await store.log_read("events")]
+    assert remaining == ["u2"]
+    assert await store.log_length("decisions") == 0
+
+    again = await client.delete("/_sw/admin/users/u1", headers=AUTH)
+    assert again.status_code == 200
+    assert again.json() == {"erased": True, "repeat": True, "keys": 0, "events": 0, "decisions": 0}
+
+    audit = [msgspec.json.decode(e.data, type=AuditRecord) for e in await store.log_read("audit")]
+    assert [a.repeat for a in audit] == [False, True]
+    assert all(a.subject_sha256 == subject_hash("u1") and a.actor == "127.0.0.1" for a in audit)
+    assert all(b"u1" not in e.data for e in await store.log_read("audit"))
+
+
+async def test_later_events_of_an_erased_user_are_suppressed(harness: Harness) -> None:
+    client, store = harness.client, harness.store
+    await client.delete("/_sw/admin/users/u1", headers=AUTH)
+    response = await client.post("/_sw/events", json=_events("u1", "late"))
+    assert response.status_code == 200
+    assert response.json()["suppressed"] == 1 and response.json()["accepted"] == 0
+    anonymous = {"events": [{"type": "click", "id": "anon", "anonymous_id": "u1"}]}
+    await client.post("/_sw/events", json={**anonymous, "consent": "personal"})
+    pixel = await client.get("/_sw/px", params={"t": "click", "uid": "u1", "consent": "personal"})
+    assert pixel.status_code == 200
+    assert await store.log_length("events") == 0
+    await asyncio.sleep(0.05)
+    assert await store.history(history_key("u1")) == []
+
+
+async def test_admin_needs_the_token(harness: Harness) -> None:
+    missing = await harness.client.delete("/_sw/admin/users/u1")
+    assert missing.status_code == 401
+    assert missing.json()["error"]["code"] == "unauthorized"
+    wrong = await harness.client.delete(
+        "/_sw/admin/users/u1", headers={"Authorization": "Bearer wrong-token-wrong-token"}
+    )
+    assert wrong.status_code == 401
+    bad_id = await harness.client.delete("/_sw/admin/users/..%2F*", headers=AUTH)
+    assert bad_id.status_code == 400
+    assert bad_id.json()["error"]["code"] == "invalid_user_id"
+
+
+async def _client(config: EventsConfig, tmp_path: Path, client_ip: str) -> httpx.AsyncClient:
+    store = open_store("memory://")
+    await store.start()
+    app = Starlette(routes=[Mount("/_sw", routes=events_routes(EventCollector(store, config)))])
+    transport = httpx.ASGITransport(app=app, client=(client_ip, 5000))
+    return httpx.AsyncClient(transport=transport, base_url="http://shop.test")
+
+
+async def test_admin_is_loopback_only_by_default(tmp_path: Path) -> None:
+    config = EventsConfig(admin_token=ADMIN_TOKEN)
+    async with await _client(config, tmp_path, "203.0.113.9") as client:
+        response = await client.delete("/_sw/admin/users/u1", headers=AUTH)
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "admin_loopback_only"
+    open_config = EventsConfig(admin_token=ADMIN_TOKEN, admin_loopback_only=False)
+    async with await _client(open_config, tmp_path, "203.0.113.9") as client:
+        assert (await client.delete("/_sw/admin/users/u1", headers=AUTH)).status_code == 200
+
+
+async def test_admin_is_off_without_a_token(tmp_path: Path) -> None:
+    async with await _client(EventsConfig(), tmp_path, "127.0.0.1") as client:
+        response = await client.delete("/_sw/admin/users/u1", headers=AUTH)
+        assert response.status_code == 404
+        assert "SLOTWISE_ADMIN_TOKEN" in response.json()["error"]["message"]
+
+
+def test_short_admin_tokens_are_refused() -> None:
+    try:
+        EventsConfig.load({}, env={"SLOTWISE_ADMIN_TOKEN": "short"})
+    except ValueError as exc:
+        assert "admin_token" in str(exc)
+    else:
+        raise AssertionError("a short admin token was accepted")
+    assert EventsConfig.load({"max_batch_events": 10}, env={}).max_batch_events == 10

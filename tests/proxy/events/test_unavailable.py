@@ -1,0 +1,72 @@
+"""A store that cannot answer: 503 + Retry-After, never a 2xx that drops events."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from slotwise.proxy.events import DecisionLog, EventCollector, EventsConfig, events_routes
+from slotwise.proxy.state import open_store
+from tests.proxy.events.conftest import ADMIN_TOKEN
+from tests.support.servers import redis_server
+
+
+async def test_events_answer_503_while_redis_is_down(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as server:
+        store = open_store(server.url)
+        await store.start()
+        config = EventsConfig(admin_token=ADMIN_TOKEN, retry_after=7)
+        app = Starlette(routes=[Mount("/_sw", routes=events_routes(EventCollector(store, config)))])
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            ok = await client.post("/_sw/events", json={"events": [{"type": "click", "id": "a"}]})
+            assert ok.status_code == 200
+            server.stop()
+            down = await client.post("/_sw/events", json={"events": [{"type": "click", "id": "b"}]})
+            assert down.status_code == 503
+            assert down.headers["retry-after"] == "7"
+            assert down.json()["error"]["code"] == "store_unavailable"
+            pixel = await client.get("/_sw/px", params={"t": "click", "id": "c"})
+            assert pixel.status_code == 503
+            erase = await client.delete(
+                "/_sw/admin/users/u1", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            )
+            assert erase.status_code == 503
+            # validation needs no store
+            check = await client.post(
+                "/_sw/events/validate", json={"events": [{"type": "click", "id": "d"}]}
+            )
+            assert check.status_code == 200
+        await store.close()
+
+
+async def test_decision_log_never_blocks_and_catches_up(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/state.db"
+    async with open_store(url) as store, DecisionLog(store, max_pending=3) as decisions:
+        assert decisions.record(b"1", decision_id="d1", subject="u1")
+        assert decisions.record(b"2", decision_id="d2", subject=None)
+        await asyncio.sleep(0.1)
+        assert [e.data for e in await store.log_read("decisions")] == [b"1", b"2"]
+        assert (await store.log_read("decisions"))[0].subject == "u1"
+        await decisions.flush()
+
+
+async def test_decision_log_queues_while_redis_is_down_and_drops_beyond_the_bound(
+    tmp_path: Path,
+) -> None:
+    with redis_server(tmp_path) as server:
+        store = open_store(server.url)
+        await store.start()
+        async with DecisionLog(store, max_pending=2, retry_delay=0.05) as decisions:
+            server.stop()
+            assert decisions.record(b"1", decision_id="d1", subject=None)
+            assert decisions.record(b"2", decision_id="d2", subject=None)
+            assert not decisions.record(b"3", decision_id="d3", subject=None)
+            assert decisions.dropped == 1
+            await asyncio.sleep(0.2)
+            assert decisions.pending == 2  # kept for retry, not lost
+        await store.close()

@@ -1,0 +1,222 @@
+"""The Store contract: every backend behaves the same (see slotwise.proxy.state)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from slotwise.proxy.state import HistoryItem, LogRecord, Store, StoredHistory, subject_key
+from slotwise.proxy.state.base import now
+
+HOSTILE = ["a*b", "{tag}", "50%_off", "x:y", "ü\u202edrow", "[set]?", "back\\slash", "' OR 1=1 --"]
+
+
+async def test_values_roundtrip_binary(store: Store) -> None:
+    assert await store.get("missing") is None
+    blob = bytes(range(256))
+    await store.set("k", blob)
+    assert await store.get("k") == blob
+    await store.set("k", b"second")
+    assert await store.get("k") == b"second"
+    assert await store.get_many(["k", "missing", "k"]) == [b"second", None, b"second"]
+    assert await store.get_many([]) == []
+
+
+async def test_values_expire(store: Store) -> None:
+    await store.set("short", b"1", ttl=0.15)
+    await store.set("long", b"1", ttl=60)
+    assert await store.get("short") == b"1"
+    await asyncio.sleep(0.3)
+    assert await store.get("short") is None
+    assert await store.get("long") == b"1"
+
+
+async def test_set_if_absent(store: Store) -> None:
+    assert await store.set_if_absent("once", b"a", ttl=0.15)
+    assert not await store.set_if_absent("once", b"b")
+    assert await store.get("once") == b"a"
+    await asyncio.sleep(0.3)
+    assert await store.set_if_absent("once", b"c")
+    assert await store.get("once") == b"c"
+
+
+async def test_delete_counts_every_kind(store: Store) -> None:
+    await store.set("v", b"1")
+    await store.set_add("s", b"m")
+    await store.history_append("h", [HistoryItem("click", 1.0)], max_len=5)
+    await store.incr("c")
+    assert await store.delete("v", "s", "h", "c", "nothing") == 4
+    assert await store.get("v") is None
+    assert await store.set_members("s") == frozenset()
+    assert await store.history("h") == []
+    assert await store.counter("c") == 0
+
+
+async def test_counters(store: Store) -> None:
+    assert await store.counter("hits") == 0
+    assert await store.incr("hits") == 1
+    assert await store.incr("hits", 5) == 6
+    assert await store.incr("hits", -2) == 4
+    assert await store.counter("hits") == 4
+
+
+async def test_counter_ttl_is_a_fixed_window(store: Store) -> None:
+    assert await store.incr("window", ttl=0.25) == 1
+    await asyncio.sleep(0.1)
+    assert await store.incr("window", ttl=0.25) == 2  # does not extend the window
+    await asyncio.sleep(0.25)
+    assert await store.counter("window") == 0
+    assert await store.incr("window", ttl=0.25) == 1
+
+
+async def test_concurrent_increments_are_not_lost(store: Store) -> None:
+    await asyncio.gather(*(store.incr("race") for _ in range(50)))
+    assert await store.counter("race") == 50
+
+
+async def test_sets(store: Store) -> None:
+    assert await store.set_add("s", b"a", b"b") == 2
+    assert await store.set_add("s", b"b", b"c") == 1
+    assert await store.set_members("s") == {b"a", b"b", b"c"}
+    assert await store.set_contains("s", b"a")
+    assert not await store.set_contains("s", b"z")
+    assert await store.set_remove("s", b"a", b"z") == 1
+    assert await store.set_members("s") == {b"b", b"c"}
+    assert await store.set_members("none") == frozenset()
+
+
+async def test_set_ttl(store: Store) -> None:
+    await store.set_add("s", b"a", ttl=0.15)
+    await asyncio.sleep(0.3)
+    assert not await store.set_contains("s", b"a")
+    assert await store.set_add("s", b"b") == 1
+    assert await store.set_members("s") == {b"b"}
+
+
+async def test_history_is_bounded_and_ordered(store: Store) -> None:
+    key = subject_key("u1", "history")
+    await store.history_append(key, [HistoryItem("view", float(t)) for t in range(5)], max_len=3)
+    await store.history_append(key, [HistoryItem("cart", 10.0, b"sku-1")], max_len=3)
+    items = await store.history(key)
+    assert [(i.event, i.at) for i in items] == [("view", 3.0), ("view", 4.0), ("cart", 10.0)]
+    assert items[-1].data == b"sku-1"
+    assert [i.at for i in await store.history(key, since=4.0)] == [4.0, 10.0]
+    history = StoredHistory(items)
+    assert history.count("view", since=3.5) == 1
+    assert history.last("cart") == 10.0
+    assert history.last("purchase") is None
+
+
+async def test_history_ttl(store: Store) -> None:
+    await store.history_append("h", [HistoryItem("view", 1.0)], max_len=10, ttl=0.15)
+    await asyncio.sleep(0.3)
+    assert await store.history("h") == []
+
+
+async def test_log_append_and_read_from_a_position(store: Store) -> None:
+    records = [LogRecord(f"e{i}".encode(), subject="u1" if i % 2 else None) for i in range(5)]
+    positions = await store.log_append("events", records)
+    assert all(p is not None for p in positions)
+    entries = await store.log_read("events")
+    assert [e.data for e in entries] == [b"e0", b"e1", b"e2", b"e3", b"e4"]
+    assert [e.position for e in entries] == positions
+    assert [e.subject for e in entries] == [None, "u1", None, "u1", None]
+    rest = await store.log_read("events", after=entries[1].position, count=2)
+    assert [e.data for e in rest] == [b"e2", b"e3"]
+    assert await store.log_read("events", after=entries[-1].position) == []
+    assert await store.log_length("events") == 5
+    assert await store.log_read("other") == []
+    assert await store.log_length("other") == 0
+
+
+async def test_log_dedup_by_record_id(store: Store) -> None:
+    first = await store.log_append(
+        "events",
+        [LogRecord(b"a", id="id-1"), LogRecord(b"a-again", id="id-1"), LogRecord(b"b")],
+        dedup_ttl=60,
+    )
+    assert first[0] is not None and first[1] is None and first[2] is not None
+    second = await store.log_append(
+        "events", [LogRecord(b"a-retry", id="id-1"), LogRecord(b"c", id="id-2")], dedup_ttl=60
+    )
+    assert second[0] is None and second[1] is not None
+    assert [e.data for e in await store.log_read("events")] == [b"a", b"b", b"c"]
+    # dedup is per log
+    assert (await store.log_append("decisions", [LogRecord(b"x", id="id-1")], dedup_ttl=60))[0]
+
+
+async def test_log_dedup_window_expires(store: Store) -> None:
+    await store.log_append("events", [LogRecord(b"a", id="id-1")], dedup_ttl=0.15)
+    await asyncio.sleep(0.3)
+    again = await store.log_append("events", [LogRecord(b"a", id="id-1")], dedup_ttl=0.15)
+    assert again[0] is not None
+    assert await store.log_length("events") == 2
+
+
+async def test_concurrent_appends_keep_every_record(store: Store) -> None:
+    batches = [[LogRecord(f"{b}-{i}".encode()) for i in range(10)] for b in range(30)]
+    await asyncio.gather(*(store.log_append("events", batch) for batch in batches))
+    entries = await store.log_read("events", count=1000)
+    assert len(entries) == 300
+    assert {e.data for e in entries} == {r.data for batch in batches for r in batch}
+    positions = [e.position for e in entries]
+    assert len(set(positions)) == 300
+
+
+async def test_consumer_groups_deliver_once_and_redeliver_pending(store: Store) -> None:
+    await store.log_append("events", [LogRecord(f"e{i}".encode()) for i in range(5)])
+    first = await store.log_group_read("events", "rewards", "c1", count=3)
+    assert [e.data for e in first] == [b"e0", b"e1", b"e2"]
+    second = await store.log_group_read("events", "rewards", "c2", count=10)
+    assert [e.data for e in second] == [b"e3", b"e4"]
+    assert await store.log_group_read("events", "rewards", "c1") == []
+    # another group starts from the beginning
+    assert len(await store.log_group_read("events", "reports", "c1", count=10)) == 5
+    assert await store.log_ack("events", "rewards", [first[0].position]) == 1
+    assert await store.log_ack("events", "rewards", [first[0].position]) == 0
+    pending = await store.log_group_read("events", "rewards", "c1", pending=True)
+    assert [e.data for e in pending] == [b"e1", b"e2"]
+    await store.log_append("events", [LogRecord(b"e5")])
+    assert [e.data for e in await store.log_group_read("events", "rewards", "c1")] == [b"e5"]
+
+
+async def test_log_trim_by_time(store: Store) -> None:
+    await store.log_append("events", [LogRecord(b"old")])
+    await asyncio.sleep(0.05)
+    cut = now()
+    await asyncio.sleep(0.05)
+    await store.log_append("events", [LogRecord(b"new")])
+    assert await store.log_trim("events", before=cut) == 1
+    assert [e.data for e in await store.log_read("events")] == [b"new"]
+    assert await store.log_trim("missing", before=cut) == 0
+
+
+@pytest.mark.parametrize("subject", ["u1", *HOSTILE])
+async def test_erasure_removes_only_that_subject(store: Store, subject: str) -> None:
+    other = "u2"
+    await store.set(subject_key(subject, "profile"), b"p")
+    await store.set_add(subject_key(subject, "segments"), b"s")
+    await store.history_append(subject_key(subject, "history"), [HistoryItem("v", 1)], max_len=5)
+    await store.set(subject_key(other, "profile"), b"keep")
+    await store.set("global", b"keep")
+    await store.log_append(
+        "events",
+        [LogRecord(b"1", subject=subject), LogRecord(b"2", subject=other), LogRecord(b"3")],
+    )
+    assert await store.erase_subject(subject) == 3
+    assert await store.erase_subject(subject) == 0  # idempotent
+    assert await store.get(subject_key(subject, "profile")) is None
+    assert await store.history(subject_key(subject, "history")) == []
+    assert await store.get(subject_key(other, "profile")) == b"keep"
+    assert await store.get("global") == b"keep"
+    assert await store.log_erase("events", subject) == 1
+    assert await store.log_erase("events", subject) == 0
+    assert [e.data for e in await store.log_read("events")] == [b"2", b"3"]
+
+
+async def test_hostile_keys_are_just_keys(store: Store) -> None:
+    for index, key in enumerate(HOSTILE):
+        await store.set(key, str(index).encode())
+    for index, key in enumerate(HOSTILE):
+        assert await store.get(key) == str(index).encode()
