@@ -1,0 +1,31 @@
+"""Vowpal Wabbit contextual bandits in-process: features, holdout, per-slot choice, models.
+
+The proxy uses ``BanditRuntime`` (``runtime.py``): ``choose`` on the request path, ``install``
+and ``reload`` on the control plane. ``docs/learning.md`` describes the whole loop.
+"""
+
+from slotwise.proxy.bandit.campaign import BanditCampaign, BanditSlot, BanditVariant, from_compiled
+from slotwise.proxy.bandit.engine import BanditDecision, CampaignModel, SlotChoice, SlotRules
+from slotwise.proxy.bandit.errors import BanditError
+from slotwise.proxy.bandit.exploration import Explore
+from slotwise.proxy.bandit.features import FeatureMap
+from slotwise.proxy.bandit.runtime import BanditRuntime, Snapshot
+from slotwise.proxy.bandit.store import ModelInfo, ModelStore
+
+__all__ = [
+    "BanditCampaign",
+    "BanditDecision",
+    "BanditError",
+    "BanditRuntime",
+    "BanditSlot",
+    "BanditVariant",
+    "CampaignModel",
+    "Explore",
+    "FeatureMap",
+    "ModelInfo",
+    "ModelStore",
+    "SlotChoice",
+    "SlotRules",
+    "Snapshot",
+    "from_compiled",
+]

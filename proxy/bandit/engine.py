@@ -1,0 +1,197 @@
+"""One campaign's decision: holdout, then per slot a draw from VW's distribution.
+
+``CampaignModel`` binds a campaign to a workspace (a loaded model version) and its prepared
+action examples; it is immutable once built and swapped in whole. ``CampaignModel.decide`` is
+the bandit's part of the hot path, readable top to bottom:
+
+    1. holdout layer (sticky hash): control gets the upstream untouched, logged as holdout
+    2. features: personal namespaces only with consent and for known users
+    3. per slot: the choice set the rules leave (pin > prefer > allowed), VW's distribution
+       over it, boosts applied, one draw; the logged probability is the one drawn from
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from vowpalwabbit import Workspace
+
+from slotwise.plugins.schema import Signals, SignalValue
+from slotwise.proxy.bandit.campaign import BanditCampaign, BanditSlot
+from slotwise.proxy.bandit.features import FeatureMap, uses_personal_features
+from slotwise.proxy.bandit.holdout import in_holdout
+from slotwise.proxy.bandit.workspace import PreparedActions, predict_pmf, shared_example
+
+
+class SlotRules(Protocol):
+    """What the rules left for one slot (``slotwise.dsl.compiled.SlotEligibility``)."""
+
+    @property
+    def variants(self) -> tuple[str, ...]: ...
+
+    @property
+    def preferred(self) -> tuple[str, ...]: ...
+
+    @property
+    def pinned(self) -> str | None: ...
+
+    @property
+    def boosts(self) -> Mapping[str, float]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SlotChoice:
+    """The variant chosen for one slot and the probability it was drawn with.
+
+    ``variant`` is None when the slot keeps its upstream content: the rules left nothing
+    eligible, or the user is in the holdout. ``candidates`` is the choice set after the rules.
+    """
+
+    slot: str
+    variant: str | None
+    probability: float
+    candidates: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BanditDecision:
+    """The bandit's answer for one request of one campaign, everything the log needs."""
+
+    campaign: str
+    model_version: str
+    holdout: bool
+    holdout_share: float
+    personal: bool
+    choices: tuple[SlotChoice, ...]
+    signals: Mapping[str, SignalValue] = field(default_factory=dict)
+
+    def variant(self, slot: str) -> str | None:
+        for choice in self.choices:
+            if choice.slot == slot:
+                return choice.variant
+        return None
+
+    @property
+    def probability(self) -> float:
+        """Probability of the whole logged outcome (the holdout draw included)."""
+        if self.holdout:
+            return self.holdout_share
+        product = 1.0 - self.holdout_share
+        for choice in self.choices:
+            product *= choice.probability
+        return product
+
+
+def candidates_for(slot: BanditSlot, rules: SlotRules | None) -> tuple[str, ...]:
+    """The choice set for a slot: pin wins, else the preferred, else all allowed."""
+    if rules is None:
+        return tuple(v.name for v in slot.variants)
+    choices = getattr(rules, "choices", None)  # the compiled policy's own reading, when given
+    if choices is not None:
+        return tuple(choices)
+    if rules.pinned is not None:
+        return (rules.pinned,)
+    if rules.preferred:
+        return tuple(rules.preferred)
+    return tuple(rules.variants)
+
+
+def _boosted(pmf: list[float], names: Sequence[str], boosts: Mapping[str, float]) -> list[float]:
+    weighted = [p * boosts.get(name, 1.0) for p, name in zip(pmf, names, strict=True)]
+    total = sum(weighted)
+    if total <= 0.0:
+        return pmf
+    return [w / total for w in weighted]
+
+
+def _draw(pmf: Sequence[float], u: float) -> int:
+    cumulative = 0.0
+    for position, probability in enumerate(pmf):
+        cumulative += probability
+        if u < cumulative:
+            return position
+    # rounding left u above the last cumulative sum: the last action with mass
+    for position in range(len(pmf) - 1, -1, -1):
+        if pmf[position] > 0.0:
+            return position
+    return len(pmf) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignModel:
+    """A campaign bound to one model version: workspace, prepared actions, variant indexes."""
+
+    campaign: BanditCampaign
+    version: str
+    workspace: Workspace
+    actions: PreparedActions
+    index: tuple[Mapping[str, int], ...]
+
+    @classmethod
+    def build(cls, campaign: BanditCampaign, workspace: Workspace, version: str) -> CampaignModel:
+        index = tuple({v.name: i for i, v in enumerate(slot.variants)} for slot in campaign.slots)
+        return cls(campaign, version, workspace, PreparedActions.build(workspace, campaign), index)
+
+    def decide(
+        self,
+        rules: Mapping[str, SlotRules],
+        signals: Signals,
+        user_key: str | None,
+        features: FeatureMap,
+        rng: random.Random,
+    ) -> BanditDecision:
+        campaign = self.campaign
+        personal = uses_personal_features(signals)
+        used = features.usable_signals(signals, personal=personal)
+        # without consent no user key may be used: the holdout draw is then per request
+        consented = signals.get("consent.level") == "personal"
+        if in_holdout(campaign.name, user_key if consented else None, campaign.holdout, rng):
+            # the choice sets are logged without a choice: offline evaluation needs them to
+            # say what another policy would have done for this control user
+            sets = tuple(
+                SlotChoice(slot.name, None, 1.0, candidates_for(slot, rules.get(slot.name)))
+                for slot in campaign.slots
+            )
+            return BanditDecision(
+                campaign.name, self.version, True, campaign.holdout, personal, sets, used
+            )
+        shared: Any = None
+        choices: list[SlotChoice] = []
+        for position, slot in enumerate(campaign.slots):
+            slot_rules = rules.get(slot.name)
+            known = self.index[position]
+            names = tuple(n for n in candidates_for(slot, slot_rules) if n in known)
+            if not names:
+                choices.append(SlotChoice(slot.name, None, 1.0, ()))
+                continue
+            if len(names) == 1:
+                choices.append(SlotChoice(slot.name, names[0], 1.0, names))
+                continue
+            if shared is None:
+                shared = shared_example(self.workspace, features.shared(signals, personal=personal))
+            slot_actions = self.actions.per_slot[position]
+            pmf = predict_pmf(self.workspace, shared, [slot_actions[known[n]] for n in names])
+            if slot_rules is not None and slot_rules.boosts:
+                pmf = _boosted(pmf, names, slot_rules.boosts)
+            chosen = _draw(pmf, rng.random())
+            choices.append(SlotChoice(slot.name, names[chosen], pmf[chosen], names))
+        return BanditDecision(
+            campaign.name, self.version, False, campaign.holdout, personal, tuple(choices), used
+        )
+
+    def distribution(
+        self,
+        signals: Signals,
+        slot_position: int,
+        names: Sequence[str],
+        personal: bool,
+        features: FeatureMap,
+    ) -> list[float]:
+        """VW's distribution over ``names`` for one slot (offline evaluation, explain)."""
+        shared = shared_example(self.workspace, features.shared(signals, personal=personal))
+        known = self.index[slot_position]
+        actions = self.actions.per_slot[slot_position]
+        return predict_pmf(self.workspace, shared, [actions[known[n]] for n in names])

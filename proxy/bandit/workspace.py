@@ -1,0 +1,128 @@
+"""Vowpal Wabbit workspaces and prepared examples for one campaign.
+
+Every slot decision is one ``--cb_explore_adf`` call over the slot's eligible variants: a shared
+example (the request's signals) followed by one action example per variant. The action examples
+depend only on the campaign, so ``PreparedActions`` builds and sets them up once per workspace
+and compiled campaign; a request only builds its shared example (dict features, hashed in C++,
+no text parsing). ``docs/learning.md`` explains why per-slot ``cb_explore_adf`` and not
+``ccb_explore_adf``.
+
+Interactions: every shared namespace with the variant (``uv``, ``dv``, ...) and every pair of
+shared namespaces with the variant (``udv``: "young and mobile prefers B"), so segments that
+are conjunctions of two signal kinds are learnable without naming them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pylibvw
+from vowpalwabbit import Example, LabelType, Workspace
+
+from slotwise.proxy.bandit.campaign import BanditCampaign, BanditSlot
+from slotwise.proxy.bandit.errors import BanditError
+from slotwise.proxy.bandit.exploration import Explore
+from slotwise.proxy.bandit.features import SHARED_NAMESPACES, VARIANT, SharedFeatures
+
+BIT_PRECISION = 18
+# Learning settings, tuned on the simulator (docs/learning.md, "Tuning"). VW's default rate
+# (0.5) suits dense, low-noise labels; with click rewards (rare, Bernoulli) and importance
+# weights of 1/p it chases the last few outcomes. Clipping p at 0.3 bounds those weights (at
+# most 3.3) so one lucky click on an explored variant cannot flip the greedy choice. A slower
+# decay of the rate (power_t 0.2 instead of 0.5) keeps late evidence from being ignored: a
+# segment whose winner only shows after other slots settled can still overturn an early guess.
+LEARNING_RATE = 0.1
+CLIP_PROBABILITY = 0.3
+POWER_T = 0.2
+_LEARNING = [
+    "--learning_rate",
+    str(LEARNING_RATE),
+    "--clip_p",
+    str(CLIP_PROBABILITY),
+    "--power_t",
+    str(POWER_T),
+]
+_CB_LABEL = LabelType.CONTEXTUAL_BANDIT.value
+
+
+def interaction_args() -> list[str]:
+    letters = [name[0] for name in SHARED_NAMESPACES]
+    variant = VARIANT[0]
+    args: list[str] = []
+    for letter in letters:
+        args += ["--interactions", f"{letter}{variant}"]
+    for i, first in enumerate(letters):
+        for second in letters[i + 1 :]:
+            args += ["--interactions", f"{first}{second}{variant}"]
+    return args
+
+
+def new_workspace(explore: Explore) -> Workspace:
+    """A fresh, untrained workspace for a campaign with this exploration."""
+    args = ["--cb_explore_adf", "--quiet", "--bit_precision", str(BIT_PRECISION), *_LEARNING]
+    args += interaction_args() + explore.family_args() + explore.tuning_args()
+    return Workspace(arg_list=args)
+
+
+def load_workspace(path: Path, explore: Explore) -> Workspace:
+    """A workspace from a saved model file, with the campaign's current exploration tuning."""
+    try:
+        args = ["--quiet", "-i", str(path), *_LEARNING, *explore.tuning_args()]
+        return Workspace(arg_list=args)
+    except RuntimeError as exc:
+        raise BanditError(
+            "corrupt_model", f"{path}: Vowpal Wabbit cannot load this model ({exc})"
+        ) from exc
+
+
+def variant_features(slot: BanditSlot, position: int) -> list[str]:
+    variant = slot.variants[position]
+    features = [f"slot={slot.name}", f"{slot.name}={variant.name}"]
+    features += [f"{slot.name}.{key}={value}" for key, value in sorted(variant.attributes.items())]
+    return features
+
+
+def shared_example(workspace: Workspace, features: SharedFeatures) -> Any:
+    """The per-request shared example: the only example built on the request path."""
+    example = pylibvw.example(workspace, _CB_LABEL)
+    example.push_feature_dict(workspace, features)
+    example.set_label_string(workspace, "shared", _CB_LABEL)
+    workspace.setup_example(example)
+    return example
+
+
+def action_example(workspace: Workspace, slot: BanditSlot, position: int) -> Example:
+    example = Example(workspace, {VARIANT: variant_features(slot, position)}, LabelType(_CB_LABEL))
+    example.setup_example()
+    return example
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedActions:
+    """Set-up action examples for every variant of every slot, bound to one workspace.
+
+    Prediction reads them and leaves them as they were, so one set serves every request for
+    as long as the workspace and the campaign live.
+    """
+
+    per_slot: tuple[tuple[Any, ...], ...]
+
+    @classmethod
+    def build(cls, workspace: Workspace, campaign: BanditCampaign) -> PreparedActions:
+        return cls(
+            tuple(
+                tuple(action_example(workspace, slot, i) for i in range(len(slot.variants)))
+                for slot in campaign.slots
+            )
+        )
+
+
+def predict_pmf(workspace: Workspace, shared: Any, actions: Sequence[Any]) -> list[float]:
+    """VW's exploration distribution over ``actions`` (index i is the i-th action)."""
+    examples = [shared, *actions]
+    pylibvw.vw.predict_multi(workspace, examples)
+    scores: list[float] = shared.get_action_scores()
+    return scores

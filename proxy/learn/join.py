@@ -1,0 +1,166 @@
+"""The reward join: rewards meet their decision inside a window, then the example is final.
+
+A decision opens a window of ``window`` seconds. Reward events carrying its id add to its
+outcome while the window is open. When the window closes (``close_until(now)`` with
+``now >= decision.ts + window``) the decision is emitted as a ``JoinedRecord``: its reward is the
+goal over the outcome, or ``default_reward`` if nothing came back. A reward that arrives after
+its decision's window (by its own timestamp, or after the decision was emitted) is late:
+counted and dropped, never applied to an example the learner may already have used.
+
+Rewards can overtake their decision (several proxies, one log): a reward for an unknown id waits
+up to one window for its decision before it is counted as unmatched.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from slotwise.proxy.learn.log import (
+    DecisionRecord,
+    JoinedRecord,
+    LogRecord,
+    OutcomeRecord,
+    RewardRecord,
+)
+from slotwise.proxy.learn.reward import Goal, Outcome
+
+DEFAULT_WINDOW = 3600.0
+_MAX_REMEMBERED = 1_000_000  # ids of emitted decisions kept to recognise late rewards
+
+
+@dataclass(slots=True)
+class JoinStats:
+    decisions: int = 0
+    rewards: int = 0
+    joined: int = 0
+    rewarded: int = 0
+    late: int = 0
+    unmatched: int = 0
+    duplicate_decisions: int = 0
+
+
+@dataclass(slots=True)
+class _Open:
+    decision: DecisionRecord
+    outcome: Outcome
+    events: int = 0
+
+
+@dataclass(slots=True)
+class RewardJoiner:
+    """Streams decisions and rewards in, joined examples out (one writer, not thread-safe)."""
+
+    goals: Callable[[str], Goal]
+    window: float = DEFAULT_WINDOW
+    default_reward: float = 0.0
+    stats: JoinStats = field(default_factory=JoinStats)
+    _open: dict[str, _Open] = field(default_factory=dict)
+    _deadlines: list[tuple[float, str]] = field(default_factory=list)
+    _orphans: dict[str, list[RewardRecord]] = field(default_factory=dict)
+    _closed: dict[str, None] = field(default_factory=dict)
+
+    def add_decision(self, decision: DecisionRecord) -> None:
+        if decision.id in self._open or decision.id in self._closed:
+            self.stats.duplicate_decisions += 1
+            return
+        self.stats.decisions += 1
+        self._open[decision.id] = _Open(decision, Outcome())
+        heapq.heappush(self._deadlines, (decision.ts + self.window, decision.id))
+        for reward in self._orphans.pop(decision.id, ()):
+            self._apply(reward)
+
+    def add_reward(self, reward: RewardRecord) -> None:
+        self.stats.rewards += 1
+        if reward.decision_id in self._closed:
+            self.stats.late += 1
+            return
+        if reward.decision_id not in self._open:
+            self._orphans.setdefault(reward.decision_id, []).append(reward)
+            heapq.heappush(self._deadlines, (reward.ts + self.window, reward.decision_id))
+            return
+        self._apply(reward)
+
+    def _apply(self, reward: RewardRecord) -> None:
+        entry = self._open[reward.decision_id]
+        if reward.ts > entry.decision.ts + self.window or reward.ts < entry.decision.ts:
+            self.stats.late += 1
+            return
+        entry.outcome = entry.outcome.add(reward.event, reward.value)
+        entry.events += 1
+
+    def close_until(self, now: float) -> list[JoinedRecord]:
+        """Emit every decision whose window closed at ``now``; expire unmatched rewards."""
+        joined: list[JoinedRecord] = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, key = heapq.heappop(self._deadlines)
+            entry = self._open.get(key)
+            if entry is not None and entry.decision.ts + self.window <= now:
+                del self._open[key]
+                joined.append(self._finish(entry))
+                self._remember(key)
+            elif entry is None and key in self._orphans:
+                self.stats.unmatched += len(self._orphans.pop(key))
+        return joined
+
+    def close_all(self) -> list[JoinedRecord]:
+        """Emit everything still open (end of a finite log)."""
+        return self.close_until(float("inf"))
+
+    def _finish(self, entry: _Open) -> JoinedRecord:
+        decision = entry.decision
+        rewarded = entry.events > 0
+        reward = (
+            self.goals(decision.campaign).reward(entry.outcome) if rewarded else self.default_reward
+        )
+        self.stats.joined += 1
+        self.stats.rewarded += int(rewarded)
+        return JoinedRecord(decision, OutcomeRecord(**entry.outcome.as_dict()), reward, rewarded)
+
+    def _remember(self, key: str) -> None:
+        self._closed[key] = None
+        if len(self._closed) > _MAX_REMEMBERED:
+            # forget the oldest half; a reward that late is counted as unmatched instead
+            for old in list(self._closed)[: _MAX_REMEMBERED // 2]:
+                del self._closed[old]
+
+    @property
+    def pending(self) -> int:
+        return len(self._open)
+
+
+def joined_from_inline(record: DecisionRecord, goals: Mapping[str, Goal] | Goal) -> JoinedRecord:
+    """A decision that carries its own outcome (converted logs) as a joined example."""
+    outcome = record.outcome or OutcomeRecord()
+    goal = goals if isinstance(goals, Goal) else goals.get(record.campaign, Goal())
+    value = Outcome(outcome.clicks, outcome.conversions, outcome.revenue, outcome.discount_cost)
+    return JoinedRecord(record, outcome, goal.reward(value), record.outcome is not None)
+
+
+def join_log(
+    records: Iterable[LogRecord],
+    goals: Callable[[str], Goal],
+    window: float = DEFAULT_WINDOW,
+    default_reward: float = 0.0,
+) -> tuple[list[JoinedRecord], JoinStats]:
+    """Every decision of a finite log with its reward, in log order.
+
+    Joined records pass through; decisions that carry an inline outcome are joined by it;
+    the others meet their reward records through a ``RewardJoiner`` with ``window``.
+    """
+    joiner = RewardJoiner(goals, window=window, default_reward=default_reward)
+    joined: list[JoinedRecord] = []
+    for record in records:
+        if isinstance(record, JoinedRecord):
+            joined.append(record)
+        elif isinstance(record, RewardRecord):
+            joiner.add_reward(record)
+        elif record.outcome is not None:
+            goal = goals(record.campaign)
+            joined.append(joined_from_inline(record, goal))
+        else:
+            joiner.add_decision(record)
+            joined.extend(joiner.close_until(record.ts - window))
+    joined.extend(joiner.close_all())
+    return joined, joiner.stats

@@ -1,0 +1,178 @@
+"""The one writer: joined examples in, versioned models out.
+
+Per campaign the learner keeps a training workspace (started from the CURRENT model, so a
+restart loses at most what was learned since the last publish) and the same prepared action
+examples the proxy uses. Each joined, non-holdout decision teaches every slot that had a real
+choice: the shared example from the logged signals, the slot's candidates as actions, and the
+chosen one labelled ``0:cost:probability`` with ``cost = -reward`` (VW minimises cost).
+
+The chosen action gets a fresh labelled example: VW's label setter appends costs, so a
+prepared example cannot be relabelled. The others are the prepared, unlabelled ones.
+
+``publish`` saves every campaign that learned something since the last publish as a new
+version and moves CURRENT; proxies pick it up on their next ``reload``. If an operator rolled
+back in between, the learner drops what it learned since and continues from the rolled-back
+model, so the rollback sticks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pylibvw
+from vowpalwabbit import Workspace
+
+from slotwise.proxy.bandit.campaign import BanditCampaign
+from slotwise.proxy.bandit.errors import BanditError
+from slotwise.proxy.bandit.features import FeatureMap
+from slotwise.proxy.bandit.store import ModelInfo, ModelStore
+from slotwise.proxy.bandit.workspace import (
+    PreparedActions,
+    new_workspace,
+    shared_example,
+    variant_features,
+)
+from slotwise.proxy.learn.log import JoinedRecord, signals_of
+
+_CB_LABEL = 4  # vowpalwabbit.LabelType.CONTEXTUAL_BANDIT
+
+
+@dataclass(slots=True)
+class LearnStats:
+    examples: int = 0
+    slot_updates: int = 0
+    skipped_holdout: int = 0
+    skipped_unknown: int = 0
+
+
+@dataclass(slots=True)
+class _Training:
+    campaign: BanditCampaign
+    workspace: Workspace
+    actions: PreparedActions
+    index: tuple[dict[str, int], ...]
+    parent: int | None
+    examples: int = 0
+    unpublished: int = 0
+
+
+class Learner:
+    """Trains one workspace per campaign from joined decisions and publishes versions."""
+
+    def __init__(
+        self,
+        campaigns: Iterable[BanditCampaign],
+        store: ModelStore | None = None,
+        features: FeatureMap | None = None,
+    ) -> None:
+        self.store = store
+        self.features = features or FeatureMap()
+        self.stats = LearnStats()
+        self.warnings: list[str] = []
+        self._training: dict[str, _Training] = {}
+        for campaign in campaigns:
+            self._training[campaign.name] = self._start(campaign)
+
+    @property
+    def campaigns(self) -> Mapping[str, BanditCampaign]:
+        return {name: t.campaign for name, t in self._training.items()}
+
+    def workspace(self, campaign: str) -> Workspace:
+        return self._training[campaign].workspace
+
+    def _start(self, campaign: BanditCampaign) -> _Training:
+        workspace, parent, examples = None, None, 0
+        if self.store is not None:
+            info = self.store.current(campaign.name)
+            if info is not None:
+                try:
+                    workspace = self.store.open_workspace(info, campaign.explore)
+                    parent, examples = info.version, info.examples
+                except BanditError as error:
+                    self.warnings.append(f"{error}; training {campaign.name} from scratch")
+        if workspace is None:
+            workspace = new_workspace(campaign.explore)
+        index = tuple({v.name: i for i, v in enumerate(s.variants)} for s in campaign.slots)
+        actions = PreparedActions.build(workspace, campaign)
+        return _Training(campaign, workspace, actions, index, parent, examples)
+
+    def learn(self, joined: JoinedRecord) -> bool:
+        """Learn from one joined decision; False if it teaches nothing (holdout, unknown)."""
+        decision = joined.decision
+        training = self._training.get(decision.campaign)
+        if training is None:
+            self.stats.skipped_unknown += 1
+            return False
+        if decision.holdout:
+            self.stats.skipped_holdout += 1
+            return False
+        if decision.fail_open is not None:
+            self.stats.skipped_unknown += 1  # the response went out unchanged: never shown
+            return False
+        workspace = training.workspace
+        shared = None
+        cost = -joined.reward
+        updates = 0
+        for position, slot in enumerate(training.campaign.slots):
+            logged = next((s for s in decision.slots if s.slot == slot.name), None)
+            if logged is None or logged.variant is None or len(logged.candidates) < 2:
+                continue
+            known = training.index[position]
+            if logged.variant not in known or any(c not in known for c in logged.candidates):
+                continue  # the policy changed since: this slot's choice set no longer exists
+            if shared is None:
+                signals = signals_of(decision)
+                shared = shared_example(
+                    workspace, self.features.shared(signals, personal=decision.personal)
+                )
+            prepared = training.actions.per_slot[position]
+            chosen = pylibvw.example(workspace, _CB_LABEL)
+            chosen.push_feature_dict(
+                workspace, {"variant": variant_features(slot, known[logged.variant])}
+            )
+            chosen.set_label_string(workspace, f"0:{cost!r}:{logged.probability!r}", _CB_LABEL)
+            workspace.setup_example(chosen)
+            examples = [
+                chosen if name == logged.variant else prepared[known[name]]
+                for name in logged.candidates
+            ]
+            pylibvw.vw.learn_multi(workspace, [shared, *examples])
+            updates += 1
+        if updates == 0:
+            self.stats.skipped_unknown += 1
+            return False
+        self.stats.examples += 1
+        self.stats.slot_updates += updates
+        training.examples += 1
+        training.unpublished += 1
+        return True
+
+    def publish(self) -> list[ModelInfo]:
+        """Save every campaign with new examples as a new CURRENT version."""
+        if self.store is None:
+            return []
+        published: list[ModelInfo] = []
+        for name, training in list(self._training.items()):
+            if training.unpublished == 0:
+                continue
+            current = self.store.current_version(name)
+            if current != training.parent:
+                self.warnings.append(
+                    f"{name}: CURRENT moved to v{current} (rollback?); dropping "
+                    f"{training.unpublished} unpublished examples and continuing from it"
+                )
+                self._training[name] = self._start(training.campaign)
+                continue
+            info = self.store.publish(
+                name,
+                training.workspace,
+                family=training.campaign.explore.model_family,
+                examples=training.examples,
+                parent=training.parent,
+                explore_parameter=training.campaign.explore.parameter,
+            )
+            training.parent = info.version
+            training.unpublished = 0
+            published.append(info)
+        return published

@@ -1,0 +1,168 @@
+"""The decision log format: JSON Lines, one record per line, documented in docs/learning.md.
+
+Three record types, told apart by ``type``:
+
+``decision``  what the proxy chose for one request of one campaign::
+
+    {"type": "decision", "id": "d-1", "ts": 1763790000.0, "campaign": "spring",
+     "policy_version": "3f2a...", "model_version": "v7", "holdout": false,
+     "holdout_share": 0.1, "personal": true,
+     "signals": {"device.type": "mobile", "user.age": 21},
+     "slots": [{"slot": "headline", "variant": "h2", "probability": 0.95,
+                "candidates": ["h1", "h2"]}]}
+
+    The proxy adds ``format`` and ``fail_open`` (null, or why the decided response went out
+    unchanged: such decisions were never shown, so learning and evaluation skip them).
+    ``probability`` is the chance the variant was drawn with, after the rules (the candidates
+    are the choice set the rules left). A holdout decision has ``holdout: true`` and no slots:
+    it served the upstream response. ``signals`` are only those the decision used: without
+    consent, nothing personal. A decision converted from another system may carry its result
+    inline as ``"outcome": {"clicks": 1, "conversions": 0, "revenue": 0.0}``.
+
+``reward``    an event that came back for a decision::
+
+    {"type": "reward", "decision_id": "d-1", "ts": 1763790012.5, "event": "click", "value": 0}
+
+    ``event`` is click, conversion (``value`` = its revenue), revenue or discount_cost.
+
+``joined``    written by the reward join: a decision with its outcome and reward::
+
+    {"type": "joined", "decision": {...}, "outcome": {...}, "reward": 1.0, "rewarded": true}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from slotwise.proxy.bandit.engine import BanditDecision
+from slotwise.proxy.bandit.errors import BanditError
+
+LogValue = str | int | float | bool | list[str]
+
+
+class SlotRecord(msgspec.Struct, frozen=True):
+    slot: str
+    variant: str | None
+    probability: float
+    candidates: list[str] = []
+
+
+class OutcomeRecord(msgspec.Struct, frozen=True):
+    clicks: float = 0.0
+    conversions: float = 0.0
+    revenue: float = 0.0
+    discount_cost: float = 0.0
+
+
+class DecisionRecord(msgspec.Struct, frozen=True, tag="decision", tag_field="type"):
+    id: str
+    ts: float
+    campaign: str
+    slots: list[SlotRecord] = []
+    policy_version: str = ""
+    model_version: str = ""
+    holdout: bool = False
+    holdout_share: float = 0.0
+    personal: bool = False
+    signals: dict[str, LogValue] = {}
+    outcome: OutcomeRecord | None = None
+    format: str | None = None  # json, openrtb, vast (written by the proxy)
+    fail_open: str | None = None  # why a decided response went out unchanged, if it did
+
+    @property
+    def propensity(self) -> float:
+        """Probability of the logged outcome under the logging policy (holdout included)."""
+        if self.holdout:
+            return self.holdout_share
+        product = 1.0 - self.holdout_share
+        for slot in self.slots:
+            product *= slot.probability
+        return product
+
+
+class RewardRecord(msgspec.Struct, frozen=True, tag="reward", tag_field="type"):
+    decision_id: str
+    ts: float
+    event: Literal["click", "conversion", "revenue", "discount_cost"]
+    value: float = 0.0
+
+
+class JoinedRecord(msgspec.Struct, frozen=True, tag="joined", tag_field="type"):
+    decision: DecisionRecord
+    outcome: OutcomeRecord
+    reward: float
+    rewarded: bool
+
+
+LogRecord = DecisionRecord | RewardRecord | JoinedRecord
+
+_DECODER: msgspec.json.Decoder[LogRecord] = msgspec.json.Decoder(LogRecord)
+_ENCODER = msgspec.json.Encoder()
+
+
+def decision_record(
+    decision: BanditDecision, decision_id: str, ts: float, policy_version: str
+) -> DecisionRecord:
+    """The log record of a bandit decision."""
+    return DecisionRecord(
+        id=decision_id,
+        ts=ts,
+        campaign=decision.campaign,
+        slots=[
+            SlotRecord(c.slot, c.variant, c.probability, list(c.candidates))
+            for c in decision.choices
+        ],
+        policy_version=policy_version,
+        model_version=decision.model_version,
+        holdout=decision.holdout,
+        holdout_share=decision.holdout_share,
+        personal=decision.personal,
+        signals={k: list(v) if isinstance(v, tuple) else v for k, v in decision.signals.items()},
+    )
+
+
+def encode(record: LogRecord) -> bytes:
+    """One JSON line (without the newline)."""
+    return _ENCODER.encode(record)
+
+
+def decode(line: bytes | str, where: str = "<log>") -> LogRecord:
+    """One record, or a BanditError naming the line and what is wrong with it."""
+    try:
+        record: LogRecord = _DECODER.decode(line)
+        return record
+    except msgspec.ValidationError as exc:
+        raise BanditError("bad_log_record", f"{where}: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise BanditError("bad_log_record", f"{where}: not a JSON object ({exc})") from exc
+
+
+def read_log(path: Path) -> Iterator[LogRecord]:
+    """Every record of a JSONL log file; a bad line stops with its line number."""
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        raise BanditError("unreadable_log", f"{path}: cannot open ({exc.strerror})") from exc
+    with stream:
+        for number, line in enumerate(stream, start=1):
+            if line.strip():
+                yield decode(line, f"{path}:{number}")
+
+
+def write_log(path: Path, records: Iterable[LogRecord]) -> int:
+    """Append records to a JSONL file; returns how many were written."""
+    count = 0
+    with path.open("ab") as stream:
+        for record in records:
+            stream.write(encode(record) + b"\n")
+            count += 1
+    return count
+
+
+def signals_of(record: DecisionRecord) -> dict[str, str | int | float | bool | tuple[str, ...]]:
+    """The logged signals back in their request-time form (lists become tuples)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in record.signals.items()}

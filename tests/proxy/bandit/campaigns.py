@@ -1,0 +1,38 @@
+"""Small campaigns and rule sets that mirror the compiled-policy contract."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from slotwise.proxy.bandit import BanditCampaign, BanditSlot, BanditVariant, Explore
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Mirrors slotwise.dsl.compiled.SlotEligibility (the compiled-policy contract)."""
+
+    variants: tuple[str, ...]
+    preferred: tuple[str, ...] = ()
+    pinned: str | None = None
+    boosts: Mapping[str, float] = field(default_factory=dict)
+
+
+def make_campaign(
+    name: str = "spring", slots: int = 3, variants: int = 10, holdout: float = 0.0
+) -> BanditCampaign:
+    return BanditCampaign(
+        name,
+        tuple(
+            BanditSlot(
+                f"s{s}",
+                tuple(
+                    BanditVariant(f"s{s}v{v}", {"tone": "warm" if v % 2 else "cool"})
+                    for v in range(variants)
+                ),
+            )
+            for s in range(slots)
+        ),
+        Explore("epsilon", 0.1),
+        holdout,
+    )

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from slotwise.proxy.bandit import BanditError, BanditRuntime, Explore, ModelStore
+from slotwise.proxy.bandit.workspace import new_workspace
+from tests.proxy.bandit.campaigns import make_campaign
+
+SIGNALS = {"consent.level": "personal", "device.type": "mobile"}
+
+
+def _publish(store: ModelStore, campaign: str = "spring", examples: int = 1) -> int:
+    info = store.publish(campaign, new_workspace(Explore()), family="epsilon", examples=examples)
+    return info.version
+
+
+def test_publish_list_rollback(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    assert store.current("spring") is None
+    assert [_publish(store, examples=n) for n in (10, 20, 30)] == [1, 2, 3]
+    assert [i.version for i in store.versions("spring")] == [1, 2, 3]
+    assert store.current_version("spring") == 3
+    assert store.rollback("spring").version == 2
+    assert store.rollback("spring", to=1).version == 1
+    with pytest.raises(BanditError) as error:
+        store.rollback("spring")
+    assert error.value.code == "nothing_to_roll_back"
+    with pytest.raises(BanditError) as error:
+        store.rollback("spring", to=9)
+    assert error.value.code == "unknown_model_version"
+    assert _publish(store) == 4  # versions keep counting after a rollback
+    assert store.campaigns() == ["spring"]
+
+
+def test_bad_campaign_names_never_become_paths(tmp_path: Path) -> None:
+    with pytest.raises(BanditError) as error:
+        ModelStore(tmp_path).versions("../etc")
+    assert error.value.code == "bad_campaign_name"
+
+
+def test_old_versions_are_pruned(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path, keep=3)
+    for _ in range(6):
+        _publish(store)
+    assert [i.version for i in store.versions("spring")] == [4, 5, 6]
+
+
+def test_corrupt_model_is_rejected_and_the_previous_keeps_serving(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    _publish(store)
+    runtime = BanditRuntime(store, rng=random.Random(1))
+    runtime.install([make_campaign("spring")])
+    assert runtime.snapshot.versions() == {"spring": "v1"}
+    second = store.info("spring", _publish(store))
+    path = store.model_path(second)
+    path.write_bytes(path.read_bytes()[:-7] + b"garbage")
+    assert runtime.reload() == []
+    assert runtime.snapshot.versions() == {"spring": "v1"}
+    assert [e.code for e in runtime.errors] == ["corrupt_model"]
+    assert runtime.choose("spring", {}, SIGNALS, "u") is not None
+    # a model truncated together with a forged checksum is still refused, by VW's loader
+    third = store.info("spring", _publish(store))
+    path = store.model_path(third)
+    truncated = path.read_bytes()[:40]
+    path.write_bytes(truncated)
+    meta = path.with_suffix(".json")
+    forged = json.loads(meta.read_text())
+    forged["sha256"] = hashlib.sha256(truncated).hexdigest()
+    meta.write_text(json.dumps(forged))
+    assert runtime.reload() == []
+    assert [e.code for e in runtime.errors] == ["corrupt_model", "corrupt_model"]
+    assert "Vowpal Wabbit cannot load" in runtime.errors[-1].message
+    assert runtime.snapshot.versions() == {"spring": "v1"}
+    _publish(store)
+    assert runtime.reload() == ["spring"]
+    assert runtime.snapshot.versions() == {"spring": "v4"}
+
+
+def test_a_model_of_another_exploration_family_is_not_loaded(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    _publish(store)
+    campaign = make_campaign("spring")
+    squarecb = campaign.__class__(campaign.name, campaign.slots, Explore("squarecb", 10.0))
+    runtime = BanditRuntime(store)
+    runtime.install([squarecb])
+    assert runtime.snapshot.versions() == {"spring": "v0"}
+    assert [e.code for e in runtime.errors] == ["model_family_mismatch"]
+
+
+@pytest.mark.parametrize(
+    "explore", [Explore("squarecb", 10.0), Explore("softmax", 2.0), Explore("bag", 3.0)]
+)
+def test_every_exploration_kind_gives_a_distribution(explore: Explore) -> None:
+    campaign = make_campaign(slots=1, variants=4)
+    campaign = campaign.__class__(campaign.name, campaign.slots, explore)
+    runtime = BanditRuntime(rng=random.Random(1))
+    runtime.install([campaign])
+    decision = runtime.choose(campaign.name, {}, SIGNALS, "u")
+    assert decision is not None
+    assert 0.0 < decision.choices[0].probability <= 1.0
+
+
+def test_bad_exploration_settings_are_refused() -> None:
+    for kind, parameter in (("epsilon", 1.5), ("bag", 1.0), ("softmax", 0.0), ("ucb", 1.0)):
+        with pytest.raises(BanditError):
+            Explore(kind, parameter)

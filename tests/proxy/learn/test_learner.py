@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from slotwise.proxy.bandit import BanditRuntime, FeatureMap, ModelStore
+from slotwise.proxy.learn.learner import Learner
+from slotwise.proxy.learn.log import JoinedRecord, OutcomeRecord, decision_record
+from tests.proxy.bandit.campaigns import make_campaign
+
+
+def _signals(segment: str) -> dict[str, str | int | bool]:
+    return {"consent.level": "personal", "user.is_new": False, "device.type": segment}
+
+
+def test_the_loop_learns_a_segment_specific_winner_and_publishes_it(tmp_path: Path) -> None:
+    """mobile users click s0v3, desktop users click s0v7: the published model knows."""
+    campaign = make_campaign(slots=1, variants=10)
+    store = ModelStore(tmp_path)
+    runtime = BanditRuntime(store, rng=random.Random(1))
+    runtime.install([campaign])
+    learner = Learner([campaign], store)
+    rng = random.Random(2)
+    winners = {"mobile": "s0v3", "desktop": "s0v7"}
+    for n in range(3000):
+        segment = rng.choice(["mobile", "desktop"])
+        decision = runtime.choose("spring", {}, _signals(segment), f"u{n}")
+        assert decision is not None
+        record = decision_record(decision, f"d{n}", float(n), "p1")
+        clicked = decision.variant("s0") == winners[segment] and rng.random() < 0.5
+        learner.learn(JoinedRecord(record, OutcomeRecord(clicks=clicked), float(clicked), True))
+        if n % 500 == 499:
+            assert learner.publish()
+            runtime.reload()
+    assert runtime.snapshot.versions() == {"spring": "v6"}
+    assert learner.stats.examples == 3000
+    for segment, winner in winners.items():
+        picks = [runtime.choose("spring", {}, _signals(segment), "x") for _ in range(200)]
+        share = sum(d is not None and d.variant("s0") == winner for d in picks) / len(picks)
+        assert share > 0.8, (segment, share)
+
+
+def test_holdout_and_unknown_campaigns_teach_nothing(tmp_path: Path) -> None:
+    campaign = make_campaign(holdout=1.0)
+    runtime = BanditRuntime(rng=random.Random(1))
+    runtime.install([campaign])
+    decision = runtime.choose("spring", {}, _signals("mobile"), "u")
+    assert decision is not None and decision.holdout
+    learner = Learner([campaign], ModelStore(tmp_path), FeatureMap())
+    record = decision_record(decision, "d", 0.0, "p")
+    assert not learner.learn(JoinedRecord(record, OutcomeRecord(), 0.0, False))
+    other = decision_record(decision, "d", 0.0, "p").__class__(id="e", ts=0.0, campaign="other")
+    assert not learner.learn(JoinedRecord(other, OutcomeRecord(), 0.0, False))
+    assert learner.publish() == []
+
+
+def test_a_restarted_learner_continues_from_the_current_model(tmp_path: Path) -> None:
+    campaign = make_campaign(slots=1, variants=3)
+    store = ModelStore(tmp_path)
+    runtime = BanditRuntime(rng=random.Random(1))
+    runtime.install([campaign])
+    learner = Learner([campaign], store)
+    decision = runtime.choose("spring", {}, _signals("mobile"), "u")
+    assert decision is not None
+    learner.learn(JoinedRecord(decision_record(decision, "d", 0, "p"), OutcomeRecord(), 1.0, True))
+    (info,) = learner.publish()
+    again = Learner([campaign], store)
+    again.learn(JoinedRecord(decision_record(decision, "e", 1, "p"), OutcomeRecord(), 1.0, True))
+    (second,) = again.publish()
+    assert (second.version, second.parent, second.examples) == (2, 1, 2)
+    store.rollback("spring")
+    again.learn(JoinedRecord(decision_record(decision, "f", 2, "p"), OutcomeRecord(), 1.0, True))
+    assert again.publish() == []
+    assert "rollback" in again.warnings[-1]
+    assert info.version == 1
