@@ -1,0 +1,1 @@
+"""The runtime: the edge proxy, its adapters, decisions, state, events and learning."""

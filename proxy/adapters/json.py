@@ -1,0 +1,251 @@
+"""Generic JSON responses: slots addressed by a JSON path (``$.creative.headline``).
+
+Which fields carry the ``ad.*`` signals and where trackers go is configuration
+(:class:`JsonFields`), because every ad server names them its own way. A ``[*]`` step
+addresses every element of a list: reading takes the first match, writing sets them all.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from slotwise.dsl.location import (
+    JsonPathLocation,
+    JsonStep,
+    Location,
+    Wildcard,
+    parse_location,
+)
+from slotwise.plugins.schema import SignalValue
+from slotwise.proxy.adapters.base import AdapterError, Trackers
+
+_decoder = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class JsonFields:
+    """Where a generic JSON ad names its campaign, creative and placement, and its trackers.
+
+    Each signal lists candidate paths; the first that holds a string or number wins.
+    ``impression_trackers`` / ``click_trackers`` are paths of lists to append the proxy's pixel
+    URLs to (created when the parent object exists); ``click_urls`` are paths of click-through
+    URLs to wrap in the signed /_sw/click redirect.
+    """
+
+    campaign_id: tuple[JsonPathLocation, ...] = ()
+    creative_id: tuple[JsonPathLocation, ...] = ()
+    placement: tuple[JsonPathLocation, ...] = ()
+    impression_trackers: tuple[JsonPathLocation, ...] = ()
+    click_trackers: tuple[JsonPathLocation, ...] = ()
+    click_urls: tuple[JsonPathLocation, ...] = ()
+
+    @classmethod
+    def from_strings(cls, **paths: Sequence[str]) -> JsonFields:
+        """Build from path strings; raise ValueError naming a bad path."""
+        parsed: dict[str, tuple[JsonPathLocation, ...]] = {}
+        for key, texts in paths.items():
+            locations = []
+            for text in texts:
+                location = parse_location(text)  # LocationError is a ValueError
+                if not isinstance(location, JsonPathLocation):
+                    raise ValueError(f"{key}: {text!r} is not a JSON path (start with '$')")
+                locations.append(location)
+            parsed[key] = tuple(locations)
+        return cls(**parsed)
+
+
+DEFAULT_JSON_FIELDS = JsonFields.from_strings(
+    campaign_id=["$.campaign_id", "$.campaign.id", "$.ad.campaign_id"],
+    creative_id=["$.creative_id", "$.creative.id", "$.ad.creative_id"],
+    placement=["$.placement", "$.placement_id", "$.ad.placement"],
+    impression_trackers=["$.tracking.impressions", "$.impression_trackers"],
+    click_trackers=["$.tracking.clicks", "$.click_trackers"],
+    click_urls=["$.creative.click_url", "$.click_url"],
+)
+
+
+def decode(body: bytes) -> Any:
+    """Parse JSON bytes; AdapterError when they are not JSON."""
+    try:
+        return _decoder.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise AdapterError(f"not valid JSON: {exc}") from exc
+
+
+def encode(value: Any) -> bytes:
+    return _encoder.encode(value)
+
+
+def find(document: Any, steps: Sequence[JsonStep]) -> list[tuple[Any, str | int]]:
+    """Every (container, key) the steps lead to whose key exists."""
+    if not _has_wildcard(tuple(steps)):
+        return _find_one(document, steps)
+    found: list[tuple[Any, str | int]] = []
+    _walk(document, steps, 0, found)
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _has_wildcard(steps: tuple[JsonStep, ...]) -> bool:
+    return any(isinstance(step, Wildcard) for step in steps)
+
+
+def _find_one(node: Any, steps: Sequence[JsonStep]) -> list[tuple[Any, str | int]]:
+    # the common case, a path without [*]: a plain loop, no recursion
+    last = len(steps) - 1
+    for at, step in enumerate(steps):
+        if isinstance(step, int):
+            if not isinstance(node, list) or step >= len(node):
+                return []
+        elif not isinstance(node, dict) or step not in node:
+            return []
+        if at == last:
+            return [(node, step)]  # type: ignore[list-item]
+        node = node[step]
+    return []
+
+
+def _walk(
+    node: Any, steps: Sequence[JsonStep], at: int, found: list[tuple[Any, str | int]]
+) -> None:
+    step = steps[at]
+    last = at == len(steps) - 1
+    if isinstance(step, Wildcard):
+        if isinstance(node, list):
+            for index in range(len(node)):
+                if last:
+                    found.append((node, index))
+                else:
+                    _walk(node[index], steps, at + 1, found)
+        return
+    if isinstance(step, int):
+        if not isinstance(node, list) or step >= len(node):
+            return
+    elif not isinstance(node, dict) or step not in node:
+        return
+    if last:
+        found.append((node, step))
+    else:
+        _walk(node[step], steps, at + 1, found)
+
+
+def read_text(document: Any, location: JsonPathLocation) -> str | None:
+    for container, key in find(document, location.steps):
+        value = container[key]
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def write_text(document: Any, location: JsonPathLocation, value: str) -> bool:
+    """Set every string the path leads to; False when it leads to none."""
+    written = False
+    for container, key in find(document, location.steps):
+        if isinstance(container[key], str):
+            container[key] = value
+            written = True
+    return written
+
+
+def _scalar(document: Any, paths: Sequence[JsonPathLocation]) -> str | None:
+    for path in paths:
+        for container, key in find(document, path.steps):
+            value = container[key]
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return str(value)
+    return None
+
+
+def _append(document: Any, path: JsonPathLocation, url: str) -> bool:
+    hits = find(document, path.steps)
+    if hits:
+        appended = False
+        for container, key in hits:
+            if isinstance(container[key], list):
+                container[key].append(url)
+                appended = True
+        return appended
+    # create the list when its parent object exists
+    *parent_steps, leaf = path.steps
+    if not isinstance(leaf, str):
+        return False
+    parents = [document] if not parent_steps else [c[k] for c, k in find(document, parent_steps)]
+    created = False
+    for parent in parents:
+        if isinstance(parent, dict):
+            parent[leaf] = [url]
+            created = True
+    return created
+
+
+@dataclass(slots=True)
+class JsonUnit:
+    """A whole generic JSON document as one ad unit."""
+
+    document: Any
+    fields: JsonFields
+    signals: Mapping[str, SignalValue] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        signals: dict[str, SignalValue] = {"ad.format": "json"}
+        for name, paths in (
+            ("ad.campaign_id", self.fields.campaign_id),
+            ("ad.creative_id", self.fields.creative_id),
+            ("ad.placement", self.fields.placement),
+        ):
+            value = _scalar(self.document, paths)
+            if value is not None:
+                signals[name] = value
+        self.signals = signals
+
+    def read(self, location: Location) -> str | None:
+        if not isinstance(location, JsonPathLocation):
+            return None
+        return read_text(self.document, location)
+
+    def write(self, location: Location, value: str) -> bool:
+        if not isinstance(location, JsonPathLocation):
+            return False
+        return write_text(self.document, location, value)
+
+    def track(self, trackers: Trackers) -> None:
+        # the first configured path that exists (or can be created) gets the pixel
+        for path in self.fields.impression_trackers:
+            if _append(self.document, path, trackers.impression):
+                break
+        for path in self.fields.click_trackers:
+            if _append(self.document, path, trackers.click):
+                break
+        for path in self.fields.click_urls:
+            for container, key in find(self.document, path.steps):
+                target = container[key]
+                if isinstance(target, str) and target.startswith(("http://", "https://")):
+                    container[key] = trackers.signer.redirect(trackers.decision_id, target)
+
+
+@dataclass(slots=True)
+class JsonDocument:
+    """A generic JSON response: one unit, the whole document."""
+
+    root: Any
+    fields: JsonFields
+    format: str = "json"
+    units: Sequence[JsonUnit] = ()
+
+    def __post_init__(self) -> None:
+        self.units = (JsonUnit(self.root, self.fields),) if isinstance(self.root, dict) else ()
+
+    def serialize(self) -> bytes:
+        return encode(self.root)
+
+
+def parse_json(body: bytes, fields: JsonFields = DEFAULT_JSON_FIELDS) -> JsonDocument:
+    return JsonDocument(decode(body), fields)

@@ -1,0 +1,364 @@
+"""The proxy as a pure ASGI application.
+
+Every path outside ``/_sw/`` goes to the upstream through slotwise.proxy.decide. The proxy's
+own endpoints: ``/_sw/health`` (the process is up), ``/_sw/ready`` (policies loaded, store
+answers), ``/_sw/metrics`` (Prometheus text), ``/_sw/click`` (signed click redirect), and the
+event endpoints of slotwise.proxy.events (``/_sw/px``, ``/_sw/events``, ``/_sw/admin/...``).
+
+Long-lived resources (upstream pool, store, providers, decision log, policy watcher) are made
+in the lifespan and kept on the app's :class:`Runtime`; nothing lives in module globals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import secrets
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from slotwise.plugins.builtin.consent import ConsentConfig
+from slotwise.plugins.loaded import ProviderSet
+from slotwise.proxy.adapters.json import DEFAULT_JSON_FIELDS, JsonFields
+from slotwise.proxy.chooser import Chooser, RuleChooser
+from slotwise.proxy.config import Settings, load_settings
+from slotwise.proxy.decide import Engine, Limits, Receive, Scope, Send, handle
+from slotwise.proxy.http_hygiene import ForwardingPolicy
+from slotwise.proxy.metrics import ProxyMetrics
+from slotwise.proxy.policy_snapshot import PolicySnapshot
+from slotwise.proxy.tracking import CLICK_PATH, ClickSigner
+from slotwise.proxy.upstream import Origin, PoolSettings, Upstream, UpstreamPool
+
+log = logging.getLogger("slotwise.proxy")
+_TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
+
+
+@dataclass(slots=True)
+class Runtime:
+    """The resources of one running app (set up in its lifespan)."""
+
+    engine: Engine
+    events_app: Any = None
+    collector: Any = None
+    store: Any = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class ProxyApp:
+    """The ASGI app. ``upstream``, ``store`` and ``chooser`` may be injected (tests)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        upstream: Upstream | None = None,
+        chooser: Chooser | None = None,
+        policies: PolicySnapshot | None = None,
+        load_plugins: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.metrics = ProxyMetrics()
+        self._upstream = upstream
+        self._chooser = chooser
+        self._policies = policies
+        self._load_plugins = load_plugins
+        self.runtime: Runtime | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            runtime = self.runtime
+            if runtime is None:
+                return await _plain(send, 503, b"starting\n")
+            path: str = scope["path"]
+            if not path.startswith("/_sw/"):
+                return await handle(runtime.engine, scope, receive, send)
+            return await self._own(runtime, scope, receive, send)
+        if kind == "lifespan":
+            return await self._lifespan(receive, send)
+        if kind == "websocket":  # not proxied: close politely
+            await send({"type": "websocket.close", "code": 1008})
+
+    # -- /_sw/ endpoints --------------------------------------------------------------------
+
+    async def _own(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if path == "/_sw/health":
+            return await _plain(send, 200, b"ok\n")
+        if path == "/_sw/ready":
+            problems = await self._readiness(runtime)
+            body = "ready\n" if not problems else "not ready: " + "; ".join(problems) + "\n"
+            return await _plain(send, 503 if problems else 200, body.encode())
+        if path == "/_sw/metrics":
+            text = self.metrics.render(self._extra_metrics(runtime))
+            return await _plain(
+                send, 200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8"
+            )
+        if path == CLICK_PATH:
+            return await self._click(runtime, scope, send)
+        if runtime.events_app is not None:
+            await runtime.events_app(scope, receive, send)
+            return
+        return await _plain(send, 404, b"not found\n")
+
+    async def _click(self, runtime: Runtime, scope: Scope, send: Send) -> None:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        decision_id = (query.get("d") or [""])[0]
+        target = (query.get("u") or [""])[0]
+        signature = (query.get("s") or [""])[0]
+        signer = runtime.engine.signer
+        if (
+            not decision_id
+            or not target.startswith(("http://", "https://"))
+            or not signer.verify(decision_id, target, signature)
+        ):
+            self.metrics.refused.inc("bad_click_signature")
+            return await _plain(send, 400, b"invalid or unsigned click link\n")
+        if runtime.collector is not None:
+            await self._record_click(runtime, decision_id)
+        headers = [
+            (b"location", target.encode("utf-8")),
+            (b"cache-control", b"no-store"),
+            (b"content-length", b"0"),
+        ]
+        await send({"type": "http.response.start", "status": 302, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _record_click(self, runtime: Runtime, decision_id: str) -> None:
+        from slotwise.proxy.events.schema import Rejection, convert_event
+
+        event = convert_event(
+            {"type": "click", "decision_id": decision_id, "id": f"{decision_id}.click"}
+        )
+        if isinstance(event, Rejection):
+            return
+        try:
+            await runtime.collector.collect([event], consent="contextual")
+        except Exception as exc:  # the redirect matters more than the count
+            log.warning("click for decision %s not recorded: %s", decision_id, exc)
+
+    async def _readiness(self, runtime: Runtime) -> list[str]:
+        problems = []
+        if (
+            runtime.engine.policies.directory is not None
+            and runtime.engine.policies.current is None
+        ):
+            problems.append(f"policies not loaded ({runtime.engine.policies.last_error})")
+        if runtime.store is not None:
+            try:
+                async with asyncio.timeout(1.0):
+                    await runtime.store.ping()
+            except Exception as exc:
+                problems.append(f"store: {exc}")
+        return problems
+
+    def _extra_metrics(self, runtime: Runtime) -> str:
+        log_ = runtime.engine.decision_log
+        lines = [
+            "# HELP slotwise_decision_log_pending Decision records queued for the store.",
+            "# TYPE slotwise_decision_log_pending gauge",
+            f"slotwise_decision_log_pending {getattr(log_, 'pending', 0)}",
+            "# HELP slotwise_decision_log_dropped Decision records dropped (store too slow).",
+            "# TYPE slotwise_decision_log_dropped gauge",
+            f"slotwise_decision_log_dropped {getattr(log_, 'dropped', 0)}",
+        ]
+        policy = runtime.engine.policies.current
+        lines += [
+            "# HELP slotwise_policy_info The serving policy set version.",
+            "# TYPE slotwise_policy_info gauge",
+            f'slotwise_policy_info{{version="{policy.version if policy else ""}"}} 1',
+        ]
+        providers = runtime.engine.providers
+        text = "\n".join(lines) + "\n"
+        if providers is not None and hasattr(providers, "render_metrics"):
+            text += providers.render_metrics()
+        return text
+
+    # -- lifespan ---------------------------------------------------------------------------
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        stack = contextlib.AsyncExitStack()
+        try:
+            self.runtime = await self._start(stack)
+        except Exception as exc:
+            await stack.aclose()
+            log.error("slotwise proxy failed to start: %s", exc)
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        for task in self.runtime.tasks:
+            task.cancel()
+        await stack.aclose()
+        self.runtime = None
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> Runtime:
+        from starlette.routing import Mount, Router
+
+        from slotwise.proxy.events import DecisionLog, EventCollector, EventsConfig
+        from slotwise.proxy.events.endpoints import events_routes
+        from slotwise.proxy.state import open_store
+
+        s = self.settings
+        upstream = self._upstream
+        if upstream is None:
+            upstream = UpstreamPool(Origin.parse(s.upstream_url), _pool_settings(s))
+            stack.push_async_callback(upstream.aclose)
+        store = await stack.enter_async_context(open_store(s.store_url))
+        collector = await stack.enter_async_context(
+            EventCollector(store, EventsConfig.load(s.events))
+        )
+        decision_log = await stack.enter_async_context(DecisionLog(store))
+        providers = None
+        if self._load_plugins:
+            from slotwise.plugins.profile_source import StoreProfileSource
+            from slotwise.plugins.provider import ProviderServices
+            from slotwise.plugins.registry import load_providers
+            from slotwise.proxy.state import subject_key
+
+            providers = load_providers(s.plugins)
+            await providers.start(ProviderServices(profiles=StoreProfileSource(store, subject_key)))
+            stack.push_async_callback(providers.aclose)
+            schema = providers.schema
+        else:
+            from slotwise.plugins.schema import SignalSchema
+
+            schema = SignalSchema()
+        policies = self._policies
+        if policies is None:
+            directory = Path(s.proxy_policies) if s.proxy_policies else None
+            policies = PolicySnapshot(directory, schema, self.metrics)
+            policies.load()
+        chooser = self._chooser
+        bandit_task = None
+        if chooser is None and s.bandit_models_dir:
+            chooser, bandit_task = _bandit(Path(s.bandit_models_dir), policies, s)
+        # the compiled policies and loaded models live as long as the process: keep the
+        # collector from scanning them again and again (fewer, shorter pauses at p99)
+        gc.freeze()
+        secret = s.tracking_secret.encode() or secrets.token_bytes(32)
+        engine = Engine(
+            upstream=upstream,
+            policies=policies,
+            chooser=chooser or RuleChooser(),
+            decision_log=decision_log,
+            metrics=self.metrics,
+            signer=ClickSigner(secret, s.tracking_public_url),
+            providers=providers,
+            limits=Limits(
+                max_header_bytes=s.proxy_max_header_bytes,
+                max_body_bytes=s.proxy_max_body_bytes,
+                max_rewrite_bytes=s.proxy_max_rewrite_bytes,
+                decision_deadline=s.proxy_decision_deadline_ms / 1000.0,
+                signals_deadline=s.proxy_signals_deadline_ms / 1000.0,
+            ),
+            forwarding=ForwardingPolicy.parse(s.proxy_trusted_proxies),
+            json_fields=_json_fields(s),
+            public_url=s.tracking_public_url,
+            user_cookie=s.tracking_user_cookie,
+        )
+        routes = events_routes(collector, consent=_consent_config(providers))
+        events_app = Router(routes=[Mount("/_sw", routes=routes)])
+        runtime = Runtime(engine, events_app, collector, store)
+        if bandit_task is not None:
+            runtime.tasks.append(asyncio.create_task(bandit_task))
+        if policies.directory is not None and s.proxy_reload_interval > 0:
+            runtime.tasks.append(asyncio.create_task(policies.watch(s.proxy_reload_interval)))
+        return runtime
+
+
+def _bandit(
+    models_dir: Path, policies: PolicySnapshot, s: Settings
+) -> tuple[Chooser, Coroutine[Any, Any, None]]:
+    """The bandit chooser over the model store, and the task that hot-reloads its models."""
+    from slotwise.proxy.bandit.runtime import BanditRuntime
+    from slotwise.proxy.bandit.store import ModelStore
+    from slotwise.proxy.chooser import BanditChooser
+
+    models_dir.mkdir(parents=True, exist_ok=True)
+    runtime = BanditRuntime(ModelStore(models_dir))
+    if policies.current is not None:
+        runtime.install_policy_set(policies.current)
+    policies.on_swap.append(runtime.install_policy_set)
+
+    async def reload_models() -> None:
+        reported = 0
+        while True:
+            await asyncio.sleep(s.bandit_reload_interval)
+            try:
+                changed = await asyncio.to_thread(runtime.reload)
+            except Exception as exc:  # a broken store must not stop the reloads
+                log.error("model reload failed, keeping the serving models: %s", exc)
+                continue
+            if changed:
+                log.info("models reloaded for %s", ", ".join(changed))
+            for error in runtime.errors[reported:]:
+                log.error("model rejected, the previous one keeps serving: %s", error)
+            reported = len(runtime.errors)
+
+    return BanditChooser(runtime), reload_models()
+
+
+def _consent_config(providers: ProviderSet | None) -> ConsentConfig | None:
+    """The consent provider's validated config, so events judge consent as decisions do."""
+    loaded = providers.by_name.get("consent") if providers is not None else None
+    config = loaded.provider.config if loaded is not None else None
+    return config if isinstance(config, ConsentConfig) else None
+
+
+def _pool_settings(s: Settings) -> PoolSettings:
+    return PoolSettings(
+        max_connections=s.upstream_max_connections,
+        max_idle=s.upstream_max_idle,
+        idle_expiry=s.upstream_idle_expiry,
+        connect_timeout=s.upstream_connect_timeout,
+        pool_timeout=s.upstream_connect_timeout,
+        response_timeout=s.upstream_timeout,
+        read_timeout=s.upstream_read_timeout,
+    )
+
+
+def _json_fields(s: Settings) -> JsonFields:
+    configured = {
+        name: getattr(s, f"adapters_json_{name}")
+        for name in (
+            "campaign_id",
+            "creative_id",
+            "placement",
+            "impression_trackers",
+            "click_trackers",
+            "click_urls",
+        )
+    }
+    overrides = JsonFields.from_strings(**{k: v for k, v in configured.items() if v})
+    return JsonFields(
+        **{
+            name: getattr(overrides, name)
+            if configured[name]
+            else getattr(DEFAULT_JSON_FIELDS, name)
+            for name in configured
+        }
+    )
+
+
+async def _plain(
+    send: Send, status: int, body: bytes, content_type: bytes = b"text/plain; charset=utf-8"
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def app_from_env() -> ProxyApp:
+    """The app factory the ASGI server calls in each worker (settings from SLOTWISE_*)."""
+    config = os.environ.get("SLOTWISE_CONFIG")
+    return ProxyApp(load_settings(Path(config) if config else None))

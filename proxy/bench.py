@@ -1,0 +1,400 @@
+"""``slotwise bench proxy``: throughput and latency of the proxy against baselines, in one run.
+
+Rows, all against the same upstream (nginx serving the example ad server's JSON creatives,
+about 2 KB each), with wrk at 64 connections:
+
+- (a) the upstream directly;
+- (b) through slotwise, a campaign set loaded but none applying to the response;
+- (c) through slotwise, personalising a 3-slot campaign (headline, image, CTA);
+- (d) nginx ``proxy_pass`` (keep-alive upstream), the reference proxy, when nginx is installed;
+- (c') as (c) without signal providers and (f) forwarding only (no policies): where the time
+  goes.
+
+The proxy (one worker) and nginx-as-proxy are pinned to CPU 0; the upstream and wrk share
+CPU 1. Then the latency check: (a) and (b) paced at half of (b)'s peak rate (wrk's Lua
+``delay``). Engine time per decision comes from an in-process run of the decision code on the
+same body (p50/p99 over thousands of decisions) and from the proxy's histogram.
+Needs wrk and nginx: ``scripts/bench-deps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from slotwise.proxy.cli import EXIT_FAILED, UsageError
+
+_CONNECTIONS = 64
+_BENCH_POLICY = """policy "bench" version 1
+
+campaign spring_sale {
+  applies when ad.campaign_id == "cmp-spring"
+  slot headline at "$.creative.headline" {
+    variant h1 "Spring deals are here"
+    variant h2 "Save 20% this week"
+    variant h3 "The spring edit"
+  }
+  slot image at "$.creative.image_url" {
+    variant beach "https://cdn.example/beach.jpg"
+    variant city  "https://cdn.example/city.jpg"
+  }
+  slot cta at "$.creative.cta" {
+    variant shop "Shop now"
+    variant see "See the deals"
+  }
+  rule "short copy on mobile" when device.type == "mobile" then prefer headline h2
+  rule "German copy" when geo.country == "DE" then exclude headline h3
+  optimize clicks
+}
+"""
+_NGINX_UPSTREAM = """worker_processes 1; daemon off; pid {d}/up.pid; error_log {d}/up-error.log;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 10000000; keepalive_timeout 120s;
+  server {{ listen 127.0.0.1:{port};
+    location /ads/ {{ alias {d}/www/; default_type application/json; }} }} }}
+"""
+_NGINX_PROXY = """worker_processes 1; daemon off; pid {d}/px.pid; error_log {d}/px-error.log;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 10000000;
+  upstream origin {{ server 127.0.0.1:{upstream}; keepalive 128; }}
+  server {{ listen 127.0.0.1:{port};
+    location / {{ proxy_pass http://origin; proxy_http_version 1.1;
+                  proxy_set_header Connection ""; }} }} }}
+"""
+_PACED = """local interval = {interval}
+function delay() return interval end
+"""
+
+
+@dataclass
+class Row:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
+    parser.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+
+
+def run(args: argparse.Namespace) -> int:
+    wrk = shutil.which("wrk")
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if wrk is None or nginx is None:
+        raise UsageError(
+            "needs wrk and nginx: run scripts/bench-deps (apt-get install wrk nginx-light)"
+        )
+    if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
+        raise UsageError("needs taskset and at least 2 CPUs (proxy on one, load on the other)")
+    seconds = args.seconds
+    with tempfile.TemporaryDirectory(prefix="slotwise-bench-") as tmp:
+        d = Path(tmp)
+        d.chmod(0o755)  # nginx workers run as an unprivileged user
+        _write_fixtures(d)
+        up_port, proxy_port, nginx_port = _free_port(), _free_port(), _free_port()
+        (d / "up.conf").write_text(_NGINX_UPSTREAM.format(d=d, port=up_port))
+        (d / "px.conf").write_text(_NGINX_PROXY.format(d=d, port=nginx_port, upstream=up_port))
+        rows: list[Row] = []
+        with _proc(["taskset", "-c", "1", nginx, "-c", str(d / "up.conf")], d / "up.log"):
+            _wait_port(up_port)
+            upstream = f"http://127.0.0.1:{up_port}"
+            rows.append(_wrk("(a) upstream direct", f"{upstream}/ads/home-top", seconds))
+            serve = [
+                "taskset", "-c", "0", sys.executable, "-m", "slotwise", "serve",
+                "--upstream", upstream, "--policies", str(d / "policies"),
+                "--port", str(proxy_port), "--store", "memory://",
+            ]  # fmt: skip
+            # the built-in signal providers (an installed third-party provider is not measured)
+            env = dict(os.environ, SLOTWISE_PROXY_RELOAD_INTERVAL="0", SLOTWISE_PLUGINS="builtins")
+            with _proc(serve, d / "proxy.log", env):
+                _wait_port(proxy_port)
+                proxy = f"http://127.0.0.1:{proxy_port}"
+                _wrk("warm-up", f"{proxy}/ads/home-top", 2)
+                rows.append(
+                    _wrk("(b) slotwise, no campaign applies", f"{proxy}/ads/footer", seconds)
+                )
+                rows.append(_wrk("(c) slotwise, 3-slot campaign", f"{proxy}/ads/home-top", seconds))
+                half = rows[1].rps / 2
+                paced = _paced_script(d, half)
+                rows.append(
+                    _wrk(
+                        f"(a) upstream direct at {half:,.0f} req/s",
+                        f"{upstream}/ads/footer",
+                        seconds,
+                        paced,
+                    )
+                )
+                rows.append(
+                    _wrk(
+                        f"(b) slotwise at {half:,.0f} req/s", f"{proxy}/ads/footer", seconds, paced
+                    )
+                )
+                histogram = _decision_histogram(proxy)
+            # the same campaign without signal providers: the proxy's and engine's own cost
+            # (its policy drops the two rules: without providers their signals do not exist)
+            bare = dict(env, SLOTWISE_PLUGINS="none")
+            bare_serve = [
+                str(d / "policies-bare") if a == str(d / "policies") else a for a in serve
+            ]
+            with _proc(bare_serve, d / "proxy-bare.log", bare):
+                _wait_port(proxy_port)
+                _wrk("warm-up", f"{proxy}/ads/home-top", 2)
+                rows.append(
+                    _wrk("(c') slotwise, 3-slot, no providers", f"{proxy}/ads/home-top", seconds)
+                )
+            # forwarding only: no policies, so no signals, parsing or decisions
+            forward = [str(d / "policies-none") if a == str(d / "policies") else a for a in serve]
+            with _proc(forward, d / "proxy-forward.log", bare):
+                _wait_port(proxy_port)
+                _wrk("warm-up", f"{proxy}/ads/home-top", 2)
+                rows.append(_wrk("(f) slotwise, forwarding only", f"{proxy}/ads/home-top", seconds))
+            with _proc(["taskset", "-c", "0", nginx, "-c", str(d / "px.conf")], d / "px.log"):
+                _wait_port(nginx_port)
+                _wrk("warm-up", f"http://127.0.0.1:{nginx_port}/ads/home-top", 2)
+                rows.append(
+                    _wrk(
+                        "(d) nginx proxy_pass",
+                        f"http://127.0.0.1:{nginx_port}/ads/home-top",
+                        seconds,
+                    )
+                )
+        engine = _engine_time(d)
+    report = {
+        "rows": [asdict(r) for r in rows],
+        "engine": engine,
+        "decision_histogram_p99_bucket_ms": histogram,
+        "checks": _checks(rows, engine),
+        "seconds": seconds,
+        "connections": _CONNECTIONS,
+    }
+    _print(report, args.format)
+    return 0 if all(report["checks"].values()) else EXIT_FAILED
+
+
+def _write_fixtures(d: Path) -> None:
+    (d / "www").mkdir()
+    (d / "policies").mkdir()
+    (d / "policies" / "bench.sw").write_text(_BENCH_POLICY)
+    (d / "policies-bare").mkdir()
+    (d / "policies-none").mkdir()
+    rules = [line for line in _BENCH_POLICY.splitlines() if line.strip().startswith("rule ")]
+    bare = "\n".join(line for line in _BENCH_POLICY.splitlines() if line not in rules)
+    (d / "policies-bare" / "bench.sw").write_text(bare)
+    for placement, campaign in (("home-top", "cmp-spring"), ("footer", "cmp-evergreen")):
+        ad = {
+            "request_id": "r1",
+            "placement": placement,
+            "campaign_id": campaign,
+            "creative": {
+                "id": "cr-1",
+                "headline": "Spring collection",
+                "image_url": "https://cdn.example/spring/default.jpg",
+                "cta": "Shop",
+                "click_url": "https://shop.example/spring?utm_source=adserver",
+            },
+            "tracking": {"impressions": ["https://adserver.example/imp?c=1"], "clicks": []},
+            "disclaimer": "",
+        }
+        pad = 2048 - len(json.dumps(ad))
+        ad["disclaimer"] = ("Offer valid while stocks last. " * 80)[:pad]
+        (d / "www" / placement).write_text(json.dumps(ad))
+
+
+def _wrk(name: str, url: str, seconds: int, script: Path | None = None) -> Row:
+    argv = ["taskset", "-c", "1", "wrk", "-t1", f"-c{_CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        argv += ["-s", str(script)]
+    out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        print(f"warning: {name}: wrk reported errors:\n{out}", file=sys.stderr)
+    return Row(
+        name,
+        float(_find(r"Requests/sec:\s+([\d.]+)", out)),
+        _ms(_find(r"50%\s+(\S+)", out)),
+        _ms(_find(r"99%\s+(\S+)", out)),
+    )
+
+
+def _paced_script(d: Path, rate: float) -> Path:
+    # each connection waits so that all of them together send about ``rate`` requests/s
+    interval = max(1, round(_CONNECTIONS / rate * 1000))
+    path = d / "paced.lua"
+    path.write_text(_PACED.format(interval=interval))
+    return path
+
+
+def _engine_time(d: Path) -> dict[str, float]:
+    """p50/p99 of the decision code itself (parse, select, choose, rewrite, serialise)."""
+    import asyncio
+
+    from slotwise.plugins.gather import Gathered
+    from slotwise.plugins.registry import load_schema
+    from slotwise.plugins.schema import NoHistory
+    from slotwise.proxy.chooser import RuleChooser
+    from slotwise.proxy.decide import Engine, personalise
+    from slotwise.proxy.metrics import ProxyMetrics
+    from slotwise.proxy.policy_snapshot import PolicySnapshot, compile_directory
+    from slotwise.proxy.tracking import ClickSigner
+    from slotwise.proxy.upstream.connection import UpstreamResponse
+
+    policy = compile_directory(d / "policies", load_schema())
+    metrics = ProxyMetrics()
+    engine = Engine(
+        upstream=None,  # type: ignore[arg-type]
+        policies=PolicySnapshot(None, load_schema(), metrics),
+        chooser=RuleChooser(),
+        decision_log=None,  # type: ignore[arg-type]
+        metrics=metrics,
+        signer=ClickSigner(b"b" * 32, "http://proxy"),
+    )
+    body = (d / "www" / "home-top").read_bytes()
+    response = UpstreamResponse(200, [(b"content-type", b"application/json")], None, 1.0)  # type: ignore[arg-type]
+    gathered = Gathered({"device.type": "mobile", "geo.country": "DE"}, False, None, NoHistory())
+    scope: dict[str, Any] = {"headers": [(b"host", b"proxy")], "scheme": "http"}
+    samples = []
+    for _ in range(20_000):
+        started = time.perf_counter()
+        outcome = personalise(engine, policy, response, body, b"", gathered, scope)
+        samples.append(time.perf_counter() - started)
+        assert outcome.body is not None
+    samples.sort()
+    del asyncio
+    return {
+        "p50_ms": samples[len(samples) // 2] * 1000,
+        "p99_ms": samples[int(len(samples) * 0.99)] * 1000,
+        "mean_ms": statistics.fmean(samples) * 1000,
+    }
+
+
+def _decision_histogram(proxy: str) -> float | None:
+    import httpx
+
+    text = httpx.get(f"{proxy}/_sw/metrics").text
+    buckets = re.findall(r'slotwise_decision_latency_seconds_bucket\{le="([^"]+)"\} (\d+)', text)
+    total = float(buckets[-1][1]) if buckets else 0.0
+    for bound, count in buckets:
+        if total and float(count) >= 0.99 * total:
+            return float(bound) * 1000 if bound != "+Inf" else None
+    return None
+
+
+def _checks(rows: list[Row], engine: dict[str, float]) -> dict[str, bool]:
+    by = {r.name.split(" ")[0] + ("paced" if " at " in r.name else ""): r for r in rows}
+    checks = {
+        "(c) >= 6000 req/s": by["(c)"].rps >= 6000,
+        "engine p99 <= 1 ms": engine["p99_ms"] <= 1.0,
+        "(b) adds <= 2 ms p99 over (a) at half of (b)'s peak": (
+            by["(b)paced"].p99_ms - by["(a)paced"].p99_ms <= 2.0
+        ),
+    }
+    if "(d)" in by:
+        checks["(c) >= 25% of (d)"] = by["(c)"].rps >= 0.25 * by["(d)"].rps
+    return checks
+
+
+def _print(report: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps(report, indent=2))
+        return
+    rows = report["rows"]
+    if fmt == "markdown":
+        print("| run | req/s | p50 ms | p99 ms |\n|---|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['name']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
+    else:
+        for r in rows:
+            print(
+                f"{r['name']:<44} {r['rps']:>9,.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+                f"p99 {r['p99_ms']:6.2f} ms"
+            )
+    e = report["engine"]
+    print(
+        f"\nengine time per decision (in-process, 20,000 decisions): p50 {e['p50_ms']:.3f} ms, "
+        f"p99 {e['p99_ms']:.3f} ms; proxy histogram p99 bucket <= "
+        f"{report['decision_histogram_p99_bucket_ms']} ms"
+    )
+    for check, ok in report["checks"].items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {check}")
+
+
+def _find(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    if match is None:
+        raise RuntimeError(f"unexpected wrk output: {text[:500]}")
+    return match.group(1)
+
+
+def _ms(value: str) -> float:
+    match = re.match(r"[\d.]+", value)
+    if match is None:
+        raise RuntimeError(f"unexpected wrk latency {value!r}")
+    number = float(match.group(0))
+    if value.endswith("m"):
+        return number * 60_000
+    if value.endswith("us"):
+        return number / 1000
+    if value.endswith("ms"):
+        return number
+    if value.endswith("s"):
+        return number * 1000
+    return number
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 20.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:g}s")
+
+
+class _proc:
+    """Run a process for the duration of a ``with`` block; stop it (by its pid) afterwards."""
+
+    def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.argv, self.log, self.env = argv, log, env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> subprocess.Popen[bytes]:
+        with open(self.log, "wb") as out:
+            self.process = subprocess.Popen(
+                self.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env
+            )
+        return self.process
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -1,0 +1,351 @@
+"""`slotwise demo`: the example ad server behind the proxy, with simulated shoppers.
+
+Starts examples/adserver and `slotwise serve` in front of it (real processes on free loopback
+ports, a SQLite state store in a temporary directory), seeds a few user profiles, sends traffic
+from several audience segments (JSON creatives, OpenRTB native bids, VAST pre-rolls), fires
+impression pixels and some signed clicks, prints what each segment was served, and stops
+everything it started. Finishes by itself in a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slotwise.proxy.cli import EXIT_FAILED, UsageError
+
+REPO = Path(__file__).resolve().parents[2]
+_IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
+_DESKTOP = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36"
+)
+_VAST_NS = {"v": "http://www.iab.com/VAST"}
+# the native request's assets (as in the IAB Native 1.2 example 6.1, plus a CTA text)
+_NATIVE_ASSETS = [
+    {"id": 123, "required": 1, "title": {"len": 140}},
+    {"id": 128, "required": 0, "img": {"wmin": 836, "hmin": 627, "type": 3}},
+    {"id": 124, "required": 1, "img": {"wmin": 50, "hmin": 50, "type": 1}},
+    {"id": 126, "required": 1, "data": {"type": 1, "len": 25}},
+    {"id": 127, "required": 1, "data": {"type": 2, "len": 140}},
+    {"id": 129, "required": 0, "data": {"type": 12, "len": 15}},
+]
+
+
+@dataclass(frozen=True)
+class Segment:
+    name: str
+    user_agent: str
+    country: str
+    consent: bool
+    age: int | None = None
+    segments: tuple[str, ...] = ()
+
+
+SEGMENTS = (
+    Segment("young mobile shoppers, Germany", _IPHONE, "DE", True, age=21),
+    Segment("young mobile shoppers, France", _IPHONE, "FR", True, age=22),
+    Segment("loyal desktop customers, US", _DESKTOP, "US", True, age=45, segments=("loyal",)),
+    Segment("visitors without consent, UK", _DESKTOP, "GB", False),
+)
+
+
+@dataclass
+class Served:
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def add(self, what: str, value: str | None) -> None:
+        self.counts.setdefault(what, Counter())[value or "(missing)"] += 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=7, help="random seed for the simulated traffic")
+    parser.add_argument("--users", type=int, default=8, help="simulated users per segment")
+    parser.add_argument("--requests", type=int, default=3, help="ad requests per user and format")
+    parser.add_argument(
+        "--policies",
+        type=Path,
+        help="policy directory (default: policies/ if it holds any, else the ad server's)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import httpx
+
+    policies = args.policies or _default_policies()
+    if not policies.is_dir():
+        raise UsageError(f"policy directory {policies} does not exist")
+    rng = random.Random(args.seed)
+    with tempfile.TemporaryDirectory(prefix="slotwise-demo-") as tmp:
+        store_url = f"sqlite:///{tmp}/state.db"
+        users = _users(args.users)
+        asyncio.run(_seed_profiles(store_url, users))
+        ad_port, proxy_port = _free_port(), _free_port()
+        env = dict(
+            os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+        )
+        print(f"slotwise demo: policies from {_shown(policies)}")
+        with (
+            _process(
+                [
+                    sys.executable,
+                    "-m",
+                    "granian",
+                    "--interface",
+                    "asgi",
+                    "--port",
+                    str(ad_port),
+                    "--log-level",
+                    "warning",
+                    "examples.adserver.app:app",
+                ],
+                env,
+                Path(tmp) / "adserver.log",
+            ),
+            _process(
+                [
+                    sys.executable,
+                    "-m",
+                    "slotwise",
+                    "serve",
+                    "--upstream",
+                    f"http://127.0.0.1:{ad_port}",
+                    "--policies",
+                    str(policies),
+                    "--port",
+                    str(proxy_port),
+                    "--store",
+                    store_url,
+                ],
+                env,
+                Path(tmp) / "proxy.log",
+            ) as proxy,
+        ):
+            base = f"http://127.0.0.1:{proxy_port}"
+            if not _wait_ready(base, proxy, Path(tmp) / "proxy.log"):
+                return EXIT_FAILED
+            print(f"  example ad server  http://127.0.0.1:{ad_port}  (JSON, OpenRTB native, VAST)")
+            print(f"  slotwise proxy     {base}\n")
+            with httpx.Client(base_url=base, timeout=10.0) as client:
+                originals = _originals(f"http://127.0.0.1:{ad_port}")
+                started = time.perf_counter()
+                served, sent, clicks = _traffic(client, users, args.requests, rng)
+                elapsed = time.perf_counter() - started
+                metrics = client.get("/_sw/metrics").text
+        decisions = asyncio.run(_count_decisions(store_url))
+    _report(served, originals, sent, clicks, elapsed, metrics, decisions, policies)
+    return 0
+
+
+def _default_policies() -> Path:
+    shared = REPO / "policies"
+    if shared.is_dir() and any(shared.rglob("*.sw")):
+        return shared
+    return REPO / "examples" / "adserver" / "policies"
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def _users(per_segment: int) -> list[tuple[Segment, str]]:
+    return [(seg, f"demo-{i}-{n}") for i, seg in enumerate(SEGMENTS) for n in range(per_segment)]
+
+
+async def _seed_profiles(store_url: str, users: list[tuple[Segment, str]]) -> None:
+    """Profiles the consenting users' signals come from (user.age, user.segments)."""
+    from slotwise.proxy.state import open_store, subject_key
+
+    async with open_store(store_url) as store:
+        for segment, user in users:
+            if segment.consent:
+                profile = {"age": segment.age, "segments": list(segment.segments), "visits": 3}
+                await store.set(subject_key(user, "profile"), json.dumps(profile).encode())
+
+
+async def _count_decisions(store_url: str) -> int:
+    from slotwise.proxy.state import open_store
+
+    async with open_store(store_url) as store:
+        return await store.log_length("decisions")
+
+
+def _traffic(
+    client: Any, users: list[tuple[Segment, str]], requests: int, rng: random.Random
+) -> tuple[dict[str, Served], int, int]:
+    served: dict[str, Served] = {seg.name: Served() for seg in SEGMENTS}
+    sent = clicks = 0
+    for _ in range(requests):
+        for segment, user in users:
+            consent = "personal" if segment.consent else "denied"
+            headers = {
+                "user-agent": segment.user_agent,
+                "cf-ipcountry": segment.country,
+                "cookie": f"sw_uid={user}; sw_consent={consent}",
+            }
+            out = served[segment.name]
+            ad = client.get("/ads/home-top", headers=headers).json()
+            creative = ad["creative"]
+            out.add("JSON headline", creative["headline"])
+            out.add("JSON call to action", creative["cta"])
+            bid = client.post("/openrtb/bid", json=_bid_request(user), headers=headers).json()
+            native = json.loads(bid["seatbid"][0]["bid"][0]["adm"])["native"]
+            out.add("native title", _native_title(native))
+            video = ET.fromstring(client.get("/vast/preroll", headers=headers).content)
+            out.add("VAST title", _vast_text(video, "v:Ad/v:InLine/v:AdTitle"))
+            out.add("VAST media file", _vast_text(video, ".//v:MediaFile"))
+            sent += 3
+            for url in ad["tracking"]["impressions"][1:]:  # the proxy's own pixel
+                client.get(url.split(str(client.base_url), 1)[-1])
+            if creative["click_url"].startswith(str(client.base_url)) and rng.random() < 0.2:
+                click = client.get(creative["click_url"].split(str(client.base_url), 1)[-1])
+                clicks += click.status_code == 302
+    return served, sent, clicks
+
+
+def _originals(ad_server: str) -> dict[str, set[str]]:
+    """What the ad server itself serves, asked directly (to mark unchanged answers)."""
+    import httpx
+
+    with httpx.Client(base_url=ad_server, timeout=10.0) as direct:
+        ad = direct.get("/ads/home-top").json()["creative"]
+        bid = direct.post("/openrtb/bid", json=_bid_request("direct")).json()
+        native = json.loads(bid["seatbid"][0]["bid"][0]["adm"])["native"]
+        video = ET.fromstring(direct.get("/vast/preroll").content)
+    return {
+        "JSON headline": {ad["headline"]},
+        "JSON call to action": {ad["cta"]},
+        "native title": {_native_title(native) or ""},
+        "VAST title": {_vast_text(video, "v:Ad/v:InLine/v:AdTitle")},
+        "VAST media file": {_vast_text(video, ".//v:MediaFile")},
+    }
+
+
+def _vast_text(root: ET.Element, path: str) -> str:
+    return (root.findtext(path, namespaces=_VAST_NS) or "").strip()
+
+
+def _bid_request(user: str) -> dict[str, Any]:
+    native = {"ver": "1.2", "assets": _NATIVE_ASSETS}
+    return {
+        "id": f"bid-{user}",
+        "imp": [
+            {
+                "id": "1",
+                "tagid": "feed-native",
+                "native": {"request": json.dumps(native), "ver": "1.2"},
+            }
+        ],
+        "site": {"page": "https://publisher.example/article"},
+        "user": {"id": user},
+    }
+
+
+def _native_title(native: dict[str, Any]) -> str | None:
+    for asset in native.get("assets", []):
+        if "title" in asset:
+            return str(asset["title"].get("text"))
+    return None
+
+
+def _report(
+    served: dict[str, Served],
+    originals: dict[str, set[str]],
+    sent: int,
+    clicks: int,
+    elapsed: float,
+    metrics: str,
+    decisions: int,
+    policies: Path,
+) -> None:
+    print("What each segment was served (share of its requests; '= ad server' is what the ad")
+    print("server sends itself: a holdout, or a variant equal to the original):\n")
+    for segment, what in served.items():
+        print(segment)
+        for slot, counts in what.counts.items():
+            total = sum(counts.values())
+            shares = ", ".join(
+                f"{value!r}{' (= ad server)' if value in originals.get(slot, ()) else ''} "
+                f"{n * 100 // total}%"
+                for value, n in counts.most_common(3)
+            )
+            print(f"  {slot:<20} {shares}")
+        print()
+    wanted = ("slotwise_decisions_total", "slotwise_holdout_total", "slotwise_fail_open_total")
+    lines = [m for m in metrics.splitlines() if m.startswith(wanted)]
+    print(
+        f"{sent} ad requests through the proxy in {elapsed:.1f}s; "
+        f"{clicks} signed clicks redirected; {decisions} decisions in the log."
+    )
+    for line in lines:
+        print(f"  {line}")
+    print(
+        "\nWhere to look next:\n"
+        f"  the policies that made these choices   {_shown(policies)}\n"
+        "  run it in front of your own server    slotwise serve --upstream http://adserver:8000 "
+        "--policies policies/\n"
+        "  live numbers                          curl http://127.0.0.1:8080/_sw/metrics\n"
+        "  operators' guide                      docs/proxy.md"
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "wb") as out:
+        process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(base: str, proxy: subprocess.Popen[bytes], log: Path) -> bool:
+    import httpx
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proxy.poll() is not None:
+            break
+        try:
+            if httpx.get(f"{base}/_sw/ready", timeout=1.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    print("slotwise demo: the proxy did not become ready:", file=sys.stderr)
+    print(log.read_text(errors="replace")[-2000:], file=sys.stderr)
+    return False

@@ -1,0 +1,66 @@
+"""``slotwise explain PATH... --signals FILE.json``: which rules match for these signals, why.
+
+The signals file is either a JSON object of signal values or
+``{"signals": {...}, "events": [{"event": "add_to_cart", "ago": "2h"}], "now": SECONDS}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from slotwise.proxy.cli import EXIT_FAILED, EXIT_OK, UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="policy files or folders")
+    parser.add_argument("--signals", required=True, metavar="FILE.json", help="the request")
+    parser.add_argument("--campaign", metavar="NAME", help="explain this campaign")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--builtin-schema", action="store_true", help="use the built-in signal schema"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from slotwise.dsl.errors import PolicyError
+    from slotwise.dsl.explain import (
+        SignalsFileError,
+        context_from_json,
+        explain,
+        render_json,
+        render_text,
+    )
+    from slotwise.dsl.loader import compile_sources, read_sources
+    from slotwise.dsl.schema_file import builtin_schema, default_schema
+
+    try:
+        with open(args.signals, encoding="utf-8") as handle:
+            document = json.load(handle)
+        ctx = context_from_json(document, time.time())
+    except OSError as exc:
+        raise UsageError(f"cannot read --signals {args.signals}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--signals {args.signals} is not JSON: {exc}") from None
+    except SignalsFileError as exc:
+        raise UsageError(f"--signals {args.signals}: {exc}") from None
+    schema = builtin_schema() if args.builtin_schema else default_schema()
+    sources, problems = read_sources(args.paths)
+    try:
+        if problems:
+            raise PolicyError(problems)
+        policy, loaded = compile_sources(sources, schema)
+    except PolicyError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_FAILED
+    if args.campaign is not None and args.campaign not in {c.name for c in policy.campaigns}:
+        known = ", ".join(c.name for c in policy.campaigns) or "none"
+        raise UsageError(f"no campaign named {args.campaign!r} (campaigns: {known})")
+    selected, explanations = explain(loaded.files, policy, ctx, args.campaign)
+    if args.format == "json":
+        print(json.dumps(render_json(selected, explanations), indent=2))
+    else:
+        print(render_text(selected, explanations))
+    return EXIT_OK if all(e.agrees for e in explanations) else EXIT_FAILED

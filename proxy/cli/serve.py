@@ -1,0 +1,127 @@
+"""`slotwise serve`: run the edge proxy on granian (one worker by default).
+
+Configuration comes from ``--config slotwise.toml``, then ``SLOTWISE_*`` variables, then the
+flags; it is validated once, here, before any worker starts, and the policies are compiled once
+so that a broken policy set stops the start with its diagnostics instead of serving nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from slotwise.proxy.cli import EXIT_FAILED, UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--upstream", metavar="URL", help="the ad server / storefront origin")
+    parser.add_argument("--policies", metavar="DIR", help="directory of *.sw policy files")
+    parser.add_argument("--config", metavar="FILE", type=Path, help="slotwise.toml")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    parser.add_argument("--workers", type=int, help="worker processes (default 1)")
+    parser.add_argument("--store", metavar="URL", help="state store URL (default memory://)")
+    parser.add_argument(
+        "--models", metavar="DIR", help="bandit model store the learner publishes to (hot-reloaded)"
+    )
+    parser.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from slotwise.proxy.config import ConfigError, load_settings
+
+    overrides = {
+        "upstream.url": args.upstream,
+        "proxy.policies": args.policies,
+        "proxy.host": args.host,
+        "proxy.port": args.port,
+        "proxy.workers": args.workers,
+        "store.url": args.store,
+        "bandit.models_dir": args.models,
+    }
+    try:
+        settings = load_settings(args.config, overrides=overrides)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if not settings.upstream_url:
+        raise UsageError("no upstream: pass --upstream URL or set upstream.url in slotwise.toml")
+    policies = Path(settings.proxy_policies)
+    if not policies.is_dir():
+        raise UsageError(f"policy directory {policies} does not exist (pass --policies DIR)")
+    if settings.store_url.startswith("memory:"):
+        print(
+            "slotwise serve: note: store.url is memory://, decisions and events are lost on "
+            "exit (set --store sqlite:///path/state.db or redis://...)",
+            file=sys.stderr,
+        )
+    problem = _check_plugins(settings.plugins) or _check_policies(policies)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return EXIT_FAILED
+    return _serve(settings, args.log_level)
+
+
+def _check_plugins(tables: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """Build the providers once from their [plugins.NAME] tables: every problem, named."""
+    from slotwise.plugins.errors import PluginError
+    from slotwise.plugins.registry import load_providers
+
+    try:
+        load_providers(tables)
+    except PluginError as exc:
+        return f"slotwise serve: the signal providers cannot start:\n{exc}"
+    return None
+
+
+def _check_policies(directory: Path) -> str | None:
+    """Compile once before starting: the diagnostics, or None when the set is good."""
+    from slotwise.plugins.registry import load_schema
+    from slotwise.proxy.policy_snapshot import compile_directory
+
+    try:
+        compile_directory(directory, load_schema())
+    except Exception as exc:
+        render = getattr(exc, "render", None)  # PolicyError: file:line:col: code: message
+        detail = render() if callable(render) else str(exc)
+        return f"slotwise serve: the policies in {directory} do not compile:\n{detail}"
+    return None
+
+
+def _serve(settings: object, log_level: str) -> int:
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.log import LogLevels
+
+    from slotwise.proxy.config import Settings
+
+    assert isinstance(settings, Settings)
+    # workers are separate processes: they read the validated settings from the environment
+    os.environ.update(settings.to_env())
+    os.environ.pop("SLOTWISE_CONFIG", None)
+    print(
+        f"slotwise: proxying http://{settings.proxy_host}:{settings.proxy_port} -> "
+        f"{settings.upstream_url} ({settings.proxy_workers} worker(s), "
+        f"policies from {settings.proxy_policies})",
+        file=sys.stderr,
+    )
+    server = Granian(
+        "slotwise.proxy.app:app_from_env",
+        address=settings.proxy_host,
+        port=settings.proxy_port,
+        interface=Interfaces.ASGI,
+        workers=settings.proxy_workers,
+        loop=Loops.uvloop,
+        http=HTTPModes.http1,
+        websockets=False,
+        factory=True,
+        log_level=LogLevels(log_level),
+        backlog=2048,
+    )
+    server.serve()
+    return 0

@@ -1,0 +1,435 @@
+"""The hot path: forward a request, personalise the response when a campaign applies.
+
+``handle`` reads top to bottom as the request flows:
+
+1. the proxy's own limits (431 / 413), then the upstream fetch starts;
+2. meanwhile the signals are gathered (providers, with deadlines);
+3. the response head arrives; only a complete, readable 200 JSON/XML body within the size
+   limit is a candidate;
+4. ``personalise`` (engine time, under the decision deadline): adapter finds the ad units,
+   campaign selection, eligible variants, choice, rewrite with trackers;
+5. the decision records go to the decision log (queued, no I/O here); the response goes out.
+
+Whatever fails in 3-4 (an exception, the deadline, an unparsable body, a missing slot) sends the
+upstream's status, end-to-end headers and body unchanged, counted by cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any, Final
+
+from slotwise.plugins.gather import Gathered, gather
+from slotwise.plugins.loaded import ProviderSet
+from slotwise.plugins.request import RequestInfo
+from slotwise.plugins.schema import NoHistory
+from slotwise.proxy.adapters import AdapterError, JsonFields, parse_response
+from slotwise.proxy.adapters.json import DEFAULT_JSON_FIELDS
+from slotwise.proxy.chooser import Chooser
+from slotwise.proxy.decision_log import decision_record, encode_record, unserved_record
+from slotwise.proxy.events import DecisionLog
+from slotwise.proxy.http_encoding import SUPPORTED_CODINGS, EncodingError, codings, decode, encode
+from slotwise.proxy.http_hygiene import (
+    ForwardingPolicy,
+    client_response_headers,
+    content_length,
+    header,
+    header_bytes,
+    upstream_request_headers,
+)
+from slotwise.proxy.metrics import ProxyMetrics
+from slotwise.proxy.policy_snapshot import PolicySnapshot
+from slotwise.proxy.tracking import ClickSigner, new_decision_id
+from slotwise.proxy.upstream import Upstream, UpstreamError, UpstreamResponse
+
+if TYPE_CHECKING:
+    from slotwise.dsl.compiled import CompiledPolicySet
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_PERSONALISED_METHODS: Final = frozenset({"GET", "POST"})
+_MAX_UNITS: Final = 16  # ad units personalised per response (bids, VAST ads)
+# validators and digests of the upstream body do not describe a rewritten one
+_STALE_AFTER_REWRITE: Final = frozenset({b"etag", b"content-md5", b"digest", b"content-range"})
+_NO_GATHER = Gathered(signals={}, personal=False, user_id=None, history=NoHistory())
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_header_bytes: int = 16384
+    max_body_bytes: int = 1 << 20
+    max_rewrite_bytes: int = 2 << 20
+    decision_deadline: float = 0.010  # seconds of engine time
+    signals_deadline: float = 0.050
+
+
+@dataclass(slots=True)
+class Engine:
+    """What the hot path reads; built once in the app lifespan."""
+
+    upstream: Upstream
+    policies: PolicySnapshot
+    chooser: Chooser
+    decision_log: DecisionLog
+    metrics: ProxyMetrics
+    signer: ClickSigner
+    providers: ProviderSet | None = None
+    limits: Limits = field(default_factory=Limits)
+    forwarding: ForwardingPolicy = field(default_factory=ForwardingPolicy)
+    json_fields: JsonFields = DEFAULT_JSON_FIELDS
+    public_url: str = ""
+    user_cookie: str = "sw_uid"
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
+Records = list[tuple[dict[str, Any], str | None]]  # (decision record, subject)
+
+
+class FailOpen(Exception):
+    """Personalisation gave up; the upstream response goes out unchanged.
+
+    ``records`` are the decisions already taken for this response, marked with the cause and
+    without served slots (nothing was served): they are still logged.
+    """
+
+    def __init__(self, cause: str, records: Records | None = None) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.records = failed(records or [], cause)
+
+
+def failed(records: Records, cause: str) -> Records:
+    """The records of decisions whose response went out unchanged: no slots were served."""
+    out: Records = []
+    for record, subject in records:
+        out.append(({**record, "slots": [], "fail_open": cause}, subject))
+    return out
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What ``personalise`` did: a new body (or None: unchanged) and the decision records."""
+
+    body: bytes | None
+    records: Records
+    reason: str | None = None  # why nothing was decided (passthrough), when nothing failed
+
+
+async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> None:
+    """Proxy one HTTP request."""
+    started = time.perf_counter()
+    limits = engine.limits
+    metrics = engine.metrics
+
+    # 1. the proxy's own limits; then the upstream fetch starts before anything else
+    if header_bytes(scope["headers"]) > limits.max_header_bytes:
+        metrics.refused.inc("header_size")
+        return await _error(send, 431, "headers_too_large", "request headers are too large")
+    try:
+        body = await _read_body(scope, receive, limits.max_body_bytes)
+    except _ClientGone:
+        return  # nothing to forward, nobody to answer
+    if body is None:
+        metrics.refused.inc("body_size")
+        return await _error(send, 413, "body_too_large", "request body is too large")
+    client = scope.get("client")
+    client_ip = client[0] if client else None
+    headers = upstream_request_headers(scope["headers"], client_ip, engine.forwarding)
+    method = scope["method"]
+    target = scope.get("raw_path") or scope["path"].encode()
+    if scope.get("query_string"):
+        target += b"?" + scope["query_string"]
+    policy = engine.policies.current  # one reference read: this request's policy snapshot
+    candidate = policy is not None and bool(policy.campaigns) and method in _PERSONALISED_METHODS
+    fetch = engine.upstream.begin(method.encode(), target, headers, body)
+
+    # 2. meanwhile: signals (only when a campaign could apply)
+    gathered = _NO_GATHER
+    if candidate:
+        try:
+            gathered = await _signals(engine, scope)
+        except BaseException:  # cancelled (client gone): do not leave the exchange dangling
+            _abandon(fetch)
+            raise
+
+    # 3. the response head; is this a response we may personalise?
+    try:
+        response = await fetch
+    except UpstreamError as exc:
+        metrics.upstream_errors.inc(exc.failure.value)
+        metrics.requests.inc(f"{exc.failure.status // 100}xx")
+        return await _error(send, exc.failure.status, f"upstream_{exc.failure.value}", exc.detail)
+    metrics.upstream_latency.observe(time.perf_counter() - started)
+    reason = _not_personalisable(response, candidate)
+    if reason is not None:
+        metrics.passthrough.inc(reason)
+        return await _stream(engine, send, response, b"", started, method == "HEAD")
+    raw, complete = await response.read_up_to(limits.max_rewrite_bytes)
+    if not complete:
+        metrics.passthrough.inc("body_too_large")
+        return await _stream(engine, send, response, raw, started)
+
+    # 4. engine time: find slots, select, choose, rewrite, all under the decision deadline
+    assert policy is not None
+    engine_start = time.perf_counter()
+    try:
+        outcome = personalise(engine, policy, response, raw, body, gathered, scope)
+        if time.perf_counter() - engine_start > limits.decision_deadline:
+            raise FailOpen("deadline", outcome.records)
+    except FailOpen as exc:
+        outcome = Outcome(None, exc.records)
+        metrics.fail_opens.inc(exc.cause)
+    except Exception:  # personalisation must never turn a good answer into an error
+        outcome = Outcome(None, [])
+        metrics.fail_opens.inc("engine_error")
+    metrics.decision_latency.observe(time.perf_counter() - engine_start)
+
+    # 5. log the decisions and answer
+    if outcome.body is None and not outcome.records and outcome.reason:
+        metrics.passthrough.inc(outcome.reason)
+    for record, subject in outcome.records:
+        if record["fail_open"] is None:
+            counter = metrics.holdouts if record["holdout"] else metrics.decisions
+            counter.inc(record["campaign"])
+        engine.decision_log.record(encode_record(record), decision_id=record["id"], subject=subject)
+    if outcome.body is None:
+        return await _send_whole(
+            send, response.status, client_response_headers(response.headers), raw, metrics, started
+        )
+    out_headers = [
+        (name, value)
+        for name, value in client_response_headers(response.headers)
+        if name not in _STALE_AFTER_REWRITE
+    ]
+    return await _send_whole(send, response.status, out_headers, outcome.body, metrics, started)
+
+
+def personalise(
+    engine: Engine,
+    policy: CompiledPolicySet,
+    response: UpstreamResponse,
+    raw: bytes,
+    request_body: bytes,
+    gathered: Gathered,
+    scope: Scope,
+) -> Outcome:
+    """Engine time for one response: the rewritten body (None if unchanged) and records.
+
+    Raises FailOpen with the cause when the response must go out unchanged.
+    """
+    applied = codings(header(response.headers, b"content-encoding"))
+    if any(c not in SUPPORTED_CODINGS for c in applied):
+        raise FailOpen("unsupported_encoding")
+    try:
+        plain = decode(raw, applied, engine.limits.max_rewrite_bytes) if applied else raw
+    except EncodingError:
+        raise FailOpen("bad_encoding") from None
+    try:
+        document = parse_response(
+            header(response.headers, b"content-type"), plain, request_body, engine.json_fields
+        )
+    except AdapterError:
+        raise FailOpen("unparsable") from None
+    if document is None:
+        return Outcome(None, [], "content_type")
+    now = time.time()
+    records: Records = []
+    changed = False
+    for unit in document.units[:_MAX_UNITS]:
+        ctx = gathered.context(now, unit.signals)
+        try:
+            campaign = policy.select(ctx)
+            if campaign is None:
+                continue
+            eligibility = campaign.eligible(ctx)
+        except Exception:
+            raise FailOpen("policy_error", records) from None
+        decision_id = new_decision_id()
+        if any(unit.read(slot.location) is None for slot in campaign.slots):
+            records.append(
+                (unserved_record(decision_id, now, policy, campaign, ctx), gathered.user_id)
+            )
+            raise FailOpen("missing_slot", records)
+        try:
+            choice = engine.chooser.choose(
+                campaign, eligibility, ctx.signals, gathered.user_id, gathered.personal
+            )
+        except Exception:
+            records.append(
+                (unserved_record(decision_id, now, policy, campaign, ctx), gathered.user_id)
+            )
+            raise FailOpen("chooser_error", records) from None
+        if not choice.holdout:
+            for pick in choice.choices:
+                if pick.variant is not None:
+                    slot = campaign.slot(pick.slot)
+                    unit.write(slot.location, slot.variant(pick.variant).value)
+            unit.track(engine.signer.trackers(decision_id, _public_base(engine, scope)))
+            changed = True
+        record = decision_record(
+            decision_id=decision_id,
+            ts=now,
+            policy_version=policy.version,
+            choice=choice,
+            format=document.format,
+            fail_open=None,
+        )
+        records.append((record, gathered.user_id))
+    if not changed:
+        return Outcome(None, records, "no_campaign_applies")
+    try:
+        body = document.serialize()
+        return Outcome(encode(body, applied) if applied else body, records)
+    except Exception:
+        raise FailOpen("rewrite_error", records) from None
+
+
+# -- the steps' helpers --------------------------------------------------------------------------
+
+
+async def _signals(engine: Engine, scope: Scope) -> Gathered:
+    if engine.providers is None:
+        return _NO_GATHER
+    info = RequestInfo.from_scope(scope)
+    user_id = info.cookies.get(engine.user_cookie)
+    if user_id:
+        info = dataclasses.replace(info, user_id=user_id)
+    # past the budget, the signals that arrived are used; late providers are counted by gather
+    return await gather(engine.providers, info, budget=engine.limits.signals_deadline)
+
+
+def _abandon(fetch: Awaitable[UpstreamResponse]) -> None:
+    if isinstance(fetch, asyncio.Future):
+        fetch.cancel()
+    elif hasattr(fetch, "close"):
+        fetch.close()  # never awaited: the response still arrives, the connection is reused
+
+
+def _not_personalisable(response: UpstreamResponse, candidate: bool) -> str | None:
+    if not candidate:
+        return "no_campaign"
+    if response.status != 200:
+        return "status"
+    media = (header(response.headers, b"content-type") or b"").split(b";", 1)[0].strip().lower()
+    if not (media.endswith(b"json") or media.endswith(b"xml")):
+        return "content_type"
+    return None
+
+
+def _public_base(engine: Engine, scope: Scope) -> str:
+    if engine.public_url:
+        return engine.public_url
+    host = header(scope["headers"], b"host")
+    scheme = scope.get("scheme", "http")
+    return f"{scheme}://{host.decode('latin-1')}" if host else ""
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    declared = content_length(scope["headers"])
+    if declared is not None and declared > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _send_whole(
+    send: Send,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    metrics: ProxyMetrics,
+    started: float,
+) -> None:
+    headers.append((b"content-length", str(len(body)).encode()))
+    metrics.requests.inc(f"{status // 100}xx")
+    metrics.request_latency.observe(time.perf_counter() - started)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _stream(
+    engine: Engine,
+    send: Send,
+    response: UpstreamResponse,
+    prefix: bytes,
+    started: float,
+    head: bool = False,
+) -> None:
+    """Pass the upstream response through as it arrives (never buffered whole)."""
+    headers = client_response_headers(response.headers)
+    if head or response.status in (204, 304):
+        # no body; HEAD and 304 keep the length the upstream declared for the representation
+        declared = content_length(response.headers)
+        if declared is not None and response.status != 204:
+            headers.append((b"content-length", str(declared).encode()))
+        engine.metrics.requests.inc(f"{response.status // 100}xx")
+        engine.metrics.request_latency.observe(time.perf_counter() - started)
+        response.close()
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if response.complete and not prefix:
+        body, _ = await response.read_up_to(1 << 62)
+        return await _send_whole(send, response.status, headers, body, engine.metrics, started)
+    declared = content_length(response.headers)
+    if declared is not None and header(response.headers, b"transfer-encoding") is None:
+        headers.append((b"content-length", str(declared).encode()))
+    engine.metrics.requests.inc(f"{response.status // 100}xx")
+    engine.metrics.request_latency.observe(time.perf_counter() - started)
+    try:
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        if prefix:
+            await send({"type": "http.response.body", "body": prefix, "more_body": True})
+        while chunk := await response.next_chunk():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    except UpstreamError as exc:
+        # the head is out: nothing left but to cut the response short
+        engine.metrics.upstream_errors.inc(exc.failure.value)
+        raise
+    finally:
+        response.close()
+
+
+async def _error(send: Send, status: int, code: str, message: str) -> None:
+    body = b'{"error":{"code":"%s","message":"%s"}}' % (
+        code.encode(),
+        message.replace("\\", "\\\\").replace('"', '\\"').encode("utf-8", "replace"),
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-slotwise-error", code.encode()),
+                (b"date", formatdate(usegmt=True).encode()),  # the proxy answers itself
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,153 @@
+"""HTTP hygiene between client and upstream: what a proxy must drop, add and refuse.
+
+- Hop-by-hop fields, and every field the Connection header names, go in neither direction
+  (RFC 9110 section 7.6.1).
+- X-Forwarded-For gets the client's address appended; a client's own X-Forwarded-For is kept
+  only when the client is one of the configured trusted proxies, otherwise it is replaced.
+- Host, Content-Length and Transfer-Encoding are set by the upstream client; the upstream host
+  comes from configuration, never from the request.
+- Accept-Encoding is narrowed to codings the proxy can decode, so a body can always be read.
+- Via is added to requests only: a fail-open response must carry exactly the upstream's
+  end-to-end headers.
+- Requests past the header or body size limits are refused with 431 / 413.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from slotwise.proxy.http_encoding import SUPPORTED_CODINGS
+
+Headers = list[tuple[bytes, bytes]]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+HOP_BY_HOP: Final = frozenset(
+    {
+        b"connection",
+        b"proxy-connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# set by the upstream client or recomputed by the proxy, never copied from the client
+_REQUEST_MANAGED: Final = frozenset(
+    {b"host", b"content-length", b"expect", b"x-forwarded-for", b"accept-encoding"}
+)
+# recomputed for the client (the ASGI server writes framing)
+_RESPONSE_MANAGED: Final = frozenset({b"content-length"})
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardingPolicy:
+    """Which peers may speak for others (their X-Forwarded-For is trusted)."""
+
+    trusted_proxies: tuple[Network, ...] = ()
+
+    @classmethod
+    def parse(cls, networks: Iterable[str]) -> ForwardingPolicy:
+        """Build from CIDR strings; raise ValueError naming a bad entry."""
+        parsed = []
+        for text in networks:
+            try:
+                parsed.append(ipaddress.ip_network(text, strict=False))
+            except ValueError as exc:
+                raise ValueError(f"trusted proxy {text!r} is not an IP address or CIDR") from exc
+        return cls(tuple(parsed))
+
+    def trusts(self, address: str) -> bool:
+        if not self.trusted_proxies:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trusted_proxies)
+
+
+def connection_named(headers: Sequence[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """The field names listed in Connection headers (lower-cased)."""
+    named: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            named.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    return frozenset(named)
+
+
+def upstream_request_headers(
+    headers: Sequence[tuple[bytes, bytes]],
+    client_address: str | None,
+    forwarding: ForwardingPolicy,
+) -> Headers:
+    """The request headers to send upstream, cleaned and with X-Forwarded-For appended."""
+    drop = HOP_BY_HOP | connection_named(headers)
+    out: Headers = []
+    prior_xff: list[bytes] = []
+    accept_encoding: list[bytes] = []
+    for raw_name, value in headers:
+        name = raw_name.lower()
+        if name in drop:
+            continue
+        if name in _REQUEST_MANAGED:
+            if name == b"x-forwarded-for":
+                prior_xff.append(value)
+            elif name == b"accept-encoding":
+                accept_encoding.append(value)
+            continue
+        out.append((name, value))
+    if accept_encoding:
+        out.append((b"accept-encoding", narrow_accept_encoding(b",".join(accept_encoding))))
+    out.append((b"via", b"1.1 slotwise"))  # RFC 9110 7.6.3 (kept off responses: see module doc)
+    if client_address is not None:
+        chain = prior_xff if forwarding.trusts(client_address) else []
+        out.append((b"x-forwarded-for", b", ".join([*chain, client_address.encode()])))
+    elif prior_xff and forwarding.trusted_proxies:
+        out.append((b"x-forwarded-for", b", ".join(prior_xff)))
+    return out
+
+
+def client_response_headers(headers: Sequence[tuple[bytes, bytes]]) -> Headers:
+    """The upstream's end-to-end response headers, in order, for the client."""
+    drop = HOP_BY_HOP | _RESPONSE_MANAGED | connection_named(headers)
+    return [(name, value) for name, value in headers if name not in drop]
+
+
+def narrow_accept_encoding(value: bytes) -> bytes:
+    """Keep only codings the proxy decodes (and identity); keep their q-values and order."""
+    kept = []
+    for item in value.split(b","):
+        token = item.strip()
+        coding = token.split(b";", 1)[0].strip().lower()
+        # "*" would let the upstream pick a coding the proxy cannot read (zstd), so it goes
+        if coding in SUPPORTED_CODINGS or coding == b"identity":
+            kept.append(token)
+    return b", ".join(kept) or b"identity"
+
+
+def header_bytes(headers: Sequence[tuple[bytes, bytes]]) -> int:
+    """The size of a header block as sent on the wire (name, ': ', value, CRLF)."""
+    return sum(len(name) + len(value) + 4 for name, value in headers)
+
+
+def content_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
+    """The declared Content-Length, or None when absent or not a clean number."""
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            stripped = value.strip()
+            return int(stripped) if stripped.isdigit() else None
+    return None
+
+
+def header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The first value of a (lower-case) header name, or None."""
+    for key, value in headers:
+        if key == name:
+            return value
+    return None

@@ -1,0 +1,145 @@
+"""Prometheus metrics of the proxy, rendered as text at /_sw/metrics.
+
+Plain counters and fixed-bucket histograms owned by the app (created in its lifespan, not at
+import). The request path only adds numbers on one event loop thread, so no locks.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from typing import Final
+
+LATENCY_BUCKETS: Final = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+)  # fmt: skip
+
+
+class Counter:
+    """A counter with one optional label."""
+
+    def __init__(self, name: str, help_text: str, label: str | None = None) -> None:
+        self.name = name
+        self.help = help_text
+        self.label = label
+        self.values: dict[str, float] = {}
+
+    def inc(self, label_value: str = "", amount: float = 1.0) -> None:
+        self.values[label_value] = self.values.get(label_value, 0.0) + amount
+
+    def get(self, label_value: str = "") -> float:
+        return self.values.get(label_value, 0.0)
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
+        if not self.values and self.label is None:
+            lines.append(f"{self.name} 0")
+        for value, count in sorted(self.values.items()):
+            labels = f'{{{self.label}="{_escape(value)}"}}' if self.label else ""
+            lines.append(f"{self.name}{labels} {_number(count)}")
+        return lines
+
+
+class Histogram:
+    """A histogram with fixed buckets (seconds)."""
+
+    def __init__(self, name: str, help_text: str, buckets: Sequence[float] = LATENCY_BUCKETS):
+        self.name = name
+        self.help = help_text
+        self.buckets = tuple(buckets)
+        self.counts = [0] * (len(self.buckets) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.buckets, seconds)] += 1
+        self.sum += seconds
+        self.count += 1
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
+        cumulative = 0
+        for bound, count in zip(self.buckets, self.counts, strict=False):
+            cumulative += count
+            lines.append(f'{self.name}_bucket{{le="{bound:g}"}} {cumulative}')
+        lines.append(f'{self.name}_bucket{{le="+Inf"}} {self.count}')
+        lines.append(f"{self.name}_sum {self.sum:.6f}")
+        lines.append(f"{self.name}_count {self.count}")
+        return lines
+
+
+class ProxyMetrics:
+    """Every metric the proxy exports."""
+
+    def __init__(self) -> None:
+        self.requests = Counter(
+            "slotwise_requests_total", "Requests proxied, by response status class.", "status"
+        )
+        self.decisions = Counter(
+            "slotwise_decisions_total", "Personalisation decisions, by campaign.", "campaign"
+        )
+        self.holdouts = Counter(
+            "slotwise_holdout_total", "Decisions that served the control group.", "campaign"
+        )
+        self.fail_opens = Counter(
+            "slotwise_fail_open_total",
+            "Responses returned unchanged because personalisation failed, by cause.",
+            "cause",
+        )
+        self.passthrough = Counter(
+            "slotwise_passthrough_total",
+            "Responses passed through without a personalisation attempt, by reason.",
+            "reason",
+        )
+        self.upstream_errors = Counter(
+            "slotwise_upstream_errors_total", "Failed upstream exchanges, by failure.", "failure"
+        )
+        self.refused = Counter(
+            "slotwise_refused_total", "Requests refused by the proxy's own limits.", "reason"
+        )
+        self.decision_log_dropped = Counter(
+            "slotwise_decision_log_dropped_total",
+            "Decision records dropped because the log queue was full or the store failed.",
+        )
+        self.policy_reloads = Counter(
+            "slotwise_policy_reloads_total", "Policy reload attempts, by result.", "result"
+        )
+        self.upstream_latency = Histogram(
+            "slotwise_upstream_latency_seconds", "Time from request start to upstream headers."
+        )
+        self.decision_latency = Histogram(
+            "slotwise_decision_latency_seconds",
+            "Engine time per personalised response (parse, match, choose, rewrite).",
+        )
+        self.request_latency = Histogram(
+            "slotwise_request_latency_seconds", "Time from request start to response start."
+        )
+
+    def render(self, extra: str = "") -> str:
+        lines: list[str] = []
+        for metric in (
+            self.requests,
+            self.decisions,
+            self.holdouts,
+            self.fail_opens,
+            self.passthrough,
+            self.upstream_errors,
+            self.refused,
+            self.decision_log_dropped,
+            self.policy_reloads,
+            self.upstream_latency,
+            self.decision_latency,
+            self.request_latency,
+        ):
+            lines += metric.render()
+        text = "\n".join(lines) + "\n"
+        return text + extra if extra else text
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)

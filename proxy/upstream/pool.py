@@ -1,0 +1,319 @@
+"""The upstream client: a bounded pool of keep-alive connections to one fixed origin.
+
+The origin comes from configuration, never from a request. A request goes out as one write
+(head and buffered body) or as a chunked stream. A request is retried once, on a fresh
+connection, only when a pooled keep-alive connection turned out to be stale before any response
+byte arrived and the request carried no body; a request whose body was sent is never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections import deque
+from collections.abc import AsyncIterable, Awaitable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from slotwise.proxy.upstream.connection import Connection, UpstreamResponse
+from slotwise.proxy.upstream.errors import UpstreamError, UpstreamFailure
+
+_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where requests go: scheme, host, port and the Host header value sent."""
+
+    scheme: str
+    host: str
+    port: int
+    host_header: bytes
+
+    @classmethod
+    def parse(cls, url: str) -> Origin:
+        """Parse ``http://host[:port]`` (or https); raise ValueError saying what is wrong."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"upstream URL {url!r} must start with http:// or https://")
+        if not parts.hostname:
+            raise ValueError(f"upstream URL {url!r} has no host")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(f"upstream URL {url!r} must be an origin only, without a path")
+        default = 443 if parts.scheme == "https" else 80
+        try:
+            port = parts.port or default
+        except ValueError as exc:
+            raise ValueError(f"upstream URL {url!r} has an invalid port") from exc
+        host = parts.hostname
+        shown = f"[{host}]" if ":" in host else host
+        header = shown if port == default else f"{shown}:{port}"
+        return cls(parts.scheme, host, port, header.encode("ascii"))
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """Limits and timeouts of the pool (seconds)."""
+
+    max_connections: int = 256
+    max_idle: int = 128
+    idle_expiry: float = 4.0  # below common server keep-alive timeouts (uvicorn's is 5 s)
+    connect_timeout: float = 2.0
+    pool_timeout: float = 2.0
+    response_timeout: float = 10.0  # request sent -> response headers
+    read_timeout: float = 30.0  # longest silence inside a response body
+
+
+class UpstreamPool:
+    """Send requests to the origin over pooled keep-alive connections."""
+
+    def __init__(self, origin: Origin, settings: PoolSettings | None = None) -> None:
+        self.origin = origin
+        self.settings = settings or PoolSettings()
+        self._idle: list[Connection] = []
+        self._waiters: deque[asyncio.Future[Connection | None]] = deque()
+        self._open = 0  # connections open or being opened
+        self._closed = False
+        self._ssl: ssl.SSLContext | None = (
+            ssl.create_default_context() if origin.scheme == "https" else None
+        )
+
+    @property
+    def open_connections(self) -> int:
+        return self._open
+
+    @property
+    def idle_connections(self) -> int:
+        return len(self._idle)
+
+    async def request(
+        self,
+        method: bytes,
+        target: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes | AsyncIterable[bytes] = b"",
+    ) -> UpstreamResponse:
+        """Send one request and return the response once its head has arrived.
+
+        ``headers`` must already be cleaned of hop-by-hop fields and must not hold Host,
+        Content-Length or Transfer-Encoding: this client sets those. Raises UpstreamError.
+        """
+        streamed = not isinstance(body, bytes)
+        head = _serialize_head(method, target, headers, self.origin.host_header, body)
+        retry_allowed = not streamed and not body and method in _IDEMPOTENT
+        for attempt in (1, 2):
+            conn, reused = await self._acquire()
+            waiter = conn.start(method == b"HEAD", self.settings.read_timeout)
+            try:
+                if isinstance(body, bytes):
+                    conn.write(head + body if body else head)
+                else:
+                    conn.write(head)
+                    await _send_chunked(conn, body)
+                async with asyncio.timeout(self.settings.response_timeout):
+                    return await waiter
+            except TimeoutError:
+                conn.abort()
+                raise UpstreamError(
+                    UpstreamFailure.TIMEOUT,
+                    f"no response within {self.settings.response_timeout:g}s",
+                ) from None
+            except UpstreamError as exc:
+                stale = (
+                    reused and exc.failure is UpstreamFailure.DISCONNECTED and not conn.received_any
+                )
+                if stale and retry_allowed and attempt == 1:
+                    continue
+                raise
+            except BaseException:
+                conn.abort()  # cancelled mid-exchange: the connection is out of step
+                raise
+        raise AssertionError("unreachable")
+
+    def begin(
+        self,
+        method: bytes,
+        target: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes = b"",
+    ) -> Awaitable[UpstreamResponse]:
+        """Start a request now and await its response later (same contract as ``request``).
+
+        On an idle keep-alive connection the request is written before this returns, without
+        a task: the caller can do other work (gather signals) while the upstream answers.
+        Otherwise a task opens a connection in the background.
+        """
+        conn = self._idle_connection()
+        if conn is None:
+            return asyncio.ensure_future(self.request(method, target, headers, body))
+        head = _serialize_head(method, target, headers, self.origin.host_header, body)
+        waiter = conn.start(method == b"HEAD", self.settings.read_timeout)
+        conn.write(head + body if body else head)
+        return self._finish(conn, waiter, method, target, headers, body)
+
+    async def _finish(
+        self,
+        conn: Connection,
+        waiter: asyncio.Future[UpstreamResponse],
+        method: bytes,
+        target: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> UpstreamResponse:
+        try:
+            async with asyncio.timeout(self.settings.response_timeout):
+                return await waiter
+        except TimeoutError:
+            conn.abort()
+            raise UpstreamError(
+                UpstreamFailure.TIMEOUT, f"no response within {self.settings.response_timeout:g}s"
+            ) from None
+        except UpstreamError as exc:
+            stale = exc.failure is UpstreamFailure.DISCONNECTED and not conn.received_any
+            if stale and not body and method in _IDEMPOTENT:
+                return await self.request(method, target, headers, body)  # a fresh connection
+            raise
+        except BaseException:
+            conn.abort()
+            raise
+
+    def _idle_connection(self) -> Connection | None:
+        if self._closed:
+            return None
+        now = asyncio.get_running_loop().time()
+        while self._idle:
+            conn = self._idle.pop()  # the most recently used: likeliest to be alive
+            if conn.usable and now - conn.idle_since < self.settings.idle_expiry:
+                return conn
+            conn.abort()
+        return None
+
+    async def aclose(self) -> None:
+        """Close every idle connection and refuse new requests."""
+        self._closed = True
+        for conn in self._idle:
+            conn.abort()
+        self._idle.clear()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- the pool -------------------------------------------------------------------------------
+
+    async def _acquire(self) -> tuple[Connection, bool]:
+        if self._closed:
+            raise UpstreamError(UpstreamFailure.CONNECT, "the upstream client is closed")
+        conn = self._idle_connection()
+        if conn is not None:
+            return conn, True
+        if self._open < self.settings.max_connections:
+            return await self._connect(), False
+        waiter: asyncio.Future[Connection | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(self.settings.pool_timeout):
+                conn_or_none = await waiter
+        except TimeoutError:
+            raise UpstreamError(
+                UpstreamFailure.POOL_TIMEOUT,
+                f"all {self.settings.max_connections} upstream connections stayed busy for "
+                f"{self.settings.pool_timeout:g}s",
+            ) from None
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+        if conn_or_none is not None:
+            return conn_or_none, True
+        return await self._connect(), False
+
+    async def _connect(self) -> Connection:
+        self._open += 1
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout):
+                _, conn = await loop.create_connection(
+                    lambda: Connection(self._release, self._forget),
+                    self.origin.host,
+                    self.origin.port,
+                    ssl=self._ssl,
+                    server_hostname=self.origin.host if self._ssl else None,
+                )
+        except TimeoutError:
+            self._open -= 1
+            self._wake_one()
+            raise UpstreamError(
+                UpstreamFailure.CONNECT_TIMEOUT,
+                f"no connection to {self.origin.host}:{self.origin.port} within "
+                f"{self.settings.connect_timeout:g}s",
+            ) from None
+        except OSError as exc:
+            self._open -= 1
+            self._wake_one()
+            raise UpstreamError(
+                UpstreamFailure.CONNECT,
+                f"cannot connect to {self.origin.host}:{self.origin.port}: {exc.strerror or exc}",
+            ) from None
+        except BaseException:
+            self._open -= 1
+            self._wake_one()
+            raise
+        sock = conn._transport.get_extra_info("socket") if conn._transport else None
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
+    def _release(self, conn: Connection) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        if self._closed or len(self._idle) >= self.settings.max_idle:
+            conn.abort()
+            return
+        self._idle.append(conn)
+
+    def _forget(self, conn: Connection) -> None:
+        self._open -= 1
+        if conn in self._idle:
+            self._idle.remove(conn)
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        # a slot freed up: the first waiter may open a new connection
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+
+def _serialize_head(
+    method: bytes,
+    target: bytes,
+    headers: Sequence[tuple[bytes, bytes]],
+    host: bytes,
+    body: bytes | AsyncIterable[bytes],
+) -> bytes:
+    lines = [method, b" ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
+    for name, value in headers:
+        lines += (name, b": ", value, b"\r\n")
+    if isinstance(body, bytes):
+        if body or method not in (b"GET", b"HEAD", b"OPTIONS", b"DELETE", b"TRACE"):
+            lines += (b"content-length: ", str(len(body)).encode(), b"\r\n")
+    else:
+        lines.append(b"transfer-encoding: chunked\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+async def _send_chunked(conn: Connection, body: AsyncIterable[bytes]) -> None:
+    async for chunk in body:
+        if chunk:
+            conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            await conn.drain()
+        if not conn.usable:
+            raise UpstreamError(UpstreamFailure.DISCONNECTED, "the upstream closed mid-request")
+    conn.write(b"0\r\n\r\n")

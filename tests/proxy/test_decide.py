@@ -1,0 +1,311 @@
+"""The hot path end to end against a real local upstream: personalise, or fail open exactly.
+
+Differential tests: for every IAB example and every injected engine fault, the proxied response
+equals the direct one byte for byte (status, end-to-end headers, body).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from slotwise.plugins.schema import SignalSchema
+from slotwise.proxy.app import ProxyApp
+from slotwise.proxy.config import Settings
+from slotwise.proxy.metrics import ProxyMetrics
+from slotwise.proxy.policy_snapshot import PolicySnapshot
+from slotwise.proxy.upstream import Origin, UpstreamPool
+from tests.conftest import SHARED_DATA
+from tests.proxy.policies import (
+    Campaign,
+    CorruptCampaign,
+    PolicySet,
+    SlotEligibility,
+    campaign_id_is,
+    slot,
+)
+from tests.proxy.support import Canned, UpstreamServer, running, upstream_server
+
+IAB = SHARED_DATA / "iab"
+EXAMPLES = sorted(IAB.glob("*/*.json")) + sorted(IAB.glob("vast/*/*.xml"))
+JSON_AD = {
+    "placement": "home-top",
+    "campaign_id": "cmp-spring",
+    "creative": {
+        "id": "cr-1",
+        "headline": "Generic headline",
+        "image_url": "https://cdn.example/generic.jpg",
+        "cta": "Buy",
+        "click_url": "https://shop.example/spring",
+    },
+    "tracking": {"impressions": ["https://adserver.example/imp"]},
+}
+SPRING = Campaign(
+    "spring_sale",
+    (
+        slot(
+            "headline", "$.creative.headline", ("h1", "Spring deals are here"), ("h2", "Save 20%")
+        ),
+        slot("image", "$.creative.image_url", ("beach", "https://cdn.example/beach.jpg")),
+        slot("cta", "$.creative.cta", ("shop", "Shop now"), ("see", "See offers")),
+    ),
+    campaign_id_is("cmp-spring"),
+    rules=lambda ctx: {"headline": SlotEligibility(("h1", "h2"), pinned="h2")},
+)
+ANY_AD = Campaign(  # applies to every response: slots that do not exist force a fail-open
+    "everything",
+    (
+        slot("title", "native:title", ("t", "Personal title")),
+        slot("vtitle", "vast:AdTitle", ("t", "Personal title")),
+        slot("json", "$.creative.headline", ("t", "Personal title")),
+    ),
+    lambda ctx: True,
+)
+
+
+def _content_type(path: Path) -> str:
+    return "application/xml" if path.suffix == ".xml" else "application/json"
+
+
+def _routes() -> dict[str, Canned]:
+    routes = {
+        f"/iab/{p.parent.name}/{p.name}": Canned(
+            200,
+            [("Content-Type", _content_type(p)), ("ETag", '"v1"'), ("Cache-Control", "max-age=60")],
+            p.read_bytes(),
+        )
+        for p in EXAMPLES
+    }
+    routes["/ad.json"] = Canned(
+        200, [("Content-Type", "application/json"), ("ETag", '"a"')], json.dumps(JSON_AD).encode()
+    )
+    routes["/ad.json.gz"] = Canned(
+        200,
+        [("Content-Type", "application/json"), ("Content-Encoding", "gzip")],
+        gzip.compress(json.dumps(JSON_AD).encode()),
+    )
+    routes["/broken.json"] = Canned(200, [("Content-Type", "application/json")], b'{"campaign_id":')
+    routes["/broken.xml"] = Canned(200, [("Content-Type", "text/xml")], b"<VAST><Ad>")
+    routes["/bad.gz"] = Canned(
+        200, [("Content-Type", "application/json"), ("Content-Encoding", "gzip")], b"nope"
+    )
+    routes["/picture.png"] = Canned(200, [("Content-Type", "image/png")], b"\x89PNG....")
+    routes["/chunked.json"] = Canned(
+        200, [("Content-Type", "application/json")], json.dumps(JSON_AD).encode(), chunked=True
+    )
+    return routes
+
+
+def _app(upstream: UpstreamServer, *campaigns: Any, **settings: Any) -> ProxyApp:
+    # a generous deadline: a loaded test machine must not turn a rewrite into a fail-open
+    settings.setdefault("proxy_decision_deadline_ms", 2000.0)
+    snapshot = PolicySnapshot(None, SignalSchema(), ProxyMetrics())
+    snapshot.install(PolicySet(campaigns))  # type: ignore[arg-type]
+    return ProxyApp(
+        Settings(upstream_url=upstream.url, tracking_secret="s" * 32, **settings),
+        policies=snapshot,
+        load_plugins=False,
+    )
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[UpstreamServer]:
+    async with upstream_server(_routes()) as server:
+        yield server
+
+
+async def _direct(
+    upstream: UpstreamServer, path: str
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    pool = UpstreamPool(Origin.parse(upstream.url))
+    try:
+        response = await pool.request(b"GET", path.encode(), [])
+        body, _ = await response.read_up_to(1 << 24)
+        return response.status, response.headers, body
+    finally:
+        await pool.aclose()
+
+
+def _end_to_end(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    hop = {b"connection", b"keep-alive", b"transfer-encoding", b"content-length"}
+    return [(n.lower(), v) for n, v in headers if n.lower() not in hop]
+
+
+async def _assert_unchanged(client: httpx.AsyncClient, upstream: UpstreamServer, path: str) -> None:
+    status, headers, body = await _direct(upstream, path)
+    proxied = await client.send(client.build_request("GET", path), stream=True)
+    raw = b"".join([chunk async for chunk in proxied.aiter_raw()])
+    assert proxied.status_code == status
+    assert raw == body
+    assert _end_to_end(proxied.headers.raw) == _end_to_end(headers)
+    assert proxied.headers["content-length"] == str(len(body))
+
+
+FAULTS = {
+    "no_campaign": (),
+    "exception": (Campaign("boom", SPRING.slots, lambda c: True, fault="raise"),),
+    # no slots, so nothing is missing: only the 50 ms hang stands between it and a rewrite
+    "hang_past_deadline": (Campaign("slow", (), lambda c: True, fault="hang"),),
+    "corrupt_snapshot": (CorruptCampaign(),),
+    "missing_slots": (ANY_AD,),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+async def test_every_iab_example_passes_through_byte_for_byte(
+    upstream: UpstreamServer, fault: str
+) -> None:
+    # the hang sleeps 50 ms, five times the default 10 ms deadline
+    app = _app(upstream, *FAULTS[fault], proxy_decision_deadline_ms=10.0)
+    async with running(app) as client:
+        for path in EXAMPLES:
+            await _assert_unchanged(client, upstream, f"/iab/{path.parent.name}/{path.name}")
+        if fault in ("hang_past_deadline", "missing_slots"):
+            # the campaign applied: its decisions are logged, marked, with nothing served
+            assert app.runtime is not None
+            await app.runtime.engine.decision_log.flush()
+            records = [json.loads(e.data) for e in await app.runtime.store.log_read("decisions")]
+            assert records
+            cause = "deadline" if fault == "hang_past_deadline" else "missing_slot"
+            assert {r["fail_open"] for r in records} == {cause}
+            assert all(r["slots"] == [] for r in records)
+    if fault != "no_campaign":
+        assert sum(app.metrics.fail_opens.values.values()) > 0
+        assert app.metrics.decisions.values == {}
+
+
+async def test_json_campaign_personalises_with_trackers(upstream: UpstreamServer) -> None:
+    app = _app(upstream, SPRING)
+    async with running(app) as client:
+        response = await client.get("/ad.json")
+        ad = response.json()
+        assert ad["creative"]["headline"] == "Save 20%"  # pinned
+        assert ad["creative"]["image_url"] == "https://cdn.example/beach.jpg"
+        assert ad["creative"]["cta"] in ("Shop now", "See offers")
+        impressions = ad["tracking"]["impressions"]
+        assert impressions[0] == "https://adserver.example/imp"
+        assert impressions[1].startswith("http://proxy.test/_sw/px?t=impression&did=")
+        click = ad["creative"]["click_url"]
+        assert click.startswith("http://proxy.test/_sw/click?d=")
+        assert "etag" not in response.headers  # the upstream validator no longer applies
+        assert int(response.headers["content-length"]) == len(response.content)
+        # the signed click redirects to the original target only
+        path = click.split("proxy.test", 1)[1]
+        redirect = await client.get(path)
+        assert redirect.status_code == 302
+        assert redirect.headers["location"] == "https://shop.example/spring"
+        tampered = path.replace("spring", "evil")
+        assert (await client.get(tampered)).status_code == 400
+        assert (await client.get("/_sw/click?d=x&u=https://evil.example/&s=abc")).status_code == 400
+        runtime = app.runtime
+        assert runtime is not None
+        await runtime.engine.decision_log.flush()
+        entries = await runtime.store.log_read("decisions")
+        record = json.loads(entries[-1].data)
+        assert record["type"] == "decision" and record["campaign"] == "spring_sale"
+        assert record["policy_version"] == "test-1" and record["fail_open"] is None
+        slots = {s["slot"]: s for s in record["slots"]}
+        assert slots["headline"] == {
+            "slot": "headline",
+            "variant": "h2",
+            "probability": 1.0,
+            "candidates": ["h2"],
+        }
+        assert slots["cta"]["probability"] == 0.5 and slots["cta"]["candidates"] == ["shop", "see"]
+        metrics = (await client.get("/_sw/metrics")).text
+        assert 'slotwise_decisions_total{campaign="spring_sale"} 1' in metrics
+        assert "slotwise_decision_latency_seconds_count 1" in metrics
+
+
+async def test_gzip_body_is_decoded_rewritten_and_reencoded(upstream: UpstreamServer) -> None:
+    async with running(_app(upstream, SPRING)) as client:
+        response = await client.get("/ad.json.gz")
+        assert response.headers["content-encoding"] == "gzip"
+        assert response.json()["creative"]["headline"] == "Save 20%"  # httpx decoded it
+
+
+async def test_chunked_upstream_body_is_personalised(upstream: UpstreamServer) -> None:
+    async with running(_app(upstream, SPRING)) as client:
+        response = await client.get("/chunked.json")
+        assert response.json()["creative"]["headline"] == "Save 20%"
+        assert "transfer-encoding" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("path", "counter", "cause"),
+    [
+        ("/broken.json", "fail_opens", "unparsable"),
+        ("/broken.xml", "fail_opens", "unparsable"),
+        ("/bad.gz", "fail_opens", "bad_encoding"),
+        ("/picture.png", "passthrough", "content_type"),
+        ("/missing", "passthrough", "status"),
+    ],
+)
+async def test_bad_upstream_bodies_pass_through_counted(
+    upstream: UpstreamServer, path: str, counter: str, cause: str
+) -> None:
+    app = _app(upstream, SPRING)
+    async with running(app) as client:
+        await _assert_unchanged(client, upstream, path)
+    assert getattr(app.metrics, counter).get(cause) == 1
+
+
+async def test_huge_body_streams_through_unchanged(upstream: UpstreamServer) -> None:
+    big = json.dumps({**JSON_AD, "pad": "x" * 300_000}).encode()
+    upstream.routes["/big.json"] = Canned(200, [("Content-Type", "application/json")], big)
+    app = _app(upstream, SPRING, proxy_max_rewrite_bytes=100_000)
+    async with running(app) as client:
+        await _assert_unchanged(client, upstream, "/big.json")
+    assert app.metrics.passthrough.get("body_too_large") == 1
+
+
+async def test_holdout_serves_upstream_and_logs_holdout(upstream: UpstreamServer) -> None:
+    held = Campaign("held", SPRING.slots, campaign_id_is("cmp-spring"), holdout=1.0)
+    app = _app(upstream, held)
+    async with running(app) as client:
+        await _assert_unchanged(client, upstream, "/ad.json")
+        assert app.runtime is not None
+        await app.runtime.engine.decision_log.flush()
+        (entry,) = await app.runtime.store.log_read("decisions")
+        record = json.loads(entry.data)
+        assert record["holdout"] is True and record["slots"] == []
+
+
+async def test_vast_campaign_rewrites_well_formed(upstream: UpstreamServer) -> None:
+    video = Campaign(
+        "video",
+        (slot("title", "vast:AdTitle", ("t", "Your spring video")),),
+        campaign_id_is("20001"),
+    )
+    async with running(_app(upstream, video)) as client:
+        response = await client.get("/iab/VAST_4.1_Samples/Inline_Simple.xml")
+        root = ET.fromstring(response.content)
+        ns = {"v": "http://www.iab.com/VAST"}
+        assert root.findtext("v:Ad/v:InLine/v:AdTitle", namespaces=ns) == "Your spring video"
+        assert b"/_sw/px?t=impression" in response.content
+
+
+async def test_json_fields_come_from_configuration(upstream: UpstreamServer) -> None:
+    doc = {"meta": {"cmp": "cmp-spring"}, "creative": dict(JSON_AD["creative"]), "px": []}
+    upstream.routes["/custom.json"] = Canned(
+        200, [("Content-Type", "application/json")], json.dumps(doc).encode()
+    )
+    app = _app(
+        upstream,
+        SPRING,
+        adapters_json_campaign_id=("$.meta.cmp",),
+        adapters_json_impression_trackers=("$.px",),
+    )
+    async with running(app) as client:
+        ad = (await client.get("/custom.json")).json()
+        assert ad["creative"]["headline"] == "Save 20%"
+        assert ad["px"][0].startswith("http://proxy.test/_sw/px?t=impression&did=")
+        # the default field names no longer count: this document has campaign_id at the top
+        await _assert_unchanged(client, upstream, "/ad.json")

@@ -1,0 +1,23 @@
+"""`slotwise demo` end to end: real ad server and proxy processes, and it stops by itself."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from slotwise.proxy.cli import main
+from tests.conftest import REPO
+
+
+@pytest.mark.slow
+def test_demo_serves_every_segment_and_logs_decisions(capsys: pytest.CaptureFixture[str]) -> None:
+    policies = REPO / "examples" / "adserver" / "policies"
+    assert main(["demo", "--users", "3", "--requests", "2", "--policies", str(policies)]) == 0
+    out = capsys.readouterr().out
+    for segment in ("Germany", "France", "loyal desktop", "without consent"):
+        assert segment in out
+    assert "'Frühlingsangebote'" in out  # the DE pin reached German users
+    sent, decisions = re.search(r"(\d+) ad requests .* (\d+) decisions in the log", out).groups()  # type: ignore[union-attr]
+    assert int(sent) == 72 and int(decisions) == 72
+    assert 'slotwise_decisions_total{campaign="native_outdoor"}' in out

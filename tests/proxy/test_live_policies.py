@@ -1,0 +1,166 @@
+"""The proxy with real compiled policies: selection by request signals, hot reload, the bandit.
+
+Policies are compiled by slotwise.dsl from .sw files, signals come from the built-in providers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slotwise.plugins.registry import load_schema
+from slotwise.proxy.app import ProxyApp
+from slotwise.proxy.chooser import BanditChooser
+from slotwise.proxy.config import Settings
+from slotwise.proxy.metrics import ProxyMetrics
+from slotwise.proxy.policy_snapshot import PolicySnapshot
+from tests.conftest import REPO
+from tests.proxy.support import Canned, running, upstream_server
+
+DEMO_POLICIES = REPO / "examples" / "adserver" / "policies"
+AD = {
+    "placement": "home-top",
+    "campaign_id": "cmp-spring",
+    "creative": {"headline": "Spring collection", "image_url": "https://x/y.jpg", "cta": "Shop"},
+}
+POLICY = """policy "live" version 1
+
+campaign spring_sale {{
+  applies when ad.campaign_id == "cmp-spring"
+  slot headline at "$.creative.headline" {{
+    variant only "{text}"
+  }}
+  optimize clicks
+}}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _builtin_providers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # only the built-in signal providers: an installed example plugin must not change results
+    monkeypatch.setenv("SLOTWISE_PLUGINS", "builtins")
+
+
+def _routes() -> dict[str, Canned]:
+    return {"/ad": Canned(200, [("Content-Type", "application/json")], json.dumps(AD).encode())}
+
+
+def _settings(url: str, policies: Path, **extra: Any) -> Settings:
+    # generous deadlines: a loaded test machine must not drop signals or decisions
+    return Settings(
+        upstream_url=url,
+        proxy_policies=str(policies),
+        proxy_decision_deadline_ms=2000.0,
+        proxy_signals_deadline_ms=2000.0,
+        **extra,
+    )
+
+
+async def test_request_signals_drive_the_rules() -> None:
+    async with upstream_server(_routes()) as server:
+        app = ProxyApp(_settings(server.url, DEMO_POLICIES))
+        async with running(app) as client:
+            german = await client.get("/ad", headers={"cf-ipcountry": "DE"})
+            # pinned for Germany, unless this request fell into the 10% holdout
+            assert german.json()["creative"]["headline"] in (
+                "Frühlingsangebote",
+                "Spring collection",
+            )
+            headlines = set()
+            for _ in range(30):
+                ad = (await client.get("/ad", headers={"cf-ipcountry": "US"})).json()
+                headlines.add(ad["creative"]["headline"])
+            assert "Frühlingsangebote" not in headlines  # excluded outside Germany
+            assert {"Spring deals are here", "Save 20% this week"} & headlines
+
+
+async def test_policies_reload_on_change_and_keep_serving_on_error(tmp_path: Path) -> None:
+    policy = tmp_path / "live.sw"
+    policy.write_text(POLICY.format(text="first"))
+    async with upstream_server(_routes()) as server:
+        app = ProxyApp(_settings(server.url, tmp_path, proxy_reload_interval=0.05))
+        async with running(app) as client:
+            assert (await client.get("/ad")).json()["creative"]["headline"] == "first"
+            policy.write_text(POLICY.format(text="second version"))
+            await _until(lambda: app.metrics.policy_reloads.get("ok") >= 2)
+            assert (await client.get("/ad")).json()["creative"]["headline"] == "second version"
+            policy.write_text("policy broken")
+            await _until(lambda: app.metrics.policy_reloads.get("error") >= 1)
+            assert (await client.get("/ad")).json()["creative"]["headline"] == "second version"
+            ready = await client.get("/_sw/ready")
+            assert ready.status_code == 200  # the previous set still serves
+
+
+async def test_bandit_chooser_plugs_in() -> None:
+    from slotwise.proxy.bandit.runtime import BanditRuntime
+
+    runtime = BanditRuntime()
+    snapshot = PolicySnapshot(DEMO_POLICIES, load_schema(), ProxyMetrics())
+    snapshot.on_swap.append(runtime.install_policy_set)
+    assert snapshot.load()
+    async with upstream_server(_routes()) as server:
+        app = ProxyApp(
+            _settings(server.url, DEMO_POLICIES),
+            chooser=BanditChooser(runtime),
+            policies=snapshot,
+        )
+        async with running(app) as client:
+            for _ in range(5):
+                await client.get("/ad", headers={"cf-ipcountry": "US"})
+            assert app.runtime is not None
+            await app.runtime.engine.decision_log.flush()
+            entries = await app.runtime.store.log_read("decisions")
+    records = [json.loads(e.data) for e in entries]
+    assert len(records) == 5
+    assert {r["model_version"] for r in records} == {"v0"}  # the untrained bandit model
+    for record in records:
+        if not record["holdout"]:
+            assert {s["slot"] for s in record["slots"]} == {"headline", "image", "cta"}
+            assert all(0 < s["probability"] <= 1 for s in record["slots"])
+
+
+async def _until(condition: Any, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_configured_models_dir_serves_the_bandit_and_hot_reloads(tmp_path: Path) -> None:
+    from slotwise.dsl.loader import load_policy_set
+    from slotwise.proxy.bandit.campaign import from_compiled
+    from slotwise.proxy.bandit.store import ModelStore
+    from slotwise.proxy.bandit.workspace import new_workspace
+
+    models = tmp_path / "models"
+    settings = _settings(
+        "", DEMO_POLICIES, bandit_models_dir=str(models), bandit_reload_interval=0.1
+    )
+    async with upstream_server(_routes()) as server:
+        app = ProxyApp(settings.replace(upstream_url=server.url))
+        async with running(app) as client:
+            await client.get("/ad", headers={"cf-ipcountry": "US"})
+            # the learner (another process in production) publishes version 1
+            policy = load_policy_set([DEMO_POLICIES], load_schema())
+            spring = next(from_compiled(c) for c in policy.campaigns if c.name == "spring_sale")
+            ModelStore(models).publish(
+                "spring_sale", new_workspace(spring.explore), family="epsilon", examples=0
+            )
+            await _until(lambda: _served_version(app) == "v1")
+            await client.get("/ad", headers={"cf-ipcountry": "US"})
+            assert app.runtime is not None
+            await app.runtime.engine.decision_log.flush()
+            entries = await app.runtime.store.log_read("decisions")
+    versions = [json.loads(e.data)["model_version"] for e in entries]
+    assert versions == ["v0", "v1"]
+
+
+def _served_version(app: ProxyApp) -> str | None:
+    chooser = app.runtime.engine.chooser if app.runtime else None
+    runtime = getattr(chooser, "_runtime", None)
+    return runtime.snapshot.versions().get("spring_sale") if runtime else None

@@ -1,0 +1,88 @@
+"""`slotwise serve`: refuses bad starts clearly, and really serves on granian."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from slotwise.proxy.cli import main
+from tests.conftest import REPO
+from tests.proxy.support import Canned, upstream_server
+from tests.support.servers import free_port
+
+
+def test_bad_configuration_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "slotwise.toml"
+    config.write_text('[upstream]\nurl = "ftp://nope"\n[proxy]\nprot = 1\n')
+    assert main(["serve", "--config", str(config), "--policies", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'proxy.prot' (did you mean 'proxy.port'?)" in err
+    assert "must start with http:// or https://" in err
+    assert "Traceback" not in err
+
+
+def test_missing_upstream_or_policies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--policies", str(tmp_path)]) == 2
+    assert "no upstream" in capsys.readouterr().err
+    missing = tmp_path / "absent"
+    assert main(["serve", "--upstream", "http://127.0.0.1:1", "--policies", str(missing)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_broken_policies_stop_the_start(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bad.sw").write_text('policy "x" version 1\ncampaign {\n')
+    assert main(["serve", "--upstream", "http://127.0.0.1:1", "--policies", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "do not compile" in err and "bad.sw:" in err
+
+
+@pytest.mark.slow
+async def test_serves_on_granian(tmp_path: Path) -> None:
+    routes = {
+        "/ad": Canned(
+            200,
+            [("Content-Type", "application/json"), ("Server", "adserver"),
+             ("Date", "Sun, 22 Nov 2026 05:00:00 GMT")],
+            b'{"campaign_id": "none"}',
+        )
+    }  # fmt: skip
+    port = free_port()
+    async with upstream_server(routes) as upstream:
+        env = dict(os.environ, SLOTWISE_PLUGINS="builtins")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "slotwise", "serve", "--upstream", upstream.url,
+            "--policies", str(REPO / "examples" / "adserver" / "policies"),
+            "--port", str(port), env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                await _ready(client)
+                response = await client.get("/ad")
+                assert response.status_code == 200
+                assert response.content == b'{"campaign_id": "none"}'
+                assert response.headers.get_list("server") == ["adserver"]
+                assert len(response.headers.get_list("date")) == 1
+                metrics = (await client.get("/_sw/metrics")).text
+                assert 'slotwise_passthrough_total{reason="no_campaign_applies"} 1' in metrics
+        finally:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 10)
+
+
+async def _ready(client: httpx.AsyncClient) -> None:
+    for _ in range(200):
+        try:
+            if (await client.get("/_sw/ready")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError("slotwise serve did not become ready")

@@ -1,0 +1,176 @@
+"""The upstream client against real sockets: keep-alive, chunking, errors and timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from slotwise.proxy.upstream import (
+    Origin,
+    PoolSettings,
+    UpstreamError,
+    UpstreamFailure,
+    UpstreamPool,
+)
+from tests.proxy.support import Canned, upstream_server
+from tests.support.servers import free_port
+
+
+def test_origin_parsing() -> None:
+    assert Origin.parse("http://ads.example").host_header == b"ads.example"
+    assert Origin.parse("http://127.0.0.1:8081").port == 8081
+    assert Origin.parse("https://[::1]:8443").host_header == b"[::1]:8443"
+    for bad in ("ftp://x", "http://", "http://x/path", "http://x:99999"):
+        with pytest.raises(ValueError):
+            Origin.parse(bad)
+
+
+async def test_keep_alive_reuses_one_connection() -> None:
+    async with upstream_server({"/a": Canned(200, [], b"hello")}) as server:
+        pool = UpstreamPool(Origin.parse(server.url))
+        for _ in range(5):
+            response = await pool.request(b"GET", b"/a", [])
+            assert (await response.read_up_to(100)) == (b"hello", True)
+        assert pool.open_connections == 1 and pool.idle_connections == 1
+        await pool.aclose()
+
+
+async def test_chunked_response_and_request_bodies() -> None:
+    def echo(target: bytes, headers: dict[str, str], body: bytes) -> Canned:
+        return Canned(200, [("X-TE", headers.get("transfer-encoding", "-"))], body, chunked=True)
+
+    async with upstream_server({"/echo": echo}) as server:
+        pool = UpstreamPool(Origin.parse(server.url))
+        response = await pool.request(b"POST", b"/echo", [], b"0123456789")
+        assert await response.read_up_to(1000) == (b"0123456789", True)
+
+        async def parts():  # type: ignore[no-untyped-def]
+            for part in (b"abc", b"", b"defg"):
+                yield part
+
+        response = await pool.request(b"POST", b"/echo", [], parts())
+        assert await response.read_up_to(1000) == (b"abcdefg", True)
+        assert (b"x-te", b"chunked") in response.headers
+        await pool.aclose()
+
+
+async def test_refused_connection_fails_fast() -> None:
+    pool = UpstreamPool(Origin.parse(f"http://127.0.0.1:{free_port()}"))
+    started = time.monotonic()
+    with pytest.raises(UpstreamError) as caught:
+        await pool.request(b"GET", b"/", [])
+    assert caught.value.failure is UpstreamFailure.CONNECT and caught.value.failure.status == 502
+    assert time.monotonic() - started < 0.5
+    assert pool.open_connections == 0
+
+
+async def test_hang_times_out_at_the_configured_timeout() -> None:
+    async with upstream_server({"/slow": Canned(200, [], b"late", delay=2.0)}) as server:
+        pool = UpstreamPool(Origin.parse(server.url), PoolSettings(response_timeout=0.2))
+        started = time.monotonic()
+        with pytest.raises(UpstreamError) as caught:
+            await pool.request(b"GET", b"/slow", [])
+        assert caught.value.failure.status == 504
+        assert 0.15 < time.monotonic() - started < 1.0
+        await pool.aclose()
+
+
+async def _one_shot_server(reply: bytes) -> tuple[asyncio.Server, int, list[bytes]]:
+    """Answers the first request on each connection with ``reply`` and closes."""
+    seen: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.read(65536))
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], seen
+
+
+@pytest.mark.parametrize("how", ["request", "begin"])
+async def test_stale_keep_alive_is_retried_only_without_a_body(how: str) -> None:
+    # the server promises keep-alive and then closes: the next request meets a dead socket
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    server, port, seen = await _one_shot_server(reply)
+    pool = UpstreamPool(Origin.parse(f"http://127.0.0.1:{port}"), PoolSettings(idle_expiry=60))
+    first = await pool.request(b"GET", b"/", [])
+    await first.read_up_to(10)
+    await asyncio.sleep(0.05)  # the server's close arrives; the pool may not have noticed
+    if how == "begin":
+        second = await pool.begin(b"GET", b"/", [])
+    else:
+        second = await pool.request(b"GET", b"/", [])
+    assert await second.read_up_to(10) == (b"ok", True)
+    # a request with a body is never sent twice
+    third = await pool.request(b"GET", b"/", [])
+    await third.read_up_to(10)
+    sent_before = len(seen)
+    try:
+        response = await pool.request(b"POST", b"/", [], b"payload")
+        await response.read_up_to(10)
+    except UpstreamError as exc:
+        assert exc.failure is UpstreamFailure.DISCONNECTED
+    assert sum(b"payload" in s for s in seen[sent_before:]) <= 1
+    await pool.aclose()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_malformed_response_is_a_protocol_error() -> None:
+    server, port, _ = await _one_shot_server(b"NOT HTTP AT ALL\r\n\r\n")
+    pool = UpstreamPool(Origin.parse(f"http://127.0.0.1:{port}"))
+    with pytest.raises(UpstreamError) as caught:
+        await pool.request(b"GET", b"/", [])
+    assert caught.value.failure in (UpstreamFailure.PROTOCOL, UpstreamFailure.DISCONNECTED)
+    assert caught.value.failure.status == 502
+    await pool.aclose()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_body_delimited_by_close_and_head_requests() -> None:
+    server, port, _ = await _one_shot_server(
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-eof"
+    )
+    pool = UpstreamPool(Origin.parse(f"http://127.0.0.1:{port}"))
+    response = await pool.request(b"GET", b"/", [])
+    assert await response.read_up_to(100) == (b"until-eof", True)
+    await pool.aclose()
+    server.close()
+    await server.wait_closed()
+    async with upstream_server({"/h": Canned(200, [], b"body-not-sent-for-head")}) as up:
+        pool = UpstreamPool(Origin.parse(up.url))
+        response = await pool.request(b"HEAD", b"/h", [])
+        assert response.status == 200 and await response.read_up_to(100) == (b"", True)
+        await pool.aclose()
+
+
+async def test_pool_limit_queues_and_times_out() -> None:
+    async with upstream_server({"/slow": Canned(200, [], b"x", delay=0.3)}) as server:
+        pool = UpstreamPool(
+            Origin.parse(server.url), PoolSettings(max_connections=1, pool_timeout=0.05)
+        )
+        first = asyncio.ensure_future(pool.request(b"GET", b"/slow", []))
+        await asyncio.sleep(0.01)
+        with pytest.raises(UpstreamError) as caught:
+            await pool.request(b"GET", b"/slow", [])
+        assert caught.value.failure is UpstreamFailure.POOL_TIMEOUT
+        response = await first
+        await response.read_up_to(10)
+        await pool.aclose()
+
+
+async def test_begin_writes_before_it_is_awaited() -> None:
+    async with upstream_server({"/a": Canned(200, [], b"hello")}) as server:
+        pool = UpstreamPool(Origin.parse(server.url))
+        await (await pool.request(b"GET", b"/a", [])).read_up_to(10)  # one idle connection
+        pending = pool.begin(b"POST", b"/a", [], b"body")
+        await asyncio.sleep(0.05)  # the request is on the wire although nobody awaited yet
+        assert server.requests[-1] == (b"/a", server.requests[-1][1], b"body")
+        response = await pending
+        assert await response.read_up_to(10) == (b"hello", True)
+        await pool.aclose()
