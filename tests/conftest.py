@@ -9,7 +9,8 @@ from tests.support.servers import RedisCluster, RedisServer, redis_server
 from tests.support.servers import redis_cluster as start_redis_cluster
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+# the published IAB examples (copied from the team's shared data; README.md there says from where)
+TEST_DATA = REPO / "tests" / "data"
 
 
 @pytest.fixture(scope="session")

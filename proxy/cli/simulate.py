@@ -15,7 +15,8 @@ from pathlib import Path
 
 from slotwise.proxy.cli import EXIT_FAILED, EXIT_OK, UsageError
 
-DEFAULT_SCENARIO = Path("examples/scenarios/segment-winners.toml")
+# beside the package in a checkout; the default works from any directory
+DEFAULT_SCENARIO = Path(__file__).resolve().parents[2] / "examples/scenarios/segment-winners.toml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         type=Path,
         default=DEFAULT_SCENARIO,
-        help=f"scenario file (default: {DEFAULT_SCENARIO})",
+        help="scenario file (default: examples/scenarios/segment-winners.toml)",
     )
     parser.add_argument("--impressions", type=int, default=None, help="override the scenario's")
     parser.add_argument("--seed", type=int, default=None, help="override the scenario's seed")

@@ -22,7 +22,7 @@ from slotwise.proxy.config import Settings
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.policy_snapshot import PolicySnapshot
 from slotwise.proxy.upstream import Origin, UpstreamPool
-from tests.conftest import SHARED_DATA
+from tests.conftest import TEST_DATA
 from tests.proxy.policies import (
     Campaign,
     CorruptCampaign,
@@ -33,7 +33,7 @@ from tests.proxy.policies import (
 )
 from tests.proxy.support import Canned, UpstreamServer, running, upstream_server
 
-IAB = SHARED_DATA / "iab"
+IAB = TEST_DATA / "iab"
 EXAMPLES = sorted(IAB.glob("*/*.json")) + sorted(IAB.glob("vast/*/*.xml"))
 JSON_AD = {
     "placement": "home-top",

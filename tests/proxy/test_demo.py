@@ -13,7 +13,8 @@ from tests.conftest import REPO
 @pytest.mark.slow
 def test_demo_serves_every_segment_and_logs_decisions(capsys: pytest.CaptureFixture[str]) -> None:
     policies = REPO / "examples" / "adserver" / "policies"
-    assert main(["demo", "--users", "3", "--requests", "2", "--policies", str(policies)]) == 0
+    argv = ["demo", "--users", "3", "--requests", "2", "--policies", str(policies)]
+    assert main([*argv, "--learn-impressions", "3000"]) == 0
     out = capsys.readouterr().out
     for segment in ("Germany", "France", "loyal desktop", "without consent"):
         assert segment in out
@@ -21,3 +22,7 @@ def test_demo_serves_every_segment_and_logs_decisions(capsys: pytest.CaptureFixt
     sent, decisions = re.search(r"(\d+) ad requests .* (\d+) decisions in the log", out).groups()  # type: ignore[union-attr]
     assert int(sent) == 72 and int(decisions) == 72
     assert 'slotwise_decisions_total{campaign="native_outdoor"}' in out
+    # the learning part: CTR over time and a lift row per segment of the scenario
+    assert "Learning: 3,000 simulated impressions" in out
+    for segment in ("young_mobile", "young_desktop", "older_mobile", "older_desktop"):
+        assert re.search(rf"{segment}\s+\d\.\d{{3}}\s+\d\.\d{{3}}\s+[+-]\d\.\d{{3}} \(", out)

@@ -14,9 +14,9 @@ from slotwise.proxy.adapters.native import NativeMarkup
 from slotwise.proxy.adapters.openrtb import BidResponseDocument
 from slotwise.proxy.adapters.vast import VastDocument
 from slotwise.proxy.tracking import ClickSigner
-from tests.conftest import SHARED_DATA
+from tests.conftest import TEST_DATA
 
-IAB = SHARED_DATA / "iab"
+IAB = TEST_DATA / "iab"
 NATIVE = sorted((IAB / "native-1.2").glob("*response*.json")) + [
     IAB / "native-1.2" / "native1.2_6.4_assets_url_response.normalized.json"
 ]
