@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -110,10 +111,12 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="slotwise-demo-") as tmp:
         store_url = f"sqlite:///{tmp}/state.db"
         users = _users(args.users)
-        asyncio.run(_seed_profiles(store_url, users))
         ad_port, proxy_port = _free_port(), _free_port()
+        admin_token = secrets.token_urlsafe(24)
         env = dict(
-            os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+            os.environ,
+            PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+            SLOTWISE_ADMIN_TOKEN=admin_token,
         )
         print(f"slotwise demo: policies from {_shown(policies)}")
         with (
@@ -160,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  example ad server  http://127.0.0.1:{ad_port}  (JSON, OpenRTB native, VAST)")
             print(f"  slotwise proxy     {base}\n")
             with httpx.Client(base_url=base, timeout=10.0) as client:
+                _import_profiles(client, users, admin_token)
                 originals = _originals(f"http://127.0.0.1:{ad_port}")
                 started = time.perf_counter()
                 served, sent, clicks = _traffic(client, users, args.requests, rng)
@@ -232,15 +236,14 @@ def _users(per_segment: int) -> list[tuple[Segment, str]]:
     return [(seg, f"demo-{i}-{n}") for i, seg in enumerate(SEGMENTS) for n in range(per_segment)]
 
 
-async def _seed_profiles(store_url: str, users: list[tuple[Segment, str]]) -> None:
-    """Profiles the consenting users' signals come from (user.age, user.segments)."""
-    from slotwise.proxy.state import open_store, subject_key
-
-    async with open_store(store_url) as store:
-        for segment, user in users:
-            if segment.consent:
-                profile = {"age": segment.age, "segments": list(segment.segments), "visits": 3}
-                await store.set(subject_key(user, "profile"), json.dumps(profile).encode())
+def _import_profiles(client: Any, users: list[tuple[Segment, str]], admin_token: str) -> None:
+    """The site's CRM traits (user.age, user.segments) through the admin profile API."""
+    auth = {"authorization": f"Bearer {admin_token}"}
+    for segment, user in users:
+        if segment.consent:
+            profile = {"age": segment.age, "segments": list(segment.segments), "visits": 3}
+            response = client.put(f"/_sw/admin/profiles/{user}", json=profile, headers=auth)
+            response.raise_for_status()
 
 
 async def _count_decisions(store_url: str) -> int:

@@ -207,6 +207,29 @@ class EventCollector:
         await store.log_append(self.config.audit_log, [LogRecord(_ENCODER.encode(audit))])
         return result
 
+    async def set_profile(self, subject: str, record: bytes, *, actor: str) -> bool:
+        """Replace ``subject``'s profile (kept ``user_state_ttl``); False for an erased user.
+
+        Audited like erasure (by hash). An erased user stays erased: a CRM sync that still
+        holds them must not bring their data back.
+        """
+        if await self.is_erased(subject):
+            return False
+        store = self.store
+        await store.set(subject_key(subject, "profile"), record, ttl=self.config.user_state_ttl)
+        audit = AuditRecord(
+            action="profile",
+            subject_sha256=subject_hash(subject),
+            at=time.time(),
+            actor=actor,
+            keys=1,
+            events=0,
+            decisions=0,
+            repeat=False,
+        )
+        await store.log_append(self.config.audit_log, [LogRecord(_ENCODER.encode(audit))])
+        return True
+
     async def is_erased(self, subject: str) -> bool:
         return await self.store.get(_erased_key(subject)) is not None
 

@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Route, Router
 from slotwise.plugins.builtin.consent import ConsentConfig
 from slotwise.proxy.events.collector import EventCollector
 from slotwise.proxy.events.consent import ConsentPolicy, stated_consent
+from slotwise.proxy.events.profiles import decode_profile, encode_profile
 from slotwise.proxy.events.schema import (
     Event,
     Rejection,
@@ -89,6 +90,12 @@ class _Refusal(Exception):
             headers=_NO_STORE,
             media_type="application/json",
         )
+
+
+def _bad_user_id() -> Response:
+    return _Refusal(
+        400, "invalid_user_id", "user ids are 1-128 of A-Z a-z 0-9 . _ : @ / + = -"
+    ).response()
 
 
 def _json(body: object, status: int = 200) -> Response:
@@ -242,6 +249,56 @@ class EventEndpoints:
     # -- DELETE /admin/users/{user_id} ------------------------------------------------------
 
     async def erase_user(self, request: Request) -> Response:
+        refused = self._admin_refusal(request)
+        if refused is not None:
+            return refused
+        client = request.client.host if request.client else ""
+        user_id = request.path_params["user_id"]
+        if not _USER_ID.match(user_id):
+            return _bad_user_id()
+        try:
+            result = await self.collector.erase(user_id, actor=client or "unknown")
+        except StoreUnavailable:
+            return self._unavailable()
+        return _json(
+            {
+                "erased": True,
+                "repeat": result.repeat,
+                "keys": result.keys,
+                "events": result.events,
+                "decisions": result.decisions,
+            }
+        )
+
+    # -- PUT /admin/profiles/{user_id} ------------------------------------------------------
+
+    async def put_profile(self, request: Request) -> Response:
+        refused = self._admin_refusal(request)
+        if refused is not None:
+            return refused
+        user_id = request.path_params["user_id"]
+        if not _USER_ID.match(user_id):
+            return _bad_user_id()
+        record = decode_profile(await request.body())
+        if isinstance(record, Rejection):
+            return _Refusal(
+                422, "invalid_profile", "the profile was refused; nothing was stored", [record]
+            ).response()
+        client = request.client.host if request.client else ""
+        try:
+            stored = await self.collector.set_profile(
+                user_id, encode_profile(record), actor=client or "unknown"
+            )
+        except StoreUnavailable:
+            return self._unavailable()
+        if not stored:
+            return _Refusal(
+                409, "user_erased", "this user was erased; their profile is not stored again"
+            ).response()
+        return _json({"stored": True, "profile": record})
+
+    def _admin_refusal(self, request: Request) -> Response | None:
+        """Why this admin request is refused (disabled, not loopback, bad token), or None."""
         config = self.config
         client = request.client.host if request.client else ""
         if config.admin_token is None:
@@ -263,24 +320,7 @@ class EventEndpoints:
                 headers={"WWW-Authenticate": "Bearer", **_NO_STORE},
                 media_type="application/json",
             )
-        user_id = request.path_params["user_id"]
-        if not _USER_ID.match(user_id):
-            return _Refusal(
-                400, "invalid_user_id", "user ids are 1-128 of A-Z a-z 0-9 . _ : @ / + = -"
-            ).response()
-        try:
-            result = await self.collector.erase(user_id, actor=client or "unknown")
-        except StoreUnavailable:
-            return self._unavailable()
-        return _json(
-            {
-                "erased": True,
-                "repeat": result.repeat,
-                "keys": result.keys,
-                "events": result.events,
-                "decisions": result.decisions,
-            }
-        )
+        return None
 
     # -- GET /sdk.js ------------------------------------------------------------------------
 
@@ -368,6 +408,7 @@ def events_routes(
         Route("/events", endpoints.batch, methods=["POST"]),
         Route("/events/validate", endpoints.validate, methods=["POST"]),
         Route("/admin/users/{user_id:path}", endpoints.erase_user, methods=["DELETE"]),
+        Route("/admin/profiles/{user_id:path}", endpoints.put_profile, methods=["PUT"]),
         Route("/sdk.js", endpoints.sdk_js, methods=["GET", "HEAD"]),
     ]
 

@@ -194,7 +194,7 @@ class Rejection(msgspec.Struct, frozen=True):
     reason: str
 
 
-def _rejection(exc: msgspec.MsgspecError, prefix: str, raw: Any) -> Rejection:
+def rejection(exc: msgspec.MsgspecError, prefix: str, raw: Any) -> Rejection:
     match = _MSGSPEC_PATH.match(str(exc))
     reason = match.group("reason") if match else str(exc)
     path = (match.group("path") if match else None) or "$"
@@ -218,7 +218,7 @@ def decode_event(raw: bytes, prefix: str = "$") -> Event | Rejection:
             loose = msgspec.json.decode(raw)
         except msgspec.DecodeError:
             loose = None
-        return _rejection(exc, prefix, loose)
+        return rejection(exc, prefix, loose)
     except msgspec.DecodeError as exc:
         return Rejection(prefix, f"malformed JSON: {exc}")
     return check_event(event, prefix)
@@ -229,7 +229,7 @@ def convert_event(fields: dict[str, Any], prefix: str = "$") -> Event | Rejectio
     try:
         event: Event = msgspec.convert(fields, Event, strict=False)
     except msgspec.ValidationError as exc:
-        return _rejection(exc, prefix, fields)
+        return rejection(exc, prefix, fields)
     return check_event(event, prefix)
 
 

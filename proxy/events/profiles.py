@@ -1,0 +1,46 @@
+"""Profiles imported by the site's back end: ``PUT /_sw/admin/profiles/{user_id}``.
+
+The ``profile`` signal provider reads ``user.age``, ``user.gender`` and ``user.segments`` from
+a per-user ``profile`` record (slotwise.plugins.profile_source). Those traits come from the
+site's CRM or customer database, never from the browser: a visitor must not be able to put
+themselves into the "vip" segment. So the only writer is this admin endpoint (admin token,
+loopback by default), and a record replaces the previous one whole.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from slotwise.proxy.events.schema import Rejection, rejection
+
+Segment = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+MAX_PROFILE_BYTES = 8 * 1024
+
+
+class ProfileRecord(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """What the site knows about a user; every field optional (absent: the signal is absent)."""
+
+    age: Annotated[int, msgspec.Meta(ge=0, le=130)] | None = None
+    gender: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] | None = None
+    segments: Annotated[tuple[Segment, ...], msgspec.Meta(max_length=64)] = ()
+    visits: Annotated[int, msgspec.Meta(ge=0)] = 0
+    first_seen: Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+
+def decode_profile(body: bytes) -> ProfileRecord | Rejection:
+    """The validated record, or where and why it is wrong."""
+    if len(body) > MAX_PROFILE_BYTES:
+        return Rejection("$", f"a profile is at most {MAX_PROFILE_BYTES} bytes")
+    try:
+        return msgspec.json.decode(body, type=ProfileRecord)
+    except msgspec.ValidationError as exc:
+        return rejection(exc, "$", None)
+    except msgspec.DecodeError as exc:
+        return Rejection("$", f"not valid JSON: {exc}")
+
+
+def encode_profile(record: ProfileRecord) -> bytes:
+    """The stored form (the layout slotwise.plugins.profile_source reads)."""
+    return msgspec.json.encode(record)
