@@ -26,7 +26,9 @@ from urllib.parse import parse_qs
 from slotwise.plugins.builtin.consent import ConsentConfig
 from slotwise.plugins.loaded import ProviderSet
 from slotwise.proxy.adapters.json import DEFAULT_JSON_FIELDS, JsonFields
-from slotwise.proxy.chooser import Chooser, RuleChooser
+from slotwise.proxy.bandit.runtime import BanditRuntime
+from slotwise.proxy.bandit.store import ModelStore
+from slotwise.proxy.chooser import BanditChooser, Chooser, RuleChooser
 from slotwise.proxy.config import Settings, load_settings
 from slotwise.proxy.decide import Engine, Limits, Receive, Scope, Send, handle
 from slotwise.proxy.http_hygiene import ForwardingPolicy
@@ -47,6 +49,7 @@ class Runtime:
     events_app: Any = None
     collector: Any = None
     store: Any = None
+    bandit: BanditRuntime | None = None  # when bandit.models_dir is configured
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -174,6 +177,21 @@ class ProxyApp:
             "# TYPE slotwise_policy_info gauge",
             f'slotwise_policy_info{{version="{policy.version if policy else ""}"}} 1',
         ]
+        if runtime.bandit is not None:
+            lines += [
+                "# HELP slotwise_model_info The model serving each campaign (v0: untrained).",
+                "# TYPE slotwise_model_info gauge",
+            ]
+            versions = runtime.bandit.snapshot.versions()
+            lines += [
+                f'slotwise_model_info{{campaign="{name}",version="{version}"}} 1'
+                for name, version in sorted(versions.items())
+            ]
+            lines += [
+                "# HELP slotwise_models_rejected_total Model files refused (checksum, loader).",
+                "# TYPE slotwise_models_rejected_total counter",
+                f"slotwise_models_rejected_total {len(runtime.bandit.errors)}",
+            ]
         providers = runtime.engine.providers
         text = "\n".join(lines) + "\n"
         if providers is not None and hasattr(providers, "render_metrics"):
@@ -239,9 +257,10 @@ class ProxyApp:
             policies = PolicySnapshot(directory, schema, self.metrics)
             policies.load()
         chooser = self._chooser
-        bandit_task = None
+        bandit = bandit_task = None
         if chooser is None and s.bandit_models_dir:
-            chooser, bandit_task = _bandit(Path(s.bandit_models_dir), policies, s)
+            bandit, bandit_task = _bandit(Path(s.bandit_models_dir), policies, s)
+            chooser = BanditChooser(bandit)
         # the compiled policies and loaded models live as long as the process: keep the
         # collector from scanning them again and again (fewer, shorter pauses at p99)
         gc.freeze()
@@ -268,7 +287,7 @@ class ProxyApp:
         )
         routes = events_routes(collector, consent=_consent_config(providers))
         events_app = Router(routes=[Mount("/_sw", routes=routes)])
-        runtime = Runtime(engine, events_app, collector, store)
+        runtime = Runtime(engine, events_app, collector, store, bandit)
         if bandit_task is not None:
             runtime.tasks.append(asyncio.create_task(bandit_task))
         if policies.directory is not None and s.proxy_reload_interval > 0:
@@ -278,11 +297,8 @@ class ProxyApp:
 
 def _bandit(
     models_dir: Path, policies: PolicySnapshot, s: Settings
-) -> tuple[Chooser, Coroutine[Any, Any, None]]:
-    """The bandit chooser over the model store, and the task that hot-reloads its models."""
-    from slotwise.proxy.bandit.runtime import BanditRuntime
-    from slotwise.proxy.bandit.store import ModelStore
-    from slotwise.proxy.chooser import BanditChooser
+) -> tuple[BanditRuntime, Coroutine[Any, Any, None]]:
+    """The bandit over the model store, and the task that hot-reloads its models."""
 
     models_dir.mkdir(parents=True, exist_ok=True)
     runtime = BanditRuntime(ModelStore(models_dir))
@@ -305,7 +321,7 @@ def _bandit(
                 log.error("model rejected, the previous one keeps serving: %s", error)
             reported = len(runtime.errors)
 
-    return BanditChooser(runtime), reload_models()
+    return runtime, reload_models()
 
 
 def _consent_config(providers: ProviderSet | None) -> ConsentConfig | None:

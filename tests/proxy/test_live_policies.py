@@ -152,6 +152,8 @@ async def test_configured_models_dir_serves_the_bandit_and_hot_reloads(tmp_path:
                 "spring_sale", new_workspace(spring.explore), family="epsilon", examples=0
             )
             await _until(lambda: _served_version(app) == "v1")
+            metrics = (await client.get("/_sw/metrics")).text
+            assert 'slotwise_model_info{campaign="spring_sale",version="v1"} 1' in metrics
             await client.get("/ad", headers={"cf-ipcountry": "US"})
             assert app.runtime is not None
             await app.runtime.engine.decision_log.flush()
@@ -161,6 +163,5 @@ async def test_configured_models_dir_serves_the_bandit_and_hot_reloads(tmp_path:
 
 
 def _served_version(app: ProxyApp) -> str | None:
-    chooser = app.runtime.engine.chooser if app.runtime else None
-    runtime = getattr(chooser, "_runtime", None)
-    return runtime.snapshot.versions().get("spring_sale") if runtime else None
+    bandit = app.runtime.bandit if app.runtime else None
+    return bandit.snapshot.versions().get("spring_sale") if bandit else None
