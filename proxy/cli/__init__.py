@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fmt": ("slotwise.proxy.cli.fmt", "format policy files canonically"),
     "test": ("slotwise.proxy.cli.test", "run the tests written in policy files"),
     "explain": ("slotwise.proxy.cli.explain", "explain which rules match for given signals"),
-    "bench": ("slotwise.proxy.cli.bench", "measure performance (targets: match)"),
+    "bench": ("slotwise.proxy.cli.bench", "benchmarks: match (policy matcher), proxy (end to end)"),
     "simulate": ("slotwise.proxy.cli.simulate", "simulate traffic; measure what the bandit learns"),
     "evaluate": ("slotwise.proxy.cli.evaluate", "evaluate candidate policies on a decision log"),
     "learn": ("slotwise.proxy.cli.learn", "run the learner: joined decisions in, models out"),
