@@ -225,8 +225,9 @@ def _wrk(name: str, url: str, seconds: int, script: Path | None = None) -> Row:
     return Row(
         name,
         float(_find(r"Requests/sec:\s+([\d.]+)", out)),
-        _ms(_find(r"50%\s+(\S+)", out)),
-        _ms(_find(r"99%\s+(\S+)", out)),
+        # anchored: a "+/- Stdev" column such as "80.50%" must not be read as the median
+        _ms(_find(r"(?m)^\s+50%\s+(\S+)", out)),
+        _ms(_find(r"(?m)^\s+99%\s+(\S+)", out)),
     )
 
 

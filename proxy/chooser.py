@@ -102,9 +102,10 @@ class RuleChooser:
             return RuleChoice(
                 campaign.name, RULES_MODEL, True, campaign.holdout, personal, (), signals
             )
+        rules = eligibility.slots
+        draw = self._rng.random
         picks = tuple(
-            pick_variant(slot.name, eligibility.slots.get(slot.name), self._rng.random())
-            for slot in campaign.slots
+            [pick_variant(slot.name, rules.get(slot.name), draw()) for slot in campaign.slots]
         )
         return RuleChoice(
             campaign.name, RULES_MODEL, False, campaign.holdout, personal, picks, signals
@@ -118,8 +119,13 @@ def pick_variant(slot: str, rules: SlotEligibility | None, u: float) -> RuleSlot
     candidates = rules.choices
     if not candidates:
         return RuleSlotPick(slot, None, 1.0, ())
-    if len(candidates) == 1:
+    count = len(candidates)
+    if count == 1:
         return RuleSlotPick(slot, candidates[0], 1.0, candidates)
+    if not rules.boosts:
+        # all weights 1.0: the walk below stops at floor(u * count), exactly (integer sums)
+        chosen = candidates[min(int(u * count), count - 1)]
+        return RuleSlotPick(slot, chosen, 1.0 / count, candidates)
     weights = [rules.boosts.get(name, 1.0) for name in candidates]
     total = sum(weights)
     threshold = u * total

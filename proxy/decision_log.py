@@ -32,7 +32,8 @@ def decision_record(
     fail_open: str | None,
 ) -> dict[str, Any]:
     """A ``type: decision`` record (slotwise.proxy.learn.log) of a chooser's choice."""
-    signals = {k: list(v) if isinstance(v, tuple) else v for k, v in choice.signals.items()}
+    # tuples (list signals, candidates) stay tuples: msgspec writes them as the same arrays
+    signals = dict(choice.signals)
     slots: Sequence[Any] = choice.choices
     return {
         "type": "decision",
@@ -50,11 +51,11 @@ def decision_record(
                 "slot": pick.slot,
                 "variant": pick.variant,
                 "probability": pick.probability,
-                "candidates": list(pick.candidates),
+                "candidates": pick.candidates,
             }
             for pick in slots
         ],
-        "eligible": {pick.slot: list(pick.candidates) for pick in slots},
+        "eligible": {pick.slot: pick.candidates for pick in slots},
         "format": format,
         "fail_open": fail_open,
     }

@@ -13,6 +13,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import os
 import re
 import secrets
 from typing import Final
@@ -36,9 +37,26 @@ def _quoted_id(decision_id: str) -> str:
     return decision_id if _URL_SAFE.fullmatch(decision_id) else quote(decision_id, safe="")
 
 
+_ID_BYTES: Final = 12  # 16 URL-safe characters, no padding
+_ID_CHARS: Final = 16
+_ID_BATCH: Final = 256
+_ids: list[str] = []
+
+
 def new_decision_id() -> str:
     """A fresh, unguessable decision id (URL-safe)."""
-    return secrets.token_urlsafe(12)
+    # The same as secrets.token_urlsafe(12), but the random bytes and their base64 come in
+    # batches: one urandom call per 256 decisions. list.pop is atomic, so threads never share
+    # an id; the batch is dropped in a forked child, so processes never do.
+    try:
+        return _ids.pop()
+    except IndexError:
+        text = base64.urlsafe_b64encode(secrets.token_bytes(_ID_BYTES * _ID_BATCH)).decode()
+        _ids.extend(text[i : i + _ID_CHARS] for i in range(0, len(text), _ID_CHARS))
+        return _ids.pop()
+
+
+os.register_at_fork(after_in_child=_ids.clear)
 
 
 class ClickSigner:
@@ -48,34 +66,50 @@ class ClickSigner:
         if len(key) < 16:
             raise ValueError("the click signing key must be at least 16 bytes")
         self._key = key
+        # HMAC-SHA256 with the padded key's two hash states made once (RFC 2104): a click is
+        # then two hash copies, about 3x cheaper than hmac.digest, which re-derives them
+        block = hashlib.sha256(key).digest() if len(key) > 64 else key
+        block = block.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
         self.base_url = base_url.rstrip("/")
+        self._click_prefix = f"{self.base_url}{CLICK_PATH}?d="
         self._per_base: dict[str, ClickSigner] = {}  # signers for other public origins
+        # per public origin: (signer, impression prefix, click prefix, redirect base)
+        self._prefixes: dict[str, tuple[ClickSigner, str, str, str]] = {}
 
     def signature(self, decision_id: str, target: str) -> str:
-        mac = hmac.new(self._key, f"{decision_id}\n{target}".encode(), hashlib.sha256)
-        return base64.urlsafe_b64encode(mac.digest()[:18]).decode("ascii")
+        inner = self._inner.copy()
+        inner.update(f"{decision_id}\n{target}".encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return base64.urlsafe_b64encode(outer.digest()[:18]).decode("ascii")
 
     def verify(self, decision_id: str, target: str, signature: str) -> bool:
         return hmac.compare_digest(self.signature(decision_id, target), signature)
 
     def redirect(self, decision_id: str, target: str) -> str:
-        return (
-            f"{self.base_url}{CLICK_PATH}?d={_quoted_id(decision_id)}"
-            f"&u={_quoted(target)}&s={self.signature(decision_id, target)}"
-        )
+        signature = self.signature(decision_id, target)
+        return f"{self._click_prefix}{_quoted_id(decision_id)}&u={_quoted(target)}&s={signature}"
 
     def trackers(self, decision_id: str, base_url: str | None = None) -> Trackers:
         """The tracker URLs of one decision; ``base_url`` is the proxy's public origin."""
-        base = (base_url or self.base_url).rstrip("/")
-        signer = self if base == self.base_url else self._for_base(base)
+        origin = base_url or self.base_url
+        prefixes = self._prefixes.get(origin)
+        if prefixes is None:
+            if len(self._prefixes) >= 64:  # Host headers vary; keep the cache bounded
+                self._prefixes.clear()
+            base = origin.rstrip("/")
+            signer = self if base == self.base_url else self._for_base(base)
+            prefixes = self._prefixes[origin] = (
+                signer,
+                f"{base}{PIXEL_PATH}?t=impression&did=",
+                f"{base}{PIXEL_PATH}?t=click&did=",
+                f"{base}{CLICK_PATH}",
+            )
+        signer, impression, click, redirect_base = prefixes
         did = _quoted_id(decision_id)
-        return Trackers(
-            decision_id=decision_id,
-            impression=f"{base}{PIXEL_PATH}?t=impression&did={did}",
-            click=f"{base}{PIXEL_PATH}?t=click&did={did}",
-            click_redirect_base=f"{base}{CLICK_PATH}",
-            signer=signer,
-        )
+        return Trackers(decision_id, impression + did, click + did, redirect_base, signer)
 
     def _for_base(self, base: str) -> ClickSigner:
         signer = self._per_base.get(base)

@@ -116,7 +116,7 @@ class ConsentProvider(Provider[ConsentConfig]):
     def decide(self, request: RequestInfo) -> tuple[str, str]:
         """The consent level and the reason for it."""
         config = self.config
-        if config.honor_gpc and (request.header("sec-gpc") or "").strip() == "1":
+        if config.honor_gpc and (request.headers.get("sec-gpc") or "").strip() == "1":
             return "contextual", "gpc"
         granted = False
         if config.site_cookie is not None and config.site_cookie in request.cookies:

@@ -3,13 +3,15 @@
 User-Agent Client Hints win where the browser sends them (``Sec-CH-UA-Mobile``,
 ``Sec-CH-UA-Platform``, ``Sec-CH-UA``): they are what Chromium-based browsers still report
 truthfully after freezing their User-Agent string. Otherwise the User-Agent is parsed with
-``ua-parser`` (the maintained uap-core regexes from ``ua-parser-builtins``), whose own cache
-makes repeated agents cheap. Values are normalised to small closed sets so policies can be
+``ua-parser`` (the maintained uap-core regexes from ``ua-parser-builtins``); the whole
+classification of an agent and its hints is kept in an LRU cache (4,096 entries), so a repeated
+agent costs a dictionary lookup. Values are normalised to small closed sets so policies can be
 checked: ``device.os == "ios"``, ``device.browser == "chrome"``.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -88,12 +90,29 @@ class DeviceProvider(Provider[Any]):
         ua_parser.parse("Mozilla/5.0")
 
     async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
-        return classify(
-            request.header("user-agent") or "",
-            mobile_hint=request.header("sec-ch-ua-mobile"),
-            platform_hint=request.header("sec-ch-ua-platform"),
-            brands_hint=request.header("sec-ch-ua"),
-        )
+        headers = request.headers
+        user_agent = headers.get("user-agent") or ""
+        mobile = headers.get("sec-ch-ua-mobile")
+        platform = headers.get("sec-ch-ua-platform")
+        brands = headers.get("sec-ch-ua")
+        if len(user_agent) > _MAX_CACHED_AGENT:
+            return classify(
+                user_agent, mobile_hint=mobile, platform_hint=platform, brands_hint=brands
+            )
+        # gather copies what a provider returns, so the cached dict itself is never changed
+        return _classify_cached(user_agent, mobile, platform, brands)
+
+
+# A site sees a few thousand distinct agents (and hint sets) again and again; ua-parser's own
+# cache still leaves the tablet and bot regexes and the normalising to run per request.
+_MAX_CACHED_AGENT = 1024
+
+
+@functools.lru_cache(maxsize=4096)
+def _classify_cached(
+    user_agent: str, mobile: str | None, platform: str | None, brands: str | None
+) -> dict[str, SignalValue]:
+    return classify(user_agent, mobile_hint=mobile, platform_hint=platform, brands_hint=brands)
 
 
 def classify(

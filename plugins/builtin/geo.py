@@ -109,9 +109,13 @@ class GeoProvider(Provider[GeoConfig]):
 
     def _from_headers(self, request: RequestInfo) -> dict[str, SignalValue]:
         out: dict[str, SignalValue] = {}
+        headers = request.headers  # names lower-cased, as self._headers are
         for field, names in self._headers.items():
             for name in names:
-                value = (request.header(name) or "").strip()
+                raw = headers.get(name)
+                if not raw:
+                    continue
+                value = raw.strip()
                 if not value:
                     continue
                 if field in _BOUNDS:

@@ -92,6 +92,8 @@ class RequestProvider(Provider[RequestConfig]):
         self._page_rules = tuple(
             (re.compile(pattern), page_type) for pattern, page_type in config.page_types.items()
         )
+        # ad requests repeat a few paths: remember their page type (bounded, any path may come)
+        self._page_types: dict[str, str] = {}
 
     async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
         config = self.config
@@ -108,10 +110,10 @@ class RequestProvider(Provider[RequestConfig]):
             category = found.group(1) if found else None
         if category:
             out["request.page_category"] = category.lower()
-        referrer = referrer_host(request.header("referer"))
+        referrer = referrer_host(request.headers.get("referer"))
         if referrer:
             out["request.referrer"] = referrer
-        language = preferred_language(request.header("accept-language"))
+        language = preferred_language(request.headers.get("accept-language"))
         if language:
             out["request.language"] = language
         for parameter in UTM_PARAMETERS:
@@ -121,10 +123,18 @@ class RequestProvider(Provider[RequestConfig]):
         return out
 
     def _page_type(self, path: str) -> str:
+        known = self._page_types.get(path)
+        if known is not None:
+            return known
+        found = "other"
         for pattern, page_type in self._page_rules:
             if pattern.search(path):
-                return page_type
-        return "other"
+                found = page_type
+                break
+        if len(self._page_types) >= 4096:
+            self._page_types.clear()
+        self._page_types[path] = found
+        return found
 
 
 def referrer_host(referer: str | None) -> str | None:

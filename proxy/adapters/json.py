@@ -84,31 +84,44 @@ def encode(value: Any) -> bytes:
 
 def find(document: Any, steps: Sequence[JsonStep]) -> list[tuple[Any, str | int]]:
     """Every (container, key) the steps lead to whose key exists."""
-    if not _has_wildcard(tuple(steps)):
-        return _find_one(document, steps)
-    found: list[tuple[Any, str | int]] = []
-    _walk(document, steps, 0, found)
-    return found
+    if not steps:
+        return []
+    plan = _plan(steps if type(steps) is tuple else tuple(steps))
+    if plan is None:
+        found: list[tuple[Any, str | int]] = []
+        _walk(document, steps, 0, found)
+        return found
+    parents, last = plan
+    node = document
+    # the common case, a path without [*]: a plain loop, no recursion
+    for step in parents:
+        if type(step) is str:
+            if not isinstance(node, dict):
+                return []
+            node = node.get(step, _MISSING)
+            if node is _MISSING:
+                return []
+        elif not isinstance(node, list) or step >= len(node):  # type: ignore[operator]
+            return []
+        else:
+            node = node[step]  # type: ignore[index]
+    if type(last) is str:
+        if not isinstance(node, dict) or last not in node:
+            return []
+    elif not isinstance(node, list) or last >= len(node):  # type: ignore[operator]
+        return []
+    return [(node, last)]  # type: ignore[list-item]
+
+
+_MISSING: Any = object()
 
 
 @functools.lru_cache(maxsize=4096)
-def _has_wildcard(steps: tuple[JsonStep, ...]) -> bool:
-    return any(isinstance(step, Wildcard) for step in steps)
-
-
-def _find_one(node: Any, steps: Sequence[JsonStep]) -> list[tuple[Any, str | int]]:
-    # the common case, a path without [*]: a plain loop, no recursion
-    last = len(steps) - 1
-    for at, step in enumerate(steps):
-        if isinstance(step, int):
-            if not isinstance(node, list) or step >= len(node):
-                return []
-        elif not isinstance(node, dict) or step not in node:
-            return []
-        if at == last:
-            return [(node, step)]  # type: ignore[list-item]
-        node = node[step]
-    return []
+def _plan(steps: tuple[JsonStep, ...]) -> tuple[tuple[JsonStep, ...], JsonStep] | None:
+    """(parent steps, last step) of a path without ``[*]``; None for the others."""
+    if any(isinstance(step, Wildcard) for step in steps):
+        return None
+    return steps[:-1], steps[-1]
 
 
 def _walk(

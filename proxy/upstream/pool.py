@@ -105,21 +105,19 @@ class UpstreamPool:
         for attempt in (1, 2):
             conn, reused = await self._acquire()
             waiter = conn.start(method == b"HEAD", self.settings.read_timeout)
+            timer: asyncio.TimerHandle | None = None
             try:
                 if isinstance(body, bytes):
                     conn.write(head + body if body else head)
                 else:
                     conn.write(head)
                     await _send_chunked(conn, body)
-                async with asyncio.timeout(self.settings.response_timeout):
-                    return await waiter
-            except TimeoutError:
-                conn.abort()
-                raise UpstreamError(
-                    UpstreamFailure.TIMEOUT,
-                    f"no response within {self.settings.response_timeout:g}s",
-                ) from None
+                timer = _head_timer(waiter, self.settings.response_timeout)
+                return await waiter
             except UpstreamError as exc:
+                if exc.failure is UpstreamFailure.TIMEOUT:
+                    conn.abort()
+                    raise
                 stale = (
                     reused and exc.failure is UpstreamFailure.DISCONNECTED and not conn.received_any
                 )
@@ -129,6 +127,9 @@ class UpstreamPool:
             except BaseException:
                 conn.abort()  # cancelled mid-exchange: the connection is out of step
                 raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
         raise AssertionError("unreachable")
 
     def begin(
@@ -161,15 +162,13 @@ class UpstreamPool:
         headers: Sequence[tuple[bytes, bytes]],
         body: bytes,
     ) -> UpstreamResponse:
+        timer = _head_timer(waiter, self.settings.response_timeout)
         try:
-            async with asyncio.timeout(self.settings.response_timeout):
-                return await waiter
-        except TimeoutError:
-            conn.abort()
-            raise UpstreamError(
-                UpstreamFailure.TIMEOUT, f"no response within {self.settings.response_timeout:g}s"
-            ) from None
+            return await waiter
         except UpstreamError as exc:
+            if exc.failure is UpstreamFailure.TIMEOUT:
+                conn.abort()
+                raise
             stale = exc.failure is UpstreamFailure.DISCONNECTED and not conn.received_any
             if stale and not body and method in _IDEMPOTENT:
                 return await self.request(method, target, headers, body)  # a fresh connection
@@ -177,6 +176,8 @@ class UpstreamPool:
         except BaseException:
             conn.abort()
             raise
+        finally:
+            timer.cancel()
 
     def _idle_connection(self) -> Connection | None:
         if self._closed:
@@ -288,6 +289,23 @@ class UpstreamPool:
             if not waiter.done():
                 waiter.set_result(None)
                 return
+
+
+def _head_timer(waiter: asyncio.Future[UpstreamResponse], timeout: float) -> asyncio.TimerHandle:
+    """Fail ``waiter`` with a TIMEOUT error unless the response head came within ``timeout``.
+
+    One timer handle instead of ``asyncio.timeout`` (a context manager, a task cancellation
+    and its unwinding) on every exchange. A head arriving after this finds the waiter done
+    and closes the connection (``Connection.on_headers_complete``).
+    """
+    return asyncio.get_running_loop().call_later(timeout, _head_timeout, waiter, timeout)
+
+
+def _head_timeout(waiter: asyncio.Future[UpstreamResponse], timeout: float) -> None:
+    if not waiter.done():
+        waiter.set_exception(
+            UpstreamError(UpstreamFailure.TIMEOUT, f"no response within {timeout:g}s")
+        )
 
 
 def _serialize_head(
