@@ -14,7 +14,7 @@ Contract (see the team brief), with the few additions documented where they are 
 - ``CompiledCampaign``: ``name``, ``slots``, ``goal``, ``explore``, ``holdout``, ``rules``
   (addition: rule names in policy order); ``applies(ctx)``, ``eligible(ctx)``.
 - ``Eligibility``: ``slots`` maps slot name to ``SlotEligibility``; ``eligibility[slot]`` reads
-  one; ``matched_rules`` is computed on first access from the matched-rule bitmap, so the hot
+  one; ``matched_rules`` is computed on first access from the matched-rule bit set, so the hot
   path never turns thousands of matched rules into names unless someone asks.
 
 Eligibility semantics per slot: a matched ``pin`` wins (the first pinning rule in policy order;
@@ -35,7 +35,7 @@ from pyroaring import BitMap
 from slotwise.dsl.ast import Test
 from slotwise.dsl.errors import Diagnostic
 from slotwise.dsl.location import Location
-from slotwise.dsl.matcher import RuleIndex, TermIds
+from slotwise.dsl.matcher import Bits, RuleIndex, TermIds, as_roaring, set_bits
 from slotwise.plugins.schema import Context
 
 Predicate = Callable[[Context], bool]
@@ -137,7 +137,7 @@ class Eligibility:
     """The outcome of a campaign's rules for one request."""
 
     slots: Mapping[str, SlotEligibility]
-    _matched: BitMap
+    _matched: Bits
     _rule_names: tuple[str, ...]
     _ids: TermIds
 
@@ -148,25 +148,68 @@ class Eligibility:
     def matched_rules(self) -> tuple[str, ...]:
         """Names of the rules whose conditions held, in policy order."""
         names, rule_of = self._rule_names, self._ids.rule_of
-        return tuple(names[rule_of(term)] for term in self._matched.to_array())
+        return tuple(names[rule] for rule in sorted(rule_of(t) for t in set_bits(self._matched)))
 
 
 @dataclass(frozen=True, slots=True)
 class _SlotPlan:
-    """Per slot, the rules of each action kind as bitmaps (built by the compiler)."""
+    """Per slot, the rules of each action kind (built by the compiler): pins and the rules
+    acting on the slot as term bit sets; excludes, prefers and boosts as bit sets too in a
+    campaign of at most ``matcher.DIRECT_DECIDE_MAX`` rules (``decide_bits``), else as roaring
+    bitmaps of ``matcher.roaring_id``s (``decide``; see ``matcher.as_roaring`` for why)."""
 
     name: str
     variants: tuple[str, ...]
-    pin_rules: BitMap
-    pin_variant: Mapping[int, str]  # rule id -> pinned variant
+    pin_rules: Bits
+    pinned: Mapping[int, SlotEligibility]  # pinning term -> its outcome, built once
+    split_pins: Bits  # the pinning rules split at an OR (a group of their own, TermIds)
+    pin_order: Mapping[int, int]  # pinning term -> rule number (policy order)
+    acting: Bits
+    unconstrained: SlotEligibility  # the outcome when no rule acting on the slot matched
     excludes: tuple[tuple[str, BitMap], ...]
     prefers: tuple[tuple[str, BitMap], ...]
     boosts: tuple[tuple[str, float, BitMap], ...]
+    direct: bool = False  # decide_bits, not decide
+    bit_excludes: tuple[tuple[str, Bits], ...] = ()
+    bit_prefers: tuple[tuple[str, Bits], ...] = ()
+    bit_boosts: tuple[tuple[str, float, Bits], ...] = ()
+
+    def settled(self, matched: Bits) -> SlotEligibility | None:
+        """The outcome when a pin or no rule decides it; None: ``decide`` must look."""
+        hits = matched & self.pin_rules
+        if hits:
+            # the highest term of a group is its first rule in policy order (matcher.TermIds)
+            term = hits.bit_length() - 1
+            if self.split_pins:
+                early = hits & self.split_pins
+                if early:
+                    other = early.bit_length() - 1
+                    if self.pin_order[other] < self.pin_order[term]:
+                        term = other
+            return self.pinned[term]
+        if not matched & self.acting:
+            return self.unconstrained
+        return None
+
+    def decide_bits(self, matched: Bits) -> SlotEligibility:
+        """``decide`` on the match itself, for a campaign of at most DIRECT_DECIDE_MAX rules."""
+        excluded = [v for v, rules in self.bit_excludes if matched & rules]
+        allowed = self.variants
+        if excluded:
+            allowed = tuple(v for v in allowed if v not in excluded)
+        preferred = tuple(v for v, rules in self.bit_prefers if v in allowed and matched & rules)
+        boosts: dict[str, float] = {}
+        for variant, factor, rules in self.bit_boosts:
+            if variant in allowed:
+                hits = (matched & rules).bit_count()
+                if hits:
+                    boosts[variant] = boosts.get(variant, 1.0) * factor**hits
+        return SlotEligibility(
+            allowed, preferred, None, MappingProxyType(boosts) if boosts else _EMPTY
+        )
 
     def decide(self, matched: BitMap) -> SlotEligibility:
-        if matched.intersect(self.pin_rules):
-            pinned = self.pin_variant[(matched & self.pin_rules).min()]
-            return SlotEligibility((pinned,), (), pinned)
+        """The outcome without a matched pin; ``matched`` is ``matcher.as_roaring(...)``."""
         excluded = [v for v, rules in self.excludes if matched.intersect(rules)]
         allowed = self.variants
         if excluded:
@@ -203,19 +246,27 @@ class CompiledCampaign:
         """Does this campaign rewrite the response described by ctx (its `applies when`)?"""
         return self._applies(ctx)
 
-    def matched(self, ctx: Context) -> BitMap:
-        """The term ids of the rules whose conditions hold for ctx (see matcher.TermIds)."""
+    def matched(self, ctx: Context) -> Bits:
+        """The term ids of the rules whose conditions hold for ctx, as a bit set
+        (``matcher.set_bits`` lists them, ``matcher.TermIds.rule_of`` maps them to rules)."""
         return self._index.match(ctx)
 
     def eligible(self, ctx: Context) -> Eligibility:
         """Per slot, the variants the rules allow, prefer, pin and boost for ctx."""
         matched = self._index.match(ctx)
-        return Eligibility(
-            {plan.name: plan.decide(matched) for plan in self._plans},
-            matched,
-            self.rules,
-            self._index.ids,
-        )
+        slots: dict[str, SlotEligibility] = {}
+        copy: BitMap | None = None
+        for plan in self._plans:
+            outcome = plan.settled(matched)
+            if outcome is None:
+                if plan.direct:
+                    outcome = plan.decide_bits(matched)
+                else:
+                    if copy is None:
+                        copy = as_roaring(matched, self._index.size)
+                    outcome = plan.decide(copy)
+            slots[plan.name] = outcome
+        return Eligibility(slots, matched, self.rules, self._index.ids)
 
     def slot(self, name: str) -> Slot:
         for slot in self.slots:

@@ -8,8 +8,10 @@ all; nothing partial is ever returned.
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,15 +114,30 @@ def read_sources(paths: Iterable[str | Path]) -> tuple[list[tuple[str, str]], li
     return sources, problems
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Loading builds millions of small objects and frees few: each automatic collection
+    scans all of them and finds nothing, which made parsing 100,000 rules 2.4x slower (and
+    10,000 rules ~10%). The collector is back on, as it was, once loading ends."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def check_sources(sources: Sequence[tuple[str, str]], schema: SignalSchema) -> Loaded:
     """Parse and check; ``Loaded.diagnostics`` holds everything found, sorted."""
     from slotwise.dsl.check import check_policy_set
 
-    loaded = parse_sources(sources)
-    if not loaded.errors:
-        started = time.perf_counter()
-        loaded.diagnostics.extend(check_policy_set(loaded.files, schema, loaded.lines()))
-        loaded.timings["check"] = time.perf_counter() - started
+    with _collector_paused():
+        loaded = parse_sources(sources)
+        if not loaded.errors:
+            started = time.perf_counter()
+            loaded.diagnostics.extend(check_policy_set(loaded.files, schema, loaded.lines()))
+            loaded.timings["check"] = time.perf_counter() - started
     loaded.diagnostics = sorted_diagnostics(loaded.diagnostics)
     return loaded
 
@@ -135,9 +152,10 @@ def compile_sources(
     if loaded.errors:
         raise PolicyError(loaded.diagnostics)
     started = time.perf_counter()
-    policy = compile_policy_set(
-        loaded.files, schema, policy_version(sources), warnings=loaded.warnings
-    )
+    with _collector_paused():
+        policy = compile_policy_set(
+            loaded.files, schema, policy_version(sources), warnings=loaded.warnings
+        )
     loaded.timings["compile"] = time.perf_counter() - started
     return policy, loaded
 

@@ -1,17 +1,18 @@
-"""The rule matcher: roaring bitmaps over a campaign's rules, plus residual checks.
+"""The rule matcher: bit sets over a campaign's rules, plus residual checks.
 
-Rules are numbered 0..n-1 in policy order. Each rule's condition is split into its top-level
-AND parts (conjuncts). A conjunct that reads exactly one *feature* (a signal, ``event X within
-W`` or ``count of X within W``) with indexable operators is answered by the index; every other
-conjunct (OR across signals, ``not`` over several signals, a type the index cannot bucket)
-becomes a residual check, run only for the rules that survive the index.
+Rules are numbered 0..n-1 in policy order (``TermIds`` lays out their bit positions, the
+terms). Each rule's condition is split into its top-level AND parts (conjuncts). A conjunct
+that reads exactly one *feature* (a signal, ``event X within W`` or ``count of X within W``)
+with indexable operators is answered by the index; every other conjunct (OR across signals,
+``not`` over several signals, a type the index cannot bucket) becomes a residual check, run
+only for the rules that survive the index.
 
 Per feature the index holds, for every value the rules mention (strings, booleans), every
 numeric bucket between the range end points the rules use, plus "some other value" and
-"missing", the bitmap of rules that accept it, as DESIGN.md describes:
+"missing", the set of rules that accept it, as DESIGN.md describes:
 "rules that accept the value merged with the rules that do not mention the attribute". These
-bitmaps are dense, so roaring keeps them as bitset containers and a match, the intersection of
-one bitmap per feature (a dozen or so, whatever the rule count), runs word by word.
+sets are dense; they are Python ints (see ``Bits``), and a match, the intersection of one set
+per feature or group of features (a dozen or so, whatever the rule count), runs word by word.
 
 The bucket tables are filled by evaluating each distinct conjunct (rules that share a conjunct
 share the work) on one representative value per bucket, with the same compiled closures the
@@ -20,9 +21,10 @@ residual checks use, so the index cannot disagree with the closures.
 
 from __future__ import annotations
 
+import struct
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,18 +46,103 @@ FeatureKind = Literal["discrete", "numeric", "list"]
 _OTHER = "\x00another value"  # equal to no literal a policy can write
 
 
+Bits = int
+"""A set of term ids as a Python int: bit ``t`` is set when term ``t`` is in the set.
+
+The index used roaring bitmaps first. A match intersects about seven dense sets (each rule
+set minus the few rules a request's value rules out), and pyroaring's bitset AND was not the
+cost: turning the ~5% result into array containers (roaring keeps a 65,536-id chunk with at
+most 4,096 ids as a sorted array) extracted every surviving id, about 2 ns each, and the
+actions then had to be intersected with those arrays. CPython's int AND runs word by word over
+the whole width with no container logic and never enumerates the result: on the
+`slotwise bench match` workload at 100,000 rules the intersections took 7.5 us as ints
+against 25 us as roaring bitmaps, and the whole ``eligible()`` call about half the time.
+"""
+
+
+def bits_of(ids: Iterable[int]) -> Bits:
+    """The set of the given ids (duplicates allowed)."""
+    ids = list(ids)
+    if not ids:
+        return 0
+    buffer = bytearray((max(ids) >> 3) + 1)
+    for term in ids:
+        buffer[term >> 3] |= 1 << (term & 7)
+    return int.from_bytes(buffer, "little")
+
+
+def set_bits(bits: Bits) -> list[int]:
+    """The ids in a set, ascending (for explanations and names, not for the request path)."""
+    text = bin(bits)
+    top = len(text) - 1
+    found = []
+    position = text.find("1", 2)
+    while position >= 0:
+        found.append(top - position)
+        position = text.find("1", position + 1)
+    found.reverse()
+    return found
+
+
+# Counting the rules of a set that a match holds (boosts) is where ints lose: CPython's
+# int.bit_count() has no hardware popcount in this build, 3.6 us at 100,000 rules, so a slot
+# with 24 boost sets cost ~90 us. Actions that need more than the pins are therefore decided
+# on a roaring copy of the match, made in C from the int's bytes: each 32,768 ids become the
+# upper half of a 65,536-id container whose lower half is all set, which keeps every container
+# a bitset (a serialised bitset is the raw words; an array would need each id enumerated). The
+# lower halves are never removed: the action bitmaps hold only upper-half ids.
+#
+# Up to DIRECT_DECIDE_MAX rules the ints are narrow enough that deciding on them directly is
+# cheaper than the copy (bench at 10,000 rules: eligible() 12 us direct, 15 us with the copy;
+# at 100 rules the copy was most of the time).
+DIRECT_DECIDE_MAX = 16_384
+_HALF = 1 << 15
+_HALF_BYTES = _HALF // 8
+_PADDING = b"\xff" * _HALF_BYTES
+_HEADER = struct.Struct("<II")  # CRoaring's portable format without run containers
+_CONTAINER = struct.Struct("<HH")
+_OFFSET = struct.Struct("<I")
+_NO_RUN_COOKIE = 12346
+
+
+def roaring_id(term: int) -> int:
+    """Where a term sits in the roaring copy of a match (see ``as_roaring``)."""
+    return (term >> 15 << 16) | _HALF | (term & (_HALF - 1))
+
+
+def as_roaring(bits: Bits, width: int) -> BitMap:
+    """The terms of ``bits`` (all below ``width``) at their ``roaring_id``s, plus padding."""
+    pieces = max(1, -(-width // _HALF))
+    buffer = bits.to_bytes(pieces * _HALF_BYTES, "little")
+    keys: list[bytes] = []
+    data: list[bytes] = []
+    for number in range(pieces):
+        piece = buffer[number * _HALF_BYTES : (number + 1) * _HALF_BYTES]
+        count = int.from_bytes(piece, "little").bit_count()
+        if count:
+            keys.append(_CONTAINER.pack(number, _HALF + count - 1))
+            data.append(_PADDING)
+            data.append(piece)
+    start = _HEADER.size + (_CONTAINER.size + _OFFSET.size) * len(keys)
+    offsets = [_OFFSET.pack(start + 2 * _HALF_BYTES * i) for i in range(len(keys))]
+    return BitMap.deserialize(
+        b"".join([_HEADER.pack(_NO_RUN_COOKIE, len(keys)), *keys, *offsets, *data])
+    )
+
+
 class RuleIndex:
     """Matches a request against n rules: index lookups, one intersection, residual checks."""
 
     __slots__ = (
         "_all",
-        "_extras",
+        "_accepted",
         "_features",
         "_layers",
         "_lists",
-        "_padding",
         "_residual_ids",
         "_residuals",
+        "_rule_mask",
+        "_split_mask",
         "ids",
         "size",
         "stats",
@@ -64,7 +151,7 @@ class RuleIndex:
     def __init__(
         self,
         ids: TermIds,
-        terms: BitMap,
+        terms: Bits,
         layers: int,
         features: Sequence[_Lookup],
         lists: Sequence[_ListLookup],
@@ -75,129 +162,91 @@ class RuleIndex:
         self.size = ids.size
         self._all = terms
         self._features = tuple(features)
+        self._accepted = tuple(feature.accepted for feature in features)
         self._lists = tuple(lists)
         self._residuals = dict(residuals)
-        self._residual_ids = BitMap(sorted(residuals), optimize=False) if residuals else None
-        # OR terms: the j-th extra term of rule r has the id term(r) + j * layer_offset, so
-        # that a layer maps back to its rules with one shift
-        offset = ids.layer_offset
-        self._layers = tuple(
-            (terms & BitMap(range(j * offset, (j + 1) * offset), optimize=False), j * offset)
-            for j in range(1, layers + 1)
-        )
-        self._extras = (
-            terms & BitMap(range(offset, (layers + 1) * offset), optimize=False) if layers else None
-        )
-        self._padding = ids.padding_ranges()
+        self._residual_ids = bits_of(residuals)
+        self._rule_mask = (1 << ids.size) - 1
+        self._split_mask = (1 << ids.split) - 1
+        self._layers = tuple(ids.layer_base(j) for j in range(1, layers + 1))
         self.stats = stats
 
-    def match(self, ctx: Context) -> BitMap:
-        """The term ids (``self.ids``) of the rules whose condition holds for ctx (a fresh
-        bitmap; ``ids.rule_of`` turns one into the rule's index in policy order)."""
-        accepted = [a for f in self._features if (a := f.accepted(ctx)) is not None]
-        if not accepted:
-            matched = self._all & self._all
-        elif len(accepted) == 1:
-            matched = accepted[0] & self._all
-        else:
-            # the densest first: dense bitset containers AND word by word, and the running
-            # result turns into (element-wise, slower) array containers only at the last
-            # steps; measured 1.3x (10,000 rules) to 1.7x (100,000) faster than the most
-            # selective first. `a & b` builds a new bitmap, which pyroaring does several times
-            # faster than copy() or `&=`.
-            accepted.sort(key=len, reverse=True)
-            matched = accepted[0] & accepted[1]
-            for more in accepted[2:]:
-                matched = matched & more
+    def match(self, ctx: Context) -> Bits:
+        """The rules whose condition holds for ctx: bit ``ids.term(r)`` set for rule r."""
+        matched = self._all
+        for accepted_by in self._accepted:
+            accepted = accepted_by(ctx)
+            if accepted is not None:
+                matched &= accepted
+        if not matched:
+            return 0
         for lookup in self._lists:
-            for barred in lookup.barred(ctx):
-                matched = matched - barred
-        if self._residual_ids is not None and matched.intersect(self._residual_ids):
+            for kept in lookup.kept(ctx):
+                matched &= kept
+        survivors = matched & self._residual_ids
+        if survivors:
             residuals = self._residuals
-            for term in (matched & self._residual_ids).to_array():
+            # the top bit, in constant time, then clear it: cheaper than listing the bits
+            # while the survivors are few
+            while survivors:
+                term = survivors.bit_length() - 1
+                bit = 1 << term
+                survivors ^= bit
                 if not residuals[term](ctx):
-                    matched.discard(term)
-        # pyroaring's in-place remove_range/update are cheap, unlike `&=`/`|=`/copy()
-        if self._extras is not None and matched.intersect(self._extras):
-            found = [(matched & layer).shift(-offset) for layer, offset in self._layers]
-            matched.remove_range(
-                self.ids.layer_offset, self.ids.layer_offset * len(found) + self.ids.layer_offset
-            )
-            for rules in found:
-                matched.update(rules)
-        for start, end in self._padding:
-            matched.remove_range(start, end)
+                    matched ^= bit
+        if self._layers:
+            split_mask = self._split_mask
+            rules = matched & self._rule_mask
+            for base in self._layers:
+                rules |= (matched >> base) & split_mask
+            matched = rules
         return matched
-
-
-def _without_runs(bitmap: BitMap) -> BitMap:
-    """The same set without run containers: intersections with runs are several times slower
-    in pyroaring than with array or bitset containers, and roaring sometimes produces runs."""
-    if bitmap.get_statistics()["n_run_containers"]:
-        return BitMap(bitmap.to_array(), optimize=False)
-    return bitmap
-
-
-CHUNK = 1 << 16  # roaring's container width
-PADDING = 4097  # one more than roaring's array-container limit
 
 
 @dataclass(frozen=True, slots=True)
 class TermIds:
-    """Where rules live in the bitmaps' id space.
+    """Where rules live in the id space (terms 0..n-1 for n rules, then the extra terms).
 
-    Roaring stores a 65536-wide chunk holding at most 4096 ids as a sorted array, and pyroaring
-    intersects arrays element by element, several times slower than the word-by-word AND of
-    dense bitset containers. With padding, every chunk starts with PADDING ids that every
-    accepting bitmap holds: the running intersection stays dense however few rules survive, and
-    the padding is removed from the final result. Measured on the `slotwise bench match`
-    workload (same process, interleaved), padding made matching 1.2x (100,000 rules) to 1.4x
-    (10,000 rules) slower: the saved array work is smaller than the extra dense work and range
-    removals. It is therefore off by default (``pad=True`` builds it; the tests check both
-    layouts agree), kept because the trade-off may turn with other workloads.
+    The ``split`` rules split at an OR into several terms take terms split-1..0, the other
+    rules n-1..split, each group in policy order, reversed: the first rule in policy order
+    among a set of one group is its highest bit, which ``int.bit_length()`` finds in constant
+    time (the lowest bit, ``x & -x``, costs two passes over the whole width, about 4 us at
+    100,000 rules, for every pinned slot). The j-th extra term of the split rule with term t
+    is ``layer_base(j) + t``: the extra terms take as many ids as the split rules, not n per
+    layer (every AND runs over the whole width), and a layer folds back with a shift and a
+    mask.
     """
 
     size: int
-    padding: int
+    split: int = 0
+    rules: tuple[int, ...] = ()  # term -> rule, when some rules are split
+    terms: tuple[int, ...] = ()  # rule -> term, when some rules are split
 
-    @property
-    def per_chunk(self) -> int:
-        return CHUNK - self.padding
-
-    @property
-    def chunks(self) -> int:
-        return max(1, -(-self.size // self.per_chunk))
-
-    @property
-    def layer_offset(self) -> int:
-        return self.chunks * CHUNK if self.padding else max(self.size, 1)
+    def layer_base(self, layer: int) -> int:
+        return self.size + (layer - 1) * self.split
 
     def term(self, rule: int) -> int:
-        if not self.padding:
-            return rule
-        chunk, within = divmod(rule, self.per_chunk)
-        return chunk * CHUNK + self.padding + within
+        return self.terms[rule] if self.split else self.size - 1 - rule
 
     def rule_of(self, term: int) -> int:
-        if not self.padding:
-            return term
-        return (term >> 16) * self.per_chunk + (term & 0xFFFF) - self.padding
-
-    def padding_ranges(self, layers: int = 0) -> tuple[tuple[int, int], ...]:
-        if not self.padding:
-            return ()
-        total_chunks = self.chunks * (layers + 1)
-        return tuple((c * CHUNK, c * CHUNK + self.padding) for c in range(total_chunks))
+        return self.rules[term] if self.split else self.size - 1 - term
 
 
-def term_ids(size: int, pad: bool = False) -> TermIds:
-    return TermIds(size, PADDING if pad else 0)
-
-
-def _full(size: int) -> BitMap:
-    # built from a list so that roaring stores dense bitset containers, which intersect word by
-    # word (a run container from range() turns every intersection into a slow conversion)
-    return BitMap(list(range(size)), optimize=False)
+def term_ids(size: int, split: Sequence[int] = ()) -> TermIds:
+    """The id space of ``size`` rules of which the rules ``split`` (ascending) are split."""
+    if not split:
+        return TermIds(size)
+    chosen = set(split)
+    terms = [0] * size
+    for number, rule in enumerate(split):
+        terms[rule] = len(split) - 1 - number
+    others = [rule for rule in range(size) if rule not in chosen]
+    for number, rule in enumerate(others):
+        terms[rule] = size - 1 - number
+    rules = [0] * size
+    for rule, term in enumerate(terms):
+        rules[term] = rule
+    return TermIds(size, len(split), tuple(rules), tuple(terms))
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,11 +261,11 @@ class IndexStats:
 
 
 class _Lookup:
-    """Anything that gives the accepted-terms bitmap for a request (None: every term)."""
+    """Anything that gives the accepted terms for a request (None: every term)."""
 
     __slots__ = ()
 
-    def accepted(self, ctx: Context) -> BitMap | None:  # pragma: no cover - abstract
+    def accepted(self, ctx: Context) -> Bits | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -225,7 +274,7 @@ class _Bucketer:
 
     __slots__ = ("accepts",)
 
-    def __init__(self, accepts: list[BitMap | None]) -> None:
+    def __init__(self, accepts: list[Bits | None]) -> None:
         self.accepts = accepts
 
     def bucket(self, ctx: Context) -> int:  # pragma: no cover - abstract
@@ -238,7 +287,7 @@ class _DiscreteBucketer(_Bucketer):
     __slots__ = ("missing", "name", "other", "table")
 
     def __init__(
-        self, name: str, table: dict[tuple[bool, Any], int], accepts: list[BitMap | None]
+        self, name: str, table: dict[tuple[bool, Any], int], accepts: list[Bits | None]
     ) -> None:
         super().__init__(accepts)
         self.name, self.table = name, table
@@ -259,7 +308,7 @@ class _NumericBucketer(_Bucketer):
 
     __slots__ = ("missing", "name", "other", "points")
 
-    def __init__(self, name: str, points: list[float], accepts: list[BitMap | None]) -> None:
+    def __init__(self, name: str, points: list[float], accepts: list[Bits | None]) -> None:
         super().__init__(accepts)
         self.name, self.points = name, points
         self.other, self.missing = 2 * len(points) + 1, 2 * len(points) + 2
@@ -279,7 +328,7 @@ class _CountBucketer(_Bucketer):
     __slots__ = ("event", "points", "seconds")
 
     def __init__(
-        self, event: str, seconds: float, points: list[float], accepts: list[BitMap | None]
+        self, event: str, seconds: float, points: list[float], accepts: list[Bits | None]
     ) -> None:
         super().__init__(accepts)
         self.event, self.seconds, self.points = event, seconds, points
@@ -294,7 +343,7 @@ class _CountBucketer(_Bucketer):
 class _EventBucketer(_Bucketer):
     __slots__ = ("event", "seconds")
 
-    def __init__(self, event: str, seconds: float, accepts: list[BitMap | None]) -> None:
+    def __init__(self, event: str, seconds: float, accepts: list[Bits | None]) -> None:
         super().__init__(accepts)
         self.event, self.seconds = event, seconds
 
@@ -307,16 +356,16 @@ class _Group(_Lookup):
     buckets, so a request pays one bitmap intersection for the group instead of one per
     feature."""
 
-    __slots__ = ("members", "table")
+    __slots__ = ("buckets", "members", "table")
 
-    def __init__(self, members: Sequence[_Bucketer], everything: BitMap) -> None:
+    def __init__(self, members: Sequence[_Bucketer]) -> None:
         strides = []
         stride = 1
         for member in members:
             strides.append(stride)
             stride *= len(member.accepts)
         self.members = tuple(zip(members, strides, strict=True))
-        table: list[BitMap | None] = []
+        table: list[Bits | None] = []
         for combination in range(stride):
             parts = [
                 accepts
@@ -332,38 +381,41 @@ class _Group(_Lookup):
                 cell = parts[0] & parts[1]
                 for more in parts[2:]:
                     cell = cell & more
-                table.append(_without_runs(cell))
+                table.append(cell)
         self.table = table
+        # bound methods: no attribute lookups per request
+        self.buckets = tuple((member.bucket, stride) for member, stride in self.members)
 
-    def accepted(self, ctx: Context) -> BitMap | None:
+    def accepted(self, ctx: Context) -> Bits | None:
         index = 0
-        for member, stride in self.members:
-            index += member.bucket(ctx) * stride
+        for bucket, stride in self.buckets:
+            index += bucket(ctx) * stride
         return self.table[index]
 
 
 class _ListLookup(_Lookup):
     """``has any`` / ``not has any`` over a list signal. Accepted: the terms that need no
     element, plus those needing one the request's list has (precomputed per element, so a
-    one-element list costs nothing and each further element one union with a small bitmap).
-    Terms forbidding an element the list has are removed after the intersection."""
+    one-element list costs nothing and each further element one union). Terms forbidding an
+    element the list has are removed after the intersection (``kept``: their complements)."""
 
-    __slots__ = ("forbidding", "name", "needing", "unconstrained", "with_element")
+    __slots__ = ("keeping", "name", "needing", "unconstrained", "with_element")
 
     def __init__(
         self,
         name: str,
-        unconstrained: BitMap,
-        needing: dict[str, BitMap],
-        forbidding: dict[str, BitMap],
+        everything: Bits,
+        unconstrained: Bits,
+        needing: dict[str, Bits],
+        forbidding: dict[str, Bits],
     ) -> None:
         self.name, self.unconstrained = name, unconstrained
-        self.needing, self.forbidding = needing, forbidding
-        self.with_element = {
-            element: _without_runs(unconstrained | rules) for element, rules in needing.items()
-        }
+        self.needing = needing
+        # complements stored positive: CPython ANDs with a negative int several times slower
+        self.keeping = {element: everything & ~rules for element, rules in forbidding.items()}
+        self.with_element = {element: unconstrained | rules for element, rules in needing.items()}
 
-    def accepted(self, ctx: Context) -> BitMap | None:
+    def accepted(self, ctx: Context) -> Bits | None:
         value = ctx.signals.get(self.name)
         if value.__class__ is not tuple:
             return self.unconstrained
@@ -377,12 +429,12 @@ class _ListLookup(_Lookup):
             result = result | needing[element]
         return result
 
-    def barred(self, ctx: Context) -> list[BitMap]:
+    def kept(self, ctx: Context) -> list[Bits]:
         value = ctx.signals.get(self.name)
         if value.__class__ is not tuple:
             return []
-        forbidding = self.forbidding
-        return [forbidding[e] for e in value if e in forbidding]
+        keeping = self.keeping
+        return [keeping[e] for e in value if e in keeping]
 
 
 # ---------------------------------------------------------------- building
@@ -408,31 +460,31 @@ def build_rule_index(
     conditions: Sequence[ast.Condition],
     segments: Mapping[str, ast.Segment],
     kind_of: Callable[[str], FeatureKind],
-    pad: bool = False,
 ) -> RuleIndex:
     """Index the conditions of rules 0..n-1 (policy order).
 
     A rule whose condition has an OR across signals, each branch indexable, is split into
-    terms (its disjunctive form, at most MAX_OR_TERMS): the first term keeps the rule's id,
-    the j-th further one gets ``j * n + rule`` and maps back to it after matching.
+    terms (its disjunctive form, at most MAX_OR_TERMS): the first term is the rule's, the
+    j-th further one gets ``mapping.layer_base(j) + term`` and maps back to it after matching
+    (see TermIds).
     """
     size = len(conditions)
-    mapping = term_ids(size, pad)
     builder = _Builder(segments, kind_of)
-    ids = [mapping.term(rule) for rule in range(size)]
+    split_terms = [_terms(list(conjuncts(c, segments)), builder) for c in conditions]
+    mapping = term_ids(size, [rule for rule, terms in enumerate(split_terms) if len(terms) > 1])
+    ids: list[int] = []
     layers = 0
-    for rule, condition in enumerate(conditions):
-        terms = _terms(list(conjuncts(condition, segments)), builder)
-        builder.add(ids[rule], terms[0])
+    for rule, terms in enumerate(split_terms):
+        first = mapping.term(rule)
+        builder.add(first, terms[0])
+        ids.append(first)
         for layer, extra in enumerate(terms[1:], start=1):
-            term = ids[rule] + layer * mapping.layer_offset
+            term = mapping.layer_base(layer) + first
             builder.add(term, extra)
             ids.append(term)
             layers = max(layers, layer)
     total = len(ids)
-    for start, end in mapping.padding_ranges(layers):
-        ids.extend(range(start, end))
-    everything = _without_runs(BitMap(sorted(ids), optimize=False))
+    everything = bits_of(ids)
     bucketers = [
         _build_bucketer(feature, by_key, builder.literals[feature], segments, kind_of, everything)
         for feature, by_key in builder.groups.items()
@@ -441,10 +493,12 @@ def build_rule_index(
     lookups: list[_Lookup] = list(_groups(bucketers, everything))
     lists: list[_ListLookup] = []
     for name in sorted(builder.lists_any.keys() | builder.lists_none.keys()):
-        needing = {e: BitMap(r, optimize=False) for e, r in builder.lists_any[name].items()}
-        forbidding = {e: BitMap(r, optimize=False) for e, r in builder.lists_none[name].items()}
-        mentioning = BitMap.union(BitMap(optimize=False), *needing.values())
-        lookup = _ListLookup(name, everything - mentioning, needing, forbidding)
+        needing = {e: bits_of(r) for e, r in builder.lists_any[name].items()}
+        forbidding = {e: bits_of(r) for e, r in builder.lists_none[name].items()}
+        mentioning = 0
+        for rules in needing.values():
+            mentioning |= rules
+        lookup = _ListLookup(name, everything, everything & ~mentioning, needing, forbidding)
         lookups.append(lookup)
         if forbidding:
             lists.append(lookup)
@@ -595,23 +649,23 @@ MAX_GROUP_CELLS = 1024
 GROUP_MEMORY_BYTES = 48 * 1024 * 1024
 
 
-def _groups(bucketers: list[_Bucketer], everything: BitMap) -> Iterator[_Group]:
+def _groups(bucketers: list[_Bucketer], everything: Bits) -> Iterator[_Group]:
     """Pack features into groups whose bucket combinations stay few (fewest buckets first),
-    within a memory budget for the combined bitmaps."""
-    cell_bytes = max(1, len(everything)) / 8 + 64
+    within a memory budget for the combined sets."""
+    cell_bytes = max(1, everything.bit_length()) / 8 + 32
     budget = GROUP_MEMORY_BYTES / cell_bytes
     group: list[_Bucketer] = []
     cells = 1
     for bucketer in sorted(bucketers, key=lambda b: len(b.accepts)):
         size = len(bucketer.accepts)
         if group and (cells * size > MAX_GROUP_CELLS or cells * size > budget):
-            yield _Group(group, everything)
+            yield _Group(group)
             budget -= cells if len(group) > 1 else 0
             group, cells = [], 1
         group.append(bucketer)
         cells *= size
     if group:
-        yield _Group(group, everything)
+        yield _Group(group)
 
 
 def _build_bucketer(
@@ -620,11 +674,11 @@ def _build_bucketer(
     parts: list[ast.Condition],
     segments: Mapping[str, ast.Segment],
     kind_of: Callable[[str], FeatureKind],
-    everything: BitMap,
+    everything: Bits,
 ) -> _Bucketer:
     compiled = [
         (
-            BitMap(rules, optimize=False),
+            bits_of(rules),
             compile_condition(
                 conds[0] if len(conds) == 1 else ast.And(ast.NO_SPAN, tuple(conds)), segments
             ),
@@ -632,12 +686,31 @@ def _build_bucketer(
         for rules, conds in by_key.values()
     ]
 
-    def accepting(ctx: Context) -> BitMap | None:
+    # a term has one key per feature, so the keys partition the terms that mention it: a
+    # bucket's set is either the unmentioning terms plus the accepting keys or everything but
+    # the rejecting keys, and the union over fewer keys is the cheaper (int unions cost the
+    # full width each)
+    mentioning = 0
+    for rules, _ in compiled:
+        mentioning |= rules
+    unmentioned = everything & ~mentioning
+
+    def accepting(ctx: Context) -> Bits | None:
         """The terms the representative ctx satisfies (None: all of them)."""
-        rejecters = [rules for rules, accepts in compiled if not accepts(ctx)]
-        if not rejecters:
+        accepted: list[Bits] = []
+        rejected: list[Bits] = []
+        for rules, accepts in compiled:
+            (accepted if accepts(ctx) else rejected).append(rules)
+        if not rejected:
             return None
-        return _without_runs(everything - BitMap.union(*rejecters))
+        union = 0
+        if len(accepted) <= len(rejected):
+            for rules in accepted:
+                union |= rules
+            return unmentioned | union
+        for rules in rejected:
+            union |= rules
+        return everything & ~union
 
     if feature[0] == "event":
         event, seconds = str(feature[1]), float(feature[2])  # type: ignore[misc]
@@ -657,7 +730,7 @@ def _build_bucketer(
         regions = [accepting(Context({name: r}, 0.0)) for r in representatives]
         return _NumericBucketer(name, points, [*regions, other, missing])
     table: dict[tuple[bool, Any], int] = {}
-    accepts: list[BitMap | None] = []
+    accepts: list[Bits | None] = []
     for value in _discrete_values(parts, segments):
         table[(value.__class__ is bool, value)] = len(accepts)
         accepts.append(accepting(Context({name: value}, 0.0)))
