@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from slotwise.proxy.cli import EXIT_FAILED, UsageError
+from slotwise.proxy.loopback import free_port, wait_for_port
 
 _CONNECTIONS = 64
 _BENCH_POLICY = """policy "bench" version 1
@@ -106,12 +107,12 @@ def run(args: argparse.Namespace) -> int:
         d = Path(tmp)
         d.chmod(0o755)  # nginx workers run as an unprivileged user
         _write_fixtures(d)
-        up_port, proxy_port, nginx_port = _free_port(), _free_port(), _free_port()
+        up_port, proxy_port, nginx_port = free_port(), free_port(), free_port()
         (d / "up.conf").write_text(_NGINX_UPSTREAM.format(d=d, port=up_port))
         (d / "px.conf").write_text(_NGINX_PROXY.format(d=d, port=nginx_port, upstream=up_port))
         rows: list[Row] = []
         with _proc(["taskset", "-c", "1", nginx, "-c", str(d / "up.conf")], d / "up.log"):
-            _wait_port(up_port)
+            wait_for_port(up_port, timeout=20.0)
             upstream = f"http://127.0.0.1:{up_port}"
             rows.append(_wrk("(a) upstream direct", f"{upstream}/ads/home-top", seconds))
             serve = [
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             # the built-in signal providers (an installed third-party provider is not measured)
             env = dict(os.environ, SLOTWISE_PROXY_RELOAD_INTERVAL="0", SLOTWISE_PLUGINS="builtins")
             with _proc(serve, d / "proxy.log", env):
-                _wait_port(proxy_port)
+                wait_for_port(proxy_port, timeout=20.0)
                 proxy = f"http://127.0.0.1:{proxy_port}"
                 _wrk("warm-up", f"{proxy}/ads/home-top", 2)
                 rows.append(
@@ -152,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
                 str(d / "policies-bare") if a == str(d / "policies") else a for a in serve
             ]
             with _proc(bare_serve, d / "proxy-bare.log", bare):
-                _wait_port(proxy_port)
+                wait_for_port(proxy_port, timeout=20.0)
                 _wrk("warm-up", f"{proxy}/ads/home-top", 2)
                 rows.append(
                     _wrk("(c') slotwise, 3-slot, no providers", f"{proxy}/ads/home-top", seconds)
@@ -160,11 +161,11 @@ def run(args: argparse.Namespace) -> int:
             # forwarding only: no policies, so no signals, parsing or decisions
             forward = [str(d / "policies-none") if a == str(d / "policies") else a for a in serve]
             with _proc(forward, d / "proxy-forward.log", bare):
-                _wait_port(proxy_port)
+                wait_for_port(proxy_port, timeout=20.0)
                 _wrk("warm-up", f"{proxy}/ads/home-top", 2)
                 rows.append(_wrk("(f) slotwise, forwarding only", f"{proxy}/ads/home-top", seconds))
             with _proc(["taskset", "-c", "0", nginx, "-c", str(d / "px.conf")], d / "px.log"):
-                _wait_port(nginx_port)
+                wait_for_port(nginx_port, timeout=20.0)
                 _wrk("warm-up", f"http://127.0.0.1:{nginx_port}/ads/home-top", 2)
                 rows.append(
                     _wrk(
@@ -354,27 +355,6 @@ def _ms(value: str) -> float:
     if value.endswith("s"):
         return number * 1000
     return number
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float = 20.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:g}s")
 
 
 class _proc:

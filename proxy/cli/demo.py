@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from slotwise.proxy.cli import EXIT_FAILED, UsageError
+from slotwise.proxy.loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 _IPHONE = (
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="slotwise-demo-") as tmp:
         store_url = f"sqlite:///{tmp}/state.db"
         users = _users(args.users)
-        ad_port, proxy_port = _free_port(), _free_port()
+        ad_port, proxy_port = free_port(), free_port()
         admin_token = secrets.token_urlsafe(24)
         env = dict(
             os.environ,
@@ -374,14 +375,6 @@ def _next_steps(policies: Path) -> None:
         "  operators' guide                      docs/proxy.md\n"
         "  how the bandit learns                 docs/learning.md"
     )
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
