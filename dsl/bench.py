@@ -95,7 +95,7 @@ def measure(
             matched = campaign.matched(ctx)
             t1 = clock()
             index_us.append((t1 - t0) / 1000)
-            matched_sizes.append(matched.bit_count())
+            matched_sizes.append(campaign._index.count(matched))
 
     segments = segments_of(loaded.files)
     ast_campaign = next(i for f in loaded.files for i in f.items if hasattr(i, "rules"))

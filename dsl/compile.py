@@ -11,16 +11,13 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from types import MappingProxyType
 
-from pyroaring import BitMap
-
-from slotwise.dsl import ast, compiled, matcher
+from slotwise.dsl import ast, compiled
 from slotwise.dsl.conditions import compile_condition
 from slotwise.dsl.errors import Diagnostic
 from slotwise.dsl.location import parse_location
-from slotwise.dsl.matcher import FeatureKind, TermIds, bits_of, build_rule_index, roaring_id
+from slotwise.dsl.matcher import FeatureKind, TermIds, bits_of, build_rule_index
 from slotwise.plugins.schema import SignalSchema, SignalType
 
 EXPLORE_KINDS: Mapping[str, float | None] = {
@@ -168,38 +165,21 @@ def _slot_plan(slot: ast.Slot, rules: Sequence[ast.Rule], ids: TermIds) -> compi
             boosts.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])
         )
     ]
-    plan = compiled._SlotPlan(
+    return compiled._SlotPlan(
         name=slot.name,
         variants=tuple(order),
         pin_rules=bits_of(pins),
         pinned=MappingProxyType(
             {term: compiled.SlotEligibility((v,), (), v) for term, v in pins.items()}
         ),
-        split_pins=bits_of(term for term in pins if term < ids.split),
+        split=ids.split_end,
+        split_pins=bits_of(term for term in pins if term < ids.split_end),
         pin_order=MappingProxyType({term: ids.rule_of(term) for term in pins}),
         acting=bits_of(acting),
         unconstrained=compiled.SlotEligibility(tuple(order)),
-        excludes=(),
-        prefers=(),
-        boosts=(),
-    )
-    if ids.size <= matcher.DIRECT_DECIDE_MAX:
-        return replace(
-            plan,
-            direct=True,
-            bit_excludes=tuple((v, bits_of(terms)) for v, terms in named_excludes),
-            bit_prefers=tuple((v, bits_of(terms)) for v, terms in named_prefers),
-            bit_boosts=tuple((v, f, bits_of(terms)) for v, f, terms in named_boosts),
-        )
-
-    def roaring(terms: list[int]) -> BitMap:
-        return BitMap(sorted(roaring_id(t) for t in terms), optimize=False)
-
-    return replace(
-        plan,
-        excludes=tuple((v, roaring(terms)) for v, terms in named_excludes),
-        prefers=tuple((v, roaring(terms)) for v, terms in named_prefers),
-        boosts=tuple((v, f, roaring(terms)) for v, f, terms in named_boosts),
+        excludes=tuple((v, bits_of(terms)) for v, terms in named_excludes),
+        prefers=tuple((v, bits_of(terms)) for v, terms in named_prefers),
+        boosts=tuple((v, f, bits_of(terms)) for v, f, terms in named_boosts),
     )
 
 

@@ -14,7 +14,7 @@ Contract (see the team brief), with the few additions documented where they are 
 - ``CompiledCampaign``: ``name``, ``slots``, ``goal``, ``explore``, ``holdout``, ``rules``
   (addition: rule names in policy order); ``applies(ctx)``, ``eligible(ctx)``.
 - ``Eligibility``: ``slots`` maps slot name to ``SlotEligibility``; ``eligibility[slot]`` reads
-  one; ``matched_rules`` is computed on first access from the matched-rule bit set, so the hot
+  one; ``matched_rules`` is computed on first access from the matched-rule bitmap, so the hot
   path never turns thousands of matched rules into names unless someone asks.
 
 Eligibility semantics per slot: a matched ``pin`` wins (the first pinning rule in policy order;
@@ -30,12 +30,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from pyroaring import BitMap
-
 from slotwise.dsl.ast import Test
 from slotwise.dsl.errors import Diagnostic
 from slotwise.dsl.location import Location
-from slotwise.dsl.matcher import Bits, RuleIndex, TermIds, as_roaring, set_bits
+from slotwise.dsl.matcher import Bits, RuleIndex, TermIds
 from slotwise.plugins.schema import Context
 
 Predicate = Callable[[Context], bool]
@@ -147,69 +145,44 @@ class Eligibility:
     @property
     def matched_rules(self) -> tuple[str, ...]:
         """Names of the rules whose conditions held, in policy order."""
-        names, rule_of = self._rule_names, self._ids.rule_of
-        return tuple(names[rule] for rule in sorted(rule_of(t) for t in set_bits(self._matched)))
+        names = self._rule_names
+        return tuple(names[rule] for rule in self._ids.rules_of(self._matched))
 
 
 @dataclass(frozen=True, slots=True)
 class _SlotPlan:
-    """Per slot, the rules of each action kind (built by the compiler): pins and the rules
-    acting on the slot as term bit sets; excludes, prefers and boosts as bit sets too in a
-    campaign of at most ``matcher.DIRECT_DECIDE_MAX`` rules (``decide_bits``), else as roaring
-    bitmaps of ``matcher.roaring_id``s (``decide``; see ``matcher.as_roaring`` for why)."""
+    """Per slot, the rules of each action kind as bitmaps of terms (built by the compiler)."""
 
     name: str
     variants: tuple[str, ...]
     pin_rules: Bits
     pinned: Mapping[int, SlotEligibility]  # pinning term -> its outcome, built once
-    split_pins: Bits  # the pinning rules split at an OR (a group of their own, TermIds)
+    split: int  # terms below this are rules split at an OR (``TermIds.split_end``)
+    split_pins: Bits  # the pinning rules among them
     pin_order: Mapping[int, int]  # pinning term -> rule number (policy order)
     acting: Bits
     unconstrained: SlotEligibility  # the outcome when no rule acting on the slot matched
-    excludes: tuple[tuple[str, BitMap], ...]
-    prefers: tuple[tuple[str, BitMap], ...]
-    boosts: tuple[tuple[str, float, BitMap], ...]
-    direct: bool = False  # decide_bits, not decide
-    bit_excludes: tuple[tuple[str, Bits], ...] = ()
-    bit_prefers: tuple[tuple[str, Bits], ...] = ()
-    bit_boosts: tuple[tuple[str, float, Bits], ...] = ()
+    excludes: tuple[tuple[str, Bits], ...]
+    prefers: tuple[tuple[str, Bits], ...]
+    boosts: tuple[tuple[str, float, Bits], ...]
 
     def settled(self, matched: Bits) -> SlotEligibility | None:
         """The outcome when a pin or no rule decides it; None: ``decide`` must look."""
         hits = matched & self.pin_rules
         if hits:
             # the highest term of a group is its first rule in policy order (matcher.TermIds)
-            term = hits.bit_length() - 1
-            if self.split_pins:
-                early = hits & self.split_pins
-                if early:
-                    other = early.bit_length() - 1
-                    if self.pin_order[other] < self.pin_order[term]:
-                        term = other
+            term = hits.max()
+            if hits.min() < self.split:  # a split pinning rule matched too
+                other = (hits & self.split_pins).max()
+                if self.pin_order[other] < self.pin_order[term]:
+                    term = other
             return self.pinned[term]
-        if not matched & self.acting:
+        if not matched.intersect(self.acting):
             return self.unconstrained
         return None
 
-    def decide_bits(self, matched: Bits) -> SlotEligibility:
-        """``decide`` on the match itself, for a campaign of at most DIRECT_DECIDE_MAX rules."""
-        excluded = [v for v, rules in self.bit_excludes if matched & rules]
-        allowed = self.variants
-        if excluded:
-            allowed = tuple(v for v in allowed if v not in excluded)
-        preferred = tuple(v for v, rules in self.bit_prefers if v in allowed and matched & rules)
-        boosts: dict[str, float] = {}
-        for variant, factor, rules in self.bit_boosts:
-            if variant in allowed:
-                hits = (matched & rules).bit_count()
-                if hits:
-                    boosts[variant] = boosts.get(variant, 1.0) * factor**hits
-        return SlotEligibility(
-            allowed, preferred, None, MappingProxyType(boosts) if boosts else _EMPTY
-        )
-
-    def decide(self, matched: BitMap) -> SlotEligibility:
-        """The outcome without a matched pin; ``matched`` is ``matcher.as_roaring(...)``."""
+    def decide(self, matched: Bits) -> SlotEligibility:
+        """The outcome without a matched pin."""
         excluded = [v for v, rules in self.excludes if matched.intersect(rules)]
         allowed = self.variants
         if excluded:
@@ -247,25 +220,17 @@ class CompiledCampaign:
         return self._applies(ctx)
 
     def matched(self, ctx: Context) -> Bits:
-        """The term ids of the rules whose conditions hold for ctx, as a bit set
-        (``matcher.set_bits`` lists them, ``matcher.TermIds.rule_of`` maps them to rules)."""
+        """The term ids of the rules whose conditions hold for ctx, as a roaring bitmap
+        (``matcher.RuleIndex.match``: ``matcher.TermIds.rules_of`` lists the rules)."""
         return self._index.match(ctx)
 
     def eligible(self, ctx: Context) -> Eligibility:
         """Per slot, the variants the rules allow, prefer, pin and boost for ctx."""
         matched = self._index.match(ctx)
         slots: dict[str, SlotEligibility] = {}
-        copy: BitMap | None = None
         for plan in self._plans:
             outcome = plan.settled(matched)
-            if outcome is None:
-                if plan.direct:
-                    outcome = plan.decide_bits(matched)
-                else:
-                    if copy is None:
-                        copy = as_roaring(matched, self._index.size)
-                    outcome = plan.decide(copy)
-            slots[plan.name] = outcome
+            slots[plan.name] = plan.decide(matched) if outcome is None else outcome
         return Eligibility(slots, matched, self.rules, self._index.ids)
 
     def slot(self, name: str) -> Slot:

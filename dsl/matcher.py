@@ -1,6 +1,6 @@
-"""The rule matcher: bit sets over a campaign's rules, plus residual checks.
+"""The rule matcher: roaring bitmaps over a campaign's rules, plus residual checks.
 
-Rules are numbered 0..n-1 in policy order (``TermIds`` lays out their bit positions, the
+Rules are numbered 0..n-1 in policy order (``TermIds`` lays out their ids in the bitmaps, the
 terms). Each rule's condition is split into its top-level AND parts (conjuncts). A conjunct
 that reads exactly one *feature* (a signal, ``event X within W`` or ``count of X within W``)
 with indexable operators is answered by the index; every other conjunct (OR across signals,
@@ -9,10 +9,14 @@ only for the rules that survive the index.
 
 Per feature the index holds, for every value the rules mention (strings, booleans), every
 numeric bucket between the range end points the rules use, plus "some other value" and
-"missing", the set of rules that accept it, as DESIGN.md describes:
+"missing", the bitmap of rules that accept it, as DESIGN.md describes:
 "rules that accept the value merged with the rules that do not mention the attribute". These
-sets are dense; they are Python ints (see ``Bits``), and a match, the intersection of one set
-per feature or group of features (a dozen or so, whatever the rule count), runs word by word.
+bitmaps are dense, so roaring keeps them as bitset containers (built with ``optimize=False``:
+no run containers, which intersect several times slower) and a match, the intersection of one
+bitmap per feature or group of features (a dozen or so, whatever the rule count), runs word by
+word in CRoaring. Nothing on the request path iterates a bitmap in Python: the first pinning
+rule is ``max()`` (see ``TermIds``), the actions are ``intersect`` and
+``intersection_cardinality``; only the residual checks list their few surviving terms.
 
 The bucket tables are filled by evaluating each distinct conjunct (rules that share a conjunct
 share the work) on one representative value per bucket, with the same compiled closures the
@@ -21,14 +25,13 @@ residual checks use, so the index cannot disagree with the closures.
 
 from __future__ import annotations
 
-import struct
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pyroaring import BitMap
+from pyroaring import FrozenBitMap
 
 from slotwise.dsl import ast
 from slotwise.dsl.conditions import (
@@ -46,104 +49,45 @@ FeatureKind = Literal["discrete", "numeric", "list"]
 _OTHER = "\x00another value"  # equal to no literal a policy can write
 
 
-Bits = int
-"""A set of term ids as a Python int: bit ``t`` is set when term ``t`` is in the set.
+Bits = FrozenBitMap
+"""A set of term ids: an immutable roaring bitmap, shared by any number of requests.
 
-The index used roaring bitmaps first. A match intersects about seven dense sets (each rule
-set minus the few rules a request's value rules out), and pyroaring's bitset AND was not the
-cost: turning the ~5% result into array containers (roaring keeps a 65,536-id chunk with at
-most 4,096 ids as a sorted array) extracted every surviving id, about 2 ns each, and the
-actions then had to be intersected with those arrays. CPython's int AND runs word by word over
-the whole width with no container logic and never enumerates the result: on the
-`slotwise bench match` workload at 100,000 rules the intersections took 7.5 us as ints
-against 25 us as roaring bitmaps, and the whole ``eligible()`` call about half the time.
-"""
+Commit 3f0aa3d used Python ints as bit sets instead. They are faster when a pin settles every
+slot (pyroaring spends ~0.3 us of call and object overhead per operation: eligible() p50 15 us
+on ints, 23 us here, at 100,000 rules) but slower when boosts must be counted (no hardware
+popcount in CPython: 49 us against 31 us), and roaring needs no second representation; see
+docs/benchmarks.md, "Policy matching"."""
+
+EMPTY: Bits = FrozenBitMap()
 
 
 def bits_of(ids: Iterable[int]) -> Bits:
-    """The set of the given ids (duplicates allowed)."""
-    ids = list(ids)
-    if not ids:
-        return 0
-    buffer = bytearray((max(ids) >> 3) + 1)
-    for term in ids:
-        buffer[term >> 3] |= 1 << (term & 7)
-    return int.from_bytes(buffer, "little")
+    """The set of the given ids (duplicates allowed), without run containers."""
+    return FrozenBitMap(sorted(set(ids)), optimize=False)
 
 
-def set_bits(bits: Bits) -> list[int]:
-    """The ids in a set, ascending (for explanations and names, not for the request path)."""
-    text = bin(bits)
-    top = len(text) - 1
-    found = []
-    position = text.find("1", 2)
-    while position >= 0:
-        found.append(top - position)
-        position = text.find("1", position + 1)
-    found.reverse()
-    return found
-
-
-# Counting the rules of a set that a match holds (boosts) is where ints lose: CPython's
-# int.bit_count() has no hardware popcount in this build, 3.6 us at 100,000 rules, so a slot
-# with 24 boost sets cost ~90 us. Actions that need more than the pins are therefore decided
-# on a roaring copy of the match, made in C from the int's bytes: each 32,768 ids become the
-# upper half of a 65,536-id container whose lower half is all set, which keeps every container
-# a bitset (a serialised bitset is the raw words; an array would need each id enumerated). The
-# lower halves are never removed: the action bitmaps hold only upper-half ids.
-#
-# Up to DIRECT_DECIDE_MAX rules the ints are narrow enough that deciding on them directly is
-# cheaper than the copy (bench at 10,000 rules: eligible() 12 us direct, 15 us with the copy;
-# at 100 rules the copy was most of the time).
-DIRECT_DECIDE_MAX = 16_384
-_HALF = 1 << 15
-_HALF_BYTES = _HALF // 8
-_PADDING = b"\xff" * _HALF_BYTES
-_HEADER = struct.Struct("<II")  # CRoaring's portable format without run containers
-_CONTAINER = struct.Struct("<HH")
-_OFFSET = struct.Struct("<I")
-_NO_RUN_COOKIE = 12346
-
-
-def roaring_id(term: int) -> int:
-    """Where a term sits in the roaring copy of a match (see ``as_roaring``)."""
-    return (term >> 15 << 16) | _HALF | (term & (_HALF - 1))
-
-
-def as_roaring(bits: Bits, width: int) -> BitMap:
-    """The terms of ``bits`` (all below ``width``) at their ``roaring_id``s, plus padding."""
-    pieces = max(1, -(-width // _HALF))
-    buffer = bits.to_bytes(pieces * _HALF_BYTES, "little")
-    keys: list[bytes] = []
-    data: list[bytes] = []
-    for number in range(pieces):
-        piece = buffer[number * _HALF_BYTES : (number + 1) * _HALF_BYTES]
-        count = int.from_bytes(piece, "little").bit_count()
-        if count:
-            keys.append(_CONTAINER.pack(number, _HALF + count - 1))
-            data.append(_PADDING)
-            data.append(piece)
-    start = _HEADER.size + (_CONTAINER.size + _OFFSET.size) * len(keys)
-    offsets = [_OFFSET.pack(start + 2 * _HALF_BYTES * i) for i in range(len(keys))]
-    return BitMap.deserialize(
-        b"".join([_HEADER.pack(_NO_RUN_COOKIE, len(keys)), *keys, *offsets, *data])
-    )
+def _union(sets: Sequence[Bits]) -> Bits:
+    if not sets:
+        return EMPTY
+    return sets[0].union(*sets[1:]) if len(sets) > 1 else sets[0]
 
 
 class RuleIndex:
     """Matches a request against n rules: index lookups, one intersection, residual checks."""
 
     __slots__ = (
-        "_all",
         "_accepted",
+        "_all",
+        "_extras",
         "_features",
+        "_first_extra",
         "_layers",
         "_lists",
+        "_padding",
         "_residual_ids",
         "_residuals",
-        "_rule_mask",
-        "_split_mask",
         "ids",
+        "rule_terms",
         "size",
         "stats",
     )
@@ -152,7 +96,6 @@ class RuleIndex:
         self,
         ids: TermIds,
         terms: Bits,
-        layers: int,
         features: Sequence[_Lookup],
         lists: Sequence[_ListLookup],
         residuals: Mapping[int, Predicate],
@@ -160,93 +103,180 @@ class RuleIndex:
     ) -> None:
         self.ids = ids
         self.size = ids.size
-        self._all = terms
+        self._all = terms  # every term, with the padding
+        self._padding = len(ids.padding())
         self._features = tuple(features)
         self._accepted = tuple(feature.accepted for feature in features)
         self._lists = tuple(lists)
         self._residuals = dict(residuals)
         self._residual_ids = bits_of(residuals)
-        self._rule_mask = (1 << ids.size) - 1
-        self._split_mask = (1 << ids.split) - 1
-        self._layers = tuple(ids.layer_base(j) for j in range(1, layers + 1))
+        self.rule_terms = bits_of(ids.term(rule) for rule in range(ids.size))
+        split_terms = [ids.term(rule) for rule in range(ids.size) if ids.term(rule) < ids.split_end]
+        # OR terms: each layer's ids, and the shift that maps them back to their rules' terms
+        self._layers = tuple(
+            (bits_of(t + shift for t in split_terms), -shift) for shift in ids.shifts
+        )
+        self._extras = _union([layer for layer, _ in self._layers])
+        self._first_extra = self._extras.min() if self._extras else ids.end
         self.stats = stats
 
     def match(self, ctx: Context) -> Bits:
-        """The rules whose condition holds for ctx: bit ``ids.term(r)`` set for rule r."""
-        matched = self._all
-        for accepted_by in self._accepted:
-            accepted = accepted_by(ctx)
-            if accepted is not None:
-                matched &= accepted
-        if not matched:
-            return 0
+        """The terms (``ids``) of the rules whose condition holds for ctx, plus the padding
+        and any OR terms that held (``ids.rules_of`` lists the rules, ``count`` counts them).
+        """
+        found = [a for accepted_by in self._accepted if (a := accepted_by(ctx)) is not None]
+        if found:
+            # every operand and result is a bitset per chunk (padding, TermIds): the order of
+            # the ANDs does not change their cost, so no sorting
+            matched = found[0]
+            for more in found[1:]:
+                matched = matched & more
+            if len(matched) == self._padding:  # no rule left
+                return matched
+        else:
+            matched = self._all
         for lookup in self._lists:
-            for kept in lookup.kept(ctx):
-                matched &= kept
-        survivors = matched & self._residual_ids
-        if survivors:
-            residuals = self._residuals
-            # the top bit, in constant time, then clear it: cheaper than listing the bits
-            # while the survivors are few
-            while survivors:
-                term = survivors.bit_length() - 1
-                bit = 1 << term
-                survivors ^= bit
-                if not residuals[term](ctx):
-                    matched ^= bit
-        if self._layers:
-            split_mask = self._split_mask
-            rules = matched & self._rule_mask
-            for base in self._layers:
-                rules |= (matched >> base) & split_mask
-            matched = rules
+            # a few terms each: subtracting clears their bits in a copy, where ANDing their
+            # complement would read a second whole bitmap
+            for barred in lookup.barred(ctx):
+                matched = matched - barred
+        if self._residuals:
+            survivors = matched & self._residual_ids
+            if survivors:
+                residuals = self._residuals
+                # the few rules left with a residual check: each one's closure must run
+                failed = [t for t in survivors.to_array() if not residuals[t](ctx)]
+                if failed:
+                    matched = matched - FrozenBitMap(failed)
+        if self._layers and matched.max() >= self._first_extra:
+            # OR terms to their rules' terms: one shift per layer, in C (the extra terms have
+            # the highest ids, so ``max()`` tells whether any held)
+            extras = matched & self._extras
+            if len(self._layers) == 1:
+                matched = matched | extras.shift(self._layers[0][1])
+            else:
+                for layer, shift in self._layers:
+                    matched = matched | (extras & layer).shift(shift)
         return matched
+
+    def count(self, matched: Bits) -> int:
+        """How many rules a ``match`` result holds."""
+        return matched.intersection_cardinality(self.rule_terms)
+
+
+CHUNK = 1 << 16  # the ids one roaring container holds
+PADDING = 4097  # one more than a container keeps as a sorted array
+PER_CHUNK = CHUNK - PADDING
+
+
+def _term(position: int) -> int:
+    """The id of the term at ``position`` (0, 1, ...): past the padding of its chunk."""
+    return (position // PER_CHUNK << 16) + PADDING + position % PER_CHUNK
+
+
+def _position(term: int) -> int:
+    return (term >> 16) * PER_CHUNK + (term & 0xFFFF) - PADDING
 
 
 @dataclass(frozen=True, slots=True)
 class TermIds:
-    """Where rules live in the id space (terms 0..n-1 for n rules, then the extra terms).
+    """Where rules live in the bitmaps' id space.
 
-    The ``split`` rules split at an OR into several terms take terms split-1..0, the other
-    rules n-1..split, each group in policy order, reversed: the first rule in policy order
-    among a set of one group is its highest bit, which ``int.bit_length()`` finds in constant
-    time (the lowest bit, ``x & -x``, costs two passes over the whole width, about 4 us at
-    100,000 rules, for every pinned slot). The j-th extra term of the split rule with term t
-    is ``layer_base(j) + t``: the extra terms take as many ids as the split rules, not n per
-    layer (every AND runs over the whole width), and a layer folds back with a shift and a
-    mask.
+    Padding: every 65,536-id chunk (one roaring container) starts with PADDING ids that are in
+    every accepting bitmap and in no action bitmap. Roaring keeps a container with at most
+    4,096 ids as a sorted array; the ~6% of rules a request matches would be one, and CRoaring
+    would write out every surviving id (and then intersect element by element): 21 of 36 us
+    per match at 100,000 rules. With the padding every running intersection stays a bitset
+    container, ANDed word by word (6 us). The padding never reaches an outcome: pins, actions
+    and residual checks are bitmaps of rule terms, and ``rules_of`` skips it.
+
+    Rule positions: the ``split`` rules split at an OR into several terms take positions
+    split-1..0, the other rules n-1..split, each group in policy order, reversed: the first
+    rule in policy order among a set of one group is its highest id, which roaring's ``max()``
+    reads in constant time from the last container. Position p is term ``_term(p)``.
+
+    OR layers: the j-th extra term of the split rule with term t is ``t + shifts[j - 1]``.
+    A layer takes as many ids as there are split rules (not n), after the rules, in the free
+    tail of their last chunk when it fits, and maps back to its rules with one ``shift``.
     """
 
     size: int
     split: int = 0
-    rules: tuple[int, ...] = ()  # term -> rule, when some rules are split
-    terms: tuple[int, ...] = ()  # rule -> term, when some rules are split
-
-    def layer_base(self, layer: int) -> int:
-        return self.size + (layer - 1) * self.split
+    rules: tuple[int, ...] = ()  # position -> rule, when some rules are split
+    positions: tuple[int, ...] = ()  # rule -> position, when some rules are split
+    shifts: tuple[int, ...] = ()  # per OR layer: extra term = the rule's term + shift
 
     def term(self, rule: int) -> int:
-        return self.terms[rule] if self.split else self.size - 1 - rule
+        return _term(self.positions[rule] if self.split else self.size - 1 - rule)
 
     def rule_of(self, term: int) -> int:
-        return self.rules[term] if self.split else self.size - 1 - term
+        position = _position(term)
+        return self.rules[position] if self.split else self.size - 1 - position
+
+    def extra(self, layer: int, term: int) -> int:
+        """The id of a split rule's ``layer``-th extra term (layer 1, 2, ...)."""
+        return term + self.shifts[layer - 1]
+
+    @property
+    def split_end(self) -> int:
+        """Terms below this id belong to split rules."""
+        return _term(self.split - 1) + 1 if self.split else 0
+
+    @property
+    def end(self) -> int:
+        """One past the highest id a term of this layout can have."""
+        ends = [_term(self.size - 1) + 1 if self.size else 0]
+        ends += [shift + self.split_end for shift in self.shifts]
+        return max(ends)
+
+    def padding(self) -> list[int]:
+        """The padding ids of every chunk that holds terms."""
+        return [
+            i for c in range(-(-self.end // CHUNK)) for i in range(c << 16, (c << 16) + PADDING)
+        ]
+
+    def rules_of(self, matched: Iterable[int]) -> list[int]:
+        """The rules (policy order numbers) with a term in ``matched``, ascending; padding and
+        extra terms skipped (for names and tests, not for the request path)."""
+        size, rule_of = self.size, self.rule_of
+        found = {
+            rule_of(term) for term in matched if term & 0xFFFF >= PADDING and _position(term) < size
+        }
+        return sorted(found)
 
 
-def term_ids(size: int, split: Sequence[int] = ()) -> TermIds:
-    """The id space of ``size`` rules of which the rules ``split`` (ascending) are split."""
+def term_ids(size: int, split: Sequence[int] = (), layers: int = 0) -> TermIds:
+    """The id space of ``size`` rules of which the rules ``split`` (ascending) are split into
+    at most ``layers`` extra terms each."""
     if not split:
         return TermIds(size)
     chosen = set(split)
-    terms = [0] * size
+    positions = [0] * size
     for number, rule in enumerate(split):
-        terms[rule] = len(split) - 1 - number
+        positions[rule] = len(split) - 1 - number
     others = [rule for rule in range(size) if rule not in chosen]
     for number, rule in enumerate(others):
-        terms[rule] = size - 1 - number
+        positions[rule] = size - 1 - number
     rules = [0] * size
-    for rule, term in enumerate(terms):
-        rules[term] = rule
-    return TermIds(size, len(split), tuple(rules), tuple(terms))
+    for rule, position in enumerate(positions):
+        rules[position] = rule
+    count = len(split)
+    cursor = _term(size - 1) + 1
+    shifts: list[int] = []
+    for _ in range(layers):
+        if count <= PER_CHUNK:
+            # the split rules are ids PADDING..PADDING+count-1: one run, shifted as a whole
+            if cursor & 0xFFFF < PADDING:
+                cursor = (cursor >> 16 << 16) + PADDING
+            if (cursor & 0xFFFF) + count > CHUNK:
+                cursor = ((cursor >> 16) + 1 << 16) + PADDING
+            shifts.append(cursor - PADDING)
+            cursor += count
+        else:  # whole chunks, with the padding where the split rules have it
+            start = -(-cursor // CHUNK) * CHUNK
+            shifts.append(start)
+            cursor = start + _term(count - 1) + 1
+    return TermIds(size, count, tuple(rules), tuple(positions), tuple(shifts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,24 +426,23 @@ class _Group(_Lookup):
 class _ListLookup(_Lookup):
     """``has any`` / ``not has any`` over a list signal. Accepted: the terms that need no
     element, plus those needing one the request's list has (precomputed per element, so a
-    one-element list costs nothing and each further element one union). Terms forbidding an
-    element the list has are removed after the intersection (``kept``: their complements)."""
+    one-element list costs nothing and each further element one union of a few terms).
+    Terms forbidding an element the list has (a few each) are subtracted after the
+    intersection (``barred``)."""
 
-    __slots__ = ("keeping", "name", "needing", "unconstrained", "with_element")
+    __slots__ = ("forbidding", "name", "needing", "unconstrained", "with_element")
 
     def __init__(
         self,
         name: str,
         everything: Bits,
-        unconstrained: Bits,
         needing: dict[str, Bits],
         forbidding: dict[str, Bits],
     ) -> None:
-        self.name, self.unconstrained = name, unconstrained
-        self.needing = needing
-        # complements stored positive: CPython ANDs with a negative int several times slower
-        self.keeping = {element: everything & ~rules for element, rules in forbidding.items()}
-        self.with_element = {element: unconstrained | rules for element, rules in needing.items()}
+        self.name = name
+        self.needing, self.forbidding = needing, forbidding
+        self.unconstrained = everything - _union(list(needing.values()))
+        self.with_element = {e: self.unconstrained | rules for e, rules in needing.items()}
 
     def accepted(self, ctx: Context) -> Bits | None:
         value = ctx.signals.get(self.name)
@@ -429,12 +458,12 @@ class _ListLookup(_Lookup):
             result = result | needing[element]
         return result
 
-    def kept(self, ctx: Context) -> list[Bits]:
+    def barred(self, ctx: Context) -> list[Bits]:
         value = ctx.signals.get(self.name)
         if value.__class__ is not tuple:
             return []
-        keeping = self.keeping
-        return [keeping[e] for e in value if e in keeping]
+        forbidding = self.forbidding
+        return [forbidding[e] for e in value if e in forbidding]
 
 
 # ---------------------------------------------------------------- building
@@ -465,26 +494,26 @@ def build_rule_index(
 
     A rule whose condition has an OR across signals, each branch indexable, is split into
     terms (its disjunctive form, at most MAX_OR_TERMS): the first term is the rule's, the
-    j-th further one gets ``mapping.layer_base(j) + term`` and maps back to it after matching
+    j-th further one gets ``mapping.extra(j, term)`` and maps back to it after matching
     (see TermIds).
     """
     size = len(conditions)
     builder = _Builder(segments, kind_of)
     split_terms = [_terms(list(conjuncts(c, segments)), builder) for c in conditions]
-    mapping = term_ids(size, [rule for rule, terms in enumerate(split_terms) if len(terms) > 1])
+    layers = max((len(terms) - 1 for terms in split_terms), default=0)
+    split = [rule for rule, terms in enumerate(split_terms) if len(terms) > 1]
+    mapping = term_ids(size, split, layers)
     ids: list[int] = []
-    layers = 0
     for rule, terms in enumerate(split_terms):
         first = mapping.term(rule)
         builder.add(first, terms[0])
         ids.append(first)
         for layer, extra in enumerate(terms[1:], start=1):
-            term = mapping.layer_base(layer) + first
+            term = mapping.extra(layer, first)
             builder.add(term, extra)
             ids.append(term)
-            layers = max(layers, layer)
     total = len(ids)
-    everything = bits_of(ids)
+    everything = bits_of([*mapping.padding(), *ids])
     bucketers = [
         _build_bucketer(feature, by_key, builder.literals[feature], segments, kind_of, everything)
         for feature, by_key in builder.groups.items()
@@ -495,10 +524,7 @@ def build_rule_index(
     for name in sorted(builder.lists_any.keys() | builder.lists_none.keys()):
         needing = {e: bits_of(r) for e, r in builder.lists_any[name].items()}
         forbidding = {e: bits_of(r) for e, r in builder.lists_none[name].items()}
-        mentioning = 0
-        for rules in needing.values():
-            mentioning |= rules
-        lookup = _ListLookup(name, everything, everything & ~mentioning, needing, forbidding)
+        lookup = _ListLookup(name, everything, needing, forbidding)
         lookups.append(lookup)
         if forbidding:
             lists.append(lookup)
@@ -510,7 +536,7 @@ def build_rule_index(
                 parts[0] if len(parts) == 1 else ast.And(ast.NO_SPAN, tuple(parts)), segments
             )
     stats = IndexStats(size, total, len(lookups), buckets, len(residuals))
-    return RuleIndex(mapping, everything, layers, lookups, lists, residuals, stats)
+    return RuleIndex(mapping, everything, lookups, lists, residuals, stats)
 
 
 class _Builder:
@@ -652,7 +678,8 @@ GROUP_MEMORY_BYTES = 48 * 1024 * 1024
 def _groups(bucketers: list[_Bucketer], everything: Bits) -> Iterator[_Group]:
     """Pack features into groups whose bucket combinations stay few (fewest buckets first),
     within a memory budget for the combined sets."""
-    cell_bytes = max(1, everything.bit_length()) / 8 + 32
+    # a dense bitmap: one 8 KiB bitset container per 65,536 ids
+    cell_bytes = (everything.max() + 1 if everything else 1) / 8 + 32
     budget = GROUP_MEMORY_BYTES / cell_bytes
     group: list[_Bucketer] = []
     cells = 1
@@ -688,12 +715,8 @@ def _build_bucketer(
 
     # a term has one key per feature, so the keys partition the terms that mention it: a
     # bucket's set is either the unmentioning terms plus the accepting keys or everything but
-    # the rejecting keys, and the union over fewer keys is the cheaper (int unions cost the
-    # full width each)
-    mentioning = 0
-    for rules, _ in compiled:
-        mentioning |= rules
-    unmentioned = everything & ~mentioning
+    # the rejecting keys, whichever lists fewer keys (one n-ary union in CRoaring)
+    unmentioned = everything - _union([rules for rules, _ in compiled])
 
     def accepting(ctx: Context) -> Bits | None:
         """The terms the representative ctx satisfies (None: all of them)."""
@@ -703,14 +726,9 @@ def _build_bucketer(
             (accepted if accepts(ctx) else rejected).append(rules)
         if not rejected:
             return None
-        union = 0
         if len(accepted) <= len(rejected):
-            for rules in accepted:
-                union |= rules
-            return unmentioned | union
-        for rules in rejected:
-            union |= rules
-        return everything & ~union
+            return unmentioned.union(*accepted)
+        return everything.difference(*rejected)
 
     if feature[0] == "event":
         event, seconds = str(feature[1]), float(feature[2])  # type: ignore[misc]

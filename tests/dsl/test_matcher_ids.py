@@ -1,23 +1,23 @@
-"""The rule index's bit sets: helpers, OR terms folded back to their rules, and agreement with
-evaluating every rule's compiled condition directly."""
+"""The rule index's roaring bitmaps: term ids, OR terms folded back to their rules, dense
+containers, and agreement with evaluating every rule's compiled condition directly."""
 
 from __future__ import annotations
 
 import itertools
 
 import pytest
-from pyroaring import BitMap
+from pyroaring import FrozenBitMap
 
 from slotwise.dsl import ast
 from slotwise.dsl.compile import feature_kinds, segments_of
 from slotwise.dsl.conditions import compile_condition
 from slotwise.dsl.matcher import (
+    CHUNK,
+    PADDING,
+    PER_CHUNK,
     FeatureKind,
-    as_roaring,
     bits_of,
     build_rule_index,
-    roaring_id,
-    set_bits,
     term_ids,
 )
 from slotwise.dsl.parser import parse_policy
@@ -25,17 +25,49 @@ from slotwise.dsl.schema_file import builtin_schema
 from slotwise.dsl.workload import contexts, policy_text
 
 
-def test_bit_set_helpers() -> None:
+def test_bitmap_helpers_and_term_ids() -> None:
     ids = [0, 7, 8, 63, 64, 65_535, 65_536, 199_999]
-    assert set_bits(bits_of(ids)) == ids
-    assert set_bits(bits_of([5, 5, 3])) == [3, 5]
-    assert bits_of([]) == 0 and set_bits(0) == []
+    assert list(bits_of(reversed(ids))) == ids
+    assert list(bits_of([5, 5, 3])) == [3, 5]
+    assert isinstance(bits_of([]), FrozenBitMap) and not bits_of([])
+    dense = bits_of(range(100_000))  # a range, yet bitset containers: no runs
+    assert dense.get_statistics()["n_run_containers"] == 0
     plain = term_ids(10)
-    assert (plain.term(0), plain.term(7), plain.rule_of(2)) == (9, 2, 7)
-    split = term_ids(10, [3, 8])
-    assert [split.term(r) for r in range(10)] == [9, 8, 7, 1, 6, 5, 4, 3, 0, 2]
+    assert (plain.term(0), plain.term(7), plain.rule_of(PADDING + 2)) == (
+        PADDING + 9,
+        PADDING + 2,
+        7,
+    )
+    split = term_ids(10, [3, 8], layers=2)
+    positions = [9, 8, 7, 1, 6, 5, 4, 3, 0, 2]
+    assert [split.term(r) for r in range(10)] == [PADDING + p for p in positions]
     assert all(split.rule_of(split.term(r)) == r for r in range(10))
-    assert (split.layer_base(1), split.layer_base(2)) == (10, 12)
+    # the two OR layers of the two split rules sit after the rules, in the same chunk
+    assert split.split_end == PADDING + 2
+    assert [split.extra(j, PADDING) for j in (1, 2)] == [PADDING + 10, PADDING + 12]
+    assert split.end == PADDING + 14 and split.padding() == list(range(PADDING))
+
+
+def test_term_ids_across_chunks() -> None:
+    size = 2 * PER_CHUNK + 5
+    plain = term_ids(size)
+    terms = [plain.term(r) for r in range(size)]
+    assert terms == sorted(terms, reverse=True)  # policy order, reversed: first rule = max()
+    assert all(t & 0xFFFF >= PADDING for t in terms) and terms[0] == 2 * CHUNK + PADDING + 4
+    assert plain.rules_of([*terms[:3], 0, CHUNK + 1]) == [0, 1, 2]  # padding skipped
+    assert len(plain.padding()) == 3 * PADDING
+    # a layer that no longer fits in the last chunk's tail starts the next chunk
+    near_full = 2 * PER_CHUNK - 100
+    tail = term_ids(near_full, list(range(1000)), layers=2)
+    assert tail.shifts == (2 * CHUNK, 2 * CHUNK + 1000)
+    assert tail.extra(2, tail.term(0)) == 2 * CHUNK + PADDING + 1999
+    assert tail.end == 2 * CHUNK + PADDING + 2000
+    big = term_ids(size, list(range(0, size, 2)), layers=1)
+    assert big.split > PER_CHUNK  # the whole-chunk layout: shifted by whole chunks
+    assert big.shifts[0] % CHUNK == 0
+    for rule in range(0, size, 2):
+        term = big.term(rule)
+        assert big.extra(1, term) & 0xFFFF == term & 0xFFFF
 
 
 def test_index_agrees_with_every_rules_closure() -> None:
@@ -54,15 +86,31 @@ def test_index_agrees_with_every_rules_closure() -> None:
     closures = [compile_condition(c, segments) for c in conditions]
     for ctx in contexts(150, seed=5):
         expected = [rule for rule, holds in enumerate(closures) if holds(ctx)]
-        assert sorted(index.ids.rule_of(t) for t in set_bits(index.match(ctx))) == expected
+        matched = index.match(ctx)
+        assert isinstance(matched, FrozenBitMap)
+        assert index.ids.rules_of(matched) == expected
+        assert index.count(matched) == len(expected)
+        # the padding keeps every container a bitset however few rules match
+        assert matched.get_statistics()["n_array_containers"] == 0
 
 
-def test_roaring_copy_of_a_match_spans_several_containers() -> None:
-    terms = [0, 1, 32_767, 32_768, 65_535, 65_536, 99_999, 131_071]
-    copy = as_roaring(bits_of(terms), 131_072)
-    assert [t for t in copy if t & (1 << 15)] == [roaring_id(t) for t in terms]
-    assert copy.intersection_cardinality(BitMap([roaring_id(t) for t in (1, 2, 99_999)])) == 2
-    assert len(as_roaring(0, 10)) == 0
+def test_index_bitmaps_have_no_run_containers() -> None:
+    # runs would turn each intersection into a slow conversion (DESIGN.md: optimize=False)
+    policy = parse_policy(policy_text(3000, seed=4))
+    campaign = policy.items[0]
+    assert isinstance(campaign, ast.Campaign)
+    kinds = feature_kinds(builtin_schema())
+
+    def kind_of(name: str) -> FeatureKind:
+        return kinds.get(name, "discrete")
+
+    index = build_rule_index(
+        [rule.condition for rule in campaign.rules], segments_of([policy]), kind_of
+    )
+    cells = [cell for group in index._features for cell in getattr(group, "table", ())]
+    assert cells
+    for cell in cells:
+        assert cell is None or cell.get_statistics()["n_run_containers"] == 0
 
 
 def test_first_pin_in_policy_order_across_split_and_plain_rules() -> None:
@@ -111,24 +159,19 @@ ACTIONS = [
 ]
 
 
-@pytest.mark.parametrize("direct_max", [0, 1_000_000])
-def test_both_decide_paths_agree_with_the_reference(
-    direct_max: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from slotwise.dsl import matcher
+@pytest.mark.parametrize("rules", [70, 700])
+def test_pins_and_actions_agree_with_the_reference(rules: int) -> None:
     from slotwise.dsl.evaluate import evaluate_campaign
     from slotwise.dsl.loader import compile_sources
     from slotwise.plugins.schema import Context
 
-    monkeypatch.setattr(matcher, "DIRECT_DECIDE_MAX", direct_max)
     lines = ['policy "p" version 1', "campaign c {", '  slot s at "$.a" {']
     lines += [f'    variant {v} "{v}"' for v in "abc"] + ["  }"]
-    for i in range(70):
+    for i in range(rules):
         condition = RESIDUAL_HEAVY[i % len(RESIDUAL_HEAVY)]
         lines.append(f'  rule "r{i}" when {condition} then {ACTIONS[i % 7 % len(ACTIONS)]}')
     policy, loaded = compile_sources([("p.sw", "\n".join([*lines, "}", ""]))], builtin_schema())
     campaign = policy.campaigns[0]
-    assert campaign._plans[0].direct is (direct_max > 0)
     assert campaign._index.stats.residual_rules and campaign._index.ids.split
     item = loaded.files[0].items[0]
     assert isinstance(item, ast.Campaign)
