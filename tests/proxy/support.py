@@ -134,3 +134,15 @@ async def running(app: ProxyApp) -> AsyncIterator[httpx.AsyncClient]:
         await inbox.put({"type": "lifespan.shutdown"})
         await outbox.get()
         await task
+
+
+async def wait_ready(client: httpx.AsyncClient, attempts: int = 300) -> None:
+    """Wait until a proxy process answers ``/_sw/ready`` with 200 (about 15 s at most)."""
+    for _ in range(attempts):
+        try:
+            if (await client.get("/_sw/ready")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError("slotwise serve did not become ready")

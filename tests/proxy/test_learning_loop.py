@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO
-from tests.proxy.support import Canned, upstream_server
+from tests.proxy.support import Canned, upstream_server, wait_ready
 from tests.support.servers import free_port
 
 POLICIES = REPO / "examples" / "adserver" / "policies"
@@ -49,7 +49,7 @@ async def test_serve_and_learn_processes_close_the_loop(tmp_path: Path) -> None:
         )  # fmt: skip
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                await _ready(client)
+                await wait_ready(client)
                 assert 'campaign="spring_sale",version="v0"' in await _metrics(client)
                 clicks = 0
                 for i in range(40):
@@ -83,14 +83,3 @@ async def test_serve_and_learn_processes_close_the_loop(tmp_path: Path) -> None:
 
 async def _metrics(client: httpx.AsyncClient) -> str:
     return (await client.get("/_sw/metrics")).text
-
-
-async def _ready(client: httpx.AsyncClient) -> None:
-    for _ in range(300):
-        try:
-            if (await client.get("/_sw/ready")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.05)
-    raise AssertionError("slotwise serve did not become ready")

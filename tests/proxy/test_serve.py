@@ -12,7 +12,7 @@ import pytest
 
 from slotwise.proxy.cli import main
 from tests.conftest import REPO
-from tests.proxy.support import Canned, upstream_server
+from tests.proxy.support import Canned, upstream_server, wait_ready
 from tests.support.servers import free_port
 
 
@@ -64,7 +64,7 @@ async def test_serves_on_granian(tmp_path: Path) -> None:
         )  # fmt: skip
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                await _ready(client)
+                await wait_ready(client)
                 response = await client.get("/ad")
                 assert response.status_code == 200
                 assert response.content == b'{"campaign_id": "none"}'
@@ -75,14 +75,3 @@ async def test_serves_on_granian(tmp_path: Path) -> None:
         finally:
             process.terminate()
             await asyncio.wait_for(process.wait(), 10)
-
-
-async def _ready(client: httpx.AsyncClient) -> None:
-    for _ in range(200):
-        try:
-            if (await client.get("/_sw/ready")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.05)
-    raise AssertionError("slotwise serve did not become ready")
