@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from slotwise.dsl import ast
@@ -74,6 +74,22 @@ class _Checker:
                 hint,
             )
         )
+
+    def known(
+        self,
+        code: str,
+        what: str,
+        name: str,
+        candidates: Collection[str],
+        span: ast.Span,
+        hint: str = "",
+    ) -> bool:
+        """True when ``name`` is one of ``candidates``; else report it, with "did you mean"."""
+        if name in candidates:
+            return True
+        message = f'unknown {what} "{name}"' + _did_you_mean(name, candidates)
+        self.report(code, message, span, hint=hint)
+        return False
 
     def warn(self, code: str, message: str, span: ast.Span, hint: str = "") -> None:
         self.report(code, message, span, Severity.WARNING, hint)
@@ -341,14 +357,10 @@ class _Checker:
                         )
 
     def explore(self, explore: ast.Explore) -> None:
-        if explore.kind not in EXPLORE_KINDS:
-            self.report(
-                "bad_value",
-                f'unknown exploration "{explore.kind}"'
-                + _did_you_mean(explore.kind, EXPLORE_KINDS),
-                explore.span,
-                hint="one of " + ", ".join(EXPLORE_KINDS),
-            )
+        hint = "one of " + ", ".join(EXPLORE_KINDS)
+        if not self.known(
+            "bad_value", "exploration", explore.kind, EXPLORE_KINDS, explore.span, hint
+        ):
             return
         parameter = explore.parameter
         if explore.kind == "epsilon":
@@ -562,13 +574,8 @@ class _Checker:
                 )
 
     def event(self, name: str, span: ast.Span) -> None:
-        if name not in EVENT_TYPES:
-            self.report(
-                "unknown_event",
-                f'unknown event "{name}"' + _did_you_mean(name, EVENT_TYPES),
-                span,
-                hint="events: " + ", ".join(sorted(EVENT_TYPES)),
-            )
+        hint = "events: " + ", ".join(sorted(EVENT_TYPES))
+        self.known("unknown_event", "event", name, EVENT_TYPES, span, hint)
 
     def duration(self, duration: ast.Duration, span: ast.Span) -> None:
         if duration.amount <= 0:
@@ -624,22 +631,14 @@ class _Checker:
                     self.range(step.range, step.span)
                     self.arm(step.arm)
             elif isinstance(member, ast.Show):
-                if member.campaign not in self.campaigns:
-                    self.report(
-                        "unknown_campaign",
-                        f'unknown campaign "{member.campaign}"'
-                        + _did_you_mean(member.campaign, self.campaigns),
-                        member.span,
-                    )
+                self.known(
+                    "unknown_campaign", "campaign", member.campaign, self.campaigns, member.span
+                )
             elif isinstance(member, ast.Notify):
-                if member.channel not in NOTIFY_CHANNELS:
-                    self.report(
-                        "bad_value",
-                        f'unknown channel "{member.channel}"'
-                        + _did_you_mean(member.channel, NOTIFY_CHANNELS),
-                        member.span,
-                        hint="channels: " + ", ".join(NOTIFY_CHANNELS),
-                    )
+                hint = "channels: " + ", ".join(NOTIFY_CHANNELS)
+                self.known(
+                    "bad_value", "channel", member.channel, NOTIFY_CHANNELS, member.span, hint
+                )
         if (
             wait is not None
             and window is not None
@@ -757,14 +756,8 @@ class _Checker:
 
     def rerank(self, rerank: ast.Rerank) -> None:
         self.location(rerank.location, rerank.location_span)
-        if rerank.metric not in AFFINITY_METRICS:
-            self.report(
-                "bad_value",
-                f'unknown affinity "{rerank.metric}"'
-                + _did_you_mean(rerank.metric, AFFINITY_METRICS),
-                rerank.span,
-                hint="affinities: " + ", ".join(AFFINITY_METRICS),
-            )
+        hint = "affinities: " + ", ".join(AFFINITY_METRICS)
+        self.known("bad_value", "affinity", rerank.metric, AFFINITY_METRICS, rerank.span, hint)
         if rerank.limit is not None:
             self.limit(rerank.limit)
 
@@ -797,15 +790,15 @@ class _Checker:
                     else:
                         self.literal(spec, item.value, item.span)
             elif isinstance(statement, ast.ExpectVariant | ast.ExpectVariants):
-                campaign = self.campaigns.get(statement.campaign)
-                if campaign is None:
-                    self.report(
-                        "unknown_campaign",
-                        f'unknown campaign "{statement.campaign}"'
-                        + _did_you_mean(statement.campaign, self.campaigns),
-                        statement.span,
-                    )
+                if not self.known(
+                    "unknown_campaign",
+                    "campaign",
+                    statement.campaign,
+                    self.campaigns,
+                    statement.span,
+                ):
                     continue
+                campaign = self.campaigns[statement.campaign]
                 slots = {s.name: s for s in campaign.slots}
                 slot = slots.get(statement.slot)
                 if slot is None:
@@ -831,29 +824,17 @@ class _Checker:
                             statement.span,
                         )
             elif isinstance(statement, ast.ExpectCampaign):
-                if statement.name not in self.campaigns:
-                    self.report(
-                        "unknown_campaign",
-                        f'unknown campaign "{statement.name}"'
-                        + _did_you_mean(statement.name, self.campaigns),
-                        statement.span,
-                    )
+                self.known(
+                    "unknown_campaign", "campaign", statement.name, self.campaigns, statement.span
+                )
             elif isinstance(statement, ast.ExpectOffer):
-                if statement.offers not in self.offers:
-                    self.report(
-                        "unknown_offers",
-                        f'unknown offer set "{statement.offers}"'
-                        + _did_you_mean(statement.offers, self.offers),
-                        statement.span,
-                    )
+                self.known(
+                    "unknown_offers", "offer set", statement.offers, self.offers, statement.span
+                )
             elif isinstance(statement, ast.ExpectTrigger):
-                if statement.trigger not in self.triggers:
-                    self.report(
-                        "unknown_trigger",
-                        f'unknown trigger "{statement.trigger}"'
-                        + _did_you_mean(statement.trigger, self.triggers),
-                        statement.span,
-                    )
+                self.known(
+                    "unknown_trigger", "trigger", statement.trigger, self.triggers, statement.span
+                )
 
 
 _KEYWORDS: dict[type, str] = {

@@ -74,7 +74,6 @@ class ClickSigner:
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
         self.base_url = base_url.rstrip("/")
         self._click_prefix = f"{self.base_url}{CLICK_PATH}?d="
-        self._per_base: dict[str, ClickSigner] = {}  # signers for other public origins
         # per public origin: (signer, impression prefix, click prefix, redirect base)
         self._prefixes: dict[str, tuple[ClickSigner, str, str, str]] = {}
 
@@ -100,7 +99,7 @@ class ClickSigner:
             if len(self._prefixes) >= 64:  # Host headers vary; keep the cache bounded
                 self._prefixes.clear()
             base = origin.rstrip("/")
-            signer = self if base == self.base_url else self._for_base(base)
+            signer = self if base == self.base_url else ClickSigner(self._key, base)
             prefixes = self._prefixes[origin] = (
                 signer,
                 f"{base}{PIXEL_PATH}?t=impression&did=",
@@ -110,11 +109,3 @@ class ClickSigner:
         signer, impression, click, redirect_base = prefixes
         did = _quoted_id(decision_id)
         return Trackers(decision_id, impression + did, click + did, redirect_base, signer)
-
-    def _for_base(self, base: str) -> ClickSigner:
-        signer = self._per_base.get(base)
-        if signer is None:
-            if len(self._per_base) >= 64:  # Host headers vary; keep the cache bounded
-                self._per_base.clear()
-            signer = self._per_base[base] = ClickSigner(self._key, base)
-        return signer
