@@ -25,7 +25,7 @@ from vowpalwabbit import Workspace
 
 from slotwise.proxy.bandit.campaign import BanditCampaign
 from slotwise.proxy.bandit.errors import BanditError
-from slotwise.proxy.bandit.features import FeatureMap
+from slotwise.proxy.bandit.features import VARIANT, FeatureMap, SharedFeatures
 from slotwise.proxy.bandit.store import ModelInfo, ModelStore
 from slotwise.proxy.bandit.workspace import (
     PreparedActions,
@@ -51,7 +51,8 @@ class _Training:
     campaign: BanditCampaign
     workspace: Workspace
     actions: PreparedActions
-    index: tuple[dict[str, int], ...]
+    # per slot, in campaign order: (name, variant name -> position, the chosen-variant features)
+    slots: tuple[tuple[str, dict[str, int], tuple[SharedFeatures, ...]], ...]
     parent: int | None
     examples: int = 0
     unpublished: int = 0
@@ -93,9 +94,16 @@ class Learner:
                     self.warnings.append(f"{error}; training {campaign.name} from scratch")
         if workspace is None:
             workspace = new_workspace(campaign.explore)
-        index = tuple({v.name: i for i, v in enumerate(s.variants)} for s in campaign.slots)
+        slots = tuple(
+            (
+                slot.name,
+                {v.name: i for i, v in enumerate(slot.variants)},
+                tuple({VARIANT: variant_features(slot, i)} for i in range(len(slot.variants))),
+            )
+            for slot in campaign.slots
+        )
         actions = PreparedActions.build(workspace, campaign)
-        return _Training(campaign, workspace, actions, index, parent, examples)
+        return _Training(campaign, workspace, actions, slots, parent, examples)
 
     def learn(self, joined: JoinedRecord) -> bool:
         """Learn from one joined decision; False if it teaches nothing (holdout, unknown)."""
@@ -111,15 +119,16 @@ class Learner:
             self.stats.skipped_unknown += 1  # the response went out unchanged: never shown
             return False
         workspace = training.workspace
+        logged_slots = {s.slot: s for s in decision.slots}
         shared = None
         cost = -joined.reward
         updates = 0
-        for position, slot in enumerate(training.campaign.slots):
-            logged = next((s for s in decision.slots if s.slot == slot.name), None)
+        for position, (name, known, chosen_features) in enumerate(training.slots):
+            logged = logged_slots.get(name)
             if logged is None or logged.variant is None or len(logged.candidates) < 2:
                 continue
-            known = training.index[position]
-            if logged.variant not in known or any(c not in known for c in logged.candidates):
+            chosen_at = known.get(logged.variant)
+            if chosen_at is None or not known.keys() >= set(logged.candidates):
                 continue  # the policy changed since: this slot's choice set no longer exists
             if shared is None:
                 signals = signals_of(decision)
@@ -128,14 +137,12 @@ class Learner:
                 )
             prepared = training.actions.per_slot[position]
             chosen = pylibvw.example(workspace, _CB_LABEL)
-            chosen.push_feature_dict(
-                workspace, {"variant": variant_features(slot, known[logged.variant])}
-            )
+            chosen.push_feature_dict(workspace, chosen_features[chosen_at])
             chosen.set_label_string(workspace, f"0:{cost!r}:{logged.probability!r}", _CB_LABEL)
             workspace.setup_example(chosen)
             examples = [
-                chosen if name == logged.variant else prepared[known[name]]
-                for name in logged.candidates
+                chosen if candidate == logged.variant else prepared[known[candidate]]
+                for candidate in logged.candidates
             ]
             pylibvw.vw.learn_multi(workspace, [shared, *examples])
             updates += 1
