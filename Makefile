@@ -1,5 +1,4 @@
 # The two quick-start commands: `make demo` and `make test`. Both set everything up first.
-PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
@@ -7,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: demo test lint typecheck unit bench clean system-deps
 
 $(STAMP): pyproject.toml scripts/bootstrap
-	@PYTHON=$(PYTHON) scripts/bootstrap $(VENV)
+	@scripts/bootstrap $(VENV)
 	@touch $@
 
 system-deps:
