@@ -14,11 +14,13 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 from slotwise.dsl import ast, compiled
-from slotwise.dsl.conditions import compile_condition
+from slotwise.dsl.conditions import atoms, compile_condition
 from slotwise.dsl.errors import Diagnostic
 from slotwise.dsl.location import parse_location
 from slotwise.dsl.matcher import FeatureKind, TermIds, bits_of, build_rule_index
 from slotwise.plugins.schema import SignalSchema, SignalType
+
+RESPONSE_PREFIX = "ad."  # what response adapters set (docs/signals.md, "Upstream")
 
 EXPLORE_KINDS: Mapping[str, float | None] = {
     # kind -> default parameter (None: the kind needs one)
@@ -127,6 +129,16 @@ def compile_campaign(
         else compiled._always,
         _index=index,
         _plans=tuple(_slot_plan(slot, rules, index.ids) for slot in campaign.slots),
+        selects_on_response=applies is None or _reads_only_response(applies.condition, segments),
+    )
+
+
+def _reads_only_response(cond: ast.Condition, segments: Mapping[str, ast.Segment]) -> bool:
+    """Whether a condition reads nothing but the response's ``ad.*`` signals (no providers,
+    no behaviour history)."""
+    return all(
+        str(getattr(atom, "signal", "")).startswith(RESPONSE_PREFIX)
+        for atom in atoms(cond, segments)
     )
 
 

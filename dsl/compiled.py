@@ -214,6 +214,9 @@ class CompiledCampaign:
     _applies: Predicate
     _index: RuleIndex
     _plans: tuple[_SlotPlan, ...]
+    # True when `applies when` reads only what the response says (``ad.*`` signals): whether
+    # the campaign applies is then known before any signal provider runs
+    selects_on_response: bool = False
 
     def applies(self, ctx: Context) -> bool:
         """Does this campaign rewrite the response described by ctx (its `applies when`)?"""
@@ -457,6 +460,11 @@ class CompiledPolicySet:
             if trigger.name == name:
                 return trigger
         raise KeyError(f"no trigger named {name!r}")
+
+    @property
+    def selects_on_response(self) -> bool:
+        """Whether every campaign's `applies when` reads only the response (``ad.*``)."""
+        return all(campaign.selects_on_response for campaign in self.campaigns)
 
     def select(self, ctx: Context) -> CompiledCampaign | None:
         """The first campaign, in policy order, whose `applies when` holds for ctx."""

@@ -248,7 +248,7 @@ def _engine_time(d: Path) -> dict[str, float]:
     from slotwise.plugins.registry import load_schema
     from slotwise.plugins.schema import NoHistory
     from slotwise.proxy.chooser import RuleChooser
-    from slotwise.proxy.decide import Engine, personalise
+    from slotwise.proxy.decide import Engine, open_document, personalise
     from slotwise.proxy.metrics import ProxyMetrics
     from slotwise.proxy.policy_snapshot import PolicySnapshot, compile_directory
     from slotwise.proxy.tracking import ClickSigner
@@ -271,7 +271,8 @@ def _engine_time(d: Path) -> dict[str, float]:
     samples = []
     for _ in range(20_000):
         started = time.perf_counter()
-        outcome = personalise(engine, policy, response, body, b"", gathered, scope)
+        document, codings = open_document(engine, response, body, b"")
+        outcome = personalise(engine, policy, document, codings, gathered, scope)
         samples.append(time.perf_counter() - started)
         assert outcome.body is not None
     samples.sort()

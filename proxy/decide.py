@@ -3,7 +3,9 @@
 ``handle`` reads top to bottom as the request flows:
 
 1. the proxy's own limits (431 / 413), then the upstream fetch starts;
-2. meanwhile the signals are gathered (providers, with deadlines);
+2. meanwhile the signals are gathered (providers, with deadlines), unless no campaign applied
+   to this path's last response and the policy selects on the response alone
+   (``early_signals``): then they are gathered in 4, only if a campaign applies;
 3. the response head arrives; only a complete, readable 200 JSON/XML body within the size
    limit is a candidate;
 4. ``personalise`` (engine time, under the decision deadline): adapter finds the ad units,
@@ -26,11 +28,12 @@ from typing import TYPE_CHECKING, Any, Final
 from slotwise.plugins.gather import Gathered, gather
 from slotwise.plugins.loaded import ProviderSet
 from slotwise.plugins.request import RequestInfo
-from slotwise.plugins.schema import NoHistory
-from slotwise.proxy.adapters import AdapterError, AdUnit, JsonFields, parse_response
+from slotwise.plugins.schema import Context, NoHistory
+from slotwise.proxy.adapters import AdapterError, AdUnit, Document, JsonFields, parse_response
 from slotwise.proxy.adapters.json import DEFAULT_JSON_FIELDS
 from slotwise.proxy.chooser import Chooser
 from slotwise.proxy.decision_log import decision_record, encode_record, unserved_record
+from slotwise.proxy.early_signals import EarlySignals
 from slotwise.proxy.events import DecisionLog
 from slotwise.proxy.http_encoding import SUPPORTED_CODINGS, EncodingError, codings, decode, encode
 from slotwise.proxy.http_hygiene import (
@@ -86,6 +89,7 @@ class Engine:
     json_fields: JsonFields = DEFAULT_JSON_FIELDS
     public_url: str = ""
     user_cookie: str = "sw_uid"
+    early_signals: EarlySignals = field(default_factory=EarlySignals)
 
 
 class _ClientGone(Exception):
@@ -153,10 +157,16 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     candidate = policy is not None and bool(policy.campaigns) and method in _PERSONALISED_METHODS
     fetch = engine.upstream.begin(method.encode(), target, headers, body)
 
-    # 2. meanwhile: signals (only when a campaign could apply)
+    # 2. meanwhile: signals, when a campaign could apply (early_signals: unless none applied
+    # on this path last time; those gather after the response, if a campaign applies to it)
     gathered = _NO_GATHER
-    providers = engine.providers
-    if candidate and providers is not None:
+    providers = engine.providers if candidate else None
+    path: str = scope["path"]
+    early = (
+        policy is not None and providers is not None and engine.early_signals.wanted(policy, path)
+    )
+    if early and providers is not None:
+        metrics.signal_gathers.inc("early")
         try:
             gathered = await _signals(engine, providers, scope)
         except BaseException:  # cancelled (client gone): do not leave the exchange dangling
@@ -174,26 +184,45 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     reason = _not_personalisable(response, candidate)
     if reason is not None:
         metrics.passthrough.inc(reason)
+        if providers is not None:
+            engine.early_signals.observe(path, applied=False)
         return await _stream(engine, send, response, b"", started, method == "HEAD")
     raw, complete = await response.read_up_to(limits.max_rewrite_bytes)
     if not complete:
         metrics.passthrough.inc("body_too_large")
+        if providers is not None:
+            engine.early_signals.observe(path, applied=False)
         return await _stream(engine, send, response, raw, started)
 
     # 4. engine time: find slots, select, choose, rewrite, all under the decision deadline
     assert policy is not None
     engine_start = time.perf_counter()
+    applied: bool | None = None  # did a campaign apply (None: the body could not be read)
     try:
-        outcome = personalise(engine, policy, response, raw, body, gathered, scope)
+        document, codings_applied = open_document(engine, response, raw, body)
+        if providers is not None and not early:
+            if document is not None and _applies(policy, document):
+                waited = time.perf_counter()
+                metrics.signal_gathers.inc("late")
+                gathered = await _signals(engine, providers, scope)
+                engine_start += time.perf_counter() - waited  # provider time is not engine time
+            else:
+                metrics.signal_gathers.inc("skipped")
+        outcome = personalise(engine, policy, document, codings_applied, gathered, scope)
+        applied = bool(outcome.records)
         if time.perf_counter() - engine_start > limits.decision_deadline:
             raise FailOpen("deadline", outcome.records)
     except FailOpen as exc:
         outcome = Outcome(None, exc.records)
         metrics.fail_opens.inc(exc.cause)
+        if exc.records:
+            applied = True
     except Exception:  # personalisation must never turn a good answer into an error
         outcome = Outcome(None, [])
         metrics.fail_opens.inc("engine_error")
     metrics.decision_latency.observe(time.perf_counter() - engine_start)
+    if applied is not None and providers is not None:
+        engine.early_signals.observe(path, applied=applied)
 
     # 5. log the decisions and answer
     if outcome.body is None and not outcome.records and outcome.reason:
@@ -215,18 +244,12 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     return await _send_whole(send, response.status, out_headers, outcome.body, metrics, started)
 
 
-def personalise(
-    engine: Engine,
-    policy: CompiledPolicySet,
-    response: UpstreamResponse,
-    raw: bytes,
-    request_body: bytes,
-    gathered: Gathered,
-    scope: Scope,
-) -> Outcome:
-    """Engine time for one response: the rewritten body (None if unchanged) and records.
+def open_document(
+    engine: Engine, response: UpstreamResponse, raw: bytes, request_body: bytes
+) -> tuple[Document | None, list[bytes]]:
+    """The response's ad units (None: a content type no adapter reads) and its codings.
 
-    Raises FailOpen with the cause when the response must go out unchanged.
+    Raises FailOpen with the cause when the body cannot be read.
     """
     applied = codings(header(response.headers, b"content-encoding"))
     if any(c not in SUPPORTED_CODINGS for c in applied):
@@ -241,6 +264,21 @@ def personalise(
         )
     except AdapterError:
         raise FailOpen("unparsable") from None
+    return document, applied
+
+
+def personalise(
+    engine: Engine,
+    policy: CompiledPolicySet,
+    document: Document | None,
+    applied: list[bytes],
+    gathered: Gathered,
+    scope: Scope,
+) -> Outcome:
+    """Engine time for one response: the rewritten body (None if unchanged) and records.
+
+    Raises FailOpen with the cause when the response must go out unchanged.
+    """
     if document is None:
         return Outcome(None, [], "content_type")
     now = time.time()
@@ -299,6 +337,15 @@ def personalise(
 
 
 # -- the steps' helpers --------------------------------------------------------------------------
+
+
+def _applies(policy: CompiledPolicySet, document: Document) -> bool:
+    """Does a campaign apply to one of the document's units (response signals alone)?"""
+    now = time.time()
+    for unit in document.units[:_MAX_UNITS]:
+        if policy.select(Context(unit.signals, now)) is not None:
+            return True
+    return False
 
 
 def _missing_slot(unit: AdUnit, campaign: CompiledCampaign) -> bool:

@@ -92,6 +92,12 @@ class ProxyMetrics:
             "Responses passed through without a personalisation attempt, by reason.",
             "reason",
         )
+        self.signal_gathers = Counter(
+            "slotwise_signal_gathers_total",
+            "Requests a campaign could apply to, by when their signals were gathered: early "
+            "(while the upstream answered), late (after it, a campaign applied), skipped.",
+            "when",
+        )
         self.upstream_errors = Counter(
             "slotwise_upstream_errors_total", "Failed upstream exchanges, by failure.", "failure"
         )
@@ -124,6 +130,7 @@ class ProxyMetrics:
             self.holdouts,
             self.fail_opens,
             self.passthrough,
+            self.signal_gathers,
             self.upstream_errors,
             self.refused,
             self.decision_log_dropped,

@@ -87,6 +87,7 @@ class Campaign:
 class PolicySet:
     campaigns: tuple[Any, ...]
     version: str = "test-1"
+    selects_on_response: bool = False  # the selectors are opaque: gather signals early
 
     def select(self, ctx: Context) -> Any:
         for campaign in self.campaigns:

@@ -165,3 +165,83 @@ async def test_configured_models_dir_serves_the_bandit_and_hot_reloads(tmp_path:
 def _served_version(app: ProxyApp) -> str | None:
     bandit = app.runtime.bandit if app.runtime else None
     return bandit.snapshot.versions().get("spring_sale") if bandit else None
+
+
+GEO_POLICY = """policy "geo" version 1
+
+campaign spring_sale {
+  applies when ad.campaign_id == "cmp-spring"
+  slot headline at "$.creative.headline" {
+    variant german "Frühlingsangebote"
+    variant english "Spring deals"
+  }
+  rule "German shoppers" when geo.country == "DE" then pin headline german
+  rule "everyone else" when geo.country != "DE" then pin headline english
+  holdout 0%
+  optimize clicks
+}
+"""
+
+
+async def test_signals_are_skipped_where_no_campaign_applied_and_gathered_late(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "geo.sw").write_text(GEO_POLICY)
+    other = dict(AD, campaign_id="cmp-other")
+    ad = Canned(200, [("Content-Type", "application/json")], json.dumps(AD).encode())
+    no_ad = Canned(200, [("Content-Type", "application/json")], json.dumps(other).encode())
+    async with upstream_server({"/ad": ad, "/footer": no_ad}) as server:
+        app = ProxyApp(_settings(server.url, tmp_path))
+        async with running(app) as client:
+            gathers = app.metrics.signal_gathers
+            for _ in range(3):
+                footer = await client.get("/footer", headers={"cf-ipcountry": "DE"})
+                assert footer.json() == other  # untouched
+            # the first footer request gathered early and found nothing to personalise
+            assert (gathers.get("early"), gathers.get("skipped")) == (1, 2)
+
+            # the footer now carries the campaign: signals are gathered after the response
+            # and the rules see them (pinned for Germany)
+            server.routes["/footer"] = ad
+            footer = await client.get("/footer", headers={"cf-ipcountry": "DE"})
+            assert footer.json()["creative"]["headline"] == "Frühlingsangebote"
+            assert gathers.get("late") == 1
+            # ...and the path gathers early again
+            footer = await client.get("/footer", headers={"cf-ipcountry": "US"})
+            assert footer.json()["creative"]["headline"] == "Spring deals"
+            assert gathers.get("early") == 2
+
+            # a path that personalises always gathers early
+            for country, headline in (("DE", "Frühlingsangebote"), ("US", "Spring deals")):
+                page = await client.get("/ad", headers={"cf-ipcountry": country})
+                assert page.json()["creative"]["headline"] == headline
+            assert (gathers.get("early"), gathers.get("late")) == (4, 1)
+            metrics = (await client.get("/_sw/metrics")).text
+            assert 'slotwise_signal_gathers_total{when="skipped"} 2' in metrics
+
+
+SELECT_BY_DEVICE = """policy "device" version 1
+
+campaign mobile_only {
+  applies when ad.campaign_id == "cmp-spring" and device.type == "mobile"
+  slot headline at "$.creative.headline" {
+    variant only "Mobile deals"
+  }
+  holdout 0%
+  optimize clicks
+}
+"""
+
+
+async def test_selectors_reading_provider_signals_always_gather_early(tmp_path: Path) -> None:
+    (tmp_path / "device.sw").write_text(SELECT_BY_DEVICE)
+    iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15"
+    async with upstream_server(_routes()) as server:
+        app = ProxyApp(_settings(server.url, tmp_path))
+        async with running(app) as client:
+            desktop = await client.get("/ad", headers={"user-agent": "curl/8.0"})
+            assert desktop.json() == AD  # the campaign does not apply: no signal says mobile
+            mobile = await client.get("/ad", headers={"user-agent": iphone})
+            assert mobile.json()["creative"]["headline"] == "Mobile deals"
+            gathers = app.metrics.signal_gathers
+            assert (gathers.get("early"), gathers.get("skipped"), gathers.get("late")) == (2, 0, 0)
