@@ -158,29 +158,57 @@ class CampaignModel:
             return BanditDecision(
                 campaign.name, self.version, True, campaign.holdout, personal, sets, used
             )
-        shared: Any = None
+        shared: list[Any] = []  # built on the first slot with a real choice, then reused
         choices: list[SlotChoice] = []
         for position, slot in enumerate(campaign.slots):
-            slot_rules = rules.get(slot.name)
-            known = self.index[position]
-            names = tuple(n for n in candidates_for(slot, slot_rules) if n in known)
+            names, pmf = self._slot_pmf(position, rules, signals, personal, features, shared)
             if not names:
                 choices.append(SlotChoice(slot.name, None, 1.0, ()))
                 continue
-            if len(names) == 1:
-                choices.append(SlotChoice(slot.name, names[0], 1.0, names))
-                continue
-            if shared is None:
-                shared = shared_example(self.workspace, features.shared(signals, personal=personal))
-            slot_actions = self.actions.per_slot[position]
-            pmf = predict_pmf(self.workspace, shared, [slot_actions[known[n]] for n in names])
-            if slot_rules is not None and slot_rules.boosts:
-                pmf = _boosted(pmf, names, slot_rules.boosts)
-            chosen = _draw(pmf, rng.random())
+            chosen = _draw(pmf, rng.random()) if len(names) > 1 else 0
             choices.append(SlotChoice(slot.name, names[chosen], pmf[chosen], names))
         return BanditDecision(
             campaign.name, self.version, False, campaign.holdout, personal, tuple(choices), used
         )
+
+    def greedy(
+        self, rules: Mapping[str, SlotRules], signals: Signals, features: FeatureMap
+    ) -> dict[str, str | None]:
+        """Per slot, the most probable variant: what the model learned, without exploring."""
+        personal = uses_personal_features(signals)
+        shared: list[Any] = []
+        greedy: dict[str, str | None] = {}
+        for position, slot in enumerate(self.campaign.slots):
+            names, pmf = self._slot_pmf(position, rules, signals, personal, features, shared)
+            greedy[slot.name] = names[max(range(len(pmf)), key=pmf.__getitem__)] if names else None
+        return greedy
+
+    def _slot_pmf(
+        self,
+        position: int,
+        rules: Mapping[str, SlotRules],
+        signals: Signals,
+        personal: bool,
+        features: FeatureMap,
+        shared: list[Any],
+    ) -> tuple[tuple[str, ...], list[float]]:
+        """One slot's eligible variants and the distribution to draw from (rules' boosts
+        applied); a single candidate needs no model."""
+        slot = self.campaign.slots[position]
+        slot_rules = rules.get(slot.name)
+        known = self.index[position]
+        names = tuple(n for n in candidates_for(slot, slot_rules) if n in known)
+        if len(names) < 2:
+            return names, [1.0] * len(names)
+        if not shared:
+            shared.append(
+                shared_example(self.workspace, features.shared(signals, personal=personal))
+            )
+        slot_actions = self.actions.per_slot[position]
+        pmf = predict_pmf(self.workspace, shared[0], [slot_actions[known[n]] for n in names])
+        if slot_rules is not None and slot_rules.boosts:
+            pmf = _boosted(pmf, names, slot_rules.boosts)
+        return names, pmf
 
     def distribution(
         self,

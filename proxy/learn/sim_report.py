@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from slotwise.proxy.learn.scenario import Scenario
-from slotwise.proxy.learn.simulate import SimulationResult, Tally, lift_interval
+from slotwise.proxy.learn.simulate import GREEDY_SAMPLE, SimulationResult, Tally, lift_interval
 
 ORACLE_TARGET = 0.9
 CONTROL_MULTIPLE = 2.0
@@ -65,6 +65,7 @@ def summary(scenario: Scenario, result: SimulationResult) -> dict[str, Any]:
             "control_expected_ctr": control_expected,
             "control_multiple": multiple,
         },
+        "greedy": {"oracle_share": result.greedy_share, "by_segment": result.greedy_by_segment},
         "oracle_share_reached_at": {
             str(share): result.reached_oracle_share(share) for share in (0.8, 0.85, 0.9)
         },
@@ -124,6 +125,10 @@ def render_text(data: dict[str, Any], effect: bool) -> str:
         "",
         f"last {FINAL_WINDOWS} windows: {final['oracle_share']:.1%} of the oracle's CTR,"
         f" {final['control_multiple']:.2f}x the control's (expected CTRs)",
+        f"the final model without exploring (its most probable variants, {GREEDY_SAMPLE:,}"
+        f" users): {data['greedy']['oracle_share']:.1%} of the oracle's CTR ("
+        + ", ".join(f"{k} {v:.0%}" for k, v in data["greedy"]["by_segment"].items())
+        + ")",
         "oracle share reached (and kept) at: "
         + ", ".join(
             f"{k}: {v if v is not None else 'not reached'}"

@@ -34,6 +34,7 @@ from slotwise.proxy.learn.learner import Learner
 from slotwise.proxy.learn.log import LogRecord, RewardRecord, decision_record, encode
 from slotwise.proxy.learn.scenario import Scenario, Segment
 
+GREEDY_SAMPLE = 4000  # users drawn to measure the final model without exploration
 IMPRESSIONS_PER_SECOND = 10.0
 RulesFor = Callable[[Signals], Mapping[str, SlotRules]]
 
@@ -88,6 +89,11 @@ class SimulationResult:
     learn_seconds: float  # CPU time spent in Learner.learn
     learned: int
     models_published: int
+    # the final model's most probable variants for a sample of users, exploration off:
+    # expected CTR over the oracle's, overall and by segment (what was learned, apart from
+    # what exploring costs)
+    greedy_share: float = 0.0
+    greedy_by_segment: dict[str, float] = field(default_factory=dict)
 
     def totals(self, last: int | None = None) -> tuple[Tally, Tally]:
         chosen = self.windows if last is None else self.windows[-last:]
@@ -240,6 +246,22 @@ def _run(
         segments[segment.name][1 if decision.holdout else 0].add(
             clicked, converted, expected, segment.oracle_ctr()
         )
+    model = runtime.snapshot.models[campaign.name]
+    # a generator of its own (seeded from the run's), so the sample is reproducible too
+    sample = random.Random(rng.random())
+    got: dict[str, float] = {}
+    best: dict[str, float] = {}
+    for _ in range(GREEDY_SAMPLE):
+        _, segment, signals = users[sample.randrange(len(users))]
+        if rules_for is not None:
+            rules = rules_for(signals)
+        elif scenario.compiled is not None:
+            rules = scenario.rules(signals, total / IMPRESSIONS_PER_SECOND)
+        else:
+            rules = no_rules
+        combination = model.greedy(rules, signals, runtime.features)
+        got[segment.name] = got.get(segment.name, 0.0) + segment.ctr(combination, scenario.upstream)
+        best[segment.name] = best.get(segment.name, 0.0) + segment.oracle_ctr()
     return SimulationResult(
         scenario.name,
         windows,
@@ -249,6 +271,8 @@ def _run(
         learn_seconds,
         learned,
         published,
+        greedy_share=sum(got.values()) / sum(best.values()),
+        greedy_by_segment={name: got[name] / best[name] for name in sorted(got)},
     )
 
 

@@ -74,6 +74,20 @@ def test_simulate_reports_windows_and_checks(
         "older_mobile",
         "older_desktop",
     }
+    # after 2,000 impressions the greedy choices are a mix of winners and losers
+    greedy = data["greedy"]
+    assert set(greedy["by_segment"]) == set(data["segments"])
+    assert 0.3 < greedy["oracle_share"] < 0.95
+
+
+def test_greedy_share_is_exactly_the_oracle_when_nothing_differs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    scenario = str(SCENARIOS / "no-segment-effect.toml")
+    main(["simulate", scenario, "--impressions", "1000", "--format", "json"])
+    greedy = json.loads(capsys.readouterr().out)["greedy"]
+    assert greedy["oracle_share"] == pytest.approx(1.0)
+    assert all(share == pytest.approx(1.0) for share in greedy["by_segment"].values())
 
 
 def test_simulate_refuses_a_bad_scenario(
