@@ -63,8 +63,10 @@ class UpstreamResponse:
     async def read_up_to(self, limit: int) -> tuple[bytes, bool]:
         """Buffer the body until it ends or exceeds ``limit`` bytes.
 
-        Returns the bytes taken so far and whether they are the whole body. When they are not,
-        the rest follows from :meth:`next_chunk`.
+        Returns the bytes taken so far and whether they are the whole body within ``limit``.
+        When they are not, the rest (if any) follows from :meth:`next_chunk`. A body that had
+        already arrived whole but is larger than ``limit`` is not "within": how fast the
+        upstream was must not decide whether the limit applies.
         """
         while not self._complete and self._buffered <= limit:
             await self._wait()
@@ -72,7 +74,7 @@ class UpstreamResponse:
         self._chunks.clear()
         self._buffered = 0
         self._conn.resume()
-        return data, self._complete
+        return data, self._complete and len(data) <= limit
 
     async def next_chunk(self) -> bytes:
         """The next piece of the body, or ``b""`` at its end."""

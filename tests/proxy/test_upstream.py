@@ -14,6 +14,7 @@ from slotwise.proxy.upstream import (
     UpstreamFailure,
     UpstreamPool,
 )
+from slotwise.proxy.upstream.connection import UpstreamResponse
 from tests.proxy.support import Canned, upstream_server
 from tests.support.servers import free_port
 
@@ -174,3 +175,28 @@ async def test_begin_writes_before_it_is_awaited() -> None:
         response = await pending
         assert await response.read_up_to(10) == (b"hello", True)
         await pool.aclose()
+
+
+class _Paused:
+    """The flow-control half of a Connection: all read_up_to needs."""
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+
+async def test_a_body_already_whole_but_over_the_limit_is_not_within_it() -> None:
+    # a fast upstream can deliver a large body before the proxy reads it: the limit still holds
+    response = UpstreamResponse(200, [], _Paused(), read_timeout=1.0)  # type: ignore[arg-type]
+    response._feed(b"x" * 300_000)
+    response._finish()
+    data, within = await response.read_up_to(100_000)
+    assert (len(data), within) == (300_000, False)
+    assert await response.next_chunk() == b""  # nothing more follows
+
+
+async def test_a_whole_body_within_the_limit_is_complete() -> None:
+    response = UpstreamResponse(200, [], _Paused(), read_timeout=1.0)  # type: ignore[arg-type]
+    response._feed(b"y" * 1000)
+    response._finish()
+    assert await response.read_up_to(1000) == (b"y" * 1000, True)
