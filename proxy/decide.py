@@ -197,7 +197,7 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     # 4. engine time: find slots, select, choose, rewrite, all under the decision deadline
     assert policy is not None
     engine_start = time.perf_counter()
-    applied: bool | None = None  # did a campaign apply (None: the body could not be read)
+    selected: bool | None = None  # did a campaign apply (None: the body could not be read)
     try:
         document, codings_applied = open_document(engine, response, raw, body)
         if providers is not None and not early:
@@ -209,20 +209,20 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
             else:
                 metrics.signal_gathers.inc("skipped")
         outcome = personalise(engine, policy, document, codings_applied, gathered, scope)
-        applied = bool(outcome.records)
+        selected = bool(outcome.records)
         if time.perf_counter() - engine_start > limits.decision_deadline:
             raise FailOpen("deadline", outcome.records)
     except FailOpen as exc:
         outcome = Outcome(None, exc.records)
         metrics.fail_opens.inc(exc.cause)
         if exc.records:
-            applied = True
+            selected = True
     except Exception:  # personalisation must never turn a good answer into an error
         outcome = Outcome(None, [])
         metrics.fail_opens.inc("engine_error")
     metrics.decision_latency.observe(time.perf_counter() - engine_start)
-    if applied is not None and providers is not None:
-        engine.early_signals.observe(path, applied=applied)
+    if selected is not None and providers is not None:
+        engine.early_signals.observe(path, applied=selected)
 
     # 5. log the decisions and answer
     if outcome.body is None and not outcome.records and outcome.reason:
@@ -342,10 +342,13 @@ def personalise(
 def _applies(policy: CompiledPolicySet, document: Document) -> bool:
     """Does a campaign apply to one of the document's units (response signals alone)?"""
     now = time.time()
-    for unit in document.units[:_MAX_UNITS]:
-        if policy.select(Context(unit.signals, now)) is not None:
-            return True
-    return False
+    try:
+        return any(
+            policy.select(Context(unit.signals, now)) is not None
+            for unit in document.units[:_MAX_UNITS]
+        )
+    except Exception:
+        raise FailOpen("policy_error") from None
 
 
 def _missing_slot(unit: AdUnit, campaign: CompiledCampaign) -> bool:
