@@ -101,6 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.repeat < 1:
+        raise UsageError(f"--repeat must be 1 or more, got {args.repeat}")
     wrk = shutil.which("wrk")
     nginx = shutil.which("nginx") or (
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
@@ -111,8 +113,6 @@ def run(args: argparse.Namespace) -> int:
         )
     if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
         raise UsageError("needs taskset and at least 2 CPUs (proxy on one, load on the other)")
-    if args.repeat < 1:
-        raise UsageError("--repeat must be 1 or more")
     runs = [_one_run(nginx, args.seconds) for _ in range(args.repeat)]
     report = _report(runs, args.seconds)
     _print(report, args.format)

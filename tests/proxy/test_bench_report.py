@@ -8,7 +8,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+import pytest
+
 from slotwise.proxy.bench import Row, _figures, _report
+from slotwise.proxy.cli import main
 
 
 def _run(c: float, d: float, a_paced_p99: float, b_paced_p99: float, engine_p99: float) -> Any:
@@ -67,3 +70,8 @@ def test_several_runs_check_the_medians_of_per_run_figures() -> None:
         "(c) >= 25% of (d)": 1,
     }
     assert len(report["runs"]) == 3 and report["engine"]["p99_ms"] == 0.06
+
+
+def test_repeat_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "proxy", "--repeat", "0"]) == 2
+    assert "--repeat must be 1 or more, got 0" in capsys.readouterr().err
