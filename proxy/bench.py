@@ -8,7 +8,8 @@ about 2 KB each), with wrk at 64 connections:
 - (c) through slotwise, personalising a 3-slot campaign (headline, image, CTA);
 - (d) nginx ``proxy_pass`` (keep-alive upstream), the reference proxy, when nginx is installed;
 - (c') as (c) without signal providers and (f) forwarding only (no policies): where the time
-  goes.
+  goes; (e) as (c) with the headers a browser sends (agent, language, referrer, consent and
+  user cookies, country), so the providers have real work.
 
 The proxy (one worker) and nginx-as-proxy are pinned to CPU 0; the upstream and wrk share
 CPU 1. Then the latency check: (a) and (b) paced at half of (b)'s peak rate (wrk's Lua
@@ -78,6 +79,15 @@ http {{ access_log off; keepalive_requests 10000000;
 """
 _PACED = """local interval = {interval}
 function delay() return interval end
+"""
+# What a browser sends with an ad request: the providers parse a real agent, a language, a
+# referrer, the consent and user cookies, a country (wrk's bare requests leave them idle)
+_BROWSER = """wrk.headers["User-Agent"] = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) \
+AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+wrk.headers["Accept-Language"] = "de-DE,de;q=0.9,en;q=0.8"
+wrk.headers["Referer"] = "https://www.google.com/"
+wrk.headers["Cookie"] = "sw_uid=u-12345; sw_consent=personal"
+wrk.headers["CF-IPCountry"] = "DE"
 """
 
 
@@ -161,6 +171,16 @@ def _one_run(nginx: str, seconds: int) -> dict[str, Any]:
                 rows.append(
                     _wrk(
                         f"(b) slotwise at {half:,.0f} req/s", f"{proxy}/ads/footer", seconds, paced
+                    )
+                )
+                browser = d / "browser.lua"
+                browser.write_text(_BROWSER)
+                rows.append(
+                    _wrk(
+                        "(e) slotwise, 3-slot campaign, browser-like requests",
+                        f"{proxy}/ads/home-top",
+                        seconds,
+                        browser,
                     )
                 )
                 histogram = _decision_histogram(proxy)
@@ -390,7 +410,7 @@ def _print(report: dict[str, Any], fmt: str) -> None:
     else:
         for r in rows:
             print(
-                f"{r['name']:<44} {r['rps']:>9,.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+                f"{r['name']:<54} {r['rps']:>9,.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
                 f"p99 {r['p99_ms']:6.2f} ms"
             )
     e = report["engine"]

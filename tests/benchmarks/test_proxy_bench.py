@@ -24,7 +24,7 @@ def test_bench_proxy_reports_every_row() -> None:
     assert result.returncode in (0, 1), result.stderr  # 1: a target was missed, still a report
     report = json.loads(result.stdout)
     names = [row["name"].split(" ")[0] for row in report["rows"]]
-    assert names[:3] == ["(a)", "(b)", "(c)"] and "(d)" in names and "(f)" in names
+    assert names[:3] == ["(a)", "(b)", "(c)"] and {"(d)", "(e)", "(f)"} <= set(names)
     assert all(row["rps"] > 0 for row in report["rows"])
     assert report["engine"]["p50_ms"] > 0
     print(json.dumps(report, indent=2))
