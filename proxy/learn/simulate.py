@@ -199,15 +199,18 @@ def _run(
     decision_cpu_us: list[float] = []
     learn_seconds, learned, published = 0.0, 0, 0
     no_rules: Mapping[str, SlotRules] = {}
+
+    def rules_at(signals: dict[str, SignalValue], now: float) -> Mapping[str, SlotRules]:
+        if rules_for is not None:
+            return rules_for(signals)
+        if scenario.compiled is not None:
+            return scenario.rules(signals, now)
+        return no_rules
+
     for n in range(total):
         now = n / IMPRESSIONS_PER_SECOND
         user_key, segment, signals = users[rng.randrange(len(users))]
-        if rules_for is not None:
-            rules = rules_for(signals)
-        elif scenario.compiled is not None:
-            rules = scenario.rules(signals, now)
-        else:
-            rules = no_rules
+        rules = rules_at(signals, now)
         started, started_cpu = time.perf_counter_ns(), time.thread_time_ns()
         decision = runtime.choose(campaign.name, rules, signals, user_key)
         decision_us.append((time.perf_counter_ns() - started) / 1000)
@@ -251,15 +254,10 @@ def _run(
     sample = random.Random(rng.random())
     got: dict[str, float] = {}
     best: dict[str, float] = {}
+    end = total / IMPRESSIONS_PER_SECOND
     for _ in range(GREEDY_SAMPLE):
         _, segment, signals = users[sample.randrange(len(users))]
-        if rules_for is not None:
-            rules = rules_for(signals)
-        elif scenario.compiled is not None:
-            rules = scenario.rules(signals, total / IMPRESSIONS_PER_SECOND)
-        else:
-            rules = no_rules
-        combination = model.greedy(rules, signals, runtime.features)
+        combination = model.greedy(rules_at(signals, end), signals, runtime.features)
         got[segment.name] = got.get(segment.name, 0.0) + segment.ctr(combination, scenario.upstream)
         best[segment.name] = best.get(segment.name, 0.0) + segment.oracle_ctr()
     return SimulationResult(
