@@ -348,6 +348,7 @@ def _engine_time(d: Path) -> dict[str, float]:
     for _ in range(20_000):
         started = time.perf_counter()
         document, codings = open_document(engine, response, body, b"")
+        assert document is not None
         outcome = personalise(engine, policy, document, codings, gathered, scope)
         samples.append(time.perf_counter() - started)
         assert outcome.body is not None

@@ -200,15 +200,19 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     selected: bool | None = None  # did a campaign apply (None: the body could not be read)
     try:
         document, codings_applied = open_document(engine, response, raw, body)
-        if providers is not None and not early:
-            if document is not None and _applies(policy, document):
+        late = providers is not None and not early
+        if document is None:
+            outcome = Outcome(None, [], "content_type")
+        elif late and not _applies(policy, document):
+            metrics.signal_gathers.inc("skipped")
+            outcome = Outcome(None, [], "no_campaign_applies")
+        else:
+            if late and providers is not None:
                 waited = time.perf_counter()
                 metrics.signal_gathers.inc("late")
                 gathered = await _signals(engine, providers, scope)
                 engine_start += time.perf_counter() - waited  # provider time is not engine time
-            else:
-                metrics.signal_gathers.inc("skipped")
-        outcome = personalise(engine, policy, document, codings_applied, gathered, scope)
+            outcome = personalise(engine, policy, document, codings_applied, gathered, scope)
         selected = bool(outcome.records)
         if time.perf_counter() - engine_start > limits.decision_deadline:
             raise FailOpen("deadline", outcome.records)
@@ -270,7 +274,7 @@ def open_document(
 def personalise(
     engine: Engine,
     policy: CompiledPolicySet,
-    document: Document | None,
+    document: Document,
     applied: list[bytes],
     gathered: Gathered,
     scope: Scope,
@@ -279,8 +283,6 @@ def personalise(
 
     Raises FailOpen with the cause when the response must go out unchanged.
     """
-    if document is None:
-        return Outcome(None, [], "content_type")
     now = time.time()
     records: Records = []
     changed = False
