@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if settings.store_url.startswith("memory:"):
         print(
             "slotwise serve: note: store.url is memory://, decisions and events are lost on "
-            "exit (set --store sqlite:///path/state.db or redis://...)",
+            "exit and each log keeps only its newest entries (memory://?max_log_entries=N, "
+            "default 200,000); set --store sqlite:///path/state.db or redis://...",
             file=sys.stderr,
         )
     problem = _check_plugins(settings.plugins) or _check_policies(policies)

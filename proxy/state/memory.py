@@ -2,12 +2,19 @@
 
 Nothing survives the process. All methods run on the event loop without awaiting anything,
 so each one is atomic with respect to other tasks and no lock is needed.
+
+It is also ``slotwise serve``'s default, so a proxy left running on it must not grow without
+bound: each log keeps its newest ``max_log_entries`` entries (``memory://?max_log_entries=N``,
+default 200,000). Past that the oldest tenth is shed at once (amortised O(1) per append),
+with the dedup ids of as many records; a warning says so once per log.
 """
 
 from __future__ import annotations
 
 import bisect
 import builtins
+import itertools
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -20,6 +27,9 @@ from slotwise.proxy.state.base import (
     now,
     subject_prefix,
 )
+
+_log = logging.getLogger(__name__)
+DEFAULT_MAX_LOG_ENTRIES = 200_000
 
 
 @dataclass(slots=True)
@@ -37,6 +47,7 @@ class _Log:
     next_position: int = 1
     dedup: dict[str, float] = field(default_factory=dict)  # record id -> expiry
     next_prune: float = 0.0
+    shed: int = 0  # entries dropped to stay within max_log_entries
 
     def rebuild_index(self) -> None:
         self.positions = [e.position for e in self.entries]
@@ -61,7 +72,10 @@ class MemoryStore(Store):
     scheme = "memory"
     durable = False
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_log_entries: int = DEFAULT_MAX_LOG_ENTRIES) -> None:
+        if max_log_entries < 1:
+            raise StoreConfigError(f"max_log_entries must be 1 or more, got {max_log_entries}")
+        self.max_log_entries = max_log_entries
         self._values: dict[str, tuple[bytes, float | None]] = {}
         self._sets: dict[str, tuple[builtins.set[bytes], float | None]] = {}
         self._histories: dict[str, tuple[list[HistoryItem], float | None]] = {}
@@ -220,7 +234,28 @@ class MemoryStore(Store):
             state.entries.append(_Entry(position, bytes(record.data), record.subject, at))
             state.positions.append(position)
             results.append(str(position))
+        if len(state.entries) > self.max_log_entries or len(state.dedup) > self.max_log_entries:
+            self._shed(log, state)
         return results
+
+    def _shed(self, log: str, state: _Log) -> None:
+        """Keep the newest nine tenths of ``max_log_entries`` (entries and dedup ids)."""
+        keep = max(1, self.max_log_entries * 9 // 10)
+        drop = max(0, len(state.entries) - keep)
+        if drop:
+            if not state.shed:
+                _log.warning(
+                    "memory store: log %r passed %d entries; the oldest are dropped from now on"
+                    " (memory:// keeps nothing durable: use sqlite:// or redis:// to keep them)",
+                    log,
+                    self.max_log_entries,
+                )
+            del state.entries[:drop]
+            del state.positions[:drop]
+            state.shed += drop
+        excess = len(state.dedup) - keep
+        if excess > 0:  # ids in insertion order: the oldest first
+            state.dedup = dict(itertools.islice(state.dedup.items(), excess, None))
 
     async def log_read(self, log: str, *, after: str = "0", count: int = 100) -> list[LogEntry]:
         state = self._logs.get(log)

@@ -1,6 +1,6 @@
 """Choose a store backend from its URL: an explicit scheme table, validated options.
 
-    memory://
+    memory://[?max_log_entries=1000000]
     sqlite:///var/lib/slotwise/state.db        (absolute path; sqlite://var/state.db is relative)
     redis://[user:password@]host:port/db
     redis+cluster://host:port,host:port,...
@@ -53,10 +53,17 @@ def _memory(url: str) -> Store:
     from slotwise.proxy.state.memory import MemoryStore
 
     parts = urlsplit(url)
-    _options(parts.query, (), url)
+    options = _options(parts.query, ("max_log_entries",), url)
     if parts.netloc or parts.path not in ("", "/"):
         raise StoreConfigError(f"memory:// takes no host or path, got {url!r}")
-    return MemoryStore()
+    if "max_log_entries" not in options:
+        return MemoryStore()
+    text = options["max_log_entries"]
+    if not text.isdigit() or int(text) < 1:
+        raise StoreConfigError(
+            f"store URL {url}: max_log_entries must be a whole number of entries >= 1, got {text!r}"
+        )
+    return MemoryStore(max_log_entries=int(text))
 
 
 def _sqlite(url: str) -> Store:
