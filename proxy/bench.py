@@ -394,6 +394,8 @@ def _figures(rows: list[Row], engine: dict[str, float]) -> dict[str, float]:
     }
     if "(d)" in by:
         figures["c_share_of_d"] = by["(c)"].rps / by["(d)"].rps
+        if "(f)" in by:  # forwarding alone: the most any personalising row could reach
+            figures["f_share_of_d"] = by["(f)"].rps / by["(d)"].rps
     return figures
 
 
@@ -435,6 +437,8 @@ def _print(report: dict[str, Any], fmt: str) -> None:
     repeat = report["repeat"]
     median = f" (medians of {repeat} runs)" if repeat > 1 else ""
     share = f", (c)/(d) {f['c_share_of_d']:.1%}" if "c_share_of_d" in f else ""
+    if "f_share_of_d" in f:
+        share += f" (forwarding alone, (f)/(d): {f['f_share_of_d']:.1%})"
     print(
         f"targets read{median}: (c) {f['c_rps']:,.0f} req/s{share}, paced (b) p99 over (a) "
         f"{f['b_paced_p99_over_a_ms']:+.2f} ms (random gaps; with fixed gaps "

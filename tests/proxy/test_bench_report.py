@@ -41,6 +41,9 @@ def _run(c: float, d: float, a_paced_p99: float, b_paced_p99: float, engine_p99:
 def test_one_run_is_checked_on_its_own_figures() -> None:
     report = _report([_run(7000, 26000, 3.0, 4.5, 0.05)], seconds=10)
     assert report["figures"]["c_share_of_d"] == 7000 / 26000
+    # shown, not checked: forwarding alone bounds what (c) could reach against (d)
+    assert report["figures"]["f_share_of_d"] == 15000 / 26000
+    assert "(f) " not in " ".join(report["checks"])
     assert report["figures"]["b_paced_p99_over_a_ms"] == 1.5
     assert report["figures"]["b_fixed_paced_p99_over_a_ms"] == 9.5
     assert report["checks"] == {
