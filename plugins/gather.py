@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Coroutine, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import CoroutineType, MappingProxyType
-from typing import Any, cast
+from types import MappingProxyType
+from typing import Any
 
 from slotwise.plugins import eager
 from slotwise.plugins.loaded import CONSENT_SIGNAL, LoadedProvider, ProviderSet
@@ -84,7 +84,7 @@ async def gather(
     gate = providers.consent
     if gate is not None:
         first = _begin(gate, request, [], loop)
-        signals.update(await first if isinstance(first, CoroutineType) else cast(Signals, first))
+        signals.update(await first if isinstance(first, asyncio.Future) else first)
     personal = signals.get(CONSENT_SIGNAL) == "personal"
     if personal:
         view = request
@@ -97,10 +97,11 @@ async def gather(
             skipped.metrics.misses["no_consent"] += 1
 
     # Providers that never wait (most built-ins) finish inside _begin, on the caller's stack
-    # with no coroutine or task of their own; the others continue as tasks, all concurrently.
+    # with no coroutine or task of their own; the others run as tasks, all concurrently, each
+    # watched by a future that settles with its signals (or none) by its deadline.
     # Dependency order: producers before their readers.
     done: dict[LoadedProvider, Signals] = {}
-    pending: dict[LoadedProvider, asyncio.Task[Signals]] = {}
+    pending: dict[LoadedProvider, asyncio.Future[Signals]] = {}
     histories: list[EventHistory] = []  # filled by personal providers returning WithHistory
     for loaded in running:
         needs = loaded.needs
@@ -118,10 +119,10 @@ async def gather(
             result = _begin(loaded, _reading(loaded, view, produced), histories, loop)
         else:
             result = _begin(loaded, view, histories, loop)
-        if isinstance(result, CoroutineType):
-            pending[loaded] = asyncio.ensure_future(result)
+        if isinstance(result, asyncio.Future):
+            pending[loaded] = result
         else:
-            done[loaded] = cast(Signals, result)
+            done[loaded] = result
     if pending:
         try:
             await asyncio.wait(pending.values(), timeout=_remaining(loop, give_up_at))
@@ -151,18 +152,18 @@ def _remaining(loop: asyncio.AbstractEventLoop, give_up_at: float | None) -> flo
     return None if give_up_at is None else max(0.0, give_up_at - loop.time())
 
 
-def _give_up(pending: Mapping[LoadedProvider, asyncio.Task[Signals]]) -> None:
+def _give_up(pending: Mapping[LoadedProvider, asyncio.Future[Signals]]) -> None:
     """Stop waiting for providers still running (the request's budget ran out)."""
-    for loaded, task in pending.items():
-        if not task.done():
-            task.cancel()
+    for loaded, waiting in pending.items():
+        if not waiting.done():
+            waiting.cancel()  # its watcher abandons the fetch
             _failed(loaded, "timeout", None)
 
 
 async def _after(
     loaded: LoadedProvider,
     request: RequestInfo,
-    waits: Sequence[asyncio.Task[Signals]],
+    waits: Sequence[asyncio.Future[Signals]],
     produced: list[Signals],
     histories: list[EventHistory],
 ) -> Signals:
@@ -193,7 +194,7 @@ async def _fetch(
     A personal provider's history (``WithHistory``) is appended to ``histories``.
     """
     result = _begin(loaded, request, histories, asyncio.get_running_loop())
-    return await result if isinstance(result, CoroutineType) else cast(Signals, result)
+    return await result if isinstance(result, asyncio.Future) else result
 
 
 def _begin(
@@ -201,9 +202,9 @@ def _begin(
     request: RequestInfo,
     histories: list[EventHistory],
     loop: asyncio.AbstractEventLoop,
-) -> Signals | Coroutine[Any, Any, Signals]:
+) -> Signals | asyncio.Future[Signals]:
     """``_fetch`` up to its first wait: the signals when that needs none (cache hit, inline
-    provider that did not suspend), else a coroutine finishing the fetch (never raising).
+    provider that did not suspend), else a future of them (see ``_watch``; never failing).
 
     Most requests touch only inline providers: doing their whole fetch here, without a
     coroutine, ``Done`` or task per provider, is most of what gather saves.
@@ -251,40 +252,65 @@ def _begin(
                 task.add_done_callback(functools.partial(_forget, loaded.inflight, key))
     except Exception as exc:  # e.g. a raising cache_key: the provider's fault, not the request's
         return _failed(loaded, "error", exc)
-    return _wait_for(loaded, key, task, owner, started, histories)
+    return _watch(loaded, key, task, owner, started, histories, loop)
 
 
-async def _wait_for(
+def _watch(
     loaded: LoadedProvider,
     key: Hashable | None,
     task: asyncio.Task[Any],
     owner: bool,
     started: float,
     histories: list[EventHistory],
-) -> Signals:
+    loop: asyncio.AbstractEventLoop,
+) -> asyncio.Future[Signals]:
+    """A future of the fetch's validated signals, settled by the fetch or by its deadline.
+
+    Callbacks and one timer instead of a task waiting on the fetch: a provider that does I/O
+    costs one task per request, not two and an ``asyncio.wait``. The future never fails: a
+    late, failing or invalid fetch settles it with no signals (counted). Cancelling it (the
+    request's budget ran out, or the request is gone) abandons the fetch as a timeout would.
+    """
     metrics = loaded.metrics
-    loop = asyncio.get_running_loop()
-    try:
-        finished, _ = await asyncio.wait((task,), timeout=loaded.deadline)
-    except asyncio.CancelledError:
+    watching: asyncio.Future[Signals] = loop.create_future()
+
+    def finished(done: asyncio.Task[Any]) -> None:
+        if watching.done():
+            return
+        metrics.seconds += loop.time() - started
+        if done.cancelled():
+            watching.set_result(_failed(loaded, "timeout", None))
+            return
+        error = done.exception()
+        if error is not None:
+            watching.set_result(_failed(loaded, "error", error))
+            return
+        try:
+            values = _validated(loaded, _unpack(loaded, done.result(), histories))
+        except Exception as exc:
+            watching.set_result(_failed(loaded, "error", exc))
+            return
+        watching.set_result(_succeeded(loaded, key, values, loop.time()))
+
+    def expired() -> None:
+        if watching.done():
+            return
+        metrics.seconds += loop.time() - started
         if owner:
             _abandon(loaded, key, task)
-        raise
-    metrics.seconds += loop.time() - started
-    if not finished:
-        if owner:
+        watching.set_result(_failed(loaded, "timeout", None))
+
+    timer = loop.call_later(loaded.deadline, expired)
+
+    def settled(_: asyncio.Future[Signals]) -> None:
+        timer.cancel()
+        task.remove_done_callback(finished)  # a shared in-flight fetch may outlive this request
+        if watching.cancelled() and owner and not task.done():
             _abandon(loaded, key, task)
-        return _failed(loaded, "timeout", None)
-    if task.cancelled():
-        return _failed(loaded, "timeout", None)
-    error = task.exception()
-    if error is not None:
-        return _failed(loaded, "error", error)
-    try:
-        values = _validated(loaded, _unpack(loaded, task.result(), histories))
-    except Exception as exc:
-        return _failed(loaded, "error", exc)
-    return _succeeded(loaded, key, values, loop.time())
+
+    task.add_done_callback(finished)
+    watching.add_done_callback(settled)
+    return watching
 
 
 def _unpack(loaded: LoadedProvider, raw: object, histories: list[EventHistory]) -> object:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from pathlib import Path
@@ -278,6 +279,52 @@ async def test_profile_over_the_state_store() -> None:
     assert got.history.last("add_to_cart") == now - 60
     assert stranger.signals["user.is_new"] is True and stranger.signals["cart.count"] == 0
     assert not any(k.startswith("user.") for k in refused.signals)
+
+
+class _Handshake:
+    """A profile source whose two reads only finish together: run one after the other, they
+    would wait for each other forever."""
+
+    def __init__(self, *, records_fail: bool = False) -> None:
+        self.events_started = asyncio.Event()
+        self.records_fail = records_fail
+        self.events_cancelled = False
+
+    async def records(self, user_id: str) -> tuple[Profile | None, Cart | None]:
+        await self.events_started.wait()
+        if self.records_fail:
+            raise ConnectionError("store went away")
+        return Profile(age=40), None
+
+    async def events(self, user_id: str, since: float) -> list[Event]:
+        self.events_started.set()
+        try:
+            await asyncio.sleep(0 if not self.records_fail else 3600)
+        except asyncio.CancelledError:
+            self.events_cancelled = True
+            raise
+        return [Event("session_start", since + 1)]
+
+
+async def test_profile_reads_records_and_events_at_once() -> None:
+    source = _Handshake()
+    services = ProviderServices(profiles=source)
+    async with provider_set("consent", "profile", services=services) as providers:
+        got = await gather(providers, make_request(cookies={"sw_consent": "yes"}, user_id="u1"))
+        assert providers.by_name["profile"].metrics.misses["timeout"] == 0
+    assert got.signals["user.age"] == 40 and got.signals["user.visits"] == 1
+
+
+async def test_a_failing_profile_read_stops_the_other(caplog: pytest.LogCaptureFixture) -> None:
+    source = _Handshake(records_fail=True)
+    services = ProviderServices(profiles=source)
+    async with provider_set("consent", "profile", services=services) as providers:
+        got = await gather(providers, make_request(cookies={"sw_consent": "yes"}, user_id="u1"))
+        await asyncio.sleep(0)
+        assert providers.by_name["profile"].metrics.misses["error"] == 1
+    assert source.events_cancelled
+    assert not any(k.startswith("user.") for k in got.signals)
+    assert "never retrieved" not in caplog.text
 
 
 def test_cart_from_events() -> None:

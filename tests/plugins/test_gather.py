@@ -61,9 +61,14 @@ class Hung(Provider[Any]):
     name = "hung"
     deadline = 0.05
     signals = (signal("hung.x", SignalType.INT, "never arrives"),)
+    cancelled: list[str] = []  # the paths of fetches that were stopped
 
     async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
-        await asyncio.sleep(3600)
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            Hung.cancelled.append(request.path)
+            raise
         return {"hung.x": 1}
 
 
@@ -310,6 +315,30 @@ async def test_cancelling_gather_counts_the_providers_given_up() -> None:
                 await gather(providers, make_request("/c"))
         await asyncio.sleep(0)
         assert providers.by_name["hung"].metrics.misses["timeout"] == 1
+
+
+async def _stopped(path: str) -> bool:
+    for _ in range(50):  # an abandoned fetch is cancelled by a callback, soon after
+        if path in Hung.cancelled:
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def test_a_fetch_given_up_on_is_stopped_however_it_was_given_up() -> None:
+    async with provider_set(Hung) as providers:
+        # its own deadline
+        await gather(providers, make_request("/deadline"))
+        assert await _stopped("/deadline")
+        # the request's budget, before the deadline
+        await gather(providers, make_request("/budget"), budget=0.01)
+        assert await _stopped("/budget")
+        # the request itself cancelled
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.01):
+                await gather(providers, make_request("/cancelled"))
+        assert await _stopped("/cancelled")
+        assert providers.by_name["hung"].metrics.misses["timeout"] == 3
 
 
 async def test_only_personal_providers_may_return_a_history() -> None:
