@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 
 import pytest
@@ -60,3 +62,23 @@ def test_the_url_sets_the_bound() -> None:
 def test_a_bad_bound_says_what_is_wrong(value: str) -> None:
     with pytest.raises(StoreConfigError, match="max_log_entries must be a whole number"):
         open_store(f"memory://?max_log_entries={value}")
+
+
+async def test_the_sweep_frees_expired_ids_oldest_first() -> None:
+    store = MemoryStore()
+    await store.log_append("events", _records(0, 5), dedup_ttl=0.01)
+    await asyncio.sleep(0.02)
+    store._logs["events"].next_prune = 0.0  # the next append sweeps
+    await store.log_append("events", _records(5, 3), dedup_ttl=3600.0)
+    assert list(store._logs["events"].dedup) == ["id-5", "id-6", "id-7"]
+    # an expired id is appended again; a live one is still refused
+    assert await store.log_append("events", _records(0, 1), dedup_ttl=60.0) != [None]
+    assert await store.log_append("events", _records(5, 1), dedup_ttl=60.0) == [None]
+
+
+def test_log_entries_cost_the_garbage_collector_nothing() -> None:
+    # plain tuples of bytes, numbers and strings are untracked once they survive a collection
+    store = MemoryStore()
+    asyncio.run(store.log_append("decisions", _records(0, 3)))
+    gc.collect()
+    assert not any(gc.is_tracked(entry) for entry in store._logs["decisions"].entries)
