@@ -187,7 +187,12 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
         if providers is not None:
             engine.early_signals.observe(path, applied=False)
         return await _stream(engine, send, response, b"", started, method == "HEAD")
-    raw, complete = await response.read_up_to(limits.max_rewrite_bytes)
+    try:
+        raw, complete = await response.read_up_to(limits.max_rewrite_bytes)
+    except UpstreamError as exc:  # the body broke off before anything was sent: say so
+        metrics.upstream_errors.inc(exc.failure.value)
+        metrics.requests.inc(f"{exc.failure.status // 100}xx")
+        return await _error(send, exc.failure.status, f"upstream_{exc.failure.value}", exc.detail)
     if not complete:
         metrics.passthrough.inc("body_too_large")
         if providers is not None:

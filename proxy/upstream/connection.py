@@ -40,6 +40,7 @@ class UpstreamResponse:
         "_error",
         "_waiter",
         "_read_timeout",
+        "_wanted",
     )
 
     def __init__(
@@ -54,6 +55,7 @@ class UpstreamResponse:
         self._error: UpstreamError | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._read_timeout = read_timeout
+        self._wanted = 0  # bytes a read_up_to asks to hold: flow control pauses only beyond
 
     @property
     def complete(self) -> bool:
@@ -68,8 +70,15 @@ class UpstreamResponse:
         already arrived whole but is larger than ``limit`` is not "within": how fast the
         upstream was must not decide whether the limit applies.
         """
-        while not self._complete and self._buffered <= limit:
-            await self._wait()
+        # Flow control pauses the socket at _HIGH_WATER; a read asking for more must keep it
+        # flowing, or a body between the two would stall until the read timeout.
+        self._wanted = limit + 1
+        try:
+            while not self._complete and self._buffered <= limit:
+                self._conn.resume()
+                await self._wait()
+        finally:
+            self._wanted = 0
         data = b"".join(self._chunks)
         self._chunks.clear()
         self._buffered = 0
@@ -110,7 +119,7 @@ class UpstreamResponse:
     def _feed(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
         self._buffered += len(chunk)
-        if self._buffered > _HIGH_WATER:
+        if self._buffered > _HIGH_WATER and self._buffered > self._wanted:
             self._conn.pause()
         self._wake()
 
@@ -170,6 +179,7 @@ class Connection(asyncio.Protocol):
         self._headers = []
         self._head_request = head_request
         self._read_timeout = read_timeout
+        self._wanted = 0  # bytes a read_up_to asks to hold: flow control pauses only beyond
         self._received = False
         return self._head_waiter
 

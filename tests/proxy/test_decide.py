@@ -6,6 +6,7 @@ equals the direct one byte for byte (status, end-to-end headers, body).
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import xml.etree.ElementTree as ET
@@ -264,6 +265,59 @@ async def test_huge_body_streams_through_unchanged(upstream: UpstreamServer) -> 
     async with running(app) as client:
         await _assert_unchanged(client, upstream, "/big.json")
     assert app.metrics.passthrough.get("body_too_large") == 1
+
+
+async def test_a_large_body_within_the_rewrite_limit_is_personalised(
+    upstream: UpstreamServer,
+) -> None:
+    # 600 KB arrives in several reads, past the client's 256 KB flow-control window but within
+    # the default 2 MB rewrite limit: it must be read whole and personalised, not stall
+    big = {**JSON_AD, "pad": "x" * 600_000}
+    upstream.routes["/large.json"] = Canned(
+        200, [("Content-Type", "application/json")], json.dumps(big).encode()
+    )
+    app = _app(upstream, SPRING, upstream_read_timeout=2.0)
+    async with running(app) as client:
+        response = await client.get("/large.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["creative"]["headline"] == "Save 20%"  # the pinned variant
+    assert len(document["pad"]) == 600_000
+    assert not app.metrics.passthrough.get("body_too_large")
+
+
+@pytest.mark.parametrize(
+    ("stall", "status", "code"),
+    [(True, 504, "upstream_read_timeout"), (False, 502, "upstream_disconnected")],
+)
+async def test_a_body_that_breaks_off_is_a_gateway_error(
+    stall: bool, status: int, code: str
+) -> None:
+    # the head arrived, the body did not: nothing was sent to the client yet, so it gets the
+    # same answer as for an upstream that fails before its head, never a traceback
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+        writer.write(head + json.dumps(JSON_AD).encode()[:50])
+        await writer.drain()
+        if stall:
+            await asyncio.sleep(5)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    snapshot = PolicySnapshot(None, SignalSchema(), ProxyMetrics())
+    snapshot.install(PolicySet([SPRING]))  # type: ignore[arg-type]
+    settings = Settings(upstream_url=url, tracking_secret="s" * 32, upstream_read_timeout=0.2)
+    app = ProxyApp(settings, policies=snapshot, load_plugins=False)
+    try:
+        async with running(app) as client:
+            response = await client.get("/ad.json")
+    finally:
+        server.close()
+    assert response.status_code == status
+    assert response.headers["x-slotwise-error"] == code
+    assert app.metrics.upstream_errors.get(code.removeprefix("upstream_")) == 1
 
 
 async def test_holdout_serves_upstream_and_logs_holdout(upstream: UpstreamServer) -> None:

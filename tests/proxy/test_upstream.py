@@ -180,9 +180,14 @@ async def test_begin_writes_before_it_is_awaited() -> None:
 class _Paused:
     """The flow-control half of a Connection: all read_up_to needs."""
 
-    def pause(self) -> None: ...
+    def __init__(self) -> None:
+        self.paused = False
 
-    def resume(self) -> None: ...
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
 
 
 async def test_a_body_already_whole_but_over_the_limit_is_not_within_it() -> None:
@@ -200,3 +205,25 @@ async def test_a_whole_body_within_the_limit_is_complete() -> None:
     response._feed(b"y" * 1000)
     response._finish()
     assert await response.read_up_to(1000) == (b"y" * 1000, True)
+
+
+async def test_a_read_larger_than_the_flow_control_window_does_not_stall() -> None:
+    # A socket delivers what it is not paused for: 400 KB in 100 KB pieces, to a read asking
+    # for up to 1 MB. Flow control pauses at 256 KB; the read must resume it, or it waits for
+    # bytes that never come until the read timeout.
+    connection = _Paused()
+    response = UpstreamResponse(200, [], connection, read_timeout=0.5)  # type: ignore[arg-type]
+
+    async def socket() -> None:
+        for _ in range(4):
+            while connection.paused:
+                await asyncio.sleep(0.01)
+            response._feed(b"z" * 100_000)
+            await asyncio.sleep(0)
+        response._finish()
+
+    feeding = asyncio.create_task(socket())
+    data, within = await response.read_up_to(1 << 20)
+    await feeding
+    assert (len(data), within) == (400_000, True)
+    assert not connection.paused
