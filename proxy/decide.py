@@ -177,9 +177,7 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     try:
         response = await fetch
     except UpstreamError as exc:
-        metrics.upstream_errors.inc(exc.failure.value)
-        metrics.requests.inc(f"{exc.failure.status // 100}xx")
-        return await _error(send, exc.failure.status, f"upstream_{exc.failure.value}", exc.detail)
+        return await _upstream_failed(metrics, send, exc)
     metrics.upstream_latency.observe(time.perf_counter() - started)
     reason = _not_personalisable(response, candidate)
     if reason is not None:
@@ -190,9 +188,7 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     try:
         raw, complete = await response.read_up_to(limits.max_rewrite_bytes)
     except UpstreamError as exc:  # the body broke off before anything was sent: say so
-        metrics.upstream_errors.inc(exc.failure.value)
-        metrics.requests.inc(f"{exc.failure.status // 100}xx")
-        return await _error(send, exc.failure.status, f"upstream_{exc.failure.value}", exc.detail)
+        return await _upstream_failed(metrics, send, exc)
     if not complete:
         metrics.passthrough.inc("body_too_large")
         if providers is not None:
@@ -479,6 +475,13 @@ async def _stream(
         raise
     finally:
         response.close()
+
+
+async def _upstream_failed(metrics: ProxyMetrics, send: Send, exc: UpstreamError) -> None:
+    """The client's answer when the upstream failed before anything was sent: 502 or 504."""
+    metrics.upstream_errors.inc(exc.failure.value)
+    metrics.requests.inc(f"{exc.failure.status // 100}xx")
+    await _error(send, exc.failure.status, f"upstream_{exc.failure.value}", exc.detail)
 
 
 async def _error(send: Send, status: int, code: str, message: str) -> None:

@@ -1,6 +1,6 @@
 """Choose a store backend from its URL: an explicit scheme table, validated options.
 
-    memory://[?max_log_entries=1000000]
+    memory://[?max_log_entries=200000]
     sqlite:///var/lib/slotwise/state.db        (absolute path; sqlite://var/state.db is relative)
     redis://[user:password@]host:port/db
     redis+cluster://host:port,host:port,...

@@ -71,11 +71,13 @@ class UpstreamResponse:
         upstream was must not decide whether the limit applies.
         """
         # Flow control pauses the socket at _HIGH_WATER; a read asking for more must keep it
-        # flowing, or a body between the two would stall until the read timeout.
+        # flowing (from here on _feed pauses only past ``limit``, which ends the loop), or a
+        # body between the two would stall until the read timeout.
         self._wanted = limit + 1
         try:
-            while not self._complete and self._buffered <= limit:
+            if not self._complete and self._buffered <= limit:
                 self._conn.resume()
+            while not self._complete and self._buffered <= limit:
                 await self._wait()
         finally:
             self._wanted = 0
@@ -119,7 +121,7 @@ class UpstreamResponse:
     def _feed(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
         self._buffered += len(chunk)
-        if self._buffered > _HIGH_WATER and self._buffered > self._wanted:
+        if self._buffered > max(_HIGH_WATER, self._wanted):
             self._conn.pause()
         self._wake()
 
@@ -179,7 +181,6 @@ class Connection(asyncio.Protocol):
         self._headers = []
         self._head_request = head_request
         self._read_timeout = read_timeout
-        self._wanted = 0  # bytes a read_up_to asks to hold: flow control pauses only beyond
         self._received = False
         return self._head_waiter
 
