@@ -54,6 +54,12 @@ def run(args: argparse.Namespace) -> int:
     policies = Path(settings.proxy_policies)
     if not policies.is_dir():
         raise UsageError(f"policy directory {policies} does not exist (pass --policies DIR)")
+    from slotwise.proxy.state import StoreConfigError, open_store
+
+    try:
+        open_store(settings.store_url)  # parses and validates the URL; connects nothing
+    except StoreConfigError as exc:
+        raise UsageError(f"--store / store.url: {exc}") from None
     if settings.store_url.startswith("memory:"):
         print(
             "slotwise serve: note: store.url is memory://, decisions and events are lost on "

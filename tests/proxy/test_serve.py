@@ -36,6 +36,18 @@ def test_missing_upstream_or_policies(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_a_bad_store_url_stops_the_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # refused before a worker starts, with the option named, not as a failed lifespan
+    argv = ["serve", "--upstream", "http://127.0.0.1:1", "--policies", str(tmp_path)]
+    assert main([*argv, "--store", "memory://?max_log_entries=lots"]) == 2
+    err = capsys.readouterr().err
+    assert "--store / store.url:" in err and "max_log_entries must be a whole number" in err
+    assert main([*argv, "--store", "postgres://x"]) == 2
+    assert "must start with memory://" in capsys.readouterr().err
+
+
 def test_broken_policies_stop_the_start(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "bad.sw").write_text('policy "x" version 1\ncampaign {\n')
     assert main(["serve", "--upstream", "http://127.0.0.1:1", "--policies", str(tmp_path)]) == 1
