@@ -1,0 +1,61 @@
+"""Experiment hooks for `slotwise simulate`: not part of the product, never imported by it.
+
+Put this directory first on PYTHONPATH and Python imports this module at start-up; each
+variable below swaps one setting of the learning engine for the run, so a setting can be
+measured on the simulator without editing the package (docs/learning.md, "Fifth round"):
+
+    SW_LEARN="--learning_rate 0.03 --clip_p 0.3 --power_t 0.2"   VW learning options
+    SW_INTER="uv cv dv gv tv udv"       VW interactions (default: every pair and triple)
+    SW_TUNING="--gamma_scale 3"         exploration options (replace the policy's tuning)
+    SW_UNIFORM=1                        decisions uniform over the candidates; the greedy
+                                        readout still uses the model (pair it with a
+                                        scenario whose policy says `explore greedy`)
+
+    cd /tmp && SW_UNIFORM=1 PYTHONPATH=/path/to/repo/scripts/learning_experiments \\
+        /path/to/repo/.venv/bin/slotwise simulate scenario.toml --seed 1 --format json
+
+Run it from outside the repository, or the working tree's package is imported instead.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+if os.environ.get("SW_LEARN") or os.environ.get("SW_INTER"):
+    import slotwise.proxy.bandit.workspace as workspace
+
+    if os.environ.get("SW_LEARN"):
+        workspace._LEARNING[:] = os.environ["SW_LEARN"].split()
+    if os.environ.get("SW_INTER"):
+        _pairs = os.environ["SW_INTER"].split()
+        workspace.interaction_args = lambda: [a for i in _pairs for a in ("--interactions", i)]
+
+if os.environ.get("SW_TUNING"):
+    import slotwise.proxy.bandit.exploration as exploration
+
+    _tuning = os.environ["SW_TUNING"].split()
+    exploration.Explore.tuning_args = lambda self: list(_tuning)  # type: ignore[method-assign]
+
+if os.environ.get("SW_UNIFORM"):
+    import slotwise.proxy.bandit.engine as engine
+
+    _deciding = [False]
+    _decide = engine.CampaignModel.decide
+    _slot_pmf = engine.CampaignModel._slot_pmf
+
+    def decide(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _deciding[0] = True
+        try:
+            return _decide(self, *args, **kwargs)
+        finally:
+            _deciding[0] = False
+
+    def slot_pmf(self: Any, *args: Any, **kwargs: Any) -> Any:
+        names, pmf = _slot_pmf(self, *args, **kwargs)
+        if _deciding[0] and names:
+            return names, [1.0 / len(names)] * len(names)
+        return names, pmf
+
+    engine.CampaignModel.decide = decide  # type: ignore[method-assign]
+    engine.CampaignModel._slot_pmf = slot_pmf  # type: ignore[method-assign]
