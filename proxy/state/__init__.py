@@ -38,10 +38,9 @@ from slotwise.proxy.state.base import (
     subject_key,
 )
 from slotwise.proxy.state.history import StoredHistory
-from slotwise.proxy.state.urls import DEFAULT_URL, SCHEMES, open_store, redact
+from slotwise.proxy.state.urls import SCHEMES, open_store, redact
 
 __all__ = [
-    "DEFAULT_URL",
     "SCHEMES",
     "HistoryItem",
     "LogEntry",

@@ -16,8 +16,6 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from slotwise.proxy.state.base import Store, StoreConfigError
 
-DEFAULT_URL = "sqlite:///var/slotwise/state.db"
-
 _SECONDS = ("timeout", "write_timeout")
 
 
