@@ -13,7 +13,10 @@ the 90%-of-oracle target asks of the real engine (docs/learning.md, "Fifth round
 
 Learners: `ts` (Beta-Bernoulli Thompson sampling per slot), `squarecb` (SquareCB over the
 exact means, gamma = 10 * sqrt(learned impressions), as VW's default), `uniform` (uniform
-choices; what its per-segment means would pick greedily is printed beside). The report is the
+choices; what its per-segment means would pick greedily is printed beside). With `--cells
+features` the learner is not told the segments: its cells are the full cross of the user and
+device features the engine would build (fine numeric buckets included), what a generic learner
+without shrinkage across granularities would have to learn. The report is the
 share of the oracle's expected CTR served over the last 5,000 impressions, and the greedy share
 of the final counts over all users. Seeds drive the traffic, as `slotwise simulate --seed`.
 """
@@ -25,14 +28,21 @@ import math
 import random
 from pathlib import Path
 
+from slotwise.plugins.schema import SignalValue
+from slotwise.proxy.bandit.features import DEVICE, USER, FeatureMap
 from slotwise.proxy.learn.scenario import Scenario, Segment, load_scenario
 
 DEFAULT = Path(__file__).resolve().parent.parent / "examples/scenarios/segment-winners.toml"
 Counts = dict[tuple[str, str], tuple[list[int], list[int]]]
 
 
-def _key(segment: Segment, consented: bool, slot: str) -> tuple[str, str]:
-    return (segment.name if consented else str(segment.signals.get("device.type")), slot)
+def _cell(segment: Segment, signals: dict[str, SignalValue], consented: bool, cells: str) -> str:
+    """The learner's cell for a user: its segment, or the cross of its user and device features
+    (without consent: the device's)."""
+    if cells == "segment" and consented:
+        return segment.name
+    shared = FeatureMap().shared(signals, personal=consented)
+    return "|".join(sorted(shared.get(USER, []) + shared.get(DEVICE, [])))
 
 
 def _choose(
@@ -53,11 +63,13 @@ def _choose(
     return rng.choices(range(k), pmf)[0]
 
 
-def run(scenario: Scenario, learner: str, seed: int, impressions: int) -> tuple[float, float]:
+def run(
+    scenario: Scenario, learner: str, seed: int, impressions: int, cells: str = "segment"
+) -> tuple[float, float]:
     rng = random.Random(seed)
     slots = [slot.name for slot in scenario.campaign.slots]
     names = {slot.name: [v.name for v in slot.variants] for slot in scenario.campaign.slots}
-    users: list[tuple[Segment, bool, bool]] = []
+    users: list[tuple[Segment, str, bool]] = []
     for _ in range(scenario.users):
         u, total = rng.random(), 0.0
         chosen = scenario.segments[-1]
@@ -66,40 +78,42 @@ def run(scenario: Scenario, learner: str, seed: int, impressions: int) -> tuple[
             if u < total:
                 chosen = segment
                 break
+        signals = scenario.draw_signals(chosen, rng)
         consented = rng.random() < scenario.consent_share
-        users.append((chosen, consented, rng.random() < scenario.campaign.holdout))
+        cell = _cell(chosen, signals, consented, cells)
+        users.append((chosen, cell, rng.random() < scenario.campaign.holdout))
     counts: Counts = {}
 
     def of(key: tuple[str, str]) -> tuple[list[int], list[int]]:
         size = len(names[key[1]])
         return counts.setdefault(key, ([0] * size, [0] * size))
 
-    pending: list[tuple[Segment, bool, dict[str, int], bool]] = []
+    pending: list[tuple[str, dict[str, int], bool]] = []
     served = oracle = 0.0
     learned = 0
     for n in range(impressions):
-        segment, consented, holdout = users[rng.randrange(len(users))]
+        segment, cell, holdout = users[rng.randrange(len(users))]
         if holdout:
             continue
-        choice = {s: _choose(learner, of(_key(segment, consented, s)), learned, rng) for s in slots}
+        choice = {s: _choose(learner, of((cell, s)), learned, rng) for s in slots}
         expected = segment.ctr({s: names[s][i] for s, i in choice.items()}, scenario.upstream)
-        pending.append((segment, consented, choice, rng.random() < expected))
+        pending.append((cell, choice, rng.random() < expected))
         if n >= impressions - 5000:
             served += expected
             oracle += segment.oracle_ctr()
         if (n + 1) % scenario.publish_every == 0:
-            for seg, ok, chosen, clicked in pending:
+            for at, chosen, clicked in pending:
                 for slot, i in chosen.items():
-                    shown, clicks = of(_key(seg, ok, slot))
+                    shown, clicks = of((at, slot))
                     shown[i] += 1
                     clicks[i] += clicked
             learned += len(pending)
             pending = []
     greedy = best = 0.0
-    for segment, consented, _ in users:
+    for segment, cell, _ in users:
         picks = {}
         for slot in slots:
-            shown, clicks = of(_key(segment, consented, slot))
+            shown, clicks = of((cell, slot))
             means = [(clicks[i] + 0.5) / (shown[i] + 2) for i in range(len(shown))]
             picks[slot] = names[slot][max(range(len(means)), key=means.__getitem__)]
         greedy += segment.ctr(picks, scenario.upstream)
@@ -113,12 +127,13 @@ def main() -> None:
     parser.add_argument("--learner", choices=("ts", "squarecb", "uniform"), default="ts")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 11)))
     parser.add_argument("--impressions", type=int, default=None)
+    parser.add_argument("--cells", choices=("segment", "features"), default="segment")
     args = parser.parse_args()
     scenario = load_scenario(args.scenario)
     impressions = args.impressions or scenario.impressions
     shares = []
     for seed in args.seeds:
-        served, greedy = run(scenario, args.learner, seed, impressions)
+        served, greedy = run(scenario, args.learner, seed, impressions, args.cells)
         shares.append(served)
         print(f"seed {seed:3d}  served {100 * served:5.1f}%  greedy {100 * greedy:5.1f}%")
     met = sum(share >= 0.9 for share in shares)
