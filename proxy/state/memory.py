@@ -95,17 +95,16 @@ def _drop_oldest(dedup: dict[str, float], count: int) -> None:
         del dedup[key]
 
 
-def _drop_expired(
-    table: dict[str, tuple[_Held, float | None]], keys: Sequence[str], at: float
-) -> int:
-    """Delete the keys among ``keys`` whose expiry has passed (missing ones are skipped)."""
-    dropped = 0
-    for key in keys:
-        found = table.get(key)
-        if found is not None and found[1] is not None and found[1] <= at:
-            del table[key]
-            dropped += 1
-    return dropped
+def _live(table: dict[str, tuple[_Held, float | None]], key: str, at: float) -> _Held | None:
+    """What ``key`` holds at ``at``, or None; an expired key is deleted on the way."""
+    found = table.get(key)
+    if found is None:
+        return None
+    held, expires = found
+    if expires is not None and expires <= at:
+        del table[key]
+        return None
+    return held
 
 
 def _position(text: str) -> int:
@@ -151,7 +150,7 @@ class MemoryStore(Store):
             self._sweep(at)
         return at
 
-    def _sweep(self, at: float) -> int:
+    def _sweep(self, at: float) -> None:
         """One step of the active expiry: the next chunk of one table's key snapshot."""
         self._next_sweep = at + _SWEEP_EVERY
         if self._sweep_offset >= len(self._sweep_keys):
@@ -160,23 +159,21 @@ class MemoryStore(Store):
             self._sweep_offset = 0
         chunk = self._sweep_keys[self._sweep_offset : self._sweep_offset + _SWEEP_CHUNK]
         self._sweep_offset += _SWEEP_CHUNK
+        # reading an expired key deletes it
         if self._sweep_table == 0:
-            return _drop_expired(self._values, chunk, at)
-        if self._sweep_table == 1:
-            return _drop_expired(self._sets, chunk, at)
-        return _drop_expired(self._histories, chunk, at)
+            for key in chunk:
+                _live(self._values, key, at)
+        elif self._sweep_table == 1:
+            for key in chunk:
+                _live(self._sets, key, at)
+        else:
+            for key in chunk:
+                _live(self._histories, key, at)
 
     # -- values ---------------------------------------------------------------------------
 
     def _live_value(self, key: str) -> bytes | None:
-        found = self._values.get(key)
-        if found is None:
-            return None
-        value, expires = found
-        if expires is not None and expires <= now():
-            del self._values[key]
-            return None
-        return value
+        return _live(self._values, key, now())
 
     async def get(self, key: str) -> bytes | None:
         return self._live_value(key)
@@ -222,14 +219,7 @@ class MemoryStore(Store):
     # -- sets -----------------------------------------------------------------------------
 
     def _live_set(self, key: str) -> builtins.set[bytes] | None:
-        found = self._sets.get(key)
-        if found is None:
-            return None
-        members, expires = found
-        if expires is not None and expires <= now():
-            del self._sets[key]
-            return None
-        return members
+        return _live(self._sets, key, now())
 
     async def set_add(self, key: str, *members: bytes, ttl: float | None = None) -> int:
         at = self._written()
@@ -264,14 +254,7 @@ class MemoryStore(Store):
     # -- histories ------------------------------------------------------------------------
 
     def _live_history(self, key: str) -> list[HistoryItem] | None:
-        found = self._histories.get(key)
-        if found is None:
-            return None
-        items, expires = found
-        if expires is not None and expires <= now():
-            del self._histories[key]
-            return None
-        return items
+        return _live(self._histories, key, now())
 
     async def history_append(
         self, key: str, items: Iterable[HistoryItem], *, max_len: int, ttl: float | None = None
