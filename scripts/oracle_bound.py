@@ -70,18 +70,10 @@ def run(
     slots = [slot.name for slot in scenario.campaign.slots]
     names = {slot.name: [v.name for v in slot.variants] for slot in scenario.campaign.slots}
     users: list[tuple[Segment, str, bool]] = []
-    for _ in range(scenario.users):
-        u, total = rng.random(), 0.0
-        chosen = scenario.segments[-1]
-        for segment in scenario.segments:
-            total += segment.share
-            if u < total:
-                chosen = segment
-                break
-        signals = scenario.draw_signals(chosen, rng)
-        consented = rng.random() < scenario.consent_share
-        cell = _cell(chosen, signals, consented, cells)
-        users.append((chosen, cell, rng.random() < scenario.campaign.holdout))
+    for number in range(scenario.users):
+        _, segment, signals = scenario.draw_user(rng, number)
+        cell = _cell(segment, signals, signals["consent.level"] == "personal", cells)
+        users.append((segment, cell, rng.random() < scenario.campaign.holdout))
     counts: Counts = {}
 
     def of(key: tuple[str, str]) -> tuple[list[int], list[int]]:

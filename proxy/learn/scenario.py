@@ -96,6 +96,22 @@ class Scenario:
         slots: Mapping[str, SlotRules] = eligibility.slots
         return slots
 
+    def draw_user(
+        self, rng: random.Random, number: int
+    ) -> tuple[str, Segment, dict[str, SignalValue]]:
+        """One simulated user: key, segment (by share), signals, consent (by consent_share)."""
+        u, cumulative, segment = rng.random(), 0.0, self.segments[-1]
+        for candidate in self.segments:
+            cumulative += candidate.share
+            if u < cumulative:
+                segment = candidate
+                break
+        signals = self.draw_signals(segment, rng)
+        consented = rng.random() < self.consent_share
+        signals["consent.level"] = "personal" if consented else "contextual"
+        signals["user.is_new"] = False
+        return f"user-{number}", segment, signals
+
     def draw_signals(self, segment: Segment, rng: random.Random) -> dict[str, SignalValue]:
         signals: dict[str, SignalValue] = {}
         for name, spec in segment.signals.items():

@@ -32,7 +32,7 @@ from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.learn.join import RewardJoiner
 from slotwise.proxy.learn.learner import Learner
 from slotwise.proxy.learn.log import LogRecord, RewardRecord, decision_record, encode
-from slotwise.proxy.learn.scenario import Scenario, Segment
+from slotwise.proxy.learn.scenario import Scenario
 
 GREEDY_SAMPLE = 4000  # users drawn to measure the final model without exploration
 IMPRESSIONS_PER_SECOND = 10.0
@@ -137,15 +137,6 @@ def lift_interval(personalised: Tally, control: Tally) -> tuple[float, float, fl
     return p1 - p0, p1 - p0 - 1.96 * se, p1 - p0 + 1.96 * se
 
 
-def _pick_segment(scenario: Scenario, u: float) -> Segment:
-    cumulative = 0.0
-    for segment in scenario.segments:
-        cumulative += segment.share
-        if u < cumulative:
-            return segment
-    return scenario.segments[-1]
-
-
 def simulate(
     scenario: Scenario,
     *,
@@ -191,7 +182,7 @@ def _run(
     runtime.install([campaign])
     learner = Learner([campaign], store)
     joiner = RewardJoiner(lambda _: campaign.goal, window=scenario.window)
-    users = [_user(scenario, rng, n) for n in range(scenario.users)]
+    users = [scenario.draw_user(rng, n) for n in range(scenario.users)]
     total = scenario.impressions if impressions is None else impressions
     windows = [Window(scenario.report_every)]
     segments = {s.name: (Tally(), Tally()) for s in scenario.segments}
@@ -272,14 +263,3 @@ def _run(
         greedy_share=sum(got.values()) / sum(best.values()),
         greedy_by_segment={name: got[name] / best[name] for name in sorted(got)},
     )
-
-
-def _user(
-    scenario: Scenario, rng: random.Random, number: int
-) -> tuple[str, Segment, dict[str, SignalValue]]:
-    segment = _pick_segment(scenario, rng.random())
-    signals = scenario.draw_signals(segment, rng)
-    consented = rng.random() < scenario.consent_share
-    signals["consent.level"] = "personal" if consented else "contextual"
-    signals["user.is_new"] = False
-    return f"user-{number}", segment, signals

@@ -3,8 +3,9 @@
 Draws `impressions` uniformly random decisions from the default scenario (its truth, users,
 holdout and consent share), trains a workspace exactly as the learner does (shared example,
 chosen action labelled, the others prepared), and after each requested number of passes
-prints the model's greedy share of the oracle over all users; last, what exact
-per-(segment, slot, variant) means of the same data would pick. Experiment hooks apply
+prints the model's greedy share of the oracle over all users. The draws are those of
+`scripts/oracle_bound.py --learner uniform --impressions N --seeds S`, whose greedy share is
+what exact per-(segment, slot, variant) means of the same data pick. Experiment hooks apply
 (SW_LEARN, SW_INTER; SW_OCTAVE=1 keeps only the octave feature of numbers):
 
     cd /tmp && SW_INTER=udv SW_LEARN="--learning_rate 0.03 --clip_p 0.3 --power_t 0.2" \\
@@ -17,7 +18,6 @@ import importlib.util
 import os
 import random
 import sys
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -57,17 +57,9 @@ def main() -> None:
     rng = random.Random(seed)
     fm = FeatureMap()
     users: list[tuple[Segment, dict[str, Any], bool, bool]] = []
-    for _ in range(scenario.users):
-        u, total, segment = rng.random(), 0.0, scenario.segments[-1]
-        for candidate in scenario.segments:
-            total += candidate.share
-            if u < total:
-                segment = candidate
-                break
-        signals: dict[str, Any] = dict(scenario.draw_signals(segment, rng))
-        consented = rng.random() < scenario.consent_share
-        signals["consent.level"] = "personal" if consented else "contextual"
-        signals["user.is_new"] = False
+    for number in range(scenario.users):
+        _, segment, signals = scenario.draw_user(rng, number)
+        consented = signals["consent.level"] == "personal"
         users.append((segment, signals, consented, rng.random() < campaign.holdout))
     data = []
     for _ in range(impressions):
@@ -106,27 +98,6 @@ def main() -> None:
             got += segment.ctr(pick, scenario.upstream)
             best += segment.oracle_ctr()
         print(f"seed {seed}, {done} passes: greedy {100 * got / best:.1f}%", flush=True)
-    counts: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0])
-    for segment, signals, consented, chosen, clicked in data:
-        key = segment.name if consented else str(signals["device.type"])
-        for slot in campaign.slots:
-            cell = counts[(key, slot.name, chosen[slot.name])]
-            cell[0] += 1
-            cell[1] += clicked
-    got = best = 0.0
-    for segment, signals, consented, _ in users:
-        key = segment.name if consented else str(signals["device.type"])
-        pick = {}
-        for slot in campaign.slots:
-            k = len(slot.variants)
-            means = [
-                (counts[(key, slot.name, j)][1] + 0.5) / (counts[(key, slot.name, j)][0] + 2)
-                for j in range(k)
-            ]
-            pick[slot.name] = slot.variants[max(range(k), key=means.__getitem__)].name
-        got += segment.ctr(pick, scenario.upstream)
-        best += segment.oracle_ctr()
-    print(f"seed {seed}, exact per-segment means of the same data: greedy {100 * got / best:.1f}%")
 
 
 if __name__ == "__main__":
