@@ -29,6 +29,7 @@ import random
 from pathlib import Path
 
 from slotwise.plugins.schema import SignalValue
+from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.features import DEVICE, USER, FeatureMap
 from slotwise.proxy.learn.scenario import Scenario, Segment, load_scenario
 
@@ -121,7 +122,10 @@ def main() -> None:
     parser.add_argument("--impressions", type=int, default=None)
     parser.add_argument("--cells", choices=("segment", "features"), default="segment")
     args = parser.parse_args()
-    scenario = load_scenario(args.scenario)
+    try:
+        scenario = load_scenario(args.scenario)
+    except BanditError as error:
+        parser.error(str(error))
     impressions = args.impressions or scenario.impressions
     shares = []
     for seed in args.seeds:

@@ -14,10 +14,10 @@ what exact per-(segment, slot, variant) means of the same data pick. Experiment 
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import random
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +49,23 @@ SCENARIO = HERE.parent.parent / "examples/scenarios/segment-winners.toml"
 _CB_LABEL = 4
 
 
+def _passes(text: str) -> list[int]:
+    try:
+        counts = sorted(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"passes are whole numbers, as 1,3,10: {text!r}") from None
+    if not counts or counts[0] < 1:
+        raise argparse.ArgumentTypeError(f"passes are 1 or more, as 1,3,10: {text!r}")
+    return counts
+
+
 def main() -> None:
-    seed, impressions = int(sys.argv[1]), int(sys.argv[2])
-    passes = [int(x) for x in sys.argv[3].split(",")]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("seed", type=int)
+    parser.add_argument("impressions", type=int)
+    parser.add_argument("passes", type=_passes, help="after how many passes to report, as 1,3,10")
+    args = parser.parse_args()
+    seed, impressions, passes = args.seed, args.impressions, args.passes
     scenario = load_scenario(SCENARIO)
     campaign = scenario.campaign
     rng = random.Random(seed)
