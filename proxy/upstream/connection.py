@@ -226,6 +226,10 @@ class Connection(asyncio.Protocol):
             return
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:  # not an HttpParserError
+            detail = "the upstream switched protocols (101); only HTTP/1.1 is proxied"
+            self._fail(UpstreamError(UpstreamFailure.PROTOCOL, detail))
+            self.abort()
         except httptools.HttpParserError as exc:
             self._fail(UpstreamError(UpstreamFailure.PROTOCOL, f"malformed response: {exc}"))
             self.abort()
@@ -263,6 +267,10 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
+        if not 100 <= status <= 599:  # httptools takes any three digits
+            self._fail(UpstreamError(UpstreamFailure.PROTOCOL, f"invalid status code {status}"))
+            self.abort()
+            return
         if 100 <= status < 200:
             # interim responses (100 Continue, 103 Early Hints) are not forwarded
             self._interim = True

@@ -133,6 +133,28 @@ async def test_malformed_response_is_a_protocol_error() -> None:
     await server.wait_closed()
 
 
+@pytest.mark.parametrize(
+    ("reply", "detail"),
+    [
+        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n", "101"),
+        (b"HTTP/1.1 999 Weird\r\nContent-Length: 0\r\n\r\n", "invalid status code 999"),
+    ],
+    ids=["switching protocols", "status out of range"],
+)
+async def test_an_answer_the_proxy_cannot_forward_is_a_protocol_error(
+    reply: bytes, detail: str
+) -> None:
+    server, port, _ = await _one_shot_server(reply)
+    pool = UpstreamPool(Origin.parse(f"http://127.0.0.1:{port}"))
+    with pytest.raises(UpstreamError) as caught:
+        await pool.request(b"GET", b"/", [])
+    assert caught.value.failure is UpstreamFailure.PROTOCOL
+    assert detail in caught.value.detail
+    await pool.aclose()
+    server.close()
+    await server.wait_closed()
+
+
 async def test_body_delimited_by_close_and_head_requests() -> None:
     server, port, _ = await _one_shot_server(
         b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-eof"
