@@ -84,7 +84,7 @@ def cart_from_events(events: Iterable[Event]) -> Cart | None:
             continue
         try:
             product = msgspec.json.decode(item.data, type=_Product)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             continue
         seen = True
         line = lines.setdefault(product.product_id, [0.0, 0.0])

@@ -74,7 +74,7 @@ def decode(body: bytes) -> Any:
     """Parse JSON bytes; AdapterError when they are not JSON."""
     try:
         return _decoder.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise AdapterError(f"not valid JSON: {exc}") from exc
 
 

@@ -126,7 +126,7 @@ def request_asset_types(native_request: object) -> dict[int, int]:
     if isinstance(native_request, str | bytes):
         try:
             native_request = msgspec.json.decode(native_request)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             return {}
     if not isinstance(native_request, dict):
         return {}

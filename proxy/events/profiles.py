@@ -13,7 +13,7 @@ from typing import Annotated
 
 import msgspec
 
-from slotwise.proxy.events.schema import Rejection, rejection
+from slotwise.proxy.events.schema import Rejection, malformed, rejection
 
 Segment = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 MAX_PROFILE_BYTES = 8 * 1024
@@ -37,8 +37,8 @@ def decode_profile(body: bytes) -> ProfileRecord | Rejection:
         return msgspec.json.decode(body, type=ProfileRecord)
     except msgspec.ValidationError as exc:
         return rejection(exc, "$", None)
-    except msgspec.DecodeError as exc:
-        return Rejection("$", f"not valid JSON: {exc}")
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        return Rejection("$", f"not valid JSON: {malformed(exc)}")
 
 
 def encode_profile(record: ProfileRecord) -> bytes:

@@ -209,6 +209,15 @@ def rejection(exc: msgspec.MsgspecError, prefix: str, raw: Any) -> Rejection:
     return Rejection(prefix + path[1:], reason)
 
 
+def malformed(exc: Exception) -> str:
+    """msgspec's reason, in the client's terms (it raises Python's own errors for these two)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)
+
+
 def decode_event(raw: bytes, prefix: str = "$") -> Event | Rejection:
     """Decode one JSON event; a Rejection with a path starting at ``prefix`` when invalid."""
     try:
@@ -216,11 +225,11 @@ def decode_event(raw: bytes, prefix: str = "$") -> Event | Rejection:
     except msgspec.ValidationError as exc:
         try:
             loose = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             loose = None
         return rejection(exc, prefix, loose)
-    except msgspec.DecodeError as exc:
-        return Rejection(prefix, f"malformed JSON: {exc}")
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        return Rejection(prefix, f"malformed JSON: {malformed(exc)}")
     return check_event(event, prefix)
 
 

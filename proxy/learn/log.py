@@ -137,7 +137,7 @@ def decode(line: bytes | str, where: str = "<log>") -> LogRecord:
         return record
     except msgspec.ValidationError as exc:
         raise BanditError("bad_log_record", f"{where}: {exc}") from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise BanditError("bad_log_record", f"{where}: not a JSON object ({exc})") from exc
 
 

@@ -154,6 +154,11 @@ async def test_pixel_records_one_event_and_returns_a_gif(harness: Harness) -> No
     again = await harness.client.get("/_sw/px", params={"t": "click", "did": "d-1"})
     assert again.status_code == 200
     assert await harness.store.log_length("events") == 1
+    # a decision id near the length limit still gets one event per (decision, type)
+    for _ in range(2):
+        long_id = await harness.client.get("/_sw/px", params={"t": "click", "did": "d" * 125})
+        assert long_id.status_code == 200, long_id.text
+    assert await harness.store.log_length("events") == 2
 
 
 async def test_pixel_coerces_numbers_and_names_bad_parameters(harness: Harness) -> None:

@@ -46,7 +46,8 @@ async def test_bad_profiles_are_refused_with_the_field_and_nothing_is_stored(
         b'{"segments": ["drop table"]}': "$.segments[0]",
         b'{"favourite": 1}': "$.favourite",
         b"{not json": "$",
-        b'{"gender": "' + b"x" * 9000 + b'"}': "$",
+        b'{"gender": "\xff"}': "$",
+        b"[" * 3000 + b"]" * 3000: "$",
     }
     for body, path in cases.items():
         response = await harness.client.put("/_sw/admin/profiles/u1", content=body, headers=AUTH)
@@ -54,6 +55,19 @@ async def test_bad_profiles_are_refused_with_the_field_and_nothing_is_stored(
         error = response.json()["error"]
         assert error["code"] == "invalid_profile"
         assert error["rejections"][0]["path"] == path, (body, error)
+    oversized = b'{"gender": "' + b"x" * 9000 + b'"}'
+    answers = [
+        await harness.client.put("/_sw/admin/profiles/u1", content=oversized, headers=AUTH),
+        await harness.client.put(
+            "/_sw/admin/profiles/u1",
+            content=b"<profile/>",
+            headers={**AUTH, "Content-Type": "application/xml"},
+        ),
+    ]
+    assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [
+        (413, "profile_too_large"),
+        (415, "unsupported_media_type"),
+    ]
     assert await harness.store.get(subject_key("u1", "profile")) is None
 
 
