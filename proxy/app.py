@@ -21,7 +21,9 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
+
+from starlette.exceptions import HTTPException
 
 from slotwise.plugins.builtin.consent import ConsentConfig
 from slotwise.plugins.loaded import ProviderSet
@@ -30,7 +32,7 @@ from slotwise.proxy.bandit.runtime import BanditRuntime
 from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.chooser import BanditChooser, Chooser, RuleChooser
 from slotwise.proxy.config import Settings, load_settings
-from slotwise.proxy.decide import Engine, Limits, Receive, Scope, Send, handle
+from slotwise.proxy.decide import Engine, Limits, Receive, Scope, Send, handle, send_error
 from slotwise.proxy.http_hygiene import ForwardingPolicy
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.policy_snapshot import PolicySnapshot
@@ -39,6 +41,9 @@ from slotwise.proxy.upstream import Origin, PoolSettings, Upstream, UpstreamPool
 
 log = logging.getLogger("slotwise.proxy")
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
+_READ_ONLY = frozenset({"/_sw/health", "/_sw/ready", "/_sw/metrics", CLICK_PATH})
+# RFC 3986's reserved and unreserved characters, and "%" (the target may be encoded already)
+_URL_CHARACTERS = ":/?#[]@!$&'()*+,;=%~"
 
 
 @dataclass(slots=True)
@@ -92,6 +97,11 @@ class ProxyApp:
 
     async def _own(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
+        method = scope["method"]
+        if path in _READ_ONLY and method not in ("GET", "HEAD"):
+            return await send_error(
+                send, 405, "method_not_allowed", f"{path} answers GET", ((b"allow", b"GET, HEAD"),)
+            )
         if path == "/_sw/health":
             return await _plain(send, 200, b"ok\n")
         if path == "/_sw/ready":
@@ -106,9 +116,17 @@ class ProxyApp:
         if path == CLICK_PATH:
             return await self._click(runtime, scope, send)
         if runtime.events_app is not None:
-            await runtime.events_app(scope, receive, send)
-            return
-        return await _plain(send, 404, b"not found\n")
+            try:  # with "app" in the scope, starlette raises its 404 and 405 for us to answer
+                await runtime.events_app({**scope, "app": self}, receive, send)
+                return
+            except HTTPException as exc:
+                if exc.status_code == 405:
+                    allow = (exc.headers or {}).get("Allow", "")
+                    message = f"{path} answers {allow}"
+                    return await send_error(
+                        send, 405, "method_not_allowed", message, ((b"allow", allow.encode()),)
+                    )
+        return await send_error(send, 404, "not_found", f"no endpoint at {path}")
 
     async def _click(self, runtime: Runtime, scope: Scope, send: Send) -> None:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -122,11 +140,13 @@ class ProxyApp:
             or not signer.verify(decision_id, target, signature)
         ):
             self.metrics.refused.inc("bad_click_signature")
-            return await _plain(send, 400, b"invalid or unsigned click link\n")
+            return await send_error(send, 400, "invalid_click_link", "invalid or unsigned link")
         if runtime.collector is not None:
             await self._record_click(runtime, decision_id)
         headers = [
-            (b"location", target.encode("utf-8")),
+            # the signature covers the target as written; the header gets it percent-encoded, so
+            # no control or non-ASCII character reaches the header (or splits it)
+            (b"location", quote(target, safe=_URL_CHARACTERS).encode("ascii")),
             (b"cache-control", b"no-store"),
             (b"content-length", b"0"),
         ]
@@ -276,6 +296,7 @@ class ProxyApp:
             limits=Limits(
                 max_header_bytes=s.proxy_max_header_bytes,
                 max_body_bytes=s.proxy_max_body_bytes,
+                body_timeout=s.proxy_body_timeout,
                 max_rewrite_bytes=s.proxy_max_rewrite_bytes,
                 decision_deadline=s.proxy_decision_deadline_ms / 1000.0,
                 signals_deadline=s.proxy_signals_deadline_ms / 1000.0,

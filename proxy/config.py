@@ -72,6 +72,7 @@ KEYS: Final[tuple[Key, ...]] = (
     Key("proxy.signals_deadline_ms", float, 50.0, "longest wait for signal providers", 0.0),
     Key("proxy.max_header_bytes", int, 16384, "request header block limit (431 beyond)", 256),
     Key("proxy.max_body_bytes", int, 1048576, "request body limit (413 beyond)", 0),
+    Key("proxy.body_timeout", float, 30.0, "seconds to receive a request body (408 beyond)", 0.001),
     Key("proxy.max_rewrite_bytes", int, 2097152, "larger responses stream through unchanged", 1),
     Key("proxy.trusted_proxies", list, [], "CIDRs whose X-Forwarded-For is trusted"),
     Key("store.url", str, "memory://", "state store: sqlite:///path, redis://..., memory://"),
@@ -112,6 +113,7 @@ class Settings:
     proxy_signals_deadline_ms: float = 50.0
     proxy_max_header_bytes: int = 16384
     proxy_max_body_bytes: int = 1048576
+    proxy_body_timeout: float = 30.0
     proxy_max_rewrite_bytes: int = 2097152
     proxy_trusted_proxies: tuple[str, ...] = ()
     store_url: str = "memory://"

@@ -19,6 +19,7 @@ upstream's status, end-to-end headers and body unchanged, counted by cause.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ _NO_GATHER = Gathered(signals={}, personal=False, user_id=None, history=NoHistor
 class Limits:
     max_header_bytes: int = 16384
     max_body_bytes: int = 1 << 20
+    body_timeout: float = 30.0  # seconds to receive a whole request body
     max_rewrite_bytes: int = 2 << 20
     decision_deadline: float = 0.010  # seconds of engine time
     signals_deadline: float = 0.050
@@ -92,8 +94,19 @@ class Engine:
     early_signals: EarlySignals = field(default_factory=EarlySignals)
 
 
+# RFC 3986's host (registered name, IPv4 or bracketed IPv6) and optional port: the Host header
+# becomes the origin of the tracker URLs the proxy writes, so nothing else may pass
+_HOST = re.compile(
+    rb"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
+)
+
+
 class _ClientGone(Exception):
     """The client disconnected before its request body arrived."""
+
+
+class _BodyStalled(Exception):
+    """The request body did not arrive within ``Limits.body_timeout``."""
 
 
 Records = list[tuple[dict[str, Any], str | None]]  # (decision record, subject)
@@ -138,14 +151,18 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     # 1. the proxy's own limits; then the upstream fetch starts before anything else
     if header_bytes(scope["headers"]) > limits.max_header_bytes:
         metrics.refused.inc("header_size")
-        return await _error(send, 431, "headers_too_large", "request headers are too large")
+        return await send_error(send, 431, "headers_too_large", "request headers are too large")
     try:
-        body = await _read_body(scope, receive, limits.max_body_bytes)
+        body = await _read_body(scope, receive, limits.max_body_bytes, limits.body_timeout)
     except _ClientGone:
         return  # nothing to forward, nobody to answer
+    except _BodyStalled:
+        metrics.refused.inc("body_timeout")
+        message = f"the request body did not arrive within {limits.body_timeout:g}s"
+        return await send_error(send, 408, "body_timeout", message)
     if body is None:
         metrics.refused.inc("body_size")
-        return await _error(send, 413, "body_too_large", "request body is too large")
+        return await send_error(send, 413, "body_too_large", "request body is too large")
     client = scope.get("client")
     client_ip = client[0] if client else None
     headers = upstream_request_headers(scope["headers"], client_ip, engine.forwarding)
@@ -383,9 +400,20 @@ def _not_personalisable(response: UpstreamResponse, candidate: bool) -> str | No
         return "no_campaign"
     if response.status != 200:
         return "status"
-    media = (header(response.headers, b"content-type") or b"").split(b";", 1)[0].strip().lower()
+    media, _, parameters = (header(response.headers, b"content-type") or b"").partition(b";")
+    media = media.strip().lower()
     if not (media.endswith(b"json") or media.endswith(b"xml")):
         return "content_type"
+    if parameters and _charset(parameters) not in (b"utf-8", b"utf8", b"us-ascii", None):
+        return "charset"  # our edits are UTF-8: they would not match the declared charset
+    return None
+
+
+def _charset(parameters: bytes) -> bytes | None:
+    for parameter in parameters.split(b";"):
+        name, _, value = parameter.partition(b"=")
+        if name.strip().lower() == b"charset":
+            return value.strip().strip(b'"').lower()
     return None
 
 
@@ -393,14 +421,27 @@ def _public_base(engine: Engine, scope: Scope) -> str:
     if engine.public_url:
         return engine.public_url
     host = header(scope["headers"], b"host")
+    if not host or not _HOST.fullmatch(host):
+        return ""  # no origin of its own: a Host that is not host[:port] goes into no URL
     scheme = scope.get("scheme", "http")
-    return f"{scheme}://{host.decode('latin-1')}" if host else ""
+    return f"{scheme}://{host.decode('ascii')}"
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    declared = content_length(scope["headers"])
+async def _read_body(scope: Scope, receive: Receive, limit: int, timeout: float) -> bytes | None:
+    headers = scope["headers"]
+    declared = content_length(headers)
     if declared is not None and declared > limit:
         return None
+    if declared == 0 or (declared is None and header(headers, b"transfer-encoding") is None):
+        return await _receive_body(receive, limit)  # no body: the server answers at once
+    try:
+        async with asyncio.timeout(timeout):  # a body trickling in must not hold a worker
+            return await _receive_body(receive, limit)
+    except TimeoutError:
+        raise _BodyStalled from None
+
+
+async def _receive_body(receive: Receive, limit: int) -> bytes | None:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -481,10 +522,17 @@ async def _upstream_failed(metrics: ProxyMetrics, send: Send, exc: UpstreamError
     """The client's answer when the upstream failed before anything was sent: 502 or 504."""
     metrics.upstream_errors.inc(exc.failure.value)
     metrics.requests.inc(f"{exc.failure.status // 100}xx")
-    await _error(send, exc.failure.status, f"upstream_{exc.failure.value}", exc.detail)
+    await send_error(send, exc.failure.status, f"upstream_{exc.failure.value}", exc.detail)
 
 
-async def _error(send: Send, status: int, code: str, message: str) -> None:
+async def send_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
+    """An answer of the proxy's own: ``{"error": {"code", "message"}}`` with a stable code."""
     body = b'{"error":{"code":"%s","message":"%s"}}' % (
         code.encode(),
         message.replace("\\", "\\\\").replace('"', '\\"').encode("utf-8", "replace"),
@@ -498,6 +546,7 @@ async def _error(send: Send, status: int, code: str, message: str) -> None:
                 (b"content-length", str(len(body)).encode()),
                 (b"x-slotwise-error", code.encode()),
                 (b"date", formatdate(usegmt=True).encode()),  # the proxy answers itself
+                *headers,
             ],
         }
     )

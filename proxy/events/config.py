@@ -19,6 +19,7 @@ class EventsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     max_event_bytes: Positive = 32 * 1024
     max_batch_bytes: Positive = 500 * 1024
     max_batch_events: Positive = 500
+    body_timeout: Seconds = 30.0  # to receive a whole body (408 beyond)
     dedup_window: Seconds = _DAY  # same event id within this window is stored once
     event_retention: Seconds = 90 * _DAY  # raw events and decisions are trimmed after this
     user_state_ttl: Seconds = 30 * _DAY  # per-user histories expire after this much silence

@@ -9,6 +9,7 @@ unreachable the answer is 503 with ``Retry-After``, never a 2xx that drops event
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -18,19 +19,20 @@ from importlib import resources
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, Router
 
 from slotwise.plugins.builtin.consent import ConsentConfig
 from slotwise.proxy.events.collector import EventCollector
 from slotwise.proxy.events.consent import ConsentPolicy, stated_consent
-from slotwise.proxy.events.profiles import decode_profile, encode_profile
+from slotwise.proxy.events.profiles import MAX_PROFILE_BYTES, decode_profile, encode_profile
 from slotwise.proxy.events.schema import (
     Event,
     Rejection,
     convert_event,
     decode_event,
+    malformed,
 )
 from slotwise.proxy.state import StoreUnavailable
 
@@ -42,6 +44,7 @@ PIXEL_GIF = (
 _NO_STORE = {"Cache-Control": "no-store, max-age=0"}
 _JSON_TYPES = ("application/json", "text/plain", "")  # sendBeacon sends text/plain
 _LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$")
+_MAX_ID = 128  # schema.Identifier's limit
 _USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")
 # Query parameters of the pixel: short aliases keep ad-server macros short.
 _PIXEL_FIELDS = {
@@ -144,12 +147,8 @@ class EventEndpoints:
 
     async def _parse_batch(self, request: Request) -> tuple[list[Event], str | None]:
         config = self.config
-        media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-        if media not in _JSON_TYPES:
-            raise _Refusal(
-                415, "unsupported_media_type", f"send JSON (application/json), not {media!r}"
-            )
-        body = await _read_limited(request, config.max_batch_bytes)
+        _json_media(request)
+        body = await _read_limited(request, config.max_batch_bytes, config.body_timeout)
         try:
             batch = _BATCH.decode(body)
         except msgspec.ValidationError as exc:
@@ -161,8 +160,10 @@ class EventEndpoints:
                 'a batch is {"events": [...], "consent": "personal"|"contextual"}',
                 [rejection],
             ) from None
-        except msgspec.DecodeError as exc:
-            raise _Refusal(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise _Refusal(
+                400, "invalid_json", f"the body is not valid JSON: {malformed(exc)}"
+            ) from None
         raw_events, stated_text = (
             (batch, None) if isinstance(batch, list) else (batch.events, batch.consent)
         )
@@ -223,7 +224,10 @@ class EventEndpoints:
             if "id" not in fields:
                 # an ad's tracking URL fires once per decision and type: that is its identity
                 did, kind = fields.get("decision_id"), fields.get("type")
-                fields["id"] = f"{did}.{kind}" if did and kind else uuid.uuid4().hex
+                derived = f"{did}.{kind}" if did and kind else uuid.uuid4().hex
+                if len(derived) > _MAX_ID:  # a long decision id: still one id per (did, type)
+                    derived = "px-" + hashlib.sha256(derived.encode()).hexdigest()
+                fields["id"] = derived
             if props:
                 fields["properties"] = props
             event = convert_event(fields, "$.query")
@@ -279,7 +283,18 @@ class EventEndpoints:
         user_id = request.path_params["user_id"]
         if not _USER_ID.match(user_id):
             return _bad_user_id()
-        record = decode_profile(await request.body())
+        try:
+            _json_media(request)
+            body = await _read_limited(
+                request,
+                MAX_PROFILE_BYTES,
+                self.config.body_timeout,
+                "profile_too_large",
+                "a profile is a small record",
+            )
+        except _Refusal as refusal:
+            return refusal.response()
+        record = decode_profile(body)
         if isinstance(record, Rejection):
             return _Refusal(
                 422, "invalid_profile", "the profile was refused; nothing was stored", [record]
@@ -357,20 +372,40 @@ class EventEndpoints:
         )
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
+def _json_media(request: Request) -> None:
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media not in _JSON_TYPES:
+        raise _Refusal(
+            415, "unsupported_media_type", f"send JSON (application/json), not {media!r}"
+        )
+
+
+async def _read_limited(
+    request: Request,
+    limit: int,
+    timeout: float,
+    code: str = "batch_too_large",
+    hint: str = "send smaller batches",
+) -> bytes:
     declared = request.headers.get("content-length", "")
-    too_large = _Refusal(
-        413, "batch_too_large", f"the body exceeds {limit} bytes; send smaller batches"
-    )
+    too_large = _Refusal(413, code, f"the body exceeds {limit} bytes; {hint}")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):  # a body trickling in must not hold a worker
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+    except ClientDisconnect:
+        # gone, or a body the server could not frame: the answer reaches nobody or tells why
+        raise _Refusal(400, "incomplete_body", "the request body ended early") from None
+    except TimeoutError:
+        message = f"the request body did not arrive within {timeout:g}s"
+        raise _Refusal(408, "body_timeout", message) from None
     return b"".join(chunks)
 
 

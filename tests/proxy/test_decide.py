@@ -98,6 +98,12 @@ def _routes() -> dict[str, Canned]:
         200, [("Content-Type", "application/json"), ("Content-Encoding", "gzip")], b"nope"
     )
     routes["/picture.png"] = Canned(200, [("Content-Type", "image/png")], b"\x89PNG....")
+    for charset in ("iso-8859-1", "UTF-8"):
+        routes[f"/{charset}.json"] = Canned(
+            200,
+            [("Content-Type", f'application/json; charset="{charset}"')],
+            json.dumps(JSON_AD, ensure_ascii=False).encode(charset),
+        )
     routes["/chunked.json"] = Canned(
         200, [("Content-Type", "application/json")], json.dumps(JSON_AD).encode(), chunked=True
     )
@@ -182,6 +188,39 @@ async def test_every_iab_example_passes_through_byte_for_byte(
         assert app.metrics.decisions.values == {}
 
 
+async def test_own_endpoints_answer_bad_requests_with_json_errors(
+    upstream: UpstreamServer,
+) -> None:
+    app = _app(upstream, SPRING)
+    async with running(app) as client:
+        assert app.runtime is not None
+        signer = app.runtime.engine.signer
+        # a target the proxy signed may still hold characters a header cannot: encoded
+        target = "https://shop.example/a\r\nSet-Cookie: x=1/\u00fc?q=1&r=%41"
+        redirect = await client.get(signer.redirect("d1", target).split("proxy.test", 1)[-1])
+        assert redirect.status_code == 302
+        assert redirect.headers["location"] == (
+            "https://shop.example/a%0D%0ASet-Cookie:%20x=1/%C3%BC?q=1&r=%41"
+        )
+        answers = {
+            "non-ASCII signature": await client.get("/_sw/click?d=x&u=https://x%ff&s=%ff"),
+            "wrong method": await client.put("/_sw/health"),
+            "no such endpoint": await client.get("/_sw/nope"),
+        }
+        assert {
+            name: (a.status_code, a.json()["error"]["code"]) for name, a in answers.items()
+        } == {
+            "non-ASCII signature": (400, "invalid_click_link"),
+            "wrong method": (405, "method_not_allowed"),
+            "no such endpoint": (404, "not_found"),
+        }
+        assert answers["wrong method"].headers["allow"] == "GET, HEAD"
+        # a Host that is not host[:port] never becomes the origin of tracker URLs
+        ad = (await client.get("/ad.json", headers={"Host": 'evil.example/"<>'})).json()
+        trackers = ad["tracking"]["impressions"][1:] + [ad["creative"]["click_url"]]
+        assert trackers and not any("evil" in url for url in trackers), trackers
+
+
 async def test_json_campaign_personalises_with_trackers(upstream: UpstreamServer) -> None:
     app = _app(upstream, SPRING)
     async with running(app) as client:
@@ -232,6 +271,12 @@ async def test_gzip_body_is_decoded_rewritten_and_reencoded(upstream: UpstreamSe
         assert response.json()["creative"]["headline"] == "Save 20%"  # httpx decoded it
 
 
+async def test_a_declared_utf8_charset_is_personalised(upstream: UpstreamServer) -> None:
+    async with running(_app(upstream, SPRING)) as client:
+        response = await client.get("/UTF-8.json")
+        assert response.json()["creative"]["headline"] == "Save 20%"
+
+
 async def test_chunked_upstream_body_is_personalised(upstream: UpstreamServer) -> None:
     async with running(_app(upstream, SPRING)) as client:
         response = await client.get("/chunked.json")
@@ -246,6 +291,7 @@ async def test_chunked_upstream_body_is_personalised(upstream: UpstreamServer) -
         ("/broken.xml", "fail_opens", "unparsable"),
         ("/bad.gz", "fail_opens", "bad_encoding"),
         ("/picture.png", "passthrough", "content_type"),
+        ("/iso-8859-1.json", "passthrough", "charset"),  # our edits would be UTF-8 in it
         ("/missing", "passthrough", "status"),
     ],
 )

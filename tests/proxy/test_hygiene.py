@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -129,6 +130,24 @@ async def test_limits_answer_431_and_413() -> None:
             assert (await client.post("/", content=b"x" * 100)).status_code == 200
         assert not any(b"x" * 101 in r[2] for r in server.requests)
         assert app.metrics.refused.get("body_size") == 2
+
+
+async def test_a_body_that_trickles_in_answers_408() -> None:
+    async with upstream_server({"/": Canned(200, [], b"ok")}) as server:
+        app = _app(server.url, proxy_body_timeout=0.2)
+        async with running(app) as client:
+
+            async def trickle():  # type: ignore[no-untyped-def]
+                yield b"y" * 10
+                await asyncio.sleep(5)  # the timeout is over long before
+                yield b"y"
+
+            stalled = await client.post("/", content=trickle())
+            assert stalled.status_code == 408
+            assert stalled.json()["error"]["code"] == "body_timeout"
+            assert (await client.post("/", content=b"x" * 10)).status_code == 200
+            assert (await client.get("/")).status_code == 200  # no body: nothing to wait for
+        assert len(server.requests) == 2 and app.metrics.refused.get("body_timeout") == 1
 
 
 async def test_refused_upstream_is_502_and_hang_is_504() -> None:

@@ -3,14 +3,19 @@ is stored. Cases are data (bad_input.json); size limits are generated here."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
-from slotwise.proxy.events import EventsConfig
+from slotwise.proxy.events import EventCollector, EventsConfig, events_routes
+from slotwise.proxy.state import open_store
 from tests.proxy.events.conftest import Harness
 
 CASES: list[dict[str, Any]] = json.loads((Path(__file__).parent / "bad_input.json").read_text())
@@ -31,9 +36,8 @@ async def _refused(harness: Harness, body: bytes, content_type: str = "applicati
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 async def test_bad_input(harness: Harness, case: dict[str, Any]) -> None:
-    response = await _refused(
-        harness, case["body"].encode(), case.get("content_type", "application/json")
-    )
+    body = case["body"].encode("latin-1" if case.get("latin1") else "utf-8")
+    response = await _refused(harness, body, case.get("content_type", "application/json"))
     assert response.status_code == case["status"], response.text
     error = response.json()["error"]
     assert error["message"]
@@ -78,6 +82,15 @@ async def test_batch_over_500_kb_is_413(harness: Harness) -> None:
     assert "500" in response.json()["error"]["message"] or "512000" in response.text
 
 
+@pytest.mark.parametrize("inside", [False, True], ids=["the batch", "an event"])
+async def test_json_nested_too_deeply_is_400(harness: Harness, inside: bool) -> None:
+    deep = b"[" * 5000 + b"]" * 5000
+    body = b'{"events": [{"type": "click", "id": "a", "properties": {"x": %s}}]}' % deep
+    response = await _refused(harness, body if inside else deep)
+    assert response.status_code == 400
+    assert "nested too deeply" in response.text
+
+
 async def test_hostile_free_text_is_stored_verbatim(harness: Harness) -> None:
     query = "'; DROP TABLE log; -- <img src=x onerror=alert(1)> \u202e \U0001f600 {u}*"
     body = {"events": [{"type": "search", "id": "s1", "properties": {"query": query}}]}
@@ -93,3 +106,22 @@ async def test_repeated_ids_are_one_stored_event(harness: Harness) -> None:
     assert response.status_code == 200
     assert response.json()["accepted"] == 1 and response.json()["duplicates"] == 4
     assert await harness.store.log_length("events") == 1
+
+
+async def test_a_body_that_trickles_in_answers_408_and_stores_nothing() -> None:
+    async with open_store("memory://") as store:
+        config = EventsConfig(body_timeout=0.2)
+        async with EventCollector(store, config) as collector:
+            app = Starlette(routes=[Mount("/_sw", routes=events_routes(collector))])
+            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+
+                async def trickle():  # type: ignore[no-untyped-def]
+                    yield b'{"events": [{"type": "click", '
+                    await asyncio.sleep(5)  # the timeout is over long before
+                    yield b'"id": "a"}]}'
+
+                response = await client.post("/_sw/events", content=trickle())
+            assert response.status_code == 408
+            assert response.json()["error"]["code"] == "body_timeout"
+            assert await store.log_length("events") == 0
