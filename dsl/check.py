@@ -201,6 +201,19 @@ class _Checker:
                 if ref.name in self.segments and ref.name not in trail and len(trail) < 64:
                     trail.append(ref.name)
                     stack.append((ref.name, iter(_segment_refs(self.segments[ref.name].condition))))
+        # what the satisfiability checks may open up: not the cycles, nor what leads into one
+        # (opening those never ends); a reference left out counts as "may hold"
+        tainted = set(self._cyclic)
+        grew = True
+        while grew:
+            grew = False
+            for name, segment in self.segments.items():
+                if name not in tainted and any(
+                    ref.name in tainted for ref in _segment_refs(segment.condition)
+                ):
+                    tainted.add(name)
+                    grew = True
+        self._openable = {n: s for n, s in self.segments.items() if n not in tainted}
 
     # ------------------------------------------------------------ campaigns
     def campaign(self, campaign: ast.Campaign) -> None:
@@ -277,7 +290,7 @@ class _Checker:
             for action in rule.actions:
                 self.action(action, slots, campaign.name)
             if condition_ok and not can_hold(
-                rule.condition, self.segments, self.schema, self.satisfiable
+                rule.condition, self._openable, self.schema, self.satisfiable
             ):
                 self.warn(
                     "never_fires",
@@ -345,7 +358,7 @@ class _Checker:
                         continue
                     both = ast.And(ast.NO_SPAN, (first.condition, second.condition))
                     if first is second or can_hold(
-                        both, self.segments, self.schema, self.satisfiable
+                        both, self._openable, self.schema, self.satisfiable
                     ):
                         self.warn(
                             "contradictory_pins",

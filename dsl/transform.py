@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -38,11 +39,17 @@ def _string(token: Token) -> str:
 
 def _number(token: Token) -> int | float:
     text = str(token)
+    # every number ends up a float somewhere (matchers, boosts): one past the float range
+    # would overflow there, so it is refused here, where its position is known
+    if not math.isfinite(float(text)):
+        raise BadValue(token, f"{text[:12]}... is too large a number")
     return int(text) if text.isdigit() else float(text)
 
 
 def _duration(token: Token) -> ast.Duration:
     text = str(token)
+    if len(text) > 10:  # a billion units of anything is no window a policy means
+        raise BadValue(token, f"{text[:12]}... is too long a duration")
     return ast.Duration(int(text[:-1]), text[-1])
 
 
