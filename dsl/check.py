@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from slotwise.dsl import ast
 from slotwise.dsl.compile import EXPLORE_KINDS
@@ -28,6 +28,9 @@ AFFINITY_METRICS = ("clicks", "views", "purchases", "carts")
 MAX_LIMIT = 100
 
 
+_Named = TypeVar("_Named", ast.Segment, ast.Campaign, ast.Trigger, ast.Offers)
+
+
 class _Checker:
     def __init__(
         self,
@@ -41,11 +44,11 @@ class _Checker:
         self.found: list[Diagnostic] = []
         self.satisfiable: dict[object, bool] = {}
         self.path = ""
-        items = [(f.path, item) for f in files for item in f.items]
-        self.segments = {i.name: i for _, i in items if isinstance(i, ast.Segment)}
-        self.campaigns = {i.name: i for _, i in items if isinstance(i, ast.Campaign)}
-        self.triggers = {i.name: i for _, i in items if isinstance(i, ast.Trigger)}
-        self.offers = {i.name: i for _, i in items if isinstance(i, ast.Offers)}
+        items = [item for f in files for item in f.items]
+        self.segments = _first_of(items, ast.Segment)
+        self.campaigns = _first_of(items, ast.Campaign)
+        self.triggers = _first_of(items, ast.Trigger)
+        self.offers = _first_of(items, ast.Offers)
 
     # ------------------------------------------------------------ reporting
     def report(
@@ -869,6 +872,16 @@ _KEYWORDS: dict[type, str] = {
     ast.RecOtherwise: "otherwise:",
     ast.RecLimit: "limit",
 }
+
+
+def _first_of(items: Iterable[object], kind: type[_Named]) -> dict[str, _Named]:
+    """Items of one kind by name. A name defined twice means its first definition (the second
+    is a duplicate_name), so references and tests are checked against what that error names."""
+    found: dict[str, _Named] = {}
+    for item in items:
+        if isinstance(item, kind):
+            found.setdefault(item.name, item)
+    return found
 
 
 def _segment_refs(cond: ast.Condition) -> Iterable[ast.SegmentRef]:

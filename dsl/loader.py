@@ -63,9 +63,8 @@ def find_policy_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Dia
         elif path.is_file():
             found.append(path)
         else:
-            problems.append(
-                Diagnostic("unreadable_file", "no such file or folder", str(path), 0, 0)
-            )
+            why = "not a regular file or folder" if path.exists() else "no such file or folder"
+            problems.append(Diagnostic("unreadable_file", why, str(path), 0, 0))
     unique = list(dict.fromkeys(found))
     if len(unique) > MAX_FILES:
         problems.append(

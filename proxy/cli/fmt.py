@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
+from pathlib import Path
 
 from slotwise.proxy.cli import EXIT_FAILED, EXIT_OK
 
@@ -23,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from slotwise.dsl.errors import PolicyError
     from slotwise.dsl.fmt import format_source
     from slotwise.dsl.loader import read_sources
+    from slotwise.proxy.files import write_atomically
 
     sources, problems = read_sources(args.paths)
     failed = bool(problems)
@@ -50,7 +52,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{path}: not formatted (run: slotwise fmt {path})", file=sys.stderr)
             failed = True
         elif not args.diff:
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(formatted)
+            try:  # whole or not at all: a full disk must not leave half a policy behind
+                target = Path(path)
+                write_atomically(target, formatted.encode(), mode=target.stat().st_mode & 0o7777)
+            except OSError as exc:
+                print(f"slotwise fmt: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+                failed = True
+                continue
             print(f"formatted {path}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK

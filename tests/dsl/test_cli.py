@@ -102,6 +102,30 @@ def test_check_syntax_error_is_friendly(run: Run, write: Callable[[str, str], Pa
     assert "hint: compare with `==`, not `=`" in err
 
 
+def test_a_name_defined_twice_is_one_error_and_checked_as_first_defined(
+    run: Run, write: Callable[[str, str], Path]
+) -> None:
+    first = write("a.sw", GOOD)
+    second = write(
+        "b.sw",
+        'policy "other" version 1\n\ncampaign c {\n  slot s at "$.s" {\n    variant z "Z"\n'
+        "  }\n}\n",
+    )
+    code, out, err = run("check", "--builtin-schema", str(first), str(second))
+    assert code == 1
+    errors = [line for line in (out + err).splitlines() if ": error: " in line]
+    assert errors == [
+        f'{second}:3:1: error: duplicate_name: campaign "c" is already defined at {first}:3:1'
+    ]  # the test in a.sw is checked against a.sw's campaign, not b.sw's
+
+
+def test_special_files_are_named_for_what_they_are(run: Run) -> None:
+    code, out, err = run("check", "--builtin-schema", "/dev/null", "/nonexistent.sw")
+    assert code == 1
+    assert "/dev/null: error: unreadable_file: not a regular file or folder" in out + err
+    assert "/nonexistent.sw: error: unreadable_file: no such file or folder" in out + err
+
+
 def test_fmt_check_diff_and_write(run: Run, write: Callable[[str, str], Path]) -> None:
     path = write("x.sw", 'policy "p"   version 1\nsegment s:user.is_new\n')
     code, _, err = run("fmt", "--check", str(path))
@@ -112,6 +136,27 @@ def test_fmt_check_diff_and_write(run: Run, write: Callable[[str, str], Path]) -
     assert run("fmt", str(path))[0] == 0
     assert path.read_text() == 'policy "p" version 1\n\nsegment s: user.is_new\n'
     assert run("fmt", "--check", str(path)) == (0, "", "")
+
+
+def test_fmt_writes_a_file_whole_or_not_at_all(
+    run: Run, write: Callable[[str, str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = 'policy "p"   version 1\nsegment s:user.is_new\n'
+    path = write("x.sw", original)
+    path.chmod(0o640)
+
+    def disk_full(source: str, target: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.replace", disk_full)
+    code, _, err = run("fmt", str(path))
+    assert code == 1 and f"cannot write {path}: No space left on device" in err
+    assert path.read_text() == original
+    assert [p.name for p in path.parent.iterdir()] == ["x.sw"]  # no temporary file left
+    monkeypatch.undo()
+    assert run("fmt", str(path))[0] == 0
+    assert path.read_text() == 'policy "p" version 1\n\nsegment s: user.is_new\n'
+    assert path.stat().st_mode & 0o777 == 0o640  # the file keeps its permissions
 
 
 def test_fmt_leaves_broken_files_alone(run: Run, write: Callable[[str, str], Path]) -> None:
