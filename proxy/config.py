@@ -16,7 +16,9 @@ and ``SLOTWISE_PLUGINS_CONFIG``: that is how ``slotwise serve`` hands them to it
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -45,6 +47,7 @@ class Key:
     default: Any
     help: str
     minimum: float | None = None
+    maximum: float | None = None
 
     @property
     def env(self) -> str:
@@ -64,7 +67,7 @@ KEYS: Final[tuple[Key, ...]] = (
     Key("upstream.max_idle", int, 128, "idle keep-alive connections kept per worker", 0),
     Key("upstream.idle_expiry", float, 4.0, "seconds an idle connection is reused", 0.0),
     Key("proxy.host", str, "127.0.0.1", "address to listen on"),
-    Key("proxy.port", int, 8080, "port to listen on", 1),
+    Key("proxy.port", int, 8080, "port to listen on", 1, 65535),
     Key("proxy.workers", int, 1, "worker processes", 1),
     Key("proxy.policies", str, "policies", "directory of *.sw policy files"),
     Key("proxy.reload_interval", float, 1.0, "seconds between policy change checks (0: off)", 0.0),
@@ -241,8 +244,12 @@ def _coerce(key: Key, raw: Any) -> Any:
             raise ValueError(
                 f"must be {'an integer' if key.type is int else 'a number'}, not {raw!r}"
             ) from None
+        if not math.isfinite(value):
+            raise ValueError(f"must be a finite number, not {raw!r}")
         if key.minimum is not None and value < key.minimum:
             raise ValueError(f"must be at least {key.minimum:g}, not {value}")
+        if key.maximum is not None and value > key.maximum:
+            raise ValueError(f"must be at most {key.maximum:g}, not {value}")
         return value
     if not isinstance(raw, str):
         raise ValueError(f"must be a string, not {raw!r}")
@@ -260,6 +267,13 @@ def _check(settings: Settings) -> list[str]:
         ForwardingPolicy.parse(settings.proxy_trusted_proxies)
     except ValueError as exc:
         problems.append(f"proxy.trusted_proxies: {exc}")
+    try:
+        ipaddress.ip_address(settings.proxy_host)
+    except ValueError:
+        problems.append(
+            f"proxy.host: {settings.proxy_host!r} is not an IP address "
+            "(listen on 127.0.0.1, 0.0.0.0 for every interface, or ::)"
+        )
     if settings.tracking_secret and len(settings.tracking_secret) < 16:
         problems.append("tracking.secret: must be at least 16 characters (use a random string)")
     if settings.tracking_public_url and not settings.tracking_public_url.startswith(

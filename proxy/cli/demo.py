@@ -103,11 +103,15 @@ def run(args: argparse.Namespace) -> int:
 
     import httpx
 
-    policies = args.policies or _default_policies()
+    # absolute: the proxy and the ad server run from the repository, not from here
+    policies = (args.policies or _default_policies()).resolve()
     if not policies.is_dir():
-        raise UsageError(f"policy directory {policies} does not exist")
+        why = "is not a directory" if policies.exists() else "does not exist"
+        raise UsageError(f"--policies: {policies} {why}")
     if args.learn_impressions is not None and args.learn_impressions < 0:
         raise UsageError("--learn-impressions must be 0 (skip) or more")
+    if args.users < 1 or args.requests < 1:
+        raise UsageError("--users and --requests must be at least 1")
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="slotwise-demo-") as tmp:
         store_url = f"sqlite:///{tmp}/state.db"

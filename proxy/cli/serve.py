@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("no upstream: pass --upstream URL or set upstream.url in slotwise.toml")
     policies = Path(settings.proxy_policies)
     if not policies.is_dir():
-        raise UsageError(f"policy directory {policies} does not exist (pass --policies DIR)")
+        why = "is not a directory" if policies.exists() else "does not exist"
+        raise UsageError(f"policy directory {policies} {why} (pass --policies DIR)")
     from slotwise.proxy.state import StoreConfigError, open_store
 
     try:
@@ -67,7 +68,12 @@ def run(args: argparse.Namespace) -> int:
             "default 200,000); set --store sqlite:///path/state.db or redis://...",
             file=sys.stderr,
         )
-    problem = _check_plugins(settings.plugins) or _check_policies(policies)
+    problem = (
+        _check_plugins(settings.plugins)
+        or _check_policies(policies)
+        or _check_store(settings.store_url)
+        or _check_listen(settings.proxy_host, settings.proxy_port)
+    )
     if problem is not None:
         print(problem, file=sys.stderr)
         return EXIT_FAILED
@@ -83,6 +89,43 @@ def _check_plugins(tables: Mapping[str, Mapping[str, Any]]) -> str | None:
         load_providers(tables)
     except PluginError as exc:
         return f"slotwise serve: the signal providers cannot start:\n{exc}"
+    return None
+
+
+def _check_store(url: str) -> str | None:
+    """Open the store once and ping it: every worker would fail its start on it otherwise,
+    each saying so."""
+    import asyncio
+
+    from slotwise.proxy.state import StoreError, open_store
+
+    async def reach() -> None:
+        async with open_store(url) as store:
+            await store.ping()
+
+    try:
+        asyncio.run(reach())
+    except (StoreError, OSError) as exc:
+        return f"slotwise serve: the store cannot be used (--store / store.url): {exc}"
+    return None
+
+
+def _check_listen(host: str, port: int) -> str | None:
+    """Bind the address once, as the server will (SO_REUSEADDR): a port in use or an address
+    this machine does not have is named here, not in a worker's backtrace."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+            return (
+                f"slotwise serve: cannot listen on {where}: {exc.strerror or exc} "
+                "(--host / --port; is another server running there?)"
+            )
     return None
 
 

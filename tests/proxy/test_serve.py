@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -46,6 +47,28 @@ def test_a_bad_store_url_stops_the_start(
     assert "--store / store.url:" in err and "max_log_entries must be a whole number" in err
     assert main([*argv, "--store", "postgres://x"]) == 2
     assert "must start with memory://" in capsys.readouterr().err
+
+
+def test_what_would_fail_every_worker_stops_the_start_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # an unreachable store, a port in use, an address that is not one: named once, before any
+    # worker starts (each worker used to fail on it with its own backtrace)
+    argv = ["serve", "--upstream", "http://127.0.0.1:1", "--policies", str(tmp_path)]
+    closed = free_port()
+    assert main([*argv, "--port", str(free_port()), "--store", f"redis://127.0.0.1:{closed}"]) == 1
+    assert "the store cannot be used (--store / store.url): cannot reach redis" in (
+        capsys.readouterr().err
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main([*argv, "--port", str(taken.getsockname()[1])]) == 1
+        assert "Address already in use (--host / --port" in capsys.readouterr().err
+    assert main([*argv, "--port", "99999"]) == 2
+    assert "--port: must be at most 65535, not 99999" in capsys.readouterr().err
+    assert main([*argv, "--host", "nonexistent.invalid"]) == 2
+    assert "'nonexistent.invalid' is not an IP address" in capsys.readouterr().err
 
 
 def test_broken_policies_stop_the_start(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
