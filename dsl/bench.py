@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--rules must be between 1 and 200000")
     if args.contexts < 1 or args.rounds < 1:
         raise UsageError("--contexts and --rounds must be at least 1")
+    if args.reference_contexts < 0:
+        raise UsageError("--reference-contexts must be 0 (scale with --rules) or more")
     report = measure(args.rules, args.contexts, args.rounds, args.reference_contexts, args.seed)
     if args.json:
         print(json.dumps(report, indent=2))

@@ -125,6 +125,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.repeat < 1:
         raise UsageError(f"--repeat must be 1 or more, got {args.repeat}")
+    if args.seconds < 1:
+        raise UsageError(f"--seconds must be 1 or more, got {args.seconds}")
     wrk = shutil.which("wrk")
     nginx = shutil.which("nginx") or (
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None

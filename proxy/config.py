@@ -164,6 +164,8 @@ def load_settings(
             raise ConfigError(
                 [f"{path}: no such file (pass --config with an existing file)"]
             ) from None
+        except OSError as exc:  # a directory, no permission
+            raise ConfigError([f"{path}: cannot read ({exc.strerror or exc})"]) from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
         for section, entries in table.items():

@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
         ctx = context_from_json(document, time.time())
     except OSError as exc:
         raise UsageError(f"cannot read --signals {args.signals}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--signals {args.signals} is not JSON: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise UsageError(f"--signals {args.signals} is not JSON (UTF-8): {exc}") from None
     except SignalsFileError as exc:
         raise UsageError(f"--signals {args.signals}: {exc}") from None
     schema = builtin_schema() if args.builtin_schema else default_schema()

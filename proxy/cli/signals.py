@@ -99,6 +99,8 @@ def _plugin_tables(path: str) -> dict[str, Any]:
         document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"--config {path}: no such file") from None
+    except OSError as exc:  # a directory, no permission
+        raise UsageError(f"--config {path}: cannot read ({exc.strerror or exc})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"--config {path}: not valid TOML: {exc}") from None
     tables = document.get("plugins", {})

@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
         print(exc.render(), file=sys.stderr)
         return EXIT_FAILED
     results = run_tests(policy, args.run)
+    if args.run is not None and not results:  # a typo in the filter must not pass as green
+        print(f"slotwise test: no test name matches --run {args.run!r}", file=sys.stderr)
+        return EXIT_FAILED
     for result in results:
         where = f"{result.path}:{result.line}"
         if result.passed:

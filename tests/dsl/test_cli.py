@@ -119,6 +119,16 @@ def test_a_name_defined_twice_is_one_error_and_checked_as_first_defined(
     ]  # the test in a.sw is checked against a.sw's campaign, not b.sw's
 
 
+def test_bad_options_are_usage_errors(run: Run, write: Callable[[str, str], Path]) -> None:
+    path = write("good.sw", GOOD)
+    signals = write("signals.json", "")
+    signals.write_bytes(b'{"device.type": "\xff"}')
+    code, _, err = run("explain", "--builtin-schema", str(path), "--signals", str(signals))
+    assert code == 2 and "is not JSON (UTF-8)" in err
+    code, _, err = run("bench", "match", "--rules", "10", "--reference-contexts", "-3")
+    assert code == 2 and "--reference-contexts must be 0" in err
+
+
 def test_special_files_are_named_for_what_they_are(run: Run) -> None:
     code, out, err = run("check", "--builtin-schema", "/dev/null", "/nonexistent.sw")
     assert code == 1
@@ -181,8 +191,10 @@ def test_test_verbose_and_run_filter(run: Run, write: Callable[[str, str], Path]
         "    ok: c.s == b",
         "1 passed, 0 failed",
     ]
-    code, out, _ = run("test", "--builtin-schema", "--run", "^nothing", str(path))
-    assert (code, out) == (0, "0 passed, 0 failed\n")
+    # a filter that matches nothing is a typo, not a green run
+    code, out, err = run("test", "--builtin-schema", "--run", "^nothing", str(path))
+    assert (code, out) == (1, "")
+    assert "no test name matches --run '^nothing'" in err
 
 
 def test_test_failure_shows_actual_and_expected(

@@ -49,6 +49,11 @@ def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
     bad.write_text("[upstream\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(bad, {})
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path, {})  # a directory
+    for key, value in [("upstream.timeout", "nan"), ("upstream.read_timeout", "inf")]:
+        with pytest.raises(ConfigError, match="must be a finite number"):
+            load_settings(None, {}, overrides={key: value})
 
 
 def test_settings_round_trip_through_the_environment() -> None:
