@@ -10,15 +10,21 @@ Two sources:
   as one version per campaign.
 
 The campaigns (variants, attributes, exploration, goal) come from the policy files, so the
-learner builds exactly the features the proxies score with.
+learner builds exactly the features the proxies score with. A CURRENT model it cannot continue
+from (corrupt, unreadable metadata, another exploration family, a CURRENT naming no version)
+is a warning: it trains from scratch and publishes the result as the next version. Bad input
+(a log line, the store, the models path) is refused before anything is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import math
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +50,10 @@ def run(args: argparse.Namespace) -> int:
     from slotwise.proxy.bandit.campaign import from_compiled
     from slotwise.proxy.bandit.errors import BanditError
     from slotwise.proxy.bandit.store import ModelStore, default_models_dir
-    from slotwise.proxy.learn.learner import Learner
 
-    if args.window <= 0 or args.publish_every <= 0:
-        raise UsageError("--window and --publish-every must be positive")
+    for option, value in (("--window", args.window), ("--publish-every", args.publish_every)):
+        if not (math.isfinite(value) and value > 0):
+            raise UsageError(f"{option} must be a positive number of seconds, got {value}")
     try:
         policy = load_policy_set(args.policies, default_schema())
     except PolicyError as error:
@@ -56,19 +62,63 @@ def run(args: argparse.Namespace) -> int:
     campaigns = [from_compiled(c) for c in policy.campaigns]
     if not campaigns:
         raise UsageError("the policy files declare no campaign: nothing to learn")
-    store = ModelStore(args.models or default_models_dir())
-    store.root.mkdir(parents=True, exist_ok=True)
-    learner = Learner(campaigns, store)
-    for warning in learner.warnings:
-        print(f"slotwise learn: warning: {warning}", file=sys.stderr)
+    root = args.models or default_models_dir()
+    _check_models_dir(root, [c.name for c in campaigns])
+    models = ModelStore(root)
     goals = {c.name: c.goal for c in campaigns}
     try:
         if args.log is not None:
-            return _learn_log(args, learner, goals)
-        return asyncio.run(_learn_store(args, learner, goals))
+            return _learn_log(args, campaigns, models, goals)
+        return asyncio.run(_learn_store(args, campaigns, models, goals))
     except BanditError as error:
         print(f"slotwise learn: {error}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _check_models_dir(root: Path, campaigns: list[str]) -> None:
+    """Refuse a --models path that publishing could not create, before anything is learned."""
+    existing = next((p for p in (root, *root.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UsageError(
+            f"--models {root}: {existing} is a file, not a directory; "
+            "name a models directory (it is created if missing)"
+        )
+    for name in campaigns:
+        folder = root / name
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(
+                f"--models {root}: {folder} is a file where campaign {name}'s model folder"
+                " belongs; move it away or choose another models directory"
+            )
+
+
+@contextlib.contextmanager
+def _writing_models(root: Path) -> Iterator[None]:
+    """Publishing's OS errors (permissions, a full disk) as an error naming --models."""
+    from slotwise.proxy.bandit.errors import BanditError
+
+    try:
+        yield
+    except OSError as error:
+        raise BanditError(
+            "models_unwritable",
+            f"cannot write models under --models {root}: {error};"
+            " check its permissions and free space",
+        ) from error
+
+
+def _start_learner(campaigns: list[Any], models: Any) -> Any:
+    from slotwise.proxy.learn.learner import Learner
+
+    learner = Learner(campaigns, models)
+    _print_warnings(learner.warnings)
+    learner.warnings.clear()
+    return learner
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"slotwise learn: warning: {warning}", file=sys.stderr)
 
 
 def _goal_for(goals: dict[str, Any]) -> Any:
@@ -77,20 +127,27 @@ def _goal_for(goals: dict[str, Any]) -> Any:
     return lambda campaign: goals.get(campaign, Goal())
 
 
-def _learn_log(args: argparse.Namespace, learner: Any, goals: dict[str, Any]) -> int:
+def _learn_log(
+    args: argparse.Namespace, campaigns: list[Any], models: Any, goals: dict[str, Any]
+) -> int:
     from slotwise.proxy.bandit.errors import BanditError
     from slotwise.proxy.learn.join import join_log
     from slotwise.proxy.learn.log import read_log
 
+    # the whole log is read and checked before anything is written under --models
     try:
         joined, stats = join_log(read_log(args.log), _goal_for(goals), window=args.window)
     except BanditError as error:
         if error.code == "unreadable_log":
             raise UsageError(str(error)) from error
         raise
+    learner = _start_learner(campaigns, models)
     for record in joined:
         learner.learn(record)
-    for info in learner.publish():
+    with _writing_models(models.root):
+        published = learner.publish()
+    _print_warnings(learner.warnings)
+    for info in published:
         print(f"{info.campaign}: published {info.label} ({info.examples} examples)")
     print(
         f"{learner.stats.examples} decisions learned, {learner.stats.skipped_holdout} holdout,"
@@ -99,31 +156,55 @@ def _learn_log(args: argparse.Namespace, learner: Any, goals: dict[str, Any]) ->
     return EXIT_OK
 
 
-async def _learn_store(args: argparse.Namespace, learner: Any, goals: dict[str, Any]) -> int:
+def _open_state_store(url: str) -> Any:
+    """The shared store, refusing a sqlite file that is not there: the learner only reads it."""
+    from urllib.parse import unquote
+
+    from slotwise.proxy.state import StoreError, open_store, redact
+
+    if url.startswith("sqlite://"):
+        path = Path(unquote(url[len("sqlite://") :].partition("?")[0]))
+        if path.parts and not path.exists():
+            raise UsageError(
+                f"--store {redact(url)}: no state database at {path}; the learner reads the"
+                " database the proxies write (`slotwise serve --store URL`): check the path"
+            )
+    try:
+        return open_store(url)
+    except StoreError as error:
+        raise UsageError(f"--store: {error}") from error
+
+
+def _store_advice(url: str) -> str:
+    if url.startswith("sqlite://"):
+        return "check that the path names the state database file the proxies write"
+    if url.startswith("redis"):
+        return "check that redis is running at that address and reachable from here"
+    return "check the URL and that the store is up"
+
+
+async def _learn_store(
+    args: argparse.Namespace, campaigns: list[Any], models: Any, goals: dict[str, Any]
+) -> int:
     from slotwise.proxy.learn.join import RewardJoiner
-    from slotwise.proxy.learn.service import LearnerService
-    from slotwise.proxy.state import StoreError, open_store
+    from slotwise.proxy.state import StoreError, redact
 
     joiner = RewardJoiner(_goal_for(goals), window=args.window)
+    store = _open_state_store(args.store)
     try:
-        store = open_store(args.store)
+        async with store:
+            learner = _start_learner(campaigns, models)
+            with _writing_models(models.root):
+                service = await _serve(args, store, learner, joiner)
     except StoreError as error:
-        raise UsageError(str(error)) from error
-    async with store:
-        service = LearnerService(
-            store, learner, joiner, consumer=args.consumer, publish_every=args.publish_every
+        # entries are acknowledged only after a publish: a restart reads the rest again
+        print(
+            f"slotwise learn: --store {redact(args.store)}: {str(error).rstrip('.')};"
+            f" {_store_advice(args.store)}",
+            file=sys.stderr,
         )
-        if args.once:
-            await service.run_once()  # the first read recovers unacknowledged entries
-            while await service.run_once():
-                pass
-            await service.publish()
-        else:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
-            await service.run(stop)
+        return EXIT_FAILED
+    _print_warnings(learner.warnings)
     for info in service.stats.published:
         print(f"{info.campaign}: published {info.label} ({info.examples} examples)")
     print(
@@ -131,3 +212,23 @@ async def _learn_store(args: argparse.Namespace, learner: Any, goals: dict[str, 
         f" {learner.stats.examples} learned, {joiner.pending} still inside their window"
     )
     return EXIT_OK
+
+
+async def _serve(args: argparse.Namespace, store: Any, learner: Any, joiner: Any) -> Any:
+    from slotwise.proxy.learn.service import LearnerService
+
+    service = LearnerService(
+        store, learner, joiner, consumer=args.consumer, publish_every=args.publish_every
+    )
+    if args.once:
+        await service.run_once()  # the first read recovers unacknowledged entries
+        while await service.run_once():
+            pass
+        await service.publish()
+    else:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await service.run(stop)
+    return service

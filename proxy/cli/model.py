@@ -3,17 +3,24 @@
 ``list`` shows every version (newest last) with its examples, age and checksum, marking the
 one that serves (CURRENT). ``rollback CAMPAIGN`` makes the previous version CURRENT (``--to N``
 picks one); proxies load it on their next reload and the learner continues from it. A version
-whose file no longer matches its checksum cannot be rolled back to.
+whose file no longer matches its checksum, or whose metadata cannot be read, cannot be rolled
+back to; ``list`` shows such a version as unreadable and says why on stderr, as it does for a
+CURRENT file that names no version.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from slotwise.proxy.cli import EXIT_FAILED, EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from slotwise.proxy.bandit.store import ModelStore
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,41 +49,28 @@ def run(args: argparse.Namespace) -> int:
     store = ModelStore(root)
     try:
         if args.action == "rollback":
-            info = store.rollback(args.campaign, args.to)
-            if args.format == "json":
-                print(json.dumps({"campaign": info.campaign, "current": info.version}))
-            else:
-                print(f"{info.campaign}: CURRENT is now {info.label} ({info.examples} examples)")
-            return EXIT_OK
+            return _rollback(store, args.campaign, args.to, args.format)
         return _list(store, args.campaign, args.format)
     except BanditError as error:
         if error.code in ("bad_campaign_name", "unknown_model_version", "nothing_to_roll_back"):
             raise UsageError(str(error)) from error
-        print(f"slotwise model: {error}")
+        print(f"slotwise model: {error}", file=sys.stderr)
         return EXIT_FAILED
 
 
-def _list(store: object, campaign: str | None, fmt: str) -> int:
-    from slotwise.proxy.bandit.store import ModelStore
+def _rollback(store: ModelStore, campaign: str, to: int | None, fmt: str) -> int:
+    info = store.rollback(campaign, to)
+    if fmt == "json":
+        print(json.dumps({"campaign": info.campaign, "current": info.version}))
+    else:
+        print(f"{info.campaign}: CURRENT is now {info.label} ({info.examples} examples)")
+    return EXIT_OK
 
-    assert isinstance(store, ModelStore)
-    campaigns = [campaign] if campaign else store.campaigns()
-    rows = []
-    for name in campaigns:
-        current = store.current_version(name)
-        for info in store.versions(name):
-            rows.append(
-                {
-                    "campaign": name,
-                    "version": info.version,
-                    "current": info.version == current,
-                    "examples": info.examples,
-                    "family": info.family,
-                    "created": info.created,
-                    "sha256": info.sha256,
-                    "parent": info.parent,
-                }
-            )
+
+def _list(store: ModelStore, campaign: str | None, fmt: str) -> int:
+    rows: list[dict[str, Any]] = []
+    for name in [campaign] if campaign else store.campaigns():
+        rows += _campaign_rows(store, name)
     if fmt == "json":
         print(json.dumps(rows, indent=2))
         return EXIT_OK
@@ -87,13 +81,58 @@ def _list(store: object, campaign: str | None, fmt: str) -> int:
     print(f"{'campaign':<24} {'version':>8} {'examples':>10} {'age':>8}  sha256")
     for row in rows:
         mark = "*" if row["current"] else " "
-        age = _age(now - float(row["created"]))  # type: ignore[arg-type]
+        version = f"{mark}{'v' + str(row['version']):>7}"
+        if row["unreadable"]:
+            print(f"{row['campaign']:<24} {version} {'unreadable':>10} {'-':>8}  -")
+            continue
+        age = _age(max(now - row["created"], 0.0))
         print(
-            f"{row['campaign']:<24} {mark}{'v' + str(row['version']):>7} {row['examples']:>10}"
-            f" {age:>8}  {str(row['sha256'])[:12]}"
+            f"{row['campaign']:<24} {version} {row['examples']:>10} {age:>8}  {row['sha256'][:12]}"
         )
-    print("* = CURRENT (serving)")
+    if any(row["current"] for row in rows):
+        print("* = CURRENT (serving)")
     return EXIT_OK
+
+
+def _campaign_rows(store: ModelStore, campaign: str) -> list[dict[str, Any]]:
+    """One campaign's rows; what cannot be read is listed and explained, never skipped."""
+    from slotwise.proxy.bandit.errors import BanditError
+
+    infos, damaged = store.scan(campaign)
+    try:
+        current = store.checked_current(campaign)
+    except BanditError as error:
+        _warn(str(error))
+        current = None
+    rows = [
+        {
+            "campaign": campaign,
+            "version": info.version,
+            "current": info.version == current,
+            "examples": info.examples,
+            "family": info.family,
+            "created": info.created,
+            "sha256": info.sha256,
+            "parent": info.parent,
+            "unreadable": None,
+        }
+        for info in infos
+    ]
+    for entry in damaged:
+        _warn(f"{entry.error}; v{entry.version} can neither serve nor be rolled back to")
+        rows.append(
+            {
+                "campaign": campaign,
+                "version": entry.version,
+                "current": entry.version == current,
+                "unreadable": entry.error.message,
+            }
+        )
+    return sorted(rows, key=lambda row: int(row["version"]))
+
+
+def _warn(message: str) -> None:
+    print(f"slotwise model: warning: {message}", file=sys.stderr)
 
 
 def _age(seconds: float) -> str:

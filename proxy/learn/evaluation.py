@@ -120,14 +120,15 @@ class ModelCandidate:
     def slot_distribution(
         self, record: DecisionRecord, position: int, slot: SlotRecord
     ) -> Mapping[str, float]:
-        names = [n for n in slot.candidates if n in self.model.index[self._positions[slot.slot]]]
+        at = self._positions.get(slot.slot)
+        if at is None:
+            return {}  # a slot the model's campaign does not have: it cannot choose there
+        names = [n for n in slot.candidates if n in self.model.index[at]]
         if not names:
             return {}
         if len(names) == 1:
             return {names[0]: 1.0}
-        pmf = self.model.distribution(
-            signals_of(record), self._positions[slot.slot], names, record.personal, self.features
-        )
+        pmf = self.model.distribution(signals_of(record), at, names, record.personal, self.features)
         if self.greedy:
             best = max(range(len(names)), key=lambda i: pmf[i])
             return {names[best]: 1.0}
@@ -159,7 +160,15 @@ class Estimate:
     low: float
     high: float
 
-    def as_dict(self) -> dict[str, float]:
+    @property
+    def defined(self) -> bool:
+        """False when the log cannot support the estimate (its values are then NaN)."""
+        return all(math.isfinite(v) for v in (self.value, self.low, self.high))
+
+    def as_dict(self) -> dict[str, float | None]:
+        """JSON has no NaN: an undefined estimate is null."""
+        if not self.defined:
+            return {"value": None, "low": None, "high": None}
         return {"value": self.value, "low": self.low, "high": self.high}
 
 
@@ -282,7 +291,7 @@ def evaluate(candidate: Candidate, records: Sequence[JoinedRecord]) -> Evaluatio
         spread = math.sqrt(sum(r * r for r in residuals) / max(n - 1, 1) / n) / mean_weight
         snips = Estimate(snips_value, snips_value - Z95 * spread, snips_value + Z95 * spread)
     else:
-        snips = Estimate(0.0, -math.inf, math.inf)
+        snips = Estimate(math.nan, math.nan, math.nan)  # no decision the candidate supports
     return Evaluation(
         candidate=candidate.name,
         decisions=n,

@@ -53,7 +53,10 @@ class _Training:
     actions: PreparedActions
     # per slot, in campaign order: (name, variant name -> position, the chosen-variant features)
     slots: tuple[tuple[str, dict[str, int], tuple[SharedFeatures, ...]], ...]
-    parent: int | None
+    parent: int | None  # the version trained on, None from scratch
+    # the version CURRENT named at the start (a corrupt one included): publishing over any
+    # other would undo a rollback made meanwhile
+    seen: int | None = None
     examples: int = 0
     unpublished: int = 0
 
@@ -83,15 +86,17 @@ class Learner:
         return self._training[campaign].workspace
 
     def _start(self, campaign: BanditCampaign) -> _Training:
-        workspace, parent, examples = None, None, 0
+        workspace, parent, examples, seen = None, None, 0, None
         if self.store is not None:
-            info = self.store.current(campaign.name)
-            if info is not None:
-                try:
+            seen = self.store.current_version(campaign.name)
+            try:  # a CURRENT naming no version, damaged metadata, a corrupt or foreign model
+                self.store.checked_current(campaign.name)
+                info = self.store.current(campaign.name)
+                if info is not None:
                     workspace = self.store.open_workspace(info, campaign.explore)
                     parent, examples = info.version, info.examples
-                except BanditError as error:
-                    self.warnings.append(f"{error}; training {campaign.name} from scratch")
+            except BanditError as error:
+                self.warnings.append(f"{error}; training {campaign.name} from scratch")
         if workspace is None:
             workspace = new_workspace(campaign.explore)
         slots = tuple(
@@ -103,7 +108,7 @@ class Learner:
             for slot in campaign.slots
         )
         actions = PreparedActions.build(workspace, campaign)
-        return _Training(campaign, workspace, actions, slots, parent, examples)
+        return _Training(campaign, workspace, actions, slots, parent, seen, examples)
 
     def learn(self, joined: JoinedRecord) -> bool:
         """Learn from one joined decision; False if it teaches nothing (holdout, unknown)."""
@@ -164,7 +169,7 @@ class Learner:
             if training.unpublished == 0:
                 continue
             current = self.store.current_version(name)
-            if current != training.parent:
+            if current != training.seen:
                 self.warnings.append(
                     f"{name}: CURRENT moved to v{current} (rollback?); dropping "
                     f"{training.unpublished} unpublished examples and continuing from it"
@@ -179,7 +184,7 @@ class Learner:
                 parent=training.parent,
                 explore_parameter=training.campaign.explore.parameter,
             )
-            training.parent = info.version
+            training.parent = training.seen = info.version
             training.unpublished = 0
             published.append(info)
         return published

@@ -14,10 +14,12 @@ Three record types, told apart by ``type``:
     The proxy adds ``format`` and ``fail_open`` (null, or why the decided response went out
     unchanged: such decisions were never shown, so learning and evaluation skip them).
     ``probability`` is the chance the variant was drawn with, after the rules (the candidates
-    are the choice set the rules left). A holdout decision has ``holdout: true`` and no slots:
-    it served the upstream response. ``signals`` are only those the decision used: without
-    consent, nothing personal. A decision converted from another system may carry its result
-    inline as ``"outcome": {"clicks": 1, "conversions": 0, "revenue": 0.0}``.
+    are the choice set the rules left): in (0, 1] for a served variant, else in [0, 1];
+    ``holdout_share`` is in [0, 1] and above 0 for a holdout decision. A holdout decision has
+    ``holdout: true`` and no slots: it served the upstream response. ``signals`` are only
+    those the decision used: without consent, nothing personal. A decision converted from
+    another system may carry its result inline as
+    ``"outcome": {"clicks": 1, "conversions": 0, "revenue": 0.0}``.
 
 ``reward``    an event that came back for a decision::
 
@@ -102,6 +104,7 @@ LogRecord = DecisionRecord | RewardRecord | JoinedRecord
 
 _DECODER: msgspec.json.Decoder[LogRecord] = msgspec.json.Decoder(LogRecord)
 _ENCODER = msgspec.json.Encoder()
+_BOM = b"\xef\xbb\xbf"
 
 
 def decision_record(
@@ -134,11 +137,33 @@ def decode(line: bytes | str, where: str = "<log>") -> LogRecord:
     """One record, or a BanditError naming the line and what is wrong with it."""
     try:
         record: LogRecord = _DECODER.decode(line)
-        return record
     except msgspec.ValidationError as exc:
         raise BanditError("bad_log_record", f"{where}: {exc}") from exc
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise BanditError("bad_log_record", f"{where}: not a JSON object ({exc})") from exc
+    decision = record.decision if isinstance(record, JoinedRecord) else record
+    problem = _decision_problem(decision) if isinstance(decision, DecisionRecord) else None
+    if problem is not None:
+        raise BanditError("bad_log_record", f"{where}: {problem}")
+    return record
+
+
+def _decision_problem(record: DecisionRecord) -> str | None:
+    """What makes a well-typed decision unusable: a propensity that is no probability.
+
+    Evaluation divides by the propensity and the learner weighs by it, so a 0 would be a
+    division by zero or a silently ignored decision, and a value above 1 a wrong estimate.
+    """
+    if not 0.0 <= record.holdout_share <= 1.0:
+        return f"holdout_share {record.holdout_share} must be a share in [0, 1]"
+    if record.holdout and record.holdout_share == 0.0:
+        return "a holdout decision needs its holdout_share (> 0): it is its propensity"
+    for slot in record.slots:
+        served = slot.variant is not None
+        if not (0.0 < slot.probability <= 1.0 if served else 0.0 <= slot.probability <= 1.0):
+            chance = "(0, 1] (the chance the variant was drawn with)" if served else "[0, 1]"
+            return f"slot {slot.slot}: probability {slot.probability} must be in {chance}"
+    return None
 
 
 def read_log(path: Path) -> Iterator[LogRecord]:
@@ -149,6 +174,8 @@ def read_log(path: Path) -> Iterator[LogRecord]:
         raise BanditError("unreadable_log", f"{path}: cannot open ({exc.strerror})") from exc
     with stream:
         for number, line in enumerate(stream, start=1):
+            if number == 1:
+                line = line.removeprefix(_BOM)  # editors on Windows start UTF-8 files with one
             if line.strip():
                 yield decode(line, f"{path}:{number}")
 

@@ -109,3 +109,75 @@ def test_bad_exploration_settings_are_refused() -> None:
     for kind, parameter in (("epsilon", 1.5), ("bag", 1.0), ("softmax", 0.0), ("ucb", 1.0)):
         with pytest.raises(BanditError):
             Explore(kind, parameter)
+
+
+DAMAGES = {
+    "version is a string": ('"version": 1', '"version": "1"'),
+    "created is no time": ('"created": ', '"created": "x", "was": '),
+    "unknown family": ('"family": "epsilon"', '"family": "bogus"'),
+    "explore_parameter is no number": ('"explore_parameter": null', '"explore_parameter": "x"'),
+    "parameter impossible for the family": ('"explore_parameter": null', '"explore_parameter": 5'),
+    "not JSON": ("{", "{bad"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES.values(), ids=DAMAGES.keys())
+def test_damaged_metadata_is_one_unreadable_version_never_a_crash(
+    tmp_path: Path, damage: tuple[str, str]
+) -> None:
+    store = ModelStore(tmp_path)
+    _publish(store)
+    _publish(store)
+    meta = tmp_path / "spring" / "v000001.json"
+    text = meta.read_text()
+    assert damage[0] in text
+    meta.write_text(text.replace(damage[0], damage[1], 1))
+    infos, damaged = store.scan("spring")
+    assert [i.version for i in infos] == [2]
+    assert [(d.version, d.error.code) for d in damaged] == [(1, "corrupt_model")]
+    assert str(meta) in damaged[0].error.message
+    with pytest.raises(BanditError) as error:
+        store.rollback("spring", to=1)
+    assert error.value.code == "corrupt_model"
+    assert "--to N" in error.value.message and "roll back with" not in error.value.message
+    assert store.current_version("spring") == 2  # nothing moved
+    with pytest.raises(BanditError) as error:
+        store.rollback("spring")  # the only older version cannot be read
+    assert error.value.code == "nothing_to_roll_back"
+    store._set_current("spring", 1)
+    with pytest.raises(BanditError) as error:
+        store.current("spring")
+    assert error.value.code == "corrupt_model"
+    damaged_text = meta.read_bytes()
+    assert _publish(store) == 3  # the damaged version's number is never reused
+    assert meta.read_bytes() == damaged_text
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [("abc", "holds 'abc'"), ("", "is empty"), (None, "is missing"), ("9", "names v9")],
+)
+def test_a_current_that_names_no_version_says_what_is_wrong(
+    tmp_path: Path, content: str | None, says: str
+) -> None:
+    store = ModelStore(tmp_path)
+    _publish(store)
+    _publish(store)
+    current = tmp_path / "spring" / "CURRENT"
+    if content is None:
+        current.unlink()
+    else:
+        current.write_text(content)
+    if content != "9":
+        assert store.current("spring") is None  # what the proxies see: nothing to load
+    with pytest.raises(BanditError) as error:
+        store.checked_current("spring")
+    assert error.value.code == "bad_current"
+    assert str(current) in error.value.message and says in error.value.message
+    assert "slotwise model rollback spring --to N" in error.value.message
+    with pytest.raises(BanditError) as error:
+        store.rollback("spring")
+    assert error.value.code == "bad_current"
+    assert store.rollback("spring", to=1).version == 1
+    assert store.checked_current("spring") == 1
+    assert ModelStore(tmp_path).checked_current("autumn") is None  # no model yet: no problem

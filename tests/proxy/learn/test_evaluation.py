@@ -120,3 +120,21 @@ def test_join_log_joins_rewards_and_inline_outcomes() -> None:
     joined, stats = join_log(log, lambda _: Goal({"clicks": 1, "conversions": 10}), window=60)
     assert {j.decision.id: j.reward for j in joined} == {"x": 1.0, "y": 11.0, "z": 0.0}
     assert stats.late == 1
+
+
+def test_a_candidate_the_log_cannot_support_has_undefined_estimates_not_infinite() -> None:
+    records = _uniform_log(200, seed=3)  # no holdout: nothing supports "never personalise"
+    result = evaluate(UpstreamCandidate(), records)
+    assert result.support == 0 and not result.snips.defined
+    assert result.as_dict()["snips"] == {"value": None, "low": None, "high": None}
+    assert result.ips.defined  # IPS is 0 with a zero interval: defined, just uninformative
+
+
+def test_a_model_of_other_slots_chooses_nothing_instead_of_failing() -> None:
+    records = _uniform_log(100, seed=4)
+    campaign = campaign_from_log(records, "c")
+    other = campaign.__class__("c", (campaign.slots[0].__class__("t", campaign.slots[0].variants),))
+    runtime = BanditRuntime()
+    runtime.install([other])
+    result = evaluate(ModelCandidate(runtime.snapshot.models["c"], FeatureMap()), records)
+    assert result.support == 0 and not result.snips.defined
