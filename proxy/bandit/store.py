@@ -35,6 +35,7 @@ from vowpalwabbit import Workspace
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.exploration import KINDS, Explore, explore_from_policy
 from slotwise.proxy.bandit.workspace import load_workspace
+from slotwise.proxy.files import write_atomically
 
 _CAMPAIGN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _MODEL_FILE = re.compile(r"^v(\d{6,})\.json$")
@@ -116,19 +117,6 @@ def read_info(path: Path, campaign: str, version: int) -> ModelInfo:
     if problem is not None:
         raise BanditError("corrupt_model", f"{path}: bad model metadata: {problem}")
     return info
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _bad_current(campaign: str, what: str, numbers: set[int]) -> BanditError:
@@ -290,9 +278,9 @@ class ModelStore:
 
     def _write_version(self, info: ModelInfo, data: bytes) -> None:
         model = self.model_path(info)
-        _write_atomically(model, data)
+        write_atomically(model, data)
         try:
-            _write_atomically(
+            write_atomically(
                 model.with_suffix(".json"), json.dumps(asdict(info), indent=2).encode()
             )
         except BaseException:
@@ -366,7 +354,7 @@ class ModelStore:
         return load_workspace(self.model_path(info), explore)
 
     def _set_current(self, campaign: str, version: int) -> None:
-        _write_atomically(self._folder(campaign) / CURRENT, f"{version}\n".encode())
+        write_atomically(self._folder(campaign) / CURRENT, f"{version}\n".encode())
 
     def _prune(self, campaign: str, current: int) -> None:
         numbers = sorted(self._numbers(campaign))
