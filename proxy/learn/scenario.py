@@ -19,12 +19,16 @@ report shows is noise. See examples/scenarios/ and docs/learning.md.
 
 from __future__ import annotations
 
+import difflib
+import json
+import math
 import random
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from slotwise.plugins.schema import Context, Signals, SignalValue
 from slotwise.proxy.bandit.campaign import (
@@ -137,126 +141,447 @@ def _fail(path: Path, message: str) -> BanditError:
     return BanditError("bad_scenario", f"{path}: {message}")
 
 
-def _slots(path: Path, raw: Sequence[Mapping[str, Any]]) -> tuple[BanditSlot, ...]:
-    slots = []
-    for entry in raw:
-        name = entry.get("name")
-        variants = entry.get("variants")
-        if not isinstance(name, str) or variants is None:
-            raise _fail(path, "every [[campaign.slots]] needs a name and variants")
-        if isinstance(variants, int):
-            names = [f"{name}_{i}" for i in range(variants)]
-        elif isinstance(variants, list) and all(isinstance(v, str) for v in variants):
-            names = list(variants)
-        else:
-            raise _fail(path, f"slot {name}: variants is a count or a list of names")
-        if len(set(names)) != len(names) or len(names) < 2:
-            raise _fail(path, f"slot {name}: needs at least two distinct variants")
-        slots.append(BanditSlot(name, tuple(BanditVariant(n) for n in names)))
-    return tuple(slots)
+TOP_KEYS = (
+    "name",
+    "description",
+    "seed",
+    "impressions",
+    "report_every",
+    "publish_every",
+    "window",
+    "users",
+    "consent_share",
+    "conversion_slot",
+    "effect",
+    "policy",
+    "campaign",
+    "upstream",
+    "truth",
+    "segments",
+)
+SEGMENT_KEYS = ("name", "share", "base_ctr", "conversion", "signals", "winners")
+TRUTH_KEYS = ("combine", "loser_factor", "upstream_factor", "cta_penalty")
+SIGNAL_SPEC = (
+    "a value (string, number or boolean), a non-empty list of values to pick from, "
+    "or an integer range [low, high]"
+)
+
+
+def _is_number(value: object) -> bool:
+    # TOML booleans are Python ints, and inf or nan would only fail later, in the run
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_scalar(value: object) -> bool:
+    return isinstance(value, str | int | float)  # bool is an int
+
+
+def _shown(value: object) -> str:
+    """A value as the user wrote it in TOML, for 'got ...'."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Mapping):
+        return "a table"
+    return repr(value)
+
+
+def _key(name: str) -> str:
+    bare = name.replace("_", "").replace("-", "").isalnum() and name.isascii()
+    return name if bare else json.dumps(name, ensure_ascii=False)
+
+
+def _listed(names: Sequence[str]) -> str:
+    if len(names) <= 6:
+        return ", ".join(names)
+    return f"{', '.join(names[:3])}, ... {names[-1]}, {len(names)} in all"
+
+
+def _range(low: float, high: float, above: bool) -> str:
+    if above:
+        return f"a number above {low:g} and at most {high:g}"
+    if high == math.inf:
+        return f"a number of at least {low:g}"
+    return f"a number between {low:g} and {high:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """One TOML table of a scenario and where it is, so that every error names both."""
+
+    path: Path
+    where: str  # "" at the top level, "[truth]", "[[segments]] young_mobile:", ...
+    data: Mapping[str, Any]
+    prefix: str = ""  # dotted keys of a nested inline table: "signals."
+
+    def fail(self, message: str) -> BanditError:
+        return _fail(self.path, f"{self.where} {message}" if self.where else message)
+
+    def wrong(self, key: str, expected: str, value: object) -> BanditError:
+        return self.fail(f"{self.prefix}{_key(key)} must be {expected}, got {_shown(value)}")
+
+    def get(self, key: str, expected: str) -> Any:
+        if key not in self.data:
+            raise self.fail(f"{self.prefix}{_key(key)} is missing: it must be {expected}")
+        return self.data[key]
+
+    def at(self, where: str) -> _Table:
+        return _Table(self.path, where, self.data, self.prefix)
+
+    def known(self, keys: Sequence[str]) -> None:
+        """Refuse unknown settings: a misspelt optional one would silently keep its default."""
+        unknown = [key for key in self.data if key not in keys]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], keys, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise self.fail(
+                f"unknown setting {self.prefix}{_key(unknown[0])}; "
+                f"{hint}the settings are {', '.join(keys)}"
+            )
+
+    def number(
+        self,
+        key: str,
+        low: float,
+        high: float = math.inf,
+        default: float | None = None,
+        above: bool = False,
+    ) -> float:
+        """A number in [low, high] (``above``: in (low, high]); required without a default."""
+        expected = _range(low, high, above)
+        value = self.get(key, expected) if default is None else self.data.get(key, default)
+        if not _is_number(value) or not low <= value <= high or (above and value == low):
+            raise self.wrong(key, expected, value)
+        return float(value)
+
+    def whole(self, key: str, default: int, low: int | None = None) -> int:
+        expected = "a whole number" if low is None else f"a whole number of at least {low}"
+        value = self.data.get(key, default)
+        if not _is_number(value) or value != int(value) or (low is not None and value < low):
+            raise self.wrong(key, expected, value)
+        return int(value)
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self.get(key, "a string") if default is None else self.data.get(key, default)
+        if not isinstance(value, str):
+            raise self.wrong(key, "a string", value)
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.wrong(key, "true or false", value)
+        return value
+
+    def table(self, key: str, required: bool = False) -> _Table:
+        """A sub-table: [key] at the top level, an inline table key = {...} below it."""
+        top = not self.where and not self.prefix
+        value = self.get(key, "a table") if required else self.data.get(key, {})
+        if not isinstance(value, Mapping):
+            if top:
+                raise self.fail(f"[{key}] must be a table, got {_shown(value)}")
+            raise self.wrong(key, "a table", value)
+        if top:
+            return _Table(self.path, f"[{key}]", value)
+        return _Table(self.path, self.where, value, f"{self.prefix}{_key(key)}.")
+
+    def tables(self, key: str, name: str) -> list[_Table]:
+        """An array of tables ([[name]] entries), each told where it is by its position."""
+        value = self.get(key, f"an array of tables: one [[{name}]] per entry")
+        if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+            shown = _shown(value) if not isinstance(value, list) else "an array of other values"
+            raise self.fail(
+                f"[[{name}]] must be an array of tables (one [[{name}]] per entry), got {shown}"
+            )
+        if not value:
+            raise self.fail(f"needs at least one [[{name}]] entry")
+        return [_Table(self.path, f"[[{name}]] #{i}:", entry) for i, entry in enumerate(value, 1)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Truth:
+    effect: bool
+    low: float
+    high: float
+    upstream_factor: float
+    cta_penalty: float
+    combine: str
+
+
+Slots = Mapping[str, Sequence[str]]  # slot -> its variants' names
 
 
 def load_scenario(path: Path) -> Scenario:
-    """Read and validate a scenario file; a BanditError names the file and the problem."""
+    """Read and validate a scenario file; a BanditError names the file, the setting and the fix.
+
+    Every setting is checked here, before anything runs, so that a bad value never surfaces as
+    a crash in the middle of a simulation.
+    """
     try:
-        data = tomllib.loads(path.read_text("utf-8"))
+        raw = path.read_bytes()
     except OSError as exc:
         raise BanditError("unreadable_scenario", f"{path}: cannot read ({exc.strerror})") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise _fail(path, f"not UTF-8 text (byte {exc.start}); a scenario is a TOML file") from exc
     except tomllib.TOMLDecodeError as exc:
         raise _fail(path, f"not valid TOML ({exc})") from exc
-    try:
-        return _build(path, data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise _fail(path, f"missing or wrong-typed setting ({exc})") from exc
+    return _build(_Table(path, "", data))
 
 
-def _build(path: Path, data: Mapping[str, Any]) -> Scenario:
-    seed = int(data.get("seed", 7))
-    raw_campaign = data["campaign"]
-    compiled = None
-    if "policy" in data:
-        compiled = _compiled_campaign(path, path.parent / str(data["policy"]), raw_campaign)
-        campaign = from_compiled(compiled)
-    else:
-        explore = raw_campaign.get("explore", {})
-        campaign = BanditCampaign(
-            name=str(raw_campaign.get("name", "simulated")),
-            slots=_slots(path, raw_campaign["slots"]),
-            explore=explore_from_policy(explore.get("kind"), explore.get("parameter")),
-            holdout=float(raw_campaign.get("holdout", 0.1)),
-            goal=Goal({k: float(v) for k, v in raw_campaign.get("goal", {"clicks": 1}).items()}),
-        )
-    slot_names = [slot.name for slot in campaign.slots]
-    upstream = {str(k): str(v) for k, v in data["upstream"].items()}
-    if sorted(upstream) != sorted(slot_names):
-        raise _fail(path, f"[upstream] must name one variant for each slot: {slot_names}")
-    effect = bool(data.get("effect", True))
-    model = data.get("truth", {})
-    low, high = (float(x) for x in model.get("loser_factor", [0.3, 0.7]))
-    upstream_factor = float(model.get("upstream_factor", 0.75))
-    combine = str(model.get("combine", "product"))
-    if combine not in ("product", "mean"):
-        raise _fail(path, f'[truth] combine is "product" or "mean", not {combine!r}')
-    rng = random.Random(seed)
-    segments = []
-    for raw in data["segments"]:
-        winners = {str(k): str(v) for k, v in raw.get("winners", {}).items()}
-        for slot_name, variant_name in (*winners.items(), *upstream.items()):
-            if slot_name not in slot_names or variant_name not in {
-                v.name for v in campaign.slot(slot_name).variants
-            }:
-                raise _fail(
-                    path, f"segment {raw.get('name')}: no variant {variant_name} in {slot_name}"
-                )
-        factors: dict[str, dict[str, float]] = {}
-        for slot in campaign.slots:
-            factors[slot.name] = {}
-            for variant in slot.variants:
-                if not effect or variant.name == winners.get(slot.name):
-                    value = 1.0
-                elif variant.name == upstream[slot.name]:
-                    value = upstream_factor
-                else:
-                    value = rng.uniform(low, high)
-                factors[slot.name][variant.name] = value
-        segments.append(
-            Segment(
-                name=str(raw["name"]),
-                share=float(raw["share"]),
-                signals=dict(raw.get("signals", {})),
-                base_ctr=float(raw["base_ctr"]),
-                conversion=float(raw.get("conversion", 0.0)),
-                winners=winners,
-                factors=factors,
-                combine=combine,
-            )
-        )
-    if not segments:
-        raise _fail(path, "needs at least one [[segments]] entry")
-    total = sum(s.share for s in segments)
-    if abs(total - 1.0) > 1e-6:
-        raise _fail(path, f"segment shares must add up to 1, they add up to {total:g}")
+def _build(top: _Table) -> Scenario:
+    top.known(TOP_KEYS)
+    seed = top.whole("seed", 7)
+    campaign, compiled = _campaign(top)
+    slots = {slot.name: [v.name for v in slot.variants] for slot in campaign.slots}
+    upstream = _upstream(top.table("upstream", required=True), slots)
+    truth = _truth(top)
     return Scenario(
-        name=str(data.get("name", path.stem)),
-        description=str(data.get("description", "")),
+        name=top.text("name", top.path.stem),
+        description=top.text("description", ""),
         seed=seed,
-        impressions=int(data.get("impressions", 50_000)),
-        report_every=int(data.get("report_every", 1_000)),
-        publish_every=int(data.get("publish_every", 1_000)),
-        window=float(data.get("window", 30.0)),
-        users=int(data.get("users", 20_000)),
-        consent_share=float(data.get("consent_share", 1.0)),
+        impressions=top.whole("impressions", 50_000, low=1),
+        report_every=top.whole("report_every", 1_000, low=1),
+        publish_every=top.whole("publish_every", 1_000, low=1),
+        window=top.number("window", 0.0, default=30.0),
+        users=top.whole("users", 20_000, low=1),
+        consent_share=top.number("consent_share", 0.0, 1.0, default=1.0),
         campaign=campaign,
         upstream=upstream,
-        conversion_slot=data.get("conversion_slot"),
-        cta_penalty=float(model.get("cta_penalty", 0.6)),
-        segments=tuple(segments),
-        effect=effect,
+        conversion_slot=_conversion_slot(top, slots),
+        cta_penalty=truth.cta_penalty,
+        segments=_segments(top, slots, upstream, truth, random.Random(seed)),
+        effect=truth.effect,
         compiled=compiled,
     )
 
 
-def _compiled_campaign(path: Path, policy: Path, raw_campaign: Mapping[str, Any]) -> Any:
+def _campaign(top: _Table) -> tuple[BanditCampaign, Any]:
+    """The campaign and, when the scenario names a policy file, its compiled form."""
+    raw = top.table("campaign")
+    if "policy" in top.data:
+        return _policy_campaign(top, raw)
+    raw.known(("name", "slots", "explore", "holdout", "goal"))
+    name, slots, goal = _campaign_name(raw), _slots(raw), _goal(raw)
+    holdout = raw.number("holdout", 0.0, 1.0, default=0.1)
+    explore = raw.table("explore")
+    explore.known(("kind", "parameter"))
+    kind = explore.text("kind") if "kind" in explore.data else None
+    parameter = explore.number("parameter", -math.inf) if "parameter" in explore.data else None
+    try:
+        explored = explore_from_policy(kind, parameter)
+        return BanditCampaign(name, slots, explored, holdout, Goal(goal)), None
+    except BanditError as error:  # the exploration's and the goal's own checks
+        raise raw.fail(error.message) from error
+
+
+def _policy_campaign(top: _Table, raw: _Table) -> tuple[BanditCampaign, Any]:
+    # the policy file declares the rest: a setting here would be silently ignored
+    raw.known(("name",))
+    name = raw.text("name") if "name" in raw.data else None
+    policy = top.text("policy")
+    compiled = _compiled_campaign(top.path, top.path.parent / policy, name)
+    try:
+        return from_compiled(compiled), compiled
+    except BanditError as error:
+        raise _fail(top.path, f"its policy {policy}: {error.message}") from error
+
+
+def _campaign_name(raw: _Table) -> str:
+    name = raw.text("name", "simulated")
+    # the model store names a folder after the campaign (ModelStore._folder)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", name):
+        raise raw.wrong(
+            "name", "letters, digits, _ . - (at most 128, not starting with _ . -)", name
+        )
+    return name
+
+
+def _goal(raw: _Table) -> dict[str, float]:
+    if "goal" not in raw.data:
+        return {"clicks": 1.0}
+    goal = raw.table("goal")
+    return {term: goal.number(term, -math.inf) for term in goal.data}
+
+
+def _slots(raw: _Table) -> tuple[BanditSlot, ...]:
+    slots: list[BanditSlot] = []
+    for entry in raw.tables("slots", "campaign.slots"):
+        name = entry.text("name")
+        entry = entry.at(f"[[campaign.slots]] {name}:")
+        entry.known(("name", "variants"))
+        if any(slot.name == name for slot in slots):
+            raise entry.fail("a second slot of that name; slot names must be unique")
+        slots.append(BanditSlot(name, tuple(BanditVariant(n) for n in _variants(entry, name))))
+    return tuple(slots)
+
+
+def _variants(entry: _Table, slot: str) -> list[str]:
+    expected = "a count of at least 2 or a list of at least two distinct names"
+    value = entry.get("variants", expected)
+    if _is_number(value) and value == int(value) and value >= 2:
+        return [f"{slot}_{i}" for i in range(int(value))]
+    if (
+        isinstance(value, list)
+        and len(value) >= 2
+        and all(isinstance(v, str) for v in value)
+        and len(set(value)) == len(value)
+    ):
+        return list(value)
+    raise entry.wrong("variants", expected, value)
+
+
+def _upstream(table: _Table, slots: Slots) -> dict[str, str]:
+    """What the upstream serves: one variant for every slot, exactly."""
+    if sorted(table.data) != sorted(slots):
+        raise table.fail(
+            f"must name one variant for each slot ({_listed(list(slots))}), "
+            f"it names {_listed(list(table.data)) or 'none'}"
+        )
+    return {slot: _variant(table, slot, slots) for slot in slots}
+
+
+def _variant(table: _Table, slot: str, slots: Slots) -> str:
+    value = table.data[slot]
+    if not isinstance(value, str) or value not in slots[slot]:
+        raise table.wrong(slot, f"a variant of slot {slot} ({_listed(slots[slot])})", value)
+    return value
+
+
+def _truth(top: _Table) -> _Truth:
+    truth = top.table("truth")
+    truth.known(TRUTH_KEYS)
+    combine = truth.text("combine", "product")
+    if combine not in ("product", "mean"):
+        raise truth.wrong("combine", '"product" or "mean"', combine)
+    # the segment's winner has factor 1 and the oracle's CTR is base_ctr: no other variant
+    # may do better, or the winner and the oracle would both be wrong
+    low, high = _loser_factor(truth)
+    return _Truth(
+        effect=top.flag("effect", True),
+        low=low,
+        high=high,
+        upstream_factor=truth.number("upstream_factor", 0.0, 1.0, default=0.75),
+        cta_penalty=truth.number("cta_penalty", 0.0, 1.0, default=0.6),
+        combine=combine,
+    )
+
+
+def _loser_factor(truth: _Table) -> tuple[float, float]:
+    value = truth.data.get("loser_factor", [0.3, 0.7])
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(_is_number(v) for v in value)
+        or not 0 <= value[0] <= value[1] <= 1
+    ):
+        raise truth.wrong(
+            "loser_factor", "a pair [low, high] of numbers with 0 <= low <= high <= 1", value
+        )
+    return float(value[0]), float(value[1])
+
+
+def _conversion_slot(top: _Table, slots: Slots) -> str | None:
+    if "conversion_slot" not in top.data:
+        return None
+    value = top.data["conversion_slot"]
+    if not isinstance(value, str) or value not in slots:
+        raise top.wrong(
+            "conversion_slot", f"a slot of the campaign ({_listed(list(slots))})", value
+        )
+    return value
+
+
+def _segments(
+    top: _Table, slots: Slots, upstream: Mapping[str, str], truth: _Truth, rng: random.Random
+) -> tuple[Segment, ...]:
+    segments: list[Segment] = []
+    for entry in top.tables("segments", "segments"):
+        name = entry.text("name")
+        entry = entry.at(f"[[segments]] {name}:")
+        entry.known(SEGMENT_KEYS)
+        if any(segment.name == name for segment in segments):
+            raise entry.fail("a second segment of that name; segment names must be unique")
+        segments.append(_segment(entry, name, slots, upstream, truth, rng))
+    total = sum(segment.share for segment in segments)
+    if abs(total - 1.0) > 1e-6:
+        raise top.fail(f"[[segments]] shares must add up to 1, they add up to {total:g}")
+    return tuple(segments)
+
+
+def _segment(
+    entry: _Table,
+    name: str,
+    slots: Slots,
+    upstream: Mapping[str, str],
+    truth: _Truth,
+    rng: random.Random,
+) -> Segment:
+    winners = _winners(entry.table("winners"), slots)
+    return Segment(
+        name=name,
+        share=entry.number("share", 0.0),
+        signals=_signals(entry.table("signals")),
+        # the report divides by each segment's oracle CTR, which is base_ctr
+        base_ctr=entry.number("base_ctr", 0.0, 1.0, above=True),
+        conversion=entry.number("conversion", 0.0, 1.0, default=0.0),
+        winners=winners,
+        factors=_factors(slots, winners, upstream, truth, rng),
+        combine=truth.combine,
+    )
+
+
+def _winners(table: _Table, slots: Slots) -> dict[str, str]:
+    for slot in table.data:
+        if slot not in slots:
+            raise table.fail(
+                f"{table.prefix}{_key(slot)}: the campaign has no slot {slot} "
+                f"(its slots: {_listed(list(slots))})"
+            )
+    return {slot: _variant(table, slot, slots) for slot in table.data}
+
+
+def _signals(table: _Table) -> dict[str, SignalSpecValue]:
+    return {name: _signal(table, name) for name in table.data}
+
+
+def _signal(table: _Table, name: str) -> SignalSpecValue:
+    value = table.data[name]
+    if _is_scalar(value):
+        return cast(SignalValue, value)
+    if not isinstance(value, list) or not value or not all(_is_scalar(v) for v in value):
+        raise table.wrong(name, SIGNAL_SPEC, value)
+    # two integers are a range (draw_signals): one written backwards has nothing to draw from
+    if len(value) == 2 and all(type(v) is int for v in value) and value[0] > value[1]:
+        raise table.wrong(name, "an integer range [low, high] with low <= high", value)
+    return list(value)
+
+
+def _factors(
+    slots: Slots,
+    winners: Mapping[str, str],
+    upstream: Mapping[str, str],
+    truth: _Truth,
+    rng: random.Random,
+) -> dict[str, dict[str, float]]:
+    """slot -> variant -> factor; draws from ``rng`` in slot and variant order (seeded)."""
+    factors: dict[str, dict[str, float]] = {}
+    for slot, variants in slots.items():
+        factors[slot] = {}
+        for variant in variants:
+            if not truth.effect or variant == winners.get(slot):
+                value = 1.0
+            elif variant == upstream[slot]:
+                value = truth.upstream_factor
+            else:
+                value = rng.uniform(truth.low, truth.high)
+            factors[slot][variant] = value
+    return factors
+
+
+def _compiled_campaign(path: Path, policy: Path, name: str | None) -> Any:
     """The named campaign of the scenario's policy file, compiled by slotwise.dsl."""
     from slotwise.dsl.errors import PolicyError
     from slotwise.dsl.loader import load_policy_set
@@ -267,10 +592,12 @@ def _compiled_campaign(path: Path, policy: Path, raw_campaign: Mapping[str, Any]
     except PolicyError as exc:
         details = "; ".join(d.render().splitlines()[0] for d in exc.diagnostics)
         raise _fail(path, f"its policy {policy} does not load: {details}") from exc
-    name = raw_campaign.get("name")
-    if name is None and len(policy_set.campaigns) == 1:
-        return policy_set.campaigns[0]
-    for campaign in policy_set.campaigns:
-        if campaign.name == name:
-            return campaign
-    raise _fail(path, f"policy {policy} has no campaign {name!r}")
+    campaigns = {campaign.name: campaign for campaign in policy_set.campaigns}
+    if name is None and len(campaigns) == 1:
+        return next(iter(campaigns.values()))
+    if name in campaigns:
+        return campaigns[name]
+    declared = _listed(sorted(campaigns)) or "none"
+    if name is None:
+        raise _fail(path, f"[campaign] name is missing: policy {policy} declares {declared}")
+    raise _fail(path, f"[campaign] name: policy {policy} has no campaign {name!r} ({declared})")
