@@ -102,7 +102,7 @@ _HOST = re.compile(
 
 
 class _ClientGone(Exception):
-    """The client disconnected before its request body arrived."""
+    """The request body ended before it was whole (the client went, or its framing broke)."""
 
 
 class _BodyStalled(Exception):
@@ -155,7 +155,10 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     try:
         body = await _read_body(scope, receive, limits.max_body_bytes, limits.body_timeout)
     except _ClientGone:
-        return  # nothing to forward, nobody to answer
+        # the body broke off (a half-close, chunking the server could not read): a client
+        # still listening learns why; one that is gone never reads it
+        metrics.refused.inc("incomplete_body")
+        return await send_error(send, 400, "incomplete_body", "the request body ended early")
     except _BodyStalled:
         metrics.refused.inc("body_timeout")
         message = f"the request body did not arrive within {limits.body_timeout:g}s"

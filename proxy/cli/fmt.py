@@ -52,8 +52,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{path}: not formatted (run: slotwise fmt {path})", file=sys.stderr)
             failed = True
         elif not args.diff:
-            try:  # whole or not at all: a full disk must not leave half a policy behind
-                target = Path(path)
+            # whole or not at all: a full disk must not leave half a policy behind; through a
+            # symbolic link, the file it points to is formatted (the link stays a link)
+            try:
+                target = Path(path).resolve()
                 write_atomically(target, formatted.encode(), mode=target.stat().st_mode & 0o7777)
             except OSError as exc:
                 print(f"slotwise fmt: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)

@@ -167,6 +167,13 @@ def test_fmt_writes_a_file_whole_or_not_at_all(
     assert run("fmt", str(path))[0] == 0
     assert path.read_text() == 'policy "p" version 1\n\nsegment s: user.is_new\n'
     assert path.stat().st_mode & 0o777 == 0o640  # the file keeps its permissions
+    link = path.with_name("link.sw")
+    link.symlink_to(path)
+    path.write_text(original)
+    assert run("fmt", str(link))[0] == 0
+    assert (
+        link.is_symlink() and path.read_text() == 'policy "p" version 1\n\nsegment s: user.is_new\n'
+    )
 
 
 def test_fmt_leaves_broken_files_alone(run: Run, write: Callable[[str, str], Path]) -> None:

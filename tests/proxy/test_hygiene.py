@@ -150,6 +150,36 @@ async def test_a_body_that_trickles_in_answers_408() -> None:
         assert len(server.requests) == 2 and app.metrics.refused.get("body_timeout") == 1
 
 
+async def test_a_body_that_breaks_off_answers_400_not_nothing() -> None:
+    # the server reports a broken body (half-closed, bad chunking) as a disconnect; returning
+    # without an answer made it send its own 500
+    async with upstream_server({"/": Canned(200, [], b"ok")}) as server:
+        app = _app(server.url)
+        async with running(app):
+            scope = {
+                "type": "http",
+                "method": "POST",
+                "path": "/",
+                "raw_path": b"/",
+                "query_string": b"",
+                "headers": [(b"host", b"proxy.test"), (b"content-length", b"100")],
+                "client": ("203.0.113.7", 50000),
+            }
+            parts = iter([{"type": "http.request", "body": b"ab", "more_body": True}])
+            sent: list[dict[str, Any]] = []
+
+            async def receive() -> dict[str, Any]:
+                return next(parts, {"type": "http.disconnect"})
+
+            async def send(message: dict[str, Any]) -> None:
+                sent.append(message)
+
+            await app(scope, receive, send)
+        assert sent[0]["status"] == 400
+        assert b'"code":"incomplete_body"' in sent[1]["body"]
+        assert not server.requests and app.metrics.refused.get("incomplete_body") == 1
+
+
 async def test_refused_upstream_is_502_and_hang_is_504() -> None:
     async with running(_app(f"http://127.0.0.1:{free_port()}")) as client:
         response = await client.get("/anything")
