@@ -112,6 +112,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--learn-impressions must be 0 (skip) or more")
     if args.users < 1 or args.requests < 1:
         raise UsageError("--users and --requests must be at least 1")
+    from slotwise.proxy.cli.serve import check_policies
+
+    problem = check_policies(policies, "demo")  # as serve would refuse them, before any start
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return EXIT_FAILED
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="slotwise-demo-") as tmp:
         store_url = f"sqlite:///{tmp}/state.db"

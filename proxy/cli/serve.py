@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         )
     problem = (
         _check_plugins(settings.plugins)
-        or _check_policies(policies)
+        or check_policies(policies)
         or _check_store(settings.store_url)
         or _check_listen(settings.proxy_host, settings.proxy_port)
     )
@@ -129,7 +129,7 @@ def _check_listen(host: str, port: int) -> str | None:
     return None
 
 
-def _check_policies(directory: Path) -> str | None:
+def check_policies(directory: Path, command: str = "serve") -> str | None:
     """Compile once before starting: the diagnostics, or None when the set is good."""
     from slotwise.plugins.registry import load_schema
     from slotwise.proxy.policy_snapshot import compile_directory
@@ -139,7 +139,7 @@ def _check_policies(directory: Path) -> str | None:
     except Exception as exc:
         render = getattr(exc, "render", None)  # PolicyError: file:line:col: code: message
         detail = render() if callable(render) else str(exc)
-        return f"slotwise serve: the policies in {directory} do not compile:\n{detail}"
+        return f"slotwise {command}: the policies in {directory} do not compile:\n{detail}"
     return None
 
 

@@ -141,6 +141,7 @@ def _fail(path: Path, message: str) -> BanditError:
     return BanditError("bad_scenario", f"{path}: {message}")
 
 
+MAX_USERS = 1_000_000  # every user is drawn up front: about half a kilobyte each
 TOP_KEYS = (
     "name",
     "description",
@@ -255,10 +256,19 @@ class _Table:
             raise self.wrong(key, expected, value)
         return float(value)
 
-    def whole(self, key: str, default: int, low: int | None = None) -> int:
+    def whole(
+        self, key: str, default: int, low: int | None = None, high: int | None = None
+    ) -> int:
         expected = "a whole number" if low is None else f"a whole number of at least {low}"
+        if high is not None:
+            expected += f" and at most {high:,}"
         value = self.data.get(key, default)
-        if not _is_number(value) or value != int(value) or (low is not None and value < low):
+        if (
+            not _is_number(value)
+            or value != int(value)
+            or (low is not None and value < low)
+            or (high is not None and value > high)
+        ):
             raise self.wrong(key, expected, value)
         return int(value)
 
@@ -346,7 +356,7 @@ def _build(top: _Table) -> Scenario:
         report_every=top.whole("report_every", 1_000, low=1),
         publish_every=top.whole("publish_every", 1_000, low=1),
         window=top.number("window", 0.0, default=30.0),
-        users=top.whole("users", 20_000, low=1),
+        users=top.whole("users", 20_000, low=1, high=MAX_USERS),
         consent_share=top.number("consent_share", 0.0, 1.0, default=1.0),
         campaign=campaign,
         upstream=upstream,

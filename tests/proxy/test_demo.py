@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +30,13 @@ def test_demo_serves_every_segment_and_logs_decisions(
     assert "Learning: 3,000 simulated impressions" in out
     for segment in ("young_mobile", "young_desktop", "older_mobile", "older_desktop"):
         assert re.search(rf"{segment}\s+\d\.\d{{3}}\s+\d\.\d{{3}}\s+[+-]\d\.\d{{3}} \(", out)
+
+
+def test_broken_policies_stop_the_demo_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bad.sw").write_text('policy "x" version 1\ncampaign {\n')
+    assert main(["demo", "--policies", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "slotwise demo: the policies in" in err and "bad.sw:2:10: error: syntax_error" in err
+    assert main(["demo", "--users", "0"]) == 2

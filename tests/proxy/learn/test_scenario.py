@@ -108,8 +108,9 @@ CASES: list[tuple[Change, str, str]] = [
     ),
     (_set("conversion_slot", "conversion_slot = 3"), BAD, "conversion_slot must be a slot"),
     (_set("publish_every", "publish_every = 0"), BAD, "publish_every must be a whole number"),
-    (_set("users", "users = 0"), BAD, "users must be a whole number of at least 1, got 0"),
-    (_set("users", "users = -3"), BAD, "users must be a whole number of at least 1, got -3"),
+    (_set("users", "users = 0"), BAD, "users must be a whole number of at least 1 and at most"),
+    (_set("users", "users = -3"), BAD, "users must be a whole number of at least 1"),
+    (_set("users", "users = 99_999_999_999"), BAD, "at least 1 and at most 1,000,000, got"),
     (
         _replace(AGES, '"user.age" = [24, 18]'),
         BAD,
