@@ -256,9 +256,7 @@ class _Table:
             raise self.wrong(key, expected, value)
         return float(value)
 
-    def whole(
-        self, key: str, default: int, low: int | None = None, high: int | None = None
-    ) -> int:
+    def whole(self, key: str, default: int, low: int | None = None, high: int | None = None) -> int:
         expected = "a whole number" if low is None else f"a whole number of at least {low}"
         if high is not None:
             expected += f" and at most {high:,}"
