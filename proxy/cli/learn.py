@@ -162,8 +162,13 @@ def _open_state_store(url: str) -> Any:
 
     from slotwise.proxy.state import StoreError, open_store, redact
 
+    if url.startswith("memory:"):
+        raise UsageError(
+            "--store memory:// is private to one process: the learner would read an empty log;"
+            " pass the sqlite:/// or redis:// URL the proxies write (`slotwise serve --store`)"
+        )
     if url.startswith("sqlite://"):
-        path = Path(unquote(url[len("sqlite://") :].partition("?")[0]))
+        path = Path(unquote(url[len("sqlite://") :].partition("?")[0])).expanduser()
         if path.parts and not path.exists():
             raise UsageError(
                 f"--store {redact(url)}: no state database at {path}; the learner reads the"

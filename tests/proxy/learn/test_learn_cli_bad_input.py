@@ -115,6 +115,13 @@ def test_learn_from_an_unreachable_redis_names_store(capsys: pytest.CaptureFixtu
     assert "--store redis://127.0.0.1:1" in err and "check that redis is running" in err
 
 
+def test_learn_refuses_a_store_private_to_its_own_process(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["learn", "--policies", POLICY, "--store", "memory://", "--once"]) == 2
+    assert "memory:// is private to one process" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("log", ["notjson", "missing"])
 def test_learn_creates_nothing_when_the_log_is_bad(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], log: str
