@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import re
+import time
 import uuid
 from collections.abc import Sequence
 from importlib import resources
@@ -44,6 +46,8 @@ PIXEL_GIF = (
 _NO_STORE = {"Cache-Control": "no-store, max-age=0"}
 _JSON_TYPES = ("application/json", "text/plain", "")  # sendBeacon sends text/plain
 _LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$")
+log = logging.getLogger("slotwise.events")
+_REPORT_EVERY = 10.0  # seconds between two log lines about a failing store
 _MAX_ID = 128  # schema.Identifier's limit
 _USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")
 # Query parameters of the pixel: short aliases keep ad-server macros short.
@@ -116,6 +120,8 @@ class EventEndpoints:
         )
         self.sdk = resources.files("slotwise.proxy.events").joinpath("sdk.js").read_bytes()
         self.sdk_etag = '"' + hashlib.sha256(self.sdk).hexdigest()[:16] + '"'
+        self._failures = 0
+        self._next_report = 0.0
 
     # -- POST /events and /events/validate --------------------------------------------------
 
@@ -126,8 +132,8 @@ class EventEndpoints:
             result = await self.collector.collect(events, consent=level)
         except _Refusal as refusal:
             return refusal.response()
-        except StoreUnavailable:
-            return self._unavailable()
+        except StoreUnavailable as error:
+            return self._unavailable(error)
         return _json(
             {
                 "accepted": result.accepted,
@@ -246,8 +252,8 @@ class EventEndpoints:
             await self.collector.collect([event], consent=level)
         except _Refusal as refusal:
             return refusal.response()
-        except StoreUnavailable:
-            return self._unavailable()
+        except StoreUnavailable as error:
+            return self._unavailable(error)
         return Response(PIXEL_GIF, 200, headers=_NO_STORE, media_type="image/gif")
 
     # -- DELETE /admin/users/{user_id} ------------------------------------------------------
@@ -262,8 +268,8 @@ class EventEndpoints:
             return _bad_user_id()
         try:
             result = await self.collector.erase(user_id, actor=client or "unknown")
-        except StoreUnavailable:
-            return self._unavailable()
+        except StoreUnavailable as error:
+            return self._unavailable(error)
         return _json(
             {
                 "erased": True,
@@ -304,8 +310,8 @@ class EventEndpoints:
             stored = await self.collector.set_profile(
                 user_id, encode_profile(record), actor=client or "unknown"
             )
-        except StoreUnavailable:
-            return self._unavailable()
+        except StoreUnavailable as error:
+            return self._unavailable(error)
         if not stored:
             return _Refusal(
                 409, "user_erased", "this user was erased; their profile is not stored again"
@@ -355,7 +361,18 @@ class EventEndpoints:
             stated=stated,
         )
 
-    def _unavailable(self) -> Response:
+    def _unavailable(self, error: StoreUnavailable) -> Response:
+        # the client learns only "retry later"; the operator needs the cause (a full disk, a
+        # read-only file, redis out of memory), at most once per interval however many fail
+        self._failures += 1
+        now = time.monotonic()
+        if now >= self._next_report:
+            log.warning(
+                "events could not be stored (%d request(s) answered 503 since the last report): %s",
+                self._failures,
+                error,
+            )
+            self._failures, self._next_report = 0, now + _REPORT_EVERY
         return Response(
             _ENCODE.encode(
                 {

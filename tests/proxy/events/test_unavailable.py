@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -15,7 +16,9 @@ from tests.proxy.events.conftest import ADMIN_TOKEN
 from tests.support.servers import redis_server
 
 
-async def test_events_answer_503_while_redis_is_down(tmp_path: Path) -> None:
+async def test_events_answer_503_while_redis_is_down(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with redis_server(tmp_path) as server:
         store = open_store(server.url)
         await store.start()
@@ -42,6 +45,10 @@ async def test_events_answer_503_while_redis_is_down(tmp_path: Path) -> None:
             )
             assert check.status_code == 200
         await store.close()
+    # the operator learns why, once per interval, not once per refused request
+    reports = [r.getMessage() for r in caplog.records if r.name == "slotwise.events"]
+    assert len(reports) == 1 and "events could not be stored (1 request(s)" in reports[0]
+    assert "redis" in reports[0]
 
 
 async def test_decision_log_never_blocks_and_catches_up(tmp_path: Path) -> None:
