@@ -10,7 +10,8 @@ WAL + group commit, survives ``kill -9``), ``redis://host:port/db`` and
 ``redis+cluster://host:port,...`` (many processes and machines; logs are Redis Streams).
 
 The interface (:class:`Store`), every method async and raising :class:`StoreUnavailable` when
-the backend cannot answer in time:
+the backend cannot answer in time (:class:`StoreWriteUncertain`, a kind of it, when a write was
+sent but not confirmed in time: it may still complete):
 
 - values with TTL: ``get``, ``get_many``, ``set``, ``set_if_absent``, ``delete``
 - counters: ``incr(key, amount, ttl=)`` (TTL set on creation: a fixed window), ``counter``
@@ -35,6 +36,7 @@ from slotwise.proxy.state.base import (
     StoreConfigError,
     StoreError,
     StoreUnavailable,
+    StoreWriteUncertain,
     subject_key,
 )
 from slotwise.proxy.state.history import StoredHistory
@@ -49,6 +51,7 @@ __all__ = [
     "StoreConfigError",
     "StoreError",
     "StoreUnavailable",
+    "StoreWriteUncertain",
     "StoredHistory",
     "open_store",
     "redact",

@@ -31,6 +31,14 @@ class StoreUnavailable(StoreError):
     code = "store_unavailable"
 
 
+class StoreWriteUncertain(StoreUnavailable):
+    """A write was not confirmed in time but was handed to the backend: it may still complete.
+
+    Callers must not report it as "not stored". Resending a log append is safe (record ids
+    deduplicate); resending an ``incr`` is not.
+    """
+
+
 class StoreConfigError(StoreError):
     """The store URL or its options are wrong (unknown scheme, bad option): fix the config."""
 

@@ -28,6 +28,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
+from redis.exceptions import RedisClusterException
 
 from slotwise.proxy.state.base import (
     HistoryItem,
@@ -35,7 +36,9 @@ from slotwise.proxy.state.base import (
     LogRecord,
     Store,
     StoreConfigError,
+    StoreError,
     StoreUnavailable,
+    StoreWriteUncertain,
     escape_key_part,
     subject_prefix,
 )
@@ -43,31 +46,51 @@ from slotwise.proxy.state.base import (
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
 
+# What a redis call can raise: RedisClusterException (cluster start-up, slot coverage) is not
+# a RedisError, and a socket may fail below redis-py.
+_FAILURES = (redis.exceptions.RedisError, RedisClusterException, OSError, TimeoutError)
+_CLUSTER_PREFIX = "Redis Cluster cannot be connected. Please provide at least one reachable node: "
+
 # KEYS[1] = stream, KEYS[2..] = dedup keys of the records that carry an id, in order.
 # ARGV[1] = dedup ttl in ms ('' = no dedup), ARGV[2] = record count,
 # then per record: has-id ('1'/'0'), subject ('' = none), data. Returns a position or ''.
+# A Lua error does not undo the writes made before it, and a dedup key left for a record that
+# was not stored loses that record for good (its resend counts as a duplicate). So the stream's
+# type is checked before any write, and should an XADD still fail, the failing record's dedup
+# key is deleted again: every record before it is stored with its key, none after it is touched.
 _APPEND = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'stream' and kind ~= 'none' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. kind .. ', not a stream')
+end
 local ttl = ARGV[1]
 local n = tonumber(ARGV[2])
 local out = {}
 local k = 2
-for i = 0, n - 1 do
-  local hasid, subject, data = ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i]
-  local fresh = true
-  if hasid == '1' then
+for i = 1, n do
+  local fresh, claimed = true, nil
+  if ARGV[3 * i] == '1' then
     if ttl ~= '' then
       fresh = redis.call('SET', KEYS[k], '1', 'NX', 'PX', ttl)
+      if fresh then claimed = KEYS[k] end
     end
     k = k + 1
   end
   if fresh then
+    local subject, data = ARGV[3 * i + 1], ARGV[3 * i + 2]
+    local position
     if subject == '' then
-      out[i + 1] = redis.call('XADD', KEYS[1], '*', 'd', data)
+      position = redis.pcall('XADD', KEYS[1], '*', 'd', data)
     else
-      out[i + 1] = redis.call('XADD', KEYS[1], '*', 's', subject, 'd', data)
+      position = redis.pcall('XADD', KEYS[1], '*', 's', subject, 'd', data)
     end
+    if type(position) == 'table' and position.err then
+      if claimed then redis.call('DEL', claimed) end
+      return position
+    end
+    out[i] = position
   else
-    out[i + 1] = ''
+    out[i] = ''
   end
 end
 return out
@@ -168,15 +191,36 @@ class RedisStore(Store):
             if self._cluster:
                 await self._slow.initialize()
             await self._slow.ping()
-        except (redis.exceptions.RedisError, OSError) as exc:
+        except _FAILURES as exc:
             await self.close()
-            raise StoreUnavailable(f"cannot reach redis at {self._where()}: {exc}") from exc
+            raise self._start_failure(exc) from exc
         self.durable = await self._check_durability()
+
+    def _start_failure(self, exc: BaseException) -> StoreError:
+        """What went wrong at start, said in terms of the URL where the URL is the cause."""
+        where = self._where()
+        for cause in _causes(exc):
+            if isinstance(cause, redis.exceptions.AuthenticationError):
+                given = "" if self._auth["password"] else "the URL gives no password; "
+                return StoreConfigError(
+                    f"redis at {where}: authentication failed: check the user and password in"
+                    f" the URL ({given}redis said: {cause})"
+                )
+            if "DB index is out of range" in str(cause):
+                return StoreConfigError(
+                    f"redis at {where}: database {self._db} is out of range (the /N part of the"
+                    " URL): use a number below the server's `databases` setting (16 by default)"
+                )
+        reason = str(exc).removeprefix(_CLUSTER_PREFIX)
+        if "Cluster mode is not enabled" in reason:
+            reason += "; for a single redis server write redis:// instead of redis+cluster://"
+        kind = "redis cluster" if self._cluster else "redis"
+        return StoreUnavailable(f"cannot reach {kind} at {where}: {reason}")
 
     async def _check_durability(self) -> bool:
         try:
             config = await self._slow.config_get("append*")
-        except redis.exceptions.RedisError:
+        except _FAILURES:
             return False  # managed Redis often forbids CONFIG; say so in the warning below
         if self._cluster:  # {node: {...}}: every master must be durable
             configs = (
@@ -200,21 +244,34 @@ class RedisStore(Store):
         return durable
 
     def _where(self) -> str:
-        return ",".join(f"{h}:{p}" for h, p in self._nodes)
+        return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self._nodes)
 
     async def close(self) -> None:
         for client in (self._fast, self._slow):
             if client is not None:
                 try:
                     await client.aclose()
-                except (redis.exceptions.RedisError, OSError):
+                except _FAILURES:
                     pass
         self._fast = self._slow = None
 
     async def _call(self, operation: Awaitable[T]) -> T:
         try:
             return await operation
-        except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
+
+    async def _write(self, operation: Awaitable[T]) -> T:
+        """``_call`` for a write: one that timed out after it was sent may still be applied."""
+        try:
+            return await operation
+        except _FAILURES as exc:
+            if _maybe_applied(exc):
+                raise StoreWriteUncertain(
+                    f"redis at {self._where()} did not confirm a write within write_timeout"
+                    f" ({self._write_timeout:g} s): {exc}; the write may still complete"
+                    " (resending a log append is safe: record ids deduplicate)"
+                ) from exc
             raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
 
     def _ready(self, client: Any) -> Any:
@@ -243,23 +300,23 @@ class RedisStore(Store):
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         px = int(_ms(ttl)) if ttl is not None else None
-        await self._call(self._ready(self._slow).set(key, value, px=px))
+        await self._write(self._ready(self._slow).set(key, value, px=px))
 
     async def set_if_absent(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
         px = int(_ms(ttl)) if ttl is not None else None
-        return bool(await self._call(self._ready(self._slow).set(key, value, px=px, nx=True)))
+        return bool(await self._write(self._ready(self._slow).set(key, value, px=px, nx=True)))
 
     async def delete(self, *keys: str) -> int:
         client = self._ready(self._slow)
         total = 0
         for key in keys:  # one key per call: keys may live on different cluster slots
-            total += int(await self._call(client.delete(key)))
+            total += int(await self._write(client.delete(key)))
         return total
 
     async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
         self._ready(self._slow)
         script = self._scripts["incr"]
-        return int(await self._call(script(keys=[key], args=[amount, _ms(ttl)])))
+        return int(await self._write(script(keys=[key], args=[amount, _ms(ttl)])))
 
     async def counter(self, key: str) -> int:
         raw = await self.get(key)
@@ -272,12 +329,12 @@ class RedisStore(Store):
             return 0
         self._ready(self._slow)
         script = self._scripts["sadd"]
-        return int(await self._call(script(keys=[key], args=[_ms(ttl), *members])))
+        return int(await self._write(script(keys=[key], args=[_ms(ttl), *members])))
 
     async def set_remove(self, key: str, *members: bytes) -> int:
         if not members:
             return 0
-        return int(await self._call(self._ready(self._slow).srem(key, *members)))
+        return int(await self._write(self._ready(self._slow).srem(key, *members)))
 
     async def set_members(self, key: str) -> frozenset[bytes]:
         return frozenset(await self._call(self._ready(self._fast).smembers(key)))
@@ -298,7 +355,7 @@ class RedisStore(Store):
             return
         self._ready(self._slow)
         script = self._scripts["history"]
-        await self._call(script(keys=[key], args=[max_len, _ms(ttl), *encoded]))
+        await self._write(script(keys=[key], args=[max_len, _ms(ttl), *encoded]))
 
     async def history(self, key: str, *, since: float = 0.0) -> list[HistoryItem]:
         raw = await self._call(self._ready(self._fast).lrange(key, 0, -1))
@@ -320,7 +377,7 @@ class RedisStore(Store):
             if record.id is not None:
                 keys.append(f"{stream}:d:{escape_key_part(record.id)}")
             args.extend((1 if record.id is not None else 0, record.subject or "", record.data))
-        result = await self._call(self._scripts["append"](keys=keys, args=args))
+        result = await self._write(self._scripts["append"](keys=keys, args=args))
         return [_text(p) or None for p in result]
 
     async def log_read(self, log: str, *, after: str = "0", count: int = 100) -> list[LogEntry]:
@@ -347,7 +404,7 @@ class RedisStore(Store):
             reply = await self._call(
                 client.xreadgroup(group, consumer, {stream: "0" if pending else ">"}, count=count)
             )
-        except (redis.exceptions.RedisError, OSError) as exc:
+        except _FAILURES as exc:
             raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
         entries: list[LogEntry] = []
         for _stream, rows in _stream_rows(reply):
@@ -361,7 +418,7 @@ class RedisStore(Store):
         except redis.exceptions.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
-        except (redis.exceptions.RedisError, OSError) as exc:
+        except _FAILURES as exc:
             raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
 
     async def log_ack(self, log: str, group: str, positions: Sequence[str]) -> int:
@@ -372,13 +429,15 @@ class RedisStore(Store):
             return int(await client.xack(_stream_key(log), group, *positions))
         except redis.exceptions.ResponseError:
             return 0  # unknown group: nothing was pending
-        except (redis.exceptions.RedisError, OSError) as exc:
+        except _FAILURES as exc:
             raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
 
     async def log_trim(self, log: str, *, before: float) -> int:
         client = self._ready(self._slow)
         minid = f"{int(before * 1000)}-0"
-        return int(await self._call(client.xtrim(_stream_key(log), minid=minid, approximate=False)))
+        return int(
+            await self._write(client.xtrim(_stream_key(log), minid=minid, approximate=False))
+        )
 
     async def log_erase(self, log: str, subject: str) -> int:
         client = self._ready(self._slow)
@@ -392,7 +451,7 @@ class RedisStore(Store):
                 return erased
             doomed = [pos for pos, fields in rows if fields.get(b"s") == wanted]
             if doomed:
-                erased += int(await self._call(client.xdel(stream, *doomed)))
+                erased += int(await self._write(client.xdel(stream, *doomed)))
             start = f"({_text(rows[-1][0])}"
 
     async def erase_subject(self, subject: str) -> int:
@@ -400,9 +459,33 @@ class RedisStore(Store):
         pattern = subject_prefix(subject) + "*"
         try:
             keys = [k async for k in client.scan_iter(match=pattern, count=500)]
-        except (redis.exceptions.RedisError, OSError) as exc:
+        except _FAILURES as exc:
             raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
         return await self.delete(*(_text(k) for k in keys))
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps: redis-py's cluster start-up hides the node's own error."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _maybe_applied(exc: BaseException) -> bool:
+    """Whether a write that raised ``exc`` may have reached the server and run there.
+
+    A server's error reply (ResponseError) means it did not run (scripts check before they
+    write); failing to connect means it was never sent. Any other time-out or lost
+    connection happened after sending, as far as we can tell: the server may still apply it.
+    """
+    if isinstance(exc, redis.exceptions.ResponseError):
+        return False
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        return "connecting to" not in str(exc).lower()
+    return isinstance(exc, (TimeoutError, OSError))
 
 
 def _text(value: Any) -> str:

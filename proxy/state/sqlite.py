@@ -15,12 +15,15 @@ URL options: ``synchronous`` (full|normal), ``timeout`` (read timeout, seconds),
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from slotwise.proxy.state.base import (
     HistoryItem,
@@ -28,7 +31,9 @@ from slotwise.proxy.state.base import (
     LogRecord,
     Store,
     StoreConfigError,
+    StoreError,
     StoreUnavailable,
+    StoreWriteUncertain,
     now,
     subject_prefix,
 )
@@ -108,15 +113,23 @@ class SQLiteStore(Store):
         return conn
 
     def _connect_writer(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self._connect()
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise sqlite3.OperationalError(f"cannot switch {self.path} to WAL mode ({mode})")
-        conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        # erasure must not leave the erased bytes readable in free pages of the file
-        conn.execute("PRAGMA secure_delete=ON")
-        conn.executescript(_SCHEMA)
+        _check_path(self.path)
+        try:
+            _check_schema(self.path)  # read-only: another application's file is left as it was
+            conn = self._connect()
+        except sqlite3.Error as exc:
+            raise _open_failure(self.path, exc) from exc
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"cannot switch to WAL mode ({mode})")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            # erasure must not leave the erased bytes readable in free pages of the file
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _open_failure(self.path, exc) from exc
         return conn
 
     async def start(self) -> None:
@@ -179,7 +192,17 @@ class SQLiteStore(Store):
             # committed; it is simply not acknowledged.
             return await asyncio.wait_for(asyncio.shield(future), self._write_timeout)
         except TimeoutError:
-            raise StoreUnavailable("the state database did not commit in time") from None
+            # The writer still runs it (another process may hold the lock): say so, and take
+            # its late outcome so that asyncio does not log "exception was never retrieved".
+            future.add_done_callback(_abandon)
+            raise StoreWriteUncertain(
+                f"the state database {self.path} did not commit a write within write_timeout"
+                f" ({self._write_timeout:g} s; another process may hold its lock): the write may"
+                " still complete (resending a log append is safe: record ids deduplicate)"
+            ) from None
+        except asyncio.CancelledError:
+            future.add_done_callback(_abandon)
+            raise
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"the state database refused a write: {exc}") from exc
 
@@ -454,6 +477,111 @@ class SQLiteStore(Store):
             return _delete_keys(conn, sorted(keys))
 
         return await self._write(run)
+
+
+def _abandon(future: asyncio.Future[Any]) -> None:
+    """Done-callback of a write nobody waits for any more: mark its outcome as seen."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _check_path(path: Path) -> None:
+    """Name what is wrong with the path itself before SQLite says "unable to open"."""
+    if path.is_dir():
+        raise StoreConfigError(
+            f"sqlite path {path} is a directory: the URL must name a database file,"
+            f" e.g. sqlite://{path / 'state.db'}"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise StoreConfigError(
+            f"cannot open the state database {path}: a part of {path.parent} is a file, not a"
+            " directory; choose another path in the URL"
+        ) from None
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"cannot open the state database {path}: cannot create its directory"
+            f" {path.parent} ({exc.strerror}); create it, or choose another path in the URL"
+        ) from None
+
+
+def _open_failure(path: Path, exc: sqlite3.Error) -> StoreError:
+    """SQLite's "unable to open database file" with the path, the likely cause, what to do."""
+    permissions = "; fix the permissions or choose another path in the URL"
+    if not os.access(path.parent, os.W_OK):
+        cause = (
+            f"its directory {path.parent} is not writable (SQLite creates {path.name}-wal"
+            f" and {path.name}-shm next to the file){permissions}"
+        )
+    elif path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        cause = f"the file is not readable and writable for this user{permissions}"
+    elif _read_only_filesystem(path.parent):
+        cause = f"{path.parent} is on a read-only file system; choose another path in the URL"
+    else:  # e.g. locked by another process: nothing to add to what SQLite says
+        return StoreUnavailable(f"cannot open the state database {path}: {exc}")
+    return StoreUnavailable(f"cannot open the state database {path}: {cause} (sqlite: {exc})")
+
+
+def _read_only_filesystem(directory: Path) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+@functools.cache
+def _our_tables() -> dict[str, tuple[str, ...]]:
+    """Table name -> column names of the schema this module creates (read from SQLite)."""
+    with closing(sqlite3.connect(":memory:")) as conn:
+        conn.executescript(_SCHEMA)
+        return _tables(conn)
+
+
+def _tables(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+    names = [
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view', 'trigger')"
+            " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+        )
+    ]
+    quoted = {name: '"' + name.replace('"', '""') + '"' for name in names}
+    return {
+        name: tuple(r[1] for r in conn.execute(f"PRAGMA table_info({quoted[name]})"))
+        for name in names
+    }
+
+
+def _check_schema(path: Path) -> None:
+    """Refuse a database that is not ours before anything is written to it.
+
+    Fine: a new or empty file, or tables of our schema (some may be missing: an older
+    version, or a first start interrupted between two CREATE TABLEs). Anything else is
+    another application's database: switching it to WAL and adding our tables would change
+    it, and a same-named table with other columns would fail every write later.
+    """
+    if not path.exists():
+        return
+    try:
+        with closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)) as conn:
+            found = _tables(conn)
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError):
+            raise  # cannot open or read it: permissions, locks; reported as such
+        raise StoreConfigError(
+            f"{path} is not a slotwise state database ({exc}): point the URL at a new file"
+            " (it is created) or at an existing slotwise state database"
+        ) from None
+    ours = _our_tables()
+    if any(ours.get(name) != columns for name, columns in found.items()):
+        shown = [f"{name}({', '.join(cols)})" for name, cols in sorted(found.items())]
+        listed = ", ".join(shown[:8]) + (", ..." if len(shown) > 8 else "")
+        raise StoreConfigError(
+            f"{path} is not a slotwise state database (tables: {listed}): point the URL at a"
+            " new file (it is created) or at an existing slotwise state database; the file was"
+            " not changed"
+        )
 
 
 def _position(text: str) -> int:

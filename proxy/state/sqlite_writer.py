@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from slotwise.proxy.state.base import StoreUnavailable
+from slotwise.proxy.state.base import StoreError, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -65,6 +65,8 @@ class GroupCommitWriter:
         self._thread.daemon = True
         self._thread.start()
         self._ready.wait()
+        if isinstance(self._error, StoreError):  # already says what and where
+            raise self._error
         if self._error is not None:
             raise StoreUnavailable(f"cannot open the state database: {self._error}")
 

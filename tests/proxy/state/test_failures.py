@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from slotwise.proxy.state import LogRecord, StoreUnavailable, open_store
+from slotwise.proxy.state import LogRecord, StoreConfigError, StoreUnavailable, open_store
 from slotwise.proxy.state.sqlite import SQLiteStore
 from tests.support.servers import free_port
 
@@ -38,11 +38,12 @@ async def test_redis_that_goes_away_raises_store_unavailable(tmp_path: Path) -> 
         await store.close()
 
 
-async def test_sqlite_unwritable_path_is_unavailable(tmp_path: Path) -> None:
+async def test_sqlite_path_through_a_file_is_refused(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     store = open_store(f"sqlite://{blocker}/state.db")
-    with pytest.raises(StoreUnavailable, match="cannot open the state database"):
+    message = f"cannot open the state database {blocker}/state.db: a part of {blocker} is a file"
+    with pytest.raises(StoreConfigError, match=message):
         await store.start()
 
 
