@@ -36,7 +36,7 @@ from slotwise.proxy.events.schema import (
     decode_event,
     malformed,
 )
-from slotwise.proxy.state import StoreUnavailable
+from slotwise.proxy.state import StoreUnavailable, StoreWriteUncertain
 
 # The smallest transparent 1x1 GIF.
 PIXEL_GIF = (
@@ -48,6 +48,10 @@ _JSON_TYPES = ("application/json", "text/plain", "")  # sendBeacon sends text/pl
 _LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$")
 log = logging.getLogger("slotwise.events")
 _REPORT_EVERY = 10.0  # seconds between two log lines about a failing store
+_UNCERTAIN = (
+    "the store did not confirm the write in time and it may still complete: resend the same "
+    "request after Retry-After (event ids make a resend safe)"
+)
 _MAX_ID = 128  # schema.Identifier's limit
 _USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")
 # Query parameters of the pixel: short aliases keep ad-server macros short.
@@ -378,8 +382,9 @@ class EventEndpoints:
                 {
                     "error": {
                         "code": "store_unavailable",
-                        "message": "events cannot be stored right now; nothing was stored, "
-                        "retry later",
+                        "message": _UNCERTAIN
+                        if isinstance(error, StoreWriteUncertain)
+                        else "events cannot be stored right now; nothing was stored, retry later",
                     }
                 }
             ),

@@ -11,8 +11,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from slotwise.proxy.events import DecisionLog, EventCollector, EventsConfig, events_routes
-from slotwise.proxy.state import open_store
-from tests.proxy.events.conftest import ADMIN_TOKEN
+from slotwise.proxy.state import StoreWriteUncertain, open_store
+from tests.proxy.events.conftest import ADMIN_TOKEN, Harness
 from tests.support.servers import redis_server
 
 
@@ -77,3 +77,20 @@ async def test_decision_log_queues_while_redis_is_down_and_drops_beyond_the_boun
             await asyncio.sleep(0.2)
             assert decisions.pending == 2  # kept for retry, not lost
         await store.close()
+
+
+async def test_a_write_the_store_did_not_confirm_is_not_called_lost(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a timed-out write may still land: the answer must not say "nothing was stored", since
+    # the client would then be right to doubt a resend (it is safe: ids deduplicate)
+    async def unconfirmed(*args: object, **kwargs: object) -> None:
+        raise StoreWriteUncertain("redis did not confirm a write within write_timeout")
+
+    monkeypatch.setattr(harness.collector, "collect", unconfirmed)
+    answer = await harness.client.post(
+        "/_sw/events", json={"events": [{"type": "click", "id": "a"}]}
+    )
+    assert answer.status_code == 503
+    message = answer.json()["error"]["message"]
+    assert "may still complete" in message and "nothing was stored" not in message
