@@ -19,10 +19,12 @@ import functools
 import logging
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from math import isfinite
 from types import MappingProxyType
 from typing import Any
 
 from slotwise.plugins import eager
+from slotwise.plugins.contain import contained
 from slotwise.plugins.loaded import CONSENT_SIGNAL, LoadedProvider, ProviderSet
 from slotwise.plugins.provider import WithHistory
 from slotwise.plugins.request import RequestInfo
@@ -41,6 +43,8 @@ _EMPTY: Signals = MappingProxyType({})
 _NO_HISTORY = NoHistory()
 # A late fetch of a cacheable provider may run on for this many deadlines to warm its cache.
 LATE_FACTOR = 20
+# The event a returned history is asked about once, to know it answers at all.
+_PROBE_EVENT = "page_view"
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,24 +237,22 @@ def _begin(
                 except StopIteration as stop:
                     now = loop.time()
                     metrics.seconds += now - started
-                    raw = stop.value
-                    if type(raw) is not dict:  # WithHistory, or not a mapping at all
-                        raw = _unpack(loaded, raw, histories)
-                    values = _validated(loaded, raw)
+                    values = _validated(loaded, stop.value, histories)
                     if key is None:
                         metrics.ok += 1
                         return values
                     return _succeeded(loaded, key, values, now)
-                except Exception as exc:
+                except BaseException as exc:  # sys.exit() or a CancelledError of its own too
                     metrics.seconds += loop.time() - started
                     return _failed(loaded, "error", exc)
-                task = asyncio.ensure_future(eager._finish(coro, yielded))
+                # the rest in a task, whose escapes must not stop the event loop
+                task = asyncio.ensure_future(contained(eager._resume(coro, yielded)))
             else:
-                task = asyncio.ensure_future(loaded.provider.fetch(request))
+                task = asyncio.ensure_future(contained(loaded.provider.fetch(request)))
             if key is not None:
                 loaded.inflight[key] = task
                 task.add_done_callback(functools.partial(_forget, loaded.inflight, key))
-    except Exception as exc:  # e.g. a raising cache_key: the provider's fault, not the request's
+    except BaseException as exc:  # e.g. a raising cache_key: the provider's, not the request's
         return _failed(loaded, "error", exc)
     return _watch(loaded, key, task, owner, started, histories, loop)
 
@@ -286,8 +288,8 @@ def _watch(
             watching.set_result(_failed(loaded, "error", error))
             return
         try:
-            values = _validated(loaded, _unpack(loaded, done.result(), histories))
-        except Exception as exc:
+            values = _validated(loaded, done.result(), histories)
+        except BaseException as exc:  # the provider's mapping raising, even sys.exit()
             watching.set_result(_failed(loaded, "error", exc))
             return
         watching.set_result(_succeeded(loaded, key, values, loop.time()))
@@ -311,16 +313,6 @@ def _watch(
     task.add_done_callback(finished)
     watching.add_done_callback(settled)
     return watching
-
-
-def _unpack(loaded: LoadedProvider, raw: object, histories: list[EventHistory]) -> object:
-    """The signals of a fetch result; a personal provider's history goes to ``histories``."""
-    if isinstance(raw, WithHistory):
-        if not loaded.personal:
-            raise TypeError("only personal providers may return WithHistory")
-        histories.append(raw.history)
-        return raw.signals
-    return raw
 
 
 def _succeeded(
@@ -350,8 +342,8 @@ def _late(
     if task.cancelled() or task.exception() is not None or loaded.cache is None:
         return
     try:
-        values = _validated(loaded, _unpack(loaded, task.result(), []))
-    except Exception:  # counted nowhere: the request it belonged to already counted a timeout
+        values = _validated(loaded, task.result(), [])
+    except BaseException:  # counted nowhere: the request it belonged to already counted a timeout
         return
     loaded.cache.put(key, values, asyncio.get_running_loop().time())
 
@@ -385,10 +377,14 @@ def _failed(loaded: LoadedProvider, cause: str, exc: BaseException | None) -> Si
     return _EMPTY
 
 
-def _validated(loaded: LoadedProvider, raw: object) -> Signals:
-    """Keep the declared, well-typed, in-range values; count the others as ``invalid``."""
-    if type(raw) is not dict and not isinstance(raw, Mapping):
-        raise TypeError(f"fetch returned {type(raw).__name__}, not a mapping of signals")
+def _validated(loaded: LoadedProvider, raw: object, histories: list[EventHistory]) -> Signals:
+    """Keep the declared, well-typed, in-range values; a personal provider's history goes to
+    ``histories``. A fetch with anything dropped counts as one ``invalid`` miss (a request
+    whose signals were partly absent), each dropped value in ``invalid_values``.
+    """
+    dropped = 0
+    if type(raw) is not dict:  # WithHistory, or not a plain dict
+        raw, dropped = _unwrapped(loaded, raw, histories)
     out: dict[str, SignalValue] = {}
     specs = loaded.specs
     for name, value in raw.items():
@@ -402,15 +398,51 @@ def _validated(loaded: LoadedProvider, raw: object) -> Signals:
         else:
             checked = _check(spec, value)
         if checked is None:
-            loaded.metrics.misses["invalid"] += 1
+            dropped += 1
             if not loaded.warned:
                 loaded.warned = True
                 log.warning("provider %s: dropped invalid signal %s=%r", loaded.name, name, value)
             continue
         out[name] = checked
+    if dropped:
+        loaded.metrics.misses["invalid"] += 1
+        loaded.metrics.invalid_values += dropped
     # a plain dict: gather merges it with dict.update's fast path (a mappingproxy goes key by
     # key); it is never handed to anyone who could change it
     return out
+
+
+def _unwrapped(
+    loaded: LoadedProvider, raw: object, histories: list[EventHistory]
+) -> tuple[Mapping[Any, object], int]:
+    """The signals of a result that is not a plain dict, and 1 if its history was dropped."""
+    if not isinstance(raw, WithHistory):
+        if not isinstance(raw, Mapping):
+            raise TypeError(f"fetch returned {type(raw).__name__}, not a mapping of signals")
+        return raw, 0
+    if not loaded.personal:
+        raise TypeError("only personal providers may return WithHistory")
+    signals: object = raw.signals
+    if not isinstance(signals, Mapping):
+        raise TypeError(f"WithHistory.signals is a {type(signals).__name__}, not a mapping")
+    if _answers(raw.history):
+        histories.append(raw.history)
+        return signals, 0
+    if not loaded.warned:
+        loaded.warned = True
+        log.warning("provider %s: dropped an unusable history %r", loaded.name, raw.history)
+    return signals, 1
+
+
+def _answers(history: EventHistory) -> bool:
+    """Whether ``history`` works as an EventHistory, asked once here: a broken one (None, or
+    one that raises) would otherwise fail the personalisation of the whole request later."""
+    try:
+        count = history.count(_PROBE_EVENT, 0.0)
+        last = history.last(_PROBE_EVENT)
+    except BaseException:  # the provider's code, even sys.exit(): its history is unusable
+        return False
+    return isinstance(count, int) and (last is None or isinstance(last, int | float))
 
 
 def _check(spec: SignalSpec, value: Any) -> SignalValue | None:
@@ -437,7 +469,12 @@ def _check(spec: SignalSpec, value: Any) -> SignalValue | None:
             return None
         number: int | float = value
     else:
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond any float
+            return None
+        if not isfinite(number):  # NaN passes every bound check; infinity is no measurement
+            return None
     if (spec.minimum is not None and number < spec.minimum) or (
         spec.maximum is not None and number > spec.maximum
     ):

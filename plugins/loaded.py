@@ -10,16 +10,20 @@ signals must wait.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Mapping, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from slotwise.plugins.cache import TTLCache
+from slotwise.plugins.contain import ProviderCrashed, contained
+from slotwise.plugins.errors import PluginError, PluginProblem
 from slotwise.plugins.metrics import ProviderMetrics, render_prometheus
 from slotwise.plugins.provider import Provider, ProviderServices
 from slotwise.plugins.schema import SignalSchema, SignalSpec
 
+log = logging.getLogger("slotwise.plugins")
 CONSENT_SIGNAL = "consent.level"
 
 
@@ -63,7 +67,15 @@ class LoadedProvider:
 
 
 class ProviderSet:
-    """The providers resolved at start-up, in dependency order, and their combined schema."""
+    """The providers resolved at start-up, in dependency order, and their combined schema.
+
+    ``start_timeout`` and ``close_timeout`` bound each provider's ``start`` and ``aclose``
+    (seconds): a provider waiting for a server that never answers must not hold the start-up
+    or the shutdown of the whole proxy.
+    """
+
+    start_timeout: float = 10.0
+    close_timeout: float = 5.0
 
     def __init__(self, providers: Sequence[LoadedProvider], schema: SignalSchema) -> None:
         self.schema = schema
@@ -83,21 +95,32 @@ class ProviderSet:
     async def start(self, services: ProviderServices | None = None) -> None:
         """Hand providers the app's ``services``, await every ``start`` (lifespan start-up).
 
-        On failure the providers already started are closed again and the error propagates.
+        Each ``start`` gets :attr:`start_timeout` seconds. On the first failure the providers
+        already started are closed again and a :class:`PluginError` (``provider_start``)
+        names the provider.
         """
         try:
             for loaded in self.providers:
                 loaded.provider.services = services or ProviderServices()
-                await loaded.provider.start()
+                failure = await _bounded(loaded.provider.start, self.start_timeout)
+                if failure is not None:
+                    raise PluginError([_start_problem(loaded.name, failure)])
                 self._started.append(loaded)
         except BaseException:
             await self.aclose()
             raise
 
     async def aclose(self) -> None:
-        """Await ``aclose`` of every started provider, in reverse order (lifespan shutdown)."""
+        """Await ``aclose`` of every started provider, in reverse order (lifespan shutdown).
+
+        Each gets :attr:`close_timeout` seconds; one that fails or hangs is logged and the
+        others are closed all the same.
+        """
         while self._started:
-            await self._started.pop().provider.aclose()
+            loaded = self._started.pop()
+            failure = await _bounded(loaded.provider.aclose, self.close_timeout)
+            if failure is not None:
+                log.warning("provider %s: aclose() %s; closing the others", loaded.name, failure)
 
     def metrics(self) -> dict[str, dict[str, int | float]]:
         """A snapshot of every provider's counters, by provider name."""
@@ -112,6 +135,52 @@ class ProviderSet:
 
     def __len__(self) -> int:
         return len(self.providers)
+
+
+async def _bounded(hook: Callable[[], Awaitable[None]], timeout: float) -> str | None:
+    """Run a provider's ``start`` or ``aclose`` for at most ``timeout`` s: what went wrong, or None.
+
+    In a task of its own, so that a hook ignoring cancellation is left behind rather than
+    waited for; its escapes (``sys.exit``) are contained like a fetch's.
+    """
+    task = asyncio.ensure_future(contained(_call(hook)))
+    try:
+        await asyncio.wait([task], timeout=timeout)
+    finally:
+        if not task.done():  # timed out, or we are cancelled ourselves
+            task.cancel()
+            task.add_done_callback(_consume)
+    if not task.done():
+        return f"did not finish within {timeout:g} s"
+    if task.cancelled():
+        return "was cancelled"
+    error = task.exception()
+    if error is None:
+        return None
+    if isinstance(error, ProviderCrashed):
+        return str(error)  # "raised SystemExit(3)"
+    return f"raised {type(error).__name__}: {error}"
+
+
+async def _call(hook: Callable[[], Awaitable[None]]) -> None:
+    # Called inside the task: a hook that raises before its first await (or is not even
+    # async) is reported like any other failure.
+    await hook()
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    # Retrieve the outcome of an abandoned hook so asyncio does not log it as unhandled.
+    if not task.cancelled():
+        task.exception()
+
+
+def _start_problem(name: str, failure: str) -> PluginProblem:
+    return PluginProblem(
+        "provider_start",
+        name,
+        f"start() {failure}; fix what it needs (its [plugins.{name}] table, a server, a file) "
+        f"or add -{name} to SLOTWISE_PLUGINS to start without it",
+    )
 
 
 def _in_dependency_order(providers: Sequence[LoadedProvider]) -> tuple[LoadedProvider, ...]:

@@ -15,19 +15,22 @@ MISS_CAUSES: tuple[str, ...] = ("timeout", "error", "invalid", "no_consent")
 class ProviderMetrics:
     """Counters of one provider. ``misses[cause]`` for every cause in :data:`MISS_CAUSES`.
 
-    ``timeout``: the fetch did not finish within the deadline; ``error``: it raised;
-    ``invalid``: it returned a value that is undeclared, of the wrong type or out of range
-    (counted once per dropped value); ``no_consent``: personal provider skipped for lack of
-    consent (not a fault, but rules needing its signals did not see them).
+    Each cause counts requests, so that ``misses[cause] / fetches`` is the share of requests
+    affected. ``timeout``: the fetch did not finish within the deadline; ``error``: it raised;
+    ``invalid``: it returned at least one value that is undeclared, of the wrong type or out
+    of range, or an unusable history (those were dropped, the rest kept); ``no_consent``:
+    personal provider skipped for lack of consent (not a fault, but rules needing its signals
+    did not see them). ``invalid_values`` counts the dropped values themselves.
     """
 
-    __slots__ = ("fetches", "ok", "cache_hits", "misses", "seconds")
+    __slots__ = ("fetches", "ok", "cache_hits", "misses", "invalid_values", "seconds")
 
     def __init__(self) -> None:
         self.fetches = 0
         self.ok = 0
         self.cache_hits = 0
         self.misses: dict[str, int] = dict.fromkeys(MISS_CAUSES, 0)
+        self.invalid_values = 0
         self.seconds = 0.0
 
     def snapshot(self) -> dict[str, int | float]:
@@ -36,6 +39,7 @@ class ProviderMetrics:
             "fetches": self.fetches,
             "ok": self.ok,
             "cache_hits": self.cache_hits,
+            "invalid_values": self.invalid_values,
             "seconds": round(self.seconds, 6),
         }
         for cause, count in self.misses.items():
@@ -67,12 +71,19 @@ def render_prometheus(
     )
     family(
         "misses_total",
-        "Requests for which the provider's signals were absent, by cause.",
+        "Requests for which some or all of the provider's signals were absent, by cause "
+        "(invalid: values were dropped, see invalid_values_total).",
         (
             (f'provider="{n}",cause="{cause}"', metrics[n].misses[cause])
             for n in names
             for cause in MISS_CAUSES
         ),
+    )
+    family(
+        "invalid_values_total",
+        "Values the provider returned that were dropped as invalid (undeclared, wrong type, "
+        "out of range, unusable history).",
+        ((f'provider="{n}"', metrics[n].invalid_values) for n in names),
     )
     family(
         "seconds_total",

@@ -24,7 +24,7 @@ from __future__ import annotations
 import abc
 import re
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
@@ -35,6 +35,11 @@ from slotwise.plugins.schema import EventHistory, SignalSpec, SignalType, Signal
 
 PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 SIGNAL_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+# Bounds of ``deadline`` and ``ttl`` (seconds), also of ``deadline_ms`` and ``cache_ttl_s`` in a
+# provider's config: a page never waits more than 10 s for a signal, and a cached answer older
+# than a day is more likely a mistake than a plan.
+MAX_DEADLINE = 10.0
+MAX_TTL = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +47,8 @@ class Signal:
     """A signal as a provider declares it; the registry adds the provider's name and consent.
 
     ``values`` closes a string signal to a set of allowed values (the checker reports anything
-    else); ``minimum``/``maximum`` bound a numeric one.
+    else); ``minimum``/``maximum`` bound a numeric one. ``problems`` notes what :func:`signal`
+    could not keep (``values="rain"``); the registry reports it when the provider loads.
     """
 
     name: str
@@ -51,6 +57,7 @@ class Signal:
     values: frozenset[str] | None = None
     minimum: float | None = None
     maximum: float | None = None
+    problems: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def spec(self, provider: str, personal: bool) -> SignalSpec:
         """This declaration as the shared :class:`SignalSpec` of ``provider``."""
@@ -75,15 +82,34 @@ def signal(
     minimum: float | None = None,
     maximum: float | None = None,
 ) -> Signal:
-    """Declare a signal: ``signal("weather.condition", SignalType.STRING, "...", values=[...])``."""
+    """Declare a signal: ``signal("weather.condition", SignalType.STRING, "...", values=[...])``.
+
+    Malformed arguments do not raise here: this runs at import, where an error would not say
+    which provider is wrong; the registry checks the declaration when the provider loads and
+    reports it as ``provider_declaration`` naming the provider.
+    """
+    frozen, problem = _frozen_values(values)
     return Signal(
         name=name,
         type=type,
         description=description,
-        values=frozenset(values) if values is not None else None,
+        values=frozen,
         minimum=minimum,
         maximum=maximum,
+        problems=(problem,) if problem else (),
     )
+
+
+def _frozen_values(values: object) -> tuple[frozenset[str] | None, str | None]:
+    """``values`` as a frozenset, or why it cannot be one (a string would split into letters)."""
+    if values is None:
+        return None, None
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        return None, f"values must be a list of strings, not {values!r}"
+    try:
+        return frozenset(values), None
+    except TypeError:  # unhashable items
+        return None, f"values must be a list of strings, not {values!r}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,8 @@ are also declared as entry points in slotwise's own ``pyproject.toml``; the two 
 - ``none``: nothing (only the upstream ``ad.*`` signals remain in the schema).
 
 So ``builtins,weather`` loads the built-ins and the weather plugin, ``all,-geo`` everything but
-geo. An unknown name is an error that lists the installed providers.
+geo; a selection of only removals starts from ``all`` (``-geo`` is ``all,-geo``). An unknown
+name is an error that lists the installed providers.
 
 :func:`load_schema` only imports provider classes (no configuration, no I/O): the policy
 checker calls it. :func:`load_providers` also validates each provider's configuration and
@@ -26,17 +27,25 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import Any, TypeGuard
 
 import msgspec
 
 from slotwise.plugins.errors import PluginError, PluginProblem
 from slotwise.plugins.loaded import LoadedProvider, ProviderSet
-from slotwise.plugins.provider import PROVIDER_NAME, SIGNAL_NAME, Provider
+from slotwise.plugins.provider import (
+    MAX_DEADLINE,
+    MAX_TTL,
+    PROVIDER_NAME,
+    SIGNAL_NAME,
+    Provider,
+    Signal,
+)
 from slotwise.plugins.schema import SignalSchema, SignalSpec, SignalType
 
 ENTRY_POINT_GROUP = "slotwise.signals"
@@ -73,6 +82,10 @@ COMMON_KEYS = ("deadline_ms", "cache_ttl_s")
 _registered: list[type[Provider[Any]]] = []
 
 
+class _MalformedTarget(Exception):
+    """An entry point value that is not ``module:Class`` (a broken package)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """A provider that could be loaded: its name, ``module:Class`` target and where it is from."""
@@ -85,6 +98,10 @@ class Candidate:
     def load(self) -> type[Provider[Any]]:
         if self.cls is not None:
             return self.cls
+        match = metadata.EntryPoint.pattern.match(self.target)
+        if match is None or match.group("attr") is None:
+            # importlib would fail with an AttributeError about NoneType that names nothing
+            raise _MalformedTarget(f"the entry point value {self.target!r} is not module:Class")
         loaded = metadata.EntryPoint(self.name, self.target, ENTRY_POINT_GROUP).load()
         if not (inspect.isclass(loaded) and issubclass(loaded, Provider)):
             raise TypeError(f"{self.target} is not a slotwise Provider subclass")
@@ -137,39 +154,31 @@ def candidates() -> tuple[Candidate, ...]:
 
 
 def select(available: Sequence[Candidate], selection: str | None = None) -> tuple[Candidate, ...]:
-    """The candidates ``selection`` (default: ``$SLOTWISE_PLUGINS``) names, in load order."""
+    """The candidates ``selection`` (default: ``$SLOTWISE_PLUGINS``) names, in load order.
+
+    A selection of only removals (``-geo``) removes from ``all``: selecting nothing that way
+    would be a surprise, and ``none`` says it plainly.
+    """
+    # An explicit selection comes from `slotwise signals --plugins`; name what the user typed.
+    source = ENV_VAR if selection is None else "--plugins"
     if selection is None:
         selection = os.environ.get(ENV_VAR, "")
     by_name = {c.name: c for c in available}
-    builtins = [name for name, _ in BUILTIN_PROVIDERS]
+    terms = [t.strip() for t in selection.split(",") if t.strip()] or ["all"]
+    if all(t.startswith("-") for t in terms):
+        terms.insert(0, "all")
     chosen: list[str] = []
     problems: list[PluginProblem] = []
-    terms = [t.strip() for t in selection.split(",") if t.strip()] or ["all"]
     for term in terms:
         remove = term.startswith("-")
         word = term[1:].strip() if remove else term
-        if word == "all":
-            names = list(by_name)
-        elif word == "builtins":
-            names = builtins
-        elif word == "none":
+        names = _term(word, remove, by_name)
+        if isinstance(names, str):
+            message = f"the plugin selection ({source}) {names}"
+            problems.append(PluginProblem("unknown_provider", word or term, message))
+            continue
+        if word == "none":
             chosen.clear()
-            continue
-        elif word in by_name:
-            names = [word]
-        else:
-            hint = difflib.get_close_matches(word, [*by_name, "all", "builtins", "none"], n=1)
-            did_you_mean = f' (did you mean "{hint[0]}"?)' if hint else ""
-            problems.append(
-                PluginProblem(
-                    "unknown_provider",
-                    word,
-                    f"the plugin selection ({ENV_VAR}) names a provider that is not "
-                    f"installed{did_you_mean}; "
-                    f"installed: {', '.join(sorted(by_name))}",
-                )
-            )
-            continue
         for name in names:
             if remove and name in chosen:
                 chosen.remove(name)
@@ -180,22 +189,37 @@ def select(available: Sequence[Candidate], selection: str | None = None) -> tupl
     return tuple(by_name[name] for name in chosen)
 
 
+def _term(word: str, remove: bool, by_name: Mapping[str, Candidate]) -> list[str] | str:
+    """The provider names one selection term means, or what is wrong with it."""
+    if not word:
+        return 'has a "-" without a provider name after it (write "-geo" to leave out geo)'
+    if word == "all":
+        return list(by_name)
+    if word == "builtins":
+        return [name for name, _ in BUILTIN_PROVIDERS]
+    if word == "none":
+        return (
+            'has "-none", which removes nothing; write "none" to load no provider' if remove else []
+        )
+    if word in by_name:
+        return [word]
+    # Only names that fix a typo: "nope" must not be told "none" (which switches all off).
+    hint = difflib.get_close_matches(word, [*by_name, "builtins"], n=1)
+    did_you_mean = f' (did you mean "{hint[0]}"?)' if hint else ""
+    return (
+        f"names a provider that is not installed{did_you_mean}; "
+        f"installed: {', '.join(sorted(by_name))}"
+    )
+
+
 def discover(selection: str | None = None) -> tuple[type[Provider[Any]], ...]:
     """Import and validate the selected provider classes (nothing is configured or built)."""
     classes: list[type[Provider[Any]]] = []
     problems: list[PluginProblem] = []
     for candidate in select(candidates(), selection):
-        try:
-            cls = candidate.load()
-        except Exception as exc:  # a broken plugin must name itself, not crash the start
-            problems.append(
-                PluginProblem(
-                    "provider_import",
-                    candidate.name,
-                    f"cannot load {candidate.target} ({candidate.origin}): "
-                    f"{type(exc).__name__}: {exc}",
-                )
-            )
+        cls = _load_class(candidate)
+        if isinstance(cls, PluginProblem):
+            problems.append(cls)
             continue
         class_problems = check_provider_class(cls, candidate.name)
         problems.extend(class_problems)
@@ -205,6 +229,26 @@ def discover(selection: str | None = None) -> tuple[type[Provider[Any]], ...]:
     if problems:
         raise PluginError(problems)
     return tuple(classes)
+
+
+def _load_class(candidate: Candidate) -> type[Provider[Any]] | PluginProblem:
+    """Import one candidate's class; a broken plugin names itself rather than crash the start."""
+    try:
+        return candidate.load()
+    except _MalformedTarget as exc:
+        message = f"{exc} (in {candidate.origin}); the package is broken: fix or reinstall it"
+    except (Exception, SystemExit) as exc:  # a module calling sys.exit() too: report, not exit
+        message = (
+            f"cannot load {candidate.target} ({candidate.origin}): {type(exc).__name__}: {exc}"
+        )
+    return PluginProblem(
+        "provider_import", candidate.name, f"{message}; {_without(candidate.name)}"
+    )
+
+
+def _without(name: str) -> str:
+    """How to start without a provider (a selection of only removals starts from ``all``)."""
+    return f"or add -{name} to {ENV_VAR} to start without it"
 
 
 def load_schema(selection: str | None = None) -> SignalSchema:
@@ -265,54 +309,124 @@ def load_schema_from(classes: Sequence[type[Provider[Any]]]) -> SignalSchema:
 
 
 def check_provider_class(cls: type[Provider[Any]], entry_name: str) -> list[PluginProblem]:
-    """Everything wrong with a provider class's declarations (empty when it is fine)."""
-    problems: list[PluginProblem] = []
+    """Everything wrong with a provider class's declarations (empty when it is fine).
 
-    def bad(message: str) -> None:
-        problems.append(PluginProblem("provider_declaration", entry_name, message))
+    Checked once, at load, so that neither the request path nor the policy checker meets a
+    declaration of the wrong type.
+    """
+    messages = [*_check_identity(cls, entry_name), *_check_attributes(cls), *_check_signals(cls)]
+    return [PluginProblem("provider_declaration", entry_name, m) for m in messages]
 
+
+def _check_identity(cls: type[Provider[Any]], entry_name: str) -> Iterator[str]:
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not PROVIDER_NAME.match(name):
-        bad(f"name must be lower-case letters, digits and _ (got {name!r})")
+        yield f"name must be lower-case letters, digits and _ (got {name!r})"
     elif name != entry_name:
-        bad(f"the class is named {name!r} but registered as {entry_name!r}; make them equal")
+        yield f"the class is named {name!r} but registered as {entry_name!r}; make them equal"
     if inspect.isabstract(cls):
-        bad("does not implement `async def fetch(self, request)`")
+        yield "does not implement `async def fetch(self, request)`"
     elif not inspect.iscoroutinefunction(cls.fetch):
-        bad("fetch must be `async def`")
+        yield "fetch must be `async def`"
+    for hook in ("start", "aclose"):
+        if not inspect.iscoroutinefunction(getattr(cls, hook)):
+            yield f"{hook} must be `async def`"
+
+
+def _check_attributes(cls: type[Provider[Any]]) -> Iterator[str]:
+    for flag in ("personal", "inline"):
+        if not isinstance(getattr(cls, flag), bool):
+            yield f"{flag} must be True or False (got {getattr(cls, flag)!r})"
+    if not (_finite(cls.deadline) and 0 < cls.deadline <= MAX_DEADLINE):
+        yield f"deadline must be seconds in (0, {MAX_DEADLINE:g}] (got {cls.deadline!r})"
+    if cls.ttl is not None and not (_finite(cls.ttl) and 0 < cls.ttl <= MAX_TTL):
+        yield f"ttl must be None or seconds in (0, {MAX_TTL:g}] (got {cls.ttl!r})"
+    if cls.ttl is not None and cls.cache_key is Provider.cache_key:
+        yield "sets ttl but does not override cache_key(request), so nothing would be cached"
+    if not (inspect.isclass(cls.config_type) and issubclass(cls.config_type, msgspec.Struct)):
+        yield "config_type must be a msgspec.Struct subclass"
+    reads: object = cls.reads
+    if not isinstance(reads, frozenset | set):
+        example = 'frozenset({"geo.country"})'
+        yield f"reads must be a frozenset of signal names, e.g. {example} (got {reads!r})"
+        return
+    for read in sorted(reads, key=repr):
+        if not isinstance(read, str) or not SIGNAL_NAME.match(read):
+            yield f"reads {read!r}, which is not a signal name (namespace.name)"
+
+
+def _check_signals(cls: type[Provider[Any]]) -> Iterator[str]:
     signals = getattr(cls, "signals", None)
     if not isinstance(signals, tuple) or not signals:
-        bad("signals must be a non-empty tuple of slotwise.plugins.provider.signal(...)")
-        return problems
+        yield "signals must be a non-empty tuple of slotwise.plugins.provider.signal(...)"
+        return
     seen: set[str] = set()
     for declared in signals:
-        if not SIGNAL_NAME.match(getattr(declared, "name", "")):
-            bad(f"signal name {getattr(declared, 'name', declared)!r} is not namespace.name")
-            continue
-        if declared.name in seen:
-            bad(f"declares {declared.name} twice")
-        seen.add(declared.name)
-        if declared.values is not None and declared.type not in (
-            SignalType.STRING,
-            SignalType.STRING_LIST,
-        ):
-            bad(f"{declared.name}: values= only applies to string signals")
-        if (declared.minimum is not None or declared.maximum is not None) and (
-            not declared.type.is_numeric
-        ):
-            bad(f"{declared.name}: minimum/maximum only apply to int and float signals")
-    if not (isinstance(cls.deadline, int | float) and 0 < cls.deadline <= 10):
-        bad(f"deadline must be seconds in (0, 10] (got {cls.deadline!r})")
-    if cls.ttl is not None and not (isinstance(cls.ttl, int | float) and cls.ttl > 0):
-        bad(f"ttl must be None or positive seconds (got {cls.ttl!r})")
-    if cls.ttl is not None and cls.cache_key is Provider.cache_key:
-        bad("sets ttl but does not override cache_key(request), so nothing would be cached")
-    if not (inspect.isclass(cls.config_type) and issubclass(cls.config_type, msgspec.Struct)):
-        bad("config_type must be a msgspec.Struct subclass")
-    for read in cls.reads:
-        if read in seen:
-            bad(f"reads its own signal {read}")
-    return problems
+        yield from _check_signal(declared)
+        name = declared.name if isinstance(declared, Signal) else None
+        if isinstance(name, str) and SIGNAL_NAME.match(name):
+            if name in seen:
+                yield f"declares {name} twice"
+            seen.add(name)
+    reads: object = cls.reads
+    if isinstance(reads, frozenset | set):
+        for read in sorted(seen & reads):
+            yield f"reads its own signal {read}"
+
+
+def _check_signal(declared: object) -> Iterator[str]:
+    """What is wrong with one ``signal(...)`` declaration."""
+    if not isinstance(declared, Signal):
+        yield f"signals must hold signal(...) declarations, not {declared!r}"
+        return
+    name: object = declared.name
+    if not isinstance(name, str) or not SIGNAL_NAME.match(name):
+        yield f"signal name {name!r} is not namespace.name (lower-case letters, digits and _)"
+        return
+    yield from (f"{name}: {problem}" for problem in declared.problems)
+    kind: object = declared.type
+    if not isinstance(kind, SignalType):
+        known = ", ".join(f"SignalType.{t.name}" for t in SignalType)
+        yield f"{name}: type must be one of {known} (got {kind!r})"
+        return
+    description: object = declared.description
+    if not isinstance(description, str):
+        yield f"{name}: description must be a string (got {description!r})"
+    yield from _check_values(name, kind, declared.values)
+    yield from _check_bounds(name, kind, declared.minimum, declared.maximum)
+
+
+def _check_values(name: str, kind: SignalType, values: object) -> Iterator[str]:
+    if values is None:
+        return
+    if kind not in (SignalType.STRING, SignalType.STRING_LIST):
+        yield f"{name}: values= only applies to string signals"
+    elif not isinstance(values, frozenset) or not all(isinstance(v, str) for v in values):
+        yield f"{name}: values must be a list of strings (got {values!r})"
+    elif not values:
+        yield f"{name}: values= is empty, so no value would ever be kept; leave it out instead"
+
+
+def _check_bounds(name: str, kind: SignalType, minimum: object, maximum: object) -> Iterator[str]:
+    if minimum is None and maximum is None:
+        return
+    if not kind.is_numeric:
+        yield f"{name}: minimum/maximum only apply to int and float signals"
+        return
+    for label, bound in (("minimum", minimum), ("maximum", maximum)):
+        if bound is not None and not _finite(bound):
+            yield f"{name}: {label} must be a finite number (got {bound!r})"
+    if _finite(minimum) and _finite(maximum) and minimum > maximum:
+        yield f"{name}: minimum {minimum!r} is above maximum {maximum!r}"
+
+
+def _finite(value: object) -> TypeGuard[int | float]:
+    """A real number (not a bool, not nan or infinite): what a bound or duration must be."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True  # math.isfinite would overflow on a huge int
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _check_combination(classes: Sequence[type[Provider[Any]]]) -> list[PluginProblem]:
@@ -358,27 +472,54 @@ def _build(cls: type[Provider[Any]], raw: object) -> LoadedProvider | PluginProb
     if not isinstance(raw, Mapping):
         return PluginProblem("provider_config", cls.name, "its configuration must be a table")
     own = {k: v for k, v in raw.items() if k not in COMMON_KEYS}
-    deadline: float = cls.deadline
-    ttl = cls.ttl
     try:
-        if "deadline_ms" in raw:
-            deadline = _positive(raw["deadline_ms"], "deadline_ms") / 1000.0
-        if "cache_ttl_s" in raw:
-            ttl = _positive(raw["cache_ttl_s"], "cache_ttl_s") or None
-            if ttl is not None and cls.cache_key is Provider.cache_key:
-                raise ValueError("cache_ttl_s: this provider does not support caching")
+        deadline, ttl = _timing(cls, raw)
         config = msgspec.convert(own, cls.config_type, strict=False)
     except (msgspec.ValidationError, ValueError) as exc:
         message = str(exc).replace("`$.", "`").replace("- at `$`", "").strip()
         return PluginProblem("provider_config", cls.name, f"invalid configuration: {message}")
+    except (Exception, SystemExit) as exc:  # config_type.__post_init__ raising anything else
+        return PluginProblem(
+            "provider_config",
+            cls.name,
+            f"checking its configuration raised {type(exc).__name__}: {exc} (a bug in "
+            f"{cls.config_type.__name__}: report it to the plugin's authors); check its "
+            f"[plugins.{cls.name}] table, {_without(cls.name)}",
+        )
     try:
         provider = cls(config)
-    except Exception as exc:  # a provider's own checks in __init__: report, never a traceback
-        return PluginProblem("provider_init", cls.name, f"{type(exc).__name__}: {exc}")
+    except (Exception, SystemExit) as exc:  # its own checks in __init__, even sys.exit()
+        message = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, SystemExit):  # say where: "SystemExit: 5" alone is a riddle
+            message = f"__init__ called sys.exit ({message}); {_without(cls.name)}"
+        return PluginProblem("provider_init", cls.name, message)
     return LoadedProvider.build(provider, deadline=deadline, ttl=ttl)
 
 
-def _positive(value: object, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(f"{key} must be a non-negative number (got {value!r})")
+def _timing(cls: type[Provider[Any]], raw: Mapping[str, object]) -> tuple[float, float | None]:
+    """The deadline and TTL after the ``deadline_ms`` / ``cache_ttl_s`` overrides.
+
+    Bounded as the class attributes are: a NaN or infinite deadline would fail every request
+    (the timer cannot be set), a zero one would time every fetch out.
+    """
+    deadline: float = cls.deadline
+    ttl = cls.ttl
+    if "deadline_ms" in raw:
+        ms = MAX_DEADLINE * 1000
+        deadline = _within(raw["deadline_ms"], "deadline_ms", "milliseconds", ms) / 1000.0
+    if "cache_ttl_s" in raw:
+        value = raw["cache_ttl_s"]
+        if not (_finite(value) and value == 0):  # 0 turns the cache off
+            ttl = _within(value, "cache_ttl_s", "seconds", MAX_TTL)
+        else:
+            ttl = None
+        if ttl is not None and cls.cache_key is Provider.cache_key:
+            raise ValueError("cache_ttl_s: this provider does not support caching")
+    return deadline, ttl
+
+
+def _within(value: object, key: str, unit: str, maximum: float) -> float:
+    if not (_finite(value) and 0 < value <= maximum):
+        off = "0 (no cache) or " if key == "cache_ttl_s" else ""
+        raise ValueError(f"{key} must be {off}{unit} in (0, {maximum:g}] (got {value!r})")
     return float(value)

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from slotwise.plugins import registry
+from slotwise.plugins import loaded, registry
 from slotwise.plugins.errors import PluginProblem
 from slotwise.plugins.provider import Provider
 from slotwise.plugins.request import RequestInfo
@@ -41,7 +41,7 @@ def test_every_request_info_field_is_documented(field: str) -> None:
 
 
 def test_every_error_code_is_documented() -> None:
-    source = (Path(registry.__file__)).read_text()
+    source = "".join(Path(m.__file__).read_text() for m in (registry, loaded))
     codes = set(re.findall(r'PluginProblem\(\s*"([a-z_]+)"', source))
     codes |= set(re.findall(r'problems\.append\(\s*PluginProblem\(\s*"([a-z_]+)"', source))
     assert codes, "no codes found: did PluginProblem change?"

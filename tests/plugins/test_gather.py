@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import pytest
@@ -231,7 +231,13 @@ async def test_a_raising_provider_only_loses_its_own_signals() -> None:
 async def test_undeclared_wrong_typed_and_out_of_range_values_are_dropped() -> None:
     async with provider_set(Sloppy) as providers:
         got = await gather(providers, make_request())
-        assert providers.by_name["sloppy"].metrics.misses["invalid"] == 3
+        await gather(providers, make_request())
+        metrics = providers.by_name["sloppy"].metrics
+        # misses count requests (as the other causes do); the dropped values are counted apart
+        assert (metrics.misses["invalid"], metrics.invalid_values) == (2, 6)
+        text = providers.render_metrics()
+    assert 'slotwise_signal_provider_misses_total{provider="sloppy",cause="invalid"} 2' in text
+    assert 'slotwise_signal_provider_invalid_values_total{provider="sloppy"} 6' in text
     assert dict(got.signals) == {"sloppy.tags": ("x", "y"), "sloppy.f": 3.0}
     assert isinstance(got.signals["sloppy.f"], float)
 
@@ -365,3 +371,135 @@ def test_request_info_from_an_asgi_scope() -> None:
     assert info.cookies == {"x": "1", "y": "two"}
     assert info.header("ACCEPT") == "a, b"
     assert RequestInfo.from_scope(scope, client_ip="198.51.100.4").client_ip == "198.51.100.4"
+
+
+# -- a provider's SystemExit, KeyboardInterrupt or own CancelledError stays in its box --------
+
+
+def _raising(exc: Callable[[], BaseException], *, inline: bool, waits: bool) -> type[Provider[Any]]:
+    async def fetch(self: Provider[Any], request: RequestInfo) -> Mapping[str, SignalValue]:
+        if waits:
+            await asyncio.sleep(0)
+        raise exc()
+
+    return type(
+        "Quits",
+        (Provider,),
+        {
+            "name": "quits",
+            "inline": inline,
+            "signals": (signal("quits.x", SignalType.INT, "x"),),
+            "fetch": fetch,
+        },
+    )
+
+
+ESCAPES: dict[str, Callable[[], BaseException]] = {
+    "SystemExit": lambda: SystemExit(9),
+    "KeyboardInterrupt": KeyboardInterrupt,
+    "own CancelledError": asyncio.CancelledError,
+}
+
+
+@pytest.mark.parametrize("escape", list(ESCAPES))
+@pytest.mark.parametrize(
+    ("inline", "waits"), [(True, False), (True, True), (False, False), (False, True)]
+)
+async def test_a_provider_exiting_costs_only_its_signals(
+    escape: str, inline: bool, waits: bool
+) -> None:
+    quits = _raising(ESCAPES[escape], inline=inline, waits=waits)
+    async with provider_set(Peek, quits) as providers:
+        for _ in range(2):  # the loop and the worker survive it, request after request
+            got = await gather(providers, make_request("/q"))
+            assert dict(got.signals) == {"peek.path": "/q"}
+        metrics = providers.by_name["quits"].metrics
+        assert (metrics.misses["error"], metrics.misses["timeout"]) == (2, 0)
+
+
+async def test_our_own_cancellation_is_still_a_timeout() -> None:
+    async with provider_set(Hung) as providers:
+        await gather(providers, make_request("/own"))
+        assert await _stopped("/own")
+        metrics = providers.by_name["hung"].metrics
+        assert (metrics.misses["timeout"], metrics.misses["error"]) == (1, 0)
+
+
+# -- a personal provider's unusable history costs only that history ---------------------------
+
+
+class _RaisingHistory:
+    def count(self, event: str, since: float) -> int:
+        raise RuntimeError("history count boom")
+
+    def last(self, event: str) -> float | None:
+        raise RuntimeError("history last boom")
+
+
+class _WrongHistory:
+    def count(self, event: str, since: float) -> str:
+        return "many"
+
+    def last(self, event: str) -> float | None:
+        return None
+
+
+def _with_history(history: object) -> type[Provider[Any]]:
+    async def fetch(self: Provider[Any], request: RequestInfo) -> WithHistory:
+        return WithHistory({"badhist.x": 1}, history)  # type: ignore[arg-type]
+
+    return type(
+        "BadHist",
+        (Provider,),
+        {
+            "name": "badhist",
+            "personal": True,
+            "signals": (signal("badhist.x", SignalType.INT, "x"),),
+            "fetch": fetch,
+        },
+    )
+
+
+@pytest.mark.parametrize("history", [None, _RaisingHistory(), _WrongHistory(), object()], ids=type)
+async def test_an_unusable_history_is_dropped_and_counted_invalid(history: object) -> None:
+    async with provider_set("consent", Who, _with_history(history)) as providers:
+        request = make_request("/h", user_id="u-1", cookies=GRANTED)
+        got = await gather(providers, request)
+        metrics = providers.by_name["badhist"].metrics
+        assert (metrics.misses["invalid"], metrics.invalid_values, metrics.ok) == (1, 1, 1)
+    assert got.personal and got.signals["badhist.x"] == 1 and got.signals["who.id"] == "u-1"
+    # Who's history is still there, and asking it (as behavioural rules do) never raises
+    assert got.history.count("click", request.received_at - 3600) == 1
+    assert got.history.last("add_to_cart") is None
+
+
+# -- non-finite numbers are not values -------------------------------------------------------
+
+
+class Numbers(Provider[Any]):
+    name = "numbers"
+    signals = (
+        signal("numbers.nan", SignalType.FLOAT, "nan"),
+        signal("numbers.bounded", SignalType.FLOAT, "nan, bounded", minimum=0, maximum=1),
+        signal("numbers.inf", SignalType.FLOAT, "infinity"),
+        signal("numbers.huge", SignalType.FLOAT, "an int beyond any float"),
+        signal("numbers.ok", SignalType.FLOAT, "fine"),
+    )
+
+    async def fetch(self, request: RequestInfo) -> Mapping[str, Any]:
+        return {
+            "numbers.nan": float("nan"),
+            "numbers.bounded": float("nan"),
+            "numbers.inf": float("-inf"),
+            "numbers.huge": 10**400,
+            "numbers.ok": 0.5,
+        }
+
+
+async def test_non_finite_floats_are_dropped_as_invalid() -> None:
+    async with provider_set(Numbers) as providers:
+        got = await gather(providers, make_request())
+        metrics = providers.by_name["numbers"].metrics
+        assert (metrics.misses["invalid"], metrics.invalid_values) == (1, 4)
+        assert metrics.misses["error"] == 0
+    assert dict(got.signals) == {"numbers.ok": 0.5}
