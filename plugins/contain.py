@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -33,3 +33,9 @@ async def contained(step: Awaitable[T]) -> T:
         raise ProviderCrashed("raised CancelledError without being cancelled") from None
     except BaseException as exc:
         raise ProviderCrashed(f"raised {exc!r}") from exc
+
+
+def consume(task: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned task's outcome so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()

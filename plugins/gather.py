@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 from slotwise.plugins import eager
-from slotwise.plugins.contain import contained
+from slotwise.plugins.contain import consume, contained
 from slotwise.plugins.loaded import CONSENT_SIGNAL, LoadedProvider, ProviderSet
 from slotwise.plugins.provider import WithHistory
 from slotwise.plugins.request import RequestInfo
@@ -327,7 +327,7 @@ def _succeeded(
 def _abandon(loaded: LoadedProvider, key: Hashable | None, task: asyncio.Task[Any]) -> None:
     """Give up waiting for a fetch. An uncacheable one is cancelled now; a cacheable one may
     finish within ``LATE_FACTOR`` deadlines and warm the cache for the requests after it."""
-    task.add_done_callback(_consume)
+    task.add_done_callback(consume)
     if key is None or loaded.cache is None:
         task.cancel()
         return
@@ -352,10 +352,11 @@ def _forget(inflight: dict[Hashable, Any], key: Hashable, _task: object) -> None
     inflight.pop(key, None)
 
 
-def _consume(task: asyncio.Future[Any]) -> None:
-    # Retrieve the outcome of an abandoned fetch so asyncio does not log it as unhandled.
-    if not task.cancelled():
-        task.exception()
+def _warn_once(loaded: LoadedProvider, message: str, *args: object) -> None:
+    # a provider's first problem is a warning; repeating it on every request would flood
+    if not loaded.warned:
+        loaded.warned = True
+        log.warning(message, *args)
 
 
 def _failed(loaded: LoadedProvider, cause: str, exc: BaseException | None) -> Signals:
@@ -399,9 +400,9 @@ def _validated(loaded: LoadedProvider, raw: object, histories: list[EventHistory
             checked = _check(spec, value)
         if checked is None:
             dropped += 1
-            if not loaded.warned:
-                loaded.warned = True
-                log.warning("provider %s: dropped invalid signal %s=%r", loaded.name, name, value)
+            _warn_once(
+                loaded, "provider %s: dropped invalid signal %s=%r", loaded.name, name, value
+            )
             continue
         out[name] = checked
     if dropped:
@@ -428,9 +429,7 @@ def _unwrapped(
     if _answers(raw.history):
         histories.append(raw.history)
         return signals, 0
-    if not loaded.warned:
-        loaded.warned = True
-        log.warning("provider %s: dropped an unusable history %r", loaded.name, raw.history)
+    _warn_once(loaded, "provider %s: dropped an unusable history %r", loaded.name, raw.history)
     return signals, 1
 
 

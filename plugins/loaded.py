@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from slotwise.plugins.cache import TTLCache
-from slotwise.plugins.contain import ProviderCrashed, contained
+from slotwise.plugins.contain import ProviderCrashed, consume, contained
 from slotwise.plugins.errors import PluginError, PluginProblem
 from slotwise.plugins.metrics import ProviderMetrics, render_prometheus
 from slotwise.plugins.provider import Provider, ProviderServices
@@ -149,7 +149,7 @@ async def _bounded(hook: Callable[[], Awaitable[None]], timeout: float) -> str |
     finally:
         if not task.done():  # timed out, or we are cancelled ourselves
             task.cancel()
-            task.add_done_callback(_consume)
+            task.add_done_callback(consume)
     if not task.done():
         return f"did not finish within {timeout:g} s"
     if task.cancelled():
@@ -166,12 +166,6 @@ async def _call(hook: Callable[[], Awaitable[None]]) -> None:
     # Called inside the task: a hook that raises before its first await (or is not even
     # async) is reported like any other failure.
     await hook()
-
-
-def _consume(task: asyncio.Future[Any]) -> None:
-    # Retrieve the outcome of an abandoned hook so asyncio does not log it as unhandled.
-    if not task.cancelled():
-        task.exception()
 
 
 def _start_problem(name: str, failure: str) -> PluginProblem:

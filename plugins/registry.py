@@ -509,17 +509,14 @@ def _timing(cls: type[Provider[Any]], raw: Mapping[str, object]) -> tuple[float,
         deadline = _within(raw["deadline_ms"], "deadline_ms", "milliseconds", ms) / 1000.0
     if "cache_ttl_s" in raw:
         value = raw["cache_ttl_s"]
-        if not (_finite(value) and value == 0):  # 0 turns the cache off
-            ttl = _within(value, "cache_ttl_s", "seconds", MAX_TTL)
-        else:
-            ttl = None
+        off = _finite(value) and value == 0  # 0 turns the cache off
+        ttl = None if off else _within(value, "cache_ttl_s", "seconds", MAX_TTL, "0 (no cache) or ")
         if ttl is not None and cls.cache_key is Provider.cache_key:
             raise ValueError("cache_ttl_s: this provider does not support caching")
     return deadline, ttl
 
 
-def _within(value: object, key: str, unit: str, maximum: float) -> float:
+def _within(value: object, key: str, unit: str, maximum: float, also: str = "") -> float:
     if not (_finite(value) and 0 < value <= maximum):
-        off = "0 (no cache) or " if key == "cache_ttl_s" else ""
-        raise ValueError(f"{key} must be {off}{unit} in (0, {maximum:g}] (got {value!r})")
+        raise ValueError(f"{key} must be {also}{unit} in (0, {maximum:g}] (got {value!r})")
     return float(value)
