@@ -20,7 +20,7 @@ import itertools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from slotwise.proxy.state.base import (
     HistoryItem,
@@ -153,22 +153,20 @@ class MemoryStore(Store):
     def _sweep(self, at: float) -> None:
         """One step of the active expiry: the next chunk of one table's key snapshot."""
         self._next_sweep = at + _SWEEP_EVERY
+        tables: tuple[dict[str, tuple[Any, float | None]], ...] = (
+            self._values,
+            self._sets,
+            self._histories,
+        )
         if self._sweep_offset >= len(self._sweep_keys):
-            self._sweep_table = (self._sweep_table + 1) % 3
-            self._sweep_keys = list((self._values, self._sets, self._histories)[self._sweep_table])
+            self._sweep_table = (self._sweep_table + 1) % len(tables)
+            self._sweep_keys = list(tables[self._sweep_table])
             self._sweep_offset = 0
         chunk = self._sweep_keys[self._sweep_offset : self._sweep_offset + _SWEEP_CHUNK]
         self._sweep_offset += _SWEEP_CHUNK
-        # reading an expired key deletes it
-        if self._sweep_table == 0:
-            for key in chunk:
-                _live(self._values, key, at)
-        elif self._sweep_table == 1:
-            for key in chunk:
-                _live(self._sets, key, at)
-        else:
-            for key in chunk:
-                _live(self._histories, key, at)
+        table = tables[self._sweep_table]
+        for key in chunk:
+            _live(table, key, at)  # reading an expired key deletes it
 
     # -- values ---------------------------------------------------------------------------
 
@@ -207,12 +205,11 @@ class MemoryStore(Store):
 
     async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
         at = self._written()
-        found = self._values.get(key)
-        current = self._live_value(key)
-        if current is None or found is None:
+        current = _live(self._values, key, at)
+        if current is None:
             value, expires = amount, (at + ttl if ttl is not None else None)
         else:
-            value, expires = int(current) + amount, found[1]
+            value, expires = int(current) + amount, self._values[key][1]
         self._values[key] = (str(value).encode(), expires)
         return value
 
@@ -223,7 +220,7 @@ class MemoryStore(Store):
 
     async def set_add(self, key: str, *members: bytes, ttl: float | None = None) -> int:
         at = self._written()
-        current = self._live_set(key)
+        current = _live(self._sets, key, at)
         expires = self._sets[key][1] if current is not None else None
         if current is None:
             current = builtins.set()
@@ -260,7 +257,7 @@ class MemoryStore(Store):
         self, key: str, items: Iterable[HistoryItem], *, max_len: int, ttl: float | None = None
     ) -> None:
         at = self._written()
-        current = self._live_history(key)
+        current = _live(self._histories, key, at)
         expires = self._histories[key][1] if current is not None else None
         merged = [*(current or ()), *items][-max_len:] if max_len > 0 else []
         if ttl is not None:

@@ -259,20 +259,23 @@ class RedisStore(Store):
         try:
             return await operation
         except _FAILURES as exc:
-            raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
+            raise self._failure(exc) from exc
 
     async def _write(self, operation: Awaitable[T]) -> T:
         """``_call`` for a write: one that timed out after it was sent may still be applied."""
         try:
             return await operation
         except _FAILURES as exc:
-            if _maybe_applied(exc):
-                raise StoreWriteUncertain(
-                    f"redis at {self._where()} did not confirm a write within write_timeout"
-                    f" ({self._write_timeout:g} s): {exc}; the write may still complete"
-                    " (resending a log append is safe: record ids deduplicate)"
-                ) from exc
-            raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
+            raise self._failure(exc, write=True) from exc
+
+    def _failure(self, exc: BaseException, *, write: bool = False) -> StoreUnavailable:
+        if write and _maybe_applied(exc):
+            return StoreWriteUncertain(
+                f"redis at {self._where()} did not confirm a write within write_timeout"
+                f" ({self._write_timeout:g} s): {exc}; the write may still complete"
+                " (resending a log append is safe: record ids deduplicate)"
+            )
+        return StoreUnavailable(f"redis at {self._where()} failed: {exc}")
 
     def _ready(self, client: Any) -> Any:
         if client is None:
@@ -399,13 +402,13 @@ class RedisStore(Store):
             reply = await read
         except redis.exceptions.ResponseError as exc:
             if "NOGROUP" not in str(exc):
-                raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
+                raise self._failure(exc) from exc
             await self._create_group(stream, group)
             reply = await self._call(
                 client.xreadgroup(group, consumer, {stream: "0" if pending else ">"}, count=count)
             )
         except _FAILURES as exc:
-            raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
+            raise self._failure(exc) from exc
         entries: list[LogEntry] = []
         for _stream, rows in _stream_rows(reply):
             # a pending entry deleted meanwhile (trim, erasure) comes back without fields
@@ -417,9 +420,9 @@ class RedisStore(Store):
             await self._ready(self._slow).xgroup_create(stream, group, id="0", mkstream=True)
         except redis.exceptions.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
-                raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
+                raise self._failure(exc) from exc
         except _FAILURES as exc:
-            raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
+            raise self._failure(exc) from exc
 
     async def log_ack(self, log: str, group: str, positions: Sequence[str]) -> int:
         if not positions:
@@ -430,7 +433,7 @@ class RedisStore(Store):
         except redis.exceptions.ResponseError:
             return 0  # unknown group: nothing was pending
         except _FAILURES as exc:
-            raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
+            raise self._failure(exc) from exc
 
     async def log_trim(self, log: str, *, before: float) -> int:
         client = self._ready(self._slow)
@@ -460,7 +463,7 @@ class RedisStore(Store):
         try:
             keys = [k async for k in client.scan_iter(match=pattern, count=500)]
         except _FAILURES as exc:
-            raise StoreUnavailable(f"redis at {self._where()} failed: {exc}") from exc
+            raise self._failure(exc) from exc
         return await self.delete(*(_text(k) for k in keys))
 
 

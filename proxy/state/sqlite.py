@@ -114,12 +114,10 @@ class SQLiteStore(Store):
 
     def _connect_writer(self) -> sqlite3.Connection:
         _check_path(self.path)
+        conn: sqlite3.Connection | None = None
         try:
             _check_schema(self.path)  # read-only: another application's file is left as it was
             conn = self._connect()
-        except sqlite3.Error as exc:
-            raise _open_failure(self.path, exc) from exc
-        try:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise sqlite3.OperationalError(f"cannot switch to WAL mode ({mode})")
@@ -128,7 +126,8 @@ class SQLiteStore(Store):
             conn.execute("PRAGMA secure_delete=ON")
             conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            conn.close()
+            if conn is not None:
+                conn.close()
             raise _open_failure(self.path, exc) from exc
         return conn
 
