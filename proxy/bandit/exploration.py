@@ -20,6 +20,7 @@ saved models fit a campaign. The epsilon value itself may change without retrain
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from slotwise.proxy.bandit.errors import BanditError
@@ -47,6 +48,10 @@ class Explore:
             raise BanditError(
                 "unknown_explore",
                 f"unknown exploration {self.kind!r}; use one of: {', '.join(KINDS)}",
+            )
+        if not math.isfinite(self.parameter):  # the checks below would pass nan, or crash on it
+            raise BanditError(
+                "bad_explore", f"the parameter must be a number, got {self.parameter}"
             )
         if self.kind == "epsilon" and not 0.0 <= self.parameter <= 1.0:
             raise BanditError(

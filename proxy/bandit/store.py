@@ -37,7 +37,7 @@ from slotwise.proxy.bandit.exploration import KINDS, Explore, explore_from_polic
 from slotwise.proxy.bandit.workspace import load_workspace
 from slotwise.proxy.files import write_atomically
 
-_CAMPAIGN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+CAMPAIGN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _MODEL_FILE = re.compile(r"^v(\d{6,})\.json$")
 _VERSION_FILE = re.compile(r"^v(\d{6,})\.(?:json|vw)$")
 _CURRENT_TEXT = re.compile(r"^[0-9]+$")
@@ -95,11 +95,8 @@ def _metadata_problem(info: ModelInfo, campaign: str, version: int) -> str | Non
         return f"created {info.created} is not a time"
     if info.family not in FAMILIES:
         return f"unknown family {info.family!r} (known: {', '.join(sorted(FAMILIES))})"
-    parameter = info.explore_parameter
-    if parameter is not None and not math.isfinite(parameter):
-        return f"explore_parameter {parameter} is not a number"
     try:
-        explore_from_policy(info.family, parameter)
+        explore_from_policy(info.family, info.explore_parameter)
     except BanditError as error:
         return f"explore_parameter: {error.message}"
     return None
@@ -138,7 +135,7 @@ class ModelStore:
         self.keep = keep
 
     def _folder(self, campaign: str) -> Path:
-        if not _CAMPAIGN_NAME.match(campaign):
+        if not CAMPAIGN_NAME.match(campaign):
             raise BanditError(
                 "bad_campaign_name",
                 f"campaign name {campaign!r} cannot name a model folder "
@@ -153,7 +150,7 @@ class ModelStore:
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and _CAMPAIGN_NAME.match(p.name)
+            p.name for p in self.root.iterdir() if p.is_dir() and CAMPAIGN_NAME.match(p.name)
         )
 
     def _numbers(self, campaign: str) -> set[int]:

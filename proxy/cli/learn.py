@@ -157,27 +157,26 @@ def _learn_log(
 
 
 def _open_state_store(url: str) -> Any:
-    """The shared store, refusing a sqlite file that is not there: the learner only reads it."""
-    from urllib.parse import unquote
-
+    """The shared store, refusing one the learner cannot read the proxies' logs from: a
+    private memory:// or a sqlite file that is not there (opening it would create it)."""
     from slotwise.proxy.state import StoreError, open_store, redact
+    from slotwise.proxy.state.sqlite import SQLiteStore
 
     if url.startswith("memory:"):
         raise UsageError(
             "--store memory:// is private to one process: the learner would read an empty log;"
             " pass the sqlite:/// or redis:// URL the proxies write (`slotwise serve --store`)"
         )
-    if url.startswith("sqlite://"):
-        path = Path(unquote(url[len("sqlite://") :].partition("?")[0])).expanduser()
-        if path.parts and not path.exists():
-            raise UsageError(
-                f"--store {redact(url)}: no state database at {path}; the learner reads the"
-                " database the proxies write (`slotwise serve --store URL`): check the path"
-            )
     try:
-        return open_store(url)
+        store = open_store(url)  # parses only: nothing is opened or created yet
     except StoreError as error:
         raise UsageError(f"--store: {error}") from error
+    if isinstance(store, SQLiteStore) and not store.path.exists():
+        raise UsageError(
+            f"--store {redact(url)}: no state database at {store.path}; the learner reads the"
+            " database the proxies write (`slotwise serve --store URL`): check the path"
+        )
+    return store
 
 
 def _store_advice(url: str) -> str:

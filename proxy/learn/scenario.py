@@ -23,7 +23,6 @@ import difflib
 import json
 import math
 import random
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from slotwise.proxy.bandit.campaign import (
 from slotwise.proxy.bandit.engine import SlotRules
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.exploration import explore_from_policy
+from slotwise.proxy.bandit.store import CAMPAIGN_NAME
 from slotwise.proxy.learn.reward import Goal
 
 SignalSpecValue = SignalValue | list[Any]
@@ -399,8 +399,7 @@ def _policy_campaign(top: _Table, raw: _Table) -> tuple[BanditCampaign, Any]:
 
 def _campaign_name(raw: _Table) -> str:
     name = raw.text("name", "simulated")
-    # the model store names a folder after the campaign (ModelStore._folder)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", name):
+    if not CAMPAIGN_NAME.match(name):  # the model store names a folder after it
         raise raw.wrong(
             "name", "letters, digits, _ . - (at most 128, not starting with _ . -)", name
         )
