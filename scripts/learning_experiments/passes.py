@@ -95,7 +95,10 @@ def main() -> None:
                     labelled = pylibvw.example(ws, _CB_LABEL)
                     at = chosen[slot.name]
                     labelled.push_feature_dict(ws, {VARIANT: W.variant_features(slot, at)})
-                    labelled.set_label_string(ws, f"0:{-1.0 if clicked else 0.0}:0.1", _CB_LABEL)
+                    # drawn uniformly over the slot's variants: the logged probability is 1/k
+                    probability = 1 / len(slot.variants)
+                    cost = -1.0 if clicked else 0.0
+                    labelled.set_label_string(ws, f"0:{cost}:{probability!r}", _CB_LABEL)
                     ws.setup_example(labelled)
                     prepared = actions.per_slot[position]
                     row = [labelled if j == at else prepared[j] for j in range(len(prepared))]
