@@ -34,7 +34,8 @@ from slotwise.proxy.bandit.runtime import BanditRuntime
 from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.chooser import BanditChooser, Chooser, RuleChooser
 from slotwise.proxy.config import Settings, load_settings
-from slotwise.proxy.decide import Engine, Limits, Receive, Scope, Send, handle, send_error
+from slotwise.proxy.decide import Engine, Limits, handle
+from slotwise.proxy.http_body import Receive, Scope, Send, send_error
 from slotwise.proxy.http_hygiene import ForwardingPolicy
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.policy_snapshot import PolicySnapshot

@@ -21,9 +21,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
-from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, Final
 
 from slotwise.plugins.gather import Gathered, gather
@@ -36,11 +35,22 @@ from slotwise.proxy.chooser import Chooser
 from slotwise.proxy.decision_log import decision_record, encode_record, unserved_record
 from slotwise.proxy.early_signals import EarlySignals
 from slotwise.proxy.events import DecisionLog
+from slotwise.proxy.http_body import (
+    BodyStalled,
+    ClientGone,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    send_error,
+    send_whole,
+    stream,
+    upstream_failed,
+)
 from slotwise.proxy.http_encoding import SUPPORTED_CODINGS, EncodingError, codings, decode, encode
 from slotwise.proxy.http_hygiene import (
     ForwardingPolicy,
     client_response_headers,
-    content_length,
     header,
     header_bytes,
     upstream_request_headers,
@@ -52,11 +62,6 @@ from slotwise.proxy.upstream import Upstream, UpstreamError, UpstreamResponse
 
 if TYPE_CHECKING:
     from slotwise.dsl.compiled import CompiledCampaign, CompiledPolicySet
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 _PERSONALISED_METHODS: Final = frozenset({"GET", "POST"})
 _MAX_UNITS: Final = 16  # ad units personalised per response (bids, VAST ads)
@@ -99,14 +104,6 @@ class Engine:
 _HOST = re.compile(
     rb"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
 )
-
-
-class _ClientGone(Exception):
-    """The request body ended before it was whole (the client went, or its framing broke)."""
-
-
-class _BodyStalled(Exception):
-    """The request body did not arrive within ``Limits.body_timeout``."""
 
 
 Records = list[tuple[dict[str, Any], str | None]]  # (decision record, subject)
@@ -153,13 +150,13 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
         metrics.refused.inc("header_size")
         return await send_error(send, 431, "headers_too_large", "request headers are too large")
     try:
-        body = await _read_body(scope, receive, limits.max_body_bytes, limits.body_timeout)
-    except _ClientGone:
+        body = await read_body(scope, receive, limits.max_body_bytes, limits.body_timeout)
+    except ClientGone:
         # the body broke off (a half-close, chunking the server could not read): a client
         # still listening learns why; one that is gone never reads it
         metrics.refused.inc("incomplete_body")
         return await send_error(send, 400, "incomplete_body", "the request body ended early")
-    except _BodyStalled:
+    except BodyStalled:
         metrics.refused.inc("body_timeout")
         message = f"the request body did not arrive within {limits.body_timeout:g}s"
         return await send_error(send, 408, "body_timeout", message)
@@ -197,23 +194,23 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     try:
         response = await fetch
     except UpstreamError as exc:
-        return await _upstream_failed(metrics, send, exc)
+        return await upstream_failed(metrics, send, exc)
     metrics.upstream_latency.observe(time.perf_counter() - started)
     reason = _not_personalisable(response, candidate)
     if reason is not None:
         metrics.passthrough.inc(reason)
         if providers is not None:
             engine.early_signals.observe(path, applied=False)
-        return await _stream(engine, send, response, b"", started, method == "HEAD")
+        return await stream(metrics, send, response, b"", started, method == "HEAD")
     try:
         raw, complete = await response.read_up_to(limits.max_rewrite_bytes)
     except UpstreamError as exc:  # the body broke off before anything was sent: say so
-        return await _upstream_failed(metrics, send, exc)
+        return await upstream_failed(metrics, send, exc)
     if not complete:
         metrics.passthrough.inc("body_too_large")
         if providers is not None:
             engine.early_signals.observe(path, applied=False)
-        return await _stream(engine, send, response, raw, started)
+        return await stream(metrics, send, response, raw, started)
 
     # 4. engine time: find slots, select, choose, rewrite, all under the decision deadline
     assert policy is not None
@@ -258,7 +255,7 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
             counter.inc(record["campaign"])
         engine.decision_log.record(encode_record(record), decision_id=record["id"], subject=subject)
     if outcome.body is None:
-        return await _send_whole(
+        return await send_whole(
             send, response.status, client_response_headers(response.headers), raw, metrics, started
         )
     out_headers = [
@@ -266,7 +263,7 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
         for name, value in client_response_headers(response.headers)
         if name not in _STALE_AFTER_REWRITE
     ]
-    return await _send_whole(send, response.status, out_headers, outcome.body, metrics, started)
+    return await send_whole(send, response.status, out_headers, outcome.body, metrics, started)
 
 
 def open_document(
@@ -428,129 +425,3 @@ def _public_base(engine: Engine, scope: Scope) -> str:
         return ""  # no origin of its own: a Host that is not host[:port] goes into no URL
     scheme = scope.get("scheme", "http")
     return f"{scheme}://{host.decode('ascii')}"
-
-
-async def _read_body(scope: Scope, receive: Receive, limit: int, timeout: float) -> bytes | None:
-    headers = scope["headers"]
-    declared = content_length(headers)
-    if declared is not None and declared > limit:
-        return None
-    if declared == 0 or (declared is None and header(headers, b"transfer-encoding") is None):
-        return await _receive_body(receive, limit)  # no body: the server answers at once
-    try:
-        async with asyncio.timeout(timeout):  # a body trickling in must not hold a worker
-            return await _receive_body(receive, limit)
-    except TimeoutError:
-        raise _BodyStalled from None
-
-
-async def _receive_body(receive: Receive, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                return None
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _send_whole(
-    send: Send,
-    status: int,
-    headers: list[tuple[bytes, bytes]],
-    body: bytes,
-    metrics: ProxyMetrics,
-    started: float,
-) -> None:
-    headers.append((b"content-length", str(len(body)).encode()))
-    metrics.requests.inc(f"{status // 100}xx")
-    metrics.request_latency.observe(time.perf_counter() - started)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _stream(
-    engine: Engine,
-    send: Send,
-    response: UpstreamResponse,
-    prefix: bytes,
-    started: float,
-    head: bool = False,
-) -> None:
-    """Pass the upstream response through as it arrives (never buffered whole)."""
-    headers = client_response_headers(response.headers)
-    if head or response.status in (204, 304):
-        # no body; HEAD and 304 keep the length the upstream declared for the representation
-        declared = content_length(response.headers)
-        if declared is not None and response.status != 204:
-            headers.append((b"content-length", str(declared).encode()))
-        engine.metrics.requests.inc(f"{response.status // 100}xx")
-        engine.metrics.request_latency.observe(time.perf_counter() - started)
-        response.close()
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
-        return
-    if response.complete and not prefix:
-        body, _ = await response.read_up_to(1 << 62)
-        return await _send_whole(send, response.status, headers, body, engine.metrics, started)
-    declared = content_length(response.headers)
-    if declared is not None and header(response.headers, b"transfer-encoding") is None:
-        headers.append((b"content-length", str(declared).encode()))
-    engine.metrics.requests.inc(f"{response.status // 100}xx")
-    engine.metrics.request_latency.observe(time.perf_counter() - started)
-    try:
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        if prefix:
-            await send({"type": "http.response.body", "body": prefix, "more_body": True})
-        while chunk := await response.next_chunk():
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
-    except UpstreamError as exc:
-        # the head is out: nothing left but to cut the response short
-        engine.metrics.upstream_errors.inc(exc.failure.value)
-        raise
-    finally:
-        response.close()
-
-
-async def _upstream_failed(metrics: ProxyMetrics, send: Send, exc: UpstreamError) -> None:
-    """The client's answer when the upstream failed before anything was sent: 502 or 504."""
-    metrics.upstream_errors.inc(exc.failure.value)
-    metrics.requests.inc(f"{exc.failure.status // 100}xx")
-    await send_error(send, exc.failure.status, f"upstream_{exc.failure.value}", exc.detail)
-
-
-async def send_error(
-    send: Send,
-    status: int,
-    code: str,
-    message: str,
-    headers: tuple[tuple[bytes, bytes], ...] = (),
-) -> None:
-    """An answer of the proxy's own: ``{"error": {"code", "message"}}`` with a stable code."""
-    body = b'{"error":{"code":"%s","message":"%s"}}' % (
-        code.encode(),
-        message.replace("\\", "\\\\").replace('"', '\\"').encode("utf-8", "replace"),
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"x-slotwise-error", code.encode()),
-                (b"date", formatdate(usegmt=True).encode()),  # the proxy answers itself
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,164 @@
+"""The client's side of an exchange: its request body in, the proxy's answer out.
+
+``read_body`` receives a request body under the proxy's limits (size, time). The writers send
+an answer whole with its Content-Length (``send_whole``), pass an upstream response through as
+it arrives (``stream``), or answer with one of the proxy's own JSON errors (``send_error``,
+``upstream_failed``). Each counts the answer's status class and latency where the request
+ends, so every answer is counted exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from email.utils import formatdate
+from typing import Any
+
+from slotwise.proxy.http_hygiene import client_response_headers, content_length, header
+from slotwise.proxy.metrics import ProxyMetrics
+from slotwise.proxy.upstream import UpstreamError, UpstreamResponse
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class ClientGone(Exception):
+    """The request body ended before it was whole (the client went, or its framing broke)."""
+
+
+class BodyStalled(Exception):
+    """The request body did not arrive within the body timeout."""
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int, timeout: float) -> bytes | None:
+    """The whole request body, or None when it is larger than ``limit`` bytes.
+
+    Raises ClientGone when it broke off, BodyStalled when it took longer than ``timeout``.
+    """
+    headers = scope["headers"]
+    declared = content_length(headers)
+    if declared is not None and declared > limit:
+        return None
+    if declared == 0 or (declared is None and header(headers, b"transfer-encoding") is None):
+        return await _receive_body(receive, limit)  # no body: the server answers at once
+    try:
+        async with asyncio.timeout(timeout):  # a body trickling in must not hold a worker
+            return await _receive_body(receive, limit)
+    except TimeoutError:
+        raise BodyStalled from None
+
+
+async def _receive_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def send_whole(
+    send: Send,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    metrics: ProxyMetrics,
+    started: float,
+) -> None:
+    """Answer with ``body`` whole, its Content-Length appended to ``headers``."""
+    headers.append((b"content-length", str(len(body)).encode()))
+    metrics.requests.inc(f"{status // 100}xx")
+    metrics.request_latency.observe(time.perf_counter() - started)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def stream(
+    metrics: ProxyMetrics,
+    send: Send,
+    response: UpstreamResponse,
+    prefix: bytes,
+    started: float,
+    head: bool = False,
+) -> None:
+    """Pass the upstream response through as it arrives (never buffered whole)."""
+    headers = client_response_headers(response.headers)
+    if head or response.status in (204, 304):
+        # no body; HEAD and 304 keep the length the upstream declared for the representation
+        declared = content_length(response.headers)
+        if declared is not None and response.status != 204:
+            headers.append((b"content-length", str(declared).encode()))
+        metrics.requests.inc(f"{response.status // 100}xx")
+        metrics.request_latency.observe(time.perf_counter() - started)
+        response.close()
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if response.complete and not prefix:
+        body, _ = await response.read_up_to(1 << 62)
+        return await send_whole(send, response.status, headers, body, metrics, started)
+    declared = content_length(response.headers)
+    if declared is not None and header(response.headers, b"transfer-encoding") is None:
+        headers.append((b"content-length", str(declared).encode()))
+    metrics.requests.inc(f"{response.status // 100}xx")
+    metrics.request_latency.observe(time.perf_counter() - started)
+    try:
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        if prefix:
+            await send({"type": "http.response.body", "body": prefix, "more_body": True})
+        while chunk := await response.next_chunk():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    except UpstreamError as exc:
+        # the head is out: nothing left but to cut the response short
+        metrics.upstream_errors.inc(exc.failure.value)
+        raise
+    finally:
+        response.close()
+
+
+async def upstream_failed(metrics: ProxyMetrics, send: Send, exc: UpstreamError) -> None:
+    """The client's answer when the upstream failed before anything was sent: 502 or 504."""
+    metrics.upstream_errors.inc(exc.failure.value)
+    metrics.requests.inc(f"{exc.failure.status // 100}xx")
+    await send_error(send, exc.failure.status, f"upstream_{exc.failure.value}", exc.detail)
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
+    """An answer of the proxy's own: ``{"error": {"code", "message"}}`` with a stable code."""
+    body = b'{"error":{"code":"%s","message":"%s"}}' % (
+        code.encode(),
+        message.replace("\\", "\\\\").replace('"', '\\"').encode("utf-8", "replace"),
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-slotwise-error", code.encode()),
+                (b"date", formatdate(usegmt=True).encode()),  # the proxy answers itself
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
