@@ -11,18 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from email.utils import formatdate
-from typing import Any
 
 from slotwise.proxy.http_hygiene import client_response_headers, content_length, header
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.upstream import UpstreamError, UpstreamResponse
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from slotwise.types import Receive, Scope, Send
 
 
 class ClientGone(Exception):

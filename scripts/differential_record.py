@@ -37,7 +37,6 @@ import functools
 import gzip
 import importlib.util
 import json
-import random
 import re
 import sys
 from pathlib import Path
@@ -126,9 +125,7 @@ def demo_phase() -> dict[str, Any]:
     from examples.adserver.app import bid_response
     from examples.adserver.creatives import json_ad, vast
 
-    users = [
-        (segment, f"demo-{i}-{n}") for i, segment in enumerate(SEGMENTS) for n in range(10)
-    ]
+    users = [(segment, f"demo-{i}-{n}") for i, segment in enumerate(SEGMENTS) for n in range(10)]
     profiles = {
         user: {"age": age, "segments": list(crm), "visits": 3}
         for (_, _, _, consent, age, crm), user in users
@@ -143,9 +140,9 @@ def demo_phase() -> dict[str, Any]:
                 serial += 1
                 request_id = f"r{serial}"
                 if kind in ("json", "other json"):
-                    placement = "home-top" if kind == "json" else ("article-side", "footer")[
-                        round_ % 2
-                    ]
+                    placement = (
+                        "home-top" if kind == "json" else ("article-side", "footer")[round_ % 2]
+                    )
                     ad = json_ad(placement, request_id)
                     requests.append(
                         _request(
@@ -309,7 +306,8 @@ def _native_campaign(bid: dict[str, Any], request_body: bytes) -> str:
 
 
 def _openrtb_documents() -> list[Document]:
-    request = (IAB / "openrtb-2.6" / "openrtb2.6_01_6_2_1_Example_1_Simple_Banner.json").read_bytes()
+    banner = IAB / "openrtb-2.6" / "openrtb2.6_01_6_2_1_Example_1_Simple_Banner.json"
+    request = banner.read_bytes()
     return [
         ("POST", "/openrtb/bid", request, 200, JSON_HEADERS, path.read_bytes())
         for path in sorted((IAB / "openrtb-2.6").glob("openrtb2.6_0[6-9]_*.json"))

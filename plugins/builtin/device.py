@@ -20,7 +20,7 @@ import ua_parser
 
 from slotwise.plugins.provider import Provider, signal
 from slotwise.plugins.request import RequestInfo
-from slotwise.plugins.schema import SignalType, SignalValue
+from slotwise.types import SignalType, SignalValue
 
 DEVICE_TYPES = ("mobile", "tablet", "desktop", "bot")
 OPERATING_SYSTEMS = ("android", "ios", "ipados", "windows", "macos", "linux", "chromeos", "other")

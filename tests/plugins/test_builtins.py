@@ -25,7 +25,7 @@ from slotwise.plugins.profile_source import (
 )
 from slotwise.plugins.provider import ProviderServices
 from slotwise.plugins.registry import load_providers
-from slotwise.plugins.testing import make_request, provider_set
+from slotwise.testing.provider import make_request, provider_set
 from tests.plugins.mmdb import city_record, write_mmdb
 
 IPHONE = (
