@@ -16,6 +16,7 @@ from slotwise.dsl import ast
 from slotwise.dsl.compile import EXPLORE_KINDS
 from slotwise.dsl.errors import Diagnostic, Severity
 from slotwise.dsl.location import LocationError, parse_location
+from slotwise.dsl.precedence import contested_locations
 from slotwise.dsl.satisfiable import can_hold
 from slotwise.types import EVENT_TYPES, SignalSchema, SignalSpec, SignalType
 
@@ -120,6 +121,10 @@ class _Checker:
                     self.rerank(item)
                 else:
                     self.test(item)
+        if not any(d.severity is Severity.ERROR for d in self.found):
+            self.found += contested_locations(
+                self.files, self._openable, self.schema, self.lines, self.satisfiable
+            )
         return self.found
 
     def _check_unique_names(self) -> None:
