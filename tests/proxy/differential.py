@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import random
 import re
 import tempfile
@@ -28,6 +29,7 @@ import httpx
 
 ADMIN_TOKEN = "differential-admin-token"
 REPLAY_HEADER = "x-replay"
+PROVIDERS = ("consent", "request", "device", "geo", "time", "profile")  # the built-ins
 # decision ids and click signatures are random per run; everything else must match
 _SIGNATURE = re.compile(r"([?&]s=)[A-Za-z0-9_-]+")
 
@@ -47,11 +49,23 @@ def decode_body(encoded: Mapping[str, str]) -> bytes:
 
 async def drive(phase: Mapping[str, Any]) -> dict[str, Any]:
     """Send the phase's requests one at a time; the normalised answers, records and counters."""
+    requests = phase["requests"]
+    selection = os.environ.get("SLOTWISE_PLUGINS")
+    os.environ["SLOTWISE_PLUGINS"] = "builtins"  # an installed third-party provider adds signals
+    try:
+        return await _drive(phase, requests)
+    finally:
+        if selection is None:
+            del os.environ["SLOTWISE_PLUGINS"]
+        else:
+            os.environ["SLOTWISE_PLUGINS"] = selection
+
+
+async def _drive(phase: Mapping[str, Any], requests: list[Any]) -> dict[str, Any]:
     from slotwise.proxy.app import ProxyApp
     from slotwise.proxy.chooser import RuleChooser
     from slotwise.proxy.config import load_settings
 
-    requests = phase["requests"]
     async with _upstream(requests) as port:
         with tempfile.TemporaryDirectory(prefix="slotwise-differential-") as tmp:
             for name, text in phase["policies"].items():
@@ -67,6 +81,10 @@ async def drive(phase: Mapping[str, Any]) -> dict[str, Any]:
                 "SLOTWISE_TRACKING_SECRET": "differential-secret-0123456789",
                 "SLOTWISE_TRACKING_PUBLIC_URL": "https://proxy.example",
                 "SLOTWISE_EVENTS_CONFIG": json.dumps({"admin_token": ADMIN_TOKEN}),
+                # every provider answers, however slow the machine (10 s is the most allowed)
+                "SLOTWISE_PLUGINS_CONFIG": json.dumps(
+                    {name: {"deadline_ms": 10_000} for name in PROVIDERS}
+                ),
             }
             app = ProxyApp(
                 load_settings(environ=environ), chooser=RuleChooser(random.Random(phase["seed"]))
