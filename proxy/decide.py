@@ -3,9 +3,9 @@
 ``handle`` makes one :class:`~slotwise.proxy.exchange.Exchange` and drives it through these
 steps, top to bottom, as the request flows:
 
-1. ``_receive``: the proxy's own limits (431 / 413 / 408 / 400) and the request body; then
-   ``_begin`` reads the policy snapshot (once for the whole request) and starts the upstream
-   fetch;
+1. the request within the proxy's own limits (431 / 413 / 408 / 400:
+   slotwise.proxy.http_body.read_request); then ``_begin`` reads the policy snapshot (once for
+   the whole request) and starts the upstream fetch;
 2. meanwhile the signals are gathered (providers, with deadlines), unless no campaign applied
    to this path's last response and the policy selects on the response alone
    (``early_signals``): then they are gathered in 4, only if a campaign applies;
@@ -15,7 +15,7 @@ steps, top to bottom, as the request flows:
    then ``personalise`` runs the policy's personalisers in their declared precedence
    (slotwise.proxy.personalisers: triggered campaigns, campaigns, offers, recommendations,
    re-ranks) and serialises the rewritten document;
-5. ``_log`` queues the decision records (no I/O here); the response goes out.
+5. ``_answer`` queues the decision records (no I/O here); the response goes out.
 
 Whatever fails in 3-4 (an exception, the deadline, an unparsable body, a chooser error) sends
 the upstream's status, end-to-end headers and body unchanged, counted by cause. A campaign
@@ -41,9 +41,8 @@ from slotwise.proxy.early_signals import EarlySignals
 from slotwise.proxy.events import DecisionLog
 from slotwise.proxy.exchange import MAX_UNITS, Exchange, FailOpen
 from slotwise.proxy.http_body import (
-    BodyStalled,
-    ClientGone,
-    read_body,
+    Refusal,
+    read_request,
     send_error,
     send_whole,
     stream,
@@ -54,7 +53,6 @@ from slotwise.proxy.http_hygiene import (
     ForwardingPolicy,
     client_response_headers,
     header,
-    header_bytes,
     upstream_request_headers,
 )
 from slotwise.proxy.metrics import ProxyMetrics
@@ -106,10 +104,14 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     """Proxy one HTTP request: its exchange's steps, top to bottom (the module docstring)."""
     x = Exchange(scope, time.perf_counter())
     # 1. the proxy's own limits; then the upstream fetch starts before anything else
-    refusal = await _receive(engine, x, receive)
-    if refusal is not None:
-        return await send_error(send, *refusal)
-    fetch = _begin(engine, x)
+    limits = engine.limits
+    body = await read_request(
+        scope, receive, limits.max_header_bytes, limits.max_body_bytes, limits.body_timeout
+    )
+    if isinstance(body, Refusal):
+        engine.metrics.refused.inc(body.reason)
+        return await send_error(send, body.status, body.code, body.message)
+    fetch = _begin(engine, x, body)
     # 2. meanwhile: signals, when a campaign could apply (early_signals says whether now)
     if x.early:
         try:
@@ -122,7 +124,7 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
         response = x.response = await fetch
         whole = _personalisable(engine, x)
         if whole:
-            x.raw, whole = await response.read_up_to(engine.limits.max_rewrite_bytes)
+            x.raw, whole = await response.read_up_to(limits.max_rewrite_bytes)
     except UpstreamError as exc:  # also a body that broke off: nothing was sent yet, say so
         return await upstream_failed(engine.metrics, send, exc)
     if not whole:
@@ -134,45 +136,17 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
         engine_start += await _late_signals(engine, x)  # provider time is not engine time
     _decide(engine, x, engine_start)
     # 5. log the decisions and answer
-    _log(engine, x)
-    body = x.out if x.out is not None else x.raw
-    return await send_whole(send, response.status, _headers(x), body, engine.metrics, x.started)
+    headers, answer = _answer(engine, x)
+    return await send_whole(send, response.status, headers, answer, engine.metrics, x.started)
 
 
 # -- the steps -----------------------------------------------------------------------------------
 
 
-async def _receive(engine: Engine, x: Exchange, receive: Receive) -> tuple[int, str, str] | None:
-    """Read the request within the proxy's limits (``x.body``); else the refusal to send."""
-    limits = engine.limits
-    refused = engine.metrics.refused
-    if header_bytes(x.scope["headers"]) > limits.max_header_bytes:
-        refused.inc("header_size")
-        return 431, "headers_too_large", "request headers are too large"
-    try:
-        body = await read_body(x.scope, receive, limits.max_body_bytes, limits.body_timeout)
-    except ClientGone:
-        # the body broke off (a half-close, chunking the server could not read): a client
-        # still listening learns why; one that is gone never reads it
-        refused.inc("incomplete_body")
-        return 400, "incomplete_body", "the request body ended early"
-    except BodyStalled:
-        refused.inc("body_timeout")
-        return (
-            408,
-            "body_timeout",
-            f"the request body did not arrive within {limits.body_timeout:g}s",
-        )
-    if body is None:
-        refused.inc("body_size")
-        return 413, "body_too_large", "request body is too large"
-    x.body = body
-    return None
-
-
-def _begin(engine: Engine, x: Exchange) -> Awaitable[UpstreamResponse]:
+def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamResponse]:
     """Read this request's policy snapshot and start the upstream fetch."""
     scope = x.scope
+    x.body = body
     client = scope.get("client")
     headers = upstream_request_headers(
         scope["headers"], client[0] if client else None, engine.forwarding
@@ -310,25 +284,24 @@ def personalise(engine: Engine, x: Exchange) -> None:
         raise FailOpen("rewrite_error", x.records) from None
 
 
-def _log(engine: Engine, x: Exchange) -> None:
-    """Queue the decision records (the store's log gets them off the request path)."""
+def _answer(engine: Engine, x: Exchange) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """Queue the decision records (no I/O here); the answer's headers and body.
+
+    The upstream's end-to-end headers go out; a rewritten body drops those about its bytes.
+    """
     metrics = engine.metrics
     if x.out is None and not x.records and x.reason is not None:
         metrics.passthrough.inc(x.reason)
-    for record, subject in x.records:
+    for record, subject in x.records or ():
         if record.fail_open is None:
             counter = metrics.holdouts if record.holdout else metrics.decisions
             counter.inc(record.campaign)
         engine.decision_log.record(encode_record(record), decision_id=record.id, subject=subject)
-
-
-def _headers(x: Exchange) -> list[tuple[bytes, bytes]]:
-    """The upstream's end-to-end headers; a rewritten body drops those about its bytes."""
     assert x.response is not None
     headers = client_response_headers(x.response.headers)
     if x.out is None:
-        return headers
-    return [(name, value) for name, value in headers if name not in _STALE_AFTER_REWRITE]
+        return headers, x.raw
+    return [(name, value) for name, value in headers if name not in _STALE_AFTER_REWRITE], x.out
 
 
 # -- the steps' helpers --------------------------------------------------------------------------

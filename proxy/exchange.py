@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from slotwise.plugins.gather import Gathered
@@ -74,9 +74,9 @@ class Exchange:
     response: UpstreamResponse | None = None
     raw: bytes = b""  # the upstream body as it came (possibly compressed)
     document: Document | None = None
-    codings: list[bytes] = field(default_factory=list)  # the body's content codings
+    codings: list[bytes] | None = None  # the body's content codings
     now: float = 0.0  # the decisions' time
-    records: Records = field(default_factory=list)
+    records: Records | None = None  # the decision records, once there is one
     shared: frozenset[Location] = frozenset()  # locations two personalisations write
     claimed: set[tuple[int, Location]] | None = None  # (unit index, location) taken
     changed: bool = False  # a personalisation wrote into the document
@@ -87,10 +87,17 @@ class Exchange:
     cause: str | None = None  # why personalisation gave up (fail-open)
     _origin: str | None = None
 
+    def record(self, record: DecisionRecord, subject: str | None) -> None:
+        """Add a decision's record (and the user it is for)."""
+        if self.records is None:
+            self.records = [(record, subject)]
+        else:
+            self.records.append((record, subject))
+
     def fail(self, cause: str, records: Records | None = None) -> None:
         """Give up personalising: the upstream's answer goes out, ``records`` marked."""
         self.cause = cause
-        self.records = records or []
+        self.records = records
         self.out = None
         self.reason = None  # a fail-open is counted as one, not as a passthrough
 

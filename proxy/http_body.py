@@ -1,6 +1,7 @@
 """The client's side of an exchange: its request body in, the proxy's answer out.
 
-``read_body`` receives a request body under the proxy's limits (size, time). The writers send
+``read_request`` receives a request body under the proxy's limits (header size, body size,
+time), or says why the proxy refuses it. The writers send
 an answer whole with its Content-Length (``send_whole``), pass an upstream response through as
 it arrives (``stream``), or answer with one of the proxy's own JSON errors (``send_error``,
 ``upstream_failed``). Each counts the answer's status class and latency where the request
@@ -12,8 +13,14 @@ from __future__ import annotations
 import asyncio
 import time
 from email.utils import formatdate
+from typing import NamedTuple
 
-from slotwise.proxy.http_hygiene import client_response_headers, content_length, header
+from slotwise.proxy.http_hygiene import (
+    client_response_headers,
+    content_length,
+    header,
+    header_bytes,
+)
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.upstream import UpstreamError, UpstreamResponse
 from slotwise.types import Receive, Scope, Send
@@ -25,6 +32,39 @@ class ClientGone(Exception):
 
 class BodyStalled(Exception):
     """The request body did not arrive within the body timeout."""
+
+
+class Refusal(NamedTuple):
+    """A request the proxy answers itself: status, stable code, message; ``reason`` counts it."""
+
+    status: int
+    code: str
+    message: str
+    reason: str
+
+
+async def read_request(
+    scope: Scope, receive: Receive, max_header_bytes: int, max_body_bytes: int, timeout: float
+) -> bytes | Refusal:
+    """The request body, or the refusal when the request breaks the proxy's limits.
+
+    431 for a header block over ``max_header_bytes``, 413 for a body over ``max_body_bytes``,
+    408 for a body that took longer than ``timeout``, 400 for one that broke off.
+    """
+    if header_bytes(scope["headers"]) > max_header_bytes:
+        return Refusal(431, "headers_too_large", "request headers are too large", "header_size")
+    try:
+        body = await read_body(scope, receive, max_body_bytes, timeout)
+    except ClientGone:
+        # the body broke off (a half-close, chunking the server could not read): a client
+        # still listening learns why; one that is gone never reads it
+        return Refusal(400, "incomplete_body", "the request body ended early", "incomplete_body")
+    except BodyStalled:
+        message = f"the request body did not arrive within {timeout:g}s"
+        return Refusal(408, "body_timeout", message, "body_timeout")
+    if body is None:
+        return Refusal(413, "body_too_large", "request body is too large", "body_size")
+    return body
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int, timeout: float) -> bytes | None:

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from slotwise.dsl.compiled import CompiledCampaign, CompiledPolicySet
     from slotwise.dsl.location import Location
     from slotwise.proxy.adapters import AdUnit
-    from slotwise.proxy.chooser import Choice
     from slotwise.proxy.decide import Engine
     from slotwise.proxy.exchange import Exchange
     from slotwise.types import Context, Subject
@@ -90,18 +89,21 @@ def _decide(
         choice = engine.chooser.choose(campaign, eligibility, ctx.signals, subject)
     except Exception:
         record = unserved_record(decision_id, exchange.now, policy, campaign, ctx)
-        exchange.records.append((record, user))
+        exchange.record(record, user)
         raise FailOpen("chooser_error", exchange.records) from None
     if exchange.shared:
         exchange.claim(index, [slot.location for slot in campaign.slots])
     if not choice.holdout:
-        _write(unit, campaign, choice)
+        for pick in choice.choices:
+            if pick.variant is not None:
+                slot = campaign.slot(pick.slot)
+                unit.write(slot.location, slot.variant(pick.variant).value)
         unit.track(engine.signer.trackers(decision_id, exchange.origin(engine.public_url)))
         exchange.changed = True
     version = policy.version if policy is not None else ""
     format = exchange.document.format if exchange.document is not None else None
-    exchange.records.append(
-        (decision_record(choice, decision_id, exchange.now, version, format=format), user)
+    exchange.record(
+        decision_record(choice, decision_id, exchange.now, version, format=format), user
     )
 
 
@@ -115,10 +117,3 @@ def _skipped(
     if exchange.claimed and exchange.contested(index, [slot.location for slot in campaign.slots]):
         return "contested"
     return None
-
-
-def _write(unit: AdUnit, campaign: CompiledCampaign, choice: Choice) -> None:
-    for pick in choice.choices:
-        if pick.variant is not None:
-            slot = campaign.slot(pick.slot)
-            unit.write(slot.location, slot.variant(pick.variant).value)
