@@ -557,3 +557,35 @@ async def test_a_campaign_missing_its_slot_on_a_page_is_skipped_while_another_is
         'slotwise_campaigns_skipped_total{campaign="cart_banner",reason="missing_slot"} 1'
         in metrics
     )
+
+
+async def test_two_decisions_on_one_ad_each_track_and_a_click_passes_through_both(
+    upstream: UpstreamServer,
+) -> None:
+    policy = """policy "two" version 1
+campaign headline {
+  applies when ad.campaign_id == "cmp-spring"
+  slot headline at "$.creative.headline" { variant a "Spring deals" }
+}
+campaign call {
+  applies when ad.campaign_id == "cmp-spring"
+  slot cta at "$.creative.cta" { variant b "Shop now" }
+}
+"""
+    app = _compiled_app(upstream, policy)
+    async with running(app) as client:
+        ad = (await client.get("/ad.json")).json()
+        records = await _records(app)
+        assert [r["campaign"] for r in records] == ["headline", "call"]
+        pixels = ad["tracking"]["impressions"][1:]
+        assert [r["id"] in p for r, p in zip(records, pixels, strict=True)] == [True, True]
+        # the click URL is wrapped by each decision in turn: following it visits both
+        hop = ad["creative"]["click_url"].split("proxy.test", 1)[1]
+        seen = []
+        while hop.startswith("/_sw/click"):
+            redirect = await client.get(hop)
+            assert redirect.status_code == 302
+            seen.append(redirect.request.url.params["d"])
+            hop = redirect.headers["location"].split("proxy.test", 1)[-1]
+        assert hop == "https://shop.example/spring"
+        assert seen == [records[1]["id"], records[0]["id"]]
