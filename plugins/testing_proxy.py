@@ -149,7 +149,7 @@ async def proxy_client(
             settings.setdefault("tracking_secret", "slotwise-test-secret-0123456789")
             settings.setdefault("proxy_reload_interval", 0.0)
             app = ProxyApp(
-                Settings(upstream_url=upstream.url, proxy_policies=directory, **settings)
+                Settings.of(upstream_url=upstream.url, proxy_policies=directory, **settings)
             )
             async with _lifespan(app):
                 transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))

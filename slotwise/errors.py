@@ -23,7 +23,7 @@ EXIT_FAILED: Final = 1  # what was checked (a policy, a log, a model, a store) i
 EXIT_USAGE: Final = 2  # the command was asked for something it cannot do as asked
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # one object per area: compared by identity
 class Area:
     """A part of slotwise with its own error codes: ``code -> meaning``, and exit codes."""
 
