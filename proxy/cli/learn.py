@@ -3,10 +3,10 @@
 Two sources:
 
 - ``--store URL`` (the shared state store: sqlite:///..., redis://...; else ``store.url`` of
-  the configuration, as the proxies read it): a worker that reads
-  the ``decisions`` and ``events`` logs as consumer group ``learner``, joins rewards within
-  ``--window``, learns, and publishes a version every ``--publish-every`` seconds until
-  stopped (Ctrl-C / SIGTERM publish once more). ``--once`` drains what is there and exits.
+  the configuration, as the proxies read it): a worker that reads the ``decisions`` and
+  ``events`` logs as consumer group ``learner``, joins rewards within ``--window``, learns, and
+  publishes a version every ``--publish-every`` seconds until stopped (Ctrl-C / SIGTERM
+  publish once more). ``--once`` drains what is there and exits.
 - ``--log FILE``: a JSONL decision log (docs/learning.md), learned in one pass and published
   as one version per campaign.
 
