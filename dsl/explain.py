@@ -16,7 +16,7 @@ from slotwise.dsl.compiled import CompiledPolicySet, SlotEligibility
 from slotwise.dsl.evaluate import CampaignResult, Trace, evaluate_campaign
 from slotwise.dsl.testing import ListHistory
 from slotwise.errors import USAGE, SlotwiseError
-from slotwise.plugins.schema import Context, SignalValue
+from slotwise.types import Context, SignalValue
 
 
 class SignalsFileError(SlotwiseError, ValueError):

@@ -78,7 +78,7 @@ def test_the_error_index_names_every_area() -> None:
 
 
 def _error_classes() -> list[type[SlotwiseError]]:
-    for package in ("slotwise.dsl", "slotwise.proxy", "slotwise.plugins"):
+    for package in ("slotwise.dsl", "slotwise.proxy", "slotwise.plugins", "slotwise.lab"):
         module = importlib.import_module(package)
         for info in pkgutil.walk_packages(module.__path__, f"{package}."):
             importlib.import_module(info.name)
@@ -115,7 +115,7 @@ def _literal_codes() -> dict[Area, set[str]]:
         "Problem": (CONFIG, 0),
     }
     codes: dict[Area, set[str]] = {area: set() for area in AREAS}
-    for folder in ("proxy", "plugins", "dsl"):
+    for folder in ("proxy", "plugins", "dsl", "lab", "testing"):
         for path in (REPO / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.Call):

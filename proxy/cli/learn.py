@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from slotwise.dsl.loader import load_policy_set
-    from slotwise.dsl.schema_file import default_schema
+    from slotwise.plugins.registry import default_schema
     from slotwise.proxy.bandit.campaign import from_compiled
     from slotwise.proxy.bandit.store import ModelStore, models_dir
 

@@ -225,7 +225,17 @@ def test_every_slotwise_variable_the_project_names_is_known() -> None:
     placeholders = {"SLOTWISE_SECTION_NAME", "SLOTWISE_EVENTS", "SLOTWISE_EVENTS_NAME"}
     placeholders.add("SLOTWISE_PROXY_WORKER")
     found: dict[str, str] = {}
-    for folder in ("dsl", "proxy", "plugins", "examples", "tests", "docs", "scripts"):
+    for folder in (
+        "dsl",
+        "proxy",
+        "plugins",
+        "lab",
+        "testing",
+        "examples",
+        "tests",
+        "docs",
+        "scripts",
+    ):
         for path in (REPO / folder).rglob("*"):
             if path.suffix not in {".py", ".md", ".toml", ".sh", ".js", ".yml", ".yaml"}:
                 continue
