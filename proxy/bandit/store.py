@@ -45,13 +45,15 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 FAMILIES = frozenset(explore_from_policy(kind, None).model_family for kind in KINDS)
 CURRENT = "CURRENT"
 DEFAULT_KEEP = 20
-DEFAULT_MODELS_DIR = "var/slotwise/models"  # beside the default state store (var/slotwise/)
-MODELS_DIR_ENV = "SLOTWISE_MODELS_DIR"
+# where learn, model and evaluate keep models when bandit.models_dir is not set (beside the
+# default state store, var/slotwise/)
+DEFAULT_MODELS_DIR = "var/slotwise/models"
 
 
-def default_models_dir() -> Path:
-    """``$SLOTWISE_MODELS_DIR``, else var/slotwise/models under the working directory."""
-    return Path(os.environ.get(MODELS_DIR_ENV) or DEFAULT_MODELS_DIR)
+def models_dir(configured: str) -> Path:
+    """The models directory: ``bandit.models_dir``, else var/slotwise/models (relative to the
+    working directory)."""
+    return Path(configured or DEFAULT_MODELS_DIR)
 
 
 @dataclass(frozen=True, slots=True)
