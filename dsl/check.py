@@ -13,11 +13,10 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from slotwise.dsl import ast
-from slotwise.dsl.compile import EXPLORE_KINDS
 from slotwise.dsl.errors import Diagnostic, Severity
 from slotwise.dsl.location import LocationError, parse_location
 from slotwise.dsl.satisfiable import can_hold
-from slotwise.types import EVENT_TYPES, SignalSchema, SignalSpec, SignalType
+from slotwise.types import EVENT_TYPES, EXPLORE_KINDS, SignalSchema, SignalSpec, SignalType
 
 MAX_RULES = 250_000
 MAX_RULES_PER_CAMPAIGN = 200_000

@@ -29,10 +29,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from slotwise.proxy.bandit.campaign import BanditCampaign, BanditSlot, BanditVariant
+from slotwise.proxy.bandit.campaign import BanditCampaign, action_slot
 from slotwise.proxy.bandit.engine import CampaignModel
 from slotwise.proxy.bandit.features import FeatureMap
-from slotwise.proxy.learn.log import DecisionRecord, JoinedRecord, SlotRecord, signals_of
+from slotwise.proxy.decision_log import DecisionRecord, SlotRecord, signals_of
+from slotwise.proxy.learn.log import JoinedRecord
 
 Z95 = 1.959963984540054
 _SHRINK = 10.0  # pseudo-observations pulling a variant's mean towards the overall mean
@@ -146,11 +147,7 @@ def campaign_from_log(records: Iterable[JoinedRecord], name: str) -> BanditCampa
                     known.setdefault(variant, None)
     return BanditCampaign(
         name,
-        tuple(
-            BanditSlot(slot, tuple(BanditVariant(v) for v in variants))
-            for slot, variants in slots.items()
-            if variants
-        ),
+        tuple(action_slot(slot, variants) for slot, variants in slots.items() if variants),
     )
 
 

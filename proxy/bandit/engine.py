@@ -19,7 +19,8 @@ from typing import Any, Protocol
 
 from vowpalwabbit import Workspace
 
-from slotwise.proxy.bandit.campaign import BanditCampaign, BanditSlot
+from slotwise.dsl.compiled import Slot
+from slotwise.proxy.bandit.campaign import BanditCampaign
 from slotwise.proxy.bandit.features import FeatureMap, uses_personal_features
 from slotwise.proxy.bandit.holdout import in_holdout
 from slotwise.proxy.bandit.workspace import PreparedActions, predict_pmf, shared_example
@@ -85,7 +86,7 @@ class BanditDecision:
         return product
 
 
-def candidates_for(slot: BanditSlot, rules: SlotRules | None) -> tuple[str, ...]:
+def candidates_for(slot: Slot, rules: SlotRules | None) -> tuple[str, ...]:
     """The choice set for a slot: pin wins, else the preferred, else all allowed."""
     if rules is None:
         return tuple(v.name for v in slot.variants)
