@@ -137,8 +137,7 @@ def _campaign(args: argparse.Namespace, campaigns: list[str]) -> str:
 
 
 def _goal(text: str) -> Any:
-    from slotwise.proxy.bandit.errors import BanditError
-    from slotwise.proxy.learn.reward import Goal
+    from slotwise.types import Goal
 
     example = "use clicks=1,conversions=10"
     weights: dict[str, float] = {}
@@ -154,9 +153,9 @@ def _goal(text: str) -> Any:
             raise UsageError(f"--goal: the weight of {term} must be a finite number, got {weight}")
         weights[term] = value
     try:
-        return Goal(weights)
-    except BanditError as error:
-        raise UsageError(f"--goal: {error.message}") from error
+        return Goal.of(weights)
+    except ValueError as error:  # a metric the goal does not know
+        raise UsageError(f"--goal: {error}") from error
 
 
 def _candidate(

@@ -126,9 +126,9 @@ def _print_warnings(warnings: list[str]) -> None:
 
 
 def _goal_for(goals: dict[str, Any]) -> Any:
-    from slotwise.proxy.learn.reward import Goal
+    from slotwise.types import DEFAULT_GOAL
 
-    return lambda campaign: goals.get(campaign, Goal())
+    return lambda campaign: goals.get(campaign, DEFAULT_GOAL)
 
 
 def _learn_log(
