@@ -151,7 +151,6 @@ MODELS: Final = Area(
         "`slotwise model rollback CAMPAIGN --to N`",
         "bad_explore": "an exploration parameter out of range (epsilon outside 0..1, a "
         "non-positive squarecb or softmax, a bag or cover below 2, first below 1)",
-        "bad_goal": "a compiled campaign's goal cannot be read as reward weights",
         "bad_holdout": "a holdout share outside 0..1",
         "bad_log_record": "a line of a decision log that is not a valid record: the message "
         "names the file and line",
@@ -168,8 +167,6 @@ MODELS: Final = Area(
         "nothing_to_roll_back": "`slotwise model rollback`: the campaign has no model older "
         "than the current one (or none at all)",
         "unknown_explore": "an exploration kind slotwise does not know",
-        "unknown_goal_term": "a goal names a reward term that does not exist (use clicks, "
-        "conversions, revenue, discount_cost)",
         "unknown_model_version": "`slotwise model rollback --to N`: no such version; `slotwise "
         "model list` shows them",
         "unknown_reward_event": "a reward record names an event that is not a reward",

@@ -31,8 +31,9 @@ def checked(explore: Explore) -> Explore:
     problem = explore.problem()
     if problem is None:
         return explore
-    code = "unknown_explore" if explore.kind not in EXPLORE_KINDS else "bad_explore"
-    raise BanditError(code, problem)
+    if explore.kind not in EXPLORE_KINDS:
+        raise BanditError("unknown_explore", problem)
+    raise BanditError("bad_explore", problem)
 
 
 def explore_from_policy(kind: str | None, parameter: float | None) -> Explore:
