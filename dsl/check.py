@@ -17,7 +17,7 @@ from slotwise.dsl.compile import EXPLORE_KINDS
 from slotwise.dsl.errors import Diagnostic, Severity
 from slotwise.dsl.location import LocationError, parse_location
 from slotwise.dsl.satisfiable import can_hold
-from slotwise.plugins.schema import EVENT_TYPES, SignalSchema, SignalSpec, SignalType
+from slotwise.types import EVENT_TYPES, SignalSchema, SignalSpec, SignalType
 
 MAX_RULES = 250_000
 MAX_RULES_PER_CAMPAIGN = 200_000

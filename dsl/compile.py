@@ -18,7 +18,7 @@ from slotwise.dsl.conditions import atoms, compile_condition
 from slotwise.dsl.errors import Diagnostic
 from slotwise.dsl.location import parse_location
 from slotwise.dsl.matcher import FeatureKind, TermIds, bits_of, build_rule_index
-from slotwise.plugins.schema import SignalSchema, SignalType
+from slotwise.types import SignalSchema, SignalType
 
 RESPONSE_PREFIX = "ad."  # what response adapters set (docs/signals.md, "Upstream")
 

@@ -34,7 +34,7 @@ from slotwise.dsl.ast import Test
 from slotwise.dsl.errors import Diagnostic
 from slotwise.dsl.location import Location
 from slotwise.dsl.matcher import Bits, RuleIndex, TermIds
-from slotwise.plugins.schema import Context
+from slotwise.types import DEFAULT_EXPLORE, DEFAULT_GOAL, Context, Explore, Goal, GoalTerm
 
 Predicate = Callable[[Context], bool]
 
@@ -68,49 +68,6 @@ class Slot:
             if variant.name == name:
                 return variant
         raise KeyError(f"slot {self.name!r} has no variant {name!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class GoalTerm:
-    metric: str  # clicks | conversions | revenue | discount_cost
-    weight: float
-
-
-@dataclass(frozen=True, slots=True)
-class Goal:
-    """The reward to maximise: a weighted sum, e.g. clicks + 10 * conversions."""
-
-    terms: tuple[GoalTerm, ...]
-
-    def reward(self, outcomes: Mapping[str, float]) -> float:
-        """The goal's value for observed outcomes (missing metrics count as 0)."""
-        return sum(term.weight * outcomes.get(term.metric, 0.0) for term in self.terms)
-
-    def __str__(self) -> str:
-        parts = []
-        for i, term in enumerate(self.terms):
-            weight = abs(term.weight)
-            text = term.metric if weight == 1 else f"{_num(weight)} * {term.metric}"
-            if i == 0:
-                parts.append(("-" if term.weight < 0 else "") + text)
-            else:
-                parts.append(("- " if term.weight < 0 else "+ ") + text)
-        return " ".join(parts)
-
-
-DEFAULT_GOAL = Goal((GoalTerm("clicks", 1.0),))
-
-
-@dataclass(frozen=True, slots=True)
-class Explore:
-    """How the bandit explores: kind (epsilon, squarecb, softmax, bag, cover, first) and its
-    parameter (epsilon as a fraction: 5% is 0.05)."""
-
-    kind: str
-    parameter: float
-
-
-DEFAULT_EXPLORE = Explore("epsilon", 0.05)
 
 
 @dataclass(frozen=True, slots=True)

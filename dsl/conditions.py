@@ -24,7 +24,7 @@ from dataclasses import fields, is_dataclass
 from typing import Any
 
 from slotwise.dsl import ast
-from slotwise.plugins.schema import Context
+from slotwise.types import Context
 
 Predicate = Callable[[Context], bool]
 MISSING: Any = object()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from slotwise.dsl import ast
 from slotwise.dsl.compiled import SlotEligibility
 from slotwise.dsl.fmt import condition_text
-from slotwise.plugins.schema import Context
+from slotwise.types import Context
 
 
 @dataclass(frozen=True, slots=True)

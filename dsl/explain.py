@@ -15,7 +15,7 @@ from slotwise.dsl.compile import segments_of
 from slotwise.dsl.compiled import CompiledPolicySet, SlotEligibility
 from slotwise.dsl.evaluate import CampaignResult, Trace, evaluate_campaign
 from slotwise.dsl.testing import ListHistory
-from slotwise.plugins.schema import Context, SignalValue
+from slotwise.types import Context, SignalValue
 
 
 class SignalsFileError(ValueError):

@@ -18,7 +18,7 @@ from pathlib import Path
 from slotwise.dsl import ast
 from slotwise.dsl.compiled import CompiledPolicySet
 from slotwise.dsl.errors import Diagnostic, PolicyError, Severity, sorted_diagnostics
-from slotwise.plugins.schema import SignalSchema
+from slotwise.types import SignalSchema
 
 EXTENSION = ".sw"
 MAX_FILES = 1000

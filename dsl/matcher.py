@@ -43,7 +43,7 @@ from slotwise.dsl.conditions import (
     conjuncts,
     feature_of,
 )
-from slotwise.plugins.schema import Context
+from slotwise.types import Context
 
 FeatureKind = Literal["discrete", "numeric", "list"]
 _OTHER = "\x00another value"  # equal to no literal a policy can write

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 from slotwise.dsl import ast
 from slotwise.dsl.conditions import Feature, atoms, compile_condition, conjuncts, feature_of
-from slotwise.plugins.schema import Context, SignalSchema, SignalSpec, SignalType
+from slotwise.types import Context, SignalSchema, SignalSpec, SignalType
 
 _OTHER = "\x00another value"
 

@@ -17,7 +17,7 @@ from slotwise.dsl import ast
 from slotwise.dsl.compile import compile_arm
 from slotwise.dsl.compiled import CompiledPolicySet, PolicyTest
 from slotwise.dsl.fmt import arm_text
-from slotwise.plugins.schema import Context, SignalValue
+from slotwise.types import Context, SignalValue
 
 TEST_NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z: tests must not depend on the wall clock
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable
 
-from slotwise.plugins.schema import Signals
+from slotwise.types import Signals
 
 
 class TTLCache:

@@ -28,7 +28,7 @@ from slotwise.plugins.contain import consume, contained
 from slotwise.plugins.loaded import CONSENT_SIGNAL, LoadedProvider, ProviderSet
 from slotwise.plugins.provider import WithHistory
 from slotwise.plugins.request import RequestInfo
-from slotwise.plugins.schema import (
+from slotwise.types import (
     Context,
     EventHistory,
     NoHistory,
@@ -36,6 +36,8 @@ from slotwise.plugins.schema import (
     SignalSpec,
     SignalType,
     SignalValue,
+    Subject,
+    subject_of,
 )
 
 log = logging.getLogger("slotwise.plugins")
@@ -60,6 +62,11 @@ class Gathered:
     personal: bool
     user_id: str | None
     history: EventHistory = field(default=_NO_HISTORY)
+
+    @property
+    def subject(self) -> Subject:
+        """Who the request's decisions are for (known: the profile says not new)."""
+        return subject_of(self.user_id, self.personal, self.signals.get("user.is_new") is False)
 
     def context(self, now: float, extra: Mapping[str, SignalValue] | None = None) -> Context:
         """The decision context: these signals (plus ``extra``, e.g. ``ad.*``), ``now``."""

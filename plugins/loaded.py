@@ -21,7 +21,7 @@ from slotwise.plugins.contain import ProviderCrashed, consume, contained
 from slotwise.plugins.errors import PluginError, PluginProblem
 from slotwise.plugins.metrics import ProviderMetrics, render_prometheus
 from slotwise.plugins.provider import Provider, ProviderServices
-from slotwise.plugins.schema import SignalSchema, SignalSpec
+from slotwise.types import SignalSchema, SignalSpec
 
 log = logging.getLogger("slotwise.plugins")
 CONSENT_SIGNAL = "consent.level"

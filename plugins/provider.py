@@ -31,7 +31,7 @@ import msgspec
 
 from slotwise.plugins.profile_source import ProfileSource
 from slotwise.plugins.request import RequestInfo
-from slotwise.plugins.schema import EventHistory, SignalSpec, SignalType, SignalValue
+from slotwise.types import EventHistory, SignalSpec, SignalType, SignalValue
 
 PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 SIGNAL_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")

@@ -46,7 +46,7 @@ from slotwise.plugins.provider import (
     Provider,
     Signal,
 )
-from slotwise.plugins.schema import SignalSchema, SignalSpec, SignalType
+from slotwise.types import SignalSchema, SignalSpec, SignalType
 
 ENTRY_POINT_GROUP = "slotwise.signals"
 ENV_VAR = "SLOTWISE_PLUGINS"
@@ -261,6 +261,23 @@ def load_schema(selection: str | None = None) -> SignalSchema:
         for spec in cls.schema():
             specs[spec.name] = spec
     return SignalSchema(specs)
+
+
+def default_schema(on_fallback: Callable[[str], None] | None = None) -> SignalSchema:
+    """The plugin registry's schema when it loads, else the built-in one.
+
+    ``on_fallback`` hears why the registry's schema could not be used (a broken provider must
+    not stop a marketer from checking a policy, but it should not go unnoticed either).
+    """
+    from slotwise.dsl.schema_file import builtin_schema
+
+    try:
+        schema = load_schema()
+    except Exception as exc:  # ImportError, or a provider that fails to load
+        if on_fallback is not None:
+            on_fallback(f"using the built-in signal schema: {type(exc).__name__}: {exc}")
+        return builtin_schema()
+    return schema
 
 
 def load_providers(

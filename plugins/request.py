@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl
 
-from slotwise.plugins.schema import Signals
+from slotwise.types import Signals
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # Headers that identify the user (or carry their credentials), never shown without consent.

@@ -32,12 +32,13 @@ from slotwise.proxy.bandit.runtime import BanditRuntime
 from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.chooser import BanditChooser, Chooser, RuleChooser
 from slotwise.proxy.config import Settings, load_settings
-from slotwise.proxy.decide import Engine, Limits, Receive, Scope, Send, handle, send_error
+from slotwise.proxy.decide import Engine, Limits, handle, send_error
 from slotwise.proxy.http_hygiene import ForwardingPolicy
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.policy_snapshot import PolicySnapshot
 from slotwise.proxy.tracking import CLICK_PATH, ClickSigner
 from slotwise.proxy.upstream import Origin, PoolSettings, Upstream, UpstreamPool
+from slotwise.types import Receive, Scope, Send
 
 log = logging.getLogger("slotwise.proxy")
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
@@ -268,7 +269,7 @@ class ProxyApp:
             stack.push_async_callback(providers.aclose)
             schema = providers.schema
         else:
-            from slotwise.plugins.schema import SignalSchema
+            from slotwise.types import SignalSchema
 
             schema = SignalSchema()
         policies = self._policies

@@ -13,8 +13,8 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from slotwise.plugins.schema import Signals, SignalValue
 from slotwise.proxy.bandit.holdout import in_holdout
+from slotwise.types import Signals, SignalValue, Subject
 
 if TYPE_CHECKING:
     from slotwise.dsl.compiled import CompiledCampaign, Eligibility, SlotEligibility
@@ -60,8 +60,7 @@ class Chooser(Protocol):
         campaign: CompiledCampaign,
         eligibility: Eligibility,
         signals: Signals,
-        user_key: str | None,
-        personal: bool,
+        subject: Subject,
     ) -> Choice: ...
 
 
@@ -94,10 +93,10 @@ class RuleChooser:
         campaign: CompiledCampaign,
         eligibility: Eligibility,
         signals: Signals,
-        user_key: str | None,
-        personal: bool,
+        subject: Subject,
     ) -> RuleChoice:
-        key = user_key if personal else None
+        personal = subject.personal
+        key = subject.user_id if personal else None
         if in_holdout(campaign.name, key, campaign.holdout, self._rng):
             return RuleChoice(
                 campaign.name, RULES_MODEL, True, campaign.holdout, personal, (), signals
@@ -152,12 +151,11 @@ class BanditChooser:
         campaign: CompiledCampaign,
         eligibility: Eligibility,
         signals: Signals,
-        user_key: str | None,
-        personal: bool,
+        subject: Subject,
     ) -> Choice:
         decision: Choice | None = self._runtime.choose(
-            campaign.name, eligibility.slots, signals, user_key
+            campaign.name, eligibility.slots, signals, subject.user_id
         )
         if decision is None:
-            return self._fallback.choose(campaign, eligibility, signals, user_key, personal)
+            return self._fallback.choose(campaign, eligibility, signals, subject)
         return decision

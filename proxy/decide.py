@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, Final
@@ -29,11 +29,16 @@ from typing import TYPE_CHECKING, Any, Final
 from slotwise.plugins.gather import Gathered, gather
 from slotwise.plugins.loaded import ProviderSet
 from slotwise.plugins.request import RequestInfo
-from slotwise.plugins.schema import Context, NoHistory
 from slotwise.proxy.adapters import AdapterError, AdUnit, Document, JsonFields, parse_response
 from slotwise.proxy.adapters.json import DEFAULT_JSON_FIELDS
 from slotwise.proxy.chooser import Chooser
-from slotwise.proxy.decision_log import decision_record, encode_record, unserved_record
+from slotwise.proxy.decision_log import (
+    DecisionRecord,
+    decision_record,
+    encode_record,
+    failed,
+    unserved_record,
+)
 from slotwise.proxy.early_signals import EarlySignals
 from slotwise.proxy.events import DecisionLog
 from slotwise.proxy.http_encoding import SUPPORTED_CODINGS, EncodingError, codings, decode, encode
@@ -49,14 +54,10 @@ from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.policy_snapshot import PolicySnapshot
 from slotwise.proxy.tracking import ClickSigner, new_decision_id
 from slotwise.proxy.upstream import Upstream, UpstreamError, UpstreamResponse
+from slotwise.types import Context, NoHistory, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from slotwise.dsl.compiled import CompiledCampaign, CompiledPolicySet
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 _PERSONALISED_METHODS: Final = frozenset({"GET", "POST"})
 _MAX_UNITS: Final = 16  # ad units personalised per response (bids, VAST ads)
@@ -109,7 +110,7 @@ class _BodyStalled(Exception):
     """The request body did not arrive within ``Limits.body_timeout``."""
 
 
-Records = list[tuple[dict[str, Any], str | None]]  # (decision record, subject)
+Records = list[tuple[DecisionRecord, str | None]]  # (decision record, subject)
 
 
 class FailOpen(Exception):
@@ -122,15 +123,7 @@ class FailOpen(Exception):
     def __init__(self, cause: str, records: Records | None = None) -> None:
         super().__init__(cause)
         self.cause = cause
-        self.records = failed(records or [], cause)
-
-
-def failed(records: Records, cause: str) -> Records:
-    """The records of decisions whose response went out unchanged: no slots were served."""
-    out: Records = []
-    for record, subject in records:
-        out.append(({**record, "slots": [], "fail_open": cause}, subject))
-    return out
+        self.records = [(failed(record, cause), subject) for record, subject in records or ()]
 
 
 @dataclass(slots=True)
@@ -253,10 +246,10 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     if outcome.body is None and not outcome.records and outcome.reason:
         metrics.passthrough.inc(outcome.reason)
     for record, subject in outcome.records:
-        if record["fail_open"] is None:
-            counter = metrics.holdouts if record["holdout"] else metrics.decisions
-            counter.inc(record["campaign"])
-        engine.decision_log.record(encode_record(record), decision_id=record["id"], subject=subject)
+        if record.fail_open is None:
+            counter = metrics.holdouts if record.holdout else metrics.decisions
+            counter.inc(record.campaign)
+        engine.decision_log.record(encode_record(record), decision_id=record.id, subject=subject)
     if outcome.body is None:
         return await _send_whole(
             send, response.status, client_response_headers(response.headers), raw, metrics, started
@@ -308,6 +301,7 @@ def personalise(
     records: Records = []
     changed = False
     base: str | None = None
+    subject = gathered.subject
     for unit in document.units[:_MAX_UNITS]:
         ctx = gathered.context(now, unit.signals)
         try:
@@ -324,9 +318,7 @@ def personalise(
             )
             raise FailOpen("missing_slot", records)
         try:
-            choice = engine.chooser.choose(
-                campaign, eligibility, ctx.signals, gathered.user_id, gathered.personal
-            )
+            choice = engine.chooser.choose(campaign, eligibility, ctx.signals, subject)
         except Exception:
             records.append(
                 (unserved_record(decision_id, now, policy, campaign, ctx), gathered.user_id)
@@ -341,14 +333,7 @@ def personalise(
                 base = _public_base(engine, scope)
             unit.track(engine.signer.trackers(decision_id, base))
             changed = True
-        record = decision_record(
-            decision_id=decision_id,
-            ts=now,
-            policy_version=policy.version,
-            choice=choice,
-            format=document.format,
-            fail_open=None,
-        )
+        record = decision_record(choice, decision_id, now, policy.version, format=document.format)
         records.append((record, gathered.user_id))
     if not changed:
         return Outcome(None, records, "no_campaign_applies")

@@ -1,84 +1,138 @@
-"""The decision record the proxy logs for every campaign decision.
+"""The decision record: one type that the proxy writes and every reader decodes.
 
-The format is the one in slotwise.proxy.learn.log (``type: decision``), plus ``eligible`` (per
-slot, the variants the rules left), ``format`` (json, openrtb, vast) and ``fail_open`` (null, or
-the cause when a decided response went out unchanged; such a record has no ``slots``, since
-nothing was served, and learners skip it). Records are queued on
-slotwise.proxy.events.DecisionLog, which appends them to the store's ``decisions`` log in
+``DecisionRecord`` is what the proxy logs for each campaign decision and what the learner,
+``slotwise evaluate``, exports and reports read back (slotwise.proxy.learn.log adds the
+``reward`` and ``joined`` records of the log format; docs/learning.md documents it). On the
+wire it is one JSON object with ``"type": "decision"``::
+
+    {"type": "decision", "id": "d-1", "ts": 1763790000.0, "campaign": "spring",
+     "policy_version": "3f2a...", "model_version": "v7", "holdout": false,
+     "holdout_share": 0.1, "personal": true,
+     "signals": {"device.type": "mobile", "user.age": 21},
+     "slots": [{"slot": "headline", "variant": "h2", "probability": 0.95,
+                "candidates": ["h1", "h2"]}],
+     "eligible": {"headline": ["h1", "h2"]}, "format": "json", "fail_open": null}
+
+``fail_open`` is null, or the cause when a decided response went out unchanged: such a record
+has no ``slots`` (nothing was served) and learners skip it. A holdout decision has
+``holdout: true`` and no slots: the upstream's response was served. The proxy queues records
+on slotwise.proxy.events.DecisionLog, which appends them to the store's ``decisions`` log in
 batches off the request path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+if TYPE_CHECKING:
+    from slotwise.proxy.chooser import Choice
+
+# list-valued signals are tuples, in memory and decoded alike (msgspec reads arrays into them)
+LogValue = str | int | float | bool | tuple[str, ...]
 
 _encoder = msgspec.json.Encoder()
 
 
-def encode_record(record: dict[str, Any]) -> bytes:
+class SlotRecord(msgspec.Struct, frozen=True):
+    """One slot of a decision: the variant served (None: left as it was) and its chance."""
+
+    slot: str
+    variant: str | None
+    probability: float
+    candidates: tuple[str, ...] = ()
+
+
+class OutcomeRecord(msgspec.Struct, frozen=True):
+    """What came back for a decision (a converted log may carry it inline)."""
+
+    clicks: float = 0.0
+    conversions: float = 0.0
+    revenue: float = 0.0
+    discount_cost: float = 0.0
+
+
+class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True, tag="decision", tag_field="type"):
+    """What was decided for one response of one campaign (see the module docstring)."""
+
+    id: str
+    ts: float
+    campaign: str
+    policy_version: str = ""
+    model_version: str = ""
+    holdout: bool = False
+    holdout_share: float = 0.0
+    personal: bool = False
+    signals: dict[str, LogValue] = {}
+    slots: list[SlotRecord] = []
+    eligible: dict[str, tuple[str, ...]] = {}
+    outcome: OutcomeRecord | None = None
+    format: str | None = None  # json, openrtb, vast (written by the proxy)
+    fail_open: str | None = None  # why a decided response went out unchanged, if it did
+
+    @property
+    def propensity(self) -> float:
+        """Probability of the logged outcome under the logging policy (holdout included)."""
+        if self.holdout:
+            return self.holdout_share
+        product = 1.0 - self.holdout_share
+        for slot in self.slots:
+            product *= slot.probability
+        return product
+
+
+def encode_record(record: DecisionRecord) -> bytes:
     return _encoder.encode(record)
 
 
 def decision_record(
-    *,
+    choice: Choice,
     decision_id: str,
     ts: float,
     policy_version: str,
-    choice: Any,
-    format: str,
-    fail_open: str | None,
-) -> dict[str, Any]:
-    """A ``type: decision`` record (slotwise.proxy.learn.log) of a chooser's choice."""
-    # tuples (list signals, candidates) stay tuples: msgspec writes them as the same arrays
-    signals = dict(choice.signals)
-    slots: Sequence[Any] = choice.choices
-    return {
-        "type": "decision",
-        "id": decision_id,
-        "ts": ts,
-        "campaign": choice.campaign,
-        "policy_version": policy_version,
-        "model_version": choice.model_version,
-        "holdout": choice.holdout,
-        "holdout_share": choice.holdout_share,
-        "personal": choice.personal,
-        "signals": signals,
-        "slots": [
-            {
-                "slot": pick.slot,
-                "variant": pick.variant,
-                "probability": pick.probability,
-                "candidates": pick.candidates,
-            }
-            for pick in slots
-        ],
-        "eligible": {pick.slot: pick.candidates for pick in slots},
-        "format": format,
-        "fail_open": fail_open,
-    }
+    *,
+    format: str | None = None,
+    fail_open: str | None = None,
+) -> DecisionRecord:
+    """The record of a chooser's choice (rule chooser and bandit alike)."""
+    picks = choice.choices
+    return DecisionRecord(
+        id=decision_id,
+        ts=ts,
+        campaign=choice.campaign,
+        policy_version=policy_version,
+        model_version=choice.model_version,
+        holdout=choice.holdout,
+        holdout_share=choice.holdout_share,
+        personal=choice.personal,
+        signals=dict(choice.signals),
+        slots=[SlotRecord(p.slot, p.variant, p.probability, p.candidates) for p in picks],
+        eligible={p.slot: p.candidates for p in picks},
+        format=format,
+        fail_open=fail_open,
+    )
 
 
 def unserved_record(
     decision_id: str, ts: float, policy: Any, campaign: Any, ctx: Any
-) -> dict[str, Any]:
+) -> DecisionRecord:
     """The record of a campaign that applied but could not be served (no choice was made)."""
-    signals = {k: list(v) if isinstance(v, tuple) else v for k, v in ctx.signals.items()}
-    return {
-        "type": "decision",
-        "id": decision_id,
-        "ts": ts,
-        "campaign": str(getattr(campaign, "name", "?")),
-        "policy_version": str(getattr(policy, "version", "")),
-        "model_version": "",
-        "holdout": False,
-        "holdout_share": 0.0,
-        "personal": False,
-        "signals": signals,
-        "slots": [],
-        "eligible": {},
-        "format": str(ctx.signals.get("ad.format", "")),
-        "fail_open": None,  # set by the caller's FailOpen
-    }
+    return DecisionRecord(
+        id=decision_id,
+        ts=ts,
+        campaign=str(getattr(campaign, "name", "?")),
+        policy_version=str(getattr(policy, "version", "")),
+        signals=dict(ctx.signals),
+        format=str(ctx.signals.get("ad.format", "")),
+    )
+
+
+def failed(record: DecisionRecord, cause: str) -> DecisionRecord:
+    """The record of a decision whose response went out unchanged: no slots were served."""
+    return msgspec.structs.replace(record, slots=[], fail_open=cause)
+
+
+def signals_of(record: DecisionRecord) -> dict[str, LogValue]:
+    """The logged signals in their request-time form."""
+    return dict(record.signals)

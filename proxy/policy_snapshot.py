@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slotwise.plugins.schema import SignalSchema
 from slotwise.proxy.metrics import ProxyMetrics
+from slotwise.types import SignalSchema
 
 if TYPE_CHECKING:
     from slotwise.dsl.compiled import CompiledPolicySet

@@ -44,16 +44,25 @@ _ids: list[str] = []
 
 
 def new_decision_id() -> str:
-    """A fresh, unguessable decision id (URL-safe)."""
-    # The same as secrets.token_urlsafe(12), but the random bytes and their base64 come in
-    # batches: one urandom call per 256 decisions. list.pop is atomic, so threads never share
-    # an id; the batch is dropped in a forked child, so processes never do.
+    """A fresh, unguessable decision id: 16 URL-safe characters, starting with a letter or
+    digit (the event endpoints refuse ids that start with ``-`` or ``_``)."""
+    # As secrets.token_urlsafe(12), but the random bytes and their base64 come in batches:
+    # one urandom call per 256 decisions. list.pop is atomic, so threads never share an id;
+    # the batch is dropped in a forked child, so processes never do.
     try:
         return _ids.pop()
     except IndexError:
-        text = base64.urlsafe_b64encode(secrets.token_bytes(_ID_BYTES * _ID_BATCH)).decode()
-        _ids.extend(text[i : i + _ID_CHARS] for i in range(0, len(text), _ID_CHARS))
+        _ids.extend(decision_ids(secrets.token_bytes(_ID_BYTES * _ID_BATCH)))
         return _ids.pop()
+
+
+def decision_ids(random: bytes) -> list[str]:
+    """The decision ids in ``random`` (12 bytes each): the 1 in 32 that would start with
+    ``-`` or ``_`` is dropped (rejection keeps the rest uniform: 95 bits each)."""
+    whole = len(random) - len(random) % _ID_BYTES  # a partial group would carry padding
+    text = base64.urlsafe_b64encode(random[:whole]).decode()
+    chunks = (text[i : i + _ID_CHARS] for i in range(0, len(text), _ID_CHARS))
+    return [chunk for chunk in chunks if chunk[0] not in "-_"]
 
 
 os.register_at_fork(after_in_child=_ids.clear)

@@ -32,10 +32,10 @@ import math
 import random
 from pathlib import Path
 
+from slotwise.lab.scenario import Scenario, Segment, load_scenario
 from slotwise.plugins.schema import SignalValue
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.features import DEVICE, USER, FeatureMap
-from slotwise.proxy.learn.scenario import Scenario, Segment, load_scenario
 
 DEFAULT = Path(__file__).resolve().parent.parent / "examples/scenarios/segment-winners.toml"
 Counts = dict[tuple[str, str], tuple[list[int], list[int]]]

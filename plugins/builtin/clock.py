@@ -15,7 +15,7 @@ import msgspec
 
 from slotwise.plugins.provider import Provider, signal
 from slotwise.plugins.request import RequestInfo
-from slotwise.plugins.schema import SignalType, SignalValue
+from slotwise.types import SignalType, SignalValue
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAYPARTS = ("morning", "afternoon", "evening", "night")

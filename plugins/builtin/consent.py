@@ -27,7 +27,7 @@ import msgspec
 from slotwise.plugins.builtin.tcf import MAX_CORE_LENGTH, TCFError, TCString, decode
 from slotwise.plugins.provider import Provider, signal
 from slotwise.plugins.request import RequestInfo
-from slotwise.plugins.schema import SignalType, SignalValue
+from slotwise.types import SignalType, SignalValue
 
 LEVELS = ("personal", "contextual")
 REASONS = (

@@ -21,7 +21,7 @@ import msgspec
 
 from slotwise.plugins.provider import Provider, signal
 from slotwise.plugins.request import RequestInfo
-from slotwise.plugins.schema import SignalType, SignalValue
+from slotwise.types import SignalType, SignalValue
 
 _DEFAULT_HEADERS: dict[str, list[str]] = {
     "country": ["cf-ipcountry", "cloudfront-viewer-country", "x-country-code"],

@@ -25,7 +25,7 @@ from slotwise.plugins.profile_source import (
 )
 from slotwise.plugins.provider import Provider, WithHistory, signal
 from slotwise.plugins.request import RequestInfo
-from slotwise.plugins.schema import SignalType, SignalValue
+from slotwise.types import SignalType, SignalValue
 
 log = logging.getLogger("slotwise.plugins.profile")
 _DAY = 86_400.0

@@ -17,7 +17,7 @@ import msgspec
 
 from slotwise.plugins.provider import Provider, signal
 from slotwise.plugins.request import RequestInfo
-from slotwise.plugins.schema import SignalType, SignalValue
+from slotwise.types import SignalType, SignalValue
 
 PAGE_TYPES = ("home", "category", "product", "search", "cart", "checkout", "account", "other")
 UTM_PARAMETERS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")

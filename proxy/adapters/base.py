@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from slotwise.dsl.location import Location
-from slotwise.plugins.schema import SignalValue
+from slotwise.types import SignalValue
 
 
 class AdapterError(ValueError):

@@ -21,8 +21,8 @@ from slotwise.dsl.location import (
     Wildcard,
     parse_location,
 )
-from slotwise.plugins.schema import SignalValue
 from slotwise.proxy.adapters.base import AdapterError, Trackers
+from slotwise.types import SignalValue
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()

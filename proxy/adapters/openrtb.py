@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slotwise.dsl.location import Location, NativeLocation, VastLocation
-from slotwise.plugins.schema import SignalValue
 from slotwise.proxy.adapters.base import AdapterError, Trackers
 from slotwise.proxy.adapters.json import decode, encode
 from slotwise.proxy.adapters.native import NativeMarkup, request_asset_types
 from slotwise.proxy.adapters.vast import VastDocument
+from slotwise.types import SignalValue
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,8 @@ from typing import Final
 from xml.parsers import expat
 
 from slotwise.dsl.location import Location, VastLocation
-from slotwise.plugins.schema import SignalValue
 from slotwise.proxy.adapters.base import AdapterError, Trackers
+from slotwise.types import SignalValue
 
 VAST_NAMESPACE: Final = "http://www.iab.com/VAST"
 _SEP: Final = "\x1f"

@@ -19,11 +19,11 @@ from typing import Any, Protocol
 
 from vowpalwabbit import Workspace
 
-from slotwise.plugins.schema import Signals, SignalValue
 from slotwise.proxy.bandit.campaign import BanditCampaign, BanditSlot
 from slotwise.proxy.bandit.features import FeatureMap, uses_personal_features
 from slotwise.proxy.bandit.holdout import in_holdout
 from slotwise.proxy.bandit.workspace import PreparedActions, predict_pmf, shared_example
+from slotwise.types import Signals, SignalValue
 
 
 class SlotRules(Protocol):

@@ -28,7 +28,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from slotwise.plugins.schema import Signals, SignalSchema, SignalValue
+from slotwise.types import Signals, SignalSchema, SignalValue
 
 USER = "user"
 CONTEXT = "context"

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from slotwise.plugins.schema import Signals
 from slotwise.proxy.bandit.campaign import BanditCampaign, from_compiled
 from slotwise.proxy.bandit.engine import BanditDecision, CampaignModel, SlotRules
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.features import FeatureMap
 from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.bandit.workspace import new_workspace
+from slotwise.types import Signals
 
 UNTRAINED = "v0"
 

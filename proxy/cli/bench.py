@@ -13,8 +13,8 @@ from typing import cast
 from slotwise.proxy.cli import Command
 
 TARGETS: dict[str, tuple[str, str]] = {
-    "match": ("slotwise.dsl.bench", "policy matching: compiled bitmap matcher vs reference"),
-    "proxy": ("slotwise.proxy.bench", "proxy req/s and latency vs upstream and nginx (wrk)"),
+    "match": ("slotwise.lab.match_bench", "policy matching: compiled bitmap matcher vs reference"),
+    "proxy": ("slotwise.lab.proxy_bench", "proxy req/s and latency vs upstream and nginx (wrk)"),
 }
 
 

@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from slotwise.dsl.errors import Severity
     from slotwise.dsl.loader import check_sources, read_sources
-    from slotwise.dsl.schema_file import builtin_schema, default_schema
+    from slotwise.dsl.schema_file import builtin_schema
+    from slotwise.plugins.registry import default_schema
 
     schema = builtin_schema() if args.builtin_schema else default_schema(_note)
     sources, problems = read_sources(args.paths)

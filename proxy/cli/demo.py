@@ -190,9 +190,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _learning(impressions: int | None, seed: int) -> None:
     """The default simulator scenario, condensed: CTR over time and the lift by segment."""
-    from slotwise.proxy.learn.scenario import load_scenario
-    from slotwise.proxy.learn.sim_report import summary
-    from slotwise.proxy.learn.simulate import simulate
+    from slotwise.lab.scenario import load_scenario
+    from slotwise.lab.sim_report import summary
+    from slotwise.lab.simulate import simulate
 
     path = REPO / "examples" / "scenarios" / "segment-winners.toml"
     scenario = load_scenario(path)

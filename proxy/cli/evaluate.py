@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace, goal: Any) -> int:
-    from slotwise.proxy.learn.evaluation import evaluate, logged_value
+    from slotwise.lab.evaluation import evaluate, logged_value
     from slotwise.proxy.learn.join import join_log
     from slotwise.proxy.learn.log import read_log
 
@@ -161,7 +161,7 @@ def _goal(text: str) -> Any:
 
 
 def _candidate(name: str, campaign: str, records: list[Any], args: argparse.Namespace) -> Any:
-    from slotwise.proxy.learn.evaluation import UniformCandidate, UpstreamCandidate
+    from slotwise.lab.evaluation import UniformCandidate, UpstreamCandidate
 
     if name == "uniform":
         return UniformCandidate()
@@ -176,7 +176,7 @@ def _candidate(name: str, campaign: str, records: list[Any], args: argparse.Name
 
 def _fixed(name: str, campaign: str, records: list[Any]) -> Any:
     """fixed:slot=variant,... checked against the slots and variants the log knows."""
-    from slotwise.proxy.learn.evaluation import FixedCandidate, campaign_from_log
+    from slotwise.lab.evaluation import FixedCandidate, campaign_from_log
 
     known = {
         s.name: [v.name for v in s.variants] for s in campaign_from_log(records, campaign).slots
@@ -212,12 +212,12 @@ def _some(names: Iterable[str], limit: int = 20) -> str:
 
 
 def _model(name: str, campaign: str, records: list[Any], args: argparse.Namespace) -> Any:
+    from slotwise.lab.evaluation import ModelCandidate, campaign_from_log
     from slotwise.proxy.bandit.errors import BanditError
     from slotwise.proxy.bandit.exploration import explore_from_policy
     from slotwise.proxy.bandit.features import FeatureMap
     from slotwise.proxy.bandit.runtime import BanditRuntime
     from slotwise.proxy.bandit.store import ModelStore, default_models_dir
-    from slotwise.proxy.learn.evaluation import ModelCandidate, campaign_from_log
 
     store = ModelStore(args.models or default_models_dir())
     version = store.checked_current(campaign)  # a CURRENT naming nothing says why
@@ -255,7 +255,7 @@ def _policy_campaign(paths: list[str] | None, campaign: str) -> Any:
         return None
     from slotwise.dsl.errors import PolicyError
     from slotwise.dsl.loader import load_policy_set
-    from slotwise.dsl.schema_file import default_schema
+    from slotwise.plugins.registry import default_schema
     from slotwise.proxy.bandit.campaign import from_compiled
 
     try:

@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
         render_text,
     )
     from slotwise.dsl.loader import compile_sources, read_sources
-    from slotwise.dsl.schema_file import builtin_schema, default_schema
+    from slotwise.dsl.schema_file import builtin_schema
+    from slotwise.plugins.registry import default_schema
 
     try:
         with open(args.signals, encoding="utf-8") as handle:

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from slotwise.dsl.errors import PolicyError
     from slotwise.dsl.loader import load_policy_set
-    from slotwise.dsl.schema_file import default_schema
+    from slotwise.plugins.registry import default_schema
     from slotwise.proxy.bandit.campaign import from_compiled
     from slotwise.proxy.bandit.errors import BanditError
     from slotwise.proxy.bandit.store import ModelStore, default_models_dir

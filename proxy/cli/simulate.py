@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from slotwise.proxy.cli import EXIT_FAILED, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
-    from slotwise.proxy.learn.scenario import Scenario
+    from slotwise.lab.scenario import Scenario
 
 # beside the package in a checkout; the default works from any directory
 DEFAULT_SCENARIO = Path(__file__).resolve().parents[2] / "examples/scenarios/segment-winners.toml"
@@ -56,8 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slotwise.proxy.learn.sim_report import checks, render_text, summary
-    from slotwise.proxy.learn.simulate import simulate
+    from slotwise.lab.sim_report import checks, render_text, summary
+    from slotwise.lab.simulate import simulate
 
     if args.impressions is not None and args.impressions < 1:
         raise UsageError("--impressions must be at least 1")
@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load(path: Path) -> Scenario:
+    from slotwise.lab.scenario import load_scenario
     from slotwise.proxy.bandit.errors import BanditError
-    from slotwise.proxy.learn.scenario import load_scenario
 
     try:
         return load_scenario(path)

@@ -25,8 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from slotwise.dsl.errors import PolicyError
     from slotwise.dsl.loader import load_policy_set
-    from slotwise.dsl.schema_file import builtin_schema, default_schema
+    from slotwise.dsl.schema_file import builtin_schema
     from slotwise.dsl.testing import run_tests
+    from slotwise.plugins.registry import default_schema
 
     if args.run is not None:
         try:

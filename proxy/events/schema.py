@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from slotwise.plugins.schema import EVENT_TYPES
+from slotwise.types import EVENT_TYPES
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]*$"
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=_ID_PATTERN)]

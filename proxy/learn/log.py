@@ -2,19 +2,11 @@
 
 Three record types, told apart by ``type``:
 
-``decision``  what the proxy chose for one request of one campaign::
-
-    {"type": "decision", "id": "d-1", "ts": 1763790000.0, "campaign": "spring",
-     "policy_version": "3f2a...", "model_version": "v7", "holdout": false,
-     "holdout_share": 0.1, "personal": true,
-     "signals": {"device.type": "mobile", "user.age": 21},
-     "slots": [{"slot": "headline", "variant": "h2", "probability": 0.95,
-                "candidates": ["h1", "h2"]}]}
-
-    The proxy adds ``format`` and ``fail_open`` (null, or why the decided response went out
-    unchanged: such decisions were never shown, so learning and evaluation skip them).
-    ``probability`` is the chance the variant was drawn with, after the rules (the candidates
-    are the choice set the rules left): in (0, 1] for a served variant, else in [0, 1];
+``decision``  what the proxy chose for one request of one campaign: the one
+    :class:`~slotwise.proxy.decision_log.DecisionRecord` type the proxy writes (its docstring
+    shows the fields). ``probability`` is the chance the variant was drawn with, after the
+    rules (the candidates are the choice set the rules left): in (0, 1] for a served
+    variant, else in [0, 1];
     ``holdout_share`` is in [0, 1] and above 0 for a holdout decision. A holdout decision has
     ``holdout: true`` and no slots: it served the upstream response. ``signals`` are only
     those the decision used: without consent, nothing personal. A decision converted from
@@ -40,50 +32,14 @@ from typing import Literal
 
 import msgspec
 
-from slotwise.proxy.bandit.engine import BanditDecision
 from slotwise.proxy.bandit.errors import BanditError
-
-LogValue = str | int | float | bool | list[str]
-
-
-class SlotRecord(msgspec.Struct, frozen=True):
-    slot: str
-    variant: str | None
-    probability: float
-    candidates: list[str] = []
-
-
-class OutcomeRecord(msgspec.Struct, frozen=True):
-    clicks: float = 0.0
-    conversions: float = 0.0
-    revenue: float = 0.0
-    discount_cost: float = 0.0
-
-
-class DecisionRecord(msgspec.Struct, frozen=True, tag="decision", tag_field="type"):
-    id: str
-    ts: float
-    campaign: str
-    slots: list[SlotRecord] = []
-    policy_version: str = ""
-    model_version: str = ""
-    holdout: bool = False
-    holdout_share: float = 0.0
-    personal: bool = False
-    signals: dict[str, LogValue] = {}
-    outcome: OutcomeRecord | None = None
-    format: str | None = None  # json, openrtb, vast (written by the proxy)
-    fail_open: str | None = None  # why a decided response went out unchanged, if it did
-
-    @property
-    def propensity(self) -> float:
-        """Probability of the logged outcome under the logging policy (holdout included)."""
-        if self.holdout:
-            return self.holdout_share
-        product = 1.0 - self.holdout_share
-        for slot in self.slots:
-            product *= slot.probability
-        return product
+from slotwise.proxy.decision_log import (
+    DecisionRecord,
+    OutcomeRecord,
+    SlotRecord,
+    decision_record,
+    signals_of,
+)
 
 
 class RewardRecord(msgspec.Struct, frozen=True, tag="reward", tag_field="type"):
@@ -105,27 +61,6 @@ LogRecord = DecisionRecord | RewardRecord | JoinedRecord
 _DECODER: msgspec.json.Decoder[LogRecord] = msgspec.json.Decoder(LogRecord)
 _ENCODER = msgspec.json.Encoder()
 _BOM = b"\xef\xbb\xbf"
-
-
-def decision_record(
-    decision: BanditDecision, decision_id: str, ts: float, policy_version: str
-) -> DecisionRecord:
-    """The log record of a bandit decision."""
-    return DecisionRecord(
-        id=decision_id,
-        ts=ts,
-        campaign=decision.campaign,
-        slots=[
-            SlotRecord(c.slot, c.variant, c.probability, list(c.candidates))
-            for c in decision.choices
-        ],
-        policy_version=policy_version,
-        model_version=decision.model_version,
-        holdout=decision.holdout,
-        holdout_share=decision.holdout_share,
-        personal=decision.personal,
-        signals={k: list(v) if isinstance(v, tuple) else v for k, v in decision.signals.items()},
-    )
 
 
 def encode(record: LogRecord) -> bytes:
@@ -190,6 +125,17 @@ def write_log(path: Path, records: Iterable[LogRecord]) -> int:
     return count
 
 
-def signals_of(record: DecisionRecord) -> dict[str, str | int | float | bool | tuple[str, ...]]:
-    """The logged signals back in their request-time form (lists become tuples)."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in record.signals.items()}
+__all__ = [
+    "DecisionRecord",
+    "JoinedRecord",
+    "LogRecord",
+    "OutcomeRecord",
+    "RewardRecord",
+    "SlotRecord",
+    "decision_record",
+    "decode",
+    "encode",
+    "read_log",
+    "signals_of",
+    "write_log",
+]

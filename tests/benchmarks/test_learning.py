@@ -20,6 +20,9 @@ from vowpalwabbit import Workspace
 
 from slotwise.dsl.loader import load_policy_set
 from slotwise.dsl.schema_file import builtin_schema
+from slotwise.lab.scenario import load_scenario
+from slotwise.lab.sim_report import checks, summary
+from slotwise.lab.simulate import simulate
 from slotwise.plugins.schema import Context
 from slotwise.proxy.bandit import BanditRuntime, FeatureMap, from_compiled
 from slotwise.proxy.bandit.workspace import (
@@ -32,9 +35,6 @@ from slotwise.proxy.bandit.workspace import (
 )
 from slotwise.proxy.learn.learner import Learner
 from slotwise.proxy.learn.log import JoinedRecord, OutcomeRecord, decision_record
-from slotwise.proxy.learn.scenario import load_scenario
-from slotwise.proxy.learn.sim_report import checks, summary
-from slotwise.proxy.learn.simulate import simulate
 
 pytestmark = pytest.mark.benchmark
 

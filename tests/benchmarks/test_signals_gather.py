@@ -17,7 +17,7 @@ import pytest
 from slotwise.plugins.gather import gather
 from slotwise.plugins.profile_source import Cart, MemoryProfileSource, Profile
 from slotwise.plugins.provider import ProviderServices
-from slotwise.plugins.testing import make_request, provider_set
+from slotwise.testing.provider import make_request, provider_set
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "

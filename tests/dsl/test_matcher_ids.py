@@ -22,7 +22,7 @@ from slotwise.dsl.matcher import (
 )
 from slotwise.dsl.parser import parse_policy
 from slotwise.dsl.schema_file import builtin_schema
-from slotwise.dsl.workload import contexts, policy_text
+from slotwise.lab.workload import contexts, policy_text
 
 
 def test_bitmap_helpers_and_term_ids() -> None:

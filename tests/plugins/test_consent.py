@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from slotwise.plugins.builtin.consent import ConsentConfig, ConsentProvider
 from slotwise.plugins.builtin.tcf import TCFError, decode
 from slotwise.plugins.gather import gather
-from slotwise.plugins.testing import make_request, provider_set
+from slotwise.testing.provider import make_request, provider_set
 from tests.plugins.tcf_encoder import encode_core
 
 DATA = json.loads((Path(__file__).parent / "data" / "tcf_v2.json").read_text())

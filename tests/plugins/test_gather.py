@@ -14,7 +14,7 @@ from slotwise.plugins.profile_source import Event, EventSnapshot
 from slotwise.plugins.provider import Provider, WithHistory, signal
 from slotwise.plugins.request import RequestInfo
 from slotwise.plugins.schema import SignalType, SignalValue
-from slotwise.plugins.testing import make_request, provider_set
+from slotwise.testing.provider import make_request, provider_set
 
 GRANTED = {"sw_consent": "granted"}
 

@@ -13,7 +13,7 @@ from slotwise.plugins.provider import Provider, signal
 from slotwise.plugins.registry import load_schema
 from slotwise.plugins.request import RequestInfo
 from slotwise.plugins.schema import SignalType, SignalValue
-from slotwise.plugins.testing_proxy import Canned
+from slotwise.testing.proxy import Canned
 
 
 class Mood(Provider[Any]):

@@ -23,8 +23,8 @@ from slotwise.dsl.errors import PolicyError
 from slotwise.dsl.loader import load_policy_set
 from slotwise.plugins.gather import gather
 from slotwise.plugins.registry import candidates, load_schema
-from slotwise.plugins.testing import make_request, provider_set
-from slotwise.plugins.testing_proxy import Canned
+from slotwise.testing.provider import make_request, provider_set
+from slotwise.testing.proxy import Canned
 
 BERLIN = {"CF-IPLatitude": "52.52", "CF-IPLongitude": "13.40"}
 MUNICH = {"CF-IPLatitude": "48.14", "CF-IPLongitude": "11.58"}  # another cell: not cached

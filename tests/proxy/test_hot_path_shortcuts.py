@@ -172,7 +172,7 @@ async def test_begin_times_out_and_the_late_connection_is_not_reused() -> None:
 async def test_device_classification_is_cached_not_changed(
     agent: str, hints: dict[str, str]
 ) -> None:
-    from slotwise.plugins.testing import make_request
+    from slotwise.testing.provider import make_request
 
     provider = device.DeviceProvider(device.DeviceProvider.config_type())
     request = make_request(headers={"user-agent": agent, **hints} if agent else hints)

@@ -12,7 +12,7 @@ from slotwise_weather.testing import FakeWeatherAPI
 from slotwise.plugins.errors import PluginError
 from slotwise.plugins.gather import gather
 from slotwise.plugins.registry import load_providers, load_schema
-from slotwise.plugins.testing import make_request, provider_set
+from slotwise.testing.provider import make_request, provider_set
 
 BERLIN = {"CF-IPLatitude": "52.52", "CF-IPLongitude": "13.40"}
 POTSDAM = {"CF-IPLatitude": "52.55", "CF-IPLongitude": "13.45"}  # same 0.25-degree cell

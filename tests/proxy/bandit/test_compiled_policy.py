@@ -10,6 +10,7 @@ from slotwise.dsl.schema_file import builtin_schema
 from slotwise.plugins.schema import Context
 from slotwise.proxy.bandit import BanditRuntime, from_compiled
 from slotwise.proxy.chooser import BanditChooser
+from slotwise.types import Subject
 
 POLICY = Path(__file__).resolve().parents[3] / "examples" / "scenarios" / "segment-winners.sw"
 
@@ -39,7 +40,7 @@ def test_rules_and_bandit_together_through_the_proxy_chooser() -> None:
     eligibility = compiled.eligible(Context(signals, 0.0))
     seen = set()
     for n in range(300):
-        choice = chooser.choose(compiled, eligibility, signals, f"user-{n}", True)
+        choice = chooser.choose(compiled, eligibility, signals, Subject(f"user-{n}", "personal"))
         assert choice.model_version == "v0"
         if choice.holdout:
             continue

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from slotwise.plugins.schema import Context, Signals, SignalValue
 from slotwise.proxy.bandit.campaign import (
     BanditCampaign,
     BanditSlot,
@@ -41,6 +40,7 @@ from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.exploration import explore_from_policy
 from slotwise.proxy.bandit.store import CAMPAIGN_NAME
 from slotwise.proxy.learn.reward import Goal
+from slotwise.types import Context, Signals, SignalValue
 
 SignalSpecValue = SignalValue | list[Any]
 
@@ -592,7 +592,7 @@ def _compiled_campaign(path: Path, policy: Path, name: str | None) -> Any:
     """The named campaign of the scenario's policy file, compiled by slotwise.dsl."""
     from slotwise.dsl.errors import PolicyError
     from slotwise.dsl.loader import load_policy_set
-    from slotwise.dsl.schema_file import default_schema
+    from slotwise.plugins.registry import default_schema
 
     try:
         policy_set = load_policy_set([policy], default_schema())

@@ -13,7 +13,7 @@ import string
 from collections.abc import Iterator
 
 from slotwise.dsl.testing import ListHistory
-from slotwise.plugins.schema import Context, SignalValue
+from slotwise.types import Context, SignalValue
 
 COUNTRIES = tuple(
     sorted({a + b for a in string.ascii_uppercase for b in string.ascii_uppercase[:8]})

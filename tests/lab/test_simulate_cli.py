@@ -11,7 +11,7 @@ import pytest
 
 from slotwise.proxy.cli import EXIT_INTERNAL, EXIT_USAGE, main
 
-SCENARIOS = Path(__file__).resolve().parents[3] / "examples" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 SCENARIO = str(SCENARIOS / "segment-winners.toml")
 OLD_LOG = '{"old": "log"}\n'
 
@@ -88,7 +88,7 @@ def test_a_failed_run_keeps_the_old_log_and_removes_only_what_it_created(
     capsys: pytest.CaptureFixture[str],
     models_existed: bool,
 ) -> None:
-    monkeypatch.setattr("slotwise.proxy.learn.simulate.simulate", _failing_run)
+    monkeypatch.setattr("slotwise.lab.simulate.simulate", _failing_run)
     log, models = _old_log(tmp_path), tmp_path / "out" / "models"
     if models_existed:
         models.mkdir(parents=True)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from slotwise.lab.scenario import load_scenario
 from slotwise.proxy.bandit.errors import BanditError
-from slotwise.proxy.learn.scenario import load_scenario
 
-SCENARIOS = Path(__file__).resolve().parents[3] / "examples" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 POLICY = SCENARIOS / "segment-winners.sw"
 # the policy by absolute path, so that the changed copy works from any directory
 DEFAULT = (

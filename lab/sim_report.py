@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from slotwise.proxy.learn.scenario import Scenario
-from slotwise.proxy.learn.simulate import GREEDY_SAMPLE, SimulationResult, Tally, lift_interval
+from slotwise.lab.scenario import Scenario
+from slotwise.lab.simulate import GREEDY_SAMPLE, SimulationResult, Tally, lift_interval
 
 ORACLE_TARGET = 0.9
 CONTROL_MULTIPLE = 2.0

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from slotwise.proxy.bench import _PACED, Row, _figures, _paced_script, _report
+from slotwise.lab.proxy_bench import _PACED, Row, _figures, _paced_script, _report
 from slotwise.proxy.cli import main
 
 

@@ -329,13 +329,13 @@ def _engine_time(d: Path) -> dict[str, float]:
 
     from slotwise.plugins.gather import Gathered
     from slotwise.plugins.registry import load_schema
-    from slotwise.plugins.schema import NoHistory
     from slotwise.proxy.chooser import RuleChooser
     from slotwise.proxy.decide import Engine, open_document, personalise
     from slotwise.proxy.metrics import ProxyMetrics
     from slotwise.proxy.policy_snapshot import PolicySnapshot, compile_directory
     from slotwise.proxy.tracking import ClickSigner
     from slotwise.proxy.upstream.connection import UpstreamResponse
+    from slotwise.types import NoHistory
 
     policy = compile_directory(d / "policies", load_schema())
     metrics = ProxyMetrics()

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from slotwise.proxy.bandit import BanditRuntime, FeatureMap, ModelStore
-from slotwise.proxy.learn.evaluation import (
+from slotwise.lab.evaluation import (
     FixedCandidate,
     ModelCandidate,
     UniformCandidate,
@@ -17,6 +16,7 @@ from slotwise.proxy.learn.evaluation import (
     evaluate,
     logged_value,
 )
+from slotwise.proxy.bandit import BanditRuntime, FeatureMap, ModelStore
 from slotwise.proxy.learn.join import join_log
 from slotwise.proxy.learn.learner import Learner
 from slotwise.proxy.learn.log import (

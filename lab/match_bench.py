@@ -1,6 +1,6 @@
 """``slotwise bench match``: microseconds per match, compiled bitmap matcher vs reference.
 
-Builds the workload of dsl/workload.py as policy text, times parse + check + compile, then
+Builds the workload of lab/workload.py as policy text, times parse + check + compile, then
 times ``CompiledCampaign.eligible(ctx)`` (the proxy's call) and the reference evaluator on the
 same contexts. Reports p50/p99 per match over all samples of several rounds, and checks that
 both agree on every context it times.
@@ -64,8 +64,8 @@ def measure(
     from slotwise.dsl.loader import compile_sources
     from slotwise.dsl.parser import parser
     from slotwise.dsl.schema_file import builtin_schema
-    from slotwise.dsl.workload import contexts as make_contexts
-    from slotwise.dsl.workload import policy_text
+    from slotwise.lab.workload import contexts as make_contexts
+    from slotwise.lab.workload import policy_text
 
     text = policy_text(rules, seed)
     schema = builtin_schema()

@@ -25,14 +25,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slotwise.plugins.schema import Signals, SignalValue
+from slotwise.lab.scenario import Scenario
 from slotwise.proxy.bandit.engine import SlotRules
 from slotwise.proxy.bandit.runtime import BanditRuntime
 from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.learn.join import RewardJoiner
 from slotwise.proxy.learn.learner import Learner
 from slotwise.proxy.learn.log import LogRecord, RewardRecord, decision_record, encode
-from slotwise.proxy.learn.scenario import Scenario
+from slotwise.types import Signals, SignalValue
 
 GREEDY_SAMPLE = 4000  # users drawn to measure the final model without exploration
 IMPRESSIONS_PER_SECOND = 10.0

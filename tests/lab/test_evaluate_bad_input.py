@@ -12,7 +12,7 @@ import pytest
 from slotwise.proxy.cli import main
 from slotwise.proxy.learn.log import DecisionRecord, RewardRecord, SlotRecord, write_log
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "examples" / "scenarios" / "segment-winners.sw"
 
 

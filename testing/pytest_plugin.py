@@ -5,10 +5,10 @@ Fixtures:
 - ``register_provider``: ``register_provider(MyProvider)`` makes a provider class loadable
   (``load_schema()``, ``load_providers()``, the proxy app) for one test only.
 - ``signal_request``: a factory of :class:`~slotwise.plugins.request.RequestInfo`
-  (:func:`slotwise.plugins.testing.make_request`).
-- ``slotwise_providers``: :func:`slotwise.plugins.testing.provider_set`, an async context
+  (:func:`slotwise.testing.provider.make_request`).
+- ``slotwise_providers``: :func:`slotwise.testing.provider.provider_set`, an async context
   manager that loads, configures and starts the given providers.
-- ``slotwise_proxy``: :func:`slotwise.plugins.testing_proxy.proxy_client`, an async context
+- ``slotwise_proxy``: :func:`slotwise.testing.proxy.proxy_client`, an async context
   manager running the real proxy app over ASGI in front of a fake upstream on 127.0.0.1.
 """
 
@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
-from slotwise.plugins import registry, testing, testing_proxy
+from slotwise.plugins import registry
 from slotwise.plugins.provider import Provider
+from slotwise.testing.provider import make_request, provider_set
+from slotwise.testing.proxy import proxy_client
 
 
 @pytest.fixture
@@ -40,16 +42,16 @@ def register_provider() -> Iterator[Callable[[type[Provider[Any]]], type[Provide
 @pytest.fixture
 def signal_request() -> Callable[..., Any]:
     """Build a ``RequestInfo``: ``signal_request("/c/shoes", headers={...}, user_id="u1")``."""
-    return testing.make_request
+    return make_request
 
 
 @pytest.fixture
 def slotwise_providers() -> Callable[..., Any]:
     """``async with slotwise_providers(MyProvider, config={...}) as providers: ...``."""
-    return testing.provider_set
+    return provider_set
 
 
 @pytest.fixture
 def slotwise_proxy() -> Callable[..., Any]:
     """``async with slotwise_proxy({"/ad.json": Canned.json({...})}, policies={...}) as p:``."""
-    return testing_proxy.proxy_client
+    return proxy_client

@@ -1,0 +1,146 @@
+"""Interleaved before/after rounds of `slotwise bench proxy`'s rows (b), (c) and (e).
+
+Usage (from anywhere; needs scripts/bench-deps)::
+
+    .venv/bin/python scripts/bench_interleaved.py BASE_REV [--rounds 4] [--seconds 6]
+
+Checks BASE_REV out as a git worktree in /tmp, then runs the tree before (BASE_REV, through
+PYTHONPATH) and this working tree side by side: one nginx upstream serving the bench's 2 KB
+creatives on CPU 1, each tree's `slotwise serve` (one worker, memory store, built-in
+providers, the bench's 3-slot campaign) pinned to CPU 0, and wrk on CPU 1, alternating between
+the two trees (which goes first alternates too), so both see the same machine. Prints each
+round's req/s and the medians with their ratio (after / before) per row: the figure the 3%
+budget on the request path reads (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from slotwise.lab.proxy_bench import (  # noqa: E402
+    _BROWSER,
+    _NGINX_UPSTREAM,
+    _proc,
+    _write_fixtures,
+    _wrk,
+)
+from slotwise.proxy.loopback import free_port, wait_for_port  # noqa: E402
+
+ROWS = {
+    "(b) no campaign applies": ("/ads/footer", False),
+    "(c) 3-slot campaign": ("/ads/home-top", False),
+    "(e) 3-slot campaign, browser-like": ("/ads/home-top", True),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("base", help="the git revision to compare against")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=int, default=6)
+    args = parser.parse_args()
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not shutil.which("wrk") or not Path(nginx).exists():
+        print("needs wrk and nginx: run scripts/bench-deps", file=sys.stderr)
+        return 2
+    base = Path(tempfile.mkdtemp(prefix="slotwise-base-"))
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), args.base],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        return _compare(nginx, base, args.rounds, args.seconds)
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
+            capture_output=True,
+        )
+
+
+def _compare(nginx: str, base: Path, rounds: int, seconds: int) -> int:
+    results: dict[str, dict[str, list[float]]] = {
+        tree: {row: [] for row in ROWS} for tree in ("before", "after")
+    }
+    with tempfile.TemporaryDirectory(prefix="slotwise-interleaved-") as tmp:
+        d = Path(tmp)
+        d.chmod(0o755)
+        _write_fixtures(d)
+        (d / "browser.lua").write_text(_BROWSER)
+        up_port = free_port()
+        (d / "up.conf").write_text(_NGINX_UPSTREAM.format(d=d, port=up_port))
+        with _proc(["taskset", "-c", "1", nginx, "-c", str(d / "up.conf")], d / "up.log"):
+            wait_for_port(up_port, timeout=20.0)
+            ports = {"before": free_port(), "after": free_port()}
+            trees = {"before": base, "after": ROOT}
+            procs = []
+            for tree, port in ports.items():
+                argv = [
+                    "taskset", "-c", "0", sys.executable, "-m", "slotwise", "serve",
+                    "--upstream", f"http://127.0.0.1:{up_port}", "--policies",
+                    str(d / "policies"), "--port", str(port), "--store", "memory://",
+                ]  # fmt: skip
+                env = dict(
+                    os.environ,
+                    PYTHONPATH=str(trees[tree]),
+                    SLOTWISE_PROXY_RELOAD_INTERVAL="0",
+                    SLOTWISE_PLUGINS="builtins",
+                )
+                procs.append(_proc(argv, d / f"{tree}.log", env))
+            # started outside the repository: Python would put the cwd's tree first otherwise
+            cwd = os.getcwd()
+            os.chdir(d)
+            try:
+                for proc in procs:
+                    proc.__enter__()
+                for port in ports.values():
+                    wait_for_port(port, timeout=30.0)
+                    _wrk("warm-up", f"http://127.0.0.1:{port}/ads/home-top", 2)
+                for n in range(rounds):
+                    order = ["before", "after"] if n % 2 == 0 else ["after", "before"]
+                    for tree in order:
+                        for row, (path, browser) in ROWS.items():
+                            script = d / "browser.lua" if browser else None
+                            url = f"http://127.0.0.1:{ports[tree]}{path}"
+                            measured = _wrk(row, url, seconds, script)
+                            results[tree][row].append(measured.rps)
+                    print(f"round {n + 1}: " + _round_line(results, n), flush=True)
+            finally:
+                os.chdir(cwd)
+                for proc in procs:
+                    proc.__exit__()
+    print()
+    print("| row | before req/s (median) | after req/s (median) | after / before |")
+    print("| --- | ---: | ---: | ---: |")
+    for row in ROWS:
+        before = statistics.median(results["before"][row])
+        after = statistics.median(results["after"][row])
+        print(f"| {row} | {before:,.0f} | {after:,.0f} | {after / before:.3f} |")
+    print()
+    for tree in ("before", "after"):
+        for row in ROWS:
+            runs = " ".join(f"{v:,.0f}" for v in results[tree][row])
+            print(f"{tree} {row}: {runs}")
+    return 0
+
+
+def _round_line(results: dict[str, dict[str, list[float]]], n: int) -> str:
+    parts = []
+    for row in ROWS:
+        before, after = results["before"][row][n], results["after"][row][n]
+        parts.append(f"{row.split()[0]} {before:,.0f} -> {after:,.0f}")
+    return "; ".join(parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
