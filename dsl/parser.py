@@ -137,9 +137,11 @@ def _driver() -> tuple[PolicyLexer, dict[int, dict[str, _Action]], int, int]:
 
 def _parse_fast(text: str) -> Any:
     """Lark's LALR loop (lalr_parser_state.feed_token) fused with the lexer, for the same
-    tables and callbacks: Lark's per-token method calls, checks and Rule comparisons cost
-    1.15-1.2x on the bench workload's parse (docs/benchmarks.md, "Lark internals"), about a
-    tenth of a reload. Any error is left to Lark (``parse_policy``)."""
+    tables and callbacks. With Lark's own loop (``Lark.parse``: per-token method calls, checks,
+    Rule comparisons) the 10,000-rule bench workload parses in 1.1-1.2x the time, about a tenth
+    of that reload (docs/benchmarks.md, "Lark internals"); tests/dsl/test_lark_internals.py
+    pins the internals it reads to Lark's version. Any error is left to Lark (``parse_policy``).
+    """
     lexer, states, start, end = _driver()
     state_stack = [start]
     value_stack: list[Any] = []
