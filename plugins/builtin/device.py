@@ -94,18 +94,26 @@ class DeviceProvider(Provider[Any]):
         headers = request.headers
         # the parse cost grows with the length (15 KB of agent took 23 ms): what a real agent
         # says fits well inside the caps, so a longer one is cut before parsing and caching
-        user_agent = (headers.get("user-agent") or "")[:MAX_AGENT]
+        user_agent = headers.get("user-agent") or ""
         mobile = _capped(headers.get("sec-ch-ua-mobile"))
         platform = _capped(headers.get("sec-ch-ua-platform"))
         brands = _capped(headers.get("sec-ch-ua"))
-        # gather copies what a provider returns, so the cached dict itself is never changed
-        return _classify_cached(user_agent, mobile, platform, brands)
+        if len(user_agent) <= MAX_AGENT:
+            # gather copies what a provider returns, so the cached dict itself is never changed
+            return _classify_cached(user_agent, mobile, platform, brands)
+        # past the cap only the (linear, cheap) bot words are looked for: a crawler that pads
+        # its agent is still a bot
+        found = _classify_cached(user_agent[:MAX_AGENT], mobile, platform, brands)
+        if _BOTS.search(user_agent, MAX_AGENT - _BOT_WORD):
+            return {**found, "device.type": "bot"}
+        return found
 
 
 # Real agents are 100-400 characters (in-app browsers append their tokens); parsing 512
 # characters of anything takes about as long as a real agent, 1,024 four times that.
 MAX_AGENT = 512
 _MAX_HINT = 256
+_BOT_WORD = 16  # the longest word _BOTS looks for, so one cut at the cap is still found
 
 
 def _capped(hint: str | None) -> str | None:

@@ -392,6 +392,10 @@ async def test_long_agents_are_cut_before_parsing_and_cached() -> None:
             got = await gather(providers, make_request(headers={"User-Agent": agent}))
             assert got.signals["device.type"] == "mobile"
             assert got.signals["device.os"] == "ios"
+    # a crawler padding its agent past the cap is still a bot
+    async with provider_set(DeviceProvider) as providers:
+        padded = make_request(headers={"User-Agent": "x" * 2000 + " bot"})
+        assert (await gather(providers, padded)).signals["device.type"] == "bot"
     # each was parsed and cached under its first MAX_AGENT characters
     hits = _classify_cached.cache_info().hits
     for agent in agents:
