@@ -13,12 +13,18 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from slotwise.dsl import ast
-from slotwise.dsl.compile import EXPLORE_KINDS
 from slotwise.dsl.errors import Diagnostic, Severity
 from slotwise.dsl.location import LocationError, parse_location
 from slotwise.dsl.precedence import contested_locations
 from slotwise.dsl.satisfiable import can_hold
-from slotwise.types import EVENT_TYPES, SignalSchema, SignalSpec, SignalType
+from slotwise.types import (
+    EVENT_TYPES,
+    EXPLORE_KINDS,
+    Explore,
+    SignalSchema,
+    SignalSpec,
+    SignalType,
+)
 
 MAX_RULES = 250_000
 MAX_RULES_PER_CAMPAIGN = 200_000
@@ -397,6 +403,10 @@ class _Checker:
             )
         elif parameter is not None and parameter < 0:
             self.report("bad_value", f"{explore.kind} needs a parameter of 0 or more", explore.span)
+        else:  # the rule the bandit applies when it installs the campaign
+            problem = Explore.of(explore.kind, parameter).problem()
+            if problem is not None:
+                self.report("bad_value", problem, explore.span)
 
     def goal(self, optimize: ast.Optimize) -> None:
         seen: set[str] = set()

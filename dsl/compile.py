@@ -18,20 +18,9 @@ from slotwise.dsl.conditions import atoms, compile_condition
 from slotwise.dsl.errors import Diagnostic
 from slotwise.dsl.location import parse_location
 from slotwise.dsl.matcher import FeatureKind, TermIds, bits_of, build_rule_index
-from slotwise.types import SignalSchema, SignalType
+from slotwise.types import EXPLORE_KINDS, SignalSchema, SignalType
 
 RESPONSE_PREFIX = "ad."  # what response adapters set (docs/signals.md, "Upstream")
-
-EXPLORE_KINDS: Mapping[str, float | None] = {
-    # kind -> default parameter (None: the kind needs one)
-    "epsilon": 0.05,
-    "squarecb": 10.0,  # gamma scale
-    "softmax": 1.0,  # lambda
-    "bag": 5.0,
-    "cover": 3.0,
-    "first": 10.0,
-    "greedy": 0.0,
-}
 
 
 def policy_version(sources: Sequence[tuple[str, str]]) -> str:

@@ -8,7 +8,8 @@ A ``Diagnostic`` renders the way compilers do::
 
 ``PolicyError`` carries every diagnostic of a run (sorted by location) when a policy set cannot
 be loaded. Codes are stable: tools and tests match on them, and docs/language-reference.md
-documents each one (a test fails when one is missing there).
+documents each one (a test fails when one is missing there). ``POLICY`` is the language's area
+in slotwise's error index (slotwise.errors): its errors end a command with exit code 1.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Final
+
+from slotwise.errors import EXIT_FAILED, Area, SlotwiseError
 
 
 class Severity(enum.Enum):
@@ -57,6 +61,9 @@ CODES: Mapping[str, str] = {
     "unreadable_file": "a policy file that cannot be read or is not UTF-8",
     "no_policy_files": "a path that holds no .sw files",
 }
+POLICY: Final = Area(
+    "policy", "Policy language", CODES, docs="language-reference.md", exit_code=EXIT_FAILED
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +126,13 @@ def sorted_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     return result
 
 
-class PolicyError(Exception):
-    """A policy set that cannot be loaded; ``diagnostics`` lists every problem found."""
+class PolicyError(SlotwiseError):
+    """A policy set that cannot be loaded; ``diagnostics`` lists every problem found.
+
+    ``code`` is the first error's (``syntax_error`` when there is none, which loaders avoid).
+    """
+
+    area = POLICY
 
     def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
         self.diagnostics = tuple(sorted_diagnostics(diagnostics))
@@ -128,7 +140,10 @@ class PolicyError(Exception):
         first = errors[0] if errors else (self.diagnostics[0] if self.diagnostics else None)
         summary = first.render().splitlines()[0] if first else "invalid policy set"
         more = len(errors) - 1
-        super().__init__(summary + (f" (and {more} more)" if more > 0 else ""))
+        super().__init__(
+            summary + (f" (and {more} more)" if more > 0 else ""),
+            code=first.code if first else "syntax_error",
+        )
 
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
@@ -136,3 +151,7 @@ class PolicyError(Exception):
 
     def render(self) -> str:
         return "\n".join(d.render() for d in self.diagnostics)
+
+    def for_command(self, prefix: str) -> str:
+        # each diagnostic starts with its own file:line:col, as compilers print them
+        return self.render()

@@ -15,11 +15,15 @@ from slotwise.dsl.compile import segments_of
 from slotwise.dsl.compiled import CompiledPolicySet, SlotEligibility
 from slotwise.dsl.evaluate import CampaignResult, Trace, evaluate_campaign
 from slotwise.dsl.testing import ListHistory
+from slotwise.errors import USAGE, SlotwiseError
 from slotwise.types import Context, SignalValue
 
 
-class SignalsFileError(ValueError):
+class SignalsFileError(SlotwiseError, ValueError):
     """A --signals document that is not what explain expects; the message says why."""
+
+    area = USAGE
+    code = "bad_signals_file"
 
 
 def context_from_json(document: Any, now: float) -> Context:

@@ -20,9 +20,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
+from slotwise.dsl.errors import POLICY
+from slotwise.errors import SlotwiseError
 
-class LocationError(ValueError):
+
+class LocationError(SlotwiseError, ValueError):
     """A location string that does not follow the syntax above; the message says why."""
+
+    area = POLICY
+    code = "bad_location"
 
     def __init__(self, message: str, offset: int = 0) -> None:
         super().__init__(message)

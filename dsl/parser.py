@@ -15,7 +15,6 @@ from typing import Any
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.parsers.lalr_analysis import Shift
-from lark.parsers.lalr_parser_state import ParseConf
 
 from slotwise.dsl import ast
 from slotwise.dsl.errors import Diagnostic, PolicyError
@@ -106,36 +105,20 @@ class _Unexpected(Exception):
     """The fast driver met a token the parse table has no action for."""
 
 
-class _DriverState:
-    """What PolicyLexer reads of a parser state: the table and the current state."""
-
-    __slots__ = ("parse_conf", "state_stack")
-
-    def __init__(self, parse_conf: Any, state_stack: list[int]) -> None:
-        self.parse_conf = parse_conf
-        self.state_stack = state_stack
-
-    @property
-    def position(self) -> int:
-        return self.state_stack[-1]
-
-
-class _Text:
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
 # per state: token type -> the next state (shift), or (children, callback, rule name) (reduce)
 _Action = int | tuple[int, Any, str]
 
 
 @functools.cache
-def _driver() -> tuple[Any, dict[int, dict[str, _Action]], int, int, ParseConf[int]]:
-    """Lark's LALR tables flattened for ``_parse_fast`` (built once, after ``parser()``)."""
+def _driver() -> tuple[PolicyLexer, dict[int, dict[str, _Action]], int, int]:
+    """Lark's LALR tables flattened for ``_parse_fast`` (built once, after ``parser()``).
+
+    The tables, the Shift marker, the rules and the reduce callbacks are Lark internals:
+    tests/dsl/test_lark_internals.py pins their shape and the Lark version they were verified
+    against, and checks that this loop builds what Lark's own parse builds.
+    """
     lark = parser()
-    frontend: Any = lark.parser
+    frontend: Any = lark.parser  # ParsingFrontend -> LALR_Parser -> _Parser
     base = frontend.parser.parser
     table = base.parse_table
     callbacks = base.callbacks
@@ -148,19 +131,21 @@ def _driver() -> tuple[Any, dict[int, dict[str, _Action]], int, int, ParseConf[i
             else:
                 flat[kind] = (len(arg.expansion), callbacks[arg], arg.origin.name)
         states[state] = flat
-    conf = ParseConf(table, callbacks, "start")
     start, end = table.start_states["start"], table.end_states["start"]
-    return frontend.lexer.lexer, states, start, end, conf
+    return PolicyLexer.from_terminals(lark.terminals), states, start, end
 
 
 def _parse_fast(text: str) -> Any:
     """Lark's LALR loop (lalr_parser_state.feed_token) fused with the lexer, for the same
-    tables and callbacks: about a third of a large file's parse time was Lark's per-token
-    method calls, checks and Rule comparisons. Any error is left to Lark (``parse_policy``)."""
-    lexer, states, start, end, conf = _driver()
+    tables and callbacks. With Lark's own loop (``Lark.parse``: per-token method calls, checks,
+    Rule comparisons) the 10,000-rule bench workload parses in 1.1-1.2x the time, about a tenth
+    of that reload (docs/benchmarks.md, "Lark internals"); tests/dsl/test_lark_internals.py
+    pins the internals it reads to Lark's version. Any error is left to Lark (``parse_policy``).
+    """
+    lexer, states, start, end = _driver()
     state_stack = [start]
     value_stack: list[Any] = []
-    for token in lexer.lex(_Text(text), _DriverState(conf, state_stack)):
+    for token in lexer.tokens(text, states, state_stack):
         kind = token.type
         while True:
             action = states[state_stack[-1]].get(kind)

@@ -29,10 +29,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from slotwise.proxy.bandit.campaign import BanditCampaign, BanditSlot, BanditVariant
+from slotwise.proxy.bandit.campaign import BanditCampaign, action_slot
 from slotwise.proxy.bandit.engine import CampaignModel
 from slotwise.proxy.bandit.features import FeatureMap
-from slotwise.proxy.learn.log import DecisionRecord, JoinedRecord, SlotRecord, signals_of
+from slotwise.proxy.decision_log import DecisionRecord, SlotRecord, choice_sets, signals_of
+from slotwise.proxy.learn.log import JoinedRecord
 
 Z95 = 1.959963984540054
 _SHRINK = 10.0  # pseudo-observations pulling a variant's mean towards the overall mean
@@ -139,18 +140,14 @@ def campaign_from_log(records: Iterable[JoinedRecord], name: str) -> BanditCampa
     """A campaign whose slots and variants are those the log mentions (no attributes)."""
     slots: dict[str, dict[str, None]] = {}
     for joined in records:
-        for slot in joined.decision.slots:
+        for slot in choice_sets(joined.decision):
             known = slots.setdefault(slot.slot, {})
             for variant in (*slot.candidates, slot.variant):
                 if variant is not None:
                     known.setdefault(variant, None)
     return BanditCampaign(
         name,
-        tuple(
-            BanditSlot(slot, tuple(BanditVariant(v) for v in variants))
-            for slot, variants in slots.items()
-            if variants
-        ),
+        tuple(action_slot(slot, variants) for slot, variants in slots.items() if variants),
     )
 
 
@@ -257,7 +254,7 @@ def evaluate(candidate: Candidate, records: Sequence[JoinedRecord]) -> Evaluatio
         upstream = candidate.upstream_probability(record)
         distributions = [
             (slot.slot, candidate.slot_distribution(record, position, slot))
-            for position, slot in enumerate(record.slots)
+            for position, slot in enumerate(choice_sets(record))
         ]
         if record.holdout:
             probability = upstream
@@ -269,7 +266,7 @@ def evaluate(candidate: Candidate, records: Sequence[JoinedRecord]) -> Evaluatio
         weight = probability / record.propensity if record.propensity > 0 else 0.0
         weights.append(weight)
         ips_terms.append(weight * joined.reward)
-        if record.holdout and not record.slots:
+        if record.holdout and not distributions:
             unknown_context.append(len(dr_terms))
             baseline = upstream * model.upstream
         else:

@@ -29,18 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from slotwise.proxy.bandit.campaign import (
-    BanditCampaign,
-    BanditSlot,
-    BanditVariant,
-    from_compiled,
-)
+from slotwise.dsl.compiled import Slot
+from slotwise.proxy.bandit.campaign import BanditCampaign, action_slot, from_compiled
 from slotwise.proxy.bandit.engine import SlotRules
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.exploration import explore_from_policy
 from slotwise.proxy.bandit.store import CAMPAIGN_NAME
-from slotwise.proxy.learn.reward import Goal
-from slotwise.types import Context, Signals, SignalValue
+from slotwise.types import Context, Goal, Signals, SignalValue
 
 SignalSpecValue = SignalValue | list[Any]
 
@@ -380,9 +375,11 @@ def _campaign(top: _Table) -> tuple[BanditCampaign, Any]:
     parameter = explore.number("parameter", -math.inf) if "parameter" in explore.data else None
     try:
         explored = explore_from_policy(kind, parameter)
-        return BanditCampaign(name, slots, explored, holdout, Goal(goal)), None
-    except BanditError as error:  # the exploration's and the goal's own checks
+        return BanditCampaign(name, slots, explored, holdout, Goal.of(goal)), None
+    except BanditError as error:  # the exploration's own checks
         raise raw.fail(error.message) from error
+    except ValueError as error:  # the goal's: a metric it does not know
+        raise raw.fail(str(error)) from error
 
 
 def _policy_campaign(top: _Table, raw: _Table) -> tuple[BanditCampaign, Any]:
@@ -413,15 +410,15 @@ def _goal(raw: _Table) -> dict[str, float]:
     return {term: goal.number(term, -math.inf) for term in goal.data}
 
 
-def _slots(raw: _Table) -> tuple[BanditSlot, ...]:
-    slots: list[BanditSlot] = []
+def _slots(raw: _Table) -> tuple[Slot, ...]:
+    slots: list[Slot] = []
     for entry in raw.tables("slots", "campaign.slots"):
         name = entry.text("name")
         entry = entry.at(f"[[campaign.slots]] {name}:")
         entry.known(("name", "variants"))
         if any(slot.name == name for slot in slots):
             raise entry.fail("a second slot of that name; slot names must be unique")
-        slots.append(BanditSlot(name, tuple(BanditVariant(n) for n in _variants(entry, name))))
+        slots.append(action_slot(name, _variants(entry, name)))
     return tuple(slots)
 
 

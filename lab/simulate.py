@@ -29,9 +29,10 @@ from slotwise.lab.scenario import Scenario
 from slotwise.proxy.bandit.engine import SlotRules
 from slotwise.proxy.bandit.runtime import BanditRuntime
 from slotwise.proxy.bandit.store import ModelStore
+from slotwise.proxy.decision_log import decision_record
 from slotwise.proxy.learn.join import RewardJoiner
 from slotwise.proxy.learn.learner import Learner
-from slotwise.proxy.learn.log import LogRecord, RewardRecord, decision_record, encode
+from slotwise.proxy.learn.log import LogRecord, RewardRecord, encode
 from slotwise.types import Signals, SignalValue
 
 GREEDY_SAMPLE = 4000  # users drawn to measure the final model without exploration

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException
 
 from slotwise.plugins.builtin.consent import ConsentConfig
 from slotwise.plugins.loaded import ProviderSet
-from slotwise.proxy.adapters.json import DEFAULT_JSON_FIELDS, JsonFields
+from slotwise.proxy.adapters.json import JsonFields
 from slotwise.proxy.bandit.runtime import BanditRuntime
 from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.chooser import BanditChooser, Chooser, RuleChooser
@@ -268,19 +268,17 @@ class ProxyApp:
     async def _start(self, stack: contextlib.AsyncExitStack) -> Runtime:
         from starlette.routing import Mount, Router
 
-        from slotwise.proxy.events import DecisionLog, EventCollector, EventsConfig
+        from slotwise.proxy.events import DecisionLog, EventCollector
         from slotwise.proxy.events.endpoints import events_routes
         from slotwise.proxy.state import open_store
 
         s = self.settings
         upstream = self._upstream
         if upstream is None:
-            upstream = UpstreamPool(Origin.parse(s.upstream_url), _pool_settings(s))
+            upstream = UpstreamPool(Origin.parse(s.upstream.url), _pool_settings(s))
             stack.push_async_callback(upstream.aclose)
-        store = await stack.enter_async_context(open_store(s.store_url))
-        collector = await stack.enter_async_context(
-            EventCollector(store, EventsConfig.load(s.events))
-        )
+        store = await stack.enter_async_context(open_store(s.store.url))
+        collector = await stack.enter_async_context(EventCollector(store, s.events))
         decision_log = await stack.enter_async_context(DecisionLog(store))
         providers = None
         if self._load_plugins:
@@ -299,46 +297,46 @@ class ProxyApp:
             schema = SignalSchema()
         policies = self._policies
         if policies is None:
-            directory = Path(s.proxy_policies) if s.proxy_policies else None
+            directory = Path(s.proxy.policies) if s.proxy.policies else None
             policies = PolicySnapshot(directory, schema, self.metrics)
             policies.load()
         chooser = self._chooser
         bandit = bandit_task = None
-        if chooser is None and s.bandit_models_dir:
-            bandit, bandit_task = _bandit(Path(s.bandit_models_dir), policies, s)
+        if chooser is None and s.bandit.models_dir:
+            bandit, bandit_task = _bandit(Path(s.bandit.models_dir), policies, s)
             chooser = BanditChooser(bandit)
         # the compiled policies and loaded models live as long as the process: keep the
         # collector from scanning them again and again (fewer, shorter pauses at p99)
         gc.freeze()
-        secret = s.tracking_secret.encode() or secrets.token_bytes(32)
+        secret = s.tracking.secret.encode() or secrets.token_bytes(32)
         engine = Engine(
             upstream=upstream,
             policies=policies,
             chooser=chooser or RuleChooser(),
             decision_log=decision_log,
             metrics=self.metrics,
-            signer=ClickSigner(secret, s.tracking_public_url),
+            signer=ClickSigner(secret, s.tracking.public_url),
             providers=providers,
             limits=Limits(
-                max_header_bytes=s.proxy_max_header_bytes,
-                max_body_bytes=s.proxy_max_body_bytes,
-                body_timeout=s.proxy_body_timeout,
-                max_rewrite_bytes=s.proxy_max_rewrite_bytes,
-                decision_deadline=s.proxy_decision_deadline_ms / 1000.0,
-                signals_deadline=s.proxy_signals_deadline_ms / 1000.0,
+                max_header_bytes=s.proxy.max_header_bytes,
+                max_body_bytes=s.proxy.max_body_bytes,
+                body_timeout=s.proxy.body_timeout,
+                max_rewrite_bytes=s.proxy.max_rewrite_bytes,
+                decision_deadline=s.proxy.decision_deadline_ms / 1000.0,
+                signals_deadline=s.proxy.signals_deadline_ms / 1000.0,
             ),
-            forwarding=ForwardingPolicy.parse(s.proxy_trusted_proxies),
+            forwarding=ForwardingPolicy.parse(s.proxy.trusted_proxies),
             json_fields=_json_fields(s),
-            public_url=s.tracking_public_url,
-            user_cookie=s.tracking_user_cookie,
+            public_url=s.tracking.public_url,
+            user_cookie=s.tracking.user_cookie,
         )
         routes = events_routes(collector, consent=_consent_config(providers))
         events_app = Router(routes=[Mount("/_sw", routes=routes)])
         runtime = Runtime(engine, events_app, collector, store, bandit)
         if bandit_task is not None:
             runtime.tasks.append(asyncio.create_task(bandit_task))
-        if policies.directory is not None and s.proxy_reload_interval > 0:
-            runtime.tasks.append(asyncio.create_task(policies.watch(s.proxy_reload_interval)))
+        if policies.directory is not None and s.proxy.reload_interval > 0:
+            runtime.tasks.append(asyncio.create_task(policies.watch(s.proxy.reload_interval)))
         return runtime
 
 
@@ -356,7 +354,7 @@ def _bandit(
     async def reload_models() -> None:
         reported = 0
         while True:
-            await asyncio.sleep(s.bandit_reload_interval)
+            await asyncio.sleep(s.bandit.reload_interval)
             try:
                 changed = await asyncio.to_thread(runtime.reload)
             except Exception as exc:  # a broken store must not stop the reloads
@@ -379,37 +377,27 @@ def _consent_config(providers: ProviderSet | None) -> ConsentConfig | None:
 
 
 def _pool_settings(s: Settings) -> PoolSettings:
+    upstream = s.upstream
     return PoolSettings(
-        max_connections=s.upstream_max_connections,
-        max_idle=s.upstream_max_idle,
-        idle_expiry=s.upstream_idle_expiry,
-        connect_timeout=s.upstream_connect_timeout,
-        pool_timeout=s.upstream_connect_timeout,
-        response_timeout=s.upstream_timeout,
-        read_timeout=s.upstream_read_timeout,
+        max_connections=upstream.max_connections,
+        max_idle=upstream.max_idle,
+        idle_expiry=upstream.idle_expiry,
+        connect_timeout=upstream.connect_timeout,
+        pool_timeout=upstream.connect_timeout,
+        response_timeout=upstream.timeout,
+        read_timeout=upstream.read_timeout,
     )
 
 
 def _json_fields(s: Settings) -> JsonFields:
-    configured = {
-        name: getattr(s, f"adapters_json_{name}")
-        for name in (
-            "campaign_id",
-            "creative_id",
-            "placement",
-            "impression_trackers",
-            "click_trackers",
-            "click_urls",
-        )
-    }
-    overrides = JsonFields.from_strings(**{k: v for k, v in configured.items() if v})
-    return JsonFields(
-        **{
-            name: getattr(overrides, name)
-            if configured[name]
-            else getattr(DEFAULT_JSON_FIELDS, name)
-            for name in configured
-        }
+    adapters = s.adapters
+    return JsonFields.from_strings(
+        campaign_id=adapters.json_campaign_id,
+        creative_id=adapters.json_creative_id,
+        placement=adapters.json_placement,
+        impression_trackers=adapters.json_impression_trackers,
+        click_trackers=adapters.json_click_trackers,
+        click_urls=adapters.json_click_urls,
     )
 
 

@@ -13,21 +13,22 @@ wire it is one JSON object with ``"type": "decision"``::
                 "candidates": ["h1", "h2"]}],
      "eligible": {"headline": ["h1", "h2"]}, "format": "json", "fail_open": null}
 
-``fail_open`` is null, or the cause when a decided response went out unchanged: such a record
-has no ``slots`` (nothing was served) and learners skip it. A holdout decision has
-``holdout: true`` and no slots: the upstream's response was served. The proxy queues records
-on slotwise.proxy.events.DecisionLog, which appends them to the store's ``decisions`` log in
-batches off the request path.
+``slots`` are what was chosen, one per slot of the campaign; ``eligible`` is every slot's
+choice set (what the rules left). A decision that served the upstream response has no
+``slots`` and keeps ``eligible``: a holdout decision (``holdout: true``; both choosers log it
+so, see slotwise.proxy.choice) and a fail-open one (``fail_open`` is the cause). Learners skip
+both; offline evaluation reads a holdout decision's choice sets from ``eligible``
+(:func:`choice_sets`). The proxy queues records on slotwise.proxy.events.DecisionLog, which
+appends them to the store's ``decisions`` log in batches off the request path.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
-if TYPE_CHECKING:
-    from slotwise.proxy.chooser import Choice
+from slotwise.proxy.choice import Choice
 
 # list-valued signals are tuples, in memory and decoded alike (msgspec reads arrays into them)
 LogValue = str | int | float | bool | tuple[str, ...]
@@ -95,8 +96,10 @@ def decision_record(
     format: str | None = None,
     fail_open: str | None = None,
 ) -> DecisionRecord:
-    """The record of a chooser's choice (rule chooser and bandit alike)."""
+    """The record of a chooser's choice (rule chooser and bandit alike): a holdout choice
+    served nothing, so its record has no slots and keeps the choice sets in ``eligible``."""
     picks = choice.choices
+    chosen = () if choice.holdout else picks
     return DecisionRecord(
         id=decision_id,
         ts=ts,
@@ -107,7 +110,7 @@ def decision_record(
         holdout_share=choice.holdout_share,
         personal=choice.personal,
         signals=dict(choice.signals),
-        slots=[SlotRecord(p.slot, p.variant, p.probability, p.candidates) for p in picks],
+        slots=[SlotRecord(p.slot, p.variant, p.probability, p.candidates) for p in chosen],
         eligible={p.slot: p.candidates for p in picks},
         format=format,
         fail_open=fail_open,
@@ -136,3 +139,12 @@ def failed(record: DecisionRecord, cause: str) -> DecisionRecord:
 def signals_of(record: DecisionRecord) -> dict[str, LogValue]:
     """The logged signals in their request-time form."""
     return dict(record.signals)
+
+
+def choice_sets(record: DecisionRecord) -> list[SlotRecord]:
+    """Every slot with its choice set: the logged slots, or for a holdout decision (which
+    chose nothing) one slot without a variant per ``eligible`` entry. Older logs wrote a
+    holdout decision's choice sets as such slots themselves: they read alike."""
+    if record.slots or not record.holdout:
+        return list(record.slots)
+    return [SlotRecord(slot, None, 1.0, candidates) for slot, candidates in record.eligible.items()]

@@ -15,8 +15,10 @@ mapping; rules that need it do not match.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, Protocol
 
 # -- ASGI ------------------------------------------------------------------------------------
@@ -171,24 +173,53 @@ def subject_of(user_id: str | None, personal: bool, known: bool = False) -> Subj
 
 # -- what a campaign optimises and how it explores -----------------------------------------
 
+# The outcomes a goal can weigh: what the reward join totals for a decision inside its window.
+GOAL_METRICS: tuple[str, ...] = ("clicks", "conversions", "revenue", "discount_cost")
+
 
 @dataclass(frozen=True, slots=True)
 class GoalTerm:
-    metric: str  # clicks | conversions | revenue | discount_cost
+    metric: str  # one of GOAL_METRICS
     weight: float
 
 
 @dataclass(frozen=True, slots=True)
 class Goal:
-    """The reward to maximise: a weighted sum, e.g. clicks + 10 * conversions."""
+    """The reward to maximise: a weighted sum of outcomes, e.g. clicks + 10 * conversions.
+
+    The policy's ``optimize`` compiles to one; ``Goal.of({"clicks": 1, "conversions": 10})``
+    builds one from weights (scenarios, ``slotwise evaluate --goal``). A metric outside
+    ``GOAL_METRICS`` is a ValueError naming it; callers with their own error codes wrap it.
+    """
 
     terms: tuple[GoalTerm, ...]
 
-    def reward(self, outcomes: Mapping[str, float]) -> float:
-        """The goal's value for observed outcomes (missing metrics count as 0)."""
-        return sum(term.weight * outcomes.get(term.metric, 0.0) for term in self.terms)
+    def __post_init__(self) -> None:
+        unknown = sorted({term.metric for term in self.terms} - set(GOAL_METRICS))
+        if unknown:
+            raise ValueError(
+                f"unknown goal term(s) {', '.join(unknown)}; use {', '.join(GOAL_METRICS)}"
+            )
+
+    @classmethod
+    def of(cls, weights: Mapping[str, float]) -> Goal:
+        """The goal weighing each metric by its weight, in the mapping's order."""
+        return cls(tuple(GoalTerm(metric, float(weight)) for metric, weight in weights.items()))
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Metric -> total weight."""
+        combined: dict[str, float] = {}
+        for term in self.terms:
+            combined[term.metric] = combined.get(term.metric, 0.0) + term.weight
+        return combined
+
+    def reward(self, outcome: Mapping[str, float]) -> float:
+        """The goal's value for one decision's outcome (a metric missing from it counts 0)."""
+        return sum(term.weight * outcome.get(term.metric, 0.0) for term in self.terms)
 
     def __str__(self) -> str:
+        """The goal as the policy language writes it (``clicks + 10 * conversions``)."""
         parts = []
         for i, term in enumerate(self.terms):
             weight = abs(term.weight)
@@ -202,14 +233,62 @@ class Goal:
 
 DEFAULT_GOAL = Goal((GoalTerm("clicks", 1.0),))
 
+# Exploration kinds and the parameter each takes when the policy names none.
+EXPLORE_KINDS: Mapping[str, float] = MappingProxyType(
+    {
+        "epsilon": 0.05,  # a share: 5%
+        "squarecb": 10.0,  # gamma scale
+        "softmax": 1.0,  # lambda (inverse temperature)
+        "bag": 5.0,  # policies
+        "cover": 3.0,  # policies
+        "first": 10.0,  # decisions explored uniformly before going greedy
+        "greedy": 0.0,  # no exploration: no parameter
+    }
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Explore:
-    """How the bandit explores: kind (epsilon, squarecb, softmax, bag, cover, first) and its
-    parameter (epsilon as a fraction: 5% is 0.05)."""
+    """How a campaign explores: a kind from ``EXPLORE_KINDS`` and its parameter (epsilon as a
+    share: 5% is 0.05).
+
+    A plain value: the policy checker, the scenarios and the bandit each refuse a bad one with
+    their own error, from the one rule in :meth:`problem`. How a kind maps to Vowpal Wabbit
+    options is the bandit's business (``slotwise.proxy.bandit.exploration``).
+    """
 
     kind: str
     parameter: float
+
+    @classmethod
+    def of(cls, kind: str | None = None, parameter: float | None = None) -> Explore:
+        """The exploration a clause names: no kind is epsilon 5%, no parameter the kind's
+        default (greedy takes none; an unknown kind gets 0, which :meth:`problem` refuses)."""
+        if kind is None:
+            return DEFAULT_EXPLORE
+        if kind == "greedy":
+            return cls("greedy", 0.0)
+        if parameter is None:
+            return cls(kind, EXPLORE_KINDS.get(kind, 0.0))
+        return cls(kind, float(parameter))
+
+    def problem(self) -> str | None:
+        """What makes this exploration unusable, or None."""
+        kind, value = self.kind, self.parameter
+        if kind not in EXPLORE_KINDS:
+            return f"unknown exploration {kind!r}; use one of: {', '.join(EXPLORE_KINDS)}"
+        if not math.isfinite(value):  # every check below would pass nan, or crash on it
+            return f"the parameter must be a number, got {value}"
+        if kind == "epsilon" and not 0.0 <= value <= 1.0:
+            return f"epsilon must be in 0..1 (a share), got {value}"
+        if kind in ("squarecb", "softmax") and value <= 0:
+            return f"{kind} needs a positive parameter, got {value}"
+        whole = value == int(value)
+        if kind in ("bag", "cover") and (value < 2 or not whole):
+            return f"{kind} needs a whole number of policies >= 2, got {value}"
+        if kind == "first" and (value < 1 or not whole):
+            return f"first needs a whole number of decisions >= 1, got {value}"
+        return None
 
 
 DEFAULT_EXPLORE = Explore("epsilon", 0.05)

@@ -132,7 +132,8 @@ async def proxy_client(
 
     ``policies`` maps file names to policy text (checked against the loaded providers'
     schema); ``plugins`` is a ``SLOTWISE_PLUGINS`` selection for this proxy; other keyword
-    arguments are ``slotwise.proxy.config.Settings`` fields.
+    arguments are configuration keys named ``section_key`` (``proxy_max_body_bytes=...``), as
+    ``slotwise.proxy.config.Settings.of`` takes them.
     """
     from slotwise.proxy.app import ProxyApp
     from slotwise.proxy.config import Settings
@@ -149,7 +150,7 @@ async def proxy_client(
             settings.setdefault("tracking_secret", "slotwise-test-secret-0123456789")
             settings.setdefault("proxy_reload_interval", 0.0)
             app = ProxyApp(
-                Settings(upstream_url=upstream.url, proxy_policies=directory, **settings)
+                Settings.of(upstream_url=upstream.url, proxy_policies=directory, **settings)
             )
             async with _lifespan(app):
                 transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))

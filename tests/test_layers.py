@@ -192,16 +192,9 @@ def test_providers_never_import_the_proxy() -> None:
     assert {m: found for m, found in bad.items() if found} == {}
 
 
-# TEMPORARY (issue 14 in progress): the bandit reads the learner's Goal until the goal is one
-# type in slotwise.types; the vocabulary change removes this entry
-_KNOWN = ("slotwise.proxy.learn.reward",)
-
-
 def test_the_request_path_never_imports_the_lab_the_parser_or_the_learner() -> None:
     seen = _reach(REQUEST_PATH_ROOTS, CONTROL_PLANE)
-    bad = [
-        _chain(seen, m) for m in seen if _within(m, FORBIDDEN_ON_REQUEST_PATH) and m not in _KNOWN
-    ]
+    bad = [_chain(seen, m) for m in seen if _within(m, FORBIDDEN_ON_REQUEST_PATH)]
     assert bad == []
 
 

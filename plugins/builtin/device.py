@@ -5,8 +5,9 @@ User-Agent Client Hints win where the browser sends them (``Sec-CH-UA-Mobile``,
 truthfully after freezing their User-Agent string. Otherwise the User-Agent is parsed with
 ``ua-parser`` (the maintained uap-core regexes from ``ua-parser-builtins``); the whole
 classification of an agent and its hints is kept in an LRU cache (4,096 entries), so a repeated
-agent costs a dictionary lookup. Values are normalised to small closed sets so policies can be
-checked: ``device.os == "ios"``, ``device.browser == "chrome"``.
+agent costs a dictionary lookup. Agents longer than 512 characters and hints longer than 256
+are cut before parsing, which bounds what one request can cost. Values are normalised to small
+closed sets so policies can be checked: ``device.os == "ios"``, ``device.browser == "chrome"``.
 """
 
 from __future__ import annotations
@@ -91,21 +92,37 @@ class DeviceProvider(Provider[Any]):
 
     async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
         headers = request.headers
+        # the parse cost grows with the length (15 KB of agent took 23 ms): what a real agent
+        # says fits well inside the caps, so a longer one is cut before parsing and caching
         user_agent = headers.get("user-agent") or ""
-        mobile = headers.get("sec-ch-ua-mobile")
-        platform = headers.get("sec-ch-ua-platform")
-        brands = headers.get("sec-ch-ua")
-        if len(user_agent) > _MAX_CACHED_AGENT:
-            return classify(
-                user_agent, mobile_hint=mobile, platform_hint=platform, brands_hint=brands
-            )
-        # gather copies what a provider returns, so the cached dict itself is never changed
-        return _classify_cached(user_agent, mobile, platform, brands)
+        mobile = _capped(headers.get("sec-ch-ua-mobile"))
+        platform = _capped(headers.get("sec-ch-ua-platform"))
+        brands = _capped(headers.get("sec-ch-ua"))
+        if len(user_agent) <= MAX_AGENT:
+            # gather copies what a provider returns, so the cached dict itself is never changed
+            return _classify_cached(user_agent, mobile, platform, brands)
+        # past the cap only the (linear, cheap) bot words are looked for: a crawler that pads
+        # its agent is still a bot
+        found = _classify_cached(user_agent[:MAX_AGENT], mobile, platform, brands)
+        if _BOTS.search(user_agent, MAX_AGENT - _BOT_WORD):
+            return {**found, "device.type": "bot"}
+        return found
+
+
+# Real agents are 100-400 characters (in-app browsers append their tokens); parsing 512
+# characters of anything takes about as long as a real agent, 1,024 four times that.
+MAX_AGENT = 512
+_MAX_HINT = 256
+_BOT_WORD = 16  # the longest word _BOTS looks for, so one cut at the cap is still found
+
+
+def _capped(hint: str | None) -> str | None:
+    return hint[:_MAX_HINT] if hint is not None else None
 
 
 # A site sees a few thousand distinct agents (and hint sets) again and again; ua-parser's own
-# cache still leaves the tablet and bot regexes and the normalising to run per request.
-_MAX_CACHED_AGENT = 1024
+# cache still leaves the tablet and bot regexes and the normalising to run per request. The
+# cache is bounded (entries, and each key by the caps above).
 
 
 @functools.lru_cache(maxsize=4096)

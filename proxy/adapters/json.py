@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -60,14 +60,16 @@ class JsonFields:
         return cls(**parsed)
 
 
-DEFAULT_JSON_FIELDS = JsonFields.from_strings(
-    campaign_id=["$.campaign_id", "$.campaign.id", "$.ad.campaign_id"],
-    creative_id=["$.creative_id", "$.creative.id", "$.ad.creative_id"],
-    placement=["$.placement", "$.placement_id", "$.ad.placement"],
-    impression_trackers=["$.tracking.impressions", "$.impression_trackers"],
-    click_trackers=["$.tracking.clicks", "$.click_trackers"],
-    click_urls=["$.creative.click_url", "$.click_url"],
-)
+# the defaults of the adapters.json_* settings (slotwise.proxy.config reads them from here)
+DEFAULT_JSON_PATHS: Final[Mapping[str, tuple[str, ...]]] = {
+    "campaign_id": ("$.campaign_id", "$.campaign.id", "$.ad.campaign_id"),
+    "creative_id": ("$.creative_id", "$.creative.id", "$.ad.creative_id"),
+    "placement": ("$.placement", "$.placement_id", "$.ad.placement"),
+    "impression_trackers": ("$.tracking.impressions", "$.impression_trackers"),
+    "click_trackers": ("$.tracking.clicks", "$.click_trackers"),
+    "click_urls": ("$.creative.click_url", "$.click_url"),
+}
+DEFAULT_JSON_FIELDS = JsonFields.from_strings(**DEFAULT_JSON_PATHS)
 
 
 def decode(body: bytes) -> Any:

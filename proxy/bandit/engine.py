@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from vowpalwabbit import Workspace
 
-from slotwise.proxy.bandit.campaign import BanditCampaign, BanditSlot
+from slotwise.dsl.compiled import Slot
+from slotwise.proxy.bandit.campaign import BanditCampaign
 from slotwise.proxy.bandit.features import FeatureMap, uses_personal_features
 from slotwise.proxy.bandit.holdout import in_holdout
 from slotwise.proxy.bandit.workspace import PreparedActions, predict_pmf, shared_example
-from slotwise.types import Signals, SignalValue
+from slotwise.proxy.choice import Choice, SlotChoice
+from slotwise.types import Signals
 
 
 class SlotRules(Protocol):
@@ -42,50 +44,7 @@ class SlotRules(Protocol):
     def boosts(self) -> Mapping[str, float]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class SlotChoice:
-    """The variant chosen for one slot and the probability it was drawn with.
-
-    ``variant`` is None when the slot keeps its upstream content: the rules left nothing
-    eligible, or the user is in the holdout. ``candidates`` is the choice set after the rules.
-    """
-
-    slot: str
-    variant: str | None
-    probability: float
-    candidates: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class BanditDecision:
-    """The bandit's answer for one request of one campaign, everything the log needs."""
-
-    campaign: str
-    model_version: str
-    holdout: bool
-    holdout_share: float
-    personal: bool
-    choices: tuple[SlotChoice, ...]
-    signals: Mapping[str, SignalValue] = field(default_factory=dict)
-
-    def variant(self, slot: str) -> str | None:
-        for choice in self.choices:
-            if choice.slot == slot:
-                return choice.variant
-        return None
-
-    @property
-    def probability(self) -> float:
-        """Probability of the whole logged outcome (the holdout draw included)."""
-        if self.holdout:
-            return self.holdout_share
-        product = 1.0 - self.holdout_share
-        for choice in self.choices:
-            product *= choice.probability
-        return product
-
-
-def candidates_for(slot: BanditSlot, rules: SlotRules | None) -> tuple[str, ...]:
+def candidates_for(slot: Slot, rules: SlotRules | None) -> tuple[str, ...]:
     """The choice set for a slot: pin wins, else the preferred, else all allowed."""
     if rules is None:
         return tuple(v.name for v in slot.variants)
@@ -142,7 +101,7 @@ class CampaignModel:
         user_key: str | None,
         features: FeatureMap,
         rng: random.Random,
-    ) -> BanditDecision:
+    ) -> Choice:
         campaign = self.campaign
         personal = uses_personal_features(signals)
         used = features.usable_signals(signals, personal=personal)
@@ -155,9 +114,7 @@ class CampaignModel:
                 SlotChoice(slot.name, None, 1.0, candidates_for(slot, rules.get(slot.name)))
                 for slot in campaign.slots
             )
-            return BanditDecision(
-                campaign.name, self.version, True, campaign.holdout, personal, sets, used
-            )
+            return Choice(campaign.name, self.version, True, campaign.holdout, personal, sets, used)
         shared: list[Any] = []  # built on the first slot with a real choice, then reused
         choices: list[SlotChoice] = []
         for position, slot in enumerate(campaign.slots):
@@ -167,7 +124,7 @@ class CampaignModel:
                 continue
             chosen = _draw(pmf, rng.random()) if len(names) > 1 else 0
             choices.append(SlotChoice(slot.name, names[chosen], pmf[chosen], names))
-        return BanditDecision(
+        return Choice(
             campaign.name, self.version, False, campaign.holdout, personal, tuple(choices), used
         )
 

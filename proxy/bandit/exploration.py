@@ -1,9 +1,9 @@
 """Exploration as the policy says, translated into Vowpal Wabbit options.
 
-The policy's ``explore`` clause names a kind and one parameter. Each kind maps to a VW
-exploration reduction on top of ``--cb_explore_adf``; VW computes the probability of every
-eligible variant and the engine samples from it, so the logged probability is exactly the one
-the choice was drawn from.
+The one exploration type is ``slotwise.types.Explore`` (a kind and one parameter); this module
+checks it with the bandit's error codes and maps each kind to a VW exploration reduction on top
+of ``--cb_explore_adf``. VW computes the probability of every eligible variant and the engine
+samples from it, so the logged probability is exactly the one the choice was drawn from.
 
     epsilon P     epsilon-greedy: the best variant gets 1 - P + P/K, every other P/K
     squarecb G    SquareCB with gamma scale G (exploration shrinks as evidence grows)
@@ -20,91 +20,54 @@ saved models fit a campaign. The epsilon value itself may change without retrain
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 from slotwise.proxy.bandit.errors import BanditError
+from slotwise.types import EXPLORE_KINDS, Explore
 
-KINDS = ("epsilon", "squarecb", "softmax", "bag", "cover", "first", "greedy")
-DEFAULT_EXPLORE_PARAMETER = {
-    "epsilon": 0.05,
-    "squarecb": 10.0,
-    "softmax": 1.0,
-    "bag": 5.0,
-    "cover": 5.0,
-    "first": 1000.0,
-}
+KINDS = tuple(EXPLORE_KINDS)
 
 
-@dataclass(frozen=True, slots=True)
-class Explore:
-    """One exploration strategy: ``kind`` from KINDS and its parameter."""
-
-    kind: str = "epsilon"
-    parameter: float = 0.05
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise BanditError(
-                "unknown_explore",
-                f"unknown exploration {self.kind!r}; use one of: {', '.join(KINDS)}",
-            )
-        if not math.isfinite(self.parameter):  # the checks below would pass nan, or crash on it
-            raise BanditError(
-                "bad_explore", f"the parameter must be a number, got {self.parameter}"
-            )
-        if self.kind == "epsilon" and not 0.0 <= self.parameter <= 1.0:
-            raise BanditError(
-                "bad_explore", f"epsilon must be in 0..1 (a share), got {self.parameter}"
-            )
-        if self.kind in ("squarecb", "softmax") and self.parameter <= 0:
-            raise BanditError(
-                "bad_explore", f"{self.kind} needs a positive parameter, got {self.parameter}"
-            )
-        whole = self.parameter == int(self.parameter)
-        if self.kind in ("bag", "cover") and (self.parameter < 2 or not whole):
-            raise BanditError(
-                "bad_explore",
-                f"{self.kind} needs a whole number of policies >= 2, got {self.parameter}",
-            )
-        if self.kind == "first" and (self.parameter < 1 or not whole):
-            raise BanditError(
-                "bad_explore", f"first needs a whole number of decisions >= 1, got {self.parameter}"
-            )
-
-    @property
-    def model_family(self) -> str:
-        """Models are interchangeable within a family (epsilon, greedy share one)."""
-        return "epsilon" if self.kind == "greedy" else self.kind
-
-    def family_args(self) -> list[str]:
-        """Options fixed when a model is created (they shape the saved model)."""
-        if self.kind == "squarecb":
-            return ["--squarecb"]
-        if self.kind == "softmax":
-            return ["--softmax"]
-        if self.kind in ("bag", "cover", "first"):
-            return [f"--{self.kind}", str(int(self.parameter))]
-        return []
-
-    def tuning_args(self) -> list[str]:
-        """Options that may change when a saved model is loaded again."""
-        if self.kind == "epsilon":
-            return ["--epsilon", repr(self.parameter)]
-        if self.kind == "greedy":
-            return ["--epsilon", "0"]
-        if self.kind == "squarecb":
-            return ["--gamma_scale", repr(self.parameter)]
-        if self.kind == "softmax":
-            return ["--lambda", repr(self.parameter)]
-        return []
+def checked(explore: Explore) -> Explore:
+    """``explore`` if the bandit can run it; else ``unknown_explore`` or ``bad_explore``."""
+    problem = explore.problem()
+    if problem is None:
+        return explore
+    if explore.kind not in EXPLORE_KINDS:
+        raise BanditError("unknown_explore", problem)
+    raise BanditError("bad_explore", problem)
 
 
 def explore_from_policy(kind: str | None, parameter: float | None) -> Explore:
-    """The Explore for a compiled campaign's clause (absent: epsilon 5%)."""
-    if kind is None:
-        return Explore()
+    """The checked Explore for a clause's kind and parameter (absent: epsilon 5%; absent
+    parameter: the kind's default)."""
+    return checked(Explore.of(kind, parameter))
+
+
+def model_family(explore: Explore) -> str:
+    """Models are interchangeable within a family (epsilon, greedy share one)."""
+    return "epsilon" if explore.kind == "greedy" else explore.kind
+
+
+def family_args(explore: Explore) -> list[str]:
+    """Options fixed when a model is created (they shape the saved model)."""
+    kind = explore.kind
+    if kind == "squarecb":
+        return ["--squarecb"]
+    if kind == "softmax":
+        return ["--softmax"]
+    if kind in ("bag", "cover", "first"):
+        return [f"--{kind}", str(int(explore.parameter))]
+    return []
+
+
+def tuning_args(explore: Explore) -> list[str]:
+    """Options that may change when a saved model is loaded again."""
+    kind, value = explore.kind, explore.parameter
+    if kind == "epsilon":
+        return ["--epsilon", repr(value)]
     if kind == "greedy":
-        return Explore("greedy", 0.0)
-    value = DEFAULT_EXPLORE_PARAMETER.get(kind, 0.0) if parameter is None else parameter
-    return Explore(kind, float(value))
+        return ["--epsilon", "0"]
+    if kind == "squarecb":
+        return ["--gamma_scale", repr(value)]
+    if kind == "softmax":
+        return ["--lambda", repr(value)]
+    return []

@@ -23,11 +23,13 @@ from types import MappingProxyType
 from typing import Any
 
 from slotwise.proxy.bandit.campaign import BanditCampaign, from_compiled
-from slotwise.proxy.bandit.engine import BanditDecision, CampaignModel, SlotRules
+from slotwise.proxy.bandit.engine import CampaignModel, SlotRules
 from slotwise.proxy.bandit.errors import BanditError
+from slotwise.proxy.bandit.exploration import model_family
 from slotwise.proxy.bandit.features import FeatureMap
 from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.bandit.workspace import new_workspace
+from slotwise.proxy.choice import Choice
 from slotwise.types import Signals
 
 UNTRAINED = "v0"
@@ -70,7 +72,7 @@ class BanditRuntime:
         rules: Mapping[str, SlotRules],
         signals: Signals,
         user_key: str | None,
-    ) -> BanditDecision | None:
+    ) -> Choice | None:
         """Holdout and per-slot choice for one request; None if the campaign is unknown."""
         model = self._snapshot.models.get(campaign)
         if model is None:
@@ -122,8 +124,8 @@ class BanditRuntime:
                 return CampaignModel.build(campaign, workspace, info.label)
         except BanditError as error:
             self.errors.append(error)
-        if previous is not None and previous.campaign.explore.model_family == (
-            campaign.explore.model_family
+        if previous is not None and model_family(previous.campaign.explore) == model_family(
+            campaign.explore
         ):
             if previous.campaign == campaign:
                 return previous

@@ -33,25 +33,28 @@ import msgspec
 from vowpalwabbit import Workspace
 
 from slotwise.proxy.bandit.errors import BanditError
-from slotwise.proxy.bandit.exploration import KINDS, Explore, explore_from_policy
+from slotwise.proxy.bandit.exploration import KINDS, explore_from_policy, model_family
 from slotwise.proxy.bandit.workspace import load_workspace
 from slotwise.proxy.files import write_atomically
+from slotwise.types import Explore
 
 CAMPAIGN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _MODEL_FILE = re.compile(r"^v(\d{6,})\.json$")
 _VERSION_FILE = re.compile(r"^v(\d{6,})\.(?:json|vw)$")
 _CURRENT_TEXT = re.compile(r"^[0-9]+$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-FAMILIES = frozenset(explore_from_policy(kind, None).model_family for kind in KINDS)
+FAMILIES = frozenset(model_family(explore_from_policy(kind, None)) for kind in KINDS)
 CURRENT = "CURRENT"
 DEFAULT_KEEP = 20
-DEFAULT_MODELS_DIR = "var/slotwise/models"  # beside the default state store (var/slotwise/)
-MODELS_DIR_ENV = "SLOTWISE_MODELS_DIR"
+# where learn, model and evaluate keep models when bandit.models_dir is not set (beside the
+# default state store, var/slotwise/)
+DEFAULT_MODELS_DIR = "var/slotwise/models"
 
 
-def default_models_dir() -> Path:
-    """``$SLOTWISE_MODELS_DIR``, else var/slotwise/models under the working directory."""
-    return Path(os.environ.get(MODELS_DIR_ENV) or DEFAULT_MODELS_DIR)
+def models_dir(configured: str) -> Path:
+    """The models directory: ``bandit.models_dir``, else var/slotwise/models (relative to the
+    working directory)."""
+    return Path(configured or DEFAULT_MODELS_DIR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +344,7 @@ class ModelStore:
 
     def open_workspace(self, info: ModelInfo, explore: Explore) -> Workspace:
         """A serving/learning workspace from a verified model of the right family."""
-        if info.family != explore.model_family:
+        if info.family != model_family(explore):
             raise BanditError(
                 "model_family_mismatch",
                 f"model {info.campaign} {info.label} was trained with {info.family} exploration;"

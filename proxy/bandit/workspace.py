@@ -22,10 +22,12 @@ from typing import Any
 import pylibvw
 from vowpalwabbit import Example, LabelType, Workspace
 
-from slotwise.proxy.bandit.campaign import BanditCampaign, BanditSlot
+from slotwise.dsl.compiled import Slot
+from slotwise.proxy.bandit.campaign import BanditCampaign
 from slotwise.proxy.bandit.errors import BanditError
-from slotwise.proxy.bandit.exploration import Explore
+from slotwise.proxy.bandit.exploration import family_args, tuning_args
 from slotwise.proxy.bandit.features import SHARED_NAMESPACES, VARIANT, SharedFeatures
+from slotwise.types import Explore
 
 BIT_PRECISION = 18
 # Learning settings, tuned on the simulator (docs/learning.md, "Tuning"). VW's default rate
@@ -63,14 +65,14 @@ def interaction_args() -> list[str]:
 def new_workspace(explore: Explore) -> Workspace:
     """A fresh, untrained workspace for a campaign with this exploration."""
     args = ["--cb_explore_adf", "--quiet", "--bit_precision", str(BIT_PRECISION), *_LEARNING]
-    args += interaction_args() + explore.family_args() + explore.tuning_args()
+    args += interaction_args() + family_args(explore) + tuning_args(explore)
     return Workspace(arg_list=args)
 
 
 def load_workspace(path: Path, explore: Explore) -> Workspace:
     """A workspace from a saved model file, with the campaign's current exploration tuning."""
     try:
-        args = ["--quiet", "-i", str(path), *_LEARNING, *explore.tuning_args()]
+        args = ["--quiet", "-i", str(path), *_LEARNING, *tuning_args(explore)]
         return Workspace(arg_list=args)
     except RuntimeError as exc:
         raise BanditError(
@@ -78,7 +80,7 @@ def load_workspace(path: Path, explore: Explore) -> Workspace:
         ) from exc
 
 
-def variant_features(slot: BanditSlot, position: int) -> list[str]:
+def variant_features(slot: Slot, position: int) -> list[str]:
     variant = slot.variants[position]
     features = [f"slot={slot.name}", f"{slot.name}={variant.name}"]
     features += [f"{slot.name}.{key}={value}" for key, value in sorted(variant.attributes.items())]
@@ -94,7 +96,7 @@ def shared_example(workspace: Workspace, features: SharedFeatures) -> Any:
     return example
 
 
-def action_example(workspace: Workspace, slot: BanditSlot, position: int) -> Example:
+def action_example(workspace: Workspace, slot: Slot, position: int) -> Example:
     example = Example(workspace, {VARIANT: variant_features(slot, position)}, LabelType(_CB_LABEL))
     example.setup_example()
     return example

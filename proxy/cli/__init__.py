@@ -2,7 +2,10 @@
 
 Each verb is a thin module in this package with ``add_arguments(parser)`` and
 ``run(args) -> int``; heavy imports happen inside ``run`` so that ``slotwise --help`` stays fast.
-Exit codes: 0 success, 1 what was checked is wrong, 2 bad usage.
+Exit codes: 0 success, 1 what was checked is wrong, 2 bad usage, 70 an internal error (a bug),
+130 interrupted. A verb returns 0 or 1 itself, or raises a SlotwiseError: :func:`main` prints it
+and exits with the code its area declares (slotwise.errors), in one place. Verbs that read
+settings take ``--config`` (:func:`add_config_option`) and read them with :func:`read_settings`.
 """
 
 from __future__ import annotations
@@ -12,15 +15,21 @@ import importlib
 import os
 import sys
 import traceback
-from collections.abc import Sequence
-from typing import Protocol, cast
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from slotwise import __version__
+from slotwise.errors import EXIT_FAILED as EXIT_FAILED  # re-exported for the verbs
+from slotwise.errors import EXIT_USAGE as EXIT_USAGE
+from slotwise.errors import USAGE, SlotwiseError
+
+if TYPE_CHECKING:
+    from slotwise.proxy.config import Settings
 
 EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in slotwise, not in what the user gave it
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 # verb -> (module, one-line description); listed in `slotwise --help` in this order.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -39,8 +48,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class UsageError(Exception):
+class UsageError(SlotwiseError):
     """Bad usage that argparse cannot see (a missing file, an unknown name): exit 2."""
+
+    area = USAGE
+    code = "usage"
+
+    def render(self) -> str:
+        return self.message  # the message names the option; the code adds nothing for a person
 
 
 class Command(Protocol):
@@ -73,21 +88,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return commands[args.command].run(args)
-    except UsageError as exc:
-        print(f"slotwise {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # the last line of defence: never a traceback for users
-        if os.environ.get("SLOTWISE_DEBUG"):
-            traceback.print_exc()
-        print(
-            f"slotwise {args.command}: internal error: {type(exc).__name__}: {exc}\n"
-            "  this is a bug in slotwise; run again with SLOTWISE_DEBUG=1 for the traceback "
-            "and report it.",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+    except (Exception, KeyboardInterrupt) as exc:  # every ending's exit code, in one place
+        return failed(args.command, exc)
+
+
+def failed(command: str, error: Exception | KeyboardInterrupt) -> int:
+    """Say why ``command`` stopped, on stderr, and return its exit code: an error's area
+    declares 1 or 2 (slotwise.errors); Ctrl-C is 130; anything else is a bug, 70."""
+    if isinstance(error, SlotwiseError):
+        print(error.for_command(f"slotwise {command}"), file=sys.stderr)
+        return error.exit_code
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if os.environ.get("SLOTWISE_DEBUG"):
+        traceback.print_exception(error)
+    print(
+        f"slotwise {command}: internal error: {type(error).__name__}: {error}\n"
+        "  this is a bug in slotwise; run again with SLOTWISE_DEBUG=1 for the traceback "
+        "and report it.",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE``, for every verb that reads settings."""
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        help="slotwise.toml to read (default: $SLOTWISE_CONFIG, else none)",
+    )
+
+
+def read_settings(args: argparse.Namespace, flags: Mapping[str, tuple[str, Any]]) -> Settings:
+    """The settings of ``--config`` (else ``$SLOTWISE_CONFIG``), the environment, then the
+    flags given: ``flags`` maps ``section.name`` to (its flag, its value or None)."""
+    from slotwise.proxy.config import load_settings
+
+    path = args.config
+    if path is None and os.environ.get("SLOTWISE_CONFIG"):
+        path = Path(os.environ["SLOTWISE_CONFIG"])
+    return load_settings(
+        path,
+        overrides={key: value for key, (_, value) in flags.items()},
+        flags={key: flag for key, (flag, _) in flags.items()},
+    )
 
 
 def entry() -> None:

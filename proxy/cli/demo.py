@@ -7,7 +7,9 @@ impression pixels and some signed clicks, prints what each segment was served, a
 everything it started. Then it shows learning: the default simulator scenario drives simulated
 users through the real decision path (bandit, rules, reward join, learner, model store) and
 the demo prints how the personalised CTR rises above the control group's, and the lift by
-segment. Finishes by itself in well under a minute.
+segment. Finishes by itself in well under a minute. ``--config`` (else ``$SLOTWISE_CONFIG``)
+is validated first and handed to the proxy; the demo's own upstream, policies, port, store and
+models directory override it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slotwise.proxy.cli import EXIT_FAILED, UsageError
+from slotwise.proxy.cli import EXIT_FAILED, UsageError, add_config_option, read_settings
 from slotwise.proxy.loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,6 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="simulated impressions for the learning part (0 skips it; default: the "
         "scenario's, 50000)",
     )
+    add_config_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--learn-impressions must be 0 (skip) or more")
     if args.users < 1 or args.requests < 1:
         raise UsageError("--users and --requests must be at least 1")
+    read_settings(args, {})  # a bad configuration stops the demo before anything starts
+    config = [] if args.config is None else ["--config", str(args.config.resolve())]
     from slotwise.proxy.cli.serve import check_policies
 
     problem = check_policies(policies, "demo")  # as serve would refuse them, before any start
@@ -163,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
                     store_url,
                     "--models",
                     f"{tmp}/models",
+                    *config,
                 ],
                 env,
                 Path(tmp) / "proxy.log",

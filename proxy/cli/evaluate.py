@@ -3,7 +3,8 @@
 The log is JSON Lines in the documented format (docs/learning.md): decision and reward records
 (joined here within ``--window``), decisions with an inline ``outcome``, or joined records.
 Candidates: ``uniform`` (rules only), ``upstream`` (never personalise), ``model`` and
-``model-greedy`` (the CURRENT saved model of the campaign in ``--models``), and
+``model-greedy`` (the CURRENT saved model of the campaign in ``--models``, else
+``bandit.models_dir`` of the configuration), and
 ``fixed:slot=variant,...``. Prints IPS, SNIPS and doubly robust estimates of the mean reward
 per decision with 95% intervals, beside the logging policy's own mean.
 """
@@ -19,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from slotwise.proxy.cli import EXIT_FAILED, EXIT_OK, UsageError
+from slotwise.proxy.cli import EXIT_OK, UsageError, add_config_option, read_settings
 
 CANDIDATES = ("uniform", "upstream", "model", "model-greedy", "fixed:SLOT=VARIANT,...")
 
@@ -34,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " (default: uniform and upstream)",
     )
     parser.add_argument("--campaign", help="which campaign of the log (needed if several)")
-    parser.add_argument("--models", type=Path, default=None, help="models directory (for model)")
+    parser.add_argument(
+        "--models", type=Path, default=None, help="models directory (for model; bandit.models_dir)"
+    )
     parser.add_argument(
         "--policies",
         nargs="+",
@@ -50,24 +53,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="reward for decision+reward logs, e.g. clicks=1,conversions=10 (default clicks=1)",
     )
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    add_config_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from slotwise.proxy.bandit.errors import BanditError
-
     if not (math.isfinite(args.window) and args.window > 0):
         raise UsageError(f"--window must be a positive number of seconds, got {args.window}")
+    from slotwise.proxy.bandit.store import models_dir
+
     goal = _goal(args.goal)
-    try:
-        return _evaluate(args, goal)
-    except BanditError as error:
-        if error.code == "unreadable_log":
-            raise UsageError(str(error)) from error
-        print(f"slotwise evaluate: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    settings = read_settings(args, {"bandit.models_dir": ("--models", args.models)})
+    return _evaluate(args, goal, models_dir(settings.bandit.models_dir))
 
 
-def _evaluate(args: argparse.Namespace, goal: Any) -> int:
+def _evaluate(args: argparse.Namespace, goal: Any, models: Path) -> int:
     from slotwise.lab.evaluation import evaluate, logged_value
     from slotwise.proxy.learn.join import join_log
     from slotwise.proxy.learn.log import read_log
@@ -77,7 +76,7 @@ def _evaluate(args: argparse.Namespace, goal: Any) -> int:
     campaign = _campaign(args, sorted({j.decision.campaign for j in joined}))
     records = [j for j in joined if j.decision.campaign == campaign]
     candidates = [
-        _candidate(name, campaign, records, args)
+        _candidate(name, campaign, records, args, models)
         for name in args.candidate or ("uniform", "upstream")
     ]
     results = [evaluate(candidate, records) for candidate in candidates]
@@ -138,8 +137,7 @@ def _campaign(args: argparse.Namespace, campaigns: list[str]) -> str:
 
 
 def _goal(text: str) -> Any:
-    from slotwise.proxy.bandit.errors import BanditError
-    from slotwise.proxy.learn.reward import Goal
+    from slotwise.types import Goal
 
     example = "use clicks=1,conversions=10"
     weights: dict[str, float] = {}
@@ -155,12 +153,14 @@ def _goal(text: str) -> Any:
             raise UsageError(f"--goal: the weight of {term} must be a finite number, got {weight}")
         weights[term] = value
     try:
-        return Goal(weights)
-    except BanditError as error:
-        raise UsageError(f"--goal: {error.message}") from error
+        return Goal.of(weights)
+    except ValueError as error:  # a metric the goal does not know
+        raise UsageError(f"--goal: {error}") from error
 
 
-def _candidate(name: str, campaign: str, records: list[Any], args: argparse.Namespace) -> Any:
+def _candidate(
+    name: str, campaign: str, records: list[Any], args: argparse.Namespace, models: Path
+) -> Any:
     from slotwise.lab.evaluation import UniformCandidate, UpstreamCandidate
 
     if name == "uniform":
@@ -170,7 +170,7 @@ def _candidate(name: str, campaign: str, records: list[Any], args: argparse.Name
     if name.startswith("fixed:"):
         return _fixed(name, campaign, records)
     if name in ("model", "model-greedy"):
-        return _model(name, campaign, records, args)
+        return _model(name, campaign, records, args, models)
     raise UsageError(f"unknown candidate {name!r}; use {', '.join(CANDIDATES)}")
 
 
@@ -211,15 +211,17 @@ def _some(names: Iterable[str], limit: int = 20) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def _model(name: str, campaign: str, records: list[Any], args: argparse.Namespace) -> Any:
+def _model(
+    name: str, campaign: str, records: list[Any], args: argparse.Namespace, models: Path
+) -> Any:
     from slotwise.lab.evaluation import ModelCandidate, campaign_from_log
     from slotwise.proxy.bandit.errors import BanditError
     from slotwise.proxy.bandit.exploration import explore_from_policy
     from slotwise.proxy.bandit.features import FeatureMap
     from slotwise.proxy.bandit.runtime import BanditRuntime
-    from slotwise.proxy.bandit.store import ModelStore, default_models_dir
+    from slotwise.proxy.bandit.store import ModelStore
 
-    store = ModelStore(args.models or default_models_dir())
+    store = ModelStore(models)
     version = store.checked_current(campaign)  # a CURRENT naming nothing says why
     if version is None:
         raise UsageError(f"no saved model for campaign {campaign} in {store.root}")

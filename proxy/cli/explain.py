@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 
 from slotwise.proxy.cli import EXIT_FAILED, EXIT_OK, UsageError
@@ -49,13 +48,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--signals {args.signals}: {exc}") from None
     schema = builtin_schema() if args.builtin_schema else default_schema()
     sources, problems = read_sources(args.paths)
-    try:
-        if problems:
-            raise PolicyError(problems)
-        policy, loaded = compile_sources(sources, schema)
-    except PolicyError as exc:
-        print(exc.render(), file=sys.stderr)
-        return EXIT_FAILED
+    if problems:
+        raise PolicyError(problems)
+    policy, loaded = compile_sources(sources, schema)
     if args.campaign is not None and args.campaign not in {c.name for c in policy.campaigns}:
         known = ", ".join(c.name for c in policy.campaigns) or "none"
         raise UsageError(f"no campaign named {args.campaign!r} (campaigns: {known})")

@@ -2,18 +2,21 @@
 
 Two sources:
 
-- ``--store URL`` (the shared state store: sqlite:///..., redis://...): a worker that reads
-  the ``decisions`` and ``events`` logs as consumer group ``learner``, joins rewards within
-  ``--window``, learns, and publishes a version every ``--publish-every`` seconds until
-  stopped (Ctrl-C / SIGTERM publish once more). ``--once`` drains what is there and exits.
+- ``--store URL`` (the shared state store: sqlite:///..., redis://...; else ``store.url`` of
+  the configuration, as the proxies read it): a worker that reads the ``decisions`` and
+  ``events`` logs as consumer group ``learner``, joins rewards within ``--window``, learns, and
+  publishes a version every ``--publish-every`` seconds until stopped (Ctrl-C / SIGTERM
+  publish once more). ``--once`` drains what is there and exits.
 - ``--log FILE``: a JSONL decision log (docs/learning.md), learned in one pass and published
   as one version per campaign.
 
-The campaigns (variants, attributes, exploration, goal) come from the policy files, so the
-learner builds exactly the features the proxies score with. A CURRENT model it cannot continue
-from (corrupt, unreadable metadata, another exploration family, a CURRENT naming no version)
-is a warning: it trains from scratch and publishes the result as the next version. Bad input
-(a log line, the store, the models path) is refused before anything is written.
+The campaigns (variants, attributes, exploration, goal) come from the policy files
+(``--policies``, else ``proxy.policies``), so the learner builds exactly the features the
+proxies score with; the models go to ``--models``, else ``bandit.models_dir``. A CURRENT model
+it cannot continue from (corrupt, unreadable metadata, another exploration family, a CURRENT
+naming no version) is a warning: it trains from scratch and publishes the result as the next
+version. Bad input (a log line, the store, the models path) is refused before anything is
+written.
 """
 
 from __future__ import annotations
@@ -28,15 +31,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from slotwise.proxy.cli import EXIT_FAILED, EXIT_OK, UsageError
+from slotwise.proxy.cli import EXIT_FAILED, EXIT_OK, UsageError, add_config_option, read_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policies", nargs="+", required=True, metavar="PATH")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--store", metavar="URL", help="shared state store URL")
+    parser.add_argument(
+        "--policies", nargs="+", metavar="PATH", help="policy files or folders (proxy.policies)"
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--store", metavar="URL", help="shared state store URL (store.url)")
     source.add_argument("--log", type=Path, metavar="FILE", help="JSONL decision log")
-    parser.add_argument("--models", type=Path, default=None, help="models directory")
+    parser.add_argument("--models", type=Path, default=None, help="models (bandit.models_dir)")
+    add_config_option(parser)
     parser.add_argument("--window", type=float, default=3600.0, help="reward window, seconds")
     parser.add_argument("--publish-every", type=float, default=60.0, metavar="SECONDS")
     parser.add_argument("--consumer", default="learner-1", help="consumer name in the group")
@@ -44,35 +50,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slotwise.dsl.errors import PolicyError
     from slotwise.dsl.loader import load_policy_set
     from slotwise.plugins.registry import default_schema
     from slotwise.proxy.bandit.campaign import from_compiled
-    from slotwise.proxy.bandit.errors import BanditError
-    from slotwise.proxy.bandit.store import ModelStore, default_models_dir
+    from slotwise.proxy.bandit.store import ModelStore, models_dir
 
     for option, value in (("--window", args.window), ("--publish-every", args.publish_every)):
         if not (math.isfinite(value) and value > 0):
             raise UsageError(f"{option} must be a positive number of seconds, got {value}")
-    try:
-        policy = load_policy_set(args.policies, default_schema())
-    except PolicyError as error:
-        print("\n".join(d.render() for d in error.diagnostics), file=sys.stderr)
-        return EXIT_FAILED
+    settings = read_settings(
+        args, {"store.url": ("--store", args.store), "bandit.models_dir": ("--models", args.models)}
+    )
+    if args.log is None and args.store is None and settings.store.url.startswith("memory:"):
+        raise UsageError(
+            "nothing to learn from: pass --log FILE, or --store URL (or store.url in --config)"
+            " naming the sqlite:/// or redis:// store the proxies write"
+        )
+    policy = load_policy_set(args.policies or [settings.proxy.policies], default_schema())
     campaigns = [from_compiled(c) for c in policy.campaigns]
     if not campaigns:
         raise UsageError("the policy files declare no campaign: nothing to learn")
-    root = args.models or default_models_dir()
+    root = models_dir(settings.bandit.models_dir)
     _check_models_dir(root, [c.name for c in campaigns])
     models = ModelStore(root)
     goals = {c.name: c.goal for c in campaigns}
-    try:
-        if args.log is not None:
-            return _learn_log(args, campaigns, models, goals)
-        return asyncio.run(_learn_store(args, campaigns, models, goals))
-    except BanditError as error:
-        print(f"slotwise learn: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    if args.log is not None:
+        return _learn_log(args, campaigns, models, goals)
+    return asyncio.run(_learn_store(settings.store.url, args, campaigns, models, goals))
 
 
 def _check_models_dir(root: Path, campaigns: list[str]) -> None:
@@ -122,25 +126,19 @@ def _print_warnings(warnings: list[str]) -> None:
 
 
 def _goal_for(goals: dict[str, Any]) -> Any:
-    from slotwise.proxy.learn.reward import Goal
+    from slotwise.types import DEFAULT_GOAL
 
-    return lambda campaign: goals.get(campaign, Goal())
+    return lambda campaign: goals.get(campaign, DEFAULT_GOAL)
 
 
 def _learn_log(
     args: argparse.Namespace, campaigns: list[Any], models: Any, goals: dict[str, Any]
 ) -> int:
-    from slotwise.proxy.bandit.errors import BanditError
     from slotwise.proxy.learn.join import join_log
     from slotwise.proxy.learn.log import read_log
 
     # the whole log is read and checked before anything is written under --models
-    try:
-        joined, stats = join_log(read_log(args.log), _goal_for(goals), window=args.window)
-    except BanditError as error:
-        if error.code == "unreadable_log":
-            raise UsageError(str(error)) from error
-        raise
+    joined, stats = join_log(read_log(args.log), _goal_for(goals), window=args.window)
     learner = _start_learner(campaigns, models)
     for record in joined:
         learner.learn(record)
@@ -188,13 +186,13 @@ def _store_advice(url: str) -> str:
 
 
 async def _learn_store(
-    args: argparse.Namespace, campaigns: list[Any], models: Any, goals: dict[str, Any]
+    url: str, args: argparse.Namespace, campaigns: list[Any], models: Any, goals: dict[str, Any]
 ) -> int:
     from slotwise.proxy.learn.join import RewardJoiner
     from slotwise.proxy.state import StoreError, redact
 
     joiner = RewardJoiner(_goal_for(goals), window=args.window)
-    store = _open_state_store(args.store)
+    store = _open_state_store(url)
     try:
         async with store:
             learner = _start_learner(campaigns, models)
@@ -203,8 +201,8 @@ async def _learn_store(
     except StoreError as error:
         # entries are acknowledged only after a publish: a restart reads the rest again
         print(
-            f"slotwise learn: --store {redact(args.store)}: {str(error).rstrip('.')};"
-            f" {_store_advice(args.store)}",
+            f"slotwise learn: --store {redact(url)}: {str(error).rstrip('.')};"
+            f" {_store_advice(url)}",
             file=sys.stderr,
         )
         return EXIT_FAILED

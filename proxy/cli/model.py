@@ -5,7 +5,9 @@ one that serves (CURRENT). ``rollback CAMPAIGN`` makes the previous version CURR
 picks one); proxies load it on their next reload and the learner continues from it. A version
 whose file no longer matches its checksum, or whose metadata cannot be read, cannot be rolled
 back to; ``list`` shows such a version as unreadable and says why on stderr, as it does for a
-CURRENT file that names no version.
+CURRENT file that names no version. The models directory is ``--models``, else
+``bandit.models_dir`` of the configuration (``--config``, ``SLOTWISE_BANDIT_MODELS_DIR``), else
+var/slotwise/models.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slotwise.proxy.cli import EXIT_FAILED, EXIT_OK, UsageError
+from slotwise.proxy.cli import EXIT_OK, UsageError, add_config_option, read_settings
 
 if TYPE_CHECKING:
     from slotwise.proxy.bandit.store import ModelStore
@@ -28,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--models",
         type=Path,
         default=None,
-        help="models directory (default: $SLOTWISE_MODELS_DIR or var/slotwise/models)",
+        help="models directory (default: bandit.models_dir, else var/slotwise/models)",
     )
+    add_config_option(parser)
     parser.add_argument("--format", choices=("text", "json"), default="text")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="list model versions")
@@ -40,22 +43,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slotwise.proxy.bandit.errors import BanditError
-    from slotwise.proxy.bandit.store import ModelStore, default_models_dir
+    from slotwise.proxy.bandit.store import ModelStore, models_dir
 
-    root = args.models or default_models_dir()
+    settings = read_settings(args, {"bandit.models_dir": ("--models", args.models)})
+    root = models_dir(settings.bandit.models_dir)
     if not root.is_dir():
-        raise UsageError(f"no models directory at {root} (set --models or $SLOTWISE_MODELS_DIR)")
+        raise UsageError(
+            f"no models directory at {root} (pass --models DIR or set bandit.models_dir)"
+        )
     store = ModelStore(root)
-    try:
-        if args.action == "rollback":
-            return _rollback(store, args.campaign, args.to, args.format)
-        return _list(store, args.campaign, args.format)
-    except BanditError as error:
-        if error.code in ("bad_campaign_name", "unknown_model_version", "nothing_to_roll_back"):
-            raise UsageError(str(error)) from error
-        print(f"slotwise model: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    if args.action == "rollback":
+        return _rollback(store, args.campaign, args.to, args.format)
+    return _list(store, args.campaign, args.format)
 
 
 def _rollback(store: ModelStore, campaign: str, to: int | None, fmt: str) -> int:

@@ -1,8 +1,9 @@
 """`slotwise serve`: run the edge proxy on granian (one worker by default).
 
-Configuration comes from ``--config slotwise.toml``, then ``SLOTWISE_*`` variables, then the
-flags; it is validated once, here, before any worker starts, and the policies are compiled once
-so that a broken policy set stops the start with its diagnostics instead of serving nothing.
+Configuration comes from ``--config slotwise.toml`` (else ``$SLOTWISE_CONFIG``), then
+``SLOTWISE_*`` variables, then the flags; it is validated once, here, before any worker starts,
+and the policies are compiled once so that a broken policy set stops the start with its
+diagnostics instead of serving nothing.
 """
 
 from __future__ import annotations
@@ -12,15 +13,18 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from slotwise.proxy.cli import EXIT_FAILED, UsageError
+from slotwise.proxy.cli import EXIT_FAILED, UsageError, add_config_option, read_settings
+
+if TYPE_CHECKING:
+    from slotwise.proxy.config import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upstream", metavar="URL", help="the ad server / storefront origin")
     parser.add_argument("--policies", metavar="DIR", help="directory of *.sw policy files")
-    parser.add_argument("--config", metavar="FILE", type=Path, help="slotwise.toml")
+    add_config_option(parser)
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
     parser.add_argument("--workers", type=int, help="worker processes (default 1)")
@@ -34,34 +38,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slotwise.proxy.config import ConfigError, load_settings
-
-    overrides = {
-        "upstream.url": args.upstream,
-        "proxy.policies": args.policies,
-        "proxy.host": args.host,
-        "proxy.port": args.port,
-        "proxy.workers": args.workers,
-        "store.url": args.store,
-        "bandit.models_dir": args.models,
+    flags = {
+        "upstream.url": ("--upstream", args.upstream),
+        "proxy.policies": ("--policies", args.policies),
+        "proxy.host": ("--host", args.host),
+        "proxy.port": ("--port", args.port),
+        "proxy.workers": ("--workers", args.workers),
+        "store.url": ("--store", args.store),
+        "bandit.models_dir": ("--models", args.models),
     }
-    try:
-        settings = load_settings(args.config, overrides=overrides)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
-    if not settings.upstream_url:
+    settings = read_settings(args, flags)
+    if not settings.upstream.url:
         raise UsageError("no upstream: pass --upstream URL or set upstream.url in slotwise.toml")
-    policies = Path(settings.proxy_policies)
+    policies = Path(settings.proxy.policies)
     if not policies.is_dir():
         why = "is not a directory" if policies.exists() else "does not exist"
         raise UsageError(f"policy directory {policies} {why} (pass --policies DIR)")
     from slotwise.proxy.state import StoreConfigError, open_store
 
     try:
-        open_store(settings.store_url)  # parses and validates the URL; connects nothing
+        open_store(settings.store.url)  # parses and validates the URL; connects nothing
     except StoreConfigError as exc:
         raise UsageError(f"--store / store.url: {exc}") from None
-    if settings.store_url.startswith("memory:"):
+    if settings.store.url.startswith("memory:"):
         print(
             "slotwise serve: note: store.url is memory://, decisions and events are lost on "
             "exit and each log keeps only its newest entries (memory://?max_log_entries=N, "
@@ -71,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     problem = (
         _check_plugins(settings.plugins)
         or check_policies(policies)
-        or _check_store(settings.store_url)
-        or _check_listen(settings.proxy_host, settings.proxy_port)
+        or _check_store(settings.store.url)
+        or _check_listen(settings.proxy.host, settings.proxy.port)
     )
     if problem is not None:
         print(problem, file=sys.stderr)
@@ -143,29 +142,26 @@ def check_policies(directory: Path, command: str = "serve") -> str | None:
     return None
 
 
-def _serve(settings: object, log_level: str) -> int:
+def _serve(settings: Settings, log_level: str) -> int:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.log import LogLevels
 
-    from slotwise.proxy.config import Settings
-
-    assert isinstance(settings, Settings)
     # workers are separate processes: they read the validated settings from the environment
     os.environ.update(settings.to_env())
     os.environ.pop("SLOTWISE_CONFIG", None)
     print(
-        f"slotwise: proxying http://{settings.proxy_host}:{settings.proxy_port} -> "
-        f"{settings.upstream_url} ({settings.proxy_workers} worker(s), "
-        f"policies from {settings.proxy_policies})",
+        f"slotwise: proxying http://{settings.proxy.host}:{settings.proxy.port} -> "
+        f"{settings.upstream.url} ({settings.proxy.workers} worker(s), "
+        f"policies from {settings.proxy.policies})",
         file=sys.stderr,
     )
     server = Granian(
         "slotwise.proxy.app:app_from_env",
-        address=settings.proxy_host,
-        port=settings.proxy_port,
+        address=settings.proxy.host,
+        port=settings.proxy.port,
         interface=Interfaces.ASGI,
-        workers=settings.proxy_workers,
+        workers=settings.proxy.workers,
         loop=Loops.uvloop,
         http=HTTPModes.http1,
         websockets=False,

@@ -1,9 +1,16 @@
-"""`slotwise signals`: every signal the loaded providers declare, with type and provider."""
+"""`slotwise signals`: every signal the loaded providers declare, with type and provider.
+
+With ``--config`` (or ``[plugins.NAME]`` tables in ``$SLOTWISE_CONFIG`` or
+``SLOTWISE_PLUGINS_CONFIG``), the providers are also built from their tables: every problem,
+named (exit 1).
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from pathlib import Path
+
+from slotwise.proxy.cli import read_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,26 +25,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help="also validate the [plugins.NAME] tables of this slotwise.toml (exit 1 if wrong)",
+        type=Path,
+        help="also validate the [plugins.NAME] tables of this slotwise.toml (exit 1 if wrong;"
+        " default: $SLOTWISE_CONFIG)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import sys
 
     from slotwise.plugins import registry
-    from slotwise.plugins.errors import PluginError
 
-    try:
-        classes = registry.discover(args.plugins)
-        origins = {c.name: c.origin for c in registry.candidates()}
-        if args.config is not None:
-            registry.load_providers(_plugin_tables(args.config), selection=args.plugins)
-    except PluginError as exc:
-        for problem in exc.problems:
-            print(f"slotwise signals: {problem}", file=sys.stderr)
-        return 1
+    settings = read_settings(args, {})  # the configuration is validated whole
+    classes = registry.discover(args.plugins)
+    origins = {c.name: c.origin for c in registry.candidates()}
+    if args.config is not None or settings.plugins:
+        registry.load_providers(settings.plugins, selection=args.plugins)
     schema = registry.load_schema_from(classes)
     if args.format == "json":
         document = {
@@ -86,24 +89,3 @@ def run(args: argparse.Namespace) -> int:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         print("  ".join([*cells, row[4]]))
     return 0
-
-
-def _plugin_tables(path: str) -> dict[str, Any]:
-    """The ``[plugins.NAME]`` tables of a slotwise.toml."""
-    import tomllib
-    from pathlib import Path
-
-    from slotwise.proxy.cli import UsageError
-
-    try:
-        document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"--config {path}: no such file") from None
-    except OSError as exc:  # a directory, no permission
-        raise UsageError(f"--config {path}: cannot read ({exc.strerror or exc})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--config {path}: not valid TOML: {exc}") from None
-    tables = document.get("plugins", {})
-    if not isinstance(tables, dict):
-        raise UsageError(f"--config {path}: 'plugins' must be a table of [plugins.NAME] tables")
-    return tables

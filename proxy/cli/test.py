@@ -23,7 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slotwise.dsl.errors import PolicyError
     from slotwise.dsl.loader import load_policy_set
     from slotwise.dsl.schema_file import builtin_schema
     from slotwise.dsl.testing import run_tests
@@ -35,11 +34,7 @@ def run(args: argparse.Namespace) -> int:
         except re.error as exc:
             raise UsageError(f"--run {args.run!r} is not a regular expression: {exc}") from None
     schema = builtin_schema() if args.builtin_schema else default_schema()
-    try:
-        policy = load_policy_set(args.paths, schema)
-    except PolicyError as exc:
-        print(exc.render(), file=sys.stderr)
-        return EXIT_FAILED
+    policy = load_policy_set(args.paths, schema)
     results = run_tests(policy, args.run)
     if args.run is not None and not results:  # a typo in the filter must not pass as green
         print(f"slotwise test: no test name matches --run {args.run!r}", file=sys.stderr)

@@ -1,9 +1,14 @@
-"""``[events]`` configuration: limits, retention, deduplication window and the admin token."""
+"""``[events]`` configuration: limits, retention, deduplication window and the admin token.
+
+The ``[events]`` section of slotwise's configuration model (slotwise.proxy.config): each key's
+default, bounds and help are written here once; the loader reads them from ``slotwise.toml``,
+``SLOTWISE_EVENTS_*`` variables (the admin token: ``SLOTWISE_ADMIN_TOKEN``) and flags.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Literal
 
 import msgspec
@@ -13,26 +18,66 @@ Seconds = Annotated[float, msgspec.Meta(gt=0)]
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 
 
+def _help(
+    text: str, env: str | None = None, check: Callable[[str], object] | None = None
+) -> msgspec.Meta:
+    """A key's one line of help; ``env`` when its variable is not SLOTWISE_EVENTS_NAME."""
+    extra = {name: v for name, v in (("env", env), ("check", check)) if v is not None}
+    return msgspec.Meta(description=text, extra=extra or None)
+
+
+def _token(token: str | None) -> None:
+    if token is not None and len(token) < 16:
+        raise ValueError("must be at least 16 characters (use a random string)")
+
+
 class EventsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """Everything the event endpoints need to know; validated once at start-up."""
 
-    max_event_bytes: Positive = 32 * 1024
-    max_batch_bytes: Positive = 500 * 1024
-    max_batch_events: Positive = 500
-    body_timeout: Seconds = 30.0  # to receive a whole body (408 beyond)
-    dedup_window: Seconds = _DAY  # same event id within this window is stored once
-    event_retention: Seconds = 90 * _DAY  # raw events and decisions are trimmed after this
-    user_state_ttl: Seconds = 30 * _DAY  # per-user histories expire after this much silence
-    history_max_len: Annotated[int, msgspec.Meta(ge=0)] = 200  # 0 = keep no histories
-    retention_interval: Seconds = 3600.0
-    retry_after: Positive = 5  # seconds, sent with 503 while the store is unreachable
-    admin_token: str | None = None  # DELETE /_sw/admin/users/{id} is disabled without one
-    admin_loopback_only: bool = True
-    consent_default: Literal["personal", "contextual"] = "contextual"
-    honor_gpc: bool = True
-    events_log: str = "events"
-    decisions_log: str = "decisions"
-    audit_log: str = "audit"
+    max_event_bytes: Annotated[Positive, _help("largest event (413 `event_too_large` beyond)")] = (
+        32 * 1024
+    )
+    max_batch_bytes: Annotated[Positive, _help("largest batch body (413 `batch_too_large`)")] = (
+        500 * 1024
+    )
+    max_batch_events: Annotated[
+        Positive, _help("most events per batch (413 `too_many_events`)")
+    ] = 500
+    body_timeout: Annotated[Seconds, _help("seconds to receive a whole body (408 beyond)")] = 30.0
+    dedup_window: Annotated[
+        Seconds, _help("seconds an event id is remembered: the same id is stored once")
+    ] = _DAY
+    event_retention: Annotated[
+        Seconds, _help("seconds raw events and decisions are kept (90 days)")
+    ] = 90 * _DAY
+    user_state_ttl: Annotated[
+        Seconds, _help("seconds per-user histories live after the user's last activity (30 days)")
+    ] = 30 * _DAY
+    history_max_len: Annotated[
+        int, msgspec.Meta(ge=0), _help("events kept per user history (0: no histories)")
+    ] = 200
+    retention_interval: Annotated[Seconds, _help("seconds between retention passes")] = 3600.0
+    retry_after: Annotated[
+        Positive, _help("the `Retry-After` seconds of a 503 while the store is unreachable")
+    ] = 5
+    admin_token: Annotated[
+        str | None,
+        _help(
+            "bearer token of the admin API, at least 16 characters (none: the admin API is off)",
+            env="SLOTWISE_ADMIN_TOKEN",
+            check=_token,
+        ),
+    ] = None
+    admin_loopback_only: Annotated[
+        bool, _help("the admin API answers only clients on loopback addresses")
+    ] = True
+    consent_default: Annotated[
+        Literal["personal", "contextual"], _help("consent level when there is no consent record")
+    ] = "contextual"
+    honor_gpc: Annotated[bool, _help("obey `Sec-GPC: 1` (contextual consent only)")] = True
+    events_log: Annotated[str, _help("name of the events log in the store")] = "events"
+    decisions_log: Annotated[str, _help("name of the decisions log in the store")] = "decisions"
+    audit_log: Annotated[str, _help("name of the audit log (erasures, profile imports)")] = "audit"
 
     def __post_init__(self) -> None:
         if self.admin_token is not None and len(self.admin_token) < 16:
@@ -44,12 +89,15 @@ class EventsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     def load(
         cls, section: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None
     ) -> EventsConfig:
-        """From a ``[events]`` table plus ``SLOTWISE_ADMIN_TOKEN``; ValueError names the field."""
-        values = dict(section or {})
-        token = (os.environ if env is None else env).get("SLOTWISE_ADMIN_TOKEN")
-        if token:
-            values["admin_token"] = token
+        """From a ``[events]`` table plus the environment (``SLOTWISE_EVENTS_*``,
+        ``SLOTWISE_ADMIN_TOKEN``); ValueError names the field. Through the configuration
+        loader: ``load_settings`` reads this section with the rest."""
+        from slotwise.proxy.config import ConfigError, settings_from_document
+
+        environ = os.environ if env is None else env
         try:
-            return msgspec.convert(values, cls)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"[events] {exc}") from None
+            return settings_from_document(
+                {"events": dict(section or {})}, "[events]", environ
+            ).events
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None

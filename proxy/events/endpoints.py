@@ -25,6 +25,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, Router
 
+from slotwise.errors import EVENTS, SlotwiseError
 from slotwise.plugins.builtin.consent import ConsentConfig
 from slotwise.proxy.events.collector import EventCollector
 from slotwise.proxy.events.consent import ConsentPolicy, stated_consent
@@ -81,14 +82,16 @@ _BATCH = msgspec.json.Decoder(_Batch | list[msgspec.Raw])
 _ENCODE = msgspec.json.Encoder()
 
 
-class _Refusal(Exception):
+class _Refusal(SlotwiseError):
     """An answer other than success, raised from deep inside parsing."""
+
+    area = EVENTS
 
     def __init__(
         self, status: int, code: str, message: str, rejections: Sequence[Rejection] = ()
     ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        super().__init__(message, code=code)
+        self.status = status
         self.rejections = list(rejections)
 
     def response(self) -> Response:

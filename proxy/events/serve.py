@@ -2,14 +2,14 @@
 
 Serves the event endpoints under ``/_sw`` (and, with ``--static``, a directory of pages at
 ``/``) without the rest of the proxy. Used by the crash and browser tests and the benchmark;
-in production the endpoints are part of ``slotwise serve``.
+in production the endpoints are part of ``slotwise serve``. The store and the ``[events]``
+settings are read like the proxy's (``--config``, ``SLOTWISE_*``; ``--store`` wins).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -41,14 +41,23 @@ def build_app(store_url: str, config: EventsConfig, static: Path | None = None) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m slotwise.proxy.events.serve")
-    parser.add_argument("--store", default=os.environ.get("SLOTWISE_STORE", "memory://"))
+    parser.add_argument("--store", help="state store URL (store.url; default memory://)")
+    parser.add_argument("--config", type=Path, help="slotwise.toml to read")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8077)
     parser.add_argument("--static", type=Path, help="serve this directory at /")
     args = parser.parse_args(argv)
     import uvicorn
 
-    app = build_app(args.store, EventsConfig.load(), args.static)
+    from slotwise.proxy.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(
+            args.config, overrides={"store.url": args.store}, flags={"store.url": "--store"}
+        )
+    except ConfigError as exc:
+        parser.exit(exc.exit_code, f"{parser.prog}: {exc.render()}\n")
+    app = build_app(settings.store.url, settings.events, args.static)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 

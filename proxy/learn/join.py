@@ -17,14 +17,12 @@ import heapq
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from slotwise.proxy.learn.log import (
-    DecisionRecord,
-    JoinedRecord,
-    LogRecord,
-    OutcomeRecord,
-    RewardRecord,
-)
-from slotwise.proxy.learn.reward import Goal, Outcome
+import msgspec
+
+from slotwise.proxy.bandit.errors import BanditError
+from slotwise.proxy.decision_log import DecisionRecord, OutcomeRecord
+from slotwise.proxy.learn.log import JoinedRecord, LogRecord, RewardRecord
+from slotwise.types import DEFAULT_GOAL, Goal
 
 DEFAULT_WINDOW = 3600.0
 _MAX_REMEMBERED = 1_000_000  # ids of emitted decisions kept to recognise late rewards
@@ -41,10 +39,36 @@ class JoinStats:
     duplicate_decisions: int = 0
 
 
+def add_reward(outcome: OutcomeRecord, event: str, value: float) -> OutcomeRecord:
+    """The outcome plus one reward event (click, conversion, revenue, discount_cost)."""
+    clicks, conversions = outcome.clicks, outcome.conversions
+    revenue, discount_cost = outcome.revenue, outcome.discount_cost
+    if event == "click":
+        clicks += 1
+    elif event == "conversion":
+        conversions += 1
+        revenue += value
+    elif event == "revenue":
+        revenue += value
+    elif event == "discount_cost":
+        discount_cost += value
+    else:
+        raise BanditError(
+            "unknown_reward_event",
+            f"unknown reward event {event!r}; use click, conversion, revenue or discount_cost",
+        )
+    return OutcomeRecord(clicks, conversions, revenue, discount_cost)
+
+
+def reward_of(goal: Goal, outcome: OutcomeRecord) -> float:
+    """The goal's value for a decision's outcome."""
+    return goal.reward(msgspec.structs.asdict(outcome))
+
+
 @dataclass(slots=True)
 class _Open:
     decision: DecisionRecord
-    outcome: Outcome
+    outcome: OutcomeRecord
     events: int = 0
 
 
@@ -66,7 +90,7 @@ class RewardJoiner:
             self.stats.duplicate_decisions += 1
             return
         self.stats.decisions += 1
-        self._open[decision.id] = _Open(decision, Outcome())
+        self._open[decision.id] = _Open(decision, OutcomeRecord())
         heapq.heappush(self._deadlines, (decision.ts + self.window, decision.id))
         for reward in self._orphans.pop(decision.id, ()):
             self._apply(reward)
@@ -87,7 +111,7 @@ class RewardJoiner:
         if reward.ts > entry.decision.ts + self.window or reward.ts < entry.decision.ts:
             self.stats.late += 1
             return
-        entry.outcome = entry.outcome.add(reward.event, reward.value)
+        entry.outcome = add_reward(entry.outcome, reward.event, reward.value)
         entry.events += 1
 
     def close_until(self, now: float) -> list[JoinedRecord]:
@@ -112,11 +136,13 @@ class RewardJoiner:
         decision = entry.decision
         rewarded = entry.events > 0
         reward = (
-            self.goals(decision.campaign).reward(entry.outcome) if rewarded else self.default_reward
+            reward_of(self.goals(decision.campaign), entry.outcome)
+            if rewarded
+            else self.default_reward
         )
         self.stats.joined += 1
         self.stats.rewarded += int(rewarded)
-        return JoinedRecord(decision, OutcomeRecord(**entry.outcome.as_dict()), reward, rewarded)
+        return JoinedRecord(decision, entry.outcome, reward, rewarded)
 
     def _remember(self, key: str) -> None:
         self._closed[key] = None
@@ -133,9 +159,8 @@ class RewardJoiner:
 def joined_from_inline(record: DecisionRecord, goals: Mapping[str, Goal] | Goal) -> JoinedRecord:
     """A decision that carries its own outcome (converted logs) as a joined example."""
     outcome = record.outcome or OutcomeRecord()
-    goal = goals if isinstance(goals, Goal) else goals.get(record.campaign, Goal())
-    value = Outcome(outcome.clicks, outcome.conversions, outcome.revenue, outcome.discount_cost)
-    return JoinedRecord(record, outcome, goal.reward(value), record.outcome is not None)
+    goal = goals if isinstance(goals, Goal) else goals.get(record.campaign, DEFAULT_GOAL)
+    return JoinedRecord(record, outcome, reward_of(goal, outcome), record.outcome is not None)
 
 
 def join_log(

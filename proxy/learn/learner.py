@@ -25,6 +25,7 @@ from vowpalwabbit import Workspace
 
 from slotwise.proxy.bandit.campaign import BanditCampaign
 from slotwise.proxy.bandit.errors import BanditError
+from slotwise.proxy.bandit.exploration import model_family
 from slotwise.proxy.bandit.features import VARIANT, FeatureMap, SharedFeatures
 from slotwise.proxy.bandit.store import ModelInfo, ModelStore
 from slotwise.proxy.bandit.workspace import (
@@ -33,7 +34,8 @@ from slotwise.proxy.bandit.workspace import (
     shared_example,
     variant_features,
 )
-from slotwise.proxy.learn.log import JoinedRecord, signals_of
+from slotwise.proxy.decision_log import signals_of
+from slotwise.proxy.learn.log import JoinedRecord
 
 _CB_LABEL = 4  # vowpalwabbit.LabelType.CONTEXTUAL_BANDIT
 
@@ -179,7 +181,7 @@ class Learner:
             info = self.store.publish(
                 name,
                 training.workspace,
-                family=training.campaign.explore.model_family,
+                family=model_family(training.campaign.explore),
                 examples=training.examples,
                 parent=training.parent,
                 explore_parameter=training.campaign.explore.parameter,

@@ -3,15 +3,13 @@
 Three record types, told apart by ``type``:
 
 ``decision``  what the proxy chose for one request of one campaign: the one
-    :class:`~slotwise.proxy.decision_log.DecisionRecord` type the proxy writes (its docstring
-    shows the fields). ``probability`` is the chance the variant was drawn with, after the
-    rules (the candidates are the choice set the rules left): in (0, 1] for a served
-    variant, else in [0, 1];
-    ``holdout_share`` is in [0, 1] and above 0 for a holdout decision. A holdout decision has
-    ``holdout: true`` and no slots: it served the upstream response. ``signals`` are only
-    those the decision used: without consent, nothing personal. A decision converted from
-    another system may carry its result inline as
-    ``"outcome": {"clicks": 1, "conversions": 0, "revenue": 0.0}``.
+    :class:`~slotwise.proxy.decision_log.DecisionRecord` type the proxy writes (its module
+    docstring shows the fields and says how a holdout decision is logged). ``probability`` is
+    the chance the variant was drawn with, after the rules (the candidates are the choice set
+    the rules left): in (0, 1] for a served variant, else in [0, 1]; ``holdout_share`` is in
+    [0, 1] and above 0 for a holdout decision. ``signals`` are those the decision read: without
+    consent, nothing personal. A decision converted from another system may carry its result
+    inline as ``"outcome": {"clicks": 1, "conversions": 0, "revenue": 0.0}``.
 
 ``reward``    an event that came back for a decision::
 
@@ -33,13 +31,7 @@ from typing import Literal
 import msgspec
 
 from slotwise.proxy.bandit.errors import BanditError
-from slotwise.proxy.decision_log import (
-    DecisionRecord,
-    OutcomeRecord,
-    SlotRecord,
-    decision_record,
-    signals_of,
-)
+from slotwise.proxy.decision_log import DecisionRecord, OutcomeRecord
 
 
 class RewardRecord(msgspec.Struct, frozen=True, tag="reward", tag_field="type"):
@@ -126,16 +118,11 @@ def write_log(path: Path, records: Iterable[LogRecord]) -> int:
 
 
 __all__ = [
-    "DecisionRecord",
     "JoinedRecord",
     "LogRecord",
-    "OutcomeRecord",
     "RewardRecord",
-    "SlotRecord",
-    "decision_record",
     "decode",
     "encode",
     "read_log",
-    "signals_of",
     "write_log",
 ]

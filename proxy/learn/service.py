@@ -25,9 +25,10 @@ import msgspec
 
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.store import ModelInfo
+from slotwise.proxy.decision_log import DecisionRecord
 from slotwise.proxy.learn.join import RewardJoiner
 from slotwise.proxy.learn.learner import Learner
-from slotwise.proxy.learn.log import DecisionRecord, RewardRecord, decode
+from slotwise.proxy.learn.log import RewardRecord, decode
 from slotwise.proxy.state import LogEntry, Store
 
 DECISIONS_LOG = "decisions"

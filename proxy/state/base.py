@@ -13,15 +13,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
+from slotwise.errors import STORE, SlotwiseError
+
 # Characters that would change the meaning of a key on some backend: Redis hash tags ({}),
 # glob patterns used by SCAN MATCH and SQL LIKE (*?[]\%_), and our own separator (:).
 _KEY_ESCAPES = {c: f"%{ord(c):02X}" for c in "%{}*?[]\\:_"}
 _KEY_TABLE = str.maketrans(_KEY_ESCAPES)  # str.translate: the escaping at C speed
 
 
-class StoreError(Exception):
+class StoreError(SlotwiseError):
     """A store failure; ``code`` is stable and safe to show to operators."""
 
+    area = STORE
     code = "store_error"
 
 

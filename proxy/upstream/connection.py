@@ -143,6 +143,10 @@ def _expire(waiter: asyncio.Future[None]) -> None:
         waiter.set_exception(UpstreamError(UpstreamFailure.READ_TIMEOUT, "the body stalled"))
 
 
+class _HeadTooLarge(Exception):
+    """The upstream's response head passed a limit (bytes or fields)."""
+
+
 class Connection(asyncio.Protocol):
     """A pooled connection; ``on_idle`` returns it to the pool, ``on_lost`` forgets it."""
 
@@ -150,9 +154,14 @@ class Connection(asyncio.Protocol):
         self,
         on_idle: Callable[[Connection], None],
         on_lost: Callable[[Connection], None],
+        max_header_bytes: int = 65536,
+        max_headers: int = 256,
     ) -> None:
         self._on_idle = on_idle
         self._on_lost = on_lost
+        self._max_header_bytes = max_header_bytes
+        self._max_headers = max_headers
+        self._head_bytes = 0  # bytes of the response head received so far
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._headers: Headers = []
@@ -179,6 +188,7 @@ class Connection(asyncio.Protocol):
         self._head_waiter = loop.create_future()
         self._response = None
         self._headers = []
+        self._head_bytes = 0
         self._head_request = head_request
         self._read_timeout = read_timeout
         self._received = False
@@ -226,12 +236,26 @@ class Connection(asyncio.Protocol):
             return
         try:
             self._parser.feed_data(data)
+            if self._head_waiter is not None and self._response is None:
+                # still inside the head: an upstream streaming header lines must not grow the
+                # proxy without bound (the parser keeps a header until it ends)
+                self._head_bytes += len(data)
+                if self._head_bytes > self._max_header_bytes:
+                    raise _HeadTooLarge(f"response headers exceed {self._max_header_bytes} bytes")
+        except _HeadTooLarge as exc:
+            self._fail(UpstreamError(UpstreamFailure.PROTOCOL, str(exc)))
+            self.abort()
         except httptools.HttpParserUpgrade:  # not an HttpParserError
             detail = "the upstream switched protocols (101); only HTTP/1.1 is proxied"
             self._fail(UpstreamError(UpstreamFailure.PROTOCOL, detail))
             self.abort()
         except httptools.HttpParserError as exc:
-            self._fail(UpstreamError(UpstreamFailure.PROTOCOL, f"malformed response: {exc}"))
+            # a callback's exception arrives wrapped (HttpParserCallbackError)
+            cause = exc.__context__
+            detail = (
+                str(cause) if isinstance(cause, _HeadTooLarge) else f"malformed response: {exc}"
+            )
+            self._fail(UpstreamError(UpstreamFailure.PROTOCOL, detail))
             self.abort()
 
     def eof_received(self) -> bool | None:
@@ -264,6 +288,8 @@ class Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.lower(), value))
+        if len(self._headers) > self._max_headers:
+            raise _HeadTooLarge(f"more than {self._max_headers} response header fields")
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()

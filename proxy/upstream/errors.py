@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from slotwise.errors import HTTP, SlotwiseError
+
 
 class UpstreamFailure(enum.Enum):
     """The cause of a failed exchange; ``status`` is what the client gets instead."""
@@ -25,10 +27,12 @@ class UpstreamFailure(enum.Enum):
         return 502
 
 
-class UpstreamError(Exception):
-    """An exchange with the upstream failed; ``failure`` says how."""
+class UpstreamError(SlotwiseError):
+    """An exchange with the upstream failed; ``failure`` says how (code ``upstream_FAILURE``)."""
+
+    area = HTTP
 
     def __init__(self, failure: UpstreamFailure, detail: str) -> None:
-        super().__init__(f"{failure.value}: {detail}")
+        super().__init__(f"{failure.value}: {detail}", code=f"upstream_{failure.value}")
         self.failure = failure
         self.detail = detail

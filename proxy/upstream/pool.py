@@ -63,6 +63,8 @@ class PoolSettings:
     pool_timeout: float = 2.0
     response_timeout: float = 10.0  # request sent -> response headers
     read_timeout: float = 30.0  # longest silence inside a response body
+    max_header_bytes: int = 65536  # a response head larger than this is a 502 (protocol)
+    max_headers: int = 256  # response header fields
 
 
 class UpstreamPool:
@@ -235,7 +237,12 @@ class UpstreamPool:
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: Connection(self._release, self._forget),
+                    lambda: Connection(
+                        self._release,
+                        self._forget,
+                        self.settings.max_header_bytes,
+                        self.settings.max_headers,
+                    ),
                     self.origin.host,
                     self.origin.port,
                     ssl=self._ssl,

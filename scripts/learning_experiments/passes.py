@@ -25,8 +25,8 @@ import pylibvw
 
 from slotwise.lab.scenario import Segment, load_scenario
 from slotwise.proxy.bandit import workspace as W
-from slotwise.proxy.bandit.exploration import Explore
 from slotwise.proxy.bandit.features import VARIANT, FeatureMap
+from slotwise.types import Explore
 
 HERE = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("hooks", HERE / "sitecustomize.py")

@@ -32,10 +32,10 @@ if os.environ.get("SW_LEARN") or os.environ.get("SW_INTER"):
         workspace.interaction_args = lambda: [a for i in _pairs for a in ("--interactions", i)]
 
 if os.environ.get("SW_TUNING"):
-    import slotwise.proxy.bandit.exploration as exploration
+    import slotwise.proxy.bandit.workspace as tuned  # the one caller of tuning_args
 
     _tuning = os.environ["SW_TUNING"].split()
-    exploration.Explore.tuning_args = lambda self: list(_tuning)  # type: ignore[method-assign]
+    tuned.tuning_args = lambda explore: list(_tuning)
 
 if os.environ.get("SW_UNIFORM"):
     import slotwise.proxy.bandit.engine as engine

@@ -33,8 +33,9 @@ from slotwise.proxy.bandit.workspace import (
     shared_example,
     variant_features,
 )
+from slotwise.proxy.decision_log import OutcomeRecord, decision_record
 from slotwise.proxy.learn.learner import Learner
-from slotwise.proxy.learn.log import JoinedRecord, OutcomeRecord, decision_record
+from slotwise.proxy.learn.log import JoinedRecord
 
 pytestmark = pytest.mark.benchmark
 

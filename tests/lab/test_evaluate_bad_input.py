@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from slotwise.proxy.cli import main
-from slotwise.proxy.learn.log import DecisionRecord, RewardRecord, SlotRecord, write_log
+from slotwise.proxy.decision_log import DecisionRecord, SlotRecord
+from slotwise.proxy.learn.log import RewardRecord, write_log
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "examples" / "scenarios" / "segment-winners.sw"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -17,16 +18,11 @@ from slotwise.lab.evaluation import (
     logged_value,
 )
 from slotwise.proxy.bandit import BanditRuntime, FeatureMap, ModelStore
+from slotwise.proxy.decision_log import DecisionRecord, OutcomeRecord, SlotRecord
 from slotwise.proxy.learn.join import join_log
 from slotwise.proxy.learn.learner import Learner
-from slotwise.proxy.learn.log import (
-    DecisionRecord,
-    JoinedRecord,
-    OutcomeRecord,
-    RewardRecord,
-    SlotRecord,
-)
-from slotwise.proxy.learn.reward import Goal
+from slotwise.proxy.learn.log import JoinedRecord, RewardRecord
+from slotwise.types import Goal
 
 ACTIONS = ("a", "b", "c", "d")
 CTR = {"a": 0.1, "b": 0.3, "c": 0.5, "d": 0.2}
@@ -117,7 +113,7 @@ def test_join_log_joins_rewards_and_inline_outcomes() -> None:
         DecisionRecord(id="z", ts=10_000.0, campaign="c", slots=slot),
         RewardRecord("x", 9_999.0, "click"),
     ]
-    joined, stats = join_log(log, lambda _: Goal({"clicks": 1, "conversions": 10}), window=60)
+    joined, stats = join_log(log, lambda _: Goal.of({"clicks": 1, "conversions": 10}), window=60)
     assert {j.decision.id: j.reward for j in joined} == {"x": 1.0, "y": 11.0, "z": 0.0}
     assert stats.late == 1
 
@@ -133,7 +129,7 @@ def test_a_candidate_the_log_cannot_support_has_undefined_estimates_not_infinite
 def test_a_model_of_other_slots_chooses_nothing_instead_of_failing() -> None:
     records = _uniform_log(100, seed=4)
     campaign = campaign_from_log(records, "c")
-    other = campaign.__class__("c", (campaign.slots[0].__class__("t", campaign.slots[0].variants),))
+    other = campaign.__class__("c", (dataclasses.replace(campaign.slots[0], name="t"),))
     runtime = BanditRuntime()
     runtime.install([other])
     result = evaluate(ModelCandidate(runtime.snapshot.models["c"], FeatureMap()), records)

@@ -376,3 +376,28 @@ async def test_profile_reads_what_the_event_collector_wrote() -> None:
     assert (got.signals["cart.value"], got.signals["cart.count"]) == (60.0, 2)
     assert got.signals["cart.items"] == ("sku-7",)
     assert got.history.count("add_to_cart", now - 3600) == 1
+
+
+async def test_long_agents_are_cut_before_parsing_and_cached() -> None:
+    # issue 21: 15 KB agents, all different, were parsed uncached (about 7 ms each)
+    from slotwise.plugins.builtin.device import MAX_AGENT, DeviceProvider, _classify_cached
+
+    iphone = (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+    )
+    agents = [iphone + f" x{n} " + "A" * 15_000 for n in range(20)]
+    async with provider_set(DeviceProvider) as providers:
+        for agent in agents:
+            got = await gather(providers, make_request(headers={"User-Agent": agent}))
+            assert got.signals["device.type"] == "mobile"
+            assert got.signals["device.os"] == "ios"
+    # a crawler padding its agent past the cap is still a bot
+    async with provider_set(DeviceProvider) as providers:
+        padded = make_request(headers={"User-Agent": "x" * 2000 + " bot"})
+        assert (await gather(providers, padded)).signals["device.type"] == "bot"
+    # each was parsed and cached under its first MAX_AGENT characters
+    hits = _classify_cached.cache_info().hits
+    for agent in agents:
+        _classify_cached(agent[:MAX_AGENT], None, None, None)
+    assert _classify_cached.cache_info().hits == hits + len(agents)

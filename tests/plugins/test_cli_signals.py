@@ -9,16 +9,20 @@ from pathlib import Path
 import pytest
 
 from slotwise.plugins.registry import load_schema
-from slotwise.proxy.cli import COMMANDS
+from slotwise.proxy.cli import COMMANDS, failed
 from slotwise.proxy.cli import signals as verb
 
 
 def main(argv: list[str]) -> int:
-    """Run the verb as `slotwise` does (without importing every other verb's module)."""
+    """Run the verb as `slotwise` does (without importing every other verb's module): its
+    errors end it through the command's one mapping of errors to exit codes."""
     assert argv[0] == "signals" and COMMANDS["signals"][0] == verb.__name__
     parser = argparse.ArgumentParser(prog="slotwise signals")
     verb.add_arguments(parser)
-    return verb.run(parser.parse_args(argv[1:]))
+    try:
+        return verb.run(parser.parse_args(argv[1:]))
+    except Exception as exc:
+        return failed("signals", exc)
 
 
 def test_text_lists_every_signal_with_type_provider_and_consent(

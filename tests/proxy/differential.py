@@ -80,7 +80,7 @@ async def _drive(phase: Mapping[str, Any], requests: list[Any]) -> dict[str, Any
                 "SLOTWISE_STORE_URL": "memory://",
                 "SLOTWISE_TRACKING_SECRET": "differential-secret-0123456789",
                 "SLOTWISE_TRACKING_PUBLIC_URL": "https://proxy.example",
-                "SLOTWISE_EVENTS_CONFIG": json.dumps({"admin_token": ADMIN_TOKEN}),
+                "SLOTWISE_ADMIN_TOKEN": ADMIN_TOKEN,
                 # every provider answers, however slow the machine (10 s is the most allowed)
                 "SLOTWISE_PLUGINS_CONFIG": json.dumps(
                     {name: {"deadline_ms": 10_000} for name in PROVIDERS}

@@ -19,7 +19,7 @@ def _builtin_providers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_events_table_sets_the_batch_limits() -> None:
     async with upstream_server({}) as server:
-        settings = Settings(
+        settings = Settings.of(
             upstream_url=server.url, proxy_policies="", events={"max_batch_events": 2}
         )
         async with running(ProxyApp(settings)) as client:
@@ -34,7 +34,7 @@ async def test_events_table_sets_the_batch_limits() -> None:
 async def test_plugin_tables_reach_the_providers() -> None:
     # the consent provider's default level decides for requests that state nothing
     async with upstream_server({}) as server:
-        settings = Settings(
+        settings = Settings.of(
             upstream_url=server.url,
             proxy_policies="",
             plugins={"consent": {"default_level": "personal"}},
@@ -47,7 +47,7 @@ async def test_plugin_tables_reach_the_providers() -> None:
 
 
 async def test_a_bad_plugin_table_stops_the_start_naming_the_provider() -> None:
-    settings = Settings(
+    settings = Settings.of(
         upstream_url="http://127.0.0.1:9", proxy_policies="", plugins={"geo": {"bogus": 1}}
     )
     failed = await _start(ProxyApp(settings))
@@ -68,7 +68,7 @@ async def _start(app: ProxyApp) -> dict[str, Any]:
 async def test_own_endpoints_dispatch_from_one_table() -> None:
     # the table answers its paths and their 405s; the events router answers the rest, or 404
     async with upstream_server({}) as server:
-        settings = Settings(upstream_url=server.url, proxy_policies="")
+        settings = Settings.of(upstream_url=server.url, proxy_policies="")
         async with running(ProxyApp(settings)) as client:
             assert (await client.head("/_sw/health")).status_code == 200
             for path in ("/_sw/health", "/_sw/ready", "/_sw/metrics", "/_sw/click"):

@@ -118,7 +118,7 @@ def _app(upstream: UpstreamServer, *campaigns: Any, **settings: Any) -> ProxyApp
     snapshot = PolicySnapshot(None, SignalSchema(), ProxyMetrics())
     snapshot.install(PolicySet(campaigns))  # type: ignore[arg-type]
     return ProxyApp(
-        Settings(upstream_url=upstream.url, tracking_secret="s" * 32, **settings),
+        Settings.of(upstream_url=upstream.url, tracking_secret="s" * 32, **settings),
         policies=snapshot,
         load_plugins=False,
     )
@@ -361,7 +361,7 @@ async def test_a_body_that_breaks_off_is_a_gateway_error(
     url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     snapshot = PolicySnapshot(None, SignalSchema(), ProxyMetrics())
     snapshot.install(PolicySet([SPRING]))  # type: ignore[arg-type]
-    settings = Settings(upstream_url=url, tracking_secret="s" * 32, upstream_read_timeout=0.2)
+    settings = Settings.of(upstream_url=url, tracking_secret="s" * 32, upstream_read_timeout=0.2)
     app = ProxyApp(settings, policies=snapshot, load_plugins=False)
     try:
         async with running(app) as client:
@@ -445,7 +445,7 @@ def _compiled_app(upstream: UpstreamServer, text: str) -> ProxyApp:
     policy, _ = compile_sources([("shop.sw", text)], load_schema())
     snapshot = PolicySnapshot(None, SignalSchema(), ProxyMetrics())
     snapshot.install(policy)
-    settings = Settings(
+    settings = Settings.of(
         upstream_url=upstream.url, tracking_secret="s" * 32, proxy_decision_deadline_ms=2000.0
     )
     return ProxyApp(settings, policies=snapshot, load_plugins=False)

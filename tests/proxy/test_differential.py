@@ -3,8 +3,8 @@
 tests/data/differential.jsonl.gz holds 2,000 requests of the example traffic (the demo's
 audience segments against the example ad server with examples/adserver/policies/demo.sw; the
 shop's pages, the published IAB examples and pass-throughs with policies/), the upstream's
-answer to each, and what the request path of the commit it was recorded from (ab51ee5, the
-tree before issue 14's pipeline of personalisers) answered and logged. The recorder,
+answer to each, and what the request path of the commit it was recorded from (8865949, main
+before issue 14's pipeline of personalisers) answered and logged. The recorder,
 scripts/differential_record.py, says how the traffic is built and how to record again.
 
 Each phase is replayed here through this tree's proxy with the same seeded rule chooser, one

@@ -21,7 +21,8 @@ from slotwise.dsl.compiled import SlotEligibility
 from slotwise.dsl.location import JsonPathLocation, Wildcard, parse_location
 from slotwise.plugins.builtin import device
 from slotwise.proxy.adapters.json import _walk, find
-from slotwise.proxy.chooser import RuleSlotPick, pick_variant
+from slotwise.proxy.choice import SlotChoice
+from slotwise.proxy.chooser import pick_variant
 from slotwise.proxy.tracking import ClickSigner, new_decision_id
 from slotwise.proxy.upstream import Origin, PoolSettings, UpstreamError, UpstreamPool
 from tests.proxy.support import Canned, upstream_server
@@ -74,7 +75,7 @@ def test_a_forked_worker_never_reuses_the_parents_ids() -> None:
     assert len(theirs) == 300 and not mine & theirs
 
 
-def _walk_choice(slot: str, rules: SlotEligibility, u: float) -> RuleSlotPick:
+def _walk_choice(slot: str, rules: SlotEligibility, u: float) -> SlotChoice:
     """The boost-weighted walk, as pick_variant did it for every slot before the shortcut."""
     candidates = rules.choices
     weights = [rules.boosts.get(name, 1.0) for name in candidates]
@@ -83,8 +84,8 @@ def _walk_choice(slot: str, rules: SlotEligibility, u: float) -> RuleSlotPick:
     for name, weight in zip(candidates, weights, strict=True):
         running += weight
         if u * total < running:
-            return RuleSlotPick(slot, name, weight / total, candidates)
-    return RuleSlotPick(slot, candidates[-1], weights[-1] / total, candidates)
+            return SlotChoice(slot, name, weight / total, candidates)
+    return SlotChoice(slot, candidates[-1], weights[-1] / total, candidates)
 
 
 @pytest.mark.parametrize("count", [2, 3, 5, 7, 10])
@@ -99,8 +100,8 @@ def test_uniform_draw_is_the_weighted_walk_with_unit_weights(count: int) -> None
 
 def test_boosted_draws_still_walk_the_weights() -> None:
     rules = SlotEligibility(("a", "b", "c"), boosts={"b": 3.0})
-    assert pick_variant("s", rules, 0.1) == RuleSlotPick("s", "a", 0.2, ("a", "b", "c"))
-    assert pick_variant("s", rules, 0.5) == RuleSlotPick("s", "b", 0.6, ("a", "b", "c"))
+    assert pick_variant("s", rules, 0.1) == SlotChoice("s", "a", 0.2, ("a", "b", "c"))
+    assert pick_variant("s", rules, 0.5) == SlotChoice("s", "b", 0.6, ("a", "b", "c"))
 
 
 DOCUMENT = {
@@ -166,7 +167,7 @@ async def test_begin_times_out_and_the_late_connection_is_not_reused() -> None:
         ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0 Safari/537.36", {}),
         ("Mozilla/5.0 (Linux; Android 14) Chrome/120.0", {"sec-ch-ua-mobile": "?0"}),
         ("", {"sec-ch-ua-platform": '"macOS"', "sec-ch-ua": '"Google Chrome";v="120"'}),
-        ("x" * 2000 + " bot", {}),
+        ("x" * 500 + " bot", {}),  # longer agents are cut first (test_builtins.py)
     ],
 )
 async def test_device_classification_is_cached_not_changed(

@@ -20,7 +20,9 @@ from tests.support.servers import free_port
 
 
 def _app(url: str, **settings: Any) -> ProxyApp:
-    return ProxyApp(Settings(upstream_url=url, proxy_policies="", **settings), load_plugins=False)
+    return ProxyApp(
+        Settings.of(upstream_url=url, proxy_policies="", **settings), load_plugins=False
+    )
 
 
 def test_request_headers_drop_hop_by_hop_and_connection_named() -> None:

@@ -51,7 +51,7 @@ def _routes() -> dict[str, Canned]:
 
 def _settings(url: str, policies: Path, **extra: Any) -> Settings:
     # generous deadlines: a loaded test machine must not drop signals or decisions
-    return Settings(
+    return Settings.of(
         upstream_url=url,
         proxy_policies=str(policies),
         proxy_decision_deadline_ms=2000.0,

@@ -249,3 +249,51 @@ async def test_a_read_larger_than_the_flow_control_window_does_not_stall() -> No
     await feeding
     assert (len(data), within) == (400_000, True)
     assert not connection.paused
+
+
+async def _streaming_head_server(
+    prefix: bytes, line: bytes
+) -> tuple[asyncio.Server, int, list[int]]:
+    """An upstream that answers with a status line and ``prefix``, then ``line`` until cut off."""
+    sent = [0]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\n" + prefix)
+        try:
+            while sent[0] < 64 << 20:  # stops by itself: 64 MB at most
+                writer.write(line * 64)
+                sent[0] += len(line) * 64
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    port = free_port()
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    return server, port, sent
+
+
+@pytest.mark.parametrize(
+    ("prefix", "line", "detail"),
+    [
+        (b"", b"X-Pad: " + b"a" * 1000 + b"\r\n", "response headers exceed 65536 bytes"),
+        (b"X-Long: ", b"a" * 1024, "response headers exceed 65536 bytes"),
+        (b"", b"X: 1\r\n", "more than 256 response header fields"),
+    ],
+    ids=["endless header lines", "one header value that never ends", "too many fields"],
+)
+async def test_an_endless_response_head_is_cut_off(prefix: bytes, line: bytes, detail: str) -> None:
+    # issue 21, item 5: the head grew the proxy by gigabytes; now it is a 502 at the limit
+    server, port, sent = await _streaming_head_server(prefix, line)
+    pool = UpstreamPool(Origin.parse(f"http://127.0.0.1:{port}"))
+    with pytest.raises(UpstreamError) as caught:
+        await pool.request(b"GET", b"/", [])
+    assert caught.value.failure is UpstreamFailure.PROTOCOL
+    assert caught.value.failure.status == 502
+    assert detail in caught.value.detail
+    assert sent[0] < 8 << 20  # cut off early, not after the upstream gave up
+    await pool.aclose()
+    server.close()
+    await server.wait_closed()

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from slotwise.proxy.bandit import BanditCampaign, BanditSlot, BanditVariant, Explore
+from slotwise.dsl.compiled import Slot, Variant
+from slotwise.dsl.location import parse_location
+from slotwise.proxy.bandit import BanditCampaign
+from slotwise.types import Explore
 
 
 @dataclass(frozen=True)
@@ -24,10 +27,11 @@ def make_campaign(
     return BanditCampaign(
         name,
         tuple(
-            BanditSlot(
+            Slot(
                 f"s{s}",
+                parse_location(f"$.s{s}"),
                 tuple(
-                    BanditVariant(f"s{s}v{v}", {"tone": "warm" if v % 2 else "cool"})
+                    Variant(f"s{s}v{v}", f"text {s}.{v}", {"tone": "warm" if v % 2 else "cool"})
                     for v in range(variants)
                 ),
             )

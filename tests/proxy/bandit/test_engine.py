@@ -62,7 +62,7 @@ def test_holdout_users_get_no_choices_and_the_decision_says_so() -> None:
     assert decision.holdout
     assert [c.variant for c in decision.choices] == [None, None, None]
     assert decision.choices[0].candidates == ("s0v1", "s0v2")  # logged for evaluation
-    assert decision.probability == 1.0
+    assert decision.propensity == 1.0
 
 
 def test_no_consent_decisions_log_no_personal_signal() -> None:

@@ -7,15 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from slotwise.proxy.bandit import BanditError, BanditRuntime, Explore, ModelStore
+from slotwise.proxy.bandit import BanditError, BanditRuntime, ModelStore
+from slotwise.proxy.bandit.exploration import checked
 from slotwise.proxy.bandit.workspace import new_workspace
+from slotwise.types import DEFAULT_EXPLORE, Explore
 from tests.proxy.bandit.campaigns import make_campaign
 
 SIGNALS = {"consent.level": "personal", "device.type": "mobile"}
 
 
 def _publish(store: ModelStore, campaign: str = "spring", examples: int = 1) -> int:
-    info = store.publish(campaign, new_workspace(Explore()), family="epsilon", examples=examples)
+    info = store.publish(
+        campaign, new_workspace(DEFAULT_EXPLORE), family="epsilon", examples=examples
+    )
     return info.version
 
 
@@ -108,7 +112,7 @@ def test_every_exploration_kind_gives_a_distribution(explore: Explore) -> None:
 def test_bad_exploration_settings_are_refused() -> None:
     for kind, parameter in (("epsilon", 1.5), ("bag", 1.0), ("softmax", 0.0), ("ucb", 1.0)):
         with pytest.raises(BanditError):
-            Explore(kind, parameter)
+            checked(Explore(kind, parameter))
 
 
 DAMAGES = {

@@ -7,8 +7,9 @@ import threading
 from pathlib import Path
 
 from slotwise.proxy.bandit import BanditRuntime, ModelStore
+from slotwise.proxy.decision_log import OutcomeRecord, decision_record
 from slotwise.proxy.learn.learner import Learner
-from slotwise.proxy.learn.log import JoinedRecord, OutcomeRecord, decision_record
+from slotwise.proxy.learn.log import JoinedRecord
 from tests.proxy.bandit.campaigns import make_campaign
 
 SIGNALS = {"consent.level": "personal", "user.is_new": False, "device.type": "mobile"}

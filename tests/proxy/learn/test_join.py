@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import pytest
 
+from slotwise.proxy.decision_log import DecisionRecord, OutcomeRecord
 from slotwise.proxy.learn.join import RewardJoiner, joined_from_inline
-from slotwise.proxy.learn.log import DecisionRecord, OutcomeRecord, RewardRecord
-from slotwise.proxy.learn.reward import Goal
+from slotwise.proxy.learn.log import RewardRecord
+from slotwise.types import Goal
 
-GOAL = Goal({"clicks": 1.0, "conversions": 10.0})
+GOAL = Goal.of({"clicks": 1.0, "conversions": 10.0})
 
 
 def _decision(id: str, ts: float) -> DecisionRecord:

@@ -4,8 +4,9 @@ import random
 from pathlib import Path
 
 from slotwise.proxy.bandit import BanditRuntime, FeatureMap, ModelStore
+from slotwise.proxy.decision_log import OutcomeRecord, decision_record
 from slotwise.proxy.learn.learner import Learner
-from slotwise.proxy.learn.log import JoinedRecord, OutcomeRecord, decision_record
+from slotwise.proxy.learn.log import JoinedRecord
 from tests.proxy.bandit.campaigns import make_campaign
 
 

@@ -4,21 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from slotwise.proxy.bandit import BanditDecision, BanditError, SlotChoice
-from slotwise.proxy.learn.log import (
-    DecisionRecord,
-    RewardRecord,
-    decision_record,
-    decode,
-    encode,
-    read_log,
-    signals_of,
-    write_log,
-)
+from slotwise.proxy.bandit import BanditError
+from slotwise.proxy.choice import Choice, SlotChoice
+from slotwise.proxy.decision_log import DecisionRecord, decision_record, signals_of
+from slotwise.proxy.learn.log import RewardRecord, decode, encode, read_log, write_log
 
 
 def test_a_decision_round_trips_through_the_log(tmp_path: Path) -> None:
-    decision = BanditDecision(
+    decision = Choice(
         "spring",
         "v3",
         False,

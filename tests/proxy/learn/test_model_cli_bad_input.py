@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from slotwise.proxy.cli import main
-from slotwise.proxy.learn.log import DecisionRecord, SlotRecord, write_log
+from slotwise.proxy.decision_log import DecisionRecord, SlotRecord
+from slotwise.proxy.learn.log import write_log
 
 ROOT = Path(__file__).resolve().parents[3]
 POLICY = str(ROOT / "examples" / "scenarios" / "segment-winners.sw")

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 from slotwise.proxy.bandit import ModelStore
+from slotwise.proxy.decision_log import DecisionRecord, SlotRecord
 from slotwise.proxy.learn.join import RewardJoiner
 from slotwise.proxy.learn.learner import Learner
-from slotwise.proxy.learn.log import DecisionRecord, SlotRecord, encode
-from slotwise.proxy.learn.reward import Goal
+from slotwise.proxy.learn.log import encode
 from slotwise.proxy.learn.service import (
     DECISIONS_LOG,
     EVENTS_LOG,
@@ -18,6 +18,7 @@ from slotwise.proxy.learn.service import (
     reward_from_event,
 )
 from slotwise.proxy.state import LogRecord, Store
+from slotwise.types import DEFAULT_GOAL
 from tests.proxy.bandit.campaigns import make_campaign
 
 
@@ -68,7 +69,7 @@ async def test_the_worker_joins_learns_publishes_and_acknowledges(
         [_event("click", n, 1001.0, decision_id=f"d{n}") for n in range(5)]
         + [_event("page_view", 99, 1001.0)],
     )
-    joiner = RewardJoiner(lambda _: Goal(), window=60.0)
+    joiner = RewardJoiner(lambda _: DEFAULT_GOAL, window=60.0)
     service = LearnerService(
         store, Learner([campaign], models), joiner, publish_every=30.0, clock=clock
     )
@@ -98,7 +99,7 @@ async def test_a_restarted_worker_relearns_what_was_never_published(
     first = LearnerService(
         store,
         Learner([campaign], models),
-        RewardJoiner(lambda _: Goal(), window=60.0),
+        RewardJoiner(lambda _: DEFAULT_GOAL, window=60.0),
         publish_every=1e9,
         clock=clock,
     )
@@ -108,7 +109,7 @@ async def test_a_restarted_worker_relearns_what_was_never_published(
     await first.run_once()
     assert first.learner.stats.examples == 10 and models.current("spring") is None
     # killed before publishing: a new worker gets the unacknowledged entries again
-    joiner = RewardJoiner(lambda _: Goal(), window=60.0)
+    joiner = RewardJoiner(lambda _: DEFAULT_GOAL, window=60.0)
     second = LearnerService(
         store, Learner([campaign], models), joiner, publish_every=0.0, clock=clock
     )

@@ -1,0 +1,240 @@
+"""The sections of slotwise.toml, one frozen struct each (``[events]`` is
+slotwise.proxy.events.config.EventsConfig): every key's type, default, bounds, help and extra
+check, written once."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import msgspec
+
+from slotwise.proxy.adapters.json import DEFAULT_JSON_PATHS
+from slotwise.proxy.http_hygiene import ForwardingPolicy
+from slotwise.proxy.upstream import Origin
+
+
+def setting(
+    help: str,
+    *,
+    ge: float | None = None,
+    le: float | None = None,
+    check: Callable[[Any], object] | None = None,
+) -> msgspec.Meta:
+    """A key's help, bounds and extra check (raises ValueError saying what is wrong)."""
+    return msgspec.Meta(description=help, ge=ge, le=le, extra={"check": check} if check else None)
+
+
+# -- checks beyond type and bounds, each on one key's value ----------------------------------
+
+
+def _origin(url: str) -> None:
+    if url:
+        Origin.parse(url)
+
+
+def _networks(cidrs: tuple[str, ...]) -> None:
+    ForwardingPolicy.parse(cidrs)
+
+
+def _ip_address(host: str) -> None:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            f"{host!r} is not an IP address (listen on 127.0.0.1, 0.0.0.0 for every interface, "
+            "or ::)"
+        ) from None
+
+
+def _http_url(url: str) -> None:
+    if url and not url.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+
+
+def _secret(secret: str) -> None:
+    if secret and len(secret) < 16:
+        raise ValueError("must be at least 16 characters (use a random string)")
+
+
+def _json_paths(paths: tuple[str, ...]) -> None:
+    from slotwise.dsl.location import JsonPathLocation, LocationError, parse_location
+
+    for text in paths:
+        try:
+            location = parse_location(text)
+        except LocationError as exc:
+            raise ValueError(f"{text!r} is not a JSON path: {exc}") from None
+        if not isinstance(location, JsonPathLocation):
+            raise ValueError(f"{text!r} is not a JSON path (start with '$')")
+
+
+# -- the sections ------------------------------------------------------------------------------
+
+
+class UpstreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[upstream]``: the ad server or storefront behind the proxy."""
+
+    url: Annotated[
+        str,
+        setting(
+            "origin every request goes to, e.g. `http://adserver:8000`; never taken from a "
+            "request; `slotwise serve` needs it",
+            check=_origin,
+        ),
+    ] = ""
+    connect_timeout: Annotated[
+        float,
+        setting(
+            "seconds to open a connection (then 504); also the wait for a free pooled connection",
+            ge=0.001,
+        ),
+    ] = 2.0
+    timeout: Annotated[
+        float, setting("seconds from request sent to response headers (then 504)", ge=0.001)
+    ] = 10.0
+    read_timeout: Annotated[float, setting("longest silence inside a response body", ge=0.001)] = (
+        30.0
+    )
+    max_connections: Annotated[int, setting("connections per worker to the upstream", ge=1)] = 256
+    max_idle: Annotated[int, setting("idle keep-alive connections kept per worker", ge=0)] = 128
+    idle_expiry: Annotated[
+        float,
+        setting(
+            "seconds an idle connection is reused; keep it below the upstream's keep-alive timeout",
+            ge=0.0,
+        ),
+    ] = 4.0
+
+
+class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[proxy]``: listening, policies, deadlines and request limits."""
+
+    host: Annotated[str, setting("address to listen on", check=_ip_address)] = "127.0.0.1"
+    port: Annotated[int, setting("port to listen on", ge=1, le=65535)] = 8080
+    workers: Annotated[int, setting("worker processes", ge=1)] = 1
+    policies: Annotated[str, setting("directory of `*.sw` policy files")] = "policies"
+    reload_interval: Annotated[
+        float, setting("seconds between policy change checks (0: no reloading)", ge=0.0)
+    ] = 1.0
+    decision_deadline_ms: Annotated[
+        float,
+        setting("engine time budget per response (parse, match, choose, rewrite)", ge=0.01),
+    ] = 10.0
+    signals_deadline_ms: Annotated[
+        float,
+        setting(
+            "longest wait for the signal providers (they run while the upstream answers); the "
+            "signals that arrived by then are used, late providers are counted in the provider "
+            "metrics",
+            ge=0.0,
+        ),
+    ] = 50.0
+    max_header_bytes: Annotated[int, setting("request header block limit (431 beyond)", ge=256)] = (
+        16384
+    )
+    max_body_bytes: Annotated[int, setting("request body limit (413 beyond)", ge=0)] = 1048576
+    body_timeout: Annotated[
+        float, setting("seconds to receive a request body (408 beyond)", ge=0.001)
+    ] = 30.0
+    max_rewrite_bytes: Annotated[
+        int, setting("larger responses stream through unchanged", ge=1)
+    ] = 2097152
+    trusted_proxies: Annotated[
+        tuple[str, ...],
+        setting("CIDRs (load balancers) whose X-Forwarded-For is trusted", check=_networks),
+    ] = ()
+
+
+class StoreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[store]``: where decisions, events and per-user state live."""
+
+    url: Annotated[
+        str,
+        setting(
+            "state store: `sqlite:///path/state.db`, `redis://host:6379/0`, `memory://` (lost "
+            "on exit; each log keeps its newest 200,000 entries, `memory://?max_log_entries=N`); "
+            "a malformed URL stops `slotwise serve` before it starts, naming what is wrong"
+        ),
+    ] = "memory://"
+
+
+class TrackingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[tracking]``: tracker URLs, click signing and the user cookie."""
+
+    public_url: Annotated[
+        str,
+        setting(
+            "the proxy's public origin used in tracker URLs, e.g. `https://ads.example.com` "
+            "(empty: the request's Host)",
+            check=_http_url,
+        ),
+    ] = ""
+    secret: Annotated[
+        str,
+        setting(
+            "click-signing key, at least 16 characters; set it (the same on every worker and "
+            "machine) so signed clicks survive restarts (empty: random per start)",
+            check=_secret,
+        ),
+    ] = ""
+    user_cookie: Annotated[
+        str,
+        setting("cookie holding the pseudonymous user id (used only with personal consent)"),
+    ] = "sw_uid"
+
+
+class AdaptersConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[adapters]``: where generic JSON ads keep their ids and trackers (JSON paths)."""
+
+    json_campaign_id: Annotated[
+        tuple[str, ...],
+        setting(
+            "JSON paths of the campaign id (generic JSON); the first that exists wins",
+            check=_json_paths,
+        ),
+    ] = DEFAULT_JSON_PATHS["campaign_id"]
+    json_creative_id: Annotated[
+        tuple[str, ...], setting("JSON paths of the creative id", check=_json_paths)
+    ] = DEFAULT_JSON_PATHS["creative_id"]
+    json_placement: Annotated[
+        tuple[str, ...], setting("JSON paths of the placement", check=_json_paths)
+    ] = DEFAULT_JSON_PATHS["placement"]
+    json_impression_trackers: Annotated[
+        tuple[str, ...],
+        setting("lists the impression pixel is appended to", check=_json_paths),
+    ] = DEFAULT_JSON_PATHS["impression_trackers"]
+    json_click_trackers: Annotated[
+        tuple[str, ...], setting("lists the click pixel is appended to", check=_json_paths)
+    ] = DEFAULT_JSON_PATHS["click_trackers"]
+    json_click_urls: Annotated[
+        tuple[str, ...],
+        setting(
+            "click-through URLs wrapped in the signed `/_sw/click` redirect (`[]`: none)",
+            check=_json_paths,
+        ),
+    ] = DEFAULT_JSON_PATHS["click_urls"]
+
+
+class BanditConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[bandit]``: the model store the learner publishes to and the proxies reload."""
+
+    models_dir: Annotated[
+        str,
+        setting(
+            "the model store `slotwise learn` publishes to and `slotwise model` manages "
+            "(`--models`); when set, a Vowpal Wabbit bandit chooses among the eligible variants "
+            "in `slotwise serve`, else the rules do (pin, prefer, boost-weighted uniform); "
+            "empty: `learn`, `model` and `evaluate` use `var/slotwise/models`"
+        ),
+    ] = ""
+    reload_interval: Annotated[
+        float,
+        setting(
+            "seconds between checks for a newly published (or rolled back) model; a model that "
+            "fails its checksum or VW's loader is rejected and logged, the previous one keeps "
+            "serving",
+            ge=0.1,
+        ),
+    ] = 5.0

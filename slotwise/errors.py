@@ -1,0 +1,253 @@
+"""One error base for every layer, and the table of stable codes of each area.
+
+Every error a user can meet is a :class:`SlotwiseError`: a stable ``code`` (tools and tests
+match on it), a ``message`` (what is wrong), where it is (a file position, a key, an environment
+variable, a flag, a URL: optional) and a ``hint`` (what to do: optional). Each subclass belongs
+to one :class:`Area`, whose table lists its codes with their meaning and says which exit code
+the ``slotwise`` command gives them (1: what was checked is wrong, 2: bad usage); the command
+maps errors to exit codes in one place (``slotwise.proxy.cli.main``). docs/errors.md indexes
+the codes of every area, and a test fails when one is not documented.
+
+This module imports nothing of slotwise, so the policy language (``dsl``), the proxy and the
+plugins can all build on it. The policy language keeps its own table beside its diagnostics
+(``slotwise.dsl.errors.POLICY``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, Final
+
+EXIT_FAILED: Final = 1  # what was checked (a policy, a log, a model, a store) is wrong
+EXIT_USAGE: Final = 2  # the command was asked for something it cannot do as asked
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # one object per area: compared by identity
+class Area:
+    """A part of slotwise with its own error codes: ``code -> meaning``, and exit codes."""
+
+    name: str
+    title: str
+    codes: Mapping[str, str]
+    docs: str  # the page (under docs/) whose tables document every code
+    exit_code: int = EXIT_FAILED
+    usage: frozenset[str] = field(default_factory=frozenset)  # codes that are bad usage (2)
+
+    def exit_code_of(self, code: str) -> int:
+        return EXIT_USAGE if code in self.usage else self.exit_code
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong among several reported together (a configuration, a plugin set)."""
+
+    code: str
+    message: str
+    where: str = ""
+    hint: str = ""
+
+    def render(self) -> str:
+        """``where: message (hint)``."""
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class SlotwiseError(Exception):
+    """A problem a user can fix: a stable ``code``, the ``message``, ``where`` and a ``hint``.
+
+    ``area`` (a class attribute) names the table the code belongs to; ``exit_code`` is what
+    the ``slotwise`` command exits with when the error ends it.
+    """
+
+    area: ClassVar[Area | None] = None
+    code: str = "error"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, where: str = "", hint: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.where = where
+        self.hint = hint
+
+    @property
+    def exit_code(self) -> int:
+        return self.area.exit_code_of(self.code) if self.area is not None else EXIT_FAILED
+
+    def render(self) -> str:
+        """``where: code: message (hint)``, the parts that are known."""
+        text = f"{self.code}: {self.message}"
+        if self.where:
+            text = f"{self.where}: {text}"
+        return f"{text} ({self.hint})" if self.hint else text
+
+    def for_command(self, prefix: str) -> str:
+        """The text a command prints on stderr, ``prefix`` being ``slotwise VERB``."""
+        return f"{prefix}: {self.render()}"
+
+
+# -- the code tables, one per area (the policy language's is in slotwise.dsl.errors) ---------
+
+CONFIG: Final = Area(
+    "config",
+    "Configuration",
+    {
+        "config_invalid": "the configuration has problems; each is listed with where it came "
+        "from (the file and key, the environment variable or the flag) and how to fix it",
+        "config_unreadable": "the `--config` file does not exist, cannot be read or is not "
+        "valid TOML: pass an existing slotwise.toml",
+        "unknown_key": "a section or key of slotwise.toml that is not a setting (a close "
+        "name is suggested): fix its spelling, see the key table in proxy.md",
+        "unknown_variable": "a `SLOTWISE_*` environment variable that is not a setting (a "
+        "close name is suggested): fix its spelling or unset it",
+        "renamed_variable": "an environment variable under a name that is no longer read: "
+        "set the variable the message names instead",
+        "invalid_value": "a value of the wrong type, outside its bounds or not valid for "
+        "its key (an upstream URL that is not http, a short secret...): the message says what "
+        "it must be",
+    },
+    docs="errors.md",
+    exit_code=EXIT_USAGE,
+)
+
+USAGE: Final = Area(
+    "usage",
+    "Command usage",
+    {
+        "usage": "the command cannot do what was asked: a missing file or directory, an "
+        "unknown name, an impossible combination of options; the message names the option",
+        "bad_signals_file": "`slotwise explain --signals FILE`: the JSON is not an object of "
+        "signals or `{signals, events, now}`",
+    },
+    docs="errors.md",
+    exit_code=EXIT_USAGE,
+)
+
+STORE: Final = Area(
+    "store",
+    "State store",
+    {
+        "store_error": "the store failed in a way it could not classify: the message quotes it",
+        "store_unavailable": "the store did not answer in time or cannot be reached (or did "
+        "not confirm a write, which may still complete): check that it runs and is reachable; "
+        "the proxy answers 503 with Retry-After meanwhile",
+        "store_config": "the store URL or one of its options is wrong (unknown scheme, bad "
+        "option): fix `store.url` / `--store`",
+    },
+    docs="errors.md",
+    usage=frozenset({"store_config"}),
+)
+
+MODELS: Final = Area(
+    "models",
+    "Models, learning and evaluation",
+    {
+        "bad_campaign_name": "a campaign name that cannot name a model folder (letters, "
+        "digits, `_ . -` only)",
+        "bad_current": "a campaign's CURRENT file names no model version that can be loaded: "
+        "`slotwise model rollback CAMPAIGN --to N`",
+        "bad_explore": "an exploration parameter out of range (epsilon outside 0..1, a "
+        "non-positive squarecb or softmax, a bag or cover below 2, first below 1)",
+        "bad_holdout": "a holdout share outside 0..1",
+        "bad_log_record": "a line of a decision log that is not a valid record: the message "
+        "names the file and line",
+        "bad_scenario": "a simulator scenario file with a wrong value: the message names it",
+        "corrupt_model": "a model file or its metadata is unreadable, truncated or fails its "
+        "checksum: roll back to another version or publish a new one",
+        "empty_log": "the decision log holds no served decision to evaluate",
+        "model_family_mismatch": "the saved model was trained with another exploration "
+        "family than the campaign now uses: the learner starts a new model",
+        "models_unwritable": "the models directory cannot be written (permissions, a full "
+        "disk): check `--models` / `bandit.models_dir`",
+        "no_slots": "a campaign without slots cannot be learned",
+        "no_variants": "a slot without variants cannot be learned",
+        "nothing_to_roll_back": "`slotwise model rollback`: the campaign has no model older "
+        "than the current one (or none at all)",
+        "unknown_explore": "an exploration kind slotwise does not know",
+        "unknown_model_version": "`slotwise model rollback --to N`: no such version; `slotwise "
+        "model list` shows them",
+        "unknown_reward_event": "a reward record names an event that is not a reward",
+        "unreadable_log": "the decision log file cannot be opened",
+        "unreadable_scenario": "the scenario file cannot be read",
+    },
+    docs="errors.md",
+    usage=frozenset(
+        {"bad_campaign_name", "nothing_to_roll_back", "unknown_model_version", "unreadable_log"}
+    ),
+)
+
+PLUGINS: Final = Area(
+    "plugins",
+    "Signal providers",
+    {
+        "unknown_provider": "the selection or the configuration names a provider that is not "
+        "installed",
+        "duplicate_provider": "two packages register the same provider name",
+        "provider_import": "a provider's entry point cannot be imported",
+        "provider_declaration": "a provider class declares something wrong (name, signal, "
+        "type, bounds...)",
+        "signal_conflict": "two providers declare the same signal",
+        "provider_config": "a `[plugins.NAME]` table does not validate",
+        "provider_init": "a provider's `__init__` failed",
+        "provider_start": "a provider's `start()` failed or took too long",
+    },
+    docs="plugins.md",
+)
+
+HTTP: Final = Area(
+    "http",
+    "The proxy's own HTTP answers",
+    {
+        "headers_too_large": "431: the request headers exceed `proxy.max_header_bytes`",
+        "body_too_large": "413: the request body exceeds `proxy.max_body_bytes`",
+        "body_timeout": "408: the request body did not arrive whole within `proxy.body_timeout`",
+        "incomplete_body": "400: the request body ended early (client gone, malformed chunking)",
+        "not_found": "404: no endpoint of the proxy's own at this `/_sw/` path",
+        "method_not_allowed": "405: the `/_sw/` endpoint does not answer this method (`Allow` "
+        "lists the ones it does)",
+        "invalid_click_link": "400: a `/_sw/click` link whose signature does not match "
+        "(never an open redirect)",
+        "upstream_connect": "502: the upstream refused the connection or cannot be reached",
+        "upstream_connect_timeout": "504: no connection to the upstream within "
+        "`upstream.connect_timeout`",
+        "upstream_pool_timeout": "504: every allowed upstream connection stayed busy for "
+        "`upstream.connect_timeout`",
+        "upstream_timeout": "504: no response headers within `upstream.timeout`",
+        "upstream_read_timeout": "504: the upstream's body stalled for `upstream.read_timeout`",
+        "upstream_protocol": "502: the upstream answered with broken HTTP",
+        "upstream_disconnected": "502: the upstream connection dropped mid-exchange",
+    },
+    docs="errors.md",
+)
+
+EVENTS: Final = Area(
+    "events",
+    "Event endpoints",
+    {
+        "invalid_json": "400: the body is not JSON",
+        "invalid_batch": "400: not a batch of events, or no events",
+        "invalid_events": "400: events of the batch fail validation; nothing was stored",
+        "invalid_event": "400: the pixel's parameters are invalid",
+        "invalid_user_id": "400: not a valid user id",
+        "invalid_profile": "422: the profile was refused; nothing was stored",
+        "unauthorized": "401: the admin API needs a valid admin token",
+        "admin_loopback_only": "403: the admin API answers on loopback only",
+        "admin_disabled": "404: the admin API is off without an admin token",
+        "user_erased": "409: the user was erased; their profile is not stored again",
+        "event_too_large": "413: an event exceeds `events.max_event_bytes`",
+        "batch_too_large": "413: the body exceeds `events.max_batch_bytes`",
+        "too_many_events": "413: the batch has more than `events.max_batch_events` events",
+        "profile_too_large": "413: a profile body is too large",
+        "unsupported_media_type": "415: the body is not JSON",
+        "body_timeout": "408: the body did not arrive within `events.body_timeout`",
+        "incomplete_body": "400: the body ended early",
+        "store_unavailable": "503: the store cannot be reached; retry after Retry-After",
+    },
+    docs="errors.md",
+)
+
+# every area defined here; the policy language's is slotwise.dsl.errors.POLICY
+AREAS: Final = (CONFIG, USAGE, STORE, MODELS, PLUGINS, HTTP, EVENTS)
