@@ -30,10 +30,6 @@ class ClientGone(Exception):
     """The request body ended before it was whole (the client went, or its framing broke)."""
 
 
-class BodyStalled(Exception):
-    """The request body did not arrive within the body timeout."""
-
-
 class Refusal(NamedTuple):
     """A request the proxy answers itself: status, stable code, message; ``reason`` counts it."""
 
@@ -43,46 +39,39 @@ class Refusal(NamedTuple):
     reason: str
 
 
+_TOO_LARGE = Refusal(413, "body_too_large", "request body is too large", "body_size")
+
+
 async def read_request(
     scope: Scope, receive: Receive, max_header_bytes: int, max_body_bytes: int, timeout: float
 ) -> bytes | Refusal:
     """The request body, or the refusal when the request breaks the proxy's limits.
 
-    431 for a header block over ``max_header_bytes``, 413 for a body over ``max_body_bytes``,
-    408 for a body that took longer than ``timeout``, 400 for one that broke off.
+    431 for a header block over ``max_header_bytes``, 413 for a body over ``max_body_bytes``
+    (declared or streamed), 408 for a body that took longer than ``timeout``, 400 for one that
+    broke off.
     """
-    if header_bytes(scope["headers"]) > max_header_bytes:
+    headers = scope["headers"]
+    if header_bytes(headers) > max_header_bytes:
         return Refusal(431, "headers_too_large", "request headers are too large", "header_size")
+    declared = content_length(headers)
+    if declared is not None and declared > max_body_bytes:
+        return _TOO_LARGE
     try:
-        body = await read_body(scope, receive, max_body_bytes, timeout)
+        if declared == 0 or (declared is None and header(headers, b"transfer-encoding") is None):
+            body = await _receive_body(receive, max_body_bytes)  # no body: answered at once
+        else:
+            try:
+                async with asyncio.timeout(timeout):  # a body trickling in must not hold a worker
+                    body = await _receive_body(receive, max_body_bytes)
+            except TimeoutError:
+                message = f"the request body did not arrive within {timeout:g}s"
+                return Refusal(408, "body_timeout", message, "body_timeout")
     except ClientGone:
         # the body broke off (a half-close, chunking the server could not read): a client
         # still listening learns why; one that is gone never reads it
         return Refusal(400, "incomplete_body", "the request body ended early", "incomplete_body")
-    except BodyStalled:
-        message = f"the request body did not arrive within {timeout:g}s"
-        return Refusal(408, "body_timeout", message, "body_timeout")
-    if body is None:
-        return Refusal(413, "body_too_large", "request body is too large", "body_size")
-    return body
-
-
-async def read_body(scope: Scope, receive: Receive, limit: int, timeout: float) -> bytes | None:
-    """The whole request body, or None when it is larger than ``limit`` bytes.
-
-    Raises ClientGone when it broke off, BodyStalled when it took longer than ``timeout``.
-    """
-    headers = scope["headers"]
-    declared = content_length(headers)
-    if declared is not None and declared > limit:
-        return None
-    if declared == 0 or (declared is None and header(headers, b"transfer-encoding") is None):
-        return await _receive_body(receive, limit)  # no body: the server answers at once
-    try:
-        async with asyncio.timeout(timeout):  # a body trickling in must not hold a worker
-            return await _receive_body(receive, limit)
-    except TimeoutError:
-        raise BodyStalled from None
+    return _TOO_LARGE if body is None else body
 
 
 async def _receive_body(receive: Receive, limit: int) -> bytes | None:
