@@ -42,6 +42,7 @@ _HOST = re.compile(
 )
 
 Records = list[tuple[DecisionRecord, str | None]]  # (decision record, subject)
+_NOTHING: frozenset[Location] = frozenset()
 
 
 class FailOpen(Exception):
@@ -57,35 +58,71 @@ class FailOpen(Exception):
         self.records = [(failed(record, cause), subject) for record, subject in records or ()]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False, eq=False)
 class Exchange:
     """One proxied request, from its head to the answer (see the module docstring)."""
 
     scope: Scope
     started: float  # perf_counter at the request's start
-    method: str = ""
-    path: str = ""
-    body: bytes = b""  # the request body
-    policy: CompiledPolicySet | None = None  # the snapshot this request reads, read once
-    candidate: bool = False  # a campaign could apply (policies loaded, GET or POST)
-    providers: ProviderSet | None = None  # set when a campaign could apply: gather from these
-    early: bool = False  # gather while the upstream answers
-    gathered: Gathered = NO_SIGNALS
-    response: UpstreamResponse | None = None
-    raw: bytes = b""  # the upstream body as it came (possibly compressed)
-    document: Document | None = None
-    codings: list[bytes] | None = None  # the body's content codings
-    now: float = 0.0  # the decisions' time
-    records: Records | None = None  # the decision records, once there is one
-    shared: frozenset[Location] = frozenset()  # locations two personalisations write
-    claimed: set[tuple[int, Location]] | None = None  # (unit index, location) taken
-    changed: bool = False  # a personalisation wrote into the document
-    applied: bool = False  # a campaign applied to a unit (decided or skipped)
-    selected: bool | None = None  # for early_signals: did one apply (None: not known)
-    out: bytes | None = None  # the rewritten body
-    reason: str | None = None  # why nothing was personalised (passthrough)
-    cause: str | None = None  # why personalisation gave up (fail-open)
-    _origin: str | None = None
+    method: str
+    path: str
+    body: bytes  # the request body
+    policy: CompiledPolicySet | None  # the snapshot this request reads, read once
+    candidate: bool  # a campaign could apply (policies loaded, GET or POST)
+    providers: ProviderSet | None  # set when a campaign could apply: gather from these
+    early: bool  # gather while the upstream answers
+    gathered: Gathered
+    response: UpstreamResponse | None
+    raw: bytes  # the upstream body as it came (possibly compressed)
+    document: Document | None
+    codings: list[bytes] | None  # the body's content codings
+    now: float  # the decisions' time
+    records: Records | None  # the decision records, once there is one
+    shared: frozenset[Location]  # locations two personalisations write
+    claimed: set[tuple[int, Location]] | None  # (unit index, location) taken
+    changed: bool  # a personalisation wrote into the document
+    applied: bool  # a campaign applied to a unit (decided or skipped)
+    selected: bool | None  # for early_signals: did one apply (None: not known)
+    out: bytes | None  # the rewritten body
+    reason: str | None  # why nothing was personalised (passthrough)
+    cause: str | None  # why personalisation gave up (fail-open)
+    _origin: str | None
+
+    def __init__(
+        self,
+        scope: Scope,
+        started: float,
+        *,
+        policy: CompiledPolicySet | None = None,
+        gathered: Gathered = NO_SIGNALS,
+    ) -> None:
+        # written out rather than generated: a generated __init__ binds every field as a
+        # keyword argument, twice the cost on a path that makes one per request
+        self.scope = scope
+        self.started = started
+        self.method = ""
+        self.path = ""
+        self.body = b""
+        self.policy = policy
+        self.candidate = False
+        self.providers = None
+        self.early = False
+        self.gathered = gathered
+        self.response = None
+        self.raw = b""
+        self.document = None
+        self.codings = None
+        self.now = 0.0
+        self.records = None
+        self.shared = _NOTHING
+        self.claimed = None
+        self.changed = False
+        self.applied = False
+        self.selected = None
+        self.out = None
+        self.reason = None
+        self.cause = None
+        self._origin = None
 
     def record(self, record: DecisionRecord, subject: str | None) -> None:
         """Add a decision's record (and the user it is for)."""

@@ -78,9 +78,12 @@ def _decide(
         eligibility = campaign.eligible(ctx)
     except Exception:
         raise FailOpen("policy_error", exchange.records) from None
-    skipped = _skipped(exchange, index, unit, campaign)
-    if skipped is not None:
-        engine.metrics.campaigns_skipped.inc(campaign.name, skipped)
+    for slot in campaign.slots:
+        if unit.read(slot.location) is None:
+            engine.metrics.campaigns_skipped.inc(campaign.name, "missing_slot")
+            return
+    if exchange.claimed and exchange.contested(index, [slot.location for slot in campaign.slots]):
+        engine.metrics.campaigns_skipped.inc(campaign.name, "contested")
         return
     policy = exchange.policy
     decision_id = new_decision_id()
@@ -105,15 +108,3 @@ def _decide(
     exchange.record(
         decision_record(choice, decision_id, exchange.now, version, format=format), user
     )
-
-
-def _skipped(
-    exchange: Exchange, index: int, unit: AdUnit, campaign: CompiledCampaign
-) -> str | None:
-    """Why the campaign cannot be decided on this unit (None: it can)."""
-    for slot in campaign.slots:
-        if unit.read(slot.location) is None:
-            return "missing_slot"
-    if exchange.claimed and exchange.contested(index, [slot.location for slot in campaign.slots]):
-        return "contested"
-    return None
