@@ -315,7 +315,7 @@ def open_document(
     Raises FailOpen with the cause when the body cannot be read.
     """
     applied = codings(header(response.headers, b"content-encoding"))
-    if any(c not in SUPPORTED_CODINGS for c in applied):
+    if applied and any(c not in SUPPORTED_CODINGS for c in applied):
         raise FailOpen("unsupported_encoding")
     try:
         plain = decode(raw, applied, engine.limits.max_rewrite_bytes) if applied else raw
@@ -334,12 +334,12 @@ def _applies(policy: CompiledPolicySet, document: Document) -> bool:
     """Does a campaign apply to one of the document's units (response signals alone)?"""
     now = time.time()
     try:
-        return any(
-            policy.select(Context(unit.signals, now)) is not None
-            for unit in document.units[:MAX_UNITS]
-        )
+        for unit in document.units[:MAX_UNITS]:
+            if policy.select(Context(unit.signals, now)) is not None:
+                return True
     except Exception:
         raise FailOpen("policy_error") from None
+    return False
 
 
 def _abandon(fetch: Awaitable[UpstreamResponse]) -> None:
