@@ -106,7 +106,7 @@ def test_a_model_the_log_cannot_support_is_warned_about_and_never_infinite(
     other = tmp_path / "other.sw"
     other.write_text(re.sub(r"\b(image|headline|cta)_(\d)", r"\1_x\2", POLICY.read_text()))
     argv = ["evaluate", str(log), "--candidate", "model", "--models", str(models)]
-    argv += ["--policies", str(other)]
+    argv += ["--policies", str(other), "--allow-training-log"]  # the model learned from log
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert "chooses nothing the log can support" in err
