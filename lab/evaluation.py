@@ -187,7 +187,8 @@ class SlotEvaluation:
             "slot": self.slot,
             "decisions": self.decisions,
             "ips": self.ips.as_dict(),
-            "snips": {**self.snips.as_dict(), "interval": self.snips.method},
+            "snips": self.snips.as_dict(),
+            "intervals": {"ips": self.ips.method, "snips": self.snips.method},
             "ess": self.ess,
             "support": self.support,
             "max_weight": self.max_weight,
@@ -329,7 +330,7 @@ def evaluate(
         max_weight=max(weights),
         support=sum(1 for w in weights if w > 0) / n,
         ess=effective_sample_size(weights),
-        slots=tuple(terms.result(name) for name, terms in per_slot.items()),
+        slots=tuple(terms.result(name) for name, terms in sorted(per_slot.items())),
         bootstrap=(
             _bootstrap(bootstrap, weights, ips_terms, dr_terms) if bootstrap is not None else None
         ),
@@ -383,13 +384,15 @@ def _bootstrap(
     bootstrap: Bootstrap, weights: list[float], ips_terms: list[float], dr_terms: list[float]
 ) -> dict[str, Interval]:
     n = len(weights)
-    return {
-        "ips": bootstrap.interval([ips_terms], lambda s: s[0] / n),
-        "snips": bootstrap.interval(
-            [ips_terms, weights], lambda s: s[0] / s[1] if s[1] > 0 else math.nan
-        ),
-        "dr": bootstrap.interval([dr_terms], lambda s: s[0] / n),
-    }
+    ips, snips, dr = bootstrap.intervals(
+        [ips_terms, weights, dr_terms],
+        [
+            lambda s: s[0] / n,
+            lambda s: s[0] / s[1] if s[1] > 0 else math.nan,
+            lambda s: s[2] / n,
+        ],
+    )
+    return {"ips": ips, "snips": snips, "dr": dr}
 
 
 def logged_value(records: Sequence[JoinedRecord]) -> Estimate:

@@ -115,22 +115,36 @@ class Bootstrap:
     ) -> Interval:
         """The 2.5% and 97.5% percentiles of ``statistic`` over the resamples; ``columns``
         are per-decision values, and ``statistic`` gets each column's resampled sum."""
+        return self.intervals(columns, [statistic])[0]
+
+    def intervals(
+        self,
+        columns: Sequence[Sequence[float]],
+        statistics: Sequence[Callable[[Sequence[float]], float]],
+    ) -> list[Interval]:
+        """``interval`` for several statistics of the same columns, from one set of resamples
+        (drawing them is most of the cost)."""
         n = len(columns[0])
+        undefined = Interval(math.nan, math.nan)
         if n == 0 or self.replicates < 1:
-            return Interval(math.nan, math.nan)
+            return [undefined] * len(statistics)
         rng = random.Random(self.seed)
         population = range(n)
-        values: list[float] = []
+        values: list[list[float]] = [[] for _ in statistics]
         for _ in range(self.replicates):
             picks = rng.choices(population, k=n)
             take = itemgetter(*picks)
             sums = [math.fsum(take(c)) if n > 1 else c[picks[0]] for c in columns]
-            value = statistic(sums)
-            if not math.isfinite(value):
-                return Interval(math.nan, math.nan)
-            values.append(value)
-        values.sort()
-        return Interval(_quantile(values, 0.025), _quantile(values, 0.975))
+            for found, statistic in zip(values, statistics, strict=True):
+                found.append(statistic(sums))
+        out = []
+        for found in values:
+            if all(math.isfinite(v) for v in found):
+                found.sort()
+                out.append(Interval(_quantile(found, 0.025), _quantile(found, 0.975)))
+            else:
+                out.append(undefined)
+        return out
 
 
 def _quantile(ordered: Sequence[float], q: float) -> float:
