@@ -15,11 +15,15 @@ Three record types, told apart by ``type``:
 
     {"type": "reward", "decision_id": "d-1", "ts": 1763790012.5, "event": "click", "value": 0}
 
-    ``event`` is click, conversion (``value`` = its revenue), revenue or discount_cost.
+    ``event`` is click, conversion (``value`` = its revenue), revenue or discount_cost. A click
+    counts one toward ``clicks``; its ``value`` is not read.
 
 ``joined``    written by the reward join: a decision with its outcome and reward::
 
     {"type": "joined", "decision": {...}, "outcome": {...}, "reward": 1.0, "rewarded": true}
+
+Decoding ignores keys no field reads (a newer writer may add some); :func:`unknown_fields`
+lists them, for readers that must not guess (``slotwise evaluate``: slotwise.lab.evaluation_log).
 """
 
 from __future__ import annotations
