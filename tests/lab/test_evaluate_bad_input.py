@@ -69,6 +69,7 @@ def models(tmp_path: Path, log: Path, capsys: pytest.CaptureFixture[str]) -> Pat
         (["--candidate", "fixed:image=nosuch"], "its variants: image_1, image_2"),
         (["--candidate", "fixed:image"], "'image' is not slot=variant"),
         (["--campaign", "nosuch"], "no served decision of it; it has spring_sale"),
+        (["--bootstrap", "-1"], "--bootstrap must be a number of resamples from 0 to 100000"),
     ],
 )
 def test_impossible_options_are_refused(
