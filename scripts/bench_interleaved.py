@@ -9,8 +9,10 @@ PYTHONPATH) and this working tree side by side: one nginx upstream serving the b
 creatives on CPU 1, each tree's `slotwise serve` (one worker, memory store, built-in
 providers, the bench's 3-slot campaign) pinned to CPU 0, and wrk on CPU 1, alternating between
 the two trees (which goes first alternates too), so both see the same machine. Prints each
-round's req/s and the medians with their ratio (after / before) per row: the figure the 3%
-budget on the request path reads (docs/benchmarks.md).
+round's req/s and the medians with their ratio (after / before) per row, and beside them the
+CPU each tree's proxy (server and workers) spent per request during its wrk runs: on this
+2-core machine throughput moves by 20% between runs, CPU per request by a few percent, so the
+latter is the figure the 3% budget on the request path reads (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -48,7 +50,11 @@ def main() -> int:
     parser.add_argument("base", help="the git revision to compare against")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=6)
+    parser.add_argument("--rows", default="bce", help="which rows to run, by letter (default: bce)")
     args = parser.parse_args()
+    for row in list(ROWS):
+        if row[1] not in args.rows:
+            del ROWS[row]
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not shutil.which("wrk") or not Path(nginx).exists():
         print("needs wrk and nginx: run scripts/bench-deps", file=sys.stderr)
@@ -72,6 +78,9 @@ def _compare(nginx: str, base: Path, rounds: int, seconds: int) -> int:
     results: dict[str, dict[str, list[float]]] = {
         tree: {row: [] for row in ROWS} for tree in ("before", "after")
     }
+    cpu: dict[str, dict[str, list[float]]] = {
+        tree: {row: [] for row in ROWS} for tree in ("before", "after")
+    }
     with tempfile.TemporaryDirectory(prefix="slotwise-interleaved-") as tmp:
         d = Path(tmp)
         d.chmod(0o755)
@@ -84,6 +93,7 @@ def _compare(nginx: str, base: Path, rounds: int, seconds: int) -> int:
             ports = {"before": free_port(), "after": free_port()}
             trees = {"before": base, "after": ROOT}
             procs = []
+            pids: dict[str, int] = {}
             for tree, port in ports.items():
                 argv = [
                     "taskset", "-c", "0", sys.executable, "-m", "slotwise", "serve",
@@ -101,8 +111,8 @@ def _compare(nginx: str, base: Path, rounds: int, seconds: int) -> int:
             cwd = os.getcwd()
             os.chdir(d)
             try:
-                for proc in procs:
-                    proc.__enter__()
+                for tree, proc in zip(ports, procs, strict=True):
+                    pids[tree] = proc.__enter__().pid
                 for port in ports.values():
                     wait_for_port(port, timeout=30.0)
                     _wrk("warm-up", f"http://127.0.0.1:{port}/ads/home-top", 2)
@@ -112,29 +122,73 @@ def _compare(nginx: str, base: Path, rounds: int, seconds: int) -> int:
                         for row, (path, browser) in ROWS.items():
                             script = d / "browser.lua" if browser else None
                             url = f"http://127.0.0.1:{ports[tree]}{path}"
+                            spent = _cpu_seconds(pids[tree])
                             measured = _wrk(row, url, seconds, script)
+                            spent = _cpu_seconds(pids[tree]) - spent
                             results[tree][row].append(measured.rps)
+                            cpu[tree][row].append(spent / (measured.rps * seconds) * 1e6)
                     print(f"round {n + 1}: " + _round_line(results, n), flush=True)
             finally:
                 os.chdir(cwd)
                 for proc in procs:
                     proc.__exit__()
     print()
-    print("| row | before req/s (median) | after req/s (median) | after / before |")
-    print("| --- | ---: | ---: | ---: |")
+    # the machine drifts between rounds: the ratios of each round's pair, taken a few
+    # seconds apart, scatter less than the ratio of the two medians
+    print(
+        "| row | req/s before | req/s after | after / before (paired) "
+        "| CPU us/request before | after | after / before (paired) |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in ROWS:
         before = statistics.median(results["before"][row])
         after = statistics.median(results["after"][row])
-        print(f"| {row} | {before:,.0f} | {after:,.0f} | {after / before:.3f} |")
+        cpu_before = statistics.median(cpu["before"][row])
+        cpu_after = statistics.median(cpu["after"][row])
+        paired = _paired(results, row)
+        paired_cpu = _paired(cpu, row)
+        print(
+            f"| {row} | {before:,.0f} | {after:,.0f} | {after / before:.3f} ({paired:.3f}) "
+            f"| {cpu_before:.1f} | {cpu_after:.1f} | {cpu_after / cpu_before:.3f} "
+            f"({paired_cpu:.3f}) |"
+        )
     print()
     for tree in ("before", "after"):
         for row in ROWS:
             runs = " ".join(f"{v:,.0f}" for v in results[tree][row])
-            print(f"{tree} {row}: {runs}")
+            us = " ".join(f"{v:.1f}" for v in cpu[tree][row])
+            print(f"{tree} {row}: {runs} req/s; {us} us CPU/request")
     return 0
 
 
-def _round_line(results: dict[str, dict[str, list[float]]], n: int) -> str:
+def _paired(results: dict[str, dict[str, list[float]]], row: str) -> float:
+    pairs = zip(results["after"][row], results["before"][row], strict=True)
+    return statistics.median(after / before for after, before in pairs)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and every process below it (granian's workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        total += times.get(current, 0.0)
+        stack.extend(children.get(current, ()))
+    return total
+
+
+def _round_line(results: dict[str, dict[str, list[float]]], n: int) -> str:  # noqa: D103
     parts = []
     for row in ROWS:
         before, after = results["before"][row][n], results["after"][row][n]
