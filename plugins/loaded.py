@@ -53,6 +53,11 @@ class LoadedProvider:
         cls, provider: Provider[Any], *, deadline: float, ttl: float | None
     ) -> LoadedProvider:
         kind = type(provider)
+        # one set of counters: what gather counts and what the provider counts itself
+        metrics = getattr(provider, "metrics", None)
+        if not isinstance(metrics, ProviderMetrics):  # an __init__ that skipped super()'s
+            metrics = ProviderMetrics()
+            provider.metrics = metrics
         return cls(
             provider=provider,
             name=kind.name,
@@ -63,6 +68,7 @@ class LoadedProvider:
             reads=frozenset(kind.reads),
             inline=kind.inline,
             cache=TTLCache(ttl) if ttl else None,
+            metrics=metrics,
         )
 
 

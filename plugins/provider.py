@@ -12,6 +12,7 @@ The hooks, in the order they are called::
 
     config_type                      validated once at start-up (msgspec), before building
     __init__(config)                 once at start-up, with the validated config
+    metrics                          its counters (misses, fallbacks); the registry's, once loaded
     services                         set by ProviderSet.start(services) just before start()
     async start()                    once at start-up, in the app lifespan: open files, clients
     cache_key(request)               per request, when ``ttl`` is set: key of the TTL cache
@@ -29,6 +30,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
 
+from slotwise.plugins.metrics import ProviderMetrics
 from slotwise.plugins.profile_source import ProfileSource
 from slotwise.plugins.request import RequestInfo
 from slotwise.types import EventHistory, SignalSpec, SignalType, SignalValue
@@ -150,6 +152,8 @@ class Provider(abc.ABC, Generic[ConfigT]):
     (seconds), results are cached per :meth:`cache_key`. ``reads`` names signals of other
     providers this one needs; they arrive in ``request.signals``. Operators may override
     ``deadline`` and ``ttl`` per provider with ``deadline_ms`` and ``cache_ttl_s`` in its config.
+    ``metrics`` are its counters in ``/_sw/metrics``: a provider that answers from a fallback
+    because its input was unusable counts it with ``self.metrics.fallback(cause)``.
     """
 
     name: ClassVar[str]
@@ -161,9 +165,12 @@ class Provider(abc.ABC, Generic[ConfigT]):
     inline: ClassVar[bool] = False
     config_type: ClassVar[type[Any]] = NoConfig
 
+    metrics: ProviderMetrics
+
     def __init__(self, config: ConfigT) -> None:
         self.config = config
         self.services = ProviderServices()
+        self.metrics = ProviderMetrics()
 
     @classmethod
     def schema(cls) -> tuple[SignalSpec, ...]:

@@ -59,6 +59,8 @@ BUILTIN_PROVIDERS: tuple[tuple[str, str], ...] = (
     ("geo", "slotwise.plugins.builtin.geo:GeoProvider"),
     ("time", "slotwise.plugins.builtin.clock:TimeProvider"),
     ("profile", "slotwise.plugins.builtin.profile:ProfileProvider"),
+    ("ortb", "slotwise.plugins.builtin.ortb:OrtbProvider"),
+    ("ortb_user", "slotwise.plugins.builtin.ortb:OrtbUserProvider"),
 )
 
 UPSTREAM = "upstream"
