@@ -1,7 +1,8 @@
 """The signal-provider interface every provider implements, built-in or third-party.
 
 A provider is a class. Its class attributes declare what the registry needs without building
-it (``name``, ``signals``, ``personal``, ``deadline``, ``ttl``, ``reads``, ``config_type``), so
+it (``name``, ``signals``, ``personal``, ``deadline``, ``ttl``, ``reads``, ``inline``,
+``needs_bid_request``, ``config_type``), so
 the policy checker can read the combined schema without configuring anything. At start-up the
 registry validates the provider's configuration against ``config_type``, builds one instance
 with it and awaits :meth:`Provider.start`; per request, :func:`slotwise.plugins.gather.gather`
@@ -152,6 +153,9 @@ class Provider(abc.ABC, Generic[ConfigT]):
     (seconds), results are cached per :meth:`cache_key`. ``reads`` names signals of other
     providers this one needs; they arrive in ``request.signals``. Operators may override
     ``deadline`` and ``ttl`` per provider with ``deadline_ms`` and ``cache_ttl_s`` in its config.
+    A provider with ``needs_bid_request`` reads nothing but the OpenRTB bid request
+    (``request.bid_request``): it does not run for requests that carry none (it does for a body
+    that names ``imp`` but could not be read, ``request.body.problem``).
     ``metrics`` are its counters in ``/_sw/metrics``: a provider that answers from a fallback
     because its input was unusable counts it with ``self.metrics.fallback(cause)``.
     """
@@ -163,6 +167,7 @@ class Provider(abc.ABC, Generic[ConfigT]):
     ttl: ClassVar[float | None] = None
     reads: ClassVar[frozenset[str]] = frozenset()
     inline: ClassVar[bool] = False
+    needs_bid_request: ClassVar[bool] = False
     config_type: ClassVar[type[Any]] = NoConfig
 
     metrics: ProviderMetrics

@@ -353,7 +353,7 @@ def _check_identity(cls: type[Provider[Any]], entry_name: str) -> Iterator[str]:
 
 
 def _check_attributes(cls: type[Provider[Any]]) -> Iterator[str]:
-    for flag in ("personal", "inline"):
+    for flag in ("personal", "inline", "needs_bid_request"):
         if not isinstance(getattr(cls, flag), bool):
             yield f"{flag} must be True or False (got {getattr(cls, flag)!r})"
     if not (_finite(cls.deadline) and 0 < cls.deadline <= MAX_DEADLINE):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl
@@ -145,8 +145,18 @@ class RequestInfo:
         ):
             return self
         headers = {k: v for k, v in self.headers.items() if k not in _IDENTIFYING}
-        return replace(
-            self, user_id=None, cookies=_EMPTY, headers=headers, body=body.without_identifiers()
+        # positional and complete, as _with: several times cheaper than dataclasses.replace
+        return RequestInfo(
+            self.method,
+            self.path,
+            self.query,
+            headers,
+            self.client_ip,
+            _EMPTY,
+            None,
+            self.received_at,
+            self.signals,
+            body.without_identifiers(),
         )
 
     def with_signals(self, signals: Signals) -> RequestInfo:

@@ -8,9 +8,10 @@ come from the same bid request through the ``device``, ``geo``, ``request`` and 
 providers. ``ortb_user`` (personal: only with consent) gives the identifiers: the device's
 advertising id (unless the device limits ad tracking), the exchange's and the buyer's user ids.
 
-Neither reads anything but the decoded bid request (:attr:`RequestInfo.bid_request`), so a
-request without one costs a lookup; ``ortb`` counts bid requests that were not wholly read in
-its ``fallbacks_total`` (``bid_request_malformed``, ``bid_request_invalid``).
+Both read nothing but the decoded bid request (:attr:`RequestInfo.bid_request`) and declare
+``needs_bid_request``: they do not run for other requests. ``ortb`` counts bid requests that
+were not wholly read in its ``fallbacks_total`` (``bid_request_malformed``,
+``bid_request_invalid``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from slotwise.plugins.bid_request import BidRequest, Imp
+from slotwise.plugins.bid_request import App, BidRequest, Imp, Site
 from slotwise.plugins.builtin.request import referrer_host
 from slotwise.plugins.provider import Provider, signal
 from slotwise.plugins.request import RequestInfo
@@ -39,6 +40,7 @@ class OrtbProvider(Provider[Any]):
 
     name = "ortb"
     inline = True
+    needs_bid_request = True
     deadline = 0.01
     signals = (
         signal(
@@ -107,38 +109,34 @@ def placement(bid: BidRequest) -> dict[str, SignalValue]:
     """The ``ortb.*`` signals of a bid request."""
     out: dict[str, SignalValue] = {}
     site, app = bid.site, bid.app
+    source: Site | App | None = site or app
     if site is not None:
         out["ortb.channel"] = "site"
-        domain = referrer_host(f"//{site.domain}") if site.domain else None
-        domain = domain or referrer_host(site.page)
-        _put(out, "ortb.site_domain", domain)
+        _put(out, "ortb.site_domain", _domain(site.domain) or referrer_host(site.page))
     elif app is not None:
         out["ortb.channel"] = "app"
         _put(out, "ortb.app_bundle", app.bundle)
     elif bid.dooh is not None:
         out["ortb.channel"] = "dooh"
-    publisher = site.publisher if site is not None else app.publisher if app is not None else None
-    if publisher is not None:
-        _put(out, "ortb.publisher_id", publisher.id)
-    categories = site.cat if site is not None else app.cat if app is not None else ()
-    if categories:
-        out["ortb.categories"] = _texts(categories)
+    if source is not None:
+        if source.publisher is not None:
+            _put(out, "ortb.publisher_id", source.publisher.id)
+        if source.cat:
+            out["ortb.categories"] = _texts(source.cat)
     imps = bid.imp
     out["ortb.imp_count"] = len(imps)
     types: list[str] = []
     formats: list[str] = []
     for imp in imps[:MAX_ITEMS]:
-        types.extend(t for t in _types(imp) if t not in types)
-        formats.extend(f for f in _formats(imp) if f not in formats)
+        _impression(imp, types, formats)
     out["ortb.imp_types"] = tuple(types)
     if formats:
         out["ortb.imp_formats"] = tuple(formats[:MAX_ITEMS])
-    first = imps[0]
-    size = _size(first)
+    size = _size(imps[0])
     if size is not None:
         out["ortb.imp_w"], out["ortb.imp_h"] = size
-    if first.instl is not None:
-        out["ortb.interstitial"] = first.instl == 1
+    if imps[0].instl is not None:
+        out["ortb.interstitial"] = imps[0].instl == 1
     return out
 
 
@@ -148,6 +146,7 @@ class OrtbUserProvider(Provider[Any]):
     name = "ortb_user"
     personal = True
     inline = True
+    needs_bid_request = True
     deadline = 0.01
     signals = (
         signal(
@@ -174,49 +173,55 @@ class OrtbUserProvider(Provider[Any]):
         return out
 
 
-def _types(imp: Imp) -> Iterable[str]:
-    if imp.banner is not None:
-        yield "banner"
-    if imp.video is not None:
-        yield "video"
-    if imp.native is not None:
-        yield "native"
-    if imp.audio is not None:
-        yield "audio"
-
-
-def _formats(imp: Imp) -> Iterable[str]:
+def _impression(imp: Imp, types: list[str], formats: list[str]) -> None:
+    """Add the media types and sizes ``imp`` accepts to ``types`` and ``formats`` (once each)."""
     banner, video = imp.banner, imp.video
+    sizes: list[tuple[int | None, int | None]] = []
     if banner is not None:
-        yield from _wxh(banner.w, banner.h)
-        for allowed in banner.format[:MAX_ITEMS]:
-            yield from _wxh(allowed.w, allowed.h)
+        if "banner" not in types:
+            types.append("banner")
+        sizes.append((banner.w, banner.h))
+        sizes.extend((allowed.w, allowed.h) for allowed in banner.format[:MAX_ITEMS])
     if video is not None:
-        yield from _wxh(video.w, video.h)
+        if "video" not in types:
+            types.append("video")
+        sizes.append((video.w, video.h))
+    if imp.native is not None and "native" not in types:
+        types.append("native")
+    if imp.audio is not None and "audio" not in types:
+        types.append("audio")
+    for w, h in sizes:
+        if _dimension(w) and _dimension(h):
+            size = f"{w}x{h}"
+            if size not in formats:
+                formats.append(size)
 
 
 def _size(imp: Imp) -> tuple[int, int] | None:
+    """The first impression's size: its banner, else its first format, else its video."""
     banner, video = imp.banner, imp.video
     candidates: list[tuple[int | None, int | None]] = []
     if banner is not None:
         candidates.append((banner.w, banner.h))
-        candidates.extend((f.w, f.h) for f in banner.format[:1])
+        candidates.extend((allowed.w, allowed.h) for allowed in banner.format[:1])
     if video is not None:
         candidates.append((video.w, video.h))
     for w, h in candidates:
-        if _dimension(w) and _dimension(h):
-            assert w is not None and h is not None
+        if w is not None and h is not None and _dimension(w) and _dimension(h):
             return w, h
     return None
 
 
-def _wxh(w: int | None, h: int | None) -> Iterable[str]:
-    if _dimension(w) and _dimension(h):
-        yield f"{w}x{h}"
-
-
 def _dimension(value: int | None) -> bool:
     return value is not None and 0 < value <= MAX_SIZE
+
+
+def _domain(domain: str | None) -> str | None:
+    """``site.domain`` as ``request.referrer`` writes hosts: lower case, without ``www.``."""
+    if not domain:
+        return None
+    host = domain.strip().lower()
+    return host[4:] if host.startswith("www.") else host
 
 
 def _put(out: dict[str, SignalValue], name: str, value: str | None) -> None:

@@ -312,3 +312,38 @@ async def test_a_bid_request_device_without_anything_known_adds_nothing() -> Non
     provider = DeviceProvider(None)
     request = make_request(body={"imp": [{"id": "1"}], "device": {"ip": "192.0.2.1"}})
     assert await provider.fetch(request) == {}
+
+
+async def test_requests_without_a_bid_request_do_not_run_its_providers() -> None:
+    config = {"consent": {"default_level": "personal"}}
+    async with provider_set("consent", OrtbProvider, OrtbUserProvider, config=config) as loaded:
+        for request in (
+            make_request("/c/shoes", user_id="u1"),
+            make_request("/api/cart", body={"items": ["sku-1"]}, user_id="u1"),
+            make_request(
+                "/bid", method="GET", body=iphone_in_germany(gdpr=0, consent=None), user_id="u1"
+            ),
+        ):
+            got = await gather(loaded, request)
+            assert got.personal and set(got.signals) == {"consent.level", "consent.reason"}
+        ortb, ortb_user = loaded.by_name["ortb"].metrics, loaded.by_name["ortb_user"].metrics
+        assert ortb.fetches == ortb_user.fetches == 0
+        assert ortb_user.misses["no_consent"] == 0  # not skipped for consent: not run at all
+        # a bid request runs them; so does a body that names imp but cannot be read
+        await gather(
+            loaded, make_request(body=iphone_in_germany(gdpr=0, consent=None), user_id="u1")
+        )
+        await gather(loaded, make_request(body=b'{"imp": [', user_id="u1"))
+        assert (ortb.fetches, ortb_user.fetches) == (2, 2)
+        assert ortb.fallbacks == {"bid_request_malformed": 1}
+
+
+def test_needs_bid_request_must_be_a_bool() -> None:
+    from slotwise.plugins.registry import check_provider_class
+
+    class Sloppy(OrtbProvider):
+        name = "sloppy"
+        needs_bid_request = "yes"  # type: ignore[assignment]
+
+    problems = check_provider_class(Sloppy, "sloppy")
+    assert [p.message for p in problems] == ["needs_bid_request must be True or False (got 'yes')"]
