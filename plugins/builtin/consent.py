@@ -189,12 +189,9 @@ class ConsentProvider(Provider[ConsentConfig]):
         elif bid.gdpr == 1 and not granted:
             return "contextual", "tcf_missing"
         usp = bid.us_privacy
-        if usp:
-            try:
-                if gpp.decode_us_privacy(usp).opted_out:
-                    return "contextual", "usp_opted_out"
-            except gpp.GPPError:
-                return "contextual", "usp_malformed"
+        reason = _usp_reason(usp, "usp_malformed") if usp else None
+        if reason is not None:
+            return "contextual", reason
         if granted:
             return "personal", "granted"
         return self.config.default_level, "default"
@@ -209,32 +206,32 @@ class ConsentProvider(Provider[ConsentConfig]):
         verdict: str | None = None
         for section_id in decoded.section_ids if in_force is None else in_force:
             section = decoded.sections.get(section_id)
-            if section is None:  # said to be in force, but not in the string
-                return "gpp_malformed"
-            if section_id == gpp.TCF_EU_V2:
-                reason = self._tcf_reason(section, now)
-                if reason != "granted":
-                    return reason
+            # a section said to be in force but missing from the string is malformed
+            reason = "gpp_malformed" if section is None else self._section(section_id, section, now)
+            if reason == "granted":
                 verdict = reason
-            elif section_id == gpp.US_NATIONAL:
-                usnat = self._decode_usnat(section)
-                if isinstance(usnat, str):
-                    return "gpp_malformed"
-                if usnat.opted_out:
-                    return "usnat_opted_out"
-                if usnat.known_child_without_consent:
-                    return "usnat_child"
-                if usnat.gpc and self.config.honor_gpc:
-                    return "gpc"
-            elif section_id == gpp.US_PRIVACY:
-                try:
-                    if gpp.decode_us_privacy(section).opted_out:
-                        return "usp_opted_out"
-                except gpp.GPPError:
-                    return "gpp_malformed"
-            else:  # Canadian TCF, US states: not read here, so it cannot be obeyed
-                return "gpp_unsupported"
+            elif reason is not None:
+                return reason
         return verdict
+
+    def _section(self, section_id: int, text: str, now: float) -> str | None:
+        """What one GPP section in force says: a denial reason, ``granted``, or None."""
+        if section_id == gpp.TCF_EU_V2:
+            return self._tcf_reason(text, now)
+        if section_id == gpp.US_PRIVACY:
+            return _usp_reason(text, "gpp_malformed")
+        if section_id != gpp.US_NATIONAL:  # Canadian TCF, US states: not read, not obeyed
+            return "gpp_unsupported"
+        usnat = self._decode_usnat(text)
+        if isinstance(usnat, str):
+            return "gpp_malformed"
+        if usnat.opted_out:
+            return "usnat_opted_out"
+        if usnat.known_child_without_consent:
+            return "usnat_child"
+        if usnat.gpc and self.config.honor_gpc:
+            return "gpc"
+        return None
 
     def _tcf_reason(self, tc_string: str, now: float) -> str:
         decoded = self._decode(tc_string.strip().split(".", 1)[0][: MAX_CORE_LENGTH + 1])
@@ -265,6 +262,15 @@ def _speaks(bid: bid_request.BidRequest) -> bool:
         or bid.gpp_sid is not None
         or bid.us_privacy
     )
+
+
+def _usp_reason(text: str, malformed: str) -> str | None:
+    """``usp_opted_out`` for a US Privacy string opting out of sale, ``malformed`` for one that
+    does not decode, else None."""
+    try:
+        return "usp_opted_out" if gpp.decode_us_privacy(text).opted_out else None
+    except gpp.GPPError:
+        return malformed
 
 
 def _decode_or_error(tc_string: str) -> TCString | str:
