@@ -13,29 +13,44 @@ The reward model ``r_hat`` is additive over slots (overall mean plus, per slot, 
 deviation of each variant; the upstream response has its own mean), fitted on the same log.
 It does not need to be right for DR to stay unbiased, only to be right for DR to be tight.
 Intervals are 95% normal intervals (IPS, DR: the per-decision terms' standard error; SNIPS: the
-delta method). Holdout assignment is per user, so decisions of one user are not independent:
-intervals are somewhat optimistic when users have many decisions.
+delta method, or Wilson's when the estimate is a plain proportion), and on request bootstrap
+percentile intervals beside them (slotwise.lab.intervals). Holdout assignment is per user, so
+decisions of one user are not independent: intervals are somewhat optimistic when users have
+many decisions. Beside the estimates: the effective sample size of the weights, and per slot
+the candidate's choice there against the logged one (``SlotEvaluation``).
 
 Candidates give, per logged decision, the probability of serving the upstream response and a
 distribution over each slot's logged candidates: ``UniformCandidate`` (the rules alone,
 uniform over what they leave), ``UpstreamCandidate`` (never personalise), ``FixedCandidate``
-(always these variants), ``ModelCandidate`` (a saved model, as it would serve or greedy).
+(always these variants), ``ModelCandidate`` (a saved model, as it would serve or greedy),
+``ProbabilitiesCandidate`` (slotwise.lab.target_policy: probabilities from a file).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from slotwise.lab.intervals import (
+    UNDEFINED,
+    Z95,
+    Bootstrap,
+    Estimate,
+    Interval,
+    effective_sample_size,
+    is_binary,
+    normal_interval,
+    rate_or_mean,
+    wilson_interval,
+)
 from slotwise.proxy.bandit.campaign import BanditCampaign, action_slot
 from slotwise.proxy.bandit.engine import CampaignModel
 from slotwise.proxy.bandit.features import FeatureMap
 from slotwise.proxy.decision_log import DecisionRecord, SlotRecord, choice_sets, signals_of
 from slotwise.proxy.learn.log import JoinedRecord
 
-Z95 = 1.959963984540054
 _SHRINK = 10.0  # pseudo-observations pulling a variant's mean towards the overall mean
 
 
@@ -152,21 +167,33 @@ def campaign_from_log(records: Iterable[JoinedRecord], name: str) -> BanditCampa
 
 
 @dataclass(frozen=True, slots=True)
-class Estimate:
-    value: float
-    low: float
-    high: float
+class SlotEvaluation:
+    """One slot: the candidate's choice there against the logged one, the other slots as
+    logged, over the decisions that served the slot with a real choice (two candidates or
+    more). The weight is the slot's own: the candidate's probability of the logged variant
+    over the logging probability."""
 
-    @property
-    def defined(self) -> bool:
-        """False when the log cannot support the estimate (its values are then NaN)."""
-        return all(math.isfinite(v) for v in (self.value, self.low, self.high))
+    slot: str
+    decisions: int
+    ips: Estimate
+    snips: Estimate
+    ess: float
+    support: float
+    max_weight: float
+    logged: Estimate  # the logging policy's own mean reward on those decisions
 
-    def as_dict(self) -> dict[str, float | None]:
-        """JSON has no NaN: an undefined estimate is null."""
-        if not self.defined:
-            return {"value": None, "low": None, "high": None}
-        return {"value": self.value, "low": self.low, "high": self.high}
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "slot": self.slot,
+            "decisions": self.decisions,
+            "ips": self.ips.as_dict(),
+            "snips": self.snips.as_dict(),
+            "intervals": {"ips": self.ips.method, "snips": self.snips.method},
+            "ess": self.ess,
+            "support": self.support,
+            "max_weight": self.max_weight,
+            "logged": {**self.logged.as_dict(), "interval": self.logged.method},
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +208,9 @@ class Evaluation:
     mean_weight: float
     max_weight: float
     support: float  # share of decisions where the candidate could have done what was logged
+    ess: float = 0.0  # Kish's effective sample size of the weights
+    slots: tuple[SlotEvaluation, ...] = ()
+    bootstrap: Mapping[str, Interval] | None = None  # ips, snips, dr percentile intervals
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -189,9 +219,17 @@ class Evaluation:
             "ips": self.ips.as_dict(),
             "snips": self.snips.as_dict(),
             "dr": self.dr.as_dict(),
+            "intervals": {"ips": self.ips.method, "snips": self.snips.method, "dr": self.dr.method},
+            "bootstrap": (
+                {name: interval.as_dict() for name, interval in self.bootstrap.items()}
+                if self.bootstrap is not None
+                else None
+            ),
             "mean_weight": self.mean_weight,
             "max_weight": self.max_weight,
             "support": self.support,
+            "ess": self.ess,
+            "slots": [slot.as_dict() for slot in self.slots],
         }
 
 
@@ -231,16 +269,12 @@ class RewardModel:
         return upstream * self.upstream + (1.0 - upstream) * personalised
 
 
-def _interval(terms: Sequence[float]) -> Estimate:
-    n = len(terms)
-    mean = sum(terms) / n
-    variance = sum((t - mean) ** 2 for t in terms) / (n - 1) if n > 1 else 0.0
-    half = Z95 * math.sqrt(variance / n)
-    return Estimate(mean, mean - half, mean + half)
-
-
-def evaluate(candidate: Candidate, records: Sequence[JoinedRecord]) -> Evaluation:
-    """IPS, SNIPS and DR estimates of the candidate's mean reward per decision."""
+def evaluate(
+    candidate: Candidate, records: Sequence[JoinedRecord], bootstrap: Bootstrap | None = None
+) -> Evaluation:
+    """IPS, SNIPS and DR estimates of the candidate's mean reward per decision, per slot, with
+    the effective sample size and, given ``bootstrap``, percentile intervals beside the normal
+    ones."""
     if not records:
         raise ValueError("no decisions to evaluate")
     model = RewardModel(records)
@@ -249,6 +283,7 @@ def evaluate(candidate: Candidate, records: Sequence[JoinedRecord]) -> Evaluatio
     dr_terms: list[float] = []
     unknown_context: list[int] = []  # holdout records logged without their choice sets
     personalised_dm: list[float] = []
+    per_slot: dict[str, _SlotTerms] = {}
     for joined in records:
         record = joined.decision
         upstream = candidate.upstream_probability(record)
@@ -262,7 +297,11 @@ def evaluate(candidate: Candidate, records: Sequence[JoinedRecord]) -> Evaluatio
             probability = 1.0 - upstream
             for slot, (_, distribution) in zip(record.slots, distributions, strict=True):
                 if slot.variant is not None and len(slot.candidates) > 1:
-                    probability *= distribution.get(slot.variant, 0.0)
+                    chance = distribution.get(slot.variant, 0.0)
+                    probability *= chance
+                    if upstream < 1.0:
+                        terms = per_slot.setdefault(slot.slot, _SlotTerms())
+                        terms.add(chance / slot.probability, joined.reward)
         weight = probability / record.propensity if record.propensity > 0 else 0.0
         weights.append(weight)
         ips_terms.append(weight * joined.reward)
@@ -280,27 +319,89 @@ def evaluate(candidate: Candidate, records: Sequence[JoinedRecord]) -> Evaluatio
             upstream = candidate.upstream_probability(records[index].decision)
             dr_terms[index] += (1.0 - upstream) * average
     n = len(records)
-    total_weight = sum(weights)
-    snips_value = sum(ips_terms) / total_weight if total_weight > 0 else 0.0
-    if total_weight > 0:
-        mean_weight = total_weight / n
-        residuals = [w * (j.reward - snips_value) for w, j in zip(weights, records, strict=True)]
-        spread = math.sqrt(sum(r * r for r in residuals) / max(n - 1, 1) / n) / mean_weight
-        snips = Estimate(snips_value, snips_value - Z95 * spread, snips_value + Z95 * spread)
-    else:
-        snips = Estimate(math.nan, math.nan, math.nan)  # no decision the candidate supports
+    rewards = [j.reward for j in records]
     return Evaluation(
         candidate=candidate.name,
         decisions=n,
-        ips=_interval(ips_terms),
-        snips=snips,
-        dr=_interval(dr_terms),
-        mean_weight=total_weight / n,
+        ips=normal_interval(ips_terms),
+        snips=_snips(weights, rewards),
+        dr=normal_interval(dr_terms),
+        mean_weight=math.fsum(weights) / n,
         max_weight=max(weights),
         support=sum(1 for w in weights if w > 0) / n,
+        ess=effective_sample_size(weights),
+        slots=tuple(terms.result(name) for name, terms in sorted(per_slot.items())),
+        bootstrap=(
+            _bootstrap(bootstrap, weights, ips_terms, dr_terms) if bootstrap is not None else None
+        ),
     )
 
 
+@dataclass(slots=True)
+class _SlotTerms:
+    weights: list[float] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+
+    def add(self, weight: float, reward: float) -> None:
+        self.weights.append(weight)
+        self.rewards.append(reward)
+
+    def result(self, slot: str) -> SlotEvaluation:
+        n = len(self.weights)
+        return SlotEvaluation(
+            slot=slot,
+            decisions=n,
+            ips=normal_interval([w * r for w, r in zip(self.weights, self.rewards, strict=True)]),
+            snips=_snips(self.weights, self.rewards),
+            ess=effective_sample_size(self.weights),
+            support=sum(1 for w in self.weights if w > 0) / n,
+            max_weight=max(self.weights),
+            logged=rate_or_mean(self.rewards),
+        )
+
+
+def _snips(weights: Sequence[float], rewards: Sequence[float]) -> Estimate:
+    """Self-normalised IPS with its delta-method interval; a plain proportion (0/1 rewards,
+    equal weights wherever the candidate is supported) gets its Wilson interval instead."""
+    total_weight = math.fsum(weights)
+    if total_weight <= 0:
+        return UNDEFINED  # no decision the candidate supports
+    supported = [(w, r) for w, r in zip(weights, rewards, strict=True) if w > 0]
+    first = supported[0][0]
+    if all(math.isclose(w, first, rel_tol=1e-12) for w, _ in supported) and is_binary(
+        [r for _, r in supported]
+    ):
+        return wilson_interval(sum(r for _, r in supported), len(supported))
+    n = len(weights)
+    value = math.fsum(w * r for w, r in zip(weights, rewards, strict=True)) / total_weight
+    mean_weight = total_weight / n
+    residuals = [w * (r - value) for w, r in zip(weights, rewards, strict=True)]
+    spread = math.sqrt(math.fsum(e * e for e in residuals) / max(n - 1, 1) / n) / mean_weight
+    return Estimate(value, value - Z95 * spread, value + Z95 * spread, "delta")
+
+
+def _bootstrap(
+    bootstrap: Bootstrap, weights: list[float], ips_terms: list[float], dr_terms: list[float]
+) -> dict[str, Interval]:
+    n = len(weights)
+    ips, snips, dr = bootstrap.intervals(
+        [ips_terms, weights, dr_terms],
+        [
+            lambda s: s[0] / n,
+            lambda s: s[0] / s[1] if s[1] > 0 else math.nan,
+            lambda s: s[2] / n,
+        ],
+    )
+    return {"ips": ips, "snips": snips, "dr": dr}
+
+
 def logged_value(records: Sequence[JoinedRecord]) -> Estimate:
-    """The logging policy's own mean reward per decision (on-policy, for comparison)."""
-    return _interval([j.reward for j in records])
+    """The logging policy's own mean reward per decision (on-policy, for comparison): a Wilson
+    interval when rewards are 0/1 (a rate), else a normal one."""
+    return rate_or_mean([j.reward for j in records])
+
+
+def logged_bootstrap(records: Sequence[JoinedRecord], bootstrap: Bootstrap) -> Interval:
+    """The bootstrap interval of the logging policy's own mean reward."""
+    n = len(records)
+    return bootstrap.interval([[j.reward for j in records]], lambda s: s[0] / n)

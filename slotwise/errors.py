@@ -136,14 +136,16 @@ STORE: Final = Area(
         "the proxy answers 503 with Retry-After meanwhile",
         "store_config": "the store URL or one of its options is wrong (unknown scheme, bad "
         "option): fix `store.url` / `--store`",
+        "store_not_found": "a command that only reads the store (`slotwise export`) was given "
+        "a sqlite:/// path where no database is: name the file the proxies write",
     },
     docs="errors.md",
-    usage=frozenset({"store_config"}),
+    usage=frozenset({"store_config", "store_not_found"}),
 )
 
 MODELS: Final = Area(
     "models",
-    "Models, learning and evaluation",
+    "Models, learning, evaluation and export",
     {
         "bad_campaign_name": "a campaign name that cannot name a model folder (letters, "
         "digits, `_ . -` only)",
@@ -155,9 +157,16 @@ MODELS: Final = Area(
         "bad_log_record": "a line of a decision log that is not a valid record: the message "
         "names the file and line",
         "bad_scenario": "a simulator scenario file with a wrong value: the message names it",
+        "bad_target_policy": "`slotwise evaluate --candidate probabilities:FILE`: a slot's "
+        "probabilities are not numbers in [0, 1] summing to 1, or the file does not cover a "
+        "decision, a slot or its choice set: the message names the slot and the lines",
+        "bad_time_bound": "`slotwise export --since/--until`: not a time (epoch seconds or ISO "
+        "8601), or since is not before until",
         "corrupt_model": "a model file or its metadata is unreadable, truncated or fails its "
         "checksum: roll back to another version or publish a new one",
         "empty_log": "the decision log holds no served decision to evaluate",
+        "missing_candidates": "a decision log's served slot has no `candidates`: evaluation "
+        "needs the choice set the rules left; the message names the line",
         "model_family_mismatch": "the saved model was trained with another exploration "
         "family than the campaign now uses: the learner starts a new model",
         "models_unwritable": "the models directory cannot be written (permissions, a full "
@@ -166,16 +175,33 @@ MODELS: Final = Area(
         "no_variants": "a slot without variants cannot be learned",
         "nothing_to_roll_back": "`slotwise model rollback`: the campaign has no model older "
         "than the current one (or none at all)",
+        "training_log": "`slotwise evaluate`: the model learned from decisions of this log, so "
+        "its estimates would be biased upwards: evaluate it on later decisions, or pass "
+        "`--allow-training-log`",
         "unknown_explore": "an exploration kind slotwise does not know",
         "unknown_model_version": "`slotwise model rollback --to N`: no such version; `slotwise "
         "model list` shows them",
         "unknown_reward_event": "a reward record names an event that is not a reward",
+        "unknown_reward_field": "a reward record or a decision's `outcome` has a key no field "
+        "reads (`click` for `clicks`): it would count as no reward; the message names the line",
         "unreadable_log": "the decision log file cannot be opened",
         "unreadable_scenario": "the scenario file cannot be read",
+        "unreadable_target_policy": "the file of `--candidate probabilities:FILE` cannot be read",
+        "unwritable_output": "`slotwise export --output FILE`: a directory, a folder that does "
+        "not exist, no permission, or the disk filled while writing (nothing is left behind)",
     },
     docs="errors.md",
     usage=frozenset(
-        {"bad_campaign_name", "nothing_to_roll_back", "unknown_model_version", "unreadable_log"}
+        {
+            "bad_campaign_name",
+            "bad_time_bound",
+            "nothing_to_roll_back",
+            "training_log",
+            "unknown_model_version",
+            "unreadable_log",
+            "unreadable_target_policy",
+            "unwritable_output",
+        }
     ),
 )
 

@@ -11,6 +11,10 @@ previous one, never half of one. A model whose bytes do not match the checksum i
 is rejected before VW reads it, and the proxy keeps serving what it had. ``rollback`` only
 moves CURRENT; no model is deleted by it.
 
+The metadata's ``training`` records what the version's lineage learned from (its decisions'
+time range and a hash sample of their ids, slotwise.proxy.bandit.training), so that
+``slotwise evaluate`` can refuse to evaluate a model on the log it was trained on.
+
 Metadata is decoded with its types checked (``ModelInfo``) and then its values (version and
 campaign match the file, a known family, finite numbers): a damaged ``vN.json`` makes that one
 version unreadable (``corrupt_model``), listed by ``scan`` with the reason, never a crash later
@@ -34,6 +38,7 @@ from vowpalwabbit import Workspace
 
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.exploration import KINDS, explore_from_policy, model_family
+from slotwise.proxy.bandit.training import TrainingData
 from slotwise.proxy.bandit.workspace import load_workspace
 from slotwise.proxy.files import write_atomically
 from slotwise.types import Explore
@@ -70,6 +75,8 @@ class ModelInfo:
     parent: int | None = None
     note: str = ""
     explore_parameter: float | None = None  # the campaign's exploration when it was trained
+    # what the lineage learned from (slotwise.proxy.bandit.training); None: not recorded
+    training: TrainingData | None = None
 
     @property
     def label(self) -> str:
@@ -102,7 +109,7 @@ def _metadata_problem(info: ModelInfo, campaign: str, version: int) -> str | Non
         explore_from_policy(info.family, info.explore_parameter)
     except BanditError as error:
         return f"explore_parameter: {error.message}"
-    return None
+    return info.training.problem() if info.training is not None else None
 
 
 def read_info(path: Path, campaign: str, version: int) -> ModelInfo:
@@ -248,6 +255,7 @@ class ModelStore:
         parent: int | None = None,
         note: str = "",
         explore_parameter: float | None = None,
+        training: TrainingData | None = None,
     ) -> ModelInfo:
         """Save the workspace as the campaign's next version and make it CURRENT."""
         folder = self._folder(campaign)
@@ -270,6 +278,7 @@ class ModelStore:
             parent=parent,
             note=note,
             explore_parameter=explore_parameter,
+            training=training,
         )
         self._write_version(info, data)
         self._set_current(campaign, version)

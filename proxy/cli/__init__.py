@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("slotwise.proxy.cli.bench", "benchmarks: match (policy matcher), proxy (end to end)"),
     "simulate": ("slotwise.proxy.cli.simulate", "simulate traffic; measure what the bandit learns"),
     "evaluate": ("slotwise.proxy.cli.evaluate", "evaluate candidate policies on a decision log"),
+    "export": ("slotwise.proxy.cli.export", "export the store's decisions or events as a log"),
     "learn": ("slotwise.proxy.cli.learn", "run the learner: joined decisions in, models out"),
     "model": ("slotwise.proxy.cli.model", "list saved models or roll one back"),
 }

@@ -10,15 +10,16 @@ The chosen action gets a fresh labelled example: VW's label setter appends costs
 prepared example cannot be relabelled. The others are the prepared, unlabelled ones.
 
 ``publish`` saves every campaign that learned something since the last publish as a new
-version and moves CURRENT; proxies pick it up on their next ``reload``. If an operator rolled
-back in between, the learner drops what it learned since and continues from the rolled-back
-model, so the rollback sticks.
+version and moves CURRENT, with what its lineage learned from in the metadata (``training``:
+slotwise.proxy.bandit.training) so that evaluation can tell its training log; proxies pick it
+up on their next ``reload``. If an operator rolled back in between, the learner drops what it
+learned since and continues from the rolled-back model, so the rollback sticks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pylibvw
 from vowpalwabbit import Workspace
@@ -28,6 +29,7 @@ from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.exploration import model_family
 from slotwise.proxy.bandit.features import VARIANT, FeatureMap, SharedFeatures
 from slotwise.proxy.bandit.store import ModelInfo, ModelStore
+from slotwise.proxy.bandit.training import TrainingRecorder
 from slotwise.proxy.bandit.workspace import (
     PreparedActions,
     new_workspace,
@@ -61,6 +63,8 @@ class _Training:
     seen: int | None = None
     examples: int = 0
     unpublished: int = 0
+    # the decisions this lineage learned from, published in each version's metadata
+    trained: TrainingRecorder = field(default_factory=TrainingRecorder)
 
 
 class Learner:
@@ -89,6 +93,7 @@ class Learner:
 
     def _start(self, campaign: BanditCampaign) -> _Training:
         workspace, parent, examples, seen = None, None, 0, None
+        trained = TrainingRecorder()
         if self.store is not None:
             seen = self.store.current_version(campaign.name)
             try:  # a CURRENT naming no version, damaged metadata, a corrupt or foreign model
@@ -97,6 +102,7 @@ class Learner:
                 if info is not None:
                     workspace = self.store.open_workspace(info, campaign.explore)
                     parent, examples = info.version, info.examples
+                    trained = TrainingRecorder(info.training, complete=info.training is not None)
             except BanditError as error:
                 self.warnings.append(f"{error}; training {campaign.name} from scratch")
         if workspace is None:
@@ -110,7 +116,7 @@ class Learner:
             for slot in campaign.slots
         )
         actions = PreparedActions.build(workspace, campaign)
-        return _Training(campaign, workspace, actions, slots, parent, seen, examples)
+        return _Training(campaign, workspace, actions, slots, parent, seen, examples, 0, trained)
 
     def learn(self, joined: JoinedRecord) -> bool:
         """Learn from one joined decision; False if it teaches nothing (holdout, unknown)."""
@@ -160,6 +166,7 @@ class Learner:
         self.stats.slot_updates += updates
         training.examples += 1
         training.unpublished += 1
+        training.trained.add(decision.id, decision.ts)
         return True
 
     def publish(self) -> list[ModelInfo]:
@@ -185,6 +192,7 @@ class Learner:
                 examples=training.examples,
                 parent=training.parent,
                 explore_parameter=training.campaign.explore.parameter,
+                training=training.trained.data(),
             )
             training.parent = training.seen = info.version
             training.unpublished = 0

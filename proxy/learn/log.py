@@ -15,11 +15,15 @@ Three record types, told apart by ``type``:
 
     {"type": "reward", "decision_id": "d-1", "ts": 1763790012.5, "event": "click", "value": 0}
 
-    ``event`` is click, conversion (``value`` = its revenue), revenue or discount_cost.
+    ``event`` is click, conversion (``value`` = its revenue), revenue or discount_cost. A click
+    counts one toward ``clicks``; its ``value`` is not read.
 
 ``joined``    written by the reward join: a decision with its outcome and reward::
 
     {"type": "joined", "decision": {...}, "outcome": {...}, "reward": 1.0, "rewarded": true}
+
+Decoding ignores keys no field reads (a newer writer may add some); :func:`unknown_fields`
+lists them, for readers that must not guess (``slotwise evaluate``: slotwise.lab.evaluation_log).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Literal
 import msgspec
 
 from slotwise.proxy.bandit.errors import BanditError
-from slotwise.proxy.decision_log import DecisionRecord, OutcomeRecord
+from slotwise.proxy.decision_log import DecisionRecord, OutcomeRecord, SlotRecord
 
 
 class RewardRecord(msgspec.Struct, frozen=True, tag="reward", tag_field="type"):
@@ -93,8 +97,8 @@ def _decision_problem(record: DecisionRecord) -> str | None:
     return None
 
 
-def read_log(path: Path) -> Iterator[LogRecord]:
-    """Every record of a JSONL log file; a bad line stops with its line number."""
+def read_lines(path: Path) -> Iterator[tuple[str, bytes]]:
+    """Every non-blank line of a JSONL log file with where it is (``path:line``)."""
     try:
         stream = path.open("rb")
     except OSError as exc:
@@ -104,7 +108,64 @@ def read_log(path: Path) -> Iterator[LogRecord]:
             if number == 1:
                 line = line.removeprefix(_BOM)  # editors on Windows start UTF-8 files with one
             if line.strip():
-                yield decode(line, f"{path}:{number}")
+                yield f"{path}:{number}", line
+
+
+def read_log(path: Path) -> Iterator[LogRecord]:
+    """Every record of a JSONL log file; a bad line stops with its line number."""
+    for where, line in read_lines(path):
+        yield decode(line, where)
+
+
+def _field_names(cls: type[msgspec.Struct]) -> frozenset[str]:
+    return frozenset(f.encode_name for f in msgspec.structs.fields(cls)) | {"type"}
+
+
+_DECISION_FIELDS = _field_names(DecisionRecord)
+_SLOT_FIELDS = _field_names(SlotRecord) - {"type"}
+_OUTCOME_FIELDS = _field_names(OutcomeRecord) - {"type"}
+_REWARD_FIELDS = _field_names(RewardRecord)
+_JOINED_FIELDS = _field_names(JoinedRecord)
+
+
+def unknown_fields(line: bytes | str) -> list[str]:
+    """JSON paths of the keys of a record line that no field of its record type reads, in
+    order (``$.outcome.click``, ``$.slots[0].propensity``); decoding ignores them, so a
+    misspelt key is silently a default. [] for a line that is no object (decode refuses it)."""
+    try:
+        data = msgspec.json.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return []
+    if not isinstance(data, dict):
+        return []
+    kind = data.get("type")
+    if kind == "reward":
+        return _unknown(data, _REWARD_FIELDS, "$")
+    if kind == "joined":
+        found = _unknown(data, _JOINED_FIELDS, "$")
+        if isinstance(data.get("decision"), dict):
+            found += _decision_unknown(data["decision"], "$.decision")
+        if isinstance(data.get("outcome"), dict):
+            found += _unknown(data["outcome"], _OUTCOME_FIELDS, "$.outcome")
+        return found
+    return _decision_unknown(data, "$")
+
+
+def _decision_unknown(data: dict[str, object], path: str) -> list[str]:
+    found = _unknown(data, _DECISION_FIELDS, path)
+    slots = data.get("slots")
+    if isinstance(slots, list):
+        for i, slot in enumerate(slots):
+            if isinstance(slot, dict):
+                found += _unknown(slot, _SLOT_FIELDS, f"{path}.slots[{i}]")
+    outcome = data.get("outcome")
+    if isinstance(outcome, dict):
+        found += _unknown(outcome, _OUTCOME_FIELDS, f"{path}.outcome")
+    return found
+
+
+def _unknown(data: dict[str, object], known: frozenset[str], path: str) -> list[str]:
+    return [f"{path}.{key}" for key in data if key not in known]
 
 
 def write_log(path: Path, records: Iterable[LogRecord]) -> int:
@@ -123,6 +184,8 @@ __all__ = [
     "RewardRecord",
     "decode",
     "encode",
+    "read_lines",
     "read_log",
+    "unknown_fields",
     "write_log",
 ]

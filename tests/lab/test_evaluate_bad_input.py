@@ -69,6 +69,7 @@ def models(tmp_path: Path, log: Path, capsys: pytest.CaptureFixture[str]) -> Pat
         (["--candidate", "fixed:image=nosuch"], "its variants: image_1, image_2"),
         (["--candidate", "fixed:image"], "'image' is not slot=variant"),
         (["--campaign", "nosuch"], "no served decision of it; it has spring_sale"),
+        (["--bootstrap", "-1"], "--bootstrap must be a number of resamples from 0 to 100000"),
     ],
 )
 def test_impossible_options_are_refused(
@@ -106,7 +107,7 @@ def test_a_model_the_log_cannot_support_is_warned_about_and_never_infinite(
     other = tmp_path / "other.sw"
     other.write_text(re.sub(r"\b(image|headline|cta)_(\d)", r"\1_x\2", POLICY.read_text()))
     argv = ["evaluate", str(log), "--candidate", "model", "--models", str(models)]
-    argv += ["--policies", str(other)]
+    argv += ["--policies", str(other), "--allow-training-log"]  # the model learned from log
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert "chooses nothing the log can support" in err

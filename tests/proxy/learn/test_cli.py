@@ -161,22 +161,11 @@ def test_learn_from_a_log_then_list_and_roll_back(
     assert "CURRENT is now v1" in capsys.readouterr().out
     assert main(["model", "--models", str(models), "rollback", "spring_sale"]) == 2
     assert main(["model", "--models", str(tmp_path / "none"), "list"]) == 2
-    code = main(
-        [
-            "evaluate",
-            str(log),
-            "--candidate",
-            "model-greedy",
-            "--models",
-            str(models),
-            "--policies",
-            policy,
-            "--window",
-            "60",
-            "--format",
-            "json",
-        ]
-    )
+    argv = ["evaluate", str(log), "--candidate", "model-greedy", "--models", str(models)]
+    argv += ["--policies", policy, "--window", "60", "--format", "json"]
+    assert main(argv) == 2  # v1 learned from this very log: refused unless asked for
+    assert "training_log: model spring_sale v1 learned from" in capsys.readouterr().err
+    code = main([*argv, "--allow-training-log"])
     assert code == 0
     greedy = json.loads(capsys.readouterr().out)["candidates"][0]
     assert greedy["support"] > 0.4  # it chooses image_2, half of the logged decisions
