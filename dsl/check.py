@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from slotwise.dsl import ast
 from slotwise.dsl.errors import Diagnostic, Severity
 from slotwise.dsl.location import LocationError, parse_location
+from slotwise.dsl.precedence import contested_locations
 from slotwise.dsl.satisfiable import can_hold
 from slotwise.types import (
     EVENT_TYPES,
@@ -126,6 +127,10 @@ class _Checker:
                     self.rerank(item)
                 else:
                     self.test(item)
+        if not any(d.severity is Severity.ERROR for d in self.found):
+            self.found += contested_locations(
+                self.files, self._openable, self.schema, self.lines, self.satisfiable
+            )
         return self.found
 
     def _check_unique_names(self) -> None:

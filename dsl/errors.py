@@ -52,6 +52,8 @@ CODES: Mapping[str, str] = {
     "never_fires": "a rule whose condition can never be true",
     "contradictory_pins": "two rules pin different variants of one slot under conditions that can "
     "both hold",
+    "contested_location": "two personalisations write the same slot location and can apply to "
+    "the same response; the one first in precedence wins",
     "bad_location": "a slot location string that is not a valid JSON path, native: or vast: "
     "location",
     "bad_value": "a number, percentage, duration or time outside what the construct accepts",

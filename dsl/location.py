@@ -17,7 +17,7 @@ parsed form. The syntax:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from slotwise.dsl.errors import POLICY
@@ -44,23 +44,27 @@ WILDCARD: Final = Wildcard()
 JsonStep = str | int | Wildcard
 
 
+# Locations compare (and hash) by what they address, not by how they were spelled:
+# ``$.hero.title`` and ``$['hero']['title']`` are one place (slotwise.dsl.precedence).
+
+
 @dataclass(frozen=True, slots=True)
 class JsonPathLocation:
     steps: tuple[JsonStep, ...]
-    text: str
+    text: str = field(compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class NativeLocation:
     asset: str  # "title" | "img" | "data" | "video" | "link"
     type: int | None  # the Native 1.2 image or data asset type, for img and data
-    text: str
+    text: str = field(compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class VastLocation:
     element: str  # one of VAST_ELEMENTS
-    text: str
+    text: str = field(compare=False)
 
 
 Location = JsonPathLocation | NativeLocation | VastLocation

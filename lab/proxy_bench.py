@@ -331,6 +331,7 @@ def _engine_time(d: Path) -> dict[str, float]:
     from slotwise.plugins.registry import load_schema
     from slotwise.proxy.chooser import RuleChooser
     from slotwise.proxy.decide import Engine, open_document, personalise
+    from slotwise.proxy.exchange import Exchange
     from slotwise.proxy.metrics import ProxyMetrics
     from slotwise.proxy.policy_snapshot import PolicySnapshot, compile_directory
     from slotwise.proxy.tracking import ClickSigner
@@ -354,11 +355,12 @@ def _engine_time(d: Path) -> dict[str, float]:
     samples = []
     for _ in range(20_000):
         started = time.perf_counter()
-        document, codings = open_document(engine, response, body, b"")
-        assert document is not None
-        outcome = personalise(engine, policy, document, codings, gathered, scope)
+        exchange = Exchange(scope, started, policy=policy, gathered=gathered)
+        exchange.document, exchange.codings = open_document(engine, response, body, b"")
+        assert exchange.document is not None
+        personalise(engine, exchange)
         samples.append(time.perf_counter() - started)
-        assert outcome.body is not None
+        assert exchange.out is not None
     samples.sort()
     del asyncio
     return {

@@ -4,6 +4,8 @@ Every path outside ``/_sw/`` goes to the upstream through slotwise.proxy.decide.
 own endpoints: ``/_sw/health`` (the process is up), ``/_sw/ready`` (policies loaded, store
 answers), ``/_sw/metrics`` (Prometheus text), ``/_sw/click`` (signed click redirect), and the
 event endpoints of slotwise.proxy.events (``/_sw/px``, ``/_sw/events``, ``/_sw/admin/...``).
+The first four are one table (path -> handler and methods), which answers 405 with ``Allow``;
+every other ``/_sw/`` path goes to the events router, and 404 when it has no such route.
 
 Long-lived resources (upstream pool, store, providers, decision log, policy watcher) are made
 in the lifespan and kept on the app's :class:`Runtime`; nothing lives in module globals.
@@ -17,7 +19,7 @@ import gc
 import logging
 import os
 import secrets
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,8 @@ from slotwise.proxy.bandit.runtime import BanditRuntime
 from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.chooser import BanditChooser, Chooser, RuleChooser
 from slotwise.proxy.config import Settings, load_settings
-from slotwise.proxy.decide import Engine, Limits, handle, send_error
+from slotwise.proxy.decide import Engine, Limits, handle
+from slotwise.proxy.http_body import send_error
 from slotwise.proxy.http_hygiene import ForwardingPolicy
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.policy_snapshot import PolicySnapshot
@@ -42,9 +45,22 @@ from slotwise.types import Receive, Scope, Send
 
 log = logging.getLogger("slotwise.proxy")
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
-_READ_ONLY = frozenset({"/_sw/health", "/_sw/ready", "/_sw/metrics", CLICK_PATH})
+_READ = frozenset({"GET", "HEAD"})
 # RFC 3986's reserved and unreserved characters, and "%" (the target may be encoded already)
 _URL_CHARACTERS = ":/?#[]@!$&'()*+,;=%~"
+
+
+Handler = Callable[["Runtime", Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One of the proxy's own endpoints: its handler and the methods it answers."""
+
+    handler: Handler
+    methods: frozenset[str] = _READ
+    allow: str = "GET, HEAD"  # a 405's Allow header
+    answers: str = "GET"  # a 405's message (HEAD goes without saying beside GET)
 
 
 @dataclass(slots=True)
@@ -78,6 +94,13 @@ class ProxyApp:
         self._policies = policies
         self._load_plugins = load_plugins
         self.runtime: Runtime | None = None
+        # path -> endpoint; every other /_sw/ path goes to the event endpoints' router
+        self._endpoints: dict[str, Endpoint] = {
+            "/_sw/health": Endpoint(self._health),
+            "/_sw/ready": Endpoint(self._ready),
+            "/_sw/metrics": Endpoint(self._metrics),
+            CLICK_PATH: Endpoint(self._click),
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -97,25 +120,30 @@ class ProxyApp:
     # -- /_sw/ endpoints --------------------------------------------------------------------
 
     async def _own(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        endpoint = self._endpoints.get(path)
+        if endpoint is None:
+            return await self._events(runtime, scope, receive, send)
+        if scope["method"] not in endpoint.methods:
+            message = f"{path} answers {endpoint.answers}"
+            return await _not_allowed(send, message, endpoint.allow)
+        return await endpoint.handler(runtime, scope, receive, send)
+
+    async def _health(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+        await _plain(send, 200, b"ok\n")
+
+    async def _ready(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+        problems = await self._readiness(runtime)
+        body = "ready\n" if not problems else "not ready: " + "; ".join(problems) + "\n"
+        await _plain(send, 503 if problems else 200, body.encode())
+
+    async def _metrics(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+        text = self.metrics.render(self._extra_metrics(runtime))
+        await _plain(send, 200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8")
+
+    async def _events(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+        """The event endpoints' router, the table's fallback; else 404."""
         path = scope["path"]
-        method = scope["method"]
-        if path in _READ_ONLY and method not in ("GET", "HEAD"):
-            return await send_error(
-                send, 405, "method_not_allowed", f"{path} answers GET", ((b"allow", b"GET, HEAD"),)
-            )
-        if path == "/_sw/health":
-            return await _plain(send, 200, b"ok\n")
-        if path == "/_sw/ready":
-            problems = await self._readiness(runtime)
-            body = "ready\n" if not problems else "not ready: " + "; ".join(problems) + "\n"
-            return await _plain(send, 503 if problems else 200, body.encode())
-        if path == "/_sw/metrics":
-            text = self.metrics.render(self._extra_metrics(runtime))
-            return await _plain(
-                send, 200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8"
-            )
-        if path == CLICK_PATH:
-            return await self._click(runtime, scope, send)
         if runtime.events_app is not None:
             try:  # with "app" in the scope, starlette raises its 404 and 405 for us to answer
                 await runtime.events_app({**scope, "app": self}, receive, send)
@@ -123,13 +151,10 @@ class ProxyApp:
             except HTTPException as exc:
                 if exc.status_code == 405:
                     allow = (exc.headers or {}).get("Allow", "")
-                    message = f"{path} answers {allow}"
-                    return await send_error(
-                        send, 405, "method_not_allowed", message, ((b"allow", allow.encode()),)
-                    )
+                    return await _not_allowed(send, f"{path} answers {allow}", allow)
         return await send_error(send, 404, "not_found", f"no endpoint at {path}")
 
-    async def _click(self, runtime: Runtime, scope: Scope, send: Send) -> None:
+    async def _click(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         decision_id = (query.get("d") or [""])[0]
         target = (query.get("u") or [""])[0]
@@ -374,6 +399,10 @@ def _json_fields(s: Settings) -> JsonFields:
         click_trackers=adapters.json_click_trackers,
         click_urls=adapters.json_click_urls,
     )
+
+
+async def _not_allowed(send: Send, message: str, allow: str) -> None:
+    await send_error(send, 405, "method_not_allowed", message, ((b"allow", allow.encode()),))
 
 
 async def _plain(

@@ -1,69 +1,73 @@
-"""The hot path: forward a request, personalise the response when a campaign applies.
+"""The hot path: forward a request, personalise the response when something in the policy applies.
 
-``handle`` reads top to bottom as the request flows:
+``handle`` makes one :class:`~slotwise.proxy.exchange.Exchange` and drives it through these
+steps, top to bottom, as the request flows:
 
-1. the proxy's own limits (431 / 413), then the upstream fetch starts;
+1. the request within the proxy's own limits (431 / 413 / 408 / 400:
+   slotwise.proxy.http_body.read_request); then ``_begin`` reads the policy snapshot (once for
+   the whole request) and starts the upstream fetch;
 2. meanwhile the signals are gathered (providers, with deadlines), unless no campaign applied
    to this path's last response and the policy selects on the response alone
    (``early_signals``): then they are gathered in 4, only if a campaign applies;
-3. the response head arrives; only a complete, readable 200 JSON/XML body within the size
-   limit is a candidate;
-4. ``personalise`` (engine time, under the decision deadline): adapter finds the ad units,
-   campaign selection, eligible variants, choice, rewrite with trackers;
-5. the decision records go to the decision log (queued, no I/O here); the response goes out.
+3. the response head arrives (``_personalisable``): only a complete, readable 200 JSON/XML
+   body within the size limit is read whole, anything else streams through;
+4. engine time, under the decision deadline: ``_open`` parses the document (its ad units),
+   then ``personalise`` runs the policy's personalisers in their declared precedence
+   (slotwise.proxy.personalisers: triggered campaigns, campaigns, offers, recommendations,
+   re-ranks) and serialises the rewritten document;
+5. ``_answer`` queues the decision records (no I/O here); the response goes out.
 
-Whatever fails in 3-4 (an exception, the deadline, an unparsable body, a missing slot) sends the
-upstream's status, end-to-end headers and body unchanged, counted by cause.
+Whatever fails in 3-4 (an exception, the deadline, an unparsable body, a chooser error) sends
+the upstream's status, end-to-end headers and body unchanged, counted by cause. A campaign
+whose slots are not in the response is skipped (counted), not a failure.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
-from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, Final
 
 from slotwise.plugins.gather import Gathered, gather
 from slotwise.plugins.loaded import ProviderSet
 from slotwise.plugins.request import RequestInfo
-from slotwise.proxy.adapters import AdapterError, AdUnit, Document, JsonFields, parse_response
+from slotwise.proxy.adapters import AdapterError, Document, JsonFields, parse_response
 from slotwise.proxy.adapters.json import DEFAULT_JSON_FIELDS
 from slotwise.proxy.chooser import Chooser
-from slotwise.proxy.decision_log import (
-    DecisionRecord,
-    decision_record,
-    encode_record,
-    failed,
-    unserved_record,
-)
+from slotwise.proxy.decision_log import encode_record
 from slotwise.proxy.early_signals import EarlySignals
 from slotwise.proxy.events import DecisionLog
+from slotwise.proxy.exchange import MAX_UNITS, Exchange, FailOpen
+from slotwise.proxy.http_body import (
+    Refusal,
+    read_request,
+    send_error,
+    send_whole,
+    stream,
+    upstream_failed,
+)
 from slotwise.proxy.http_encoding import SUPPORTED_CODINGS, EncodingError, codings, decode, encode
 from slotwise.proxy.http_hygiene import (
     ForwardingPolicy,
     client_response_headers,
-    content_length,
     header,
-    header_bytes,
     upstream_request_headers,
 )
 from slotwise.proxy.metrics import ProxyMetrics
+from slotwise.proxy.personalisers import Pipeline
 from slotwise.proxy.policy_snapshot import PolicySnapshot
-from slotwise.proxy.tracking import ClickSigner, new_decision_id
+from slotwise.proxy.tracking import ClickSigner
 from slotwise.proxy.upstream import Upstream, UpstreamError, UpstreamResponse
-from slotwise.types import Context, NoHistory, Receive, Scope, Send
+from slotwise.types import Context, Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from slotwise.dsl.compiled import CompiledCampaign, CompiledPolicySet
+    from slotwise.dsl.compiled import CompiledPolicySet
 
 _PERSONALISED_METHODS: Final = frozenset({"GET", "POST"})
-_MAX_UNITS: Final = 16  # ad units personalised per response (bids, VAST ads)
 # validators and digests of the upstream body do not describe a rewritten one
 _STALE_AFTER_REWRITE: Final = frozenset({b"etag", b"content-md5", b"digest", b"content-range"})
-_NO_GATHER = Gathered(signals={}, personal=False, user_id=None, history=NoHistory())
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,173 +97,214 @@ class Engine:
     public_url: str = ""
     user_cookie: str = "sw_uid"
     early_signals: EarlySignals = field(default_factory=EarlySignals)
-
-
-# RFC 3986's host (registered name, IPv4 or bracketed IPv6) and optional port: the Host header
-# becomes the origin of the tracker URLs the proxy writes, so nothing else may pass
-_HOST = re.compile(
-    rb"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
-)
-
-
-class _ClientGone(Exception):
-    """The request body ended before it was whole (the client went, or its framing broke)."""
-
-
-class _BodyStalled(Exception):
-    """The request body did not arrive within ``Limits.body_timeout``."""
-
-
-Records = list[tuple[DecisionRecord, str | None]]  # (decision record, subject)
-
-
-class FailOpen(Exception):
-    """Personalisation gave up; the upstream response goes out unchanged.
-
-    ``records`` are the decisions already taken for this response, marked with the cause and
-    without served slots (nothing was served): they are still logged.
-    """
-
-    def __init__(self, cause: str, records: Records | None = None) -> None:
-        super().__init__(cause)
-        self.cause = cause
-        self.records = [(failed(record, cause), subject) for record, subject in records or ()]
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What ``personalise`` did: a new body (or None: unchanged) and the decision records."""
-
-    body: bytes | None
-    records: Records
-    reason: str | None = None  # why nothing was decided (passthrough), when nothing failed
+    personalisers: Pipeline = field(default_factory=Pipeline)
 
 
 async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> None:
-    """Proxy one HTTP request."""
-    started = time.perf_counter()
-    limits = engine.limits
-    metrics = engine.metrics
-
+    """Proxy one HTTP request: its exchange's steps, top to bottom (the module docstring)."""
+    x = Exchange(scope, time.perf_counter())
     # 1. the proxy's own limits; then the upstream fetch starts before anything else
-    if header_bytes(scope["headers"]) > limits.max_header_bytes:
-        metrics.refused.inc("header_size")
-        return await send_error(send, 431, "headers_too_large", "request headers are too large")
-    try:
-        body = await _read_body(scope, receive, limits.max_body_bytes, limits.body_timeout)
-    except _ClientGone:
-        # the body broke off (a half-close, chunking the server could not read): a client
-        # still listening learns why; one that is gone never reads it
-        metrics.refused.inc("incomplete_body")
-        return await send_error(send, 400, "incomplete_body", "the request body ended early")
-    except _BodyStalled:
-        metrics.refused.inc("body_timeout")
-        message = f"the request body did not arrive within {limits.body_timeout:g}s"
-        return await send_error(send, 408, "body_timeout", message)
-    if body is None:
-        metrics.refused.inc("body_size")
-        return await send_error(send, 413, "body_too_large", "request body is too large")
-    client = scope.get("client")
-    client_ip = client[0] if client else None
-    headers = upstream_request_headers(scope["headers"], client_ip, engine.forwarding)
-    method = scope["method"]
-    target = scope.get("raw_path") or scope["path"].encode()
-    if scope.get("query_string"):
-        target += b"?" + scope["query_string"]
-    policy = engine.policies.current  # one reference read: this request's policy snapshot
-    candidate = policy is not None and bool(policy.campaigns) and method in _PERSONALISED_METHODS
-    fetch = engine.upstream.begin(method.encode(), target, headers, body)
-
-    # 2. meanwhile: signals, when a campaign could apply (early_signals: unless none applied
-    # on this path last time; those gather after the response, if a campaign applies to it)
-    gathered = _NO_GATHER
-    providers = engine.providers if candidate else None
-    path: str = scope["path"]
-    early = (
-        policy is not None and providers is not None and engine.early_signals.wanted(policy, path)
+    limits = engine.limits
+    body = await read_request(
+        scope, receive, limits.max_header_bytes, limits.max_body_bytes, limits.body_timeout
     )
-    if early and providers is not None:
-        metrics.signal_gathers.inc("early")
+    if isinstance(body, Refusal):
+        engine.metrics.refused.inc(body.reason)
+        return await send_error(send, body.status, body.code, body.message)
+    fetch = _begin(engine, x, body)
+    # 2. meanwhile: signals, when a campaign could apply (early_signals says whether now)
+    if x.early:
         try:
-            gathered = await _signals(engine, providers, scope)
+            x.gathered = await _signals(engine, x)
         except BaseException:  # cancelled (client gone): do not leave the exchange dangling
             _abandon(fetch)
             raise
-
-    # 3. the response head; is this a response we may personalise?
+    # 3. the response head: a response we may personalise is read whole, others stream
     try:
-        response = await fetch
-    except UpstreamError as exc:
-        return await _upstream_failed(metrics, send, exc)
-    metrics.upstream_latency.observe(time.perf_counter() - started)
-    reason = _not_personalisable(response, candidate)
-    if reason is not None:
-        metrics.passthrough.inc(reason)
-        if providers is not None:
-            engine.early_signals.observe(path, applied=False)
-        return await _stream(engine, send, response, b"", started, method == "HEAD")
-    try:
-        raw, complete = await response.read_up_to(limits.max_rewrite_bytes)
-    except UpstreamError as exc:  # the body broke off before anything was sent: say so
-        return await _upstream_failed(metrics, send, exc)
-    if not complete:
-        metrics.passthrough.inc("body_too_large")
-        if providers is not None:
-            engine.early_signals.observe(path, applied=False)
-        return await _stream(engine, send, response, raw, started)
-
-    # 4. engine time: find slots, select, choose, rewrite, all under the decision deadline
-    assert policy is not None
+        response = x.response = await fetch
+        whole = _personalisable(engine, x)
+        if whole:
+            x.raw, whole = await response.read_up_to(limits.max_rewrite_bytes)
+    except UpstreamError as exc:  # also a body that broke off: nothing was sent yet, say so
+        return await upstream_failed(engine.metrics, send, exc)
+    if not whole:
+        _stream_through(engine, x)
+        return await stream(engine.metrics, send, response, x.raw, x.started, x.method == "HEAD")
+    # 4. engine time, under the decision deadline: the document, the personalisers, the rewrite
     engine_start = time.perf_counter()
-    selected: bool | None = None  # did a campaign apply (None: the body could not be read)
-    try:
-        document, codings_applied = open_document(engine, response, raw, body)
-        late = providers is not None and not early
-        if document is None:
-            outcome = Outcome(None, [], "content_type")
-        elif late and not _applies(policy, document):
-            metrics.signal_gathers.inc("skipped")
-            outcome = Outcome(None, [], "no_campaign_applies")
-        else:
-            if late and providers is not None:
-                waited = time.perf_counter()
-                metrics.signal_gathers.inc("late")
-                gathered = await _signals(engine, providers, scope)
-                engine_start += time.perf_counter() - waited  # provider time is not engine time
-            outcome = personalise(engine, policy, document, codings_applied, gathered, scope)
-        selected = bool(outcome.records)
-        if time.perf_counter() - engine_start > limits.decision_deadline:
-            raise FailOpen("deadline", outcome.records)
-    except FailOpen as exc:
-        outcome = Outcome(None, exc.records)
-        metrics.fail_opens.inc(exc.cause)
-        if exc.records:
-            selected = True
-    except Exception:  # personalisation must never turn a good answer into an error
-        outcome = Outcome(None, [])
-        metrics.fail_opens.inc("engine_error")
-    metrics.decision_latency.observe(time.perf_counter() - engine_start)
-    if selected is not None and providers is not None:
-        engine.early_signals.observe(path, applied=selected)
-
+    if _open(engine, x):  # a campaign applies and its signals were left until now
+        engine_start += await _late_signals(engine, x)  # provider time is not engine time
+    _decide(engine, x, engine_start)
     # 5. log the decisions and answer
-    if outcome.body is None and not outcome.records and outcome.reason:
-        metrics.passthrough.inc(outcome.reason)
-    for record, subject in outcome.records:
+    headers, answer = _answer(engine, x)
+    return await send_whole(send, response.status, headers, answer, engine.metrics, x.started)
+
+
+# -- the steps -----------------------------------------------------------------------------------
+
+
+def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamResponse]:
+    """Read this request's policy snapshot and start the upstream fetch."""
+    scope = x.scope
+    x.body = body
+    client = scope.get("client")
+    headers = upstream_request_headers(
+        scope["headers"], client[0] if client else None, engine.forwarding
+    )
+    method = x.method = scope["method"]
+    x.path = scope["path"]
+    target = scope.get("raw_path") or x.path.encode()
+    if scope.get("query_string"):
+        target += b"?" + scope["query_string"]
+    policy = x.policy = engine.policies.current  # one reference read for the whole request
+    x.candidate = policy is not None and bool(policy.campaigns) and method in _PERSONALISED_METHODS
+    fetch = engine.upstream.begin(method.encode(), target, headers, x.body)
+    if x.candidate and engine.providers is not None:
+        x.providers = engine.providers
+        assert policy is not None
+        x.early = engine.early_signals.wanted(policy, x.path)
+        if x.early:
+            engine.metrics.signal_gathers.inc("early")
+    return fetch
+
+
+def _signals(engine: Engine, x: Exchange) -> Coroutine[Any, Any, Gathered]:
+    # gather's own coroutine, not one wrapped around it: one frame less per request
+    assert x.providers is not None
+    info = RequestInfo.from_scope(x.scope)
+    user_id = info.cookies.get(engine.user_cookie) if info.cookies else None
+    if user_id:
+        info = info.with_user_id(user_id)
+    # past the budget, the signals that arrived are used; late providers are counted by gather
+    return gather(x.providers, info, budget=engine.limits.signals_deadline)
+
+
+def _personalisable(engine: Engine, x: Exchange) -> bool:
+    """The response head arrived: may it be personalised? If not, the reason is counted."""
+    assert x.response is not None
+    engine.metrics.upstream_latency.observe(time.perf_counter() - x.started)
+    reason = _not_personalisable(x.response, x.candidate)
+    if reason is None:
+        return True
+    x.reason = reason
+    engine.metrics.passthrough.inc(reason)
+    if x.providers is not None:
+        engine.early_signals.observe(x.path, applied=False)
+    return False
+
+
+def _stream_through(engine: Engine, x: Exchange) -> None:
+    """Before a response streams through: one larger than the rewrite limit is counted."""
+    if x.reason is None:  # personalisable, but larger than the rewrite limit
+        engine.metrics.passthrough.inc("body_too_large")
+        if x.providers is not None:
+            engine.early_signals.observe(x.path, applied=False)
+
+
+def _open(engine: Engine, x: Exchange) -> bool:
+    """Parse the response into its ad units; True when the signals are to be gathered now.
+
+    Signals wait until here when early_signals skipped them: gathered only if a campaign
+    applies to the document (on the response's signals alone).
+    """
+    try:
+        assert x.response is not None and x.policy is not None
+        document, x.codings = open_document(engine, x.response, x.raw, x.body)
+        x.document = document
+        if document is None:
+            x.reason = "content_type"
+        elif x.providers is not None and not x.early:
+            if _applies(x.policy, document):
+                engine.metrics.signal_gathers.inc("late")
+                return True
+            engine.metrics.signal_gathers.inc("skipped")
+            x.reason = "no_campaign_applies"
+        if x.reason is not None:
+            x.selected = False
+    except FailOpen as exc:
+        x.fail(exc.cause)
+    except Exception:  # personalisation must never turn a good answer into an error
+        x.fail("engine_error")
+    return False
+
+
+async def _late_signals(engine: Engine, x: Exchange) -> float:
+    """Gather the signals after the response; the seconds it took."""
+    waited = time.perf_counter()
+    try:
+        x.gathered = await _signals(engine, x)
+    except Exception:
+        x.fail("engine_error")
+    return time.perf_counter() - waited
+
+
+def _decide(engine: Engine, x: Exchange, engine_start: float) -> None:
+    """Engine time: the personalisers and the rewrite, unless opening settled it already."""
+    metrics = engine.metrics
+    try:
+        if x.reason is None and x.cause is None:
+            personalise(engine, x)
+            x.selected = x.applied
+        if x.cause is None and time.perf_counter() - engine_start > engine.limits.decision_deadline:
+            raise FailOpen("deadline", x.records)
+    except FailOpen as exc:
+        x.fail(exc.cause, exc.records)
+        if exc.records:
+            x.selected = True
+    except Exception:  # personalisation must never turn a good answer into an error
+        x.fail("engine_error")
+    if x.cause is not None:
+        metrics.fail_opens.inc(x.cause)
+    metrics.decision_latency.observe(time.perf_counter() - engine_start)
+    if x.selected is not None and x.providers is not None:
+        engine.early_signals.observe(x.path, applied=x.selected)
+
+
+def personalise(engine: Engine, x: Exchange) -> None:
+    """Run the policy's personalisers on the document, then serialise it into ``x.out``.
+
+    Needs ``x.policy``, ``x.document``, ``x.codings`` and ``x.gathered``. Sets ``x.reason``
+    when nothing was decided; raises FailOpen with the cause when the response must go out
+    unchanged.
+    """
+    assert x.policy is not None and x.document is not None
+    plan = engine.personalisers.plan(x.policy)
+    x.shared = plan.shared
+    x.now = time.time()
+    for step in plan.steps:
+        step.personalise(engine, x)
+    if not x.changed:
+        if not x.records:  # holdouts only: counted as such, not as a passthrough
+            x.reason = "missing_slot" if x.applied else "no_campaign_applies"
+        return
+    try:
+        body = x.document.serialize()
+        x.out = encode(body, x.codings) if x.codings else body
+    except Exception:
+        raise FailOpen("rewrite_error", x.records) from None
+
+
+def _answer(engine: Engine, x: Exchange) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """Queue the decision records (no I/O here); the answer's headers and body.
+
+    The upstream's end-to-end headers go out; a rewritten body drops those about its bytes.
+    """
+    metrics = engine.metrics
+    if x.out is None and not x.records and x.reason is not None:
+        metrics.passthrough.inc(x.reason)
+    for record, subject in x.records or ():
         if record.fail_open is None:
             counter = metrics.holdouts if record.holdout else metrics.decisions
             counter.inc(record.campaign)
         engine.decision_log.record(encode_record(record), decision_id=record.id, subject=subject)
-    if outcome.body is None:
-        return await _send_whole(
-            send, response.status, client_response_headers(response.headers), raw, metrics, started
-        )
-    out_headers = [
-        (name, value)
-        for name, value in client_response_headers(response.headers)
-        if name not in _STALE_AFTER_REWRITE
-    ]
-    return await _send_whole(send, response.status, out_headers, outcome.body, metrics, started)
+    assert x.response is not None
+    headers = client_response_headers(x.response.headers)
+    if x.out is None:
+        return headers, x.raw
+    return [(name, value) for name, value in headers if name not in _STALE_AFTER_REWRITE], x.out
+
+
+# -- the steps' helpers --------------------------------------------------------------------------
 
 
 def open_document(
@@ -270,7 +315,7 @@ def open_document(
     Raises FailOpen with the cause when the body cannot be read.
     """
     applied = codings(header(response.headers, b"content-encoding"))
-    if any(c not in SUPPORTED_CODINGS for c in applied):
+    if applied and any(c not in SUPPORTED_CODINGS for c in applied):
         raise FailOpen("unsupported_encoding")
     try:
         plain = decode(raw, applied, engine.limits.max_rewrite_bytes) if applied else raw
@@ -285,95 +330,16 @@ def open_document(
     return document, applied
 
 
-def personalise(
-    engine: Engine,
-    policy: CompiledPolicySet,
-    document: Document,
-    applied: list[bytes],
-    gathered: Gathered,
-    scope: Scope,
-) -> Outcome:
-    """Engine time for one response: the rewritten body (None if unchanged) and records.
-
-    Raises FailOpen with the cause when the response must go out unchanged.
-    """
-    now = time.time()
-    records: Records = []
-    changed = False
-    base: str | None = None
-    subject = gathered.subject
-    for unit in document.units[:_MAX_UNITS]:
-        ctx = gathered.context(now, unit.signals)
-        try:
-            campaign = policy.select(ctx)
-            if campaign is None:
-                continue
-            eligibility = campaign.eligible(ctx)
-        except Exception:
-            raise FailOpen("policy_error", records) from None
-        decision_id = new_decision_id()
-        if _missing_slot(unit, campaign):
-            records.append(
-                (unserved_record(decision_id, now, policy, campaign, ctx), gathered.user_id)
-            )
-            raise FailOpen("missing_slot", records)
-        try:
-            choice = engine.chooser.choose(campaign, eligibility, ctx.signals, subject)
-        except Exception:
-            records.append(
-                (unserved_record(decision_id, now, policy, campaign, ctx), gathered.user_id)
-            )
-            raise FailOpen("chooser_error", records) from None
-        if not choice.holdout:
-            for pick in choice.choices:
-                if pick.variant is not None:
-                    slot = campaign.slot(pick.slot)
-                    unit.write(slot.location, slot.variant(pick.variant).value)
-            if base is None:
-                base = _public_base(engine, scope)
-            unit.track(engine.signer.trackers(decision_id, base))
-            changed = True
-        record = decision_record(choice, decision_id, now, policy.version, format=document.format)
-        records.append((record, gathered.user_id))
-    if not changed:
-        return Outcome(None, records, "no_campaign_applies")
-    try:
-        body = document.serialize()
-        return Outcome(encode(body, applied) if applied else body, records)
-    except Exception:
-        raise FailOpen("rewrite_error", records) from None
-
-
-# -- the steps' helpers --------------------------------------------------------------------------
-
-
 def _applies(policy: CompiledPolicySet, document: Document) -> bool:
     """Does a campaign apply to one of the document's units (response signals alone)?"""
     now = time.time()
     try:
-        return any(
-            policy.select(Context(unit.signals, now)) is not None
-            for unit in document.units[:_MAX_UNITS]
-        )
+        for unit in document.units[:MAX_UNITS]:
+            if policy.select(Context(unit.signals, now)) is not None:
+                return True
     except Exception:
         raise FailOpen("policy_error") from None
-
-
-def _missing_slot(unit: AdUnit, campaign: CompiledCampaign) -> bool:
-    for slot in campaign.slots:
-        if unit.read(slot.location) is None:
-            return True
     return False
-
-
-def _signals(engine: Engine, providers: ProviderSet, scope: Scope) -> Coroutine[Any, Any, Gathered]:
-    # gather's own coroutine, not one wrapped around it: one frame less per request
-    info = RequestInfo.from_scope(scope)
-    user_id = info.cookies.get(engine.user_cookie) if info.cookies else None
-    if user_id:
-        info = info.with_user_id(user_id)
-    # past the budget, the signals that arrived are used; late providers are counted by gather
-    return gather(providers, info, budget=engine.limits.signals_deadline)
 
 
 def _abandon(fetch: Awaitable[UpstreamResponse]) -> None:
@@ -403,139 +369,3 @@ def _charset(parameters: bytes) -> bytes | None:
         if name.strip().lower() == b"charset":
             return value.strip().strip(b'"').lower()
     return None
-
-
-def _public_base(engine: Engine, scope: Scope) -> str:
-    if engine.public_url:
-        return engine.public_url
-    host = header(scope["headers"], b"host")
-    if not host or not _HOST.fullmatch(host):
-        return ""  # no origin of its own: a Host that is not host[:port] goes into no URL
-    scheme = scope.get("scheme", "http")
-    return f"{scheme}://{host.decode('ascii')}"
-
-
-async def _read_body(scope: Scope, receive: Receive, limit: int, timeout: float) -> bytes | None:
-    headers = scope["headers"]
-    declared = content_length(headers)
-    if declared is not None and declared > limit:
-        return None
-    if declared == 0 or (declared is None and header(headers, b"transfer-encoding") is None):
-        return await _receive_body(receive, limit)  # no body: the server answers at once
-    try:
-        async with asyncio.timeout(timeout):  # a body trickling in must not hold a worker
-            return await _receive_body(receive, limit)
-    except TimeoutError:
-        raise _BodyStalled from None
-
-
-async def _receive_body(receive: Receive, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                return None
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _send_whole(
-    send: Send,
-    status: int,
-    headers: list[tuple[bytes, bytes]],
-    body: bytes,
-    metrics: ProxyMetrics,
-    started: float,
-) -> None:
-    headers.append((b"content-length", str(len(body)).encode()))
-    metrics.requests.inc(f"{status // 100}xx")
-    metrics.request_latency.observe(time.perf_counter() - started)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _stream(
-    engine: Engine,
-    send: Send,
-    response: UpstreamResponse,
-    prefix: bytes,
-    started: float,
-    head: bool = False,
-) -> None:
-    """Pass the upstream response through as it arrives (never buffered whole)."""
-    headers = client_response_headers(response.headers)
-    if head or response.status in (204, 304):
-        # no body; HEAD and 304 keep the length the upstream declared for the representation
-        declared = content_length(response.headers)
-        if declared is not None and response.status != 204:
-            headers.append((b"content-length", str(declared).encode()))
-        engine.metrics.requests.inc(f"{response.status // 100}xx")
-        engine.metrics.request_latency.observe(time.perf_counter() - started)
-        response.close()
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
-        return
-    if response.complete and not prefix:
-        body, _ = await response.read_up_to(1 << 62)
-        return await _send_whole(send, response.status, headers, body, engine.metrics, started)
-    declared = content_length(response.headers)
-    if declared is not None and header(response.headers, b"transfer-encoding") is None:
-        headers.append((b"content-length", str(declared).encode()))
-    engine.metrics.requests.inc(f"{response.status // 100}xx")
-    engine.metrics.request_latency.observe(time.perf_counter() - started)
-    try:
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        if prefix:
-            await send({"type": "http.response.body", "body": prefix, "more_body": True})
-        while chunk := await response.next_chunk():
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
-    except UpstreamError as exc:
-        # the head is out: nothing left but to cut the response short
-        engine.metrics.upstream_errors.inc(exc.failure.value)
-        raise
-    finally:
-        response.close()
-
-
-async def _upstream_failed(metrics: ProxyMetrics, send: Send, exc: UpstreamError) -> None:
-    """The client's answer when the upstream failed before anything was sent: 502 or 504."""
-    metrics.upstream_errors.inc(exc.failure.value)
-    metrics.requests.inc(f"{exc.failure.status // 100}xx")
-    await send_error(send, exc.failure.status, f"upstream_{exc.failure.value}", exc.detail)
-
-
-async def send_error(
-    send: Send,
-    status: int,
-    code: str,
-    message: str,
-    headers: tuple[tuple[bytes, bytes], ...] = (),
-) -> None:
-    """An answer of the proxy's own: ``{"error": {"code", "message"}}`` with a stable code."""
-    body = b'{"error":{"code":"%s","message":"%s"}}' % (
-        code.encode(),
-        message.replace("\\", "\\\\").replace('"', '\\"').encode("utf-8", "replace"),
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"x-slotwise-error", code.encode()),
-                (b"date", formatdate(usegmt=True).encode()),  # the proxy answers itself
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

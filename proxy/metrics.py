@@ -41,6 +41,32 @@ class Counter:
         return lines
 
 
+class LabelledCounter:
+    """A counter with several labels; values are keyed by their label values, in order."""
+
+    def __init__(self, name: str, help_text: str, labels: tuple[str, ...]) -> None:
+        self.name = name
+        self.help = help_text
+        self.labels = labels
+        self.values: dict[tuple[str, ...], float] = {}
+
+    def inc(self, *label_values: str, amount: float = 1.0) -> None:
+        self.values[label_values] = self.values.get(label_values, 0.0) + amount
+
+    def get(self, *label_values: str) -> float:
+        return self.values.get(label_values, 0.0)
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
+        for values, count in sorted(self.values.items()):
+            labels = ",".join(
+                f'{label}="{_escape(value)}"'
+                for label, value in zip(self.labels, values, strict=True)
+            )
+            lines.append(f"{self.name}{{{labels}}} {_number(count)}")
+        return lines
+
+
 class Histogram:
     """A histogram with fixed buckets (seconds)."""
 
@@ -92,6 +118,13 @@ class ProxyMetrics:
             "Responses passed through without a personalisation attempt, by reason.",
             "reason",
         )
+        self.campaigns_skipped = LabelledCounter(
+            "slotwise_campaigns_skipped_total",
+            "Campaigns that applied to an ad unit but were not decided there, by campaign and "
+            "reason: missing_slot (a slot not in the unit), contested (an earlier "
+            "personalisation took one of its locations).",
+            ("campaign", "reason"),
+        )
         self.signal_gathers = Counter(
             "slotwise_signal_gathers_total",
             "Requests a campaign could apply to, by when their signals were gathered: early "
@@ -130,6 +163,7 @@ class ProxyMetrics:
             self.holdouts,
             self.fail_opens,
             self.passthrough,
+            self.campaigns_skipped,
             self.signal_gathers,
             self.upstream_errors,
             self.refused,

@@ -105,13 +105,15 @@ def test_every_error_class_has_an_area_and_a_code_of_its_table() -> None:
 
 
 def _literal_codes() -> dict[Area, set[str]]:
-    """The codes written in calls: BanditError("x", ...), send_error(send, 404, "x", ...)..."""
+    """The codes written in calls: BanditError("x", ...), send_error(send, 404, "x", ...),
+    Refusal(413, "x", ...)..."""
     calls: dict[str, tuple[Area, int]] = {
         "BanditError": (MODELS, 0),
         "PluginProblem": (PLUGINS, 0),
         "_Refusal": (EVENTS, 1),
         "_read_limited": (EVENTS, 3),
         "send_error": (HTTP, 2),
+        "Refusal": (HTTP, 1),  # the request limits' answers (slotwise.proxy.http_body)
         "Problem": (CONFIG, 0),
     }
     codes: dict[Area, set[str]] = {area: set() for area in AREAS}

@@ -165,16 +165,9 @@ class VastDocument:
         ad: VastAd | None = None
         root_seen = False
 
-        def local(name: str) -> str | None:
-            namespace, _, tag = name.rpartition(_SEP)
-            return tag if namespace in ("", VAST_NAMESPACE) else None
-
-        def refuse_doctype(*_: object) -> None:
-            raise AdapterError("VAST with a DOCTYPE is refused")
-
         def start(name: str, attrs: dict[str, str]) -> None:
             nonlocal ad, root_seen
-            tag = local(name)
+            tag = _local(name)
             if not root_seen:
                 root_seen = True
                 if tag != "VAST":
@@ -209,8 +202,8 @@ class VastDocument:
         parser.StartElementHandler = start
         parser.EndElementHandler = end
         parser.CharacterDataHandler = text
-        parser.StartDoctypeDeclHandler = refuse_doctype
-        parser.EntityDeclHandler = refuse_doctype
+        parser.StartDoctypeDeclHandler = _refuse_doctype
+        parser.EntityDeclHandler = _refuse_doctype
         try:
             parser.Parse(data, True)
         except expat.ExpatError as exc:
@@ -218,12 +211,7 @@ class VastDocument:
         if not root_seen:
             raise AdapterError("no VAST element")
         for unit in self.units:
-            signals: dict[str, SignalValue] = {"ad.format": "vast"}
-            if unit.ad_id:
-                signals["ad.campaign_id"] = unit.ad_id
-            if unit.creative_id:
-                signals["ad.creative_id"] = unit.creative_id
-            unit.signals = signals
+            unit.signals = _signals_of(unit)
 
     @staticmethod
     def _note(ad: VastAd, tag: str, span: _Span, attrs: Mapping[str, str], path: list[str]) -> None:
@@ -249,6 +237,25 @@ class VastDocument:
                 ad.last_click_tracking = span
         elif tag == "StaticResource" and "Companion" in names:
             ad.slots.setdefault("Companion", span)
+
+
+def _local(name: str) -> str | None:
+    """The element's name in the VAST namespace (or none); None for another namespace."""
+    namespace, _, tag = name.rpartition(_SEP)
+    return tag if namespace in ("", VAST_NAMESPACE) else None
+
+
+def _refuse_doctype(*_: object) -> None:
+    raise AdapterError("VAST with a DOCTYPE is refused")
+
+
+def _signals_of(unit: VastAd) -> dict[str, SignalValue]:
+    signals: dict[str, SignalValue] = {"ad.format": "vast"}
+    if unit.ad_id:
+        signals["ad.campaign_id"] = unit.ad_id
+    if unit.creative_id:
+        signals["ad.creative_id"] = unit.creative_id
+    return signals
 
 
 def _tag_end(data: bytes, begin: int) -> int:

@@ -1,7 +1,8 @@
 """A compiled-policy stand-in for proxy tests, shaped like slotwise.dsl.compiled.
 
-The proxy reads a policy set only through ``version``, ``campaigns``, ``select(ctx)`` and a
-campaign's ``name``, ``slots``, ``holdout``, ``eligible(ctx)``, ``slot(name)``; these classes
+The proxy reads a policy set only through ``version``, ``campaigns``, ``select(ctx)``, the
+(here empty) ``triggers``, ``offers``, ``recommendations``, ``reranks``, and a campaign's
+``name``, ``slots``, ``holdout``, ``applies(ctx)``, ``eligible(ctx)``, ``slot(name)``; these classes
 implement exactly that contract with plain predicates, so the proxy's tests do not depend on
 the policy compiler. ``fault`` injects engine faults (exception, hang, corrupt snapshot).
 """
@@ -88,6 +89,10 @@ class PolicySet:
     campaigns: tuple[Any, ...]
     version: str = "test-1"
     selects_on_response: bool = False  # the selectors are opaque: gather signals early
+    triggers: tuple[Any, ...] = ()
+    offers: tuple[Any, ...] = ()
+    recommendations: tuple[Any, ...] = ()
+    reranks: tuple[Any, ...] = ()
 
     def select(self, ctx: Context) -> Any:
         for campaign in self.campaigns:

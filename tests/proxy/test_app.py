@@ -63,3 +63,28 @@ async def _start(app: ProxyApp) -> dict[str, Any]:
     message = await outbox.get()
     await task
     return message
+
+
+async def test_own_endpoints_dispatch_from_one_table() -> None:
+    # the table answers its paths and their 405s; the events router answers the rest, or 404
+    async with upstream_server({}) as server:
+        settings = Settings.of(upstream_url=server.url, proxy_policies="")
+        async with running(ProxyApp(settings)) as client:
+            assert (await client.head("/_sw/health")).status_code == 200
+            for path in ("/_sw/health", "/_sw/ready", "/_sw/metrics", "/_sw/click"):
+                refused = await client.post(path)
+                assert refused.status_code == 405, path
+                assert refused.headers["allow"] == "GET, HEAD"
+                assert refused.json()["error"] == {
+                    "code": "method_not_allowed",
+                    "message": f"{path} answers GET",
+                }
+            pixel = await client.post("/_sw/px")
+            # starlette's Allow comes from a set: its order varies between processes
+            allow = pixel.headers["allow"]
+            assert pixel.status_code == 405 and set(allow.split(", ")) == {"GET", "HEAD"}
+            assert pixel.json()["error"]["message"] == f"/_sw/px answers {allow}"
+            missing = await client.get("/_sw/healthz")
+            assert missing.status_code == 404
+            assert missing.json()["error"]["message"] == "no endpoint at /_sw/healthz"
+        assert server.requests == []

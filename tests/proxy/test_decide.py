@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from slotwise.dsl.loader import compile_sources
+from slotwise.plugins.registry import load_schema
 from slotwise.plugins.schema import SignalSchema
 from slotwise.proxy.app import ProxyApp
 from slotwise.proxy.config import Settings
@@ -174,18 +176,23 @@ async def test_every_iab_example_passes_through_byte_for_byte(
     async with running(app) as client:
         for path in EXAMPLES:
             await _assert_unchanged(client, upstream, f"/iab/{path.parent.name}/{path.name}")
-        if fault in ("hang_past_deadline", "missing_slots"):
+        assert app.runtime is not None
+        await app.runtime.engine.decision_log.flush()
+        records = [json.loads(e.data) for e in await app.runtime.store.log_read("decisions")]
+        if fault == "hang_past_deadline":
             # the campaign applied: its decisions are logged, marked, with nothing served
-            assert app.runtime is not None
-            await app.runtime.engine.decision_log.flush()
-            records = [json.loads(e.data) for e in await app.runtime.store.log_read("decisions")]
             assert records
-            cause = "deadline" if fault == "hang_past_deadline" else "missing_slot"
-            assert {r["fail_open"] for r in records} == {cause}
+            assert {r["fail_open"] for r in records} == {"deadline"}
             assert all(r["slots"] == [] for r in records)
-    if fault != "no_campaign":
+    if fault == "missing_slots":
+        # a campaign missing its slots is skipped, not a fail-open (issue 14): nothing was
+        # decided, so nothing is logged; the skips are counted per campaign
+        assert records == [] and app.metrics.fail_opens.values == {}
+        assert app.metrics.campaigns_skipped.get("everything", "missing_slot") > 0
+        assert app.metrics.passthrough.get("missing_slot") > 0
+    elif fault != "no_campaign":
         assert sum(app.metrics.fail_opens.values.values()) > 0
-        assert app.metrics.decisions.values == {}
+    assert app.metrics.decisions.values == {}
 
 
 async def test_own_endpoints_answer_bad_requests_with_json_errors(
@@ -409,3 +416,176 @@ async def test_json_fields_come_from_configuration(upstream: UpstreamServer) -> 
         assert ad["px"][0].startswith("http://proxy.test/_sw/px?t=impression&did=")
         # the default field names no longer count: this document has campaign_id at the top
         await _assert_unchanged(client, upstream, "/ad.json")
+
+
+# -- several personalisations on one response (issue 14) -----------------------------------------
+
+SHOP_POLICY = """policy "shop" version 1
+
+campaign hero {
+  applies when ad.placement == "home"
+  slot title at "$.hero.title" { variant fresh "Fresh for spring" }
+}
+campaign cart_banner {
+  applies when ad.placement == "home"
+  slot text at "$.banner.text" { variant waiting "Your cart is waiting" }
+}
+recommend for_you at "$.sections.for_you.items" use trending(24h) limit 4
+"""
+HOME_PAGE = {
+    "placement": "home",
+    "hero": {"title": "Welcome"},
+    "banner": {"text": "Free returns"},
+    "note": "",
+    "sections": {"for_you": {"items": [{"sku": "a"}]}},
+}
+
+
+def _compiled_app(upstream: UpstreamServer, text: str) -> ProxyApp:
+    policy, _ = compile_sources([("shop.sw", text)], load_schema())
+    snapshot = PolicySnapshot(None, SignalSchema(), ProxyMetrics())
+    snapshot.install(policy)
+    settings = Settings.of(
+        upstream_url=upstream.url, tracking_secret="s" * 32, proxy_decision_deadline_ms=2000.0
+    )
+    return ProxyApp(settings, policies=snapshot, load_plugins=False)
+
+
+async def _records(app: ProxyApp) -> list[dict[str, Any]]:
+    assert app.runtime is not None
+    await app.runtime.engine.decision_log.flush()
+    return [json.loads(e.data) for e in await app.runtime.store.log_read("decisions")]
+
+
+async def test_two_campaigns_on_two_bids_of_one_openrtb_response_both_apply(
+    upstream: UpstreamServer,
+) -> None:
+    def bid(impid: str, cid: str) -> dict[str, Any]:
+        markup = {"native": {"assets": [{"id": 1, "title": {"text": "Original"}}], "link": {}}}
+        return {"id": impid, "impid": impid, "price": 1.0, "cid": cid, "adm": json.dumps(markup)}
+
+    answer = {"id": "r", "seatbid": [{"bid": [bid("1", "cmp-a"), bid("2", "cmp-b")]}]}
+    upstream.routes["/bid"] = Canned(
+        200, [("Content-Type", "application/json")], json.dumps(answer).encode()
+    )
+    policy = """policy "bids" version 1
+campaign outdoor {
+  applies when ad.campaign_id == "cmp-a"
+  slot title at "native:title" { variant a "Gear up for the trails" }
+}
+campaign city {
+  applies when ad.campaign_id == "cmp-b"
+  slot title at "native:title" { variant b "Built for the city" }
+}
+"""
+    app = _compiled_app(upstream, policy)
+    async with running(app) as client:
+        bids = (await client.post("/bid", json={"id": "r"})).json()["seatbid"][0]["bid"]
+        titles = [json.loads(b["adm"])["native"]["assets"][0]["title"]["text"] for b in bids]
+        assert titles == ["Gear up for the trails", "Built for the city"]
+        records = await _records(app)
+    assert [(r["campaign"], r["format"], r["fail_open"]) for r in records] == [
+        ("outdoor", "openrtb", None),
+        ("city", "openrtb", None),
+    ]
+    assert app.metrics.decisions.values == {"outdoor": 1, "city": 1}
+
+
+async def test_a_campaign_and_the_recommendation_step_both_run_on_one_storefront_page(
+    upstream: UpstreamServer,
+) -> None:
+    from slotwise.dsl.location import parse_location
+    from slotwise.dsl.precedence import RECOMMENDATION
+    from slotwise.proxy.personalisers import STEPS, Pipeline
+    from tests.proxy.personalisers.shells import Spy
+
+    class Note:  # a test-only step beside the recommendations, writing another location
+        kind = RECOMMENDATION
+
+        def wanted(self, policy: Any) -> bool:
+            return True
+
+        def locations(self, policy: Any) -> Any:
+            return [("note", parse_location("$.note"))]
+
+        def personalise(self, engine: Any, exchange: Any) -> None:
+            exchange.document.units[0].write(parse_location("$.note"), "picked for you")
+            exchange.changed = True
+
+    upstream.routes["/"] = Canned(
+        200, [("Content-Type", "application/json")], json.dumps(HOME_PAGE).encode()
+    )
+    spies = [Spy(step) for step in STEPS]
+    app = _compiled_app(upstream, SHOP_POLICY)
+    async with running(app) as client:
+        assert app.runtime is not None
+        app.runtime.engine.personalisers = Pipeline([*spies, Note()])
+        page = (await client.get("/")).json()
+        records = await _records(app)
+    # a hero campaign and a cart banner on one home page: both decided, in policy order
+    assert page["hero"]["title"] == "Fresh for spring"
+    assert page["banner"]["text"] == "Your cart is waiting"
+    assert [r["campaign"] for r in records] == ["hero", "cart_banner"]
+    # the recommendation step ran (it writes nothing yet); the test step wrote its location
+    assert {spy.kind: spy.runs for spy in spies} == {
+        "triggered campaign": 0,  # no triggers in this policy set: not run
+        "campaign": 1,
+        "offers": 0,
+        "recommendation": 1,
+        "rerank": 0,
+    }
+    assert page["note"] == "picked for you"
+    assert page["sections"] == HOME_PAGE["sections"]
+
+
+async def test_a_campaign_missing_its_slot_on_a_page_is_skipped_while_another_is_served(
+    upstream: UpstreamServer,
+) -> None:
+    page = {key: value for key, value in HOME_PAGE.items() if key != "banner"}
+    upstream.routes["/"] = Canned(
+        200, [("Content-Type", "application/json")], json.dumps(page).encode()
+    )
+    app = _compiled_app(upstream, SHOP_POLICY)
+    async with running(app) as client:
+        served = (await client.get("/")).json()
+        metrics = (await client.get("/_sw/metrics")).text
+        records = await _records(app)
+    assert served["hero"]["title"] == "Fresh for spring"  # not a fail-open of the page
+    assert [(r["campaign"], r["fail_open"]) for r in records] == [("hero", None)]
+    assert app.metrics.fail_opens.values == {}
+    assert (
+        'slotwise_campaigns_skipped_total{campaign="cart_banner",reason="missing_slot"} 1'
+        in metrics
+    )
+
+
+async def test_two_decisions_on_one_ad_each_track_and_a_click_passes_through_both(
+    upstream: UpstreamServer,
+) -> None:
+    policy = """policy "two" version 1
+campaign headline {
+  applies when ad.campaign_id == "cmp-spring"
+  slot headline at "$.creative.headline" { variant a "Spring deals" }
+}
+campaign call {
+  applies when ad.campaign_id == "cmp-spring"
+  slot cta at "$.creative.cta" { variant b "Shop now" }
+}
+"""
+    app = _compiled_app(upstream, policy)
+    async with running(app) as client:
+        ad = (await client.get("/ad.json")).json()
+        records = await _records(app)
+        assert [r["campaign"] for r in records] == ["headline", "call"]
+        pixels = ad["tracking"]["impressions"][1:]
+        assert [r["id"] in p for r, p in zip(records, pixels, strict=True)] == [True, True]
+        # the click URL is wrapped by each decision in turn: following it visits both
+        hop = ad["creative"]["click_url"].split("proxy.test", 1)[1]
+        seen = []
+        while hop.startswith("/_sw/click"):
+            redirect = await client.get(hop)
+            assert redirect.status_code == 302
+            seen.append(redirect.request.url.params["d"])
+            hop = redirect.headers["location"].split("proxy.test", 1)[-1]
+        assert hop == "https://shop.example/spring"
+        assert seen == [records[1]["id"], records[0]["id"]]

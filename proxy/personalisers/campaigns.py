@@ -1,0 +1,110 @@
+"""The campaigns step: every campaign that applies to an ad unit, in policy order.
+
+Per ad unit (the whole document for generic JSON, each bid of an OpenRTB response, each
+``<Ad>`` of a VAST document; the first ``MAX_UNITS``), each campaign whose ``applies when``
+holds for the unit's signals (the request's plus the unit's ``ad.*``) is decided, unless
+
+- one of its slots is not in the unit: skipped, counted as ``missing_slot``;
+- an earlier personalisation claimed one of its locations on the unit: skipped, counted as
+  ``contested``.
+
+Deciding: the rules' eligibility (worked out first, so that a broken policy fails the response
+open wherever its campaign applies), the chooser's choice, then (unless held out) the chosen
+variants written and the decision's trackers added; the campaign claims its locations either
+way, and its decision record is appended. A policy that raises is ``policy_error``, a chooser
+that raises ``chooser_error`` (that campaign's record is logged as not served): both fail the
+whole response open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from slotwise.dsl.precedence import CAMPAIGN
+from slotwise.proxy.decision_log import decision_record, unserved_record
+from slotwise.proxy.exchange import MAX_UNITS, FailOpen
+from slotwise.proxy.tracking import new_decision_id
+
+if TYPE_CHECKING:
+    from slotwise.dsl.compiled import CompiledCampaign, CompiledPolicySet
+    from slotwise.dsl.location import Location
+    from slotwise.proxy.adapters import AdUnit
+    from slotwise.proxy.decide import Engine
+    from slotwise.proxy.exchange import Exchange
+    from slotwise.types import Context, Subject
+
+
+class Campaigns:
+    """Decides every campaign that applies, per ad unit, in policy order."""
+
+    kind = CAMPAIGN
+
+    def wanted(self, policy: CompiledPolicySet) -> bool:
+        return bool(policy.campaigns)
+
+    def locations(self, policy: CompiledPolicySet) -> Iterator[tuple[str, Location]]:
+        for campaign in policy.campaigns:
+            for slot in campaign.slots:
+                yield campaign.name, slot.location
+
+    def personalise(self, engine: Engine, exchange: Exchange) -> None:
+        assert exchange.policy is not None and exchange.document is not None
+        campaigns = exchange.policy.campaigns
+        gathered = exchange.gathered
+        subject = gathered.subject
+        for index, unit in enumerate(exchange.document.units[:MAX_UNITS]):
+            ctx = gathered.context(exchange.now, unit.signals)
+            for campaign in campaigns:
+                try:
+                    applies = campaign.applies(ctx)
+                except Exception:
+                    raise FailOpen("policy_error", exchange.records) from None
+                if applies:
+                    _decide(engine, exchange, index, unit, campaign, ctx, subject)
+
+
+def _decide(
+    engine: Engine,
+    exchange: Exchange,
+    index: int,
+    unit: AdUnit,
+    campaign: CompiledCampaign,
+    ctx: Context,
+    subject: Subject,
+) -> None:
+    exchange.applied = True
+    try:
+        eligibility = campaign.eligible(ctx)
+    except Exception:
+        raise FailOpen("policy_error", exchange.records) from None
+    for slot in campaign.slots:
+        if unit.read(slot.location) is None:
+            engine.metrics.campaigns_skipped.inc(campaign.name, "missing_slot")
+            return
+    if exchange.claimed and exchange.contested(index, [slot.location for slot in campaign.slots]):
+        engine.metrics.campaigns_skipped.inc(campaign.name, "contested")
+        return
+    policy = exchange.policy
+    decision_id = new_decision_id()
+    user = exchange.gathered.user_id
+    try:
+        choice = engine.chooser.choose(campaign, eligibility, ctx.signals, subject)
+    except Exception:
+        record = unserved_record(decision_id, exchange.now, policy, campaign, ctx)
+        exchange.record(record, user)
+        raise FailOpen("chooser_error", exchange.records) from None
+    if exchange.shared:
+        exchange.claim(index, [slot.location for slot in campaign.slots])
+    if not choice.holdout:
+        for pick in choice.choices:
+            if pick.variant is not None:
+                slot = campaign.slot(pick.slot)
+                unit.write(slot.location, slot.variant(pick.variant).value)
+        unit.track(engine.signer.trackers(decision_id, exchange.origin(engine.public_url)))
+        exchange.changed = True
+    version = policy.version if policy is not None else ""
+    format = exchange.document.format if exchange.document is not None else None
+    exchange.record(
+        decision_record(choice, decision_id, exchange.now, version, format=format), user
+    )
