@@ -27,7 +27,7 @@ from slotwise.plugins import eager
 from slotwise.plugins.contain import consume, contained
 from slotwise.plugins.loaded import CONSENT_SIGNAL, LoadedProvider, ProviderSet
 from slotwise.plugins.provider import WithHistory
-from slotwise.plugins.request import RequestInfo
+from slotwise.plugins.request import NO_BODY, RequestInfo
 from slotwise.types import (
     Context,
     EventHistory,
@@ -97,14 +97,19 @@ async def gather(
         first = _begin(gate, request, [], loop)
         signals.update(await first if isinstance(first, asyncio.Future) else first)
     personal = signals.get(CONSENT_SIGNAL) == "personal"
+    # no bid request, nor a broken one (every request but an exchange's): the providers that
+    # read only bid requests do not run at all
+    body = request.body
+    plain = body is NO_BODY or (body.bid_request is None and body.problem is None)
+    groups = providers.without_bid_request if plain else providers.everyone
     if personal:
         view = request
-        running = providers.with_consent
+        running = groups.with_consent
     else:
         # Fail closed: no consent provider, or a late or failing one, means contextual.
         view = request.without_identifiers()
-        running = providers.contextual
-        for skipped in providers.personal:
+        running = groups.contextual
+        for skipped in groups.personal:
             skipped.metrics.misses["no_consent"] += 1
 
     # Providers that never wait (most built-ins) finish inside _begin, on the caller's stack

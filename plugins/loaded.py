@@ -40,6 +40,7 @@ class LoadedProvider:
     reads: frozenset[str]
     inline: bool
     cache: TTLCache | None
+    needs_bid_request: bool = False
     metrics: ProviderMetrics = field(default_factory=ProviderMetrics)
     # Providers whose signals this one reads; filled in by ProviderSet.
     needs: tuple[LoadedProvider, ...] = ()
@@ -53,6 +54,11 @@ class LoadedProvider:
         cls, provider: Provider[Any], *, deadline: float, ttl: float | None
     ) -> LoadedProvider:
         kind = type(provider)
+        # one set of counters: what gather counts and what the provider counts itself
+        metrics = getattr(provider, "metrics", None)
+        if not isinstance(metrics, ProviderMetrics):  # an __init__ that skipped super()'s
+            metrics = ProviderMetrics()
+            provider.metrics = metrics
         return cls(
             provider=provider,
             name=kind.name,
@@ -63,6 +69,25 @@ class LoadedProvider:
             reads=frozenset(kind.reads),
             inline=kind.inline,
             cache=TTLCache(ttl) if ttl else None,
+            needs_bid_request=kind.needs_bid_request,
+            metrics=metrics,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderGroups:
+    """The providers but the consent provider, grouped by what consent lets run."""
+
+    with_consent: tuple[LoadedProvider, ...]  # personal consent: all of them
+    contextual: tuple[LoadedProvider, ...]  # without it: the contextual ones
+    personal: tuple[LoadedProvider, ...]  # the ones that do not run without it
+
+    @classmethod
+    def of(cls, providers: Sequence[LoadedProvider]) -> ProviderGroups:
+        return cls(
+            tuple(providers),
+            tuple(p for p in providers if not p.personal),
+            tuple(p for p in providers if p.personal),
         )
 
 
@@ -87,9 +112,13 @@ class ProviderSet:
         # The consent provider runs first and alone: its answer decides who runs next.
         self.consent: LoadedProvider | None = gates[0] if gates else None
         rest = [p for p in self.providers if p is not self.consent]
-        self.with_consent: tuple[LoadedProvider, ...] = tuple(rest)
-        self.contextual: tuple[LoadedProvider, ...] = tuple(p for p in rest if not p.personal)
-        self.personal: tuple[LoadedProvider, ...] = tuple(p for p in rest if p.personal)
+        self.everyone = ProviderGroups.of(rest)
+        # for requests that carry no OpenRTB bid request (every request but an exchange's):
+        # the providers that read nothing else (needs_bid_request) are left out
+        self.without_bid_request = ProviderGroups.of([p for p in rest if not p.needs_bid_request])
+        self.with_consent = self.everyone.with_consent
+        self.contextual = self.everyone.contextual
+        self.personal = self.everyone.personal
         self._started: list[LoadedProvider] = []
 
     async def start(self, services: ProviderServices | None = None) -> None:

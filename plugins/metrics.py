@@ -1,4 +1,4 @@
-"""Per-provider counters: fetches, cache hits, and misses by cause.
+"""Per-provider counters: fetches, cache hits, misses by cause, fallbacks by cause.
 
 Counters are plain integers bumped on the event loop thread (asyncio runs one callback at a
 time), so they need no lock; readers take :meth:`ProviderMetrics.snapshot`.
@@ -10,6 +10,9 @@ from collections.abc import Iterable, Mapping
 
 # Why a provider's signals were absent for a request.
 MISS_CAUSES: tuple[str, ...] = ("timeout", "error", "invalid", "no_consent")
+# Distinct fallback causes kept per provider; later ones count as "other" (a provider naming
+# causes after its input must not grow the metrics without bound).
+MAX_FALLBACK_CAUSES = 32
 
 
 class ProviderMetrics:
@@ -21,9 +24,13 @@ class ProviderMetrics:
     of range, or an unusable history (those were dropped, the rest kept); ``no_consent``:
     personal provider skipped for lack of consent (not a fault, but rules needing its signals
     did not see them). ``invalid_values`` counts the dropped values themselves.
+
+    ``fallbacks[cause]`` counts requests the provider answered, but from a fallback because
+    its input was unusable (the consent provider meeting a malformed TC string decides
+    contextual): the provider names the cause (:meth:`fallback`).
     """
 
-    __slots__ = ("fetches", "ok", "cache_hits", "misses", "invalid_values", "seconds")
+    __slots__ = ("fetches", "ok", "cache_hits", "misses", "invalid_values", "seconds", "fallbacks")
 
     def __init__(self) -> None:
         self.fetches = 0
@@ -32,6 +39,14 @@ class ProviderMetrics:
         self.misses: dict[str, int] = dict.fromkeys(MISS_CAUSES, 0)
         self.invalid_values = 0
         self.seconds = 0.0
+        self.fallbacks: dict[str, int] = {}
+
+    def fallback(self, cause: str) -> None:
+        """Count one request answered from a fallback, by ``cause``."""
+        fallbacks = self.fallbacks
+        if cause not in fallbacks and len(fallbacks) >= MAX_FALLBACK_CAUSES:
+            cause = "other"
+        fallbacks[cause] = fallbacks.get(cause, 0) + 1
 
     def snapshot(self) -> dict[str, int | float]:
         """A copy of the counters as one flat mapping (``misses_<cause>`` keys)."""
@@ -44,6 +59,8 @@ class ProviderMetrics:
         }
         for cause, count in self.misses.items():
             flat[f"misses_{cause}"] = count
+        for cause, count in sorted(self.fallbacks.items()):
+            flat[f"fallbacks_{cause}"] = count
         return flat
 
 
@@ -80,6 +97,16 @@ def render_prometheus(
         ),
     )
     family(
+        "fallbacks_total",
+        "Requests the provider answered from a fallback because its input was unusable, by "
+        "cause (a malformed consent string: contextual).",
+        (
+            (f'provider="{n}",cause="{_label(cause)}"', count)
+            for n in names
+            for cause, count in sorted(metrics[n].fallbacks.items())
+        ),
+    )
+    family(
         "invalid_values_total",
         "Values the provider returned that were dropped as invalid (undeclared, wrong type, "
         "out of range, unusable history).",
@@ -91,3 +118,8 @@ def render_prometheus(
         ((f'provider="{n}"', round(metrics[n].seconds, 6)) for n in names),
     )
     return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    """``value`` as a Prometheus label value (backslash, quote and newline escaped)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -1,7 +1,8 @@
 """The signal-provider interface every provider implements, built-in or third-party.
 
 A provider is a class. Its class attributes declare what the registry needs without building
-it (``name``, ``signals``, ``personal``, ``deadline``, ``ttl``, ``reads``, ``config_type``), so
+it (``name``, ``signals``, ``personal``, ``deadline``, ``ttl``, ``reads``, ``inline``,
+``needs_bid_request``, ``config_type``), so
 the policy checker can read the combined schema without configuring anything. At start-up the
 registry validates the provider's configuration against ``config_type``, builds one instance
 with it and awaits :meth:`Provider.start`; per request, :func:`slotwise.plugins.gather.gather`
@@ -12,6 +13,7 @@ The hooks, in the order they are called::
 
     config_type                      validated once at start-up (msgspec), before building
     __init__(config)                 once at start-up, with the validated config
+    metrics                          its counters (misses, fallbacks); the registry's, once loaded
     services                         set by ProviderSet.start(services) just before start()
     async start()                    once at start-up, in the app lifespan: open files, clients
     cache_key(request)               per request, when ``ttl`` is set: key of the TTL cache
@@ -29,6 +31,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
 
+from slotwise.plugins.metrics import ProviderMetrics
 from slotwise.plugins.profile_source import ProfileSource
 from slotwise.plugins.request import RequestInfo
 from slotwise.types import EventHistory, SignalSpec, SignalType, SignalValue
@@ -150,6 +153,11 @@ class Provider(abc.ABC, Generic[ConfigT]):
     (seconds), results are cached per :meth:`cache_key`. ``reads`` names signals of other
     providers this one needs; they arrive in ``request.signals``. Operators may override
     ``deadline`` and ``ttl`` per provider with ``deadline_ms`` and ``cache_ttl_s`` in its config.
+    A provider with ``needs_bid_request`` reads nothing but the OpenRTB bid request
+    (``request.bid_request``): it does not run for requests that carry none (it does for a body
+    that names ``imp`` but could not be read, ``request.body.problem``).
+    ``metrics`` are its counters in ``/_sw/metrics``: a provider that answers from a fallback
+    because its input was unusable counts it with ``self.metrics.fallback(cause)``.
     """
 
     name: ClassVar[str]
@@ -159,11 +167,15 @@ class Provider(abc.ABC, Generic[ConfigT]):
     ttl: ClassVar[float | None] = None
     reads: ClassVar[frozenset[str]] = frozenset()
     inline: ClassVar[bool] = False
+    needs_bid_request: ClassVar[bool] = False
     config_type: ClassVar[type[Any]] = NoConfig
+
+    metrics: ProviderMetrics
 
     def __init__(self, config: ConfigT) -> None:
         self.config = config
         self.services = ProviderServices()
+        self.metrics = ProviderMetrics()
 
     @classmethod
     def schema(cls) -> tuple[SignalSpec, ...]:

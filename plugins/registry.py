@@ -59,6 +59,8 @@ BUILTIN_PROVIDERS: tuple[tuple[str, str], ...] = (
     ("geo", "slotwise.plugins.builtin.geo:GeoProvider"),
     ("time", "slotwise.plugins.builtin.clock:TimeProvider"),
     ("profile", "slotwise.plugins.builtin.profile:ProfileProvider"),
+    ("ortb", "slotwise.plugins.builtin.ortb:OrtbProvider"),
+    ("ortb_user", "slotwise.plugins.builtin.ortb:OrtbUserProvider"),
 )
 
 UPSTREAM = "upstream"
@@ -351,7 +353,7 @@ def _check_identity(cls: type[Provider[Any]], entry_name: str) -> Iterator[str]:
 
 
 def _check_attributes(cls: type[Provider[Any]]) -> Iterator[str]:
-    for flag in ("personal", "inline"):
+    for flag in ("personal", "inline", "needs_bid_request"):
         if not isinstance(getattr(cls, flag), bool):
             yield f"{flag} must be True or False (got {getattr(cls, flag)!r})"
     if not (_finite(cls.deadline) and 0 < cls.deadline <= MAX_DEADLINE):

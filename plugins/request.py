@@ -2,25 +2,97 @@
 
 The proxy builds one ``RequestInfo`` per request (``RequestInfo.from_scope`` for ASGI) and hands
 it to :func:`slotwise.plugins.gather.gather`. It is immutable and already parsed (lower-cased
-header names, decoded query and cookies), so that providers never parse the same bytes twice.
-Without personal consent, providers receive :meth:`RequestInfo.without_identifiers`: no user id
-and no cookies.
+header names, decoded query and cookies), so that providers never parse the same bytes twice;
+the OpenRTB bid request a POST body carries is decoded on first use, once for every provider
+(:attr:`RequestInfo.bid_request`). Without personal consent, providers receive
+:meth:`RequestInfo.without_identifiers`: no user id, no cookies, no body, a bid request without
+its user identifiers.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl
 
+from slotwise.plugins.bid_request import NOT_A_BID_REQUEST, BidRequest, Decoded, Problem
+from slotwise.plugins.bid_request import decode as decode_bid_request
 from slotwise.types import Signals
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # Headers that identify the user (or carry their credentials), never shown without consent.
 _IDENTIFYING = frozenset({"cookie", "authorization", "proxy-authorization"})
+
+
+class RequestBody:
+    """A request's body and the OpenRTB bid request in it, decoded once, on first use.
+
+    ``raw`` is the body as it came. :attr:`bid_request` is the decoded bid request of a POST
+    (None for any other body, and for other methods); :attr:`problem` says why a body naming
+    ``imp`` was not (wholly) read: ``malformed`` or ``invalid`` (see
+    :class:`slotwise.plugins.bid_request.Decoded`). Every view of one request shares the
+    decoding, so providers never parse the body twice.
+    """
+
+    __slots__ = ("raw", "_post", "_decoded")
+
+    def __init__(self, raw: bytes, *, post: bool = True) -> None:
+        self.raw = raw
+        self._post = post
+        self._decoded: Decoded | None = None
+
+    @property
+    def bid_request(self) -> BidRequest | None:
+        """The OpenRTB bid request this body carries, or None."""
+        return self._decode().bid_request
+
+    @property
+    def problem(self) -> Problem | None:
+        """Why a body that looked like a bid request was not (wholly) read, or None."""
+        return self._decode().problem
+
+    def without_identifiers(self) -> RequestBody:
+        """This body as a provider without personal consent sees it: no raw bytes, and the
+        bid request without ``user.id``, ``user.buyeruid`` and ``device.ifa``."""
+        return _AnonymousBody(self) if self.raw else self
+
+    def _decode(self) -> Decoded:
+        decoded = self._decoded
+        if decoded is None:
+            # only a POST carries a bid request: other bodies are never parsed
+            raw = self.raw
+            decoded = decode_bid_request(raw) if self._post and raw else NOT_A_BID_REQUEST
+            self._decoded = decoded
+        return decoded
+
+
+class _AnonymousBody(RequestBody):
+    """A body's view without identifiers; decodes through the body it views."""
+
+    __slots__ = ("_source",)
+
+    def __init__(self, source: RequestBody) -> None:
+        super().__init__(b"", post=False)
+        self._source = source
+
+    def without_identifiers(self) -> RequestBody:
+        return self
+
+    def _decode(self) -> Decoded:
+        decoded = self._decoded
+        if decoded is None:
+            seen = self._source._decode()
+            found = seen.bid_request
+            if found is not None:
+                seen = Decoded(found.without_ids(), seen.problem)
+            decoded = self._decoded = seen
+        return decoded
+
+
+NO_BODY = RequestBody(b"", post=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +105,8 @@ class RequestInfo:
     is when the request arrived (seconds since the epoch), so time-based signals are
     reproducible in tests. ``signals`` holds, for a provider that declares ``reads``, the
     signals it asked for that other providers produced for this request; it is empty otherwise.
+    ``body`` is the request body (:class:`RequestBody`); :attr:`bid_request` the OpenRTB bid
+    request in it, if any.
     """
 
     method: str
@@ -44,20 +118,46 @@ class RequestInfo:
     user_id: str | None = None
     received_at: float = field(default_factory=time.time)
     signals: Signals = field(default_factory=lambda: _EMPTY)
+    body: RequestBody = NO_BODY
+
+    @property
+    def bid_request(self) -> BidRequest | None:
+        """The OpenRTB bid request the body carries (decoded on first use), or None."""
+        body = self.body
+        return None if body is NO_BODY else body.bid_request
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """The value of header ``name`` (any case), or ``default``."""
         return self.headers.get(name.lower(), default)
 
     def without_identifiers(self) -> RequestInfo:
-        """This request without user identifiers: no user id, cookies or credentials.
+        """This request without user identifiers: no user id, cookies, credentials or raw
+        body, and a bid request without its user ids.
 
         Contextual providers get this view when the user has not consented to personalisation.
         """
-        if self.user_id is None and not self.cookies and _IDENTIFYING.isdisjoint(self.headers):
+        body = self.body
+        if (
+            self.user_id is None
+            and not self.cookies
+            and not body.raw
+            and _IDENTIFYING.isdisjoint(self.headers)
+        ):
             return self
         headers = {k: v for k, v in self.headers.items() if k not in _IDENTIFYING}
-        return replace(self, user_id=None, cookies=_EMPTY, headers=headers)
+        # positional and complete, as _with: several times cheaper than dataclasses.replace
+        return RequestInfo(
+            self.method,
+            self.path,
+            self.query,
+            headers,
+            self.client_ip,
+            _EMPTY,
+            None,
+            self.received_at,
+            self.signals,
+            body.without_identifiers(),
+        )
 
     def with_signals(self, signals: Signals) -> RequestInfo:
         """This request with ``signals`` (what a reading provider sees)."""
@@ -79,6 +179,7 @@ class RequestInfo:
             user_id,
             self.received_at,
             signals,
+            self.body,
         )
 
     @classmethod
@@ -92,8 +193,13 @@ class RequestInfo:
         client_ip: str | None = None,
         user_id: str | None = None,
         received_at: float | None = None,
+        body: bytes = b"",
     ) -> RequestInfo:
-        """Parse raw request parts (as an HTTP server has them) into a ``RequestInfo``."""
+        """Parse raw request parts (as an HTTP server has them) into a ``RequestInfo``.
+
+        ``body`` is the request body; nothing is done with it until a provider asks for the
+        bid request it may carry.
+        """
         merged: dict[str, str] = {}
         for raw_name, raw_value in headers:
             name = (
@@ -106,8 +212,9 @@ class RequestInfo:
             for key, value in parse_qsl(_text(query_string), keep_blank_values=True):
                 query.setdefault(key, value)
         cookie = merged.get("cookie")
+        method = method.upper()
         return cls(
-            method.upper(),
+            method,
             path,
             query,
             merged,
@@ -115,6 +222,8 @@ class RequestInfo:
             parse_cookie_header(cookie) if cookie else {},
             user_id,
             time.time() if received_at is None else received_at,
+            _EMPTY,
+            RequestBody(body, post=method == "POST") if body else NO_BODY,
         )
 
     @classmethod
@@ -125,8 +234,9 @@ class RequestInfo:
         user_id: str | None = None,
         received_at: float | None = None,
         client_ip: str | None = None,
+        body: bytes = b"",
     ) -> RequestInfo:
-        """Build from an ASGI HTTP ``scope``.
+        """Build from an ASGI HTTP ``scope`` and the request ``body`` (already read).
 
         ``client_ip`` defaults to ``scope["client"][0]``; behind trusted proxies, pass the
         address resolved from ``X-Forwarded-For`` instead.
@@ -142,6 +252,7 @@ class RequestInfo:
             client_ip=client_ip,
             user_id=user_id,
             received_at=received_at,
+            body=body,
         )
 
 

@@ -171,7 +171,7 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
 def _signals(engine: Engine, x: Exchange) -> Coroutine[Any, Any, Gathered]:
     # gather's own coroutine, not one wrapped around it: one frame less per request
     assert x.providers is not None
-    info = RequestInfo.from_scope(x.scope)
+    info = RequestInfo.from_scope(x.scope, body=x.body)  # a bid request in the body is read
     user_id = info.cookies.get(engine.user_cookie) if info.cookies else None
     if user_id:
         info = info.with_user_id(user_id)

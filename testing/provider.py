@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
+
 from slotwise.plugins import registry
 from slotwise.plugins.loaded import ProviderSet
 from slotwise.plugins.provider import Provider, ProviderServices
@@ -22,26 +24,33 @@ from slotwise.plugins.request import RequestInfo
 def make_request(
     path: str = "/",
     *,
-    method: str = "GET",
+    method: str | None = None,
     query: str = "",
     headers: Mapping[str, str] | None = None,
     cookies: Mapping[str, str] | None = None,
     client_ip: str | None = "203.0.113.7",
     user_id: str | None = None,
     received_at: float | None = None,
+    body: bytes | Mapping[str, Any] = b"",
 ) -> RequestInfo:
-    """A :class:`RequestInfo` as the proxy would build it, from readable parts."""
+    """A :class:`RequestInfo` as the proxy would build it, from readable parts.
+
+    ``body`` is the request body: bytes, or a mapping sent as JSON (an OpenRTB bid request);
+    ``method`` defaults to ``POST`` with a body, else ``GET``.
+    """
+    raw = body if isinstance(body, bytes) else msgspec.json.encode(body)
     pairs = list((headers or {}).items())
     if cookies:
         pairs.append(("cookie", "; ".join(f"{k}={v}" for k, v in cookies.items())))
     return RequestInfo.build(
-        method,
+        method or ("POST" if raw else "GET"),
         path,
         query_string=query,
         headers=pairs,
         client_ip=client_ip,
         user_id=user_id,
         received_at=received_at,
+        body=raw,
     )
 
 

@@ -8,6 +8,12 @@ classification of an agent and its hints is kept in an LRU cache (4,096 entries)
 agent costs a dictionary lookup. Agents longer than 512 characters and hints longer than 256
 are cut before parsing, which bounds what one request can cost. Values are normalised to small
 closed sets so policies can be checked: ``device.os == "ios"``, ``device.browser == "chrome"``.
+
+For an OpenRTB bid request, its ``device`` describes the user's device (the HTTP request is the
+exchange's): ``device.ua`` and the structured user agent ``device.sua`` are classified as the
+User-Agent and client hints are, the declared ``device.os`` and ``device.devicetype`` win over
+what the agent suggests (a crawler stays a bot), and the HTTP headers fill only the signals the
+bid request leaves unknown.
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ from typing import Any
 
 import ua_parser
 
+from slotwise.plugins.bid_request import Device
 from slotwise.plugins.provider import Provider, signal
 from slotwise.plugins.request import RequestInfo
 from slotwise.types import SignalType, SignalValue
 
-DEVICE_TYPES = ("mobile", "tablet", "desktop", "bot")
+DEVICE_TYPES = ("mobile", "tablet", "desktop", "ctv", "bot")
 OPERATING_SYSTEMS = ("android", "ios", "ipados", "windows", "macos", "linux", "chromeos", "other")
 BROWSERS = ("chrome", "safari", "firefox", "edge", "opera", "samsung", "other")
 
@@ -34,6 +41,7 @@ _OS_FAMILIES = {
     "windows": "windows",
     "mac os x": "macos",
     "macos": "macos",
+    "os x": "macos",
     "linux": "linux",
     "ubuntu": "linux",
     "fedora": "linux",
@@ -65,6 +73,9 @@ _BROWSER_FAMILIES = {
 _TABLETS = re.compile(r"ipad|tablet|kindle|silk|playbook|nexus (7|9|10)|sm-t\d", re.IGNORECASE)
 _BOTS = re.compile(r"bot\b|crawler|spider|slurp|headlesschrome|lighthouse", re.IGNORECASE)
 _BRAND = re.compile(r'"([^"]+)"\s*;\s*v="[^"]*"')
+# OpenRTB's device types (AdCOM "Device Types"): 1 "Mobile/Tablet" is left to the agent.
+_ORTB_DEVICE_TYPES = {2: "desktop", 3: "ctv", 4: "mobile", 5: "tablet", 7: "ctv"}
+_ORTB_MOBILE_OR_TABLET = 1
 
 
 class DeviceProvider(Provider[Any]):
@@ -77,7 +88,7 @@ class DeviceProvider(Provider[Any]):
         signal(
             "device.type",
             SignalType.STRING,
-            "Form factor: mobile, tablet, desktop, or bot (crawlers, headless browsers).",
+            "Form factor: mobile, tablet, desktop, ctv (connected TV, set-top box), or bot.",
             values=DEVICE_TYPES,
         ),
         signal(
@@ -92,21 +103,60 @@ class DeviceProvider(Provider[Any]):
 
     async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
         headers = request.headers
-        # the parse cost grows with the length (15 KB of agent took 23 ms): what a real agent
-        # says fits well inside the caps, so a longer one is cut before parsing and caching
-        user_agent = headers.get("user-agent") or ""
-        mobile = _capped(headers.get("sec-ch-ua-mobile"))
-        platform = _capped(headers.get("sec-ch-ua-platform"))
-        brands = _capped(headers.get("sec-ch-ua"))
-        if len(user_agent) <= MAX_AGENT:
-            # gather copies what a provider returns, so the cached dict itself is never changed
-            return _classify_cached(user_agent, mobile, platform, brands)
-        # past the cap only the (linear, cheap) bot words are looked for: a crawler that pads
-        # its agent is still a bot
-        found = _classify_cached(user_agent[:MAX_AGENT], mobile, platform, brands)
-        if _BOTS.search(user_agent, MAX_AGENT - _BOT_WORD):
-            return {**found, "device.type": "bot"}
-        return found
+        found = _from_agent(
+            headers.get("user-agent") or "",
+            headers.get("sec-ch-ua-mobile"),
+            headers.get("sec-ch-ua-platform"),
+            headers.get("sec-ch-ua"),
+        )
+        bid = request.bid_request
+        if bid is None or bid.device is None:
+            return found
+        declared = from_device(bid.device)
+        return {**found, **declared} if declared else found
+
+
+def from_device(device: Device) -> dict[str, SignalValue]:
+    """Device signals from an OpenRTB bid request's ``device`` (empty when it says nothing)."""
+    sua = device.sua
+    mobile = platform = brands = None
+    if sua is not None:
+        mobile = {1: "?1", 0: "?0"}.get(sua.mobile) if sua.mobile is not None else None
+        if sua.platform is not None and sua.platform.brand:
+            platform = f'"{sua.platform.brand}"'
+        # as Sec-CH-UA says them: '"Chromium";v="124", "Google Chrome";v="124"'
+        brands = ", ".join(
+            f'"{b.brand}";v="{b.version[0] if b.version else ""}"'
+            for b in sua.browsers[:8]
+            if b.brand
+        )
+    out = dict(_from_agent(device.ua or "", mobile, platform, brands or None))
+    declared_os = _OS_FAMILIES.get((device.os or "").strip().lower()[:_MAX_HINT])
+    if declared_os is not None:
+        out["device.os"] = declared_os
+    kind = _ORTB_DEVICE_TYPES.get(device.devicetype) if device.devicetype is not None else None
+    if kind is not None and out.get("device.type") != "bot":
+        out["device.type"] = kind
+    elif device.devicetype == _ORTB_MOBILE_OR_TABLET and "device.type" not in out:
+        out["device.type"] = "mobile"
+    return out
+
+
+def _from_agent(
+    user_agent: str, mobile: str | None, platform: str | None, brands: str | None
+) -> dict[str, SignalValue]:
+    # the parse cost grows with the length (15 KB of agent took 23 ms): what a real agent
+    # says fits well inside the caps, so a longer one is cut before parsing and caching
+    mobile, platform, brands = _capped(mobile), _capped(platform), _capped(brands)
+    if len(user_agent) <= MAX_AGENT:
+        # gather copies what a provider returns, so the cached dict itself is never changed
+        return _classify_cached(user_agent, mobile, platform, brands)
+    # past the cap only the (linear, cheap) bot words are looked for: a crawler that pads
+    # its agent is still a bot
+    found = _classify_cached(user_agent[:MAX_AGENT], mobile, platform, brands)
+    if _BOTS.search(user_agent, MAX_AGENT - _BOT_WORD):
+        return {**found, "device.type": "bot"}
+    return found
 
 
 # Real agents are 100-400 characters (in-app browsers append their tokens); parsing 512

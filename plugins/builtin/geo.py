@@ -7,18 +7,26 @@ else the signals are absent. A database answer wins over headers field by field.
 
 Only turn ``trust_cdn_headers`` on behind a CDN that sets (and overwrites) those headers:
 a client can send them itself.
+
+For an OpenRTB bid request, ``device.geo`` says where the user's device is (the HTTP request
+comes from the exchange): its country (ISO 3166-1 alpha-3, ``DEU``, given as alpha-2 ``DE``),
+region, city and coordinates win field by field; the database looks up ``device.ip`` (or
+``device.ipv6``) instead of the exchange's address; CDN headers fill what is left.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from math import isfinite
 from pathlib import Path
 from typing import Any
 
 import maxminddb
 import msgspec
 
+from slotwise.plugins.bid_request import Geo
+from slotwise.plugins.builtin.countries import alpha2
 from slotwise.plugins.provider import Provider, signal
 from slotwise.plugins.request import RequestInfo
 from slotwise.types import SignalType, SignalValue
@@ -35,6 +43,10 @@ _FIELDS = ("country", "region", "city", "timezone", "latitude", "longitude")
 _BOUNDS = {"latitude": 90.0, "longitude": 180.0}
 # Cloudflare's markers for "unknown" and "Tor"; not countries.
 _NOT_COUNTRIES = frozenset({"XX", "T1"})
+# Longest region code and city name taken from a bid request (ISO 3166-2 subdivision codes
+# have at most three characters; city names are short): longer is not a place.
+_MAX_CODE = 3
+_MAX_NAME = 100
 
 
 class GeoConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -103,8 +115,15 @@ class GeoProvider(Provider[GeoConfig]):
         out: dict[str, SignalValue] = {}
         if self.config.trust_cdn_headers:
             out.update(self._from_headers(request))
-        if self._reader is not None and request.client_ip:
-            out.update(lookup(self._reader, request.client_ip))
+        bid = request.bid_request
+        device = bid.device if bid is not None else None
+        ip = request.client_ip
+        if device is not None and (device.ip or device.ipv6):
+            ip = device.ip or device.ipv6  # the user's address, not the exchange's
+        if self._reader is not None and ip:
+            out.update(lookup(self._reader, ip))
+        if device is not None and device.geo is not None:
+            out.update(from_geo(device.geo))
         return out
 
     def _from_headers(self, request: RequestInfo) -> dict[str, SignalValue]:
@@ -131,6 +150,27 @@ class GeoProvider(Provider[GeoConfig]):
                 out[f"geo.{field}"] = value
                 break
         return out
+
+
+def from_geo(geo: Geo) -> dict[str, SignalValue]:
+    """Geo signals from an OpenRTB ``device.geo`` (what it leaves out stays absent)."""
+    out: dict[str, SignalValue] = {}
+    country = alpha2(geo.country) if geo.country else None
+    if country is not None and country not in _NOT_COUNTRIES:
+        out["geo.country"] = country
+    if geo.region:
+        # ISO 3166-2 ("DE-BE") or, for the US, the bare state code ("CA"): the part after "-"
+        region = geo.region.strip().rpartition("-")[2].upper()
+        if 0 < len(region) <= _MAX_CODE and region.isalnum():
+            out["geo.region"] = region
+    if geo.city:
+        city = geo.city.strip()
+        if 0 < len(city) <= _MAX_NAME:
+            out["geo.city"] = city
+    for field, value in (("latitude", geo.lat), ("longitude", geo.lon)):
+        if value is not None and isfinite(value) and abs(value) <= _BOUNDS[field]:
+            out[f"geo.{field}"] = float(value)
+    return out
 
 
 def lookup(reader: Any, ip: str) -> dict[str, SignalValue]:

@@ -5,6 +5,10 @@ and category from the path, by ordered regular-expression rules an operator can 
 referrer is the referring host (``www.`` removed); language is the preferred primary language
 tag of ``Accept-Language`` (``de`` for ``de-CH,de;q=0.9,en;q=0.5``); ``request.utm_*`` are the
 campaign-tracking query parameters.
+
+For an OpenRTB bid request, ``site.ref`` gives the referrer and ``device.language`` the
+language (the HTTP request is the exchange's); the headers fill in when the bid request does
+not say.
 """
 
 from __future__ import annotations
@@ -110,10 +114,18 @@ class RequestProvider(Provider[RequestConfig]):
             category = found.group(1) if found else None
         if category:
             out["request.page_category"] = category.lower()
-        referrer = referrer_host(request.headers.get("referer"))
+        bid = request.bid_request
+        referrer = None
+        language = None
+        if bid is not None:
+            if bid.site is not None:
+                referrer = referrer_host(bid.site.ref)
+            if bid.device is not None and bid.device.language:
+                language = preferred_language(bid.device.language)
+        referrer = referrer or referrer_host(request.headers.get("referer"))
         if referrer:
             out["request.referrer"] = referrer
-        language = preferred_language(request.headers.get("accept-language"))
+        language = language or preferred_language(request.headers.get("accept-language"))
         if language:
             out["request.language"] = language
         for parameter in UTM_PARAMETERS:

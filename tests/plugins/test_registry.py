@@ -74,7 +74,7 @@ def test_schema_has_every_signal_of_the_brief_with_its_type() -> None:
         spec = schema.get(name)
         assert spec is not None, name
         assert spec.type is kind, name
-    assert schema.get("device.type").values == {"mobile", "tablet", "desktop", "bot"}  # type: ignore[union-attr]
+    assert schema.get("device.type").values == {"mobile", "tablet", "desktop", "ctv", "bot"}  # type: ignore[union-attr]
     assert schema.get("consent.level").values == {"personal", "contextual"}  # type: ignore[union-attr]
 
 

@@ -29,7 +29,8 @@ import httpx
 
 ADMIN_TOKEN = "differential-admin-token"
 REPLAY_HEADER = "x-replay"
-PROVIDERS = ("consent", "request", "device", "geo", "time", "profile")  # the built-ins
+# the built-ins of the recorded tree (ab51ee5); the bid-request providers came later (issue 15)
+PROVIDERS = ("consent", "request", "device", "geo", "time", "profile")
 # decision ids and click signatures are random per run; everything else must match
 _SIGNATURE = re.compile(r"([?&]s=)[A-Za-z0-9_-]+")
 
@@ -51,7 +52,9 @@ async def drive(phase: Mapping[str, Any]) -> dict[str, Any]:
     """Send the phase's requests one at a time; the normalised answers, records and counters."""
     requests = phase["requests"]
     selection = os.environ.get("SLOTWISE_PLUGINS")
-    os.environ["SLOTWISE_PLUGINS"] = "builtins"  # an installed third-party provider adds signals
+    # exactly the recorded tree's providers: any other (an installed third-party provider, a
+    # later built-in) would add signals to the records
+    os.environ["SLOTWISE_PLUGINS"] = ",".join(PROVIDERS)
     try:
         return await _drive(phase, requests)
     finally:
