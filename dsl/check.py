@@ -17,6 +17,7 @@ from slotwise.dsl.errors import Diagnostic, Severity
 from slotwise.dsl.location import LocationError, parse_location
 from slotwise.dsl.precedence import contested_locations
 from slotwise.dsl.satisfiable import can_hold
+from slotwise.dsl.served import not_yet_served
 from slotwise.types import (
     EVENT_TYPES,
     EXPLORE_KINDS,
@@ -131,6 +132,7 @@ class _Checker:
             self.found += contested_locations(
                 self.files, self._openable, self.schema, self.lines, self.satisfiable
             )
+            self.found += not_yet_served(self.files, self.lines)
         return self.found
 
     def _check_unique_names(self) -> None:

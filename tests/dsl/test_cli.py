@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,7 +55,25 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
 
 
 def test_check_is_silent_when_clean(run: Run) -> None:
-    assert run("check", "--builtin-schema", str(POLICIES)) == (0, "", "")
+    assert run("check", "--builtin-schema", str(POLICIES / "ads.sw")) == (0, "", "")
+
+
+def test_check_says_what_the_proxy_does_not_serve_yet(run: Run) -> None:
+    # policies/ holds a trigger, two offer sets, three recommendations and a re-rank: checked
+    # and tested, and flagged, since the proxy leaves their responses as they are
+    code, out, err = run("check", "--builtin-schema", str(POLICIES))
+    assert (code, out) == (0, "")
+    flagged = re.findall(r"warning: not_yet_served: (\w+) \"(\w+)\"", err)
+    assert sorted(flagged) == [
+        ("offers", "checkout"),
+        ("offers", "product_page"),
+        ("recommend", "cart_cross_sell"),
+        ("recommend", "home_for_you"),
+        ("recommend", "product_similar"),
+        ("rerank", "category_listing"),
+        ("trigger", "cart_abandon"),
+    ]
+    assert "error" not in err
 
 
 def test_check_reports_every_error_with_location_and_caret(

@@ -72,6 +72,6 @@ campaign items { applies when request.page_type == "home"
   slot first at "$.items" { variant a "A" } }
 """
     )
-    (warning,) = policy.warnings
+    (warning,) = [w for w in policy.warnings if w.code == "contested_location"]
     assert warning.line == 3 and "campaigns come before recommendations" in warning.message
     assert 'recommendation "for_you" is skipped' in warning.message
