@@ -43,6 +43,9 @@ class DecisionLog:
         self._retry_delay = retry_delay
         self._pending: deque[LogRecord] = deque()
         self._wake = asyncio.Event()
+        # one flush at a time: two would append the same batch and pop it twice (off the
+        # request path: record() never waits for it)
+        self._flushing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
         self.appended = 0
@@ -77,6 +80,10 @@ class DecisionLog:
 
     async def flush(self) -> None:
         """Append everything queued now; raises StoreUnavailable (records stay queued)."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         while self._pending:
             batch = [self._pending[i] for i in range(min(self._batch, len(self._pending)))]
             await self._store.log_append(self._log, batch, dedup_ttl=self._dedup_window)

@@ -62,6 +62,20 @@ async def test_decision_log_never_blocks_and_catches_up(tmp_path: Path) -> None:
         await decisions.flush()
 
 
+async def test_concurrent_flushes_append_each_record_once_and_lose_none(tmp_path: Path) -> None:
+    # the background task and an explicit flush (shutdown, erasure) used to take the same
+    # batch and pop it twice: records lost, or an IndexError from the empty queue
+    url = f"sqlite://{tmp_path}/state.db"
+    async with open_store(url) as store, DecisionLog(store, batch=7) as decisions:
+        for n in range(200):
+            assert decisions.record(b"%d" % n, decision_id=f"d{n}", subject=None)
+        await asyncio.gather(decisions.flush(), decisions.flush(), decisions.flush())
+        assert decisions.pending == 0
+        entries = await store.log_read("decisions", count=1000)
+        assert sorted(int(e.data) for e in entries) == list(range(200))
+        assert decisions.appended == 200
+
+
 async def test_decision_log_queues_while_redis_is_down_and_drops_beyond_the_bound(
     tmp_path: Path,
 ) -> None:
