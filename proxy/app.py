@@ -6,6 +6,9 @@ answers), ``/_sw/metrics`` (Prometheus text), ``/_sw/click`` (signed click redir
 event endpoints of slotwise.proxy.events (``/_sw/px``, ``/_sw/events``, ``/_sw/admin/...``).
 The first four are one table (path -> handler and methods), which answers 405 with ``Allow``;
 every other ``/_sw/`` path goes to the events router, and 404 when it has no such route.
+Routing reads the request target as sent (``raw_path``): only a literal ``/_sw/`` prefix is
+the proxy's, ``/_sw%2fhealth`` goes upstream like any other path. The checks of a request's
+head (slotwise.proxy.http_body.head_refusal: header size, Host, target) apply to both.
 
 Long-lived resources (upstream pool, store, providers, decision log, policy watcher) are made
 in the lifespan and kept on the app's :class:`Runtime`; nothing lives in module globals.
@@ -35,7 +38,7 @@ from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.chooser import BanditChooser, Chooser, RuleChooser
 from slotwise.proxy.config import Settings, load_settings
 from slotwise.proxy.decide import Engine, Limits, handle
-from slotwise.proxy.http_body import send_error
+from slotwise.proxy.http_body import head_refusal, send_error
 from slotwise.proxy.http_hygiene import ForwardingPolicy
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.policy_snapshot import PolicySnapshot
@@ -108,8 +111,10 @@ class ProxyApp:
             runtime = self.runtime
             if runtime is None:
                 return await _plain(send, 503, b"starting\n")
-            path: str = scope["path"]
-            if not path.startswith("/_sw/"):
+            # the target as sent: a decoded path would make /_sw%2fhealth ours
+            raw: bytes | None = scope.get("raw_path")
+            ours = raw.startswith(b"/_sw/") if raw is not None else scope["path"][:5] == "/_sw/"
+            if not ours:
                 return await handle(runtime.engine, scope, receive, send)
             return await self._own(runtime, scope, receive, send)
         if kind == "lifespan":
@@ -120,6 +125,10 @@ class ProxyApp:
     # -- /_sw/ endpoints --------------------------------------------------------------------
 
     async def _own(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = head_refusal(scope, runtime.engine.limits.max_header_bytes)
+        if refused is not None:
+            self.metrics.refused.inc(refused.reason)
+            return await send_error(send, refused.status, refused.code, refused.message)
         path: str = scope["path"]
         endpoint = self._endpoints.get(path)
         if endpoint is None:

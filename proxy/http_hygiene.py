@@ -9,7 +9,8 @@
 - Accept-Encoding is narrowed to codings the proxy can decode, so a body can always be read.
 - Via is added to requests only: a fail-open response must carry exactly the upstream's
   end-to-end headers.
-- Requests past the header or body size limits are refused with 431 / 413.
+- Requests past the header or body size limits are refused with 431 / 413; an HTTP/1.1
+  request needs exactly one Host (slotwise.proxy.http_body.head_refusal).
 """
 
 from __future__ import annotations
