@@ -352,7 +352,9 @@ class ProxyApp:
             public_url=s.tracking.public_url,
             user_cookie=s.tracking.user_cookie,
         )
-        routes = events_routes(collector, consent=_consent_config(providers))
+        routes = events_routes(
+            collector, consent=_consent_config(providers), forwarding=engine.forwarding
+        )
         events_app = Router(routes=[Mount("/_sw", routes=routes)])
         runtime = Runtime(engine, events_app, collector, store, bandit)
         if bandit_task is not None:

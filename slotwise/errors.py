@@ -266,6 +266,8 @@ EVENTS: Final = Area(
         "unauthorized": "401: the admin API needs a valid admin token",
         "admin_loopback_only": "403: the admin API answers on loopback only",
         "admin_disabled": "404: the admin API is off without an admin token",
+        "admin_throttled": "429: too many failed admin token attempts from this client "
+        "address (5 within 60 s): retry after Retry-After",
         "user_erased": "409: the user was erased; their profile is not stored again",
         "event_too_large": "413: an event exceeds `events.max_event_bytes`",
         "batch_too_large": "413: the body exceeds `events.max_batch_bytes`",
