@@ -1,11 +1,17 @@
 """The proxy as a pure ASGI application.
 
 Every path outside ``/_sw/`` goes to the upstream through slotwise.proxy.decide. The proxy's
-own endpoints: ``/_sw/health`` (the process is up), ``/_sw/ready`` (policies loaded, store
-answers), ``/_sw/metrics`` (Prometheus text), ``/_sw/click`` (signed click redirect), and the
-event endpoints of slotwise.proxy.events (``/_sw/px``, ``/_sw/events``, ``/_sw/admin/...``).
-The first four are one table (path -> handler and methods), which answers 405 with ``Allow``;
-every other ``/_sw/`` path goes to the events router, and 404 when it has no such route.
+own endpoints: ``/_sw/health`` (the process is up), ``/_sw/ready`` (it can serve: forwarding
+runs and, where a policy directory is configured, policies are loaded; the store is not
+asked, since forwarding and personalisation go on without it), ``/_sw/health/store`` (the
+store answers), ``/_sw/metrics`` (Prometheus text, ``slotwise_store_up`` among them),
+``/_sw/click`` (signed click redirect), and the event endpoints of slotwise.proxy.events
+(``/_sw/px``, ``/_sw/events``, ``/_sw/admin/...``). The first five are one table (path ->
+handler and methods), which answers 405 with ``Allow``; every other ``/_sw/`` path goes to
+the events router, and 404 when it has no such route. Routing reads the request target as
+sent (``raw_path``): only a literal ``/_sw/`` prefix is the proxy's, ``/_sw%2fhealth`` goes
+upstream like any other path. The checks of a request's head
+(slotwise.proxy.http_body.head_refusal: header size, Host, target) apply to both.
 
 Long-lived resources (upstream pool, store, providers, decision log, policy watcher) are made
 in the lifespan and kept on the app's :class:`Runtime`; nothing lives in module globals.
@@ -35,7 +41,7 @@ from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.chooser import BanditChooser, Chooser, RuleChooser
 from slotwise.proxy.config import Settings, load_settings
 from slotwise.proxy.decide import Engine, Limits, handle
-from slotwise.proxy.http_body import send_error
+from slotwise.proxy.http_body import head_refusal, send_error
 from slotwise.proxy.http_hygiene import ForwardingPolicy
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.policy_snapshot import PolicySnapshot
@@ -46,6 +52,7 @@ from slotwise.types import Receive, Scope, Send
 log = logging.getLogger("slotwise.proxy")
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 _READ = frozenset({"GET", "HEAD"})
+_STORE_PING_TIMEOUT = 1.0  # seconds: /_sw/health/store and slotwise_store_up
 # RFC 3986's reserved and unreserved characters, and "%" (the target may be encoded already)
 _URL_CHARACTERS = ":/?#[]@!$&'()*+,;=%~"
 
@@ -98,6 +105,7 @@ class ProxyApp:
         self._endpoints: dict[str, Endpoint] = {
             "/_sw/health": Endpoint(self._health),
             "/_sw/ready": Endpoint(self._ready),
+            "/_sw/health/store": Endpoint(self._store_health),
             "/_sw/metrics": Endpoint(self._metrics),
             CLICK_PATH: Endpoint(self._click),
         }
@@ -108,8 +116,10 @@ class ProxyApp:
             runtime = self.runtime
             if runtime is None:
                 return await _plain(send, 503, b"starting\n")
-            path: str = scope["path"]
-            if not path.startswith("/_sw/"):
+            # the target as sent: a decoded path would make /_sw%2fhealth ours
+            raw: bytes | None = scope.get("raw_path")
+            ours = raw.startswith(b"/_sw/") if raw is not None else scope["path"][:5] == "/_sw/"
+            if not ours:
                 return await handle(runtime.engine, scope, receive, send)
             return await self._own(runtime, scope, receive, send)
         if kind == "lifespan":
@@ -120,6 +130,10 @@ class ProxyApp:
     # -- /_sw/ endpoints --------------------------------------------------------------------
 
     async def _own(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = head_refusal(scope, runtime.engine.limits.max_header_bytes)
+        if refused is not None:
+            self.metrics.refused.inc(refused.reason)
+            return await send_error(send, refused.status, refused.code, refused.message)
         path: str = scope["path"]
         endpoint = self._endpoints.get(path)
         if endpoint is None:
@@ -133,12 +147,20 @@ class ProxyApp:
         await _plain(send, 200, b"ok\n")
 
     async def _ready(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
-        problems = await self._readiness(runtime)
+        problems = self._readiness(runtime)
         body = "ready\n" if not problems else "not ready: " + "; ".join(problems) + "\n"
         await _plain(send, 503 if problems else 200, body.encode())
 
+    async def _store_health(
+        self, runtime: Runtime, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        problem = await _store_problem(runtime)
+        body = "store: ok\n" if problem is None else f"store: {problem}\n"
+        await _plain(send, 200 if problem is None else 503, body.encode())
+
     async def _metrics(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
-        text = self.metrics.render(self._extra_metrics(runtime))
+        store_up = await _store_problem(runtime) is None
+        text = self.metrics.render(self._extra_metrics(runtime, store_up))
         await _plain(send, 200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8")
 
     async def _events(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
@@ -192,24 +214,24 @@ class ProxyApp:
         except Exception as exc:  # the redirect matters more than the count
             log.warning("click for decision %s not recorded: %s", decision_id, exc)
 
-    async def _readiness(self, runtime: Runtime) -> list[str]:
+    def _readiness(self, runtime: Runtime) -> list[str]:
+        """Why this process cannot serve (empty: it can). The store is not among the reasons:
+        forwarding and personalisation go on while it is down (events answer 503, decisions
+        queue), and a store shared by every replica would take them all out of rotation."""
         problems = []
         if (
             runtime.engine.policies.directory is not None
             and runtime.engine.policies.current is None
         ):
             problems.append(f"policies not loaded ({runtime.engine.policies.last_error})")
-        if runtime.store is not None:
-            try:
-                async with asyncio.timeout(1.0):
-                    await runtime.store.ping()
-            except Exception as exc:
-                problems.append(f"store: {exc}")
         return problems
 
-    def _extra_metrics(self, runtime: Runtime) -> str:
+    def _extra_metrics(self, runtime: Runtime, store_up: bool) -> str:
         log_ = runtime.engine.decision_log
         lines = [
+            "# HELP slotwise_store_up Whether the state store answered a ping (1) or not (0).",
+            "# TYPE slotwise_store_up gauge",
+            f"slotwise_store_up {int(store_up)}",
             "# HELP slotwise_decision_log_pending Decision records queued for the store.",
             "# TYPE slotwise_decision_log_pending gauge",
             f"slotwise_decision_log_pending {getattr(log_, 'pending', 0)}",
@@ -330,7 +352,9 @@ class ProxyApp:
             public_url=s.tracking.public_url,
             user_cookie=s.tracking.user_cookie,
         )
-        routes = events_routes(collector, consent=_consent_config(providers))
+        routes = events_routes(
+            collector, consent=_consent_config(providers), forwarding=engine.forwarding
+        )
         events_app = Router(routes=[Mount("/_sw", routes=routes)])
         runtime = Runtime(engine, events_app, collector, store, bandit)
         if bandit_task is not None:
@@ -338,6 +362,20 @@ class ProxyApp:
         if policies.directory is not None and s.proxy.reload_interval > 0:
             runtime.tasks.append(asyncio.create_task(policies.watch(s.proxy.reload_interval)))
         return runtime
+
+
+async def _store_problem(runtime: Runtime) -> str | None:
+    """Why the store does not answer a ping within a second, or None when it does."""
+    if runtime.store is None:
+        return None
+    try:
+        async with asyncio.timeout(_STORE_PING_TIMEOUT):
+            await runtime.store.ping()
+    except TimeoutError:
+        return f"no answer within {_STORE_PING_TIMEOUT:g}s"
+    except Exception as exc:
+        return str(exc) or type(exc).__name__
+    return None
 
 
 def _bandit(

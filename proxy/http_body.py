@@ -1,7 +1,9 @@
 """The client's side of an exchange: its request body in, the proxy's answer out.
 
-``read_request`` receives a request body under the proxy's limits (header size, body size,
-time), or says why the proxy refuses it. The writers send
+``head_refusal`` checks a request's head (header size, one Host, a valid request target) for
+every path, the proxy's own ``/_sw/`` endpoints included; ``read_request`` does that and then
+receives the body under the proxy's limits (body size, time), or says why the proxy refuses
+it. The writers send
 an answer whole with its Content-Length (``send_whole``), pass an upstream response through as
 it arrives (``stream``), or answer with one of the proxy's own JSON errors (``send_error``,
 ``upstream_failed``). Each counts the answer's status class and latency where the request
@@ -11,6 +13,7 @@ ends, so every answer is counted exactly once.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from email.utils import formatdate
 from typing import NamedTuple
@@ -19,7 +22,6 @@ from slotwise.proxy.http_hygiene import (
     client_response_headers,
     content_length,
     header,
-    header_bytes,
 )
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.upstream import UpstreamError, UpstreamResponse
@@ -40,6 +42,56 @@ class Refusal(NamedTuple):
 
 
 _TOO_LARGE = Refusal(413, "body_too_large", "request body is too large", "body_size")
+_HEADERS_TOO_LARGE = Refusal(
+    431, "headers_too_large", "request headers are too large", "header_size"
+)
+_NO_HOST = Refusal(400, "bad_host", "an HTTP/1.1 request needs one Host header", "bad_host")
+_HOSTS = Refusal(400, "bad_host", "the request has several Host headers; send one", "bad_host")
+# a byte no request target may hold on the wire: controls, space, "#", DEL, non-ASCII
+_TARGET_BYTE = re.compile(rb"[^\x21\x22\x24-\x7e]")
+
+
+def head_refusal(scope: Scope, max_header_bytes: int) -> Refusal | None:
+    """Why the proxy refuses this request's head, or None: the checks of every path.
+
+    431 for a header block over ``max_header_bytes``; 400 ``bad_host`` for an HTTP/1.1 request
+    with no Host header, an empty one or several (RFC 9112 section 3.2); 400
+    ``bad_request_target`` for a target that is not a path (``*``, an authority), holds a byte
+    no URI may hold, or has a ``.`` or ``..`` segment (plain or percent-encoded): the upstream
+    would resolve another path than the one the proxy (and its policies) saw, so the proxy
+    refuses rather than guess.
+    """
+    size = hosts = 0
+    host = b""
+    for name, value in scope["headers"]:
+        size += len(name) + len(value) + 4  # as on the wire: name, ": ", value, CRLF
+        if name == b"host":
+            hosts += 1
+            host = value
+    if size > max_header_bytes:
+        return _HEADERS_TOO_LARGE
+    # granian hands a request without Host one with an empty Host: both are refused (an
+    # http(s) target always has an authority, so an empty Host is never right either)
+    if (hosts != 1 or not host) and scope.get("http_version") == "1.1":
+        return _HOSTS if hosts > 1 else _NO_HOST
+    raw = scope.get("raw_path")
+    if raw is not None:
+        problem = _target_problem(raw, scope.get("query_string", b""))
+        if problem is not None:
+            return Refusal(400, "bad_request_target", problem, "bad_target")
+    return None
+
+
+def _target_problem(path: bytes, query: bytes) -> str | None:
+    if not path.startswith(b"/"):
+        return "the request target must be a path starting with /"
+    if _TARGET_BYTE.search(path) or (query and _TARGET_BYTE.search(query)):
+        return "the request target holds a character that must be percent-encoded"
+    if b"/." in path or b"%2e" in path or b"%2E" in path:  # cheap: most paths have neither
+        for segment in path.split(b"/"):
+            if segment.lower().replace(b"%2e", b".") in (b".", b".."):
+                return "the request target has a . or .. segment: send the resolved path"
+    return None
 
 
 async def read_request(
@@ -47,13 +99,14 @@ async def read_request(
 ) -> bytes | Refusal:
     """The request body, or the refusal when the request breaks the proxy's limits.
 
-    431 for a header block over ``max_header_bytes``, 413 for a body over ``max_body_bytes``
-    (declared or streamed), 408 for a body that took longer than ``timeout``, 400 for one that
-    broke off.
+    The head's refusals first (:func:`head_refusal`), then 413 for a body over
+    ``max_body_bytes`` (declared or streamed), 408 for a body that took longer than
+    ``timeout``, 400 for one that broke off.
     """
+    refused = head_refusal(scope, max_header_bytes)
+    if refused is not None:
+        return refused
     headers = scope["headers"]
-    if header_bytes(headers) > max_header_bytes:
-        return Refusal(431, "headers_too_large", "request headers are too large", "header_size")
     declared = content_length(headers)
     if declared is not None and declared > max_body_bytes:
         return _TOO_LARGE

@@ -9,7 +9,8 @@
 - Accept-Encoding is narrowed to codings the proxy can decode, so a body can always be read.
 - Via is added to requests only: a fail-open response must carry exactly the upstream's
   end-to-end headers.
-- Requests past the header or body size limits are refused with 431 / 413.
+- Requests past the header or body size limits are refused with 431 / 413; an HTTP/1.1
+  request needs exactly one Host (slotwise.proxy.http_body.head_refusal).
 """
 
 from __future__ import annotations
@@ -61,6 +62,24 @@ class ForwardingPolicy:
             except ValueError as exc:
                 raise ValueError(f"trusted proxy {text!r} is not an IP address or CIDR") from exc
         return cls(tuple(parsed))
+
+    def client_address(self, peer: str, headers: Sequence[tuple[bytes, bytes]]) -> str:
+        """The client's address as these rules give it: the peer's, unless the peer is a
+        trusted proxy; then X-Forwarded-For is read from the right, past the trusted proxies,
+        and the first address no trusted proxy owns is the client (a client cannot make itself
+        anyone by writing the header: only what trusted proxies appended is believed)."""
+        if not self.trusted_proxies or not self.trusts(peer):
+            return peer
+        chain = [
+            hop.strip().decode("latin-1")
+            for name, value in headers
+            if name.lower() == b"x-forwarded-for"
+            for hop in value.split(b",")
+        ]
+        for hop in reversed(chain):
+            if not self.trusts(hop):
+                return hop  # not an address at all: still the client's word, never loopback
+        return chain[0] if chain else peer
 
     def trusts(self, address: str) -> bool:
         if not self.trusted_proxies:

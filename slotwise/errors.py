@@ -231,6 +231,10 @@ HTTP: Final = Area(
         "body_too_large": "413: the request body exceeds `proxy.max_body_bytes`",
         "body_timeout": "408: the request body did not arrive whole within `proxy.body_timeout`",
         "incomplete_body": "400: the request body ended early (client gone, malformed chunking)",
+        "bad_host": "400: an HTTP/1.1 request without a Host header or with several "
+        "(RFC 9112 section 3.2)",
+        "bad_request_target": "400: a request target that is not a path, holds a byte that "
+        "must be percent-encoded, or has a `.` or `..` segment (send the resolved path)",
         "not_found": "404: no endpoint of the proxy's own at this `/_sw/` path",
         "method_not_allowed": "405: the `/_sw/` endpoint does not answer this method (`Allow` "
         "lists the ones it does)",
@@ -262,6 +266,8 @@ EVENTS: Final = Area(
         "unauthorized": "401: the admin API needs a valid admin token",
         "admin_loopback_only": "403: the admin API answers on loopback only",
         "admin_disabled": "404: the admin API is off without an admin token",
+        "admin_throttled": "429: too many failed admin token attempts from this client "
+        "address (5 within 60 s): retry after Retry-After",
         "user_erased": "409: the user was erased; their profile is not stored again",
         "event_too_large": "413: an event exceeds `events.max_event_bytes`",
         "batch_too_large": "413: the body exceeds `events.max_batch_bytes`",

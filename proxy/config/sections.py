@@ -143,7 +143,11 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     ] = 2097152
     trusted_proxies: Annotated[
         tuple[str, ...],
-        setting("CIDRs (load balancers) whose X-Forwarded-For is trusted", check=_networks),
+        setting(
+            "CIDRs (load balancers) whose X-Forwarded-For is trusted: kept upstream, and it "
+            "names the admin API's client",
+            check=_networks,
+        ),
     ] = ()
 
 

@@ -69,7 +69,11 @@ class EventsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
         ),
     ] = None
     admin_loopback_only: Annotated[
-        bool, _help("the admin API answers only clients on loopback addresses")
+        bool,
+        _help(
+            "the admin API answers only clients on loopback addresses (the client "
+            "`proxy.trusted_proxies` gives)"
+        ),
     ] = True
     consent_default: Annotated[
         Literal["personal", "contextual"], _help("consent level when there is no consent record")

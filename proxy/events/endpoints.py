@@ -37,6 +37,8 @@ from slotwise.proxy.events.schema import (
     decode_event,
     malformed,
 )
+from slotwise.proxy.events.throttle import FailureThrottle
+from slotwise.proxy.http_hygiene import ForwardingPolicy
 from slotwise.proxy.state import StoreUnavailable, StoreWriteUncertain
 
 # The smallest transparent 1x1 GIF.
@@ -119,8 +121,15 @@ def _json(body: object, status: int = 200) -> Response:
 class EventEndpoints:
     """The handlers, bound to one collector; build with :func:`events_routes`."""
 
-    def __init__(self, collector: EventCollector, consent: ConsentConfig | None = None) -> None:
+    def __init__(
+        self,
+        collector: EventCollector,
+        consent: ConsentConfig | None = None,
+        forwarding: ForwardingPolicy | None = None,
+    ) -> None:
         self.collector = collector
+        self.forwarding = forwarding or ForwardingPolicy()
+        self.admin_failures = FailureThrottle()
         self.config = collector.config
         self.consent = ConsentPolicy(
             consent, default=self.config.consent_default, honor_gpc=self.config.honor_gpc
@@ -269,7 +278,7 @@ class EventEndpoints:
         refused = self._admin_refusal(request)
         if refused is not None:
             return refused
-        client = request.client.host if request.client else ""
+        client = self._client(request)
         user_id = request.path_params["user_id"]
         if not _USER_ID.match(user_id):
             return _bad_user_id()
@@ -312,7 +321,7 @@ class EventEndpoints:
             return _Refusal(
                 422, "invalid_profile", "the profile was refused; nothing was stored", [record]
             ).response()
-        client = request.client.host if request.client else ""
+        client = self._client(request)
         try:
             stored = await self.collector.set_profile(
                 user_id, encode_profile(record), actor=client or "unknown"
@@ -325,10 +334,17 @@ class EventEndpoints:
             ).response()
         return _json({"stored": True, "profile": record})
 
+    def _client(self, request: Request) -> str:
+        """The client's address under the trusted-proxy rules (proxy.trusted_proxies)."""
+        peer = request.client.host if request.client else ""
+        return self.forwarding.client_address(peer, request.scope["headers"])
+
     def _admin_refusal(self, request: Request) -> Response | None:
-        """Why this admin request is refused (disabled, not loopback, bad token), or None."""
+        """Why this admin request is refused (disabled, not loopback, throttled, bad token),
+        or None. The client is the one the trusted-proxy rules give: behind a trusted load
+        balancer on loopback, a remote client is not loopback."""
         config = self.config
-        client = request.client.host if request.client else ""
+        client = self._client(request)
         if config.admin_token is None:
             return _Refusal(
                 404, "admin_disabled", "the admin API is off: set SLOTWISE_ADMIN_TOKEN"
@@ -337,9 +353,27 @@ class EventEndpoints:
             return _Refusal(
                 403, "admin_loopback_only", "the admin API answers on loopback only"
             ).response()
+        throttle = self.admin_failures
+        wait = throttle.retry_after(client)
+        if wait is not None:  # the token is not even compared: guessing gains nothing
+            return Response(
+                _ENCODE.encode(
+                    {
+                        "error": {
+                            "code": "admin_throttled",
+                            "message": f"{throttle.limit} failed admin token attempts within "
+                            f"{throttle.window:g}s: retry after {wait}s",
+                        }
+                    }
+                ),
+                429,
+                headers={"Retry-After": str(wait), **_NO_STORE},
+                media_type="application/json",
+            )
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         expected = config.admin_token.encode()
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected):
+            throttle.failed(client)
             return Response(
                 _ENCODE.encode(
                     {"error": {"code": "unauthorized", "message": "a valid admin token is needed"}}
@@ -348,6 +382,7 @@ class EventEndpoints:
                 headers={"WWW-Authenticate": "Bearer", **_NO_STORE},
                 media_type="application/json",
             )
+        throttle.succeeded(client)
         return None
 
     # -- GET /sdk.js ------------------------------------------------------------------------
@@ -455,14 +490,18 @@ def _pixel_fields(
 
 
 def events_routes(
-    collector: EventCollector, consent: ConsentConfig | None = None
+    collector: EventCollector,
+    consent: ConsentConfig | None = None,
+    forwarding: ForwardingPolicy | None = None,
 ) -> list[BaseRoute]:
     """The routes, relative to the proxy's ``/_sw`` prefix (``Mount("/_sw", routes=...)``).
 
     Pass the proxy's ``[plugins.consent]`` config as ``consent`` so that a TCF string is
-    judged against your IAB vendor id, exactly as for decisions.
+    judged against your IAB vendor id, exactly as for decisions, and its
+    ``proxy.trusted_proxies`` as ``forwarding`` so that the admin API sees the client a
+    trusted load balancer names (not the balancer's own loopback address).
     """
-    endpoints = EventEndpoints(collector, consent)
+    endpoints = EventEndpoints(collector, consent, forwarding)
     return [
         Route("/px", endpoints.pixel, methods=["GET"]),
         Route("/events", endpoints.batch, methods=["POST"]),
