@@ -150,11 +150,6 @@ def narrow_accept_encoding(value: bytes) -> bytes:
     return b", ".join(kept) or b"identity"
 
 
-def header_bytes(headers: Sequence[tuple[bytes, bytes]]) -> int:
-    """The size of a header block as sent on the wire (name, ': ', value, CRLF)."""
-    return sum(len(name) + len(value) + 4 for name, value in headers)
-
-
 def content_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
     """The declared Content-Length, or None when absent or not a clean number."""
     for name, value in headers:
