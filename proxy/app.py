@@ -43,6 +43,7 @@ from slotwise.proxy.config import Settings, load_settings
 from slotwise.proxy.decide import Engine, Limits, handle
 from slotwise.proxy.http_body import head_refusal, send_error
 from slotwise.proxy.http_hygiene import ForwardingPolicy
+from slotwise.proxy.identity import IdentityCookie
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.policy_snapshot import PolicySnapshot
 from slotwise.proxy.tracking import CLICK_PATH, ClickSigner
@@ -350,7 +351,13 @@ class ProxyApp:
             forwarding=ForwardingPolicy.parse(s.proxy.trusted_proxies),
             json_fields=_json_fields(s),
             public_url=s.tracking.public_url,
-            user_cookie=s.tracking.user_cookie,
+            identity=IdentityCookie(
+                name=s.tracking.user_cookie,
+                max_age=s.tracking.user_cookie_max_age,
+                secure=s.tracking.user_cookie_secure,
+                same_site=s.tracking.user_cookie_same_site,
+                domain=s.tracking.user_cookie_domain,
+            ),
         )
         routes = events_routes(
             collector, consent=_consent_config(providers), forwarding=engine.forwarding
