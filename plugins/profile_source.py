@@ -105,11 +105,16 @@ def cart_from_events(events: Iterable[Event]) -> Cart | None:
     )
 
 
+class UserErased(Exception):
+    """The user id was erased (``DELETE /_sw/admin/users/{id}``): nothing of it is to be used."""
+
+
 class ProfileSource(Protocol):
     """Reads one user's records; each call may raise (the provider's signals are then absent)."""
 
     async def records(self, user_id: str) -> tuple[Profile | None, Cart | None]:
-        """The user's profile and cart (None where there is none), in one round trip."""
+        """The user's profile and cart (None where there is none), in one round trip; raises
+        :class:`UserErased` for an erased user when the source knows erasures."""
         ...
 
     async def events(self, user_id: str, since: float) -> Sequence[Event]:
@@ -194,14 +199,23 @@ class StoreProfileSource:
     imported so that the plugin API does not depend on the proxy package.
     """
 
-    def __init__(self, store: KeyValueHistoryStore, subject_key: Callable[[str, str], str]):
+    def __init__(
+        self,
+        store: KeyValueHistoryStore,
+        subject_key: Callable[[str, str], str],
+        erased_key: Callable[[str], str] | None = None,
+    ):
         self._store = store
         self._key = subject_key
+        self._erased = erased_key
 
     async def records(self, user_id: str) -> tuple[Profile | None, Cart | None]:
-        profile, cart = await self._store.get_many(
-            [self._key(user_id, PROFILE_KEY), self._key(user_id, CART_KEY)]
-        )
+        keys = [self._key(user_id, PROFILE_KEY), self._key(user_id, CART_KEY)]
+        if self._erased is not None:  # the erasure marker in the same round trip
+            keys.append(self._erased(user_id))
+        profile, cart, *erased = await self._store.get_many(keys)
+        if erased and erased[0] is not None:
+            raise UserErased(user_id)
         return (
             msgspec.json.decode(profile, type=Profile) if profile is not None else None,
             msgspec.json.decode(cart, type=Cart) if cart is not None else None,

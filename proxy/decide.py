@@ -183,12 +183,16 @@ def _signals(engine: Engine, x: Exchange) -> Coroutine[Any, Any, Gathered]:
 
 
 def _identify(engine: Engine, x: Exchange) -> None:
-    """With personal consent and no id cookie, a fresh id: the subject of this request's
-    decisions, set on the answer (slotwise.proxy.identity). Nothing without consent."""
+    """With personal consent and no id cookie, or an erased one, a fresh id: the subject of
+    this request's decisions, set on the answer (slotwise.proxy.identity). An erased id is
+    never used again (none at all when the proxy issues no cookie). Nothing without consent."""
     gathered = x.gathered
-    if gathered.personal and gathered.user_id is None and engine.identity.issues:
-        x.issued = new_user_id()
-        x.gathered = replace(gathered, user_id=x.issued)
+    if not gathered.personal:
+        return
+    if gathered.user_id is None or gathered.signals.get("user.erased") is True:
+        x.issued = new_user_id() if engine.identity.issues else None
+        if x.issued is not None or gathered.user_id is not None:
+            x.gathered = replace(gathered, user_id=x.issued)
 
 
 def _personalisable(engine: Engine, x: Exchange) -> bool:

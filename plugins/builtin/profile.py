@@ -21,6 +21,7 @@ from slotwise.plugins.profile_source import (
     EventSnapshot,
     MemoryProfileSource,
     ProfileSource,
+    UserErased,
     cart_from_events,
 )
 from slotwise.plugins.provider import Provider, WithHistory, signal
@@ -58,6 +59,11 @@ class ProfileProvider(Provider[ProfileConfig]):
         signal("cart.value", SignalType.FLOAT, "Cart total (site currency).", minimum=0),
         signal("cart.count", SignalType.INT, "Units in the cart.", minimum=0),
         signal("cart.items", SignalType.STRING_LIST, "Product ids in the cart."),
+        signal(
+            "user.erased",
+            SignalType.BOOL,
+            "The user id was erased: the proxy treats the request as anonymous.",
+        ),
     )
 
     def __init__(self, config: ProfileConfig) -> None:
@@ -82,6 +88,9 @@ class ProfileProvider(Provider[ProfileConfig]):
         reading = asyncio.ensure_future(self._source.events(user, since))
         try:
             profile, cart = await self._source.records(user)
+        except UserErased:  # nothing of theirs: the proxy drops (and rotates) the id
+            reading.cancel()
+            return {"user.erased": True}
         except BaseException:
             reading.cancel()
             if reading.done() and not reading.cancelled():

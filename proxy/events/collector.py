@@ -66,7 +66,8 @@ def subject_hash(subject: str) -> str:
     return hashlib.sha256(subject.encode()).hexdigest()
 
 
-def _erased_key(subject: str) -> str:
+def erased_key(subject: str) -> str:
+    """The key of ``subject``'s erasure marker (kept: later data about them is refused)."""
     return f"erased:{subject_hash(subject)}"
 
 
@@ -141,7 +142,7 @@ class EventCollector:
         subjects = sorted({s for e in events for s in (e.user_id, e.anonymous_id) if s is not None})
         if not subjects:
             return frozenset()
-        markers = await self.store.get_many([_erased_key(s) for s in subjects])
+        markers = await self.store.get_many([erased_key(s) for s in subjects])
         erased = {s for s, m in zip(subjects, markers, strict=True) if m is not None}
         # an event is suppressed when any of its identifiers was erased
         for event in events:
@@ -189,7 +190,7 @@ class EventCollector:
         erasure are not stored after it. Audited (by hash) in the audit log.
         """
         store = self.store
-        first_time = await store.set_if_absent(_erased_key(subject), b"1")
+        first_time = await store.set_if_absent(erased_key(subject), b"1")
         keys = await store.erase_subject(subject)
         events = await store.log_erase(self.config.events_log, subject)
         decisions = await store.log_erase(self.config.decisions_log, subject)
@@ -231,7 +232,7 @@ class EventCollector:
         return True
 
     async def is_erased(self, subject: str) -> bool:
-        return await self.store.get(_erased_key(subject)) is not None
+        return await self.store.get(erased_key(subject)) is not None
 
     # -- retention ------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -42,11 +43,17 @@ def _builtin_providers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @asynccontextmanager
-async def _proxy(**tracking: Any) -> AsyncIterator[tuple[httpx.AsyncClient, ProxyApp]]:
+async def _proxy(
+    *, store_url: str = "memory://", events: dict[str, Any] | None = None, **tracking: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, ProxyApp]]:
     routes = {"/ad": Canned(200, [("Content-Type", "application/json")], json.dumps(AD).encode())}
     async with upstream_server(routes) as server:
         settings = Settings.of(
-            upstream_url=server.url, proxy_policies=str(POLICIES), tracking=tracking
+            upstream_url=server.url,
+            proxy_policies=str(POLICIES),
+            tracking=tracking,
+            store_url=store_url,
+            events=events or {},
         )
         app = ProxyApp(settings)
         async with running(app) as client:
@@ -149,3 +156,41 @@ def test_issued_ids_are_accepted_by_the_event_schema() -> None:
             type=Event,  # type: ignore[arg-type]
         )
         assert event.user_id == uid
+
+
+ADMIN = {"Authorization": "Bearer identity-admin-token-0123"}
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+@pytest.mark.parametrize("issues", [True, False])
+async def test_an_erased_id_is_never_logged_again_and_its_cookie_rotates(
+    store: str, issues: bool, tmp_path: Path
+) -> None:
+    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path}/state.db"
+    tracking = {} if issues else {"user_cookie_max_age": 0}
+    events = {"admin_token": ADMIN["Authorization"][7:], "admin_loopback_only": False}
+    async with _proxy(store_url=url, events=events, **tracking) as (client, app):
+        known = {"cookie": "sw_consent=personal; sw_uid=erase-me"}
+        assert (await client.get("/ad", headers=known)).status_code == 200
+        assert await _subjects(app) == ["erase-me"]
+        erased = await client.delete("/_sw/admin/users/erase-me", headers=ADMIN)
+        assert erased.status_code == 200 and erased.json()["decisions"] == 1, erased.text
+        assert await _subjects(app) == []
+        for _ in range(3):
+            again = await client.get("/ad", headers=known)
+            assert again.status_code == 200
+            cookies = again.headers.get_list("set-cookie")
+            if issues:  # rotated: a fresh id, the subject of the decision
+                assert len(cookies) == 1 and _attributes(cookies[0])["value"] != "erase-me"
+            else:
+                assert cookies == []
+        subjects = await _subjects(app)
+        assert len(subjects) == 3 and "erase-me" not in subjects
+        if not issues:
+            assert subjects == [None] * 3
+        else:
+            assert len(set(subjects)) == 3 and None not in subjects
+        # someone else is untouched
+        other = await client.get("/ad", headers={"cookie": "sw_consent=personal; sw_uid=other"})
+        assert "set-cookie" not in other.headers
+        assert (await _subjects(app))[-1] == "other"
