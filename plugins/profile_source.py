@@ -109,12 +109,21 @@ class UserErased(Exception):
     """The user id was erased (``DELETE /_sw/admin/users/{id}``): nothing of it is to be used."""
 
 
+class Aliased(Exception):
+    """The id is an anonymous one that ``identify()`` linked to ``user_id``: read that one."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(user_id)
+        self.user_id = user_id
+
+
 class ProfileSource(Protocol):
     """Reads one user's records; each call may raise (the provider's signals are then absent)."""
 
     async def records(self, user_id: str) -> tuple[Profile | None, Cart | None]:
         """The user's profile and cart (None where there is none), in one round trip; raises
-        :class:`UserErased` for an erased user when the source knows erasures."""
+        :class:`UserErased` for an erased user when the source knows erasures, and
+        :class:`Aliased` for an anonymous id linked to a known one when it knows aliases."""
         ...
 
     async def events(self, user_id: str, since: float) -> Sequence[Event]:
@@ -204,18 +213,25 @@ class StoreProfileSource:
         store: KeyValueHistoryStore,
         subject_key: Callable[[str, str], str],
         erased_key: Callable[[str], str] | None = None,
+        alias_key: Callable[[str], str] | None = None,
     ):
         self._store = store
         self._key = subject_key
         self._erased = erased_key
+        self._alias = alias_key
 
     async def records(self, user_id: str) -> tuple[Profile | None, Cart | None]:
         keys = [self._key(user_id, PROFILE_KEY), self._key(user_id, CART_KEY)]
-        if self._erased is not None:  # the erasure marker in the same round trip
+        # the erasure marker and the alias in the same round trip
+        if self._erased is not None:
             keys.append(self._erased(user_id))
-        profile, cart, *erased = await self._store.get_many(keys)
-        if erased and erased[0] is not None:
+        if self._alias is not None:
+            keys.append(self._alias(user_id))
+        profile, cart, *more = await self._store.get_many(keys)
+        if self._erased is not None and more.pop(0) is not None:
             raise UserErased(user_id)
+        if self._alias is not None and (alias := more.pop(0)) is not None:
+            raise Aliased(alias.decode())
         return (
             msgspec.json.decode(profile, type=Profile) if profile is not None else None,
             msgspec.json.decode(cart, type=Cart) if cart is not None else None,

@@ -308,11 +308,12 @@ class ProxyApp:
             from slotwise.plugins.profile_source import StoreProfileSource
             from slotwise.plugins.provider import ProviderServices
             from slotwise.plugins.registry import load_providers
+            from slotwise.proxy.events.aliases import alias_key
             from slotwise.proxy.events.collector import erased_key
             from slotwise.proxy.state import subject_key
 
             providers = load_providers(s.plugins)
-            profiles = StoreProfileSource(store, subject_key, erased_key)
+            profiles = StoreProfileSource(store, subject_key, erased_key, alias_key)
             await providers.start(ProviderServices(profiles=profiles))
             stack.push_async_callback(providers.aclose)
             schema = providers.schema

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 import msgspec
 
 from slotwise.plugins.profile_source import (
+    Aliased,
     EventSnapshot,
     MemoryProfileSource,
     ProfileSource,
@@ -83,14 +84,21 @@ class ProfileProvider(Provider[ProfileConfig]):
         user = request.user_id
         if user is None:
             return {}
-        since = request.received_at - self.config.history_days * _DAY
+        for _ in range(2):  # the id, then the known id identify() linked it to
+            try:
+                return await self._read(user, request.received_at)
+            except UserErased:  # nothing of theirs: the proxy drops (and rotates) the id
+                return {"user.erased": True}
+            except Aliased as link:
+                user = link.user_id
+        return {}  # a known id that is itself an alias: not followed further
+
+    async def _read(self, user: str, now: float) -> Mapping[str, SignalValue] | WithHistory:
+        since = now - self.config.history_days * _DAY
         # both reads at once, as asyncio.gather would, with one task instead of three
         reading = asyncio.ensure_future(self._source.events(user, since))
         try:
             profile, cart = await self._source.records(user)
-        except UserErased:  # nothing of theirs: the proxy drops (and rotates) the id
-            reading.cancel()
-            return {"user.erased": True}
         except BaseException:
             reading.cancel()
             if reading.done() and not reading.cancelled():
