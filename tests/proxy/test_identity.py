@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+import redis.asyncio as aioredis
 
 from slotwise.proxy.app import ProxyApp
 from slotwise.proxy.config import ConfigError, Settings
@@ -161,12 +162,25 @@ def test_issued_ids_are_accepted_by_the_event_schema() -> None:
 ADMIN = {"Authorization": "Bearer identity-admin-token-0123"}
 
 
-@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def _store_url(store: str, issues: bool, tmp_path: Path, request: Any) -> str:
+    if store == "memory":
+        return "memory://"
+    if store == "sqlite":
+        return f"sqlite:///{tmp_path}/state.db"
+    server = request.getfixturevalue("redis")  # the session's redis-server: a db of our own
+    url = server.url.rsplit("/", 1)[0] + ("/13" if issues else "/14")
+    client = aioredis.Redis.from_url(url)
+    await client.flushdb()
+    await client.aclose()
+    return url
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite", "redis"])
 @pytest.mark.parametrize("issues", [True, False])
 async def test_an_erased_id_is_never_logged_again_and_its_cookie_rotates(
-    store: str, issues: bool, tmp_path: Path
+    store: str, issues: bool, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path}/state.db"
+    url = await _store_url(store, issues, tmp_path, request)
     tracking = {} if issues else {"user_cookie_max_age": 0}
     events = {"admin_token": ADMIN["Authorization"][7:], "admin_loopback_only": False}
     async with _proxy(store_url=url, events=events, **tracking) as (client, app):
