@@ -55,6 +55,10 @@ async def _proxy(
             tracking=tracking,
             store_url=store_url,
             events=events or {},
+            # what is asserted is the decision, not its speed: deadlines a loaded machine meets
+            proxy_decision_deadline_ms=2000.0,
+            proxy_signals_deadline_ms=5000.0,
+            plugins={name: {"deadline_ms": 5000.0} for name in ("consent", "profile")},
         )
         app = ProxyApp(settings)
         async with running(app) as client:

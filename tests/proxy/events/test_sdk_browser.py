@@ -104,6 +104,16 @@ AD = {
     "campaign_id": "cmp-spring",
     "creative": {"headline": "Spring collection", "click_url": "https://shop.example/spring"},
 }
+SLOW_MACHINE = """[proxy]
+decision_deadline_ms = 2000.0
+signals_deadline_ms = 5000.0
+
+[plugins.consent]
+deadline_ms = 5000.0
+
+[plugins.profile]
+deadline_ms = 5000.0
+"""
 _FETCH_AD = (
     "window.ad = undefined; fetch('/ad.json', {cache: 'no-store'})"
     ".then(function (r) { return r.json(); })"
@@ -118,10 +128,16 @@ def _identify_journey(tmp_path: Path, store_url: str) -> dict[str, Any]:
     (site / "ad.json").write_text(json.dumps(AD))
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "returning.sw").write_text(POLICY)
+    # what is asserted is the decision, not its speed: deadlines a loaded machine meets
+    config = tmp_path / "slotwise.toml"
+    config.write_text(SLOW_MACHINE)
+    env = {"SLOTWISE_CONFIG": str(config), "SLOTWISE_PLUGINS": "builtins"}
     seen: dict[str, Any] = {}
     with (
         static_server(site, tmp_path / "upstream.log") as upstream,
-        events_server(store_url, tmp_path / "server.log", proxy=True, upstream=upstream) as server,
+        events_server(
+            store_url, tmp_path / "server.log", proxy=True, upstream=upstream, env=env
+        ) as server,
         chromium(tmp_path / "chromium") as browser,
     ):
         browser.navigate(f"{server.base_url}/browse.html")
