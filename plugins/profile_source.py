@@ -105,11 +105,25 @@ def cart_from_events(events: Iterable[Event]) -> Cart | None:
     )
 
 
+class UserErased(Exception):
+    """The user id was erased (``DELETE /_sw/admin/users/{id}``): nothing of it is to be used."""
+
+
+class Aliased(Exception):
+    """The id is an anonymous one that ``identify()`` linked to ``user_id``: read that one."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(user_id)
+        self.user_id = user_id
+
+
 class ProfileSource(Protocol):
     """Reads one user's records; each call may raise (the provider's signals are then absent)."""
 
     async def records(self, user_id: str) -> tuple[Profile | None, Cart | None]:
-        """The user's profile and cart (None where there is none), in one round trip."""
+        """The user's profile and cart (None where there is none), in one round trip; raises
+        :class:`UserErased` for an erased user when the source knows erasures, and
+        :class:`Aliased` for an anonymous id linked to a known one when it knows aliases."""
         ...
 
     async def events(self, user_id: str, since: float) -> Sequence[Event]:
@@ -194,14 +208,30 @@ class StoreProfileSource:
     imported so that the plugin API does not depend on the proxy package.
     """
 
-    def __init__(self, store: KeyValueHistoryStore, subject_key: Callable[[str, str], str]):
+    def __init__(
+        self,
+        store: KeyValueHistoryStore,
+        subject_key: Callable[[str, str], str],
+        erased_key: Callable[[str], str] | None = None,
+        alias_key: Callable[[str], str] | None = None,
+    ):
         self._store = store
         self._key = subject_key
+        self._erased = erased_key
+        self._alias = alias_key
 
     async def records(self, user_id: str) -> tuple[Profile | None, Cart | None]:
-        profile, cart = await self._store.get_many(
-            [self._key(user_id, PROFILE_KEY), self._key(user_id, CART_KEY)]
-        )
+        keys = [self._key(user_id, PROFILE_KEY), self._key(user_id, CART_KEY)]
+        # the erasure marker and the alias in the same round trip
+        if self._erased is not None:
+            keys.append(self._erased(user_id))
+        if self._alias is not None:
+            keys.append(self._alias(user_id))
+        profile, cart, *more = await self._store.get_many(keys)
+        if self._erased is not None and more.pop(0) is not None:
+            raise UserErased(user_id)
+        if self._alias is not None and (alias := more.pop(0)) is not None:
+            raise Aliased(alias.decode())
         return (
             msgspec.json.decode(profile, type=Profile) if profile is not None else None,
             msgspec.json.decode(cart, type=Cart) if cart is not None else None,

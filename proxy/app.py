@@ -43,6 +43,7 @@ from slotwise.proxy.config import Settings, load_settings
 from slotwise.proxy.decide import Engine, Limits, handle
 from slotwise.proxy.http_body import head_refusal, send_error
 from slotwise.proxy.http_hygiene import ForwardingPolicy
+from slotwise.proxy.identity import IdentityCookie
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.policy_snapshot import PolicySnapshot
 from slotwise.proxy.tracking import CLICK_PATH, ClickSigner
@@ -307,10 +308,13 @@ class ProxyApp:
             from slotwise.plugins.profile_source import StoreProfileSource
             from slotwise.plugins.provider import ProviderServices
             from slotwise.plugins.registry import load_providers
+            from slotwise.proxy.events.aliases import alias_key
+            from slotwise.proxy.events.collector import erased_key
             from slotwise.proxy.state import subject_key
 
             providers = load_providers(s.plugins)
-            await providers.start(ProviderServices(profiles=StoreProfileSource(store, subject_key)))
+            profiles = StoreProfileSource(store, subject_key, erased_key, alias_key)
+            await providers.start(ProviderServices(profiles=profiles))
             stack.push_async_callback(providers.aclose)
             schema = providers.schema
         else:
@@ -350,7 +354,13 @@ class ProxyApp:
             forwarding=ForwardingPolicy.parse(s.proxy.trusted_proxies),
             json_fields=_json_fields(s),
             public_url=s.tracking.public_url,
-            user_cookie=s.tracking.user_cookie,
+            identity=IdentityCookie(
+                name=s.tracking.user_cookie,
+                max_age=s.tracking.user_cookie_max_age,
+                secure=s.tracking.user_cookie_secure,
+                same_site=s.tracking.user_cookie_same_site,
+                domain=s.tracking.user_cookie_domain,
+            ),
         )
         routes = events_routes(
             collector, consent=_consent_config(providers), forwarding=engine.forwarding

@@ -15,7 +15,8 @@ steps, top to bottom, as the request flows:
    then ``personalise`` runs the policy's personalisers in their declared precedence
    (slotwise.proxy.personalisers: triggered campaigns, campaigns, offers, recommendations,
    re-ranks) and serialises the rewritten document;
-5. ``_answer`` queues the decision records (no I/O here); the response goes out.
+5. ``_answer`` queues the decision records (no I/O here); the response goes out, with a
+   fresh id cookie when the signals had personal consent and no id (``_identify``).
 
 Whatever fails in 3-4 (an exception, the deadline, an unparsable body, a chooser error) sends
 the upstream's status, end-to-end headers and body unchanged, counted by cause. A campaign
@@ -27,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from slotwise.plugins.gather import Gathered, gather
@@ -55,6 +56,7 @@ from slotwise.proxy.http_hygiene import (
     header,
     upstream_request_headers,
 )
+from slotwise.proxy.identity import IdentityCookie, new_user_id
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.personalisers import Pipeline
 from slotwise.proxy.policy_snapshot import PolicySnapshot
@@ -95,7 +97,7 @@ class Engine:
     forwarding: ForwardingPolicy = field(default_factory=ForwardingPolicy)
     json_fields: JsonFields = DEFAULT_JSON_FIELDS
     public_url: str = ""
-    user_cookie: str = "sw_uid"
+    identity: IdentityCookie = field(default_factory=IdentityCookie)
     early_signals: EarlySignals = field(default_factory=EarlySignals)
     personalisers: Pipeline = field(default_factory=Pipeline)
 
@@ -119,6 +121,7 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
         except BaseException:  # cancelled (client gone): do not leave the exchange dangling
             _abandon(fetch)
             raise
+        _identify(engine, x)
     # 3. the response head: a response we may personalise is read whole, others stream
     try:
         response = x.response = await fetch
@@ -172,11 +175,24 @@ def _signals(engine: Engine, x: Exchange) -> Coroutine[Any, Any, Gathered]:
     # gather's own coroutine, not one wrapped around it: one frame less per request
     assert x.providers is not None
     info = RequestInfo.from_scope(x.scope, body=x.body)  # a bid request in the body is read
-    user_id = info.cookies.get(engine.user_cookie) if info.cookies else None
+    user_id = info.cookies.get(engine.identity.name) if info.cookies else None
     if user_id:
         info = info.with_user_id(user_id)
     # past the budget, the signals that arrived are used; late providers are counted by gather
     return gather(x.providers, info, budget=engine.limits.signals_deadline)
+
+
+def _identify(engine: Engine, x: Exchange) -> None:
+    """With personal consent and no id cookie, or an erased one, a fresh id: the subject of
+    this request's decisions, set on the answer (slotwise.proxy.identity). An erased id is
+    never used again (none at all when the proxy issues no cookie). Nothing without consent."""
+    gathered = x.gathered
+    if not gathered.personal:
+        return
+    if gathered.user_id is None or gathered.signals.get("user.erased") is True:
+        x.issued = new_user_id() if engine.identity.issues else None
+        if x.issued is not None or gathered.user_id is not None:
+            x.gathered = replace(gathered, user_id=x.issued)
 
 
 def _personalisable(engine: Engine, x: Exchange) -> bool:
@@ -233,6 +249,7 @@ async def _late_signals(engine: Engine, x: Exchange) -> float:
     waited = time.perf_counter()
     try:
         x.gathered = await _signals(engine, x)
+        _identify(engine, x)
     except Exception:
         x.fail("engine_error")
     return time.perf_counter() - waited
@@ -299,6 +316,8 @@ def _answer(engine: Engine, x: Exchange) -> tuple[list[tuple[bytes, bytes]], byt
         engine.decision_log.record(encode_record(record), decision_id=record.id, subject=subject)
     assert x.response is not None
     headers = client_response_headers(x.response.headers)
+    if x.issued is not None:  # a header append only for a consenting visitor without an id
+        headers.append(engine.identity.set_cookie(x.issued))
     if x.out is None:
         return headers, x.raw
     return [(name, value) for name, value in headers if name not in _STALE_AFTER_REWRITE], x.out

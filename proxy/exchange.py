@@ -72,6 +72,7 @@ class Exchange:
     providers: ProviderSet | None  # set when a campaign could apply: gather from these
     early: bool  # gather while the upstream answers
     gathered: Gathered
+    issued: str | None  # a fresh user id for the answer's id cookie (slotwise.proxy.identity)
     response: UpstreamResponse | None
     raw: bytes  # the upstream body as it came (possibly compressed)
     document: Document | None
@@ -108,6 +109,7 @@ class Exchange:
         self.providers = None
         self.early = False
         self.gathered = gathered
+        self.issued = None
         self.response = None
         self.raw = b""
         self.document = None

@@ -18,9 +18,11 @@ from collections.abc import Mapping
 import msgspec
 
 from slotwise.plugins.profile_source import (
+    Aliased,
     EventSnapshot,
     MemoryProfileSource,
     ProfileSource,
+    UserErased,
     cart_from_events,
 )
 from slotwise.plugins.provider import Provider, WithHistory, signal
@@ -58,6 +60,11 @@ class ProfileProvider(Provider[ProfileConfig]):
         signal("cart.value", SignalType.FLOAT, "Cart total (site currency).", minimum=0),
         signal("cart.count", SignalType.INT, "Units in the cart.", minimum=0),
         signal("cart.items", SignalType.STRING_LIST, "Product ids in the cart."),
+        signal(
+            "user.erased",
+            SignalType.BOOL,
+            "The user id was erased: the proxy treats the request as anonymous.",
+        ),
     )
 
     def __init__(self, config: ProfileConfig) -> None:
@@ -77,7 +84,17 @@ class ProfileProvider(Provider[ProfileConfig]):
         user = request.user_id
         if user is None:
             return {}
-        since = request.received_at - self.config.history_days * _DAY
+        for _ in range(2):  # the id, then the known id identify() linked it to
+            try:
+                return await self._read(user, request.received_at)
+            except UserErased:  # nothing of theirs: the proxy drops (and rotates) the id
+                return {"user.erased": True}
+            except Aliased as link:
+                user = link.user_id
+        return {}  # a known id that is itself an alias: not followed further
+
+    async def _read(self, user: str, now: float) -> Mapping[str, SignalValue] | WithHistory:
+        since = now - self.config.history_days * _DAY
         # both reads at once, as asyncio.gather would, with one task instead of three
         reading = asyncio.ensure_future(self._source.events(user, since))
         try:

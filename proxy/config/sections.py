@@ -12,6 +12,7 @@ import msgspec
 
 from slotwise.proxy.adapters.json import DEFAULT_JSON_PATHS
 from slotwise.proxy.http_hygiene import ForwardingPolicy
+from slotwise.proxy.identity import check_cookie_domain, check_cookie_name, check_same_site
 from slotwise.proxy.upstream import Origin
 
 
@@ -185,8 +186,40 @@ class TrackingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     ] = ""
     user_cookie: Annotated[
         str,
-        setting("cookie holding the pseudonymous user id (used only with personal consent)"),
+        setting(
+            "cookie holding the pseudonymous user id (used only with personal consent); the "
+            "proxy issues it to a consenting visitor who has none",
+            check=check_cookie_name,
+        ),
     ] = "sw_uid"
+    user_cookie_max_age: Annotated[
+        int,
+        setting(
+            "lifetime in seconds of the id cookie the proxy issues (0: the proxy issues none, "
+            "it only reads one)",
+            ge=0,
+            le=34_560_000,
+        ),
+    ] = 34_128_000
+    user_cookie_secure: Annotated[
+        bool, setting("the id cookie is `Secure` (sent over HTTPS only)")
+    ] = True
+    user_cookie_same_site: Annotated[
+        str,
+        setting(
+            "the id cookie's `SameSite`: `Strict`, `Lax` or `None` (`None` needs "
+            "`user_cookie_secure`)",
+            check=check_same_site,
+        ),
+    ] = "Lax"
+    user_cookie_domain: Annotated[
+        str,
+        setting(
+            "the id cookie's `Domain`, e.g. `example.com` to share it with subdomains "
+            "(empty: this host only)",
+            check=check_cookie_domain,
+        ),
+    ] = ""
 
 
 class AdaptersConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from slotwise.proxy.events.aliases import link, linked, resolve
 from slotwise.proxy.events.config import EventsConfig
 from slotwise.proxy.events.consent import PERSONAL
 from slotwise.proxy.events.schema import Event, event_type
@@ -66,7 +67,8 @@ def subject_hash(subject: str) -> str:
     return hashlib.sha256(subject.encode()).hexdigest()
 
 
-def _erased_key(subject: str) -> str:
+def erased_key(subject: str) -> str:
+    """The key of ``subject``'s erasure marker (kept: later data about them is refused)."""
     return f"erased:{subject_hash(subject)}"
 
 
@@ -77,6 +79,10 @@ def history_key(subject: str) -> str:
 
 def _subject(event: Event) -> str | None:
     return event.user_id or event.anonymous_id
+
+
+def _anonymous_only(events: Sequence[Event]) -> list[str]:
+    return [e.anonymous_id for e in events if e.user_id is None and e.anonymous_id is not None]
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -115,12 +121,16 @@ class EventCollector:
         at = time.time() if received is None else received
         personal = consent == PERSONAL
         erased = await self._erased_subjects(events) if personal else frozenset()
+        # events carrying only an anonymous id that identify() linked: the known id's
+        known = await resolve(self.store, _anonymous_only(events)) if personal else {}
         records: list[LogRecord] = []
         kept: list[Event] = []
         for event in events:
             subject = _subject(event) if personal else None
-            if subject is not None and subject in erased:
+            if subject is not None and (subject in erased or known.get(subject) in erased):
                 continue
+            if subject is not None and event.user_id is None:
+                subject = known.get(subject, subject)
             if not personal:
                 event = msgspec.structs.replace(event, user_id=None, anonymous_id=None)
             if event.time is None:
@@ -133,15 +143,32 @@ class EventCollector:
             self.config.events_log, records, dedup_ttl=self.config.dedup_window
         )
         fresh = [e for e, p in zip(kept, positions, strict=True) if p is not None]
-        if personal and fresh and self.config.history_max_len > 0:
-            self._spawn(self._update_histories(fresh))
+        if personal and fresh:
+            self._spawn(self._derive(fresh, known))
         return CollectResult(len(fresh), len(records) - len(fresh), suppressed)
+
+    async def _derive(self, events: Sequence[Event], known: dict[str, str]) -> None:
+        """Per-user state from stored personal events: aliases, then histories."""
+        config = self.config
+        pairs = {
+            (e.anonymous_id, e.user_id)
+            for e in events
+            if e.anonymous_id is not None and e.user_id is not None and e.anonymous_id != e.user_id
+        }
+        for anonymous, user in sorted(pairs):
+            keys = (history_key(anonymous), history_key(user))
+            await link(
+                self.store, anonymous, user, keys, max_len=config.history_max_len,
+                ttl=config.user_state_ttl,
+            )  # fmt: skip
+        if config.history_max_len > 0:
+            await self._update_histories(events, known)
 
     async def _erased_subjects(self, events: Sequence[Event]) -> frozenset[str]:
         subjects = sorted({s for e in events for s in (e.user_id, e.anonymous_id) if s is not None})
         if not subjects:
             return frozenset()
-        markers = await self.store.get_many([_erased_key(s) for s in subjects])
+        markers = await self.store.get_many([erased_key(s) for s in subjects])
         erased = {s for s, m in zip(subjects, markers, strict=True) if m is not None}
         # an event is suppressed when any of its identifiers was erased
         for event in events:
@@ -151,12 +178,14 @@ class EventCollector:
                     erased.add(subject)
         return frozenset(erased)
 
-    async def _update_histories(self, events: Sequence[Event]) -> None:
+    async def _update_histories(self, events: Sequence[Event], known: dict[str, str]) -> None:
         by_subject: dict[str, list[HistoryItem]] = {}
         for event in events:
             subject = _subject(event)
             if subject is None:
                 continue
+            if event.user_id is None:
+                subject = known.get(subject, subject)
             properties = _ENCODER.encode(getattr(event, "properties", None))
             data = properties if len(properties) <= _HISTORY_DATA_LIMIT else b""
             item = HistoryItem(event_type(event), event.time or time.time(), data)
@@ -189,10 +218,16 @@ class EventCollector:
         erasure are not stored after it. Audited (by hash) in the audit log.
         """
         store = self.store
-        first_time = await store.set_if_absent(_erased_key(subject), b"1")
-        keys = await store.erase_subject(subject)
-        events = await store.log_erase(self.config.events_log, subject)
-        decisions = await store.log_erase(self.config.decisions_log, subject)
+        first_time = await store.set_if_absent(erased_key(subject), b"1")
+        keys = events = decisions = 0
+        # the anonymous ids identify() linked to this user go with it (read before the
+        # user's keys, the alias set among them, are gone)
+        for each in [*await linked(store, subject), subject]:
+            if each != subject:
+                await store.set_if_absent(erased_key(each), b"1")
+            keys += await store.erase_subject(each)
+            events += await store.log_erase(self.config.events_log, each)
+            decisions += await store.log_erase(self.config.decisions_log, each)
         result = ErasureResult(keys, events, decisions, repeat=not first_time)
         audit = AuditRecord(
             action="erase",
@@ -231,7 +266,7 @@ class EventCollector:
         return True
 
     async def is_erased(self, subject: str) -> bool:
-        return await self.store.get(_erased_key(subject)) is not None
+        return await self.store.get(erased_key(subject)) is not None
 
     # -- retention ------------------------------------------------------------------------
 

@@ -6,6 +6,10 @@ through the store's group commit. While the store is unreachable the queue holds
 ``max_pending`` records and retries; beyond that new records are dropped and counted
 (``dropped``): decisions keep serving, their log entries are what is lost, and the counter says
 how many. Records carry the decision id, so a retried batch is stored once.
+
+Erasure covers records still queued: before a batch is appended, the erasure markers of its
+subjects are read (one round trip per batch, off the request path) and a record about an
+erased user is stored without its subject, so no record carries an erased id.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 from collections import deque
 from types import TracebackType
 
+from slotwise.proxy.events.collector import erased_key
 from slotwise.proxy.events.tasks import stop_task
 from slotwise.proxy.state import LogRecord, Store, StoreUnavailable
 
@@ -86,10 +91,27 @@ class DecisionLog:
     async def _flush(self) -> None:
         while self._pending:
             batch = [self._pending[i] for i in range(min(self._batch, len(self._pending)))]
+            batch = await self._without_erased(batch)
             await self._store.log_append(self._log, batch, dedup_ttl=self._dedup_window)
             for _ in batch:
                 self._pending.popleft()
             self.appended += len(batch)
+
+    async def _without_erased(self, batch: list[LogRecord]) -> list[LogRecord]:
+        """The batch, records about an erased user stripped of their subject."""
+        subjects = list({record.subject for record in batch if record.subject is not None})
+        if not subjects:
+            return batch
+        markers = await self._store.get_many([erased_key(subject) for subject in subjects])
+        erased = {s for s, marker in zip(subjects, markers, strict=True) if marker is not None}
+        if not erased:
+            return batch
+        return [
+            LogRecord(record.data, subject=None, id=record.id)
+            if record.subject in erased
+            else record
+            for record in batch
+        ]
 
     async def _run(self) -> None:
         while True:

@@ -2,7 +2,8 @@
  *
  *   <script src="/_sw/sdk.js" data-consent="personal" data-auto-page="true"></script>
  *   slotwise.consent("personal" | "contextual");   // from your consent banner
- *   slotwise.identify("user-42");                  // a logged-in user's id (personal only)
+ *   slotwise.identify("user-42");                  // a logged-in user's id (personal only):
+ *                                                  // links the anonymous id to it (an alias)
  *   slotwise.page({page_type: "home"});
  *   slotwise.productView("sku-1", {price: 19.9, currency: "EUR", category: "shoes"});
  *   slotwise.addToCart("sku-1", {quantity: 2, price: 19.9});
@@ -14,6 +15,8 @@
  * Events are batched (up to 50, or every 2 s) and sent with fetch(keepalive); when the page is
  * hidden or unloaded the rest goes with navigator.sendBeacon. Without personal consent, or
  * with Global Privacy Control on, no identifier leaves the browser and nothing is stored in it.
+ * The anonymous id is the proxy's id cookie (sw_uid, data-user-cookie): the SDK reads the one
+ * the proxy issued, or sets it, so that events and ad decisions share one id.
  */
 (function (window, document) {
   "use strict";
@@ -30,6 +33,8 @@
   var FLUSH_MS = parseInt(attr("data-flush-ms", "2000"), 10) || 2000;
   var MAX_QUEUE = 1000;
   var ANON_KEY = "sw_aid";
+  var ID_COOKIE = attr("data-user-cookie", "sw_uid");
+  var ID_MAX_AGE = 34128000; // as the proxy's default tracking.user_cookie_max_age
   var CONSENT_COOKIE = "sw_consent";
   var GPC = navigator.globalPrivacyControl === true;
 
@@ -72,14 +77,29 @@
       hex.slice(16, 20) + "-" + hex.slice(20);
   }
 
+  function readIdCookie() {
+    var parts = document.cookie.split(";");
+    for (var i = 0; i < parts.length; i++) {
+      var part = parts[i].replace(/^\s+/, "");
+      if (part.indexOf(ID_COOKIE + "=") === 0) return part.slice(ID_COOKIE.length + 1) || null;
+    }
+    return null;
+  }
+
+  function writeIdCookie(value, maxAge) {
+    var secure = location.protocol === "https:" ? "; Secure" : "";
+    document.cookie = ID_COOKIE + "=" + value + "; path=/; max-age=" + maxAge +
+      "; SameSite=Lax" + secure;
+  }
+
+  // The proxy's id cookie when it issued one (decisions are keyed by it), else the id kept
+  // here, else a new one; kept in both places, so the proxy and the SDK use the same id.
   function anonymousId() {
     if (!personal()) return null;
     var store = storage();
-    var id = store && store.getItem(ANON_KEY);
-    if (!id) {
-      id = uuid();
-      if (store) store.setItem(ANON_KEY, id);
-    }
+    var id = readIdCookie() || (store && store.getItem(ANON_KEY)) || uuid();
+    if (store && store.getItem(ANON_KEY) !== id) store.setItem(ANON_KEY, id);
+    if (readIdCookie() !== id) writeIdCookie(id, ID_MAX_AGE);
     return id;
   }
 
@@ -190,6 +210,7 @@
     if (!personal()) {
       var store = storage();
       if (store) store.removeItem(ANON_KEY);
+      if (readIdCookie()) writeIdCookie("", 0);
       userId = null;
       for (var i = 0; i < queue.length; i++) {
         delete queue[i].user_id;
@@ -218,8 +239,10 @@
     track: track,
     flush: flush,
     consent: consent,
+    // The next event carries both ids: the server links them (history follows the user).
     identify: function (id) {
       userId = personal() && id ? String(id) : null;
+      if (userId) anonymousId();
       return userId;
     },
     page: function (props) {

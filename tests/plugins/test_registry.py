@@ -41,6 +41,7 @@ BRIEF_SIGNALS = {
     "cart.value": SignalType.FLOAT,
     "cart.count": SignalType.INT,
     "cart.items": SignalType.STRING_LIST,
+    "user.erased": SignalType.BOOL,
     "ad.campaign_id": SignalType.STRING,
     "ad.creative_id": SignalType.STRING,
     "ad.placement": SignalType.STRING,

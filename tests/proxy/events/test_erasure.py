@@ -10,7 +10,13 @@ import msgspec
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from slotwise.proxy.events import EventCollector, EventsConfig, events_routes, history_key
+from slotwise.proxy.events import (
+    DecisionLog,
+    EventCollector,
+    EventsConfig,
+    events_routes,
+    history_key,
+)
 from slotwise.proxy.events.collector import AuditRecord, subject_hash
 from slotwise.proxy.state import LogRecord, open_store, subject_key
 from tests.proxy.events.conftest import ADMIN_TOKEN, Harness
@@ -116,3 +122,17 @@ def test_short_admin_tokens_are_refused() -> None:
     else:
         raise AssertionError("a short admin token was accepted")
     assert EventsConfig.load({"max_batch_events": 10}, env={}).max_batch_events == 10
+
+
+async def test_decisions_still_queued_at_erasure_are_stored_without_the_id(
+    harness: Harness,
+) -> None:
+    client, store = harness.client, harness.store
+    log = DecisionLog(store)
+    log.record(b"before", decision_id="d1", subject="u1")
+    log.record(b"other", decision_id="d2", subject="u2")
+    assert (await client.delete("/_sw/admin/users/u1", headers=AUTH)).status_code == 200
+    log.record(b"after", decision_id="d3", subject="u1")
+    await log.flush()
+    stored = {entry.data: entry.subject for entry in await store.log_read("decisions")}
+    assert stored == {b"before": None, b"other": "u2", b"after": None}

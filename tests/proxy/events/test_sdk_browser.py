@@ -5,12 +5,15 @@ slot clicks, purchase, sendBeacon on leaving, batching, and consent."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
+from slotwise.proxy.events import history_key
+from slotwise.proxy.events.aliases import alias_key
 from slotwise.proxy.state import open_store
 from tests.conftest import REPO
 from tests.support.chromium import chromium
@@ -77,3 +80,117 @@ async def test_sdk_without_consent_sends_no_identifier(tmp_path: Path) -> None:
     assert all("user_id" not in r["event"] and "anonymous_id" not in r["event"] for r in records)
     assert anon_id is None  # nothing kept in the browser either
     assert "sw_consent=contextual" in cookie
+
+
+POLICY = """policy "browsing history" version 1
+
+campaign returning {
+  applies when ad.campaign_id == "cmp-spring"
+  slot headline at "$.creative.headline" {
+    variant plain "Spring deals are here"
+    variant browsed "Still thinking about it?"
+  }
+  rule "browsed before" when count of product_view within 1h >= 3 then pin headline browsed
+  rule "new here" when not count of product_view within 1h >= 3 then exclude headline browsed
+}
+"""
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>browse</title>
+<script src="/_sw/sdk.js" data-consent="personal" data-flush-ms="100"></script>
+</head><body><p>browse</p><script>slotwise.consent("personal");</script></body></html>
+"""
+AD = {
+    "placement": "home-top",
+    "campaign_id": "cmp-spring",
+    "creative": {"headline": "Spring collection", "click_url": "https://shop.example/spring"},
+}
+SLOW_MACHINE = """[proxy]
+decision_deadline_ms = 2000.0
+signals_deadline_ms = 5000.0
+
+[plugins.consent]
+deadline_ms = 5000.0
+
+[plugins.profile]
+deadline_ms = 5000.0
+"""
+_FETCH_AD = (
+    "window.ad = undefined; fetch('/ad.json', {cache: 'no-store'})"
+    ".then(function (r) { return r.json(); })"
+    ".then(function (a) { window.ad = a; }); 1"
+)
+
+
+def _identify_journey(tmp_path: Path, store_url: str) -> dict[str, Any]:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "browse.html").write_text(PAGE)
+    (site / "ad.json").write_text(json.dumps(AD))
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "returning.sw").write_text(POLICY)
+    # what is asserted is the decision, not its speed: deadlines a loaded machine meets
+    config = tmp_path / "slotwise.toml"
+    config.write_text(SLOW_MACHINE)
+    env = {"SLOTWISE_CONFIG": str(config), "SLOTWISE_PLUGINS": "builtins"}
+    seen: dict[str, Any] = {}
+    with (
+        static_server(site, tmp_path / "upstream.log") as upstream,
+        events_server(
+            store_url, tmp_path / "server.log", proxy=True, upstream=upstream, env=env
+        ) as server,
+        chromium(tmp_path / "chromium") as browser,
+    ):
+        browser.navigate(f"{server.base_url}/browse.html")
+        browser.wait_for("window.slotwise !== undefined && document.body !== null")
+        # anonymous browsing: two product views, then an ad (not enough history yet)
+        browser.evaluate("slotwise.productView('sku-1'); slotwise.productView('sku-2'); 1")
+        browser.evaluate("slotwise.flush(); 1")
+        _wait_events(store_url, 2)
+        browser.evaluate(_FETCH_AD)
+        seen["before"] = browser.wait_for("window.ad && window.ad.creative.headline")
+        seen["cookie"] = browser.evaluate("document.cookie")
+        # identify(), one more view as the known user, then an ad request through the proxy
+        browser.evaluate("slotwise.identify('user-7'); slotwise.productView('sku-3'); 1")
+        browser.evaluate("slotwise.flush(); 1")
+        _wait_events(store_url, 3)
+        _wait_history(store_url, "user-7", 3)
+        browser.evaluate(_FETCH_AD)
+        seen["after"] = browser.wait_for("window.ad && window.ad.creative.headline")
+    return seen
+
+
+def _wait_events(store_url: str, count: int) -> None:
+    asyncio.run(_events(store_url, count))
+
+
+def _wait_history(store_url: str, user: str, views: int) -> None:
+    """Until the user's history holds ``views`` product views (written off the reply path)."""
+
+    async def wait() -> None:
+        async with open_store(store_url) as store:
+            for _ in range(200):
+                items = await store.history(history_key(user))
+                if sum(item.event == "product_view" for item in items) >= views:
+                    return
+                await asyncio.sleep(0.05)
+        raise AssertionError(f"{user}'s history never held {views} product views")
+
+    asyncio.run(wait())
+
+
+async def test_identify_then_an_ad_request_is_personalised_from_the_browsing(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite://{tmp_path}/state.db"
+    seen = await asyncio.to_thread(_identify_journey, tmp_path, url)
+    assert seen["before"] == "Spring deals are here"  # two views: not yet
+    assert seen["after"] == "Still thinking about it?"  # two anonymous + one known: three
+    anon = dict(part.strip().split("=", 1) for part in seen["cookie"].split(";"))["sw_uid"]
+    records = await _events(url, 3)
+    views = [r["event"] for r in records if r["event"]["type"] == "product_view"]
+    assert [v.get("anonymous_id") for v in views] == [anon] * 3  # the SDK sent the proxy's id
+    assert [v.get("user_id") for v in views] == [None, None, "user-7"]
+    async with open_store(url) as store:
+        assert await store.get(alias_key(anon)) == b"user-7"
+        subjects = [entry.subject for entry in await store.log_read("decisions")]
+    assert subjects == [anon, anon]  # both decisions under the id the cookie carried
