@@ -215,13 +215,19 @@ async def _stored(store_url: str, decisions: int, events: int) -> tuple[list[byt
         await store.close()
 
 
-def _export(kind: str, store: str) -> list[Any]:
+def _slotwise(*argv: str) -> bytes:
     done = subprocess.run(
-        [sys.executable, "-m", "slotwise", "export", kind, "--store", store],
+        [sys.executable, "-m", "slotwise", *argv],
         cwd=REPO, capture_output=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr.decode()
-    return [decode(line, f"{kind} export") for line in done.stdout.splitlines() if line]
+    return done.stdout
+
+
+def _export(kind: str, store: str, out: Path) -> list[Any]:
+    _slotwise("export", kind, "--store", store, "--output", str(out))
+    lines = out.read_bytes().splitlines()
+    return [decode(line, f"{kind} export") for line in lines if line]
 
 
 @pytest.mark.slow
@@ -256,7 +262,8 @@ async def test_every_tracker_of_2000_responses_is_stored_and_joined(tmp_path: Pa
     assert stored == wanted and len(events_log) == events
 
     # the export (what `evaluate` reads) and the learner's join: every click joined
-    exported = _export("decisions", store) + _export("events", store)
+    logs = tmp_path / "decisions.jsonl", tmp_path / "events.jsonl"
+    exported = _export("decisions", store, logs[0]) + _export("events", store, logs[1])
     rewards = [r for r in exported if isinstance(r, RewardRecord)]
     assert len(rewards) == sum(c["click"] for c in wanted.values())
     joined, stats = join_log(exported, lambda campaign: DEFAULT_GOAL, window=3600.0)
@@ -266,9 +273,22 @@ async def test_every_tracker_of_2000_responses_is_stored_and_joined(tmp_path: Pa
     joined_controls = sum(1 for j in joined if j.decision.holdout and j.outcome.clicks > 0)
     assert joined_controls == len(controls)
 
-    shots = sum(sum(kinds.values()) for kinds in fired.values())
     arms = Counter((r.campaign, r.holdout) for r in records.values())
+    # offline evaluation sees the control arm: every control decision was clicked, so the
+    # upstream experience's self-normalised estimate is exactly 1 (0 if control went untracked)
+    report = json.loads(
+        _slotwise("evaluate", *map(str, logs), "--campaign", "spring_sale",
+                  "--candidate", "upstream", "--format", "json")
+    )  # fmt: skip
+    (upstream,) = report["candidates"]
+    assert report["decisions"] == arms["spring_sale", False] + arms["spring_sale", True]
+    assert report["unmatched_rewards"] == 0 and report["logged"]["value"] == 1.0
+    assert upstream["snips"]["value"] == pytest.approx(1.0)
+    assert upstream["support"] == pytest.approx(arms["spring_sale", True] / report["decisions"])
+
+    shots = sum(sum(kinds.values()) for kinds in fired.values())
     impressions = sum(c["impression"] for c in wanted.values())
+    assert impressions == len(records)
     clicks = sum(c["click"] for c in wanted.values())
     control_events = sum(sum(wanted[i].values()) for i in controls)
     print(
