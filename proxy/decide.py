@@ -290,9 +290,8 @@ def personalise(engine: Engine, x: Exchange) -> None:
     x.now = time.time()
     for step in plan.steps:
         step.personalise(engine, x)
-    if not x.changed:
-        if not x.records:  # holdouts only: counted as such, not as a passthrough
-            x.reason = "missing_slot" if x.applied else "no_campaign_applies"
+    if not x.changed:  # nothing decided: every decision, control included, adds trackers
+        x.reason = "missing_slot" if x.applied else "no_campaign_applies"
         return
     try:
         body = x.document.serialize()

@@ -14,10 +14,11 @@ wire it is one JSON object with ``"type": "decision"``::
      "eligible": {"headline": ["h1", "h2"]}, "format": "json", "fail_open": null}
 
 ``slots`` are what was chosen, one per slot of the campaign; ``eligible`` is every slot's
-choice set (what the rules left). A decision that served the upstream response has no
-``slots`` and keeps ``eligible``: a holdout decision (``holdout: true``; both choosers log it
-so, see slotwise.proxy.choice) and a fail-open one (``fail_open`` is the cause). Learners skip
-both; offline evaluation reads a holdout decision's choice sets from ``eligible``
+choice set (what the rules left). A decision that served the upstream's creative has no
+``slots`` and keeps ``eligible``: a holdout decision (``holdout: true`` is the control marker;
+both choosers log it so, see slotwise.proxy.choice; its response carries its trackers, so its
+events are joined like any other's) and a fail-open one (``fail_open`` is the cause). Learners
+skip both; offline evaluation reads a holdout decision's choice sets from ``eligible``
 (:func:`choice_sets`). The proxy queues records on slotwise.proxy.events.DecisionLog, which
 appends them to the store's ``decisions`` log in batches off the request path.
 """

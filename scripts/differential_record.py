@@ -2,9 +2,10 @@
 
 tests/proxy/test_differential.py replays the same requests through the request path of the
 tree it runs in and compares bodies and decision records with what this script recorded from
-an older tree (ids, signatures and times aside). Record once, against a worktree of the commit
-whose behaviour is the reference, from a directory outside the repository (else Python imports
-the working tree first):
+an older tree (ids, signatures and times aside; a recorded holdout answer is expected with its
+decision's trackers added, issue 15's one intended change). Record once, against a worktree of
+the commit whose behaviour is the reference, from a directory outside the repository (else
+Python imports the working tree first):
 
     git worktree add /tmp/base <commit>
     cd /tmp && PYTHONPATH=/tmp/base /path/to/repo/.venv/bin/python \\

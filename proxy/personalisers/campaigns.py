@@ -10,10 +10,12 @@ holds for the unit's signals (the request's plus the unit's ``ad.*``) is decided
 
 Deciding: the rules' eligibility (worked out first, so that a broken policy fails the response
 open wherever its campaign applies), the chooser's choice, then (unless held out) the chosen
-variants written and the decision's trackers added; the campaign claims its locations either
-way, and its decision record is appended. A policy that raises is ``policy_error``, a chooser
-that raises ``chooser_error`` (that campaign's record is logged as not served): both fail the
-whole response open.
+variants written, and the decision's trackers added, held out or not: a control response keeps
+the upstream's creative but carries the same trackers as a personalised one (its record says
+``holdout: true``), so the control arm's impressions, clicks and conversions are collected.
+The campaign claims its locations either way, and its decision record is appended. A policy
+that raises is ``policy_error``, a chooser that raises ``chooser_error`` (that campaign's
+record is logged as not served): both fail the whole response open.
 """
 
 from __future__ import annotations
@@ -101,8 +103,10 @@ def _decide(
             if pick.variant is not None:
                 slot = campaign.slot(pick.slot)
                 unit.write(slot.location, slot.variant(pick.variant).value)
-        unit.track(engine.signer.trackers(decision_id, exchange.origin(engine.public_url)))
-        exchange.changed = True
+    # a control (holdout) keeps the upstream's creative but is tracked like any other
+    # decision: its impressions, clicks and conversions are the baseline lift is measured from
+    unit.track(engine.signer.trackers(decision_id, exchange.origin(engine.public_url)))
+    exchange.changed = True
     version = policy.version if policy is not None else ""
     format = exchange.document.format if exchange.document is not None else None
     exchange.record(

@@ -373,16 +373,41 @@ async def test_a_body_that_breaks_off_is_a_gateway_error(
     assert app.metrics.upstream_errors.get(code.removeprefix("upstream_")) == 1
 
 
-async def test_holdout_serves_upstream_and_logs_holdout(upstream: UpstreamServer) -> None:
+async def test_holdout_serves_upstream_creative_with_trackers_and_logs_holdout(
+    upstream: UpstreamServer,
+) -> None:
+    # a control response: the upstream's creative, the decision's trackers (so the control
+    # arm's impressions and clicks are collected), a record marked holdout
     held = Campaign("held", SPRING.slots, campaign_id_is("cmp-spring"), holdout=1.0)
     app = _app(upstream, held)
     async with running(app) as client:
-        await _assert_unchanged(client, upstream, "/ad.json")
+        ad = (await client.get("/ad.json")).json()
         assert app.runtime is not None
         await app.runtime.engine.decision_log.flush()
         (entry,) = await app.runtime.store.log_read("decisions")
         record = json.loads(entry.data)
         assert record["holdout"] is True and record["slots"] == []
+        assert record["eligible"] == {
+            "headline": ["h1", "h2"],
+            "image": ["beach"],
+            "cta": [
+                "shop",
+                "see",
+            ],
+        }
+        did = record["id"]
+        pixel = f"http://proxy.test/_sw/px?t=impression&did={did}"
+        assert ad["tracking"]["impressions"] == ["https://adserver.example/imp", pixel]
+        assert ad["creative"]["click_url"].startswith(f"http://proxy.test/_sw/click?d={did}&u=")
+        unchanged = dict(JSON_AD["creative"], click_url=ad["creative"]["click_url"])
+        assert ad["creative"] == unchanged
+        assert {k: v for k, v in ad.items() if k not in ("creative", "tracking")} == {
+            k: v for k, v in JSON_AD.items() if k not in ("creative", "tracking")
+        }
+        # the click redirect goes to the upstream's target
+        click = await client.get(ad["creative"]["click_url"])
+        assert click.status_code == 302
+        assert click.headers["location"] == "https://shop.example/spring"
 
 
 async def test_vast_campaign_rewrites_well_formed(upstream: UpstreamServer) -> None:

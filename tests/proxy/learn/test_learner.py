@@ -50,6 +50,11 @@ def test_holdout_and_unknown_campaigns_teach_nothing(tmp_path: Path) -> None:
     learner = Learner([campaign], ModelStore(tmp_path), FeatureMap())
     record = decision_record(decision, "d", 0.0, "p")
     assert not learner.learn(JoinedRecord(record, OutcomeRecord(), 0.0, False))
+    # control responses are tracked: a control decision joined to a click still teaches
+    # nothing (no variant was chosen), it only counts for lift
+    clicked = JoinedRecord(record, OutcomeRecord(clicks=1.0), 1.0, True)
+    assert not learner.learn(clicked)
+    assert learner.stats.skipped_holdout == 2
     other = decision_record(decision, "d", 0.0, "p").__class__(id="e", ts=0.0, campaign="other")
     assert not learner.learn(JoinedRecord(other, OutcomeRecord(), 0.0, False))
     assert learner.publish() == []

@@ -116,10 +116,43 @@ def test_a_held_out_campaign_still_takes_its_locations() -> None:
     held = HERO.replace("}\n}", "}\n  holdout 100%\n}")
     rival = HERO.replace("campaign hero", "campaign rival").replace("fresh", "other")
     exchange = run(proxy, compile_policy(held + rival), HOME)
-    assert exchange.out is None  # nothing written
     (record, _), *rest = exchange.records or []
     assert record.campaign == "hero" and record.holdout and not rest
     assert proxy.metrics.campaigns_skipped.get("rival", "contested") == 1
+    # nothing written but the control decision's own trackers (see the next test)
+    page = served(exchange)
+    assert page["hero"] == HOME["hero"] and page["banner"] == HOME["banner"]
+    assert [record.id in pixel for pixel in page["tracking"]["impressions"]] == [True]
+
+
+def test_a_control_response_keeps_the_creative_and_carries_the_same_trackers() -> None:
+    # the control arm is measured like the personalised one: same pixels, same click wrapping
+    held = HERO.replace("}\n}", "}\n  holdout 100%\n}")
+    page = dict(HOME, click_url="https://shop.example/spring")
+    control, personalised = engine(), engine()
+    shown = run(control, compile_policy(held), page)
+    treated = run(personalised, compile_policy(HERO), page)
+    (record, _), *_ = shown.records or []
+    (other, _), *_ = treated.records or []
+    assert record.holdout and not record.slots and record.eligible == {"title": ("fresh",)}
+    assert not other.holdout and other.slots
+
+    def tracked(decision_id: str, signer: Any) -> dict[str, Any]:
+        # the upstream's page with one decision's trackers, as tracking.py writes them
+        trackers = signer.trackers(decision_id, "http://proxy.test")
+        return dict(
+            page,
+            click_url=trackers.signer.redirect(decision_id, page["click_url"]),
+            tracking={"impressions": [trackers.impression], "clicks": [trackers.click]},
+        )
+
+    assert served(shown) == tracked(record.id, control.signer)  # the creative untouched
+    assert served(treated) == dict(
+        tracked(other.id, personalised.signer), hero=dict(HOME["hero"], title="Fresh for spring")
+    )
+    assert served(shown)["tracking"]["impressions"] == [
+        f"http://proxy.test/_sw/px?t=impression&did={record.id}"
+    ]
 
 
 def test_a_failing_chooser_fails_the_response_open_with_what_was_decided() -> None:
