@@ -168,6 +168,9 @@ def _serve(settings: Settings, log_level: str) -> int:
         factory=True,
         log_level=LogLevels(log_level),
         backlog=2048,
+        # a dead worker (OOM kill, native crash) is replaced at once while the others keep
+        # serving; granian itself stops on a crash loop, so an orchestrator sees the failure
+        respawn_failed_workers=settings.proxy.respawn_workers,
     )
     server.serve()
     return 0

@@ -115,6 +115,13 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     host: Annotated[str, setting("address to listen on", check=_ip_address)] = "127.0.0.1"
     port: Annotated[int, setting("port to listen on", ge=1, le=65535)] = 8080
     workers: Annotated[int, setting("worker processes", ge=1)] = 1
+    respawn_workers: Annotated[
+        bool,
+        setting(
+            "start a new worker when one dies (OOM kill, native crash); a worker that dies again "
+            "within 5.5 s of its restart stops the server (a crash loop)"
+        ),
+    ] = True
     policies: Annotated[str, setting("directory of `*.sw` policy files")] = "policies"
     reload_interval: Annotated[
         float, setting("seconds between policy change checks (0: no reloading)", ge=0.0)
