@@ -67,6 +67,14 @@ def run(args: argparse.Namespace) -> int:
             "default 200,000); set --store sqlite:///path/state.db or redis://...",
             file=sys.stderr,
         )
+    if not settings.tracking.public_url:
+        print(
+            "slotwise serve: warning: tracking.public_url is not set, so tracker URLs are "
+            "relative (/_sw/px?...) unless the request's Host is in tracking.allowed_hosts; "
+            "ad markup rendered on another origin (OpenRTB, VAST, ad JSON) then reports no "
+            "impressions or clicks: set tracking.public_url to the proxy's public origin",
+            file=sys.stderr,
+        )
     problem = (
         _check_plugins(settings.plugins)
         or check_policies(policies)

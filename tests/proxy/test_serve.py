@@ -167,3 +167,17 @@ async def test_a_killed_worker_is_replaced_while_the_others_answer(tmp_path: Pat
         finally:
             process.terminate()
             await asyncio.wait_for(process.wait(), 10)
+
+
+def test_serving_without_a_public_url_warns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the broken policy stops the start after the warning: nothing is served here
+    (tmp_path / "bad.sw").write_text('policy "x" version 1\ncampaign {\n')
+    argv = ["serve", "--upstream", "http://127.0.0.1:1", "--policies", str(tmp_path)]
+    assert main(argv) == 1
+    assert "warning: tracking.public_url is not set" in capsys.readouterr().err
+    config = tmp_path / "slotwise.toml"
+    config.write_text('[tracking]\npublic_url = "https://ads.example"\n')
+    assert main([*argv, "--config", str(config)]) == 1
+    assert "public_url is not set" not in capsys.readouterr().err
