@@ -354,6 +354,9 @@ class ProxyApp:
             forwarding=ForwardingPolicy.parse(s.proxy.trusted_proxies),
             json_fields=_json_fields(s),
             public_url=s.tracking.public_url,
+            allowed_hosts=frozenset(
+                h.lower().encode("ascii", "replace") for h in s.tracking.allowed_hosts
+            ),
             identity=IdentityCookie(
                 name=s.tracking.user_cookie,
                 max_age=s.tracking.user_cookie_max_age,

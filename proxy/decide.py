@@ -97,6 +97,7 @@ class Engine:
     forwarding: ForwardingPolicy = field(default_factory=ForwardingPolicy)
     json_fields: JsonFields = DEFAULT_JSON_FIELDS
     public_url: str = ""
+    allowed_hosts: frozenset[bytes] = frozenset()  # lower-case Host values (tracking.allowed_hosts)
     identity: IdentityCookie = field(default_factory=IdentityCookie)
     early_signals: EarlySignals = field(default_factory=EarlySignals)
     personalisers: Pipeline = field(default_factory=Pipeline)

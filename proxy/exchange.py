@@ -154,16 +154,24 @@ class Exchange:
                 self.claimed = set()
             self.claimed.update(mine)
 
-    def origin(self, public_url: str) -> str:
-        """The proxy's public origin for tracker URLs: configured, else the request's Host."""
+    def origin(self, public_url: str, allowed_hosts: frozenset[bytes] = frozenset()) -> str:
+        """The proxy's public origin for tracker URLs: configured, else the request's Host when
+        it is one of ``allowed_hosts``, else "" (relative tracker URLs)."""
         if self._origin is None:
-            self._origin = public_url or _request_origin(self.scope)
+            self._origin = public_url or _request_origin(self.scope, allowed_hosts)
         return self._origin
 
 
-def _request_origin(scope: Scope) -> str:
+def is_host(value: bytes) -> bool:
+    """Whether ``value`` is RFC 3986's host[:port], the only Host a tracker origin may come from."""
+    return _HOST.fullmatch(value) is not None
+
+
+def _request_origin(scope: Scope, allowed_hosts: frozenset[bytes]) -> str:
     host = header(scope["headers"], b"host")
-    if not host or not _HOST.fullmatch(host):
-        return ""  # no origin of its own: a Host that is not host[:port] goes into no URL
+    # the Host header is the client's to choose: only a configured one may name the origin of
+    # the tracker URLs written into ad markup (else any client picks where trackers point)
+    if not host or host.lower() not in allowed_hosts or not _HOST.fullmatch(host):
+        return ""  # no trusted origin: relative URLs, which stay on whatever serves the page
     scheme = scope.get("scheme", "http")
     return f"{scheme}://{host.decode('ascii')}"

@@ -67,6 +67,14 @@ def run(args: argparse.Namespace) -> int:
             "default 200,000); set --store sqlite:///path/state.db or redis://...",
             file=sys.stderr,
         )
+    if not settings.tracking.public_url:
+        print(
+            "slotwise serve: warning: tracking.public_url is not set, so tracker URLs are "
+            "relative (/_sw/px?...) unless the request's Host is in tracking.allowed_hosts; "
+            "ad markup rendered on another origin (OpenRTB, VAST, ad JSON) then reports no "
+            "impressions or clicks: set tracking.public_url to the proxy's public origin",
+            file=sys.stderr,
+        )
     problem = (
         _check_plugins(settings.plugins)
         or check_policies(policies)
@@ -168,6 +176,9 @@ def _serve(settings: Settings, log_level: str) -> int:
         factory=True,
         log_level=LogLevels(log_level),
         backlog=2048,
+        # a dead worker (OOM kill, native crash) is replaced at once while the others keep
+        # serving; granian itself stops on a crash loop, so an orchestrator sees the failure
+        respawn_failed_workers=settings.proxy.respawn_workers,
     )
     server.serve()
     return 0

@@ -54,6 +54,17 @@ def _http_url(url: str) -> None:
         raise ValueError("must start with http:// or https://")
 
 
+def _hosts(hosts: tuple[str, ...]) -> None:
+    from slotwise.proxy.exchange import is_host
+
+    for host in hosts:
+        if not host.isascii() or not is_host(host.encode("ascii")):
+            raise ValueError(
+                f"{host!r} is not a Host header value: write host or host:port, "
+                "e.g. ads.example.com:8080 (no scheme, no path)"
+            )
+
+
 def _secret(secret: str) -> None:
     if secret and len(secret) < 16:
         raise ValueError("must be at least 16 characters (use a random string)")
@@ -115,6 +126,13 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     host: Annotated[str, setting("address to listen on", check=_ip_address)] = "127.0.0.1"
     port: Annotated[int, setting("port to listen on", ge=1, le=65535)] = 8080
     workers: Annotated[int, setting("worker processes", ge=1)] = 1
+    respawn_workers: Annotated[
+        bool,
+        setting(
+            "start a new worker when one dies (OOM kill, native crash); a worker that dies again "
+            "within 5.5 s of its restart stops the server (a crash loop)"
+        ),
+    ] = True
     policies: Annotated[str, setting("directory of `*.sw` policy files")] = "policies"
     reload_interval: Annotated[
         float, setting("seconds between policy change checks (0: no reloading)", ge=0.0)
@@ -172,10 +190,18 @@ class TrackingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         str,
         setting(
             "the proxy's public origin used in tracker URLs, e.g. `https://ads.example.com` "
-            "(empty: the request's Host)",
+            "(empty: relative tracker URLs, unless the request's Host is in `allowed_hosts`)",
             check=_http_url,
         ),
     ] = ""
+    allowed_hosts: Annotated[
+        tuple[str, ...],
+        setting(
+            "Host header values (`host` or `host:port`) whose origin tracker URLs may use when "
+            "`public_url` is empty; any other Host is never written into a tracker URL",
+            check=_hosts,
+        ),
+    ] = ()
     secret: Annotated[
         str,
         setting(

@@ -105,7 +105,8 @@ def _decide(
                 unit.write(slot.location, slot.variant(pick.variant).value)
     # a control (holdout) keeps the upstream's creative but is tracked like any other
     # decision: its impressions, clicks and conversions are the baseline lift is measured from
-    unit.track(engine.signer.trackers(decision_id, exchange.origin(engine.public_url)))
+    origin = exchange.origin(engine.public_url, engine.allowed_hosts)
+    unit.track(engine.signer.trackers(decision_id, origin))
     exchange.changed = True
     version = policy.version if policy is not None else ""
     format = exchange.document.format if exchange.document is not None else None

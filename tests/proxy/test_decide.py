@@ -115,6 +115,7 @@ def _routes() -> dict[str, Canned]:
 def _app(upstream: UpstreamServer, *campaigns: Any, **settings: Any) -> ProxyApp:
     # a generous deadline: a loaded test machine must not turn a rewrite into a fail-open
     settings.setdefault("proxy_decision_deadline_ms", 2000.0)
+    settings.setdefault("tracking_allowed_hosts", ("proxy.test",))  # the Host these tests send
     snapshot = PolicySnapshot(None, SignalSchema(), ProxyMetrics())
     snapshot.install(PolicySet(campaigns))  # type: ignore[arg-type]
     return ProxyApp(
@@ -424,6 +425,34 @@ async def test_vast_campaign_rewrites_well_formed(upstream: UpstreamServer) -> N
         assert b"/_sw/px?t=impression" in response.content
 
 
+async def test_an_unlisted_host_never_names_the_trackers_origin(upstream: UpstreamServer) -> None:
+    video = Campaign(
+        "video",
+        (slot("title", "vast:AdTitle", ("t", "Your spring video")),),
+        campaign_id_is("20001"),
+    )
+    evil = {"Host": "evil.example"}
+    # without tracking.public_url: relative trackers (an allowed Host would be the origin)
+    async with running(_app(upstream, SPRING, video)) as client:
+        ad = (await client.get("/ad.json", headers=evil)).json()
+        assert ad["tracking"]["impressions"][1].startswith("/_sw/px?t=impression&did=")
+        assert ad["creative"]["click_url"].startswith("/_sw/click?d=")
+        vast = await client.get("/iab/VAST_4.1_Samples/Inline_Simple.xml", headers=evil)
+        assert b">/_sw/px?t=impression" in vast.content or b"[/_sw/px?t=impression" in vast.content
+        assert b"evil" not in vast.content and "evil" not in json.dumps(ad)
+        listed = (await client.get("/ad.json", headers={"Host": "PROXY.test"})).json()
+        assert listed["tracking"]["impressions"][1].startswith("http://PROXY.test/_sw/px?")
+    # with it: the configured origin, whatever the Host
+    configured = _app(upstream, SPRING, video, tracking_public_url="https://ads.example")
+    async with running(configured) as client:
+        ad = (await client.get("/ad.json", headers=evil)).json()
+        assert ad["tracking"]["impressions"][1].startswith("https://ads.example/_sw/px?")
+        assert ad["creative"]["click_url"].startswith("https://ads.example/_sw/click?d=")
+        vast = await client.get("/iab/VAST_4.1_Samples/Inline_Simple.xml", headers=evil)
+        assert b"https://ads.example/_sw/px?t=impression" in vast.content
+        assert b"evil" not in vast.content and "evil" not in json.dumps(ad)
+
+
 async def test_json_fields_come_from_configuration(upstream: UpstreamServer) -> None:
     doc = {"meta": {"cmp": "cmp-spring"}, "creative": dict(JSON_AD["creative"]), "px": []}
     upstream.routes["/custom.json"] = Canned(
@@ -471,7 +500,10 @@ def _compiled_app(upstream: UpstreamServer, text: str) -> ProxyApp:
     snapshot = PolicySnapshot(None, SignalSchema(), ProxyMetrics())
     snapshot.install(policy)
     settings = Settings.of(
-        upstream_url=upstream.url, tracking_secret="s" * 32, proxy_decision_deadline_ms=2000.0
+        upstream_url=upstream.url,
+        tracking_secret="s" * 32,
+        proxy_decision_deadline_ms=2000.0,
+        tracking_allowed_hosts=("proxy.test",),
     )
     return ProxyApp(settings, policies=snapshot, load_plugins=False)
 

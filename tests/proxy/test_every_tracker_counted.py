@@ -139,6 +139,7 @@ async def _processes(tmp: Path, store: str) -> AsyncIterator[str]:
         os.environ,
         PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
         SLOTWISE_PLUGINS="builtins",
+        SLOTWISE_TRACKING_PUBLIC_URL=f"http://127.0.0.1:{proxy_port}",
     )
     argvs = [
         [sys.executable, "-m", "granian", "--interface", "asgi", "--port", str(ad_port),

@@ -39,7 +39,12 @@ async def test_serve_and_learn_processes_close_the_loop(tmp_path: Path) -> None:
     store, models = f"sqlite:///{tmp_path}/state.db", tmp_path / "models"
     routes = {"/ad": Canned(200, [("Content-Type", "application/json")], json.dumps(AD).encode())}
     port = free_port()
-    env = dict(os.environ, SLOTWISE_PLUGINS="builtins", SLOTWISE_BANDIT_RELOAD_INTERVAL="0.2")
+    env = dict(
+        os.environ,
+        SLOTWISE_PLUGINS="builtins",
+        SLOTWISE_BANDIT_RELOAD_INTERVAL="0.2",
+        SLOTWISE_TRACKING_PUBLIC_URL=f"http://127.0.0.1:{port}",
+    )
     async with upstream_server(routes) as upstream:
         proxy = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "slotwise", "serve", "--upstream", upstream.url,

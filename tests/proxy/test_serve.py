@@ -110,3 +110,74 @@ async def test_serves_on_granian(tmp_path: Path) -> None:
         finally:
             process.terminate()
             await asyncio.wait_for(process.wait(), 10)
+
+
+def _children(pid: int) -> set[int]:
+    """The PIDs whose parent is ``pid`` (Linux /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+async def test_a_killed_worker_is_replaced_while_the_others_answer(tmp_path: Path) -> None:
+    routes = {"/ad": Canned(200, [("Content-Type", "application/json")], b'{"campaign_id": "x"}')}
+    port = free_port()
+    async with upstream_server(routes) as upstream:
+        env = dict(os.environ, SLOTWISE_PLUGINS="builtins")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "slotwise", "serve", "--upstream", upstream.url,
+            "--policies", str(REPO / "examples" / "adserver" / "policies"),
+            "--port", str(port), "--workers", "2", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                await wait_ready(client)
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 20
+                while len(workers := _children(process.pid)) < 2:
+                    assert loop.time() < deadline, f"two workers never appeared: {workers}"
+                    await asyncio.sleep(0.1)
+                victim = min(workers)
+                os.kill(victim, 9)
+                answered = 0
+                deadline = loop.time() + 10
+                while not (replaced := _children(process.pid) - workers):
+                    assert loop.time() < deadline, "no new worker within 10 s"
+                    assert process.returncode is None, "the server exited"
+                    # a fresh connection each time: the surviving worker takes it
+                    async with httpx.AsyncClient(base_url=client.base_url) as fresh:
+                        response = await fresh.get("/ad", timeout=5)
+                    assert response.status_code == 200
+                    answered += 1
+                    await asyncio.sleep(0.05)
+                assert victim not in _children(process.pid) and replaced
+                for _ in range(10):
+                    async with httpx.AsyncClient(base_url=client.base_url) as fresh:
+                        assert (await fresh.get("/ad", timeout=5)).status_code == 200
+                assert process.returncode is None
+        finally:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 10)
+
+
+def test_serving_without_a_public_url_warns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the broken policy stops the start after the warning: nothing is served here
+    (tmp_path / "bad.sw").write_text('policy "x" version 1\ncampaign {\n')
+    argv = ["serve", "--upstream", "http://127.0.0.1:1", "--policies", str(tmp_path)]
+    assert main(argv) == 1
+    assert "warning: tracking.public_url is not set" in capsys.readouterr().err
+    config = tmp_path / "slotwise.toml"
+    config.write_text('[tracking]\npublic_url = "https://ads.example"\n')
+    assert main([*argv, "--config", str(config)]) == 1
+    assert "public_url is not set" not in capsys.readouterr().err

@@ -38,6 +38,7 @@ def engine(*steps: Personaliser) -> Engine:
         decision_log=None,  # type: ignore[arg-type]
         metrics=metrics,
         signer=ClickSigner(b"k" * 32, "https://proxy.example"),
+        allowed_hosts=frozenset({b"proxy.test"}),  # the Host these tests send
     )
     if steps:
         built.personalisers = Pipeline(steps)
