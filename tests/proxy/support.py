@@ -12,6 +12,19 @@ import httpx
 
 from slotwise.proxy.app import ProxyApp
 
+# the example ad server's home-top creative, as a JSON ad answer (cmp-spring: spring_sale)
+SPRING_AD: dict[str, Any] = {
+    "placement": "home-top",
+    "campaign_id": "cmp-spring",
+    "creative": {
+        "headline": "Spring collection",
+        "image_url": "https://cdn.example/spring.jpg",
+        "cta": "Shop",
+        "click_url": "https://shop.example/spring",
+    },
+    "tracking": {"impressions": []},
+}
+
 
 @dataclass
 class Canned:

@@ -21,20 +21,10 @@ from slotwise.proxy.events.schema import Event
 from slotwise.proxy.identity import new_user_id
 from slotwise.proxy.state import Store
 from tests.conftest import REPO
-from tests.proxy.support import Canned, running, upstream_server
+from tests.proxy.support import SPRING_AD, Canned, running, upstream_server
 
 POLICIES = REPO / "examples" / "adserver" / "policies"
-AD = {
-    "placement": "home-top",
-    "campaign_id": "cmp-spring",
-    "creative": {
-        "headline": "Spring collection",
-        "image_url": "https://cdn.example/spring.jpg",
-        "cta": "Shop",
-        "click_url": "https://shop.example/spring",
-    },
-    "tracking": {"impressions": []},
-}
+AD = SPRING_AD
 PERSONAL = {"cookie": "sw_consent=personal"}
 
 

@@ -17,21 +17,11 @@ import httpx
 import pytest
 
 from tests.conftest import REPO
-from tests.proxy.support import Canned, upstream_server, wait_ready
+from tests.proxy.support import SPRING_AD, Canned, upstream_server, wait_ready
 from tests.support.servers import free_port
 
 POLICIES = REPO / "examples" / "adserver" / "policies"
-AD = {
-    "placement": "home-top",
-    "campaign_id": "cmp-spring",
-    "creative": {
-        "headline": "Spring collection",
-        "image_url": "https://cdn.example/spring.jpg",
-        "cta": "Shop",
-        "click_url": "https://shop.example/spring",
-    },
-    "tracking": {"impressions": []},
-}
+AD = SPRING_AD
 
 
 @pytest.mark.slow
