@@ -325,6 +325,10 @@ class CompiledTrigger:
                 return False
         return self._condition(ctx)
 
+    def condition_holds(self, ctx: Context) -> bool:
+        """Its `when` alone, without the time window (true when it has none)."""
+        return self._condition(ctx)
+
     def offer_for(self, ctx: Context) -> OfferArm | None:
         """The ladder step's arm for the ladder signal's value, or None."""
         if self.ladder_signal is None:

@@ -326,6 +326,12 @@ class ProxyApp:
             directory = Path(s.proxy.policies) if s.proxy.policies else None
             policies = PolicySnapshot(directory, schema, self.metrics)
             policies.load()
+        from slotwise.proxy.triggers import TriggerEngine
+
+        # every accepted personal event a trigger listens to re-evaluates the user's triggers
+        collector.triggers = TriggerEngine(
+            store, lambda: policies.current, ttl=s.events.user_state_ttl
+        )
         chooser = self._chooser
         bandit = bandit_task = None
         if chooser is None and s.bandit.models_dir:

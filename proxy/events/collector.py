@@ -96,6 +96,8 @@ class EventCollector:
         self.config = config or EventsConfig()
         self._background: set[asyncio.Task[None]] = set()
         self._retention: asyncio.Task[None] | None = None
+        # set by the app when policies are served: slotwise.proxy.triggers.TriggerEngine
+        self.triggers: Any = None
 
     async def __aenter__(self) -> EventCollector:
         self._retention = asyncio.create_task(self._retention_loop())
@@ -144,11 +146,19 @@ class EventCollector:
         )
         fresh = [e for e, p in zip(kept, positions, strict=True) if p is not None]
         if personal and fresh:
-            self._spawn(self._derive(fresh, known))
+            triggers = self.triggers
+            if triggers is not None and triggers.listens(event_type(e) for e in fresh):
+                # a trigger listens: history and trigger states before the answer, so the
+                # very next request sees them (slotwise.proxy.triggers)
+                await self._guarded(self._derive(fresh, known, triggers))
+            else:
+                self._spawn(self._derive(fresh, known))
         return CollectResult(len(fresh), len(records) - len(fresh), suppressed)
 
-    async def _derive(self, events: Sequence[Event], known: dict[str, str]) -> None:
-        """Per-user state from stored personal events: aliases, then histories."""
+    async def _derive(
+        self, events: Sequence[Event], known: dict[str, str], triggers: Any = None
+    ) -> None:
+        """Per-user state from stored personal events: aliases, histories, then triggers."""
         config = self.config
         pairs = {
             (e.anonymous_id, e.user_id)
@@ -163,6 +173,8 @@ class EventCollector:
             )  # fmt: skip
         if config.history_max_len > 0:
             await self._update_histories(events, known)
+        if triggers is not None:
+            await triggers.observe(self._by_subject(events, known))
 
     async def _erased_subjects(self, events: Sequence[Event]) -> frozenset[str]:
         subjects = sorted({s for e in events for s in (e.user_id, e.anonymous_id) if s is not None})
@@ -198,14 +210,24 @@ class EventCollector:
                 ttl=self.config.user_state_ttl,
             )
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        async def guarded() -> None:
-            try:
-                await work
-            except Exception as exc:  # the events are stored; only derived state lags
-                _log.warning("per-user history update failed: %s", exc)
+    @staticmethod
+    def _by_subject(events: Sequence[Event], known: dict[str, str]) -> list[str]:
+        subjects = []
+        for event in events:
+            subject = _subject(event)
+            if subject is not None:
+                subjects.append(known.get(subject, subject) if event.user_id is None else subject)
+        return subjects
 
-        task = asyncio.create_task(guarded())
+    @staticmethod
+    async def _guarded(work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except Exception as exc:  # the events are stored; only derived state lags
+            _log.warning("per-user history update failed: %s", exc)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(self._guarded(work))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -222,12 +244,16 @@ class EventCollector:
         keys = events = decisions = 0
         # the anonymous ids identify() linked to this user go with it (read before the
         # user's keys, the alias set among them, are gone)
-        for each in [*await linked(store, subject), subject]:
+        erased_ids = await linked(store, subject)
+        for each in [*erased_ids, subject]:
             if each != subject:
                 await store.set_if_absent(erased_key(each), b"1")
             keys += await store.erase_subject(each)
             events += await store.log_erase(self.config.events_log, each)
             decisions += await store.log_erase(self.config.decisions_log, each)
+        if self.triggers is not None:  # out of the audience indexes too
+            for each in [*erased_ids, subject]:
+                await self.triggers.forget(each)
         result = ErasureResult(keys, events, decisions, repeat=not first_time)
         audit = AuditRecord(
             action="erase",

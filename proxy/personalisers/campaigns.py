@@ -42,17 +42,30 @@ class Campaigns:
 
     kind = CAMPAIGN
 
+    def __init__(self) -> None:
+        # per policy snapshot: its campaigns less those a trigger shows (served by their
+        # trigger only, slotwise.proxy.personalisers.triggered)
+        self._policy: CompiledPolicySet | None = None
+        self._campaigns: tuple[CompiledCampaign, ...] = ()
+
+    def _regular(self, policy: CompiledPolicySet) -> tuple[CompiledCampaign, ...]:
+        if policy is not self._policy:
+            shown = {t.show_campaign for t in policy.triggers}
+            self._campaigns = tuple(c for c in policy.campaigns if c.name not in shown)
+            self._policy = policy
+        return self._campaigns
+
     def wanted(self, policy: CompiledPolicySet) -> bool:
         return bool(policy.campaigns)
 
     def locations(self, policy: CompiledPolicySet) -> Iterator[tuple[str, Location]]:
-        for campaign in policy.campaigns:
+        for campaign in self._regular(policy):
             for slot in campaign.slots:
                 yield campaign.name, slot.location
 
     def personalise(self, engine: Engine, exchange: Exchange) -> None:
         assert exchange.policy is not None and exchange.document is not None
-        campaigns = exchange.policy.campaigns
+        campaigns = self._regular(exchange.policy)
         gathered = exchange.gathered
         subject = gathered.subject
         for index, unit in enumerate(exchange.document.units[:MAX_UNITS]):

@@ -1,0 +1,289 @@
+"""The trigger engine: every accepted personal event a trigger listens to re-evaluates the user.
+
+The event collector (slotwise.proxy.events.collector) calls :meth:`TriggerEngine.observe` after
+the events are durably appended and the user's history is updated, before it acknowledges them.
+For each user it reads, in one round trip plus the history read beside it, the user's profile,
+cart and trigger record; derives every trigger's state from the history
+(slotwise.proxy.triggers.state); evaluates each ``when`` on the user's stored signals
+(:func:`stored_signals`); writes the record back; keeps the audience index (one store set per
+trigger, of the users who entered it); and, for a new episode of a trigger with ``notify``,
+enqueues one notification into the outbox (slotwise.proxy.notify.outbox), due at the ``on``
+event's time plus ``wait``. The sender calls :func:`still_due` just before sending.
+
+Consent first: only events collected with personal consent carry a user id, and only those
+reach the engine. Serving (slotwise.proxy.personalisers.triggered) does not read the record:
+it evaluates the same rules on the history the ``profile`` provider already read for the
+request, so a request costs nothing more, and is right the moment the event is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+
+from slotwise.plugins.profile_source import CART_KEY, PROFILE_KEY, Cart, Event, cart_from_events
+from slotwise.proxy.notify.outbox import OUTBOX_LOG, Notification, enqueue, notification_key
+from slotwise.proxy.offer_document import offer_document, offer_id
+from slotwise.proxy.state import HistoryItem, Store, subject_key
+from slotwise.proxy.triggers.state import (
+    Times,
+    TriggerRecord,
+    TriggerState,
+    decode_record,
+    derive,
+    encode_record,
+    listened,
+    record_key,
+)
+from slotwise.types import Context, SignalValue
+
+if TYPE_CHECKING:
+    from slotwise.dsl.compiled import CompiledPolicySet, CompiledTrigger
+
+log = logging.getLogger("slotwise.triggers")
+HISTORY: Final = "history"  # the collector's per-user history (proxy/events/collector.py)
+NAMES_KEY: Final = "triggers:names"  # every trigger name an audience index was kept for
+
+
+def audience_key(trigger: str) -> str:
+    """The set of users who entered ``trigger`` (filtered by their record when listed)."""
+    from slotwise.proxy.state.base import escape_key_part
+
+    return f"triggers:audience:{escape_key_part(trigger)}"
+
+
+class _Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    age: int | None = None
+    gender: str | None = None
+    segments: tuple[str, ...] = ()
+    visits: int = 0
+    email: str | None = None
+    time_zone: str | None = None
+
+
+def stored_signals(
+    profile: _Profile | None, cart: Cart | None, history: Sequence[HistoryItem]
+) -> dict[str, SignalValue]:
+    """The signals known about a user without a request: consent, profile and cart.
+
+    A ``when`` reading other signals (device, geo, page) holds only on a request that shows
+    them: such a trigger's notification is not sent (its campaign is still shown).
+    """
+    signals: dict[str, SignalValue] = {"consent.level": "personal"}
+    visits = sum(1 for item in history if item.event == "session_start")
+    if profile is not None:
+        visits = max(visits, profile.visits)
+        signals["user.segments"] = tuple(profile.segments)
+        if profile.age is not None:
+            signals["user.age"] = profile.age
+        if profile.gender:
+            signals["user.gender"] = profile.gender
+    else:
+        signals["user.segments"] = ()
+    signals["user.visits"] = visits
+    signals["user.is_new"] = visits <= 1
+    if cart is None:
+        cart = cart_from_events(Event(i.event, i.at, i.data) for i in history)
+    signals["cart.value"] = float(cart.value) if cart is not None else 0.0
+    signals["cart.count"] = cart.units if cart is not None else 0
+    signals["cart.items"] = tuple(cart.items) if cart is not None else ()
+    return signals
+
+
+class TriggerEngine:
+    """Long-lived (the app lifespan): evaluates users' triggers as their events arrive."""
+
+    def __init__(
+        self,
+        store: Store,
+        policy: Callable[[], CompiledPolicySet | None],
+        *,
+        ttl: float | None = None,
+        history_days: float = 30.0,
+    ) -> None:
+        self.store = store
+        self._policy = policy
+        self._ttl = ttl
+        self._history_seconds = history_days * 86_400.0
+        self._cached: tuple[object, frozenset[str]] = (None, frozenset())
+
+    def listens(self, event_types: Iterable[str]) -> bool:
+        """Does a trigger of the serving policy enter on, or get cancelled by, one of these?"""
+        policy = self._policy()
+        if policy is None or not policy.triggers:
+            return False
+        if self._cached[0] is not policy:
+            self._cached = (policy, listened(policy.triggers))
+        names = self._cached[1]
+        return any(name in names for name in event_types)
+
+    async def observe(self, subjects: Iterable[str], now: float | None = None) -> int:
+        """Re-evaluate these users; how many notifications were newly enqueued."""
+        policy = self._policy()
+        if policy is None or not policy.triggers:
+            return 0
+        at = time.time() if now is None else now
+        enqueued = 0
+        for subject in sorted(set(subjects)):
+            enqueued += await self.evaluate(subject, policy, at)
+        return enqueued
+
+    async def evaluate(self, subject: str, policy: CompiledPolicySet, now: float) -> int:
+        """One user's triggers from their history: record, audiences, notifications."""
+        store = self.store
+        reading = asyncio.ensure_future(
+            store.history(subject_key(subject, HISTORY), since=now - self._history_seconds)
+        )
+        try:
+            raw_profile, raw_cart, raw_record = await store.get_many(
+                [subject_key(subject, PROFILE_KEY), subject_key(subject, CART_KEY),
+                 record_key(subject)]
+            )  # fmt: skip
+        except BaseException:
+            reading.cancel()
+            raise
+        history = await reading
+        profile = _decode(raw_profile, _Profile)
+        cart = _decode(raw_cart, Cart)
+        previous = decode_record(raw_record)
+        ctx = Context(stored_signals(profile, cart, history), now, Times(history))
+        times = Times(history)
+        states: dict[str, TriggerState] = {}
+        notifications: list[Notification] = []
+        for trigger in policy.triggers:
+            state = derive(trigger, times)
+            if state is None:
+                continue
+            state = msgspec.structs.replace(state, when=_holds(trigger, ctx))
+            before = previous.states.get(trigger.name) if previous is not None else None
+            state = self._notify(subject, trigger, state, before, ctx, profile, notifications)
+            states[trigger.name] = state
+        await store.set(
+            record_key(subject), encode_record(TriggerRecord(updated=now, states=states)),
+            ttl=self._ttl,
+        )  # fmt: skip
+        new = [name for name in states if previous is None or name not in previous.states]
+        if new:  # indexed once per user and trigger: listing filters by the record
+            await store.set_add(NAMES_KEY, *(name.encode() for name in new))
+            for name in new:
+                await store.set_add(audience_key(name), subject.encode())
+        if not notifications:
+            return 0
+        positions = await enqueue(store, notifications)
+        return sum(1 for p in positions if p is not None)
+
+    def _notify(
+        self,
+        subject: str,
+        trigger: CompiledTrigger,
+        state: TriggerState,
+        before: TriggerState | None,
+        ctx: Context,
+        profile: _Profile | None,
+        out: list[Notification],
+    ) -> TriggerState:
+        """Enqueue the notification of a new, live episode whose `when` holds."""
+        if trigger.notify is None:
+            return state
+        if before is not None and before.started == state.started and before.notification:
+            return msgspec.structs.replace(state, notification=before.notification)
+        if state.cancelled_at is not None or not state.when or ctx.now > state.until:
+            return state
+        key = notification_key(subject, trigger.name, state.started)
+        notify = trigger.notify
+        arm = trigger.offer_for(ctx)
+        traits: dict[str, Any] = {"user_id": subject}
+        if profile is not None:
+            traits.update(
+                {k: v for k, v in msgspec.structs.asdict(profile).items() if v not in (None, ())}
+            )
+        traits.update({k: v for k, v in ctx.signals.items() if k.startswith("cart.")})
+        out.append(
+            Notification(
+                key=key,
+                subject=subject,
+                trigger=trigger.name,
+                channel=notify.channel,
+                template=notify.template,
+                due=state.armed_at,
+                created=ctx.now,
+                quiet_start=notify.quiet_start,
+                quiet_end=notify.quiet_end,
+                time_zone=profile.time_zone if profile is not None else None,
+                traits=traits,
+                offer=offer_document(arm, offer_id=offer_id(key, arm)) if arm else None,
+            )
+        )
+        return msgspec.structs.replace(state, notification=key)
+
+    async def forget(self, subject: str) -> int:
+        """Erasure: take ``subject`` out of every audience index (their record goes with
+        ``erase_subject``); how many indexes held them."""
+        names = await self.store.set_members(NAMES_KEY)
+        removed = 0
+        for name in sorted(names):
+            removed += await self.store.set_remove(audience_key(name.decode()), subject.encode())
+        await self.store.log_erase(OUTBOX_LOG, subject)  # their pending notifications
+        return removed
+
+
+async def still_due(store: Store, notification: Notification, now: float | None = None) -> bool:
+    """Whether ``notification`` is still to be sent: call it just before sending.
+
+    False when the user was erased (their record is gone), when a newer ``on`` event started
+    another episode (that one has its own notification), when an ``unless`` event arrived
+    within the trigger's ``unless`` window (read from the history itself, so an event
+    acknowledged a moment ago counts), or when the trigger's ``window`` is over.
+    """
+    at = time.time() if now is None else now
+    subject = notification.subject
+    reading = asyncio.ensure_future(store.history(subject_key(subject, HISTORY)))
+    try:
+        record = decode_record(await store.get(record_key(subject)))
+    except BaseException:
+        reading.cancel()
+        raise
+    history = await reading
+    state = record.states.get(notification.trigger) if record is not None else None
+    if state is None:
+        return False
+    if notification_key(subject, notification.trigger, state.started) != notification.key:
+        return False
+    if at > state.until:
+        return False
+    if state.unless is not None:
+        cancelled = Times(history).first_in(
+            state.unless, state.started, state.started + state.within
+        )
+        if cancelled is not None:
+            return False
+    return state.cancelled_at is None
+
+
+def _holds(trigger: CompiledTrigger, ctx: Context) -> bool:
+    try:
+        # `due` without its time window: the condition alone, on stored signals
+        return trigger.condition_holds(ctx)
+    except Exception:  # a condition that cannot be evaluated here does not hold
+        return False
+
+
+def _decode(data: bytes | None, kind: type[Any]) -> Any:
+    if data is None:
+        return None
+    try:
+        return msgspec.json.decode(data, type=kind)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        return None
+
+
+def phases(record: TriggerRecord | None, now: float) -> Mapping[str, str]:
+    """trigger name -> phase at ``now`` (every state of the record)."""
+    if record is None:
+        return {}
+    return {name: state.phase(now) for name, state in record.states.items()}
