@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -95,6 +96,49 @@ def stored_signals(
     return signals
 
 
+@dataclass(frozen=True, slots=True)
+class StoredUser:
+    """What the store knows of one user for their triggers, read in one round trip (plus the
+    history beside it)."""
+
+    profile: _Profile | None
+    record: TriggerRecord | None
+    context: Context  # the stored signals, the history, the time
+    history: Sequence[HistoryItem]
+
+
+async def read_user(store: Store, subject: str, now: float, history_seconds: float) -> StoredUser:
+    """Read ``subject``'s profile, cart, trigger record and history."""
+    reading = asyncio.ensure_future(
+        store.history(subject_key(subject, HISTORY), since=now - history_seconds)
+    )
+    try:
+        raw_profile, raw_cart, raw_record = await store.get_many(
+            [subject_key(subject, PROFILE_KEY), subject_key(subject, CART_KEY),
+             record_key(subject)]
+        )  # fmt: skip
+    except BaseException:
+        reading.cancel()
+        raise
+    history = await reading
+    profile = _decode(raw_profile, _Profile)
+    cart = _decode(raw_cart, Cart)
+    ctx = Context(stored_signals(profile, cart, history), now, Times(history))
+    return StoredUser(profile, decode_record(raw_record), ctx, history)
+
+
+def evaluate_states(
+    policy: CompiledPolicySet, ctx: Context
+) -> Iterator[tuple[CompiledTrigger, TriggerState]]:
+    """Each entered trigger's state, its `when` evaluated on ``ctx`` (stored signals)."""
+    times = ctx.history
+    assert isinstance(times, Times)
+    for trigger in policy.triggers:
+        state = derive(trigger, times)
+        if state is not None:
+            yield trigger, msgspec.structs.replace(state, when=_holds(trigger, ctx))
+
+
 class TriggerEngine:
     """Long-lived (the app lifespan): evaluates users' triggers as their events arrive."""
 
@@ -136,32 +180,13 @@ class TriggerEngine:
     async def evaluate(self, subject: str, policy: CompiledPolicySet, now: float) -> int:
         """One user's triggers from their history: record, audiences, notifications."""
         store = self.store
-        reading = asyncio.ensure_future(
-            store.history(subject_key(subject, HISTORY), since=now - self._history_seconds)
-        )
-        try:
-            raw_profile, raw_cart, raw_record = await store.get_many(
-                [subject_key(subject, PROFILE_KEY), subject_key(subject, CART_KEY),
-                 record_key(subject)]
-            )  # fmt: skip
-        except BaseException:
-            reading.cancel()
-            raise
-        history = await reading
-        profile = _decode(raw_profile, _Profile)
-        cart = _decode(raw_cart, Cart)
-        previous = decode_record(raw_record)
-        ctx = Context(stored_signals(profile, cart, history), now, Times(history))
-        times = Times(history)
+        user = await read_user(store, subject, now, self._history_seconds)
+        previous, ctx = user.record, user.context
         states: dict[str, TriggerState] = {}
         notifications: list[Notification] = []
-        for trigger in policy.triggers:
-            state = derive(trigger, times)
-            if state is None:
-                continue
-            state = msgspec.structs.replace(state, when=_holds(trigger, ctx))
+        for trigger, state in evaluate_states(policy, ctx):
             before = previous.states.get(trigger.name) if previous is not None else None
-            state = self._notify(subject, trigger, state, before, ctx, profile, notifications)
+            state = self._notify(subject, trigger, state, before, ctx, user.profile, notifications)
             states[trigger.name] = state
         await store.set(
             record_key(subject), encode_record(TriggerRecord(updated=now, states=states)),
