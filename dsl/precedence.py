@@ -13,7 +13,8 @@ which could apply to the same response. Two campaigns could when their ``applies
 conditions can both hold (:func:`slotwise.dsl.satisfiable.can_hold`: "cannot" only when sure);
 offers, recommendations and re-ranks have no condition, so they always could. Each pair is a
 ``contested_location`` warning on the location of the one that loses, naming both and the
-winner. Triggered campaigns are not paired here: no step serves them yet.
+winner. Triggered campaigns are not paired here: a campaign a trigger shows is served only
+while its trigger fires, before every other, and claims its locations then.
 """
 
 from __future__ import annotations

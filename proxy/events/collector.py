@@ -152,7 +152,7 @@ class EventCollector:
                 # very next request sees them (slotwise.proxy.triggers)
                 await self._guarded(self._derive(fresh, known, triggers))
             else:
-                self._spawn(self._derive(fresh, known))
+                self._spawn(self._derive(fresh, known, triggers))
         return CollectResult(len(fresh), len(records) - len(fresh), suppressed)
 
     async def _derive(
@@ -192,6 +192,7 @@ class EventCollector:
 
     async def _update_histories(self, events: Sequence[Event], known: dict[str, str]) -> None:
         by_subject: dict[str, list[HistoryItem]] = {}
+        now = time.time()
         for event in events:
             subject = _subject(event)
             if subject is None:
@@ -200,7 +201,9 @@ class EventCollector:
                 subject = known.get(subject, subject)
             properties = _ENCODER.encode(getattr(event, "properties", None))
             data = properties if len(properties) <= _HISTORY_DATA_LIMIT else b""
-            item = HistoryItem(event_type(event), event.time or time.time(), data)
+            # never ahead of this proxy's clock: a client clock running ahead must not put
+            # behaviour in the future (a trigger armed late, a window that never starts)
+            item = HistoryItem(event_type(event), min(event.time or now, now), data)
             by_subject.setdefault(subject, []).append(item)
         for subject, items in by_subject.items():
             await self.store.history_append(
@@ -211,13 +214,16 @@ class EventCollector:
             )
 
     @staticmethod
-    def _by_subject(events: Sequence[Event], known: dict[str, str]) -> list[str]:
-        subjects = []
+    def _by_subject(events: Sequence[Event], known: dict[str, str]) -> list[tuple[str, Event]]:
+        """(subject, event) pairs, an anonymous id linked to a known one read as the known."""
+        pairs = []
         for event in events:
             subject = _subject(event)
             if subject is not None:
-                subjects.append(known.get(subject, subject) if event.user_id is None else subject)
-        return subjects
+                pairs.append(
+                    (known.get(subject, subject) if event.user_id is None else subject, event)
+                )
+        return pairs
 
     @staticmethod
     async def _guarded(work: Coroutine[Any, Any, None]) -> None:
@@ -245,15 +251,15 @@ class EventCollector:
         # the anonymous ids identify() linked to this user go with it (read before the
         # user's keys, the alias set among them, are gone)
         erased_ids = await linked(store, subject)
+        if self.triggers is not None:  # out of the trigger indexes (read from their keys)
+            for each in [*erased_ids, subject]:
+                await self.triggers.forget(each)
         for each in [*erased_ids, subject]:
             if each != subject:
                 await store.set_if_absent(erased_key(each), b"1")
             keys += await store.erase_subject(each)
             events += await store.log_erase(self.config.events_log, each)
             decisions += await store.log_erase(self.config.decisions_log, each)
-        if self.triggers is not None:  # out of the audience indexes too
-            for each in [*erased_ids, subject]:
-                await self.triggers.forget(each)
         result = ErasureResult(keys, events, decisions, repeat=not first_time)
         audit = AuditRecord(
             action="erase",

@@ -28,9 +28,11 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from slotwise.plugins.profile_source import CART_KEY, PROFILE_KEY, Cart, Event, cart_from_events
+from slotwise.proxy.events.schema import event_type
 from slotwise.proxy.notify.outbox import OUTBOX_LOG, Notification, enqueue, notification_key
 from slotwise.proxy.offer_document import offer_document, offer_id
 from slotwise.proxy.state import HistoryItem, Store, subject_key
+from slotwise.proxy.triggers.prices import PRICE_DROP, forget_views, index_views
 from slotwise.proxy.triggers.state import (
     Times,
     TriggerRecord,
@@ -156,6 +158,10 @@ class TriggerEngine:
         self._history_seconds = history_days * 86_400.0
         self._cached: tuple[object, frozenset[str]] = (None, frozenset())
 
+    def policy(self) -> CompiledPolicySet | None:
+        """The serving policy set (its triggers are the audiences)."""
+        return self._policy()
+
     def listens(self, event_types: Iterable[str]) -> bool:
         """Does a trigger of the serving policy enter on, or get cancelled by, one of these?"""
         policy = self._policy()
@@ -166,14 +172,22 @@ class TriggerEngine:
         names = self._cached[1]
         return any(name in names for name in event_types)
 
-    async def observe(self, subjects: Iterable[str], now: float | None = None) -> int:
-        """Re-evaluate these users; how many notifications were newly enqueued."""
+    async def observe(self, events: Iterable[tuple[str, Any]], now: float | None = None) -> int:
+        """Accepted personal events as (user, event): the users re-evaluated whose events a
+        trigger listens to; product views indexed when a trigger listens to ``price_drop``.
+        How many notifications were newly enqueued."""
         policy = self._policy()
         if policy is None or not policy.triggers:
             return 0
         at = time.time() if now is None else now
+        self.listens(())  # the cached names of this policy
+        names = self._cached[1]
+        pairs = list(events)
+        if PRICE_DROP in names:
+            await index_views(self.store, pairs, at, self._ttl)
+        subjects = {subject for subject, event in pairs if event_type(event) in names}
         enqueued = 0
-        for subject in sorted(set(subjects)):
+        for subject in sorted(subjects):
             enqueued += await self.evaluate(subject, policy, at)
         return enqueued
 
@@ -249,11 +263,13 @@ class TriggerEngine:
     async def forget(self, subject: str) -> int:
         """Erasure: take ``subject`` out of every audience index (their record goes with
         ``erase_subject``); how many indexes held them."""
-        names = await self.store.set_members(NAMES_KEY)
+        store = self.store
+        names = await store.set_members(NAMES_KEY)
         removed = 0
         for name in sorted(names):
-            removed += await self.store.set_remove(audience_key(name.decode()), subject.encode())
-        await self.store.log_erase(OUTBOX_LOG, subject)  # their pending notifications
+            removed += await store.set_remove(audience_key(name.decode()), subject.encode())
+        removed += await forget_views(store, subject)
+        await store.log_erase(OUTBOX_LOG, subject)  # their pending notifications
         return removed
 
 
