@@ -205,13 +205,19 @@ class EventCollector:
             # behaviour in the future (a trigger armed late, a window that never starts)
             item = HistoryItem(event_type(event), min(event.time or now, now), data)
             by_subject.setdefault(subject, []).append(item)
-        for subject, items in by_subject.items():
-            await self.store.history_append(
+        appends = [
+            self.store.history_append(
                 history_key(subject),
                 items,
                 max_len=self.config.history_max_len,
                 ttl=self.config.user_state_ttl,
             )
+            for subject, items in by_subject.items()
+        ]
+        if len(appends) == 1:
+            await appends[0]
+        elif appends:  # distinct users' histories: concurrently (the store batches them)
+            await asyncio.gather(*appends)
 
     @staticmethod
     def _by_subject(events: Sequence[Event], known: dict[str, str]) -> list[tuple[str, Event]]:

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from slotwise.proxy.adapters import AdUnit
     from slotwise.proxy.decide import Engine
     from slotwise.proxy.exchange import Exchange
-    from slotwise.types import Context
+    from slotwise.types import Context, EventHistory
 
 
 def shown_campaigns(policy: CompiledPolicySet) -> frozenset[str]:
@@ -70,9 +70,9 @@ class TriggeredCampaigns:
         return any(t.show_campaign is not None for t in policy.triggers)
 
     def locations(self, policy: CompiledPolicySet) -> Iterator[tuple[str, Location]]:
-        for trigger, campaign, _ in self._plan(policy):
-            for slot in campaign.slots:
-                yield trigger.name, slot.location
+        # none: a firing trigger claims its campaign's locations itself (claim_always), so
+        # the many responses it does not decide on pay nothing for the locations it shares
+        return iter(())
 
     def _plan(
         self, policy: CompiledPolicySet
@@ -93,7 +93,11 @@ class TriggeredCampaigns:
         if not gathered.personal or gathered.user_id is None:
             return  # consent first: no personal trigger without personal consent
         assert exchange.policy is not None and exchange.document is not None
-        shows = self._plan(exchange.policy)
+        history, now = gathered.history, exchange.now
+        # the common case, no trigger in its time window: a lookup per trigger, no context
+        shows = [show for show in self._plan(exchange.policy) if _in_window(show[0], history, now)]
+        if not shows:
+            return
         for index, unit in enumerate(exchange.document.units[:MAX_UNITS]):
             ctx = gathered.context(exchange.now, unit.signals)
             for trigger, campaign, holdout in shows:
@@ -141,8 +145,7 @@ class TriggeredCampaigns:
             exchange.record(msgspec.structs.replace(record, trigger=trigger.name), user)
             raise FailOpen("chooser_error", exchange.records) from None
         choice = choice._replace(holdout=control, holdout_share=holdout)
-        if exchange.shared:
-            exchange.claim(index, locations)
+        exchange.claim_always(index, locations)
         if not control:
             for pick in choice.choices:
                 if pick.variant is not None:
@@ -160,6 +163,12 @@ class TriggeredCampaigns:
         exchange.record(
             msgspec.structs.replace(record, trigger=trigger.name, trigger_offer=offer), user
         )
+
+
+def _in_window(trigger: CompiledTrigger, history: EventHistory, now: float) -> bool:
+    """Is the latest `on` event of ``trigger`` past its wait and within its window?"""
+    started = history.last(trigger.on_event)
+    return started is not None and started + trigger.wait <= now <= started + trigger.window
 
 
 def write_offer(unit: AdUnit, document: dict[str, Any]) -> bool:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -69,6 +69,9 @@ class _Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     time_zone: str | None = None
 
 
+_CART_EVENTS: Final = frozenset({"add_to_cart", "remove_from_cart", "purchase"})
+
+
 def stored_signals(
     profile: _Profile | None, cart: Cart | None, history: Sequence[HistoryItem]
 ) -> dict[str, SignalValue]:
@@ -78,7 +81,14 @@ def stored_signals(
     them: such a trigger's notification is not sent (its campaign is still shown).
     """
     signals: dict[str, SignalValue] = {"consent.level": "personal"}
-    visits = sum(1 for item in history if item.event == "session_start")
+    visits = 0
+    cart_events = []
+    for item in history:  # one pass: visits, and the few events a cart is rebuilt from
+        name = item.event
+        if name == "session_start":
+            visits += 1
+        elif name in _CART_EVENTS:
+            cart_events.append(Event(name, item.at, item.data))
     if profile is not None:
         visits = max(visits, profile.visits)
         signals["user.segments"] = tuple(profile.segments)
@@ -90,8 +100,8 @@ def stored_signals(
         signals["user.segments"] = ()
     signals["user.visits"] = visits
     signals["user.is_new"] = visits <= 1
-    if cart is None:
-        cart = cart_from_events(Event(i.event, i.at, i.data) for i in history)
+    if cart is None and cart_events:
+        cart = cart_from_events(cart_events)
     signals["cart.value"] = float(cart.value) if cart is not None else 0.0
     signals["cart.count"] = cart.units if cart is not None else 0
     signals["cart.items"] = tuple(cart.items) if cart is not None else ()
@@ -111,22 +121,37 @@ class StoredUser:
 
 async def read_user(store: Store, subject: str, now: float, history_seconds: float) -> StoredUser:
     """Read ``subject``'s profile, cart, trigger record and history."""
-    reading = asyncio.ensure_future(
-        store.history(subject_key(subject, HISTORY), since=now - history_seconds)
+    (user,) = await read_users(store, [subject], now, history_seconds)
+    return user
+
+
+async def read_users(
+    store: Store, subjects: Sequence[str], now: float, history_seconds: float
+) -> list[StoredUser]:
+    """Read these users' profiles, carts and trigger records (one ``get_many``) and, beside
+    it, their histories."""
+    since = now - history_seconds
+    reading = asyncio.gather(
+        *(store.history(subject_key(s, HISTORY), since=since) for s in subjects)
     )
+    keys = []
+    for subject in subjects:
+        keys += [subject_key(subject, PROFILE_KEY), subject_key(subject, CART_KEY)]
+        keys.append(record_key(subject))
     try:
-        raw_profile, raw_cart, raw_record = await store.get_many(
-            [subject_key(subject, PROFILE_KEY), subject_key(subject, CART_KEY),
-             record_key(subject)]
-        )  # fmt: skip
+        values = await store.get_many(keys)
     except BaseException:
         reading.cancel()
         raise
-    history = await reading
-    profile = _decode(raw_profile, _Profile)
-    cart = _decode(raw_cart, Cart)
-    ctx = Context(stored_signals(profile, cart, history), now, Times(history))
-    return StoredUser(profile, decode_record(raw_record), ctx, history)
+    histories = await reading
+    users = []
+    for i, history in enumerate(histories):
+        raw_profile, raw_cart, raw_record = values[3 * i : 3 * i + 3]
+        profile = _decode(raw_profile, _Profile)
+        cart = _decode(raw_cart, Cart)
+        ctx = Context(stored_signals(profile, cart, history), now, Times(history))
+        users.append(StoredUser(profile, decode_record(raw_record), ctx, history))
+    return users
 
 
 def evaluate_states(
@@ -185,36 +210,50 @@ class TriggerEngine:
         pairs = list(events)
         if PRICE_DROP in names:
             await index_views(self.store, pairs, at, self._ttl)
-        subjects = {subject for subject, event in pairs if event_type(event) in names}
-        enqueued = 0
-        for subject in sorted(subjects):
-            enqueued += await self.evaluate(subject, policy, at)
-        return enqueued
+        subjects = sorted({subject for subject, event in pairs if event_type(event) in names})
+        if not subjects:
+            return 0
+        return await self.evaluate_many(subjects, policy, at)
 
     async def evaluate(self, subject: str, policy: CompiledPolicySet, now: float) -> int:
         """One user's triggers from their history: record, audiences, notifications."""
+        return await self.evaluate_many([subject], policy, now)
+
+    async def evaluate_many(
+        self, subjects: Sequence[str], policy: CompiledPolicySet, now: float
+    ) -> int:
+        """These users' triggers: read concurrently (the store batches them), then the
+        notifications in one append, then the records and audience indexes. The outbox comes
+        before the records: a record never names a notification that was not enqueued."""
         store = self.store
-        user = await read_user(store, subject, now, self._history_seconds)
-        previous, ctx = user.record, user.context
-        states: dict[str, TriggerState] = {}
+        users = await read_users(store, subjects, now, self._history_seconds)
+        records: list[tuple[str, TriggerRecord]] = []
         notifications: list[Notification] = []
-        for trigger, state in evaluate_states(policy, ctx):
-            before = previous.states.get(trigger.name) if previous is not None else None
-            state = self._notify(subject, trigger, state, before, ctx, user.profile, notifications)
-            states[trigger.name] = state
-        await store.set(
-            record_key(subject), encode_record(TriggerRecord(updated=now, states=states)),
-            ttl=self._ttl,
-        )  # fmt: skip
-        new = [name for name in states if previous is None or name not in previous.states]
-        if new:  # indexed once per user and trigger: listing filters by the record
-            await store.set_add(NAMES_KEY, *(name.encode() for name in new))
-            for name in new:
-                await store.set_add(audience_key(name), subject.encode())
-        if not notifications:
-            return 0
-        positions = await enqueue(store, notifications)
-        return sum(1 for p in positions if p is not None)
+        entered: dict[str, list[bytes]] = {}
+        for subject, user in zip(subjects, users, strict=True):
+            previous, ctx = user.record, user.context
+            states: dict[str, TriggerState] = {}
+            for trigger, state in evaluate_states(policy, ctx):
+                before = previous.states.get(trigger.name) if previous is not None else None
+                states[trigger.name] = self._notify(
+                    subject, trigger, state, before, ctx, user.profile, notifications
+                )
+                if before is None:  # indexed once per user and trigger; listing filters
+                    entered.setdefault(trigger.name, []).append(subject.encode())
+            records.append((subject, TriggerRecord(updated=now, states=states)))
+        enqueued = 0
+        if notifications:
+            positions = await enqueue(store, notifications)
+            enqueued = sum(1 for p in positions if p is not None)
+        writes: list[Coroutine[Any, Any, object]] = [
+            store.set(record_key(subject), encode_record(record), ttl=self._ttl)
+            for subject, record in records
+        ]
+        if entered:
+            writes.append(store.set_add(NAMES_KEY, *(name.encode() for name in sorted(entered))))
+            writes += [store.set_add(audience_key(n), *m) for n, m in sorted(entered.items())]
+        await asyncio.gather(*writes)
+        return enqueued
 
     def _notify(
         self,
