@@ -239,7 +239,7 @@ async def _throughput(
 ) -> float:
     from slotwise.proxy.events import EventCollector, EventsConfig
     from slotwise.proxy.events.schema import convert_event
-    from slotwise.proxy.state import open_store
+    from slotwise.proxy.state import StoreUnavailable, open_store
     from slotwise.proxy.triggers import TriggerEngine
 
     policy = _policy(True)
@@ -248,7 +248,7 @@ async def _throughput(
         async with EventCollector(store, EventsConfig(history_max_len=100)) as collector:
             if with_engine:
                 collector.triggers = TriggerEngine(store, lambda: policy)
-            sent = 0
+            sent = failed = 0
             stop = time.perf_counter() + seconds
             serial = 0
 
@@ -271,10 +271,14 @@ async def _throughput(
                 return events
 
             async def worker() -> None:
-                nonlocal sent
+                nonlocal sent, failed
                 while time.perf_counter() < stop:
                     events = next_batch()
-                    await collector.collect(events, consent="personal")
+                    try:
+                        await collector.collect(events, consent="personal")
+                    except StoreUnavailable:  # answered 503 in production: not counted
+                        failed += 1
+                        continue
                     sent += len(events)
 
             started = time.perf_counter()

@@ -27,6 +27,7 @@ from slotwise.proxy.state import HistoryItem, LogRecord, Store, subject_key
 
 _log = logging.getLogger(__name__)
 _HISTORY_DATA_LIMIT = 1024  # bytes of properties kept beside each history item
+_HISTORY_FAN_OUT = 8  # histories appended at once
 
 
 class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -205,19 +206,20 @@ class EventCollector:
             # behaviour in the future (a trigger armed late, a window that never starts)
             item = HistoryItem(event_type(event), min(event.time or now, now), data)
             by_subject.setdefault(subject, []).append(item)
-        appends = [
-            self.store.history_append(
-                history_key(subject),
-                items,
-                max_len=self.config.history_max_len,
-                ttl=self.config.user_state_ttl,
-            )
-            for subject, items in by_subject.items()
-        ]
-        if len(appends) == 1:
-            await appends[0]
-        elif appends:  # distinct users' histories: concurrently (the store batches them)
-            await asyncio.gather(*appends)
+        store, config = self.store, self.config
+        chunks = list(by_subject.items())
+        # distinct users' histories: a few at once (the store batches them; a batch of many
+        # users must not take every store connection)
+        for begin in range(0, len(chunks), _HISTORY_FAN_OUT):
+            await asyncio.gather(
+                *(
+                    store.history_append(
+                        history_key(subject), items, max_len=config.history_max_len,
+                        ttl=config.user_state_ttl,
+                    )
+                    for subject, items in chunks[begin : begin + _HISTORY_FAN_OUT]
+                )
+            )  # fmt: skip
 
     @staticmethod
     def _by_subject(events: Sequence[Event], known: dict[str, str]) -> list[tuple[str, Event]]:

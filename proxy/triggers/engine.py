@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("slotwise.triggers")
 HISTORY: Final = "history"  # the collector's per-user history (proxy/events/collector.py)
 NAMES_KEY: Final = "triggers:names"  # every trigger name an audience index was kept for
+FAN_OUT: Final = 8  # users evaluated at once (each: a history read, a record write)
 
 
 def audience_key(trigger: str) -> str:
@@ -211,9 +212,11 @@ class TriggerEngine:
         if PRICE_DROP in names:
             await index_views(self.store, pairs, at, self._ttl)
         subjects = sorted({subject for subject, event in pairs if event_type(event) in names})
-        if not subjects:
-            return 0
-        return await self.evaluate_many(subjects, policy, at)
+        enqueued = 0
+        # a bounded fan-out: a batch of many users must not take every store connection
+        for start in range(0, len(subjects), FAN_OUT):
+            enqueued += await self.evaluate_many(subjects[start : start + FAN_OUT], policy, at)
+        return enqueued
 
     async def evaluate(self, subject: str, policy: CompiledPolicySet, now: float) -> int:
         """One user's triggers from their history: record, audiences, notifications."""
