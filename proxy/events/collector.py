@@ -208,6 +208,13 @@ class EventCollector:
             by_subject.setdefault(subject, []).append(item)
         store, config = self.store, self.config
         chunks = list(by_subject.items())
+        if len(chunks) == 1:  # the common case: one user's events, no task to schedule
+            subject, items = chunks[0]
+            await store.history_append(
+                history_key(subject), items, max_len=config.history_max_len,
+                ttl=config.user_state_ttl,
+            )  # fmt: skip
+            return
         # distinct users' histories: a few at once (the store batches them; a batch of many
         # users must not take every store connection)
         for begin in range(0, len(chunks), _HISTORY_FAN_OUT):
