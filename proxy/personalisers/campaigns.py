@@ -89,6 +89,11 @@ def _decide(
     subject: Subject,
 ) -> None:
     exchange.applied = True
+    cap = campaign.cap
+    user = exchange.gathered.user_id
+    if cap is not None and user is not None and capped(ctx, f"campaign:{campaign.name}"):
+        engine.metrics.campaigns_skipped.inc(campaign.name, "capped")
+        return
     try:
         eligibility = campaign.eligible(ctx)
     except Exception:
@@ -102,7 +107,6 @@ def _decide(
         return
     policy = exchange.policy
     decision_id = new_decision_id()
-    user = exchange.gathered.user_id
     try:
         choice = engine.chooser.choose(campaign, eligibility, ctx.signals, subject)
     except Exception:
@@ -126,3 +130,11 @@ def _decide(
     exchange.record(
         decision_record(choice, decision_id, exchange.now, version, format=format), user
     )
+    if cap is not None and user is not None and engine.caps is not None:
+        engine.caps.count(user, f"campaign:{campaign.name}", cap, exchange.now)
+
+
+def capped(ctx: Context, label: str) -> bool:
+    """Has the user reached the frequency cap ``label`` (the ``user.capped`` signal)?"""
+    reached = ctx.signals.get("user.capped")
+    return isinstance(reached, tuple) and label in reached

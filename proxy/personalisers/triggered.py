@@ -39,6 +39,7 @@ from slotwise.proxy.bandit.holdout import in_holdout
 from slotwise.proxy.decision_log import decision_record, unserved_record
 from slotwise.proxy.exchange import MAX_UNITS, FailOpen
 from slotwise.proxy.offer_document import offer_document, offer_id
+from slotwise.proxy.personalisers.campaigns import capped
 from slotwise.proxy.tracking import new_decision_id
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class TriggeredCampaigns:
                     fires = trigger.due(ctx) and campaign.applies(ctx)
                 except Exception:
                     raise FailOpen("policy_error", exchange.records) from None
-                if fires:
+                if fires and not _capped(trigger, campaign, ctx):
                     self._show(engine, exchange, index, unit, trigger, campaign, holdout, ctx)
 
     def _show(
@@ -163,6 +164,21 @@ class TriggeredCampaigns:
         exchange.record(
             msgspec.structs.replace(record, trigger=trigger.name, trigger_offer=offer), user
         )
+        counter = engine.caps
+        if counter is not None and user is not None:
+            if trigger.cap is not None:
+                counter.count(user, f"trigger:{trigger.name}", trigger.cap, exchange.now)
+            if campaign.cap is not None:
+                counter.count(user, f"campaign:{campaign.name}", campaign.cap, exchange.now)
+
+
+def _capped(trigger: CompiledTrigger, campaign: CompiledCampaign, ctx: Context) -> bool:
+    """Has the user reached the trigger's or its campaign's frequency cap?"""
+    if trigger.cap is None and campaign.cap is None:
+        return False
+    return (trigger.cap is not None and capped(ctx, f"trigger:{trigger.name}")) or (
+        campaign.cap is not None and capped(ctx, f"campaign:{campaign.name}")
+    )
 
 
 def _in_window(trigger: CompiledTrigger, history: EventHistory, now: float) -> bool:
