@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
+from slotwise.proxy.notify.outbox import OUTBOX_LOG, decode
+from slotwise.proxy.state import open_store
 from tests.conftest import REPO
 from tests.proxy.support import wait_ready
 from tests.support.servers import free_port
@@ -46,6 +48,7 @@ trigger cart_abandon {
     100.. => discount 15%
   }
   show campaign cart_reminder
+  notify webhook "crm"
 }
 """
 CONFIG = """
@@ -150,6 +153,14 @@ async def test_add_to_cart_then_the_next_ad_shows_the_reminder_and_a_purchase_en
                 "discount", 10, "10% off your order"
             )  # fmt: skip
             assert offer["id"].endswith(".discount_10")
+            # its notification is in the outbox, due now (no wait), with the ladder's offer
+            async with open_store(store) as reader:
+                (entry,) = await reader.log_read(OUTBOX_LOG)
+            notification = decode(entry.data)
+            assert (notification.subject, notification.trigger, notification.channel) == (
+                "shopper-1", "cart_abandon", "webhook"
+            )  # fmt: skip
+            assert notification.offer is not None and notification.offer["value"] == 10
             # the user's trigger state, from the store, by user id
             policies = str(tmp_path / "policies")
             explained = _cli(
