@@ -27,7 +27,7 @@ from slotwise.proxy.state import HistoryItem, LogRecord, Store, subject_key
 
 _log = logging.getLogger(__name__)
 _HISTORY_DATA_LIMIT = 1024  # bytes of properties kept beside each history item
-_HISTORY_FAN_OUT = 8  # histories appended at once
+_HISTORY_FAN_OUT = 32  # histories appended at once
 
 
 class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):

@@ -21,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import msgspec
 
@@ -49,9 +49,11 @@ if TYPE_CHECKING:
     from slotwise.dsl.compiled import CompiledPolicySet, CompiledTrigger
 
 log = logging.getLogger("slotwise.triggers")
+T = TypeVar("T")
 HISTORY: Final = "history"  # the collector's per-user history (proxy/events/collector.py)
 NAMES_KEY: Final = "triggers:names"  # every trigger name an audience index was kept for
-FAN_OUT: Final = 8  # users evaluated at once (each: a history read, a record write)
+FAN_OUT: Final = 64  # users evaluated in one pass (their reads gathered, their writes too)
+IN_FLIGHT: Final = 32  # store calls of the engine in flight at once, over all requests
 
 
 def audience_key(trigger: str) -> str:
@@ -127,13 +129,18 @@ async def read_user(store: Store, subject: str, now: float, history_seconds: flo
 
 
 async def read_users(
-    store: Store, subjects: Sequence[str], now: float, history_seconds: float
+    store: Store,
+    subjects: Sequence[str],
+    now: float,
+    history_seconds: float,
+    bounded: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None,
 ) -> list[StoredUser]:
     """Read these users' profiles, carts and trigger records (one ``get_many``) and, beside
     it, their histories."""
     since = now - history_seconds
+    wrap = bounded or (lambda call: call)
     reading = asyncio.gather(
-        *(store.history(subject_key(s, HISTORY), since=since) for s in subjects)
+        *(wrap(store.history(subject_key(s, HISTORY), since=since)) for s in subjects)
     )
     keys = []
     for subject in subjects:
@@ -183,6 +190,8 @@ class TriggerEngine:
         self._ttl = ttl
         self._history_seconds = history_days * 86_400.0
         self._cached: tuple[object, frozenset[str]] = (None, frozenset())
+        # however many requests evaluate at once, they never hold more store connections
+        self._in_flight = asyncio.Semaphore(IN_FLIGHT)
 
     def policy(self) -> CompiledPolicySet | None:
         """The serving policy set (its triggers are the audiences)."""
@@ -229,7 +238,7 @@ class TriggerEngine:
         notifications in one append, then the records and audience indexes. The outbox comes
         before the records: a record never names a notification that was not enqueued."""
         store = self.store
-        users = await read_users(store, subjects, now, self._history_seconds)
+        users = await read_users(store, subjects, now, self._history_seconds, self._bounded)
         records: list[tuple[str, TriggerRecord]] = []
         notifications: list[Notification] = []
         entered: dict[str, list[bytes]] = {}
@@ -255,8 +264,12 @@ class TriggerEngine:
         if entered:
             writes.append(store.set_add(NAMES_KEY, *(name.encode() for name in sorted(entered))))
             writes += [store.set_add(audience_key(n), *m) for n, m in sorted(entered.items())]
-        await asyncio.gather(*writes)
+        await asyncio.gather(*(self._bounded(write) for write in writes))
         return enqueued
+
+    async def _bounded(self, call: Awaitable[T]) -> T:
+        async with self._in_flight:
+            return await call
 
     def _notify(
         self,
