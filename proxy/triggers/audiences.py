@@ -5,7 +5,8 @@ by the engine); listing reads each member's trigger record (in batches, one roun
 and keeps those whose state is waiting or armed now and whose ``when`` held on their stored
 signals. Consent is respected because only personal-consent events enter a trigger; erased
 users are absent (their record is erased, they leave the index, and their erasure marker is
-checked too). ``slotwise audiences`` and ``GET /_sw/admin/audiences/{name}`` read this.
+checked too; a listing drops from the index the ids whose record expired or was erased).
+``slotwise audiences`` and ``GET /_sw/admin/audiences/{name}`` read this.
 """
 
 from __future__ import annotations
@@ -65,12 +66,18 @@ async def audience(
         batch: Sequence[str] = users[start : start + _BATCH]
         records = await store.get_many([record_key(u) for u in batch])
         erased = await store.get_many([erased_key(u) for u in batch])
+        stale = []
         for user, raw, marker in zip(batch, records, erased, strict=True):
             record = decode_record(raw)
             state = record.states.get(name) if record is not None else None
-            if state is None or marker is not None or not state.when:
+            if state is None or marker is not None:
+                stale.append(user.encode())  # expired or erased: its id leaves the index
+                continue
+            if not state.when:
                 continue
             phase = state.phase(now)
             if phase in ACTIVE:
                 out.append(Member(user, name, phase, state.started, state.armed_at, state.until))
+        if stale:
+            await store.set_remove(audience_key(name), *stale)
     return out
