@@ -154,3 +154,14 @@ async def test_one_notification_per_episode_cancelled_by_unless_and_erased_with_
     assert await store.log_length(OUTBOX_LOG) == 0  # the user's pending notifications too
     later = decode(msgspec.json.encode(notification))
     assert not await still_due(store, later, now=t0 + 3600)
+
+
+async def test_an_event_from_a_clock_ahead_counts_at_the_proxys_now(store: Store) -> None:
+    collector = await _collector(store)
+    before = time.time()
+    ahead = before + 20 * 3600  # a client clock 20 hours fast (the schema allows up to a day)
+    await collector.collect([_event("add_to_cart", "c1", ahead)], consent="personal")
+    record = decode_record(await store.get(record_key("u1")))
+    assert record is not None
+    started = record.states["cart_abandon"].started
+    assert before <= started <= time.time()  # not 20 hours from now: armed after `wait`
