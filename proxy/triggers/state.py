@@ -22,6 +22,7 @@ function's last result, kept for ``slotwise explain --user``, audiences and noti
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
@@ -38,6 +39,8 @@ ARMED: Final = "armed"  # firing: its campaign is shown, its notification due
 CANCELLED: Final = "cancelled"  # an `unless` event came within its window
 EXPIRED: Final = "expired"  # `window` is over
 ACTIVE: Final = frozenset({WAITING, ARMED})  # "in a trigger state" (audiences)
+# the end of a trigger without `window`: JSON has no infinity (9999-12-31, what dates can say)
+FOREVER: Final = 253_402_214_400.0
 
 
 class TriggerState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -137,7 +140,7 @@ def derive(trigger: CompiledTrigger, times: Times) -> TriggerState | None:
     return TriggerState(
         started=started,
         armed_at=started + trigger.wait,
-        until=started + trigger.window,
+        until=started + trigger.window if math.isfinite(trigger.window) else FOREVER,
         cancelled_at=cancelled,
         unless=trigger.unless_event,
         within=trigger.unless_within,

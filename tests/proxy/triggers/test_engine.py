@@ -41,6 +41,9 @@ trigger cart_abandon {
   show campaign reminder
   notify email "cart-reminder" quiet 22:00..08:00
 }
+trigger forever {
+  on event add_to_cart
+}
 trigger vip_only {
   on event add_to_cart
   window 1d
@@ -84,6 +87,7 @@ async def test_enter_wait_arm_expire(store: Store) -> None:
     assert (await _phases(store, t0 + 1))["cart_abandon"] == WAITING
     assert (await _phases(store, t0 + 3601))["cart_abandon"] == ARMED
     assert (await _phases(store, t0 + 8 * 86400))["cart_abandon"] == EXPIRED
+    assert (await _phases(store, t0 + 1000 * 86400))["forever"] == ARMED  # no window: no end
     record = decode_record(await store.get(record_key("u1")))
     assert record is not None
     assert not record.states["vip_only"].when  # not in the vip segment: `when` does not hold
