@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import msgspec
 
 from slotwise.plugins.profile_source import CART_KEY, PROFILE_KEY, Cart, Event, cart_from_events
+from slotwise.proxy.caps import cap_key
 from slotwise.proxy.events.schema import event_type
 from slotwise.proxy.notify.outbox import OUTBOX_LOG, Notification, enqueue, notification_key
 from slotwise.proxy.offer_document import offer_document, offer_id
@@ -254,9 +255,15 @@ class TriggerEngine:
                     entered.setdefault(trigger.name, []).append(subject.encode())
             records.append((subject, TriggerRecord(updated=now, states=states)))
         enqueued = 0
+        capped = await self._over_cap(policy, notifications, now)
+        if capped:  # the episode is not notified, now or later: its record says so
+            notifications = [n for n in notifications if n.key not in capped]
+            records = [(s, _mark_capped(r, capped)) for s, r in records]
         if notifications:
             positions = await enqueue(store, notifications)
-            enqueued = sum(1 for p in positions if p is not None)
+            sent = [n for n, p in zip(notifications, positions, strict=True) if p is not None]
+            enqueued = len(sent)
+            await self._count(policy, sent, now)
         writes: list[Coroutine[Any, Any, object]] = [
             store.set(record_key(subject), encode_record(record), ttl=self._ttl)
             for subject, record in records
@@ -270,6 +277,34 @@ class TriggerEngine:
     async def _bounded(self, call: Awaitable[T]) -> T:
         async with self._in_flight:
             return await call
+
+    async def _over_cap(
+        self, policy: CompiledPolicySet, notifications: Sequence[Notification], now: float
+    ) -> set[str]:
+        """The keys of the notifications whose trigger's cap the user reached (one read)."""
+        caps = {t.name: t.cap for t in policy.triggers if t.cap is not None}
+        wanted = [(n, caps[n.trigger]) for n in notifications if n.trigger in caps]
+        if not wanted:
+            return set()
+        counts = await self.store.get_many(
+            [cap_key(n.subject, f"notify:{n.trigger}", cap, now) for n, cap in wanted]
+        )
+        return {
+            n.key
+            for (n, cap), count in zip(wanted, counts, strict=True)
+            if count is not None and int(count) >= cap.count
+        }
+
+    async def _count(
+        self, policy: CompiledPolicySet, sent: Sequence[Notification], now: float
+    ) -> None:
+        """One more notification of each capped trigger for its user."""
+        caps = {t.name: t.cap for t in policy.triggers if t.cap is not None}
+        for n in sent:
+            cap = caps.get(n.trigger)
+            if cap is not None:
+                key = cap_key(n.subject, f"notify:{n.trigger}", cap, now)
+                await self.store.incr(key, 1, ttl=cap.per - now % cap.per + 60.0)
 
     def _notify(
         self,
@@ -359,6 +394,16 @@ async def still_due(store: Store, notification: Notification, now: float | None 
         if cancelled is not None:
             return False
     return state.cancelled_at is None
+
+
+def _mark_capped(record: TriggerRecord, capped: set[str]) -> TriggerRecord:
+    states = {
+        name: msgspec.structs.replace(state, notification=f"capped:{state.notification}")
+        if state.notification in capped
+        else state
+        for name, state in record.states.items()
+    }
+    return msgspec.structs.replace(record, states=states)
 
 
 def _holds(trigger: CompiledTrigger, ctx: Context) -> bool:

@@ -169,3 +169,24 @@ async def test_an_event_from_a_clock_ahead_counts_at_the_proxys_now(store: Store
     assert record is not None
     started = record.states["cart_abandon"].started
     assert before <= started <= time.time()  # not 20 hours from now: armed after `wait`
+
+
+async def test_a_trigger_cap_limits_its_notifications(store: Store) -> None:
+    policy = compile_policy(
+        """
+trigger ping {
+  on event add_to_cart
+  window 1d
+  notify webhook "crm"
+  cap 1 per 1d
+}
+"""
+    )
+    collector = await _collector(store, policy)
+    t0 = time.time() - 100
+    for i in range(3):  # three episodes in one day: one notification
+        await collector.collect([_event("add_to_cart", f"c{i}", t0 + i)], consent="personal")
+    assert [decode(e.data).trigger for e in await store.log_read(OUTBOX_LOG)] == ["ping"]
+    record = decode_record(await store.get(record_key("u1")))
+    assert record is not None
+    assert (record.states["ping"].notification or "").startswith("capped:")
