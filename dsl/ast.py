@@ -348,10 +348,19 @@ class Holdout:
 
 
 @dataclass(frozen=True, slots=True)
+class Cap:
+    """``cap 2 per 1d``: at most ``count`` shows to one user per ``per`` (campaign, trigger)."""
+
+    span: Span = field(compare=False)
+    count: int
+    per: Duration
+
+
+@dataclass(frozen=True, slots=True)
 class Campaign:
     span: Span = field(compare=False)
     name: str
-    members: tuple[Applies | Slot | Rule | Optimize | Explore | Holdout, ...]
+    members: tuple[Applies | Slot | Rule | Optimize | Explore | Holdout | Cap, ...]
 
     @property
     def slots(self) -> tuple[Slot, ...]:
@@ -533,7 +542,7 @@ class Trigger:
     span: Span = field(compare=False)
     name: str
     members: tuple[
-        OnEvent | UnlessEvent | Wait | Window | TriggerWhen | Ladder | Show | Notify, ...
+        OnEvent | UnlessEvent | Wait | Window | TriggerWhen | Ladder | Show | Notify | Cap, ...
     ]
 
 

@@ -237,7 +237,7 @@ class _Checker:
             campaign.members,
             campaign.name,
             "campaign",
-            (ast.Applies, ast.Optimize, ast.Explore, ast.Holdout),
+            (ast.Applies, ast.Optimize, ast.Explore, ast.Holdout, ast.Cap),
         )
         slots: dict[str, ast.Slot] = {}
         for slot in campaign.slots:
@@ -291,6 +291,8 @@ class _Checker:
                 self.percent(member.percent, member.span, "a holdout")
             elif isinstance(member, ast.Optimize):
                 self.goal(member)
+            elif isinstance(member, ast.Cap):
+                self.cap(member)
         rule_names: dict[str, ast.Rule] = {}
         for rule in campaign.rules:
             if rule.name in rule_names:
@@ -629,6 +631,7 @@ class _Checker:
                 ast.Ladder,
                 ast.Show,
                 ast.Notify,
+                ast.Cap,
             ),
         )
         on = [m for m in trigger.members if isinstance(m, ast.OnEvent)]
@@ -667,6 +670,8 @@ class _Checker:
                 self.known(
                     "unknown_campaign", "campaign", member.campaign, self.campaigns, member.span
                 )
+            elif isinstance(member, ast.Cap):
+                self.cap(member)
             elif isinstance(member, ast.Notify):
                 hint = "channels: " + ", ".join(NOTIFY_CHANNELS)
                 self.known(
@@ -683,6 +688,16 @@ class _Checker:
                 f"than its window of {window.duration}: it can never fire",
                 wait.span,
             )
+
+    def cap(self, cap: ast.Cap) -> None:
+        if cap.count < 1:
+            self.report(
+                "bad_value",
+                f"a cap allows at least one show, not {cap.count}",
+                cap.span,
+                hint="to show nothing, remove the campaign or the trigger",
+            )
+        self.duration(cap.per, cap.span)
 
     def arm(self, arm: ast.Arm) -> None:
         if isinstance(arm, ast.Discount):
@@ -875,6 +890,7 @@ _KEYWORDS: dict[type, str] = {
     ast.Optimize: "optimize",
     ast.Explore: "explore",
     ast.Holdout: "holdout",
+    ast.Cap: "cap",
     ast.OnEvent: "on event",
     ast.UnlessEvent: "unless event",
     ast.Wait: "wait",

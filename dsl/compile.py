@@ -119,7 +119,12 @@ def compile_campaign(
         _index=index,
         _plans=tuple(_slot_plan(slot, rules, index.ids) for slot in campaign.slots),
         selects_on_response=applies is None or _reads_only_response(applies.condition, segments),
+        cap=_cap(campaign.first(ast.Cap)),
     )
+
+
+def _cap(cap: ast.Cap | None) -> compiled.FrequencyCap | None:
+    return None if cap is None else compiled.FrequencyCap(cap.count, cap.per.seconds)
 
 
 def _reads_only_response(cond: ast.Condition, segments: Mapping[str, ast.Segment]) -> bool:
@@ -292,6 +297,7 @@ def compile_trigger(
     ladder: ast.Ladder | None = None
     show = None
     notify = None
+    cap = None
     condition: compiled.Predicate = compiled._always
     for member in trigger.members:
         if isinstance(member, ast.OnEvent):
@@ -308,6 +314,8 @@ def compile_trigger(
             ladder = member
         elif isinstance(member, ast.Show):
             show = member.campaign
+        elif isinstance(member, ast.Cap):
+            cap = _cap(member)
         else:
             quiet = member.quiet
             notify = compiled.Notify(
@@ -333,6 +341,7 @@ def compile_trigger(
         show_campaign=show,
         notify=notify,
         _condition=condition,
+        cap=cap,
     )
 
 

@@ -159,6 +159,17 @@ class _SlotPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class FrequencyCap:
+    """``cap 2 per 1d``: at most ``count`` shows to one user in each ``per`` seconds."""
+
+    count: int
+    per: float
+
+    def __str__(self) -> str:
+        return f"cap {self.count} per {_num(self.per)}s"
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledCampaign:
     """A campaign ready to serve: slots, goal, exploration, holdout and its rule matcher."""
 
@@ -174,6 +185,7 @@ class CompiledCampaign:
     # True when `applies when` reads only what the response says (``ad.*`` signals): whether
     # the campaign applies is then known before any signal provider runs
     selects_on_response: bool = False
+    cap: FrequencyCap | None = None  # `cap N per D`: shows per user, enforced by the proxy
 
     def applies(self, ctx: Context) -> bool:
         """Does this campaign rewrite the response described by ctx (its `applies when`)?"""
@@ -309,6 +321,7 @@ class CompiledTrigger:
     show_campaign: str | None
     notify: Notify | None
     _condition: Predicate = _always
+    cap: FrequencyCap | None = None  # `cap N per D`: shows (and notifications) per user
 
     def due(self, ctx: Context) -> bool:
         """Is the trigger firing for this user now?"""
@@ -323,6 +336,10 @@ class CompiledTrigger:
             later = ctx.history.count(self.unless_event, started + self.unless_within)
             if after - later > 0:
                 return False
+        return self._condition(ctx)
+
+    def condition_holds(self, ctx: Context) -> bool:
+        """Its `when` alone, without the time window (true when it has none)."""
         return self._condition(ctx)
 
     def offer_for(self, ctx: Context) -> OfferArm | None:

@@ -136,7 +136,7 @@ def _block(span: ast.Span, head: str, members: list[Lines]) -> Lines:
 
 
 def _campaign_member(
-    member: ast.Applies | ast.Slot | ast.Rule | ast.Optimize | ast.Explore | ast.Holdout,
+    member: ast.Applies | ast.Slot | ast.Rule | ast.Optimize | ast.Explore | ast.Holdout | ast.Cap,
 ) -> Lines:
     line = member.span.line
     if isinstance(member, ast.Applies):
@@ -158,7 +158,9 @@ def _campaign_member(
     return [(line, _setting(member))]
 
 
-def _setting(member: ast.Optimize | ast.Explore | ast.Holdout) -> str:
+def _setting(member: ast.Optimize | ast.Explore | ast.Holdout | ast.Cap) -> str:
+    if isinstance(member, ast.Cap):
+        return f"cap {member.count} per {member.per}"
     if isinstance(member, ast.Optimize):
         return f"optimize {goal_text(member.terms)}"
     if isinstance(member, ast.Explore):
@@ -222,9 +224,12 @@ def _trigger_member(member: object) -> Lines:
         | ast.TriggerWhen
         | ast.Ladder
         | ast.Show
-        | ast.Notify,
+        | ast.Notify
+        | ast.Cap,
     )
     line = member.span.line
+    if isinstance(member, ast.Cap):
+        return [(line, _setting(member))]
     if isinstance(member, ast.OnEvent):
         return [(line, f"on event {member.event}")]
     if isinstance(member, ast.UnlessEvent):

@@ -13,7 +13,8 @@ which could apply to the same response. Two campaigns could when their ``applies
 conditions can both hold (:func:`slotwise.dsl.satisfiable.can_hold`: "cannot" only when sure);
 offers, recommendations and re-ranks have no condition, so they always could. Each pair is a
 ``contested_location`` warning on the location of the one that loses, naming both and the
-winner. Triggered campaigns are not paired here: no step serves them yet.
+winner. A campaign that a trigger shows is a triggered campaign here: served only while its
+trigger fires, and then before every other personalisation.
 """
 
 from __future__ import annotations
@@ -87,11 +88,19 @@ def contested_locations(
 
 
 def _writers(files: Sequence[ast.PolicyFile]) -> Iterator[_Writer]:
+    shown = {
+        member.campaign
+        for f in files
+        for item in f.items
+        if isinstance(item, ast.Trigger)
+        for member in item.members
+        if isinstance(member, ast.Show)
+    }
     order = 0
     for f in files:
         for item in f.items:
             order += 1
-            for kind, text, span, applies in _locations(item):
+            for kind, text, span, applies in _locations(item, shown):
                 try:
                     location = parse_location(text)
                 except LocationError:
@@ -100,13 +109,14 @@ def _writers(files: Sequence[ast.PolicyFile]) -> Iterator[_Writer]:
 
 
 def _locations(
-    item: ast.Item,
+    item: ast.Item, shown: set[str]
 ) -> Iterator[tuple[str, str, ast.Span, ast.Condition | None]]:
     if isinstance(item, ast.Campaign):
         applies = item.first(ast.Applies)
         condition = applies.condition if applies is not None else None
+        kind = TRIGGERED if item.name in shown else CAMPAIGN
         for slot in item.slots:
-            yield CAMPAIGN, slot.location, slot.location_span, condition
+            yield kind, slot.location, slot.location_span, condition
     elif isinstance(item, ast.Offers):
         for member in item.members:
             if isinstance(member, ast.OfferSlot):

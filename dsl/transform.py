@@ -224,6 +224,9 @@ class ToAst(Transformer[Token, Any]):
         return ast.Holdout(span, children[0])
 
     # ------------------------------------------------------------ triggers
+    def cap(self, span: ast.Span, children: list[Token]) -> ast.Cap:
+        return ast.Cap(span, self._int(children[0], "a cap"), _duration(children[1]))
+
     def trigger(self, span: ast.Span, children: list[Any]) -> ast.Trigger:
         name, *members = children
         return ast.Trigger(span, str(name), tuple(members))

@@ -214,27 +214,46 @@ class StoreProfileSource:
         subject_key: Callable[[str, str], str],
         erased_key: Callable[[str], str] | None = None,
         alias_key: Callable[[str], str] | None = None,
+        cap_keys: Callable[[str, float], Sequence[tuple[str, str, int]]] | None = None,
     ):
         self._store = store
         self._key = subject_key
         self._erased = erased_key
         self._alias = alias_key
+        # (name, counter key, limit) of the user's frequency caps (slotwise.proxy.caps)
+        self._caps = cap_keys
 
     async def records(self, user_id: str) -> tuple[Profile | None, Cart | None]:
+        profile, cart, _ = await self.records_with_caps(user_id, 0.0)
+        return profile, cart
+
+    async def records_with_caps(
+        self, user_id: str, now: float
+    ) -> tuple[Profile | None, Cart | None, tuple[str, ...]]:
+        """As :meth:`records`, and the names of the user's frequency caps reached at ``now``,
+        read in the same round trip."""
         keys = [self._key(user_id, PROFILE_KEY), self._key(user_id, CART_KEY)]
-        # the erasure marker and the alias in the same round trip
+        # the erasure marker, the alias and the cap counters in the same round trip
         if self._erased is not None:
             keys.append(self._erased(user_id))
         if self._alias is not None:
             keys.append(self._alias(user_id))
+        caps = self._caps(user_id, now) if self._caps is not None and now else ()
+        keys += [key for _, key, _ in caps]
         profile, cart, *more = await self._store.get_many(keys)
         if self._erased is not None and more.pop(0) is not None:
             raise UserErased(user_id)
         if self._alias is not None and (alias := more.pop(0)) is not None:
             raise Aliased(alias.decode())
+        capped = tuple(
+            name
+            for (name, _, limit), count in zip(caps, more, strict=True)
+            if count is not None and int(count) >= limit
+        )
         return (
             msgspec.json.decode(profile, type=Profile) if profile is not None else None,
             msgspec.json.decode(cart, type=Cart) if cart is not None else None,
+            capped,
         )
 
     async def events(self, user_id: str, since: float) -> Sequence[Event]:

@@ -308,12 +308,16 @@ class ProxyApp:
             from slotwise.plugins.profile_source import StoreProfileSource
             from slotwise.plugins.provider import ProviderServices
             from slotwise.plugins.registry import load_providers
+            from slotwise.proxy.caps import cap_keys
             from slotwise.proxy.events.aliases import alias_key
             from slotwise.proxy.events.collector import erased_key
             from slotwise.proxy.state import subject_key
 
             providers = load_providers(s.plugins)
-            profiles = StoreProfileSource(store, subject_key, erased_key, alias_key)
+            # the caps of the policy being served (made below): read with the profile
+            serving: list[PolicySnapshot] = []
+            caps = cap_keys(lambda: serving[0].current if serving else None)
+            profiles = StoreProfileSource(store, subject_key, erased_key, alias_key, caps)
             await providers.start(ProviderServices(profiles=profiles))
             stack.push_async_callback(providers.aclose)
             schema = providers.schema
@@ -326,6 +330,15 @@ class ProxyApp:
             directory = Path(s.proxy.policies) if s.proxy.policies else None
             policies = PolicySnapshot(directory, schema, self.metrics)
             policies.load()
+        if self._load_plugins:
+            serving.append(policies)
+        from slotwise.proxy.caps import CapCounter
+        from slotwise.proxy.triggers import TriggerEngine
+
+        # every accepted personal event a trigger listens to re-evaluates the user's triggers
+        collector.triggers = TriggerEngine(
+            store, lambda: policies.current, ttl=s.events.user_state_ttl
+        )
         chooser = self._chooser
         bandit = bandit_task = None
         if chooser is None and s.bandit.models_dir:
@@ -357,6 +370,7 @@ class ProxyApp:
             allowed_hosts=frozenset(
                 h.lower().encode("ascii", "replace") for h in s.tracking.allowed_hosts
             ),
+            caps=CapCounter(store),
             identity=IdentityCookie(
                 name=s.tracking.user_cookie,
                 max_age=s.tracking.user_cookie_max_age,
@@ -372,6 +386,8 @@ class ProxyApp:
         runtime = Runtime(engine, events_app, collector, store, bandit)
         if bandit_task is not None:
             runtime.tasks.append(asyncio.create_task(bandit_task))
+        if engine.caps is not None:
+            runtime.tasks.append(asyncio.create_task(engine.caps.run()))
         if policies.directory is not None and s.proxy.reload_interval > 0:
             runtime.tasks.append(asyncio.create_task(policies.watch(s.proxy.reload_interval)))
         return runtime

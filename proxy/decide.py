@@ -36,6 +36,7 @@ from slotwise.plugins.loaded import ProviderSet
 from slotwise.plugins.request import RequestInfo
 from slotwise.proxy.adapters import AdapterError, Document, JsonFields, parse_response
 from slotwise.proxy.adapters.json import DEFAULT_JSON_FIELDS
+from slotwise.proxy.caps import CapCounter
 from slotwise.proxy.chooser import Chooser
 from slotwise.proxy.decision_log import encode_record
 from slotwise.proxy.early_signals import EarlySignals
@@ -101,6 +102,7 @@ class Engine:
     identity: IdentityCookie = field(default_factory=IdentityCookie)
     early_signals: EarlySignals = field(default_factory=EarlySignals)
     personalisers: Pipeline = field(default_factory=Pipeline)
+    caps: CapCounter | None = None  # frequency cap counts (slotwise.proxy.caps), if a store
 
 
 async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> None:

@@ -72,6 +72,8 @@ class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True, tag="decision", 
     outcome: OutcomeRecord | None = None
     format: str | None = None  # json, openrtb, vast (written by the proxy)
     fail_open: str | None = None  # why a decided response went out unchanged, if it did
+    trigger: str | None = None  # the trigger that showed this campaign (triggered campaigns)
+    trigger_offer: str | None = None  # the ladder's offer arm written with it (OfferArm.name)
 
     @property
     def propensity(self) -> float:

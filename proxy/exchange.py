@@ -154,6 +154,14 @@ class Exchange:
                 self.claimed = set()
             self.claimed.update(mine)
 
+    def claim_always(self, unit: int, locations: Iterable[Location]) -> None:
+        """Take these locations of this unit whether or not they are ``shared``: for a step
+        that rarely decides (triggered campaigns), whose locations are left out of ``shared``
+        so that the responses it does not decide on pay nothing for them."""
+        if self.claimed is None:
+            self.claimed = set()
+        self.claimed.update((unit, at) for at in locations)
+
     def origin(self, public_url: str, allowed_hosts: frozenset[bytes] = frozenset()) -> str:
         """The proxy's public origin for tracker URLs: configured, else the request's Host when
         it is one of ``allowed_hosts``, else "" (relative tracker URLs)."""

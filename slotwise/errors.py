@@ -277,6 +277,10 @@ EVENTS: Final = Area(
         "body_timeout": "408: the body did not arrive within `events.body_timeout`",
         "incomplete_body": "400: the body ended early",
         "store_unavailable": "503: the store cannot be reached; retry after Retry-After",
+        "unknown_audience": "404: no trigger of that name in the serving policy (an audience "
+        "is one trigger's users)",
+        "invalid_format": "400: an audience export's format is json, jsonl or csv",
+        "invalid_price_update": "400: the price updates were refused; nothing was fired",
     },
     docs="errors.md",
 )

@@ -61,6 +61,11 @@ class ProfileProvider(Provider[ProfileConfig]):
         signal("cart.count", SignalType.INT, "Units in the cart.", minimum=0),
         signal("cart.items", SignalType.STRING_LIST, "Product ids in the cart."),
         signal(
+            "user.capped",
+            SignalType.STRING_LIST,
+            "Frequency caps the user reached: campaign:NAME, trigger:NAME (`cap N per D`).",
+        ),
+        signal(
             "user.erased",
             SignalType.BOOL,
             "The user id was erased: the proxy treats the request as anonymous.",
@@ -97,8 +102,12 @@ class ProfileProvider(Provider[ProfileConfig]):
         since = now - self.config.history_days * _DAY
         # both reads at once, as asyncio.gather would, with one task instead of three
         reading = asyncio.ensure_future(self._source.events(user, since))
+        with_caps = getattr(self._source, "records_with_caps", None)
         try:
-            profile, cart = await self._source.records(user)
+            if with_caps is not None:  # the store's source: cap counters in the same read
+                profile, cart, capped = await with_caps(user, now)
+            else:
+                (profile, cart), capped = await self._source.records(user), ()
         except BaseException:
             reading.cancel()
             if reading.done() and not reading.cancelled():
@@ -119,6 +128,8 @@ class ProfileProvider(Provider[ProfileConfig]):
         out["user.visits"] = visits
         out["user.is_new"] = visits <= self.config.new_user_max_visits
         out["user.segments"] = tuple(profile.segments) if profile is not None else ()
+        if capped:
+            out["user.capped"] = capped
         if cart is not None:
             out["cart.value"] = float(cart.value)
             out["cart.count"] = cart.units

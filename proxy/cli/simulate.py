@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.impressions is not None and args.impressions < 1:
         raise UsageError("--impressions must be at least 1")
+    if _kind(args.scenario) == "triggers":
+        return _triggers(args)
     scenario = _load(args.scenario)
     if args.log is not None:
         _check_log(args.log)
@@ -82,6 +84,44 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render_text(data, scenario.effect))
     return EXIT_OK if met else EXIT_FAILED
+
+
+def _kind(path: Path) -> str:
+    """The scenario's ``kind`` (``triggers`` for lab/trigger_scenario.py, else bandit)."""
+    import tomllib
+
+    try:
+        return str(tomllib.loads(path.read_text(encoding="utf-8")).get("kind", "bandit"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return "bandit"  # the bandit loader reports what is wrong with the file
+
+
+def _triggers(args: argparse.Namespace) -> int:
+    """A triggers scenario: triggered campaigns vs standard retargeting."""
+    from slotwise.lab.trigger_scenario import (
+        checks,
+        load_trigger_scenario,
+        render_text,
+        run_trigger_scenario,
+    )
+
+    try:
+        scenario = load_trigger_scenario(args.scenario)
+    except (ValueError, OSError) as error:
+        raise UsageError(str(error)) from error
+    report = run_trigger_scenario(scenario, seed=args.seed)
+    effect = scenario.reminder_effect != 1.0 or any(
+        v != 1.0 for v in scenario.offer_effect.values()
+    )
+    results = checks(report, effect)
+    if args.format == "json":
+        report["checks"] = [{"ok": ok, "check": text} for ok, text in results]
+        print(json.dumps(report, indent=2))
+    else:
+        print(render_text(report))
+        for ok, text in results:
+            print(f"  [{'ok' if ok else 'MISSED'}] {text}")
+    return EXIT_OK if all(ok for ok, _ in results) else EXIT_FAILED
 
 
 def _load(path: Path) -> Scenario:

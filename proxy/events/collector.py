@@ -27,6 +27,7 @@ from slotwise.proxy.state import HistoryItem, LogRecord, Store, subject_key
 
 _log = logging.getLogger(__name__)
 _HISTORY_DATA_LIMIT = 1024  # bytes of properties kept beside each history item
+_HISTORY_FAN_OUT = 32  # histories appended at once
 
 
 class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,6 +97,8 @@ class EventCollector:
         self.config = config or EventsConfig()
         self._background: set[asyncio.Task[None]] = set()
         self._retention: asyncio.Task[None] | None = None
+        # set by the app when policies are served: slotwise.proxy.triggers.TriggerEngine
+        self.triggers: Any = None
 
     async def __aenter__(self) -> EventCollector:
         self._retention = asyncio.create_task(self._retention_loop())
@@ -144,11 +147,19 @@ class EventCollector:
         )
         fresh = [e for e, p in zip(kept, positions, strict=True) if p is not None]
         if personal and fresh:
-            self._spawn(self._derive(fresh, known))
+            triggers = self.triggers
+            if triggers is not None and triggers.listens(event_type(e) for e in fresh):
+                # a trigger listens: history and trigger states before the answer, so the
+                # very next request sees them (slotwise.proxy.triggers)
+                await self._guarded(self._derive(fresh, known, triggers))
+            else:
+                self._spawn(self._derive(fresh, known, triggers))
         return CollectResult(len(fresh), len(records) - len(fresh), suppressed)
 
-    async def _derive(self, events: Sequence[Event], known: dict[str, str]) -> None:
-        """Per-user state from stored personal events: aliases, then histories."""
+    async def _derive(
+        self, events: Sequence[Event], known: dict[str, str], triggers: Any = None
+    ) -> None:
+        """Per-user state from stored personal events: aliases, histories, then triggers."""
         config = self.config
         pairs = {
             (e.anonymous_id, e.user_id)
@@ -163,6 +174,8 @@ class EventCollector:
             )  # fmt: skip
         if config.history_max_len > 0:
             await self._update_histories(events, known)
+        if triggers is not None:
+            await triggers.observe(self._by_subject(events, known))
 
     async def _erased_subjects(self, events: Sequence[Event]) -> frozenset[str]:
         subjects = sorted({s for e in events for s in (e.user_id, e.anonymous_id) if s is not None})
@@ -180,6 +193,7 @@ class EventCollector:
 
     async def _update_histories(self, events: Sequence[Event], known: dict[str, str]) -> None:
         by_subject: dict[str, list[HistoryItem]] = {}
+        now = time.time()
         for event in events:
             subject = _subject(event)
             if subject is None:
@@ -188,24 +202,53 @@ class EventCollector:
                 subject = known.get(subject, subject)
             properties = _ENCODER.encode(getattr(event, "properties", None))
             data = properties if len(properties) <= _HISTORY_DATA_LIMIT else b""
-            item = HistoryItem(event_type(event), event.time or time.time(), data)
+            # never ahead of this proxy's clock: a client clock running ahead must not put
+            # behaviour in the future (a trigger armed late, a window that never starts)
+            item = HistoryItem(event_type(event), min(event.time or now, now), data)
             by_subject.setdefault(subject, []).append(item)
-        for subject, items in by_subject.items():
-            await self.store.history_append(
-                history_key(subject),
-                items,
-                max_len=self.config.history_max_len,
-                ttl=self.config.user_state_ttl,
-            )
+        store, config = self.store, self.config
+        chunks = list(by_subject.items())
+        if len(chunks) == 1:  # the common case: one user's events, no task to schedule
+            subject, items = chunks[0]
+            await store.history_append(
+                history_key(subject), items, max_len=config.history_max_len,
+                ttl=config.user_state_ttl,
+            )  # fmt: skip
+            return
+        # distinct users' histories: a few at once (the store batches them; a batch of many
+        # users must not take every store connection)
+        for begin in range(0, len(chunks), _HISTORY_FAN_OUT):
+            await asyncio.gather(
+                *(
+                    store.history_append(
+                        history_key(subject), items, max_len=config.history_max_len,
+                        ttl=config.user_state_ttl,
+                    )
+                    for subject, items in chunks[begin : begin + _HISTORY_FAN_OUT]
+                )
+            )  # fmt: skip
+
+    @staticmethod
+    def _by_subject(events: Sequence[Event], known: dict[str, str]) -> list[tuple[str, Event]]:
+        """(subject, event) pairs, an anonymous id linked to a known one read as the known."""
+        pairs = []
+        for event in events:
+            subject = _subject(event)
+            if subject is not None:
+                pairs.append(
+                    (known.get(subject, subject) if event.user_id is None else subject, event)
+                )
+        return pairs
+
+    @staticmethod
+    async def _guarded(work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except Exception as exc:  # the events are stored; only derived state lags
+            _log.warning("per-user history update failed: %s", exc)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        async def guarded() -> None:
-            try:
-                await work
-            except Exception as exc:  # the events are stored; only derived state lags
-                _log.warning("per-user history update failed: %s", exc)
-
-        task = asyncio.create_task(guarded())
+        task = asyncio.create_task(self._guarded(work))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -222,7 +265,11 @@ class EventCollector:
         keys = events = decisions = 0
         # the anonymous ids identify() linked to this user go with it (read before the
         # user's keys, the alias set among them, are gone)
-        for each in [*await linked(store, subject), subject]:
+        erased_ids = await linked(store, subject)
+        if self.triggers is not None:  # out of the trigger indexes (read from their keys)
+            for each in [*erased_ids, subject]:
+                await self.triggers.forget(each)
+        for each in [*erased_ids, subject]:
             if each != subject:
                 await store.set_if_absent(erased_key(each), b"1")
             keys += await store.erase_subject(each)

@@ -501,8 +501,11 @@ def events_routes(
     ``proxy.trusted_proxies`` as ``forwarding`` so that the admin API sees the client a
     trusted load balancer names (not the balancer's own loopback address).
     """
+    from slotwise.proxy.triggers.admin import trigger_routes
+
     endpoints = EventEndpoints(collector, consent, forwarding)
     return [
+        *trigger_routes(endpoints),
         Route("/px", endpoints.pixel, methods=["GET"]),
         Route("/events", endpoints.batch, methods=["POST"]),
         Route("/events/validate", endpoints.validate, methods=["POST"]),

@@ -16,6 +16,9 @@ import msgspec
 from slotwise.proxy.events.schema import Rejection, malformed, rejection
 
 Segment = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+# what a notification (slotwise.proxy.triggers) needs: where to write, and when it is night
+Email = Annotated[str, msgspec.Meta(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+TimeZone = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+/-]+$")]
 MAX_PROFILE_BYTES = 8 * 1024
 
 
@@ -27,6 +30,17 @@ class ProfileRecord(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_
     segments: Annotated[tuple[Segment, ...], msgspec.Meta(max_length=64)] = ()
     visits: Annotated[int, msgspec.Meta(ge=0)] = 0
     first_seen: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    email: Email | None = None
+    time_zone: TimeZone | None = None
+
+    def __post_init__(self) -> None:
+        if self.time_zone is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(self.time_zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {self.time_zone!r} (an IANA name)") from None
 
 
 def decode_profile(body: bytes) -> ProfileRecord | Rejection:

@@ -4,7 +4,7 @@ A :class:`Personaliser` looks at the exchange's parsed document, the request's s
 compiled policy snapshot, and may write slots, add trackers and append decision records. The
 steps run in the order of slotwise.dsl.precedence.PRECEDENCE, the one place it is declared:
 
-1. triggered campaigns (:mod:`.triggered`; in place, serves nothing yet);
+1. triggered campaigns (:mod:`.triggered`: a firing trigger's campaign, with its offer);
 2. campaigns, in policy order (:mod:`.campaigns`);
 3. offers, 4. recommendations, 5. re-ranks (:mod:`.offers`, :mod:`.recommendations`,
    :mod:`.reranks`: empty steps for now, run when the policy set has any).

@@ -42,17 +42,30 @@ class Campaigns:
 
     kind = CAMPAIGN
 
+    def __init__(self) -> None:
+        # per policy snapshot: its campaigns less those a trigger shows (served by their
+        # trigger only, slotwise.proxy.personalisers.triggered)
+        self._policy: CompiledPolicySet | None = None
+        self._campaigns: tuple[CompiledCampaign, ...] = ()
+
+    def _regular(self, policy: CompiledPolicySet) -> tuple[CompiledCampaign, ...]:
+        if policy is not self._policy:
+            shown = {t.show_campaign for t in policy.triggers}
+            self._campaigns = tuple(c for c in policy.campaigns if c.name not in shown)
+            self._policy = policy
+        return self._campaigns
+
     def wanted(self, policy: CompiledPolicySet) -> bool:
         return bool(policy.campaigns)
 
     def locations(self, policy: CompiledPolicySet) -> Iterator[tuple[str, Location]]:
-        for campaign in policy.campaigns:
+        for campaign in self._regular(policy):
             for slot in campaign.slots:
                 yield campaign.name, slot.location
 
     def personalise(self, engine: Engine, exchange: Exchange) -> None:
         assert exchange.policy is not None and exchange.document is not None
-        campaigns = exchange.policy.campaigns
+        campaigns = self._regular(exchange.policy)
         gathered = exchange.gathered
         subject = gathered.subject
         for index, unit in enumerate(exchange.document.units[:MAX_UNITS]):
@@ -76,6 +89,11 @@ def _decide(
     subject: Subject,
 ) -> None:
     exchange.applied = True
+    cap = campaign.cap
+    user = exchange.gathered.user_id
+    if cap is not None and user is not None and capped(ctx, f"campaign:{campaign.name}"):
+        engine.metrics.campaigns_skipped.inc(campaign.name, "capped")
+        return
     try:
         eligibility = campaign.eligible(ctx)
     except Exception:
@@ -89,7 +107,6 @@ def _decide(
         return
     policy = exchange.policy
     decision_id = new_decision_id()
-    user = exchange.gathered.user_id
     try:
         choice = engine.chooser.choose(campaign, eligibility, ctx.signals, subject)
     except Exception:
@@ -113,3 +130,11 @@ def _decide(
     exchange.record(
         decision_record(choice, decision_id, exchange.now, version, format=format), user
     )
+    if cap is not None and user is not None and engine.caps is not None:
+        engine.caps.count(user, f"campaign:{campaign.name}", cap, exchange.now)
+
+
+def capped(ctx: Context, label: str) -> bool:
+    """Has the user reached the frequency cap ``label`` (the ``user.capped`` signal)?"""
+    reached = ctx.signals.get("user.capped")
+    return isinstance(reached, tuple) and label in reached

@@ -127,6 +127,10 @@ async def _one(
     return normalise(response.status_code, response.headers.raw, response.content, records)
 
 
+# decision record fields added after the expectations were recorded (null when unused)
+_ADDED_SINCE_RECORDING = ("trigger", "trigger_offer")
+
+
 def normalise(
     status: int,
     headers: list[tuple[bytes, bytes]],
@@ -146,6 +150,9 @@ def normalise(
         # time.* signals come from the wall clock: the hour, the weekday of the run
         signals = record.get("signals") or {}
         record["signals"] = {k: v for k, v in signals.items() if not k.startswith("time.")}
+        for added in _ADDED_SINCE_RECORDING:  # optional fields, null unless they apply
+            if record.get(added, ...) is None:
+                del record[added]
         out.append({"record": record, "subject": subject})
     text = body.decode("utf-8", "surrogateescape")
     for decision_id, name in names.items():

@@ -63,6 +63,7 @@ class Campaign:
     holdout: float = 0.0
     rules: Callable[[Context], Mapping[str, SlotEligibility]] | None = None
     fault: str | None = None  # "raise" | "hang"
+    cap: Any = None  # no frequency cap (CompiledCampaign.cap)
 
     def applies(self, ctx: Context) -> bool:
         return self.when(ctx)
