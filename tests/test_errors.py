@@ -20,6 +20,7 @@ from slotwise.errors import (
     EVENTS,
     HTTP,
     MODELS,
+    NOTIFY,
     PLUGINS,
     STORE,
     USAGE,
@@ -123,6 +124,10 @@ def _literal_codes() -> dict[Area, set[str]]:
                 if isinstance(node, ast.Call):
                     func = node.func
                     name = getattr(func, "id", None) or getattr(func, "attr", None)
+                    if name == "NotifyError":  # NotifyError(message, code="...")
+                        for keyword in node.keywords:
+                            if keyword.arg == "code" and isinstance(keyword.value, ast.Constant):
+                                codes[NOTIFY].add(keyword.value.value)
                     if name in calls and len(node.args) > calls[name][1]:
                         arg = node.args[calls[name][1]]
                         if isinstance(arg, ast.Constant) and isinstance(arg.value, str):

@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_option(parser)
-    parser.add_argument("--store", metavar="URL", help="state store URL (default: store.url)")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     serve = actions.add_parser("serve", help="run the notification sender")
     serve.add_argument("--policies", metavar="DIR", help="policies to check the names of")
@@ -38,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     replay = actions.add_parser("replay", help="send dead letters again")
     replay.add_argument("key", nargs="?", help="the idempotency key of one dead letter")
     replay.add_argument("--all", action="store_true", help="every dead letter")
+    for action in (serve, listing, replay):
+        add_config_option(action)
+        action.add_argument("--store", metavar="URL", help="state store URL (default: store.url)")
 
 
 def run(args: argparse.Namespace) -> int:

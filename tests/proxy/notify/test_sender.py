@@ -127,21 +127,21 @@ async def test_dead_letters_are_listed_and_replayed_by_the_cli(
             await put(store, u1, u2)
             await run_until(sender, lambda: sender.counts.get("dead_lettered") == 2)
             capsys.readouterr()
-            argv = ["notify", "--store", url, "dead-letters", "--format", "json"]
+            argv = ["notify", "dead-letters", "--store", url, "--format", "json"]
             assert await asyncio.to_thread(main, argv) == 0
             rows = json.loads(capsys.readouterr().out)
-            assert [(r["key"], r["reason"], r["attempts"]) for r in rows] == [
+            assert sorted((r["key"], r["reason"], r["attempts"]) for r in rows) == [
                 (u1.key, "gone: the endpoint answered 410", 1),
                 (u2.key, "gone: the endpoint answered 410", 1),
             ]
             gone["on"] = False  # the receiver is back
-            argv = ["notify", "--store", url, "replay", u1.key]
+            argv = ["notify", "replay", u1.key, "--store", url]
             assert await asyncio.to_thread(main, argv) == 0
             await run_until(sender, lambda: len(rx.accepted) == 1)
             assert [x.key for x in await dead_letters(store)] == [u2.key]
             assert await asyncio.to_thread(main, argv) == 2  # no longer a dead letter
             assert "unknown_dead_letter" in capsys.readouterr().err
-            argv = ["notify", "--store", url, "replay", "--all"]
+            argv = ["notify", "replay", "--all", "--store", url]
             assert await asyncio.to_thread(main, argv) == 0
             await run_until(sender, lambda: len(rx.accepted) == 2)
             assert await dead_letters(store) == []
