@@ -145,8 +145,8 @@ def _serve(settings: Settings, log_level: str) -> int:
     from slotwise.proxy.notify.runtime import build_sender
     from slotwise.proxy.state import open_store
 
-    if settings.proxy.policies:
-        directory = Path(settings.proxy.policies)
+    directory = Path(settings.proxy.policies)
+    if directory.is_dir():
         problem = check_policies(directory, "notify") or check_notify(settings, directory, "notify")
         if problem is not None:
             print(problem, file=sys.stderr)
