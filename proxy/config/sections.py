@@ -388,3 +388,11 @@ class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         float, setting("seconds between the sender's reads of the outbox", ge=0.01)
     ] = 0.5
     concurrency: Annotated[int, setting("deliveries in flight at once", ge=1, le=1000)] = 16
+    retention_days: Annotated[
+        float,
+        setting(
+            "days the outbox, replay requests and dead letters are kept; older records are "
+            "dropped (list and replay dead letters before then)",
+            ge=1.0,
+        ),
+    ] = 30.0

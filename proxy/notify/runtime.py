@@ -59,6 +59,7 @@ def build_sender(
         lease_seconds=n.lease_seconds,
         poll_interval=n.poll_interval,
         concurrency=n.concurrency,
+        retention=n.retention_days * 86_400.0,
         owner=owner,
     )
 

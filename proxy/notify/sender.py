@@ -60,6 +60,7 @@ log = logging.getLogger("slotwise.notify")
 StillDue = Callable[[Notification], Awaitable[bool]]
 _READ_BATCH = 500
 _GAUGE_INTERVAL = 2.0
+_TRIM_INTERVAL = 3600.0
 
 
 async def always_due(notification: Notification) -> bool:
@@ -93,6 +94,7 @@ class Sender:
         lease_seconds: float = 10.0,
         poll_interval: float = 0.5,
         concurrency: int = 16,
+        retention: float = 30 * 86_400.0,
         owner: str | None = None,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
@@ -104,12 +106,14 @@ class Sender:
         self.lease = Lease(store, lease_seconds, owner=owner, clock=clock)
         self.poll_interval = poll_interval
         self.concurrency = concurrency
+        self.retention = retention
         self.clock = clock
         self.rng = rng
         self.active = False
         self.schedule: dict[tuple[str, str], float] = {}  # (subject, key) -> next attempt time
         self.counts: dict[str, int] = {}  # this process's counts (the store keeps the totals)
         self._gauges_at = 0.0
+        self._trimmed_at = 0.0
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -142,12 +146,15 @@ class Sender:
             return self.poll_interval
         if not self.active:
             await self._load()
+            # what a predecessor (or this sender, before a store failure) received and did
+            # not acknowledge
+            await self._ingest(pending=True)
             self.active = True
             log.info("notification sender: active (%d pending)", len(self.schedule))
-        await self._ingest(pending=True)
         await self._ingest(pending=False)
         await self._attempt_due()
         await self._publish_gauges()
+        await self._trim()
         upcoming = min(self.schedule.values(), default=None)
         if upcoming is None:
             return self.poll_interval
@@ -356,6 +363,16 @@ class Sender:
     async def _count(self, name: str) -> None:
         self.counts[name] = self.counts.get(name, 0) + 1
         await stats.count(self.store, name)
+
+    async def _trim(self) -> None:
+        """Retention: drop outbox records, replay requests and dead letters older than
+        ``retention`` (once an hour; every record that old was acknowledged long ago)."""
+        at = self.clock()
+        if at - self._trimmed_at < _TRIM_INTERVAL:
+            return
+        self._trimmed_at = at
+        for log_name in (OUTBOX_LOG, REPLAY_LOG, DEAD_LOG):
+            await self.store.log_trim(log_name, before=at - self.retention)
 
     async def _publish_gauges(self) -> None:
         at = self.clock()
