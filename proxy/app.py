@@ -395,7 +395,7 @@ async def _notify_sender(s: Settings, store: Any, stack: contextlib.AsyncExitSta
     async def finish() -> None:
         stop.set()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, timeout=s.notify.timeout + 1.0)
+            await asyncio.wait_for(task, timeout=s.notify.timeout + 5.0)
 
     stack.push_async_callback(finish)
     return sender

@@ -60,6 +60,7 @@ def build_sender(
         poll_interval=n.poll_interval,
         concurrency=n.concurrency,
         retention=n.retention_days * 86_400.0,
+        grace=n.timeout + 1.0,
         owner=owner,
     )
 

@@ -7,11 +7,13 @@ take over. The active sender, each round:
    into the schedule (:mod:`.schedule`), then acknowledges them: a record received but not
    acknowledged before a crash is received again by the next holder, and recognised by its
    stored state, so nothing is lost and nothing is scheduled twice;
-2. attempts every notification whose time has come: still wanted (the trigger's hook), its
-   user not erased, outside the user's quiet hours (else moved to their end), then delivered
-   through its channel. The attempt is counted in the store before it starts, its outcome after
-   it ends: delivered, retried with exponential backoff and jitter, or a dead letter (a
-   permanent failure, or :attr:`RetryPolicy.max_attempts` reached) with its reason.
+2. starts an attempt of each notification whose time has come (at most ``concurrency`` in
+   flight, beside the rounds, so a slow endpoint holds up neither the outbox nor the lease):
+   still wanted (the trigger's hook), its user not erased, outside the user's quiet hours
+   (else moved to their end), then delivered through its channel. The attempt is counted in
+   the store before it starts, its outcome after it ends: delivered, retried with
+   exponential backoff and jitter, or a dead letter (a permanent failure, or
+   :attr:`RetryPolicy.max_attempts` reached) with its reason.
 
 A kill -9 between a delivery and the write of its outcome sends that notification again after
 the takeover, under the same idempotency key (the webhook's ``webhook-id``, the e-mail's
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -95,6 +98,7 @@ class Sender:
         poll_interval: float = 0.5,
         concurrency: int = 16,
         retention: float = 30 * 86_400.0,
+        grace: float = 15.0,
         owner: str | None = None,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
@@ -114,6 +118,8 @@ class Sender:
         self.counts: dict[str, int] = {}  # this process's counts (the store keeps the totals)
         self._gauges_at = 0.0
         self._trimmed_at = 0.0
+        self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.grace = grace  # seconds attempts in flight may take to end on stop
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -134,6 +140,7 @@ class Sender:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=wait)
         finally:
+            await self._finish_inflight()
             await self._release()
 
     async def step(self) -> float:
@@ -152,10 +159,12 @@ class Sender:
             self.active = True
             log.info("notification sender: active (%d pending)", len(self.schedule))
         await self._ingest(pending=False)
-        await self._attempt_due()
+        self._attempt_due()
         await self._publish_gauges()
         await self._trim()
-        upcoming = min(self.schedule.values(), default=None)
+        upcoming = min(
+            (t for k, t in self.schedule.items() if k not in self._inflight), default=None
+        )
         if upcoming is None:
             return self.poll_interval
         return max(0.0, min(self.poll_interval, upcoming - self.clock()))
@@ -249,21 +258,42 @@ class Sender:
 
     # -- attempts ---------------------------------------------------------------------------
 
-    async def _attempt_due(self) -> None:
+    def _attempt_due(self) -> None:
+        """Start attempts of the due notifications, up to ``concurrency`` in flight. They run
+        beside the rounds, so a slow endpoint holds neither the outbox nor the lease's
+        renewal."""
         at = self.clock()
-        due = sorted((t, k) for k, t in self.schedule.items() if t <= at)
-        if not due:
+        room = self.concurrency - len(self._inflight)
+        if room <= 0 or self.lease.valid_for() <= 0:
             return
-        limit = asyncio.Semaphore(self.concurrency)
+        due = sorted(
+            (t, k) for k, t in self.schedule.items() if t <= at and k not in self._inflight
+        )
+        for _, (subject, key) in due[:room]:
+            task = asyncio.create_task(self._attempt_logged(subject, key))
+            self._inflight[(subject, key)] = task
+            task.add_done_callback(functools.partial(self._landed, (subject, key)))
 
-        async def one(subject: str, key: str) -> None:
-            async with limit:
-                # a send must not outlast the lease by much: another sender would begin
-                if self.lease.valid_for() <= 0:
-                    return
-                await self._attempt(subject, key)
+    def _landed(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
+        self._inflight.pop(key, None)
 
-        await asyncio.gather(*(one(*k) for _, k in due[: self.concurrency * 8]))
+    async def _attempt_logged(self, subject: str, key: str) -> None:
+        try:
+            await self._attempt(subject, key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the store failed mid-attempt: it stays due, tried again
+            log.warning("notification %s: attempt interrupted: %s", key, exc)
+
+    async def _finish_inflight(self) -> None:
+        """On stop: let attempts in flight end (their channels' timeouts bound them)."""
+        if self._inflight:
+            tasks = list(self._inflight.values())
+            _, pending = await asyncio.wait(tasks, timeout=self.grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
 
     async def _attempt(self, subject: str, key: str) -> None:  # noqa: C901 (one path, read down)
         state = await load_state(self.store, subject, key)

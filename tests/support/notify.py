@@ -201,8 +201,9 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 
 
 @contextmanager
-def smtp_server(directory: Path) -> Iterator[SmtpSink]:
-    """aiosmtpd on a free port: STARTTLS required, AUTH required (user ``mailer``)."""
+def smtp_server(directory: Path, *, implicit_tls: bool = False) -> Iterator[SmtpSink]:
+    """aiosmtpd on a free port: STARTTLS required (or TLS from the first byte with
+    ``implicit_tls``), AUTH required (user ``mailer``)."""
     cert, key = make_certificate(directory)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
@@ -220,14 +221,19 @@ def smtp_server(directory: Path) -> Iterator[SmtpSink]:
             sink.logins += 1
         return AuthResult(success=ok)
 
+    tls: dict[str, Any] = (
+        # aiosmtpd does not count a TLS listening socket as TLS for AUTH (it is, from the
+        # first byte), and warns when AUTH is required without it: offered, not required
+        {"ssl_context": context, "auth_require_tls": False, "auth_required": False}
+        if implicit_tls
+        else {"tls_context": context, "require_starttls": True, "auth_required": True}
+    )
     controller = Controller(
         _SinkHandler(sink),
         hostname="127.0.0.1",
         port=sink.port,
-        tls_context=context,
-        require_starttls=True,
-        auth_required=True,
         authenticator=authenticator,
+        **tls,
     )
     controller.start()
     try:

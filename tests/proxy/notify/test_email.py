@@ -38,11 +38,11 @@ def write_templates(directory: Path) -> Path:
 
 
 def mail_settings(tmp_path: Path, sink: SmtpSink | None, port: int | None = None, **extra: Any):  # type: ignore[no-untyped-def]
+    extra.setdefault("smtp_security", "starttls")
     return settings(
         templates_dir=str(write_templates(tmp_path / "templates")),
         smtp_host="127.0.0.1",
         smtp_port=port or (sink.port if sink else 25),
-        smtp_security="starttls",
         smtp_ca_file=str(sink.ca_file) if sink else "",
         smtp_username=sink.username if sink else "",
         smtp_password_env=PASSWORD_VAR if sink else "",
@@ -128,3 +128,26 @@ async def test_an_unreachable_or_dropping_server_is_retried_then_dead_lettered(
         [letter] = await dead_letters(store)
         assert letter.attempts == 3 and letter.reason.startswith("connection:")
         assert sender.counts["retried"] == 2
+
+
+async def test_implicit_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with smtp_server(tmp_path, implicit_tls=True) as sink:
+        monkeypatch.setenv(PASSWORD_VAR, sink.password)
+        async with open_store("memory://") as store:
+            sender = build_sender(mail_settings(tmp_path, sink, smtp_security="tls"), store)
+            await put(store, email("u1", name="Ada", email="ada@example.com"))
+            await run_until(sender, lambda: len(sink.messages) == 1)
+        assert sink.logins == 1
+
+
+async def test_starttls_against_a_server_without_it_is_retried_not_sent_in_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with smtp_server(tmp_path, implicit_tls=True) as sink:  # speaks TLS at once, not STARTTLS
+        monkeypatch.setenv(PASSWORD_VAR, sink.password)
+        async with open_store("memory://") as store:
+            settings_ = mail_settings(tmp_path, sink, max_attempts=2, timeout=1.0)
+            sender = build_sender(settings_, store)
+            await put(store, email("u1", name="Ada", email="ada@example.com"))
+            await run_until(sender, lambda: sender.counts.get("dead_lettered") == 1)
+        assert sink.messages == [] and sink.logins == 0

@@ -147,3 +147,32 @@ async def test_retry_state_survives_a_restart(
             await run_until(sender, lambda: len(rx.accepted) == 1)
             state = await load_state(store, "u1", n.key)
             assert state is not None and (state.status, state.attempts) == ("sent", 3)
+
+
+async def test_a_slow_endpoint_holds_up_neither_other_sends_nor_the_lease(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slow = note("u1", episode=1.0)
+    with webhook_receiver(
+        fault=lambda msg_id, attempt: "timeout" if msg_id == slow.key else "ok"
+    ) as rx:
+        monkeypatch.setenv(SECRET_VAR, rx.secret)
+        async with open_store("memory://") as store:
+            sender = build_sender(settings(rx.url, timeout=3.0, lease_seconds=0.5), store)
+            await put(store, slow)
+            await run_until(sender, lambda: rx.attempts.get(slow.key) == 1)
+            fast = note("u2", episode=2.0)
+            await put(store, fast)
+            started = time.monotonic()
+            stop = asyncio.Event()
+            task = asyncio.create_task(sender.run(stop))
+            try:
+                while fast.key not in rx.accepted:
+                    assert time.monotonic() - started < 2.5, "waited for the slow endpoint"
+                    await asyncio.sleep(0.02)
+                for _ in range(20):  # the lease is renewed while the slow attempt runs
+                    assert sender.active
+                    await asyncio.sleep(0.1)
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, timeout=10)
