@@ -176,3 +176,26 @@ async def test_a_slow_endpoint_holds_up_neither_other_sends_nor_the_lease(
             finally:
                 stop.set()
                 await asyncio.wait_for(task, timeout=10)
+
+
+async def test_metrics_count_across_senders_and_show_the_lag(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from slotwise.proxy.notify import stats
+
+    with webhook_receiver(fault=lambda msg_id, attempt: "timeout") as rx:
+        monkeypatch.setenv(SECRET_VAR, rx.secret)
+        async with open_store("memory://") as store:
+            sender = build_sender(settings(rx.url, timeout=0.3, retry_base=60.0), store)
+            await put(store, note("u1", due=time.time() - 100))
+            await run_until(sender, lambda: sender.counts.get("retried") == 1)
+            text = await stats.render(store)
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if not line.startswith("#")
+    }
+    assert values["slotwise_notifications_retried_total"] == 1
+    assert values["slotwise_notifications_sent_total"] == 0
+    assert values["slotwise_notifications_pending"] == 1
+    assert 99 < values["slotwise_notifications_lag_seconds"] < 200
