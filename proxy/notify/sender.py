@@ -127,6 +127,7 @@ class Sender:
         """Work until ``stop`` is set (or the task is cancelled); then give the lease up and
         close the channels' connections."""
         stop = stop or asyncio.Event()
+        failure = ""
         try:
             while not stop.is_set():
                 wait = self.poll_interval
@@ -135,8 +136,12 @@ class Sender:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # the store went away: start over from it later
-                    log.warning("notification sender: %s; retrying", exc)
+                    if str(exc) != failure:  # once per outage, not every round
+                        log.warning("notification sender: %s; retrying", exc)
+                    failure = str(exc)
                     self.active = False
+                else:
+                    failure = ""
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=wait)
         finally:

@@ -165,3 +165,22 @@ async def test_one_lease_holder_and_a_takeover_after_it_stops() -> None:
         assert not await a.hold()
         await b.release()
         assert await a.hold()  # released: taken at once
+
+
+async def test_an_outbox_record_that_does_not_decode_is_a_listed_dead_letter(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from slotwise.proxy.state import LogRecord
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    async with open_store(url) as store:
+        sender = build_sender(settings(), store)
+        await store.log_append(OUTBOX_LOG, [LogRecord(b'{"key": 1}', subject="u9")])
+        await run_until(sender, lambda: sender.counts.get("dead_lettered") == 1)
+        [letter] = await dead_letters(store)
+        assert letter.key.startswith("outbox:") and letter.reason.startswith("malformed")
+        assert letter.subject == "u9" and letter.notification is None
+        capsys.readouterr()
+        argv = ["notify", "replay", letter.key, "--store", url]
+        assert await asyncio.to_thread(main, argv) == 2
+        assert "cannot be sent" in capsys.readouterr().err
