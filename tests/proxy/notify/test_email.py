@@ -151,3 +151,27 @@ async def test_starttls_against_a_server_without_it_is_retried_not_sent_in_clear
             await put(store, email("u1", name="Ada", email="ada@example.com"))
             await run_until(sender, lambda: sender.counts.get("dead_lettered") == 1)
         assert sink.messages == [] and sink.logins == 0
+
+
+def test_the_shipped_example_templates_render() -> None:
+    """examples/notify/templates: the cart reminder of policies/cart.sw, with and without an
+    offer and a first name."""
+    from slotwise.proxy.notify.templates import Templates
+
+    templates = Templates(Path(__file__).parents[3] / "examples" / "notify" / "templates")
+    templates.check("cart-reminder")
+    offer = {
+        "id": "d1.discount_10",
+        "type": "discount",
+        "value": 10,
+        "label": "10% off your order",
+        "terms": "On the eligible subtotal of this order.",
+    }
+    full = templates.render(
+        "cart-reminder", {"traits": {"first_name": "<Ada>"}, "offer": offer, "user_id": "u1"}
+    )
+    assert full.subject == "<Ada>, your cart is waiting: 10% off your order"
+    assert "Your offer code: d1.discount_10" in full.text
+    assert "Hello &lt;Ada&gt;," in full.html and "<strong>10% off your order</strong>" in full.html
+    bare = templates.render("cart-reminder", {"traits": {}, "offer": None, "user_id": "u1"})
+    assert bare.subject == "Your cart is waiting" and "offer code" not in bare.text
