@@ -73,10 +73,11 @@ def _check_store_url(url: str) -> None:
 def _run_store(settings: Settings, action: Callable[[Store], Awaitable[int]]) -> int:
     import asyncio
 
-    from slotwise.proxy.state import open_store
+    from slotwise.proxy.learn.export import reading_store
 
     async def main() -> int:
-        async with open_store(settings.store.url) as store:
+        # a missing sqlite file is refused (store_not_found), not created empty
+        async with reading_store(settings.store.url) as store:
             return await action(store)
 
     return asyncio.run(main())

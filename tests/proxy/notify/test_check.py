@@ -111,3 +111,16 @@ def test_a_password_variable_under_slotwise_is_refused(
     toml = f'[notify]\nsmtp_password_env = "{name}"\n'
     assert main(_serve(tmp_path, policies, toml)) == 2
     assert "notify.smtp_password_env" in capsys.readouterr().err
+
+
+def test_the_dead_letter_commands_need_the_proxies_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = f"sqlite:///{tmp_path / 'nowhere' / 'state.db'}"
+    assert main(["notify", "dead-letters", "--store", missing]) == 2
+    assert "store_not_found" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists()  # nothing created
+    assert main(["notify", "replay", "--all", "--store", "memory://"]) == 2
+    assert "no other process shares" in capsys.readouterr().err
+    assert main(["notify", "replay", "--store", f"sqlite:///{tmp_path / 's.db'}"]) == 2
+    assert "give one KEY or --all" in capsys.readouterr().err

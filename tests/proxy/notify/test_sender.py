@@ -181,6 +181,9 @@ async def test_an_outbox_record_that_does_not_decode_is_a_listed_dead_letter(
         assert letter.key.startswith("outbox:") and letter.reason.startswith("malformed")
         assert letter.subject == "u9" and letter.notification is None
         capsys.readouterr()
+        assert await asyncio.to_thread(main, ["notify", "dead-letters", "--store", url]) == 0
+        [line] = capsys.readouterr().out.splitlines()
+        assert f"{letter.key}  -  attempts=0  malformed: the outbox record" in line
         argv = ["notify", "replay", letter.key, "--store", url]
         assert await asyncio.to_thread(main, argv) == 2
         assert "cannot be sent" in capsys.readouterr().err
