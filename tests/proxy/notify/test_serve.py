@@ -1,6 +1,7 @@
-"""Through `slotwise serve` (two granian workers on one store): a notification the trigger
-engine puts in the outbox arrives once, signed, at the webhook receiver; an erased user's
-pending notification never does; /_sw/metrics counts the sends."""
+"""Through `slotwise serve` (two granian workers on one store): notifications the trigger
+engine puts in the outbox arrive once, signed at the webhook receiver and as e-mail at a real
+SMTP server (STARTTLS, AUTH); an erased user's pending notification never does; /_sw/metrics
+counts the sends."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ from slotwise.proxy.notify.outbox import enqueue
 from slotwise.proxy.state import open_store
 from tests.proxy.notify.failover_trials import POLICY
 from tests.proxy.notify.helpers import note
-from tests.support.notify import webhook_receiver
+from tests.proxy.notify.test_email import write_templates
+from tests.support.notify import smtp_server, webhook_receiver
 
 pytestmark = pytest.mark.slow
 
 
 async def test_serve_sends_what_the_outbox_holds(tmp_path: Path) -> None:
-    with webhook_receiver() as rx:
+    with webhook_receiver() as rx, smtp_server(tmp_path) as sink:
         policies = tmp_path / "policies"
         policies.mkdir()
         (policies / "p.sw").write_text(POLICY)
@@ -33,6 +35,10 @@ async def test_serve_sends_what_the_outbox_holds(tmp_path: Path) -> None:
         config = tmp_path / "slotwise.toml"
         config.write_text(
             f"[notify]\nlease_seconds = 1.0\npoll_interval = 0.05\n"
+            f'smtp_host = "127.0.0.1"\nsmtp_port = {sink.port}\nsmtp_from = "shop@example.com"\n'
+            f'smtp_username = "{sink.username}"\nsmtp_password_env = "SERVE_SMTP_PASSWORD"\n'
+            f'smtp_ca_file = "{sink.ca_file}"\n'
+            f'templates_dir = "{write_templates(tmp_path / "templates")}"\n'
             f'[webhooks.crm]\nurl = "{rx.url}"\nsecrets_env = ["SERVE_HOOK_SECRET", '
             '"SERVE_HOOK_OLD_SECRET"]\n'
             f'[events]\nadmin_token = "test-admin-token-0123456789"\n'
@@ -41,6 +47,7 @@ async def test_serve_sends_what_the_outbox_holds(tmp_path: Path) -> None:
         env = {
             **os.environ,
             "SERVE_HOOK_SECRET": rx.secret,
+            "SERVE_SMTP_PASSWORD": sink.password,
             "SERVE_HOOK_OLD_SECRET": "whsec_" + "b2xkLXNlY3JldC1iZWluZy1yb3RhdGVkLW91dA==",
         }
         env.pop("SLOTWISE_CONFIG", None)
@@ -57,7 +64,15 @@ async def test_serve_sends_what_the_outbox_holds(tmp_path: Path) -> None:
             base = f"http://127.0.0.1:{port}"
             later = time.time() + 2.0
             async with open_store(store_url) as store:
-                await enqueue(store, [note("u1", traits={"tier": "gold"}), note("u2", due=later)])
+                mail = note(
+                    "u3",
+                    channel="email",
+                    template="cart-reminder",
+                    traits={"name": "Ada", "email": "ada@example.com"},
+                )
+                await enqueue(
+                    store, [note("u1", traits={"tier": "gold"}), note("u2", due=later), mail]
+                )
             async with httpx.AsyncClient(base_url=base) as client:
                 erased = await client.delete(
                     "/_sw/admin/users/u2",
@@ -73,8 +88,12 @@ async def test_serve_sends_what_the_outbox_holds(tmp_path: Path) -> None:
                 assert delivery.body["data"]["traits"] == {"tier": "gold"}
                 assert rx.duplicates == 0 and rx.rejected == 0
                 assert len(rx.attempts) == 1  # u2 was erased before it was due
+                sink.wait_for(1, timeout=20)
+                [message] = sink.messages
+                assert message["To"] == "ada@example.com"
+                assert message["X-Slotwise-Notification"] == mail.key
                 metrics = (await client.get("/_sw/metrics")).text
-                assert "slotwise_notifications_sent_total 1" in metrics
+                assert "slotwise_notifications_sent_total 2" in metrics
                 assert "slotwise_notifications_dead_lettered_total 0" in metrics
         finally:
             process.terminate()
