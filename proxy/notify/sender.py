@@ -159,14 +159,17 @@ class Sender:
         if not self.active:
             await self._load()
             # what a predecessor (or this sender, before a store failure) received and did
-            # not acknowledge
-            await self._ingest(pending=True)
+            # not acknowledge: one batch per log at most, it acknowledged batch by batch
+            while await self._ingest(pending=True):
+                pass
             self.active = True
             log.info("notification sender: active (%d pending)", len(self.schedule))
-        await self._ingest(pending=False)
+        more = await self._ingest(pending=False)
         self._attempt_due()
         await self._publish_gauges()
         await self._trim()
+        if more:
+            return 0.0
         upcoming = min(
             (t for k, t in self.schedule.items() if k not in self._inflight), default=None
         )
@@ -198,21 +201,23 @@ class Sender:
                 # missing (erased) or finished: attempted at once, which tidies the set
                 self.schedule[(subject, key)] = state.next_at if state is not None else 0.0
 
-    async def _ingest(self, *, pending: bool) -> None:
+    async def _ingest(self, *, pending: bool) -> bool:
+        """One batch of each log (a backlog takes several rounds, so the lease is renewed
+        between them); whether a log had more."""
+        more = False
         for log_name in (OUTBOX_LOG, REPLAY_LOG):
-            while True:
-                entries = await self.store.log_group_read(
-                    log_name, GROUP, CONSUMER, count=_READ_BATCH, pending=pending
-                )
-                for entry in entries:
-                    if log_name == OUTBOX_LOG:
-                        await self._ingest_outbox(entry)
-                    else:
-                        await self._ingest_replay(entry)
-                if entries:
-                    await self.store.log_ack(log_name, GROUP, [e.position for e in entries])
-                if len(entries) < _READ_BATCH:
-                    break
+            entries = await self.store.log_group_read(
+                log_name, GROUP, CONSUMER, count=_READ_BATCH, pending=pending
+            )
+            for entry in entries:
+                if log_name == OUTBOX_LOG:
+                    await self._ingest_outbox(entry)
+                else:
+                    await self._ingest_replay(entry)
+            if entries:
+                await self.store.log_ack(log_name, GROUP, [e.position for e in entries])
+            more = more or len(entries) == _READ_BATCH
+        return more
 
     async def _ingest_outbox(self, entry: LogEntry) -> None:
         try:

@@ -187,3 +187,21 @@ async def test_an_outbox_record_that_does_not_decode_is_a_listed_dead_letter(
         argv = ["notify", "replay", letter.key, "--store", url]
         assert await asyncio.to_thread(main, argv) == 2
         assert "cannot be sent" in capsys.readouterr().err
+
+
+async def test_a_backlog_is_taken_in_batches_without_losing_the_lease() -> None:
+    async with open_store("memory://") as store:
+        sender = build_sender(settings(), store)
+        later = time.time() + 3600
+        await put(store, *(note(f"u{i}", due=later, episode=1.0) for i in range(1200)))
+        rounds = 0
+        step = sender.step
+
+        async def counted() -> float:
+            nonlocal rounds
+            rounds += 1
+            return await step()
+
+        sender.step = counted  # type: ignore[method-assign]
+        await run_until(sender, lambda: len(sender.schedule) == 1200)
+        assert rounds >= 3  # 500 records a round
