@@ -80,6 +80,7 @@ class Runtime:
     collector: Any = None
     store: Any = None
     bandit: BanditRuntime | None = None  # when bandit.models_dir is configured
+    notify_sender: Any = None  # slotwise.proxy.notify.sender.Sender, when notify.sender is on
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -162,6 +163,8 @@ class ProxyApp:
     async def _metrics(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
         store_up = await _store_problem(runtime) is None
         text = self.metrics.render(self._extra_metrics(runtime, store_up))
+        if store_up:
+            text += await _notify_metrics(runtime)
         await _plain(send, 200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8")
 
     async def _events(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
@@ -390,7 +393,38 @@ class ProxyApp:
             runtime.tasks.append(asyncio.create_task(engine.caps.run()))
         if policies.directory is not None and s.proxy.reload_interval > 0:
             runtime.tasks.append(asyncio.create_task(policies.watch(s.proxy.reload_interval)))
+        if s.notify.sender:
+            runtime.notify_sender = await _notify_sender(s, store, stack)
         return runtime
+
+
+async def _notify_sender(s: Settings, store: Any, stack: contextlib.AsyncExitStack) -> Any:
+    """The notification sender, run for the app's life (one across every proxy works: a lease
+    in the store); stopped, its lease given up and its connections closed, before the store
+    closes."""
+    from slotwise.proxy.notify.runtime import build_sender
+
+    sender = build_sender(s, store)
+    stop = asyncio.Event()
+    task = asyncio.create_task(sender.run(stop))
+
+    async def finish() -> None:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, timeout=s.notify.timeout + 5.0)
+
+    stack.push_async_callback(finish)
+    return sender
+
+
+async def _notify_metrics(runtime: Runtime) -> str:
+    from slotwise.proxy.notify import stats
+
+    try:
+        async with asyncio.timeout(_STORE_PING_TIMEOUT):
+            return await stats.render(runtime.store)
+    except Exception:  # the other metrics matter more than these
+        return ""
 
 
 async def _store_problem(runtime: Runtime) -> str | None:

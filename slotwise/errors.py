@@ -285,5 +285,30 @@ EVENTS: Final = Area(
     docs="errors.md",
 )
 
+NOTIFY: Final = Area(
+    "notify",
+    "Notifications",
+    {
+        "unknown_endpoint": 'a `notify webhook "NAME"` names no `[webhooks.NAME]` table: add '
+        "it, or fix the name in the policy",
+        "bad_endpoint": "a `[webhooks.NAME]` table is wrong (no http(s) `url`, an unknown key, "
+        "no `secrets_env`, a bad timeout): the message names the key",
+        "missing_secret": "an environment variable a `[webhooks.NAME]` `secrets_env` or "
+        "`notify.smtp_password_env` names is not set in the proxy's environment",
+        "bad_secret": "a webhook secret is not `whsec_` followed by base64 (at least 24 bytes "
+        "once decoded)",
+        "unknown_template": 'a `notify email "NAME"` has no `NAME.subject.txt`, `NAME.txt` '
+        "and `NAME.html` in `notify.templates_dir`",
+        "bad_template": "an e-mail template does not compile (Jinja2 syntax): the message names "
+        "the file and line",
+        "no_smtp": "the policies send e-mail but `notify.smtp_host` or `notify.smtp_from` is "
+        "not set",
+        "unknown_dead_letter": "`slotwise notify replay KEY`: no dead letter has that key "
+        "(`slotwise notify dead-letters` lists them)",
+    },
+    docs="errors.md",
+    usage=frozenset({"unknown_dead_letter"}),
+)
+
 # every area defined here; the policy language's is slotwise.dsl.errors.POLICY
-AREAS: Final = (CONFIG, USAGE, STORE, MODELS, PLUGINS, HTTP, EVENTS)
+AREAS: Final = (CONFIG, USAGE, STORE, MODELS, PLUGINS, HTTP, EVENTS, NOTIFY)

@@ -20,6 +20,7 @@ from slotwise.errors import (
     EVENTS,
     HTTP,
     MODELS,
+    NOTIFY,
     PLUGINS,
     STORE,
     USAGE,
@@ -104,6 +105,14 @@ def test_every_error_class_has_an_area_and_a_code_of_its_table() -> None:
             assert cls.code in cls.area.codes, f"{cls.__qualname__}.code is not in its table"
 
 
+def _keyword_codes(call: ast.Call) -> set[str]:
+    return {
+        k.value.value
+        for k in call.keywords
+        if k.arg == "code" and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)
+    }
+
+
 def _literal_codes() -> dict[Area, set[str]]:
     """The codes written in calls: BanditError("x", ...), send_error(send, 404, "x", ...),
     Refusal(413, "x", ...)..."""
@@ -123,6 +132,8 @@ def _literal_codes() -> dict[Area, set[str]]:
                 if isinstance(node, ast.Call):
                     func = node.func
                     name = getattr(func, "id", None) or getattr(func, "attr", None)
+                    if name == "NotifyError":  # NotifyError(message, code="...")
+                        codes[NOTIFY] |= _keyword_codes(node)
                     if name in calls and len(node.args) > calls[name][1]:
                         arg = node.args[calls[name][1]]
                         if isinstance(arg, ast.Constant) and isinstance(arg.value, str):

@@ -47,6 +47,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "learn": ("slotwise.proxy.cli.learn", "run the learner: joined decisions in, models out"),
     "model": ("slotwise.proxy.cli.model", "list saved models or roll one back"),
     "audiences": ("slotwise.proxy.cli.audiences", "list or export the users in a trigger state"),
+    "notify": (
+        "slotwise.proxy.cli.notify",
+        "run the notification sender; list, replay dead letters",
+    ),
 }
 
 

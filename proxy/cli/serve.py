@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     problem = (
         _check_plugins(settings.plugins)
         or check_policies(policies)
+        or check_notify(settings, policies)
         or _check_store(settings.store.url)
         or _check_listen(settings.proxy.host, settings.proxy.port)
     )
@@ -147,6 +148,21 @@ def check_policies(directory: Path, command: str = "serve") -> str | None:
         render = getattr(exc, "render", None)  # PolicyError: file:line:col: code: message
         detail = render() if callable(render) else str(exc)
         return f"slotwise {command}: the policies in {directory} do not compile:\n{detail}"
+    return None
+
+
+def check_notify(settings: Settings, directory: Path, command: str = "serve") -> str | None:
+    """Every webhook endpoint and e-mail template the policies name exists (and every
+    [webhooks.NAME] table is usable): the problem, or None."""
+    from slotwise.plugins.registry import load_schema
+    from slotwise.proxy.notify.errors import NotifyError
+    from slotwise.proxy.notify.runtime import check
+    from slotwise.proxy.policy_snapshot import compile_directory
+
+    try:
+        check(settings, compile_directory(directory, load_schema()))
+    except NotifyError as exc:
+        return f"slotwise {command}: notifications cannot be sent as configured:\n{exc.render()}"
     return None
 
 

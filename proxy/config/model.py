@@ -15,6 +15,7 @@ import msgspec
 from slotwise.proxy.config.sections import (
     AdaptersConfig,
     BanditConfig,
+    NotifyConfig,
     ProxyConfig,
     StoreConfig,
     TrackingConfig,
@@ -35,12 +36,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     adapters: AdaptersConfig = msgspec.field(default_factory=AdaptersConfig)
     bandit: BanditConfig = msgspec.field(default_factory=BanditConfig)
     events: EventsConfig = msgspec.field(default_factory=EventsConfig)
+    notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)
     plugins: Annotated[
         dict[str, dict[str, Any]],
         msgspec.Meta(
             description="one table per signal provider, `[plugins.NAME]` (signals.md); "
             "validated when the providers are built, naming the provider",
             extra={"env": "SLOTWISE_PLUGINS_CONFIG"},
+        ),
+    ] = msgspec.field(default_factory=dict)
+    webhooks: Annotated[
+        dict[str, dict[str, Any]],
+        msgspec.Meta(
+            description='one table per webhook endpoint a `notify webhook "NAME"` names, '
+            "`[webhooks.NAME]` with `url`, `secrets_env` (variables holding `whsec_` secrets, "
+            "newest first) and an optional `timeout` (notifications.md)",
+            extra={"env": "SLOTWISE_WEBHOOKS_CONFIG"},
         ),
     ] = msgspec.field(default_factory=dict)
 

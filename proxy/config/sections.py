@@ -301,3 +301,98 @@ class BanditConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             ge=0.1,
         ),
     ] = 5.0
+
+
+def _smtp_security(value: str) -> None:
+    if value not in ("starttls", "tls", "none"):
+        raise ValueError(f"must be starttls, tls or none, not {value!r}")
+
+
+def _variable_name(name: str) -> None:
+    if name and (not name.replace("_", "a").isalnum() or name.upper().startswith("SLOTWISE_")):
+        raise ValueError(
+            f"{name!r} must name an environment variable (letters, digits, _) outside "
+            "SLOTWISE_*, e.g. SMTP_PASSWORD"
+        )
+
+
+class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[notify]``: the sender of trigger notifications (e-mail over SMTP; webhook endpoints
+    are ``[webhooks.NAME]`` tables). docs/notifications.md."""
+
+    sender: Annotated[
+        bool,
+        setting(
+            "run the notification sender inside `slotwise serve` (one is active across every "
+            "proxy on the store, by a lease); off: run `slotwise notify serve` instead"
+        ),
+    ] = True
+    templates_dir: Annotated[
+        str,
+        setting(
+            "directory of e-mail templates: `NAME.subject.txt`, `NAME.txt`, `NAME.html` (Jinja2, "
+            'sandboxed; HTML autoescaped) for each `notify email "NAME"`'
+        ),
+    ] = ""
+    smtp_host: Annotated[str, setting("SMTP server for `notify email` (empty: no e-mail)")] = ""
+    smtp_port: Annotated[
+        int, setting("SMTP port (587 submission, 465 tls, 25)", ge=1, le=65535)
+    ] = 587
+    smtp_security: Annotated[
+        str,
+        setting(
+            "`starttls` (upgrade, required), `tls` (implicit TLS, port 465) or `none` "
+            "(loopback relays only)",
+            check=_smtp_security,
+        ),
+    ] = "starttls"
+    smtp_ca_file: Annotated[
+        str,
+        setting(
+            "CA bundle (PEM) the SMTP server's certificate must chain to (empty: the system's "
+            "CAs); for a relay with its own CA"
+        ),
+    ] = ""
+    smtp_username: Annotated[str, setting("SMTP user (empty: no authentication)")] = ""
+    smtp_password_env: Annotated[
+        str,
+        setting(
+            "name of the environment variable holding the SMTP password (never the password)",
+            check=_variable_name,
+        ),
+    ] = ""
+    smtp_from: Annotated[str, setting("the From address of notification e-mails")] = ""
+    email_trait: Annotated[
+        str, setting("the user trait holding the recipient's address (missing: dead letter)")
+    ] = "email"
+    timeout: Annotated[
+        float, setting("seconds for one delivery attempt (webhook POST or SMTP session)", ge=0.1)
+    ] = 10.0
+    max_attempts: Annotated[
+        int, setting("attempts before a notification becomes a dead letter", ge=1, le=100)
+    ] = 8
+    retry_base: Annotated[
+        float,
+        setting("seconds before the first retry; doubles each attempt, with jitter", ge=0.01),
+    ] = 30.0
+    retry_max: Annotated[float, setting("longest wait between two attempts", ge=0.01)] = 3600.0
+    lease_seconds: Annotated[
+        float,
+        setting(
+            "length of the sender's lease in the store; a standby takes over within two "
+            "leases of the active sender's death",
+            ge=0.5,
+        ),
+    ] = 10.0
+    poll_interval: Annotated[
+        float, setting("seconds between the sender's reads of the outbox", ge=0.01)
+    ] = 0.5
+    concurrency: Annotated[int, setting("deliveries in flight at once", ge=1, le=1000)] = 16
+    retention_days: Annotated[
+        float,
+        setting(
+            "days the outbox, replay requests and dead letters are kept; older records are "
+            "dropped (list and replay dead letters before then)",
+            ge=1.0,
+        ),
+    ] = 30.0

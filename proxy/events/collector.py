@@ -23,6 +23,7 @@ from slotwise.proxy.events.config import EventsConfig
 from slotwise.proxy.events.consent import PERSONAL
 from slotwise.proxy.events.schema import Event, event_type
 from slotwise.proxy.events.tasks import stop_task
+from slotwise.proxy.notify.erasure import erase_notifications
 from slotwise.proxy.state import HistoryItem, LogRecord, Store, subject_key
 
 _log = logging.getLogger(__name__)
@@ -275,6 +276,7 @@ class EventCollector:
             keys += await store.erase_subject(each)
             events += await store.log_erase(self.config.events_log, each)
             decisions += await store.log_erase(self.config.decisions_log, each)
+            await erase_notifications(store, each)  # pending notifications, dead letters
         result = ErasureResult(keys, events, decisions, repeat=not first_time)
         audit = AuditRecord(
             action="erase",
