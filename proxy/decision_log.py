@@ -72,6 +72,10 @@ class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True, tag="decision", 
     outcome: OutcomeRecord | None = None
     format: str | None = None  # json, openrtb, vast (written by the proxy)
     fail_open: str | None = None  # why a decided response went out unchanged, if it did
+    # offer sets (slotwise.proxy.offer_set): the offer id written, and per arm the guards
+    # (or ``budget_spent``) that removed it from the choice
+    offer: str | None = None
+    removed: dict[str, tuple[str, ...]] = {}
 
     @property
     def propensity(self) -> float:
@@ -134,7 +138,7 @@ def unserved_record(
 
 def failed(record: DecisionRecord, cause: str) -> DecisionRecord:
     """The record of a decision whose response went out unchanged: no slots were served."""
-    return msgspec.structs.replace(record, slots=[], fail_open=cause)
+    return msgspec.structs.replace(record, slots=[], fail_open=cause, offer=None)
 
 
 def signals_of(record: DecisionRecord) -> dict[str, LogValue]:

@@ -94,8 +94,16 @@ class BanditRuntime:
         self._snapshot = Snapshot(MappingProxyType(models))
 
     def install_policy_set(self, policy_set: Any) -> None:
-        """``install`` for a ``slotwise.dsl.compiled.CompiledPolicySet``."""
-        self.install(from_compiled(campaign) for campaign in policy_set.campaigns)
+        """``install`` for a ``slotwise.dsl.compiled.CompiledPolicySet``: its campaigns and
+        its offer sets (``offers.NAME``, slotwise.proxy.offer_set)."""
+        from slotwise.proxy.offer_set import bandit_offers
+
+        self.install(
+            [
+                *(from_compiled(campaign) for campaign in policy_set.campaigns),
+                *(bandit_offers(offers) for offers in getattr(policy_set, "offers", ())),
+            ]
+        )
 
     def reload(self) -> list[str]:
         """Load models whose CURRENT version changed; returns the campaigns that changed."""

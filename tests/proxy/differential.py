@@ -146,6 +146,11 @@ def normalise(
         # time.* signals come from the wall clock: the hour, the weekday of the run
         signals = record.get("signals") or {}
         record["signals"] = {k: v for k, v in signals.items() if not k.startswith("time.")}
+        # fields added after the recording (issue 17's offer sets), at their defaults
+        if record.get("offer", 0) is None:
+            del record["offer"]
+        if record.get("removed", 0) == {}:
+            del record["removed"]
         out.append({"record": record, "subject": subject})
     text = body.decode("utf-8", "surrogateescape")
     for decision_id, name in names.items():
