@@ -53,6 +53,7 @@ class OutcomeRecord(msgspec.Struct, frozen=True):
     conversions: float = 0.0
     revenue: float = 0.0
     discount_cost: float = 0.0
+    margin: float = 0.0  # the items' margins less the discount (offer sets: offer_money)
 
 
 class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True, tag="decision", tag_field="type"):
