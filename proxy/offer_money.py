@@ -12,7 +12,9 @@ its ``offer_id`` (``<decision id>.<arm>``: slotwise.proxy.offer_document). The d
 - BOGO: the cheapest item's unit price; a bundle: the bundled item's price, when bought;
 - ``none``, or a purchase without an offer id (an offer shown and not redeemed): nothing.
 
-The margin is each item's price times quantity times its margin share (``offers.margins``, by
+The revenue is the order before the offer (what was paid plus the discount cost), so that
+``revenue - discount_cost`` is what the shop took in. The margin is each item's price times
+quantity times its margin share (``offers.margins``, by
 product id then category, else ``offers.default_margin``), less the discount cost.
 
 Amounts in another currency are converted with ``offers.rates``; a currency that is neither
@@ -70,7 +72,7 @@ class OrderLike(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class OrderMoney:
-    """One order in the base currency: revenue (what was paid), discount cost, margin."""
+    """One order in the base currency: revenue (before the offer), discount cost, margin."""
 
     revenue: float
     discount_cost: float
@@ -144,7 +146,9 @@ def order_money(
         )
     else:
         gross = order.value * config.default_margin
-    return OrderMoney(order.value * rate, cost * rate, (gross - cost) * rate)
+    # revenue is the order before the offer: what was paid plus what the offer took off, so
+    # that ``revenue - discount_cost`` is what the shop took in
+    return OrderMoney((order.value + cost) * rate, cost * rate, (gross - cost) * rate)
 
 
 def _cost(
