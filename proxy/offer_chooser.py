@@ -26,7 +26,7 @@ from slotwise.proxy.bandit.features import FeatureMap, uses_personal_features
 from slotwise.proxy.bandit.holdout import in_holdout
 from slotwise.proxy.choice import Choice, SlotChoice
 from slotwise.proxy.chooser import RULES_MODEL
-from slotwise.proxy.offer_set import OFFER_SLOT, bandit_name
+from slotwise.proxy.offer_set import OFFER_SLOT, arm_names, bandit_name
 from slotwise.proxy.offers_config import OffersConfig
 from slotwise.types import Signals, Subject
 
@@ -73,7 +73,8 @@ class OfferChooser:
         rng = self._rng
         personal = uses_personal_features(signals)
         used = self._features.usable_signals(signals, personal=personal)
-        names = tuple([arm.name for arm in arms])
+        known = arm_names(offers)
+        names = tuple([known[arm] for arm in arms])
         key = subject.user_id if subject.personal else None
         model = self.runtime.snapshot.models.get(name) if self.runtime is not None else None
         version = model.version if model is not None else RULES_MODEL
@@ -114,8 +115,13 @@ def expected_cost(arm: OfferArm, signals: Signals, config: OffersConfig) -> floa
 
 def costliest(arms: Sequence[OfferArm], signals: Signals, config: OffersConfig) -> int:
     """The position of the arm with the largest expected cost (the first of equals)."""
-    costs = [expected_cost(arm, signals, config) for arm in arms]
-    return max(range(len(costs)), key=costs.__getitem__)
+    best, highest = 0, -1.0
+    for position, arm in enumerate(arms):
+        if arm.kind != "none":
+            cost = expected_cost(arm, signals, config)
+            if cost > highest:
+                best, highest = position, cost
+    return best
 
 
 def capped(pmf: list[float], position: int, share: float) -> list[float]:

@@ -74,6 +74,19 @@ def guard_text(guard: OfferGuard) -> str:
     )
 
 
+_NAMES: dict[int, tuple[CompiledOffers, dict[OfferArm, str]]] = {}
+
+
+def arm_names(offers: CompiledOffers) -> dict[OfferArm, str]:
+    """Each arm's name, worked out once per compiled offer set (names are formatted)."""
+    known = _NAMES.get(id(offers))
+    if known is None or known[0] is not offers:
+        if len(_NAMES) > 256:  # old policy snapshots: forget them
+            _NAMES.clear()
+        known = _NAMES[id(offers)] = (offers, {arm: arm.name for arm in offers.arms})
+    return known[1]
+
+
 def screen(
     offers: CompiledOffers, ctx: Context
 ) -> tuple[tuple[OfferArm, ...], dict[str, tuple[str, ...]]]:
@@ -85,12 +98,13 @@ def screen(
     active = [guard for guard in offers.guards if guard.condition(ctx)]
     if not active:
         return offers.arms, {}
+    names = arm_names(offers)
     allowed: list[OfferArm] = []
     removed: dict[str, tuple[str, ...]] = {}
     for arm in offers.arms:
-        against = tuple(guard_text(guard) for guard in active if not guard.allows(arm))
+        against = tuple([guard_text(guard) for guard in active if not guard.allows(arm)])
         if against:
-            removed[arm.name] = against
+            removed[names[arm]] = against
         else:
             allowed.append(arm)
     return tuple(allowed), removed
@@ -100,6 +114,7 @@ __all__ = [
     "OFFER_SLOT",
     "bandit_name",
     "bandit_offers",
+    "arm_names",
     "guard_text",
     "offer_set_of",
     "offer_slot",

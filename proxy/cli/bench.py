@@ -15,6 +15,7 @@ from slotwise.proxy.cli import Command
 TARGETS: dict[str, tuple[str, str]] = {
     "match": ("slotwise.lab.match_bench", "policy matching: compiled bitmap matcher vs reference"),
     "proxy": ("slotwise.lab.proxy_bench", "proxy req/s and latency vs upstream and nginx (wrk)"),
+    "offers": ("slotwise.lab.offers_bench", "engine time of the offers step per decision"),
 }
 
 

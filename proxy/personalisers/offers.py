@@ -158,7 +158,7 @@ def _decide(
     written = None
     picked = choice.choices[0].variant
     if not choice.holdout and picked is not None:
-        arm = next(arm for arm in arms if arm.name == picked)
+        arm = arms[choice.choices[0].candidates.index(picked)]
         written = offer_id(decision_id, arm)
         document = offer_document(arm, offer_id=written)
         for container, key in places:
