@@ -130,3 +130,21 @@ def test_a_shown_offer_not_redeemed_counts_revenue_without_discount() -> None:
         joiner.add_reward(reward)
     [joined] = joiner.close_all()
     assert not joined.rewarded and joiner.stats.late == 3
+
+
+def test_optimize_margin_is_a_goal_of_offer_sets() -> None:
+    from slotwise.dsl.loader import compile_sources
+    from slotwise.plugins.registry import default_schema
+
+    text = 'policy "m" version 1\noffers o {\n  slot at "$.offer"\n  arms none, bogo\n'
+    policy, _ = compile_sources([("m.sw", text + "  optimize margin\n}\n")], default_schema())
+    goal = policy.offer_set("o").goal
+    assert goal.weights == {"margin": 1.0}
+    props = msgspec.structs.replace(order(80.0), offer_id="D1.bogo")
+    rewards = rewards_from_event(_stored(props), CONFIG)
+    joiner = RewardJoiner(lambda name: goal, window=60.0)
+    joiner.add_decision(_decision())
+    for reward in rewards:
+        joiner.add_reward(reward)
+    [joined] = joiner.close_all()
+    assert joined.reward == pytest.approx(26.0 - 10.0)  # the margins less the cheapest item
