@@ -355,6 +355,38 @@ def run_seed(scenario: OffersScenario, seed: int, policy: CompiledPolicySet) -> 
     return result
 
 
+def expected_net(segment: Segment, arm: OfferArm | None, cart: float, shipping: float) -> float:
+    """The truth's expected revenue minus discount of one visitor under one arm."""
+    name = arm.name if arm is not None else "none"
+    value = cart * segment.basket.get(name, 1.0)
+    cost = 0.0
+    if arm is not None and arm.kind == "discount":
+        cost = value * arm.discount
+    elif arm is not None and arm.kind == "free_shipping":
+        cost = shipping
+    return segment.purchase(name) * (value - cost)
+
+
+def headroom(
+    scenario: OffersScenario, policy: CompiledPolicySet, seed: int, visitors: int = 100_000
+) -> tuple[float, float]:
+    """Expected revenue minus discount per visitor of the ladder and of the best any policy
+    can do (each visitor the eligible arm best for their segment and cart, no exploring):
+    what the bandit can at most gain over the ladder in this scenario."""
+    rng = random.Random(seed)
+    ladder = policy.trigger("fixed_ladder")
+    offers = policy.offers[0]
+    base = best = 0.0
+    for _ in range(visitors):
+        segment, signals, cart = _visitor(scenario, rng)
+        ctx = Context(signals, 0.0)
+        fixed = ladder.offer_for(ctx)
+        base += expected_net(segment, fixed, cart, scenario.shipping_cost)
+        arms, _ = screen(offers, ctx)
+        best += max(expected_net(segment, arm, cart, scenario.shipping_cost) for arm in arms)
+    return base / visitors, best / visitors
+
+
 def with_total(tallies: Mapping[str, Tally]) -> dict[str, Tally]:
     total = Tally()
     for tally in tallies.values():
@@ -391,6 +423,8 @@ __all__ = [
     "Tally",
     "compare",
     "compile_scenario_policy",
+    "expected_net",
+    "headroom",
     "run_baseline",
     "run_bandit",
     "run_seed",

@@ -29,7 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slotwise.lab.offers_sim import DEFAULT, compare, compile_scenario_policy, run_seed
+    from slotwise.lab.offers_sim import (
+        DEFAULT,
+        compare,
+        compile_scenario_policy,
+        headroom,
+        run_seed,
+    )
 
     if args.visitors < 100:
         raise UsageError("--visitors must be at least 100")
@@ -44,9 +50,16 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "text":
             print(_seed_text(result), flush=True)
     verdict = checks(results)
+    ladder, best = headroom(scenario, policy, args.first_seed)
+    bound = {"ladder_net_per_visitor": ladder, "best_net_per_visitor": best}
     if args.format == "json":
-        print(json.dumps({"seeds": results, "checks": verdict}, indent=2))
+        print(json.dumps({"seeds": results, "headroom": bound, "checks": verdict}, indent=2))
     else:
+        print(
+            f"the truth's expected revenue minus discount per visitor: ladder {ladder:.3f},"
+            f" the best arm for each visitor's segment and cart {best:.3f}"
+            f" ({best / ladder - 1:+.1%}: the most any policy can gain here)"
+        )
         for check in verdict:
             print(f"{'met   ' if check['ok'] else 'MISSED'} {check['check']}")
     return EXIT_OK if all(check["ok"] for check in verdict) else EXIT_FAILED
