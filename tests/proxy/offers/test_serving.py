@@ -3,10 +3,13 @@ keeps the upstream's offer, the decision record says what was offered and what w
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 
+from slotwise.proxy.cli import main
 from slotwise.proxy.decision_log import DecisionRecord
 from testing.proxy import Canned, ProxyUnderTest, proxy_client
 
@@ -91,3 +94,15 @@ async def test_control_keeps_the_upstream_offer_and_is_tracked() -> None:
         [record] = await _records(proxy)
         assert record.holdout and record.offer is None and not record.slots
         assert "none" in record.eligible["offer"]
+
+
+def test_a_bad_offers_table_stops_serve_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "slotwise.toml"
+    config.write_text('[offers]\nbase_currency = "USD"\nrates = { eur = 1.1 }\n')
+    argv = ["serve", "--upstream", "http://127.0.0.1:1", "--policies", str(tmp_path)]
+    assert main([*argv, "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "offers.rates: 'eur' is not an ISO 4217 code (e.g. EUR)" in err
+    assert "Traceback" not in err
