@@ -8,9 +8,10 @@
    ``none`` only (nothing at all when ``none`` is not one of its arms);
 3. the distribution over the eligible arms: the offer set's bandit model (``offers.NAME``,
    slotwise.proxy.offer_set) when the proxy runs one, else uniform;
-4. the cap: the costliest eligible arm (the largest expected discount for this cart) gets at
-   most ``offers.max_costliest_share`` of the probability, the rest spread over the others in
-   proportion; the draw, whose probability is logged.
+4. the cap, while learning (until the model learned from ``offers.learning_examples``
+   decisions): the costliest eligible arm (the largest expected discount for this cart) gets
+   at most ``offers.max_costliest_share`` of the probability, the rest spread over the others
+   in proportion; the draw, whose probability is logged.
 
 The result is a :class:`~slotwise.proxy.choice.Choice` with one slot, ``offer``, so the
 decision record, the learner and offline evaluation read it like a campaign's.
@@ -90,7 +91,7 @@ class OfferChooser:
         else:
             pmf = [1.0 / len(names)] * len(names)
         share = self.config.max_costliest_share
-        if share < 1.0:
+        if share < 1.0 and (model is None or model.examples < self.config.learning_examples):
             pmf = capped(pmf, costliest(arms, signals, self.config), share)
         at = draw(pmf, rng.random())
         chosen = SlotChoice(OFFER_SLOT, names[at], pmf[at], names)

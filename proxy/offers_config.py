@@ -9,7 +9,8 @@ A table handed whole to its owner (like ``[plugins.NAME]``), validated here into
     shipping_cost = 4.90             # what free shipping costs, when the purchase does not say
     default_margin = 0.30            # margin share of an item's price (optimize margin)
     margins = { shoes = 0.45, "sku-1" = 0.2 }   # per product id or category, before the default
-    max_costliest_share = 0.25       # at most this share of decisions on the costliest arm
+    max_costliest_share = 0.25       # at most this share of decisions on the costliest arm,
+    learning_examples = 10000        # while the model has learned from fewer decisions
     budget_refresh = 1.0             # seconds between reads of the spent budgets
 
     [offers.budgets]                 # a daily discount budget per offer set (base currency)
@@ -54,6 +55,7 @@ class OffersConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     margins: dict[str, float] = {}
     budgets: dict[str, float] = {}
     max_costliest_share: float = 1.0
+    learning_examples: int = 10_000  # the cap holds until the model learned from this many
     budget_refresh: float = 1.0
     cart: CartPaths = CartPaths()
 
@@ -78,6 +80,10 @@ class OffersConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         if not 0.0 < self.max_costliest_share <= 1.0:
             raise ValueError(
                 f"max_costliest_share: must be in (0, 1], not {self.max_costliest_share}"
+            )
+        if self.learning_examples < 0:
+            raise ValueError(
+                f"learning_examples: must not be negative, not {self.learning_examples}"
             )
         if not (math.isfinite(self.budget_refresh) and self.budget_refresh >= 0.05):
             raise ValueError(f"budget_refresh: at least 0.05 seconds, not {self.budget_refresh}")

@@ -129,7 +129,7 @@ class BanditRuntime:
             info = self.store.current(campaign.name) if self.store is not None else None
             if info is not None:
                 workspace = self.store.open_workspace(info, campaign.explore)  # type: ignore[union-attr]
-                return CampaignModel.build(campaign, workspace, info.label)
+                return CampaignModel.build(campaign, workspace, info.label, info.examples)
         except BanditError as error:
             self.errors.append(error)
         if previous is not None and model_family(previous.campaign.explore) == model_family(
@@ -137,5 +137,7 @@ class BanditRuntime:
         ):
             if previous.campaign == campaign:
                 return previous
-            return CampaignModel.build(campaign, previous.workspace, previous.version)
+            return CampaignModel.build(
+                campaign, previous.workspace, previous.version, previous.examples
+            )
         return CampaignModel.build(campaign, new_workspace(campaign.explore), UNTRAINED)
