@@ -148,3 +148,13 @@ def test_optimize_margin_is_a_goal_of_offer_sets() -> None:
         joiner.add_reward(reward)
     [joined] = joiner.close_all()
     assert joined.reward == pytest.approx(26.0 - 10.0)  # the margins less the cheapest item
+
+
+def test_offer_rewards_are_learned_per_hundred_of_the_pages_cart() -> None:
+    from slotwise.proxy.learn.learner import _offer_scale
+
+    offer = msgspec.structs.replace(_decision(), signals={"page.cart_value": 250.0})
+    assert _offer_scale(offer) == 2.5
+    assert _offer_scale(_decision()) == 1.0  # no cart on the page: the reward as it is
+    campaign = msgspec.structs.replace(offer, campaign="spring_sale")
+    assert _offer_scale(campaign) == 1.0
