@@ -158,3 +158,24 @@ def test_offer_rewards_are_learned_per_hundred_of_the_pages_cart() -> None:
     assert _offer_scale(_decision()) == 1.0  # no cart on the page: the reward as it is
     campaign = msgspec.structs.replace(offer, campaign="spring_sale")
     assert _offer_scale(campaign) == 1.0
+
+
+async def test_export_writes_a_purchases_rewards_as_the_learner_reads_them() -> None:
+    import io
+
+    from slotwise.proxy.learn.export import export_log
+    from slotwise.proxy.learn.log import decode
+    from slotwise.proxy.state import LogRecord, open_store
+
+    props = msgspec.structs.replace(order(81.0, "EUR"), offer_id="D1.discount_10")
+    async with open_store("memory://") as store:
+        await store.log_append("events", [LogRecord(_stored(props), subject=None, id="p1")])
+        out = io.BytesIO()
+        stats = await export_log(store, "events", out, offers=CONFIG)
+    rewards = [decode(line) for line in out.getvalue().splitlines()]
+    assert stats.written == 3
+    assert [(r.event, r.value) for r in rewards] == [  # type: ignore[union-attr]
+        ("conversion", pytest.approx(180.0)),
+        ("discount_cost", pytest.approx(18.0)),
+        ("margin", pytest.approx((26.0 - 9.0) * 2)),
+    ]
