@@ -119,9 +119,41 @@ async def test_a_cart_offer_is_served_bought_joined_and_learned(tmp_path: Path) 
                     raise AssertionError("the proxy did not reload the offer set's model")
                 offer = (await client.get("/api/cart")).json()["offer"]
                 assert offer["type"] in ("none", "discount", "free_shipping")
+            # the same logs, exported, evaluate the offer set's model offline
+            logs = {}
+            for kind in ("decisions", "events"):
+                logs[kind] = tmp_path / f"{kind}.jsonl"
+                await _run(
+                    env, "export", kind, "--store", store, "--config", str(config),
+                    "-o", str(logs[kind]),
+                )  # fmt: skip
+            rewards = [json.loads(line) for line in logs["events"].read_text().splitlines()]
+            assert len(rewards) == 3 * len(purchases)  # conversion, discount_cost, margin each
+            assert {r["event"] for r in rewards} == {"conversion", "discount_cost", "margin"}
+            out = await _run(
+                env, "evaluate", str(logs["decisions"]), str(logs["events"]),
+                "--campaign", "offers.checkout", "--candidate", "model", "--candidate", "uniform",
+                "--models", str(models), "--policies", str(policies), "--allow-training-log",
+                "--window", "0.5", "--goal", "revenue=1,discount_cost=-1", "--format", "json",
+            )  # fmt: skip
+            report = json.loads(out)
+            assert report["campaign"] == "offers.checkout" and report["decisions"] >= 30
+            assert report["logged"]["rewarded"] == len(purchases)  # every purchase joined
+            assert report["logged"]["value"] > 0  # what the shop took in, per decision
+            assert len(report["candidates"]) == 2
         finally:
             proxy.terminate()
             await asyncio.wait_for(proxy.wait(), 10)
+
+
+async def _run(env: dict[str, str], *argv: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "slotwise", *argv, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
 
 
 async def _metrics(client: httpx.AsyncClient) -> str:
