@@ -33,7 +33,7 @@ from slotwise.proxy.decision_log import decision_record, unserved_record
 from slotwise.proxy.exchange import MAX_UNITS, FailOpen
 from slotwise.proxy.offer_chooser import BUDGET_SPENT
 from slotwise.proxy.offer_document import offer_document, offer_id
-from slotwise.proxy.offer_set import screen
+from slotwise.proxy.offer_set import bandit_name, screen
 from slotwise.proxy.tracking import new_decision_id
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def _decide(
         choice = chooser.choose(offers, arms, ctx.signals, exchange.gathered.subject)
     except Exception:
         record = unserved_record(decision_id, exchange.now, policy, offers, ctx)
-        exchange.record(record, user)
+        exchange.record(msgspec.structs.replace(record, campaign=bandit_name(offers)), user)
         raise FailOpen("chooser_error", exchange.records) from None
     assert offers.location is not None
     if exchange.shared:

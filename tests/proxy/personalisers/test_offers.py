@@ -4,7 +4,11 @@ a campaign that claimed the location first wins it, a spent budget and the cap."
 from __future__ import annotations
 
 import random
+from typing import Any
 
+import pytest
+
+from slotwise.proxy.exchange import FailOpen
 from slotwise.proxy.offer_budget import OfferBudgets
 from slotwise.proxy.offer_chooser import OfferChooser
 from slotwise.proxy.offers_config import OffersConfig
@@ -88,3 +92,18 @@ def test_a_campaign_on_the_same_location_wins() -> None:
     exchange = run(_engine(), policy, page)  # type: ignore[arg-type]
     assert served(exchange)["offer"] in ("A", "B")
     assert [r.campaign for r, _ in exchange.records or []] == ["c"]
+
+
+def test_a_failing_chooser_fails_the_response_open_and_logs_the_decision() -> None:
+    class Failing(OfferChooser):
+        def choose(self, *args: object) -> Any:
+            raise RuntimeError("model store gone")
+
+    built = engine()
+    built.offers = Failing()
+    with pytest.raises(FailOpen) as failed:
+        run(built, compile_policy(OFFERS), PAGE)
+    assert failed.value.cause == "chooser_error"
+    [(record, _)] = failed.value.records
+    assert record.campaign == "offers.checkout" and record.fail_open == "chooser_error"
+    assert record.offer is None and not record.slots
