@@ -21,7 +21,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
 
 from slotwise.proxy.events.schema import Event, PurchaseEvent
 from slotwise.proxy.offer_money import arm_of, order_money, parse_offer_id
@@ -136,11 +135,6 @@ class OfferBudgets:
             except Exception as exc:  # a store outage: serve with what is known, retry
                 _log.warning("offer budgets: %s", exc)
             await asyncio.sleep(min(_FLUSH_EVERY, refresh_every))
-
-
-def charge_hook(budgets: OfferBudgets) -> Any:
-    """The collector's ``after_store`` hook that charges purchases to budgets."""
-    return budgets.charge
 
 
 __all__ = ["OfferBudgets", "budget_key", "day_of", "ledger_key"]
