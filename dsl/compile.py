@@ -16,6 +16,7 @@ from types import MappingProxyType
 from slotwise.dsl import ast, compiled
 from slotwise.dsl.conditions import atoms, compile_condition
 from slotwise.dsl.errors import Diagnostic
+from slotwise.dsl.fmt import guard_text
 from slotwise.dsl.location import parse_location
 from slotwise.dsl.matcher import FeatureKind, TermIds, bits_of, build_rule_index
 from slotwise.types import EXPLORE_KINDS, SignalSchema, SignalType
@@ -258,12 +259,18 @@ def compile_offers(
                 if member.condition is not None
                 else compiled._always
             )
+            text = guard_text(member)
             if isinstance(member.limit, ast.ArmBan):
-                guards.append(compiled.OfferGuard(condition, banned_kind=member.limit.kind))
+                guards.append(
+                    compiled.OfferGuard(condition, banned_kind=member.limit.kind, text=text)
+                )
             else:
                 guards.append(
                     compiled.OfferGuard(
-                        condition, cap_op=member.limit.op, cap=member.limit.percent.fraction
+                        condition,
+                        cap_op=member.limit.op,
+                        cap=member.limit.percent.fraction,
+                        text=text,
                     )
                 )
         elif isinstance(member, ast.Optimize):

@@ -245,6 +245,7 @@ class OfferGuard:
     banned_kind: str | None = None
     cap_op: str | None = None
     cap: float = 0.0
+    text: str = ""  # as written (``guard discount <= 15% when loyal``), for decision records
 
     def allows(self, arm: OfferArm) -> bool:
         if self.banned_kind is not None:

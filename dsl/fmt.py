@@ -261,16 +261,21 @@ def _offers_member(member: object) -> Lines:
     if isinstance(member, ast.Arms):
         return [(line, "arms " + ", ".join(arm_text(a) for a in member.arms))]
     if isinstance(member, ast.Guard):
-        limit = member.limit
-        text = (
-            f"guard discount {limit.op} {limit.percent}"
-            if isinstance(limit, ast.DiscountCap)
-            else f"guard no {limit.kind}"
-        )
-        if member.condition is not None:
-            text += f" when {condition_text(member.condition)}"
-        return [(line, text)]
+        return [(line, guard_text(member))]
     return [(line, _setting(member))]
+
+
+def guard_text(member: ast.Guard) -> str:
+    """A guard as written in canonical form: ``guard discount <= 15% when loyal``."""
+    limit = member.limit
+    text = (
+        f"guard discount {limit.op} {limit.percent}"
+        if isinstance(limit, ast.DiscountCap)
+        else f"guard no {limit.kind}"
+    )
+    if member.condition is not None:
+        text += f" when {condition_text(member.condition)}"
+    return text
 
 
 def strategy_text(strategy: ast.Strategy) -> str:

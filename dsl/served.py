@@ -1,11 +1,11 @@
 """What the proxy serves of a policy today, and the ``not_yet_served`` check for the rest.
 
-The language is ahead of the runtime: offer sets, recommendations and re-ranks parse, check,
-compile and run in ``slotwise test`` and ``slotwise explain``, but the proxy's personalisers
-for them (slotwise.proxy.personalisers: offers, recommendations, re-ranks) are still empty
-steps. ``slotwise check`` says so, once per block, as a warning, so that nobody ships a policy
-expecting it to act. Campaigns and triggers are served (a campaign a trigger shows, while the
-trigger fires for the user: slotwise.proxy.personalisers.triggered). When a step is built, its
+The language is ahead of the runtime: recommendations and re-ranks parse, check, compile and
+run in ``slotwise test`` and ``slotwise explain``, but the proxy's personalisers for them
+(slotwise.proxy.personalisers: recommendations, re-ranks) are still empty steps. ``slotwise
+check`` says so, once per block, as a warning, so that nobody ships a policy expecting it to
+act. Campaigns, triggers (a campaign a trigger shows, while the trigger fires for the user:
+slotwise.proxy.personalisers.triggered) and offer sets are served. When a step is built, its
 kind leaves ``NOT_YET_SERVED``.
 """
 
@@ -19,7 +19,6 @@ from slotwise.dsl.errors import Diagnostic, Severity
 
 # block type -> (its keyword, what the proxy would do with it)
 NOT_YET_SERVED: Final[Mapping[type, tuple[str, str]]] = {
-    ast.Offers: ("offers", "choose or write its offer"),
     ast.Recommend: ("recommend", "fill its list"),
     ast.Rerank: ("rerank", "reorder its list"),
 }

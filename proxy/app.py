@@ -296,6 +296,9 @@ class ProxyApp:
 
         from slotwise.proxy.events import DecisionLog, EventCollector
         from slotwise.proxy.events.endpoints import events_routes
+        from slotwise.proxy.offer_budget import OfferBudgets
+        from slotwise.proxy.offer_chooser import OfferChooser
+        from slotwise.proxy.offers_config import offers_config
         from slotwise.proxy.state import open_store
 
         s = self.settings
@@ -304,7 +307,8 @@ class ProxyApp:
             upstream = UpstreamPool(Origin.parse(s.upstream.url), _pool_settings(s))
             stack.push_async_callback(upstream.aclose)
         store = await stack.enter_async_context(open_store(s.store.url))
-        collector = await stack.enter_async_context(EventCollector(store, s.events))
+        offers = offers_config(s.offers)
+        collector = await stack.enter_async_context(EventCollector(store, s.events, offers=offers))
         decision_log = await stack.enter_async_context(DecisionLog(store))
         providers = None
         if self._load_plugins:
@@ -347,6 +351,9 @@ class ProxyApp:
         if chooser is None and s.bandit.models_dir:
             bandit, bandit_task = _bandit(Path(s.bandit.models_dir), policies, s)
             chooser = BanditChooser(bandit)
+        budgets = OfferBudgets(store, offers) if offers.budgets else None
+        if budgets is not None:
+            collector.after_store.append(budgets.charge)
         # the compiled policies and loaded models live as long as the process: keep the
         # collector from scanning them again and again (fewer, shorter pauses at p99)
         gc.freeze()
@@ -374,6 +381,7 @@ class ProxyApp:
                 h.lower().encode("ascii", "replace") for h in s.tracking.allowed_hosts
             ),
             caps=CapCounter(store),
+            offers=OfferChooser(bandit, offers, budgets),
             identity=IdentityCookie(
                 name=s.tracking.user_cookie,
                 max_age=s.tracking.user_cookie_max_age,
@@ -391,6 +399,8 @@ class ProxyApp:
             runtime.tasks.append(asyncio.create_task(bandit_task))
         if engine.caps is not None:
             runtime.tasks.append(asyncio.create_task(engine.caps.run()))
+        if budgets is not None:
+            runtime.tasks.append(asyncio.create_task(budgets.run()))
         if policies.directory is not None and s.proxy.reload_interval > 0:
             runtime.tasks.append(asyncio.create_task(policies.watch(s.proxy.reload_interval)))
         if s.notify.sender:

@@ -59,7 +59,9 @@ from slotwise.proxy.http_hygiene import (
 )
 from slotwise.proxy.identity import IdentityCookie, new_user_id
 from slotwise.proxy.metrics import ProxyMetrics
+from slotwise.proxy.offer_chooser import OfferChooser
 from slotwise.proxy.personalisers import Pipeline
+from slotwise.proxy.personalisers.offers import has_offer_place
 from slotwise.proxy.policy_snapshot import PolicySnapshot
 from slotwise.proxy.tracking import ClickSigner
 from slotwise.proxy.upstream import Upstream, UpstreamError, UpstreamResponse
@@ -103,6 +105,7 @@ class Engine:
     early_signals: EarlySignals = field(default_factory=EarlySignals)
     personalisers: Pipeline = field(default_factory=Pipeline)
     caps: CapCounter | None = None  # frequency cap counts (slotwise.proxy.caps), if a store
+    offers: OfferChooser = field(default_factory=OfferChooser)
 
 
 async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> None:
@@ -163,7 +166,11 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
     if scope.get("query_string"):
         target += b"?" + scope["query_string"]
     policy = x.policy = engine.policies.current  # one reference read for the whole request
-    x.candidate = policy is not None and bool(policy.campaigns) and method in _PERSONALISED_METHODS
+    x.candidate = (
+        policy is not None
+        and (bool(policy.campaigns) or bool(policy.offers))
+        and method in _PERSONALISED_METHODS
+    )
     fetch = engine.upstream.begin(method.encode(), target, headers, x.body)
     if x.candidate and engine.providers is not None:
         x.providers = engine.providers
@@ -352,7 +359,8 @@ def open_document(
 
 
 def _applies(policy: CompiledPolicySet, document: Document) -> bool:
-    """Does a campaign apply to one of the document's units (response signals alone)?"""
+    """Does a campaign apply to one of the document's units (response signals alone), or has
+    it the place of an offer set?"""
     now = time.time()
     try:
         for unit in document.units[:MAX_UNITS]:
@@ -360,7 +368,7 @@ def _applies(policy: CompiledPolicySet, document: Document) -> bool:
                 return True
     except Exception:
         raise FailOpen("policy_error") from None
-    return False
+    return bool(policy.offers) and has_offer_place(policy, document)
 
 
 def _abandon(fetch: Awaitable[UpstreamResponse]) -> None:

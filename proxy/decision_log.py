@@ -53,6 +53,7 @@ class OutcomeRecord(msgspec.Struct, frozen=True):
     conversions: float = 0.0
     revenue: float = 0.0
     discount_cost: float = 0.0
+    margin: float = 0.0  # the items' margins less the discount (offer sets: offer_money)
 
 
 class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True, tag="decision", tag_field="type"):
@@ -74,6 +75,10 @@ class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True, tag="decision", 
     fail_open: str | None = None  # why a decided response went out unchanged, if it did
     trigger: str | None = None  # the trigger that showed this campaign (triggered campaigns)
     trigger_offer: str | None = None  # the ladder's offer arm written with it (OfferArm.name)
+    # offer sets (slotwise.proxy.offer_set): the offer id written, and per arm the guards
+    # (or ``budget_spent``) that removed it from the choice
+    offer: str | None = None
+    removed: dict[str, tuple[str, ...]] = {}
 
     @property
     def propensity(self) -> float:
@@ -136,7 +141,7 @@ def unserved_record(
 
 def failed(record: DecisionRecord, cause: str) -> DecisionRecord:
     """The record of a decision whose response went out unchanged: no slots were served."""
-    return msgspec.structs.replace(record, slots=[], fail_open=cause)
+    return msgspec.structs.replace(record, slots=[], fail_open=cause, offer=None)
 
 
 def signals_of(record: DecisionRecord) -> dict[str, LogValue]:

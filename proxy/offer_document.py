@@ -12,6 +12,7 @@ joins the decision that made the offer; ``value`` is a percentage for discounts,
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from slotwise.dsl.compiled import OfferArm
@@ -31,6 +32,18 @@ def offer_id(decision_id: str, arm: OfferArm) -> str:
 
 def offer_document(arm: OfferArm, *, offer_id: str) -> dict[str, Any]:
     """``arm`` as the JSON object written at the offer's location."""
+    document = dict(_template(arm))  # a fresh object per response: the shop's JSON owns it
+    document["id"] = offer_id
+    return document
+
+
+@functools.lru_cache(maxsize=1024)
+def _template(arm: OfferArm) -> dict[str, Any]:
+    """The arm's document with an empty id, worked out once per arm (labels are formatted)."""
+    return _document(arm, offer_id="")
+
+
+def _document(arm: OfferArm, *, offer_id: str) -> dict[str, Any]:
     if arm.kind == "discount":
         percent = round(arm.discount * 100, 6)
         shown = int(percent) if percent == int(percent) else percent

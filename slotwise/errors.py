@@ -260,6 +260,8 @@ EVENTS: Final = Area(
         "invalid_json": "400: the body is not JSON",
         "invalid_batch": "400: not a batch of events, or no events",
         "invalid_events": "400: events of the batch fail validation; nothing was stored",
+        "unknown_currency": "400: an event's currency has no rate to `offers.base_currency` "
+        "(add it to `offers.rates`); nothing was stored",
         "invalid_event": "400: the pixel's parameters are invalid",
         "invalid_user_id": "400: not a valid user id",
         "invalid_profile": "422: the profile was refused; nothing was stored",

@@ -174,7 +174,7 @@ def subject_of(user_id: str | None, personal: bool, known: bool = False) -> Subj
 # -- what a campaign optimises and how it explores -----------------------------------------
 
 # The outcomes a goal can weigh: what the reward join totals for a decision inside its window.
-GOAL_METRICS: tuple[str, ...] = ("clicks", "conversions", "revenue", "discount_cost")
+GOAL_METRICS: tuple[str, ...] = ("clicks", "conversions", "revenue", "discount_cost", "margin")
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,11 +88,15 @@ class CampaignModel:
     workspace: Workspace
     actions: PreparedActions
     index: tuple[Mapping[str, int], ...]
+    examples: int = 0  # what the model learned from (its metadata): how far learning has come
 
     @classmethod
-    def build(cls, campaign: BanditCampaign, workspace: Workspace, version: str) -> CampaignModel:
+    def build(
+        cls, campaign: BanditCampaign, workspace: Workspace, version: str, examples: int = 0
+    ) -> CampaignModel:
         index = tuple({v.name: i for i, v in enumerate(slot.variants)} for slot in campaign.slots)
-        return cls(campaign, version, workspace, PreparedActions.build(workspace, campaign), index)
+        actions = PreparedActions.build(workspace, campaign)
+        return cls(campaign, version, workspace, actions, index, examples)
 
     def decide(
         self,

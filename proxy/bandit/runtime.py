@@ -94,8 +94,16 @@ class BanditRuntime:
         self._snapshot = Snapshot(MappingProxyType(models))
 
     def install_policy_set(self, policy_set: Any) -> None:
-        """``install`` for a ``slotwise.dsl.compiled.CompiledPolicySet``."""
-        self.install(from_compiled(campaign) for campaign in policy_set.campaigns)
+        """``install`` for a ``slotwise.dsl.compiled.CompiledPolicySet``: its campaigns and
+        its offer sets (``offers.NAME``, slotwise.proxy.offer_set)."""
+        from slotwise.proxy.offer_set import bandit_offers
+
+        self.install(
+            [
+                *(from_compiled(campaign) for campaign in policy_set.campaigns),
+                *(bandit_offers(offers) for offers in getattr(policy_set, "offers", ())),
+            ]
+        )
 
     def reload(self) -> list[str]:
         """Load models whose CURRENT version changed; returns the campaigns that changed."""
@@ -121,7 +129,7 @@ class BanditRuntime:
             info = self.store.current(campaign.name) if self.store is not None else None
             if info is not None:
                 workspace = self.store.open_workspace(info, campaign.explore)  # type: ignore[union-attr]
-                return CampaignModel.build(campaign, workspace, info.label)
+                return CampaignModel.build(campaign, workspace, info.label, info.examples)
         except BanditError as error:
             self.errors.append(error)
         if previous is not None and model_family(previous.campaign.explore) == model_family(
@@ -129,5 +137,7 @@ class BanditRuntime:
         ):
             if previous.campaign == campaign:
                 return previous
-            return CampaignModel.build(campaign, previous.workspace, previous.version)
+            return CampaignModel.build(
+                campaign, previous.workspace, previous.version, previous.examples
+            )
         return CampaignModel.build(campaign, new_workspace(campaign.explore), UNTRAINED)

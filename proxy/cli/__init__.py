@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("slotwise.proxy.cli.explain", "explain which rules match for given signals"),
     "bench": ("slotwise.proxy.cli.bench", "benchmarks: match (policy matcher), proxy (end to end)"),
     "simulate": ("slotwise.proxy.cli.simulate", "simulate traffic; measure what the bandit learns"),
+    "simulate-offers": (
+        "slotwise.proxy.cli.simulate_offers",
+        "simulate offers: the fixed discount ladder against the bandit",
+    ),
     "evaluate": ("slotwise.proxy.cli.evaluate", "evaluate candidate policies on a decision log"),
     "export": ("slotwise.proxy.cli.export", "export the store's decisions or events as a log"),
     "learn": ("slotwise.proxy.cli.learn", "run the learner: joined decisions in, models out"),

@@ -16,6 +16,7 @@ TARGETS: dict[str, tuple[str, str]] = {
     "match": ("slotwise.lab.match_bench", "policy matching: compiled bitmap matcher vs reference"),
     "proxy": ("slotwise.lab.proxy_bench", "proxy req/s and latency vs upstream and nginx (wrk)"),
     "triggers": ("slotwise.lab.trigger_bench", "trigger cost per event and request; events/s"),
+    "offers": ("slotwise.lab.offers_bench", "engine time of the offers step per decision"),
 }
 
 

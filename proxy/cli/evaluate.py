@@ -419,4 +419,9 @@ def _policy_campaign(paths: list[str] | None, campaign: str) -> Any:
     for compiled in policy.campaigns:
         if compiled.name == campaign:
             return from_compiled(compiled)
+    from slotwise.proxy.offer_set import bandit_name, bandit_offers
+
+    for offers in policy.offers:  # an offer set's records name it offers.NAME
+        if bandit_name(offers) == campaign:
+            return bandit_offers(offers)
     raise UsageError(f"--policies declare no campaign {campaign}")

@@ -46,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
     settings = read_settings(args, {"store.url": ("--store", args.store)})
     if args.output is not None:
         check_output(args.output)  # before the store is read: a typo costs nothing
+    from slotwise.proxy.offers_config import offers_config
+
+    args.offers = offers_config(settings.offers)  # purchases' amounts, as the learner reads them
     store = reading_store(settings.store.url)
     stats = asyncio.run(_export(store, settings.store.url, args, selection))
     _summary(args, stats)
@@ -59,7 +62,9 @@ async def _export(store: Any, url: str, args: argparse.Namespace, selection: Any
     try:
         async with store:
             with output(args.output) as stream:
-                return await export_log(store, args.kind, stream, selection, args.format)
+                return await export_log(
+                    store, args.kind, stream, selection, args.format, offers=args.offers
+                )
     except StoreUnavailable as error:
         kept = " (nothing was written to --output)" if args.output is not None else ""
         raise StoreUnavailable(

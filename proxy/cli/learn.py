@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from slotwise.plugins.registry import default_schema
     from slotwise.proxy.bandit.campaign import from_compiled
     from slotwise.proxy.bandit.store import ModelStore, models_dir
+    from slotwise.proxy.offer_set import bandit_offers
+    from slotwise.proxy.offers_config import offers_config
 
     for option, value in (("--window", args.window), ("--publish-every", args.publish_every)):
         if not (math.isfinite(value) and value > 0):
@@ -68,12 +70,14 @@ def run(args: argparse.Namespace) -> int:
         )
     policy = load_policy_set(args.policies or [settings.proxy.policies], default_schema())
     campaigns = [from_compiled(c) for c in policy.campaigns]
+    campaigns += [bandit_offers(o) for o in policy.offers]
     if not campaigns:
-        raise UsageError("the policy files declare no campaign: nothing to learn")
+        raise UsageError("the policy files declare no campaign or offer set: nothing to learn")
     root = models_dir(settings.bandit.models_dir)
     _check_models_dir(root, [c.name for c in campaigns])
     models = ModelStore(root)
     goals = {c.name: c.goal for c in campaigns}
+    args.offers = offers_config(settings.offers)  # purchases: currencies, shipping, margins
     if args.log is not None:
         return _learn_log(args, campaigns, models, goals)
     return asyncio.run(_learn_store(settings.store.url, args, campaigns, models, goals))
@@ -220,7 +224,12 @@ async def _serve(args: argparse.Namespace, store: Any, learner: Any, joiner: Any
     from slotwise.proxy.learn.service import LearnerService
 
     service = LearnerService(
-        store, learner, joiner, consumer=args.consumer, publish_every=args.publish_every
+        store,
+        learner,
+        joiner,
+        consumer=args.consumer,
+        publish_every=args.publish_every,
+        offers=args.offers,
     )
     if args.once:
         await service.run_once()  # the first read recovers unacknowledged entries

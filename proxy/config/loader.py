@@ -202,8 +202,19 @@ def _from_environ(
             problems.append(Problem("unknown_variable", "is not a slotwise setting", where, hint))
 
 
-def _table(section: str, raw: Any) -> dict[str, dict[str, Any]]:
-    """``[plugins.NAME]`` tables; the providers validate their contents when built."""
+def _table(section: str, raw: Any) -> dict[str, Any]:
+    """``[plugins.NAME]`` tables (the providers validate their contents when built), and
+    ``[offers]`` (validated here: slotwise.proxy.offers_config)."""
+    if section == "offers":
+        from slotwise.proxy.offers_config import offers_config
+
+        if not isinstance(raw, dict):
+            raise ValueError("[offers] must be a table")
+        try:
+            offers_config(raw)
+        except ValueError as exc:
+            raise ValueError(f"offers.{exc}") from None
+        return dict(raw)
     if not isinstance(raw, dict):
         raise ValueError(f"[{section}] must be a table of [{section}.NAME] tables")
     for name, table in raw.items():

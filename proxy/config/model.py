@@ -37,6 +37,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     bandit: BanditConfig = msgspec.field(default_factory=BanditConfig)
     events: EventsConfig = msgspec.field(default_factory=EventsConfig)
     notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)
+    offers: Annotated[
+        dict[str, Any],
+        msgspec.Meta(
+            description="money, budgets and guardrails of the offer sets, `[offers]` "
+            "(base_currency, rates, shipping_cost, margins, budgets, max_costliest_share, cart "
+            "paths: docs/offers.md); validated when the proxy or the learner starts",
+            extra={"env": "SLOTWISE_OFFERS_CONFIG"},
+        ),
+    ] = msgspec.field(default_factory=dict)
     plugins: Annotated[
         dict[str, dict[str, Any]],
         msgspec.Meta(

@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -24,6 +24,7 @@ from slotwise.proxy.events.consent import PERSONAL
 from slotwise.proxy.events.schema import Event, event_type
 from slotwise.proxy.events.tasks import stop_task
 from slotwise.proxy.notify.erasure import erase_notifications
+from slotwise.proxy.offers_config import OffersConfig
 from slotwise.proxy.state import HistoryItem, LogRecord, Store, subject_key
 
 _log = logging.getLogger(__name__)
@@ -93,9 +94,18 @@ _ENCODER = msgspec.json.Encoder()
 class EventCollector:
     """Long-lived: create once in the app lifespan and ``async with`` it."""
 
-    def __init__(self, store: Store, config: EventsConfig | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: EventsConfig | None = None,
+        *,
+        offers: OffersConfig | None = None,
+    ) -> None:
         self.store = store
         self.config = config or EventsConfig()
+        self.offers = offers  # currencies are checked at ingest when it names a base currency
+        # called with the newly stored events, off the reply path (offer budgets: purchases)
+        self.after_store: list[Callable[[Sequence[Event]], Coroutine[Any, Any, None]]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._retention: asyncio.Task[None] | None = None
         # set by the app when policies are served: slotwise.proxy.triggers.TriggerEngine
@@ -155,6 +165,8 @@ class EventCollector:
                 await self._guarded(self._derive(fresh, known, triggers))
             else:
                 self._spawn(self._derive(fresh, known, triggers))
+        for hook in self.after_store if fresh else ():
+            self._spawn(hook(fresh))
         return CollectResult(len(fresh), len(records) - len(fresh), suppressed)
 
     async def _derive(

@@ -39,6 +39,8 @@ from slotwise.proxy.events.schema import (
 )
 from slotwise.proxy.events.throttle import FailureThrottle
 from slotwise.proxy.http_hygiene import ForwardingPolicy
+from slotwise.proxy.offer_money import UnknownCurrency, check_currency
+from slotwise.proxy.offers_config import OffersConfig
 from slotwise.proxy.state import StoreUnavailable, StoreWriteUncertain
 
 # The smallest transparent 1x1 GIF.
@@ -106,6 +108,16 @@ class _Refusal(SlotwiseError):
             headers=_NO_STORE,
             media_type="application/json",
         )
+
+
+def currency_problem(event: Event, offers: OffersConfig) -> str | None:
+    """Why the event's currency cannot be converted to the base currency, or None."""
+    currency = getattr(getattr(event, "properties", None), "currency", None)
+    try:
+        check_currency(currency, offers)
+    except UnknownCurrency as error:
+        return str(error)
+    return None
 
 
 def _bad_user_id() -> Response:
@@ -235,7 +247,28 @@ class EventEndpoints:
                 f"{len(rejections)} of {len(raw_events)} events are invalid; nothing was stored",
                 rejections,
             )
+        self._check_currencies(events, prefix)
         return events, stated
+
+    def _check_currencies(self, events: Sequence[Event], prefix: str) -> None:
+        """Refuse amounts in a currency the offers configuration cannot convert: amounts
+        are never mixed across currencies (slotwise.proxy.offer_money)."""
+        offers = self.collector.offers
+        if offers is None or not offers.base_currency:
+            return
+        unknown = [
+            Rejection(f"{prefix}[{index}].properties.currency", problem)
+            for index, event in enumerate(events)
+            if (problem := currency_problem(event, offers)) is not None
+        ]
+        if unknown:
+            raise _Refusal(
+                400,
+                "unknown_currency",
+                f"{len(unknown)} event(s) name a currency without a rate to "
+                f"{offers.base_currency}; nothing was stored",
+                unknown,
+            )
 
     # -- GET /px ----------------------------------------------------------------------------
 
@@ -255,6 +288,11 @@ class EventEndpoints:
             event = convert_event(fields, "$.query")
             if isinstance(event, Rejection):
                 raise _Refusal(400, "invalid_event", "the pixel's parameters are invalid", [event])
+            offers = self.collector.offers
+            problem = currency_problem(event, offers) if offers is not None else None
+            if problem is not None:
+                where = Rejection("$.query.currency", problem)
+                raise _Refusal(400, "unknown_currency", problem, [where])
             stated_text = query.get("consent")
             stated = stated_consent(stated_text)
             if stated_text is not None and stated is None:

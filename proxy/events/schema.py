@@ -95,6 +95,11 @@ class PurchaseProps(_Props):
     items: Annotated[list[Item], msgspec.Meta(max_length=500)]
     value: Money
     currency: Currency
+    # the offer the shop applied (the ``id`` of the offer the proxy wrote: docs/offers.md),
+    # what it cost when the shop says (order currency), the shipping it waived
+    offer_id: Identifier | None = None
+    discount: Money | None = None
+    shipping: Money | None = None
 
 
 class SessionProps(_Props):

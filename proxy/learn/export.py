@@ -4,7 +4,7 @@
 proxies' decision records; ``events``: the event collector's records) in pages of
 ``PAGE`` entries through ``Store.log_read`` and writes each page before reading the next, so
 memory stays bounded whatever the log's size. Records are read exactly as the learner reads
-them (slotwise.proxy.learn.service: ``decode`` for decisions, ``reward_from_event`` for
+them (slotwise.proxy.learn.service: ``decode`` for decisions, ``rewards_from_event`` for
 events), so an export holds what the learner would learn from:
 
 - ``decisions``: every decision record, as a ``{"type": "decision", ...}`` line
@@ -13,8 +13,9 @@ events), so an export holds what the learner would learn from:
   counted, with the position of the first;
 - ``events``: the events that are rewards, clicks and conversions carrying a decision id, as
   ``{"type": "reward", "decision_id", "ts", "event", "value"}`` lines (a conversion's value is
-  its ``properties.value``); other events (page views, purchases, events without a decision
-  id) are skipped and counted.
+  its ``properties.value``), and purchases joining an offer decision, as three lines each
+  (conversion, discount_cost, margin: slotwise.proxy.learn.purchases); other events (page
+  views, purchases of no offer, events without a decision id) are skipped and counted.
 
 Filters: ``since <= ts < until`` (a decision's ``ts``, an event's ``time``), and for decisions
 a campaign. Formats: ``jsonl`` (the log format) and ``csv`` (``CSV_COLUMNS``: one row per
@@ -43,7 +44,8 @@ import msgspec
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.decision_log import DecisionRecord
 from slotwise.proxy.learn.log import RewardRecord, decode, encode
-from slotwise.proxy.learn.service import DECISIONS_LOG, EVENTS_LOG, reward_from_event
+from slotwise.proxy.learn.service import DECISIONS_LOG, EVENTS_LOG, rewards_from_event
+from slotwise.proxy.offers_config import OffersConfig
 from slotwise.proxy.state import LogEntry, Store, StoreConfigError, StoreError, open_store, redact
 
 PAGE = 1000  # entries per read: the most the export holds at once
@@ -94,15 +96,18 @@ async def export_log(
     fmt: str = "jsonl",
     *,
     page: int = PAGE,
+    offers: OffersConfig | None = None,
 ) -> ExportStats:
-    """Write the ``kind`` log of ``store`` to ``out`` page by page; returns what it did."""
+    """Write the ``kind`` log of ``store`` to ``out`` page by page; returns what it did.
+
+    ``offers`` converts purchases' amounts as the learner does (``[offers]``)."""
     if kind not in KINDS:
         raise ValueError(f"unknown log kind {kind!r}; use {', '.join(KINDS)}")
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use {', '.join(FORMATS)}")
     stats = ExportStats()
     write = _csv_writer(out, kind) if fmt == "csv" else _jsonl_writer(out)
-    take = _decision if kind == "decisions" else _reward
+    config = offers or OffersConfig()
     after = "0"
     while True:
         entries = await store.log_read(KINDS[kind], after=after, count=page)
@@ -110,9 +115,13 @@ async def export_log(
             break
         for entry in entries:
             stats.read += 1
-            record = take(entry, selection, stats)
-            if record is not None:
-                write(record)
+            if kind == "decisions":
+                decision = _decision(entry, selection, stats)
+                records: list[Record] = [] if decision is None else [decision]
+            else:
+                records = list(_rewards(entry, selection, stats, config))
+            for one in records:
+                write(one)
                 stats.written += 1
         after = entries[-1].position
     out.flush()
@@ -139,15 +148,17 @@ def _decision(
     return record
 
 
-def _reward(entry: LogEntry, selection: ExportFilter, stats: ExportStats) -> RewardRecord | None:
-    reward = reward_from_event(entry.data)
-    if reward is None:
+def _rewards(
+    entry: LogEntry, selection: ExportFilter, stats: ExportStats, offers: OffersConfig
+) -> list[RewardRecord]:
+    rewards = rewards_from_event(entry.data, offers)
+    if not rewards:
         stats.not_rewards += 1
-        return None
-    if not selection.keeps(reward.ts):
+        return []
+    if not selection.keeps(rewards[0].ts):
         stats.outside += 1
-        return None
-    return reward
+        return []
+    return rewards
 
 
 Record = DecisionRecord | RewardRecord

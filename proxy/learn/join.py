@@ -40,9 +40,9 @@ class JoinStats:
 
 
 def add_reward(outcome: OutcomeRecord, event: str, value: float) -> OutcomeRecord:
-    """The outcome plus one reward event (click, conversion, revenue, discount_cost)."""
+    """The outcome plus one reward event (click, conversion, revenue, discount_cost, margin)."""
     clicks, conversions = outcome.clicks, outcome.conversions
-    revenue, discount_cost = outcome.revenue, outcome.discount_cost
+    revenue, discount_cost, margin = outcome.revenue, outcome.discount_cost, outcome.margin
     if event == "click":
         clicks += 1
     elif event == "conversion":
@@ -52,12 +52,15 @@ def add_reward(outcome: OutcomeRecord, event: str, value: float) -> OutcomeRecor
         revenue += value
     elif event == "discount_cost":
         discount_cost += value
+    elif event == "margin":
+        margin += value
     else:
         raise BanditError(
             "unknown_reward_event",
-            f"unknown reward event {event!r}; use click, conversion, revenue or discount_cost",
+            f"unknown reward event {event!r}; use click, conversion, revenue, discount_cost"
+            " or margin",
         )
-    return OutcomeRecord(clicks, conversions, revenue, discount_cost)
+    return OutcomeRecord(clicks, conversions, revenue, discount_cost, margin)
 
 
 def reward_of(goal: Goal, outcome: OutcomeRecord) -> float:

@@ -15,8 +15,8 @@ Three record types, told apart by ``type``:
 
     {"type": "reward", "decision_id": "d-1", "ts": 1763790012.5, "event": "click", "value": 0}
 
-    ``event`` is click, conversion (``value`` = its revenue), revenue or discount_cost. A click
-    counts one toward ``clicks``; its ``value`` is not read.
+    ``event`` is click, conversion (``value`` = its revenue), revenue, discount_cost or margin.
+    A click counts one toward ``clicks``; its ``value`` is not read.
 
 ``joined``    written by the reward join: a decision with its outcome and reward::
 
@@ -41,7 +41,7 @@ from slotwise.proxy.decision_log import DecisionRecord, OutcomeRecord, SlotRecor
 class RewardRecord(msgspec.Struct, frozen=True, tag="reward", tag_field="type"):
     decision_id: str
     ts: float
-    event: Literal["click", "conversion", "revenue", "discount_cost"]
+    event: Literal["click", "conversion", "revenue", "discount_cost", "margin"]
     value: float = 0.0
 
 

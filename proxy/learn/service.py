@@ -4,7 +4,8 @@ Reads two logs of the state store (``slotwise.proxy.state``) as consumer group `
 
 - ``decisions``: the proxies' decision records (slotwise.proxy.learn.log format);
 - ``events``: the event collector's records (``{"received", "consent", "event": {...}}``);
-  clicks and conversions that carry a ``decision_id`` are rewards, everything else is skipped.
+  clicks and conversions that carry a ``decision_id`` are rewards, and purchases that join an
+  offer decision (slotwise.proxy.learn.purchases); everything else is skipped.
 
 Decisions and rewards go through the ``RewardJoiner`` (wall-clock windows); joined examples
 go to the ``Learner``; every ``publish_every`` seconds the learner publishes new versions.
@@ -29,6 +30,8 @@ from slotwise.proxy.decision_log import DecisionRecord
 from slotwise.proxy.learn.join import RewardJoiner
 from slotwise.proxy.learn.learner import Learner
 from slotwise.proxy.learn.log import RewardRecord, decode
+from slotwise.proxy.learn.purchases import purchase_rewards
+from slotwise.proxy.offers_config import OffersConfig
 from slotwise.proxy.state import LogEntry, Store
 
 DECISIONS_LOG = "decisions"
@@ -65,6 +68,24 @@ def reward_from_event(data: bytes) -> RewardRecord | None:
     return RewardRecord(decision_id, ts, "click" if kind == "click" else "conversion", value)
 
 
+def rewards_from_event(data: bytes, offers: OffersConfig | None = None) -> list[RewardRecord]:
+    """Every reward an events-log record carries: a click's or conversion's, or a purchase's
+    revenue, discount cost and margin when it joins an offer decision
+    (slotwise.proxy.learn.purchases)."""
+    single = reward_from_event(data)
+    if single is not None:
+        return [single]
+    if b'"purchase"' not in data:
+        return []
+    try:
+        event = _EVENT_DECODER.decode(data).event
+    except msgspec.MsgspecError:
+        return []
+    if event.get("type") != "purchase":
+        return []
+    return purchase_rewards(event, offers or OffersConfig())
+
+
 @dataclass(slots=True)
 class ServiceStats:
     read_decisions: int = 0
@@ -86,7 +107,9 @@ class LearnerService:
         batch: int = 1000,
         publish_every: float = 60.0,
         clock: Callable[[], float] = time.time,
+        offers: OffersConfig | None = None,
     ) -> None:
+        self.offers = offers or OffersConfig()
         self.store = store
         self.learner = learner
         self.joiner = joiner
@@ -174,9 +197,10 @@ class LearnerService:
     def _take_events(self, entries: list[LogEntry]) -> None:
         for entry in entries:
             self.stats.read_events += 1
-            reward = reward_from_event(entry.data)
-            if reward is None:
+            rewards = rewards_from_event(entry.data, self.offers)
+            if not rewards:
                 self._ack_now.append(entry.position)
                 continue
-            self._reward_positions.append((reward.ts, entry.position))
-            self.joiner.add_reward(reward)
+            self._reward_positions.append((rewards[0].ts, entry.position))
+            for reward in rewards:
+                self.joiner.add_reward(reward)

@@ -1,27 +1,52 @@
-"""The offers step: offer sets (``offers NAME { slot at ... }``), whose offer a bandit will
-choose among the arms the guards allow and write at the set's location.
+"""The offers step: each offer set (``offers NAME { slot at ... }``) whose location is in a
+storefront JSON response gets an offer written there.
 
-The step is in place at its precedence and runs when the policy set has offers; it decides
-nothing yet and writes nothing. The locations it will write are declared already
-(``locations``), so the proxy knows which of them another personalisation writes too.
+An offer set applies wherever its ``slot at`` location exists in the document (the shop marks
+the place: ``"offer": null``, or its own offer, which control visitors keep). Per offer set:
+
+1. the cart: ``cart.value`` and ``cart.count`` read from the response where the shop's cart
+   says them (``offers.cart``), over the profile's, so the guards judge the cart on the page;
+2. the guards are eligibility (slotwise.proxy.offer_set.screen): a guarded arm is never
+   offered, and the decision record lists, per removed arm, the guards that removed it; a
+   spent daily budget leaves only ``none`` (``budget_spent``);
+3. the choice (slotwise.proxy.offer_chooser): holdout, the bandit's draw, the cap;
+4. unless held out, the offer in its documented shape (slotwise.proxy.offer_document) at the
+   location; control keeps the upstream's offer. Either way the decision's trackers are added
+   and the location claimed, like a campaign's, and the record appended.
+
+A policy that raises is ``policy_error``, a chooser that raises ``chooser_error``: both fail the
+whole response open. Offer sets write JSON documents only: an OpenRTB or VAST response is left
+to the campaigns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from slotwise.dsl.location import JsonPathLocation
 from slotwise.dsl.precedence import OFFERS
+from slotwise.proxy.adapters.json import JsonUnit, find
+from slotwise.proxy.decision_log import decision_record, unserved_record
+from slotwise.proxy.exchange import MAX_UNITS, FailOpen
+from slotwise.proxy.offer_chooser import BUDGET_SPENT
+from slotwise.proxy.offer_document import offer_document, offer_id
+from slotwise.proxy.offer_set import bandit_name, screen
+from slotwise.proxy.tracking import new_decision_id
 
 if TYPE_CHECKING:
-    from slotwise.dsl.compiled import CompiledPolicySet
+    from slotwise.dsl.compiled import CompiledOffers, CompiledPolicySet
     from slotwise.dsl.location import Location
+    from slotwise.proxy.adapters import Document
     from slotwise.proxy.decide import Engine
     from slotwise.proxy.exchange import Exchange
+    from slotwise.types import SignalValue
 
 
 class Offers:
-    """The policy set's offer sets (none served yet)."""
+    """Decides every offer set whose location is in the response."""
 
     kind = OFFERS
 
@@ -34,4 +59,119 @@ class Offers:
                 yield item.name, item.location
 
     def personalise(self, engine: Engine, exchange: Exchange) -> None:
-        return None
+        assert exchange.policy is not None and exchange.document is not None
+        if exchange.document.format != "json":
+            return
+        for index, unit in enumerate(exchange.document.units[:MAX_UNITS]):
+            if not isinstance(unit, JsonUnit):
+                continue
+            cart: dict[str, SignalValue] | None = None
+            for offers in exchange.policy.offers:
+                location = offers.location
+                if not isinstance(location, JsonPathLocation):
+                    continue
+                places = find(unit.document, location.steps)
+                if not places:
+                    continue  # the page has no place for this offer
+                if exchange.claimed and exchange.contested(index, (location,)):
+                    engine.metrics.campaigns_skipped.inc(offers.name, "contested")
+                    continue
+                if cart is None:
+                    cart = cart_signals(engine, unit)
+                _decide(engine, exchange, index, unit, offers, places, cart)
+
+
+def has_offer_place(policy: CompiledPolicySet, document: Document) -> bool:
+    """Is the location of one of the policy's offer sets in this JSON document?"""
+    if document.format != "json":
+        return False
+    for unit in document.units[:MAX_UNITS]:
+        if isinstance(unit, JsonUnit):
+            for offers in policy.offers:
+                location = offers.location
+                if isinstance(location, JsonPathLocation) and find(unit.document, location.steps):
+                    return True
+    return False
+
+
+def cart_signals(engine: Engine, unit: JsonUnit) -> dict[str, SignalValue]:
+    """``cart.value`` / ``cart.count`` as the response states them (first path that holds a
+    number), with the response's ``ad.*`` signals.
+
+    ``cart.*`` are personal signals (the profile's cart): the guards read them, the bandit
+    only with consent. The page's own cart is also given as ``page.cart_value`` and
+    ``page.cart_count``, contextual features: what this page shows, not a profile, so the
+    bandit can learn by cart size for every visitor."""
+    signals: dict[str, SignalValue] = dict(unit.signals)
+    value_paths, count_paths = engine.offers.cart
+    value = _number(unit.document, value_paths)
+    if value is not None:
+        signals["cart.value"] = signals["page.cart_value"] = float(value)
+    count = _number(unit.document, count_paths)
+    if count is not None:
+        signals["cart.count"] = signals["page.cart_count"] = int(count)
+    return signals
+
+
+def _number(document: Any, paths: tuple[JsonPathLocation, ...]) -> float | None:
+    for path in paths:
+        for container, key in find(document, path.steps):
+            value = container[key]
+            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+                return float(value)
+    return None
+
+
+def _decide(
+    engine: Engine,
+    exchange: Exchange,
+    index: int,
+    unit: JsonUnit,
+    offers: CompiledOffers,
+    places: list[tuple[Any, str | int]],
+    cart: dict[str, SignalValue],
+) -> None:
+    exchange.applied = True
+    ctx = exchange.gathered.context(exchange.now, cart)
+    try:
+        arms, removed = screen(offers, ctx)
+    except Exception:
+        raise FailOpen("policy_error", exchange.records) from None
+    chooser = engine.offers
+    if chooser.spent(offers):
+        for arm in arms:
+            if arm.kind != "none":
+                removed[arm.name] = (BUDGET_SPENT,)
+        arms = tuple(arm for arm in arms if arm.kind == "none")
+    policy = exchange.policy
+    decision_id = new_decision_id()
+    user = exchange.gathered.user_id
+    try:
+        choice = chooser.choose(offers, arms, ctx.signals, exchange.gathered.subject)
+    except Exception:
+        record = unserved_record(decision_id, exchange.now, policy, offers, ctx)
+        exchange.record(msgspec.structs.replace(record, campaign=bandit_name(offers)), user)
+        raise FailOpen("chooser_error", exchange.records) from None
+    assert offers.location is not None
+    if exchange.shared:
+        exchange.claim(index, (offers.location,))
+    written = None
+    picked = choice.choices[0].variant
+    if not choice.holdout and picked is not None:
+        arm = arms[choice.choices[0].candidates.index(picked)]
+        written = offer_id(decision_id, arm)
+        document = offer_document(arm, offer_id=written)
+        for container, key in places:
+            container[key] = document
+        if arm.kind != "none" and chooser.budgets is not None:
+            chooser.budgets.served(decision_id, offers.name)
+    origin = exchange.origin(engine.public_url, engine.allowed_hosts)
+    unit.track(engine.signer.trackers(decision_id, origin))
+    exchange.changed = True
+    record = decision_record(
+        choice, decision_id, exchange.now, policy.version if policy is not None else "",
+        format="json",
+    )  # fmt: skip
+    if written is not None or removed:
+        record = msgspec.structs.replace(record, offer=written, removed=removed)
+    exchange.record(record, user)

@@ -128,7 +128,7 @@ async def _one(
 
 
 # decision record fields added after the expectations were recorded (null when unused)
-_ADDED_SINCE_RECORDING = ("trigger", "trigger_offer")
+_ADDED_SINCE_RECORDING = ("trigger", "trigger_offer", "offer")
 
 
 def normalise(
@@ -153,6 +153,8 @@ def normalise(
         for added in _ADDED_SINCE_RECORDING:  # optional fields, null unless they apply
             if record.get(added, ...) is None:
                 del record[added]
+        if record.get("removed", 0) == {}:  # offer sets' removed arms (issue 17), when none
+            del record["removed"]
         out.append({"record": record, "subject": subject})
     text = body.decode("utf-8", "surrogateescape")
     for decision_id, name in names.items():

@@ -24,7 +24,9 @@ What the traffic does not exercise, on purpose: the two behaviours issue 14 chan
 campaign missing a slot was a fail-open of the whole response and is now skipped (the
 recorder refuses traffic with one), and several campaigns may now apply to one ad unit or
 document (no response of the traffic has two whose ``applies when`` hold). Both are tested
-in tests/proxy/personalisers/test_campaigns.py and tests/proxy/test_decide.py.
+in tests/proxy/personalisers/test_campaigns.py and tests/proxy/test_decide.py. Nor offer sets,
+served since issue 17: the shop phase is replayed without policies/checkout.sw, the one file
+that declares them (:func:`_without_offer_sets`).
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ def test_the_expected_control_answers_carry_exactly_their_trackers() -> None:
 @pytest.mark.parametrize("recorded", PHASES, ids=lambda p: p["phase"]["name"])
 async def test_the_same_requests_get_the_same_answers_and_records(recorded: Any) -> None:
     phase, expected = recorded["phase"], recorded["expected"]
-    replayed = await drive(phase)
+    replayed = await drive(_without_offer_sets(phase))
     for index, (recorded_answer, new) in enumerate(
         zip(expected["answers"], replayed["answers"], strict=True)
     ):
@@ -140,3 +142,11 @@ async def test_the_same_requests_get_the_same_answers_and_records(recorded: Any)
         assert new["body"] == old["body"], where
         assert new["records"] == old["records"], where
     assert replayed["counters"] == expected["counters"]
+
+
+def _without_offer_sets(phase: dict[str, Any]) -> dict[str, Any]:
+    """The phase without policy files that declare offer sets: offer sets are served since
+    issue 17, after the recording (which answered them as the upstream did). They are tested
+    in tests/proxy/offers and tests/proxy/personalisers/test_offers.py."""
+    policies = {name: text for name, text in phase["policies"].items() if "\noffers " not in text}
+    return {**phase, "policies": policies}
