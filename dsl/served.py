@@ -1,12 +1,12 @@
 """What the proxy serves of a policy today, and the ``not_yet_served`` check for the rest.
 
-The language is ahead of the runtime: triggers, offer sets, recommendations and re-ranks parse,
-check, compile and run in ``slotwise test`` and ``slotwise explain``, but the proxy's
-personalisers for them (slotwise.proxy.personalisers: triggered campaigns, offers,
-recommendations, re-ranks) are still empty steps. ``slotwise check`` says so, once per block,
-as a warning, so that nobody ships a policy expecting it to act. Campaigns are served (a
-campaign a trigger shows too, by its own ``applies when``). When a step is built, its kind
-leaves ``NOT_YET_SERVED``.
+The language is ahead of the runtime: triggers and offer sets parse, check, compile and run in
+``slotwise test`` and ``slotwise explain``, but the proxy's personalisers for them
+(slotwise.proxy.personalisers: triggered campaigns, offers) are still empty steps. ``slotwise
+check`` says so, once per block, as a warning, so that nobody ships a policy expecting it to
+act. Campaigns are served (a campaign a trigger shows too, by its own ``applies when``), and
+so are recommendations and re-ranks (with a catalogue, ``catalogue.feed``). When a step is
+built, its kind leaves ``NOT_YET_SERVED``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from slotwise.dsl.errors import Diagnostic, Severity
 NOT_YET_SERVED: Final[Mapping[type, tuple[str, str]]] = {
     ast.Trigger: ("trigger", "arm it on events, show its campaign with its offer, or notify"),
     ast.Offers: ("offers", "choose or write its offer"),
-    ast.Recommend: ("recommend", "fill its list"),
-    ast.Rerank: ("rerank", "reorder its list"),
 }
 
 

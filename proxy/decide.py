@@ -66,6 +66,7 @@ from slotwise.types import Context, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from slotwise.dsl.compiled import CompiledPolicySet
+    from slotwise.proxy.recommend.runtime import RecsRuntime
 
 _PERSONALISED_METHODS: Final = frozenset({"GET", "POST"})
 # validators and digests of the upstream body do not describe a rewritten one
@@ -101,6 +102,7 @@ class Engine:
     identity: IdentityCookie = field(default_factory=IdentityCookie)
     early_signals: EarlySignals = field(default_factory=EarlySignals)
     personalisers: Pipeline = field(default_factory=Pipeline)
+    recs: RecsRuntime | None = None  # with a catalogue: recommendations and re-ranks
 
 
 async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> None:
@@ -138,6 +140,8 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     engine_start = time.perf_counter()
     if _open(engine, x):  # a campaign applies and its signals were left until now
         engine_start += await _late_signals(engine, x)  # provider time is not engine time
+    if x.lists and x.document is not None and x.cause is None and x.reason is None:
+        engine_start += await _prepare_lists(engine, x)  # a store read, not engine time
     _decide(engine, x, engine_start)
     # 5. log the decisions and answer
     headers, answer = _answer(engine, x)
@@ -161,12 +165,18 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
     if scope.get("query_string"):
         target += b"?" + scope["query_string"]
     policy = x.policy = engine.policies.current  # one reference read for the whole request
-    x.candidate = policy is not None and bool(policy.campaigns) and method in _PERSONALISED_METHODS
+    # product lists (recommendations, re-ranks) need the visitor's signals whatever the page
+    x.lists = engine.recs is not None and policy is not None and policy.has_lists
+    x.candidate = (
+        policy is not None
+        and (bool(policy.campaigns) or x.lists)
+        and method in _PERSONALISED_METHODS
+    )
     fetch = engine.upstream.begin(method.encode(), target, headers, x.body)
     if x.candidate and engine.providers is not None:
         x.providers = engine.providers
         assert policy is not None
-        x.early = engine.early_signals.wanted(policy, x.path)
+        x.early = x.lists or engine.early_signals.wanted(policy, x.path)
         if x.early:
             engine.metrics.signal_gathers.inc("early")
     return fetch
@@ -251,6 +261,17 @@ async def _late_signals(engine: Engine, x: Exchange) -> float:
     try:
         x.gathered = await _signals(engine, x)
         _identify(engine, x)
+    except Exception:
+        x.fail("engine_error")
+    return time.perf_counter() - waited
+
+
+async def _prepare_lists(engine: Engine, x: Exchange) -> float:
+    """What the list steps read, before engine time (one store read); the seconds it took."""
+    assert engine.recs is not None
+    waited = time.perf_counter()
+    try:
+        await engine.recs.prepare(x, engine.limits.signals_deadline)
     except Exception:
         x.fail("engine_error")
     return time.perf_counter() - waited

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from starlette.requests import ClientDisconnect, Request
@@ -40,6 +40,9 @@ from slotwise.proxy.events.schema import (
 from slotwise.proxy.events.throttle import FailureThrottle
 from slotwise.proxy.http_hygiene import ForwardingPolicy
 from slotwise.proxy.state import StoreUnavailable, StoreWriteUncertain
+
+if TYPE_CHECKING:
+    from slotwise.proxy.catalogue import LiveCatalogue
 
 # The smallest transparent 1x1 GIF.
 PIXEL_GIF = (
@@ -493,6 +496,7 @@ def events_routes(
     collector: EventCollector,
     consent: ConsentConfig | None = None,
     forwarding: ForwardingPolicy | None = None,
+    catalogue: LiveCatalogue | None = None,
 ) -> list[BaseRoute]:
     """The routes, relative to the proxy's ``/_sw`` prefix (``Mount("/_sw", routes=...)``).
 
@@ -502,7 +506,13 @@ def events_routes(
     trusted load balancer names (not the balancer's own loopback address).
     """
     endpoints = EventEndpoints(collector, consent, forwarding)
+    extra: list[BaseRoute] = []
+    if catalogue is not None:  # the catalogue's admin API, behind the same admin checks
+        from slotwise.proxy.catalogue.admin import catalogue_routes
+
+        extra = catalogue_routes(catalogue, endpoints)
     return [
+        *extra,
         Route("/px", endpoints.pixel, methods=["GET"]),
         Route("/events", endpoints.batch, methods=["POST"]),
         Route("/events/validate", endpoints.validate, methods=["POST"]),
