@@ -6,7 +6,10 @@ from typing import Annotated
 
 import msgspec
 
-from slotwise.proxy.config.sections import setting as _help
+
+def _help(text: str, *, ge: float | None = None, le: float | None = None) -> msgspec.Meta:
+    """A key's help and bounds (its own helper: slotwise.proxy.config imports this module)."""
+    return msgspec.Meta(description=text, ge=ge, le=le)
 
 
 class CatalogueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
