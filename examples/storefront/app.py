@@ -139,7 +139,9 @@ async def _route(  # noqa: C901 - one flat table of routes reads best
     if method == "GET" and route == ["categories"]:
         return 200, {
             "page_type": "categories",
-            "categories": [{"slug": k, "count": len(v)} for k, v in sorted(shop.categories.items())],
+            "categories": [
+                {"slug": k, "count": len(v)} for k, v in sorted(shop.categories.items())
+            ],
         }
     if method == "GET" and len(route) == 2 and route[0] == "categories":
         ids = shop.categories.get(route[1])
@@ -159,7 +161,8 @@ async def _route(  # noqa: C901 - one flat table of routes reads best
         if not words:
             raise _Problem(400, "search needs q")
         ids = [i for i, p in shop.products.items() if all(w in p["title"].upper() for w in words)]
-        return 200, {"page_type": "search", "query": query["q"], **shop.page(ids, _int(query, "page", 1), _per_page(query))}  # fmt: skip
+        paging = shop.page(ids, _int(query, "page", 1), _per_page(query))
+        return 200, {"page_type": "search", "query": query["q"], **paging}
     if route[:1] == ["cart"]:
         return await _cart(shop, method, route, session, receive)
     if method == "POST" and route == ["checkout"]:
@@ -189,15 +192,17 @@ async def _route(  # noqa: C901 - one flat table of routes reads best
 
 def _home(shop: Shop, session: str) -> dict[str, Any]:
     ids = list(shop.products)
+    picked = [shop.card(i) for i in ids[-SECTION_SIZE:]]
+    newest = [shop.card(i) for i in ids[:SECTION_SIZE]]
     return {
         "page_type": "home",
         "hero": {"title": "Gifts for every day", "image": "/static/hero.jpg", "link": "/"},
         "sections": {
-            "for_you": {"title": "Picked for you", "items": [shop.card(i) for i in ids[-SECTION_SIZE:]]},
-            "new_in": {"title": "New in", "items": [shop.card(i) for i in ids[:SECTION_SIZE]]},
+            "for_you": {"title": "Picked for you", "items": picked},
+            "new_in": {"title": "New in", "items": newest},
         },
         "cart": {"count": shop.cart(session)["count"]},
-    }  # fmt: skip
+    }
 
 
 async def _cart(

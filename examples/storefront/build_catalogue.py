@@ -18,7 +18,8 @@ One catalogue item per stock code that has a positive price and a description:
 
 Run from the repository (it prints what it wrote)::
 
-    python3 examples/storefront/build_catalogue.py ../shared/data/retail/online-retail-40k-sample.csv
+    python3 examples/storefront/build_catalogue.py \
+        ../shared/data/retail/online-retail-40k-sample.csv
 """
 
 from __future__ import annotations
@@ -122,7 +123,9 @@ def main(argv: list[str]) -> int:
     counts: dict[str, int] = {}
     for item in items:
         counts[str(item["category"])] = counts.get(str(item["category"]), 0) + 1
-    print(f"{target}: {len(items)} items; " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    print(
+        f"{target}: {len(items)} items; " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    )
     return 0
 
 

@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("slotwise.proxy.cli.export", "export the store's decisions or events as a log"),
     "learn": ("slotwise.proxy.cli.learn", "run the learner: joined decisions in, models out"),
     "model": ("slotwise.proxy.cli.model", "list saved models or roll one back"),
+    "recs": ("slotwise.proxy.cli.recs", "recommenders: replay an events file and score them"),
 }
 
 

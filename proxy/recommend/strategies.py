@@ -17,6 +17,7 @@ recs replay`` rank with the same code:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from slotwise.proxy.recommend.visitor import Visitor
 
 Scored = list[tuple[str, float]]
 NEIGHBOURS_READ = 50  # neighbours read per seed and relation
-SIMILAR_SCAN = 300  # candidates looked at per seed, per category and per brand
+SIMILAR_SCAN = 120  # candidates looked at per seed: of its category, of its brand, popular
 HYBRID_SEEDS = 3  # latest views used as seeds when the request names none
 # hybrid's blend: what was viewed or bought together dominates, similarity and popularity
 # order the rest (tuned on the Diginetica replay, docs/recommendations.md)
@@ -104,12 +105,8 @@ def _related(inputs: Inputs, key_of: object) -> dict[str, float]:
     return out
 
 
-def _popularity(inputs: Inputs) -> dict[str, float]:
-    top = inputs.trending.top(inputs.popularity_window)
-    if not top:
-        return {}
-    best = top[0][1] or 1.0
-    return {item: score / best for item, score in top}
+def _popularity(inputs: Inputs) -> Mapping[str, float]:
+    return inputs.trending.share(inputs.popularity_window)
 
 
 def _similar(inputs: Inputs, seeds: Iterable[str]) -> dict[str, float]:
@@ -120,9 +117,9 @@ def _similar(inputs: Inputs, seeds: Iterable[str]) -> dict[str, float]:
         seed = catalogue.get(seed_id)
         if seed is None:
             continue
-        pool = [*catalogue.by_category.get(seed.category, ())[:SIMILAR_SCAN]]
-        pool += catalogue.by_brand.get(seed.brand, ())[:SIMILAR_SCAN]
-        pool += [i for i in popular if i not in out][:SIMILAR_SCAN]
+        pool = {*catalogue.by_category.get(seed.category, ())[:SIMILAR_SCAN]}
+        pool.update(catalogue.by_brand.get(seed.brand, ())[:SIMILAR_SCAN])
+        pool.update(itertools.islice(popular, SIMILAR_SCAN))
         for item_id in pool:
             item = catalogue.get(item_id)
             if item is None or item_id == seed_id:

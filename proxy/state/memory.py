@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import builtins
+import heapq
 import itertools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -110,6 +111,14 @@ def _live(table: dict[str, tuple[_Held, float | None]], key: str, at: float) -> 
 def _ranked(scores: dict[bytes, float]) -> list[tuple[bytes, float]]:
     """Highest score first; ties: the greater member first (Redis's ZREVRANGE order)."""
     return sorted(scores.items(), key=lambda pair: (pair[1], pair[0]), reverse=True)
+
+
+def _highest(scores: dict[bytes, float], count: int) -> list[tuple[bytes, float]]:
+    if count <= 0:
+        return []
+    if count * 4 < len(scores):  # a few of many: a heap, not a sort of them all
+        return heapq.nlargest(count, scores.items(), key=lambda pair: (pair[1], pair[0]))
+    return _ranked(scores)[:count]
 
 
 def _position(text: str) -> int:
@@ -309,7 +318,7 @@ class MemoryStore(Store):
 
     async def scores_top(self, keys: Sequence[str], count: int) -> list[list[tuple[bytes, float]]]:
         at = now()
-        return [_ranked(_live(self._scores, key, at) or {})[: max(count, 0)] for key in keys]
+        return [_highest(_live(self._scores, key, at) or {}, count) for key in keys]
 
     # -- logs -----------------------------------------------------------------------------
 

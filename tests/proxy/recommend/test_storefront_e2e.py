@@ -175,7 +175,7 @@ async def test_the_storefront_through_slotwise_serve(tmp_path: Path) -> None:
         newcomer, regular = Visitor(base), Visitor(base)
         try:
             # the crowd: views that make `hot` trend, orders that buy `bundle` together
-            for n, shopper in enumerate(crowd):
+            for shopper in crowd:
                 await shopper.get("/api/home")
                 for product, times in zip(hot, (4, 3, 2), strict=True):
                     for _ in range(times):
