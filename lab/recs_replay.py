@@ -316,7 +316,7 @@ class Replay:
             self.catalogue, self.trending.current, neighbours, seeds, visitor,
             self.config.trending_max_window,
         )  # fmt: skip
-        ranked = rank(strategy.kind, strategy.parameter, inputs)
+        ranked = rank(strategy.kind, strategy.parameter, inputs, 4 * self.k + 40)
         return select(ranked, self.catalogue, visitor, (), self.k, None, page)
 
     def result(self, seconds: float, cpu_seconds: float) -> ReplayResult:

@@ -30,7 +30,7 @@ from slotwise.dsl.precedence import RECOMMENDATION
 from slotwise.proxy.adapters.json import JsonDocument, find
 from slotwise.proxy.decision_log import DecisionRecord, SlotRecord
 from slotwise.proxy.exchange import FailOpen
-from slotwise.proxy.recommend.lists import TRACKING_KEY, pixels, select, shape_of, written
+from slotwise.proxy.recommend.lists import TRACKING_KEY, Pixels, select, shape_of, written
 from slotwise.proxy.recommend.strategies import Inputs, rank, seeds_for
 from slotwise.proxy.tracking import new_decision_id
 
@@ -115,7 +115,7 @@ def _choose(
         )
         before = len(chosen)
         chosen = select(
-            rank(step.kind, step.parameter, inputs),
+            rank(step.kind, step.parameter, inputs, 4 * recommendation.limit + 40),
             catalogue,
             prepared.visitor,
             recommendation.exclude,
@@ -140,7 +140,9 @@ def _write(
     assert engine.recs is not None
     catalogue = engine.recs.catalogue.current
     decision_id = new_decision_id()
-    origin = exchange.origin(engine.public_url, engine.allowed_hosts)
+    pixels = Pixels(
+        exchange.origin(engine.public_url, engine.allowed_hosts), decision_id, recommendation.name
+    )
     for container, key in hits:
         upstream = container[key]
         shape = shape_of(upstream)
@@ -151,9 +153,7 @@ def _write(
                 items.append(item_id)
                 continue
             entry = written(item, shape)
-            entry[TRACKING_KEY] = pixels(
-                origin, decision_id, recommendation.name, position, item_id
-            )
+            entry[TRACKING_KEY] = pixels.at(position, item_id)
             items.append(entry)
         container[key] = items
     exchange.applied = exchange.changed = True

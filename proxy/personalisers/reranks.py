@@ -21,7 +21,7 @@ from slotwise.dsl.precedence import RERANK
 from slotwise.proxy.adapters.json import JsonDocument, find
 from slotwise.proxy.decision_log import DecisionRecord, SlotRecord
 from slotwise.proxy.recommend.affinity import affinities, reorder
-from slotwise.proxy.recommend.lists import TRACKING_KEY, item_id_of, pixels
+from slotwise.proxy.recommend.lists import TRACKING_KEY, Pixels, item_id_of
 from slotwise.proxy.tracking import new_decision_id
 
 if TYPE_CHECKING:
@@ -91,11 +91,13 @@ def _write(
     listing = container[key]  # type: ignore[index]
     head = [listing[i] for i in order]
     decision_id = new_decision_id()
-    origin = exchange.origin(engine.public_url, engine.allowed_hosts)
+    pixels = Pixels(
+        exchange.origin(engine.public_url, engine.allowed_hosts), decision_id, rerank.name
+    )
     for position, entry in enumerate(head, 1):
         item_id = item_id_of(entry)
         if isinstance(entry, dict) and item_id is not None:
-            entry[TRACKING_KEY] = pixels(origin, decision_id, rerank.name, position, item_id)
+            entry[TRACKING_KEY] = pixels.at(position, item_id)
     listing[: len(head)] = head
     exchange.applied = exchange.changed = True
     if exchange.shared:

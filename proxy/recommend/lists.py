@@ -16,6 +16,7 @@ the position (``slot``, from 1) and the item (``variant``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -104,17 +105,31 @@ def written(item: Item, shape: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def pixels(origin: str, decision_id: str, name: str, position: int, item_id: str) -> dict[str, str]:
-    """The impression and click pixel of one position of a list."""
-    common = (
-        f"did={quote(decision_id, safe='')}&p.campaign={quote(name, safe='')}"
-        f"&p.slot={position}&p.variant={quote(item_id, safe='')}"
-    )
-    base = f"{origin}{PIXEL_PATH}"
-    return {
-        "impression": f"{base}?t=impression&id={quote(decision_id, safe='')}.i{position}&{common}",
-        "click": f"{base}?t=click&id={quote(decision_id, safe='')}.c{position}&{common}",
-    }
+class Pixels:
+    """The impression and click pixels of the positions of one list (one decision)."""
+
+    __slots__ = ("_click", "_common", "_impression")
+
+    def __init__(self, origin: str, decision_id: str, name: str) -> None:
+        did = _quoted(decision_id)
+        base = f"{origin}{PIXEL_PATH}"
+        self._impression = f"{base}?t=impression&id={did}.i"
+        self._click = f"{base}?t=click&id={did}.c"
+        self._common = f"&did={did}&p.campaign={_quoted(name)}&p.slot="
+
+    def at(self, position: int, item_id: str) -> dict[str, str]:
+        rest = f"{self._common}{position}&p.variant={_quoted(item_id)}"
+        return {
+            "impression": f"{self._impression}{position}{rest}",
+            "click": f"{self._click}{position}{rest}",
+        }
+
+
+_SAFE = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _quoted(text: str) -> str:
+    return text if _SAFE.fullmatch(text) else quote(text, safe="")
 
 
 def item_id_of(entry: Any) -> str | None:

@@ -17,6 +17,7 @@ recs replay`` rank with the same code:
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,7 +30,8 @@ from slotwise.proxy.recommend.visitor import Visitor
 
 Scored = list[tuple[str, float]]
 NEIGHBOURS_READ = 50  # neighbours read per seed and relation
-SIMILAR_SCAN = 120  # candidates looked at per seed: of its category, of its brand, popular
+SIMILAR_SCAN = 60  # candidates looked at per seed: of its category, of its brand, popular
+HYBRID_SCAN = 40  # the same within hybrid, where similarity only orders the rest
 HYBRID_SEEDS = 3  # latest views used as seeds when the request names none
 # hybrid's blend: what was viewed or bought together dominates, similarity and popularity
 # order the rest (tuned on the Diginetica replay, docs/recommendations.md)
@@ -71,25 +73,29 @@ def seeds_for(kind: str, parameter: object, signal: Sequence[str], page: str | N
     return tuple(dict.fromkeys(seeds))
 
 
-def rank(kind: str, parameter: object, inputs: Inputs) -> Scored:
-    """Candidates of the strategy, best first (exclusions come later)."""
+def rank(kind: str, parameter: object, inputs: Inputs, want: int = 200) -> Scored:
+    """The strategy's ``want`` best candidates, best first (exclusions come later: ask for
+    a few times the list's length)."""
     if kind == "trending":
-        return list(inputs.trending.top(float(str(parameter))))
+        return list(inputs.trending.top(float(str(parameter)))[:want])
     if kind == "last_visit":
-        return _last_visit(inputs)
-    if kind == "also_bought":
-        return _sorted(_related(inputs, co_buy_key))
-    if kind == "also_viewed":
-        return _sorted(_related(inputs, co_view_key))
-    if kind == "similar":
-        return _sorted(_similar(inputs, inputs.seeds))
-    if kind == "hybrid":
-        return _hybrid(inputs)
-    raise ValueError(f"unknown strategy {kind!r}")
+        scores = _last_visit(inputs)
+    elif kind == "also_bought":
+        scores = _related(inputs, co_buy_key)
+    elif kind == "also_viewed":
+        scores = _related(inputs, co_view_key)
+    elif kind == "similar":
+        scores = _similar(inputs, inputs.seeds, SIMILAR_SCAN)
+    elif kind == "hybrid":
+        scores = _hybrid(inputs)
+    else:
+        raise ValueError(f"unknown strategy {kind!r}")
+    return _best(scores, want)
 
 
-def _sorted(scores: Mapping[str, float]) -> Scored:
-    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+def _best(scores: Mapping[str, float], want: int) -> Scored:
+    # ties: the smaller id first, so that every run and every worker ranks alike
+    return heapq.nsmallest(want, scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def _related(inputs: Inputs, key_of: object) -> dict[str, float]:
@@ -109,7 +115,7 @@ def _popularity(inputs: Inputs) -> Mapping[str, float]:
     return inputs.trending.share(inputs.popularity_window)
 
 
-def _similar(inputs: Inputs, seeds: Iterable[str]) -> dict[str, float]:
+def _similar(inputs: Inputs, seeds: Iterable[str], scan: int) -> dict[str, float]:
     catalogue = inputs.catalogue
     popular = _popularity(inputs)
     out: dict[str, float] = {}
@@ -117,9 +123,9 @@ def _similar(inputs: Inputs, seeds: Iterable[str]) -> dict[str, float]:
         seed = catalogue.get(seed_id)
         if seed is None:
             continue
-        pool = {*catalogue.by_category.get(seed.category, ())[:SIMILAR_SCAN]}
-        pool.update(catalogue.by_brand.get(seed.brand, ())[:SIMILAR_SCAN])
-        pool.update(itertools.islice(popular, SIMILAR_SCAN))
+        pool = {*catalogue.by_category.get(seed.category, ())[:scan]}
+        pool.update(catalogue.by_brand.get(seed.brand, ())[:scan])
+        pool.update(itertools.islice(popular, scan))
         for item_id in pool:
             item = catalogue.get(item_id)
             if item is None or item_id == seed_id:
@@ -139,23 +145,23 @@ def _similar(inputs: Inputs, seeds: Iterable[str]) -> dict[str, float]:
     return out
 
 
-def _last_visit(inputs: Inputs) -> Scored:
+def _last_visit(inputs: Inputs) -> dict[str, float]:
     viewed = [item for item in inputs.seeds]
     out: dict[str, float] = {item: 2.0 - i / (len(viewed) + 1) for i, item in enumerate(viewed)}
     related = _related(inputs, co_view_key)
     best = max(related.values(), default=1.0)
     for item, score in related.items():
         out.setdefault(item, score / best)
-    for item, score in _similar(inputs, viewed[:HYBRID_SEEDS]).items():
+    for item, score in _similar(inputs, viewed[:HYBRID_SEEDS], HYBRID_SCAN).items():
         out.setdefault(item, 0.5 * score / 2.2)
-    return _sorted(out)
+    return out
 
 
-def _hybrid(inputs: Inputs) -> Scored:
+def _hybrid(inputs: Inputs) -> dict[str, float]:
     parts = {
         "co_view": _related(inputs, co_view_key),
         "co_buy": _related(inputs, co_buy_key),
-        "similar": _similar(inputs, inputs.seeds),
+        "similar": _similar(inputs, inputs.seeds, HYBRID_SCAN),
         "popular": _popularity(inputs),
     }
     out: dict[str, float] = {}
@@ -166,4 +172,4 @@ def _hybrid(inputs: Inputs) -> Scored:
         weight = HYBRID_WEIGHTS[name]
         for item, score in scores.items():
             out[item] = out.get(item, 0.0) + weight * score / best
-    return _sorted(out)
+    return out
