@@ -279,3 +279,21 @@ async def test_a_bad_feed_stops_the_start_naming_the_line(tmp_path: Path, bad: s
     await task
     assert started["type"] == "lifespan.startup.failed"
     assert "catalogue.jsonl:2" in started["message"]
+
+
+def test_slotwise_serve_refuses_a_bad_feed_before_any_worker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from slotwise.proxy.cli import main
+
+    feed = tmp_path / "catalogue.jsonl"
+    feed.write_text('{"id": "a"}\n{"id": "b", "price": "cheap"}\n')
+    config = tmp_path / "slotwise.toml"
+    config.write_text(f'[catalogue]\nfeed = "{feed}"\n')
+    argv = ["serve", "--config", str(config), "--upstream", "http://127.0.0.1:1"]
+    assert main([*argv, "--policies", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "the catalogue feed (catalogue.feed) is invalid" in err and "catalogue.jsonl:2" in err
+    config.write_text(f'[catalogue]\nfeed = "{tmp_path / "absent.jsonl"}"\n')
+    assert main([*argv, "--policies", str(tmp_path)]) == 1
+    assert "cannot read the catalogue feed" in capsys.readouterr().err
