@@ -13,6 +13,9 @@ Routes (JSON; the catalogue is ``catalogue.jsonl`` beside this file, or ``$STORE
     POST   /api/checkout                  the cart becomes an order (its id, items, total)
     PATCH  /api/admin/products/{id}       {"available": false} / {"price": 4.5}: the shop's stock
     GET    /health                        ok
+    GET    /shop/{file}                   the SDK example pages of examples/shop (HTML): the
+                                          storefront page, shop/storefront.html, renders
+                                          this API through the proxy
 
 Every page carries ``page_type`` (home, category, product, search, cart) and products in one
 item shape: ``{"id", "title", "category", "brand", "price", "currency", "available", "url"}``.
@@ -107,12 +110,35 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         status, body = await _route(method, path, query, session, receive)
     except _Problem as problem:
         status, body = problem.status, {"error": problem.message}
+    except _Page as page:
+        return await _page(send, page.name)
     headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
     if fresh:
         cookie = f"shop_session={session}; Path=/; HttpOnly; SameSite=Lax"
         headers.append((b"set-cookie", cookie.encode()))
     data = json.dumps(body).encode()
     headers.append((b"content-length", str(len(data)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+PAGES = HERE.parent / "shop"
+
+
+class _Page(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+async def _page(send: Send, name: str) -> None:
+    """An HTML page of examples/shop (by its plain name: no paths, no other files)."""
+    target = PAGES / name
+    if not name.endswith(".html") or "/" in name or not target.is_file():
+        status, data, kind = 404, b"not found\n", b"text/plain"
+    else:
+        status, data, kind = 200, target.read_bytes(), b"text/html; charset=utf-8"
+    headers = [(b"content-type", kind), (b"content-length", str(len(data)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
 
@@ -131,6 +157,8 @@ async def _route(  # noqa: C901 - one flat table of routes reads best
     parts = [unquote(p) for p in path.strip("/").split("/")]
     if method == "GET" and path == "/health":
         return 200, {"ok": True}
+    if method == "GET" and parts[0] == "shop" and len(parts) == 2:
+        raise _Page(parts[1])
     if parts[:1] != ["api"]:
         raise _Problem(404, "not found")
     route = parts[1:]
