@@ -109,6 +109,8 @@ class RecsRuntime:
         page = self.page_product(x.document)
         keys: list[str] = []
         for recommendation in policy.recommendations:
+            if not _has_list(x.document, recommendation.location):
+                continue  # not on this page: nothing of it to read
             for strategy in strategies(recommendation):
                 signal = _strings(gathered.signals.get(str(strategy.parameter)))
                 seeds = seeds_for(strategy.kind, strategy.parameter, signal, page, visitor)
@@ -128,6 +130,15 @@ class RecsRuntime:
                 self.read_failures += 1
                 log.debug("recommender neighbours not read: %s", exc)
         x.prepared = Prepared(visitor, page, neighbours, cart)
+
+
+def _has_list(document: object, location: object) -> bool:
+    from slotwise.dsl.location import JsonPathLocation
+
+    if not isinstance(document, JsonDocument) or not isinstance(location, JsonPathLocation):
+        return False
+    hits = find(document.root, location.steps)
+    return bool(hits) and isinstance(hits[0][0][hits[0][1]], list)
 
 
 def _strings(value: object) -> tuple[str, ...]:

@@ -297,3 +297,34 @@ def test_slotwise_serve_refuses_a_bad_feed_before_any_worker(
     config.write_text(f'[catalogue]\nfeed = "{tmp_path / "absent.jsonl"}"\n')
     assert main([*argv, "--policies", str(tmp_path)]) == 1
     assert "cannot read the catalogue feed" in capsys.readouterr().err
+
+
+async def test_one_store_read_per_request_and_none_for_pages_without_item_lists(
+    tmp_path: Path,
+) -> None:
+    async with _shop(tmp_path) as proxy:
+        runtime = proxy.app.runtime
+        assert runtime is not None
+        store = runtime.store
+        calls: list[list[str]] = []
+        original = store.scores_top
+
+        async def counted(keys: Any, count: int) -> Any:
+            if any(k.startswith(("recs:cv:", "recs:cb:")) for k in keys):
+                calls.append(list(keys))
+            return await original(keys, count)
+
+        store.scores_top = counted
+        await _events(proxy, "reader", _cart("mugs-1"), _cart("bags-2"), _view("lamps-1"))
+
+        async def cart_known() -> bool:
+            calls.clear()
+            await proxy.client.get("/cart", headers=_personal("reader"))
+            return len(calls) == 1 and len(calls[0]) == 2
+
+        await _until(cart_known)  # also_bought of the two cart items: one read, two keys
+        calls.clear()
+        await proxy.client.get("/category", headers=_personal("reader"))
+        assert calls == []  # a re-rank reads the visitor's history only (with the signals)
+        await proxy.client.get("/product", headers=_personal("reader"))
+        assert calls == []  # similar(...) ranks from the catalogue: no neighbours to read
