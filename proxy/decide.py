@@ -165,7 +165,7 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
     if scope.get("query_string"):
         target += b"?" + scope["query_string"]
     policy = x.policy = engine.policies.current  # one reference read for the whole request
-    # product lists (recommendations, re-ranks) need the visitor's signals whatever the page
+    # product lists (recommendations, re-ranks) need the visitor's signals on any JSON page
     x.lists = engine.recs is not None and policy is not None and policy.has_lists
     x.candidate = (
         policy is not None
@@ -176,7 +176,7 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
     if x.candidate and engine.providers is not None:
         x.providers = engine.providers
         assert policy is not None
-        x.early = x.lists or engine.early_signals.wanted(policy, x.path)
+        x.early = engine.early_signals.wanted(policy, x.path)
         if x.early:
             engine.metrics.signal_gathers.inc("early")
     return fetch
@@ -232,7 +232,9 @@ def _open(engine: Engine, x: Exchange) -> bool:
     """Parse the response into its ad units; True when the signals are to be gathered now.
 
     Signals wait until here when early_signals skipped them: gathered only if a campaign
-    applies to the document (on the response's signals alone).
+    applies to the document (on the response's signals alone), or the policy fills or
+    reorders product lists (a path whose last answer was not personalised, such as an image
+    or an HTML page behind the proxy, is not gathered for before its answer shows JSON).
     """
     try:
         assert x.response is not None and x.policy is not None
@@ -241,7 +243,7 @@ def _open(engine: Engine, x: Exchange) -> bool:
         if document is None:
             x.reason = "content_type"
         elif x.providers is not None and not x.early:
-            if _applies(x.policy, document):
+            if x.lists or _applies(x.policy, document):
                 engine.metrics.signal_gathers.inc("late")
                 return True
             engine.metrics.signal_gathers.inc("skipped")

@@ -104,6 +104,7 @@ async def _shop(tmp_path: Path) -> AsyncIterator[Shop]:
         "/cart": _json({"cart": [], "cross_sell": []}),
         "/product": _json({"product": {"id": "bags-1", "similar": []}}),
         "/category": _json(LISTING),
+        "/page.html": Canned(200, [("Content-Type", "text/html")], b"<p>hello</p>"),
     }
     async with upstream_server(pages) as server:
         app = ProxyApp(_settings(server.url, feed, tmp_path / "policies"))
@@ -328,3 +329,15 @@ async def test_one_store_read_per_request_and_none_for_pages_without_item_lists(
         assert calls == []  # a re-rank reads the visitor's history only (with the signals)
         await proxy.client.get("/product", headers=_personal("reader"))
         assert calls == []  # similar(...) ranks from the catalogue: no neighbours to read
+
+
+async def test_pages_that_are_not_json_stop_costing_a_signal_gather(tmp_path: Path) -> None:
+    async with _shop(tmp_path) as proxy:
+        gathers = proxy.app.metrics.signal_gathers.values
+        for _ in range(3):
+            response = await proxy.client.get("/page.html", headers=_personal("someone"))
+            assert response.text == "<p>hello</p>"
+        assert gathers.get("early") == 1  # the first only: the path is remembered
+        page = (await proxy.client.get("/home", headers=_personal("someone"))).json()
+        assert page["sections"]["for_you"]["items"] is not None
+        assert gathers.get("early") == 2
