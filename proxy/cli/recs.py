@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from slotwise.proxy.cli import EXIT_OK, UsageError
+from slotwise.proxy.cli import EXIT_OK, UsageError, add_config_option, read_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +57,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds of event time between trending recomputations (default 3600)",
     )
     replay.add_argument("--format", choices=("text", "json"), default="text")
+    report = sub.add_parser(
+        "report",
+        help="impressions, clicks, add-to-carts and purchases of each list and position",
+        description="Section KPIs of recommendations and re-ranks from the store's decisions and "
+        "events logs (slotwise.lab.recs_report).",
+    )
+    report.add_argument("--store", metavar="URL", help="state store URL (store.url)")
+    report.add_argument("--format", choices=("text", "json"), default="text")
+    add_config_option(report)
 
 
 def _time(text: str) -> float:
@@ -76,6 +85,46 @@ def _time(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.recs_command == "report":
+        return _report(args)
+    return _replay(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    import asyncio
+    import dataclasses
+
+    from slotwise.lab.recs_report import ListKpis, report
+    from slotwise.proxy.learn.export import reading_store
+
+    settings = read_settings(args, {"store.url": ("--store", args.store)})
+    store = reading_store(settings.store.url)
+
+    async def read() -> list[ListKpis]:
+        async with store:
+            return await report(store)
+
+    lists = asyncio.run(read())
+    if args.format == "json":
+        json.dump([dataclasses.asdict(k) for k in lists], sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    print(
+        f"{'list':<24} {'decisions':>9} {'shown':>7} {'clicks':>7} {'CTR':>7} {'carts':>6}"
+        f" {'orders':>6} {'revenue':>9}"
+    )
+    for k in lists:
+        print(
+            f"{k.name:<24} {k.decisions:>9} {k.impressions:>7} {k.clicks:>7} {k.ctr:>7.2%}"
+            f" {k.carts:>6} {k.purchases:>6} {k.revenue:>9.2f}"
+        )
+        shown = ", ".join(f"{p}: {c[1]}/{c[0]}" for p, c in sorted(k.positions.items()))
+        if shown:
+            print(f"  clicks/impressions by position: {shown}")
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
     from slotwise.lab.recs_replay import DEFAULT_STRATEGIES, parse_strategy, replay
 
     if not args.events.is_file():

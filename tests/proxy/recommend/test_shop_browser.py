@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from slotwise.proxy.cli import main
 from slotwise.proxy.events.collector import StoredEvent
 from slotwise.proxy.state import open_store
 from tests.proxy.recommend.test_storefront_e2e import (
@@ -39,6 +40,10 @@ def _journey(base: str, profile: Path, hot: list[str], clicked: list[str]) -> di
             browser.evaluate("window.r = null; shop.home().then(x => { window.r = x; }); 1")
             browser.wait_for("window.r")
         seen["first visit"] = ids
+        # a click on the first recommended item opens its page; it goes into the cart
+        browser.evaluate("window.r = null; document.querySelector('#for_you a').click(); 1")
+        browser.wait_for("document.getElementById('add') !== null")
+        browser.evaluate("document.getElementById('add').click(); 1")
         for product in clicked:  # the visitor opens three product pages
             browser.evaluate(f"window.r = null; shop.product({json.dumps(product)})"
                              ".then(x => { window.r = x || []; }); 1")  # fmt: skip
@@ -48,7 +53,7 @@ def _journey(base: str, profile: Path, hot: list[str], clicked: list[str]) -> di
             "document.cookie.split('; ').find(c => c.startsWith('sw_uid=')).slice(7)"
         )
         # the next visit: a new browser session, a new session_start
-        browser.evaluate("sessionStorage.clear(); location.reload(); 1")
+        browser.evaluate("sessionStorage.clear(); location.replace(location.pathname); 1")
         time.sleep(0.5)
         browser.wait_for("window.shop !== undefined && shop.rendered.for_you !== undefined")
         deadline = time.monotonic() + 20
@@ -62,7 +67,9 @@ def _journey(base: str, profile: Path, hot: list[str], clicked: list[str]) -> di
     return seen
 
 
-async def test_the_sdk_page_through_the_proxy(tmp_path: Path) -> None:
+async def test_the_sdk_page_through_the_proxy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hot = [i["id"] for i in ITEMS if i["category"] == "candles-and-lights" and i["available"]][:3]
     clicked = _kitchen("Retrospot", 3)
     async with _storefront_behind_slotwise(tmp_path) as base:
@@ -84,8 +91,19 @@ async def test_the_sdk_page_through_the_proxy(tmp_path: Path) -> None:
     events = [json.loads(e.data)["event"] for e in entries]
     StoredEvent  # noqa: B018 - the records are StoredEvent objects (docs/events.md)
     mine = [e for e in events if e.get("anonymous_id") == seen["uid"]]
-    assert [e["properties"]["product_id"] for e in mine if e["type"] == "product_view"] == clicked
+    viewed = [e["properties"]["product_id"] for e in mine if e["type"] == "product_view"]
+    assert viewed == [hot[0], *clicked]
     assert sum(e["type"] == "session_start" for e in mine) == 2
     shown = [e for e in events if e["type"] == "impression"
              and e.get("properties", {}).get("campaign") == "home_for_you"]  # fmt: skip
     assert {e["properties"]["slot"] for e in shown} >= {"1", "2", "3"}
+    # the section's KPIs: impressions by position, the click on position 1, the add-to-cart
+    code = await asyncio.to_thread(
+        main, ["recs", "report", "--store", f"sqlite://{tmp_path}/state.db", "--format", "json"]
+    )
+    assert code == 0
+    kpis = {k["name"]: k for k in json.loads(capsys.readouterr().out)}
+    home = kpis["home_for_you"]
+    assert home["decisions"] >= 2 and home["strategies"]["trending"] >= 1
+    assert home["impressions"] >= 3 and home["clicks"] == 1 and home["carts"] == 1
+    assert home["positions"]["1"][1] == 1
