@@ -10,9 +10,9 @@ store for trending.
 A refresh reads only the open buckets (the current one, and those that closed less than
 ``CLOSED_AFTER`` ago: late events still land there); a closed bucket is read once and added
 to a running sum per window, in a common scale (``2 ** ((middle - landmark) / half)``, so that
-no weight needs recomputing as time passes), and subtracted when it leaves the window. Each
-refresh then costs the open buckets plus one selection of the best, not a pass over every
-bucket of the window.
+no weight needs recomputing as time passes), and subtracted when it leaves the window. The best
+of the closed sums are kept until a bucket comes or goes, so a refresh ranks only those and
+the open buckets' items: not a pass over every bucket, nor over every item, of the window.
 """
 
 from __future__ import annotations
@@ -57,6 +57,10 @@ class _Window:
     landmark: float
     sums: dict[bytes, float] = field(default_factory=dict)
     included: dict[int, list[tuple[bytes, float]]] = field(default_factory=dict)
+    # the RANKED best of ``sums``, recomputed only when a bucket is added or removed: an item
+    # outside it and outside the open buckets cannot reach the ranking (its total is its sum,
+    # below RANKED others' sums, which their totals only exceed)
+    best: list[tuple[bytes, float]] | None = None
 
     def weight(self, middle: float) -> float:
         return float(2.0 ** ((middle - self.landmark) / (self.seconds / 2.0)))
@@ -67,6 +71,7 @@ class _Window:
         for member, count in top:
             sums[member] = sums.get(member, 0.0) + count * weight
         self.included[bucket] = top
+        self.best = None
 
     def remove(self, bucket: int, middle: float) -> None:
         weight = self.weight(middle)
@@ -77,6 +82,12 @@ class _Window:
                 sums.pop(member, None)
             else:
                 sums[member] = left
+        self.best = None
+
+    def leaders(self) -> list[tuple[bytes, float]]:
+        if self.best is None:
+            self.best = heapq.nlargest(RANKED, self.sums.items(), key=itemgetter(1))
+        return self.best
 
 
 class TrendingIndex:
@@ -145,16 +156,18 @@ class TrendingIndex:
                 and now - middle <= state.seconds
             ):
                 state.add(bucket, top, middle)
-        totals = state.sums
+        sums = state.sums
+        totals = dict(state.leaders())
         if open_buckets:
-            totals = dict(totals)
             for bucket in open_buckets:
                 middle = min((bucket + 0.5) * size, now)
                 if now - middle > state.seconds:
                     continue
                 weight = state.weight(middle)
                 for member, count in found.get(bucket, ()):
-                    totals[member] = totals.get(member, 0.0) + count * weight
+                    if member not in totals:
+                        totals[member] = sums.get(member, 0.0)
+                    totals[member] += count * weight
         scale = 2.0 ** ((state.landmark - now) / half)
         best = heapq.nlargest(RANKED, totals.items(), key=itemgetter(1))
         best.sort(key=lambda kv: (-kv[1], kv[0]))  # ties: the smaller id first
