@@ -1,8 +1,8 @@
 """The recommendations step: ``recommend NAME at "$.path" { ... }``, a product list filled.
 
 For each of the policy's recommendations whose location in a storefront JSON response is a
-list (else skipped, counted as ``missing_slot``; a location an earlier personalisation
-claimed is ``contested``):
+list (a page without it is not a page for it: nothing is done or counted; a location an
+earlier personalisation claimed is skipped, counted as ``contested``):
 
 1. the strategy: ``new users:`` for a new visitor (``user.is_new``), else ``otherwise:`` or
    ``use`` (``CompiledRecommendation.strategy_for``);
@@ -65,8 +65,7 @@ class Recommendations:
             location = recommendation.location
             hits = find(document.root, location.steps) if isinstance(location, JsonPath) else []
             if not hits or not isinstance(hits[0][0][hits[0][1]], list):
-                engine.metrics.campaigns_skipped.inc(recommendation.name, "missing_slot")
-                continue
+                continue  # not a page with this list
             if exchange.claimed and exchange.contested(0, [recommendation.location]):
                 engine.metrics.campaigns_skipped.inc(recommendation.name, "contested")
                 continue

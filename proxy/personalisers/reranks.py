@@ -54,8 +54,7 @@ class Reranks:
             location = rerank.location
             hits = find(document.root, location.steps) if isinstance(location, JsonPath) else []
             if not hits or not isinstance(hits[0][0][hits[0][1]], list):
-                engine.metrics.campaigns_skipped.inc(rerank.name, "missing_slot")
-                continue
+                continue  # not a page with this list
             if exchange.claimed and exchange.contested(0, [rerank.location]):
                 engine.metrics.campaigns_skipped.inc(rerank.name, "contested")
                 continue
