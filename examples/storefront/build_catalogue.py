@@ -5,7 +5,8 @@ random sample of the UCI Machine Learning Repository's "Online Retail" data set:
 Guo (2012), CC BY 4.0; a UK gift retailer's invoice lines, 2010-12 to 2011-12). CC BY 4.0
 allows sharing adapted material with attribution: this header and the README are it.
 
-One catalogue item per stock code that has a positive price and a description:
+One catalogue item per product stock code (five digits, a letter may follow: the others are
+postage, fees and adjustments) that has a positive price and a description:
 
 - ``id``: ``sku-`` + the stock code; ``title``: the description, in title case;
 - ``price``: the median unit price of its lines (GBP);
@@ -89,7 +90,11 @@ def build(source: Path) -> list[dict[str, object]]:
                 price = float(row["UnitPrice"])
             except ValueError:
                 continue
-            if not code.isalnum() or not description or price <= 0 or row["InvoiceNo"][:1] == "C":
+            # products have five-digit codes (a letter may follow); the others are postage,
+            # fees, discounts and manual adjustments
+            if not code[:5].isdigit() or not code.isalnum() or not description or price <= 0:
+                continue
+            if row["InvoiceNo"][:1] == "C":
                 continue
             if not any(c.isalpha() for c in description) or description.isdigit():
                 continue
