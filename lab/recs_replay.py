@@ -12,8 +12,9 @@ through the recommenders as the proxy does:
 - at each product view at or after ``score_from`` whose session has a later view of another
   product, every strategy ranks with the production code (``strategies.rank`` with the
   viewed product as the page's product, then ``lists.select``, which never recommends the
-  page's own product), reading the neighbours of its seeds from the store; the next other
-  product viewed in the session is the target.
+  page's own product), reading the neighbours of its seeds from the store, at that view,
+  before it is learned from; the next other product viewed in the session is the target
+  (which views are scored is read ahead, :func:`next_products`; nothing else is).
 
 A session is one subject's (``user_id``, else ``anonymous_id``) events with no gap longer
 than ``session_gap`` (30 minutes); events without either are learned from (trending) and not
@@ -205,14 +206,6 @@ class _Subject:
     history: deque[tuple[str, float, bytes]] = field(default_factory=lambda: deque(maxlen=200))
 
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    item: str
-    at: float
-    session: int
-    history: list[tuple[str, float, bytes]]
-
-
 class Replay:
     """One replay: feed events with :meth:`feed`, then :meth:`result`."""
 
@@ -241,11 +234,13 @@ class Replay:
         self.popular = _Leaders(k + 1)
         self.pasts: dict[str, Past] = {}
         self.subjects: dict[str, _Subject] = {}
-        self.pending: dict[str, _Pending] = {}  # subject -> its session's last product view
         self.events = self.scored = self.sessions = 0
         self.next_refresh = -math.inf
 
-    async def feed(self, event: Event) -> None:
+    async def feed(self, event: Event, target: str | None = None) -> None:
+        """Learn from one event; ``target``: the next other product its subject views in the
+        session (``next_products``), when it is a product view to score: it is ranked now,
+        before this event is learned, as the proxy would rank on that product's page."""
         self.events += 1
         at = event.time
         if at is None:
@@ -256,8 +251,8 @@ class Replay:
         data = _ENCODE.encode(properties) if properties is not None else b""
         items = items_of(kind, data)
         state = self._subject(subject, at) if subject is not None else None
-        if kind == "product_view" and items and state is not None and subject is not None:
-            await self._score(subject, state, items[0], at)
+        if target is not None and items and state is not None and at >= self.score_from:
+            await self._rank_all(items[0], at, list(state.history), target)
         if kind in TREND_WEIGHTS and items:
             weight = TREND_WEIGHTS[kind]
             for item in items:
@@ -276,33 +271,23 @@ class Replay:
         if at - state.last > self.config.session_gap:
             state.session += 1
             self.sessions += 1
-            self.pending.pop(subject, None)
         state.last = at
         return state
 
-    async def _score(self, subject: str, state: _Subject, item: str, at: float) -> None:
-        """The pending view of this session is scored with this view as its target; this
-        view becomes pending (scored when the session's next other product comes)."""
-        pending = self.pending.get(subject)
-        if pending is not None and pending.session == state.session:
-            if pending.item == item:
-                return  # the same product again: still waiting for another one
-            if pending.at >= self.score_from:
-                await self._rank_all(pending, item)
-        # the visitor as the proxy would read it on that page: the history before the view
-        self.pending[subject] = _Pending(item, at, state.session, list(state.history))
-
-    async def _rank_all(self, pending: _Pending, target: str) -> None:
+    async def _rank_all(
+        self, page: str, at: float, history: list[tuple[str, float, bytes]], target: str
+    ) -> None:
         self.scored += 1
-        if pending.at >= self.next_refresh:  # recomputed when a ranking needs it, at most
-            await self.trending.refresh(self.store, pending.at, self.windows)  # every refresh
-            self.next_refresh = pending.at + self.refresh_every
-        visitor = visitor_of(pending.history, ())
+        if at >= self.next_refresh:  # recomputed when a ranking needs it, at most every refresh
+            await self.trending.refresh(self.store, at, self.windows)
+            self.next_refresh = at + self.refresh_every
+        # the visitor as the proxy reads it on that page: the history before the view
+        visitor = visitor_of(history, ())
         for strategy in self.strategies:
             if strategy.kind == "most_popular":
-                ranked = [i for i in self.popular.top() if i != pending.item][: self.k]
+                ranked = [i for i in self.popular.top() if i != page][: self.k]
             else:
-                ranked = await self._rank(strategy, pending.item, visitor)
+                ranked = await self._rank(strategy, page, visitor)
             self.tallies[strategy.name].add(ranked, target)
 
     async def _rank(self, strategy: Strategy, page: str, visitor: Visitor) -> list[str]:
@@ -361,6 +346,35 @@ class _Leaders:
         return [item for _, item in self.leaders]
 
 
+def next_products(events: Sequence[Event], session_gap: float) -> dict[int, str]:
+    """Which product views are scored, and against what: index of a view -> the next other
+    product its subject views in the same session (the first of a run of views of one
+    product is the one scored). Read ahead only to choose what to score: each view is
+    ranked with what was learned before it."""
+    targets: dict[int, str] = {}
+    last: dict[str, float] = {}
+    waiting: dict[str, tuple[int, str]] = {}  # subject -> (index, product) of its last view
+    for index, event in enumerate(events):
+        subject = event.user_id or event.anonymous_id
+        if subject is None or event.time is None:
+            continue
+        if event.time - last.get(subject, -math.inf) > session_gap:
+            waiting.pop(subject, None)  # a new session
+        last[subject] = event.time
+        if event_type(event) != "product_view":
+            continue
+        item = items_of("product_view", _ENCODE.encode(event.properties))
+        if not item:
+            continue
+        pending = waiting.get(subject)
+        if pending is not None and pending[1] == item[0]:
+            continue  # the same product again: the first view of it waits on
+        if pending is not None:
+            targets[pending[0]] = item[0]
+        waiting[subject] = (index, item[0])
+    return targets
+
+
 def catalogue_of(path: Path | None, events: Iterable[Event]) -> CatalogueSnapshot:
     """The catalogue file's items, else every product the events name (ids only)."""
     if path is not None:
@@ -402,10 +416,12 @@ def replay(
         refresh=refresh,
     )  # fmt: skip
 
+    targets = next_products(events, session_gap)
+
     async def go() -> tuple[float, float]:
         started, cpu = time.perf_counter(), time.process_time()
-        for event in events:
-            await run.feed(event)
+        for index, event in enumerate(events):
+            await run.feed(event, targets.get(index))
         return time.perf_counter() - started, time.process_time() - cpu
 
     seconds, cpu_seconds = asyncio.run(go())
