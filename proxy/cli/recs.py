@@ -66,6 +66,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     report.add_argument("--store", metavar="URL", help="state store URL (store.url)")
     report.add_argument("--format", choices=("text", "json"), default="text")
     add_config_option(report)
+    rebuild = sub.add_parser(
+        "rebuild",
+        help="learn the recommenders' state again from the store's events log (backfill)",
+        description="Read the store's events log from its start through the recommenders' "
+        "learning (slotwise.proxy.recommend.rebuild). It adds to the state there is: run it "
+        "on a store without recommender state.",
+    )
+    rebuild.add_argument("--store", metavar="URL", help="state store URL (store.url)")
+    add_config_option(rebuild)
 
 
 def _time(text: str) -> float:
@@ -87,7 +96,30 @@ def _time(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     if args.recs_command == "report":
         return _report(args)
+    if args.recs_command == "rebuild":
+        return _rebuild(args)
     return _replay(args)
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from slotwise.proxy.learn.export import reading_store
+    from slotwise.proxy.recommend.rebuild import Rebuilt, rebuild
+
+    settings = read_settings(args, {"store.url": ("--store", args.store)})
+    store = reading_store(settings.store.url)
+
+    async def run_it() -> Rebuilt:
+        async with store:
+            return await rebuild(store, settings.recommendations, settings.events.events_log)
+
+    done = asyncio.run(run_it())
+    print(
+        f"slotwise recs rebuild: {done.events} events read, {done.learned} learned from, "
+        f"{done.sets} scored-set additions"
+    )
+    return EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:
