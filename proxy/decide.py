@@ -11,8 +11,10 @@ steps, top to bottom, as the request flows:
    (``early_signals``): then they are gathered in 4, only if a campaign applies;
 3. the response head arrives (``_personalisable``): only a complete, readable 200 JSON/XML
    body within the size limit is read whole, anything else streams through;
-4. engine time, under the decision deadline: ``_open`` parses the document (its ad units),
-   then ``personalise`` runs the policy's personalisers in their declared precedence
+4. engine time, under the decision deadline: ``_open`` parses the document (its ad units);
+   with product lists in the policy, ``_prepare_lists`` reads what they need first (one
+   store read, not engine time: slotwise.proxy.recommend.runtime); then ``personalise``
+   runs the policy's personalisers in their declared precedence
    (slotwise.proxy.personalisers: triggered campaigns, campaigns, offers, recommendations,
    re-ranks) and serialises the rewritten document;
 5. ``_answer`` queues the decision records (no I/O here); the response goes out, with a
