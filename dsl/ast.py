@@ -573,7 +573,23 @@ class AlsoViewed:
     signal: str
 
 
-Strategy = Trending | LastVisit | AlsoBought | AlsoViewed
+@dataclass(frozen=True, slots=True)
+class Similar:
+    """``similar(cart.items)``: items like these (category, brand, attributes, price)."""
+
+    span: Span = field(compare=False)
+    signal: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hybrid:
+    """``hybrid(cart.items)``: co-views, co-purchases, similarity and trending, blended."""
+
+    span: Span = field(compare=False)
+    signal: str
+
+
+Strategy = Trending | LastVisit | AlsoBought | AlsoViewed | Similar | Hybrid
 
 
 @dataclass(frozen=True, slots=True)
@@ -606,7 +622,16 @@ class RecExclude:
     names: tuple[str, ...]
 
 
-RecMember = RecUse | RecNewUsers | RecOtherwise | RecLimit | RecExclude
+@dataclass(frozen=True, slots=True)
+class RecDiversity:
+    """``at most 2 per category``: no more than ``count`` items sharing one ``field``."""
+
+    span: Span = field(compare=False)
+    count: int
+    field: str
+
+
+RecMember = RecUse | RecNewUsers | RecOtherwise | RecLimit | RecExclude | RecDiversity
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ NOTIFY_CHANNELS = ("email", "sms", "push", "webhook")
 REC_EXCLUSIONS = ("unavailable", "purchased", "in_cart", "viewed")
 AFFINITY_METRICS = ("clicks", "views", "purchases", "carts")
 MAX_LIMIT = 100
+DIVERSITY_FIELDS = ("category", "brand")
 
 
 _Named = TypeVar("_Named", ast.Segment, ast.Campaign, ast.Trigger, ast.Offers)
@@ -755,7 +756,7 @@ class _Checker:
             recommend.members,
             recommend.name,
             "recommendation",
-            (ast.RecUse, ast.RecNewUsers, ast.RecOtherwise, ast.RecLimit),
+            (ast.RecUse, ast.RecNewUsers, ast.RecOtherwise, ast.RecLimit, ast.RecDiversity),
         )
         if not any(
             isinstance(m, ast.RecUse | ast.RecNewUsers | ast.RecOtherwise)
@@ -772,6 +773,8 @@ class _Checker:
                 self.strategy(member.strategy)
             elif isinstance(member, ast.RecLimit):
                 self.limit(member)
+            elif isinstance(member, ast.RecDiversity):
+                self.diversity(member)
             elif isinstance(member, ast.RecExclude):
                 for name in member.names:
                     if name not in REC_EXCLUSIONS:
@@ -797,6 +800,18 @@ class _Checker:
                     "this needs a list of product ids like cart.items",
                     strategy.span,
                 )
+
+    def diversity(self, diversity: ast.RecDiversity) -> None:
+        if not 1 <= diversity.count <= MAX_LIMIT:
+            self.report("bad_value", f"at most 1 to {MAX_LIMIT} per field", diversity.span)
+        self.known(
+            "bad_value",
+            "diversity field",
+            diversity.field,
+            DIVERSITY_FIELDS,
+            diversity.span,
+            "fields: " + ", ".join(DIVERSITY_FIELDS),
+        )
 
     def limit(self, limit: ast.RecLimit) -> None:
         if not 1 <= limit.count <= MAX_LIMIT:
@@ -886,6 +901,7 @@ class _Checker:
 
 
 _KEYWORDS: dict[type, str] = {
+    ast.RecDiversity: "at most",
     ast.Applies: "applies when",
     ast.Optimize: "optimize",
     ast.Explore: "explore",

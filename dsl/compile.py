@@ -359,6 +359,10 @@ def compile_strategy(strategy: ast.Strategy) -> compiled.Strategy:
         return compiled.Strategy("last_visit", float(strategy.views))
     if isinstance(strategy, ast.AlsoBought):
         return compiled.Strategy("also_bought", strategy.signal)
+    if isinstance(strategy, ast.Similar):
+        return compiled.Strategy("similar", strategy.signal)
+    if isinstance(strategy, ast.Hybrid):
+        return compiled.Strategy("hybrid", strategy.signal)
     return compiled.Strategy("also_viewed", strategy.signal)
 
 
@@ -369,6 +373,7 @@ def compile_recommend(recommend: ast.Recommend) -> compiled.CompiledRecommendati
     use = new_users = otherwise = None
     limit = DEFAULT_RECOMMEND_LIMIT
     exclude: list[str] = []
+    diversity: tuple[int, str] | None = None
     for member in recommend.members:
         if isinstance(member, ast.RecUse):
             use = compile_strategy(member.strategy)
@@ -378,6 +383,8 @@ def compile_recommend(recommend: ast.Recommend) -> compiled.CompiledRecommendati
             otherwise = compile_strategy(member.strategy)
         elif isinstance(member, ast.RecLimit):
             limit = member.count
+        elif isinstance(member, ast.RecDiversity):
+            diversity = (member.count, member.field)
         else:
             exclude.extend(n for n in member.names if n not in exclude)
     return compiled.CompiledRecommendation(
@@ -388,6 +395,7 @@ def compile_recommend(recommend: ast.Recommend) -> compiled.CompiledRecommendati
         otherwise=otherwise,
         limit=limit,
         exclude=tuple(exclude),
+        diversity=diversity,
     )
 
 

@@ -360,7 +360,7 @@ class CompiledTrigger:
 @dataclass(frozen=True, slots=True)
 class Strategy:
     """A recommendation source: trending(window s), last_visit(views), also_bought(signal),
-    also_viewed(signal)."""
+    also_viewed(signal), similar(signal), hybrid(signal)."""
 
     kind: str
     parameter: str | float
@@ -375,6 +375,7 @@ class CompiledRecommendation:
     otherwise: Strategy | None
     limit: int
     exclude: tuple[str, ...]
+    diversity: tuple[int, str] | None = None  # `at most N per FIELD`
 
     def strategy_for(self, ctx: Context) -> Strategy | None:
         """`new users:` for a new user (user.is_new), else `otherwise:` / `use`."""
@@ -440,6 +441,11 @@ class CompiledPolicySet:
     def selects_on_response(self) -> bool:
         """Whether every campaign's `applies when` reads only the response (``ad.*``)."""
         return all(campaign.selects_on_response for campaign in self.campaigns)
+
+    @property
+    def has_lists(self) -> bool:
+        """Whether the set fills or reorders product lists (recommendations, re-ranks)."""
+        return bool(self.recommendations or self.reranks)
 
     def select(self, ctx: Context) -> CompiledCampaign | None:
         """The first campaign, in policy order, whose `applies when` holds for ctx."""

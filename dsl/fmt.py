@@ -285,6 +285,10 @@ def strategy_text(strategy: ast.Strategy) -> str:
         return f"last_visit({strategy.views} views)"
     if isinstance(strategy, ast.AlsoBought):
         return f"also_bought({strategy.signal})"
+    if isinstance(strategy, ast.Similar):
+        return f"similar({strategy.signal})"
+    if isinstance(strategy, ast.Hybrid):
+        return f"hybrid({strategy.signal})"
     return f"also_viewed({strategy.signal})"
 
 
@@ -297,6 +301,8 @@ def _rec_member(member: ast.RecMember) -> str:
         return f"otherwise: {strategy_text(member.strategy)}"
     if isinstance(member, ast.RecLimit):
         return f"limit {member.count}"
+    if isinstance(member, ast.RecDiversity):
+        return f"at most {member.count} per {member.field}"
     return "exclude " + ", ".join(member.names)
 
 

@@ -1,12 +1,12 @@
 """What the proxy serves of a policy today, and the ``not_yet_served`` check for the rest.
 
-The language is ahead of the runtime: recommendations and re-ranks parse, check, compile and
-run in ``slotwise test`` and ``slotwise explain``, but the proxy's personalisers for them
-(slotwise.proxy.personalisers: recommendations, re-ranks) are still empty steps. ``slotwise
-check`` says so, once per block, as a warning, so that nobody ships a policy expecting it to
-act. Campaigns, triggers (a campaign a trigger shows, while the trigger fires for the user:
-slotwise.proxy.personalisers.triggered) and offer sets are served. When a step is built, its
-kind leaves ``NOT_YET_SERVED``.
+The language can be ahead of the runtime: a kind of block may parse, check, compile and run in
+``slotwise test`` and ``slotwise explain`` before the proxy's personaliser for it
+(slotwise.proxy.personalisers) acts on it. ``slotwise check`` then says so, once per block, as a
+warning, so that nobody ships a policy expecting it to act. Today every kind is served:
+campaigns, triggers (a campaign a trigger shows, while the trigger fires for the user), offer
+sets, and recommendations and re-ranks (with a catalogue, ``catalogue.feed``). A kind the
+language gains before the proxy serves it goes into ``NOT_YET_SERVED`` until it is.
 """
 
 from __future__ import annotations
@@ -18,10 +18,7 @@ from slotwise.dsl import ast
 from slotwise.dsl.errors import Diagnostic, Severity
 
 # block type -> (its keyword, what the proxy would do with it)
-NOT_YET_SERVED: Final[Mapping[type, tuple[str, str]]] = {
-    ast.Recommend: ("recommend", "fill its list"),
-    ast.Rerank: ("rerank", "reorder its list"),
-}
+NOT_YET_SERVED: Final[Mapping[type, tuple[str, str]]] = {}
 
 
 def not_yet_served(

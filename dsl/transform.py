@@ -336,6 +336,15 @@ class ToAst(Transformer[Token, Any]):
     def rec_exclude(self, span: ast.Span, children: list[Token]) -> ast.RecExclude:
         return ast.RecExclude(span, tuple(str(c) for c in children))
 
+    def rec_diversity(self, span: ast.Span, children: list[Token]) -> ast.RecDiversity:
+        return ast.RecDiversity(span, self._int(children[0], "a count"), str(children[1]))
+
+    def similar(self, span: ast.Span, children: list[Token]) -> ast.Similar:
+        return ast.Similar(span, str(children[0]))
+
+    def hybrid(self, span: ast.Span, children: list[Token]) -> ast.Hybrid:
+        return ast.Hybrid(span, str(children[0]))
+
     def trending(self, span: ast.Span, children: list[Token]) -> ast.Trending:
         return ast.Trending(span, _duration(children[0]))
 

@@ -134,11 +134,13 @@ class ProfileSource(Protocol):
 class EventSnapshot:
     """An immutable :class:`~slotwise.plugins.schema.EventHistory` over events read once."""
 
-    __slots__ = ("_times",)
+    __slots__ = ("_times", "events")
 
     def __init__(self, events: Iterable[Event]) -> None:
+        # the events themselves too, oldest first: the recommenders read their products
+        self.events: tuple[Event, ...] = tuple(events)
         times: dict[str, list[float]] = {}
-        for item in events:
+        for item in self.events:
             times.setdefault(item.event, []).append(item.at)
         self._times = {name: sorted(ts) for name, ts in times.items()}
 

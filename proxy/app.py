@@ -28,7 +28,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 from starlette.exceptions import HTTPException
@@ -49,6 +49,10 @@ from slotwise.proxy.policy_snapshot import PolicySnapshot
 from slotwise.proxy.tracking import CLICK_PATH, ClickSigner
 from slotwise.proxy.upstream import Origin, PoolSettings, Upstream, UpstreamPool
 from slotwise.types import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from slotwise.proxy.catalogue import LiveCatalogue
+    from slotwise.proxy.recommend.runtime import RecsRuntime
 
 log = logging.getLogger("slotwise.proxy")
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
@@ -346,6 +350,7 @@ class ProxyApp:
         collector.triggers = TriggerEngine(
             store, lambda: policies.current, ttl=s.events.user_state_ttl
         )
+        catalogue, recs = await _recommenders(s, store, collector)
         chooser = self._chooser
         bandit = bandit_task = None
         if chooser is None and s.bandit.models_dir:
@@ -389,9 +394,13 @@ class ProxyApp:
                 same_site=s.tracking.user_cookie_same_site,
                 domain=s.tracking.user_cookie_domain,
             ),
+            recs=recs,
         )
         routes = events_routes(
-            collector, consent=_consent_config(providers), forwarding=engine.forwarding
+            collector,
+            consent=_consent_config(providers),
+            forwarding=engine.forwarding,
+            catalogue=catalogue,
         )
         events_app = Router(routes=[Mount("/_sw", routes=routes)])
         runtime = Runtime(engine, events_app, collector, store, bandit)
@@ -401,6 +410,10 @@ class ProxyApp:
             runtime.tasks.append(asyncio.create_task(engine.caps.run()))
         if budgets is not None:
             runtime.tasks.append(asyncio.create_task(budgets.run()))
+        if recs is not None:
+            await recs.refresh(policies.current)
+            runtime.tasks.append(asyncio.create_task(recs.catalogue.watch()))
+            runtime.tasks.append(asyncio.create_task(recs.refresh_loop(policies)))
         if policies.directory is not None and s.proxy.reload_interval > 0:
             runtime.tasks.append(asyncio.create_task(policies.watch(s.proxy.reload_interval)))
         if s.notify.sender:
@@ -435,6 +448,23 @@ async def _notify_metrics(runtime: Runtime) -> str:
             return await stats.render(runtime.store)
     except Exception:  # the other metrics matter more than these
         return ""
+
+
+async def _recommenders(
+    s: Settings, store: Any, collector: Any
+) -> tuple[LiveCatalogue | None, RecsRuntime | None]:
+    """With a catalogue feed: the live catalogue, the recommenders' runtime, and the
+    collector taught to update their state (recommendations.md). A bad feed stops the start."""
+    if not s.catalogue.feed:
+        return None, None
+    from slotwise.proxy.catalogue import LiveCatalogue
+    from slotwise.proxy.recommend.observe import RecsObserver
+    from slotwise.proxy.recommend.runtime import RecsRuntime
+
+    catalogue = LiveCatalogue(s.catalogue, store)
+    await catalogue.load()
+    collector.recs = RecsObserver(store, s.recommendations)
+    return catalogue, RecsRuntime(catalogue, store, s.recommendations)
 
 
 async def _store_problem(runtime: Runtime) -> str | None:

@@ -11,8 +11,10 @@ steps, top to bottom, as the request flows:
    (``early_signals``): then they are gathered in 4, only if a campaign applies;
 3. the response head arrives (``_personalisable``): only a complete, readable 200 JSON/XML
    body within the size limit is read whole, anything else streams through;
-4. engine time, under the decision deadline: ``_open`` parses the document (its ad units),
-   then ``personalise`` runs the policy's personalisers in their declared precedence
+4. engine time, under the decision deadline: ``_open`` parses the document (its ad units);
+   with product lists in the policy, ``_prepare_lists`` reads what they need first (one
+   store read, not engine time: slotwise.proxy.recommend.runtime); then ``personalise``
+   runs the policy's personalisers in their declared precedence
    (slotwise.proxy.personalisers: triggered campaigns, campaigns, offers, recommendations,
    re-ranks) and serialises the rewritten document;
 5. ``_answer`` queues the decision records (no I/O here); the response goes out, with a
@@ -69,6 +71,7 @@ from slotwise.types import Context, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from slotwise.dsl.compiled import CompiledPolicySet
+    from slotwise.proxy.recommend.runtime import RecsRuntime
 
 _PERSONALISED_METHODS: Final = frozenset({"GET", "POST"})
 # validators and digests of the upstream body do not describe a rewritten one
@@ -106,6 +109,7 @@ class Engine:
     personalisers: Pipeline = field(default_factory=Pipeline)
     caps: CapCounter | None = None  # frequency cap counts (slotwise.proxy.caps), if a store
     offers: OfferChooser = field(default_factory=OfferChooser)
+    recs: RecsRuntime | None = None  # with a catalogue: recommendations and re-ranks
 
 
 async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> None:
@@ -143,6 +147,8 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     engine_start = time.perf_counter()
     if _open(engine, x):  # a campaign applies and its signals were left until now
         engine_start += await _late_signals(engine, x)  # provider time is not engine time
+    if x.lists and x.document is not None and x.cause is None and x.reason is None:
+        engine_start += await _prepare_lists(engine, x)  # a store read, not engine time
     _decide(engine, x, engine_start)
     # 5. log the decisions and answer
     headers, answer = _answer(engine, x)
@@ -166,9 +172,11 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
     if scope.get("query_string"):
         target += b"?" + scope["query_string"]
     policy = x.policy = engine.policies.current  # one reference read for the whole request
+    # product lists (recommendations, re-ranks) need the visitor's signals on any JSON page
+    x.lists = engine.recs is not None and policy is not None and policy.has_lists
     x.candidate = (
         policy is not None
-        and (bool(policy.campaigns) or bool(policy.offers))
+        and (bool(policy.campaigns) or bool(policy.offers) or x.lists)
         and method in _PERSONALISED_METHODS
     )
     fetch = engine.upstream.begin(method.encode(), target, headers, x.body)
@@ -231,7 +239,9 @@ def _open(engine: Engine, x: Exchange) -> bool:
     """Parse the response into its ad units; True when the signals are to be gathered now.
 
     Signals wait until here when early_signals skipped them: gathered only if a campaign
-    applies to the document (on the response's signals alone).
+    applies to the document (on the response's signals alone), or the policy fills or
+    reorders product lists (a path whose last answer was not personalised, such as an image
+    or an HTML page behind the proxy, is not gathered for before its answer shows JSON).
     """
     try:
         assert x.response is not None and x.policy is not None
@@ -240,7 +250,7 @@ def _open(engine: Engine, x: Exchange) -> bool:
         if document is None:
             x.reason = "content_type"
         elif x.providers is not None and not x.early:
-            if _applies(x.policy, document):
+            if x.lists or _applies(x.policy, document):
                 engine.metrics.signal_gathers.inc("late")
                 return True
             engine.metrics.signal_gathers.inc("skipped")
@@ -260,6 +270,17 @@ async def _late_signals(engine: Engine, x: Exchange) -> float:
     try:
         x.gathered = await _signals(engine, x)
         _identify(engine, x)
+    except Exception:
+        x.fail("engine_error")
+    return time.perf_counter() - waited
+
+
+async def _prepare_lists(engine: Engine, x: Exchange) -> float:
+    """What the list steps read, before engine time (one store read); the seconds it took."""
+    assert engine.recs is not None
+    waited = time.perf_counter()
+    try:
+        await engine.recs.prepare(x, engine.limits.signals_deadline)
     except Exception:
         x.fail("engine_error")
     return time.perf_counter() - waited

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from slotwise.dsl.location import Location
     from slotwise.plugins.loaded import ProviderSet
     from slotwise.proxy.adapters import Document
+    from slotwise.proxy.recommend.runtime import Prepared
     from slotwise.proxy.upstream import UpstreamResponse
 
 MAX_UNITS: Final = 16  # ad units personalised per response (bids, VAST ads)
@@ -69,10 +70,12 @@ class Exchange:
     body: bytes  # the request body
     policy: CompiledPolicySet | None  # the snapshot this request reads, read once
     candidate: bool  # a campaign could apply (policies loaded, GET or POST)
+    lists: bool  # the policy fills or reorders product lists and a catalogue is served
     providers: ProviderSet | None  # set when a campaign could apply: gather from these
     early: bool  # gather while the upstream answers
     gathered: Gathered
     issued: str | None  # a fresh user id for the answer's id cookie (slotwise.proxy.identity)
+    prepared: Prepared | None  # what recommendations and re-ranks read (RecsRuntime.prepare)
     response: UpstreamResponse | None
     raw: bytes  # the upstream body as it came (possibly compressed)
     document: Document | None
@@ -106,10 +109,12 @@ class Exchange:
         self.body = b""
         self.policy = policy
         self.candidate = False
+        self.lists = False
         self.providers = None
         self.early = False
         self.gathered = gathered
         self.issued = None
+        self.prepared = None
         self.response = None
         self.raw = b""
         self.document = None

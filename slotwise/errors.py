@@ -312,5 +312,20 @@ NOTIFY: Final = Area(
     usage=frozenset({"unknown_dead_letter"}),
 )
 
+RECS: Final = Area(
+    "recs",
+    "Catalogue and recommendations",
+    {
+        "invalid_feed": "the catalogue feed (`catalogue.feed`) has a bad item or cannot be "
+        "read: the catalogue keeps what it had (at start: the proxy does not start)",
+        "invalid_item": "422: the admin API refused an item or a change; nothing was applied",
+        "unknown_item": "404: no catalogue item with this id",
+        "invalid_events_file": "`slotwise recs replay`: a line of the events file is not an "
+        "event of the `/_sw/events` schema, or the file cannot be read",
+    },
+    docs="errors.md",
+    usage=frozenset({"invalid_events_file"}),
+)
+
 # every area defined here; the policy language's is slotwise.dsl.errors.POLICY
-AREAS: Final = (CONFIG, USAGE, STORE, MODELS, PLUGINS, HTTP, EVENTS, NOTIFY)
+AREAS: Final = (CONFIG, USAGE, STORE, MODELS, PLUGINS, HTTP, EVENTS, NOTIFY, RECS)

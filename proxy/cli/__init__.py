@@ -55,6 +55,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "slotwise.proxy.cli.notify",
         "run the notification sender; list, replay dead letters",
     ),
+    "recs": ("slotwise.proxy.cli.recs", "recommenders: replay an events file and score them"),
 }
 
 

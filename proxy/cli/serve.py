@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         _check_plugins(settings.plugins)
         or check_policies(policies)
         or check_notify(settings, policies)
+        or _check_catalogue(settings.catalogue.feed)
         or _check_store(settings.store.url)
         or _check_listen(settings.proxy.host, settings.proxy.port)
     )
@@ -97,6 +98,24 @@ def _check_plugins(tables: Mapping[str, Mapping[str, Any]]) -> str | None:
         load_providers(tables)
     except PluginError as exc:
         return f"slotwise serve: the signal providers cannot start:\n{exc}"
+    return None
+
+
+def _check_catalogue(feed: str) -> str | None:
+    """Read the catalogue feed once: a bad item would fail every worker's start."""
+    if not feed:
+        return None
+    from pathlib import Path
+
+    from slotwise.proxy.catalogue import CatalogueError, parse_feed
+
+    try:
+        parse_feed(Path(feed).read_bytes(), feed)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        return f"slotwise serve: cannot read the catalogue feed (catalogue.feed) {feed}: {why}"
+    except CatalogueError as exc:
+        return f"slotwise serve: the catalogue feed (catalogue.feed) is invalid: {exc}"
     return None
 
 

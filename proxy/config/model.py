@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final
 
 import msgspec
 
+from slotwise.proxy.catalogue.config import CatalogueConfig
 from slotwise.proxy.config.sections import (
     AdaptersConfig,
     BanditConfig,
@@ -22,6 +23,7 @@ from slotwise.proxy.config.sections import (
     UpstreamConfig,
 )
 from slotwise.proxy.events.config import EventsConfig
+from slotwise.proxy.recommend.config import RecsConfig
 
 PREFIX: Final = "SLOTWISE_"
 
@@ -46,6 +48,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             extra={"env": "SLOTWISE_OFFERS_CONFIG"},
         ),
     ] = msgspec.field(default_factory=dict)
+    catalogue: CatalogueConfig = msgspec.field(default_factory=CatalogueConfig)
+    recommendations: RecsConfig = msgspec.field(default_factory=RecsConfig)
     plugins: Annotated[
         dict[str, dict[str, Any]],
         msgspec.Meta(

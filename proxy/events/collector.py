@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -26,6 +26,9 @@ from slotwise.proxy.events.tasks import stop_task
 from slotwise.proxy.notify.erasure import erase_notifications
 from slotwise.proxy.offers_config import OffersConfig
 from slotwise.proxy.state import HistoryItem, LogRecord, Store, subject_key
+
+if TYPE_CHECKING:
+    from slotwise.proxy.recommend.observe import RecsObserver
 
 _log = logging.getLogger(__name__)
 _HISTORY_DATA_LIMIT = 1024  # bytes of properties kept beside each history item
@@ -84,6 +87,14 @@ def _subject(event: Event) -> str | None:
     return event.user_id or event.anonymous_id
 
 
+def _resolved(event: Event, known: dict[str, str]) -> str | None:
+    """The subject whose state an event changes: its known id when identify() linked it."""
+    subject = _subject(event)
+    if subject is not None and event.user_id is None:
+        return known.get(subject, subject)
+    return subject
+
+
 def _anonymous_only(events: Sequence[Event]) -> list[str]:
     return [e.anonymous_id for e in events if e.user_id is None and e.anonymous_id is not None]
 
@@ -110,6 +121,8 @@ class EventCollector:
         self._retention: asyncio.Task[None] | None = None
         # set by the app when policies are served: slotwise.proxy.triggers.TriggerEngine
         self.triggers: Any = None
+        # the recommenders learn from what is stored (set by the app when it serves them)
+        self.recs: RecsObserver | None = None
 
     async def __aenter__(self) -> EventCollector:
         self._retention = asyncio.create_task(self._retention_loop())
@@ -165,6 +178,8 @@ class EventCollector:
                 await self._guarded(self._derive(fresh, known, triggers))
             else:
                 self._spawn(self._derive(fresh, known, triggers))
+        elif fresh and self.recs is not None:  # contextual: counted for trending only
+            self._spawn(self.recs.observe(fresh, [None] * len(fresh)))
         for hook in self.after_store if fresh else ():
             self._spawn(hook(fresh))
         return CollectResult(len(fresh), len(records) - len(fresh), suppressed)
@@ -185,6 +200,12 @@ class EventCollector:
                 self.store, anonymous, user, keys, max_len=config.history_max_len,
                 ttl=config.user_state_ttl,
             )  # fmt: skip
+        if self.recs is not None:  # before the histories: it pairs with what came before
+            subjects = [_resolved(e, known) for e in events]
+            try:
+                await self.recs.observe(events, subjects)
+            except Exception as exc:  # the histories are still kept
+                _log.warning("recommender state update failed: %s", exc)
         if config.history_max_len > 0:
             await self._update_histories(events, known)
         if triggers is not None:

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from starlette.requests import ClientDisconnect, Request
@@ -42,6 +42,9 @@ from slotwise.proxy.http_hygiene import ForwardingPolicy
 from slotwise.proxy.offer_money import UnknownCurrency, check_currency
 from slotwise.proxy.offers_config import OffersConfig
 from slotwise.proxy.state import StoreUnavailable, StoreWriteUncertain
+
+if TYPE_CHECKING:
+    from slotwise.proxy.catalogue import LiveCatalogue
 
 # The smallest transparent 1x1 GIF.
 PIXEL_GIF = (
@@ -531,6 +534,7 @@ def events_routes(
     collector: EventCollector,
     consent: ConsentConfig | None = None,
     forwarding: ForwardingPolicy | None = None,
+    catalogue: LiveCatalogue | None = None,
 ) -> list[BaseRoute]:
     """The routes, relative to the proxy's ``/_sw`` prefix (``Mount("/_sw", routes=...)``).
 
@@ -542,8 +546,14 @@ def events_routes(
     from slotwise.proxy.triggers.admin import trigger_routes
 
     endpoints = EventEndpoints(collector, consent, forwarding)
+    extra: list[BaseRoute] = []
+    if catalogue is not None:  # the catalogue's admin API, behind the same admin checks
+        from slotwise.proxy.catalogue.admin import catalogue_routes
+
+        extra = catalogue_routes(catalogue, endpoints)
     return [
         *trigger_routes(endpoints),
+        *extra,
         Route("/px", endpoints.pixel, methods=["GET"]),
         Route("/events", endpoints.batch, methods=["POST"]),
         Route("/events/validate", endpoints.validate, methods=["POST"]),

@@ -6,8 +6,10 @@ steps run in the order of slotwise.dsl.precedence.PRECEDENCE, the one place it i
 
 1. triggered campaigns (:mod:`.triggered`: a firing trigger's campaign, with its offer);
 2. campaigns, in policy order (:mod:`.campaigns`);
-3. offers, 4. recommendations, 5. re-ranks (:mod:`.offers`, :mod:`.recommendations`,
-   :mod:`.reranks`: empty steps for now, run when the policy set has any).
+3. offers (:mod:`.offers`: an empty step for now, run when the policy set has any);
+4. recommendations, 5. re-ranks (:mod:`.recommendations`, :mod:`.reranks`: product lists
+   filled and reordered, with a catalogue; what they read is prepared before engine time,
+   slotwise.proxy.recommend.runtime).
 
 The rules every step keeps (docs/language-guide.md, "Several personalisations on one
 response"):

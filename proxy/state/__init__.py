@@ -19,6 +19,9 @@ sent but not confirmed in time: it may still complete):
 - bounded per-user histories: ``history_append(key, items, max_len=, ttl=)``, ``history``
   (items are :class:`HistoryItem`; :class:`StoredHistory` adapts them to the DSL's
   ``EventHistory``)
+- scored sets (bounded leaderboards: trending counts, item neighbours):
+  ``scores_add(key, {member: increment}, max_len=, ttl=)`` keeps the ``max_len`` highest,
+  ``scores_top(keys, count)`` reads several in one round trip
 - append-only logs: ``log_append(log, records, dedup_ttl=)`` (durable, atomic, deduplicated by
   record id), ``log_read(log, after=, count=)``, ``log_length``, consumer groups
   ``log_group_read(log, group, consumer, count=, pending=)`` + ``log_ack``, retention

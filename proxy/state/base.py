@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -197,6 +197,29 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def history(self, key: str, *, since: float = 0.0) -> list[HistoryItem]:
         """Items with ``at >= since``, oldest first (in append order)."""
+
+    # -- scored sets (bounded leaderboards) -----------------------------------------------
+
+    @abc.abstractmethod
+    async def scores_add(
+        self,
+        key: str,
+        increments: Mapping[bytes, float],
+        *,
+        max_len: int,
+        ttl: float | None = None,
+    ) -> None:
+        """Add each increment to its member's score (a missing member starts at 0), then keep
+        only the ``max_len`` highest members; ``ttl`` renews the whole set's expiry.
+
+        Atomic per call: concurrent adds from several processes are never lost (except what
+        the bound drops). Ties at the bound are broken by member, the greater kept.
+        """
+
+    @abc.abstractmethod
+    async def scores_top(self, keys: Sequence[str], count: int) -> list[list[tuple[bytes, float]]]:
+        """For each key, its ``count`` highest (member, score), highest first (ties: the
+        greater member first); one round trip for all the keys where the backend allows."""
 
     # -- append-only logs -----------------------------------------------------------------
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import bisect
 import builtins
+import heapq
 import itertools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -107,6 +108,19 @@ def _live(table: dict[str, tuple[_Held, float | None]], key: str, at: float) -> 
     return held
 
 
+def _ranked(scores: dict[bytes, float]) -> list[tuple[bytes, float]]:
+    """Highest score first; ties: the greater member first (Redis's ZREVRANGE order)."""
+    return sorted(scores.items(), key=lambda pair: (pair[1], pair[0]), reverse=True)
+
+
+def _highest(scores: dict[bytes, float], count: int) -> list[tuple[bytes, float]]:
+    if count <= 0:
+        return []
+    if count * 4 < len(scores):  # a few of many: a heap, not a sort of them all
+        return heapq.nlargest(count, scores.items(), key=lambda pair: (pair[1], pair[0]))
+    return _ranked(scores)[:count]
+
+
 def _position(text: str) -> int:
     try:
         return int(text)
@@ -127,10 +141,11 @@ class MemoryStore(Store):
         self._values: dict[str, tuple[bytes, float | None]] = {}
         self._sets: dict[str, tuple[builtins.set[bytes], float | None]] = {}
         self._histories: dict[str, tuple[list[HistoryItem], float | None]] = {}
+        self._scores: dict[str, tuple[dict[bytes, float], float | None]] = {}
         self._logs: dict[str, _Log] = {}
         self._groups: dict[tuple[str, str], _Group] = {}
         self._next_sweep = 0.0
-        self._sweep_table = 0  # 0 values, 1 sets, 2 histories
+        self._sweep_table = 0  # 0 values, 1 sets, 2 histories, 3 scores
         self._sweep_keys: list[str] = []
         self._sweep_offset = 0
 
@@ -157,6 +172,7 @@ class MemoryStore(Store):
             self._values,
             self._sets,
             self._histories,
+            self._scores,
         )
         if self._sweep_offset >= len(self._sweep_keys):
             self._sweep_table = (self._sweep_table + 1) % len(tables)
@@ -196,10 +212,12 @@ class MemoryStore(Store):
                 self._live_value(key) is not None
                 or self._live_set(key) is not None
                 or self._live_history(key) is not None
+                or _live(self._scores, key, now()) is not None
             )
             self._values.pop(key, None)
             self._sets.pop(key, None)
             self._histories.pop(key, None)
+            self._scores.pop(key, None)
             existed += found
         return existed
 
@@ -269,6 +287,38 @@ class MemoryStore(Store):
 
     async def history(self, key: str, *, since: float = 0.0) -> list[HistoryItem]:
         return [item for item in self._live_history(key) or () if item.at >= since]
+
+    # -- scored sets ----------------------------------------------------------------------
+
+    async def scores_add(
+        self,
+        key: str,
+        increments: Mapping[bytes, float],
+        *,
+        max_len: int,
+        ttl: float | None = None,
+    ) -> None:
+        at = self._written()
+        current = _live(self._scores, key, at)
+        expires = self._scores[key][1] if current is not None else None
+        if current is None:
+            current = {}
+        for member, amount in increments.items():
+            member = bytes(member)
+            current[member] = current.get(member, 0.0) + amount
+        if len(current) > max_len:
+            kept = _ranked(current)[: max(max_len, 0)]
+            current = dict(kept)
+        if ttl is not None:
+            expires = at + ttl
+        if current:
+            self._scores[key] = (current, expires)
+        else:
+            self._scores.pop(key, None)
+
+    async def scores_top(self, keys: Sequence[str], count: int) -> list[list[tuple[bytes, float]]]:
+        at = now()
+        return [_highest(_live(self._scores, key, at) or {}, count) for key in keys]
 
     # -- logs -----------------------------------------------------------------------------
 
@@ -378,5 +428,6 @@ class MemoryStore(Store):
 
     async def erase_subject(self, subject: str) -> int:
         prefix = subject_prefix(subject)
-        keys = {k for table in (self._values, self._sets, self._histories) for k in table}
+        tables = (self._values, self._sets, self._histories, self._scores)
+        keys = {k for table in tables for k in table}
         return await self.delete(*(k for k in keys if k.startswith(prefix)))

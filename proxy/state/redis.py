@@ -17,8 +17,9 @@ URL options: ``timeout``, ``write_timeout`` (seconds).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -116,6 +117,17 @@ if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 """
 
+# ARGV[1] = bound, ARGV[2] = ttl in ms ('' = keep), then member, increment pairs
+_SCORES = """
+for i = 3, #ARGV, 2 do redis.call('ZINCRBY', KEYS[1], ARGV[i + 1], ARGV[i]) end
+local bound = tonumber(ARGV[1])
+if redis.call('ZCARD', KEYS[1]) > bound then
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -bound - 1)
+end
+if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+"""
+
 _ITEM = msgspec.msgpack.Encoder()
 _ITEM_DECODE = msgspec.msgpack.Decoder(tuple[str, float, bytes])
 
@@ -187,6 +199,7 @@ class RedisStore(Store):
         for name, source in (("append", _APPEND), ("incr", _INCR), ("sadd", _SADD)):
             self._scripts[name] = self._slow.register_script(source)
         self._scripts["history"] = self._slow.register_script(_HISTORY)
+        self._scripts["scores"] = self._slow.register_script(_SCORES)
         try:
             if self._cluster:
                 await self._slow.initialize()
@@ -364,6 +377,41 @@ class RedisStore(Store):
         raw = await self._call(self._ready(self._fast).lrange(key, 0, -1))
         items = [HistoryItem(*_ITEM_DECODE.decode(r)) for r in raw]
         return [i for i in items if i.at >= since]
+
+    # -- scored sets ----------------------------------------------------------------------
+
+    async def scores_add(
+        self,
+        key: str,
+        increments: Mapping[bytes, float],
+        *,
+        max_len: int,
+        ttl: float | None = None,
+    ) -> None:
+        if max_len <= 0:
+            await self.delete(key)
+            return
+        if not increments:
+            return
+        args: list[Any] = [max_len, _ms(ttl)]
+        for member, amount in increments.items():
+            args += [bytes(member), repr(float(amount))]
+        self._ready(self._slow)
+        await self._write(self._scripts["scores"](keys=[key], args=args))
+
+    async def scores_top(self, keys: Sequence[str], count: int) -> list[list[tuple[bytes, float]]]:
+        if not keys or count <= 0:
+            return [[] for _ in keys]
+        client = self._ready(self._fast)
+        if self._cluster:  # keys on different slots: concurrent calls, not one pipeline
+            calls = [client.zrevrange(k, 0, count - 1, withscores=True) for k in keys]
+            replies = await self._call(asyncio.gather(*calls))
+        else:
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.zrevrange(key, 0, count - 1, withscores=True)
+            replies = await self._call(pipe.execute())
+        return [[(bytes(m), float(v)) for m, v in reply] for reply in replies]
 
     # -- logs -----------------------------------------------------------------------------
 

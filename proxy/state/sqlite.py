@@ -19,7 +19,7 @@ import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS hist(
     id INTEGER PRIMARY KEY, key TEXT NOT NULL, at REAL NOT NULL, event TEXT NOT NULL,
     data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS hist_by_key ON hist(key, id);
+CREATE TABLE IF NOT EXISTS scores(
+    key TEXT NOT NULL, member BLOB NOT NULL, score REAL NOT NULL,
+    PRIMARY KEY(key, member)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS scores_by_rank ON scores(key, score, member);
 CREATE TABLE IF NOT EXISTS expiry(key TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS log(
     pos INTEGER PRIMARY KEY AUTOINCREMENT, log TEXT NOT NULL, subject TEXT, data BLOB NOT NULL,
@@ -351,6 +355,52 @@ class SQLiteStore(Store):
 
         return await self._read(query)
 
+    # -- scored sets ----------------------------------------------------------------------
+
+    async def scores_add(
+        self,
+        key: str,
+        increments: Mapping[bytes, float],
+        *,
+        max_len: int,
+        ttl: float | None = None,
+    ) -> None:
+        rows = [(key, bytes(m), float(a)) for m, a in increments.items()]
+
+        def run(conn: sqlite3.Connection) -> None:
+            _drop_if_expired(conn, key)
+            conn.executemany(
+                "INSERT INTO scores VALUES(?,?,?)"
+                " ON CONFLICT(key, member) DO UPDATE SET score = score + excluded.score",
+                rows,
+            )
+            conn.execute(
+                "DELETE FROM scores WHERE key=? AND member IN (SELECT member FROM scores"
+                " WHERE key=? ORDER BY score DESC, member DESC LIMIT -1 OFFSET ?)",
+                (key, key, max(max_len, 0)),
+            )
+            if ttl is not None:
+                conn.execute("INSERT OR REPLACE INTO expiry VALUES(?,?)", (key, now() + ttl))
+
+        await self._write(run)
+
+    async def scores_top(self, keys: Sequence[str], count: int) -> list[list[tuple[bytes, float]]]:
+        def query(conn: sqlite3.Connection) -> list[list[tuple[bytes, float]]]:
+            out: list[list[tuple[bytes, float]]] = []
+            for key in keys:
+                if _expired(conn, key):
+                    out.append([])
+                    continue
+                rows = conn.execute(
+                    "SELECT member, score FROM scores WHERE key=?"
+                    " ORDER BY score DESC, member DESC LIMIT ?",
+                    (key, max(count, 0)),
+                ).fetchall()
+                out.append([(bytes(r[0]), float(r[1])) for r in rows])
+            return out
+
+        return await self._read(query)
+
     # -- logs -----------------------------------------------------------------------------
 
     async def log_append(
@@ -467,6 +517,7 @@ class SQLiteStore(Store):
                 ("kv", " AND (expires IS NULL OR expires > ?)"),
                 ("sets", ""),
                 ("hist", ""),
+                ("scores", ""),
             ):
                 params: tuple[object, ...] = (pattern, at) if live else (pattern,)
                 rows = conn.execute(
@@ -615,8 +666,9 @@ def _delete_keys(conn: sqlite3.Connection, keys: Sequence[str]) -> int:
         expired = _expired(conn, key)
         in_set = conn.execute("DELETE FROM sets WHERE key=?", (key,)).rowcount
         in_hist = conn.execute("DELETE FROM hist WHERE key=?", (key,)).rowcount
+        in_scores = conn.execute("DELETE FROM scores WHERE key=?", (key,)).rowcount
         conn.execute("DELETE FROM expiry WHERE key=?", (key,))
-        existed += bool(live_value or ((in_set or in_hist) and not expired))
+        existed += bool(live_value or ((in_set or in_hist or in_scores) and not expired))
     return existed
 
 
@@ -629,4 +681,5 @@ def _purge_expired(conn: sqlite3.Connection) -> None:
     for key in expired:
         conn.execute("DELETE FROM sets WHERE key=?", (key,))
         conn.execute("DELETE FROM hist WHERE key=?", (key,))
+        conn.execute("DELETE FROM scores WHERE key=?", (key,))
         conn.execute("DELETE FROM expiry WHERE key=?", (key,))

@@ -220,3 +220,38 @@ async def test_hostile_keys_are_just_keys(store: Store) -> None:
         await store.set(key, str(index).encode())
     for index, key in enumerate(HOSTILE):
         assert await store.get(key) == str(index).encode()
+
+
+async def test_scores_add_up_and_rank(store: Store) -> None:
+    assert await store.scores_top(["missing"], 5) == [[]]
+    await store.scores_add("lb", {b"a": 1.0, b"b": 2.5}, max_len=10)
+    await store.scores_add("lb", {b"a": 2.0, b"c": 0.5}, max_len=10)
+    assert await store.scores_top(["lb"], 10) == [[(b"a", 3.0), (b"b", 2.5), (b"c", 0.5)]]
+    assert await store.scores_top(["lb", "missing", "lb"], 1) == [[(b"a", 3.0)], [], [(b"a", 3.0)]]
+    assert await store.scores_top([], 3) == []
+
+
+async def test_scores_are_bounded_keeping_the_highest(store: Store) -> None:
+    await store.scores_add("lb", {bytes([65 + i]): float(i) for i in range(8)}, max_len=3)
+    assert await store.scores_top(["lb"], 10) == [[(b"H", 7.0), (b"G", 6.0), (b"F", 5.0)]]
+    # a tie at the bound keeps the greater member, as Redis's ranks do
+    await store.scores_add("tie", {b"x": 1.0, b"y": 1.0, b"z": 1.0}, max_len=2)
+    assert await store.scores_top(["tie"], 5) == [[(b"z", 1.0), (b"y", 1.0)]]
+
+
+async def test_concurrent_score_adds_are_not_lost(store: Store) -> None:
+    await asyncio.gather(*(store.scores_add("race", {b"m": 1.0}, max_len=5) for _ in range(40)))
+    assert await store.scores_top(["race"], 1) == [[(b"m", 40.0)]]
+
+
+async def test_scores_expire_and_are_deleted_and_erased(store: Store) -> None:
+    await store.scores_add("short", {b"m": 1.0}, max_len=5, ttl=0.15)
+    await store.scores_add("kept", {b"m": 1.0}, max_len=5)
+    await asyncio.sleep(0.3)
+    assert await store.scores_top(["short", "kept"], 5) == [[], [(b"m", 1.0)]]
+    assert await store.delete("kept", "short") == 1
+    assert await store.scores_top(["kept"], 5) == [[]]
+    mine = subject_key("someone", "affinity")
+    await store.scores_add(mine, {b"shoes": 2.0}, max_len=5)
+    assert await store.erase_subject("someone") == 1
+    assert await store.scores_top([mine], 5) == [[]]
