@@ -45,6 +45,7 @@ from slotwise.proxy.http_body import head_refusal, send_error
 from slotwise.proxy.http_hygiene import ForwardingPolicy
 from slotwise.proxy.identity import IdentityCookie
 from slotwise.proxy.metrics import ProxyMetrics
+from slotwise.proxy.metrics_share import SharedMetrics, process_metrics
 from slotwise.proxy.policy_snapshot import PolicySnapshot
 from slotwise.proxy.tracking import CLICK_PATH, ClickSigner
 from slotwise.proxy.upstream import Origin, PoolSettings, Upstream, UpstreamPool
@@ -80,6 +81,7 @@ class Runtime:
     collector: Any = None
     store: Any = None
     bandit: BanditRuntime | None = None  # when bandit.models_dir is configured
+    shared_metrics: SharedMetrics | None = None  # when proxy.metrics_dir is configured
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -161,8 +163,19 @@ class ProxyApp:
 
     async def _metrics(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
         store_up = await _store_problem(runtime) is None
-        text = self.metrics.render(self._extra_metrics(runtime, store_up))
+        text = self._own_metrics(runtime)
+        if runtime.shared_metrics is not None:  # every worker's numbers, added up
+            text = await asyncio.to_thread(runtime.shared_metrics.merged, text)
+        text += (
+            "# HELP slotwise_store_up Whether the state store answered a ping (1) or not (0).\n"
+            "# TYPE slotwise_store_up gauge\n"
+            f"slotwise_store_up {int(store_up)}\n"
+        )
         await _plain(send, 200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8")
+
+    def _own_metrics(self, runtime: Runtime) -> str:
+        """This worker's metrics (what it writes for the others to add up)."""
+        return self.metrics.render(self._extra_metrics(runtime)) + process_metrics(os.getpid())
 
     async def _events(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
         """The event endpoints' router, the table's fallback; else 404."""
@@ -190,6 +203,7 @@ class ProxyApp:
         ):
             self.metrics.refused.inc("bad_click_signature")
             return await send_error(send, 400, "invalid_click_link", "invalid or unsigned link")
+        self.metrics.clicks.inc()
         if runtime.collector is not None:
             await self._record_click(runtime, decision_id)
         headers = [
@@ -227,12 +241,9 @@ class ProxyApp:
             problems.append(f"policies not loaded ({runtime.engine.policies.last_error})")
         return problems
 
-    def _extra_metrics(self, runtime: Runtime, store_up: bool) -> str:
+    def _extra_metrics(self, runtime: Runtime) -> str:
         log_ = runtime.engine.decision_log
         lines = [
-            "# HELP slotwise_store_up Whether the state store answered a ping (1) or not (0).",
-            "# TYPE slotwise_store_up gauge",
-            f"slotwise_store_up {int(store_up)}",
             "# HELP slotwise_decision_log_pending Decision records queued for the store.",
             "# TYPE slotwise_decision_log_pending gauge",
             f"slotwise_decision_log_pending {getattr(log_, 'pending', 0)}",
@@ -334,14 +345,15 @@ class ProxyApp:
         # the compiled policies and loaded models live as long as the process: keep the
         # collector from scanning them again and again (fewer, shorter pauses at p99)
         gc.freeze()
-        secret = s.tracking.secret.encode() or secrets.token_bytes(32)
+        secret = s.tracking.secret.encode() or await _store_click_key(store)
+        previous = [key.encode() for key in s.tracking.previous_secrets]
         engine = Engine(
             upstream=upstream,
             policies=policies,
             chooser=chooser or RuleChooser(),
             decision_log=decision_log,
             metrics=self.metrics,
-            signer=ClickSigner(secret, s.tracking.public_url),
+            signer=ClickSigner(secret, s.tracking.public_url, previous),
             providers=providers,
             limits=Limits(
                 max_header_bytes=s.proxy.max_header_bytes,
@@ -374,7 +386,30 @@ class ProxyApp:
             runtime.tasks.append(asyncio.create_task(bandit_task))
         if policies.directory is not None and s.proxy.reload_interval > 0:
             runtime.tasks.append(asyncio.create_task(policies.watch(s.proxy.reload_interval)))
+        if s.proxy.metrics_dir:
+            shared = runtime.shared_metrics = SharedMetrics(Path(s.proxy.metrics_dir))
+            interval = s.proxy.metrics_interval
+            writer = shared.keep_writing(lambda: self._own_metrics(runtime), interval)
+            runtime.tasks.append(asyncio.create_task(writer))
         return runtime
+
+
+async def _store_click_key(store: Any) -> bytes:
+    """The click key every process on this store shares (slotwise.proxy.click_key); while the
+    store cannot be read, one of this process's own, said loudly."""
+    from slotwise.proxy.click_key import shared_click_key
+
+    try:
+        async with asyncio.timeout(_STORE_PING_TIMEOUT * 5):
+            return await shared_click_key(store)
+    except Exception as exc:
+        log.error(
+            "the click-signing key cannot be read from the store (%s): this process signs with "
+            "its own until it restarts, so its click links fail on other processes; set "
+            "tracking.secret to avoid depending on the store for it",
+            exc or type(exc).__name__,
+        )
+        return secrets.token_bytes(32)
 
 
 async def _store_problem(runtime: Runtime) -> str | None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
     except StoreConfigError as exc:
         raise UsageError(f"--store / store.url: {exc}") from None
     if settings.store.url.startswith("memory:"):
+        if not settings.tracking.secret:  # each worker has its own memory: one key for all
+            from slotwise.proxy.click_key import fresh_click_key
+
+            settings = settings.replace(tracking_secret=fresh_click_key())
         print(
             "slotwise serve: note: store.url is memory://, decisions and events are lost on "
             "exit and each log keeps only its newest entries (memory://?max_log_entries=N, "
@@ -155,6 +161,14 @@ def _serve(settings: Settings, log_level: str) -> int:
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.log import LogLevels
 
+    from slotwise.proxy.metrics_share import clear
+
+    made = None
+    if settings.proxy.metrics_dir:
+        clear(Path(settings.proxy.metrics_dir))  # an earlier run's counts are not this one's
+    elif settings.proxy.workers > 1:  # a scrape reaches one worker: they share their numbers
+        made = tempfile.mkdtemp(prefix="slotwise-metrics-")
+        settings = settings.replace(proxy_metrics_dir=made)
     # workers are separate processes: they read the validated settings from the environment
     os.environ.update(settings.to_env())
     os.environ.pop("SLOTWISE_CONFIG", None)
@@ -180,5 +194,9 @@ def _serve(settings: Settings, log_level: str) -> int:
         # serving; granian itself stops on a crash loop, so an orchestrator sees the failure
         respawn_failed_workers=settings.proxy.respawn_workers,
     )
-    server.serve()
+    try:
+        server.serve()
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
     return 0

@@ -70,6 +70,13 @@ def _secret(secret: str) -> None:
         raise ValueError("must be at least 16 characters (use a random string)")
 
 
+def _secrets(keys: tuple[str, ...]) -> None:
+    for key in keys:
+        _secret(key)
+        if not key:
+            raise ValueError("an empty key cannot be a previous secret")
+
+
 def _json_paths(paths: tuple[str, ...]) -> None:
     from slotwise.dsl.location import JsonPathLocation, LocationError, parse_location
 
@@ -133,6 +140,21 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             "within 5.5 s of its restart stops the server (a crash loop)"
         ),
     ] = True
+    metrics_dir: Annotated[
+        str,
+        setting(
+            "directory where each worker writes its metrics for the others to add up at a "
+            "scrape (empty: `slotwise serve` with several workers makes a temporary one)"
+        ),
+    ] = ""
+    metrics_interval: Annotated[
+        float,
+        setting(
+            "seconds between writes of a worker's metrics to `metrics_dir`: how far another "
+            "worker's numbers may lag in a scrape",
+            ge=0.05,
+        ),
+    ] = 1.0
     policies: Annotated[str, setting("directory of `*.sw` policy files")] = "policies"
     reload_interval: Annotated[
         float, setting("seconds between policy change checks (0: no reloading)", ge=0.0)
@@ -205,11 +227,20 @@ class TrackingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     secret: Annotated[
         str,
         setting(
-            "click-signing key, at least 16 characters; set it (the same on every worker and "
-            "machine) so signed clicks survive restarts (empty: random per start)",
+            "click-signing key, at least 16 characters, the same on every machine (empty: a "
+            "random key kept in the store, shared by every proxy on it; on `memory://`, one "
+            "per `slotwise serve` run)",
             check=_secret,
         ),
     ] = ""
+    previous_secrets: Annotated[
+        tuple[str, ...],
+        setting(
+            "click-signing keys being rotated out: links they signed still verify, nothing is "
+            "signed with them; keep one as long as its links may be clicked",
+            check=_secrets,
+        ),
+    ] = ()
     user_cookie: Annotated[
         str,
         setting(
