@@ -25,7 +25,8 @@ import gc
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Coroutine
+import time
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,16 +43,18 @@ from slotwise.proxy.chooser import BanditChooser, Chooser, RuleChooser
 from slotwise.proxy.config import Settings, load_settings
 from slotwise.proxy.decide import Engine, Limits, handle
 from slotwise.proxy.http_body import head_refusal, send_error
-from slotwise.proxy.http_hygiene import ForwardingPolicy
+from slotwise.proxy.http_hygiene import REQUEST_ID, ForwardingPolicy, header, is_request_id
 from slotwise.proxy.identity import IdentityCookie
+from slotwise.proxy.logs import ACCESS, FailOpenLog
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.metrics_share import SharedMetrics, process_metrics
 from slotwise.proxy.policy_snapshot import PolicySnapshot
-from slotwise.proxy.tracking import CLICK_PATH, ClickSigner
+from slotwise.proxy.tracking import CLICK_PATH, ClickSigner, new_decision_id
 from slotwise.proxy.upstream import Origin, PoolSettings, Upstream, UpstreamPool
 from slotwise.types import Receive, Scope, Send
 
 log = logging.getLogger("slotwise.proxy")
+access_log = logging.getLogger(ACCESS)
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 _READ = frozenset({"GET", "HEAD"})
 _STORE_PING_TIMEOUT = 1.0  # seconds: /_sw/health/store and slotwise_store_up
@@ -104,6 +107,7 @@ class ProxyApp:
         self._policies = policies
         self._load_plugins = load_plugins
         self.runtime: Runtime | None = None
+        self._access_log = settings.log.access
         # path -> endpoint; every other /_sw/ path goes to the event endpoints' router
         self._endpoints: dict[str, Endpoint] = {
             "/_sw/health": Endpoint(self._health),
@@ -123,12 +127,51 @@ class ProxyApp:
             raw: bytes | None = scope.get("raw_path")
             ours = raw.startswith(b"/_sw/") if raw is not None else scope["path"][:5] == "/_sw/"
             if not ours:
+                if self._access_log:
+                    return await self._logged(runtime, scope, receive, send)
                 return await handle(runtime.engine, scope, receive, send)
             return await self._own(runtime, scope, receive, send)
         if kind == "lifespan":
             return await self._lifespan(receive, send)
         if kind == "websocket":  # not proxied: close politely
             await send({"type": "websocket.close", "code": 1008})
+
+    async def _logged(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+        """A proxied request with its access log line (log.access): the X-Request-Id is settled
+        here, so the line and the upstream see the same one."""
+        started = time.perf_counter()
+        headers = list(scope["headers"])
+        request_id = header(headers, REQUEST_ID)
+        if request_id is None or not is_request_id(request_id):
+            request_id = new_decision_id().encode("ascii")
+            headers = [(n, v) for n, v in headers if n.lower() != REQUEST_ID]
+            headers.append((REQUEST_ID, request_id))
+        status = 0
+
+        async def watched(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await handle(runtime.engine, {**scope, "headers": headers}, receive, watched)
+        finally:
+            client = scope.get("client")
+            access_log.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status or "-",
+                extra={
+                    "request_id": request_id.decode("ascii"),
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status or None,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "client": client[0] if client else None,
+                },
+            )
 
     # -- /_sw/ endpoints --------------------------------------------------------------------
 
@@ -369,6 +412,7 @@ class ProxyApp:
             allowed_hosts=frozenset(
                 h.lower().encode("ascii", "replace") for h in s.tracking.allowed_hosts
             ),
+            fail_open_log=FailOpenLog(s.log.repeat_interval),
             identity=IdentityCookie(
                 name=s.tracking.user_cookie,
                 max_age=s.tracking.user_cookie_max_age,
@@ -501,5 +545,9 @@ async def _plain(
 
 def app_from_env() -> ProxyApp:
     """The app factory the ASGI server calls in each worker (settings from SLOTWISE_*)."""
+    from slotwise.proxy.logs import configure
+
     config = os.environ.get("SLOTWISE_CONFIG")
-    return ProxyApp(load_settings(Path(config) if config else None))
+    settings = load_settings(Path(config) if config else None)
+    configure(settings.log)  # this worker's lines, in the configured shape
+    return ProxyApp(settings)

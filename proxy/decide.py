@@ -57,6 +57,7 @@ from slotwise.proxy.http_hygiene import (
     upstream_request_headers,
 )
 from slotwise.proxy.identity import IdentityCookie, new_user_id
+from slotwise.proxy.logs import FailOpenLog
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.personalisers import Pipeline
 from slotwise.proxy.policy_snapshot import PolicySnapshot
@@ -101,6 +102,7 @@ class Engine:
     identity: IdentityCookie = field(default_factory=IdentityCookie)
     early_signals: EarlySignals = field(default_factory=EarlySignals)
     personalisers: Pipeline = field(default_factory=Pipeline)
+    fail_open_log: FailOpenLog = field(default_factory=FailOpenLog)
 
 
 async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> None:
@@ -155,6 +157,7 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
     headers = upstream_request_headers(
         scope["headers"], client[0] if client else None, engine.forwarding
     )
+    x.request_id = headers[-1][1]  # X-Request-Id, last (slotwise.proxy.http_hygiene)
     method = x.method = scope["method"]
     x.path = scope["path"]
     target = scope.get("raw_path") or x.path.encode()
@@ -273,6 +276,7 @@ def _decide(engine: Engine, x: Exchange, engine_start: float) -> None:
         x.fail("engine_error")
     if x.cause is not None:
         metrics.fail_opens.inc(x.cause)
+        engine.fail_open_log.note(x)  # sampled: per cause, one line a minute at most
     metrics.decision_latency.observe(time.perf_counter() - engine_start)
     if x.selected is not None and x.providers is not None:
         engine.early_signals.observe(x.path, applied=x.selected)

@@ -17,6 +17,7 @@ One slots object per request, created once; touched by one request's steps only.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -87,6 +88,8 @@ class Exchange:
     out: bytes | None  # the rewritten body
     reason: str | None  # why nothing was personalised (passthrough)
     cause: str | None  # why personalisation gave up (fail-open)
+    request_id: bytes  # the X-Request-Id sent upstream (slotwise.proxy.http_hygiene)
+    error: BaseException | None  # what made an engine_error fail-open (for its log line)
     _origin: str | None
 
     def __init__(
@@ -124,6 +127,8 @@ class Exchange:
         self.out = None
         self.reason = None
         self.cause = None
+        self.request_id = b""
+        self.error = None
         self._origin = None
 
     def record(self, record: DecisionRecord, subject: str | None) -> None:
@@ -138,6 +143,7 @@ class Exchange:
         self.cause = cause
         self.records = records
         self.out = None
+        self.error = sys.exc_info()[1]  # called in an except block: what went wrong, if any
         self.reason = None  # a fail-open is counted as one, not as a passthrough
 
     def contested(self, unit: int, locations: Iterable[Location]) -> bool:

@@ -9,6 +9,8 @@
 - Accept-Encoding is narrowed to codings the proxy can decode, so a body can always be read.
 - Via is added to requests only: a fail-open response must carry exactly the upstream's
   end-to-end headers.
+- X-Request-Id goes upstream always, as the last field: the client's own when it is a sane
+  token (1-128 visible ASCII characters), else a fresh one; the proxy's log lines carry it.
 - Requests past the header or body size limits are refused with 431 / 413; an HTTP/1.1
   request needs exactly one Host (slotwise.proxy.http_body.head_refusal).
 """
@@ -16,11 +18,13 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from slotwise.proxy.http_encoding import SUPPORTED_CODINGS
+from slotwise.proxy.tracking import new_decision_id
 
 Headers = list[tuple[bytes, bytes]]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -40,8 +44,10 @@ HOP_BY_HOP: Final = frozenset(
 )
 # set by the upstream client or recomputed by the proxy, never copied from the client
 _REQUEST_MANAGED: Final = frozenset(
-    {b"host", b"content-length", b"expect", b"x-forwarded-for", b"accept-encoding"}
+    {b"host", b"content-length", b"expect", b"x-forwarded-for", b"accept-encoding", b"x-request-id"}
 )
+REQUEST_ID: Final = b"x-request-id"
+_REQUEST_ID_TEXT: Final = re.compile(rb"[\x21-\x7e]{1,128}")
 # recomputed for the client (the ASGI server writes framing)
 _RESPONSE_MANAGED: Final = frozenset({b"content-length"})
 
@@ -105,11 +111,13 @@ def upstream_request_headers(
     client_address: str | None,
     forwarding: ForwardingPolicy,
 ) -> Headers:
-    """The request headers to send upstream, cleaned and with X-Forwarded-For appended."""
+    """The request headers to send upstream, cleaned, with X-Forwarded-For appended and
+    X-Request-Id last."""
     drop = HOP_BY_HOP | connection_named(headers)
     out: Headers = []
     prior_xff: list[bytes] = []
     accept_encoding: list[bytes] = []
+    request_id = b""
     for raw_name, value in headers:
         name = raw_name.lower()
         if name in drop:
@@ -119,6 +127,8 @@ def upstream_request_headers(
                 prior_xff.append(value)
             elif name == b"accept-encoding":
                 accept_encoding.append(value)
+            elif name == REQUEST_ID and not request_id:
+                request_id = value
             continue
         out.append((name, value))
     if accept_encoding:
@@ -129,7 +139,15 @@ def upstream_request_headers(
         out.append((b"x-forwarded-for", b", ".join([*chain, client_address.encode()])))
     elif prior_xff and forwarding.trusted_proxies:
         out.append((b"x-forwarded-for", b", ".join(prior_xff)))
+    if not (request_id and is_request_id(request_id)):
+        request_id = new_decision_id().encode("ascii")
+    out.append((REQUEST_ID, request_id))  # last: the exchange reads it there
     return out
+
+
+def is_request_id(value: bytes) -> bool:
+    """A client's X-Request-Id worth keeping: 1-128 visible ASCII characters."""
+    return _REQUEST_ID_TEXT.fullmatch(value) is not None
 
 
 def client_response_headers(headers: Sequence[tuple[bytes, bytes]]) -> Headers:

@@ -15,6 +15,7 @@ import msgspec
 from slotwise.proxy.config.sections import (
     AdaptersConfig,
     BanditConfig,
+    LogConfig,
     ProxyConfig,
     StoreConfig,
     TrackingConfig,
@@ -35,6 +36,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     adapters: AdaptersConfig = msgspec.field(default_factory=AdaptersConfig)
     bandit: BanditConfig = msgspec.field(default_factory=BanditConfig)
     events: EventsConfig = msgspec.field(default_factory=EventsConfig)
+    log: LogConfig = msgspec.field(default_factory=LogConfig)
     plugins: Annotated[
         dict[str, dict[str, Any]],
         msgspec.Meta(

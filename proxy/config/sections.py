@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -332,3 +332,34 @@ class BanditConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             ge=0.1,
         ),
     ] = 5.0
+
+
+class LogConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[log]``: the log lines of the proxy and the learner (slotwise.proxy.logs)."""
+
+    format: Annotated[
+        Literal["auto", "json", "text"],
+        setting(
+            "`json` (one object per line: time, level, logger, message, request_id, campaign, "
+            "cause), `text`, or `auto`: text when stderr is a terminal, else JSON"
+        ),
+    ] = "auto"
+    level: Annotated[
+        Literal["debug", "info", "warning", "error"],
+        setting("the least severe level written (`--log-level`)"),
+    ] = "info"
+    access: Annotated[
+        bool,
+        setting(
+            "one `slotwise.access` line per proxied request (request_id, method, path, status, "
+            "duration_ms, client)"
+        ),
+    ] = False
+    repeat_interval: Annotated[
+        float,
+        setting(
+            "seconds within which the same line is not written twice (it is counted, and the "
+            "next one says how many were held back; fail-opens: per cause); 0: every line",
+            ge=0.0,
+        ),
+    ] = 60.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import sys
@@ -176,7 +177,11 @@ def test_serving_without_a_public_url_warns(
     (tmp_path / "bad.sw").write_text('policy "x" version 1\ncampaign {\n')
     argv = ["serve", "--upstream", "http://127.0.0.1:1", "--policies", str(tmp_path)]
     assert main(argv) == 1
-    assert "warning: tracking.public_url is not set" in capsys.readouterr().err
+    warned = [
+        json.loads(line) for line in capsys.readouterr().err.splitlines() if "public_url" in line
+    ]
+    assert warned and warned[0]["level"] == "warning"  # not a terminal: a JSON log line
+    assert warned[0]["message"].startswith("tracking.public_url is not set")
     config = tmp_path / "slotwise.toml"
     config.write_text('[tracking]\npublic_url = "https://ads.example"\n')
     assert main([*argv, "--config", str(config)]) == 1
