@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hmac
 import logging
 import os
 import secrets
@@ -42,8 +43,15 @@ from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.chooser import BanditChooser, Chooser, RuleChooser
 from slotwise.proxy.config import Settings, load_settings
 from slotwise.proxy.decide import Engine, Limits, handle
+from slotwise.proxy.events.rate_limit import EventRateLimit, storage_for
 from slotwise.proxy.http_body import head_refusal, send_error
-from slotwise.proxy.http_hygiene import REQUEST_ID, ForwardingPolicy, header, is_request_id
+from slotwise.proxy.http_hygiene import (
+    REQUEST_ID,
+    ForwardingPolicy,
+    header,
+    is_loopback,
+    is_request_id,
+)
 from slotwise.proxy.identity import IdentityCookie
 from slotwise.proxy.logs import ACCESS, FailOpenLog
 from slotwise.proxy.metrics import ProxyMetrics
@@ -57,6 +65,8 @@ log = logging.getLogger("slotwise.proxy")
 access_log = logging.getLogger(ACCESS)
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 _READ = frozenset({"GET", "HEAD"})
+# the event endpoints a browser or an ad calls (rate-limited, CORS); not the admin API
+_PUBLIC_EVENT_PATHS = frozenset({"/_sw/px", "/_sw/events", "/_sw/events/validate"})
 _STORE_PING_TIMEOUT = 1.0  # seconds: /_sw/health/store and slotwise_store_up
 # RFC 3986's reserved and unreserved characters, and "%" (the target may be encoded already)
 _URL_CHARACTERS = ":/?#[]@!$&'()*+,;=%~"
@@ -85,6 +95,8 @@ class Runtime:
     store: Any = None
     bandit: BanditRuntime | None = None  # when bandit.models_dir is configured
     shared_metrics: SharedMetrics | None = None  # when proxy.metrics_dir is configured
+    rate_limit: EventRateLimit | None = None  # when events.rate_limit is configured
+    public_events_app: Any = None  # the events router behind CORS (events.cors_origins)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -205,6 +217,17 @@ class ProxyApp:
         await _plain(send, 200 if problem is None else 503, body.encode())
 
     async def _metrics(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = self._metrics_refusal(runtime, scope)
+        if refused == "token":
+            challenge = ((b"www-authenticate", b"Bearer"),)
+            message = "a valid admin token is needed"
+            return await send_error(send, 401, "unauthorized", message, challenge)
+        if refused == "private":
+            message = (
+                "/_sw/metrics answers loopback clients and the admin token (Authorization: "
+                "Bearer); set proxy.metrics_public to open it"
+            )
+            return await send_error(send, 403, "metrics_private", message)
         store_up = await _store_problem(runtime) is None
         text = self._own_metrics(runtime)
         if runtime.shared_metrics is not None:  # every worker's numbers, added up
@@ -216,16 +239,49 @@ class ProxyApp:
         )
         await _plain(send, 200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8")
 
+    def _metrics_refusal(self, runtime: Runtime, scope: Scope) -> str | None:
+        """Why this scrape is refused ("private", or "token": a wrong one), or None: unless
+        proxy.metrics_public, the client (as the trusted-proxy rules give it) must be on
+        loopback or present the admin token."""
+        s = self.settings
+        if s.proxy.metrics_public:
+            return None
+        peer = scope.get("client")
+        client = runtime.engine.forwarding.client_address(peer[0] if peer else "", scope["headers"])
+        if is_loopback(client):
+            return None
+        given = header(scope["headers"], b"authorization") or b""
+        scheme, _, token = given.partition(b" ")
+        expected = (s.events.admin_token or "").encode()
+        if expected and scheme.lower() == b"bearer" and hmac.compare_digest(token, expected):
+            return None
+        return "token" if given else "private"
+
     def _own_metrics(self, runtime: Runtime) -> str:
         """This worker's metrics (what it writes for the others to add up)."""
         return self.metrics.render(self._extra_metrics(runtime)) + process_metrics(os.getpid())
 
     async def _events(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
-        """The event endpoints' router, the table's fallback; else 404."""
+        """The event endpoints' router, the table's fallback; else 404. The public event
+        paths get the per-client rate limit and CORS (events.rate_limit, events.cors_origins)."""
         path = scope["path"]
-        if runtime.events_app is not None:
+        events_app = runtime.events_app
+        if path in _PUBLIC_EVENT_PATHS:
+            if runtime.rate_limit is not None and scope["method"] != "OPTIONS":
+                peer = scope.get("client")
+                client = runtime.engine.forwarding.client_address(
+                    peer[0] if peer else "", scope["headers"]
+                )
+                wait = await runtime.rate_limit.retry_after(client)
+                if wait is not None:
+                    self.metrics.refused.inc("rate_limited")
+                    message = f"too many requests from {client}: retry after {wait}s"
+                    retry = ((b"retry-after", str(wait).encode()),)
+                    return await send_error(send, 429, "rate_limited", message, retry)
+            events_app = runtime.public_events_app or events_app
+        if events_app is not None:
             try:  # with "app" in the scope, starlette raises its 404 and 405 for us to answer
-                await runtime.events_app({**scope, "app": self}, receive, send)
+                await events_app({**scope, "app": self}, receive, send)
                 return
             except HTTPException as exc:
                 if exc.status_code == 405:
@@ -426,6 +482,18 @@ class ProxyApp:
         )
         events_app = Router(routes=[Mount("/_sw", routes=routes)])
         runtime = Runtime(engine, events_app, collector, store, bandit)
+        if s.events.rate_limit:
+            runtime.rate_limit = EventRateLimit(s.events.rate_limit, storage_for(s.store.url))
+        if s.events.cors_origins:
+            from starlette.middleware.cors import CORSMiddleware
+
+            runtime.public_events_app = CORSMiddleware(
+                events_app,
+                allow_origins=list(s.events.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["content-type"],
+                max_age=600,
+            )
         if bandit_task is not None:
             runtime.tasks.append(asyncio.create_task(bandit_task))
         if policies.directory is not None and s.proxy.reload_interval > 0:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Final
 
 from slotwise.plugins.gather import Gathered
 from slotwise.proxy.decision_log import DecisionRecord, failed
-from slotwise.proxy.http_hygiene import header
+from slotwise.proxy.http_hygiene import ForwardingPolicy, header
 from slotwise.types import NoHistory, Scope
 
 if TYPE_CHECKING:
@@ -160,11 +160,17 @@ class Exchange:
                 self.claimed = set()
             self.claimed.update(mine)
 
-    def origin(self, public_url: str, allowed_hosts: frozenset[bytes] = frozenset()) -> str:
+    def origin(
+        self,
+        public_url: str,
+        allowed_hosts: frozenset[bytes] = frozenset(),
+        forwarding: ForwardingPolicy | None = None,
+    ) -> str:
         """The proxy's public origin for tracker URLs: configured, else the request's Host when
-        it is one of ``allowed_hosts``, else "" (relative tracker URLs)."""
+        it is one of ``allowed_hosts`` (with the scheme a trusted proxy reports, behind a
+        TLS-terminating load balancer), else "" (relative tracker URLs)."""
         if self._origin is None:
-            self._origin = public_url or _request_origin(self.scope, allowed_hosts)
+            self._origin = public_url or _request_origin(self.scope, allowed_hosts, forwarding)
         return self._origin
 
 
@@ -173,11 +179,16 @@ def is_host(value: bytes) -> bool:
     return _HOST.fullmatch(value) is not None
 
 
-def _request_origin(scope: Scope, allowed_hosts: frozenset[bytes]) -> str:
+def _request_origin(
+    scope: Scope, allowed_hosts: frozenset[bytes], forwarding: ForwardingPolicy | None
+) -> str:
     host = header(scope["headers"], b"host")
     # the Host header is the client's to choose: only a configured one may name the origin of
     # the tracker URLs written into ad markup (else any client picks where trackers point)
     if not host or host.lower() not in allowed_hosts or not _HOST.fullmatch(host):
         return ""  # no trusted origin: relative URLs, which stay on whatever serves the page
     scheme = scope.get("scheme", "http")
+    if forwarding is not None and forwarding.trusted_proxies:
+        peer = scope.get("client")
+        scheme = forwarding.scheme(peer[0] if peer else "", scope["headers"], scheme)
     return f"{scheme}://{host.decode('ascii')}"

@@ -87,6 +87,24 @@ class ForwardingPolicy:
                 return hop  # not an address at all: still the client's word, never loopback
         return chain[0] if chain else peer
 
+    def scheme(self, peer: str, headers: Sequence[tuple[bytes, bytes]], default: str) -> str:
+        """The scheme the client used: ``default`` (the connection's), unless the peer is a
+        trusted proxy that says otherwise in ``X-Forwarded-Proto`` or ``Forwarded: proto=``
+        (RFC 7239; the last hop's word, which the trusted proxy wrote). Only http and https."""
+        if not self.trusted_proxies or not self.trusts(peer):
+            return default
+        said = None
+        for raw_name, value in headers:
+            name = raw_name.lower()
+            if name == b"x-forwarded-proto":
+                said = value.split(b",")[-1].strip().lower()
+            elif name == b"forwarded":
+                for pair in value.split(b",")[-1].split(b";"):
+                    key, _, found = pair.strip().partition(b"=")
+                    if key.lower() == b"proto":
+                        said = found.strip(b'" ').lower()
+        return said.decode("ascii") if said in (b"http", b"https") else default
+
     def trusts(self, address: str) -> bool:
         if not self.trusted_proxies:
             return False
@@ -183,3 +201,11 @@ def header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | None:
         if key == name:
             return value
     return None
+
+
+_LOOPBACK: Final = re.compile(r"^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$")
+
+
+def is_loopback(address: str) -> bool:
+    """A loopback client address (IPv4 127/8, ::1, IPv4-mapped 127/8)."""
+    return _LOOPBACK.match(address) is not None

@@ -140,6 +140,14 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             "within 5.5 s of its restart stops the server (a crash loop)"
         ),
     ] = True
+    metrics_public: Annotated[
+        bool,
+        setting(
+            "`/_sw/metrics` answers anyone; else only loopback clients (as "
+            "`trusted_proxies` gives them) and requests with the admin token "
+            "(`Authorization: Bearer`, `SLOTWISE_ADMIN_TOKEN`)"
+        ),
+    ] = False
     metrics_dir: Annotated[
         str,
         setting(

@@ -119,7 +119,12 @@ def _app(upstream: UpstreamServer, *campaigns: Any, **settings: Any) -> ProxyApp
     snapshot = PolicySnapshot(None, SignalSchema(), ProxyMetrics())
     snapshot.install(PolicySet(campaigns))  # type: ignore[arg-type]
     return ProxyApp(
-        Settings.of(upstream_url=upstream.url, tracking_secret="s" * 32, **settings),
+        Settings.of(
+            upstream_url=upstream.url,
+            tracking_secret="s" * 32,
+            proxy_metrics_public=True,  # scraped from the test client's address
+            **settings,
+        ),
         policies=snapshot,
         load_plugins=False,
     )
@@ -503,6 +508,7 @@ def _compiled_app(upstream: UpstreamServer, text: str) -> ProxyApp:
         upstream_url=upstream.url,
         tracking_secret="s" * 32,
         proxy_decision_deadline_ms=2000.0,
+        proxy_metrics_public=True,  # scraped from the test client's address
         tracking_allowed_hosts=("proxy.test",),
     )
     return ProxyApp(settings, policies=snapshot, load_plugins=False)

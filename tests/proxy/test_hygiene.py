@@ -21,7 +21,8 @@ from tests.support.servers import free_port
 
 def _app(url: str, **settings: Any) -> ProxyApp:
     return ProxyApp(
-        Settings.of(upstream_url=url, proxy_policies="", **settings), load_plugins=False
+        Settings.of(upstream_url=url, proxy_policies="", proxy_metrics_public=True, **settings),
+        load_plugins=False,
     )
 
 
