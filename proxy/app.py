@@ -439,7 +439,7 @@ class ProxyApp:
         chooser = self._chooser
         bandit = bandit_task = None
         if chooser is None and s.bandit.models_dir:
-            bandit, bandit_task = _bandit(Path(s.bandit.models_dir), policies, s)
+            bandit, bandit_task = _bandit(Path(s.bandit.models_dir), policies, s, store)
             chooser = BanditChooser(bandit)
         # the compiled policies and loaded models live as long as the process: keep the
         # collector from scanning them again and again (fewer, shorter pauses at p99)
@@ -539,12 +539,16 @@ async def _store_problem(runtime: Runtime) -> str | None:
 
 
 def _bandit(
-    models_dir: Path, policies: PolicySnapshot, s: Settings
+    models_dir: Path, policies: PolicySnapshot, s: Settings, store: Any
 ) -> tuple[BanditRuntime, Coroutine[Any, Any, None]]:
-    """The bandit over the model store, and the task that hot-reloads its models."""
+    """The bandit over the model store, and the task that hot-reloads its models (taking the
+    learner's from the state store first, with bandit.models_in_store)."""
+    from slotwise.proxy.bandit.mirror import ModelMirror
 
     models_dir.mkdir(parents=True, exist_ok=True)
-    runtime = BanditRuntime(ModelStore(models_dir))
+    models = ModelStore(models_dir)
+    runtime = BanditRuntime(models)
+    mirror = ModelMirror(store, models) if s.bandit.models_in_store else None
     if policies.current is not None:
         runtime.install_policy_set(policies.current)
     policies.on_swap.append(runtime.install_policy_set)
@@ -554,6 +558,8 @@ def _bandit(
         while True:
             await asyncio.sleep(s.bandit.reload_interval)
             try:
+                if mirror is not None:
+                    await mirror.pull()
                 changed = await asyncio.to_thread(runtime.reload)
             except Exception as exc:  # a broken store must not stop the reloads
                 log.error("model reload failed, keeping the serving models: %s", exc)

@@ -331,6 +331,14 @@ class BanditConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             "empty: `learn`, `model` and `evaluate` use `var/slotwise/models`"
         ),
     ] = ""
+    models_in_store: Annotated[
+        bool,
+        setting(
+            "models also travel through the state store: `slotwise learn` copies each "
+            "campaign's current version there, every `slotwise serve` takes it into its own "
+            "`models_dir` (for proxies on machines without the learner's directory)"
+        ),
+    ] = False
     reload_interval: Annotated[
         float,
         setting(
