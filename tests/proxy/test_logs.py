@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +33,11 @@ def _builtin_providers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def lines() -> Iterator[io.StringIO]:
-    """slotwise's log lines, JSON, into a buffer; the loggers as they were afterwards."""
-    names = ("slotwise", "_granian", "granian.access")
-    saved = {
-        name: (list(logging.getLogger(name).handlers), logging.getLogger(name).level)
-        for name in names
-    }
+def lines() -> io.StringIO:
+    """slotwise's log lines, JSON, into a buffer (tests/conftest.py restores the loggers)."""
     buffer = io.StringIO()
     configure(LogConfig(format="json", level="info", repeat_interval=60.0), buffer)
-    yield buffer
-    for name, (handlers, level) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate = name != "_granian" and name != "granian.access"
+    return buffer
 
 
 def _parsed(buffer: io.StringIO) -> list[dict[str, Any]]:
@@ -145,14 +134,8 @@ def test_text_for_a_terminal_json_otherwise() -> None:
 
     for stream, first in ((Terminal(), "2"), (io.StringIO(), "{")):
         logger = logging.getLogger("slotwise.test_shape")
-        names = ("slotwise", "_granian", "granian.access")
-        saved = {name: list(logging.getLogger(name).handlers) for name in names}
         configure(LogConfig(format="auto"), stream)
-        try:
-            logger.warning("hello", extra={"cause": "deadline"})
-        finally:
-            for name, handlers in saved.items():
-                logging.getLogger(name).handlers[:] = handlers
+        logger.warning("hello", extra={"cause": "deadline"})
         text = stream.getvalue()
         assert text.startswith(first), text
         assert "hello" in text and "deadline" in text
