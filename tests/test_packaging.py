@@ -134,3 +134,19 @@ def test_the_wheel_installed_in_a_clean_venv_runs_the_demo(tmp_path: Path) -> No
     # found its scenario and ran it: 1 only says that 2,000 impressions miss the targets
     assert simulate.returncode in (0, 1), simulate.stderr[-2000:]
     assert "personalised CTR" in simulate.stdout and not simulate.stderr
+
+
+def test_every_command_that_reads_settings_takes_config() -> None:
+    import inspect
+
+    from slotwise.proxy.cli import build_parser
+
+    parser, commands = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    readers = []
+    for verb, module in commands.items():
+        if "read_settings(" in inspect.getsource(module):  # type: ignore[arg-type]
+            readers.append(verb)
+            options = subparsers.choices[verb]._option_string_actions  # type: ignore[attr-defined]
+            assert "--config" in options, f"slotwise {verb} reads settings without --config"
+    assert {"serve", "learn", "model", "export", "evaluate", "demo", "signals"} <= set(readers)
