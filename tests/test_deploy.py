@@ -66,6 +66,9 @@ def _environment(redis: RedisServer, upstream: str, tmp: Path) -> dict[str, str]
         SLOTWISE_PROXY_POLICIES=str(REPO / "examples" / "adserver" / "policies"),
         SLOTWISE_BANDIT_MODELS_DIR=str(tmp / "models"),
         SLOTWISE_PROXY_HOST="127.0.0.1",
+        # deadlines a loaded machine meets: a fail-open answer carries no tracker
+        SLOTWISE_PROXY_DECISION_DEADLINE_MS="2000",
+        SLOTWISE_PROXY_SIGNALS_DEADLINE_MS="2000",
     )
 
 
@@ -200,7 +203,12 @@ async def test_the_compose_services_commands_run(tmp_path: Path) -> None:
         redis_args = services["redis"]["command"]
         assert redis_args[:3] == ["redis-server", "--port", "6379"]
         stack.enter_context(redis_server(tmp_path / "redis", *redis_args[3:], port=redis_port))
-        base_env = dict(os.environ, SLOTWISE_PLUGINS="builtins")
+        base_env = dict(
+            os.environ,
+            SLOTWISE_PLUGINS="builtins",
+            SLOTWISE_PROXY_DECISION_DEADLINE_MS="2000",  # as in the test above
+            SLOTWISE_PROXY_SIGNALS_DEADLINE_MS="2000",
+        )
         for name, value in services["proxy"]["environment"].items():
             for old, new in hosts.items():
                 value = value.replace(old, new)

@@ -36,6 +36,8 @@ async def _click_url(headers: dict[str, str], **settings: Any) -> str:
                 upstream_url=upstream.url,
                 proxy_policies=str(POLICIES),
                 tracking_allowed_hosts=("ads.example",),
+                proxy_decision_deadline_ms=2000.0,  # a loaded machine must not fail it open
+                proxy_signals_deadline_ms=2000.0,
                 **settings,
             )
         )

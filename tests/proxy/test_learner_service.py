@@ -66,6 +66,9 @@ async def test_the_learner_service_publishes_through_the_store_to_every_proxy(
         SLOTWISE_BANDIT_RELOAD_INTERVAL="0.2",
         SLOTWISE_BANDIT_MODELS_IN_STORE="true",
         SLOTWISE_LOG_FORMAT="json",
+        # deadlines a loaded machine meets: a fail-open answer carries no click link
+        SLOTWISE_PROXY_DECISION_DEADLINE_MS="2000",
+        SLOTWISE_PROXY_SIGNALS_DEADLINE_MS="2000",
     )
     routes = {
         "/ad": Canned(200, [("Content-Type", "application/json")], json.dumps(SPRING_AD).encode())
