@@ -22,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hmac
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Coroutine
+import time
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,12 +43,21 @@ from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.chooser import BanditChooser, Chooser, RuleChooser
 from slotwise.proxy.config import Settings, load_settings
 from slotwise.proxy.decide import Engine, Limits, handle
+from slotwise.proxy.events.rate_limit import EventRateLimit, storage_for
 from slotwise.proxy.http_body import head_refusal, send_error
-from slotwise.proxy.http_hygiene import ForwardingPolicy
+from slotwise.proxy.http_hygiene import (
+    REQUEST_ID,
+    ForwardingPolicy,
+    header,
+    is_loopback,
+    is_request_id,
+)
 from slotwise.proxy.identity import IdentityCookie
+from slotwise.proxy.logs import ACCESS, FailOpenLog
 from slotwise.proxy.metrics import ProxyMetrics
+from slotwise.proxy.metrics_share import SharedMetrics, process_metrics
 from slotwise.proxy.policy_snapshot import PolicySnapshot
-from slotwise.proxy.tracking import CLICK_PATH, ClickSigner
+from slotwise.proxy.tracking import CLICK_PATH, ClickSigner, new_decision_id
 from slotwise.proxy.upstream import Origin, PoolSettings, Upstream, UpstreamPool
 from slotwise.types import Receive, Scope, Send
 
@@ -55,8 +66,11 @@ if TYPE_CHECKING:
     from slotwise.proxy.recommend.runtime import RecsRuntime
 
 log = logging.getLogger("slotwise.proxy")
+access_log = logging.getLogger(ACCESS)
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 _READ = frozenset({"GET", "HEAD"})
+# the event endpoints a browser or an ad calls (rate-limited, CORS); not the admin API
+_PUBLIC_EVENT_PATHS = frozenset({"/_sw/px", "/_sw/events", "/_sw/events/validate"})
 _STORE_PING_TIMEOUT = 1.0  # seconds: /_sw/health/store and slotwise_store_up
 # RFC 3986's reserved and unreserved characters, and "%" (the target may be encoded already)
 _URL_CHARACTERS = ":/?#[]@!$&'()*+,;=%~"
@@ -85,6 +99,9 @@ class Runtime:
     store: Any = None
     bandit: BanditRuntime | None = None  # when bandit.models_dir is configured
     notify_sender: Any = None  # slotwise.proxy.notify.sender.Sender, when notify.sender is on
+    shared_metrics: SharedMetrics | None = None  # when proxy.metrics_dir is configured
+    rate_limit: EventRateLimit | None = None  # when events.rate_limit is configured
+    public_events_app: Any = None  # the events router behind CORS (events.cors_origins)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -107,6 +124,7 @@ class ProxyApp:
         self._policies = policies
         self._load_plugins = load_plugins
         self.runtime: Runtime | None = None
+        self._access_log = settings.log.access
         # path -> endpoint; every other /_sw/ path goes to the event endpoints' router
         self._endpoints: dict[str, Endpoint] = {
             "/_sw/health": Endpoint(self._health),
@@ -126,12 +144,51 @@ class ProxyApp:
             raw: bytes | None = scope.get("raw_path")
             ours = raw.startswith(b"/_sw/") if raw is not None else scope["path"][:5] == "/_sw/"
             if not ours:
+                if self._access_log:
+                    return await self._logged(runtime, scope, receive, send)
                 return await handle(runtime.engine, scope, receive, send)
             return await self._own(runtime, scope, receive, send)
         if kind == "lifespan":
             return await self._lifespan(receive, send)
         if kind == "websocket":  # not proxied: close politely
             await send({"type": "websocket.close", "code": 1008})
+
+    async def _logged(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+        """A proxied request with its access log line (log.access): the X-Request-Id is settled
+        here, so the line and the upstream see the same one."""
+        started = time.perf_counter()
+        headers = list(scope["headers"])
+        request_id = header(headers, REQUEST_ID)
+        if request_id is None or not is_request_id(request_id):
+            request_id = new_decision_id().encode("ascii")
+            headers = [(n, v) for n, v in headers if n.lower() != REQUEST_ID]
+            headers.append((REQUEST_ID, request_id))
+        status = 0
+
+        async def watched(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await handle(runtime.engine, {**scope, "headers": headers}, receive, watched)
+        finally:
+            client = scope.get("client")
+            access_log.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status or "-",
+                extra={
+                    "request_id": request_id.decode("ascii"),
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status or None,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "client": client[0] if client else None,
+                },
+            )
 
     # -- /_sw/ endpoints --------------------------------------------------------------------
 
@@ -165,18 +222,73 @@ class ProxyApp:
         await _plain(send, 200 if problem is None else 503, body.encode())
 
     async def _metrics(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = self._metrics_refusal(runtime, scope)
+        if refused == "token":
+            challenge = ((b"www-authenticate", b"Bearer"),)
+            message = "a valid admin token is needed"
+            return await send_error(send, 401, "unauthorized", message, challenge)
+        if refused == "private":
+            message = (
+                "/_sw/metrics answers loopback clients and the admin token (Authorization: "
+                "Bearer); set proxy.metrics_public to open it"
+            )
+            return await send_error(send, 403, "metrics_private", message)
         store_up = await _store_problem(runtime) is None
-        text = self.metrics.render(self._extra_metrics(runtime, store_up))
-        if store_up:
+        text = self._own_metrics(runtime)
+        if runtime.shared_metrics is not None:  # every worker's numbers, added up
+            text = await asyncio.to_thread(runtime.shared_metrics.merged, text)
+        text += (
+            "# HELP slotwise_store_up Whether the state store answered a ping (1) or not (0).\n"
+            "# TYPE slotwise_store_up gauge\n"
+            f"slotwise_store_up {int(store_up)}\n"
+        )
+        if store_up:  # the notification sender's figures are the store's, not one worker's
             text += await _notify_metrics(runtime)
         await _plain(send, 200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8")
 
+    def _metrics_refusal(self, runtime: Runtime, scope: Scope) -> str | None:
+        """Why this scrape is refused ("private", or "token": a wrong one), or None: unless
+        proxy.metrics_public, the client (as the trusted-proxy rules give it) must be on
+        loopback or present the admin token."""
+        s = self.settings
+        if s.proxy.metrics_public:
+            return None
+        peer = scope.get("client")
+        client = runtime.engine.forwarding.client_address(peer[0] if peer else "", scope["headers"])
+        if is_loopback(client):
+            return None
+        given = header(scope["headers"], b"authorization") or b""
+        scheme, _, token = given.partition(b" ")
+        expected = (s.events.admin_token or "").encode()
+        if expected and scheme.lower() == b"bearer" and hmac.compare_digest(token, expected):
+            return None
+        return "token" if given else "private"
+
+    def _own_metrics(self, runtime: Runtime) -> str:
+        """This worker's metrics (what it writes for the others to add up)."""
+        return self.metrics.render(self._extra_metrics(runtime)) + process_metrics(os.getpid())
+
     async def _events(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
-        """The event endpoints' router, the table's fallback; else 404."""
+        """The event endpoints' router, the table's fallback; else 404. The public event
+        paths get the per-client rate limit and CORS (events.rate_limit, events.cors_origins)."""
         path = scope["path"]
-        if runtime.events_app is not None:
+        events_app = runtime.events_app
+        if path in _PUBLIC_EVENT_PATHS:
+            if runtime.rate_limit is not None and scope["method"] != "OPTIONS":
+                peer = scope.get("client")
+                client = runtime.engine.forwarding.client_address(
+                    peer[0] if peer else "", scope["headers"]
+                )
+                wait = await runtime.rate_limit.retry_after(client)
+                if wait is not None:
+                    self.metrics.refused.inc("rate_limited")
+                    message = f"too many requests from {client}: retry after {wait}s"
+                    retry = ((b"retry-after", str(wait).encode()),)
+                    return await send_error(send, 429, "rate_limited", message, retry)
+            events_app = runtime.public_events_app or events_app
+        if events_app is not None:
             try:  # with "app" in the scope, starlette raises its 404 and 405 for us to answer
-                await runtime.events_app({**scope, "app": self}, receive, send)
+                await events_app({**scope, "app": self}, receive, send)
                 return
             except HTTPException as exc:
                 if exc.status_code == 405:
@@ -197,6 +309,7 @@ class ProxyApp:
         ):
             self.metrics.refused.inc("bad_click_signature")
             return await send_error(send, 400, "invalid_click_link", "invalid or unsigned link")
+        self.metrics.clicks.inc()
         if runtime.collector is not None:
             await self._record_click(runtime, decision_id)
         headers = [
@@ -234,12 +347,9 @@ class ProxyApp:
             problems.append(f"policies not loaded ({runtime.engine.policies.last_error})")
         return problems
 
-    def _extra_metrics(self, runtime: Runtime, store_up: bool) -> str:
+    def _extra_metrics(self, runtime: Runtime) -> str:
         log_ = runtime.engine.decision_log
         lines = [
-            "# HELP slotwise_store_up Whether the state store answered a ping (1) or not (0).",
-            "# TYPE slotwise_store_up gauge",
-            f"slotwise_store_up {int(store_up)}",
             "# HELP slotwise_decision_log_pending Decision records queued for the store.",
             "# TYPE slotwise_decision_log_pending gauge",
             f"slotwise_decision_log_pending {getattr(log_, 'pending', 0)}",
@@ -354,7 +464,7 @@ class ProxyApp:
         chooser = self._chooser
         bandit = bandit_task = None
         if chooser is None and s.bandit.models_dir:
-            bandit, bandit_task = _bandit(Path(s.bandit.models_dir), policies, s)
+            bandit, bandit_task = _bandit(Path(s.bandit.models_dir), policies, s, store)
             chooser = BanditChooser(bandit)
         budgets = OfferBudgets(store, offers) if offers.budgets else None
         if budgets is not None:
@@ -362,14 +472,15 @@ class ProxyApp:
         # the compiled policies and loaded models live as long as the process: keep the
         # collector from scanning them again and again (fewer, shorter pauses at p99)
         gc.freeze()
-        secret = s.tracking.secret.encode() or secrets.token_bytes(32)
+        secret = s.tracking.secret.encode() or await _store_click_key(store)
+        previous = [key.encode() for key in s.tracking.previous_secrets]
         engine = Engine(
             upstream=upstream,
             policies=policies,
             chooser=chooser or RuleChooser(),
             decision_log=decision_log,
             metrics=self.metrics,
-            signer=ClickSigner(secret, s.tracking.public_url),
+            signer=ClickSigner(secret, s.tracking.public_url, previous),
             providers=providers,
             limits=Limits(
                 max_header_bytes=s.proxy.max_header_bytes,
@@ -387,6 +498,7 @@ class ProxyApp:
             ),
             caps=CapCounter(store),
             offers=OfferChooser(bandit, offers, budgets),
+            fail_open_log=FailOpenLog(s.log.repeat_interval),
             identity=IdentityCookie(
                 name=s.tracking.user_cookie,
                 max_age=s.tracking.user_cookie_max_age,
@@ -404,6 +516,7 @@ class ProxyApp:
         )
         events_app = Router(routes=[Mount("/_sw", routes=routes)])
         runtime = Runtime(engine, events_app, collector, store, bandit)
+        _event_edges(s, runtime)
         if bandit_task is not None:
             runtime.tasks.append(asyncio.create_task(bandit_task))
         if engine.caps is not None:
@@ -418,7 +531,28 @@ class ProxyApp:
             runtime.tasks.append(asyncio.create_task(policies.watch(s.proxy.reload_interval)))
         if s.notify.sender:
             runtime.notify_sender = await _notify_sender(s, store, stack)
+        if s.proxy.metrics_dir:
+            shared = runtime.shared_metrics = SharedMetrics(Path(s.proxy.metrics_dir))
+            interval = s.proxy.metrics_interval
+            writer = shared.keep_writing(lambda: self._own_metrics(runtime), interval)
+            runtime.tasks.append(asyncio.create_task(writer))
         return runtime
+
+
+def _event_edges(s: Settings, runtime: Runtime) -> None:
+    """The public event endpoints' per-client rate limit and CORS, when configured."""
+    if s.events.rate_limit:
+        runtime.rate_limit = EventRateLimit(s.events.rate_limit, storage_for(s.store.url))
+    if s.events.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        runtime.public_events_app = CORSMiddleware(
+            runtime.events_app,
+            allow_origins=list(s.events.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type"],
+            max_age=600,
+        )
 
 
 async def _notify_sender(s: Settings, store: Any, stack: contextlib.AsyncExitStack) -> Any:
@@ -467,6 +601,24 @@ async def _recommenders(
     return catalogue, RecsRuntime(catalogue, store, s.recommendations)
 
 
+async def _store_click_key(store: Any) -> bytes:
+    """The click key every process on this store shares (slotwise.proxy.click_key); while the
+    store cannot be read, one of this process's own, said loudly."""
+    from slotwise.proxy.click_key import shared_click_key
+
+    try:
+        async with asyncio.timeout(_STORE_PING_TIMEOUT * 5):
+            return await shared_click_key(store)
+    except Exception as exc:
+        log.error(
+            "the click-signing key cannot be read from the store (%s): this process signs with "
+            "its own until it restarts, so its click links fail on other processes; set "
+            "tracking.secret to avoid depending on the store for it",
+            exc or type(exc).__name__,
+        )
+        return secrets.token_bytes(32)
+
+
 async def _store_problem(runtime: Runtime) -> str | None:
     """Why the store does not answer a ping within a second, or None when it does."""
     if runtime.store is None:
@@ -482,12 +634,16 @@ async def _store_problem(runtime: Runtime) -> str | None:
 
 
 def _bandit(
-    models_dir: Path, policies: PolicySnapshot, s: Settings
+    models_dir: Path, policies: PolicySnapshot, s: Settings, store: Any
 ) -> tuple[BanditRuntime, Coroutine[Any, Any, None]]:
-    """The bandit over the model store, and the task that hot-reloads its models."""
+    """The bandit over the model store, and the task that hot-reloads its models (taking the
+    learner's from the state store first, with bandit.models_in_store)."""
+    from slotwise.proxy.bandit.mirror import ModelMirror
 
     models_dir.mkdir(parents=True, exist_ok=True)
-    runtime = BanditRuntime(ModelStore(models_dir))
+    models = ModelStore(models_dir)
+    runtime = BanditRuntime(models)
+    mirror = ModelMirror(store, models) if s.bandit.models_in_store else None
     if policies.current is not None:
         runtime.install_policy_set(policies.current)
     policies.on_swap.append(runtime.install_policy_set)
@@ -497,6 +653,8 @@ def _bandit(
         while True:
             await asyncio.sleep(s.bandit.reload_interval)
             try:
+                if mirror is not None:
+                    await mirror.pull()
                 changed = await asyncio.to_thread(runtime.reload)
             except Exception as exc:  # a broken store must not stop the reloads
                 log.error("model reload failed, keeping the serving models: %s", exc)
@@ -556,5 +714,9 @@ async def _plain(
 
 def app_from_env() -> ProxyApp:
     """The app factory the ASGI server calls in each worker (settings from SLOTWISE_*)."""
+    from slotwise.proxy.logs import configure
+
     config = os.environ.get("SLOTWISE_CONFIG")
-    return ProxyApp(load_settings(Path(config) if config else None))
+    settings = load_settings(Path(config) if config else None)
+    configure(settings.log)  # this worker's lines, in the configured shape
+    return ProxyApp(settings)

@@ -60,6 +60,7 @@ from slotwise.proxy.http_hygiene import (
     upstream_request_headers,
 )
 from slotwise.proxy.identity import IdentityCookie, new_user_id
+from slotwise.proxy.logs import FailOpenLog
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.offer_chooser import OfferChooser
 from slotwise.proxy.personalisers import Pipeline
@@ -110,6 +111,7 @@ class Engine:
     caps: CapCounter | None = None  # frequency cap counts (slotwise.proxy.caps), if a store
     offers: OfferChooser = field(default_factory=OfferChooser)
     recs: RecsRuntime | None = None  # with a catalogue: recommendations and re-ranks
+    fail_open_log: FailOpenLog = field(default_factory=FailOpenLog)
 
 
 async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> None:
@@ -166,6 +168,7 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
     headers = upstream_request_headers(
         scope["headers"], client[0] if client else None, engine.forwarding
     )
+    x.request_id = headers[-1][1]  # X-Request-Id, last (slotwise.proxy.http_hygiene)
     method = x.method = scope["method"]
     x.path = scope["path"]
     target = scope.get("raw_path") or x.path.encode()
@@ -303,6 +306,7 @@ def _decide(engine: Engine, x: Exchange, engine_start: float) -> None:
         x.fail("engine_error")
     if x.cause is not None:
         metrics.fail_opens.inc(x.cause)
+        engine.fail_open_log.note(x)  # sampled: per cause, one line a minute at most
     metrics.decision_latency.observe(time.perf_counter() - engine_start)
     if x.selected is not None and x.providers is not None:
         engine.early_signals.observe(x.path, applied=x.selected)

@@ -17,13 +17,14 @@ One slots object per request, created once; touched by one request's steps only.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from slotwise.plugins.gather import Gathered
 from slotwise.proxy.decision_log import DecisionRecord, failed
-from slotwise.proxy.http_hygiene import header
+from slotwise.proxy.http_hygiene import ForwardingPolicy, header
 from slotwise.types import NoHistory, Scope
 
 if TYPE_CHECKING:
@@ -90,6 +91,8 @@ class Exchange:
     out: bytes | None  # the rewritten body
     reason: str | None  # why nothing was personalised (passthrough)
     cause: str | None  # why personalisation gave up (fail-open)
+    request_id: bytes  # the X-Request-Id sent upstream (slotwise.proxy.http_hygiene)
+    error: BaseException | None  # what made an engine_error fail-open (for its log line)
     _origin: str | None
 
     def __init__(
@@ -129,6 +132,8 @@ class Exchange:
         self.out = None
         self.reason = None
         self.cause = None
+        self.request_id = b""
+        self.error = None
         self._origin = None
 
     def record(self, record: DecisionRecord, subject: str | None) -> None:
@@ -143,6 +148,7 @@ class Exchange:
         self.cause = cause
         self.records = records
         self.out = None
+        self.error = sys.exc_info()[1]  # called in an except block: what went wrong, if any
         self.reason = None  # a fail-open is counted as one, not as a passthrough
 
     def contested(self, unit: int, locations: Iterable[Location]) -> bool:
@@ -167,11 +173,17 @@ class Exchange:
             self.claimed = set()
         self.claimed.update((unit, at) for at in locations)
 
-    def origin(self, public_url: str, allowed_hosts: frozenset[bytes] = frozenset()) -> str:
+    def origin(
+        self,
+        public_url: str,
+        allowed_hosts: frozenset[bytes] = frozenset(),
+        forwarding: ForwardingPolicy | None = None,
+    ) -> str:
         """The proxy's public origin for tracker URLs: configured, else the request's Host when
-        it is one of ``allowed_hosts``, else "" (relative tracker URLs)."""
+        it is one of ``allowed_hosts`` (with the scheme a trusted proxy reports, behind a
+        TLS-terminating load balancer), else "" (relative tracker URLs)."""
         if self._origin is None:
-            self._origin = public_url or _request_origin(self.scope, allowed_hosts)
+            self._origin = public_url or _request_origin(self.scope, allowed_hosts, forwarding)
         return self._origin
 
 
@@ -180,11 +192,16 @@ def is_host(value: bytes) -> bool:
     return _HOST.fullmatch(value) is not None
 
 
-def _request_origin(scope: Scope, allowed_hosts: frozenset[bytes]) -> str:
+def _request_origin(
+    scope: Scope, allowed_hosts: frozenset[bytes], forwarding: ForwardingPolicy | None
+) -> str:
     host = header(scope["headers"], b"host")
     # the Host header is the client's to choose: only a configured one may name the origin of
     # the tracker URLs written into ad markup (else any client picks where trackers point)
     if not host or host.lower() not in allowed_hosts or not _HOST.fullmatch(host):
         return ""  # no trusted origin: relative URLs, which stay on whatever serves the page
     scheme = scope.get("scheme", "http")
+    if forwarding is not None and forwarding.trusted_proxies:
+        peer = scope.get("client")
+        scheme = forwarding.scheme(peer[0] if peer else "", scope["headers"], scheme)
     return f"{scheme}://{host.decode('ascii')}"

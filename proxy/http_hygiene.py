@@ -9,6 +9,8 @@
 - Accept-Encoding is narrowed to codings the proxy can decode, so a body can always be read.
 - Via is added to requests only: a fail-open response must carry exactly the upstream's
   end-to-end headers.
+- X-Request-Id goes upstream always, as the last field: the client's own when it is a sane
+  token (1-128 visible ASCII characters), else a fresh one; the proxy's log lines carry it.
 - Requests past the header or body size limits are refused with 431 / 413; an HTTP/1.1
   request needs exactly one Host (slotwise.proxy.http_body.head_refusal).
 """
@@ -16,11 +18,13 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from slotwise.proxy.http_encoding import SUPPORTED_CODINGS
+from slotwise.proxy.tracking import new_decision_id
 
 Headers = list[tuple[bytes, bytes]]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -40,8 +44,10 @@ HOP_BY_HOP: Final = frozenset(
 )
 # set by the upstream client or recomputed by the proxy, never copied from the client
 _REQUEST_MANAGED: Final = frozenset(
-    {b"host", b"content-length", b"expect", b"x-forwarded-for", b"accept-encoding"}
+    {b"host", b"content-length", b"expect", b"x-forwarded-for", b"accept-encoding", b"x-request-id"}
 )
+REQUEST_ID: Final = b"x-request-id"
+_REQUEST_ID_TEXT: Final = re.compile(rb"[\x21-\x7e]{1,128}")
 # recomputed for the client (the ASGI server writes framing)
 _RESPONSE_MANAGED: Final = frozenset({b"content-length"})
 
@@ -81,6 +87,24 @@ class ForwardingPolicy:
                 return hop  # not an address at all: still the client's word, never loopback
         return chain[0] if chain else peer
 
+    def scheme(self, peer: str, headers: Sequence[tuple[bytes, bytes]], default: str) -> str:
+        """The scheme the client used: ``default`` (the connection's), unless the peer is a
+        trusted proxy that says otherwise in ``X-Forwarded-Proto`` or ``Forwarded: proto=``
+        (RFC 7239; the last hop's word, which the trusted proxy wrote). Only http and https."""
+        if not self.trusted_proxies or not self.trusts(peer):
+            return default
+        said = None
+        for raw_name, value in headers:
+            name = raw_name.lower()
+            if name == b"x-forwarded-proto":
+                said = value.split(b",")[-1].strip().lower()
+            elif name == b"forwarded":
+                for pair in value.split(b",")[-1].split(b";"):
+                    key, _, found = pair.strip().partition(b"=")
+                    if key.lower() == b"proto":
+                        said = found.strip(b'" ').lower()
+        return said.decode("ascii") if said in (b"http", b"https") else default
+
     def trusts(self, address: str) -> bool:
         if not self.trusted_proxies:
             return False
@@ -105,11 +129,13 @@ def upstream_request_headers(
     client_address: str | None,
     forwarding: ForwardingPolicy,
 ) -> Headers:
-    """The request headers to send upstream, cleaned and with X-Forwarded-For appended."""
+    """The request headers to send upstream, cleaned, with X-Forwarded-For appended and
+    X-Request-Id last."""
     drop = HOP_BY_HOP | connection_named(headers)
     out: Headers = []
     prior_xff: list[bytes] = []
     accept_encoding: list[bytes] = []
+    request_id = b""
     for raw_name, value in headers:
         name = raw_name.lower()
         if name in drop:
@@ -119,6 +145,8 @@ def upstream_request_headers(
                 prior_xff.append(value)
             elif name == b"accept-encoding":
                 accept_encoding.append(value)
+            elif name == REQUEST_ID and not request_id:
+                request_id = value
             continue
         out.append((name, value))
     if accept_encoding:
@@ -129,7 +157,15 @@ def upstream_request_headers(
         out.append((b"x-forwarded-for", b", ".join([*chain, client_address.encode()])))
     elif prior_xff and forwarding.trusted_proxies:
         out.append((b"x-forwarded-for", b", ".join(prior_xff)))
+    if not (request_id and is_request_id(request_id)):
+        request_id = new_decision_id().encode("ascii")
+    out.append((REQUEST_ID, request_id))  # last: the exchange reads it there
     return out
+
+
+def is_request_id(value: bytes) -> bool:
+    """A client's X-Request-Id worth keeping: 1-128 visible ASCII characters."""
+    return _REQUEST_ID_TEXT.fullmatch(value) is not None
 
 
 def client_response_headers(headers: Sequence[tuple[bytes, bytes]]) -> Headers:
@@ -165,3 +201,11 @@ def header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | None:
         if key == name:
             return value
     return None
+
+
+_LOOPBACK: Final = re.compile(r"^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$")
+
+
+def is_loopback(address: str) -> bool:
+    """A loopback client address (IPv4 127/8, ::1, IPv4-mapped 127/8)."""
+    return _LOOPBACK.match(address) is not None

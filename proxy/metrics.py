@@ -142,6 +142,7 @@ class ProxyMetrics:
             "slotwise_decision_log_dropped_total",
             "Decision records dropped because the log queue was full or the store failed.",
         )
+        self.clicks = Counter("slotwise_clicks_total", "Signed click links redirected (302).")
         self.policy_reloads = Counter(
             "slotwise_policy_reloads_total", "Policy reload attempts, by result.", "result"
         )
@@ -169,6 +170,7 @@ class ProxyMetrics:
             self.upstream_errors,
             self.refused,
             self.decision_log_dropped,
+            self.clicks,
             self.policy_reloads,
             self.upstream_latency,
             self.decision_latency,

@@ -16,6 +16,7 @@ import hmac
 import os
 import re
 import secrets
+from collections.abc import Sequence
 from typing import Final
 from urllib.parse import quote
 
@@ -71,10 +72,12 @@ os.register_at_fork(after_in_child=_ids.clear)
 class ClickSigner:
     """Signs and verifies click redirect targets with a secret key."""
 
-    def __init__(self, key: bytes, base_url: str = "") -> None:
+    def __init__(self, key: bytes, base_url: str = "", previous: Sequence[bytes] = ()) -> None:
         if len(key) < 16:
             raise ValueError("the click signing key must be at least 16 bytes")
         self._key = key
+        # keys being rotated out: links they signed still verify (never used to sign)
+        self._previous = tuple(ClickSigner(old) for old in previous)
         # HMAC-SHA256 with the padded key's two hash states made once (RFC 2104): a click is
         # then two hash copies, about 3x cheaper than hmac.digest, which re-derives them
         block = hashlib.sha256(key).digest() if len(key) > 64 else key
@@ -95,9 +98,11 @@ class ClickSigner:
 
     def verify(self, decision_id: str, target: str, signature: str) -> bool:
         # compare_digest refuses non-ASCII text, and no signature of ours has any
-        return signature.isascii() and hmac.compare_digest(
-            self.signature(decision_id, target), signature
-        )
+        if not signature.isascii():
+            return False
+        if hmac.compare_digest(self.signature(decision_id, target), signature):
+            return True
+        return any(old.verify(decision_id, target, signature) for old in self._previous)
 
     def redirect(self, decision_id: str, target: str) -> str:
         signature = self.signature(decision_id, target)
@@ -112,6 +117,7 @@ class ClickSigner:
                 self._prefixes.clear()
             base = origin.rstrip("/")
             signer = self if base == self.base_url else ClickSigner(self._key, base)
+            signer._previous = self._previous
             prefixes = self._prefixes[origin] = (
                 signer,
                 f"{base}{PIXEL_PATH}?t=impression&did=",

@@ -249,6 +249,11 @@ HTTP: Final = Area(
         "upstream_read_timeout": "504: the upstream's body stalled for `upstream.read_timeout`",
         "upstream_protocol": "502: the upstream answered with broken HTTP",
         "upstream_disconnected": "502: the upstream connection dropped mid-exchange",
+        "rate_limited": "429: this client sent more to the event endpoints than "
+        "`events.rate_limit` allows: retry after Retry-After",
+        "metrics_private": "403: `/_sw/metrics` answers loopback clients and the admin token "
+        "unless `proxy.metrics_public`",
+        "unauthorized": "401: `/_sw/metrics` was sent a wrong admin token",
     },
     docs="errors.md",
 )

@@ -149,6 +149,7 @@ async def proxy_client(
                 os.environ["SLOTWISE_PLUGINS"] = plugins
             settings.setdefault("tracking_secret", "slotwise-test-secret-0123456789")
             settings.setdefault("proxy_reload_interval", 0.0)
+            settings.setdefault("proxy_metrics_public", True)  # read from the client's address
             app = ProxyApp(
                 Settings.of(upstream_url=upstream.url, proxy_policies=directory, **settings)
             )

@@ -18,7 +18,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from examples.adserver.creatives import json_ad, native_markup, vast
+from .creatives import json_ad, native_markup, vast
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

@@ -207,14 +207,14 @@ async def _route(  # noqa: C901 - one flat table of routes reads best
         shop.carts.pop(session, None)
         return 200, {"page_type": "order", "order": order}
     if method == "PATCH" and len(route) == 3 and route[:2] == ["admin", "products"]:
-        product = shop.products.get(route[2])
-        if product is None:
+        changed = shop.products.get(route[2])
+        if changed is None:
             raise _Problem(404, f"no product {route[2]!r}")
         change = await _json(receive)
         for key in ("available", "price"):
             if key in change:
-                product[key] = change[key]
-        return 200, product
+                changed[key] = change[key]
+        return 200, changed
     raise _Problem(404, "not found")
 
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in slotwise, not in what the user gave it
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a command killed by it reports
 
 # verb -> (module, one-line description); listed in `slotwise --help` in this order.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -111,6 +112,9 @@ def failed(command: str, error: Exception | KeyboardInterrupt) -> int:
         return error.exit_code
     if isinstance(error, KeyboardInterrupt):
         return EXIT_INTERRUPTED
+    if isinstance(error, BrokenPipeError):  # `slotwise ... | head`: the reader has had enough
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     if os.environ.get("SLOTWISE_DEBUG"):
         traceback.print_exception(error)
     print(
@@ -147,5 +151,18 @@ def read_settings(args: argparse.Namespace, flags: Mapping[str, tuple[str, Any]]
     )
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush at exit does not fail on
+    the closed pipe again (the Python docs' recipe for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()  # what is still buffered meets the closed pipe here, not at exit
+    except BrokenPipeError:
+        _silence_stdout()
+        code = EXIT_BROKEN_PIPE
+    sys.exit(code)

@@ -34,7 +34,9 @@ from typing import Any
 from slotwise.proxy.cli import EXIT_FAILED, UsageError, add_config_option, read_settings
 from slotwise.proxy.loopback import free_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[2]  # the checkout (the package itself when installed)
+# the ad server, its policies and the scenarios, packaged as slotwise.examples
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 _IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
@@ -129,11 +131,7 @@ def run(args: argparse.Namespace) -> int:
         users = _users(args.users)
         ad_port, proxy_port = free_port(), free_port()
         admin_token = secrets.token_urlsafe(24)
-        env = dict(
-            os.environ,
-            PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-            SLOTWISE_ADMIN_TOKEN=admin_token,
-        )
+        env = dict(os.environ, SLOTWISE_ADMIN_TOKEN=admin_token)
         print(f"slotwise demo: policies from {_shown(policies)}")
         with (
             _process(
@@ -147,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
                     str(ad_port),
                     "--log-level",
                     "warning",
-                    "examples.adserver.app:app",
+                    "slotwise.examples.adserver.app:app",
                 ],
                 env,
                 Path(tmp) / "adserver.log",
@@ -200,7 +198,7 @@ def _learning(impressions: int | None, seed: int) -> None:
     from slotwise.lab.sim_report import summary
     from slotwise.lab.simulate import simulate
 
-    path = REPO / "examples" / "scenarios" / "segment-winners.toml"
+    path = EXAMPLES / "scenarios" / "segment-winners.toml"
     scenario = load_scenario(path)
     impressions = impressions or scenario.impressions
     print(
@@ -239,7 +237,7 @@ def _default_policies() -> Path:
     shared = REPO / "policies"
     if shared.is_dir() and any(shared.rglob("*.sw")):
         return shared
-    return REPO / "examples" / "adserver" / "policies"
+    return EXAMPLES / "adserver" / "policies"
 
 
 def _shown(path: Path) -> str:
@@ -396,7 +394,10 @@ def _next_steps(policies: Path) -> None:
 @contextmanager
 def _process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with open(log, "wb") as out:
-        process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # run from the log's folder (a temporary one): nothing is read relative to here
+        process = subprocess.Popen(
+            argv, cwd=log.parent, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         yield process
     finally:

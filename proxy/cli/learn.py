@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import math
 import signal
 import sys
@@ -47,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--publish-every", type=float, default=60.0, metavar="SECONDS")
     parser.add_argument("--consumer", default="learner-1", help="consumer name in the group")
     parser.add_argument("--once", action="store_true", help="drain the store once and exit")
+    parser.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="run as a service with GET /health and /metrics on this address (with --store)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
     settings = read_settings(
         args, {"store.url": ("--store", args.store), "bandit.models_dir": ("--models", args.models)}
     )
+    listen = _listen_address(args.serve) if args.serve else None
+    if listen is not None and (args.log is not None or args.once):
+        raise UsageError("--serve runs the learner on the store: it takes neither --log nor --once")
     if args.log is None and args.store is None and settings.store.url.startswith("memory:"):
         raise UsageError(
             "nothing to learn from: pass --log FILE, or --store URL (or store.url in --config)"
@@ -80,7 +89,24 @@ def run(args: argparse.Namespace) -> int:
     args.offers = offers_config(settings.offers)  # purchases: currencies, shipping, margins
     if args.log is not None:
         return _learn_log(args, campaigns, models, goals)
-    return asyncio.run(_learn_store(settings.store.url, args, campaigns, models, goals))
+    from slotwise.proxy.logs import configure
+
+    configure(settings.log)
+    service = _Service(listen, settings.bandit.models_in_store)
+    return asyncio.run(_learn_store(settings.store.url, args, campaigns, models, goals, service))
+
+
+def _listen_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"--serve {text}: write [HOST:]PORT, e.g. 127.0.0.1:9464 or 9464")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Service:
+    listen: tuple[str, int] | None  # --serve: the endpoints' address
+    models_in_store: bool  # bandit.models_in_store: publish to the state store too
 
 
 def _check_models_dir(root: Path, campaigns: list[str]) -> None:
@@ -190,7 +216,12 @@ def _store_advice(url: str) -> str:
 
 
 async def _learn_store(
-    url: str, args: argparse.Namespace, campaigns: list[Any], models: Any, goals: dict[str, Any]
+    url: str,
+    args: argparse.Namespace,
+    campaigns: list[Any],
+    models: Any,
+    goals: dict[str, Any],
+    how: _Service,
 ) -> int:
     from slotwise.proxy.learn.join import RewardJoiner
     from slotwise.proxy.state import StoreError, redact
@@ -201,7 +232,7 @@ async def _learn_store(
         async with store:
             learner = _start_learner(campaigns, models)
             with _writing_models(models.root):
-                service = await _serve(args, store, learner, joiner)
+                service = await _serve(args, store, learner, joiner, how)
     except StoreError as error:
         # entries are acknowledged only after a publish: a restart reads the rest again
         print(
@@ -220,7 +251,10 @@ async def _learn_store(
     return EXIT_OK
 
 
-async def _serve(args: argparse.Namespace, store: Any, learner: Any, joiner: Any) -> Any:
+async def _serve(
+    args: argparse.Namespace, store: Any, learner: Any, joiner: Any, how: _Service
+) -> Any:
+    from slotwise.proxy.bandit.mirror import ModelMirror
     from slotwise.proxy.learn.service import LearnerService
 
     service = LearnerService(
@@ -231,15 +265,23 @@ async def _serve(args: argparse.Namespace, store: Any, learner: Any, joiner: Any
         publish_every=args.publish_every,
         offers=args.offers,
     )
+    mirror = ModelMirror(store, learner.store) if how.models_in_store else None
     if args.once:
         await service.run_once()  # the first read recovers unacknowledged entries
         while await service.run_once():
             pass
         await service.publish()
-    else:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+        if mirror is not None:
+            await mirror.push()
+        return service
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    if how.listen is None and mirror is None:
         await service.run(stop)
+        return service
+    from slotwise.proxy.learn.loop import run_service
+
+    await run_service(service, stop, mirror, how.listen)
     return service

@@ -9,13 +9,19 @@ diagnostics instead of serving nothing.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slotwise.proxy.cli import EXIT_FAILED, UsageError, add_config_option, read_settings
+from slotwise.proxy.cli import EXIT_FAILED, EXIT_OK, UsageError, add_config_option, read_settings
+from slotwise.proxy.logs import configure
+
+log = logging.getLogger("slotwise.serve")
 
 if TYPE_CHECKING:
     from slotwise.proxy.config import Settings
@@ -33,7 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--models", metavar="DIR", help="bandit model store the learner publishes to (hot-reloaded)"
     )
     parser.add_argument(
-        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+        "--check-config",
+        action="store_true",
+        help="check the configuration, policies, plugins, store and address, then exit (0: ok)",
+    )
+    parser.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="log.level"
     )
 
 
@@ -46,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         "proxy.workers": ("--workers", args.workers),
         "store.url": ("--store", args.store),
         "bandit.models_dir": ("--models", args.models),
+        "log.level": ("--log-level", args.log_level),
     }
     settings = read_settings(args, flags)
     if not settings.upstream.url:
@@ -60,21 +72,30 @@ def run(args: argparse.Namespace) -> int:
         open_store(settings.store.url)  # parses and validates the URL; connects nothing
     except StoreConfigError as exc:
         raise UsageError(f"--store / store.url: {exc}") from None
+    notes: list[str] = []
+    warnings: list[str] = []
     if settings.store.url.startswith("memory:"):
-        print(
-            "slotwise serve: note: store.url is memory://, decisions and events are lost on "
-            "exit and each log keeps only its newest entries (memory://?max_log_entries=N, "
-            "default 200,000); set --store sqlite:///path/state.db or redis://...",
-            file=sys.stderr,
+        if not settings.tracking.secret:  # each worker has its own memory: one key for all
+            from slotwise.proxy.click_key import fresh_click_key
+
+            settings = settings.replace(tracking_secret=fresh_click_key())
+        notes.append(
+            "store.url is memory://, decisions and events are lost on exit and each log keeps "
+            "only its newest entries (memory://?max_log_entries=N, default 200,000); set "
+            "--store sqlite:///path/state.db or redis://..."
         )
     if not settings.tracking.public_url:
-        print(
-            "slotwise serve: warning: tracking.public_url is not set, so tracker URLs are "
-            "relative (/_sw/px?...) unless the request's Host is in tracking.allowed_hosts; "
-            "ad markup rendered on another origin (OpenRTB, VAST, ad JSON) then reports no "
-            "impressions or clicks: set tracking.public_url to the proxy's public origin",
-            file=sys.stderr,
+        warnings.append(
+            "tracking.public_url is not set, so tracker URLs are relative (/_sw/px?...) unless "
+            "the request's Host is in tracking.allowed_hosts; ad markup rendered on another "
+            "origin (OpenRTB, VAST, ad JSON) then reports no impressions or clicks: set "
+            "tracking.public_url to the proxy's public origin"
         )
+    configure(settings.log)
+    for note in notes:
+        log.info(note)
+    for warning in warnings:
+        log.warning(warning)
     problem = (
         _check_plugins(settings.plugins)
         or check_policies(policies)
@@ -86,7 +107,14 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         print(problem, file=sys.stderr)
         return EXIT_FAILED
-    return _serve(settings, args.log_level)
+    if args.check_config:
+        print(
+            f"slotwise serve: the configuration is valid: upstream {settings.upstream.url}, "
+            f"policies in {policies} compile, the store answers, "
+            f"{settings.proxy.host}:{settings.proxy.port} is free"
+        )
+        return EXIT_OK
+    return _serve(settings)
 
 
 def _check_plugins(tables: Mapping[str, Mapping[str, Any]]) -> str | None:
@@ -185,19 +213,30 @@ def check_notify(settings: Settings, directory: Path, command: str = "serve") ->
     return None
 
 
-def _serve(settings: Settings, log_level: str) -> int:
+def _serve(settings: Settings) -> int:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.log import LogLevels
 
+    from slotwise.proxy.logs import granian_config
+    from slotwise.proxy.metrics_share import clear
+
+    made = None
+    if settings.proxy.metrics_dir:
+        clear(Path(settings.proxy.metrics_dir))  # an earlier run's counts are not this one's
+    elif settings.proxy.workers > 1:  # a scrape reaches one worker: they share their numbers
+        made = tempfile.mkdtemp(prefix="slotwise-metrics-")
+        settings = settings.replace(proxy_metrics_dir=made)
     # workers are separate processes: they read the validated settings from the environment
     os.environ.update(settings.to_env())
     os.environ.pop("SLOTWISE_CONFIG", None)
-    print(
-        f"slotwise: proxying http://{settings.proxy.host}:{settings.proxy.port} -> "
-        f"{settings.upstream.url} ({settings.proxy.workers} worker(s), "
-        f"policies from {settings.proxy.policies})",
-        file=sys.stderr,
+    log.info(
+        "proxying http://%s:%s -> %s (%s worker(s), policies from %s)",
+        settings.proxy.host,
+        settings.proxy.port,
+        settings.upstream.url,
+        settings.proxy.workers,
+        settings.proxy.policies,
     )
     server = Granian(
         "slotwise.proxy.app:app_from_env",
@@ -209,11 +248,16 @@ def _serve(settings: Settings, log_level: str) -> int:
         http=HTTPModes.http1,
         websockets=False,
         factory=True,
-        log_level=LogLevels(log_level),
+        log_level=LogLevels(settings.log.level),
+        log_dictconfig=granian_config(settings.log),
         backlog=2048,
         # a dead worker (OOM kill, native crash) is replaced at once while the others keep
         # serving; granian itself stops on a crash loop, so an orchestrator sees the failure
         respawn_failed_workers=settings.proxy.respawn_workers,
     )
-    server.serve()
+    try:
+        server.serve()
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
     return 0

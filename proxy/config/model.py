@@ -16,6 +16,7 @@ from slotwise.proxy.catalogue.config import CatalogueConfig
 from slotwise.proxy.config.sections import (
     AdaptersConfig,
     BanditConfig,
+    LogConfig,
     NotifyConfig,
     ProxyConfig,
     StoreConfig,
@@ -50,6 +51,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ] = msgspec.field(default_factory=dict)
     catalogue: CatalogueConfig = msgspec.field(default_factory=CatalogueConfig)
     recommendations: RecsConfig = msgspec.field(default_factory=RecsConfig)
+    log: LogConfig = msgspec.field(default_factory=LogConfig)
     plugins: Annotated[
         dict[str, dict[str, Any]],
         msgspec.Meta(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -68,6 +68,13 @@ def _hosts(hosts: tuple[str, ...]) -> None:
 def _secret(secret: str) -> None:
     if secret and len(secret) < 16:
         raise ValueError("must be at least 16 characters (use a random string)")
+
+
+def _secrets(keys: tuple[str, ...]) -> None:
+    for key in keys:
+        _secret(key)
+        if not key:
+            raise ValueError("an empty key cannot be a previous secret")
 
 
 def _json_paths(paths: tuple[str, ...]) -> None:
@@ -133,6 +140,29 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             "within 5.5 s of its restart stops the server (a crash loop)"
         ),
     ] = True
+    metrics_public: Annotated[
+        bool,
+        setting(
+            "`/_sw/metrics` answers anyone; else only loopback clients (as "
+            "`trusted_proxies` gives them) and requests with the admin token "
+            "(`Authorization: Bearer`, `SLOTWISE_ADMIN_TOKEN`)"
+        ),
+    ] = False
+    metrics_dir: Annotated[
+        str,
+        setting(
+            "directory where each worker writes its metrics for the others to add up at a "
+            "scrape (empty: `slotwise serve` with several workers makes a temporary one)"
+        ),
+    ] = ""
+    metrics_interval: Annotated[
+        float,
+        setting(
+            "seconds between writes of a worker's metrics to `metrics_dir`: how far another "
+            "worker's numbers may lag in a scrape",
+            ge=0.05,
+        ),
+    ] = 1.0
     policies: Annotated[str, setting("directory of `*.sw` policy files")] = "policies"
     reload_interval: Annotated[
         float, setting("seconds between policy change checks (0: no reloading)", ge=0.0)
@@ -205,11 +235,20 @@ class TrackingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     secret: Annotated[
         str,
         setting(
-            "click-signing key, at least 16 characters; set it (the same on every worker and "
-            "machine) so signed clicks survive restarts (empty: random per start)",
+            "click-signing key, at least 16 characters, the same on every machine (empty: a "
+            "random key kept in the store, shared by every proxy on it; on `memory://`, one "
+            "per `slotwise serve` run)",
             check=_secret,
         ),
     ] = ""
+    previous_secrets: Annotated[
+        tuple[str, ...],
+        setting(
+            "click-signing keys being rotated out: links they signed still verify, nothing is "
+            "signed with them; keep one as long as its links may be clicked",
+            check=_secrets,
+        ),
+    ] = ()
     user_cookie: Annotated[
         str,
         setting(
@@ -292,6 +331,14 @@ class BanditConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             "empty: `learn`, `model` and `evaluate` use `var/slotwise/models`"
         ),
     ] = ""
+    models_in_store: Annotated[
+        bool,
+        setting(
+            "models also travel through the state store: `slotwise learn` copies each "
+            "campaign's current version there, every `slotwise serve` takes it into its own "
+            "`models_dir` (for proxies on machines without the learner's directory)"
+        ),
+    ] = False
     reload_interval: Annotated[
         float,
         setting(
@@ -396,3 +443,34 @@ class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             ge=1.0,
         ),
     ] = 30.0
+
+
+class LogConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[log]``: the log lines of the proxy and the learner (slotwise.proxy.logs)."""
+
+    format: Annotated[
+        Literal["auto", "json", "text"],
+        setting(
+            "`json` (one object per line: time, level, logger, message, request_id, campaign, "
+            "cause), `text`, or `auto`: text when stderr is a terminal, else JSON"
+        ),
+    ] = "auto"
+    level: Annotated[
+        Literal["debug", "info", "warning", "error"],
+        setting("the least severe level written (`--log-level`)"),
+    ] = "info"
+    access: Annotated[
+        bool,
+        setting(
+            "one `slotwise.access` line per proxied request (request_id, method, path, status, "
+            "duration_ms, client)"
+        ),
+    ] = False
+    repeat_interval: Annotated[
+        float,
+        setting(
+            "seconds within which the same line is not written twice (it is counted, and the "
+            "next one says how many were held back; fail-opens: per cause); 0: every line",
+            ge=0.0,
+        ),
+    ] = 60.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -19,7 +19,7 @@ Positive = Annotated[int, msgspec.Meta(gt=0)]
 
 
 def _help(
-    text: str, env: str | None = None, check: Callable[[str], object] | None = None
+    text: str, env: str | None = None, check: Callable[[Any], object] | None = None
 ) -> msgspec.Meta:
     """A key's one line of help; ``env`` when its variable is not SLOTWISE_EVENTS_NAME."""
     extra = {name: v for name, v in (("env", env), ("check", check)) if v is not None}
@@ -29,6 +29,24 @@ def _help(
 def _token(token: str | None) -> None:
     if token is not None and len(token) < 16:
         raise ValueError("must be at least 16 characters (use a random string)")
+
+
+def _rate(text: str) -> None:
+    from slotwise.proxy.events.rate_limit import check_rate
+
+    check_rate(text)
+
+
+def _cors_origins(origins: tuple[str, ...]) -> None:
+    for origin in origins:
+        scheme, sep, rest = origin.partition("://")
+        if origin != "*" and (
+            scheme not in ("http", "https") or not sep or not rest or "/" in rest
+        ):
+            raise ValueError(
+                f"{origin!r} is not an origin: write scheme://host[:port], e.g. "
+                "https://shop.example (no path), or *"
+            )
 
 
 class EventsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -75,6 +93,23 @@ class EventsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
             "`proxy.trusted_proxies` gives)"
         ),
     ] = True
+    rate_limit: Annotated[
+        str,
+        _help(
+            "per-client limit on `/_sw/px`, `/_sw/events` and `/_sw/events/validate`, e.g. "
+            "`100/second;2000/minute` (429 with `Retry-After` beyond); counted in the store when "
+            "it is Redis (across every proxy), else per worker; empty: no limit",
+            check=_rate,
+        ),
+    ] = ""
+    cors_origins: Annotated[
+        tuple[str, ...],
+        _help(
+            "origins (`https://shop.example`) whose pages may send events to the event "
+            "endpoints from the browser (CORS; preflights answered); `*`: any; empty: none",
+            check=_cors_origins,
+        ),
+    ] = ()
     consent_default: Annotated[
         Literal["personal", "contextual"], _help("consent level when there is no consent record")
     ] = "contextual"

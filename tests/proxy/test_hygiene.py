@@ -21,7 +21,8 @@ from tests.support.servers import free_port
 
 def _app(url: str, **settings: Any) -> ProxyApp:
     return ProxyApp(
-        Settings.of(upstream_url=url, proxy_policies="", **settings), load_plugins=False
+        Settings.of(upstream_url=url, proxy_policies="", proxy_metrics_public=True, **settings),
+        load_plugins=False,
     )
 
 
@@ -38,11 +39,29 @@ def test_request_headers_drop_hop_by_hop_and_connection_named() -> None:
         (b"Accept", b"*/*"),
     ]
     out = upstream_request_headers(headers, "198.51.100.1", ForwardingPolicy())
+    request_id = out.pop()  # always last: the client's, or a fresh one
+    assert request_id[0] == b"x-request-id" and len(request_id[1]) == 16
     assert out == [
         (b"accept", b"*/*"),
         (b"via", b"1.1 slotwise"),
         (b"x-forwarded-for", b"198.51.100.1"),
     ]
+
+
+def test_a_request_id_is_kept_when_sane_else_replaced() -> None:
+    def sent(value: bytes) -> bytes:
+        headers = [(b"X-Request-Id", value), (b"x-request-id", b"second")][: 2 if value else 1]
+        out = upstream_request_headers(headers, "198.51.100.1", ForwardingPolicy())
+        assert [name for name, _ in out].count(b"x-request-id") == 1
+        assert out[-1][0] == b"x-request-id"
+        return out[-1][1]
+
+    assert sent(b"3f2c-44a1:trace/7") == b"3f2c-44a1:trace/7"
+    for bad in (b"", b"has space", b"x" * 129, "é".encode()):
+        fresh = sent(bad)
+        assert fresh != bad and len(fresh) == 16, bad
+    ids = {sent(b"") for _ in range(100)}
+    assert len(ids) == 100
 
 
 def test_x_forwarded_for_trusted_only_from_configured_proxies() -> None:

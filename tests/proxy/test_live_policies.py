@@ -56,6 +56,7 @@ def _settings(url: str, policies: Path, **extra: Any) -> Settings:
         proxy_policies=str(policies),
         proxy_decision_deadline_ms=2000.0,
         proxy_signals_deadline_ms=2000.0,
+        proxy_metrics_public=True,  # scraped from the test client's address
         **extra,
     )
 

@@ -76,6 +76,7 @@ async def _proxy(policies: Path) -> AsyncIterator[tuple[ProxyApp, httpx.AsyncCli
             proxy_decision_deadline_ms=2000.0,  # a loaded test machine must not fail it open
             tracking_secret="s" * 32,
             plugins=PLUGINS,
+            proxy_metrics_public=True,  # scraped from the test client's address
         )
         app = ProxyApp(settings)
         async with running(app) as client:

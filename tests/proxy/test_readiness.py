@@ -13,7 +13,12 @@ from tests.support.servers import redis_server
 async def test_ready_while_the_store_is_down_and_the_store_reported_apart(tmp_path: Path) -> None:
     with redis_server(tmp_path) as redis:
         async with upstream_server({"/ad": Canned(200, [], b"ad")}) as server:
-            settings = Settings.of(upstream_url=server.url, proxy_policies="", store_url=redis.url)
+            settings = Settings.of(
+                upstream_url=server.url,
+                proxy_policies="",
+                store_url=redis.url,
+                proxy_metrics_public=True,  # scraped from the test client's address
+            )
             async with running(ProxyApp(settings, load_plugins=False)) as client:
                 store = await client.get("/_sw/health/store")
                 assert (store.status_code, store.text) == (200, "store: ok\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import sys
@@ -176,8 +177,29 @@ def test_serving_without_a_public_url_warns(
     (tmp_path / "bad.sw").write_text('policy "x" version 1\ncampaign {\n')
     argv = ["serve", "--upstream", "http://127.0.0.1:1", "--policies", str(tmp_path)]
     assert main(argv) == 1
-    assert "warning: tracking.public_url is not set" in capsys.readouterr().err
+    warned = [
+        json.loads(line) for line in capsys.readouterr().err.splitlines() if "public_url" in line
+    ]
+    assert warned and warned[0]["level"] == "warning"  # not a terminal: a JSON log line
+    assert warned[0]["message"].startswith("tracking.public_url is not set")
     config = tmp_path / "slotwise.toml"
     config.write_text('[tracking]\npublic_url = "https://ads.example"\n')
     assert main([*argv, "--config", str(config)]) == 1
     assert "public_url is not set" not in capsys.readouterr().err
+
+
+def test_check_config_checks_everything_a_start_would_then_exits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["serve", "--upstream", "http://127.0.0.1:1", "--policies", str(tmp_path)]
+    port = free_port()
+    assert main([*argv, "--port", str(port), "--check-config"]) == 0
+    assert "the configuration is valid" in capsys.readouterr().out
+    with socket.socket() as taken:  # what would stop the start stops the check the same way
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main([*argv, "--port", str(taken.getsockname()[1]), "--check-config"]) == 1
+    assert "Address already in use" in capsys.readouterr().err
+    (tmp_path / "bad.sw").write_text('policy "x" version 1\ncampaign {\n')
+    assert main([*argv, "--port", str(port), "--check-config"]) == 1
+    assert "do not compile" in capsys.readouterr().err

@@ -1,0 +1,2 @@
+"""Examples shipped with slotwise: the ad server and scenarios `slotwise demo` and `slotwise
+simulate` run (packaged as slotwise.examples)."""

@@ -1,0 +1,1 @@
+"""The simulator's scenarios (TOML) and their policies."""
