@@ -124,7 +124,7 @@ async def test_a_trigger_cap_limits_its_campaign(tmp_path: Path) -> None:
 async def test_an_event_on_one_proxy_arms_the_trigger_on_another_over_redis(
     tmp_path: Path, redis: RedisServer
 ) -> None:
-    url = redis.url.rsplit("/", 1)[0] + "/3"  # a database of its own
+    url = redis.url.rsplit("/", 1)[0] + "/3?timeout=2"  # a database of its own
     async with _proxies(tmp_path, 2, url) as (one, two):
         properties = {"product_id": "sku-1", "price": 20.0}
         event = {"type": "add_to_cart", "id": f"c-{time.time_ns()}", "time": time.time(),
