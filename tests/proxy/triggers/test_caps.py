@@ -62,7 +62,7 @@ async def _proxies(
             settings = Settings.of(
                 upstream_url=server.url,
                 proxy_policies=str(tmp / "policies"),
-                store_url=store or f"sqlite:///{tmp}/state.db",
+                store_url=store or f"sqlite:///{tmp}/state.db?timeout=2",  # a loaded machine
                 proxy_decision_deadline_ms=2000.0,
                 proxy_signals_deadline_ms=5000.0,
                 plugins={name: {"deadline_ms": 5000.0} for name in ("consent", "profile")},
@@ -84,7 +84,7 @@ async def _ad(client: httpx.AsyncClient, user: str) -> dict[str, Any]:
 
 async def _counted(tmp: Path, user: str, label: str, cap: FrequencyCap, expected: int) -> None:
     """Wait until the store's counter says ``expected`` (it is flushed every 20 ms)."""
-    async with open_store(f"sqlite:///{tmp}/state.db") as store:
+    async with open_store(f"sqlite:///{tmp}/state.db?timeout=2") as store:
         for _ in range(200):
             if await store.counter(cap_key(user, label, cap, time.time())) >= expected:
                 return
@@ -124,7 +124,7 @@ async def test_a_trigger_cap_limits_its_campaign(tmp_path: Path) -> None:
 async def test_an_event_on_one_proxy_arms_the_trigger_on_another_over_redis(
     tmp_path: Path, redis: RedisServer
 ) -> None:
-    url = redis.url.rsplit("/", 1)[0] + "/3"  # a database of its own
+    url = redis.url.rsplit("/", 1)[0] + "/3?timeout=2"  # a database of its own
     async with _proxies(tmp_path, 2, url) as (one, two):
         properties = {"product_id": "sku-1", "price": 20.0}
         event = {"type": "add_to_cart", "id": f"c-{time.time_ns()}", "time": time.time(),

@@ -135,7 +135,8 @@ def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
 async def test_add_to_cart_then_the_next_ad_shows_the_reminder_and_a_purchase_ends_it(
     tmp_path: Path,
 ) -> None:
-    store = f"sqlite:///{tmp_path}/state.db"
+    # a generous read timeout: this test is about triggers, not a loaded machine's latency
+    store = f"sqlite:///{tmp_path}/state.db?timeout=2"
     async with _processes(tmp_path, store) as base:
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             await wait_ready(client)
