@@ -559,9 +559,9 @@ async def _notify_sender(s: Settings, store: Any, stack: contextlib.AsyncExitSta
     """The notification sender, run for the app's life (one across every proxy works: a lease
     in the store); stopped, its lease given up and its connections closed, before the store
     closes."""
-    from slotwise.proxy.notify.runtime import build_sender
+    from slotwise.proxy.notify.runtime import build_sender, trigger_check
 
-    sender = build_sender(s, store)
+    sender = build_sender(s, store, still_due=trigger_check(store))
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
 

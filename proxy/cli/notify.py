@@ -143,7 +143,7 @@ def _serve(settings: Settings, log_level: str) -> int:
     import signal
 
     from slotwise.proxy.cli.serve import check_notify, check_policies
-    from slotwise.proxy.notify.runtime import build_sender
+    from slotwise.proxy.notify.runtime import build_sender, trigger_check
     from slotwise.proxy.state import open_store
 
     directory = Path(settings.proxy.policies)
@@ -160,7 +160,7 @@ def _serve(settings: Settings, log_level: str) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         async with open_store(settings.store.url) as store:
-            sender = build_sender(settings, store)
+            sender = build_sender(settings, store, still_due=trigger_check(store))
             print(
                 f"slotwise notify: sender {sender.lease.owner} on {settings.store.url}",
                 file=sys.stderr,

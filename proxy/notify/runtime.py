@@ -15,6 +15,7 @@ from slotwise.proxy.notify.delivery import Channel
 from slotwise.proxy.notify.endpoints import webhook_endpoints
 from slotwise.proxy.notify.errors import NotifyError
 from slotwise.proxy.notify.mail import EmailChannel, SmtpSettings
+from slotwise.proxy.notify.outbox import Notification
 from slotwise.proxy.notify.sender import RetryPolicy, Sender, StillDue, always_due
 from slotwise.proxy.notify.templates import Templates
 from slotwise.proxy.notify.webhook import WebhookChannel
@@ -40,6 +41,18 @@ def build_channels(
             _smtp(settings, environ), _templates(settings), n.email_trait
         )
     return channels
+
+
+def trigger_check(store: Store) -> StillDue:
+    """The cancellation hook production runs: a notification is sent only while its trigger's
+    episode still stands (slotwise.proxy.triggers.still_due: not cancelled by an ``unless``
+    event, not replaced by a newer episode, its window not over, its user not erased)."""
+    from slotwise.proxy.triggers import still_due
+
+    async def check(notification: Notification) -> bool:
+        return await still_due(store, notification)
+
+    return check
 
 
 def build_sender(

@@ -19,9 +19,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from slotwise.plugins.registry import load_schema
+from slotwise.proxy.events import EventCollector
+from slotwise.proxy.events.schema import AddToCartEvent, ProductProps
 from slotwise.proxy.notify.lease import LEASE_PREFIX
-from slotwise.proxy.notify.outbox import Notification, enqueue, notification_key
+from slotwise.proxy.notify.outbox import OUTBOX_LOG, decode
+from slotwise.proxy.policy_snapshot import compile_directory
 from slotwise.proxy.state import open_store
+from slotwise.proxy.triggers import TriggerEngine
 from tests.support.notify import webhook_receiver
 from tests.support.servers import redis_server
 
@@ -111,21 +116,24 @@ async def failover_trial(directory: Path, rng: random.Random, count: int = 150) 
         senders = [SenderProcess(directory, config, env, name) for name in ("a", "b")]
         try:
             owners = {s.owner(): s for s in senders}
+            # the notifications come from the trigger engine, as in production: add_to_cart
+            # events whose `wait` ends over the next three seconds, collected into the store
             start = time.time()
-            notes = [
-                Notification(
-                    key=notification_key(f"user-{i}", "cart_abandon", start),
-                    subject=f"user-{i}",
-                    trigger="cart_abandon",
-                    channel="webhook",
-                    template="crm",
-                    due=start + rng.uniform(0.0, 3.0),
-                    created=start,
+            policy_set = compile_directory(policies, load_schema())
+            events = [
+                AddToCartEvent(
+                    id=f"atc-{i}",
+                    user_id=f"user-{i}",
+                    time=start - rng.uniform(0.0, 2.0),
+                    properties=ProductProps(product_id="sku-1", price=20.0),
                 )
                 for i in range(count)
             ]
-            async with open_store(redis.url) as store:
-                await enqueue(store, notes)
+            async with open_store(redis.url) as store, EventCollector(store) as collector:
+                collector.triggers = TriggerEngine(store, lambda: policy_set)
+                await collector.collect(events, consent="personal")
+                keys = {decode(e.data).key for e in await store.log_read(OUTBOX_LOG, count=count)}
+            assert len(keys) == count
             await asyncio.sleep(rng.uniform(0.3, 2.5))
             active = None
             while active is None:  # the lease may be between two windows: ask again
@@ -144,7 +152,6 @@ async def failover_trial(directory: Path, rng: random.Random, count: int = 150) 
         finally:
             for sender in senders:
                 sender.stop()
-        keys = {n.key for n in notes}
         delivered = set(rx.accepted)
         return Trial(
             enqueued=count,
