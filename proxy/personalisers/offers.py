@@ -74,7 +74,7 @@ class Offers:
                 if not places:
                     continue  # the page has no place for this offer
                 if exchange.claimed and exchange.contested(index, (location,)):
-                    engine.metrics.campaigns_skipped.inc(offers.name, "contested")
+                    engine.metrics.campaigns_skipped.inc(bandit_name(offers), "contested")
                     continue
                 if cart is None:
                     cart = cart_signals(engine, unit)

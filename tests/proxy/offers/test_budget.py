@@ -4,8 +4,13 @@ offers of one proxy cost, bought through another, stops the discounts of both.""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
+from slotwise.proxy.events.schema import Item, PurchaseEvent, PurchaseProps
+from slotwise.proxy.offer_budget import OfferBudgets, budget_key, day_of
+from slotwise.proxy.offers_config import OffersConfig
+from slotwise.proxy.state import open_store
 from testing.proxy import Canned, ProxyUnderTest, proxy_client
 from tests.support.servers import redis_server
 
@@ -76,3 +81,36 @@ async def test_a_spent_budget_stops_discounts_on_every_proxy(tmp_path: Path) -> 
                     await asyncio.sleep(0.05)
                 for _ in range(30):
                     assert (await _offer(proxy))["type"] == "none"
+
+
+def _purchase(offer_id: str | None, discount: float | None = None) -> PurchaseEvent:
+    props = PurchaseProps(
+        order_id="o",
+        items=[Item(product_id="a", price=50.0, quantity=2)],
+        value=90.0,
+        currency="USD",
+        offer_id=offer_id,
+        discount=discount,
+    )
+    return PurchaseEvent(id="p", time=time.time(), properties=props)
+
+
+async def test_only_redeemed_offers_of_budgeted_sets_are_charged() -> None:
+    config = OffersConfig(base_currency="USD", budgets={"checkout": 30.0})
+    async with open_store("memory://") as store:
+        budgets = OfferBudgets(store, config)
+        budgets.served("D1", "checkout")
+        budgets.served("D2", "elsewhere")  # no budget: not in the ledger
+        await budgets.flush()
+        await budgets.charge([
+            _purchase("D1.discount_10"),  # 10% of 100
+            _purchase("D1.none"),  # no offer: nothing
+            _purchase("D2.discount_10"),  # not a budgeted set's decision
+            _purchase(None),  # no offer id
+            _purchase("D1.discount_10", discount=4.5),  # the shop says what it applied
+        ])  # fmt: skip
+        key = budget_key("checkout", day_of(time.time()))
+        assert await store.counter(key) == 1450  # cents: 10.00 + 4.50
+        assert await budgets.refresh() == frozenset()
+        await budgets.charge([_purchase("D1.discount_20")])  # 20 more: 34.50 of 30
+        assert await budgets.refresh() == frozenset({"checkout"})

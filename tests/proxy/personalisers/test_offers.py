@@ -89,9 +89,11 @@ def test_a_campaign_on_the_same_location_wins() -> None:
         OFFERS + 'campaign c { slot s at "$.offer" { variant a "A" variant b "B" } }'
     )
     page = {"cart": {"subtotal": 40.0, "count": 1}, "offer": "upstream"}
-    exchange = run(_engine(), policy, page)  # type: ignore[arg-type]
+    built = _engine()
+    exchange = run(built, policy, page)  # type: ignore[arg-type]
     assert served(exchange)["offer"] in ("A", "B")
     assert [r.campaign for r, _ in exchange.records or []] == ["c"]
+    assert built.metrics.campaigns_skipped.get("offers.checkout", "contested") == 1  # type: ignore[attr-defined]
 
 
 def test_a_failing_chooser_fails_the_response_open_and_logs_the_decision() -> None:
