@@ -302,17 +302,20 @@ class ProxyApp:
             stack.push_async_callback(upstream.aclose)
         store = await stack.enter_async_context(open_store(s.store.url))
         collector = await stack.enter_async_context(EventCollector(store, s.events))
-        decision_log = await stack.enter_async_context(DecisionLog(store))
+        decision_log = await stack.enter_async_context(
+            DecisionLog(store, erasure=collector.erasure)
+        )
         providers = None
         if self._load_plugins:
             from slotwise.plugins.profile_source import StoreProfileSource
             from slotwise.plugins.provider import ProviderServices
             from slotwise.plugins.registry import load_providers
             from slotwise.proxy.events.aliases import alias_key
-            from slotwise.proxy.events.collector import erased_key
+            from slotwise.proxy.events.erasure import erased_key
             from slotwise.proxy.state import subject_key
 
             providers = load_providers(s.plugins)
+            collector.erasure.hold(_forget_personal_caches(providers))
             profiles = StoreProfileSource(store, subject_key, erased_key, alias_key)
             await providers.start(ProviderServices(profiles=profiles))
             stack.push_async_callback(providers.aclose)
@@ -375,6 +378,19 @@ class ProxyApp:
         if policies.directory is not None and s.proxy.reload_interval > 0:
             runtime.tasks.append(asyncio.create_task(policies.watch(s.proxy.reload_interval)))
         return runtime
+
+
+def _forget_personal_caches(providers: ProviderSet) -> Callable[[frozenset[str]], Awaitable[int]]:
+    """An erasure empties the TTL caches of personal providers (their keys are the
+    provider's own, so the erased user's entries cannot be told apart)."""
+
+    async def forget(subjects: frozenset[str]) -> int:
+        for loaded in providers.personal:
+            if loaded.cache is not None:
+                loaded.cache.clear()
+        return 0  # no decision records
+
+    return forget
 
 
 async def _store_problem(runtime: Runtime) -> str | None:

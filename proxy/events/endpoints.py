@@ -293,6 +293,7 @@ class EventEndpoints:
                 "keys": result.keys,
                 "events": result.events,
                 "decisions": result.decisions,
+                "queued": result.queued,
             }
         )
 
