@@ -453,6 +453,8 @@ def _pool_settings(s: Settings) -> PoolSettings:
         pool_timeout=upstream.connect_timeout,
         response_timeout=upstream.timeout,
         read_timeout=upstream.read_timeout,
+        max_per_route=upstream.max_connections_per_route,
+        route_depth=upstream.route_depth,
     )
 
 

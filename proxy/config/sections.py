@@ -118,6 +118,24 @@ class UpstreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             ge=0.0,
         ),
     ] = 4.0
+    max_connections_per_route: Annotated[
+        int,
+        setting(
+            "connections one route (see `route_depth`) may hold at once; more requests on it wait "
+            "`connect_timeout`, then 504, so a hung path leaves the rest of the pool to the "
+            "others (0: half of `max_connections`)",
+            ge=0,
+        ),
+    ] = 0
+    route_depth: Annotated[
+        int,
+        setting(
+            "path segments that name a route for `max_connections_per_route`: 1 groups "
+            "`/api/search?q` under `/api`, 2 under `/api/search`",
+            ge=1,
+            le=16,
+        ),
+    ] = 1
 
 
 class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
