@@ -36,6 +36,7 @@ from starlette.exceptions import HTTPException
 from slotwise.plugins.builtin.consent import ConsentConfig
 from slotwise.plugins.loaded import ProviderSet
 from slotwise.proxy.adapters.json import JsonFields
+from slotwise.proxy.admission import Admission
 from slotwise.proxy.bandit.runtime import BanditRuntime
 from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.chooser import BanditChooser, Chooser, RuleChooser
@@ -121,7 +122,12 @@ class ProxyApp:
             raw: bytes | None = scope.get("raw_path")
             ours = raw.startswith(b"/_sw/") if raw is not None else scope["path"][:5] == "/_sw/"
             if not ours:
-                return await handle(runtime.engine, scope, receive, send)
+                admission = runtime.engine.admission  # work in flight: what overload reads
+                admission.active += 1
+                try:
+                    return await handle(runtime.engine, scope, receive, send)
+                finally:
+                    admission.active -= 1
             return await self._own(runtime, scope, receive, send)
         if kind == "lifespan":
             return await self._lifespan(receive, send)
@@ -240,6 +246,19 @@ class ProxyApp:
             "# TYPE slotwise_decision_log_dropped gauge",
             f"slotwise_decision_log_dropped {getattr(log_, 'dropped', 0)}",
         ]
+        admission = runtime.engine.admission
+        lines += [
+            "# HELP slotwise_work_in_flight Proxied requests taken, less those awaiting the "
+            "upstream (admission control).",
+            "# TYPE slotwise_work_in_flight gauge",
+            f"slotwise_work_in_flight {admission.active - admission.waiting}",
+            "# HELP slotwise_queue_lag_seconds This worker's event loop lag (queue time), last.",
+            "# TYPE slotwise_queue_lag_seconds gauge",
+            f"slotwise_queue_lag_seconds {admission.lag:.6f}",
+            "# HELP slotwise_shedding Whether this worker sheds personalisation now (1) or not.",
+            "# TYPE slotwise_shedding gauge",
+            f"slotwise_shedding {int(admission.shedding)}",
+        ]
         policy = runtime.engine.policies.current
         lines += [
             "# HELP slotwise_policy_info The serving policy set version.",
@@ -338,6 +357,9 @@ class ProxyApp:
         # collector from scanning them again and again (fewer, shorter pauses at p99)
         gc.freeze()
         secret = s.tracking.secret.encode() or secrets.token_bytes(32)
+        admission = Admission(s.proxy.shed_work, s.proxy.shed_queue_ms / 1000.0)
+        admission.start()
+        stack.callback(admission.stop)
         engine = Engine(
             upstream=upstream,
             policies=policies,
@@ -355,6 +377,7 @@ class ProxyApp:
                 signals_deadline=s.proxy.signals_deadline_ms / 1000.0,
             ),
             forwarding=ForwardingPolicy.parse(s.proxy.trusted_proxies),
+            admission=admission,
             json_fields=_json_fields(s),
             public_url=s.tracking.public_url,
             allowed_hosts=frozenset(

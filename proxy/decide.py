@@ -36,6 +36,7 @@ from slotwise.plugins.loaded import ProviderSet
 from slotwise.plugins.request import RequestInfo
 from slotwise.proxy.adapters import AdapterError, Document, JsonFields, parse_response
 from slotwise.proxy.adapters.json import DEFAULT_JSON_FIELDS
+from slotwise.proxy.admission import Admission
 from slotwise.proxy.chooser import Chooser
 from slotwise.proxy.decision_log import encode_record
 from slotwise.proxy.early_signals import EarlySignals
@@ -101,6 +102,7 @@ class Engine:
     identity: IdentityCookie = field(default_factory=IdentityCookie)
     early_signals: EarlySignals = field(default_factory=EarlySignals)
     personalisers: Pipeline = field(default_factory=Pipeline)
+    admission: Admission = field(default_factory=Admission)
 
 
 async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> None:
@@ -124,13 +126,22 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
             raise
         _identify(engine, x)
     # 3. the response head: a response we may personalise is read whole, others stream
+    admission = engine.admission
+    admission.waiting += 1  # waiting for the upstream is not work in flight (admission)
     try:
         response = x.response = await fetch
+        admission.waiting -= 1
         whole = _personalisable(engine, x)
         if whole:
             x.raw, whole = await response.read_up_to(limits.max_rewrite_bytes)
     except UpstreamError as exc:  # also a body that broke off: nothing was sent yet, say so
+        if x.response is None:
+            admission.waiting -= 1
         return await upstream_failed(engine.metrics, send, exc)
+    except BaseException:
+        if x.response is None:
+            admission.waiting -= 1
+        raise
     if not whole:
         _stream_through(engine, x)
         return await stream(engine.metrics, send, response, x.raw, x.started, x.method == "HEAD")
@@ -162,6 +173,10 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
         target += b"?" + scope["query_string"]
     policy = x.policy = engine.policies.current  # one reference read for the whole request
     x.candidate = policy is not None and bool(policy.campaigns) and method in _PERSONALISED_METHODS
+    if x.candidate and engine.admission.shedding:  # overload: personalisation goes first
+        x.candidate = False
+        x.reason = "shed"
+        engine.admission.shed += 1
     fetch = engine.upstream.begin(method.encode(), target, headers, x.body)
     if x.candidate and engine.providers is not None:
         x.providers = engine.providers
@@ -203,7 +218,7 @@ def _personalisable(engine: Engine, x: Exchange) -> bool:
     reason = _not_personalisable(x.response, x.candidate)
     if reason is None:
         return True
-    x.reason = reason
+    x.reason = reason = x.reason or reason  # a shed request keeps its reason
     engine.metrics.passthrough.inc(reason)
     if x.providers is not None:
         engine.early_signals.observe(x.path, applied=False)

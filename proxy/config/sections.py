@@ -186,6 +186,23 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             check=_networks,
         ),
     ] = ()
+    shed_work: Annotated[
+        int,
+        setting(
+            "admission control: while a worker holds more requests than this (less those waiting "
+            "for the upstream), requests that could be personalised are forwarded unchanged, "
+            'counted as `slotwise_passthrough_total{reason="shed"}` (0: not a signal)',
+            ge=0,
+        ),
+    ] = 128
+    shed_queue_ms: Annotated[
+        float,
+        setting(
+            "admission control: shed the same way while a worker's queue time (its event loop's "
+            "lag, ms) is over this (0: not a signal)",
+            ge=0.0,
+        ),
+    ] = 0.0
 
 
 class StoreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

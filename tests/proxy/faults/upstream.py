@@ -12,10 +12,10 @@ import asyncio
 import sys
 
 AD = (
-    b'{"campaign_id": "spring", "placement": "hero", "creative_id": "c1",'
-    b' "creative": {"headline": "Spring sale", "click_url": "https://shop.example/spring"},'
-    b' "tracking": {"impressions": [], "clicks": []}}'
-)
+    b'{"placement": "home-top", "campaign_id": "cmp-spring", "creative": {"headline":'
+    b' "Spring collection", "image_url": "https://cdn.example/spring.jpg", "cta": "Shop",'
+    b' "click_url": "https://shop.example/spring"}, "tracking": {"impressions": []}}'
+)  # the example ad server's spring creative (tests/proxy/support.SPRING_AD)
 PLAIN = b'{"ok": true}'
 
 
