@@ -173,10 +173,13 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
         target += b"?" + scope["query_string"]
     policy = x.policy = engine.policies.current  # one reference read for the whole request
     x.candidate = policy is not None and bool(policy.campaigns) and method in _PERSONALISED_METHODS
-    if x.candidate and engine.admission.shedding:  # overload: personalisation goes first
+    admission = engine.admission  # overload: personalisation goes first (Admission.shedding)
+    if x.candidate and (
+        admission.lagging or 0 < admission.max_work < admission.active - admission.waiting
+    ):
         x.candidate = False
         x.reason = "shed"
-        engine.admission.shed += 1
+        admission.shed += 1
     fetch = engine.upstream.begin(method.encode(), target, headers, x.body)
     if x.candidate and engine.providers is not None:
         x.providers = engine.providers

@@ -103,8 +103,10 @@ class DecisionLog:
         count = min(self._batch, len(self._pending))
         batch = [self._pending.popleft() for _ in range(count)]
         subjects = {record.subject for record in batch if record.subject is not None}
+        erased: frozenset[str] = frozenset()
         try:
-            erased = await self._erasure.erased(subjects)
+            if subjects:  # anonymous records (no consent, no id) have no tombstone to read
+                erased = await self._erasure.erased(subjects)
             kept = [record for record in batch if record.subject not in erased]
             if kept:
                 await self._store.log_append(self._log, kept, dedup_ttl=self._dedup_window)
@@ -116,12 +118,13 @@ class DecisionLog:
         self.erased += len(batch) - len(kept)
         self.appended += len(kept)
         subjects.difference_update(erased)
-        try:  # the tombstones again, now that the batch landed
-            await self._erasure.settle(subjects | self._recheck)
-        except BaseException:
-            self._recheck.update(subjects)
-            raise
-        self._recheck.clear()
+        if subjects or self._recheck:
+            try:  # the tombstones again, now that the batch landed
+                await self._erasure.settle(subjects | self._recheck)
+            except BaseException:
+                self._recheck.update(subjects)
+                raise
+            self._recheck.clear()
 
     async def forget(self, subjects: frozenset[str]) -> int:
         """Drop queued records about ``subjects`` (an erasure); how many. Waits for a batch in
