@@ -24,9 +24,9 @@ bid request leaves unknown.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -188,11 +188,12 @@ def _capped(hint: str | None) -> str | None:
 # A site sees a few thousand distinct agents (and hint sets) again and again; ua-parser's own
 # cache still leaves the tablet and bot regexes and the normalising to run per request. The
 # cache is bounded (entries, and each key by the caps above).
-_CACHED = 4096
 _PARSE_SHARE = 0.1  # of the wall clock, at most, spent parsing agents not seen before
 _PARSE_BURST = 0.05  # seconds of parsing the bucket holds (a burst of new agents at start)
-_Key = tuple[str, str | None, str | None, str | None]
-_cache: OrderedDict[_Key, dict[str, SignalValue]] = OrderedDict()
+
+
+class _OverBudget(Exception):
+    """Raised inside the cache on a miss past the budget: lru_cache keeps no exceptions."""
 
 
 class _ParseBudget:
@@ -217,22 +218,24 @@ _COARSE = _ParseBudget()
 def _classify_cached(
     user_agent: str, mobile: str | None, platform: str | None, brands: str | None
 ) -> dict[str, SignalValue]:
-    key = (user_agent, mobile, platform, brands)
-    found = _cache.get(key)
-    if found is not None:
-        _cache.move_to_end(key)
-        return found
-    started = time.perf_counter()
-    if not _COARSE.allows(started):
+    try:
+        return _parsed(user_agent, mobile, platform, brands)  # a hit costs a C lookup
+    except _OverBudget:
         coarse = classify(user_agent, mobile_hint=mobile, platform_hint=platform,
                           brands_hint=brands, parse=False)  # fmt: skip
         _COARSE.last = coarse
         return coarse
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(
+    user_agent: str, mobile: str | None, platform: str | None, brands: str | None
+) -> dict[str, SignalValue]:
+    started = time.perf_counter()
+    if not _COARSE.allows(started):
+        raise _OverBudget
     found = classify(user_agent, mobile_hint=mobile, platform_hint=platform, brands_hint=brands)
     _COARSE.spent += time.perf_counter() - started
-    _cache[key] = found
-    if len(_cache) > _CACHED:
-        _cache.popitem(last=False)
     return found
 
 

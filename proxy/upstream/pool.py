@@ -272,7 +272,7 @@ class UpstreamPool:
 
     def _give(self, route: bytes) -> None:
         """Release one of ``route``'s connections: to its first waiter, else back."""
-        waiters = self._route_waiters.get(route)
+        waiters = self._route_waiters.get(route) if self._route_waiters else None
         while waiters:
             waiter = waiters.popleft()
             if not waiter.done():
@@ -285,8 +285,9 @@ class UpstreamPool:
             self._held.pop(route, None)
 
     def _route_done(self, conn: Connection) -> None:
-        route, conn.route = conn.route, None
+        route = conn.route
         if route is not None:
+            conn.route = None
             self._give(route)
 
     # -- the pool -------------------------------------------------------------------------------

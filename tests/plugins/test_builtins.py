@@ -380,7 +380,7 @@ async def test_profile_reads_what_the_event_collector_wrote() -> None:
 
 async def test_long_agents_are_cut_before_parsing_and_cached() -> None:
     # issue 21: 15 KB agents, all different, were parsed uncached (about 7 ms each)
-    from slotwise.plugins.builtin.device import MAX_AGENT, DeviceProvider, _cache
+    from slotwise.plugins.builtin.device import MAX_AGENT, DeviceProvider, _parsed
 
     iphone = (
         "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
@@ -397,8 +397,10 @@ async def test_long_agents_are_cut_before_parsing_and_cached() -> None:
         padded = make_request(headers={"User-Agent": "x" * 2000 + " bot"})
         assert (await gather(providers, padded)).signals["device.type"] == "bot"
     # each was parsed and cached under its first MAX_AGENT characters
+    hits = _parsed.cache_info().hits
     for agent in agents:
-        assert (agent[:MAX_AGENT], None, None, None) in _cache
+        _parsed(agent[:MAX_AGENT], None, None, None)
+    assert _parsed.cache_info().hits == hits + len(agents)
 
 
 async def test_new_agents_past_the_parse_budget_are_classified_coarsely() -> None:
