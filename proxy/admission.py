@@ -5,7 +5,8 @@ that queue: pass-through ones too. Two signals say a worker is past its capacity
 
 - work in flight (``max_work``): proxied requests this worker has taken and not answered,
   less those waiting for the upstream's response head (a slow or hung upstream is not work
-  for this worker; its connections are bounded by the pool's route budgets). Under overload
+  for this worker; its connections are bounded by the pool's route budgets) and those
+  streaming an answer through (a slow download is not either). Under overload
   it climbs into the thousands (up to the server's backpressure); a worker serving within its
   capacity holds about its concurrency (64 connections: at most 64);
 - queue time (``max_lag``): how late a timer due every ``_EVERY`` seconds runs, i.e. how long
@@ -38,7 +39,7 @@ class Admission:
         self.max_work = max_work  # requests; 0: not a signal
         self.max_lag = max_lag  # seconds; 0: not a signal
         self.active = 0  # proxied requests taken, not yet answered
-        self.waiting = 0  # of those, waiting for the upstream's response head
+        self.waiting = 0  # of those, waiting for the upstream's head or streaming through
         self.lagging = False
         self.lag = 0.0  # the last queue time measured (seconds)
         self.shed = 0  # requests forwarded unpersonalised because of overload

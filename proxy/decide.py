@@ -144,7 +144,13 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
         raise
     if not whole:
         _stream_through(engine, x)
-        return await stream(engine.metrics, send, response, x.raw, x.started, x.method == "HEAD")
+        admission.waiting += 1  # a slow download is I/O, not work in flight (admission)
+        try:
+            return await stream(
+                engine.metrics, send, response, x.raw, x.started, x.method == "HEAD"
+            )
+        finally:
+            admission.waiting -= 1
     # 4. engine time, under the decision deadline: the document, the personalisers, the rewrite
     engine_start = time.perf_counter()
     if _open(engine, x):  # a campaign applies and its signals were left until now

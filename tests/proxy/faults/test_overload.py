@@ -58,3 +58,22 @@ async def test_personalisation_is_shed_past_the_work_threshold_and_comes_back() 
                     break
                 await asyncio.sleep(0.05)
             assert b"/_sw/px" in (await client.get("/ad")).content  # back at once
+
+
+async def test_slow_downloads_are_not_work_in_flight() -> None:
+    """Answers streaming through to clients that do not read are I/O, not overload."""
+    env = {"SLOTWISE_PROXY_SHED_WORK": "3", "SLOTWISE_TRACKING_PUBLIC_URL": "http://shop.test"}
+    async with upstream() as up, serve(up.url, env=env) as proxy:
+        async with httpx.AsyncClient(base_url=proxy.url, timeout=10) as client:
+            stalled = []
+            for _ in range(5):
+                _, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+                writer.write(b"GET /download HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+                stalled.append(writer)
+            try:
+                await asyncio.sleep(1.0)  # the five answers are streaming, then stall
+                assert "slotwise_work_in_flight 0" in await _metrics(client)
+                assert b"/_sw/px" in (await client.get("/ad")).content  # not shed
+            finally:
+                for writer in stalled:
+                    writer.close()

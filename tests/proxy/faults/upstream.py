@@ -1,6 +1,7 @@
 """A hostile upstream for the fault tests, run as its own process (``python upstream.py``).
 
-Routes: ``/hang/...`` reads the request and never answers; ``/endless-headers`` sends a
+Routes: ``/hang/...`` reads the request and never answers; ``/download`` sends 64 MB of
+text; ``/endless-headers`` sends a
 status line, then header lines forever; ``/ad...`` answers a small JSON ad (a campaign the
 example policies personalise, when the request asks for it); anything else a small JSON body
 at once. Prints its port on the first line of stdout.
@@ -41,6 +42,16 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                     writer.write(b"x-endless-%d: %s\r\n" % (n, b"v" * 200))
                     n += 1
                     await writer.drain()
+            if target.startswith(b"/download"):  # 64 MB of text: streamed through
+                size = 64 << 20
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n"
+                    % size
+                )
+                for _ in range(size >> 20):
+                    writer.write(b"x" * (1 << 20))
+                    await writer.drain()
+                continue
             writer.write(_answer(AD if target.startswith(b"/ad") else PLAIN))
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
