@@ -42,5 +42,9 @@ class TTLCache:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
+    def clear(self) -> None:
+        """Forget every entry (an erasure: a personal provider's keys are its own)."""
+        self._entries.clear()
+
     def __len__(self) -> int:
         return len(self._entries)

@@ -38,6 +38,7 @@ from starlette.exceptions import HTTPException
 from slotwise.plugins.builtin.consent import ConsentConfig
 from slotwise.plugins.loaded import ProviderSet
 from slotwise.proxy.adapters.json import JsonFields
+from slotwise.proxy.admission import Admission
 from slotwise.proxy.bandit.runtime import BanditRuntime
 from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.chooser import BanditChooser, Chooser, RuleChooser
@@ -144,9 +145,14 @@ class ProxyApp:
             raw: bytes | None = scope.get("raw_path")
             ours = raw.startswith(b"/_sw/") if raw is not None else scope["path"][:5] == "/_sw/"
             if not ours:
-                if self._access_log:
-                    return await self._logged(runtime, scope, receive, send)
-                return await handle(runtime.engine, scope, receive, send)
+                admission = runtime.engine.admission  # work in flight: what overload reads
+                admission.active += 1
+                try:
+                    if self._access_log:
+                        return await self._logged(runtime, scope, receive, send)
+                    return await handle(runtime.engine, scope, receive, send)
+                finally:
+                    admission.active -= 1
             return await self._own(runtime, scope, receive, send)
         if kind == "lifespan":
             return await self._lifespan(receive, send)
@@ -357,6 +363,19 @@ class ProxyApp:
             "# TYPE slotwise_decision_log_dropped gauge",
             f"slotwise_decision_log_dropped {getattr(log_, 'dropped', 0)}",
         ]
+        admission = runtime.engine.admission
+        lines += [
+            "# HELP slotwise_work_in_flight Proxied requests taken, less those awaiting the "
+            "upstream (admission control).",
+            "# TYPE slotwise_work_in_flight gauge",
+            f"slotwise_work_in_flight {admission.active - admission.waiting}",
+            "# HELP slotwise_queue_lag_seconds This worker's event loop lag (queue time), last.",
+            "# TYPE slotwise_queue_lag_seconds gauge",
+            f"slotwise_queue_lag_seconds {admission.lag:.6f}",
+            "# HELP slotwise_shedding Whether this worker sheds personalisation now (1) or not.",
+            "# TYPE slotwise_shedding gauge",
+            f"slotwise_shedding {int(admission.shedding)}",
+        ]
         policy = runtime.engine.policies.current
         lines += [
             "# HELP slotwise_policy_info The serving policy set version.",
@@ -423,7 +442,9 @@ class ProxyApp:
         store = await stack.enter_async_context(open_store(s.store.url))
         offers = offers_config(s.offers)
         collector = await stack.enter_async_context(EventCollector(store, s.events, offers=offers))
-        decision_log = await stack.enter_async_context(DecisionLog(store))
+        decision_log = await stack.enter_async_context(
+            DecisionLog(store, erasure=collector.erasure)
+        )
         providers = None
         if self._load_plugins:
             from slotwise.plugins.profile_source import StoreProfileSource
@@ -431,10 +452,11 @@ class ProxyApp:
             from slotwise.plugins.registry import load_providers
             from slotwise.proxy.caps import cap_keys
             from slotwise.proxy.events.aliases import alias_key
-            from slotwise.proxy.events.collector import erased_key
+            from slotwise.proxy.events.erasure import erased_key
             from slotwise.proxy.state import subject_key
 
             providers = load_providers(s.plugins)
+            collector.erasure.hold(_forget_personal_caches(providers))
             # the caps of the policy being served (made below): read with the profile
             serving: list[PolicySnapshot] = []
             caps = cap_keys(lambda: serving[0].current if serving else None)
@@ -474,6 +496,9 @@ class ProxyApp:
         gc.freeze()
         secret = s.tracking.secret.encode() or await _store_click_key(store)
         previous = [key.encode() for key in s.tracking.previous_secrets]
+        admission = Admission(s.proxy.shed_work, s.proxy.shed_queue_ms / 1000.0)
+        admission.start()
+        stack.callback(admission.stop)
         engine = Engine(
             upstream=upstream,
             policies=policies,
@@ -491,6 +516,7 @@ class ProxyApp:
                 signals_deadline=s.proxy.signals_deadline_ms / 1000.0,
             ),
             forwarding=ForwardingPolicy.parse(s.proxy.trusted_proxies),
+            admission=admission,
             json_fields=_json_fields(s),
             public_url=s.tracking.public_url,
             allowed_hosts=frozenset(
@@ -619,6 +645,19 @@ async def _store_click_key(store: Any) -> bytes:
         return secrets.token_bytes(32)
 
 
+def _forget_personal_caches(providers: ProviderSet) -> Callable[[frozenset[str]], Awaitable[int]]:
+    """An erasure empties the TTL caches of personal providers (their keys are the
+    provider's own, so the erased user's entries cannot be told apart)."""
+
+    async def forget(subjects: frozenset[str]) -> int:
+        for loaded in providers.personal:
+            if loaded.cache is not None:
+                loaded.cache.clear()
+        return 0  # no decision records
+
+    return forget
+
+
 async def _store_problem(runtime: Runtime) -> str | None:
     """Why the store does not answer a ping within a second, or None when it does."""
     if runtime.store is None:
@@ -685,6 +724,8 @@ def _pool_settings(s: Settings) -> PoolSettings:
         pool_timeout=upstream.connect_timeout,
         response_timeout=upstream.timeout,
         read_timeout=upstream.read_timeout,
+        max_per_route=upstream.max_connections_per_route,
+        route_depth=upstream.route_depth,
     )
 
 

@@ -38,6 +38,7 @@ from slotwise.plugins.loaded import ProviderSet
 from slotwise.plugins.request import RequestInfo
 from slotwise.proxy.adapters import AdapterError, Document, JsonFields, parse_response
 from slotwise.proxy.adapters.json import DEFAULT_JSON_FIELDS
+from slotwise.proxy.admission import Admission
 from slotwise.proxy.caps import CapCounter
 from slotwise.proxy.chooser import Chooser
 from slotwise.proxy.decision_log import encode_record
@@ -112,6 +113,7 @@ class Engine:
     offers: OfferChooser = field(default_factory=OfferChooser)
     recs: RecsRuntime | None = None  # with a catalogue: recommendations and re-ranks
     fail_open_log: FailOpenLog = field(default_factory=FailOpenLog)
+    admission: Admission = field(default_factory=Admission)
 
 
 async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> None:
@@ -135,16 +137,31 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
             raise
         _identify(engine, x)
     # 3. the response head: a response we may personalise is read whole, others stream
+    admission = engine.admission
+    admission.waiting += 1  # waiting for the upstream is not work in flight (admission)
     try:
         response = x.response = await fetch
+        admission.waiting -= 1
         whole = _personalisable(engine, x)
         if whole:
             x.raw, whole = await response.read_up_to(limits.max_rewrite_bytes)
     except UpstreamError as exc:  # also a body that broke off: nothing was sent yet, say so
+        if x.response is None:
+            admission.waiting -= 1
         return await upstream_failed(engine.metrics, send, exc)
+    except BaseException:
+        if x.response is None:
+            admission.waiting -= 1
+        raise
     if not whole:
         _stream_through(engine, x)
-        return await stream(engine.metrics, send, response, x.raw, x.started, x.method == "HEAD")
+        admission.waiting += 1  # a slow download is I/O, not work in flight (admission)
+        try:
+            return await stream(
+                engine.metrics, send, response, x.raw, x.started, x.method == "HEAD"
+            )
+        finally:
+            admission.waiting -= 1
     # 4. engine time, under the decision deadline: the document, the personalisers, the rewrite
     engine_start = time.perf_counter()
     if _open(engine, x):  # a campaign applies and its signals were left until now
@@ -182,6 +199,13 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
         and (bool(policy.campaigns) or bool(policy.offers) or x.lists)
         and method in _PERSONALISED_METHODS
     )
+    admission = engine.admission  # overload: personalisation goes first (Admission.shedding)
+    if x.candidate and (
+        admission.lagging or 0 < admission.max_work < admission.active - admission.waiting
+    ):
+        x.candidate = False
+        x.reason = "shed"
+        admission.shed += 1
     fetch = engine.upstream.begin(method.encode(), target, headers, x.body)
     if x.candidate and engine.providers is not None:
         x.providers = engine.providers
@@ -223,7 +247,7 @@ def _personalisable(engine: Engine, x: Exchange) -> bool:
     reason = _not_personalisable(x.response, x.candidate)
     if reason is None:
         return True
-    x.reason = reason
+    x.reason = reason = x.reason or reason  # a shed request keeps its reason
     engine.metrics.passthrough.inc(reason)
     if x.providers is not None:
         engine.early_signals.observe(x.path, applied=False)

@@ -125,6 +125,24 @@ class UpstreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             ge=0.0,
         ),
     ] = 4.0
+    max_connections_per_route: Annotated[
+        int,
+        setting(
+            "connections one route (see `route_depth`) may hold at once; more requests on it wait "
+            "`connect_timeout`, then 504, so a hung path leaves the rest of the pool to the "
+            "others (0: half of `max_connections`)",
+            ge=0,
+        ),
+    ] = 0
+    route_depth: Annotated[
+        int,
+        setting(
+            "path segments that name a route for `max_connections_per_route`: 1 groups "
+            "`/api/search?q` under `/api`, 2 under `/api/search`",
+            ge=1,
+            le=16,
+        ),
+    ] = 1
 
 
 class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -198,6 +216,23 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             check=_networks,
         ),
     ] = ()
+    shed_work: Annotated[
+        int,
+        setting(
+            "admission control: while a worker holds more requests than this (less those waiting "
+            "for the upstream), requests that could be personalised are forwarded unchanged, "
+            'counted as `slotwise_passthrough_total{reason="shed"}` (0: not a signal)',
+            ge=0,
+        ),
+    ] = 128
+    shed_queue_ms: Annotated[
+        float,
+        setting(
+            "admission control: shed the same way while a worker's queue time (its event loop's "
+            "lag, ms) is over this (0: not a signal)",
+            ge=0.0,
+        ),
+    ] = 0.0
 
 
 class StoreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -9,7 +9,6 @@ by ``async with collector``) live here too, because they act on the same keys an
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -18,14 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from slotwise.proxy.events.aliases import link, linked, resolve
+from slotwise.proxy.events.aliases import link, resolve
 from slotwise.proxy.events.config import EventsConfig
 from slotwise.proxy.events.consent import PERSONAL
+from slotwise.proxy.events.erasure import Erasure, erased_key, subject_hash
 from slotwise.proxy.events.schema import Event, event_type
 from slotwise.proxy.events.tasks import stop_task
-from slotwise.proxy.notify.erasure import erase_notifications
 from slotwise.proxy.offers_config import OffersConfig
-from slotwise.proxy.state import HistoryItem, LogRecord, Store, subject_key
+from slotwise.proxy.state import (
+    HistoryItem,
+    LogRecord,
+    Store,
+    StoreUnavailable,
+    subject_key,
+)
 
 if TYPE_CHECKING:
     from slotwise.proxy.recommend.observe import RecsObserver
@@ -33,6 +38,8 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 _HISTORY_DATA_LIMIT = 1024  # bytes of properties kept beside each history item
 _HISTORY_FAN_OUT = 32  # histories appended at once
+# seconds between the tries of an erasure check after a write while the store is unreachable
+_SETTLE_RETRIES = (0.05, 0.1, 0.25, 0.5, 1.0, 1.0)
 
 
 class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,17 +72,9 @@ class CollectResult(msgspec.Struct, frozen=True):
 class ErasureResult(msgspec.Struct, frozen=True):
     keys: int
     events: int
-    decisions: int
+    decisions: int  # stored and still queued in this process (``queued`` of them)
     repeat: bool  # this user had been erased before (idempotent repeat)
-
-
-def subject_hash(subject: str) -> str:
-    return hashlib.sha256(subject.encode()).hexdigest()
-
-
-def erased_key(subject: str) -> str:
-    """The key of ``subject``'s erasure marker (kept: later data about them is refused)."""
-    return f"erased:{subject_hash(subject)}"
+    queued: int = 0
 
 
 def history_key(subject: str) -> str:
@@ -88,7 +87,7 @@ def _subject(event: Event) -> str | None:
 
 
 def _resolved(event: Event, known: dict[str, str]) -> str | None:
-    """The subject whose state an event changes: its known id when identify() linked it."""
+    """The subject an event is stored under: a linked anonymous id's known id."""
     subject = _subject(event)
     if subject is not None and event.user_id is None:
         return known.get(subject, subject)
@@ -117,12 +116,26 @@ class EventCollector:
         self.offers = offers  # currencies are checked at ingest when it names a base currency
         # called with the newly stored events, off the reply path (offer budgets: purchases)
         self.after_store: list[Callable[[Sequence[Event]], Coroutine[Any, Any, None]]] = []
+        self.erasure = Erasure(
+            store, events_log=self.config.events_log, decisions_log=self.config.decisions_log
+        )
         self._background: set[asyncio.Task[None]] = set()
         self._retention: asyncio.Task[None] | None = None
         # set by the app when policies are served: slotwise.proxy.triggers.TriggerEngine
-        self.triggers: Any = None
+        self._triggers: Any = None
         # the recommenders learn from what is stored (set by the app when it serves them)
         self.recs: RecsObserver | None = None
+
+    @property
+    def triggers(self) -> Any:
+        """The trigger engine every accepted personal event re-evaluates (None: no triggers)."""
+        return self._triggers
+
+    @triggers.setter
+    def triggers(self, engine: Any) -> None:
+        self._triggers = engine
+        if engine is not None:  # erasure takes the user out of its audience indexes
+            self.erasure.purge_also(engine.forget)
 
     async def __aenter__(self) -> EventCollector:
         self._retention = asyncio.create_task(self._retention_loop())
@@ -165,11 +178,21 @@ class EventCollector:
             data = _ENCODER.encode(StoredEvent(received=at, consent=consent, event=event))
             records.append(LogRecord(data, subject=subject, id=event.id))
             kept.append(event)
-        suppressed = len(events) - len(records)
-        positions = await self.store.log_append(
-            self.config.events_log, records, dedup_ttl=self.config.dedup_window
-        )
-        fresh = [e for e, p in zip(kept, positions, strict=True) if p is not None]
+        subjects = {r.subject for r in records if r.subject is not None}
+        try:
+            positions = await self.store.log_append(
+                self.config.events_log, records, dedup_ttl=self.config.dedup_window
+            )
+            # an erasure that ran meanwhile: what it missed goes now (erasure.py)
+            raced = await self.erasure.settle(subjects)
+        except StoreUnavailable:
+            if subjects:  # the append may have landed all the same (a write that timed out)
+                self._spawn(self._settle(subjects))
+            raise
+        stored = [(e, r) for e, r, p in zip(kept, records, positions, strict=True) if p is not None]
+        stored = [(e, r) for e, r in stored if r.subject not in raced]
+        records = [r for r in records if r.subject not in raced]
+        fresh = [e for e, _ in stored]
         if personal and fresh:
             triggers = self.triggers
             if triggers is not None and triggers.listens(event_type(e) for e in fresh):
@@ -182,6 +205,7 @@ class EventCollector:
             self._spawn(self.recs.observe(fresh, [None] * len(fresh)))
         for hook in self.after_store if fresh else ():
             self._spawn(hook(fresh))
+        suppressed = len(events) - len(records)
         return CollectResult(len(fresh), len(records) - len(fresh), suppressed)
 
     async def _derive(
@@ -194,22 +218,42 @@ class EventCollector:
             for e in events
             if e.anonymous_id is not None and e.user_id is not None and e.anonymous_id != e.user_id
         }
-        for anonymous, user in sorted(pairs):
-            keys = (history_key(anonymous), history_key(user))
-            await link(
-                self.store, anonymous, user, keys, max_len=config.history_max_len,
-                ttl=config.user_state_ttl,
-            )  # fmt: skip
-        if self.recs is not None:  # before the histories: it pairs with what came before
-            subjects = [_resolved(e, known) for e in events]
+        touched = {s for pair in pairs for s in pair} | {
+            s for s in (_resolved(e, known) for e in events) if s is not None
+        }
+        try:
+            for anonymous, user in sorted(pairs):
+                keys = (history_key(anonymous), history_key(user))
+                await link(
+                    self.store, anonymous, user, keys, max_len=config.history_max_len,
+                    ttl=config.user_state_ttl,
+                )  # fmt: skip
+            if self.recs is not None:  # before the histories: it pairs with what came before
+                subjects = [_resolved(e, known) for e in events]
+                try:
+                    await self.recs.observe(events, subjects)
+                except Exception as exc:  # the histories are still kept
+                    _log.warning("recommender state update failed: %s", exc)
+            if config.history_max_len > 0:
+                await self._update_histories(events, known)
+            if triggers is not None:
+                await triggers.observe(self._by_subject(events, known))
+        finally:
+            # the tombstones read after the writes (failed ones too: they may have landed), so
+            # an erasure that ran meanwhile sticks
+            erased = await self._settle(touched)
+            for anonymous, user in sorted(pairs):
+                if user in erased and anonymous not in erased:
+                    await self.erasure.erase_link(anonymous)
+
+    async def _settle(self, subjects: set[str]) -> frozenset[str]:
+        """:meth:`Erasure.settle`, retried for a few seconds while the store is unreachable."""
+        for delay in _SETTLE_RETRIES:
             try:
-                await self.recs.observe(events, subjects)
-            except Exception as exc:  # the histories are still kept
-                _log.warning("recommender state update failed: %s", exc)
-        if config.history_max_len > 0:
-            await self._update_histories(events, known)
-        if triggers is not None:
-            await triggers.observe(self._by_subject(events, known))
+                return await self.erasure.settle(subjects)
+            except StoreUnavailable:
+                await asyncio.sleep(delay)
+        return await self.erasure.settle(subjects)
 
     async def _erased_subjects(self, events: Sequence[Event]) -> frozenset[str]:
         subjects = sorted({s for e in events for s in (e.user_id, e.anonymous_id) if s is not None})
@@ -229,11 +273,9 @@ class EventCollector:
         by_subject: dict[str, list[HistoryItem]] = {}
         now = time.time()
         for event in events:
-            subject = _subject(event)
+            subject = _resolved(event, known)
             if subject is None:
                 continue
-            if event.user_id is None:
-                subject = known.get(subject, subject)
             properties = _ENCODER.encode(getattr(event, "properties", None))
             data = properties if len(properties) <= _HISTORY_DATA_LIMIT else b""
             # never ahead of this proxy's clock: a client clock running ahead must not put
@@ -275,13 +317,13 @@ class EventCollector:
         return pairs
 
     @staticmethod
-    async def _guarded(work: Coroutine[Any, Any, None]) -> None:
+    async def _guarded(work: Coroutine[Any, Any, object]) -> None:
         try:
             await work
         except Exception as exc:  # the events are stored; only derived state lags
-            _log.warning("per-user history update failed: %s", exc)
+            _log.warning("per-user history or erasure check failed: %s", exc)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
         task = asyncio.create_task(self._guarded(work))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -289,39 +331,26 @@ class EventCollector:
     # -- erasure --------------------------------------------------------------------------
 
     async def erase(self, subject: str, *, actor: str) -> ErasureResult:
-        """Forget ``subject``: state, history, log entries; suppress its later events.
+        """Forget ``subject``: state, history, log entries, records still queued in this
+        process; suppress its later events (slotwise.proxy.events.erasure says how).
 
-        Idempotent. The suppression marker is written first, so events racing with the
-        erasure are not stored after it. Audited (by hash) in the audit log.
+        Idempotent. Audited (by hash) in the audit log.
         """
-        store = self.store
-        first_time = await store.set_if_absent(erased_key(subject), b"1")
-        keys = events = decisions = 0
-        # the anonymous ids identify() linked to this user go with it (read before the
-        # user's keys, the alias set among them, are gone)
-        erased_ids = await linked(store, subject)
-        if self.triggers is not None:  # out of the trigger indexes (read from their keys)
-            for each in [*erased_ids, subject]:
-                await self.triggers.forget(each)
-        for each in [*erased_ids, subject]:
-            if each != subject:
-                await store.set_if_absent(erased_key(each), b"1")
-            keys += await store.erase_subject(each)
-            events += await store.log_erase(self.config.events_log, each)
-            decisions += await store.log_erase(self.config.decisions_log, each)
-            await erase_notifications(store, each)  # pending notifications, dead letters
-        result = ErasureResult(keys, events, decisions, repeat=not first_time)
+        done = await self.erasure.erase(subject)
+        result = ErasureResult(
+            done.keys, done.events, done.decisions, repeat=done.repeat, queued=done.queued
+        )
         audit = AuditRecord(
             action="erase",
             subject_sha256=subject_hash(subject),
             at=time.time(),
             actor=actor,
-            keys=keys,
-            events=events,
-            decisions=decisions,
-            repeat=not first_time,
+            keys=done.keys,
+            events=done.events,
+            decisions=done.decisions,
+            repeat=done.repeat,
         )
-        await store.log_append(self.config.audit_log, [LogRecord(_ENCODER.encode(audit))])
+        await self.store.log_append(self.config.audit_log, [LogRecord(_ENCODER.encode(audit))])
         return result
 
     async def set_profile(self, subject: str, record: bytes, *, actor: str) -> bool:
@@ -334,6 +363,8 @@ class EventCollector:
             return False
         store = self.store
         await store.set(subject_key(subject, "profile"), record, ttl=self.config.user_state_ttl)
+        if await self.erasure.settle([subject]):  # erased meanwhile: not kept after all
+            return False
         audit = AuditRecord(
             action="profile",
             subject_sha256=subject_hash(subject),

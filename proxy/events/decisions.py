@@ -7,9 +7,12 @@ through the store's group commit. While the store is unreachable the queue holds
 (``dropped``): decisions keep serving, their log entries are what is lost, and the counter says
 how many. Records carry the decision id, so a retried batch is stored once.
 
-Erasure covers records still queued: before a batch is appended, the erasure markers of its
-subjects are read (one round trip per batch, off the request path) and a record about an
-erased user is stored without its subject, so no record carries an erased id.
+Erasure sticks (slotwise.proxy.events.erasure): an erasure takes the records about the user
+out of this queue and counts them (:meth:`DecisionLog.forget`, between two batches); before a
+batch is appended the tombstones of its subjects are read and records about an erased user are
+dropped (counted in ``erased``), and after it lands they are read again and any record about a
+user erased meanwhile (by another process) is erased from the log. Both reads are one round
+trip per batch, off the request path.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import logging
 from collections import deque
 from types import TracebackType
 
-from slotwise.proxy.events.collector import erased_key
+from slotwise.proxy.events.erasure import Erasure
 from slotwise.proxy.events.tasks import stop_task
 from slotwise.proxy.state import LogRecord, Store, StoreUnavailable
 
@@ -39,6 +42,7 @@ class DecisionLog:
         batch: int = 500,
         dedup_window: float = 86_400.0,
         retry_delay: float = 0.5,
+        erasure: Erasure | None = None,
     ) -> None:
         self._store = store
         self._log = log
@@ -46,14 +50,20 @@ class DecisionLog:
         self._batch = batch
         self._dedup_window = dedup_window
         self._retry_delay = retry_delay
+        self._erasure = erasure or Erasure(store, events_log="events", decisions_log=log)
+        self._erasure.hold(self.forget)
         self._pending: deque[LogRecord] = deque()
+        # subjects of batches whose append failed: it may still land (a write that timed out),
+        # so the tombstones are read for them again after the next append that succeeds
+        self._recheck: set[str] = set()
         self._wake = asyncio.Event()
-        # one flush at a time: two would append the same batch and pop it twice (off the
+        # one batch in flight at a time, and none while an erasure takes records out (off the
         # request path: record() never waits for it)
         self._flushing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
         self.appended = 0
+        self.erased = 0  # records about an erased user, dropped from the queue
 
     def record(self, data: bytes, *, decision_id: str, subject: str | None) -> bool:
         """Queue one decision record; False (and ``dropped`` + 1) when the queue is full."""
@@ -85,33 +95,46 @@ class DecisionLog:
 
     async def flush(self) -> None:
         """Append everything queued now; raises StoreUnavailable (records stay queued)."""
+        while self._pending or self._recheck:
+            async with self._flushing:
+                await self._append_batch()
+
+    async def _append_batch(self) -> None:
+        count = min(self._batch, len(self._pending))
+        batch = [self._pending.popleft() for _ in range(count)]
+        subjects = {record.subject for record in batch if record.subject is not None}
+        erased: frozenset[str] = frozenset()
+        try:
+            if subjects:  # anonymous records (no consent, no id) have no tombstone to read
+                erased = await self._erasure.erased(subjects)
+            kept = [record for record in batch if record.subject not in erased]
+            if kept:
+                await self._store.log_append(self._log, kept, dedup_ttl=self._dedup_window)
+        except BaseException:
+            self._pending.extendleft(reversed(batch))  # retried, in order
+            if len(self._recheck) < self._max_pending:
+                self._recheck.update(subjects)
+            raise
+        self.erased += len(batch) - len(kept)
+        self.appended += len(kept)
+        subjects.difference_update(erased)
+        if subjects or self._recheck:
+            try:  # the tombstones again, now that the batch landed
+                await self._erasure.settle(subjects | self._recheck)
+            except BaseException:
+                self._recheck.update(subjects)
+                raise
+            self._recheck.clear()
+
+    async def forget(self, subjects: frozenset[str]) -> int:
+        """Drop queued records about ``subjects`` (an erasure); how many. Waits for a batch in
+        flight, which the erasure's deletes that follow then find in the log."""
         async with self._flushing:
-            await self._flush()
-
-    async def _flush(self) -> None:
-        while self._pending:
-            batch = [self._pending[i] for i in range(min(self._batch, len(self._pending)))]
-            batch = await self._without_erased(batch)
-            await self._store.log_append(self._log, batch, dedup_ttl=self._dedup_window)
-            for _ in batch:
-                self._pending.popleft()
-            self.appended += len(batch)
-
-    async def _without_erased(self, batch: list[LogRecord]) -> list[LogRecord]:
-        """The batch, records about an erased user stripped of their subject."""
-        subjects = list({record.subject for record in batch if record.subject is not None})
-        if not subjects:
-            return batch
-        markers = await self._store.get_many([erased_key(subject) for subject in subjects])
-        erased = {s for s, marker in zip(subjects, markers, strict=True) if marker is not None}
-        if not erased:
-            return batch
-        return [
-            LogRecord(record.data, subject=None, id=record.id)
-            if record.subject in erased
-            else record
-            for record in batch
-        ]
+            kept = deque(record for record in self._pending if record.subject not in subjects)
+            removed = len(self._pending) - len(kept)
+            self._pending = kept
+        self.erased += removed
+        return removed
 
     async def _run(self) -> None:
         while True:

@@ -334,6 +334,7 @@ class EventEndpoints:
                 "keys": result.keys,
                 "events": result.events,
                 "decisions": result.decisions,
+                "queued": result.queued,
             }
         )
 

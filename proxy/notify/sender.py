@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from slotwise.proxy.events.collector import erased_key
+from slotwise.proxy.events.erasure import erased_key
 from slotwise.proxy.notify import stats
 from slotwise.proxy.notify.delivery import Channel, Outcome
 from slotwise.proxy.notify.lease import Lease

@@ -10,6 +10,7 @@ second stays small however many requests wait: that is what keeps durable throug
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -32,8 +33,22 @@ class _Op:
     loop: asyncio.AbstractEventLoop
 
 
+def _broken(exc: sqlite3.Error) -> bool:
+    """Whether an error may have left the connection unusable (reopen it)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_CORRUPT", "SQLITE_NOTADB"))
+
+
+def _fail_all(burst: list[_Op], error: BaseException) -> None:
+    for op in burst:
+        try:
+            op.loop.call_soon_threadsafe(_resolve, op.future, False, error)
+        except RuntimeError:
+            pass
+
+
 def _resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.cancelled():
+    if future.done():  # cancelled, or already failed by _fail_all
         return
     if ok:
         future.set_result(value)
@@ -87,7 +102,7 @@ class GroupCommitWriter:
 
     def _main(self) -> None:
         try:
-            conn = self._connect()
+            conn: sqlite3.Connection | None = self._connect()
         except BaseException as exc:  # reported to start() and raised there
             self._error = exc
             self._ready.set()
@@ -99,18 +114,46 @@ class GroupCommitWriter:
                 try:
                     first = self._queue.get(timeout=self._idle_interval)
                 except queue.Empty:
-                    last_idle = self._run_idle(conn)
+                    if conn is not None:
+                        last_idle = self._run_idle(conn)
                     continue
                 if first is None:
                     return
                 burst, stop = self._drain(first)
-                self._commit(conn, burst)
+                conn = self._commit_or_reopen(conn, burst)
                 if stop:
                     return
-                if time.monotonic() - last_idle > self._idle_interval:
+                if conn is not None and time.monotonic() - last_idle > self._idle_interval:
                     last_idle = self._run_idle(conn)
         finally:
+            if conn is not None:
+                conn.close()
+
+    def _commit_or_reopen(
+        self, conn: sqlite3.Connection | None, burst: list[_Op]
+    ) -> sqlite3.Connection | None:
+        """Commit ``burst``; the connection to use next (None: broken, reopened next time).
+
+        An I/O error (a full disk, a file made unwritable, a failing device) can leave the
+        connection unusable: it is closed and the next burst opens a fresh one, so the writer
+        thread recovers when the file does, and never dies with callers waiting on it.
+        """
+        if conn is None:
+            try:
+                conn = self._connect()
+            except BaseException as exc:
+                _fail_all(burst, StoreUnavailable(f"cannot reopen the state database: {exc}"))
+                return None
+        try:
+            healthy = self._commit(conn, burst)
+        except BaseException as exc:  # never leave a caller waiting for ever
+            _fail_all(burst, StoreUnavailable(f"the state database writer failed: {exc}"))
+            healthy = False
+        if healthy:
+            return conn
+        with contextlib.suppress(sqlite3.Error):
             conn.close()
+        return None
 
     def _drain(self, first: _Op) -> tuple[list[_Op], bool]:
         burst = [first]
@@ -124,8 +167,10 @@ class GroupCommitWriter:
             burst.append(op)
         return burst, False
 
-    def _commit(self, conn: sqlite3.Connection, burst: list[_Op]) -> None:
+    def _commit(self, conn: sqlite3.Connection, burst: list[_Op]) -> bool:
+        """Run and commit ``burst``, resolve its futures; False when the connection broke."""
         results: list[tuple[bool, Any]] = []
+        healthy = True
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op in burst:
@@ -141,8 +186,12 @@ class GroupCommitWriter:
             conn.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            healthy = not _broken(exc)
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                healthy = False
             failure = StoreUnavailable(f"the state database refused a write: {exc}")
             results = [(False, failure)] * len(burst)
         for op, (ok, value) in zip(burst, results, strict=True):
@@ -150,6 +199,7 @@ class GroupCommitWriter:
                 op.loop.call_soon_threadsafe(_resolve, op.future, ok, value)
             except RuntimeError:  # the caller's event loop is closed: nobody waits any more
                 pass
+        return healthy
 
     def _run_idle(self, conn: sqlite3.Connection) -> float:
         if self._idle is not None:

@@ -58,7 +58,7 @@ async def audience(
     """The users in trigger ``name``'s state at ``now``, sorted by user id."""
     if name not in names(policy):
         raise UnknownAudience(name)
-    from slotwise.proxy.events.collector import erased_key
+    from slotwise.proxy.events.erasure import erased_key
 
     users = sorted(m.decode() for m in await store.set_members(audience_key(name)))
     out: list[Member] = []

@@ -32,7 +32,7 @@ async def explain_user(
     store: Store, policy: CompiledPolicySet, subject: str, now: float
 ) -> dict[str, Any]:
     """``{"user_id", "erased", "triggers": [{trigger, phase, fires, why, ...}]}``."""
-    from slotwise.proxy.events.collector import erased_key
+    from slotwise.proxy.events.erasure import erased_key
 
     if await store.get(erased_key(subject)) is not None:
         return {"user_id": subject, "erased": True, "triggers": []}

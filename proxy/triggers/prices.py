@@ -75,7 +75,8 @@ async def forget_views(store: Store, subject: str) -> int:
 
 async def viewers(store: Store, product: str, *, within: float, now: float) -> list[str]:
     """The users who viewed or price-checked ``product`` in ``[now - within, now]``."""
-    from slotwise.proxy.events.collector import erased_key, history_key
+    from slotwise.proxy.events.collector import history_key
+    from slotwise.proxy.events.erasure import erased_key
 
     first, last = int((now - within) // _DAY), int(now // _DAY)
     candidates: set[bytes] = set()

@@ -175,6 +175,7 @@ class Connection(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         self.closed = False
         self.idle_since = 0.0
+        self.route: bytes | None = None  # the route whose exchange holds it (pool budgets)
 
     # -- the pool's side -----------------------------------------------------------------------
 

@@ -1,6 +1,10 @@
 """The upstream client: a bounded pool of keep-alive connections to one fixed origin.
 
-The origin comes from configuration, never from a request. A request goes out as one write
+The origin comes from configuration, never from a request. Each route (the first
+``route_depth`` segments of the path) may hold at most ``max_per_route`` of the connections at
+once, from the request being sent until its response is read: requests beyond that wait for
+one of their own route's to finish (``pool_timeout``, then 504), so an upstream path that hangs
+keeps the rest of the pool for the other paths. A request goes out as one write
 (head and buffered body) or as a chunked stream. A request is retried once, on a fresh
 connection, only when a pooled keep-alive connection turned out to be stale before any response
 byte arrived and the request carried no body; a request whose body was sent is never retried.
@@ -65,6 +69,20 @@ class PoolSettings:
     read_timeout: float = 30.0  # longest silence inside a response body
     max_header_bytes: int = 65536  # a response head larger than this is a 502 (protocol)
     max_headers: int = 256  # response header fields
+    max_per_route: int = 0  # connections one route may hold (0: half of max_connections)
+    route_depth: int = 1  # path segments naming a route: 1 -> /api, 2 -> /api/search
+
+
+def route_of(target: bytes, depth: int) -> bytes:
+    """The route of a request target: its path's first ``depth`` segments (``/a/b?q`` at
+    depth 1 is ``/a``). Once per request: written for speed (about 0.3 us)."""
+    if depth == 1:
+        cut = target.find(b"/", 1)
+        route = target if cut < 0 else target[:cut]
+    else:
+        route = b"/".join(target.split(b"/", depth + 1)[: depth + 1])
+    query = route.find(b"?")
+    return route if query < 0 else route[:query]
 
 
 class UpstreamPool:
@@ -77,6 +95,10 @@ class UpstreamPool:
         self._waiters: deque[asyncio.Future[Connection | None]] = deque()
         self._open = 0  # connections open or being opened
         self._closed = False
+        half = max(1, self.settings.max_connections // 2)
+        self._per_route = self.settings.max_per_route or half
+        self._held: dict[bytes, int] = {}  # route -> exchanges in flight (connections held)
+        self._route_waiters: dict[bytes, deque[asyncio.Future[None]]] = {}
         self._ssl: ssl.SSLContext | None = (
             ssl.create_default_context() if origin.scheme == "https" else None
         )
@@ -104,8 +126,17 @@ class UpstreamPool:
         streamed = not isinstance(body, bytes)
         head = _serialize_head(method, target, headers, self.origin.host_header, body)
         retry_allowed = not streamed and not body and method in _IDEMPOTENT
+        route = route_of(target, self.settings.route_depth)
         for attempt in (1, 2):
-            conn, reused = await self._acquire()
+            await self._take(route)
+            try:
+                conn, reused = await self._acquire()
+            except BaseException:
+                self._give(route)
+                raise
+            # the route holds the connection until it is released or lost, whatever happens
+            # next (every failure below aborts it)
+            conn.route = route
             waiter = conn.start(method == b"HEAD", self.settings.read_timeout)
             timer: asyncio.TimerHandle | None = None
             try:
@@ -147,9 +178,15 @@ class UpstreamPool:
         a task: the caller can do other work (gather signals) while the upstream answers.
         Otherwise a task opens a connection in the background.
         """
+        route = route_of(target, self.settings.route_depth)
+        held = self._held.get(route, 0)
+        if held >= self._per_route:  # the route's budget is spent: wait in request()
+            return asyncio.ensure_future(self.request(method, target, headers, body))
         conn = self._idle_connection()
         if conn is None:
             return asyncio.ensure_future(self.request(method, target, headers, body))
+        self._held[route] = held + 1
+        conn.route = route
         head = _serialize_head(method, target, headers, self.origin.host_header, body)
         waiter = conn.start(method == b"HEAD", self.settings.read_timeout)
         conn.write(head + body if body else head)
@@ -202,6 +239,56 @@ class UpstreamPool:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+
+    # -- route budgets --------------------------------------------------------------------------
+
+    async def _take(self, route: bytes) -> None:
+        """Hold one of ``route``'s connections, waiting up to ``pool_timeout`` for one."""
+        held = self._held.get(route, 0)
+        if held < self._per_route:
+            self._held[route] = held + 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._route_waiters.setdefault(route, deque())
+        waiters.append(waiter)
+        try:
+            async with asyncio.timeout(self.settings.pool_timeout):
+                await waiter  # _give handed its slot over: the count stays as it was
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self._give(route)  # handed over just as we gave up: pass it on
+            if isinstance(exc, TimeoutError):
+                raise UpstreamError(
+                    UpstreamFailure.POOL_TIMEOUT,
+                    f"the {self._per_route} upstream connections of route"
+                    f" {route.decode('latin-1')!r} stayed busy for {self.settings.pool_timeout:g}s",
+                ) from None
+            raise
+        finally:
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters:
+                self._route_waiters.pop(route, None)
+
+    def _give(self, route: bytes) -> None:
+        """Release one of ``route``'s connections: to its first waiter, else back."""
+        waiters = self._route_waiters.get(route) if self._route_waiters else None
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        held = self._held.get(route, 0) - 1
+        if held > 0:
+            self._held[route] = held
+        else:
+            self._held.pop(route, None)
+
+    def _route_done(self, conn: Connection) -> None:
+        route = conn.route
+        if route is not None:
+            conn.route = None
+            self._give(route)
 
     # -- the pool -------------------------------------------------------------------------------
 
@@ -273,6 +360,7 @@ class UpstreamPool:
         return conn
 
     def _release(self, conn: Connection) -> None:
+        self._route_done(conn)
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -284,6 +372,7 @@ class UpstreamPool:
         self._idle.append(conn)
 
     def _forget(self, conn: Connection) -> None:
+        self._route_done(conn)
         self._open -= 1
         if conn in self._idle:
             self._idle.remove(conn)

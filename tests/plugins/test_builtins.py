@@ -380,7 +380,7 @@ async def test_profile_reads_what_the_event_collector_wrote() -> None:
 
 async def test_long_agents_are_cut_before_parsing_and_cached() -> None:
     # issue 21: 15 KB agents, all different, were parsed uncached (about 7 ms each)
-    from slotwise.plugins.builtin.device import MAX_AGENT, DeviceProvider, _classify_cached
+    from slotwise.plugins.builtin.device import MAX_AGENT, DeviceProvider, _parsed
 
     iphone = (
         "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
@@ -397,7 +397,24 @@ async def test_long_agents_are_cut_before_parsing_and_cached() -> None:
         padded = make_request(headers={"User-Agent": "x" * 2000 + " bot"})
         assert (await gather(providers, padded)).signals["device.type"] == "bot"
     # each was parsed and cached under its first MAX_AGENT characters
-    hits = _classify_cached.cache_info().hits
+    hits = _parsed.cache_info().hits
     for agent in agents:
-        _classify_cached(agent[:MAX_AGENT], None, None, None)
-    assert _classify_cached.cache_info().hits == hits + len(agents)
+        _parsed(agent[:MAX_AGENT], None, None, None)
+    assert _parsed.cache_info().hits == hits + len(agents)
+
+
+async def test_new_agents_past_the_parse_budget_are_classified_coarsely() -> None:
+    # issue 21: a client sending a new agent with every request spent the worker on parsing
+    from slotwise.plugins.builtin import device
+
+    budget = device._COARSE
+    budget.spent, budget.since = 10.0, time.perf_counter()  # spent
+    async with provider_set(device.DeviceProvider) as providers:
+        phone = make_request(headers={"User-Agent": "Mozilla/5.0 (Linux; Android 14) Mobile z1"})
+        got = await gather(providers, phone)
+        assert got.signals["device.type"] == "mobile"
+        assert "device.os" not in got.signals  # needs the parser
+        assert providers.by_name["device"].provider.metrics.fallbacks["parse_budget"] == 1
+        budget.spent = 0.0  # the bucket drained: the agent is parsed (and cached) now
+        got = await gather(providers, phone)
+        assert got.signals["device.os"] == "android"

@@ -297,3 +297,43 @@ async def test_an_endless_response_head_is_cut_off(prefix: bytes, line: bytes, d
     await pool.aclose()
     server.close()
     await server.wait_closed()
+
+
+def test_routes_are_the_first_path_segments() -> None:
+    from slotwise.proxy.upstream.pool import route_of
+
+    assert route_of(b"/api/search?q=1", 1) == b"/api"
+    assert route_of(b"/api/search?q=1", 2) == b"/api/search"
+    assert route_of(b"/api?x=/b/c", 1) == b"/api"
+    assert route_of(b"/api", 2) == b"/api"
+    assert route_of(b"/", 1) == b"/"
+
+
+async def test_a_route_past_its_budget_waits_and_leaves_the_others_alone() -> None:
+    routes = {"/slow/a": Canned(200, [], b"x", delay=0.5), "/fast/b": Canned(200, [], b"y")}
+    async with upstream_server(routes) as server:
+        settings = PoolSettings(max_connections=4, max_per_route=2, pool_timeout=0.2)
+        pool = UpstreamPool(Origin.parse(server.url), settings)
+        slow = [asyncio.ensure_future(pool.request(b"GET", b"/slow/a", [])) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        # the route's third request waits for one of its own, then gives up
+        with pytest.raises(UpstreamError) as caught:
+            await pool.request(b"GET", b"/slow/x", [])
+        assert caught.value.failure is UpstreamFailure.POOL_TIMEOUT
+        assert "/slow" in str(caught.value)
+        # meanwhile another route is served at once, through begin() and request()
+        for _ in range(3):
+            fast = await pool.begin(b"GET", b"/fast/b", [])
+            assert await fast.read_up_to(10) == (b"y", True)
+        for response in await asyncio.gather(*slow):
+            await response.read_up_to(10)
+        await asyncio.sleep(0)
+        assert pool._held == {}  # every route's connections given back
+        # a request waiting for its route takes the first connection given back
+        held = [asyncio.ensure_future(pool.request(b"GET", b"/slow/a", [])) for _ in range(3)]
+        done = await asyncio.gather(*held, return_exceptions=True)
+        assert sum(isinstance(r, UpstreamError) for r in done) == 1  # 0.5 s > pool_timeout
+        for response in done:
+            if isinstance(response, UpstreamResponse):
+                await response.read_up_to(10)
+        await pool.aclose()

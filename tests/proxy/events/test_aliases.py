@@ -14,7 +14,7 @@ from slotwise.plugins.profile_source import StoreProfileSource
 from slotwise.plugins.provider import ProviderServices
 from slotwise.proxy.events import history_key
 from slotwise.proxy.events.aliases import alias_key, aliases_key
-from slotwise.proxy.events.collector import erased_key
+from slotwise.proxy.events.erasure import erased_key
 from slotwise.proxy.state import subject_key
 from slotwise.testing.provider import make_request, provider_set
 from tests.proxy.events.conftest import ADMIN_TOKEN, Harness

@@ -17,7 +17,8 @@ from slotwise.proxy.events import (
     events_routes,
     history_key,
 )
-from slotwise.proxy.events.collector import AuditRecord, subject_hash
+from slotwise.proxy.events.collector import AuditRecord
+from slotwise.proxy.events.erasure import subject_hash
 from slotwise.proxy.state import LogRecord, open_store, subject_key
 from tests.proxy.events.conftest import ADMIN_TOKEN, Harness
 
@@ -43,7 +44,9 @@ async def test_erasure_removes_state_history_and_log_entries(harness: Harness) -
     response = await client.delete("/_sw/admin/users/u1", headers=AUTH)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body == {"erased": True, "repeat": False, "keys": 2, "events": 2, "decisions": 1}
+    assert body == {
+        "erased": True, "repeat": False, "keys": 2, "events": 2, "decisions": 1, "queued": 0
+    }  # fmt: skip
     assert await store.history(history_key("u1")) == []
     assert await store.get(subject_key("u1", "profile")) is None
     remaining = [e.subject for e in await store.log_read("events")]
@@ -52,7 +55,9 @@ async def test_erasure_removes_state_history_and_log_entries(harness: Harness) -
 
     again = await client.delete("/_sw/admin/users/u1", headers=AUTH)
     assert again.status_code == 200
-    assert again.json() == {"erased": True, "repeat": True, "keys": 0, "events": 0, "decisions": 0}
+    assert again.json() == {
+        "erased": True, "repeat": True, "keys": 0, "events": 0, "decisions": 0, "queued": 0
+    }  # fmt: skip
 
     audit = [msgspec.json.decode(e.data, type=AuditRecord) for e in await store.log_read("audit")]
     assert [a.repeat for a in audit] == [False, True]
@@ -124,15 +129,49 @@ def test_short_admin_tokens_are_refused() -> None:
     assert EventsConfig.load({"max_batch_events": 10}, env={}).max_batch_events == 10
 
 
-async def test_decisions_still_queued_at_erasure_are_stored_without_the_id(
+async def test_decisions_still_queued_at_erasure_are_removed_and_counted(
     harness: Harness,
 ) -> None:
-    client, store = harness.client, harness.store
-    log = DecisionLog(store)
+    client, store, collector = harness.client, harness.store, harness.collector
+    log = DecisionLog(store, erasure=collector.erasure)
     log.record(b"before", decision_id="d1", subject="u1")
     log.record(b"other", decision_id="d2", subject="u2")
-    assert (await client.delete("/_sw/admin/users/u1", headers=AUTH)).status_code == 200
-    log.record(b"after", decision_id="d3", subject="u1")
+    await store.log_append("decisions", [LogRecord(b"stored", subject="u1", id="d0")])
+    response = await client.delete("/_sw/admin/users/u1", headers=AUTH)
+    assert response.status_code == 200
+    assert response.json()["decisions"] == 2  # one stored, one still queued
+    log.record(b"after", decision_id="d3", subject="u1")  # e.g. the profile read was late
     await log.flush()
     stored = {entry.data: entry.subject for entry in await store.log_read("decisions")}
-    assert stored == {b"before": None, b"other": "u2", b"after": None}
+    assert stored == {b"other": "u2"}
+    assert log.erased == 2
+
+
+async def test_a_decision_log_of_another_process_drops_and_settles(harness: Harness) -> None:
+    """A worker that did not answer the erasure: its queue is dropped at the flush, and a
+    batch that landed after the erasure's deletes is erased again after it lands."""
+    client, store = harness.client, harness.store
+    other = DecisionLog(store)  # its own Erasure: another process's
+    other.record(b"queued", decision_id="q1", subject="u1")
+    assert (await client.delete("/_sw/admin/users/u1", headers=AUTH)).status_code == 200
+    await other.flush()
+    assert await store.log_length("decisions") == 0 and other.erased == 1
+
+    # the race itself: the tombstone read before the erasure, the append after its deletes
+    late = DecisionLog(store)
+    late.record(b"raced", decision_id="r1", subject="u3")
+    real_erased = late._erasure.erased
+    calls = 0
+
+    async def erased_then_erasure(subjects: object) -> frozenset[str]:
+        nonlocal calls
+        calls += 1
+        found = await real_erased(subjects)  # type: ignore[arg-type]
+        if calls == 1:  # the check before the append passed: now the erasure runs
+            assert (await client.delete("/_sw/admin/users/u3", headers=AUTH)).status_code == 200
+        return found
+
+    late._erasure.erased = erased_then_erasure  # type: ignore[method-assign]
+    await late.flush()
+    assert await store.log_length("decisions") == 0
+    assert late._erasure.settled == 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 
 from slotwise.plugins.profile_source import StoreProfileSource
-from slotwise.proxy.events.collector import AuditRecord, subject_hash
+from slotwise.proxy.events.collector import AuditRecord
+from slotwise.proxy.events.erasure import subject_hash
 from slotwise.proxy.state import subject_key
 from tests.proxy.events.conftest import ADMIN_TOKEN, Harness
 

@@ -65,6 +65,7 @@ async def _proxies(
                 store_url=store or f"sqlite:///{tmp}/state.db?timeout=2",  # a loaded machine
                 proxy_decision_deadline_ms=2000.0,
                 proxy_signals_deadline_ms=5000.0,
+                proxy_metrics_public=True,  # scraped in-process (no loopback client address)
                 plugins={name: {"deadline_ms": 5000.0} for name in ("consent", "profile")},
             )
             clients.append(await stack.enter_async_context(running(ProxyApp(settings))))

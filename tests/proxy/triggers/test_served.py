@@ -23,6 +23,7 @@ from slotwise.proxy.notify.outbox import OUTBOX_LOG, decode
 from slotwise.proxy.state import open_store
 from tests.conftest import REPO
 from tests.proxy.support import wait_ready
+from tests.support.notify import WebhookReceiver, webhook_receiver
 from tests.support.servers import free_port
 
 POLICY = """policy "cart recovery e2e" version 1
@@ -59,13 +60,15 @@ COOKIE = {"cookie": "sw_uid=shopper-1; sw_consent=personal"}
 
 
 @asynccontextmanager
-async def _processes(tmp: Path, store: str) -> AsyncIterator[str]:
-    """The example ad server and `slotwise serve` in front of it; the proxy's base URL."""
+async def _processes(tmp: Path, store: str, hook: WebhookReceiver) -> AsyncIterator[str]:
+    """The example ad server and `slotwise serve` in front of it, sending the trigger's
+    notifications to ``hook``; the proxy's base URL."""
     policies = tmp / "policies"
     policies.mkdir()
     (policies / "cart.sw").write_text(POLICY, encoding="utf-8")
     config = tmp / "slotwise.toml"
-    config.write_text(CONFIG, encoding="utf-8")
+    webhook = f'[webhooks.crm]\nurl = "{hook.url}"\nsecrets_env = ["TRIGGER_HOOK_SECRET"]\n'
+    config.write_text(CONFIG + "[notify]\npoll_interval = 0.05\n" + webhook, encoding="utf-8")
     ad_port, proxy_port = free_port(), free_port()
     env = dict(
         os.environ,
@@ -75,6 +78,7 @@ async def _processes(tmp: Path, store: str) -> AsyncIterator[str]:
         # a loaded test machine must not fail a response open: this test is about triggers
         SLOTWISE_PROXY_DECISION_DEADLINE_MS="2000",
         SLOTWISE_PROXY_SIGNALS_DEADLINE_MS="2000",
+        TRIGGER_HOOK_SECRET=hook.secret,
     )
     argvs = [
         [sys.executable, "-m", "granian", "--interface", "asgi", "--port", str(ad_port),
@@ -137,7 +141,12 @@ async def test_add_to_cart_then_the_next_ad_shows_the_reminder_and_a_purchase_en
 ) -> None:
     # a generous read timeout: this test is about triggers, not a loaded machine's latency
     store = f"sqlite:///{tmp_path}/state.db?timeout=2"
-    async with _processes(tmp_path, store) as base:
+    with webhook_receiver() as hook:
+        await _served(tmp_path, store, hook)
+
+
+async def _served(tmp_path: Path, store: str, hook: WebhookReceiver) -> None:
+    async with _processes(tmp_path, store, hook) as base:
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             await wait_ready(client)
             before = await _ad(client)
@@ -162,6 +171,13 @@ async def test_add_to_cart_then_the_next_ad_shows_the_reminder_and_a_purchase_en
                 "shopper-1", "cart_abandon", "webhook"
             )  # fmt: skip
             assert notification.offer is not None and notification.offer["value"] == 10
+            # and the sender (in the proxy, by its lease) delivers it once, signed
+            deadline = time.monotonic() + 30
+            while not hook.accepted and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            [delivery] = hook.accepted.values()
+            assert delivery.id == notification.key and delivery.verified
+            assert delivery.body["data"]["offer"]["value"] == 10
             # the user's trigger state, from the store, by user id
             policies = str(tmp_path / "policies")
             explained = _cli(

@@ -1,0 +1,162 @@
+"""Admission control under overload: personalised traffic at twice the proxy's capacity.
+
+Usage (from /tmp or anywhere; needs scripts/bench-deps)::
+
+    .venv/bin/python scripts/bench_overload.py [--seconds 60] [--shed-work 128] [--factor 2]
+
+One nginx upstream (the bench's 2 KB creatives at /ads/, a text file at /static/) on CPU 1;
+`slotwise serve` (one worker, memory store, built-in providers, the bench's 3-slot campaign)
+on CPU 0. First the personalised capacity C: wrk, 64 connections, on /ads/home-top with
+shedding off. Then, for shedding off and on (`proxy.shed_work`): `--factor` x C personalised
+requests a second for `--seconds` (wrk, 1024 connections, exponential gaps: close to an open
+arrival process until 1024 requests are outstanding) while
+a probe sends 100 pass-through requests a second (/static/, 8 connections) whose latency wrk
+reports; the proxy's metrics before and after (decisions, shed); and the recovery: the time
+from the end of the overload until a personalised request is personalised again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from slotwise.lab.proxy_bench import _PACED, _proc, _write_fixtures  # noqa: E402
+from slotwise.proxy.loopback import free_port, wait_for_port  # noqa: E402
+
+_UPSTREAM = """worker_processes 1; daemon off; pid {d}/up.pid; error_log {d}/up-error.log;
+events {{ worker_connections 8192; }}
+http {{ access_log off; keepalive_requests 10000000; keepalive_timeout 120s;
+  server {{ listen 127.0.0.1:{port};
+    location /ads/ {{ alias {d}/www/; default_type application/json; }}
+    location /static/ {{ alias {d}/static/; default_type text/plain; }} }} }}
+"""
+
+
+def _wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> str:
+    argv = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        argv += ["-s", str(script)]
+    return subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+
+
+def _rate(out: str) -> float:
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+
+def _ms(out: str, q: str) -> float:
+    text = re.search(rf"(?m)^\s+{q}%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+    for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * factor
+    raise ValueError(text)
+
+
+def _paced(d: Path, name: str, rate: float, connections: int) -> Path:
+    mean = connections / rate * 1000
+    path = d / f"{name}.lua"
+    path.write_text(_PACED["random gaps"].format(interval=round(mean), mean=f"{mean:.3f}"))
+    return path
+
+
+def _metric(port: int, name: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/_sw/metrics", timeout=10).read()
+    total = 0.0
+    for line in text.decode().splitlines():
+        if line.startswith(name):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _personalised(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ads/home-top", timeout=10) as answer:
+        return b"/_sw/px" in answer.read()
+
+
+def _serve(d: Path, up_port: int, port: int) -> list[str]:
+    return [
+        "taskset", "-c", "0", sys.executable, "-m", "slotwise", "serve",
+        "--upstream", f"http://127.0.0.1:{up_port}", "--policies", str(d / "policies"),
+        "--port", str(port),
+    ]  # fmt: skip
+
+
+def _overload(d: Path, up_port: int, shed_work: int, rate: float, seconds: int) -> dict[str, float]:
+    port = free_port()
+    env = dict(os.environ, SLOTWISE_PLUGINS="builtins", SLOTWISE_PROXY_SHED_WORK=str(shed_work))
+    with _proc(_serve(d, up_port, port), d / f"proxy-{shed_work}.log", env=env):
+        wait_for_port(port, timeout=30.0)
+        _wrk(f"http://127.0.0.1:{port}/ads/home-top", 3, 64)  # warm-up
+        decided = _metric(port, "slotwise_decisions_total")
+        shed = _metric(port, 'slotwise_passthrough_total{reason="shed"}')
+        load = subprocess.Popen(
+            ["taskset", "-c", "1", "wrk", "-t1", "-c1024", f"-d{seconds}s", "--latency", "-s",
+             str(_paced(d, "overload", rate, 1024)), f"http://127.0.0.1:{port}/ads/home-top"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        probe = _wrk(
+            f"http://127.0.0.1:{port}/static/page.txt", seconds, 8, _paced(d, "probe", 100, 8)
+        )
+        offered = load.communicate()[0]
+        ended = time.monotonic()
+        while not _personalised(port):
+            time.sleep(0.05)
+        recovery = time.monotonic() - ended
+        return {
+            "shed_work": shed_work,
+            "overload_rate": _rate(offered),
+            "overload_p99_ms": _ms(offered, "99"),
+            "probe_p50_ms": _ms(probe, "50"),
+            "probe_p99_ms": _ms(probe, "99"),
+            "decided": _metric(port, "slotwise_decisions_total") - decided,
+            "shed": _metric(port, 'slotwise_passthrough_total{reason="shed"}') - shed,
+            "recovery_s": recovery,
+        }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--shed-work", type=int, default=128)
+    parser.add_argument("--factor", type=float, default=2.0)
+    args = parser.parse_args()
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not shutil.which("wrk") or not Path(nginx).exists():
+        print("needs wrk and nginx: run scripts/bench-deps", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="slotwise-overload-") as tmp:
+        d = Path(tmp)
+        d.chmod(0o755)
+        _write_fixtures(d)
+        (d / "static").mkdir()
+        (d / "static" / "page.txt").write_text("x" * 2048)
+        up_port = free_port()
+        (d / "up.conf").write_text(_UPSTREAM.format(d=d, port=up_port))
+        with _proc(["taskset", "-c", "1", nginx, "-c", str(d / "up.conf")], d / "up.log"):
+            wait_for_port(up_port, timeout=20.0)
+            port = free_port()
+            env = dict(os.environ, SLOTWISE_PLUGINS="builtins", SLOTWISE_PROXY_SHED_WORK="0")
+            with _proc(_serve(d, up_port, port), d / "capacity.log", env=env):
+                wait_for_port(port, timeout=30.0)
+                _wrk(f"http://127.0.0.1:{port}/ads/home-top", 3, 64)
+                capacity = _rate(_wrk(f"http://127.0.0.1:{port}/ads/home-top", 10, 64))
+            rate = capacity * args.factor
+            print(f"personalised capacity {capacity:.0f} req/s; offered {rate:.0f} req/s")
+            for shed_work in (0, args.shed_work):
+                figures = _overload(d, up_port, shed_work, rate, args.seconds)
+                print(" ".join(f"{k}={v:.2f}" for k, v in figures.items()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
