@@ -72,9 +72,12 @@ def write_files(truth: Truth, folder: Path) -> tuple[Path, Path]:
     decisions.write_text("".join(json.dumps(d) + "\n" for d in truth.decisions))
     events.write_text(
         "".join(
-            json.dumps({"type": "reward", "decision_id": e["decision_id"], "ts": e["ts"],
-                        "event": "click"}) + "\n"
-            for e in truth.events if e["type"] == "click"
+            json.dumps(
+                {"type": "reward", "decision_id": e["decision_id"], "ts": e["ts"], "event": "click"}
+            )
+            + "\n"
+            for e in truth.events
+            if e["type"] == "click"
         )  # fmt: skip
     )
     return decisions, events

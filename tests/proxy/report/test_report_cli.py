@@ -62,9 +62,10 @@ def test_the_report_over_exported_logs_counts_every_arm_and_segment(tmp_path: Pa
     assert variants["headline=h1"]["decisions"] + variants["headline=h2"]["decisions"] == (
         personalised
     )
-    assert variants["headline=h2"]["click_rate"]["value"] > variants["headline=h1"]["click_rate"][
-        "value"
-    ]
+    assert (
+        variants["headline=h2"]["click_rate"]["value"]
+        > variants["headline=h1"]["click_rate"]["value"]
+    )
     assert {c["name"] for c in campaign["combinations"] if c["segment"] == "all"} == {
         "headline=h1, cta=shop",
         "headline=h2, cta=shop",
@@ -85,16 +86,19 @@ def test_a_broken_split_is_flagged(tmp_path: Path) -> None:
 
 
 class _Cells(HTMLParser):
-    """(segment, arm, field) -> data-value of the segments table's cells."""
+    """(campaign, segment, arm, field) -> data-value of the segments tables' cells."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.campaign = ""
         self.row: dict[str, str] = {}
         self.cells: dict[tuple[str, str, str], float] = {}
         self.charts = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
+        if tag == "section" and "data-campaign" in a:
+            self.campaign = a["data-campaign"]
         if tag == "svg" and "chart" in a.get("class", ""):
             self.charts += 1
         if tag == "tr" and "data-arm" in a:
@@ -102,11 +106,11 @@ class _Cells(HTMLParser):
         elif tag == "tr":
             self.row = {}
         if tag == "td" and self.row and "data-value" in a:
-            key = (self.row["data-segment"], self.row["data-arm"], a["data-field"])
-            self.cells[key] = float(a["data-value"])
+            row = (self.campaign, self.row["data-segment"], self.row["data-arm"])
+            self.cells[(*row, a["data-field"])] = float(a["data-value"])
             for bound in ("low", "high"):
                 if f"data-{bound}" in a:
-                    self.cells[(*key[:2], f"{a['data-field']}.{bound}")] = float(a[f"data-{bound}"])
+                    self.cells[(*row, f"{a['data-field']}.{bound}")] = float(a[f"data-{bound}"])
 
 
 def test_the_html_shows_the_json_figures(tmp_path: Path) -> None:
@@ -124,7 +128,7 @@ def test_the_html_shows_the_json_figures(tmp_path: Path) -> None:
     for segment in report["campaigns"][0]["segments"]:
         for arm in ("personalised", "control"):
             figures = segment[arm]
-            key = (segment["segment"], arm)
+            key = ("spring", segment["segment"], arm)
             assert cells.cells[(*key, "decisions")] == figures["decisions"]
             assert cells.cells[(*key, "clicked")] == figures["clicked"]
             for bound in ("value", "low", "high"):
@@ -156,9 +160,7 @@ def test_the_report_over_the_store_reads_impressions_and_clicks(tmp_path: Path) 
     assert report["totals"]["unmatched_events"] == 0
     # --since/--until and --campaign select decisions; the rest is counted as outside
     half = truth.decisions[1500]["ts"]
-    part = json.loads(
-        _slotwise("--store", url, "--since", str(half), "--format", "json").stdout
-    )
+    part = json.loads(_slotwise("--store", url, "--since", str(half), "--format", "json").stdout)
     assert part["totals"]["outside"] == 1500
     assert part["campaigns"][0]["decisions"] == 1500
     none = json.loads(_slotwise("--store", url, "--campaign", "x", "--format", "json").stdout)
