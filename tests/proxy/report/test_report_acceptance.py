@@ -30,7 +30,6 @@ from tests.proxy.report.test_report_cli import _Cells
 from tests.proxy.support import wait_ready
 from tests.proxy.test_every_tracker_counted import (
     _decision_of,
-    _policy,
     _processes,
     _request,
     _stored,
@@ -148,9 +147,10 @@ async def test_the_report_of_a_real_run_shows_lift_by_segment(tmp_path: Path) ->
     assert checked >= 12
     # the lift of the campaign with the most traffic, by hand (Newcombe's method 10)
     spring = next(s for s in campaigns["spring_sale"]["segments"] if s["segment"] == "all")
-    (n1, x1), (n2, x2) = fired["spring_sale", "all", "personalised"], fired[
-        "spring_sale", "all", "control"
-    ]
+    (n1, x1), (n2, x2) = (
+        fired["spring_sale", "all", "personalised"],
+        fired["spring_sale", "all", "control"],
+    )
     p1, l1, u1 = _wilson(x1, n1)
     p2, l2, u2 = _wilson(x2, n2)
     lift = spring["lifts"][0]["absolute"]

@@ -54,7 +54,9 @@ def test_the_html_report_renders_every_chart_offline(tmp_path: Path) -> None:
         shots = {}
         for chart in charts:
             clip = {k: chart[k[0]] for k in ("x", "y")} | {
-                "width": chart["w"], "height": chart["h"], "scale": 1
+                "width": chart["w"],
+                "height": chart["h"],
+                "scale": 1,
             }
             shot = browser.send(
                 "Page.captureScreenshot",
