@@ -22,6 +22,7 @@ from slotwise.proxy.report.tally import (
     ArmTally,
     CampaignTally,
     ReportTally,
+    merge,
 )
 
 SCHEMA = "slotwise.report/1"
@@ -310,7 +311,7 @@ def timeline(tally: CampaignTally, bucket: float) -> list[Point]:
         into = merged.get(key)
         if into is None:
             into = merged[key] = ArmTally()
-        _merge(into, t)
+        merge(into, t)
     points = []
     empty = ArmTally()
     for index in range((last - first) // width + 1):
@@ -335,11 +336,6 @@ def timeline(tally: CampaignTally, bucket: float) -> list[Point]:
             )
         )
     return points
-
-
-def _merge(into: ArmTally, t: ArmTally) -> None:
-    for name in ArmTally.__slots__:  # every field is a count or a sum
-        setattr(into, name, getattr(into, name) + getattr(t, name))
 
 
 NOT_YET = {

@@ -20,9 +20,10 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from slotwise.proxy.decision_log import DecisionRecord
-from slotwise.types import DEFAULT_GOAL, Goal
+from slotwise.types import DEFAULT_GOAL, GOAL_METRICS, Goal
 
 PERSONALISED = "personalised"
 CONTROL = "control"
@@ -31,7 +32,7 @@ OTHER = "(other)"
 NONE_VALUE = "(none)"
 GUARDRAIL = "guardrail"  # the fail_open cause of a decision served generic by a guardrail
 MAX_SEGMENTS = 100  # per campaign; further segment values are counted as "(other)"
-MAX_COMBINATIONS = 500  # per campaign and segment; further ones as "(other)"
+MAX_COMBINATIONS = 500  # per campaign and segment; further ones as "(other)=(other)"
 BUCKET = 60.0  # the timeline's resolution in seconds, coarsened when the report is built
 
 
@@ -69,29 +70,36 @@ class ArmTally:
         self.expected_control += d.holdout_share
 
 
+Combination = tuple[tuple[str, str], ...]  # ((slot, variant), ...) as served
+_OTHER_COMBINATION: Combination = ((OTHER, OTHER),)
+
+
 @dataclass(slots=True)
 class CampaignTally:
+    """One campaign's counts. While streaming, each decision is added twice: to its cell
+    (segment, arm, combination) and to its timeline bucket; ``derive`` then sums the cells
+    into the views the report shows (arms per segment and overall, variants, combinations)."""
+
     name: str
     goal: Goal
-    arms: dict[tuple[str, str], ArmTally] = field(default_factory=dict)  # (segment, arm)
-    # (segment, slot, variant) and (segment, combination label) over personalised decisions
-    variants: dict[tuple[str, str, str], ArmTally] = field(default_factory=dict)
-    combinations: dict[tuple[str, str], ArmTally] = field(default_factory=dict)
+    cells: dict[tuple[str, str, Combination], ArmTally] = field(default_factory=dict)
     timeline: dict[tuple[int, str], ArmTally] = field(default_factory=dict)  # (bucket, arm)
     segments: dict[str, None] = field(default_factory=dict)
-    combos_per_segment: dict[str, int] = field(default_factory=dict)
+    combos_per_segment: dict[str, set[Combination]] = field(default_factory=dict)
     fail_open: int = 0  # personalised decisions served unchanged (in the personalised arm)
     reverted: int = 0  # served generic by a guardrail (in no arm)
     unserved: int = 0
     first: float = float("inf")
     last: float = float("-inf")
+    weights: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # the goal's, in order
+    # derived by ``derive``: (segment, arm); (segment, slot, variant); (segment, label)
+    arms: dict[tuple[str, str], ArmTally] = field(default_factory=dict)
+    variants: dict[tuple[str, str, str], ArmTally] = field(default_factory=dict)
+    combinations: dict[tuple[str, str], ArmTally] = field(default_factory=dict)
 
-    def arm(self, segment: str, arm: str) -> ArmTally:
-        key = (segment, arm)
-        tally = self.arms.get(key)
-        if tally is None:
-            tally = self.arms[key] = ArmTally()
-        return tally
+    def __post_init__(self) -> None:
+        w = self.goal.weights
+        self.weights = tuple(w.get(m, 0.0) for m in GOAL_METRICS)  # type: ignore[assignment]
 
     def segment(self, value: str) -> str:
         if value in self.segments or len(self.segments) < MAX_SEGMENTS:
@@ -99,14 +107,53 @@ class CampaignTally:
             return value
         return OTHER
 
-    def combination(self, segment: str, label: str) -> str:
-        if (segment, label) in self.combinations:
-            return label
-        count = self.combos_per_segment.get(segment, 0)
-        if count >= MAX_COMBINATIONS:
-            return OTHER
-        self.combos_per_segment[segment] = count + 1
-        return label
+    def combination(self, segment: str, slots: Combination) -> Combination:
+        seen = self.combos_per_segment.setdefault(segment, set())
+        if slots in seen or len(seen) < MAX_COMBINATIONS:
+            seen.add(slots)
+            return slots
+        return _OTHER_COMBINATION
+
+    def derive(self, segmented: bool) -> None:
+        """Sum the cells into the arms, variants and combinations of each segment and of all
+        traffic (``ALL``)."""
+        self.arms.clear()
+        self.variants.clear()
+        self.combinations.clear()
+        for (segment, arm, slots), t in self.cells.items():
+            targets = (ALL, segment) if segmented else (ALL,)
+            for seg in targets:
+                _into(self.arms, (seg, arm), t)
+                if arm != PERSONALISED or not slots:
+                    continue
+                for slot, variant in slots:
+                    _into(self.variants, (seg, slot, variant), t)
+                label = ", ".join(f"{slot}={variant}" for slot, variant in slots)
+                _into(self.combinations, (seg, label), t)
+
+
+def _into(table: dict[Any, ArmTally], key: Any, t: ArmTally) -> None:
+    into = table.get(key)
+    if into is None:
+        into = table[key] = ArmTally()
+    merge(into, t)
+
+
+def merge(into: ArmTally, t: ArmTally) -> None:
+    """Add ``t``'s counts and sums to ``into``."""
+    into.decisions += t.decisions
+    into.impressed += t.impressed
+    into.clicked += t.clicked
+    into.clicks += t.clicks
+    into.converted += t.converted
+    into.conversions += t.conversions
+    into.revenue += t.revenue
+    into.revenue_squares += t.revenue_squares
+    into.discount += t.discount
+    into.goal += t.goal
+    into.goal_squares += t.goal_squares
+    into.goal_nonzero += t.goal_nonzero
+    into.expected_control += t.expected_control
 
 
 class _Open:
@@ -267,13 +314,15 @@ class ReportTally:
                 del closed[old]
 
     def finish(self) -> None:
-        """The end of the stream: count every decision still open."""
+        """The end of the stream: count every decision still open, derive the views."""
         for entry in self._open.values():
             self._count(entry)
         self._open.clear()
         self._deadlines.clear()
         self.stats.unmatched_events += sum(len(v) for v in self._orphans.values())
         self._orphans.clear()
+        for tally in self.campaigns.values():
+            tally.derive(bool(self.segment_by))
 
     def _count(self, d: _Open) -> None:
         tally = self.campaigns.get(d.campaign)
@@ -288,35 +337,17 @@ class ReportTally:
             tally.reverted += 1
             return
         tally.fail_open += d.fail_open and d.arm == PERSONALISED
-        value = tally.goal.reward(
-            {
-                "clicks": float(d.clicks),
-                "conversions": float(d.conversions),
-                "revenue": d.revenue,
-                "discount_cost": d.discount,
-            }
-        )
-        tally.arm(ALL, d.arm).add(d, value)
-        segment = ALL
-        if self.segment_by:
-            segment = tally.segment(d.segment)
-            tally.arm(segment, d.arm).add(d, value)
+        w = tally.weights
+        value = w[0] * d.clicks + w[1] * d.conversions + w[2] * d.revenue + w[3] * d.discount
+        segment = tally.segment(d.segment) if self.segment_by else ALL
+        slots = tally.combination(segment, d.slots) if d.slots else d.slots
+        cell_key = (segment, d.arm, slots)
+        cell = tally.cells.get(cell_key)
+        if cell is None:
+            cell = tally.cells[cell_key] = ArmTally()
+        cell.add(d, value)
         bucket = (int(d.ts // self.bucket), d.arm)
         point = tally.timeline.get(bucket)
         if point is None:
             point = tally.timeline[bucket] = ArmTally()
         point.add(d, value)
-        if d.arm != PERSONALISED or not d.slots:
-            return
-        for segment_key in {ALL, segment}:
-            for slot, variant in d.slots:
-                key = (segment_key, slot, variant)
-                row = tally.variants.get(key)
-                if row is None:
-                    row = tally.variants[key] = ArmTally()
-                row.add(d, value)
-            label = tally.combination(segment_key, ", ".join(f"{s}={v}" for s, v in d.slots))
-            combo = tally.combinations.get((segment_key, label))
-            if combo is None:
-                combo = tally.combinations[(segment_key, label)] = ArmTally()
-            combo.add(d, value)

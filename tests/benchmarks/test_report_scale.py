@@ -1,0 +1,123 @@
+"""`slotwise report` over 1,000,000 decisions and their events: under 60 s, bounded memory.
+
+A SQLite store is filled with a day of traffic (decisions of one campaign, 10% held out, two
+slots, three device types; an impression per decision, clicks for about 6%), then
+`slotwise report --store ... --segment-by device.type --format json` runs as a process; its
+wall time and peak resident memory are measured, at 250,000 and at 1,000,000 decisions (the
+memory of the bigger run must not grow with its size: the join holds one window of
+decisions). The same for the exported JSONL files.
+
+.venv/bin/pytest -m benchmark tests/benchmarks/test_report_scale.py -s
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from slotwise.proxy.state import LogRecord, open_store
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.benchmark
+T0 = 1_764_547_200.0
+DAY = 86_400.0
+_json = msgspec.json.Encoder()
+
+
+def _traffic(n: int, seed: int = 5) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """(decision records, store event envelopes, exported reward lines) of ``n`` decisions."""
+    rng = random.Random(seed)
+    decisions, events, rewards = [], [], []
+    for i in range(n):
+        ts = T0 + i * DAY / n
+        held = rng.random() < 0.1
+        device = ("mobile", "desktop", "tablet")[i % 3]
+        headline, image = rng.choice(("h1", "h2", "h3")), rng.choice(("beach", "city"))
+        slots = [] if held else [
+            {"slot": "headline", "variant": headline, "probability": 1 / 3,
+             "candidates": ["h1", "h2", "h3"]},
+            {"slot": "image", "variant": image, "probability": 0.5,
+             "candidates": ["beach", "city"]},
+        ]  # fmt: skip
+        decision_id = f"d-{i}"
+        decisions.append(
+            _json.encode(
+                {"type": "decision", "id": decision_id, "ts": ts, "campaign": "spring",
+                 "holdout": held, "holdout_share": 0.1, "personal": True,
+                 "signals": {"device.type": device, "geo.country": "DE", "user.age": 30},
+                 "slots": slots, "eligible": {"headline": ["h1", "h2", "h3"],
+                                              "image": ["beach", "city"]},
+                 "format": "json"}
+            )
+        )  # fmt: skip
+        events.append(_envelope(decision_id, "impression", ts + 0.5))
+        if rng.random() < (0.05 if held or headline == "h1" else 0.07):
+            events.append(_envelope(decision_id, "click", ts + 4))
+            rewards.append(
+                _json.encode(
+                    {"type": "reward", "decision_id": decision_id, "ts": ts + 4, "event": "click"}
+                )
+            )
+    return decisions, events, rewards
+
+
+def _envelope(decision_id: str, kind: str, ts: float) -> bytes:
+    return _json.encode(
+        {"received": ts, "consent": "personal",
+         "event": {"type": kind, "id": f"{decision_id}.{kind}", "time": ts,
+                   "decision_id": decision_id, "anonymous_id": "a-1"}}
+    )  # fmt: skip
+
+
+async def _fill(url: str, decisions: list[bytes], events: list[bytes]) -> None:
+    async with open_store(url) as store:
+        for log, data in (("decisions", decisions), ("events", events)):
+            for start in range(0, len(data), 5000):
+                await store.log_append(log, [LogRecord(d) for d in data[start : start + 5000]])
+
+
+def _report(*argv: str) -> tuple[float, float, bytes]:
+    """Wall seconds and peak RSS (MB) of one `slotwise report` process, and its output."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "slotwise", "report", *argv, "--segment-by", "device.type",
+         "--format", "json"],
+        cwd=REPO, capture_output=True, timeout=600, check=False,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    assert done.returncode == 0, done.stderr.decode()
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # ru_maxrss of children is the largest child so far: runs go smallest first
+    return wall, max(peak, before) / 1024, done.stdout
+
+
+@pytest.mark.parametrize("n", [250_000, 1_000_000])
+def test_report_scale(tmp_path: Path, n: int) -> None:
+    decisions, events, rewards = _traffic(n)
+    url = f"sqlite:///{tmp_path}/state.db"
+    asyncio.run(_fill(url, decisions, events))
+    files = tmp_path / "decisions.jsonl", tmp_path / "rewards.jsonl"
+    files[0].write_bytes(b"\n".join(decisions) + b"\n")
+    files[1].write_bytes(b"\n".join(rewards) + b"\n")
+    del decisions, events, rewards
+    store_wall, store_rss, out = _report("--store", url)
+    report = msgspec.json.decode(out)
+    assert report["totals"]["decisions"] == n
+    assert report["campaigns"][0]["decisions"] == n
+    file_wall, file_rss, _ = _report(*map(str, files))
+    print(
+        f"\n{n:,} decisions + {report['totals']['events']:,} events: store (sqlite)"
+        f" {store_wall:.1f} s, peak RSS {store_rss:.0f} MB; exported files {file_wall:.1f} s,"
+        f" peak RSS {file_rss:.0f} MB; the join held at most"
+        f" {report['totals']['open_peak']:,} decisions"
+    )
+    assert store_wall < 60 and file_wall < 60
