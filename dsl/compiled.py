@@ -159,6 +159,15 @@ class _SlotPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class GuardrailSetting:
+    """A campaign's ``guardrail``: on (the default) or off, and its own minimum sample (None:
+    the configuration's ``guardrail.min_decisions``)."""
+
+    enabled: bool = True
+    min_decisions: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledCampaign:
     """A campaign ready to serve: slots, goal, exploration, holdout and its rule matcher."""
 
@@ -174,6 +183,7 @@ class CompiledCampaign:
     # True when `applies when` reads only what the response says (``ad.*`` signals): whether
     # the campaign applies is then known before any signal provider runs
     selects_on_response: bool = False
+    guardrail: GuardrailSetting = GuardrailSetting()
 
     def applies(self, ctx: Context) -> bool:
         """Does this campaign rewrite the response described by ctx (its `applies when`)?"""

@@ -136,7 +136,13 @@ def _block(span: ast.Span, head: str, members: list[Lines]) -> Lines:
 
 
 def _campaign_member(
-    member: ast.Applies | ast.Slot | ast.Rule | ast.Optimize | ast.Explore | ast.Holdout,
+    member: ast.Applies
+    | ast.Slot
+    | ast.Rule
+    | ast.Optimize
+    | ast.Explore
+    | ast.Holdout
+    | ast.Guardrail,
 ) -> Lines:
     line = member.span.line
     if isinstance(member, ast.Applies):
@@ -158,7 +164,11 @@ def _campaign_member(
     return [(line, _setting(member))]
 
 
-def _setting(member: ast.Optimize | ast.Explore | ast.Holdout) -> str:
+def _setting(member: ast.Optimize | ast.Explore | ast.Holdout | ast.Guardrail) -> str:
+    if isinstance(member, ast.Guardrail):
+        if member.minimum is None:
+            return f"guardrail {member.setting}"
+        return f"guardrail {member.setting} {_number(member.minimum)}"
     if isinstance(member, ast.Optimize):
         return f"optimize {goal_text(member.terms)}"
     if isinstance(member, ast.Explore):

@@ -15,6 +15,7 @@ import msgspec
 from slotwise.proxy.config.sections import (
     AdaptersConfig,
     BanditConfig,
+    GuardrailConfig,
     ProxyConfig,
     StoreConfig,
     TrackingConfig,
@@ -35,6 +36,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     adapters: AdaptersConfig = msgspec.field(default_factory=AdaptersConfig)
     bandit: BanditConfig = msgspec.field(default_factory=BanditConfig)
     events: EventsConfig = msgspec.field(default_factory=EventsConfig)
+    guardrail: GuardrailConfig = msgspec.field(default_factory=GuardrailConfig)
     plugins: Annotated[
         dict[str, dict[str, Any]],
         msgspec.Meta(
