@@ -261,6 +261,7 @@ class ProxyApp:
                 "# TYPE slotwise_models_rejected_total counter",
                 f"slotwise_models_rejected_total {len(runtime.bandit.errors)}",
             ]
+        lines += runtime.engine.guardrails.metrics()
         providers = runtime.engine.providers
         text = "\n".join(lines) + "\n"
         if providers is not None and hasattr(providers, "render_metrics"):
@@ -374,6 +375,9 @@ class ProxyApp:
             runtime.tasks.append(asyncio.create_task(bandit_task))
         if policies.directory is not None and s.proxy.reload_interval > 0:
             runtime.tasks.append(asyncio.create_task(policies.watch(s.proxy.reload_interval)))
+        if s.guardrail.enabled:  # the revert set, read in the background (never on a request)
+            watch = engine.guardrails.watch(store, s.guardrail.refresh_interval)
+            runtime.tasks.append(asyncio.create_task(watch))
         return runtime
 
 

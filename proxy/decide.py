@@ -41,6 +41,7 @@ from slotwise.proxy.decision_log import encode_record
 from slotwise.proxy.early_signals import EarlySignals
 from slotwise.proxy.events import DecisionLog
 from slotwise.proxy.exchange import MAX_UNITS, Exchange, FailOpen
+from slotwise.proxy.guardrail.state import RevertSnapshot
 from slotwise.proxy.http_body import (
     Refusal,
     read_request,
@@ -101,6 +102,8 @@ class Engine:
     identity: IdentityCookie = field(default_factory=IdentityCookie)
     early_signals: EarlySignals = field(default_factory=EarlySignals)
     personalisers: Pipeline = field(default_factory=Pipeline)
+    # the campaigns a guardrail reverted, refreshed in the background (never read on a request)
+    guardrails: RevertSnapshot = field(default_factory=RevertSnapshot)
 
 
 async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> None:

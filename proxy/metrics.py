@@ -122,7 +122,7 @@ class ProxyMetrics:
             "slotwise_campaigns_skipped_total",
             "Campaigns that applied to an ad unit but were not decided there, by campaign and "
             "reason: missing_slot (a slot not in the unit), contested (an earlier "
-            "personalisation took one of its locations).",
+            "personalisation took one of its locations), guardrail (reverted to generic).",
             ("campaign", "reason"),
         )
         self.signal_gathers = Counter(

@@ -76,7 +76,25 @@ def run(args: argparse.Namespace) -> int:
     goals = {c.name: c.goal for c in campaigns}
     if args.log is not None:
         return _learn_log(args, campaigns, models, goals)
-    return asyncio.run(_learn_store(settings.store.url, args, campaigns, models, goals))
+    monitor = _guardrail_monitor(settings, policy) if settings.guardrail.enabled else None
+    return asyncio.run(
+        _learn_store(settings.store.url, args, campaigns, models, goals, monitor, settings)
+    )
+
+
+def _guardrail_monitor(settings: Any, policy: Any) -> Any:
+    """The guardrails of the policy's campaigns: on unless ``guardrail off``, with the
+    configuration's minimum sample unless ``guardrail min N``."""
+    from slotwise.proxy.guardrail.monitor import Monitor, Rule
+
+    rules = {
+        c.name: Rule(
+            c.guardrail.enabled, c.guardrail.min_decisions or settings.guardrail.min_decisions
+        )
+        for c in policy.campaigns
+    }
+    goals = {c.name: str(c.goal) for c in policy.campaigns}
+    return Monitor(rules, alpha=settings.guardrail.alpha, goals=goals)
 
 
 def _check_models_dir(root: Path, campaigns: list[str]) -> None:
@@ -186,7 +204,13 @@ def _store_advice(url: str) -> str:
 
 
 async def _learn_store(
-    url: str, args: argparse.Namespace, campaigns: list[Any], models: Any, goals: dict[str, Any]
+    url: str,
+    args: argparse.Namespace,
+    campaigns: list[Any],
+    models: Any,
+    goals: dict[str, Any],
+    monitor: Any = None,
+    settings: Any = None,
 ) -> int:
     from slotwise.proxy.learn.join import RewardJoiner
     from slotwise.proxy.state import StoreError, redact
@@ -197,7 +221,14 @@ async def _learn_store(
         async with store:
             learner = _start_learner(campaigns, models)
             with _writing_models(models.root):
-                service = await _serve(args, store, learner, joiner)
+                guardrails = None
+                if monitor is not None:
+                    from slotwise.proxy.guardrail.alert import Guardrails
+
+                    guardrails = Guardrails(
+                        store, monitor, webhook_url=settings.guardrail.webhook_url
+                    )
+                service = await _serve(args, store, learner, joiner, guardrails)
     except StoreError as error:
         # entries are acknowledged only after a publish: a restart reads the rest again
         print(
@@ -216,16 +247,25 @@ async def _learn_store(
     return EXIT_OK
 
 
-async def _serve(args: argparse.Namespace, store: Any, learner: Any, joiner: Any) -> Any:
+async def _serve(
+    args: argparse.Namespace, store: Any, learner: Any, joiner: Any, guardrails: Any = None
+) -> Any:
     from slotwise.proxy.learn.service import LearnerService
 
     service = LearnerService(
-        store, learner, joiner, consumer=args.consumer, publish_every=args.publish_every
+        store,
+        learner,
+        joiner,
+        consumer=args.consumer,
+        publish_every=args.publish_every,
+        guardrails=guardrails,
     )
     if args.once:
         await service.run_once()  # the first read recovers unacknowledged entries
         while await service.run_once():
             pass
+        if guardrails is not None:
+            await guardrails.check(force=True)
         await service.publish()
     else:
         stop = asyncio.Event()

@@ -7,7 +7,8 @@ Reads two logs of the state store (``slotwise.proxy.state``) as consumer group `
   clicks and conversions that carry a ``decision_id`` are rewards, everything else is skipped.
 
 Decisions and rewards go through the ``RewardJoiner`` (wall-clock windows); joined examples
-go to the ``Learner``; every ``publish_every`` seconds the learner publishes new versions.
+go to the ``Learner`` (and to the guardrails, when given: slotwise.proxy.guardrail.alert);
+every ``publish_every`` seconds the learner publishes new versions.
 Entries are acknowledged only after the model that learned from them was published (rewards:
 once their decision's window is long closed), so a learner killed between publishes re-reads
 them on restart (``pending=True``): a restart loses nothing beyond the last snapshot, and
@@ -26,6 +27,7 @@ import msgspec
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.store import ModelInfo
 from slotwise.proxy.decision_log import DecisionRecord
+from slotwise.proxy.guardrail.alert import Guardrails
 from slotwise.proxy.learn.join import RewardJoiner
 from slotwise.proxy.learn.learner import Learner
 from slotwise.proxy.learn.log import RewardRecord, decode
@@ -86,8 +88,10 @@ class LearnerService:
         batch: int = 1000,
         publish_every: float = 60.0,
         clock: Callable[[], float] = time.time,
+        guardrails: Guardrails | None = None,
     ) -> None:
         self.store = store
+        self.guardrails = guardrails
         self.learner = learner
         self.joiner = joiner
         self.consumer = consumer
@@ -121,11 +125,17 @@ class LearnerService:
         )
         self._take_decisions(decisions)
         self._take_events(events)
+        guardrails = self.guardrails
         for joined in self.joiner.close_until(self.clock()):
             self.learner.learn(joined)
+            if guardrails is not None:
+                d = joined.decision
+                guardrails.observe(d.campaign, d.ts, d.holdout, d.fail_open, joined.reward)
             position = self._decision_positions.pop(joined.decision.id, None)
             if position is not None:
                 self._ack_decisions.append(position)
+        if guardrails is not None:
+            await guardrails.check()
         if self.clock() - self._last_publish >= self.publish_every:
             await self.publish()
         return len(decisions) + len(events)

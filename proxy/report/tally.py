@@ -330,11 +330,11 @@ class ReportTally:
             tally = self.campaigns[d.campaign] = CampaignTally(d.campaign, self.goals(d.campaign))
         tally.first = min(tally.first, d.ts)
         tally.last = max(tally.last, d.ts)
-        if not d.arm:
-            tally.unserved += 1
-            return
         if d.reverted:
             tally.reverted += 1
+            return
+        if not d.arm:
+            tally.unserved += 1
             return
         tally.fail_open += d.fail_open and d.arm == PERSONALISED
         w = tally.weights
