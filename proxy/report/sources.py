@@ -12,6 +12,7 @@ report holds one join window of decisions at most (slotwise.proxy.report.tally):
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,14 +20,13 @@ from pathlib import Path
 
 import msgspec
 
-from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.decision_log import DecisionRecord
 from slotwise.proxy.learn.log import JoinedRecord, RewardRecord, decode, read_lines
 from slotwise.proxy.learn.service import DECISIONS_LOG, EVENTS_LOG
 from slotwise.proxy.report.tally import ReportTally
-from slotwise.proxy.state import Store
+from slotwise.proxy.state import LogEntry, Store
 
-PAGE = 1000
+PAGE = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +63,8 @@ class _Envelope(msgspec.Struct):
 
 
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
+# the report divides by no propensity: the decision's own decoder, without the log's checks
+_DECISION = msgspec.json.Decoder(DecisionRecord)
 
 
 def _feed_decision(tally: ReportTally, record: DecisionRecord, selection: Selection) -> None:
@@ -100,23 +102,32 @@ def read_files(tally: ReportTally, paths: Sequence[Path], selection: Selection) 
     tally.finish()
 
 
+async def _pages(store: Store, log: str) -> AsyncIterator[list[LogEntry]]:
+    """The log's pages, the next one read while the caller works on this one."""
+    page = await store.log_read(log, after="0", count=PAGE)
+    while page:
+        following = asyncio.ensure_future(store.log_read(log, after=page[-1].position, count=PAGE))
+        try:
+            yield page
+        except BaseException:
+            following.cancel()
+            raise
+        page = await following
+
+
 async def _decisions(store: Store, tally: ReportTally) -> AsyncIterator[tuple[float, object]]:
-    after = "0"
-    while entries := await store.log_read(DECISIONS_LOG, after=after, count=PAGE):
+    async for entries in _pages(store, DECISIONS_LOG):
         for entry in entries:
             try:
-                record = decode(entry.data, f"{DECISIONS_LOG}@{entry.position}")
-            except BanditError:
+                record = _DECISION.decode(entry.data)
+            except msgspec.MsgspecError:
                 tally.stats.unreadable += 1
                 continue
-            if isinstance(record, DecisionRecord):
-                yield record.ts, record
-        after = entries[-1].position
+            yield record.ts, record
 
 
 async def _events(store: Store, tally: ReportTally) -> AsyncIterator[tuple[float, object]]:
-    after = "0"
-    while entries := await store.log_read(EVENTS_LOG, after=after, count=PAGE):
+    async for entries in _pages(store, EVENTS_LOG):
         for entry in entries:
             try:
                 envelope = _ENVELOPE.decode(entry.data)
@@ -126,7 +137,6 @@ async def _events(store: Store, tally: ReportTally) -> AsyncIterator[tuple[float
             event = envelope.event
             ts = event.time if event.time is not None else envelope.received
             yield ts, event
-        after = entries[-1].position
 
 
 async def read_store(store: Store, tally: ReportTally, selection: Selection) -> None:

@@ -17,7 +17,7 @@ are unserved ones (the chooser failed: no choice, no slots, no holdout).
 
 from __future__ import annotations
 
-import heapq
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -214,7 +214,9 @@ class ReportTally:
         self.campaigns: dict[str, CampaignTally] = {}
         self.stats = StreamStats()
         self._open: dict[str, _Open] = {}
-        self._deadlines: list[tuple[float, str]] = []
+        # (deadline, id) in arrival order: the logs are in time order up to the skew between
+        # proxies, so a deadline queue needs no heap; one out of order closes a little late
+        self._deadlines: deque[tuple[float, str]] = deque()
         self._orphans: dict[str, list[tuple[float, str, float]]] = {}
         self._closed: dict[str, None] = {}
         self._now = float("-inf")
@@ -231,7 +233,7 @@ class ReportTally:
         segment = self._segment_of(record) if self.segment_by else ALL
         entry = _Open(record, segment, arm)
         self._open[record.id] = entry
-        heapq.heappush(self._deadlines, (record.ts + self.window, record.id))
+        self._deadlines.append((record.ts + self.window, record.id))
         if record.outcome is not None:  # a converted log's decision carries its outcome
             entry.clicks = round(record.outcome.clicks)
             entry.conversions = round(record.outcome.conversions)
@@ -241,7 +243,8 @@ class ReportTally:
             self._apply(entry, ts, kind, value)
         if len(self._open) > stats.open_peak:
             stats.open_peak = len(self._open)
-        self._advance(record.ts)
+        if record.ts > self._now:
+            self._advance(record.ts)
 
     def _segment_of(self, record: DecisionRecord) -> str:
         values = []
@@ -271,8 +274,9 @@ class ReportTally:
             self.stats.late_events += 1
         else:
             self._orphans.setdefault(decision_id, []).append((ts, kind, value))
-            heapq.heappush(self._deadlines, (ts + self.window, decision_id))
-        self._advance(ts)
+            self._deadlines.append((ts + self.window, decision_id))
+        if ts > self._now:
+            self._advance(ts)
 
     def _apply(self, entry: _Open, ts: float, kind: str, value: float) -> None:
         if ts > entry.ts + self.window or ts < entry.ts - 1.0:  # a second of clock skew
@@ -293,12 +297,10 @@ class ReportTally:
 
     def _advance(self, ts: float) -> None:
         # the stream's time only moves forward; close what its window left behind
-        if ts <= self._now:
-            return
         self._now = ts
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] < ts:
-            _, key = heapq.heappop(deadlines)
+            _, key = deadlines.popleft()
             entry = self._open.pop(key, None)
             if entry is not None:
                 self._count(entry)
