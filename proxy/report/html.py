@@ -20,7 +20,8 @@ main{max-width:1100px;margin:0 auto;padding:16px 24px 48px}
 h1{font-size:1.5rem}h2{font-size:1.25rem;border-top:2px solid #0072B2;padding-top:12px;
  margin-top:36px}h3{font-size:1.05rem;margin-top:24px}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:.85rem;background:#fff}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:top}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:top;
+ white-space:nowrap}
 th:first-child,td:first-child{text-align:left}th{background:#eef3f8}
 .muted{color:#555}.warn{background:#fff3cd;border:1px solid #b58900;padding:6px 10px}
 .ok{color:#1b5e20}.bad{color:#b00020;font-weight:bold}.faint{color:#666;font-style:italic}
@@ -276,6 +277,16 @@ def _campaign(index: int, c: Campaign) -> list[str]:
     return out
 
 
+def _range(report: Report) -> str:
+    if report.since is None and report.until is None:
+        return "All decisions in the log"
+    if report.until is None:
+        return f"Decisions from {when(report.since)}"
+    if report.since is None:
+        return f"Decisions before {when(report.until)}"
+    return f"Decisions from {when(report.since)} to {when(report.until)}"
+
+
 def render(report: Report, *, title: str = "slotwise report", refresh: int | None = None) -> str:
     t = report.totals
     head = [
@@ -286,8 +297,7 @@ def render(report: Report, *, title: str = "slotwise report", refresh: int | Non
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body><main>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="muted">Source: {escape(report.source)}. Generated'
-        f" {escape(when(report.generated_at))}. Decisions from {escape(when(report.since))}"
-        f" to {escape(when(report.until))}. Segments by:"
+        f" {escape(when(report.generated_at))}. {escape(_range(report))}. Segments by:"
         f" {escape(', '.join(report.segment_by) or 'none (all traffic)')}. Intervals are 95%;"
         f' "{NOT_ENOUGH}" marks figures with fewer than 100 decisions or 5 events behind'
         " them.</p>",

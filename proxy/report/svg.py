@@ -51,7 +51,8 @@ def _range(values: Sequence[float | None], include_zero: bool) -> tuple[float, f
     if high == low:
         high = low + 1.0
     pad = (high - low) * 0.08
-    return low - pad, high + pad
+    # rates are never negative: no axis below zero unless a value is
+    return (low - pad if low - pad >= 0 or low < 0 else 0.0), high + pad
 
 
 def _fmt(value: float, percent: bool) -> str:
@@ -72,7 +73,7 @@ def interval_chart(
     label_w, plot_w, row_h, top = 190, 420, 18, 34
     lines = sum(1 + (second is not None) for _, _, second in rows)
     height = top + lines * row_h + len(rows) * 8 + 34
-    width = label_w + plot_w + 70
+    width = label_w + plot_w + 150
     values: list[float | None] = []
     for _, a, b in rows:
         for r in (a, b):
