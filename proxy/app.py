@@ -28,7 +28,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 from starlette.exceptions import HTTPException
@@ -49,6 +49,9 @@ from slotwise.proxy.policy_snapshot import PolicySnapshot
 from slotwise.proxy.tracking import CLICK_PATH, ClickSigner
 from slotwise.proxy.upstream import Origin, PoolSettings, Upstream, UpstreamPool
 from slotwise.types import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from slotwise.proxy.report.live import LiveReport
 
 log = logging.getLogger("slotwise.proxy")
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
@@ -102,6 +105,7 @@ class ProxyApp:
         self._policies = policies
         self._load_plugins = load_plugins
         self.runtime: Runtime | None = None
+        self._live: LiveReport | None = None  # the dashboard, from its first request on
         # path -> endpoint; every other /_sw/ path goes to the event endpoints' router
         self._endpoints: dict[str, Endpoint] = {
             "/_sw/health": Endpoint(self._health),
@@ -227,6 +231,31 @@ class ProxyApp:
             problems.append(f"policies not loaded ({runtime.engine.policies.last_error})")
         return problems
 
+    def _live_report(self) -> LiveReport | None:
+        """The live dashboard's figures, started on first use (background; never awaited)."""
+        if self._live is None and self.runtime is not None and self.runtime.store is not None:
+            from slotwise.proxy.report import live
+
+            d = self.settings.dashboard
+            self._live = live.LiveReport(
+                self.runtime.store,
+                window=d.window,
+                join_window=d.join_window,
+                refresh=d.refresh_interval,
+                segment_by=d.segment_by,
+            )
+            self._live.start()
+        return self._live
+
+    def _dashboard_page(self) -> bytes:
+        live = self._live_report()
+        return live.page if live is not None else b""
+
+    def _stop_live(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
     def _extra_metrics(self, runtime: Runtime, store_up: bool) -> str:
         log_ = runtime.engine.decision_log
         lines = [
@@ -264,6 +293,9 @@ class ProxyApp:
         lines += runtime.engine.guardrails.metrics()
         providers = runtime.engine.providers
         text = "\n".join(lines) + "\n"
+        live = self._live_report()
+        if live is not None:
+            text += live.metrics
         if providers is not None and hasattr(providers, "render_metrics"):
             text += providers.render_metrics()
         return text
@@ -367,10 +399,14 @@ class ProxyApp:
             ),
         )
         routes = events_routes(
-            collector, consent=_consent_config(providers), forwarding=engine.forwarding
+            collector,
+            consent=_consent_config(providers),
+            forwarding=engine.forwarding,
+            dashboard=self._dashboard_page,
         )
         events_app = Router(routes=[Mount("/_sw", routes=routes)])
         runtime = Runtime(engine, events_app, collector, store, bandit)
+        stack.callback(self._stop_live)
         if bandit_task is not None:
             runtime.tasks.append(asyncio.create_task(bandit_task))
         if policies.directory is not None and s.proxy.reload_interval > 0:

@@ -277,6 +277,8 @@ EVENTS: Final = Area(
         "body_timeout": "408: the body did not arrive within `events.body_timeout`",
         "incomplete_body": "400: the body ended early",
         "store_unavailable": "503: the store cannot be reached; retry after Retry-After",
+        "not_reverted": "404: re-enabling a campaign no guardrail reverted (reports.md)",
+        "no_dashboard": "404: this process has no dashboard (a test app without a store)",
     },
     docs="errors.md",
 )

@@ -15,6 +15,7 @@ import msgspec
 from slotwise.proxy.config.sections import (
     AdaptersConfig,
     BanditConfig,
+    DashboardConfig,
     GuardrailConfig,
     ProxyConfig,
     StoreConfig,
@@ -37,6 +38,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     bandit: BanditConfig = msgspec.field(default_factory=BanditConfig)
     events: EventsConfig = msgspec.field(default_factory=EventsConfig)
     guardrail: GuardrailConfig = msgspec.field(default_factory=GuardrailConfig)
+    dashboard: DashboardConfig = msgspec.field(default_factory=DashboardConfig)
     plugins: Annotated[
         dict[str, dict[str, Any]],
         msgspec.Meta(

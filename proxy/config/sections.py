@@ -341,3 +341,25 @@ class GuardrailConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             "where `slotwise learn` POSTs a JSON alert on a revert (empty: none)", check=_http_url
         ),
     ] = ""
+
+
+class DashboardConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[dashboard]``: the live dashboard at `/_sw/dashboard` and the KPIs in `/_sw/metrics`
+    (reports.md); started by the first request for either."""
+
+    window: Annotated[
+        float, setting("seconds of recent decisions the dashboard and KPIs show", ge=60)
+    ] = 3600.0
+    join_window: Annotated[
+        float,
+        setting(
+            "seconds events may come after their decision; a decision is shown once it passed",
+            ge=1,
+        ),
+    ] = 300.0
+    refresh_interval: Annotated[
+        float, setting("seconds between background updates of the figures", ge=1)
+    ] = 10.0
+    segment_by: Annotated[
+        tuple[str, ...], setting("logged signals the dashboard breaks results down by")
+    ] = ()

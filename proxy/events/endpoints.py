@@ -16,7 +16,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -126,8 +126,10 @@ class EventEndpoints:
         collector: EventCollector,
         consent: ConsentConfig | None = None,
         forwarding: ForwardingPolicy | None = None,
+        dashboard: Callable[[], bytes] | None = None,
     ) -> None:
         self.collector = collector
+        self.dashboard_page = dashboard
         self.forwarding = forwarding or ForwardingPolicy()
         self.admin_failures = FailureThrottle()
         self.config = collector.config
@@ -295,6 +297,35 @@ class EventEndpoints:
                 "decisions": result.decisions,
             }
         )
+
+    # -- GET /dashboard, POST /admin/guardrails/{campaign}/enable (docs/reports.md) ---------
+
+    async def dashboard(self, request: Request) -> Response:
+        refused = self._admin_refusal(request)
+        if refused is not None:
+            return refused
+        if self.dashboard_page is None:
+            return _Refusal(404, "no_dashboard", "no dashboard in this process").response()
+        return Response(
+            self.dashboard_page(), 200, headers=_NO_STORE, media_type="text/html; charset=utf-8"
+        )
+
+    async def enable_guardrail(self, request: Request) -> Response:
+        from slotwise.proxy.guardrail import state
+
+        refused = self._admin_refusal(request)
+        if refused is not None:
+            return refused
+        campaign = request.path_params["campaign"]
+        try:
+            store = self.collector.store
+            if not await state.enable(store, campaign, by=self._client(request) or "admin"):
+                current = ", ".join(sorted(await state.reverted(store))) or "none"
+                message = f"campaign {campaign!r} is not reverted (reverted: {current})"
+                return _Refusal(404, "not_reverted", message).response()
+        except StoreUnavailable as error:
+            return self._unavailable(error)
+        return _json({"enabled": True, "campaign": campaign})
 
     # -- PUT /admin/profiles/{user_id} ------------------------------------------------------
 
@@ -493,6 +524,7 @@ def events_routes(
     collector: EventCollector,
     consent: ConsentConfig | None = None,
     forwarding: ForwardingPolicy | None = None,
+    dashboard: Callable[[], bytes] | None = None,
 ) -> list[BaseRoute]:
     """The routes, relative to the proxy's ``/_sw`` prefix (``Mount("/_sw", routes=...)``).
 
@@ -501,8 +533,10 @@ def events_routes(
     ``proxy.trusted_proxies`` as ``forwarding`` so that the admin API sees the client a
     trusted load balancer names (not the balancer's own loopback address).
     """
-    endpoints = EventEndpoints(collector, consent, forwarding)
+    endpoints = EventEndpoints(collector, consent, forwarding, dashboard)
     return [
+        Route("/dashboard", endpoints.dashboard, methods=["GET"]),
+        Route("/admin/guardrails/{campaign}/enable", endpoints.enable_guardrail, methods=["POST"]),
         Route("/px", endpoints.pixel, methods=["GET"]),
         Route("/events", endpoints.batch, methods=["POST"]),
         Route("/events/validate", endpoints.validate, methods=["POST"]),

@@ -355,8 +355,11 @@ def build(
     since: float | None = None,
     until: float | None = None,
     now: float | None = None,
+    campaigns: dict[str, CampaignTally] | None = None,
 ) -> Report:
+    """The report of what ``tally`` counted (or of ``campaigns``: a rolling tally's view)."""
     s = tally.stats
+    chosen = tally.campaigns if campaigns is None else campaigns
     return Report(
         schema=SCHEMA,
         generated_at=time.time() if now is None else now,
@@ -377,7 +380,7 @@ def build(
             outside=s.outside,
             open_peak=s.open_peak,
         ),
-        campaigns=[campaign(t, tally.bucket) for _, t in sorted(tally.campaigns.items())],
+        campaigns=[campaign(t, tally.bucket) for _, t in sorted(chosen.items())],
         offers=Section("no_data", NOT_YET["offers"]),
         triggers=Section("no_data", NOT_YET["triggers"]),
         storefront=Section("no_data", NOT_YET["storefront"]),

@@ -308,6 +308,11 @@ class ReportTally:
             elif key in self._orphans and key not in self._open:
                 self.stats.unmatched_events += len(self._orphans.pop(key))
 
+    def advance(self, now: float) -> None:
+        """Close what ``now`` (a wall clock, when the logs are quiet) left behind."""
+        if now > self._now:
+            self._advance(now)
+
     def _remember(self, key: str) -> None:
         closed = self._closed
         closed[key] = None
@@ -326,10 +331,14 @@ class ReportTally:
         for tally in self.campaigns.values():
             tally.derive(bool(self.segment_by))
 
-    def _count(self, d: _Open) -> None:
+    def _campaign_of(self, d: _Open) -> CampaignTally:
         tally = self.campaigns.get(d.campaign)
         if tally is None:
             tally = self.campaigns[d.campaign] = CampaignTally(d.campaign, self.goals(d.campaign))
+        return tally
+
+    def _count(self, d: _Open) -> None:
+        tally = self._campaign_of(d)
         tally.first = min(tally.first, d.ts)
         tally.last = max(tally.last, d.ts)
         if d.reverted:
@@ -353,3 +362,51 @@ class ReportTally:
         if point is None:
             point = tally.timeline[bucket] = ArmTally()
         point.add(d, value)
+
+
+class RollingTally(ReportTally):
+    """A ReportTally whose counts are kept per ``span`` of decision time, so that a view of a
+    recent window sums the spans inside it and older spans are dropped (the dashboard)."""
+
+    def __init__(self, *args: Any, span: float = 300.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.span = span
+        self.spans: dict[int, dict[str, CampaignTally]] = {}
+
+    def _campaign_of(self, d: _Open) -> CampaignTally:
+        campaigns = self.spans.setdefault(int(d.ts // self.span), {})
+        tally = campaigns.get(d.campaign)
+        if tally is None:
+            tally = campaigns[d.campaign] = CampaignTally(d.campaign, self.goals(d.campaign))
+        return tally
+
+    def view(self, since: float) -> dict[str, CampaignTally]:
+        """The campaigns' counts of the spans from ``since`` on (older spans are dropped),
+        summed into fresh tallies with their views derived."""
+        first = int(since // self.span)
+        for old in [key for key in self.spans if key < first]:
+            del self.spans[old]
+        summed: dict[str, CampaignTally] = {}
+        for key in sorted(self.spans):
+            for name, part in self.spans[key].items():
+                into = summed.get(name)
+                if into is None:
+                    into = summed[name] = CampaignTally(name, part.goal)
+                _add_campaign(into, part)
+        for tally in summed.values():
+            tally.derive(bool(self.segment_by))
+        return summed
+
+
+def _add_campaign(into: CampaignTally, part: CampaignTally) -> None:
+    for key, cell in part.cells.items():
+        _into(into.cells, key, cell)
+    for bucket, point in part.timeline.items():
+        _into(into.timeline, bucket, point)
+    for segment in part.segments:
+        into.segments[segment] = None
+    into.fail_open += part.fail_open
+    into.reverted += part.reverted
+    into.unserved += part.unserved
+    into.first = min(into.first, part.first)
+    into.last = max(into.last, part.last)

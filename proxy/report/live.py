@@ -1,0 +1,136 @@
+"""The live dashboard: the report's views over a recent window, kept up to date in the
+background, served from a cache (``/_sw/dashboard``, and per campaign and arm KPIs in
+``/_sw/metrics``).
+
+A ``LiveReport`` starts on the first request that wants it (a proxy nobody looks at pays
+nothing). Every ``refresh`` seconds its task reads what is new in the store's decisions and
+events logs (from a cursor: each entry once), yielding to the event loop every
+``PAUSE_EVERY`` entries so the requests it runs beside wait at most that long, feeds a
+RollingTally (counts per five minutes of decision time; a decision is counted once its
+``join_window`` closed, so the dashboard runs that far behind), then renders the page and the
+metrics once, for every request until the next refresh. A request never waits on the store
+or on the counting: it gets the last rendering (or "starting", with the page set to reload).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from slotwise.proxy.report.document import Report, build
+from slotwise.proxy.report.html import render
+from slotwise.proxy.report.store_reader import Cursor, Selection, read_store_from
+from slotwise.proxy.report.tally import RollingTally
+from slotwise.proxy.state import Store
+
+log = logging.getLogger("slotwise.dashboard")
+PAUSE_EVERY = 100  # entries counted between yields to the event loop (~1 ms)
+STARTING = (
+    b'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+    b'<meta http-equiv="refresh" content="2"><title>slotwise dashboard</title></head>'
+    b"<body><p>The dashboard is reading the logs; this page reloads by itself.</p></body></html>"
+)
+
+
+class LiveReport:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        window: float = 3600.0,
+        join_window: float = 300.0,
+        refresh: float = 10.0,
+        segment_by: Sequence[str] = (),
+    ) -> None:
+        self.store = store
+        self.window = window
+        self.refresh = refresh
+        self.tally = RollingTally(segment_by=segment_by, window=join_window)
+        self.cursor = Cursor()
+        self.page: bytes = STARTING
+        self.metrics: str = ""
+        self.report: Report | None = None
+        self.updated = 0.0
+        self.errors = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the background task (once)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        failing = False
+        while True:
+            try:
+                await self.update()
+                failing = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the dashboard shows its last figures meanwhile
+                self.errors += 1
+                if not failing:
+                    log.error("dashboard: cannot read the logs, showing the last figures: %s", exc)
+                failing = True
+            await asyncio.sleep(self.refresh)
+
+    async def update(self, now: float | None = None) -> None:
+        """Read what is new, count it, render the page and the metrics."""
+        await read_store_from(
+            self.store, self.tally, Selection(), self.cursor, pause_every=PAUSE_EVERY
+        )
+        at = time.time() if now is None else now
+        self.tally.advance(at)  # quiet logs: decisions whose window passed are counted
+        since = at - self.window
+        report = build(
+            self.tally, source="the store, live", since=since, now=at,
+            campaigns=self.tally.view(since),
+        )  # fmt: skip
+        title = f"slotwise dashboard (the last {self.window / 60:g} minutes)"
+        self.page = render(report, title=title, refresh=max(5, int(self.refresh))).encode()
+        self.metrics = kpi_metrics(report)
+        self.report = report
+        self.updated = at
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def kpi_metrics(report: Report) -> str:
+    """Per campaign and arm, over the dashboard's window: decisions, clicked and converted
+    decisions, conversions, revenue, and the click rate, as Prometheus gauges."""
+    names = {
+        "decisions": "Decisions in the dashboard window",
+        "clicked": "Decisions with a click",
+        "converted": "Decisions with a conversion",
+        "revenue": "Revenue of the decisions' conversions",
+        "click_rate": "Clicked decisions / decisions",
+    }
+    lines: list[str] = []
+    for metric, help_text in names.items():
+        name = f"slotwise_kpi_{metric}"
+        lines += [
+            f"# HELP {name} {help_text}, by campaign and arm (the live dashboard's window).",
+            f"# TYPE {name} gauge",
+        ]
+        for campaign in report.campaigns:
+            overall = campaign.segments[0]
+            for arm_name, arm in (("personalised", overall.personalised),
+                                  ("control", overall.control)):  # fmt: skip
+                value: float | None
+                if metric == "click_rate":
+                    value = arm.click_rate.value
+                else:
+                    value = float(getattr(arm, metric))
+                if value is None:
+                    continue
+                labels = f'campaign="{_label(campaign.name)}",arm="{arm_name}"'
+                lines.append(f"{name}{{{labels}}} {value!r}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,171 @@
+"""Reading the state store's ``decisions`` and ``events`` logs for a report, merged by time.
+
+Pages of ``PAGE`` entries, the next page read while this one is counted; decisions decoded as
+the proxy wrote them, events from the collector's envelope (impressions, clicks and
+conversions that carry a decision id are its events). ``read_store_from`` carries on from a
+``Cursor`` (the dashboard reads what is new every few seconds); this module reads no learner
+code, so the proxy can import it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import msgspec
+
+from slotwise.proxy.decision_log import DecisionRecord
+from slotwise.proxy.report.tally import ReportTally
+from slotwise.proxy.state import LogEntry, Store
+
+DECISIONS_LOG = "decisions"
+EVENTS_LOG = "events"
+PAGE = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which decisions a report reads: ``since <= ts < until``, some campaigns (all: empty)."""
+
+    since: float | None = None
+    until: float | None = None
+    campaigns: frozenset[str] = frozenset()
+
+    def keeps(self, record: DecisionRecord) -> bool:
+        ts = record.ts
+        if (self.since is not None and ts < self.since) or (
+            self.until is not None and ts >= self.until
+        ):
+            return False
+        return not self.campaigns or record.campaign in self.campaigns
+
+
+class _Props(msgspec.Struct):
+    value: float | int | None = None
+
+
+class _Event(msgspec.Struct):
+    type: str = ""
+    decision_id: str | None = None
+    time: float | None = None
+    properties: _Props | None = None
+
+
+class _Envelope(msgspec.Struct):
+    event: _Event
+    received: float = 0.0
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+# the report divides by no propensity: the decision's own decoder, without the log's checks
+_DECISION = msgspec.json.Decoder(DecisionRecord)
+
+
+def feed_decision(tally: ReportTally, record: DecisionRecord, selection: Selection) -> None:
+    if selection.keeps(record):
+        tally.add_decision(record)
+    else:
+        tally.stats.outside += 1
+
+
+async def _pages(store: Store, log: str, after: str) -> AsyncIterator[list[LogEntry]]:
+    """The log's pages after ``after``, the next one read while the caller works on this one."""
+    page = await store.log_read(log, after=after, count=PAGE)
+    while page:
+        following = asyncio.ensure_future(store.log_read(log, after=page[-1].position, count=PAGE))
+        try:
+            yield page
+        except BaseException:
+            following.cancel()
+            raise
+        page = await following
+
+
+Item = tuple[float, object, str]  # (time, record, position)
+
+
+async def _decisions(store: Store, tally: ReportTally, after: str) -> AsyncIterator[Item]:
+    async for entries in _pages(store, DECISIONS_LOG, after):
+        for entry in entries:
+            try:
+                record = _DECISION.decode(entry.data)
+            except msgspec.MsgspecError:
+                tally.stats.unreadable += 1
+                continue
+            yield record.ts, record, entry.position
+
+
+async def _events(store: Store, tally: ReportTally, after: str) -> AsyncIterator[Item]:
+    async for entries in _pages(store, EVENTS_LOG, after):
+        for entry in entries:
+            try:
+                envelope = _ENVELOPE.decode(entry.data)
+            except msgspec.MsgspecError:
+                tally.stats.unreadable += 1
+                continue
+            event = envelope.event
+            ts = event.time if event.time is not None else envelope.received
+            yield ts, event, entry.position
+
+
+@dataclass(slots=True)
+class Cursor:
+    """Where a reader of the store's two logs is: the last position read of each."""
+
+    decisions: str = "0"
+    events: str = "0"
+
+
+async def read_store(store: Store, tally: ReportTally, selection: Selection) -> None:
+    """Feed the store's decisions and events logs, merged by time, then finish."""
+    await read_store_from(store, tally, selection, Cursor())
+    tally.finish()
+
+
+async def read_store_from(
+    store: Store,
+    tally: ReportTally,
+    selection: Selection,
+    cursor: Cursor,
+    *,
+    pause_every: int = 0,
+) -> int:
+    """Feed what the logs hold after ``cursor`` (moved along), merged by time; the entries
+    read. With ``pause_every``, yield to the event loop after that many (a proxy's dashboard
+    reads beside the requests it serves)."""
+    decisions = _decisions(store, tally, cursor.decisions)
+    events = _events(store, tally, cursor.events)
+    d = await anext(decisions, None)
+    e = await anext(events, None)
+    count = 0
+    while d is not None or e is not None:
+        if e is None or (d is not None and d[0] <= e[0]):
+            assert d is not None
+            record = d[1]
+            assert isinstance(record, DecisionRecord)
+            feed_decision(tally, record, selection)
+            cursor.decisions = d[2]
+            d = await anext(decisions, None)
+        else:
+            event = e[1]
+            assert isinstance(event, _Event)
+            _feed_event(tally, e[0], event)
+            cursor.events = e[2]
+            e = await anext(events, None)
+        count += 1
+        if pause_every and count % pause_every == 0:
+            await asyncio.sleep(0)
+    return count
+
+
+def _feed_event(tally: ReportTally, ts: float, event: _Event) -> None:
+    if event.decision_id is None:
+        tally.stats.events += 1
+        tally.stats.ignored_events += 1
+        return
+    value = 0.0
+    if event.type == "conversion" and event.properties is not None:
+        raw = event.properties.value
+        value = float(raw) if isinstance(raw, int | float) else 0.0
+    tally.add_event(event.decision_id, ts, event.type, value)
