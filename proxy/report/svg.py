@@ -73,7 +73,7 @@ def interval_chart(
     label_w, plot_w, row_h, top = 190, 420, 18, 34
     lines = sum(1 + (second is not None) for _, _, second in rows)
     height = top + lines * row_h + len(rows) * 8 + 34
-    width = label_w + plot_w + 150
+    width = label_w + plot_w + 175
     values: list[float | None] = []
     for _, a, b in rows:
         for r in (a, b):
