@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -82,31 +83,57 @@ async def _pages(store: Store, log: str, after: str) -> AsyncIterator[list[LogEn
         page = await following
 
 
-Item = tuple[float, object, str]  # (time, record, position)
+def _decode_decisions(entries: list[LogEntry], tally: ReportTally) -> list[_Item]:
+    out: list[_Item] = []
+    for entry in entries:
+        try:
+            record = _DECISION.decode(entry.data)
+        except msgspec.MsgspecError:
+            tally.stats.unreadable += 1
+            continue
+        out.append((record.ts, record, entry.position))
+    return out
 
 
-async def _decisions(store: Store, tally: ReportTally, after: str) -> AsyncIterator[Item]:
-    async for entries in _pages(store, DECISIONS_LOG, after):
-        for entry in entries:
-            try:
-                record = _DECISION.decode(entry.data)
-            except msgspec.MsgspecError:
-                tally.stats.unreadable += 1
-                continue
-            yield record.ts, record, entry.position
+def _decode_events(entries: list[LogEntry], tally: ReportTally) -> list[_Item]:
+    out: list[_Item] = []
+    for entry in entries:
+        try:
+            envelope = _ENVELOPE.decode(entry.data)
+        except msgspec.MsgspecError:
+            tally.stats.unreadable += 1
+            continue
+        event = envelope.event
+        ts = event.time if event.time is not None else envelope.received
+        out.append((ts, event, entry.position))
+    return out
 
 
-async def _events(store: Store, tally: ReportTally, after: str) -> AsyncIterator[Item]:
-    async for entries in _pages(store, EVENTS_LOG, after):
-        for entry in entries:
-            try:
-                envelope = _ENVELOPE.decode(entry.data)
-            except msgspec.MsgspecError:
-                tally.stats.unreadable += 1
-                continue
-            event = envelope.event
-            ts = event.time if event.time is not None else envelope.received
-            yield ts, event, entry.position
+_Item = tuple[float, Any, str]  # (time, decision record or event, position)
+
+
+class _Stream:
+    """One log as decoded pages, with a read position in the current one."""
+
+    __slots__ = ("pages", "decode", "tally", "items", "at", "done")
+
+    def __init__(self, pages: AsyncIterator[list[LogEntry]], decode: Any, tally: Any) -> None:
+        self.pages = pages
+        self.decode = decode
+        self.tally = tally
+        self.items: list[_Item] = []
+        self.at = 0
+        self.done = False
+
+    async def fill(self) -> None:
+        """The next non-empty page, or ``done``."""
+        while self.at >= len(self.items) and not self.done:
+            page = await anext(self.pages, None)
+            if page is None:
+                self.done = True
+                self.items, self.at = [], 0
+            else:
+                self.items, self.at = self.decode(page, self.tally), 0
 
 
 @dataclass(slots=True)
@@ -134,28 +161,37 @@ async def read_store_from(
     """Feed what the logs hold after ``cursor`` (moved along), merged by time; the entries
     read. With ``pause_every``, yield to the event loop after that many (a proxy's dashboard
     reads beside the requests it serves)."""
-    decisions = _decisions(store, tally, cursor.decisions)
-    events = _events(store, tally, cursor.events)
-    d = await anext(decisions, None)
-    e = await anext(events, None)
+    d = _Stream(_pages(store, DECISIONS_LOG, cursor.decisions), _decode_decisions, tally)
+    e = _Stream(_pages(store, EVENTS_LOG, cursor.events), _decode_events, tally)
     count = 0
-    while d is not None or e is not None:
-        if e is None or (d is not None and d[0] <= e[0]):
-            assert d is not None
-            record = d[1]
-            assert isinstance(record, DecisionRecord)
-            feed_decision(tally, record, selection)
-            cursor.decisions = d[2]
-            d = await anext(decisions, None)
-        else:
-            event = e[1]
-            assert isinstance(event, _Event)
-            _feed_event(tally, e[0], event)
-            cursor.events = e[2]
-            e = await anext(events, None)
-        count += 1
-        if pause_every and count % pause_every == 0:
+    await d.fill()
+    await e.fill()
+    while not (d.done and e.done):
+        # merge the two current pages without awaiting, up to the end of either (or a pause)
+        ds, es = d.items, e.items
+        di, ei = d.at, e.at
+        dn, en = len(ds), len(es)
+        budget = pause_every or (dn + en)
+        while budget and (di < dn or d.done) and (ei < en or e.done) and not (d.done and e.done):
+            if ei >= en or (di < dn and ds[di][0] <= es[ei][0]):
+                ts, record, position = ds[di]
+                feed_decision(tally, record, selection)
+                cursor.decisions = position
+                di += 1
+            else:
+                ts, event, position = es[ei]
+                _feed_event(tally, ts, event)
+                cursor.events = position
+                ei += 1
+            count += 1
+            budget -= 1
+            if di >= dn and ei >= en:
+                break
+        d.at, e.at = di, ei
+        if pause_every and not budget:
             await asyncio.sleep(0)
+        await d.fill()
+        await e.fill()
     return count
 
 

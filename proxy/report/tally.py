@@ -169,7 +169,7 @@ class _Open:
         self.ts = record.ts
         self.arm = arm
         self.segment = segment
-        self.slots = tuple((s.slot, s.variant or "-") for s in record.slots)
+        self.slots = tuple([(s.slot, s.variant or "-") for s in record.slots])
         self.holdout_share = record.holdout_share
         self.fail_open = record.fail_open is not None
         self.reverted = record.fail_open == GUARDRAIL

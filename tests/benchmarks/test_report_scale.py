@@ -13,7 +13,9 @@ decisions). The same for the exported JSONL files.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import resource
 import subprocess
 import sys
 import time
@@ -96,7 +98,9 @@ _CHILD = (
 
 
 def _report(*argv: str) -> tuple[float, float, bytes]:
-    """Wall seconds and peak RSS (MB) of one `slotwise report` process, and its output."""
+    """Wall seconds and peak RSS (MB) of one `slotwise report` process, and its output (its
+    CPU seconds are printed: on a shared machine they say more than the wall time)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", _CHILD, "report", *argv, "--segment-by", "device.type",
@@ -106,6 +110,11 @@ def _report(*argv: str) -> tuple[float, float, bytes]:
     wall = time.perf_counter() - started
     assert done.returncode == 0, done.stderr.decode()
     peak = int(done.stderr.decode().rsplit("peak_kb", 1)[1].split()[0])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(
+        f"\n  {argv[0][:40]}...: {wall:.1f} s wall, {cpu:.1f} s CPU, {os.getloadavg()[0]:.1f} load"
+    )
     return wall, peak / 1024, done.stdout
 
 
