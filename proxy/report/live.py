@@ -26,7 +26,7 @@ from slotwise.proxy.report.tally import RollingTally
 from slotwise.proxy.state import Store
 
 log = logging.getLogger("slotwise.dashboard")
-PAUSE_EVERY = 100  # entries counted between yields to the event loop (~1 ms)
+PAUSE_EVERY = 100  # entries read and counted between yields to the event loop (~1 ms)
 STARTING = (
     b'<!doctype html><html lang="en"><head><meta charset="utf-8">'
     b'<meta http-equiv="refresh" content="2"><title>slotwise dashboard</title></head>'
@@ -82,10 +82,11 @@ class LiveReport:
 
     async def update(self, now: float | None = None) -> None:
         """Read what is new, count it, render the page and the metrics."""
-        await read_store_from(
-            self.store, self.tally, Selection(), self.cursor, pause_every=PAUSE_EVERY
-        )
         at = time.time() if now is None else now
+        await read_store_from(
+            self.store, self.tally, Selection(), self.cursor, pause_every=PAUSE_EVERY,
+            skip_before=at - self.window - self.tally.window, page=PAUSE_EVERY,
+        )  # fmt: skip
         self.tally.advance(at)  # quiet logs: decisions whose window passed are counted
         since = at - self.window
         report = build(

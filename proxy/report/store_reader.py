@@ -70,11 +70,13 @@ def feed_decision(tally: ReportTally, record: DecisionRecord, selection: Selecti
         tally.stats.outside += 1
 
 
-async def _pages(store: Store, log: str, after: str) -> AsyncIterator[list[LogEntry]]:
+async def _pages(
+    store: Store, log: str, after: str, count: int = PAGE
+) -> AsyncIterator[list[LogEntry]]:
     """The log's pages after ``after``, the next one read while the caller works on this one."""
-    page = await store.log_read(log, after=after, count=PAGE)
+    page = await store.log_read(log, after=after, count=count)
     while page:
-        following = asyncio.ensure_future(store.log_read(log, after=page[-1].position, count=PAGE))
+        following = asyncio.ensure_future(store.log_read(log, after=page[-1].position, count=count))
         try:
             yield page
         except BaseException:
@@ -83,10 +85,23 @@ async def _pages(store: Store, log: str, after: str) -> AsyncIterator[list[LogEn
         page = await following
 
 
-def _decode_decisions(entries: list[LogEntry], tally: ReportTally) -> list[_Item]:
+class _Time(msgspec.Struct):
+    ts: float = 0.0
+
+
+_TIME = msgspec.json.Decoder(_Time)
+
+
+def _decode_decisions(
+    entries: list[LogEntry], tally: ReportTally, skip_before: float | None = None
+) -> list[_Item]:
     out: list[_Item] = []
     for entry in entries:
         try:
+            # catching up on a long log: the time alone is read of the old entries
+            if skip_before is not None and _TIME.decode(entry.data).ts < skip_before:
+                tally.stats.outside += 1
+                continue
             record = _DECISION.decode(entry.data)
         except msgspec.MsgspecError:
             tally.stats.unreadable += 1
@@ -119,7 +134,7 @@ class _Stream:
 
     def __init__(self, pages: AsyncIterator[list[LogEntry]], decode: Any, tally: Any) -> None:
         self.pages = pages
-        self.decode = decode
+        self.decode = decode  # (entries, tally) -> items
         self.tally = tally
         self.items: list[_Item] = []
         self.at = 0
@@ -157,12 +172,19 @@ async def read_store_from(
     cursor: Cursor,
     *,
     pause_every: int = 0,
+    skip_before: float | None = None,
+    page: int = PAGE,
 ) -> int:
     """Feed what the logs hold after ``cursor`` (moved along), merged by time; the entries
     read. With ``pause_every``, yield to the event loop after that many (a proxy's dashboard
-    reads beside the requests it serves)."""
-    d = _Stream(_pages(store, DECISIONS_LOG, cursor.decisions), _decode_decisions, tally)
-    e = _Stream(_pages(store, EVENTS_LOG, cursor.events), _decode_events, tally)
+    reads beside the requests it serves); decisions before ``skip_before`` are skipped on
+    their time alone (counted as outside)."""
+
+    def decisions(entries: list[LogEntry], tally: ReportTally) -> list[_Item]:
+        return _decode_decisions(entries, tally, skip_before)
+
+    d = _Stream(_pages(store, DECISIONS_LOG, cursor.decisions, page), decisions, tally)
+    e = _Stream(_pages(store, EVENTS_LOG, cursor.events, page), _decode_events, tally)
     count = 0
     await d.fill()
     await e.fill()
