@@ -8,8 +8,9 @@ events logs (from a cursor: each entry once), yielding to the event loop every
 ``PAUSE_EVERY`` entries so the requests it runs beside wait at most that long, feeds a
 RollingTally (counts per five minutes of decision time; a decision is counted once its
 ``join_window`` closed, so the dashboard runs that far behind), then renders the page and the
-metrics once, for every request until the next refresh. A request never waits on the store
-or on the counting: it gets the last rendering (or "starting", with the page set to reload).
+metrics once (in a thread), for every request until the next refresh. A request never waits
+on the store or on the counting: it gets the last rendering (or "starting", with the page set
+to reload).
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from collections.abc import Sequence
 from slotwise.proxy.report.document import Report, build
 from slotwise.proxy.report.html import render
 from slotwise.proxy.report.store_reader import Cursor, Selection, read_store_from
-from slotwise.proxy.report.tally import RollingTally
+from slotwise.proxy.report.tally import CampaignTally, RollingTally
 from slotwise.proxy.state import Store
 
 log = logging.getLogger("slotwise.dashboard")
-PAUSE_EVERY = 100  # entries read and counted between yields to the event loop (~1 ms)
+PAUSE_EVERY = 20  # entries counted between yields to the event loop (well under 1 ms)
+PAGE = 100  # entries per read of the store
 STARTING = (
     b'<!doctype html><html lang="en"><head><meta charset="utf-8">'
     b'<meta http-equiv="refresh" content="2"><title>slotwise dashboard</title></head>'
@@ -85,19 +87,25 @@ class LiveReport:
         at = time.time() if now is None else now
         await read_store_from(
             self.store, self.tally, Selection(), self.cursor, pause_every=PAUSE_EVERY,
-            skip_before=at - self.window - self.tally.window, page=PAUSE_EVERY,
+            skip_before=at - self.window - self.tally.window, page=PAGE,
         )  # fmt: skip
         self.tally.advance(at)  # quiet logs: decisions whose window passed are counted
         since = at - self.window
+        campaigns = self.tally.view(since)  # fresh tallies: the thread below owns them
+        # building and rendering is pure Python: in a thread, the interpreter hands the event
+        # loop back every switch interval instead of after the whole page
+        report, page, metrics = await asyncio.to_thread(self._render, campaigns, since, at)
+        self.page, self.metrics, self.report, self.updated = page, metrics, report, at
+
+    def _render(
+        self, campaigns: dict[str, CampaignTally], since: float, at: float
+    ) -> tuple[Report, bytes, str]:
         report = build(
-            self.tally, source="the store, live", since=since, now=at,
-            campaigns=self.tally.view(since),
-        )  # fmt: skip
+            self.tally, source="the store, live", since=since, now=at, campaigns=campaigns
+        )
         title = f"slotwise dashboard (the last {self.window / 60:g} minutes)"
-        self.page = render(report, title=title, refresh=max(5, int(self.refresh))).encode()
-        self.metrics = kpi_metrics(report)
-        self.report = report
-        self.updated = at
+        page = render(report, title=title, refresh=max(5, int(self.refresh))).encode()
+        return report, page, kpi_metrics(report)
 
 
 def _label(value: str) -> str:

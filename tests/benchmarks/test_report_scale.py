@@ -97,7 +97,7 @@ _CHILD = (
 )
 
 
-def _report(*argv: str) -> tuple[float, float, bytes]:
+def _report(*argv: str) -> tuple[float, float, float, bytes]:
     """Wall seconds and peak RSS (MB) of one `slotwise report` process, and its output (its
     CPU seconds are printed: on a shared machine they say more than the wall time)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -115,7 +115,7 @@ def _report(*argv: str) -> tuple[float, float, bytes]:
     print(
         f"\n  {argv[0][:40]}...: {wall:.1f} s wall, {cpu:.1f} s CPU, {os.getloadavg()[0]:.1f} load"
     )
-    return wall, peak / 1024, done.stdout
+    return wall, cpu, peak / 1024, done.stdout
 
 
 @pytest.mark.parametrize("n", [250_000, 1_000_000])
@@ -127,15 +127,18 @@ def test_report_scale(tmp_path: Path, n: int) -> None:
     files[0].write_bytes(b"\n".join(decisions) + b"\n")
     files[1].write_bytes(b"\n".join(rewards) + b"\n")
     del decisions, events, rewards
-    store_wall, store_rss, out = _report("--store", url)
+    store_wall, store_cpu, store_rss, out = _report("--store", url)
     report = msgspec.json.decode(out)
     assert report["totals"]["decisions"] == n
     assert report["campaigns"][0]["decisions"] == n
-    file_wall, file_rss, _ = _report(*map(str, files))
+    file_wall, file_cpu, file_rss, _ = _report(*map(str, files))
     print(
         f"\n{n:,} decisions + {report['totals']['events']:,} events: store (sqlite)"
         f" {store_wall:.1f} s, peak RSS {store_rss:.0f} MB; exported files {file_wall:.1f} s,"
         f" peak RSS {file_rss:.0f} MB; the join held at most"
         f" {report['totals']['open_peak']:,} decisions"
     )
-    assert store_wall < 60 and file_wall < 60
+    # the CPU time a report needs: on this machine, shared by several sessions, the wall time
+    # is whatever share of the two cores it gets (both are printed and in docs/benchmarks.md)
+    assert store_cpu < 60 and file_cpu < 60
+    assert store_rss < 400 and file_rss < 400
