@@ -51,7 +51,7 @@ from slotwise.proxy.upstream import Origin, PoolSettings, Upstream, UpstreamPool
 from slotwise.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from slotwise.proxy.report.live import LiveReport
+    from slotwise.proxy.report.live import DashboardCache
 
 log = logging.getLogger("slotwise.proxy")
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
@@ -105,7 +105,7 @@ class ProxyApp:
         self._policies = policies
         self._load_plugins = load_plugins
         self.runtime: Runtime | None = None
-        self._live: LiveReport | None = None  # the dashboard, from its first request on
+        self._live: DashboardCache | None = None  # the dashboard, from its first request on
         # path -> endpoint; every other /_sw/ path goes to the event endpoints' router
         self._endpoints: dict[str, Endpoint] = {
             "/_sw/health": Endpoint(self._health),
@@ -231,18 +231,14 @@ class ProxyApp:
             problems.append(f"policies not loaded ({runtime.engine.policies.last_error})")
         return problems
 
-    def _live_report(self) -> LiveReport | None:
-        """The live dashboard's figures, started on first use (background; never awaited)."""
+    def _live_report(self) -> DashboardCache | None:
+        """The copy of the dashboard `slotwise learn` publishes, refreshed in the background
+        from the first request for it (never awaited by a request)."""
         if self._live is None and self.runtime is not None and self.runtime.store is not None:
             from slotwise.proxy.report import live
 
-            d = self.settings.dashboard
-            self._live = live.LiveReport(
-                self.runtime.store,
-                window=d.window,
-                join_window=d.join_window,
-                refresh=d.refresh_interval,
-                segment_by=d.segment_by,
+            self._live = live.DashboardCache(
+                self.runtime.store, self.settings.dashboard.refresh_interval
             )
             self._live.start()
         return self._live

@@ -228,7 +228,7 @@ async def _learn_store(
                     guardrails = Guardrails(
                         store, monitor, webhook_url=settings.guardrail.webhook_url
                     )
-                service = await _serve(args, store, learner, joiner, guardrails)
+                service = await _serve(args, store, learner, joiner, guardrails, settings)
     except StoreError as error:
         # entries are acknowledged only after a publish: a restart reads the rest again
         print(
@@ -248,7 +248,12 @@ async def _learn_store(
 
 
 async def _serve(
-    args: argparse.Namespace, store: Any, learner: Any, joiner: Any, guardrails: Any = None
+    args: argparse.Namespace,
+    store: Any,
+    learner: Any,
+    joiner: Any,
+    guardrails: Any = None,
+    settings: Any = None,
 ) -> Any:
     from slotwise.proxy.learn.service import LearnerService
 
@@ -272,5 +277,30 @@ async def _serve(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await service.run(stop)
+        dashboard = _dashboard(store, settings)
+        try:
+            await service.run(stop)
+        finally:
+            if dashboard is not None:
+                dashboard.stop()
     return service
+
+
+def _dashboard(store: Any, settings: Any) -> Any:
+    """The live dashboard the proxies show: computed here, beside the proxies, published to
+    the store every ``dashboard.refresh_interval`` (slotwise.proxy.report.live)."""
+    if settings is None:
+        return None
+    from slotwise.proxy.report.live import LiveReport
+
+    d = settings.dashboard
+    dashboard = LiveReport(
+        store,
+        window=d.window,
+        join_window=d.join_window,
+        refresh=d.refresh_interval,
+        segment_by=d.segment_by,
+        publish=True,
+    )
+    dashboard.start()
+    return dashboard

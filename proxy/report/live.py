@@ -1,16 +1,18 @@
 """The live dashboard: the report's views over a recent window, kept up to date in the
-background, served from a cache (``/_sw/dashboard``, and per campaign and arm KPIs in
-``/_sw/metrics``).
+background by ``slotwise learn``, served by every proxy from a copy (``/_sw/dashboard``, and
+per campaign and arm KPIs in ``/_sw/metrics``).
 
-A ``LiveReport`` starts on the first request that wants it (a proxy nobody looks at pays
-nothing). Every ``refresh`` seconds its task reads what is new in the store's decisions and
-events logs (from a cursor: each entry once), yielding to the event loop every
-``PAUSE_EVERY`` entries so the requests it runs beside wait at most that long, feeds a
-RollingTally (counts per five minutes of decision time; a decision is counted once its
-``join_window`` closed, so the dashboard runs that far behind), then renders the page and the
-metrics once (in a thread), for every request until the next refresh. A request never waits
-on the store or on the counting: it gets the last rendering (or "starting", with the page set
-to reload).
+``LiveReport`` runs in the learner (one per store, beside the proxies, never in a serving
+process): every ``refresh`` seconds it reads what is new in the store's decisions and events
+logs (from a cursor: each entry once; on the first read, entries older than the window are
+skipped on their time alone), feeds a RollingTally (counts per five minutes of decision
+time; a decision is counted once its ``join_window`` closed, so the dashboard runs that far
+behind), renders the page and the metrics once, and publishes both to the store
+(``dashboard:page``, ``dashboard:metrics``, expiring when the learner stops publishing).
+
+``DashboardCache`` runs in each proxy worker from the first request that wants it: every
+``refresh`` seconds it reads the two keys and keeps them; a request gets that copy and never
+waits on the store or on any counting.
 """
 
 from __future__ import annotations
@@ -29,10 +31,14 @@ from slotwise.proxy.state import Store
 log = logging.getLogger("slotwise.dashboard")
 PAUSE_EVERY = 20  # entries counted between yields to the event loop (well under 1 ms)
 PAGE = 100  # entries per read of the store
+PAGE_KEY = "dashboard:page"
+METRICS_KEY = "dashboard:metrics"
 STARTING = (
     b'<!doctype html><html lang="en"><head><meta charset="utf-8">'
     b'<meta http-equiv="refresh" content="2"><title>slotwise dashboard</title></head>'
-    b"<body><p>The dashboard is reading the logs; this page reloads by itself.</p></body></html>"
+    b"<body><p>No figures yet: <code>slotwise learn</code> computes the dashboard from the"
+    b" logs and publishes it to the store every few seconds. This page reloads by itself."
+    b"</p></body></html>"
 )
 
 
@@ -45,8 +51,10 @@ class LiveReport:
         join_window: float = 300.0,
         refresh: float = 10.0,
         segment_by: Sequence[str] = (),
+        publish: bool = False,
     ) -> None:
         self.store = store
+        self.publish = publish  # to the store, for the proxies' DashboardCache
         self.window = window
         self.refresh = refresh
         self.tally = RollingTally(segment_by=segment_by, window=join_window)
@@ -96,6 +104,10 @@ class LiveReport:
         # loop back every switch interval instead of after the whole page
         report, page, metrics = await asyncio.to_thread(self._render, campaigns, since, at)
         self.page, self.metrics, self.report, self.updated = page, metrics, report, at
+        if self.publish:
+            ttl = max(60.0, 6 * self.refresh)  # a stopped learner's figures expire
+            await self.store.set(PAGE_KEY, page, ttl=ttl)
+            await self.store.set(METRICS_KEY, metrics.encode(), ttl=ttl)
 
     def _render(
         self, campaigns: dict[str, CampaignTally], since: float, at: float
@@ -106,6 +118,43 @@ class LiveReport:
         title = f"slotwise dashboard (the last {self.window / 60:g} minutes)"
         page = render(report, title=title, refresh=max(5, int(self.refresh))).encode()
         return report, page, kpi_metrics(report)
+
+
+class DashboardCache:
+    """A proxy's copy of the dashboard the learner publishes, refreshed in the background."""
+
+    def __init__(self, store: Store, refresh: float = 10.0) -> None:
+        self.store = store
+        self.refresh = refresh
+        self.page: bytes = STARTING
+        self.metrics: str = ""
+        self.errors = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def read(self) -> None:
+        page = await self.store.get(PAGE_KEY)
+        metrics = await self.store.get(METRICS_KEY)
+        self.page = page if page is not None else STARTING
+        self.metrics = metrics.decode() if metrics is not None else ""
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.read()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep the last copy
+                self.errors += 1
+                log.warning("dashboard: cannot read the published figures: %s", exc)
+            await asyncio.sleep(self.refresh)
 
 
 def _label(value: str) -> str:

@@ -1,11 +1,16 @@
-"""The live dashboard through `slotwise serve`: admin only, cached, refreshing itself, the
+"""The live dashboard through `slotwise serve` and `slotwise learn`: the learner computes it
+and publishes it to the store, the proxy serves its copy: admin only, refreshing itself, the
 same figures as the store holds, per campaign and arm KPIs in /_sw/metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -13,10 +18,34 @@ import pytest
 
 from slotwise.proxy.decision_log import DecisionRecord
 from slotwise.proxy.learn.log import decode
+from tests.conftest import REPO
 from tests.proxy.support import wait_ready
 from tests.proxy.test_every_tracker_counted import _processes, _request, _stored, _trackers
 
 pytestmark = pytest.mark.slow
+
+
+@asynccontextmanager
+async def _learner(tmp_path: Path, store: str) -> AsyncIterator[None]:
+    """`slotwise learn` on the store, the proxy's policies; stopped (by its pid) at the end."""
+    log = (tmp_path / "learn.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "slotwise", "learn", "--store", store, "--policies",
+         str(tmp_path / "policies"), "--models", str(tmp_path / "models")],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
 TOKEN = "dashboard-token-0123456789"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 
@@ -28,7 +57,7 @@ async def test_the_dashboard_shows_the_live_figures(
     monkeypatch.setenv("SLOTWISE_DASHBOARD_REFRESH_INTERVAL", "1")
     monkeypatch.setenv("SLOTWISE_DASHBOARD_JOIN_WINDOW", "1")
     store = f"sqlite:///{tmp_path}/state.db"
-    async with _processes(tmp_path, store) as base:
+    async with _processes(tmp_path, store) as base, _learner(tmp_path, store):
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             await wait_ready(client)
             assert (await client.get("/_sw/dashboard")).status_code == 401
