@@ -345,7 +345,7 @@ class GuardrailConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
 class DashboardConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[dashboard]``: the live dashboard at `/_sw/dashboard` and the KPIs in `/_sw/metrics`
-    (reports.md); started by the first request for either."""
+    (reports.md): `slotwise learn` computes them, every proxy serves a copy."""
 
     window: Annotated[
         float, setting("seconds of recent decisions the dashboard and KPIs show", ge=60)
@@ -358,7 +358,11 @@ class DashboardConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         ),
     ] = 300.0
     refresh_interval: Annotated[
-        float, setting("seconds between background updates of the figures", ge=1)
+        float,
+        setting(
+            "seconds between updates of the figures (by `slotwise learn`) and of each proxy's copy",
+            ge=1,
+        ),
     ] = 10.0
     segment_by: Annotated[
         tuple[str, ...], setting("logged signals the dashboard breaks results down by")
