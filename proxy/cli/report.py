@@ -83,9 +83,11 @@ def run(args: argparse.Namespace) -> int:
         source = ", ".join(str(p) for p in args.logs)
         read_files(tally, args.logs, selection)
     else:
+        from slotwise.proxy.report.storefront import SessionTally
         from slotwise.proxy.state import redact
 
         source = f"store {redact(settings.store.url)}"
+        tally.storefront = SessionTally()
         store = reading_store(settings.store.url)
         asyncio.run(_read(store, settings.store.url, tally, selection))
     report = build(tally, source=source, since=selection.since, until=selection.until)

@@ -15,6 +15,7 @@ from typing import Literal
 import msgspec
 
 from slotwise.proxy.report import stats
+from slotwise.proxy.report.storefront import SessionTally
 from slotwise.proxy.report.tally import (
     ALL,
     CONTROL,
@@ -135,6 +136,21 @@ class Section(msgspec.Struct, frozen=True):
     reason: str
 
 
+class StorefrontKpis(msgspec.Struct, frozen=True):
+    """Sessions of the visitors' events (slotwise.proxy.report.storefront defines them)."""
+
+    timeout: float  # seconds of inactivity that end a session
+    sessions: int
+    repeat_sessions: Estimate  # share of sessions that are not their visitor's first
+    bounce_rate: Estimate  # sessions of a single page event
+    conversion_rate: Estimate  # sessions with a purchase
+    orders: int
+    revenue: float
+    average_order_value: Estimate
+    session_seconds: Estimate  # mean, first event to last
+    visitors_capped: bool
+
+
 class Totals(msgspec.Struct, frozen=True):
     decisions: int
     duplicate_decisions: int
@@ -161,6 +177,7 @@ class Report(msgspec.Struct, frozen=True):
     offers: Section
     triggers: Section
     storefront: Section
+    storefront_kpis: StorefrontKpis | None = None
 
 
 def _arm(t: ArmTally) -> Arm:
@@ -383,7 +400,42 @@ def build(
         campaigns=[campaign(t, tally.bucket) for _, t in sorted(chosen.items())],
         offers=Section("no_data", NOT_YET["offers"]),
         triggers=Section("no_data", NOT_YET["triggers"]),
-        storefront=Section("no_data", NOT_YET["storefront"]),
+        storefront=_storefront_section(tally.storefront),
+        storefront_kpis=storefront_kpis(tally.storefront),
+    )
+
+
+def _storefront_section(sessions: SessionTally | None) -> Section:
+    if sessions is None:
+        return Section("no_data", NOT_YET["storefront"] + "; exported logs hold no page views")
+    if sessions.sessions == 0:
+        return Section("no_data", NOT_YET["storefront"] + "; no visitor events in the log")
+    return Section(
+        "ok",
+        "sessions, bounce rate, conversion, order value and repeat sessions from the visitors'"
+        " events; the CTR of recommended sections needs recommendation decisions: "
+        + NOT_YET["storefront"],
+    )
+
+
+def storefront_kpis(t: SessionTally | None) -> StorefrontKpis | None:
+    if t is None or t.sessions == 0:
+        return None
+    return StorefrontKpis(
+        timeout=t.timeout,
+        sessions=t.sessions,
+        repeat_sessions=Estimate.of(stats.wilson(t.repeat, t.sessions)),
+        bounce_rate=Estimate.of(stats.wilson(t.bounced, t.sessions)),
+        conversion_rate=Estimate.of(stats.wilson(t.converted, t.sessions)),
+        orders=t.orders,
+        revenue=t.revenue,
+        average_order_value=Estimate.of(
+            stats.mean(stats.Moments(t.orders, t.revenue, t.revenue_squares))
+        ),
+        session_seconds=Estimate.of(
+            stats.mean(stats.Moments(t.sessions, t.seconds, t.seconds_squares))
+        ),
+        visitors_capped=t.visitors_capped,
     )
 
 

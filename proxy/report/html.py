@@ -277,6 +277,41 @@ def _campaign(index: int, c: Campaign) -> list[str]:
     return out
 
 
+def _storefront(report: Report) -> list[str]:
+    k = report.storefront_kpis
+    assert k is not None
+    rows = [
+        ("sessions", "sessions", k.sessions, f"{k.sessions:,}"),
+        ("orders", "orders", k.orders, f"{k.orders:,}"),
+        ("revenue", "revenue", k.revenue, f"{k.revenue:,.2f}"),
+    ]
+    out = [
+        '<section class="storefront" data-status="ok"><h2>Storefront</h2>',
+        f"<p>Sessions end after {k.timeout / 60:g} minutes without an event. The CTR of"
+        " recommended sections needs recommendation decisions, which are not logged yet.</p>",
+        '<table class="storefront"><tbody>',
+    ]
+    out += [
+        f"<tr><td>{label}</td>" + _cell(field, value, text) + "</tr>"
+        for label, field, value, text in rows
+    ]
+    out += [
+        "<tr><td>bounce rate</td>" + _est("bounce_rate", k.bounce_rate) + "</tr>",
+        "<tr><td>conversion (sessions with an order)</td>"
+        + _est("conversion_rate", k.conversion_rate)
+        + "</tr>",
+        "<tr><td>repeat sessions</td>" + _est("repeat_sessions", k.repeat_sessions) + "</tr>",
+        "<tr><td>average order value</td>"
+        + _est("average_order_value", k.average_order_value, percent=False)
+        + "</tr>",
+        "<tr><td>session time (seconds)</td>"
+        + _est("session_seconds", k.session_seconds, percent=False)
+        + "</tr>",
+        "</tbody></table></section>",
+    ]
+    return out
+
+
 def _range(report: Report) -> str:
     if report.since is None and report.until is None:
         return "All decisions in the log"
@@ -310,8 +345,12 @@ def render(report: Report, *, title: str = "slotwise report", refresh: int | Non
         body.append("<p>No campaign decisions in the selection.</p>")
     for index, c in enumerate(report.campaigns):
         body += _campaign(index, c)
+    if report.storefront_kpis is not None:
+        body += _storefront(report)
     for name in ("offers", "triggers", "storefront"):
         section = getattr(report, name)
+        if section.status != "no_data":
+            continue
         body.append(
             f'<section class="{name}" data-status="{section.status}"><h2>'
             f"{name.capitalize()}</h2><p class='muted'>No data: {escape(section.reason)}.</p>"

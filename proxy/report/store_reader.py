@@ -49,6 +49,8 @@ class _Props(msgspec.Struct):
 class _Event(msgspec.Struct):
     type: str = ""
     decision_id: str | None = None
+    user_id: str | None = None
+    anonymous_id: str | None = None
     time: float | None = None
     properties: _Props | None = None
 
@@ -218,12 +220,17 @@ async def read_store_from(
 
 
 def _feed_event(tally: ReportTally, ts: float, event: _Event) -> None:
+    value = 0.0
+    if event.type in ("conversion", "purchase") and event.properties is not None:
+        raw = event.properties.value
+        value = float(raw) if isinstance(raw, int | float) else 0.0
+    sessions = tally.storefront
+    if sessions is not None:
+        visitor = event.user_id or event.anonymous_id
+        if visitor is not None:
+            sessions.add(ts, visitor, event.type, value)
     if event.decision_id is None:
         tally.stats.events += 1
         tally.stats.ignored_events += 1
         return
-    value = 0.0
-    if event.type == "conversion" and event.properties is not None:
-        raw = event.properties.value
-        value = float(raw) if isinstance(raw, int | float) else 0.0
     tally.add_event(event.decision_id, ts, event.type, value)

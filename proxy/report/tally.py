@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slotwise.proxy.decision_log import DecisionRecord
+from slotwise.proxy.report.storefront import SessionTally
 from slotwise.types import DEFAULT_GOAL, GOAL_METRICS, Goal
 
 PERSONALISED = "personalised"
@@ -213,6 +214,8 @@ class ReportTally:
         self.bucket = bucket
         self.campaigns: dict[str, CampaignTally] = {}
         self.stats = StreamStats()
+        # the storefront KPIs' sessions, when the source has the visitors' events (the store)
+        self.storefront: SessionTally | None = None
         self._open: dict[str, _Open] = {}
         # (deadline, id) in arrival order: the logs are in time order up to the skew between
         # proxies, so a deadline queue needs no heap; one out of order closes a little late
@@ -330,6 +333,8 @@ class ReportTally:
         self._orphans.clear()
         for tally in self.campaigns.values():
             tally.derive(bool(self.segment_by))
+        if self.storefront is not None:
+            self.storefront.finish()
 
     def _campaign_of(self, d: _Open) -> CampaignTally:
         tally = self.campaigns.get(d.campaign)

@@ -147,4 +147,16 @@ def render(report: Report) -> str:
         section = getattr(report, name)
         if section.status == "no_data":
             lines.append(f"{name}: no data: {section.reason}")
+    kpis = report.storefront_kpis
+    if kpis is not None:
+        lines += [
+            f"storefront: {kpis.sessions} sessions (ending after {kpis.timeout / 60:g} minutes"
+            " without an event)",
+            f"  bounce rate {interval(kpis.bounce_rate)};"
+            f" conversion {interval(kpis.conversion_rate)};"
+            f" repeat sessions {interval(kpis.repeat_sessions)}",
+            f"  {kpis.orders} orders, revenue {kpis.revenue:.2f}, average order value"
+            f" {interval(kpis.average_order_value, percent=False)}; session time"
+            f" {interval(kpis.session_seconds, percent=False)} s",
+        ]
     return "\n".join(lines) + "\n"

@@ -76,7 +76,7 @@ async def test_the_dashboard_shows_the_live_figures(
             spring = [
                 r for r in records if isinstance(r, DecisionRecord) and r.campaign == "spring_sale"
             ]
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 90  # the learner starts, reads, publishes: loaded machine
             page = ""
             while time.monotonic() < deadline:
                 page = (await client.get("/_sw/dashboard", headers=AUTH)).text
