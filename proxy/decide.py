@@ -102,7 +102,7 @@ class Engine:
     identity: IdentityCookie = field(default_factory=IdentityCookie)
     early_signals: EarlySignals = field(default_factory=EarlySignals)
     personalisers: Pipeline = field(default_factory=Pipeline)
-    # the campaigns a guardrail reverted, refreshed in the background (never read on a request)
+    # the campaigns a guardrail reverted: a snapshot the background refreshes from the store
     guardrails: RevertSnapshot = field(default_factory=RevertSnapshot)
 
 
