@@ -1,4 +1,4 @@
-"""`slotwise report` over 1,000,000 decisions and their events: under 60 s, bounded memory.
+"""`slotwise report` over 1,000,000 decisions and their events: under 60 s of CPU, bounded memory.
 
 A SQLite store is filled with a day of traffic (decisions of one campaign, 10% held out, two
 slots, three device types; an impression per decision, clicks for about 6%), then
