@@ -39,16 +39,41 @@ class Guardrails:
     alerts_failed: int = 0
     _known: frozenset[str] = frozenset()
     _last: float = float("-inf")
+    _loaded: bool = False
+
+    async def load(self) -> None:
+        """The statistics a previous learner saved (once, before the first check)."""
+        self._loaded = True
+        for campaign in self.monitor.rules:
+            data = await self.store.get(state.stats_key(campaign))
+            if data is None:
+                continue
+            try:
+                saved = msgspec.json.decode(data, type=dict[str, float])
+                self.monitor.restore(campaign, saved)
+            except (msgspec.MsgspecError, KeyError):
+                log.warning("guardrail: the saved statistics of %s are unreadable", campaign)
+
+    async def save(self) -> None:
+        """Save every campaign's statistics (with a publish: what they count is acknowledged)."""
+        for campaign in list(self.monitor.campaigns):
+            data = msgspec.json.encode(self.monitor.saved(campaign))
+            await self.store.set(state.stats_key(campaign), data)
 
     def observe(
         self, campaign: str, ts: float, holdout: bool, fail_open: str | None, value: float
     ) -> None:
         self.monitor.observe(campaign, ts, holdout, fail_open, value)
 
+    async def start(self) -> None:
+        if not self._loaded:
+            await self.load()
+
     async def check(self, force: bool = False) -> list[Verdict]:
         now = self.clock()
         if not force and now - self._last < self.interval:
             return []
+        await self.start()
         self._last = now
         current = await state.reverted(self.store)
         for campaign in self._known - current:  # a person re-enabled it

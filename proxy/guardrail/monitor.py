@@ -70,6 +70,24 @@ class Monitor:
             return
         (state.control if holdout else state.personalised).add(value)
 
+    def saved(self, campaign: str) -> dict[str, float]:
+        """The campaign's statistics as plain numbers (to store)."""
+        state = self.campaigns[campaign]
+        p, c = state.personalised, state.control
+        return {
+            "since": state.since if state.since != float("-inf") else -1.0,
+            "p_n": p.n, "p_total": p.total, "p_squares": p.squares,
+            "c_n": c.n, "c_total": c.total, "c_squares": c.squares,
+        }  # fmt: skip
+
+    def restore(self, campaign: str, saved: dict[str, float]) -> None:
+        since = saved.get("since", -1.0)
+        self.campaigns[campaign] = _Campaign(
+            Moments(int(saved["p_n"]), saved["p_total"], saved["p_squares"]),
+            Moments(int(saved["c_n"]), saved["c_total"], saved["c_squares"]),
+            since if since >= 0 else float("-inf"),
+        )
+
     def restart(self, campaign: str, since: float) -> None:
         """Forget a campaign's statistics; count only decisions from ``since`` on."""
         self.campaigns[campaign] = _Campaign(since=since)

@@ -6,7 +6,10 @@ Store keys (one store for every proxy and the learner):
 - ``guardrail:revert:NAME``: why (JSON: when, the difference with its always-valid interval,
   the arms' sizes, the goal);
 - ``guardrail:enabled:NAME``: when a person re-enabled it (JSON: when, who); the learner
-  starts the campaign's statistics afresh from then.
+  starts the campaign's statistics afresh from then;
+- ``guardrail:stats:NAME``: the learner's statistics of the campaign's two arms, saved with
+  each model publish (when the decisions they count are acknowledged), so a restarted learner
+  carries on where it was.
 
 A proxy never reads the store on a request: ``RevertSnapshot.watch`` reads the set every
 ``refresh`` seconds in the background and swaps an immutable frozenset in by reference; the
@@ -35,6 +38,10 @@ def revert_key(campaign: str) -> str:
 
 def enabled_key(campaign: str) -> str:
     return f"guardrail:enabled:{campaign}"
+
+
+def stats_key(campaign: str) -> str:
+    return f"guardrail:stats:{campaign}"
 
 
 class RevertRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,6 +75,7 @@ async def enable(store: Store, campaign: str, by: str = "", now: float | None = 
     at = time.time() if now is None else now
     removed = await store.set_remove(REVERTED, campaign.encode()) > 0
     if removed:
+        await store.delete(stats_key(campaign))  # its test starts afresh, restarts included
         await store.set(enabled_key(campaign), msgspec.json.encode(EnableRecord(
             campaign=campaign, at=at, by=by)))  # fmt: skip
     return removed

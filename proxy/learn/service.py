@@ -108,6 +108,8 @@ class LearnerService:
 
     async def run_once(self) -> int:
         """Read what is there, learn from what closed, publish when due; entries read."""
+        if self.guardrails is not None:
+            await self.guardrails.start()  # before anything is observed: a restart resumes
         if not self._recovered:
             # after a restart: everything delivered to this consumer but never acknowledged,
             # in one read (pending reads do not advance, and the backlog is bounded by one
@@ -154,6 +156,8 @@ class LearnerService:
         if done or self._ack_now:
             await self.store.log_ack(EVENTS_LOG, GROUP, done + self._ack_now)
             self._ack_now = []
+        if self.guardrails is not None:  # what the saved statistics count is acknowledged
+            await self.guardrails.save()
         return published
 
     async def run(self, stop: asyncio.Event, idle: float = 0.5) -> None:
