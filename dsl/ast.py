@@ -357,10 +357,19 @@ class Cap:
 
 
 @dataclass(frozen=True, slots=True)
+class Guardrail:
+    """``guardrail off``, ``guardrail on`` or ``guardrail min N`` (N joined decisions)."""
+
+    span: Span = field(compare=False)
+    setting: str
+    minimum: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Campaign:
     span: Span = field(compare=False)
     name: str
-    members: tuple[Applies | Slot | Rule | Optimize | Explore | Holdout | Cap, ...]
+    members: tuple[Applies | Slot | Rule | Optimize | Explore | Holdout | Cap | Guardrail, ...]
 
     @property
     def slots(self) -> tuple[Slot, ...]:

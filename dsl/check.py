@@ -238,7 +238,7 @@ class _Checker:
             campaign.members,
             campaign.name,
             "campaign",
-            (ast.Applies, ast.Optimize, ast.Explore, ast.Holdout, ast.Cap),
+            (ast.Applies, ast.Optimize, ast.Explore, ast.Holdout, ast.Cap, ast.Guardrail),
         )
         slots: dict[str, ast.Slot] = {}
         for slot in campaign.slots:
@@ -294,6 +294,8 @@ class _Checker:
                 self.goal(member)
             elif isinstance(member, ast.Cap):
                 self.cap(member)
+            elif isinstance(member, ast.Guardrail):
+                self.guardrail(member)
         rule_names: dict[str, ast.Rule] = {}
         for rule in campaign.rules:
             if rule.name in rule_names:
@@ -412,6 +414,29 @@ class _Checker:
             problem = Explore.of(explore.kind, parameter).problem()
             if problem is not None:
                 self.report("bad_value", problem, explore.span)
+
+    def guardrail(self, guardrail: ast.Guardrail) -> None:
+        """``guardrail off``, ``guardrail on``, ``guardrail min N`` (N a whole number >= 1)."""
+        hint = "write guardrail off, guardrail on or guardrail min 5000"
+        if not self.known(
+            "bad_value", "guardrail setting", guardrail.setting, ("off", "on", "min"),
+            guardrail.span, hint,
+        ):  # fmt: skip
+            return
+        minimum = guardrail.minimum
+        if guardrail.setting != "min":
+            if minimum is not None:
+                self.report(
+                    "bad_value", f"guardrail {guardrail.setting} takes no number", guardrail.span,
+                    hint=hint,
+                )  # fmt: skip
+        elif minimum is None or minimum < 1 or minimum != int(minimum):
+            self.report(
+                "bad_value",
+                "guardrail min needs a whole number of decisions, 1 or more",
+                guardrail.span,
+                hint="guardrail min 5000: the joined decisions (both arms) before it may act",
+            )
 
     def goal(self, optimize: ast.Optimize) -> None:
         seen: set[str] = set()
@@ -907,6 +932,7 @@ _KEYWORDS: dict[type, str] = {
     ast.Explore: "explore",
     ast.Holdout: "holdout",
     ast.Cap: "cap",
+    ast.Guardrail: "guardrail",
     ast.OnEvent: "on event",
     ast.UnlessEvent: "unless event",
     ast.Wait: "wait",

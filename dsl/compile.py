@@ -113,6 +113,7 @@ def compile_campaign(
         goal=compile_goal(campaign.first(ast.Optimize)),
         explore=compile_explore(campaign.first(ast.Explore)),
         holdout=_holdout(campaign.first(ast.Holdout)),
+        guardrail=_guardrail(campaign.first(ast.Guardrail)),
         rules=tuple(rule.name for rule in rules),
         _applies=compile_condition(applies.condition, segments)
         if applies is not None
@@ -206,6 +207,15 @@ def compile_explore(explore: ast.Explore | None) -> compiled.Explore:
         default = EXPLORE_KINDS.get(explore.kind)
         return compiled.Explore(explore.kind, 0.0 if default is None else default)
     return compiled.Explore(explore.kind, float(parameter))
+
+
+def _guardrail(guardrail: ast.Guardrail | None) -> compiled.GuardrailSetting:
+    if guardrail is None:
+        return compiled.GuardrailSetting()
+    if guardrail.setting == "off":
+        return compiled.GuardrailSetting(enabled=False)
+    minimum = int(guardrail.minimum) if guardrail.minimum is not None else None
+    return compiled.GuardrailSetting(enabled=True, min_decisions=minimum)
 
 
 def _holdout(holdout: ast.Holdout | None) -> float:

@@ -170,6 +170,15 @@ class FrequencyCap:
 
 
 @dataclass(frozen=True, slots=True)
+class GuardrailSetting:
+    """A campaign's ``guardrail``: on (the default) or off, and its own minimum sample (None:
+    the configuration's ``guardrail.min_decisions``)."""
+
+    enabled: bool = True
+    min_decisions: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledCampaign:
     """A campaign ready to serve: slots, goal, exploration, holdout and its rule matcher."""
 
@@ -186,6 +195,7 @@ class CompiledCampaign:
     # the campaign applies is then known before any signal provider runs
     selects_on_response: bool = False
     cap: FrequencyCap | None = None  # `cap N per D`: shows per user, enforced by the proxy
+    guardrail: GuardrailSetting = GuardrailSetting()
 
     def applies(self, ctx: Context) -> bool:
         """Does this campaign rewrite the response described by ctx (its `applies when`)?"""

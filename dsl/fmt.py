@@ -136,7 +136,14 @@ def _block(span: ast.Span, head: str, members: list[Lines]) -> Lines:
 
 
 def _campaign_member(
-    member: ast.Applies | ast.Slot | ast.Rule | ast.Optimize | ast.Explore | ast.Holdout | ast.Cap,
+    member: ast.Applies
+    | ast.Slot
+    | ast.Rule
+    | ast.Optimize
+    | ast.Explore
+    | ast.Holdout
+    | ast.Cap
+    | ast.Guardrail,
 ) -> Lines:
     line = member.span.line
     if isinstance(member, ast.Applies):
@@ -158,9 +165,15 @@ def _campaign_member(
     return [(line, _setting(member))]
 
 
-def _setting(member: ast.Optimize | ast.Explore | ast.Holdout | ast.Cap) -> str:
+def _setting(
+    member: ast.Optimize | ast.Explore | ast.Holdout | ast.Cap | ast.Guardrail,
+) -> str:
     if isinstance(member, ast.Cap):
         return f"cap {member.count} per {member.per}"
+    if isinstance(member, ast.Guardrail):
+        if member.minimum is None:
+            return f"guardrail {member.setting}"
+        return f"guardrail {member.setting} {_number(member.minimum)}"
     if isinstance(member, ast.Optimize):
         return f"optimize {goal_text(member.terms)}"
     if isinstance(member, ast.Explore):

@@ -223,6 +223,10 @@ class ToAst(Transformer[Token, Any]):
     def holdout(self, span: ast.Span, children: list[ast.Percent]) -> ast.Holdout:
         return ast.Holdout(span, children[0])
 
+    def guardrail(self, span: ast.Span, children: list[Any]) -> ast.Guardrail:
+        minimum = float(_number(children[1])) if len(children) > 1 else None
+        return ast.Guardrail(span, str(children[0]), minimum)
+
     # ------------------------------------------------------------ triggers
     def cap(self, span: ast.Span, children: list[Token]) -> ast.Cap:
         return ast.Cap(span, self._int(children[0], "a cap"), _duration(children[1]))

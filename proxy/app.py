@@ -65,6 +65,7 @@ from slotwise.types import Receive, Scope, Send
 if TYPE_CHECKING:
     from slotwise.proxy.catalogue import LiveCatalogue
     from slotwise.proxy.recommend.runtime import RecsRuntime
+    from slotwise.proxy.report.live import DashboardCache
 
 log = logging.getLogger("slotwise.proxy")
 access_log = logging.getLogger(ACCESS)
@@ -126,6 +127,7 @@ class ProxyApp:
         self._load_plugins = load_plugins
         self.runtime: Runtime | None = None
         self._access_log = settings.log.access
+        self._live: DashboardCache | None = None  # the dashboard, from its first request on
         # path -> endpoint; every other /_sw/ path goes to the event endpoints' router
         self._endpoints: dict[str, Endpoint] = {
             "/_sw/health": Endpoint(self._health),
@@ -248,7 +250,13 @@ class ProxyApp:
             "# TYPE slotwise_store_up gauge\n"
             f"slotwise_store_up {int(store_up)}\n"
         )
-        if store_up:  # the notification sender's figures are the store's, not one worker's
+        # the store's figures, the same in every worker (not to be added up across them): the
+        # revert set as this worker read it, the dashboard's KPIs, the notification sender's
+        text += "\n".join(runtime.engine.guardrails.metrics()) + "\n"
+        live = self._live_report()
+        if live is not None:
+            text += live.metrics
+        if store_up:
             text += await _notify_metrics(runtime)
         await _plain(send, 200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8")
 
@@ -352,6 +360,27 @@ class ProxyApp:
         ):
             problems.append(f"policies not loaded ({runtime.engine.policies.last_error})")
         return problems
+
+    def _live_report(self) -> DashboardCache | None:
+        """The copy of the dashboard `slotwise learn` publishes, refreshed in the background
+        from the first request for it (never awaited by a request)."""
+        if self._live is None and self.runtime is not None and self.runtime.store is not None:
+            from slotwise.proxy.report import live
+
+            self._live = live.DashboardCache(
+                self.runtime.store, self.settings.dashboard.refresh_interval
+            )
+            self._live.start()
+        return self._live
+
+    def _dashboard_page(self) -> bytes:
+        live = self._live_report()
+        return live.page if live is not None else b""
+
+    def _stop_live(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
 
     def _extra_metrics(self, runtime: Runtime) -> str:
         log_ = runtime.engine.decision_log
@@ -539,10 +568,12 @@ class ProxyApp:
             consent=_consent_config(providers),
             forwarding=engine.forwarding,
             catalogue=catalogue,
+            dashboard=self._dashboard_page,
         )
         events_app = Router(routes=[Mount("/_sw", routes=routes)])
         runtime = Runtime(engine, events_app, collector, store, bandit)
         _event_edges(s, runtime)
+        stack.callback(self._stop_live)
         if bandit_task is not None:
             runtime.tasks.append(asyncio.create_task(bandit_task))
         if engine.caps is not None:
@@ -562,6 +593,9 @@ class ProxyApp:
             interval = s.proxy.metrics_interval
             writer = shared.keep_writing(lambda: self._own_metrics(runtime), interval)
             runtime.tasks.append(asyncio.create_task(writer))
+        if s.guardrail.enabled:  # the revert set, read in the background (never on a request)
+            watch = engine.guardrails.watch(store, s.guardrail.refresh_interval)
+            runtime.tasks.append(asyncio.create_task(watch))
         return runtime
 
 

@@ -45,6 +45,7 @@ from slotwise.proxy.decision_log import encode_record
 from slotwise.proxy.early_signals import EarlySignals
 from slotwise.proxy.events import DecisionLog
 from slotwise.proxy.exchange import MAX_UNITS, Exchange, FailOpen
+from slotwise.proxy.guardrail.state import RevertSnapshot
 from slotwise.proxy.http_body import (
     Refusal,
     read_request,
@@ -114,6 +115,8 @@ class Engine:
     recs: RecsRuntime | None = None  # with a catalogue: recommendations and re-ranks
     fail_open_log: FailOpenLog = field(default_factory=FailOpenLog)
     admission: Admission = field(default_factory=Admission)
+    # the campaigns a guardrail reverted: a snapshot the background refreshes from the store
+    guardrails: RevertSnapshot = field(default_factory=RevertSnapshot)
 
 
 async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> None:

@@ -123,7 +123,7 @@ class ProxyMetrics:
             "Campaigns that applied to an ad unit but were not decided there, by campaign and "
             "reason: missing_slot (a slot not in the unit), contested (an earlier "
             "personalisation took one of its locations), capped (the user reached its "
-            "frequency cap).",
+            "frequency cap), guardrail (reverted to generic).",
             ("campaign", "reason"),
         )
         self.signal_gathers = Counter(

@@ -49,6 +49,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "evaluate": ("slotwise.proxy.cli.evaluate", "evaluate candidate policies on a decision log"),
     "export": ("slotwise.proxy.cli.export", "export the store's decisions or events as a log"),
+    "report": ("slotwise.proxy.cli.report", "report lift, variants and learning from the logs"),
+    "guardrail": ("slotwise.proxy.cli.guardrail", "list reverted campaigns, or re-enable one"),
     "learn": ("slotwise.proxy.cli.learn", "run the learner: joined decisions in, models out"),
     "model": ("slotwise.proxy.cli.model", "list saved models or roll one back"),
     "audiences": ("slotwise.proxy.cli.audiences", "list or export the users in a trigger state"),

@@ -93,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
 
     configure(settings.log)
     service = _Service(listen, settings.bandit.models_in_store)
-    return asyncio.run(_learn_store(settings.store.url, args, campaigns, models, goals, service))
+    monitor = _guardrail_monitor(settings, policy) if settings.guardrail.enabled else None
+    return asyncio.run(
+        _learn_store(settings.store.url, args, campaigns, models, goals, service, monitor, settings)
+    )
 
 
 def _listen_address(text: str) -> tuple[str, int]:
@@ -107,6 +110,21 @@ def _listen_address(text: str) -> tuple[str, int]:
 class _Service:
     listen: tuple[str, int] | None  # --serve: the endpoints' address
     models_in_store: bool  # bandit.models_in_store: publish to the state store too
+
+
+def _guardrail_monitor(settings: Any, policy: Any) -> Any:
+    """The guardrails of the policy's campaigns: on unless ``guardrail off``, with the
+    configuration's minimum sample unless ``guardrail min N``."""
+    from slotwise.proxy.guardrail.monitor import Monitor, Rule
+
+    rules = {
+        c.name: Rule(
+            c.guardrail.enabled, c.guardrail.min_decisions or settings.guardrail.min_decisions
+        )
+        for c in policy.campaigns
+    }
+    goals = {c.name: str(c.goal) for c in policy.campaigns}
+    return Monitor(rules, alpha=settings.guardrail.alpha, goals=goals)
 
 
 def _check_models_dir(root: Path, campaigns: list[str]) -> None:
@@ -222,6 +240,8 @@ async def _learn_store(
     models: Any,
     goals: dict[str, Any],
     how: _Service,
+    monitor: Any = None,
+    settings: Any = None,
 ) -> int:
     from slotwise.proxy.learn.join import RewardJoiner
     from slotwise.proxy.state import StoreError, redact
@@ -232,7 +252,14 @@ async def _learn_store(
         async with store:
             learner = _start_learner(campaigns, models)
             with _writing_models(models.root):
-                service = await _serve(args, store, learner, joiner, how)
+                guardrails = None
+                if monitor is not None:
+                    from slotwise.proxy.guardrail.alert import Guardrails
+
+                    guardrails = Guardrails(
+                        store, monitor, webhook_url=settings.guardrail.webhook_url
+                    )
+                service = await _serve(args, store, learner, joiner, how, guardrails, settings)
     except StoreError as error:
         # entries are acknowledged only after a publish: a restart reads the rest again
         print(
@@ -252,7 +279,13 @@ async def _learn_store(
 
 
 async def _serve(
-    args: argparse.Namespace, store: Any, learner: Any, joiner: Any, how: _Service
+    args: argparse.Namespace,
+    store: Any,
+    learner: Any,
+    joiner: Any,
+    how: _Service,
+    guardrails: Any = None,
+    settings: Any = None,
 ) -> Any:
     from slotwise.proxy.bandit.mirror import ModelMirror
     from slotwise.proxy.learn.service import LearnerService
@@ -264,12 +297,15 @@ async def _serve(
         consumer=args.consumer,
         publish_every=args.publish_every,
         offers=args.offers,
+        guardrails=guardrails,
     )
     mirror = ModelMirror(store, learner.store) if how.models_in_store else None
     if args.once:
         await service.run_once()  # the first read recovers unacknowledged entries
         while await service.run_once():
             pass
+        if guardrails is not None:
+            await guardrails.check(force=True)
         await service.publish()
         if mirror is not None:
             await mirror.push()
@@ -278,10 +314,35 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    if how.listen is None and mirror is None:
-        await service.run(stop)
-        return service
-    from slotwise.proxy.learn.loop import run_service
+    dashboard = _dashboard(store, settings)
+    try:
+        if how.listen is None and mirror is None:
+            await service.run(stop)
+        else:
+            from slotwise.proxy.learn.loop import run_service
 
-    await run_service(service, stop, mirror, how.listen)
+            await run_service(service, stop, mirror, how.listen)
+    finally:
+        if dashboard is not None:
+            dashboard.stop()
     return service
+
+
+def _dashboard(store: Any, settings: Any) -> Any:
+    """The live dashboard the proxies show: computed here, beside the proxies, published to
+    the store every ``dashboard.refresh_interval`` (slotwise.proxy.report.live)."""
+    if settings is None:
+        return None
+    from slotwise.proxy.report.live import LiveReport
+
+    d = settings.dashboard
+    dashboard = LiveReport(
+        store,
+        window=d.window,
+        join_window=d.join_window,
+        refresh=d.refresh_interval,
+        segment_by=d.segment_by,
+        publish=True,
+    )
+    dashboard.start()
+    return dashboard

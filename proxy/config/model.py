@@ -16,6 +16,8 @@ from slotwise.proxy.catalogue.config import CatalogueConfig
 from slotwise.proxy.config.sections import (
     AdaptersConfig,
     BanditConfig,
+    DashboardConfig,
+    GuardrailConfig,
     LogConfig,
     NotifyConfig,
     ProxyConfig,
@@ -52,6 +54,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     catalogue: CatalogueConfig = msgspec.field(default_factory=CatalogueConfig)
     recommendations: RecsConfig = msgspec.field(default_factory=RecsConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
+    guardrail: GuardrailConfig = msgspec.field(default_factory=GuardrailConfig)
+    dashboard: DashboardConfig = msgspec.field(default_factory=DashboardConfig)
     plugins: Annotated[
         dict[str, dict[str, Any]],
         msgspec.Meta(

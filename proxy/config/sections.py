@@ -509,3 +509,69 @@ class LogConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             ge=0.0,
         ),
     ] = 60.0
+
+
+class GuardrailConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[guardrail]``: revert a campaign whose personalisation harms its goal (reports.md)."""
+
+    enabled: Annotated[
+        bool,
+        setting(
+            "watch every campaign with a control group: `slotwise learn` runs an always-valid "
+            "test of personalised against control on the campaign's goal and, on significant "
+            "harm, serves the campaign generic to everyone until `slotwise guardrail enable`; "
+            "a policy's `guardrail off` turns it off for one campaign"
+        ),
+    ] = True
+    min_decisions: Annotated[
+        int,
+        setting(
+            "joined decisions (both arms) before a campaign's test may revert it; a policy's "
+            "`guardrail min N` overrides it per campaign",
+            ge=1,
+        ),
+    ] = 2000
+    alpha: Annotated[
+        float,
+        setting(
+            "the test's error rate: the chance of ever reverting a harmless campaign",
+            ge=1e-6,
+            le=0.5,
+        ),
+    ] = 0.05
+    refresh_interval: Annotated[
+        float,
+        setting("seconds between a proxy's background reads of the revert set", ge=0.05, le=60),
+    ] = 1.0
+    webhook_url: Annotated[
+        str,
+        setting(
+            "where `slotwise learn` POSTs a JSON alert on a revert (empty: none)", check=_http_url
+        ),
+    ] = ""
+
+
+class DashboardConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[dashboard]``: the live dashboard at `/_sw/dashboard` and the KPIs in `/_sw/metrics`
+    (reports.md): `slotwise learn` computes them, every proxy serves a copy."""
+
+    window: Annotated[
+        float, setting("seconds of recent decisions the dashboard and KPIs show", ge=60)
+    ] = 3600.0
+    join_window: Annotated[
+        float,
+        setting(
+            "seconds events may come after their decision; a decision is shown once it passed",
+            ge=1,
+        ),
+    ] = 300.0
+    refresh_interval: Annotated[
+        float,
+        setting(
+            "seconds between updates of the figures (by `slotwise learn`) and of each proxy's copy",
+            ge=1,
+        ),
+    ] = 10.0
+    segment_by: Annotated[
+        tuple[str, ...], setting("logged signals the dashboard breaks results down by")
+    ] = ()

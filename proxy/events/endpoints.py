@@ -16,7 +16,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -141,8 +141,10 @@ class EventEndpoints:
         collector: EventCollector,
         consent: ConsentConfig | None = None,
         forwarding: ForwardingPolicy | None = None,
+        dashboard: Callable[[], bytes] | None = None,
     ) -> None:
         self.collector = collector
+        self.dashboard_page = dashboard
         self.forwarding = forwarding or ForwardingPolicy()
         self.admin_failures = FailureThrottle()
         self.config = collector.config
@@ -337,6 +339,35 @@ class EventEndpoints:
                 "queued": result.queued,
             }
         )
+
+    # -- GET /dashboard, POST /admin/guardrails/{campaign}/enable (docs/reports.md) ---------
+
+    async def dashboard(self, request: Request) -> Response:
+        refused = self._admin_refusal(request)
+        if refused is not None:
+            return refused
+        if self.dashboard_page is None:
+            return _Refusal(404, "no_dashboard", "no dashboard in this process").response()
+        return Response(
+            self.dashboard_page(), 200, headers=_NO_STORE, media_type="text/html; charset=utf-8"
+        )
+
+    async def enable_guardrail(self, request: Request) -> Response:
+        from slotwise.proxy.guardrail import state
+
+        refused = self._admin_refusal(request)
+        if refused is not None:
+            return refused
+        campaign = request.path_params["campaign"]
+        try:
+            store = self.collector.store
+            if not await state.enable(store, campaign, by=self._client(request) or "admin"):
+                current = ", ".join(sorted(await state.reverted(store))) or "none"
+                message = f"campaign {campaign!r} is not reverted (reverted: {current})"
+                return _Refusal(404, "not_reverted", message).response()
+        except StoreUnavailable as error:
+            return self._unavailable(error)
+        return _json({"enabled": True, "campaign": campaign})
 
     # -- PUT /admin/profiles/{user_id} ------------------------------------------------------
 
@@ -536,6 +567,7 @@ def events_routes(
     consent: ConsentConfig | None = None,
     forwarding: ForwardingPolicy | None = None,
     catalogue: LiveCatalogue | None = None,
+    dashboard: Callable[[], bytes] | None = None,
 ) -> list[BaseRoute]:
     """The routes, relative to the proxy's ``/_sw`` prefix (``Mount("/_sw", routes=...)``).
 
@@ -546,13 +578,15 @@ def events_routes(
     """
     from slotwise.proxy.triggers.admin import trigger_routes
 
-    endpoints = EventEndpoints(collector, consent, forwarding)
+    endpoints = EventEndpoints(collector, consent, forwarding, dashboard)
     extra: list[BaseRoute] = []
     if catalogue is not None:  # the catalogue's admin API, behind the same admin checks
         from slotwise.proxy.catalogue.admin import catalogue_routes
 
         extra = catalogue_routes(catalogue, endpoints)
     return [
+        Route("/dashboard", endpoints.dashboard, methods=["GET"]),
+        Route("/admin/guardrails/{campaign}/enable", endpoints.enable_guardrail, methods=["POST"]),
         *trigger_routes(endpoints),
         *extra,
         Route("/px", endpoints.pixel, methods=["GET"]),

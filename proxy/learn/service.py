@@ -8,7 +8,8 @@ Reads two logs of the state store (``slotwise.proxy.state``) as consumer group `
   offer decision (slotwise.proxy.learn.purchases); everything else is skipped.
 
 Decisions and rewards go through the ``RewardJoiner`` (wall-clock windows); joined examples
-go to the ``Learner``; every ``publish_every`` seconds the learner publishes new versions.
+go to the ``Learner`` (and to the guardrails, when given: slotwise.proxy.guardrail.alert);
+every ``publish_every`` seconds the learner publishes new versions.
 Entries are acknowledged only after the model that learned from them was published (rewards:
 once their decision's window is long closed), so a learner killed between publishes re-reads
 them on restart (``pending=True``): a restart loses nothing beyond the last snapshot, and
@@ -27,6 +28,7 @@ import msgspec
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.store import ModelInfo
 from slotwise.proxy.decision_log import DecisionRecord
+from slotwise.proxy.guardrail.alert import Guardrails
 from slotwise.proxy.learn.join import RewardJoiner
 from slotwise.proxy.learn.learner import Learner
 from slotwise.proxy.learn.log import RewardRecord, decode
@@ -108,9 +110,11 @@ class LearnerService:
         publish_every: float = 60.0,
         clock: Callable[[], float] = time.time,
         offers: OffersConfig | None = None,
+        guardrails: Guardrails | None = None,
     ) -> None:
         self.offers = offers or OffersConfig()
         self.store = store
+        self.guardrails = guardrails
         self.learner = learner
         self.joiner = joiner
         self.consumer = consumer
@@ -127,6 +131,8 @@ class LearnerService:
 
     async def run_once(self) -> int:
         """Read what is there, learn from what closed, publish when due; entries read."""
+        if self.guardrails is not None:
+            await self.guardrails.start()  # before anything is observed: a restart resumes
         if not self._recovered:
             # after a restart: everything delivered to this consumer but never acknowledged,
             # in one read (pending reads do not advance, and the backlog is bounded by one
@@ -144,11 +150,17 @@ class LearnerService:
         )
         self._take_decisions(decisions)
         self._take_events(events)
+        guardrails = self.guardrails
         for joined in self.joiner.close_until(self.clock()):
             self.learner.learn(joined)
+            if guardrails is not None:
+                d = joined.decision
+                guardrails.observe(d.campaign, d.ts, d.holdout, d.fail_open, joined.reward)
             position = self._decision_positions.pop(joined.decision.id, None)
             if position is not None:
                 self._ack_decisions.append(position)
+        if guardrails is not None:
+            await guardrails.check()
         if self.clock() - self._last_publish >= self.publish_every:
             await self.publish()
         return len(decisions) + len(events)
@@ -167,6 +179,8 @@ class LearnerService:
         if done or self._ack_now:
             await self.store.log_ack(EVENTS_LOG, GROUP, done + self._ack_now)
             self._ack_now = []
+        if self.guardrails is not None:  # what the saved statistics count is acknowledged
+            await self.guardrails.save()
         return published
 
     async def run(self, stop: asyncio.Event, idle: float = 0.5) -> None:

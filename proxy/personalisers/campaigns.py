@@ -6,7 +6,9 @@ holds for the unit's signals (the request's plus the unit's ``ad.*``) is decided
 
 - one of its slots is not in the unit: skipped, counted as ``missing_slot``;
 - an earlier personalisation claimed one of its locations on the unit: skipped, counted as
-  ``contested``.
+  ``contested``;
+- its guardrail reverted it (slotwise.proxy.guardrail): the upstream's creative goes out,
+  counted as ``guardrail``, and its record says ``fail_open: "guardrail"``.
 
 Deciding: the rules' eligibility (worked out first, so that a broken policy fails the response
 open wherever its campaign applies), the chooser's choice, then (unless held out) the chosen
@@ -24,7 +26,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from slotwise.dsl.precedence import CAMPAIGN
-from slotwise.proxy.decision_log import decision_record, unserved_record
+from slotwise.proxy.decision_log import decision_record, failed, unserved_record
 from slotwise.proxy.exchange import MAX_UNITS, FailOpen
 from slotwise.proxy.tracking import new_decision_id
 
@@ -89,6 +91,13 @@ def _decide(
     subject: Subject,
 ) -> None:
     exchange.applied = True
+    if campaign.name in engine.guardrails.campaigns:
+        # reverted by its guardrail: everyone gets the upstream's creative (the control
+        # experience) until a person re-enables it; the record says why, in neither arm
+        engine.metrics.campaigns_skipped.inc(campaign.name, "guardrail")
+        record = unserved_record(new_decision_id(), exchange.now, exchange.policy, campaign, ctx)
+        exchange.record(failed(record, "guardrail"), exchange.gathered.user_id)
+        return
     cap = campaign.cap
     user = exchange.gathered.user_id
     if cap is not None and user is not None and capped(ctx, f"campaign:{campaign.name}"):

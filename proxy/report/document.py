@@ -1,0 +1,444 @@
+"""The report as data: the ``--format json`` document, its schema, and how it is built.
+
+The structs below are the schema (``slotwise report --schema`` prints it as JSON Schema;
+docs/reports.md describes every field). Figures come with their 95% intervals
+(slotwise.proxy.report.stats); ``enough_data: false`` marks a figure that has too little data
+behind it to be read as a finding, and the text and HTML views say "not enough data" there.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Literal
+
+import msgspec
+
+from slotwise.proxy.report import stats
+from slotwise.proxy.report.storefront import SessionTally
+from slotwise.proxy.report.tally import (
+    ALL,
+    CONTROL,
+    PERSONALISED,
+    ArmTally,
+    CampaignTally,
+    ReportTally,
+    merge,
+)
+
+SCHEMA = "slotwise.report/1"
+MAX_POINTS = 24  # the timeline's points at most
+
+
+class Estimate(msgspec.Struct, frozen=True):
+    """A figure with its 95% interval; null where the data cannot support it."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+
+    @classmethod
+    def of(cls, interval: stats.Interval) -> Estimate:
+        return cls(interval.value, interval.low, interval.high)
+
+
+class Arm(msgspec.Struct, frozen=True):
+    """One arm (personalised or control) of one segment."""
+
+    decisions: int
+    impressions: int  # decisions with at least one impression event
+    clicked: int  # decisions with at least one click
+    clicks: int
+    converted: int
+    conversions: int
+    revenue: float
+    discount: float
+    click_rate: Estimate  # clicked / decisions, Wilson
+    conversion_rate: Estimate  # converted / decisions, Wilson
+    goal_per_decision: Estimate  # the campaign's goal, mean per decision, normal
+    revenue_per_decision: Estimate
+
+
+class Lift(msgspec.Struct, frozen=True):
+    """Personalised against control on one metric."""
+
+    metric: Literal["click_rate", "conversion_rate", "goal_per_decision"]
+    absolute: Estimate  # personalised - control
+    relative: Estimate  # personalised / control - 1
+    enough_data: bool
+    verdict: Literal["better", "worse", "no_difference", "not_enough_data"]
+
+
+class Segment(msgspec.Struct, frozen=True):
+    segment: str
+    personalised: Arm
+    control: Arm
+    lifts: list[Lift]
+
+
+class SampleRatio(msgspec.Struct, frozen=True):
+    """The split test: is the control's share what the holdout shares expect?"""
+
+    expected_control_share: float
+    observed_control_share: float
+    chi2: float
+    p_value: float
+    mismatch: bool
+
+
+class Performance(msgspec.Struct, frozen=True):
+    """A variant of a slot, or a combination of variants, in one segment (personalised)."""
+
+    segment: str
+    name: str  # "slot=variant" or "slot=variant, slot=variant, ..."
+    decisions: int
+    share: float  # of the segment's personalised decisions
+    click_rate: Estimate
+    goal_per_decision: Estimate
+    enough_data: bool
+
+
+class Point(msgspec.Struct, frozen=True):
+    """One interval of time: both arms' click rate and goal, and the click rate lift."""
+
+    start: float
+    end: float
+    personalised_decisions: int
+    control_decisions: int
+    personalised_click_rate: Estimate
+    control_click_rate: Estimate
+    personalised_goal: Estimate
+    control_goal: Estimate
+    click_rate_lift: Estimate
+    enough_data: bool
+
+
+class Campaign(msgspec.Struct, frozen=True):
+    name: str
+    goal: str
+    first: float | None  # the first and last decision's time
+    last: float | None
+    decisions: int  # in the two arms
+    fail_open: int  # personalised decisions served unchanged (counted as personalised)
+    reverted: int  # served generic by a guardrail (in neither arm)
+    unserved: int
+    sample_ratio: SampleRatio | None
+    segments: list[Segment]  # "all" first
+    variants: list[Performance]
+    combinations: list[Performance]
+    timeline: list[Point]
+
+
+class Section(msgspec.Struct, frozen=True):
+    """A part of the report its records do not feed yet in this log, or not at all."""
+
+    status: Literal["no_data", "ok"]
+    reason: str
+
+
+class StorefrontKpis(msgspec.Struct, frozen=True):
+    """Sessions of the visitors' events (slotwise.proxy.report.storefront defines them)."""
+
+    timeout: float  # seconds of inactivity that end a session
+    sessions: int
+    repeat_sessions: Estimate  # share of sessions that are not their visitor's first
+    bounce_rate: Estimate  # sessions of a single page event
+    conversion_rate: Estimate  # sessions with a purchase
+    orders: int
+    revenue: float
+    average_order_value: Estimate
+    session_seconds: Estimate  # mean, first event to last
+    visitors_capped: bool
+
+
+class Totals(msgspec.Struct, frozen=True):
+    decisions: int
+    duplicate_decisions: int
+    events: int
+    matched_events: int
+    unmatched_events: int  # events whose decision is not in the report's range
+    late_events: int  # after their decision's window
+    ignored_events: int  # types the campaign sections do not read (page views, ...)
+    unreadable: int
+    outside: int  # decisions outside --since/--until or --campaign
+    open_peak: int  # the most decisions held at once (the memory bound)
+
+
+class Report(msgspec.Struct, frozen=True):
+    schema: str
+    generated_at: float
+    source: str
+    since: float | None
+    until: float | None
+    segment_by: list[str]
+    window: float
+    totals: Totals
+    campaigns: list[Campaign]
+    offers: Section
+    triggers: Section
+    storefront: Section
+    storefront_kpis: StorefrontKpis | None = None
+
+
+def _arm(t: ArmTally) -> Arm:
+    return Arm(
+        decisions=t.decisions,
+        impressions=t.impressed,
+        clicked=t.clicked,
+        clicks=t.clicks,
+        converted=t.converted,
+        conversions=t.conversions,
+        revenue=t.revenue,
+        discount=t.discount,
+        click_rate=Estimate.of(stats.wilson(t.clicked, t.decisions)),
+        conversion_rate=Estimate.of(stats.wilson(t.converted, t.decisions)),
+        goal_per_decision=Estimate.of(stats.mean(_goal(t))),
+        revenue_per_decision=Estimate.of(
+            stats.mean(stats.Moments(t.decisions, t.revenue, t.revenue_squares))
+        ),
+    )
+
+
+def _goal(t: ArmTally) -> stats.Moments:
+    return stats.Moments(t.decisions, t.goal, t.goal_squares)
+
+
+def _verdict(enough: bool, absolute: stats.Interval) -> str:
+    if not enough or absolute.low is None or absolute.high is None:
+        return "not_enough_data"
+    if absolute.low > 0:
+        return "better"
+    if absolute.high < 0:
+        return "worse"
+    return "no_difference"
+
+
+def lifts(p: ArmTally, c: ArmTally) -> list[Lift]:
+    """Personalised against control: click rate, conversion rate, goal per decision."""
+    out = []
+    for metric, x1, x2 in (
+        ("click_rate", p.clicked, c.clicked),
+        ("conversion_rate", p.converted, c.converted),
+    ):
+        absolute = stats.rate_difference(x1, p.decisions, x2, c.decisions)
+        relative = stats.rate_ratio_lift(x1, p.decisions, x2, c.decisions)
+        enough = stats.enough_rate(x1, p.decisions) and stats.enough_rate(x2, c.decisions)
+        out.append(
+            Lift(
+                metric,  # type: ignore[arg-type]
+                Estimate.of(absolute),
+                Estimate.of(relative),
+                enough,
+                _verdict(enough, absolute),  # type: ignore[arg-type]
+            )
+        )
+    absolute = stats.mean_difference(_goal(p), _goal(c))
+    relative = stats.mean_ratio_lift(_goal(p), _goal(c))
+    enough = stats.enough_mean(p.goal_nonzero, p.decisions) and stats.enough_mean(
+        c.goal_nonzero, c.decisions
+    )
+    verdict = _verdict(enough, absolute)
+    out.append(
+        Lift("goal_per_decision", Estimate.of(absolute), Estimate.of(relative), enough, verdict)  # type: ignore[arg-type]
+    )
+    return out
+
+
+def _performance(segment: str, name: str, t: ArmTally, base: int) -> Performance:
+    return Performance(
+        segment=segment,
+        name=name,
+        decisions=t.decisions,
+        share=t.decisions / base if base else 0.0,
+        click_rate=Estimate.of(stats.wilson(t.clicked, t.decisions)),
+        goal_per_decision=Estimate.of(stats.mean(_goal(t))),
+        enough_data=stats.enough_rate(t.clicked, t.decisions),
+    )
+
+
+def _segment_order(tally: CampaignTally) -> list[str]:
+    """ "all" first, then the segments by their decisions, most first."""
+    sizes: dict[str, int] = {}
+    for (segment, _), arm in tally.arms.items():
+        sizes[segment] = sizes.get(segment, 0) + arm.decisions
+    rest = sorted((s for s in sizes if s != ALL), key=lambda s: (-sizes[s], s))
+    return [ALL, *rest]
+
+
+def campaign(tally: CampaignTally, bucket: float) -> Campaign:
+    empty = ArmTally()
+    segments = []
+    for name in _segment_order(tally):
+        p = tally.arms.get((name, PERSONALISED), empty)
+        c = tally.arms.get((name, CONTROL), empty)
+        segments.append(Segment(name, _arm(p), _arm(c), lifts(p, c)))
+    p_all = tally.arms.get((ALL, PERSONALISED), empty)
+    c_all = tally.arms.get((ALL, CONTROL), empty)
+    total = p_all.decisions + c_all.decisions
+    srm = stats.sample_ratio(
+        c_all.decisions, total, p_all.expected_control + c_all.expected_control
+    )
+    order = {name: i for i, name in enumerate(_segment_order(tally))}
+    base = {name: tally.arms.get((name, PERSONALISED), empty).decisions for name in order}
+    variants = [
+        _performance(seg, f"{slot}={variant}", t, base.get(seg, 0))
+        for (seg, slot, variant), t in tally.variants.items()
+    ]
+    variants.sort(key=lambda r: (order.get(r.segment, 1 << 30), r.name))
+    combinations = [
+        _performance(seg, label, t, base.get(seg, 0))
+        for (seg, label), t in tally.combinations.items()
+    ]
+    combinations.sort(key=lambda r: (order.get(r.segment, 1 << 30), -r.decisions, r.name))
+    return Campaign(
+        name=tally.name,
+        goal=str(tally.goal),
+        first=tally.first if math.isfinite(tally.first) else None,
+        last=tally.last if math.isfinite(tally.last) else None,
+        decisions=total,
+        fail_open=tally.fail_open,
+        reverted=tally.reverted,
+        unserved=tally.unserved,
+        sample_ratio=_sample_ratio(srm),
+        segments=segments,
+        variants=variants,
+        combinations=combinations,
+        timeline=timeline(tally, bucket),
+    )
+
+
+def _sample_ratio(srm: stats.Srm | None) -> SampleRatio | None:
+    if srm is None:
+        return None
+    return SampleRatio(
+        srm.expected_control_share, srm.observed_control_share, srm.chi2, srm.p_value, srm.mismatch
+    )
+
+
+def timeline(tally: CampaignTally, bucket: float) -> list[Point]:
+    """At most MAX_POINTS equal intervals from the first decision to the last."""
+    if not tally.timeline:
+        return []
+    first = min(b for b, _ in tally.timeline)
+    last = max(b for b, _ in tally.timeline)
+    width = max(1, math.ceil((last - first + 1) / MAX_POINTS))
+    merged: dict[tuple[int, str], ArmTally] = {}
+    for (b, arm), t in tally.timeline.items():
+        key = ((b - first) // width, arm)
+        into = merged.get(key)
+        if into is None:
+            into = merged[key] = ArmTally()
+        merge(into, t)
+    points = []
+    empty = ArmTally()
+    for index in range((last - first) // width + 1):
+        p = merged.get((index, PERSONALISED), empty)
+        c = merged.get((index, CONTROL), empty)
+        start = (first + index * width) * bucket
+        points.append(
+            Point(
+                start=start,
+                end=start + width * bucket,
+                personalised_decisions=p.decisions,
+                control_decisions=c.decisions,
+                personalised_click_rate=Estimate.of(stats.wilson(p.clicked, p.decisions)),
+                control_click_rate=Estimate.of(stats.wilson(c.clicked, c.decisions)),
+                personalised_goal=Estimate.of(stats.mean(_goal(p))),
+                control_goal=Estimate.of(stats.mean(_goal(c))),
+                click_rate_lift=Estimate.of(
+                    stats.rate_difference(p.clicked, p.decisions, c.clicked, c.decisions)
+                ),
+                enough_data=stats.enough_rate(p.clicked, p.decisions)
+                and stats.enough_rate(c.clicked, c.decisions),
+            )
+        )
+    return points
+
+
+NOT_YET = {
+    "offers": "no offer decisions in this log (offer sets are not served yet: the offers"
+    " section is filled once offer decisions are logged)",
+    "triggers": "no triggered-campaign decisions in this log (triggered campaigns are not"
+    " logged as decisions yet)",
+    "storefront": "no recommendation decisions in this log (storefront recommendations are"
+    " not logged as decisions yet)",
+}
+
+
+def build(
+    tally: ReportTally,
+    *,
+    source: str,
+    since: float | None = None,
+    until: float | None = None,
+    now: float | None = None,
+    campaigns: dict[str, CampaignTally] | None = None,
+) -> Report:
+    """The report of what ``tally`` counted (or of ``campaigns``: a rolling tally's view)."""
+    s = tally.stats
+    chosen = tally.campaigns if campaigns is None else campaigns
+    return Report(
+        schema=SCHEMA,
+        generated_at=time.time() if now is None else now,
+        source=source,
+        since=since,
+        until=until,
+        segment_by=list(tally.segment_by),
+        window=tally.window,
+        totals=Totals(
+            decisions=s.decisions,
+            duplicate_decisions=s.duplicate_decisions,
+            events=s.events,
+            matched_events=s.matched_events,
+            unmatched_events=s.unmatched_events,
+            late_events=s.late_events,
+            ignored_events=s.ignored_events,
+            unreadable=s.unreadable,
+            outside=s.outside,
+            open_peak=s.open_peak,
+        ),
+        campaigns=[campaign(t, tally.bucket) for _, t in sorted(chosen.items())],
+        offers=Section("no_data", NOT_YET["offers"]),
+        triggers=Section("no_data", NOT_YET["triggers"]),
+        storefront=_storefront_section(tally.storefront),
+        storefront_kpis=storefront_kpis(tally.storefront),
+    )
+
+
+def _storefront_section(sessions: SessionTally | None) -> Section:
+    if sessions is None:
+        return Section("no_data", NOT_YET["storefront"] + "; exported logs hold no page views")
+    if sessions.sessions == 0:
+        return Section("no_data", NOT_YET["storefront"] + "; no visitor events in the log")
+    return Section(
+        "ok",
+        "sessions, bounce rate, conversion, order value and repeat sessions from the visitors'"
+        " events; the CTR of recommended sections needs recommendation decisions: "
+        + NOT_YET["storefront"],
+    )
+
+
+def storefront_kpis(t: SessionTally | None) -> StorefrontKpis | None:
+    if t is None or t.sessions == 0:
+        return None
+    return StorefrontKpis(
+        timeout=t.timeout,
+        sessions=t.sessions,
+        repeat_sessions=Estimate.of(stats.wilson(t.repeat, t.sessions)),
+        bounce_rate=Estimate.of(stats.wilson(t.bounced, t.sessions)),
+        conversion_rate=Estimate.of(stats.wilson(t.converted, t.sessions)),
+        orders=t.orders,
+        revenue=t.revenue,
+        average_order_value=Estimate.of(
+            stats.mean(stats.Moments(t.orders, t.revenue, t.revenue_squares))
+        ),
+        session_seconds=Estimate.of(
+            stats.mean(stats.Moments(t.sessions, t.seconds, t.seconds_squares))
+        ),
+        visitors_capped=t.visitors_capped,
+    )
+
+
+def schema() -> dict[str, object]:
+    """The report's JSON Schema."""
+    return msgspec.json.schema(Report)

@@ -1,0 +1,359 @@
+"""The report as one self-contained HTML file: inline CSS and SVG, no script, no network.
+
+Every chart (slotwise.proxy.report.svg) sits beside a table of the same figures; every figure
+of a table carries its JSON value in ``data-value`` (``data-field`` names it), so a test or a
+tool can check the page against ``--format json``.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from slotwise.proxy.report import svg
+from slotwise.proxy.report.document import Campaign, Estimate, Lift, Performance, Report
+from slotwise.proxy.report.text import LABELS, NOT_ENOUGH, num, pct, when
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;color:#1a1a1a;margin:0;
+ background:#fafafa;line-height:1.4}
+main{max-width:1100px;margin:0 auto;padding:16px 24px 48px}
+h1{font-size:1.5rem}h2{font-size:1.25rem;border-top:2px solid #0072B2;padding-top:12px;
+ margin-top:36px}h3{font-size:1.05rem;margin-top:24px}
+table{border-collapse:collapse;margin:8px 0 16px;font-size:.85rem;background:#fff}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:top;
+ white-space:nowrap}
+th:first-child,td:first-child{text-align:left}th{background:#eef3f8}
+.muted{color:#555}.warn{background:#fff3cd;border:1px solid #b58900;padding:6px 10px}
+.ok{color:#1b5e20}.bad{color:#b00020;font-weight:bold}.faint{color:#666;font-style:italic}
+.better{color:#1b5e20;font-weight:bold}.worse{color:#b00020;font-weight:bold}
+figure{margin:12px 0;background:#fff;border:1px solid #ddd;display:inline-block;padding:4px}
+.charts{display:flex;flex-wrap:wrap;gap:12px}
+"""
+
+
+def _cell(field: str, value: float | int | None, text: str, cls: str = "") -> str:
+    data = "" if value is None else f' data-value="{value!r}"'
+    klass = f' class="{cls}"' if cls else ""
+    return f'<td data-field="{escape(field)}"{data}{klass}>{escape(text)}</td>'
+
+
+def _est(field: str, e: Estimate, percent: bool = True, signed: bool = False) -> str:
+    """Three cells' worth in one: the value with its interval, each bound in a data attribute."""
+
+    def f(v: float) -> str:
+        text = pct(v) if percent else num(v)
+        return f"+{text}" if signed and v >= 0 else text
+
+    if e.value is None:
+        return f'<td data-field="{field}">-</td>'
+    text = f(e.value)
+    if e.low is not None and e.high is not None:
+        text += f" [{f(e.low)}, {f(e.high)}]"
+    bounds = "".join(
+        f' data-{name}="{v!r}"' for name, v in (("low", e.low), ("high", e.high)) if v is not None
+    )
+    return f'<td data-field="{field}" data-value="{e.value!r}"{bounds}>{escape(text)}</td>'
+
+
+def _row(e: Estimate, label: str, faint: bool) -> svg.Row:
+    return svg.Row(label, e.value, e.low, e.high, faint)
+
+
+def _lift_cells(lift: Lift) -> str:
+    percent = True
+    verdict = NOT_ENOUGH if lift.verdict == "not_enough_data" else lift.verdict.replace("_", " ")
+    cls = {"better": "better", "worse": "worse", "not_enough_data": "faint"}.get(lift.verdict, "")
+    return (
+        _est(f"{lift.metric}.absolute", lift.absolute, lift.metric != "goal_per_decision", True)
+        + _est(f"{lift.metric}.relative", lift.relative, percent, True)
+        + f'<td class="{cls}" data-field="{lift.metric}.verdict">{escape(verdict)}</td>'
+    )
+
+
+def _segments(index: int, c: Campaign) -> list[str]:
+    rates = [
+        (
+            s.segment,
+            _row(s.personalised.click_rate, "personalised", s.personalised.decisions < 100),
+            _row(s.control.click_rate, "control", s.control.decisions < 100),
+        )
+        for s in c.segments
+    ]
+    lift_rows = []
+    for s in c.segments:
+        lift = s.lifts[0]
+        lift_rows.append((s.segment, _row(lift.absolute, "lift", not lift.enough_data), None))
+    out = ['<div class="charts">']
+    out.append(
+        "<figure>"
+        + svg.interval_chart(f"rates-{index}", "Click rate by segment (95% intervals)", rates)
+        + "</figure>"
+    )
+    out.append(
+        "<figure>"
+        + svg.interval_chart(
+            f"lift-{index}",
+            "Click rate lift, personalised − control (95% intervals)",
+            lift_rows,
+            zero_line=True,
+        )
+        + "</figure>"
+    )
+    out.append("</div>")
+    out.append(
+        '<table class="segments"><thead><tr><th>segment</th><th>arm</th><th>decisions</th>'
+        "<th>clicked</th><th>click rate</th><th>conversions</th><th>conversion rate</th>"
+        "<th>goal per decision</th><th>revenue</th></tr></thead><tbody>"
+    )
+    for s in c.segments:
+        for name, arm in (("personalised", s.personalised), ("control", s.control)):
+            out.append(
+                f'<tr data-segment="{escape(s.segment)}" data-arm="{name}">'
+                f"<td>{escape(s.segment)}</td><td>{name}</td>"
+                + _cell("decisions", arm.decisions, f"{arm.decisions:,}")
+                + _cell("clicked", arm.clicked, f"{arm.clicked:,}")
+                + _est("click_rate", arm.click_rate)
+                + _cell("conversions", arm.conversions, f"{arm.conversions:,}")
+                + _est("conversion_rate", arm.conversion_rate)
+                + _est("goal_per_decision", arm.goal_per_decision, percent=False)
+                + _cell("revenue", arm.revenue, f"{arm.revenue:,.2f}")
+                + "</tr>"
+            )
+    out.append("</tbody></table>")
+    out.append(
+        '<table class="lifts"><thead><tr><th>segment</th><th>metric</th>'
+        "<th>absolute lift</th><th>relative lift</th><th>reading</th></tr></thead><tbody>"
+    )
+    for s in c.segments:
+        for lift in s.lifts:
+            out.append(
+                f'<tr data-segment="{escape(s.segment)}" data-metric="{lift.metric}">'
+                f"<td>{escape(s.segment)}</td><td>{LABELS[lift.metric]}</td>"
+                + _lift_cells(lift)
+                + "</tr>"
+            )
+    out.append("</tbody></table>")
+    return out
+
+
+def _performance_table(kind: str, rows: list[Performance], limit: int) -> list[str]:
+    out = [
+        f'<table class="{kind}"><thead><tr><th>segment</th><th>{kind[:-1]}</th>'
+        "<th>decisions</th><th>share of traffic</th><th>click rate</th>"
+        "<th>goal per decision</th></tr></thead><tbody>"
+    ]
+    shown: dict[str, int] = {}
+    hidden = 0
+    for r in rows:
+        shown[r.segment] = shown.get(r.segment, 0) + 1
+        if shown[r.segment] > limit:
+            hidden += 1
+            continue
+        rate = (
+            _est("click_rate", r.click_rate)
+            if r.enough_data
+            else f'<td class="faint" data-field="click_rate">{NOT_ENOUGH}</td>'
+        )
+        out.append(
+            f'<tr data-segment="{escape(r.segment)}" data-name="{escape(r.name)}">'
+            f"<td>{escape(r.segment)}</td><td>{escape(r.name)}</td>"
+            + _cell("decisions", r.decisions, f"{r.decisions:,}")
+            + _cell("share", r.share, pct(r.share, 1))
+            + rate
+            + _est("goal_per_decision", r.goal_per_decision, percent=False)
+            + "</tr>"
+        )
+    out.append("</tbody></table>")
+    if hidden:
+        out.append(f'<p class="muted">{hidden} more rows in the JSON report.</p>')
+    return out
+
+
+def _variants(index: int, c: Campaign) -> list[str]:
+    if not c.variants:
+        return ["<p class='muted'>No personalised decisions: no variants to compare.</p>"]
+    overall = [v for v in c.variants if v.segment == c.segments[0].segment]
+    rows = [
+        (f"{v.name} ({pct(v.share, 0)})", _row(v.click_rate, "click rate", not v.enough_data),
+         None)
+        for v in overall
+    ]  # fmt: skip
+    out = [
+        "<figure>"
+        + svg.interval_chart(
+            f"variants-{index}",
+            "Click rate by variant, all traffic (share of traffic in brackets)",
+            rows,
+            names=("personalised", ""),
+        )
+        + "</figure>"
+    ]
+    out += _performance_table("variants", c.variants, 40)
+    out.append("<h3>Combinations</h3>")
+    out += _performance_table("combinations", c.combinations, 15)
+    return out
+
+
+def _timeline(index: int, c: Campaign) -> list[str]:
+    if not c.timeline:
+        return []
+    labels = [when(p.start)[5:16] for p in c.timeline]
+    out = [
+        "<h3>Learning over time</h3><figure>"
+        + svg.line_chart(
+            f"timeline-{index}",
+            "Click rate over time",
+            labels,
+            [
+                ("personalised", [p.personalised_click_rate.value for p in c.timeline]),
+                ("control", [p.control_click_rate.value for p in c.timeline]),
+            ],
+        )
+        + "</figure>",
+        '<table class="timeline"><thead><tr><th>from</th><th>personalised</th>'
+        "<th>control</th><th>personalised click rate</th><th>control click rate</th>"
+        "<th>lift</th></tr></thead><tbody>",
+    ]
+    for p in c.timeline:
+        lift = (
+            _est("click_rate_lift", p.click_rate_lift, signed=True)
+            if p.enough_data
+            else f'<td class="faint" data-field="click_rate_lift">{NOT_ENOUGH}</td>'
+        )
+        out.append(
+            f'<tr data-start="{p.start!r}"><td>{escape(when(p.start))}</td>'
+            + _cell(
+                "personalised_decisions", p.personalised_decisions, f"{p.personalised_decisions:,}"
+            )
+            + _cell("control_decisions", p.control_decisions, f"{p.control_decisions:,}")
+            + _est("personalised_click_rate", p.personalised_click_rate)
+            + _est("control_click_rate", p.control_click_rate)
+            + lift
+            + "</tr>"
+        )
+    out.append("</tbody></table>")
+    return out
+
+
+def _campaign(index: int, c: Campaign) -> list[str]:
+    out = [
+        f'<section class="campaign" data-campaign="{escape(c.name)}">',
+        f"<h2>Campaign {escape(c.name)}</h2>",
+        f"<p>Goal: <code>{escape(c.goal)}</code>. {c.decisions:,} decisions from"
+        f" {escape(when(c.first))} to {escape(when(c.last))}.</p>",
+    ]
+    srm = c.sample_ratio
+    if srm is None:
+        out.append('<p class="warn">No control group: lift cannot be measured.</p>')
+    elif srm.mismatch:
+        out.append(
+            f'<p class="warn bad">Sample ratio mismatch: control got'
+            f" {pct(srm.observed_control_share)} of decisions, the holdout asks for"
+            f" {pct(srm.expected_control_share)} (p = {srm.p_value:.2g}). The split is"
+            " broken; the lifts below are suspect.</p>"
+        )
+    else:
+        out.append(
+            f'<p class="ok">Split as expected: control {pct(srm.observed_control_share)} of'
+            f" decisions, holdout {pct(srm.expected_control_share)} (p = {srm.p_value:.2g}).</p>"
+        )
+    notes = []
+    if c.fail_open:
+        notes.append(
+            f"{c.fail_open:,} personalised decisions failed open (counted as personalised)"
+        )
+    if c.reverted:
+        notes.append(f"{c.reverted:,} decisions served generic by the guardrail (in neither arm)")
+    if c.unserved:
+        notes.append(f"{c.unserved:,} decisions not served (chooser errors)")
+    if notes:
+        out.append(f'<p class="muted">{escape("; ".join(notes))}.</p>')
+    out.append("<h3>Personalised vs control by segment</h3>")
+    out += _segments(index, c)
+    out.append("<h3>Variants</h3>")
+    out += _variants(index, c)
+    out += _timeline(index, c)
+    out.append("</section>")
+    return out
+
+
+def _storefront(report: Report) -> list[str]:
+    k = report.storefront_kpis
+    assert k is not None
+    rows = [
+        ("sessions", "sessions", k.sessions, f"{k.sessions:,}"),
+        ("orders", "orders", k.orders, f"{k.orders:,}"),
+        ("revenue", "revenue", k.revenue, f"{k.revenue:,.2f}"),
+    ]
+    out = [
+        '<section class="storefront" data-status="ok"><h2>Storefront</h2>',
+        f"<p>Sessions end after {k.timeout / 60:g} minutes without an event. The CTR of"
+        " recommended sections needs recommendation decisions, which are not logged yet.</p>",
+        '<table class="storefront"><tbody>',
+    ]
+    out += [
+        f"<tr><td>{label}</td>" + _cell(field, value, text) + "</tr>"
+        for label, field, value, text in rows
+    ]
+    out += [
+        "<tr><td>bounce rate</td>" + _est("bounce_rate", k.bounce_rate) + "</tr>",
+        "<tr><td>conversion (sessions with an order)</td>"
+        + _est("conversion_rate", k.conversion_rate)
+        + "</tr>",
+        "<tr><td>repeat sessions</td>" + _est("repeat_sessions", k.repeat_sessions) + "</tr>",
+        "<tr><td>average order value</td>"
+        + _est("average_order_value", k.average_order_value, percent=False)
+        + "</tr>",
+        "<tr><td>session time (seconds)</td>"
+        + _est("session_seconds", k.session_seconds, percent=False)
+        + "</tr>",
+        "</tbody></table></section>",
+    ]
+    return out
+
+
+def _range(report: Report) -> str:
+    if report.since is None and report.until is None:
+        return "All decisions in the log"
+    if report.until is None:
+        return f"Decisions from {when(report.since)}"
+    if report.since is None:
+        return f"Decisions before {when(report.until)}"
+    return f"Decisions from {when(report.since)} to {when(report.until)}"
+
+
+def render(report: Report, *, title: str = "slotwise report", refresh: int | None = None) -> str:
+    t = report.totals
+    head = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta http-equiv="refresh" content="{refresh}">' if refresh else "",
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body><main>",
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="muted">Source: {escape(report.source)}. Generated'
+        f" {escape(when(report.generated_at))}. {escape(_range(report))}. Segments by:"
+        f" {escape(', '.join(report.segment_by) or 'none (all traffic)')}. Intervals are 95%;"
+        f' "{NOT_ENOUGH}" marks figures with fewer than 100 decisions or 5 events behind'
+        " them.</p>",
+        f'<p class="muted">{t.decisions:,} decisions, {t.events:,} events'
+        f" ({t.matched_events:,} matched to a decision, {t.unmatched_events:,} without one in"
+        f" range, {t.late_events:,} late).</p>",
+    ]
+    body: list[str] = []
+    if not report.campaigns:
+        body.append("<p>No campaign decisions in the selection.</p>")
+    for index, c in enumerate(report.campaigns):
+        body += _campaign(index, c)
+    if report.storefront_kpis is not None:
+        body += _storefront(report)
+    for name in ("offers", "triggers", "storefront"):
+        section = getattr(report, name)
+        if section.status != "no_data":
+            continue
+        body.append(
+            f'<section class="{name}" data-status="{section.status}"><h2>'
+            f"{name.capitalize()}</h2><p class='muted'>No data: {escape(section.reason)}.</p>"
+            "</section>"
+        )
+    return "\n".join([*head, *body, "</main></body></html>\n"])

@@ -1,0 +1,194 @@
+"""The live dashboard: the report's views over a recent window, kept up to date in the
+background by ``slotwise learn``, served by every proxy from a copy (``/_sw/dashboard``, and
+per campaign and arm KPIs in ``/_sw/metrics``).
+
+``LiveReport`` runs in the learner (one per store, beside the proxies, never in a serving
+process): every ``refresh`` seconds it reads what is new in the store's decisions and events
+logs (from a cursor: each entry once; on the first read, entries older than the window are
+skipped on their time alone), feeds a RollingTally (counts per five minutes of decision
+time; a decision is counted once its ``join_window`` closed, so the dashboard runs that far
+behind), renders the page and the metrics once, and publishes both to the store
+(``dashboard:page``, ``dashboard:metrics``, expiring when the learner stops publishing).
+
+``DashboardCache`` runs in each proxy worker from the first request that wants it: every
+``refresh`` seconds it reads the two keys and keeps them; a request gets that copy and never
+waits on the store or on any counting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from slotwise.proxy.report.document import Report, build
+from slotwise.proxy.report.html import render
+from slotwise.proxy.report.store_reader import Cursor, Selection, read_store_from
+from slotwise.proxy.report.tally import CampaignTally, RollingTally
+from slotwise.proxy.state import Store
+
+log = logging.getLogger("slotwise.dashboard")
+PAUSE_EVERY = 20  # entries counted between yields to the event loop (well under 1 ms)
+PAGE = 100  # entries per read of the store
+PAGE_KEY = "dashboard:page"
+METRICS_KEY = "dashboard:metrics"
+STARTING = (
+    b'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+    b'<meta http-equiv="refresh" content="2"><title>slotwise dashboard</title></head>'
+    b"<body><p>No figures yet: <code>slotwise learn</code> computes the dashboard from the"
+    b" logs and publishes it to the store every few seconds. This page reloads by itself."
+    b"</p></body></html>"
+)
+
+
+class LiveReport:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        window: float = 3600.0,
+        join_window: float = 300.0,
+        refresh: float = 10.0,
+        segment_by: Sequence[str] = (),
+        publish: bool = False,
+    ) -> None:
+        self.store = store
+        self.publish = publish  # to the store, for the proxies' DashboardCache
+        self.window = window
+        self.refresh = refresh
+        self.tally = RollingTally(segment_by=segment_by, window=join_window)
+        self.cursor = Cursor()
+        self.page: bytes = STARTING
+        self.metrics: str = ""
+        self.report: Report | None = None
+        self.updated = 0.0
+        self.errors = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the background task (once)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        failing = False
+        while True:
+            try:
+                await self.update()
+                failing = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the dashboard shows its last figures meanwhile
+                self.errors += 1
+                if not failing:
+                    log.error("dashboard: cannot read the logs, showing the last figures: %s", exc)
+                failing = True
+            await asyncio.sleep(self.refresh)
+
+    async def update(self, now: float | None = None) -> None:
+        """Read what is new, count it, render the page and the metrics."""
+        at = time.time() if now is None else now
+        await read_store_from(
+            self.store, self.tally, Selection(), self.cursor, pause_every=PAUSE_EVERY,
+            skip_before=at - self.window - self.tally.window, page=PAGE,
+        )  # fmt: skip
+        self.tally.advance(at)  # quiet logs: decisions whose window passed are counted
+        since = at - self.window
+        campaigns = self.tally.view(since)  # fresh tallies: the thread below owns them
+        # building and rendering is pure Python: in a thread, the interpreter hands the event
+        # loop back every switch interval instead of after the whole page
+        report, page, metrics = await asyncio.to_thread(self._render, campaigns, since, at)
+        self.page, self.metrics, self.report, self.updated = page, metrics, report, at
+        if self.publish:
+            ttl = max(60.0, 6 * self.refresh)  # a stopped learner's figures expire
+            await self.store.set(PAGE_KEY, page, ttl=ttl)
+            await self.store.set(METRICS_KEY, metrics.encode(), ttl=ttl)
+
+    def _render(
+        self, campaigns: dict[str, CampaignTally], since: float, at: float
+    ) -> tuple[Report, bytes, str]:
+        report = build(
+            self.tally, source="the store, live", since=since, now=at, campaigns=campaigns
+        )
+        title = f"slotwise dashboard (the last {self.window / 60:g} minutes)"
+        page = render(report, title=title, refresh=max(5, int(self.refresh))).encode()
+        return report, page, kpi_metrics(report)
+
+
+class DashboardCache:
+    """A proxy's copy of the dashboard the learner publishes, refreshed in the background."""
+
+    def __init__(self, store: Store, refresh: float = 10.0) -> None:
+        self.store = store
+        self.refresh = refresh
+        self.page: bytes = STARTING
+        self.metrics: str = ""
+        self.errors = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def read(self) -> None:
+        page = await self.store.get(PAGE_KEY)
+        metrics = await self.store.get(METRICS_KEY)
+        self.page = page if page is not None else STARTING
+        self.metrics = metrics.decode() if metrics is not None else ""
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.read()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep the last copy
+                self.errors += 1
+                log.warning("dashboard: cannot read the published figures: %s", exc)
+            await asyncio.sleep(self.refresh)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def kpi_metrics(report: Report) -> str:
+    """Per campaign and arm, over the dashboard's window: decisions, clicked and converted
+    decisions, conversions, revenue, and the click rate, as Prometheus gauges."""
+    names = {
+        "decisions": "Decisions in the dashboard window",
+        "clicked": "Decisions with a click",
+        "converted": "Decisions with a conversion",
+        "revenue": "Revenue of the decisions' conversions",
+        "click_rate": "Clicked decisions / decisions",
+    }
+    lines: list[str] = []
+    for metric, help_text in names.items():
+        name = f"slotwise_kpi_{metric}"
+        lines += [
+            f"# HELP {name} {help_text}, by campaign and arm (the live dashboard's window).",
+            f"# TYPE {name} gauge",
+        ]
+        for campaign in report.campaigns:
+            overall = campaign.segments[0]
+            for arm_name, arm in (("personalised", overall.personalised),
+                                  ("control", overall.control)):  # fmt: skip
+                value: float | None
+                if metric == "click_rate":
+                    value = arm.click_rate.value
+                else:
+                    value = float(getattr(arm, metric))
+                if value is None:
+                    continue
+                labels = f'campaign="{_label(campaign.name)}",arm="{arm_name}"'
+                lines.append(f"{name}{{{labels}}} {value!r}")
+    return "\n".join(lines) + "\n"

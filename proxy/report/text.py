@@ -1,0 +1,162 @@
+"""The report as text (``--format text``): what a person reads in a terminal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from slotwise.proxy.report.document import Arm, Campaign, Estimate, Lift, Report
+
+NOT_ENOUGH = "not enough data"
+
+
+def when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def pct(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def num(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def interval(e: Estimate, percent: bool = True, signed: bool = False) -> str:
+    """``value [low, high]``; ``-`` when undefined."""
+
+    def fmt(v: float) -> str:
+        text = pct(v) if percent else num(v)
+        return f"+{text}" if signed and v >= 0 else text
+
+    if e.value is None:
+        return "-"
+    if e.low is None or e.high is None:
+        return fmt(e.value)
+    return f"{fmt(e.value)} [{fmt(e.low)}, {fmt(e.high)}]"
+
+
+LABELS = {
+    "click_rate": "click rate",
+    "conversion_rate": "conversion rate",
+    "goal_per_decision": "goal per decision",
+}
+
+
+def lift_text(lift: Lift) -> str:
+    percent = lift.metric != "goal_per_decision"
+    absolute = interval(lift.absolute, percent, signed=True)
+    if percent:
+        absolute = absolute.replace("%", " pts")
+    relative = interval(lift.relative, True, signed=True)
+    verdict = NOT_ENOUGH if lift.verdict == "not_enough_data" else lift.verdict.replace("_", " ")
+    return f"{LABELS[lift.metric]}: {absolute} abs, {relative} rel ({verdict})"
+
+
+def _arm(name: str, arm: Arm) -> str:
+    return (
+        f"    {name:<13} {arm.decisions:>9} decisions  click rate"
+        f" {interval(arm.click_rate)}  conversions {arm.conversions}"
+        f"  goal/decision {interval(arm.goal_per_decision, percent=False)}"
+    )
+
+
+def campaign_text(c: Campaign) -> list[str]:
+    lines = [
+        f"campaign {c.name}  (goal: {c.goal}; {c.decisions} decisions,"
+        f" {when(c.first)} .. {when(c.last)})"
+    ]
+    extra = []
+    if c.fail_open:
+        extra.append(f"{c.fail_open} personalised decisions failed open (counted personalised)")
+    if c.reverted:
+        extra.append(f"{c.reverted} served generic by the guardrail (in neither arm)")
+    if c.unserved:
+        extra.append(f"{c.unserved} not served (chooser errors)")
+    lines += [f"  note: {e}" for e in extra]
+    srm = c.sample_ratio
+    if srm is None:
+        lines.append("  split: no control group to compare with")
+    else:
+        flag = (
+            "MISMATCH: the split is not what the holdout asks; lift is suspect"
+            if (srm.mismatch)
+            else "ok"
+        )
+        lines.append(
+            f"  split: control {pct(srm.observed_control_share)} of decisions, expected"
+            f" {pct(srm.expected_control_share)} (chi2 {srm.chi2:.2f}, p {srm.p_value:.3g}):"
+            f" {flag}"
+        )
+    lines.append("  personalised vs control by segment:")
+    for s in c.segments:
+        lines.append(f"  [{s.segment}]")
+        lines.append(_arm("personalised", s.personalised))
+        lines.append(_arm("control", s.control))
+        for lift in s.lifts:
+            lines.append(f"    lift {lift_text(lift)}")
+    if c.variants:
+        lines.append("  variants (personalised decisions; share of the segment's):")
+        for v in c.variants:
+            rate = interval(v.click_rate) if v.enough_data else f"{NOT_ENOUGH} ({v.decisions})"
+            lines.append(
+                f"    [{v.segment}] {v.name:<28} {v.decisions:>8} ({pct(v.share, 1):>6})"
+                f"  click rate {rate}"
+            )
+    if c.combinations:
+        lines.append("  combinations:")
+        for v in c.combinations[:60]:
+            rate = interval(v.click_rate) if v.enough_data else f"{NOT_ENOUGH} ({v.decisions})"
+            lines.append(
+                f"    [{v.segment}] {v.name}  {v.decisions} ({pct(v.share, 1)})  click rate {rate}"
+            )
+        if len(c.combinations) > 60:
+            lines.append(f"    ... {len(c.combinations) - 60} more (see --format json)")
+    if c.timeline:
+        lines.append("  over time (click rate, personalised vs control):")
+        for p in c.timeline:
+            shown = interval(p.click_rate_lift, signed=True) if p.enough_data else NOT_ENOUGH
+            shown = shown.replace("%", " pts")
+            lines.append(
+                f"    {when(p.start)}  {p.personalised_decisions:>7} / {p.control_decisions:<6}"
+                f"  {pct(p.personalised_click_rate.value)} vs {pct(p.control_click_rate.value)}"
+                f"  lift {shown}"
+            )
+    return lines
+
+
+def render(report: Report) -> str:
+    t = report.totals
+    lines = [
+        f"slotwise report: {report.source}",
+        f"  {t.decisions} decisions, {t.events} events ({t.matched_events} matched,"
+        f" {t.unmatched_events} without a decision in range, {t.late_events} late,"
+        f" {t.ignored_events} not campaign events); {t.outside} decisions outside the"
+        f" selection; {t.unreadable} unreadable",
+        f"  segments by: {', '.join(report.segment_by) or '(none: all traffic)'};"
+        f" join window {report.window:g} s; intervals are 95%",
+        "",
+    ]
+    if not report.campaigns:
+        lines.append("no campaign decisions in the selection")
+    for c in report.campaigns:
+        lines += campaign_text(c)
+        lines.append("")
+    for name in ("offers", "triggers", "storefront"):
+        section = getattr(report, name)
+        if section.status == "no_data":
+            lines.append(f"{name}: no data: {section.reason}")
+    kpis = report.storefront_kpis
+    if kpis is not None:
+        lines += [
+            f"storefront: {kpis.sessions} sessions (ending after {kpis.timeout / 60:g} minutes"
+            " without an event)",
+            f"  bounce rate {interval(kpis.bounce_rate)};"
+            f" conversion {interval(kpis.conversion_rate)};"
+            f" repeat sessions {interval(kpis.repeat_sessions)}",
+            f"  {kpis.orders} orders, revenue {kpis.revenue:.2f}, average order value"
+            f" {interval(kpis.average_order_value, percent=False)}; session time"
+            f" {interval(kpis.session_seconds, percent=False)} s",
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,76 @@
+"""The HTML report in real headless Chromium, offline: every chart is drawn (its screenshot
+shows the arms' colours), nothing is fetched, the page needs no script."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.proxy.report.logs import make_logs, write_files
+from tests.support.chromium import chromium
+from tests.support.png import count_colour
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+BLUE = (0x00, 0x72, 0xB2)  # the personalised arm (slotwise.proxy.report.svg)
+VERMILLION = (0xD5, 0x5E, 0x00)  # the control arm
+
+
+def _report(tmp_path: Path) -> Path:
+    logs = write_files(make_logs(), tmp_path)
+    page = tmp_path / "report.html"
+    subprocess.run(
+        [sys.executable, "-m", "slotwise", "report", *map(str, logs), "--segment-by",
+         "device.type", "--format", "html", "--output", str(page)],
+        cwd=REPO, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    return page
+
+
+def test_the_html_report_renders_every_chart_offline(tmp_path: Path) -> None:
+    page = _report(tmp_path)
+    with chromium(tmp_path / "chromium") as browser:
+        browser.send("Network.enable")
+        browser.send("Network.setBlockedURLs", {"urls": ["http://*", "https://*", "ws://*"]})
+        browser.send("Emulation.setScriptExecutionDisabled", {"value": True})
+        browser.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+        )
+        browser.navigate(page.as_uri())
+        browser.wait_for("document.readyState === 'complete'")
+        charts = browser.evaluate(
+            "Array.from(document.querySelectorAll('svg.chart')).map(s => {"
+            " const r = s.getBoundingClientRect();"
+            " return {kind: s.dataset.chart, x: r.x + scrollX, y: r.y + scrollY,"
+            " w: r.width, h: r.height, marks: s.querySelectorAll('circle,rect,path').length,"
+            " title: s.querySelector('title').textContent}; })"
+        )
+        fetched = browser.evaluate("performance.getEntriesByType('resource').length")
+        shots = {}
+        for chart in charts:
+            clip = {k: chart[k[0]] for k in ("x", "y")} | {
+                "width": chart["w"],
+                "height": chart["h"],
+                "scale": 1,
+            }
+            shot = browser.send(
+                "Page.captureScreenshot",
+                {"format": "png", "clip": clip, "captureBeyondViewport": True},
+            )
+            shots[chart["kind"]] = base64.b64decode(shot["data"])
+        whole = browser.send("Page.captureScreenshot", {"format": "png"})
+    assert fetched == 0
+    assert [c["kind"] for c in charts] == ["rates-0", "lift-0", "variants-0", "timeline-0"]
+    for chart in charts:
+        assert chart["w"] > 300 and chart["h"] > 100 and chart["marks"] > 3, chart
+        assert chart["title"]
+        blue = count_colour(shots[chart["kind"]], BLUE)
+        assert blue > 50, f"{chart['kind']}: the personalised arm is not drawn ({blue} px)"
+    for kind in ("rates-0", "timeline-0"):  # the charts with both arms
+        assert count_colour(shots[kind], VERMILLION) > 50, kind
+    (tmp_path / "report.png").write_bytes(base64.b64decode(whole["data"]))
