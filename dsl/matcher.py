@@ -364,21 +364,15 @@ class _CountBucketer(_Bucketer):
         self.event, self.seconds, self.points = event, seconds, points
 
     def bucket(self, ctx: Context) -> int:
-        value = ctx.history.count(self.event, ctx.now - self.seconds)
+        return self._bucket_of(ctx.history.count(self.event, ctx.now - self.seconds))
+
+    def zero_bucket(self) -> int:
+        return self._bucket_of(0)
+
+    def _bucket_of(self, value: int) -> int:
         points = self.points
         i = bisect_left(points, value)
         return 2 * i + 1 if i < len(points) and points[i] == value else 2 * i
-
-
-class _EventBucketer(_Bucketer):
-    __slots__ = ("event", "seconds")
-
-    def __init__(self, event: str, seconds: float, accepts: list[Bits | None]) -> None:
-        super().__init__(accepts)
-        self.event, self.seconds = event, seconds
-
-    def bucket(self, ctx: Context) -> int:
-        return 1 if ctx.history.count(self.event, ctx.now - self.seconds) > 0 else 0
 
 
 class _Group(_Lookup):
@@ -416,11 +410,56 @@ class _Group(_Lookup):
         # bound methods: no attribute lookups per request
         self.buckets = tuple((member.bucket, stride) for member, stride in self.members)
 
+    def index_at_zero(self) -> int:
+        """The cell of a user with no event of any kind (behaviour features only)."""
+        index = 0
+        for member, stride in self.members:
+            assert isinstance(member, _CountBucketer)
+            index += member.zero_bucket() * stride
+        return index
+
     def accepted(self, ctx: Context) -> Bits | None:
         index = 0
         for bucket, stride in self.buckets:
             index += bucket(ctx) * stride
         return self.table[index]
+
+
+class _EventGate(_Lookup):
+    """The behaviour features of one event type (``event X within W``, ``count of X within
+    W``): when the user has no such event within the longest window, every count is 0 and the
+    accepted terms are one precomputed set; only otherwise are the counts asked for. Most
+    requests have no event of most types, and each count is a call into the history."""
+
+    __slots__ = ("event", "groups", "seconds", "zero")
+
+    def __init__(self, event: str, groups: Sequence[_Group]) -> None:
+        self.event = event
+        self.groups = tuple(groups)
+        members = [member for group in groups for member, _ in group.members]
+        self.seconds = max(member.seconds for member in members)  # type: ignore[attr-defined]
+        self.zero = _intersection(group.table[group.index_at_zero()] for group in groups)
+
+    def accepted(self, ctx: Context) -> Bits | None:
+        last = ctx.history.last(self.event)
+        # the same arithmetic as the counts' own `since`: no event at or after it, no count
+        if last is None or last < ctx.now - self.seconds:
+            return self.zero
+        found = [a for group in self.groups if (a := group.accepted(ctx)) is not None]
+        if not found:
+            return None
+        result = found[0]
+        for more in found[1:]:
+            result = result & more
+        return result
+
+
+def _intersection(sets: Iterable[Bits | None]) -> Bits | None:
+    result: Bits | None = None
+    for bits in sets:
+        if bits is not None:
+            result = bits if result is None else result & bits
+    return result
 
 
 class _ListLookup(_Lookup):
@@ -499,7 +538,7 @@ def build_rule_index(
     """
     size = len(conditions)
     builder = _Builder(segments, kind_of)
-    split_terms = [_terms(list(conjuncts(c, segments)), builder) for c in conditions]
+    split_terms = [_terms(c, builder) for c in conditions]
     layers = max((len(terms) - 1 for terms in split_terms), default=0)
     split = [rule for rule, terms in enumerate(split_terms) if len(terms) > 1]
     mapping = term_ids(size, split, layers)
@@ -519,16 +558,20 @@ def build_rule_index(
         for feature, by_key in builder.groups.items()
     ]
     buckets = sum(len(b.accepts) for b in bucketers)
-    lookups: list[_Lookup] = list(_groups(bucketers, everything))
+    lookups: list[_Lookup] = _lookups(bucketers, everything)
     lists: list[_ListLookup] = []
     for name in sorted(builder.lists_any.keys() | builder.lists_none.keys()):
-        needing = {e: bits_of(r) for e, r in builder.lists_any[name].items()}
         forbidding = {e: bits_of(r) for e, r in builder.lists_none[name].items()}
-        lookup = _ListLookup(name, everything, needing, forbidding)
-        lookups.append(lookup)
-        if forbidding:
-            lists.append(lookup)
-        buckets += len(needing) + len(forbidding)
+        slots = builder.lists_any[name] or [{}]
+        for slot, required in enumerate(slots):
+            needing = {e: bits_of(r) for e, r in required.items()}
+            lookup = _ListLookup(name, everything, needing, forbidding if slot == 0 else {})
+            if needing:  # without, it accepts every term: no AND
+                lookups.append(lookup)
+            if forbidding and slot == 0:
+                lists.append(lookup)
+            buckets += len(needing)
+        buckets += len(forbidding)
     residuals: dict[int, Predicate] = {}
     for term, parts in builder.residual_parts.items():
         if parts:
@@ -549,7 +592,8 @@ class _Builder:
         self.groups: dict[Feature, dict[object, tuple[list[int], list[ast.Condition]]]] = (
             defaultdict(dict)
         )
-        self.lists_any: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        # list signal -> one table per required group ("slot"): element -> terms needing it
+        self.lists_any: dict[str, list[dict[str, list[int]]]] = defaultdict(list)
         self.lists_none: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         self.residual_parts: dict[int, list[ast.Condition]] = defaultdict(list)
         self.literals: dict[Feature, list[ast.Condition]] = defaultdict(list)
@@ -557,7 +601,7 @@ class _Builder:
     def single_feature(self, part: ast.Condition) -> Feature | None:
         """The one feature an indexable conjunct reads, or None."""
         found = list(atoms(part, self.segments))
-        features = {feature_of(a) for a in found}
+        features = {_counted(feature_of(a)) for a in found}
         if len(features) != 1:
             return None
         feature = features.pop()
@@ -582,49 +626,112 @@ class _Builder:
             self.literals[feature].extend(group)
 
     def _add_list(self, term: int, name: str, group: list[ast.Condition]) -> None:
-        # index one positive `has any` exactly; a negated one too; everything else is checked
-        # on the survivors
-        positive = negative = False
+        """Index a term's conditions on one list signal: each positive group it requires (an
+        element of ``has any``, every element of ``has all``, ``"x" in``) takes the next slot
+        (one more lookup for the signal, up to MAX_LIST_SLOTS); the elements of negated
+        ``has any`` / ``"x" in`` are forbidden. The rest is checked on the survivors."""
+        slot = 0
         for part in group:
+            negated = isinstance(part, ast.Negation)
             inner = part.operand if isinstance(part, ast.Negation) else part
-            elements = _any_elements(inner)
-            exact = elements and (
-                isinstance(inner, ast.Contains)
-                or (isinstance(inner, ast.Has) and inner.quantifier == "any")
-            )
-            if isinstance(part, ast.Negation) and exact and not negative:
-                negative = True
+            elements = _list_elements(inner)
+            if not elements:
+                self.residual_parts[term].append(part)
+            elif negated:
+                if isinstance(inner, ast.Has) and inner.quantifier == "all" and len(elements) > 1:
+                    self.residual_parts[term].append(part)  # an OR of absences: see _dnf
+                    continue
                 for element in elements:
                     self.lists_none[name][element].append(term)
-            elif not isinstance(part, ast.Negation) and elements and not positive:
-                positive = True
-                for element in elements:  # for `has all`, a necessary condition only
-                    self.lists_any[name][element].append(term)
-                if not exact:
-                    self.residual_parts[term].append(part)
             else:
-                self.residual_parts[term].append(part)
+                any_of = not (isinstance(inner, ast.Has) and inner.quantifier == "all")
+                required = [elements] if any_of else [(e,) for e in elements]
+                if slot + len(required) > MAX_LIST_SLOTS:
+                    self.residual_parts[term].append(part)
+                    continue
+                tables = self.lists_any[name]
+                for one_of in required:
+                    while len(tables) <= slot:
+                        tables.append(defaultdict(list))
+                    for element in one_of:
+                        tables[slot][element].append(term)
+                    slot += 1
 
 
-def _terms(parts: list[ast.Condition], builder: _Builder) -> list[list[ast.Condition]]:
-    """The rule as a disjunction of conjunct lists, when its ORs can be indexed branch-wise."""
+MAX_LIST_SLOTS = 4
+
+
+def _list_elements(part: ast.Condition) -> tuple[str, ...]:
+    """The elements a ``has`` / ``"x" in`` names; () when it is not one (or names none)."""
+    if isinstance(part, ast.Contains):
+        return (part.value,)
+    if isinstance(part, ast.Has) and all(type(v) is str for v in part.values):
+        return tuple(str(v) for v in part.values)
+    return ()
+
+
+def _terms(cond: ast.Condition, builder: _Builder) -> list[list[ast.Condition]]:
+    """The rule as a disjunction of terms, each a list of conjuncts (at most MAX_OR_TERMS
+    terms): every top-level conjunct in disjunctive normal form over single-feature literals
+    when that stays small, else kept whole (a residual check)."""
     terms: list[list[ast.Condition]] = [[]]
-    for part in parts:
-        if isinstance(part, ast.Or) and builder.single_feature(part) is None:
-            branches = part.operands
-            if len(terms) * len(branches) <= MAX_OR_TERMS and all(
-                builder.single_feature(b) is not None for b in branches
-            ):
-                terms = [term + [branch] for term in terms for branch in branches]
-                continue
-        for term in terms:
-            term.append(part)
+    for part in conjuncts(cond, builder.segments):
+        found = _dnf(part, False, builder)
+        if found is not None and len(terms) * len(found) <= MAX_OR_TERMS:
+            terms = [term + more for term in terms for more in found]
+        else:
+            for term in terms:
+                term.append(part)
     return terms
 
 
-def _kind(feature: Feature, kind_of: Callable[[str], FeatureKind]) -> str:
+def _dnf(cond: ast.Condition, negated: bool, builder: _Builder) -> list[list[ast.Condition]] | None:
+    """``cond`` (or ``not cond``) as an OR of ANDs of literals, each reading one feature:
+    segments opened up, negations pushed down to the literals (De Morgan; every predicate is
+    true or false, a missing signal included, so the laws hold), ORs spread over the ANDs.
+    None when that takes more than MAX_OR_TERMS terms. A literal the index cannot answer is
+    kept as it is (a residual check of its term)."""
+    if negated and isinstance(cond, ast.Has) and cond.quantifier == "all" and len(cond.values) > 1:
+        # not (has all [a, b]): a or b absent, each an indexed `not "a" in`
+        if not _list_elements(cond):
+            return [[ast.Negation(ast.NO_SPAN, cond)]]
+        return [
+            [ast.Negation(ast.NO_SPAN, ast.Contains(ast.NO_SPAN, str(v), cond.signal))]
+            for v in cond.values
+        ]
+    literal = ast.Negation(ast.NO_SPAN, cond) if negated else cond
+    if builder.single_feature(literal) is not None:
+        return [[literal]]
+    if isinstance(cond, ast.Negation):
+        return _dnf(cond.operand, not negated, builder)
+    if isinstance(cond, ast.SegmentRef):
+        return _dnf(builder.segments[cond.name].condition, negated, builder)
+    if not isinstance(cond, ast.And | ast.Or):
+        return [[literal]]
+    branches = [_dnf(operand, negated, builder) for operand in cond.operands]
+    if any(branch is None for branch in branches):
+        return None
+    if isinstance(cond, ast.And) != negated:  # every operand must hold
+        terms: list[list[ast.Condition]] = [[]]
+        for branch in branches:
+            assert branch is not None
+            terms = [term + more for term in terms for more in branch]
+            if len(terms) > MAX_OR_TERMS:
+                return None
+        return terms
+    terms = [term for branch in branches if branch is not None for term in branch]
+    return terms if len(terms) <= MAX_OR_TERMS else None
+
+
+def _counted(feature: Feature) -> Feature:
+    """``event X within W`` reads the count of X within W (it is ``count ... >= 1``): one
+    feature, one call into the history, for both forms."""
     if feature[0] == "event":
-        return "event"
+        return ("count", feature[1], feature[2])  # type: ignore[misc]
+    return feature
+
+
+def _kind(feature: Feature, kind_of: Callable[[str], FeatureKind]) -> str:
     return kind_of(feature[1])
 
 
@@ -635,10 +742,8 @@ _NUMERIC_ATOMS = (ast.Member, ast.InRange)
 def _indexable(
     part: ast.Condition, found: list[ast.Condition], kind: str, feature: Feature
 ) -> bool:
-    if kind == "event":
-        return all(isinstance(a, ast.EventWithin) for a in found)
     if feature[0] == "count":
-        return all(isinstance(a, ast.EventCount) for a in found)
+        return all(isinstance(a, ast.EventCount | ast.EventWithin) for a in found)
     if kind == "discrete":
         return all(
             isinstance(a, _DISCRETE_ATOMS) or (isinstance(a, ast.Compare) and a.op in ("==", "!="))
@@ -663,36 +768,45 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _any_elements(part: ast.Condition) -> tuple[str, ...]:
-    if isinstance(part, ast.Contains):
-        return (part.value,)
-    assert isinstance(part, ast.Has)
-    values = tuple(str(v) for v in part.values)
-    return values if part.quantifier == "any" else values[:1]
-
-
 MAX_GROUP_CELLS = 1024
 GROUP_MEMORY_BYTES = 48 * 1024 * 1024
 
 
-def _groups(bucketers: list[_Bucketer], everything: Bits) -> Iterator[_Group]:
-    """Pack features into groups whose bucket combinations stay few (fewest buckets first),
-    within a memory budget for the combined sets."""
+def _lookups(bucketers: list[_Bucketer], everything: Bits) -> list[_Lookup]:
+    """The signal features packed into groups; the behaviour features grouped per event type
+    behind a gate (``_EventGate``)."""
     # a dense bitmap: one 8 KiB bitset container per 65,536 ids
     cell_bytes = (everything.max() + 1 if everything else 1) / 8 + 32
-    budget = GROUP_MEMORY_BYTES / cell_bytes
+    budget = [GROUP_MEMORY_BYTES / cell_bytes]
+    per_event: dict[str, list[_CountBucketer]] = defaultdict(list)
+    others: list[_Bucketer] = []
+    for bucketer in bucketers:
+        if isinstance(bucketer, _CountBucketer):
+            per_event[bucketer.event].append(bucketer)
+        else:
+            others.append(bucketer)
+    lookups: list[_Lookup] = list(_groups(others, budget))
+    for event, members in sorted(per_event.items()):
+        lookups.append(_EventGate(event, list(_groups(members, budget))))
+    return lookups
+
+
+def _groups(bucketers: Sequence[_Bucketer], budget: list[float]) -> Iterator[_Group]:
+    """Pack features into groups whose bucket combinations stay few (fewest buckets first),
+    within a memory budget (in cells, shared by every call) for the combined sets."""
     group: list[_Bucketer] = []
     cells = 1
     for bucketer in sorted(bucketers, key=lambda b: len(b.accepts)):
         size = len(bucketer.accepts)
-        if group and (cells * size > MAX_GROUP_CELLS or cells * size > budget):
+        if group and (cells * size > MAX_GROUP_CELLS or cells * size > budget[0]):
             yield _Group(group)
-            budget -= cells if len(group) > 1 else 0
+            budget[0] -= cells if len(group) > 1 else 0
             group, cells = [], 1
         group.append(bucketer)
         cells *= size
     if group:
         yield _Group(group)
+        budget[0] -= cells if len(group) > 1 else 0
 
 
 def _build_bucketer(
@@ -730,11 +844,6 @@ def _build_bucketer(
             return unmentioned.union(*accepted)
         return everything.difference(*rejected)
 
-    if feature[0] == "event":
-        event, seconds = str(feature[1]), float(feature[2])  # type: ignore[misc]
-        absent = accepting(Context({}, 0.0, _FixedHistory(0)))
-        present = accepting(Context({}, 0.0, _FixedHistory(1)))
-        return _EventBucketer(event, seconds, [absent, present])
     points = sorted(_end_points(parts, segments))
     representatives = _representatives(points)
     if feature[0] == "count":
@@ -767,6 +876,8 @@ def _end_points(parts: list[ast.Condition], segments: Mapping[str, ast.Segment])
                 points.update(p for p in (atom.range.low, atom.range.high) if p is not None)
             elif isinstance(atom, ast.EventCount):
                 points.add(float(atom.count))
+            elif isinstance(atom, ast.EventWithin):
+                points.add(1.0)  # none, or at least one
     return points
 
 

@@ -148,6 +148,11 @@ RESIDUAL_HEAVY = [
     'not user.segments has any ["a"]',
     'device.type == "mobile" or geo.country == "DE" or user.age < 20',
     'user.age in 18..30 and not (cart.value > 10 or device.type == "tablet")',
+    # past what the index splits (9 terms, 5 required elements): residual checks
+    '(device.type == "mobile" or geo.country == "DE" or user.age < 20) and '
+    '(cart.value > 9 or "a" in user.segments or device.type == "tablet")',
+    'user.segments has all ["a", "b", "c", "d", "e"] or geo.country == "AT"',
+    'not user.segments has all ["a", "b"] and user.age > 20',
 ]
 ACTIONS = [
     "pin s a",
