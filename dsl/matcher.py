@@ -1,11 +1,15 @@
 """The rule matcher: roaring bitmaps over a campaign's rules, plus residual checks.
 
 Rules are numbered 0..n-1 in policy order (``TermIds`` lays out their ids in the bitmaps, the
-terms). Each rule's condition is split into its top-level AND parts (conjuncts). A conjunct
-that reads exactly one *feature* (a signal, ``event X within W`` or ``count of X within W``)
-with indexable operators is answered by the index; every other conjunct (OR across signals,
-``not`` over several signals, a type the index cannot bucket) becomes a residual check, run
-only for the rules that survive the index.
+terms). Each rule's condition is put in disjunctive normal form over *literals* that read one
+feature each (a signal, or the count of an event type within a window): named segments are
+opened up, negations pushed down to the literals by De Morgan (``not (a and b)`` is ``not a or
+not b``), and ORs spread into terms, at most MAX_OR_TERMS per rule. A rule split into several
+terms holds when any of them holds (its extra terms map back to it after matching). Within a
+term, the literals on one feature are answered by the index; a literal it cannot answer (an OR
+of more terms than that, a list condition past MAX_LIST_SLOTS lookups) becomes a residual
+check, compiled to one Python function (dsl/condition_code.py) shared by every term with the
+same check, and run only for the terms that survive the index.
 
 Per feature the index holds, for every value the rules mention (strings, booleans), every
 numeric bucket between the range end points the rules use, plus "some other value" and
@@ -14,13 +18,15 @@ numeric bucket between the range end points the rules use, plus "some other valu
 bitmaps are dense, so roaring keeps them as bitset containers (built with ``optimize=False``:
 no run containers, which intersect several times slower) and a match, the intersection of one
 bitmap per feature or group of features (a dozen or so, whatever the rule count), runs word by
-word in CRoaring. Nothing on the request path iterates a bitmap in Python: the first pinning
-rule is ``max()`` (see ``TermIds``), the actions are ``intersect`` and
-``intersection_cardinality``; only the residual checks list their few surviving terms.
+word in CRoaring. List signals are looked up per element the request's list holds; the
+behaviour features of one event type sit behind a gate that skips every count when the user
+has no such event in the longest window. Nothing on the request path iterates a bitmap in
+Python: the first pinning rule is ``max()`` (see ``TermIds``), the actions are ``intersect``
+and ``intersection_cardinality``; only the residual checks list their few surviving terms.
 
-The bucket tables are filled by evaluating each distinct conjunct (rules that share a conjunct
-share the work) on one representative value per bucket, with the same compiled closures the
-residual checks use, so the index cannot disagree with the closures.
+The bucket tables are filled by evaluating each distinct group of literals (terms that share
+one share the work) on one representative value per bucket, with the compiled closures of
+conditions.py, so the index cannot disagree with them.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Any, Literal
 from pyroaring import FrozenBitMap
 
 from slotwise.dsl import ast
+from slotwise.dsl.condition_code import compile_code
 from slotwise.dsl.conditions import (
     MISSING,
     Feature,
@@ -42,6 +49,7 @@ from slotwise.dsl.conditions import (
     compile_condition,
     conjuncts,
     feature_of,
+    structure,
 )
 from slotwise.types import Context
 
@@ -78,6 +86,7 @@ class RuleIndex:
     __slots__ = (
         "_accepted",
         "_all",
+        "_checks",
         "_extras",
         "_features",
         "_first_extra",
@@ -98,7 +107,8 @@ class RuleIndex:
         terms: Bits,
         features: Sequence[_Lookup],
         lists: Sequence[_ListLookup],
-        residuals: Mapping[int, Predicate],
+        residuals: Mapping[int, int],
+        checks: Sequence[Predicate],
         stats: IndexStats,
     ) -> None:
         self.ids = ids
@@ -108,7 +118,8 @@ class RuleIndex:
         self._features = tuple(features)
         self._accepted = tuple(feature.accepted for feature in features)
         self._lists = tuple(lists)
-        self._residuals = dict(residuals)
+        self._residuals = dict(residuals)  # term -> the number of its check
+        self._checks = tuple(checks)
         self._residual_ids = bits_of(residuals)
         self.rule_terms = bits_of(ids.term(rule) for rule in range(ids.size))
         split_terms = [ids.term(rule) for rule in range(ids.size) if ids.term(rule) < ids.split_end]
@@ -143,9 +154,17 @@ class RuleIndex:
         if self._residuals:
             survivors = matched & self._residual_ids
             if survivors:
-                residuals = self._residuals
-                # the few rules left with a residual check: each one's closure must run
-                failed = [t for t in survivors.to_array() if not residuals[t](ctx)]
+                residuals, checks = self._residuals, self._checks
+                # the few rules left with a residual check: each distinct check runs once
+                held: dict[int, bool] = {}
+                failed = []
+                for term in survivors.to_array():
+                    number = residuals[term]
+                    result = held.get(number)
+                    if result is None:
+                        result = held[number] = checks[number](ctx)
+                    if not result:
+                        failed.append(term)
                 if failed:
                     matched = matched - FrozenBitMap(failed)
         if self._layers and matched.max() >= self._first_extra:
@@ -572,14 +591,21 @@ def build_rule_index(
                 lists.append(lookup)
             buckets += len(needing)
         buckets += len(forbidding)
-    residuals: dict[int, Predicate] = {}
+    # what the index cannot answer: one compiled function per distinct condition, shared by
+    # the terms that need it
+    residuals: dict[int, int] = {}
+    checks: list[Predicate] = []
+    numbers: dict[object, int] = {}
     for term, parts in builder.residual_parts.items():
         if parts:
-            residuals[term] = compile_condition(
-                parts[0] if len(parts) == 1 else ast.And(ast.NO_SPAN, tuple(parts)), segments
-            )
+            condition = parts[0] if len(parts) == 1 else ast.And(ast.NO_SPAN, tuple(parts))
+            key = structure(condition)
+            if key not in numbers:
+                numbers[key] = len(checks)
+                checks.append(compile_code(condition, segments))
+            residuals[term] = numbers[key]
     stats = IndexStats(size, total, len(lookups), buckets, len(residuals))
-    return RuleIndex(mapping, everything, lookups, lists, residuals, stats)
+    return RuleIndex(mapping, everything, lookups, lists, residuals, checks, stats)
 
 
 class _Builder:
@@ -597,9 +623,19 @@ class _Builder:
         self.lists_none: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         self.residual_parts: dict[int, list[ast.Condition]] = defaultdict(list)
         self.literals: dict[Feature, list[ast.Condition]] = defaultdict(list)
+        self._features: dict[int, tuple[ast.Condition, Feature | None]] = {}
 
     def single_feature(self, part: ast.Condition) -> Feature | None:
-        """The one feature an indexable conjunct reads, or None."""
+        """The one feature an indexable conjunct reads, or None (asked again for the same
+        node while splitting and adding a rule: remembered by identity)."""
+        known = self._features.get(id(part))
+        if known is not None and known[0] is part:
+            return known[1]
+        feature = self._single_feature(part)
+        self._features[id(part)] = (part, feature)
+        return feature
+
+    def _single_feature(self, part: ast.Condition) -> Feature | None:
         found = list(atoms(part, self.segments))
         features = {_counted(feature_of(a)) for a in found}
         if len(features) != 1:
@@ -737,13 +773,14 @@ def _kind(feature: Feature, kind_of: Callable[[str], FeatureKind]) -> str:
 
 _DISCRETE_ATOMS = (ast.Member, ast.Flag)
 _NUMERIC_ATOMS = (ast.Member, ast.InRange)
+_BEHAVIOUR_ATOMS = (ast.EventCount, ast.EventWithin)
 
 
 def _indexable(
     part: ast.Condition, found: list[ast.Condition], kind: str, feature: Feature
 ) -> bool:
     if feature[0] == "count":
-        return all(isinstance(a, ast.EventCount | ast.EventWithin) for a in found)
+        return all(isinstance(a, _BEHAVIOUR_ATOMS) for a in found)
     if kind == "discrete":
         return all(
             isinstance(a, _DISCRETE_ATOMS) or (isinstance(a, ast.Compare) and a.op in ("==", "!="))
