@@ -35,6 +35,7 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pyroaring import FrozenBitMap
@@ -89,12 +90,13 @@ class RuleIndex:
         "_checks",
         "_extras",
         "_features",
-        "_first_extra",
+        "first_extra",
         "_layers",
         "_lists",
         "_padding",
         "_residual_ids",
         "_residuals",
+        "extras",
         "ids",
         "rule_terms",
         "size",
@@ -110,6 +112,7 @@ class RuleIndex:
         residuals: Mapping[int, int],
         checks: Sequence[Predicate],
         stats: IndexStats,
+        extras: Mapping[int, tuple[int, ...]] = MappingProxyType({}),
     ) -> None:
         self.ids = ids
         self.size = ids.size
@@ -128,13 +131,21 @@ class RuleIndex:
             (bits_of(t + shift for t in split_terms), -shift) for shift in ids.shifts
         )
         self._extras = _union([layer for layer, _ in self._layers])
-        self._first_extra = self._extras.min() if self._extras else ids.end
+        self.first_extra = self._extras.min() if self._extras else ids.end
+        # a split rule's term -> its extra terms
+        self.extras: Mapping[int, tuple[int, ...]] = MappingProxyType(dict(extras))
         self.stats = stats
 
     def match(self, ctx: Context) -> Bits:
         """The terms (``ids``) of the rules whose condition holds for ctx, plus the padding
         and any OR terms that held (``ids.rules_of`` lists the rules, ``count`` counts them).
         """
+        return self.fold(self.match_terms(ctx))
+
+    def match_terms(self, ctx: Context) -> Bits:
+        """The terms that hold for ctx, each split rule's extra terms not yet mapped back to
+        its own (``fold``): what pins, excludes and prefers read, whose bitmaps list a split
+        rule's extra terms too (only counting needs one term per rule)."""
         found = [a for accepted_by in self._accepted if (a := accepted_by(ctx)) is not None]
         if found:
             # every operand and result is a bitset per chunk (padding, TermIds): the order of
@@ -167,7 +178,11 @@ class RuleIndex:
                         failed.append(term)
                 if failed:
                     matched = matched - FrozenBitMap(failed)
-        if self._layers and matched.max() >= self._first_extra:
+        return matched
+
+    def fold(self, matched: Bits) -> Bits:
+        """``match_terms`` with every extra term that held adding its rule's term."""
+        if self._layers and matched.max() >= self.first_extra:
             # OR terms to their rules' terms: one shift per layer, in C (the extra terms have
             # the highest ids, so ``max()`` tells whether any held)
             extras = matched & self._extras
@@ -255,13 +270,27 @@ class TermIds:
         ]
 
     def rules_of(self, matched: Iterable[int]) -> list[int]:
-        """The rules (policy order numbers) with a term in ``matched``, ascending; padding and
-        extra terms skipped (for names and tests, not for the request path)."""
+        """The rules (policy order numbers) with a term in ``matched``, extra terms included,
+        ascending; padding skipped (for names and tests, not for the request path)."""
         size, rule_of = self.size, self.rule_of
-        found = {
-            rule_of(term) for term in matched if term & 0xFFFF >= PADDING and _position(term) < size
-        }
+        found: set[int] = set()
+        for term in matched:
+            if term & 0xFFFF < PADDING:
+                continue
+            if _position(term) < size:
+                found.add(rule_of(term))
+            else:
+                found.update(rule_of(first) for first in self._firsts_of(term))
         return sorted(found)
+
+    def _firsts_of(self, extra: int) -> list[int]:
+        """The split rule's term an extra term belongs to (the layers' ids do not overlap)."""
+        first, end = _term(0), self.split_end
+        return [
+            term
+            for shift in self.shifts
+            if first <= (term := extra - shift) < end and term & 0xFFFF >= PADDING
+        ][:1]
 
 
 def term_ids(size: int, split: Sequence[int] = (), layers: int = 0) -> TermIds:
@@ -333,7 +362,7 @@ class _Bucketer:
 class _DiscreteBucketer(_Bucketer):
     """Buckets: each value the rules mention, then "another value", then "missing"."""
 
-    __slots__ = ("missing", "name", "other", "table")
+    __slots__ = ("missing", "name", "other", "strings", "table")
 
     def __init__(
         self, name: str, table: dict[tuple[bool, Any], int], accepts: list[Bits | None]
@@ -341,11 +370,17 @@ class _DiscreteBucketer(_Bucketer):
         super().__init__(accepts)
         self.name, self.table = name, table
         self.other, self.missing = len(table), len(table) + 1
+        # the usual case, a string signal: its value is the key, no (is_bool, value) pair
+        self.strings = {value: bucket for (_, value), bucket in table.items()}
+        if not all(type(value) is str for value in self.strings):
+            self.strings = {}
 
     def bucket(self, ctx: Context) -> int:
         value = ctx.signals.get(self.name, MISSING)
         if value is MISSING:
             return self.missing
+        if value.__class__ is str and (self.strings or not self.table):
+            return self.strings.get(value, self.other)
         try:
             return self.table.get((value.__class__ is bool, value), self.other)
         except TypeError:  # an unhashable value from a misbehaving provider
@@ -383,12 +418,12 @@ class _CountBucketer(_Bucketer):
         self.event, self.seconds, self.points = event, seconds, points
 
     def bucket(self, ctx: Context) -> int:
-        return self._bucket_of(ctx.history.count(self.event, ctx.now - self.seconds))
+        return self.bucket_of(ctx.history.count(self.event, ctx.now - self.seconds))
 
     def zero_bucket(self) -> int:
-        return self._bucket_of(0)
+        return self.bucket_of(0)
 
-    def _bucket_of(self, value: int) -> int:
+    def bucket_of(self, value: int) -> int:
         points = self.points
         i = bisect_left(points, value)
         return 2 * i + 1 if i < len(points) and points[i] == value else 2 * i
@@ -438,39 +473,90 @@ class _Group(_Lookup):
         return index
 
     def accepted(self, ctx: Context) -> Bits | None:
+        buckets = self.buckets
+        if len(buckets) == 1:
+            return self.table[buckets[0][0](ctx)]
         index = 0
-        for bucket, stride in self.buckets:
+        for bucket, stride in buckets:
             index += bucket(ctx) * stride
         return self.table[index]
 
 
-class _EventGate(_Lookup):
+class _EventGate:
     """The behaviour features of one event type (``event X within W``, ``count of X within
     W``): when the user has no such event within the longest window, every count is 0 and the
-    accepted terms are one precomputed set; only otherwise are the counts asked for. Most
-    requests have no event of most types, and each count is a call into the history."""
+    accepted terms are one precomputed set (``zero``); otherwise only the windows that reach
+    back to the user's last such event ask the history for a count. Most requests have no
+    recent event of most types, and each count is a call into the history."""
 
-    __slots__ = ("event", "groups", "seconds", "zero")
+    __slots__ = ("event", "plans", "seconds", "zero")
 
     def __init__(self, event: str, groups: Sequence[_Group]) -> None:
         self.event = event
-        self.groups = tuple(groups)
-        members = [member for group in groups for member, _ in group.members]
-        self.seconds = max(member.seconds for member in members)  # type: ignore[attr-defined]
+        # per group: its table, and per member its window, bucketing, zero bucket and stride
+        self.plans = tuple(
+            (
+                group.table,
+                tuple(
+                    (m.seconds, m.bucket_of, m.zero_bucket(), stride)
+                    for m, stride in group.members
+                    if isinstance(m, _CountBucketer)
+                ),
+            )
+            for group in groups
+        )
+        self.seconds = max(seconds for _, members in self.plans for seconds, *_ in members)
         self.zero = _intersection(group.table[group.index_at_zero()] for group in groups)
 
-    def accepted(self, ctx: Context) -> Bits | None:
-        last = ctx.history.last(self.event)
-        # the same arithmetic as the counts' own `since`: no event at or after it, no count
-        if last is None or last < ctx.now - self.seconds:
-            return self.zero
-        found = [a for group in self.groups if (a := group.accepted(ctx)) is not None]
-        if not found:
-            return None
-        result = found[0]
-        for more in found[1:]:
-            result = result & more
+    def counted(self, ctx: Context, last: float) -> Bits | None:
+        """The accepted terms for a user whose last event of this type was at ``last``."""
+        history, now, event = ctx.history, ctx.now, self.event
+        result: Bits | None = None
+        for table, members in self.plans:
+            index = 0
+            for seconds, bucket_of, zero, stride in members:
+                # the same arithmetic as the count's own `since`: nothing at or after it, 0
+                since = now - seconds
+                index += (zero if last < since else bucket_of(history.count(event, since))) * stride
+            cell = table[index]
+            if cell is not None:
+                result = cell if result is None else result & cell
         return result
+
+
+class _Behaviour(_Lookup):
+    """Several event types' gates as one lookup: the accepted terms of every combination of
+    quiet types (no event in their longest window) are precomputed, so a user with few kinds of
+    recent events costs one set plus one per type they have."""
+
+    __slots__ = ("gates", "quiet")
+
+    def __init__(self, gates: Sequence[_EventGate]) -> None:
+        self.gates = tuple(gates)
+        self.quiet = [
+            _intersection(gate.zero for bit, gate in enumerate(gates) if mask >> bit & 1)
+            for mask in range(1 << len(gates))
+        ]
+
+    def accepted(self, ctx: Context) -> Bits | None:
+        history, now = ctx.history, ctx.now
+        mask = 0
+        active = []
+        for bit, gate in enumerate(self.gates):
+            last = history.last(gate.event)
+            if last is None or last < now - gate.seconds:
+                mask |= 1 << bit
+            else:
+                active.append((gate, last))
+        result = self.quiet[mask]
+        for gate, last in active:
+            counted = gate.counted(ctx, last)
+            if counted is not None:
+                result = counted if result is None else result & counted
+        return result
+
+
+MAX_QUIET_GATES = 6  # 64 precomputed sets per behaviour lookup
 
 
 def _intersection(sets: Iterable[Bits | None]) -> Bits | None:
@@ -562,6 +648,7 @@ def build_rule_index(
     split = [rule for rule, terms in enumerate(split_terms) if len(terms) > 1]
     mapping = term_ids(size, split, layers)
     ids: list[int] = []
+    extras: dict[int, tuple[int, ...]] = {}
     for rule, terms in enumerate(split_terms):
         first = mapping.term(rule)
         builder.add(first, terms[0])
@@ -570,6 +657,8 @@ def build_rule_index(
             term = mapping.extra(layer, first)
             builder.add(term, extra)
             ids.append(term)
+        if len(terms) > 1:
+            extras[first] = tuple(mapping.extra(j, first) for j in range(1, len(terms)))
     total = len(ids)
     everything = bits_of([*mapping.padding(), *ids])
     bucketers = [
@@ -605,7 +694,7 @@ def build_rule_index(
                 checks.append(compile_code(condition, segments))
             residuals[term] = numbers[key]
     stats = IndexStats(size, total, len(lookups), buckets, len(residuals))
-    return RuleIndex(mapping, everything, lookups, lists, residuals, checks, stats)
+    return RuleIndex(mapping, everything, lookups, lists, residuals, checks, stats, extras)
 
 
 class _Builder:
@@ -823,8 +912,12 @@ def _lookups(bucketers: list[_Bucketer], everything: Bits) -> list[_Lookup]:
         else:
             others.append(bucketer)
     lookups: list[_Lookup] = list(_groups(others, budget))
-    for event, members in sorted(per_event.items()):
-        lookups.append(_EventGate(event, list(_groups(members, budget))))
+    gates = [
+        _EventGate(event, list(_groups(members, budget)))
+        for event, members in sorted(per_event.items())
+    ]
+    for start in range(0, len(gates), MAX_QUIET_GATES):
+        lookups.append(_Behaviour(gates[start : start + MAX_QUIET_GATES]))
     return lookups
 
 
