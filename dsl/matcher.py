@@ -35,6 +35,8 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import combinations_with_replacement
+from math import comb
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -464,14 +466,6 @@ class _Group(_Lookup):
         # bound methods: no attribute lookups per request
         self.buckets = tuple((member.bucket, stride) for member, stride in self.members)
 
-    def index_at_zero(self) -> int:
-        """The cell of a user with no event of any kind (behaviour features only)."""
-        index = 0
-        for member, stride in self.members:
-            assert isinstance(member, _CountBucketer)
-            index += member.zero_bucket() * stride
-        return index
-
     def accepted(self, ctx: Context) -> Bits | None:
         buckets = self.buckets
         if len(buckets) == 1:
@@ -487,12 +481,24 @@ class _EventGate:
     W``): when the user has no such event within the longest window, every count is 0 and the
     accepted terms are one precomputed set (``zero``); otherwise only the windows that reach
     back to the user's last such event ask the history for a count. Most requests have no
-    recent event of most types, and each count is a call into the history."""
+    recent event of most types, and each count is a call into the history.
 
-    __slots__ = ("event", "plans", "seconds", "zero")
+    Counts grow with the window, so the combinations a user can have are few (5 windows with
+    thresholds up to 5: 462): each one's accepted terms are precomputed (``by_counts``, keyed
+    by the counts capped past the highest threshold), one set per event type instead of one
+    per group of windows. Past MAX_COUNT_CELLS combinations, the windows are grouped as the
+    signals are (``plans``)."""
 
-    def __init__(self, event: str, groups: Sequence[_Group]) -> None:
+    __slots__ = ("by_counts", "event", "members", "plans", "seconds", "windows", "zero")
+
+    def __init__(self, event: str, members: Sequence[_CountBucketer], budget: list[float]) -> None:
         self.event = event
+        self.members = tuple(sorted(members, key=lambda m: m.seconds))
+        # per window: its length and the count past which nothing changes
+        self.windows = tuple((m.seconds, int(max(m.points, default=0)) + 1) for m in self.members)
+        self.seconds = self.windows[-1][0]
+        self.by_counts = _count_table(self.members, [cap for _, cap in self.windows], budget)
+        groups = [] if self.by_counts is not None else list(_groups(self.members, budget))
         # per group: its table, and per member its window, bucketing, zero bucket and stride
         self.plans = tuple(
             (
@@ -505,23 +511,61 @@ class _EventGate:
             )
             for group in groups
         )
-        self.seconds = max(seconds for _, members in self.plans for seconds, *_ in members)
-        self.zero = _intersection(group.table[group.index_at_zero()] for group in groups)
+        self.zero = _cell(self.members, [0] * len(self.members))
 
     def counted(self, ctx: Context, last: float) -> Bits | None:
         """The accepted terms for a user whose last event of this type was at ``last``."""
         history, now, event = ctx.history, ctx.now, self.event
+        # the same arithmetic as the count's own `since`: nothing at or after it, count 0
+        if self.by_counts is not None:
+            counts = [
+                0 if last < (since := now - seconds) else min(history.count(event, since), cap)
+                for seconds, cap in self.windows
+            ]
+            key = tuple(counts)
+            if key in self.by_counts:
+                return self.by_counts[key]
+            return _cell(self.members, counts)  # a history whose counts do not grow
         result: Bits | None = None
         for table, members in self.plans:
             index = 0
             for seconds, bucket_of, zero, stride in members:
-                # the same arithmetic as the count's own `since`: nothing at or after it, 0
                 since = now - seconds
                 index += (zero if last < since else bucket_of(history.count(event, since))) * stride
             cell = table[index]
             if cell is not None:
                 result = cell if result is None else result & cell
         return result
+
+
+MAX_COUNT_CELLS = 4096
+
+
+def _cell(members: Sequence[_CountBucketer], counts: Sequence[int]) -> Bits | None:
+    """The terms the windows accept for these counts."""
+    return _intersection(m.accepts[m.bucket_of(c)] for m, c in zip(members, counts, strict=True))
+
+
+def _count_table(
+    members: Sequence[_CountBucketer], caps: list[int], budget: list[float]
+) -> dict[tuple[int, ...], Bits | None] | None:
+    """Every combination of counts a user can have (non-decreasing with the window, capped),
+    with its accepted terms; None when there are too many for the table or the budget."""
+    top = max(caps)
+    if comb(top + len(caps), len(caps)) > MAX_COUNT_CELLS:
+        return None
+    by_buckets: dict[tuple[int, ...], Bits | None] = {}
+    table: dict[tuple[int, ...], Bits | None] = {}
+    for counts in combinations_with_replacement(range(top + 1), len(caps)):
+        key = tuple(min(c, cap) for c, cap in zip(counts, caps, strict=True))
+        buckets = tuple(m.bucket_of(c) for m, c in zip(members, key, strict=True))
+        if buckets not in by_buckets:
+            by_buckets[buckets] = _cell(members, key)
+        table[key] = by_buckets[buckets]
+    if len(by_buckets) > budget[0]:
+        return None
+    budget[0] -= len(by_buckets)
+    return table
 
 
 class _Behaviour(_Lookup):
@@ -912,10 +956,7 @@ def _lookups(bucketers: list[_Bucketer], everything: Bits) -> list[_Lookup]:
         else:
             others.append(bucketer)
     lookups: list[_Lookup] = list(_groups(others, budget))
-    gates = [
-        _EventGate(event, list(_groups(members, budget)))
-        for event, members in sorted(per_event.items())
-    ]
+    gates = [_EventGate(event, members, budget) for event, members in sorted(per_event.items())]
     for start in range(0, len(gates), MAX_QUIET_GATES):
         lookups.append(_Behaviour(gates[start : start + MAX_QUIET_GATES]))
     return lookups
