@@ -35,7 +35,7 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import combinations_with_replacement
+from itertools import combinations_with_replacement, product
 from math import comb
 from types import MappingProxyType
 from typing import Any, Literal
@@ -489,7 +489,16 @@ class _EventGate:
     per group of windows. Past MAX_COUNT_CELLS combinations, the windows are grouped as the
     signals are (``plans``)."""
 
-    __slots__ = ("by_counts", "event", "members", "plans", "seconds", "windows", "zero")
+    __slots__ = (
+        "by_counts",
+        "event",
+        "members",
+        "plans",
+        "quiet_key",
+        "seconds",
+        "windows",
+        "zero",
+    )
 
     def __init__(self, event: str, members: Sequence[_CountBucketer], budget: list[float]) -> None:
         self.event = event
@@ -511,21 +520,35 @@ class _EventGate:
             )
             for group in groups
         )
-        self.zero = _cell(self.members, [0] * len(self.members))
+        self.quiet_key = (0,) * len(self.members)
+        self.zero = _cell(self.members, self.quiet_key)
+
+    def key(self, ctx: Context) -> tuple[int, ...]:
+        """The user's capped counts per window (all 0 without a recent event): a key of
+        ``by_counts``."""
+        last = ctx.history.last(self.event)
+        if last is None or last < ctx.now - self.seconds:
+            return self.quiet_key
+        return self._counts(ctx, last)
+
+    def _counts(self, ctx: Context, last: float) -> tuple[int, ...]:
+        history, now, event = ctx.history, ctx.now, self.event
+        # the same arithmetic as the count's own `since`: nothing at or after it, count 0
+        return tuple(
+            [
+                0 if last < (since := now - seconds) else min(history.count(event, since), cap)
+                for seconds, cap in self.windows
+            ]
+        )
 
     def counted(self, ctx: Context, last: float) -> Bits | None:
         """The accepted terms for a user whose last event of this type was at ``last``."""
         history, now, event = ctx.history, ctx.now, self.event
-        # the same arithmetic as the count's own `since`: nothing at or after it, count 0
         if self.by_counts is not None:
-            counts = [
-                0 if last < (since := now - seconds) else min(history.count(event, since), cap)
-                for seconds, cap in self.windows
-            ]
-            key = tuple(counts)
+            key = self._counts(ctx, last)
             if key in self.by_counts:
                 return self.by_counts[key]
-            return _cell(self.members, counts)  # a history whose counts do not grow
+            return _cell(self.members, key)  # a history whose counts do not grow
         result: Bits | None = None
         for table, members in self.plans:
             index = 0
@@ -601,6 +624,31 @@ class _Behaviour(_Lookup):
 
 
 MAX_QUIET_GATES = 6  # 64 precomputed sets per behaviour lookup
+
+
+class _CountCombinations(_Lookup):
+    """Event types with few count combinations each (one or two windows, low thresholds),
+    looked up together: every combination of theirs is one precomputed set, so they cost one
+    AND between them, as signal features grouped together do."""
+
+    __slots__ = ("gates", "table")
+
+    def __init__(self, gates: Sequence[_EventGate]) -> None:
+        self.gates = tuple(gates)
+        tables = [gate.by_counts or {} for gate in gates]
+        self.table = {
+            keys: _intersection(table[key] for table, key in zip(tables, keys, strict=True))
+            for keys in product(*(sorted(table) for table in tables))
+        }
+
+    def accepted(self, ctx: Context) -> Bits | None:
+        keys = tuple([gate.key(ctx) for gate in self.gates])
+        if keys in self.table:
+            return self.table[keys]
+        # a history whose counts do not grow: no precomputed set
+        return _intersection(
+            _cell(gate.members, key) for gate, key in zip(self.gates, keys, strict=True)
+        )
 
 
 def _intersection(sets: Iterable[Bits | None]) -> Bits | None:
@@ -957,6 +1005,23 @@ def _lookups(bucketers: list[_Bucketer], everything: Bits) -> list[_Lookup]:
             others.append(bucketer)
     lookups: list[_Lookup] = list(_groups(others, budget))
     gates = [_EventGate(event, members, budget) for event, members in sorted(per_event.items())]
+    # event types with small count tables together (fewest combinations first), as signal
+    # features are grouped; the rest behind the quiet-types lookup
+    small = sorted(
+        (g for g in gates if g.by_counts is not None), key=lambda g: len(g.by_counts or {})
+    )
+    together: list[_EventGate] = []
+    cells = 1
+    for gate in small:
+        size = len(gate.by_counts or {})
+        if cells * size > min(MAX_GROUP_CELLS, budget[0]):
+            break
+        together.append(gate)
+        cells *= size
+    if len(together) > 1:
+        lookups.append(_CountCombinations(together))
+        budget[0] -= cells
+        gates = [g for g in gates if g not in together]
     for start in range(0, len(gates), MAX_QUIET_GATES):
         lookups.append(_Behaviour(gates[start : start + MAX_QUIET_GATES]))
     return lookups

@@ -107,7 +107,8 @@ def test_index_bitmaps_have_no_run_containers() -> None:
     index = build_rule_index(
         [rule.condition for rule in campaign.rules], segments_of([policy]), kind_of
     )
-    cells = [cell for group in index._features for cell in getattr(group, "table", ())]
+    tables = [getattr(group, "table", ()) for group in index._features]
+    cells = [cell for t in tables for cell in (t.values() if isinstance(t, dict) else t)]
     assert cells
     for cell in cells:
         assert cell is None or cell.get_statistics()["n_run_containers"] == 0
