@@ -18,7 +18,7 @@ from slotwise.dsl.conditions import atoms, compile_condition
 from slotwise.dsl.errors import Diagnostic
 from slotwise.dsl.fmt import guard_text
 from slotwise.dsl.location import parse_location
-from slotwise.dsl.matcher import FeatureKind, TermIds, bits_of, build_rule_index
+from slotwise.dsl.matcher import FeatureKind, RuleIndex, bits_of, build_rule_index
 from slotwise.types import EXPLORE_KINDS, SignalSchema, SignalType
 
 RESPONSE_PREFIX = "ad."  # what response adapters set (docs/signals.md, "Upstream")
@@ -119,7 +119,7 @@ def compile_campaign(
         if applies is not None
         else compiled._always,
         _index=index,
-        _plans=tuple(_slot_plan(slot, rules, index.ids) for slot in campaign.slots),
+        _plans=tuple(_slot_plan(slot, rules, index) for slot in campaign.slots),
         selects_on_response=applies is None or _reads_only_response(applies.condition, segments),
         cap=_cap(campaign.first(ast.Cap)),
     )
@@ -138,8 +138,9 @@ def _reads_only_response(cond: ast.Condition, segments: Mapping[str, ast.Segment
     )
 
 
-def _slot_plan(slot: ast.Slot, rules: Sequence[ast.Rule], ids: TermIds) -> compiled._SlotPlan:
+def _slot_plan(slot: ast.Slot, rules: Sequence[ast.Rule], index: RuleIndex) -> compiled._SlotPlan:
     """The action bitmaps of one slot, in the index's term ids."""
+    ids = index.ids
     pins: dict[int, str] = {}
     excludes: dict[str, list[int]] = defaultdict(list)
     prefers: dict[str, list[int]] = defaultdict(list)
@@ -164,6 +165,12 @@ def _slot_plan(slot: ast.Slot, rules: Sequence[ast.Rule], ids: TermIds) -> compi
     for group in (excludes, prefers, boosts):
         for rule_ids in group.values():
             acting.extend(rule_ids)
+    # what reads the match before its extra terms are folded back: a split rule's extras too
+    extras = index.extras
+    acting += [extra for term in acting for extra in extras.get(term, ())]
+    for term, variant in list(pins.items()):
+        for extra in extras.get(term, ()):
+            pins[extra] = variant
 
     named_excludes = [(v, excludes[v]) for v in order if v in excludes]
     named_prefers = [(v, prefers[v]) for v in order if v in prefers]
@@ -181,8 +188,8 @@ def _slot_plan(slot: ast.Slot, rules: Sequence[ast.Rule], ids: TermIds) -> compi
             {term: compiled.SlotEligibility((v,), (), v) for term, v in pins.items()}
         ),
         split=ids.split_end,
-        split_pins=bits_of(term for term in pins if term < ids.split_end),
-        pin_order=MappingProxyType({term: ids.rule_of(term) for term in pins}),
+        first_extra=index.first_extra,
+        pin_order=MappingProxyType({term: ids.rules_of([term])[0] for term in pins}),
         acting=bits_of(acting),
         unconstrained=compiled.SlotEligibility(tuple(order)),
         excludes=tuple((v, bits_of(terms)) for v, terms in named_excludes),

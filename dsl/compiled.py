@@ -112,10 +112,12 @@ class _SlotPlan:
 
     name: str
     variants: tuple[str, ...]
+    # pins and acting list split rules' extra terms too: they read the terms that held
+    # before the extra terms are mapped back (``RuleIndex.match_terms``)
     pin_rules: Bits
     pinned: Mapping[int, SlotEligibility]  # pinning term -> its outcome, built once
     split: int  # terms below this are rules split at an OR (``TermIds.split_end``)
-    split_pins: Bits  # the pinning rules among them
+    first_extra: int  # extra terms of split rules are at or above this
     pin_order: Mapping[int, int]  # pinning term -> rule number (policy order)
     acting: Bits
     unconstrained: SlotEligibility  # the outcome when no rule acting on the slot matched
@@ -129,17 +131,17 @@ class _SlotPlan:
         if hits:
             # the highest term of a group is its first rule in policy order (matcher.TermIds)
             term = hits.max()
-            if hits.min() < self.split:  # a split pinning rule matched too
-                other = (hits & self.split_pins).max()
-                if self.pin_order[other] < self.pin_order[term]:
-                    term = other
+            if term >= self.first_extra or hits.min() < self.split:
+                # a split pinning rule matched too: the few pins that held, in policy order
+                term = min(hits, key=self.pin_order.__getitem__)
             return self.pinned[term]
         if not matched.intersect(self.acting):
             return self.unconstrained
         return None
 
     def decide(self, matched: Bits) -> SlotEligibility:
-        """The outcome without a matched pin."""
+        """The outcome without a matched pin, from the folded match (``RuleIndex.fold``: a
+        boost counts rules, not terms)."""
         excluded = [v for v, rules in self.excludes if matched.intersect(rules)]
         allowed = self.variants
         if excluded:
@@ -208,12 +210,18 @@ class CompiledCampaign:
 
     def eligible(self, ctx: Context) -> Eligibility:
         """Per slot, the variants the rules allow, prefer, pin and boost for ctx."""
-        matched = self._index.match(ctx)
+        index = self._index
+        matched = index.match_terms(ctx)
+        folded: Bits | None = None  # only a slot that no pin settles needs it
         slots: dict[str, SlotEligibility] = {}
         for plan in self._plans:
             outcome = plan.settled(matched)
-            slots[plan.name] = plan.decide(matched) if outcome is None else outcome
-        return Eligibility(slots, matched, self.rules, self._index.ids)
+            if outcome is None:
+                if folded is None:
+                    folded = index.fold(matched)
+                outcome = plan.decide(folded)
+            slots[plan.name] = outcome
+        return Eligibility(slots, matched, self.rules, index.ids)
 
     def slot(self, name: str) -> Slot:
         for slot in self.slots:

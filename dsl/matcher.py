@@ -1,11 +1,15 @@
 """The rule matcher: roaring bitmaps over a campaign's rules, plus residual checks.
 
 Rules are numbered 0..n-1 in policy order (``TermIds`` lays out their ids in the bitmaps, the
-terms). Each rule's condition is split into its top-level AND parts (conjuncts). A conjunct
-that reads exactly one *feature* (a signal, ``event X within W`` or ``count of X within W``)
-with indexable operators is answered by the index; every other conjunct (OR across signals,
-``not`` over several signals, a type the index cannot bucket) becomes a residual check, run
-only for the rules that survive the index.
+terms). Each rule's condition is put in disjunctive normal form over *literals* that read one
+feature each (a signal, or the count of an event type within a window): named segments are
+opened up, negations pushed down to the literals by De Morgan (``not (a and b)`` is ``not a or
+not b``), and ORs spread into terms, at most MAX_OR_TERMS per rule. A rule split into several
+terms holds when any of them holds (its extra terms map back to it after matching). Within a
+term, the literals on one feature are answered by the index; a literal it cannot answer (an OR
+of more terms than that, a list condition past MAX_LIST_SLOTS lookups) becomes a residual
+check, compiled to one Python function (dsl/condition_code.py) shared by every term with the
+same check, and run only for the terms that survive the index.
 
 Per feature the index holds, for every value the rules mention (strings, booleans), every
 numeric bucket between the range end points the rules use, plus "some other value" and
@@ -14,13 +18,15 @@ numeric bucket between the range end points the rules use, plus "some other valu
 bitmaps are dense, so roaring keeps them as bitset containers (built with ``optimize=False``:
 no run containers, which intersect several times slower) and a match, the intersection of one
 bitmap per feature or group of features (a dozen or so, whatever the rule count), runs word by
-word in CRoaring. Nothing on the request path iterates a bitmap in Python: the first pinning
-rule is ``max()`` (see ``TermIds``), the actions are ``intersect`` and
-``intersection_cardinality``; only the residual checks list their few surviving terms.
+word in CRoaring. List signals are looked up per element the request's list holds; the
+behaviour features of one event type sit behind a gate that skips every count when the user
+has no such event in the longest window. Nothing on the request path iterates a bitmap in
+Python: the first pinning rule is ``max()`` (see ``TermIds``), the actions are ``intersect``
+and ``intersection_cardinality``; only the residual checks list their few surviving terms.
 
-The bucket tables are filled by evaluating each distinct conjunct (rules that share a conjunct
-share the work) on one representative value per bucket, with the same compiled closures the
-residual checks use, so the index cannot disagree with the closures.
+The bucket tables are filled by evaluating each distinct group of literals (terms that share
+one share the work) on one representative value per bucket, with the compiled closures of
+conditions.py, so the index cannot disagree with them.
 """
 
 from __future__ import annotations
@@ -29,11 +35,15 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import combinations_with_replacement, product
+from math import comb
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pyroaring import FrozenBitMap
 
 from slotwise.dsl import ast
+from slotwise.dsl.condition_code import compile_code
 from slotwise.dsl.conditions import (
     MISSING,
     Feature,
@@ -42,6 +52,7 @@ from slotwise.dsl.conditions import (
     compile_condition,
     conjuncts,
     feature_of,
+    structure,
 )
 from slotwise.types import Context
 
@@ -78,14 +89,16 @@ class RuleIndex:
     __slots__ = (
         "_accepted",
         "_all",
+        "_checks",
         "_extras",
         "_features",
-        "_first_extra",
+        "first_extra",
         "_layers",
         "_lists",
         "_padding",
         "_residual_ids",
         "_residuals",
+        "extras",
         "ids",
         "rule_terms",
         "size",
@@ -98,8 +111,10 @@ class RuleIndex:
         terms: Bits,
         features: Sequence[_Lookup],
         lists: Sequence[_ListLookup],
-        residuals: Mapping[int, Predicate],
+        residuals: Mapping[int, int],
+        checks: Sequence[Predicate],
         stats: IndexStats,
+        extras: Mapping[int, tuple[int, ...]] = MappingProxyType({}),
     ) -> None:
         self.ids = ids
         self.size = ids.size
@@ -108,7 +123,8 @@ class RuleIndex:
         self._features = tuple(features)
         self._accepted = tuple(feature.accepted for feature in features)
         self._lists = tuple(lists)
-        self._residuals = dict(residuals)
+        self._residuals = dict(residuals)  # term -> the number of its check
+        self._checks = tuple(checks)
         self._residual_ids = bits_of(residuals)
         self.rule_terms = bits_of(ids.term(rule) for rule in range(ids.size))
         split_terms = [ids.term(rule) for rule in range(ids.size) if ids.term(rule) < ids.split_end]
@@ -117,13 +133,21 @@ class RuleIndex:
             (bits_of(t + shift for t in split_terms), -shift) for shift in ids.shifts
         )
         self._extras = _union([layer for layer, _ in self._layers])
-        self._first_extra = self._extras.min() if self._extras else ids.end
+        self.first_extra = self._extras.min() if self._extras else ids.end
+        # a split rule's term -> its extra terms
+        self.extras: Mapping[int, tuple[int, ...]] = MappingProxyType(dict(extras))
         self.stats = stats
 
     def match(self, ctx: Context) -> Bits:
         """The terms (``ids``) of the rules whose condition holds for ctx, plus the padding
         and any OR terms that held (``ids.rules_of`` lists the rules, ``count`` counts them).
         """
+        return self.fold(self.match_terms(ctx))
+
+    def match_terms(self, ctx: Context) -> Bits:
+        """The terms that hold for ctx, each split rule's extra terms not yet mapped back to
+        its own (``fold``): what pins, excludes and prefers read, whose bitmaps list a split
+        rule's extra terms too (only counting needs one term per rule)."""
         found = [a for accepted_by in self._accepted if (a := accepted_by(ctx)) is not None]
         if found:
             # every operand and result is a bitset per chunk (padding, TermIds): the order of
@@ -143,12 +167,24 @@ class RuleIndex:
         if self._residuals:
             survivors = matched & self._residual_ids
             if survivors:
-                residuals = self._residuals
-                # the few rules left with a residual check: each one's closure must run
-                failed = [t for t in survivors.to_array() if not residuals[t](ctx)]
+                residuals, checks = self._residuals, self._checks
+                # the few rules left with a residual check: each distinct check runs once
+                held: dict[int, bool] = {}
+                failed = []
+                for term in survivors.to_array():
+                    number = residuals[term]
+                    result = held.get(number)
+                    if result is None:
+                        result = held[number] = checks[number](ctx)
+                    if not result:
+                        failed.append(term)
                 if failed:
                     matched = matched - FrozenBitMap(failed)
-        if self._layers and matched.max() >= self._first_extra:
+        return matched
+
+    def fold(self, matched: Bits) -> Bits:
+        """``match_terms`` with every extra term that held adding its rule's term."""
+        if self._layers and matched.max() >= self.first_extra:
             # OR terms to their rules' terms: one shift per layer, in C (the extra terms have
             # the highest ids, so ``max()`` tells whether any held)
             extras = matched & self._extras
@@ -236,13 +272,27 @@ class TermIds:
         ]
 
     def rules_of(self, matched: Iterable[int]) -> list[int]:
-        """The rules (policy order numbers) with a term in ``matched``, ascending; padding and
-        extra terms skipped (for names and tests, not for the request path)."""
+        """The rules (policy order numbers) with a term in ``matched``, extra terms included,
+        ascending; padding skipped (for names and tests, not for the request path)."""
         size, rule_of = self.size, self.rule_of
-        found = {
-            rule_of(term) for term in matched if term & 0xFFFF >= PADDING and _position(term) < size
-        }
+        found: set[int] = set()
+        for term in matched:
+            if term & 0xFFFF < PADDING:
+                continue
+            if _position(term) < size:
+                found.add(rule_of(term))
+            else:
+                found.update(rule_of(first) for first in self._firsts_of(term))
         return sorted(found)
+
+    def _firsts_of(self, extra: int) -> list[int]:
+        """The split rule's term an extra term belongs to (the layers' ids do not overlap)."""
+        first, end = _term(0), self.split_end
+        return [
+            term
+            for shift in self.shifts
+            if first <= (term := extra - shift) < end and term & 0xFFFF >= PADDING
+        ][:1]
 
 
 def term_ids(size: int, split: Sequence[int] = (), layers: int = 0) -> TermIds:
@@ -314,7 +364,7 @@ class _Bucketer:
 class _DiscreteBucketer(_Bucketer):
     """Buckets: each value the rules mention, then "another value", then "missing"."""
 
-    __slots__ = ("missing", "name", "other", "table")
+    __slots__ = ("missing", "name", "other", "strings", "table")
 
     def __init__(
         self, name: str, table: dict[tuple[bool, Any], int], accepts: list[Bits | None]
@@ -322,11 +372,17 @@ class _DiscreteBucketer(_Bucketer):
         super().__init__(accepts)
         self.name, self.table = name, table
         self.other, self.missing = len(table), len(table) + 1
+        # the usual case, a string signal: its value is the key, no (is_bool, value) pair
+        self.strings = {value: bucket for (_, value), bucket in table.items()}
+        if not all(type(value) is str for value in self.strings):
+            self.strings = {}
 
     def bucket(self, ctx: Context) -> int:
         value = ctx.signals.get(self.name, MISSING)
         if value is MISSING:
             return self.missing
+        if value.__class__ is str and (self.strings or not self.table):
+            return self.strings.get(value, self.other)
         try:
             return self.table.get((value.__class__ is bool, value), self.other)
         except TypeError:  # an unhashable value from a misbehaving provider
@@ -364,21 +420,15 @@ class _CountBucketer(_Bucketer):
         self.event, self.seconds, self.points = event, seconds, points
 
     def bucket(self, ctx: Context) -> int:
-        value = ctx.history.count(self.event, ctx.now - self.seconds)
+        return self.bucket_of(ctx.history.count(self.event, ctx.now - self.seconds))
+
+    def zero_bucket(self) -> int:
+        return self.bucket_of(0)
+
+    def bucket_of(self, value: int) -> int:
         points = self.points
         i = bisect_left(points, value)
         return 2 * i + 1 if i < len(points) and points[i] == value else 2 * i
-
-
-class _EventBucketer(_Bucketer):
-    __slots__ = ("event", "seconds")
-
-    def __init__(self, event: str, seconds: float, accepts: list[Bits | None]) -> None:
-        super().__init__(accepts)
-        self.event, self.seconds = event, seconds
-
-    def bucket(self, ctx: Context) -> int:
-        return 1 if ctx.history.count(self.event, ctx.now - self.seconds) > 0 else 0
 
 
 class _Group(_Lookup):
@@ -417,10 +467,196 @@ class _Group(_Lookup):
         self.buckets = tuple((member.bucket, stride) for member, stride in self.members)
 
     def accepted(self, ctx: Context) -> Bits | None:
+        buckets = self.buckets
+        if len(buckets) == 1:
+            return self.table[buckets[0][0](ctx)]
         index = 0
-        for bucket, stride in self.buckets:
+        for bucket, stride in buckets:
             index += bucket(ctx) * stride
         return self.table[index]
+
+
+class _EventGate:
+    """The behaviour features of one event type (``event X within W``, ``count of X within
+    W``): when the user has no such event within the longest window, every count is 0 and the
+    accepted terms are one precomputed set (``zero``); otherwise only the windows that reach
+    back to the user's last such event ask the history for a count. Most requests have no
+    recent event of most types, and each count is a call into the history.
+
+    Counts grow with the window, so the combinations a user can have are few (5 windows with
+    thresholds up to 5: 462): each one's accepted terms are precomputed (``by_counts``, keyed
+    by the counts capped past the highest threshold), one set per event type instead of one
+    per group of windows. Past MAX_COUNT_CELLS combinations, the windows are grouped as the
+    signals are (``plans``)."""
+
+    __slots__ = (
+        "by_counts",
+        "event",
+        "members",
+        "plans",
+        "quiet_key",
+        "seconds",
+        "windows",
+        "zero",
+    )
+
+    def __init__(self, event: str, members: Sequence[_CountBucketer], budget: list[float]) -> None:
+        self.event = event
+        self.members = tuple(sorted(members, key=lambda m: m.seconds))
+        # per window: its length and the count past which nothing changes
+        self.windows = tuple((m.seconds, int(max(m.points, default=0)) + 1) for m in self.members)
+        self.seconds = self.windows[-1][0]
+        self.by_counts = _count_table(self.members, [cap for _, cap in self.windows], budget)
+        groups = [] if self.by_counts is not None else list(_groups(self.members, budget))
+        # per group: its table, and per member its window, bucketing, zero bucket and stride
+        self.plans = tuple(
+            (
+                group.table,
+                tuple(
+                    (m.seconds, m.bucket_of, m.zero_bucket(), stride)
+                    for m, stride in group.members
+                    if isinstance(m, _CountBucketer)
+                ),
+            )
+            for group in groups
+        )
+        self.quiet_key = (0,) * len(self.members)
+        self.zero = _cell(self.members, self.quiet_key)
+
+    def key(self, ctx: Context) -> tuple[int, ...]:
+        """The user's capped counts per window (all 0 without a recent event): a key of
+        ``by_counts``."""
+        last = ctx.history.last(self.event)
+        if last is None or last < ctx.now - self.seconds:
+            return self.quiet_key
+        return self._counts(ctx, last)
+
+    def _counts(self, ctx: Context, last: float) -> tuple[int, ...]:
+        history, now, event = ctx.history, ctx.now, self.event
+        # the same arithmetic as the count's own `since`: nothing at or after it, count 0
+        return tuple(
+            [
+                0 if last < (since := now - seconds) else min(history.count(event, since), cap)
+                for seconds, cap in self.windows
+            ]
+        )
+
+    def counted(self, ctx: Context, last: float) -> Bits | None:
+        """The accepted terms for a user whose last event of this type was at ``last``."""
+        history, now, event = ctx.history, ctx.now, self.event
+        if self.by_counts is not None:
+            key = self._counts(ctx, last)
+            if key in self.by_counts:
+                return self.by_counts[key]
+            return _cell(self.members, key)  # a history whose counts do not grow
+        result: Bits | None = None
+        for table, members in self.plans:
+            index = 0
+            for seconds, bucket_of, zero, stride in members:
+                since = now - seconds
+                index += (zero if last < since else bucket_of(history.count(event, since))) * stride
+            cell = table[index]
+            if cell is not None:
+                result = cell if result is None else result & cell
+        return result
+
+
+MAX_COUNT_CELLS = 4096
+
+
+def _cell(members: Sequence[_CountBucketer], counts: Sequence[int]) -> Bits | None:
+    """The terms the windows accept for these counts."""
+    return _intersection(m.accepts[m.bucket_of(c)] for m, c in zip(members, counts, strict=True))
+
+
+def _count_table(
+    members: Sequence[_CountBucketer], caps: list[int], budget: list[float]
+) -> dict[tuple[int, ...], Bits | None] | None:
+    """Every combination of counts a user can have (non-decreasing with the window, capped),
+    with its accepted terms; None when there are too many for the table or the budget."""
+    top = max(caps)
+    if comb(top + len(caps), len(caps)) > MAX_COUNT_CELLS:
+        return None
+    by_buckets: dict[tuple[int, ...], Bits | None] = {}
+    table: dict[tuple[int, ...], Bits | None] = {}
+    for counts in combinations_with_replacement(range(top + 1), len(caps)):
+        key = tuple(min(c, cap) for c, cap in zip(counts, caps, strict=True))
+        buckets = tuple(m.bucket_of(c) for m, c in zip(members, key, strict=True))
+        if buckets not in by_buckets:
+            by_buckets[buckets] = _cell(members, key)
+        table[key] = by_buckets[buckets]
+    if len(by_buckets) > budget[0]:
+        return None
+    budget[0] -= len(by_buckets)
+    return table
+
+
+class _Behaviour(_Lookup):
+    """Several event types' gates as one lookup: the accepted terms of every combination of
+    quiet types (no event in their longest window) are precomputed, so a user with few kinds of
+    recent events costs one set plus one per type they have."""
+
+    __slots__ = ("gates", "quiet")
+
+    def __init__(self, gates: Sequence[_EventGate]) -> None:
+        self.gates = tuple(gates)
+        self.quiet = [
+            _intersection(gate.zero for bit, gate in enumerate(gates) if mask >> bit & 1)
+            for mask in range(1 << len(gates))
+        ]
+
+    def accepted(self, ctx: Context) -> Bits | None:
+        history, now = ctx.history, ctx.now
+        mask = 0
+        active = []
+        for bit, gate in enumerate(self.gates):
+            last = history.last(gate.event)
+            if last is None or last < now - gate.seconds:
+                mask |= 1 << bit
+            else:
+                active.append((gate, last))
+        result = self.quiet[mask]
+        for gate, last in active:
+            counted = gate.counted(ctx, last)
+            if counted is not None:
+                result = counted if result is None else result & counted
+        return result
+
+
+MAX_QUIET_GATES = 6  # 64 precomputed sets per behaviour lookup
+
+
+class _CountCombinations(_Lookup):
+    """Event types with few count combinations each (one or two windows, low thresholds),
+    looked up together: every combination of theirs is one precomputed set, so they cost one
+    AND between them, as signal features grouped together do."""
+
+    __slots__ = ("gates", "table")
+
+    def __init__(self, gates: Sequence[_EventGate]) -> None:
+        self.gates = tuple(gates)
+        tables = [gate.by_counts or {} for gate in gates]
+        self.table = {
+            keys: _intersection(table[key] for table, key in zip(tables, keys, strict=True))
+            for keys in product(*(sorted(table) for table in tables))
+        }
+
+    def accepted(self, ctx: Context) -> Bits | None:
+        keys = tuple([gate.key(ctx) for gate in self.gates])
+        if keys in self.table:
+            return self.table[keys]
+        # a history whose counts do not grow: no precomputed set
+        return _intersection(
+            _cell(gate.members, key) for gate, key in zip(self.gates, keys, strict=True)
+        )
+
+
+def _intersection(sets: Iterable[Bits | None]) -> Bits | None:
+    result: Bits | None = None
+    for bits in sets:
+        if bits is not None:
+            result = bits if result is None else result & bits
+    return result
 
 
 class _ListLookup(_Lookup):
@@ -499,11 +735,12 @@ def build_rule_index(
     """
     size = len(conditions)
     builder = _Builder(segments, kind_of)
-    split_terms = [_terms(list(conjuncts(c, segments)), builder) for c in conditions]
+    split_terms = [_terms(c, builder) for c in conditions]
     layers = max((len(terms) - 1 for terms in split_terms), default=0)
     split = [rule for rule, terms in enumerate(split_terms) if len(terms) > 1]
     mapping = term_ids(size, split, layers)
     ids: list[int] = []
+    extras: dict[int, tuple[int, ...]] = {}
     for rule, terms in enumerate(split_terms):
         first = mapping.term(rule)
         builder.add(first, terms[0])
@@ -512,6 +749,8 @@ def build_rule_index(
             term = mapping.extra(layer, first)
             builder.add(term, extra)
             ids.append(term)
+        if len(terms) > 1:
+            extras[first] = tuple(mapping.extra(j, first) for j in range(1, len(terms)))
     total = len(ids)
     everything = bits_of([*mapping.padding(), *ids])
     bucketers = [
@@ -519,24 +758,35 @@ def build_rule_index(
         for feature, by_key in builder.groups.items()
     ]
     buckets = sum(len(b.accepts) for b in bucketers)
-    lookups: list[_Lookup] = list(_groups(bucketers, everything))
+    lookups: list[_Lookup] = _lookups(bucketers, everything)
     lists: list[_ListLookup] = []
     for name in sorted(builder.lists_any.keys() | builder.lists_none.keys()):
-        needing = {e: bits_of(r) for e, r in builder.lists_any[name].items()}
         forbidding = {e: bits_of(r) for e, r in builder.lists_none[name].items()}
-        lookup = _ListLookup(name, everything, needing, forbidding)
-        lookups.append(lookup)
-        if forbidding:
-            lists.append(lookup)
-        buckets += len(needing) + len(forbidding)
-    residuals: dict[int, Predicate] = {}
+        slots = builder.lists_any[name] or [{}]
+        for slot, required in enumerate(slots):
+            needing = {e: bits_of(r) for e, r in required.items()}
+            lookup = _ListLookup(name, everything, needing, forbidding if slot == 0 else {})
+            if needing:  # without, it accepts every term: no AND
+                lookups.append(lookup)
+            if forbidding and slot == 0:
+                lists.append(lookup)
+            buckets += len(needing)
+        buckets += len(forbidding)
+    # what the index cannot answer: one compiled function per distinct condition, shared by
+    # the terms that need it
+    residuals: dict[int, int] = {}
+    checks: list[Predicate] = []
+    numbers: dict[object, int] = {}
     for term, parts in builder.residual_parts.items():
         if parts:
-            residuals[term] = compile_condition(
-                parts[0] if len(parts) == 1 else ast.And(ast.NO_SPAN, tuple(parts)), segments
-            )
+            condition = parts[0] if len(parts) == 1 else ast.And(ast.NO_SPAN, tuple(parts))
+            key = structure(condition)
+            if key not in numbers:
+                numbers[key] = len(checks)
+                checks.append(compile_code(condition, segments))
+            residuals[term] = numbers[key]
     stats = IndexStats(size, total, len(lookups), buckets, len(residuals))
-    return RuleIndex(mapping, everything, lookups, lists, residuals, stats)
+    return RuleIndex(mapping, everything, lookups, lists, residuals, checks, stats, extras)
 
 
 class _Builder:
@@ -549,15 +799,26 @@ class _Builder:
         self.groups: dict[Feature, dict[object, tuple[list[int], list[ast.Condition]]]] = (
             defaultdict(dict)
         )
-        self.lists_any: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        # list signal -> one table per required group ("slot"): element -> terms needing it
+        self.lists_any: dict[str, list[dict[str, list[int]]]] = defaultdict(list)
         self.lists_none: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         self.residual_parts: dict[int, list[ast.Condition]] = defaultdict(list)
         self.literals: dict[Feature, list[ast.Condition]] = defaultdict(list)
+        self._features: dict[int, tuple[ast.Condition, Feature | None]] = {}
 
     def single_feature(self, part: ast.Condition) -> Feature | None:
-        """The one feature an indexable conjunct reads, or None."""
+        """The one feature an indexable conjunct reads, or None (asked again for the same
+        node while splitting and adding a rule: remembered by identity)."""
+        known = self._features.get(id(part))
+        if known is not None and known[0] is part:
+            return known[1]
+        feature = self._single_feature(part)
+        self._features[id(part)] = (part, feature)
+        return feature
+
+    def _single_feature(self, part: ast.Condition) -> Feature | None:
         found = list(atoms(part, self.segments))
-        features = {feature_of(a) for a in found}
+        features = {_counted(feature_of(a)) for a in found}
         if len(features) != 1:
             return None
         feature = features.pop()
@@ -582,63 +843,125 @@ class _Builder:
             self.literals[feature].extend(group)
 
     def _add_list(self, term: int, name: str, group: list[ast.Condition]) -> None:
-        # index one positive `has any` exactly; a negated one too; everything else is checked
-        # on the survivors
-        positive = negative = False
+        """Index a term's conditions on one list signal: each positive group it requires (an
+        element of ``has any``, every element of ``has all``, ``"x" in``) takes the next slot
+        (one more lookup for the signal, up to MAX_LIST_SLOTS); the elements of negated
+        ``has any`` / ``"x" in`` are forbidden. The rest is checked on the survivors."""
+        slot = 0
         for part in group:
+            negated = isinstance(part, ast.Negation)
             inner = part.operand if isinstance(part, ast.Negation) else part
-            elements = _any_elements(inner)
-            exact = elements and (
-                isinstance(inner, ast.Contains)
-                or (isinstance(inner, ast.Has) and inner.quantifier == "any")
-            )
-            if isinstance(part, ast.Negation) and exact and not negative:
-                negative = True
+            elements = _list_elements(inner)
+            if not elements:
+                self.residual_parts[term].append(part)
+            elif negated:
+                if isinstance(inner, ast.Has) and inner.quantifier == "all" and len(elements) > 1:
+                    self.residual_parts[term].append(part)  # an OR of absences: see _dnf
+                    continue
                 for element in elements:
                     self.lists_none[name][element].append(term)
-            elif not isinstance(part, ast.Negation) and elements and not positive:
-                positive = True
-                for element in elements:  # for `has all`, a necessary condition only
-                    self.lists_any[name][element].append(term)
-                if not exact:
-                    self.residual_parts[term].append(part)
             else:
-                self.residual_parts[term].append(part)
+                any_of = not (isinstance(inner, ast.Has) and inner.quantifier == "all")
+                required = [elements] if any_of else [(e,) for e in elements]
+                if slot + len(required) > MAX_LIST_SLOTS:
+                    self.residual_parts[term].append(part)
+                    continue
+                tables = self.lists_any[name]
+                for one_of in required:
+                    while len(tables) <= slot:
+                        tables.append(defaultdict(list))
+                    for element in one_of:
+                        tables[slot][element].append(term)
+                    slot += 1
 
 
-def _terms(parts: list[ast.Condition], builder: _Builder) -> list[list[ast.Condition]]:
-    """The rule as a disjunction of conjunct lists, when its ORs can be indexed branch-wise."""
+MAX_LIST_SLOTS = 4
+
+
+def _list_elements(part: ast.Condition) -> tuple[str, ...]:
+    """The elements a ``has`` / ``"x" in`` names; () when it is not one (or names none)."""
+    if isinstance(part, ast.Contains):
+        return (part.value,)
+    if isinstance(part, ast.Has) and all(type(v) is str for v in part.values):
+        return tuple(str(v) for v in part.values)
+    return ()
+
+
+def _terms(cond: ast.Condition, builder: _Builder) -> list[list[ast.Condition]]:
+    """The rule as a disjunction of terms, each a list of conjuncts (at most MAX_OR_TERMS
+    terms): every top-level conjunct in disjunctive normal form over single-feature literals
+    when that stays small, else kept whole (a residual check)."""
     terms: list[list[ast.Condition]] = [[]]
-    for part in parts:
-        if isinstance(part, ast.Or) and builder.single_feature(part) is None:
-            branches = part.operands
-            if len(terms) * len(branches) <= MAX_OR_TERMS and all(
-                builder.single_feature(b) is not None for b in branches
-            ):
-                terms = [term + [branch] for term in terms for branch in branches]
-                continue
-        for term in terms:
-            term.append(part)
+    for part in conjuncts(cond, builder.segments):
+        found = _dnf(part, False, builder)
+        if found is not None and len(terms) * len(found) <= MAX_OR_TERMS:
+            terms = [term + more for term in terms for more in found]
+        else:
+            for term in terms:
+                term.append(part)
     return terms
 
 
-def _kind(feature: Feature, kind_of: Callable[[str], FeatureKind]) -> str:
+def _dnf(cond: ast.Condition, negated: bool, builder: _Builder) -> list[list[ast.Condition]] | None:
+    """``cond`` (or ``not cond``) as an OR of ANDs of literals, each reading one feature:
+    segments opened up, negations pushed down to the literals (De Morgan; every predicate is
+    true or false, a missing signal included, so the laws hold), ORs spread over the ANDs.
+    None when that takes more than MAX_OR_TERMS terms. A literal the index cannot answer is
+    kept as it is (a residual check of its term)."""
+    if negated and isinstance(cond, ast.Has) and cond.quantifier == "all" and len(cond.values) > 1:
+        # not (has all [a, b]): a or b absent, each an indexed `not "a" in`
+        if not _list_elements(cond):
+            return [[ast.Negation(ast.NO_SPAN, cond)]]
+        return [
+            [ast.Negation(ast.NO_SPAN, ast.Contains(ast.NO_SPAN, str(v), cond.signal))]
+            for v in cond.values
+        ]
+    literal = ast.Negation(ast.NO_SPAN, cond) if negated else cond
+    if builder.single_feature(literal) is not None:
+        return [[literal]]
+    if isinstance(cond, ast.Negation):
+        return _dnf(cond.operand, not negated, builder)
+    if isinstance(cond, ast.SegmentRef):
+        return _dnf(builder.segments[cond.name].condition, negated, builder)
+    if not isinstance(cond, ast.And | ast.Or):
+        return [[literal]]
+    branches = [_dnf(operand, negated, builder) for operand in cond.operands]
+    if any(branch is None for branch in branches):
+        return None
+    if isinstance(cond, ast.And) != negated:  # every operand must hold
+        terms: list[list[ast.Condition]] = [[]]
+        for branch in branches:
+            assert branch is not None
+            terms = [term + more for term in terms for more in branch]
+            if len(terms) > MAX_OR_TERMS:
+                return None
+        return terms
+    terms = [term for branch in branches if branch is not None for term in branch]
+    return terms if len(terms) <= MAX_OR_TERMS else None
+
+
+def _counted(feature: Feature) -> Feature:
+    """``event X within W`` reads the count of X within W (it is ``count ... >= 1``): one
+    feature, one call into the history, for both forms."""
     if feature[0] == "event":
-        return "event"
+        return ("count", feature[1], feature[2])  # type: ignore[misc]
+    return feature
+
+
+def _kind(feature: Feature, kind_of: Callable[[str], FeatureKind]) -> str:
     return kind_of(feature[1])
 
 
 _DISCRETE_ATOMS = (ast.Member, ast.Flag)
 _NUMERIC_ATOMS = (ast.Member, ast.InRange)
+_BEHAVIOUR_ATOMS = (ast.EventCount, ast.EventWithin)
 
 
 def _indexable(
     part: ast.Condition, found: list[ast.Condition], kind: str, feature: Feature
 ) -> bool:
-    if kind == "event":
-        return all(isinstance(a, ast.EventWithin) for a in found)
     if feature[0] == "count":
-        return all(isinstance(a, ast.EventCount) for a in found)
+        return all(isinstance(a, _BEHAVIOUR_ATOMS) for a in found)
     if kind == "discrete":
         return all(
             isinstance(a, _DISCRETE_ATOMS) or (isinstance(a, ast.Compare) and a.op in ("==", "!="))
@@ -663,36 +986,63 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _any_elements(part: ast.Condition) -> tuple[str, ...]:
-    if isinstance(part, ast.Contains):
-        return (part.value,)
-    assert isinstance(part, ast.Has)
-    values = tuple(str(v) for v in part.values)
-    return values if part.quantifier == "any" else values[:1]
-
-
 MAX_GROUP_CELLS = 1024
 GROUP_MEMORY_BYTES = 48 * 1024 * 1024
 
 
-def _groups(bucketers: list[_Bucketer], everything: Bits) -> Iterator[_Group]:
-    """Pack features into groups whose bucket combinations stay few (fewest buckets first),
-    within a memory budget for the combined sets."""
+def _lookups(bucketers: list[_Bucketer], everything: Bits) -> list[_Lookup]:
+    """The signal features packed into groups; the behaviour features grouped per event type
+    behind a gate (``_EventGate``)."""
     # a dense bitmap: one 8 KiB bitset container per 65,536 ids
     cell_bytes = (everything.max() + 1 if everything else 1) / 8 + 32
-    budget = GROUP_MEMORY_BYTES / cell_bytes
+    budget = [GROUP_MEMORY_BYTES / cell_bytes]
+    per_event: dict[str, list[_CountBucketer]] = defaultdict(list)
+    others: list[_Bucketer] = []
+    for bucketer in bucketers:
+        if isinstance(bucketer, _CountBucketer):
+            per_event[bucketer.event].append(bucketer)
+        else:
+            others.append(bucketer)
+    lookups: list[_Lookup] = list(_groups(others, budget))
+    gates = [_EventGate(event, members, budget) for event, members in sorted(per_event.items())]
+    # event types with small count tables together (fewest combinations first), as signal
+    # features are grouped; the rest behind the quiet-types lookup
+    small = sorted(
+        (g for g in gates if g.by_counts is not None), key=lambda g: len(g.by_counts or {})
+    )
+    together: list[_EventGate] = []
+    cells = 1
+    for gate in small:
+        size = len(gate.by_counts or {})
+        if cells * size > min(MAX_GROUP_CELLS, budget[0]):
+            break
+        together.append(gate)
+        cells *= size
+    if len(together) > 1:
+        lookups.append(_CountCombinations(together))
+        budget[0] -= cells
+        gates = [g for g in gates if g not in together]
+    for start in range(0, len(gates), MAX_QUIET_GATES):
+        lookups.append(_Behaviour(gates[start : start + MAX_QUIET_GATES]))
+    return lookups
+
+
+def _groups(bucketers: Sequence[_Bucketer], budget: list[float]) -> Iterator[_Group]:
+    """Pack features into groups whose bucket combinations stay few (fewest buckets first),
+    within a memory budget (in cells, shared by every call) for the combined sets."""
     group: list[_Bucketer] = []
     cells = 1
     for bucketer in sorted(bucketers, key=lambda b: len(b.accepts)):
         size = len(bucketer.accepts)
-        if group and (cells * size > MAX_GROUP_CELLS or cells * size > budget):
+        if group and (cells * size > MAX_GROUP_CELLS or cells * size > budget[0]):
             yield _Group(group)
-            budget -= cells if len(group) > 1 else 0
+            budget[0] -= cells if len(group) > 1 else 0
             group, cells = [], 1
         group.append(bucketer)
         cells *= size
     if group:
         yield _Group(group)
+        budget[0] -= cells if len(group) > 1 else 0
 
 
 def _build_bucketer(
@@ -730,11 +1080,6 @@ def _build_bucketer(
             return unmentioned.union(*accepted)
         return everything.difference(*rejected)
 
-    if feature[0] == "event":
-        event, seconds = str(feature[1]), float(feature[2])  # type: ignore[misc]
-        absent = accepting(Context({}, 0.0, _FixedHistory(0)))
-        present = accepting(Context({}, 0.0, _FixedHistory(1)))
-        return _EventBucketer(event, seconds, [absent, present])
     points = sorted(_end_points(parts, segments))
     representatives = _representatives(points)
     if feature[0] == "count":
@@ -767,6 +1112,8 @@ def _end_points(parts: list[ast.Condition], segments: Mapping[str, ast.Segment])
                 points.update(p for p in (atom.range.low, atom.range.high) if p is not None)
             elif isinstance(atom, ast.EventCount):
                 points.add(float(atom.count))
+            elif isinstance(atom, ast.EventWithin):
+                points.add(1.0)  # none, or at least one
     return points
 
 
