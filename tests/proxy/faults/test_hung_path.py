@@ -3,8 +3,9 @@
 Through ``slotwise serve`` in front of a real upstream process: the other paths' answers keep
 coming, without a 504, at the latency they had before. The route's own requests beyond its
 budget (``upstream.max_connections_per_route``) wait ``upstream.connect_timeout`` and get 504.
-CI measures 3 s windows with a generous bound; the benchmark (``-m benchmark``) measures 10 s
-windows and reports the p99 ratio (docs/benchmarks.md, "Hardening").
+CI checks that every other request is answered 200 while the path hangs (without the budget
+they got 504) and the budget's 504s; the p99 ratio is the benchmark's (``-m benchmark``, 5 s
+windows, docs/benchmarks.md, "Hardening"): timings are not asserted in CI.
 """
 
 from __future__ import annotations
@@ -37,12 +38,10 @@ async def _run(window: float) -> tuple[float, float, dict[int | None, int]]:
 
 
 async def test_a_hung_path_does_not_starve_the_others() -> None:
-    before, during, statuses = await _run(3.0)
+    _before, _during, statuses = await _run(3.0)  # _run asserts every other answer is a 200
     # the route's budget is half the pool (128): the rest of its 300 requests got 504
     assert statuses.get(504, 0) == 300 - 128, statuses
     assert statuses.get(None, 0) == 128, statuses
-    # generous on a shared CI machine; the benchmark holds it to 10 %
-    assert during <= max(1.5 * before, before + 0.02), (before, during)
 
 
 @pytest.mark.benchmark

@@ -1,13 +1,16 @@
 """15 KB User-Agents, every one different, through ``slotwise serve`` (issue 21, item 4):
 throughput stays within 20 % of ordinary traffic (it was cut 20x: each agent was parsed
 uncached, about 7 ms). Windows of ordinary and hostile traffic alternate on the same proxy;
-CI holds the median ratio to 0.5 on a shared machine, the benchmark to 0.8."""
+The throughput ratio is a benchmark (0.8, below); CI checks the mechanism that keeps it: every
+hostile request answered, and the agents past the worker's parse budget classified coarsely
+and counted (``parse_budget`` fallbacks) rather than parsed on the event loop."""
 
 from __future__ import annotations
 
 import random
 import statistics
 
+import httpx
 import pytest
 
 from tests.proxy.faults.support import get, measure, serve, upstream
@@ -45,9 +48,18 @@ async def _ratio(window: float, rounds: int) -> tuple[float, list[tuple[float, f
     return statistics.median(u / o for o, u in pairs), pairs
 
 
-async def test_unique_long_user_agents_keep_throughput() -> None:
-    ratio, pairs = await _ratio(2.0, 3)
-    assert ratio >= 0.5, pairs
+async def test_unique_long_user_agents_are_answered_within_the_parse_budget() -> None:
+    async with upstream() as up, serve(up.url) as proxy:
+        unique = await measure(proxy.port, _hostile(3000), connections=16, seconds=2.0)
+        assert unique.errors == 0 and set(unique.statuses) == {200}, unique.statuses
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{proxy.port}") as client:
+            metrics = (await client.get("/_sw/metrics")).text
+    budget = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("slotwise_signal_provider_fallbacks_total") and "parse_budget" in line
+    ]
+    assert budget and float(budget[0].rsplit(" ", 1)[1]) > 0, metrics[-3000:]
 
 
 @pytest.mark.benchmark
