@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
         users = _users(args.users)
         ad_port, proxy_port = free_port(), free_port()
         admin_token = secrets.token_urlsafe(24)
-        env = dict(os.environ, SLOTWISE_ADMIN_TOKEN=admin_token)
+        # the demo has no mail server: triggers queue their notifications, nothing sends them
+        env = dict(os.environ, SLOTWISE_ADMIN_TOKEN=admin_token, SLOTWISE_NOTIFY_SENDER="false")
         print(f"slotwise demo: policies from {_shown(policies)}")
         with (
             _process(

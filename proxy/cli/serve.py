@@ -99,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     problem = (
         _check_plugins(settings.plugins)
         or check_policies(policies)
-        or check_notify(settings, policies)
+        # the channels are checked where the sender runs (here, or `slotwise notify serve`)
+        or (check_notify(settings, policies) if settings.notify.sender else None)
         or _check_catalogue(settings.catalogue.feed)
         or _check_store(settings.store.url)
         or _check_listen(settings.proxy.host, settings.proxy.port)
@@ -209,7 +210,16 @@ def check_notify(settings: Settings, directory: Path, command: str = "serve") ->
     try:
         check(settings, compile_directory(directory, load_schema()))
     except NotifyError as exc:
-        return f"slotwise {command}: notifications cannot be sent as configured:\n{exc.render()}"
+        elsewhere = (
+            "\n(or set notify.sender = false here and run `slotwise notify serve` where the "
+            "channels are configured)"
+            if command == "serve"
+            else ""
+        )
+        return (
+            f"slotwise {command}: notifications cannot be sent as configured:\n{exc.render()}"
+            + elsewhere
+        )
     return None
 
 

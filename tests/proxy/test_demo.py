@@ -32,6 +32,16 @@ def test_demo_serves_every_segment_and_logs_decisions(
         assert re.search(rf"{segment}\s+\d\.\d{{3}}\s+\d\.\d{{3}}\s+[+-]\d\.\d{{3}} \(", out)
 
 
+def test_the_quick_start_demo_runs_on_the_shipped_policies(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `make demo`: the default policies are policies/, whose trigger sends e-mail (no SMTP here)
+    monkeypatch.chdir(REPO)
+    assert main(["demo", "--users", "1", "--requests", "1", "--learn-impressions", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "slotwise demo: policies from policies" in out and "decisions in the log" in out
+
+
 def test_broken_policies_stop_the_demo_before_anything_starts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

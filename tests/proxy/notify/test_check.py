@@ -124,3 +124,15 @@ def test_the_dead_letter_commands_need_the_proxies_store(
     assert "no other process shares" in capsys.readouterr().err
     assert main(["notify", "replay", "--store", f"sqlite:///{tmp_path / 's.db'}"]) == 2
     assert "give one KEY or --all" in capsys.readouterr().err
+
+
+def test_a_proxy_without_the_sender_leaves_the_check_to_the_sender(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # notify.sender = false: this proxy only queues; `slotwise notify serve` checks and sends
+    policies = _policies(tmp_path, "email", "cart-reminder")
+    argv = _serve(tmp_path, policies, "[notify]\nsender = false\n")
+    assert main([*argv, "--check-config"]) == 0
+    assert main(_serve(tmp_path, policies, "")) == 1
+    err = capsys.readouterr().err
+    assert "no_smtp" in err and "notify.sender = false" in err
