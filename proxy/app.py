@@ -483,6 +483,11 @@ class ProxyApp:
             store, lambda: policies.current, ttl=s.events.user_state_ttl
         )
         catalogue, recs = await _recommenders(s, store, collector)
+        if recs is not None:  # section KPIs from the lists' pixels and attributed events
+            from slotwise.proxy.recommend.kpis import SectionKpis
+
+            kpis = SectionKpis(store, self.metrics.recs_kpis, lambda: policies.current)
+            collector.after_store.append(kpis.observe)
         chooser = self._chooser
         bandit = bandit_task = None
         if chooser is None and s.bandit.models_dir:
