@@ -47,9 +47,10 @@ class Blend:
     scan: int = HYBRID_SCAN
 
 
-# what was viewed or bought together dominates, similarity and popularity order the rest;
-# chosen on the tune period of the Diginetica replay (scripts/tune_hybrid.py,
-# docs/recommendations.md), never on its test period
+# production's blend: what was viewed or bought together dominates, similarity and popularity
+# order the rest. Set by hand on the Diginetica replay before it had a held-out split; the
+# blend tuned there without its test period (scripts/tune_hybrid.py) drops co-purchases and
+# popularity, which a purchase-only log cannot weigh, so it is not taken (recommendations.md)
 HYBRID = Blend()
 
 
