@@ -9,7 +9,8 @@ through the recommenders as the proxy does:
 - the trending rankings are recomputed from the store (``TrendingIndex.refresh``) before a
   view is scored when they are more than ``refresh`` seconds of event time old (an hour;
   production: every ``refresh_interval`` of wall time);
-- at each product view at or after ``score_from`` whose session has a later view of another
+- at each product view at or after ``score_from`` (and before ``score_until``, a tuning
+  period: slotwise.lab.recs_tune) whose session has a later view of another
   product, every strategy ranks with the production code (``strategies.rank`` with the
   viewed product as the page's product, then ``lists.select``, which never recommends the
   page's own product), reading the neighbours of its seeds from the store, at that view,

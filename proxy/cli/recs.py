@@ -3,9 +3,11 @@
 The same recommender code as the proxy (slotwise.lab.recs_replay): at each product view it
 asks every strategy for its top K and scores the next product viewed in the session; HR@K,
 MRR@K, NDCG@K with 95% intervals and catalogue coverage per strategy, beside a most-popular
-baseline. ``--score-from`` (seconds since the epoch, or an ISO date) scores only the views at or
-after it, learning from every event (default: after the time by which 70% of the events
-happened).
+baseline. ``--score-from`` (seconds since the epoch, an ISO date, or a share of the events
+like 70%) scores only the views at or after it, learning from every event (default: 70%, after
+the time by which 70% of the events happened); ``--score-until`` only those before it (a
+tuning period: scripts/tune_hybrid.py). ``hybrid(co_buy=0, similar=0.5, scan=100)`` names a
+hybrid with other weights than production's.
 """
 
 from __future__ import annotations
