@@ -9,7 +9,8 @@ through the recommenders as the proxy does:
 - the trending rankings are recomputed from the store (``TrendingIndex.refresh``) before a
   view is scored when they are more than ``refresh`` seconds of event time old (an hour;
   production: every ``refresh_interval`` of wall time);
-- at each product view at or after ``score_from`` whose session has a later view of another
+- at each product view at or after ``score_from`` (and before ``score_until``, a tuning
+  period: slotwise.lab.recs_tune) whose session has a later view of another
   product, every strategy ranks with the production code (``strategies.rank`` with the
   viewed product as the page's product, then ``lists.select``, which never recommends the
   page's own product), reading the neighbours of its seeds from the store, at that view,
@@ -31,6 +32,7 @@ catalogue coverage (distinct products recommended / products in the catalogue). 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 from collections import deque
@@ -47,7 +49,9 @@ from slotwise.proxy.recommend.config import RecsConfig
 from slotwise.proxy.recommend.lists import select
 from slotwise.proxy.recommend.state import TREND_WEIGHTS, Observed, Past, items_of, learn, write
 from slotwise.proxy.recommend.strategies import (
+    HYBRID,
     NEIGHBOURS_READ,
+    Blend,
     Inputs,
     neighbour_keys,
     rank,
@@ -61,6 +65,16 @@ DEFAULT_STRATEGIES = (
     "most_popular", "trending(7d)", "last_visit(20)", "also_viewed", "also_bought", "similar",
     "hybrid",
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """A time given as a share of the events: the time by which that fraction happened."""
+
+    fraction: float  # 0..1
+
+
+DEFAULT_SCORE_FROM = Share(0.7)  # the test period: after 70% of the events
 _DURATIONS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _ENCODE = msgspec.json.Encoder()
 
@@ -77,13 +91,50 @@ class Strategy:
     name: str  # as given: trending(7d)
     kind: str
     parameter: str | float
+    blend: Blend = HYBRID  # hybrid's weights: production's, or as given in hybrid(...)
+
+
+def split_strategies(text: str) -> list[str]:
+    """``a,hybrid(similar=0.5,scan=60),b`` -> three names (commas inside parentheses stay)."""
+    names, depth, start = [], 0, 0
+    for at, char in enumerate(text):
+        depth += (char == "(") - (char == ")")
+        if char == "," and depth == 0:
+            names.append(text[start:at])
+            start = at + 1
+    names.append(text[start:])
+    return [name.strip() for name in names if name.strip()]
+
+
+def parse_blend(name: str, argument: str) -> Blend:
+    """``co_view=1, co_buy=0.5, similar=0.35, popular=0.15, scan=40`` (any of them; the
+    others production's)."""
+    given: dict[str, float] = {}
+    fields = Blend.__dataclass_fields__
+    for pair in argument.replace(",", " ").split():
+        key, _, value = pair.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = -1.0
+        if key not in fields or number < 0 or (key == "scan" and not number.is_integer()):
+            raise ValueError(
+                f"{name}: weights like hybrid(co_view=1, co_buy=1, similar=0.35, popular=0.15, "
+                f"scan=40): non-negative numbers, scan a whole one ({pair!r})"
+            )
+        given[key] = number
+    scan = int(given.pop("scan", HYBRID.scan))
+    return dataclasses.replace(HYBRID, scan=scan, **given)
 
 
 def parse_strategy(text: str) -> Strategy:
-    """``trending(24h)``, ``last_visit(20)``, ``also_viewed``, ``hybrid``, ``most_popular``."""
+    """``trending(24h)``, ``last_visit(20)``, ``also_viewed``, ``hybrid``,
+    ``hybrid(similar=0.5, scan=60)``, ``most_popular``."""
     name = text.strip()
     kind, _, rest = name.partition("(")
     argument = rest.rstrip(")").strip()
+    if kind == "hybrid" and argument:
+        return Strategy(name, kind, "", parse_blend(name, argument))
     if kind == "trending":
         unit = argument[-1:] if argument else "d"
         number = argument[:-1] if argument else "7"
@@ -150,6 +201,7 @@ class ReplayResult:
     catalogue: int
     k: int
     score_from: float
+    score_until: float | None  # None: to the end
     seconds: float  # wall-clock time of the replay itself (reading the file not included)
     cpu_seconds: float  # this process's CPU time over the same span
     results: tuple[StrategyResult, ...]
@@ -216,6 +268,7 @@ class Replay:
         *,
         k: int = 10,
         score_from: float = -math.inf,
+        score_until: float = math.inf,
         session_gap: float = 1800.0,
         refresh: float = 3600.0,
         config: RecsConfig | None = None,
@@ -224,6 +277,7 @@ class Replay:
         self.catalogue = catalogue
         self.k = k
         self.score_from = score_from
+        self.score_until = score_until
         self.config = config or RecsConfig(session_gap=session_gap)
         self.refresh_every = refresh
         self.store = MemoryStore(max_log_entries=1)
@@ -251,7 +305,8 @@ class Replay:
         data = _ENCODE.encode(properties) if properties is not None else b""
         items = items_of(kind, data)
         state = self._subject(subject, at) if subject is not None else None
-        if target is not None and items and state is not None and at >= self.score_from:
+        scoring = self.score_from <= at < self.score_until
+        if target is not None and items and state is not None and scoring:
             await self._rank_all(items[0], at, list(state.history), target)
         if kind in TREND_WEIGHTS and items:
             weight = TREND_WEIGHTS[kind]
@@ -299,7 +354,7 @@ class Replay:
         }
         inputs = Inputs(
             self.catalogue, self.trending.current, neighbours, seeds, visitor,
-            self.config.trending_max_window,
+            self.config.trending_max_window, strategy.blend,
         )  # fmt: skip
         ranked = rank(strategy.kind, strategy.parameter, inputs, 4 * self.k + 40)
         return select(ranked, self.catalogue, visitor, (), self.k, None, page)
@@ -321,7 +376,8 @@ class Replay:
             )
         return ReplayResult(
             self.events, self.scored, self.sessions, len(self.catalogue), self.k,
-            self.score_from, seconds, cpu_seconds, tuple(results),
+            self.score_from, None if math.isinf(self.score_until) else self.score_until,
+            seconds, cpu_seconds, tuple(results),
         )  # fmt: skip
 
 
@@ -394,26 +450,54 @@ def catalogue_of(path: Path | None, events: Iterable[Event]) -> CatalogueSnapsho
     return CatalogueSnapshot.of(seen.values())
 
 
+def time_of(at: float | Share, times: Sequence[float]) -> float:
+    """``at`` as a time: itself, or the share's quantile of the (sorted) event times."""
+    if not isinstance(at, Share):
+        return at
+    return times[int(at.fraction * (len(times) - 1))] if times else 0.0
+
+
 def replay(
     path: Path,
     strategies: Sequence[Strategy],
     *,
     catalogue: Path | None = None,
     k: int = 10,
-    score_from: float | None = None,
+    score_from: float | Share | None = None,
+    score_until: float | Share | None = None,
     session_gap: float = 1800.0,
     refresh: float = 3600.0,
 ) -> ReplayResult:
     """Replay the events file (see the module docstring); ``score_from`` None: the views after
-    the time by which 70% of the events happened are scored (learning goes on over all)."""
+    the time by which 70% of the events happened are scored (learning goes on over all);
+    ``score_until``: only views before it are scored (a tuning period ending where the
+    test period starts)."""
     events = list(read_events(path))
     snapshot = catalogue_of(catalogue, events if catalogue is None else ())
+    return replay_events(
+        events, snapshot, strategies, k=k, score_from=score_from, score_until=score_until,
+        session_gap=session_gap, refresh=refresh,
+    )  # fmt: skip
+
+
+def replay_events(
+    events: Sequence[Event],
+    snapshot: CatalogueSnapshot,
+    strategies: Sequence[Strategy],
+    *,
+    k: int = 10,
+    score_from: float | Share | None = None,
+    score_until: float | Share | None = None,
+    session_gap: float = 1800.0,
+    refresh: float = 3600.0,
+) -> ReplayResult:
+    """:func:`replay` of events already read (the tuning replays them many times)."""
     times = sorted(e.time for e in events if e.time is not None)
-    if score_from is None:
-        score_from = times[int(0.7 * (len(times) - 1))] if times else 0.0
+    start = time_of(DEFAULT_SCORE_FROM if score_from is None else score_from, times)
+    end = math.inf if score_until is None else time_of(score_until, times)
     run = Replay(
-        strategies, snapshot, k=k, score_from=score_from, session_gap=session_gap,
-        refresh=refresh,
+        strategies, snapshot, k=k, score_from=start, score_until=end,
+        session_gap=session_gap, refresh=refresh,
     )  # fmt: skip
 
     targets = next_products(events, session_gap)

@@ -512,6 +512,11 @@ class ProxyApp:
             store, lambda: policies.current, ttl=s.events.user_state_ttl
         )
         catalogue, recs = await _recommenders(s, store, collector)
+        if recs is not None:  # section KPIs from the lists' pixels and attributed events
+            from slotwise.proxy.recommend.kpis import SectionKpis
+
+            kpis = SectionKpis(store, self.metrics.recs_kpis, lambda: policies.current)
+            collector.after_store.append(kpis.observe)
         chooser = self._chooser
         bandit = bandit_task = None
         if chooser is None and s.bandit.models_dir:
@@ -574,18 +579,16 @@ class ProxyApp:
         runtime = Runtime(engine, events_app, collector, store, bandit)
         _event_edges(s, runtime)
         stack.callback(self._stop_live)
-        if bandit_task is not None:
-            runtime.tasks.append(asyncio.create_task(bandit_task))
-        if engine.caps is not None:
-            runtime.tasks.append(asyncio.create_task(engine.caps.run()))
-        if budgets is not None:
-            runtime.tasks.append(asyncio.create_task(budgets.run()))
+        background = [bandit_task, engine.caps.run() if engine.caps is not None else None]
+        background.append(budgets.run() if budgets is not None else None)
         if recs is not None:
             await recs.refresh(policies.current)
-            runtime.tasks.append(asyncio.create_task(recs.catalogue.watch()))
-            runtime.tasks.append(asyncio.create_task(recs.refresh_loop(policies)))
+            background += [recs.catalogue.watch(), recs.refresh_loop(policies)]
         if policies.directory is not None and s.proxy.reload_interval > 0:
-            runtime.tasks.append(asyncio.create_task(policies.watch(s.proxy.reload_interval)))
+            background.append(policies.watch(s.proxy.reload_interval))
+        if s.guardrail.enabled:  # the revert set, read in the background (never on a request)
+            background.append(engine.guardrails.watch(store, s.guardrail.refresh_interval))
+        runtime.tasks += [asyncio.create_task(work) for work in background if work is not None]
         if s.notify.sender:
             runtime.notify_sender = await _notify_sender(s, store, stack)
         if s.proxy.metrics_dir:
@@ -593,9 +596,6 @@ class ProxyApp:
             interval = s.proxy.metrics_interval
             writer = shared.keep_writing(lambda: self._own_metrics(runtime), interval)
             runtime.tasks.append(asyncio.create_task(writer))
-        if s.guardrail.enabled:  # the revert set, read in the background (never on a request)
-            watch = engine.guardrails.watch(store, s.guardrail.refresh_interval)
-            runtime.tasks.append(asyncio.create_task(watch))
         return runtime
 
 

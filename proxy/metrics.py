@@ -95,6 +95,38 @@ class Histogram:
         return lines
 
 
+class KpiCounters:
+    """Section KPIs of recommended lists (counted by slotwise.proxy.recommend.kpis)."""
+
+    def __init__(self) -> None:
+        self.impressions = LabelledCounter(
+            "slotwise_recs_impressions_total",
+            "Items of recommended lists and re-ranks shown (their impression pixels), by list "
+            "and position.",
+            ("list", "position"),
+        )
+        self.clicks = LabelledCounter(
+            "slotwise_recs_clicks_total",
+            "Items of recommended lists and re-ranks clicked (their click pixels), by list and "
+            "position.",
+            ("list", "position"),
+        )
+        self.attributed = LabelledCounter(
+            "slotwise_recs_attributed_total",
+            "Add-to-carts and purchases sent with the decision id of a clicked list item, by "
+            "list and event.",
+            ("list", "event"),
+        )
+        self.value = LabelledCounter(
+            "slotwise_recs_attributed_value_total",
+            "Value of the purchases attributed to a list, by list and currency.",
+            ("list", "currency"),
+        )
+
+    def all(self) -> tuple[LabelledCounter, ...]:
+        return (self.impressions, self.clicks, self.attributed, self.value)
+
+
 class ProxyMetrics:
     """Every metric the proxy exports."""
 
@@ -156,10 +188,12 @@ class ProxyMetrics:
         self.request_latency = Histogram(
             "slotwise_request_latency_seconds", "Time from request start to response start."
         )
+        # section KPIs of recommended lists (slotwise.proxy.recommend.kpis)
+        self.recs_kpis = KpiCounters()
 
     def render(self, extra: str = "") -> str:
         lines: list[str] = []
-        for metric in (
+        metrics: tuple[Counter | LabelledCounter | Histogram, ...] = (
             self.requests,
             self.decisions,
             self.holdouts,
@@ -175,7 +209,9 @@ class ProxyMetrics:
             self.upstream_latency,
             self.decision_latency,
             self.request_latency,
-        ):
+            *self.recs_kpis.all(),
+        )
+        for metric in metrics:
             lines += metric.render()
         text = "\n".join(lines) + "\n"
         return text + extra if extra else text

@@ -3,9 +3,11 @@
 The same recommender code as the proxy (slotwise.lab.recs_replay): at each product view it
 asks every strategy for its top K and scores the next product viewed in the session; HR@K,
 MRR@K, NDCG@K with 95% intervals and catalogue coverage per strategy, beside a most-popular
-baseline. ``--score-from`` (seconds since the epoch, or an ISO date) scores only the views at or
-after it, learning from every event (default: after the time by which 70% of the events
-happened).
+baseline. ``--score-from`` (seconds since the epoch, an ISO date, or a share of the events
+like 70%) scores only the views at or after it, learning from every event (default: 70%, after
+the time by which 70% of the events happened); ``--score-until`` only those before it (a
+tuning period: scripts/tune_hybrid.py). ``hybrid(co_buy=0, similar=0.5, scan=100)`` names a
+hybrid with other weights than production's.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from slotwise.proxy.cli import EXIT_OK, UsageError, add_config_option, read_settings
+
+if TYPE_CHECKING:
+    from slotwise.lab.recs_replay import Share
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,15 +37,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--strategies",
         default=None,
         help="comma-separated: most_popular, trending(7d), last_visit(20), also_viewed, "
-        "also_bought, similar, hybrid (default: all of them)",
+        "also_bought, similar, hybrid, hybrid(co_view=1, co_buy=1, similar=0.35, "
+        "popular=0.15, scan=40) (default: all of them, hybrid with production's weights)",
     )
     replay.add_argument("--k", type=int, default=10, help="list length scored (default 10)")
     replay.add_argument(
         "--score-from",
         default=None,
         metavar="TIME",
-        help="score only views at or after TIME (epoch seconds or ISO date, UTC); "
-        "default: after the time by which 70%% of the events happened",
+        help="score only views at or after TIME (epoch seconds, ISO date, UTC, or a share of "
+        "the events like 50%%); default: 70%% (after the time by which 70%% of them happened)",
+    )
+    replay.add_argument(
+        "--score-until",
+        default=None,
+        metavar="TIME",
+        help="score only views before TIME (as --score-from; default: to the end): a tuning "
+        "period that ends where the test period starts",
     )
     replay.add_argument(
         "--catalogue", type=Path, default=None, help="catalogue feed (else the events' products)"
@@ -77,7 +91,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_option(rebuild)
 
 
-def _time(text: str) -> float:
+def _time(option: str, text: str) -> float | Share:
+    from slotwise.lab.recs_replay import Share
+
+    if text.endswith("%"):
+        try:
+            percent = float(text[:-1])
+        except ValueError:
+            percent = -1.0
+        if not 0.0 <= percent <= 100.0:
+            raise UsageError(f"{option}: {text!r} is not a share of the events from 0% to 100%")
+        return Share(percent / 100.0)
     try:
         return float(text)
     except ValueError:
@@ -86,7 +110,8 @@ def _time(text: str) -> float:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(
-            f"--score-from: {text!r} is neither epoch seconds nor an ISO date (2016-05-01)"
+            f"{option}: {text!r} is neither epoch seconds, an ISO date (2016-05-01) nor a "
+            "share of the events (70%)"
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
@@ -157,24 +182,32 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from slotwise.lab.recs_replay import DEFAULT_STRATEGIES, parse_strategy, replay
+    from slotwise.lab.recs_replay import (
+        DEFAULT_STRATEGIES,
+        parse_strategy,
+        replay,
+        split_strategies,
+    )
 
     if not args.events.is_file():
         raise UsageError(f"{args.events}: no such file")
     if args.k < 1:
         raise UsageError("--k must be 1 or more")
-    names = args.strategies.split(",") if args.strategies else list(DEFAULT_STRATEGIES)
+    names = split_strategies(args.strategies) if args.strategies else list(DEFAULT_STRATEGIES)
     try:
         strategies = [parse_strategy(name) for name in names if name.strip()]
     except ValueError as exc:
         raise UsageError(f"--strategies: {exc}") from None
-    score_from = _time(args.score_from) if args.score_from is not None else None
+    score_from = _time("--score-from", args.score_from) if args.score_from is not None else None
+    until = args.score_until
+    score_until = _time("--score-until", until) if until is not None else None
     result = replay(
         args.events,
         strategies,
         catalogue=args.catalogue,
         k=args.k,
         score_from=score_from,
+        score_until=score_until,
         session_gap=args.session_gap,
         refresh=args.refresh,
     )
@@ -199,20 +232,24 @@ def _text(result: object) -> str:
 
     assert isinstance(result, ReplayResult)
     k = result.k
+    w = max([16, *(len(r.strategy) for r in result.results)])
     start = dt.datetime.fromtimestamp(result.score_from, dt.UTC).strftime("%Y-%m-%d %H:%M")
+    if result.score_until is not None:
+        end = dt.datetime.fromtimestamp(result.score_until, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        start = f"{start} UTC to {end}"
     lines = [
         f"{result.events} events, {result.sessions} sessions, {result.scored} views scored "
         f"(from {start} UTC), catalogue {result.catalogue} products; "
         f"{result.seconds:.1f} s, {result.events_per_second:,.0f} events/s "
         f"({result.cpu_seconds:.1f} s of CPU)",
         "",
-        f"{'strategy':<16} {'HR@' + str(k):>22} {'MRR@' + str(k):>22} {'NDCG@' + str(k):>22}"
+        f"{'strategy':<{w}} {'HR@' + str(k):>22} {'MRR@' + str(k):>22} {'NDCG@' + str(k):>22}"
         f" {'coverage':>9}",
     ]
     for r in result.results:
         cells = [f"{i.value:.4f} [{i.low:.4f}, {i.high:.4f}]" for i in (r.hr, r.mrr, r.ndcg)]
         lines.append(
-            f"{r.strategy:<16} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22} {r.coverage:>9.2%}"
+            f"{r.strategy:<{w}} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22} {r.coverage:>9.2%}"
         )
     lines.append("")
     lines.append("95% intervals: Wilson for HR, normal for MRR and NDCG")

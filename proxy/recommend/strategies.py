@@ -33,10 +33,25 @@ NEIGHBOURS_READ = 50  # neighbours read per seed and relation
 SIMILAR_SCAN = 60  # candidates looked at per seed: of its category, of its brand, popular
 HYBRID_SCAN = 40  # the same within hybrid, where similarity only orders the rest
 HYBRID_SEEDS = 3  # latest views used as seeds when the request names none
-# hybrid's blend: what was viewed or bought together dominates, similarity and popularity
-# order the rest (tuned on the Diginetica replay, docs/recommendations.md)
-HYBRID_WEIGHTS = {"co_view": 1.0, "co_buy": 1.0, "similar": 0.35, "popular": 0.15}
 SEEDED = frozenset({"also_bought", "also_viewed", "similar", "hybrid"})
+
+
+@dataclass(frozen=True, slots=True)
+class Blend:
+    """hybrid's weights (each part scaled to its best, then weighed) and similarity scan."""
+
+    co_view: float = 1.0
+    co_buy: float = 1.0
+    similar: float = 0.35
+    popular: float = 0.15
+    scan: int = HYBRID_SCAN
+
+
+# production's blend: what was viewed or bought together dominates, similarity and popularity
+# order the rest. Set by hand on the Diginetica replay before it had a held-out split; the
+# blend tuned there without its test period (scripts/tune_hybrid.py) drops co-purchases and
+# popularity, which a purchase-only log cannot weigh, so it is not taken (recommendations.md)
+HYBRID = Blend()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +62,7 @@ class Inputs:
     seeds: tuple[str, ...]
     visitor: Visitor
     popularity_window: float  # the trending window hybrid and similar take popularity from
+    blend: Blend = HYBRID  # hybrid's weights (the replay and its tuning try others)
 
 
 def neighbour_keys(kind: str, seeds: Iterable[str]) -> list[str]:
@@ -158,18 +174,18 @@ def _last_visit(inputs: Inputs) -> dict[str, float]:
 
 
 def _hybrid(inputs: Inputs) -> dict[str, float]:
-    parts = {
-        "co_view": _related(inputs, co_view_key),
-        "co_buy": _related(inputs, co_buy_key),
-        "similar": _similar(inputs, inputs.seeds, HYBRID_SCAN),
-        "popular": _popularity(inputs),
-    }
+    blend = inputs.blend
+    parts = (
+        (blend.co_view, _related(inputs, co_view_key) if blend.co_view else {}),
+        (blend.co_buy, _related(inputs, co_buy_key) if blend.co_buy else {}),
+        (blend.similar, _similar(inputs, inputs.seeds, blend.scan) if blend.similar else {}),
+        (blend.popular, _popularity(inputs) if blend.popular else {}),
+    )
     out: dict[str, float] = {}
-    for name, scores in parts.items():
+    for weight, scores in parts:
         if not scores:
             continue
         best = max(scores.values()) or 1.0
-        weight = HYBRID_WEIGHTS[name]
         for item, score in scores.items():
             out[item] = out.get(item, 0.0) + weight * score / best
     return out
