@@ -3,8 +3,10 @@
 Starts examples/adserver and `slotwise serve` in front of it (real processes on free loopback
 ports, a SQLite state store in a temporary directory), seeds a few user profiles, sends traffic
 from several audience segments (JSON creatives, OpenRTB native bids, VAST pre-rolls), fires
-impression pixels and some signed clicks, prints what each segment was served, and stops
-everything it started. Then it shows learning: the default simulator scenario drives simulated
+impression pixels and some signed clicks, prints what each segment was served; then runs a
+shopper's journey through examples/storefront behind a second proxy (trending, last visit, a
+re-ranked listing, bought together: slotwise.proxy.cli.demo_shop), and stops everything it
+started. Then it shows learning: the default simulator scenario drives simulated
 users through the real decision path (bandit, rules, reward join, learner, model store) and
 the demo prints how the personalised CTR rises above the control group's, and the lift by
 segment. Finishes by itself in well under a minute. ``--config`` (else ``$SLOTWISE_CONFIG``)
@@ -186,7 +188,11 @@ def run(args: argparse.Namespace) -> int:
                 elapsed = time.perf_counter() - started
                 metrics = client.get("/_sw/metrics").text
         decisions = asyncio.run(_count_decisions(store_url))
-    _report(served, originals, sent, clicks, elapsed, metrics, decisions, policies)
+        _report(served, originals, sent, clicks, elapsed, metrics, decisions, policies)
+        from slotwise.proxy.cli.demo_shop import run_storefront
+
+        if not run_storefront(Path(tmp), env):
+            return EXIT_FAILED
     if args.learn_impressions != 0:
         _learning(args.learn_impressions, args.seed)
     _next_steps(policies)

@@ -40,6 +40,10 @@ def test_the_quick_start_demo_runs_on_the_shipped_policies(
     assert main(["demo", "--users", "1", "--requests", "1", "--learn-impressions", "0"]) == 0
     out = capsys.readouterr().out
     assert "slotwise demo: policies from policies" in out and "decisions in the log" in out
+    # the storefront behind its own proxy: trending, then the returning visitor's last visit
+    assert "Storefront: examples/storefront (3,156 products)" in out
+    assert re.search(r"for you: +trending +'", out) and re.search(r"last visit '.*Retrospot", out)
+    assert re.search(r"first five: +Retrospot", out) and "bought with it '" in out
 
 
 def test_broken_policies_stop_the_demo_before_anything_starts(
