@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
-from slotwise.proxy.state import HistoryItem, subject_key
+from slotwise.proxy.state import subject_key
+from slotwise.proxy.state.history import StoredHistory
 
 if TYPE_CHECKING:
     from slotwise.dsl.compiled import CompiledTrigger
@@ -94,28 +95,11 @@ def decode_record(data: bytes | None) -> TriggerRecord | None:
         return None
 
 
-class Times:
-    """Event times by type from a history read once; an ``EventHistory`` and a bit more."""
+class Times(StoredHistory):
+    """Event times by type from a history read once: the request path's history, and the
+    earliest time of an event in a span (what cancels an episode)."""
 
-    __slots__ = ("_times",)
-
-    def __init__(self, items: Iterable[HistoryItem]) -> None:
-        times: dict[str, list[float]] = {}
-        for item in items:
-            times.setdefault(item.event, []).append(item.at)
-        for series in times.values():
-            series.sort()
-        self._times = times
-
-    def count(self, event: str, since: float) -> int:
-        series = self._times.get(event)
-        if not series:
-            return 0
-        return len(series) - bisect.bisect_left(series, since)
-
-    def last(self, event: str) -> float | None:
-        series = self._times.get(event)
-        return series[-1] if series else None
+    __slots__ = ()
 
     def first_in(self, event: str, low: float, high: float) -> float | None:
         """The earliest time of ``event`` in ``[low, high)``, or None."""
