@@ -516,7 +516,10 @@ def _storefront_section(
             " visitors' events"
         )
     if lists is None:
-        parts.append("the CTR of recommended sections is read from the store only")
+        parts.append(
+            "the CTR of recommended sections is not read here (slotwise report reads it from"
+            " the store)"
+        )
     elif not recs:
         parts.append("no recommendation or re-rank decisions in the store")
     else:
