@@ -126,7 +126,8 @@ def _goals(paths: list[str] | None, settings: Any) -> dict[str, Any]:
 
 async def _read(store: Any, url: str, tally: Any, selection: Any) -> Any:
     """Feed the tally from the store; the recommended lists' KPIs as `slotwise recs report`
-    reads them (the same code), of the decisions the selection keeps."""
+    reads them (the same code, a second read of the logs), of the decisions the selection
+    keeps, when the first read saw any."""
     from slotwise.lab.recs_report import report as recs_report
     from slotwise.proxy.report.sources import read_store
     from slotwise.proxy.state import StoreUnavailable, redact
@@ -134,6 +135,8 @@ async def _read(store: Any, url: str, tally: Any, selection: Any) -> Any:
     try:
         async with store:
             await read_store(store, tally, selection)
+            if not tally.lists_seen:
+                return []  # no list in the selection: no second read of the logs
             return await recs_report(store, keep=selection.keeps)
     except StoreUnavailable as error:
         raise StoreUnavailable(

@@ -38,6 +38,7 @@ MAX_COMBINATIONS = 500  # per campaign and segment; further ones as "(other)=(ot
 OFFERS_PREFIX = "offers."  # an offer set's decision records (slotwise.proxy.offer_set)
 NO_OFFER = "(no offer)"
 TRIGGERED = "triggered"
+RECS_STRATEGY = "recs.strategy"  # the signal a recommendation's decision record carries
 BUCKET = 60.0  # the timeline's resolution in seconds, coarsened when the report is built
 
 
@@ -256,6 +257,9 @@ class ReportTally:
         self.offers: dict[tuple[str, str, str], ArmTally] = {}
         self.triggers: dict[tuple[str, str], ArmTally] = {}
         self.offers_config = OffersConfig()  # purchases' currencies ([offers] rates)
+        # a recommendation's or re-rank's decision was read: the recommended lists' pass
+        # (slotwise.lab.recs_report, a second read of the store) has something to count
+        self.lists_seen = False
         self.sections = True  # count the offers and triggers sections (not the dashboard)
         self._open: dict[str, _Open] = {}
         # (deadline, id) in arrival order: the logs are in time order up to the skew between
@@ -271,6 +275,8 @@ class ReportTally:
             stats.duplicate_decisions += 1
             return
         stats.decisions += 1
+        if RECS_STRATEGY in record.signals:
+            self.lists_seen = True
         arm = CONTROL if record.holdout else PERSONALISED
         if not record.holdout and not record.slots and not record.eligible:
             arm = ""  # unserved: no choice was made
