@@ -132,7 +132,7 @@ class Campaign(msgspec.Struct, frozen=True):
 
 
 class Section(msgspec.Struct, frozen=True):
-    """A part of the report its records do not feed yet in this log, or not at all."""
+    """Whether a part of the report (offers, triggers, storefront) has data, and why not."""
 
     status: Literal["no_data", "ok"]
     reason: str

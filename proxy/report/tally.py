@@ -13,6 +13,10 @@ out, else ``personalised``, a fail-open personalised decision included (its figu
 assigning personalisation did). Decisions served generic because a guardrail reverted the
 campaign (``fail_open == "guardrail"``) are in neither arm (there was no randomisation); nor
 are unserved ones (the chooser failed: no choice, no slots, no holdout).
+
+The same closed decisions also feed the offers section (an offer set's decisions, campaign
+``offers.NAME``: by segment and the arm of the offer id written, or ``control``) and the
+triggers section (decisions naming a trigger: ``triggered`` or its holdout, ``control``).
 """
 
 from __future__ import annotations
