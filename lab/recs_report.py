@@ -15,7 +15,7 @@ Per list (the recommendation's or re-rank's name): decisions, impressions, click
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -73,8 +73,11 @@ async def _entries(store: Store, log: str) -> AsyncIterator[bytes]:
         after = page[-1].position
 
 
-async def report(store: Store) -> list[ListKpis]:
-    """The KPIs of every list with a decision in the store's logs, by name."""
+async def report(
+    store: Store, keep: Callable[[DecisionRecord], bool] | None = None
+) -> list[ListKpis]:
+    """The KPIs of every list with a decision in the store's logs (that ``keep`` keeps: the
+    selection of ``slotwise report``), by name."""
     lists: dict[str, ListKpis] = {}
     owner: dict[str, ListKpis] = {}  # decision id -> its list
     async for data in _entries(store, "decisions"):
@@ -84,6 +87,8 @@ async def report(store: Store) -> list[ListKpis]:
             continue  # another record type of the log
         strategy = record.signals.get("recs.strategy")
         if not isinstance(strategy, str) or record.fail_open is not None:
+            continue
+        if keep is not None and not keep(record):
             continue
         kpis = lists.setdefault(record.campaign, ListKpis(record.campaign))
         kpis.decisions += 1

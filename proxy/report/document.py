@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Literal
+from collections.abc import Sequence
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -20,6 +21,7 @@ from slotwise.proxy.report.tally import (
     ALL,
     CONTROL,
     PERSONALISED,
+    TRIGGERED,
     ArmTally,
     CampaignTally,
     ReportTally,
@@ -130,7 +132,7 @@ class Campaign(msgspec.Struct, frozen=True):
 
 
 class Section(msgspec.Struct, frozen=True):
-    """A part of the report its records do not feed yet in this log, or not at all."""
+    """Whether a part of the report (offers, triggers, storefront) has data, and why not."""
 
     status: Literal["no_data", "ok"]
     reason: str
@@ -149,6 +151,82 @@ class StorefrontKpis(msgspec.Struct, frozen=True):
     average_order_value: Estimate
     session_seconds: Estimate  # mean, first event to last
     visitors_capped: bool
+
+
+class OfferArm(msgspec.Struct, frozen=True):
+    """One arm of an offer set in one segment: the offer id's arm name (``discount_10``,
+    ``none``, ...), ``control`` (the holdout: no offer shown) or ``(no offer)`` (every arm
+    removed by its guards or the budget). Purchases join as the learner joins them: the
+    redeemed offer's (``offer_id``) with its discount cost, a shown-not-redeemed one's
+    (``decision_id``) without."""
+
+    arm: str
+    decisions: int
+    converted: int  # decisions with at least one purchase (or conversion)
+    revenue: float  # before the discount
+    discount: float  # the discount cost
+    conversion_rate: Estimate  # converted / decisions, Wilson
+    revenue_per_decision: Estimate  # normal
+    net_per_decision: Estimate  # (revenue - discount cost) per decision, normal
+    average_discount: Estimate  # discount cost per converted decision, normal
+    enough_data: bool
+    # against the control arm of the same segment (null for the control arm itself)
+    conversion_lift: Estimate | None = None  # absolute, Newcombe
+    net_lift: Estimate | None = None  # absolute, Welch
+    verdict: Literal["better", "worse", "no_difference", "not_enough_data", "control"] = (
+        "control"  # on net per decision
+    )
+
+
+class OfferSegment(msgspec.Struct, frozen=True):
+    segment: str
+    arms: list[OfferArm]  # control first, then by decisions
+
+
+class OfferSet(msgspec.Struct, frozen=True):
+    name: str  # the offer set (its decisions' campaign is ``offers.NAME``)
+    segments: list[OfferSegment]  # "all" first
+
+
+class TriggerArm(msgspec.Struct, frozen=True):
+    decisions: int
+    converted: int
+    conversion_rate: Estimate  # Wilson
+
+
+class TriggerResult(msgspec.Struct, frozen=True):
+    """A trigger's decisions: shown the campaign (triggered) against its own holdout."""
+
+    name: str
+    triggered: TriggerArm
+    holdout: TriggerArm
+    absolute: Estimate  # triggered - holdout conversion rate, Newcombe
+    relative: Estimate  # ratio - 1, Katz log interval
+    enough_data: bool
+    verdict: Literal["better", "worse", "no_difference", "not_enough_data"]
+
+
+class RecsPosition(msgspec.Struct, frozen=True):
+    position: int  # from 1; 0: an event without a position
+    impressions: int
+    clicks: int
+    ctr: Estimate  # clicks / impressions, Wilson
+
+
+class RecsList(msgspec.Struct, frozen=True):
+    """A recommendation or re-rank (``slotwise recs report``'s figures, with intervals)."""
+
+    name: str
+    decisions: int
+    strategies: dict[str, int]
+    impressions: int
+    clicks: int
+    ctr: Estimate  # clicks / impressions, Wilson
+    carts: int
+    purchases: int
+    revenue: float
+    enough_data: bool
+    positions: list[RecsPosition]
 
 
 class Totals(msgspec.Struct, frozen=True):
@@ -178,6 +256,9 @@ class Report(msgspec.Struct, frozen=True):
     triggers: Section
     storefront: Section
     storefront_kpis: StorefrontKpis | None = None
+    offer_sets: list[OfferSet] = []
+    trigger_results: list[TriggerResult] = []
+    recommendations: list[RecsList] = []
 
 
 def _arm(t: ArmTally) -> Arm:
@@ -355,13 +436,11 @@ def timeline(tally: CampaignTally, bucket: float) -> list[Point]:
     return points
 
 
-NOT_YET = {
-    "offers": "no offer decisions in this log (offer sets are not served yet: the offers"
-    " section is filled once offer decisions are logged)",
-    "triggers": "no triggered-campaign decisions in this log (triggered campaigns are not"
-    " logged as decisions yet)",
-    "storefront": "no recommendation decisions in this log (storefront recommendations are"
-    " not logged as decisions yet)",
+NO_DATA = {
+    "offers": "no offer set decisions (campaign offers.NAME) in this selection",
+    "triggers": "no triggered-campaign decisions (records naming a trigger) in this selection",
+    "storefront": "no visitor events in the log",
+    "dashboard": "not in the live dashboard: run slotwise report for offers and triggers",
 }
 
 
@@ -373,10 +452,15 @@ def build(
     until: float | None = None,
     now: float | None = None,
     campaigns: dict[str, CampaignTally] | None = None,
+    recommendations: Sequence[ListLike] | None = None,
 ) -> Report:
-    """The report of what ``tally`` counted (or of ``campaigns``: a rolling tally's view)."""
+    """The report of what ``tally`` counted (or of ``campaigns``: a rolling tally's view);
+    ``recommendations``: the lists ``slotwise recs report`` reads (None: not read)."""
     s = tally.stats
     chosen = tally.campaigns if campaigns is None else campaigns
+    sets = offer_sets(tally.offers)
+    triggers = trigger_results(tally.triggers)
+    recs = [recs_list(k) for k in recommendations or ()]
     return Report(
         schema=SCHEMA,
         generated_at=time.time() if now is None else now,
@@ -398,23 +482,183 @@ def build(
             open_peak=s.open_peak,
         ),
         campaigns=[campaign(t, tally.bucket) for _, t in sorted(chosen.items())],
-        offers=Section("no_data", NOT_YET["offers"]),
-        triggers=Section("no_data", NOT_YET["triggers"]),
-        storefront=_storefront_section(tally.storefront),
+        offers=_section(sets, "offers", tally.sections),
+        triggers=_section(triggers, "triggers", tally.sections),
+        storefront=_storefront_section(tally.storefront, recommendations, recs),
         storefront_kpis=storefront_kpis(tally.storefront),
+        offer_sets=sets,
+        trigger_results=triggers,
+        recommendations=recs,
     )
 
 
-def _storefront_section(sessions: SessionTally | None) -> Section:
+def _section(rows: Sequence[object], name: str, counted: bool) -> Section:
+    if not counted:
+        return Section("no_data", NO_DATA["dashboard"])
+    if not rows:
+        return Section("no_data", NO_DATA[name])
+    if name == "offers":
+        return Section("ok", "per offer set, each arm against the control (holdout) by segment")
+    return Section("ok", "per trigger, its decisions against its own holdout")
+
+
+def _storefront_section(
+    sessions: SessionTally | None, lists: Sequence[ListLike] | None, recs: list[RecsList]
+) -> Section:
+    parts = []
     if sessions is None:
-        return Section("no_data", NOT_YET["storefront"] + "; exported logs hold no page views")
-    if sessions.sessions == 0:
-        return Section("no_data", NOT_YET["storefront"] + "; no visitor events in the log")
-    return Section(
-        "ok",
-        "sessions, bounce rate, conversion, order value and repeat sessions from the visitors'"
-        " events; the CTR of recommended sections needs recommendation decisions: "
-        + NOT_YET["storefront"],
+        parts.append("exported logs hold no page views: sessions are read from the store")
+    elif sessions.sessions == 0:
+        parts.append(NO_DATA["storefront"])
+    else:
+        parts.append(
+            "sessions, bounce rate, conversion, order value and repeat sessions from the"
+            " visitors' events"
+        )
+    if lists is None:
+        parts.append(
+            "the CTR of recommended sections is not read here (slotwise report reads it from"
+            " the store)"
+        )
+    elif not recs:
+        parts.append("no recommendation or re-rank decisions in the store")
+    else:
+        parts.append("impressions, clicks and CTR of each recommended list and position")
+    ok = (sessions is not None and sessions.sessions > 0) or bool(recs)
+    return Section("ok" if ok else "no_data", "; ".join(parts))
+
+
+def _verdict_of(
+    enough: bool, absolute: stats.Interval
+) -> Literal["better", "worse", "no_difference", "not_enough_data"]:
+    return _verdict(enough, absolute)  # type: ignore[return-value]
+
+
+def _offer_arm(name: str, t: ArmTally, control: ArmTally | None) -> OfferArm:
+    net = stats.Moments(t.decisions, t.revenue - t.discount, t.net_squares)
+    enough = stats.enough_rate(t.converted, t.decisions)
+    arm = OfferArm(
+        arm=name,
+        decisions=t.decisions,
+        converted=t.converted,
+        revenue=t.revenue,
+        discount=t.discount,
+        conversion_rate=Estimate.of(stats.wilson(t.converted, t.decisions)),
+        revenue_per_decision=Estimate.of(
+            stats.mean(stats.Moments(t.decisions, t.revenue, t.revenue_squares))
+        ),
+        net_per_decision=Estimate.of(stats.mean(net)),
+        average_discount=Estimate.of(
+            stats.mean(stats.Moments(t.converted, t.discount, t.discount_squares))
+        ),
+        enough_data=enough,
+    )
+    if control is None:
+        return arm
+    c_net = stats.Moments(
+        control.decisions, control.revenue - control.discount, control.net_squares
+    )
+    net_lift = stats.mean_difference(net, c_net)
+    both = enough and stats.enough_rate(control.converted, control.decisions)
+    return msgspec.structs.replace(
+        arm,
+        conversion_lift=Estimate.of(
+            stats.rate_difference(t.converted, t.decisions, control.converted, control.decisions)
+        ),
+        net_lift=Estimate.of(net_lift),
+        verdict=_verdict_of(both, net_lift),
+    )
+
+
+def offer_sets(cells: dict[tuple[str, str, str], ArmTally]) -> list[OfferSet]:
+    """Per offer set and segment ("all" first, then by decisions), control first."""
+    grouped: dict[str, dict[str, dict[str, ArmTally]]] = {}
+    for (name, segment, arm), t in cells.items():
+        grouped.setdefault(name, {}).setdefault(segment, {})[arm] = t
+    out = []
+    for name in sorted(grouped):
+        segments = grouped[name]
+        size = {seg: sum(t.decisions for t in arms.values()) for seg, arms in segments.items()}
+        order = sorted(segments, key=lambda seg: (seg != ALL, -size[seg], seg))
+        rows = []
+        for seg in order:
+            arms = segments[seg]
+            control = arms.get(CONTROL)
+            shown = sorted((a for a in arms if a != CONTROL), key=lambda a: (-arms[a].decisions, a))
+            row = [_offer_arm(CONTROL, control, None)] if control is not None else []
+            row += [_offer_arm(a, arms[a], control) for a in shown]
+            rows.append(OfferSegment(seg, row))
+        out.append(OfferSet(name, rows))
+    return out
+
+
+def _trigger_arm(t: ArmTally) -> TriggerArm:
+    return TriggerArm(t.decisions, t.converted, Estimate.of(stats.wilson(t.converted, t.decisions)))
+
+
+def trigger_results(cells: dict[tuple[str, str], ArmTally]) -> list[TriggerResult]:
+    """Per trigger: the triggered decisions' conversion rate against its holdout's."""
+    empty = ArmTally()
+    out = []
+    for name in sorted({trigger for trigger, _ in cells}):
+        p = cells.get((name, TRIGGERED), empty)
+        c = cells.get((name, CONTROL), empty)
+        absolute = stats.rate_difference(p.converted, p.decisions, c.converted, c.decisions)
+        enough = stats.enough_rate(p.converted, p.decisions) and stats.enough_rate(
+            c.converted, c.decisions
+        )
+        out.append(
+            TriggerResult(
+                name=name,
+                triggered=_trigger_arm(p),
+                holdout=_trigger_arm(c),
+                absolute=Estimate.of(absolute),
+                relative=Estimate.of(
+                    stats.rate_ratio_lift(p.converted, p.decisions, c.converted, c.decisions)
+                ),
+                enough_data=enough,
+                verdict=_verdict_of(enough, absolute),
+            )
+        )
+    return out
+
+
+class ListLike(Protocol):
+    """A list's KPIs as ``slotwise recs report`` reads them (slotwise.lab.recs_report)."""
+
+    name: str
+    decisions: int
+    strategies: dict[str, int]
+    impressions: int
+    clicks: int
+    carts: int
+    purchases: int
+    revenue: float
+    positions: dict[int, list[int]]
+
+
+def _ctr(clicks: int, impressions: int) -> Estimate:
+    # a click whose impression pixel was lost (blocked images) can make clicks > impressions:
+    # the rate's interval is of the clicks the impressions allow
+    return Estimate.of(stats.wilson(min(clicks, impressions), impressions))
+
+
+def recs_list(k: ListLike) -> RecsList:
+    return RecsList(
+        name=k.name,
+        decisions=k.decisions,
+        strategies=dict(k.strategies),
+        impressions=k.impressions,
+        clicks=k.clicks,
+        ctr=_ctr(k.clicks, k.impressions),
+        carts=k.carts,
+        purchases=k.purchases,
+        revenue=k.revenue,
+        enough_data=stats.enough_rate(min(k.clicks, k.impressions), k.impressions),
+        positions=[
+            RecsPosition(p, shown, clicked, _ctr(clicked, shown))
+            for p, (shown, clicked) in sorted(k.positions.items())
+        ],
     )
 
 

@@ -10,7 +10,16 @@ from __future__ import annotations
 from html import escape
 
 from slotwise.proxy.report import svg
-from slotwise.proxy.report.document import Campaign, Estimate, Lift, Performance, Report
+from slotwise.proxy.report.document import (
+    Campaign,
+    Estimate,
+    Lift,
+    OfferSet,
+    Performance,
+    RecsList,
+    Report,
+    TriggerResult,
+)
 from slotwise.proxy.report.text import LABELS, NOT_ENOUGH, num, pct, when
 
 CSS = """
@@ -288,7 +297,7 @@ def _storefront(report: Report) -> list[str]:
     out = [
         '<section class="storefront" data-status="ok"><h2>Storefront</h2>',
         f"<p>Sessions end after {k.timeout / 60:g} minutes without an event. The CTR of"
-        " recommended sections needs recommendation decisions, which are not logged yet.</p>",
+        " recommended sections is under Recommended lists, when there are any.</p>",
         '<table class="storefront"><tbody>',
     ]
     out += [
@@ -309,6 +318,173 @@ def _storefront(report: Report) -> list[str]:
         + "</tr>",
         "</tbody></table></section>",
     ]
+    return out
+
+
+def _verdict_cell(field: str, verdict: str) -> str:
+    text = NOT_ENOUGH if verdict == "not_enough_data" else verdict.replace("_", " ")
+    cls = {"better": "better", "worse": "worse", "not_enough_data": "faint"}.get(verdict, "")
+    return f'<td class="{cls}" data-field="{field}">{escape(text)}</td>'
+
+
+def _offer_set(index: int, o: OfferSet) -> list[str]:
+    everyone = o.segments[0]
+    net = [
+        (a.arm, _row(a.net_per_decision, "net per decision", not a.enough_data), None)
+        for a in everyone.arms
+    ]
+    conversion = [
+        (a.arm, _row(a.conversion_rate, "conversion rate", not a.enough_data), None)
+        for a in everyone.arms
+    ]
+    out = [
+        f'<section class="offer-set" data-offer-set="{escape(o.name)}">',
+        f"<h3>Offer set {escape(o.name)}</h3>",
+        '<div class="charts"><figure>'
+        + svg.interval_chart(
+            f"offer-net-{index}",
+            f"Revenue minus discount per decision by arm, {everyone.segment} (95% intervals)",
+            net,
+            percent=False,
+            names=("net per decision", ""),
+        )
+        + "</figure><figure>"
+        + svg.interval_chart(
+            f"offer-conversion-{index}",
+            f"Conversion rate by arm, {everyone.segment} (95% intervals)",
+            conversion,
+            names=("conversion rate", ""),
+        )
+        + "</figure></div>",
+        '<table class="offers"><thead><tr><th>segment</th><th>arm</th><th>decisions</th>'
+        "<th>converted</th><th>conversion rate</th><th>revenue per decision</th>"
+        "<th>revenue − discount per decision</th><th>average discount</th>"
+        "<th>conversion vs control</th><th>net vs control</th><th>reading</th></tr></thead>"
+        "<tbody>",
+    ]
+    for seg in o.segments:
+        for a in seg.arms:
+            lifts = (
+                _est("conversion_lift", a.conversion_lift, signed=True)
+                + _est("net_lift", a.net_lift, percent=False, signed=True)
+                + _verdict_cell("verdict", a.verdict)
+                if a.conversion_lift is not None and a.net_lift is not None
+                else '<td>-</td><td>-</td><td data-field="verdict">control</td>'
+            )
+            out.append(
+                f'<tr data-segment="{escape(seg.segment)}" data-arm="{escape(a.arm)}">'
+                f"<td>{escape(seg.segment)}</td><td>{escape(a.arm)}</td>"
+                + _cell("decisions", a.decisions, f"{a.decisions:,}")
+                + _cell("converted", a.converted, f"{a.converted:,}")
+                + _est("conversion_rate", a.conversion_rate)
+                + _est("revenue_per_decision", a.revenue_per_decision, percent=False)
+                + _est("net_per_decision", a.net_per_decision, percent=False)
+                + _est("average_discount", a.average_discount, percent=False)
+                + lifts
+                + "</tr>"
+            )
+    out.append("</tbody></table></section>")
+    return out
+
+
+def _offers(report: Report) -> list[str]:
+    out = [
+        '<section class="offers" data-status="ok"><h2>Offers</h2>',
+        "<p>Each arm of an offer set against its control (the holdout, shown no offer), by"
+        " segment. A purchase joins the offer it redeemed (its <code>offer_id</code>) with"
+        " that offer's discount cost, or the offer shown and not redeemed (its"
+        " <code>decision_id</code>) without one, as the learner joins them. Net is revenue"
+        " minus discount cost; the average discount is per converted decision.</p>",
+    ]
+    for index, o in enumerate(report.offer_sets):
+        out += _offer_set(index, o)
+    out.append("</section>")
+    return out
+
+
+def _triggers(results: list[TriggerResult]) -> list[str]:
+    rows = [
+        (
+            t.name,
+            _row(t.triggered.conversion_rate, "triggered", not t.enough_data),
+            _row(t.holdout.conversion_rate, "holdout", not t.enough_data),
+        )
+        for t in results
+    ]
+    out = [
+        '<section class="triggers" data-status="ok"><h2>Triggered campaigns</h2>',
+        "<p>Each trigger's decisions against its own holdout (drawn per trigger and"
+        " visitor): conversion rate and its lift.</p>",
+        "<figure>"
+        + svg.interval_chart(
+            "triggers",
+            "Conversion rate, triggered vs holdout (95% intervals)",
+            rows,
+            names=("triggered", "holdout"),
+        )
+        + "</figure>",
+        '<table class="triggers"><thead><tr><th>trigger</th><th>triggered</th>'
+        "<th>conversion rate</th><th>holdout</th><th>conversion rate</th>"
+        "<th>absolute lift</th><th>relative lift</th><th>reading</th></tr></thead><tbody>",
+    ]
+    for t in results:
+        out.append(
+            f'<tr data-trigger="{escape(t.name)}"><td>{escape(t.name)}</td>'
+            + _cell("triggered.decisions", t.triggered.decisions, f"{t.triggered.decisions:,}")
+            + _est("triggered.conversion_rate", t.triggered.conversion_rate)
+            + _cell("holdout.decisions", t.holdout.decisions, f"{t.holdout.decisions:,}")
+            + _est("holdout.conversion_rate", t.holdout.conversion_rate)
+            + _est("absolute", t.absolute, signed=True)
+            + _est("relative", t.relative, signed=True)
+            + _verdict_cell("verdict", t.verdict)
+            + "</tr>"
+        )
+    out.append("</tbody></table></section>")
+    return out
+
+
+def _recommendations(lists: list[RecsList]) -> list[str]:
+    rows = [
+        (f"{k.name} #{p.position}", _row(p.ctr, "CTR", p.impressions < 100), None)
+        for k in lists
+        for p in k.positions[:10]
+    ]
+    out = [
+        '<section class="recommendations" data-status="ok"><h2>Recommended lists</h2>',
+        "<p>Impressions and clicks of each list's positions (the trackers the proxy writes"
+        " per item), as <code>slotwise recs report</code> counts them.</p>",
+        "<figure>"
+        + svg.interval_chart(
+            "recs-ctr", "CTR by list and position (95% intervals)", rows, names=("CTR", "")
+        )
+        + "</figure>",
+        '<table class="recommendations"><thead><tr><th>list</th><th>position</th>'
+        "<th>decisions</th><th>impressions</th><th>clicks</th><th>CTR</th><th>add-to-carts"
+        "</th><th>purchases</th><th>revenue</th></tr></thead><tbody>",
+    ]
+    for k in lists:
+        out.append(
+            f'<tr data-list="{escape(k.name)}" data-position="all"><td>{escape(k.name)}</td>'
+            "<td>all</td>"
+            + _cell("decisions", k.decisions, f"{k.decisions:,}")
+            + _cell("impressions", k.impressions, f"{k.impressions:,}")
+            + _cell("clicks", k.clicks, f"{k.clicks:,}")
+            + _est("ctr", k.ctr)
+            + _cell("carts", k.carts, f"{k.carts:,}")
+            + _cell("purchases", k.purchases, f"{k.purchases:,}")
+            + _cell("revenue", k.revenue, f"{k.revenue:,.2f}")
+            + "</tr>"
+        )
+        for p in k.positions:
+            out.append(
+                f'<tr data-list="{escape(k.name)}" data-position="{p.position}">'
+                f"<td>{escape(k.name)}</td><td>{p.position}</td><td></td>"
+                + _cell("impressions", p.impressions, f"{p.impressions:,}")
+                + _cell("clicks", p.clicks, f"{p.clicks:,}")
+                + _est("ctr", p.ctr)
+                + "<td></td><td></td><td></td></tr>"
+            )
+    out.append("</tbody></table></section>")
     return out
 
 
@@ -345,8 +521,14 @@ def render(report: Report, *, title: str = "slotwise report", refresh: int | Non
         body.append("<p>No campaign decisions in the selection.</p>")
     for index, c in enumerate(report.campaigns):
         body += _campaign(index, c)
+    if report.offer_sets:
+        body += _offers(report)
+    if report.trigger_results:
+        body += _triggers(report.trigger_results)
     if report.storefront_kpis is not None:
         body += _storefront(report)
+    if report.recommendations:
+        body += _recommendations(report.recommendations)
     for name in ("offers", "triggers", "storefront"):
         section = getattr(report, name)
         if section.status != "no_data":

@@ -17,6 +17,8 @@ from typing import Any
 import msgspec
 
 from slotwise.proxy.decision_log import DecisionRecord
+from slotwise.proxy.events.schema import PurchaseProps
+from slotwise.proxy.offer_money import arm_of, order_money, parse_offer_id
 from slotwise.proxy.report.tally import ReportTally
 from slotwise.proxy.state import LogEntry, Store
 
@@ -52,7 +54,8 @@ class _Event(msgspec.Struct):
     user_id: str | None = None
     anonymous_id: str | None = None
     time: float | None = None
-    properties: _Props | None = None
+    # decoded for conversions and purchases only (msgspec.Raw takes no union with None)
+    properties: msgspec.Raw = msgspec.Raw(b"")
 
 
 class _Envelope(msgspec.Struct):
@@ -219,18 +222,63 @@ async def read_store_from(
     return count
 
 
+_PROPS = msgspec.json.Decoder(_Props)
+_PURCHASE = msgspec.json.Decoder(PurchaseProps)
+
+
+def _value(event: _Event) -> float:
+    if not event.properties:
+        return 0.0
+    try:
+        raw = _PROPS.decode(event.properties).value
+    except msgspec.MsgspecError:
+        return 0.0
+    return float(raw) if isinstance(raw, int | float) else 0.0
+
+
+def _purchase(tally: ReportTally, ts: float, event: _Event) -> bool:
+    """Join a purchase as the learner does (slotwise.proxy.learn.purchases): with an
+    ``offer_id`` to that offer's decision, the redeemed arm's discount cost with it; else to
+    its ``decision_id`` (an offer shown and not redeemed: no discount cost). False when it
+    joins no decision."""
+    if not event.properties:
+        return False
+    try:
+        props = _PURCHASE.decode(event.properties)
+    except msgspec.MsgspecError:
+        return False
+    decision_id, arm = event.decision_id, None
+    if props.offer_id is not None and (parsed := parse_offer_id(props.offer_id)) is not None:
+        decision_id, arm = parsed[0], arm_of(parsed[1])
+        if arm is not None and arm.kind == "none":
+            arm = None
+    if decision_id is None:
+        return False
+    try:
+        money = order_money(
+            props, arm, tally.offers_config, discount=props.discount, shipping=props.shipping
+        )
+    except ValueError:
+        return False  # a currency without a rate: the events endpoint refuses it already
+    tally.add_event(decision_id, ts, "purchase", money.revenue, money.discount_cost)
+    return True
+
+
 def _feed_event(tally: ReportTally, ts: float, event: _Event) -> None:
-    value = 0.0
-    if event.type in ("conversion", "purchase") and event.properties is not None:
-        raw = event.properties.value
-        value = float(raw) if isinstance(raw, int | float) else 0.0
+    kind = event.type
+    value = _value(event) if kind in ("conversion", "purchase") else 0.0
     sessions = tally.storefront
     if sessions is not None:
         visitor = event.user_id or event.anonymous_id
         if visitor is not None:
             sessions.add(ts, visitor, event.type, value)
+    if kind == "purchase":
+        if not _purchase(tally, ts, event):
+            tally.stats.events += 1
+            tally.stats.ignored_events += 1
+        return
     if event.decision_id is None:
         tally.stats.events += 1
         tally.stats.ignored_events += 1
         return
-    tally.add_event(event.decision_id, ts, event.type, value)
+    tally.add_event(event.decision_id, ts, kind, value)

@@ -13,6 +13,10 @@ out, else ``personalised``, a fail-open personalised decision included (its figu
 assigning personalisation did). Decisions served generic because a guardrail reverted the
 campaign (``fail_open == "guardrail"``) are in neither arm (there was no randomisation); nor
 are unserved ones (the chooser failed: no choice, no slots, no holdout).
+
+The same closed decisions also feed the offers section (an offer set's decisions, campaign
+``offers.NAME``: by segment and the arm of the offer id written, or ``control``) and the
+triggers section (decisions naming a trigger: ``triggered`` or its holdout, ``control``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slotwise.proxy.decision_log import DecisionRecord
+from slotwise.proxy.offers_config import OffersConfig
 from slotwise.proxy.report.storefront import SessionTally
 from slotwise.types import DEFAULT_GOAL, GOAL_METRICS, Goal
 
@@ -34,6 +39,10 @@ NONE_VALUE = "(none)"
 GUARDRAIL = "guardrail"  # the fail_open cause of a decision served generic by a guardrail
 MAX_SEGMENTS = 100  # per campaign; further segment values are counted as "(other)"
 MAX_COMBINATIONS = 500  # per campaign and segment; further ones as "(other)=(other)"
+OFFERS_PREFIX = "offers."  # an offer set's decision records (slotwise.proxy.offer_set)
+NO_OFFER = "(no offer)"
+TRIGGERED = "triggered"
+RECS_STRATEGY = "recs.strategy"  # the signal a recommendation's decision record carries
 BUCKET = 60.0  # the timeline's resolution in seconds, coarsened when the report is built
 
 
@@ -50,6 +59,8 @@ class ArmTally:
     revenue: float = 0.0
     revenue_squares: float = 0.0
     discount: float = 0.0
+    discount_squares: float = 0.0
+    net_squares: float = 0.0  # of revenue - discount per decision (the offers section)
     goal: float = 0.0
     goal_squares: float = 0.0
     goal_nonzero: int = 0
@@ -65,6 +76,9 @@ class ArmTally:
         self.revenue += d.revenue
         self.revenue_squares += d.revenue * d.revenue
         self.discount += d.discount
+        self.discount_squares += d.discount * d.discount
+        net = d.revenue - d.discount
+        self.net_squares += net * net
         self.goal += value
         self.goal_squares += value * value
         self.goal_nonzero += value != 0.0
@@ -133,6 +147,13 @@ class CampaignTally:
                 _into(self.combinations, (seg, label), t)
 
 
+def _add(table: dict[Any, ArmTally], key: Any, d: _Open, value: float) -> None:
+    cell = table.get(key)
+    if cell is None:
+        cell = table[key] = ArmTally()
+    cell.add(d, value)
+
+
 def _into(table: dict[Any, ArmTally], key: Any, t: ArmTally) -> None:
     into = table.get(key)
     if into is None:
@@ -151,6 +172,8 @@ def merge(into: ArmTally, t: ArmTally) -> None:
     into.revenue += t.revenue
     into.revenue_squares += t.revenue_squares
     into.discount += t.discount
+    into.discount_squares += t.discount_squares
+    into.net_squares += t.net_squares
     into.goal += t.goal
     into.goal_squares += t.goal_squares
     into.goal_nonzero += t.goal_nonzero
@@ -163,6 +186,7 @@ class _Open:
     __slots__ = (
         "campaign", "ts", "arm", "segment", "slots", "holdout_share", "reverted",
         "impressions", "clicks", "conversions", "revenue", "discount", "fail_open",
+        "offer_set", "offer_arm", "trigger",
     )  # fmt: skip
 
     def __init__(self, record: DecisionRecord, segment: str, arm: str) -> None:
@@ -179,6 +203,23 @@ class _Open:
         self.conversions = 0
         self.revenue = 0.0
         self.discount = 0.0
+        # the offers and triggers sections: which offer set and arm, which trigger
+        self.offer_set, self.offer_arm = _offer_of(record, arm)
+        self.trigger = record.trigger
+
+
+def _offer_of(record: DecisionRecord, arm: str) -> tuple[str, str]:
+    """(offer set, arm) of an offer set's decision: the arm of the offer id written
+    (``<decision id>.<arm>``), ``control`` when held out; ("", "") otherwise."""
+    if not record.campaign.startswith(OFFERS_PREFIX) or not arm:
+        return "", ""
+    name = record.campaign[len(OFFERS_PREFIX) :]
+    if arm == CONTROL:
+        return name, CONTROL
+    if record.offer is None:
+        return name, NO_OFFER  # every arm removed by its guards or the budget: none written
+    _, dot, written = record.offer.partition(".")
+    return name, written if dot and written else NO_OFFER
 
 
 @dataclass(slots=True)
@@ -195,7 +236,7 @@ class StreamStats:
     open_peak: int = 0  # the most decisions held at once (the memory bound)
 
 
-_EVENTS = frozenset({"impression", "click", "conversion", "revenue", "discount_cost"})
+_EVENTS = frozenset({"impression", "click", "conversion", "revenue", "discount_cost", "purchase"})
 
 
 class ReportTally:
@@ -216,11 +257,19 @@ class ReportTally:
         self.stats = StreamStats()
         # the storefront KPIs' sessions, when the source has the visitors' events (the store)
         self.storefront: SessionTally | None = None
+        # the offers section: (offer set, segment, arm); the triggers section: (trigger, arm)
+        self.offers: dict[tuple[str, str, str], ArmTally] = {}
+        self.triggers: dict[tuple[str, str], ArmTally] = {}
+        self.offers_config = OffersConfig()  # purchases' currencies ([offers] rates)
+        # a recommendation's or re-rank's decision was read: the recommended lists' pass
+        # (slotwise.lab.recs_report, a second read of the store) has something to count
+        self.lists_seen = False
+        self.sections = True  # count the offers and triggers sections (not the dashboard)
         self._open: dict[str, _Open] = {}
         # (deadline, id) in arrival order: the logs are in time order up to the skew between
         # proxies, so a deadline queue needs no heap; one out of order closes a little late
         self._deadlines: deque[tuple[float, str]] = deque()
-        self._orphans: dict[str, list[tuple[float, str, float]]] = {}
+        self._orphans: dict[str, list[tuple[float, str, float, float]]] = {}
         self._closed: dict[str, None] = {}
         self._now = float("-inf")
 
@@ -230,6 +279,8 @@ class ReportTally:
             stats.duplicate_decisions += 1
             return
         stats.decisions += 1
+        if RECS_STRATEGY in record.signals:
+            self.lists_seen = True
         arm = CONTROL if record.holdout else PERSONALISED
         if not record.holdout and not record.slots and not record.eligible:
             arm = ""  # unserved: no choice was made
@@ -242,8 +293,8 @@ class ReportTally:
             entry.conversions = round(record.outcome.conversions)
             entry.revenue = record.outcome.revenue
             entry.discount = record.outcome.discount_cost
-        for ts, kind, value in self._orphans.pop(record.id, ()):
-            self._apply(entry, ts, kind, value)
+        for ts, kind, value, discount in self._orphans.pop(record.id, ()):
+            self._apply(entry, ts, kind, value, discount)
         if len(self._open) > stats.open_peak:
             stats.open_peak = len(self._open)
         if record.ts > self._now:
@@ -263,25 +314,30 @@ class ReportTally:
                 values.append(str(value))
         return " / ".join(values)
 
-    def add_event(self, decision_id: str, ts: float, kind: str, value: float = 0.0) -> None:
+    def add_event(
+        self, decision_id: str, ts: float, kind: str, value: float = 0.0, discount: float = 0.0
+    ) -> None:
         """One event of a decision: impression, click, conversion (value: its revenue),
-        revenue or discount_cost."""
+        revenue, discount_cost, or purchase (a conversion whose value is the revenue and
+        ``discount`` the discount cost: store_reader joins purchases as the learner does)."""
         self.stats.events += 1
         if kind not in _EVENTS:
             self.stats.ignored_events += 1
             return
         entry = self._open.get(decision_id)
         if entry is not None:
-            self._apply(entry, ts, kind, value)
+            self._apply(entry, ts, kind, value, discount)
         elif decision_id in self._closed:
             self.stats.late_events += 1
         else:
-            self._orphans.setdefault(decision_id, []).append((ts, kind, value))
+            self._orphans.setdefault(decision_id, []).append((ts, kind, value, discount))
             self._deadlines.append((ts + self.window, decision_id))
         if ts > self._now:
             self._advance(ts)
 
-    def _apply(self, entry: _Open, ts: float, kind: str, value: float) -> None:
+    def _apply(
+        self, entry: _Open, ts: float, kind: str, value: float, discount: float = 0.0
+    ) -> None:
         if ts > entry.ts + self.window or ts < entry.ts - 1.0:  # a second of clock skew
             self.stats.late_events += 1
             return
@@ -290,9 +346,10 @@ class ReportTally:
             entry.impressions += 1
         elif kind == "click":
             entry.clicks += 1
-        elif kind == "conversion":
+        elif kind == "conversion" or kind == "purchase":
             entry.conversions += 1
             entry.revenue += value
+            entry.discount += discount
         elif kind == "revenue":
             entry.revenue += value
         else:
@@ -367,6 +424,17 @@ class ReportTally:
         if point is None:
             point = tally.timeline[bucket] = ArmTally()
         point.add(d, value)
+        if self.sections:
+            self._count_sections(d, segment, value)
+
+    def _count_sections(self, d: _Open, segment: str, value: float) -> None:
+        if d.offer_set:
+            targets = (ALL, segment) if segment != ALL else (ALL,)
+            for seg in targets:
+                _add(self.offers, (d.offer_set, seg, d.offer_arm), d, value)
+        if d.trigger is not None:
+            arm = CONTROL if d.arm == CONTROL else TRIGGERED
+            _add(self.triggers, (d.trigger, arm), d, value)
 
 
 class RollingTally(ReportTally):
@@ -375,6 +443,7 @@ class RollingTally(ReportTally):
 
     def __init__(self, *args: Any, span: float = 300.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.sections = False  # its counts are per span; the sections' would not be
         self.span = span
         self.spans: dict[int, dict[str, CampaignTally]] = {}
 

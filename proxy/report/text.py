@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from slotwise.proxy.report.document import Arm, Campaign, Estimate, Lift, Report
+from slotwise.proxy.report.document import (
+    Arm,
+    Campaign,
+    Estimate,
+    Lift,
+    OfferArm,
+    OfferSet,
+    RecsList,
+    Report,
+    TriggerResult,
+)
 
 NOT_ENOUGH = "not enough data"
 
@@ -126,6 +136,66 @@ def campaign_text(c: Campaign) -> list[str]:
     return lines
 
 
+def _offer_arm(a: OfferArm) -> str:
+    line = (
+        f"    {a.arm:<18} {a.decisions:>8} decisions  conversion {interval(a.conversion_rate)}"
+        f"  revenue/decision {interval(a.revenue_per_decision, percent=False)}"
+        f"  net/decision {interval(a.net_per_decision, percent=False)}"
+        f"  avg discount {interval(a.average_discount, percent=False)}"
+    )
+    if a.net_lift is not None and a.conversion_lift is not None:
+        verdict = NOT_ENOUGH if a.verdict == "not_enough_data" else a.verdict.replace("_", " ")
+        conversion = interval(a.conversion_lift, signed=True).replace("%", " pts")
+        line += (
+            f"\n      vs control: conversion {conversion}, net/decision"
+            f" {interval(a.net_lift, percent=False, signed=True)} ({verdict})"
+        )
+    elif not a.enough_data:
+        line += f"  ({NOT_ENOUGH})"
+    return line
+
+
+def offers_text(sets: list[OfferSet]) -> list[str]:
+    lines = ["offers (net = revenue - discount cost; intervals are 95%):"]
+    for offer_set in sets:
+        lines.append(f"  offer set {offer_set.name}")
+        for segment in offer_set.segments:
+            lines.append(f"  [{segment.segment}]")
+            lines += [_offer_arm(a) for a in segment.arms]
+    return lines
+
+
+def triggers_text(results: list[TriggerResult]) -> list[str]:
+    lines = ["triggers (conversion rate, triggered vs its holdout):"]
+    for t in results:
+        verdict = NOT_ENOUGH if t.verdict == "not_enough_data" else t.verdict.replace("_", " ")
+        lines.append(
+            f"  {t.name}: triggered {t.triggered.decisions} decisions"
+            f" {interval(t.triggered.conversion_rate)}, holdout {t.holdout.decisions}"
+            f" {interval(t.holdout.conversion_rate)}; lift"
+            f" {interval(t.absolute, signed=True).replace('%', ' pts')} abs,"
+            f" {interval(t.relative, signed=True)} rel ({verdict})"
+        )
+    return lines
+
+
+def recommendations_text(lists: list[RecsList]) -> list[str]:
+    lines = ["recommended lists (CTR = clicks / impressions):"]
+    for k in lists:
+        ctr = interval(k.ctr) if k.enough_data else f"{interval(k.ctr)} ({NOT_ENOUGH})"
+        lines.append(
+            f"  {k.name}: {k.decisions} decisions, {k.impressions} impressions, {k.clicks}"
+            f" clicks, CTR {ctr}; {k.carts} add-to-carts, {k.purchases} purchases,"
+            f" revenue {k.revenue:.2f}"
+        )
+        for p in k.positions:
+            lines.append(
+                f"    position {p.position:>2}: {p.impressions:>7} shown {p.clicks:>6} clicks"
+                f"  CTR {interval(p.ctr)}"
+            )
+    return lines
+
+
 def render(report: Report) -> str:
     t = report.totals
     lines = [
@@ -147,6 +217,12 @@ def render(report: Report) -> str:
         section = getattr(report, name)
         if section.status == "no_data":
             lines.append(f"{name}: no data: {section.reason}")
+    if report.offer_sets:
+        lines += offers_text(report.offer_sets)
+    if report.trigger_results:
+        lines += triggers_text(report.trigger_results)
+    if report.recommendations:
+        lines += recommendations_text(report.recommendations)
     kpis = report.storefront_kpis
     if kpis is not None:
         lines += [
