@@ -9,7 +9,8 @@ Extracts BASE_REV (``git archive``) into a temporary directory and runs, round a
 the events/s measurement of ``slotwise.lab.trigger_bench.throughput`` in a fresh process of
 each tree (BASE_REV through PYTHONPATH, then this working tree; which goes first alternates),
 on a fresh SQLite file and, with ``--redis``, on that Redis: with a trigger engine and without
-one (the baseline). Prints each round and the medians per tree, store and workload, so both
+one (the baseline). Both trees run this tree's workload (``lab/trigger_bench.py`` is copied
+over BASE_REV's). Prints each round and the medians per tree, store and workload, so both
 trees see the same machine.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -67,6 +69,8 @@ def main() -> int:
             ["git", "-C", str(ROOT), "archive", args.base], check=True, capture_output=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        # the same workload in both trees: this tree's bench (it uses only APIs both have)
+        shutil.copy(ROOT / "lab" / "trigger_bench.py", base / "lab" / "trigger_bench.py")
         trees = {"before": base, "after": ROOT}
         for round_ in range(args.rounds):
             order = ["before", "after"] if round_ % 2 == 0 else ["after", "before"]
