@@ -7,9 +7,11 @@ Three measurements, each against a baseline taken in the same run:
    of ``policies/cart.sw`` plus a browse-abandonment trigger derived and its ``when``
    evaluated (no store I/O: that is measured in 2);
 2. **events per second that arm or cancel triggers**, through ``EventCollector.collect`` on a
-   real store (SQLite file; Redis when ``--redis URL`` is given): batches of ``add_to_cart``
-   and ``purchase`` events of distinct users, ``--concurrency`` batches in flight, for
-   ``--seconds``; beside it the same workload with no trigger engine (the baseline);
+   real store (SQLite file; Redis when ``--redis URL`` is given): each batch half
+   ``add_to_cart`` of new users (arming the cart trigger, enqueueing its notification) and
+   half ``purchase`` of users whose cart went in an earlier batch (cancelling it),
+   ``--concurrency`` batches in flight, for ``--seconds``; beside it the same workload with no
+   trigger engine (the baseline);
 3. **a request without an armed trigger**: ``personalise`` on a JSON ad for a consenting user
    with a history, the policy with the trigger vs the same policy without it (microseconds,
    medians of rounds, and their ratio).
@@ -251,35 +253,45 @@ async def _throughput(
             sent = failed = 0
             stop = time.perf_counter() + seconds
             serial = 0
+            carts: list[str] = []  # users whose add_to_cart an earlier batch stored
 
-            def next_batch() -> list[Any]:
+            def next_batch() -> tuple[list[Any], list[str]]:
+                """Half add_to_cart of new users (each arms the trigger and enqueues its
+                notification), half purchases of users whose cart went in an earlier batch
+                (each cancels that user's armed trigger)."""
                 nonlocal serial
+                buying = carts[: batch // 2]
+                del carts[: len(buying)]
                 events: list[Any] = []
-                for _ in range(batch):
+                new: list[str] = []
+                for user in buying:
                     serial += 1
-                    user = f"{run_id}-{serial // 2}"  # each user: a cart, then its purchase
-                    fields: dict[str, Any]
-                    if serial % 2:
-                        fields = {"type": "add_to_cart", "properties": {"product_id": "sku-1",
-                                  "price": 35.0, "quantity": 2}}  # fmt: skip
-                    else:
-                        fields = {"type": "purchase", "properties": {"order_id": f"o{serial}",
-                                  "items": [{"product_id": "sku-1"}], "value": 70.0,
-                                  "currency": "EUR"}}  # fmt: skip
-                    fields.update(id=f"{run_id}-e{serial}", time=time.time(), user_id=user)
-                    events.append(convert_event(fields))
-                return events
+                    fields: dict[str, Any] = {"type": "purchase", "user_id": user,
+                        "properties": {"order_id": f"o{serial}", "value": 70.0,
+                        "items": [{"product_id": "sku-1"}], "currency": "EUR"}}  # fmt: skip
+                    events.append(fields)
+                while len(events) < batch:
+                    serial += 1
+                    user = f"{run_id}-{serial}"
+                    new.append(user)
+                    events.append({"type": "add_to_cart", "user_id": user, "properties": {
+                        "product_id": "sku-1", "price": 35.0, "quantity": 2}})  # fmt: skip
+                at = time.time()
+                for i, fields in enumerate(events):
+                    fields.update(id=f"{run_id}-e{serial}-{i}", time=at)
+                return [convert_event(fields) for fields in events], new
 
             async def worker() -> None:
                 nonlocal sent, failed
                 while time.perf_counter() < stop:
-                    events = next_batch()
+                    events, new = next_batch()
                     try:
                         await collector.collect(events, consent="personal")
                     except StoreUnavailable:  # answered 503 in production: not counted
                         failed += 1
                         continue
                     sent += len(events)
+                    carts.extend(new)  # acknowledged: their purchase may come now
 
             started = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(concurrency)))

@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 _HISTORY_DATA_LIMIT = 1024  # bytes of properties kept beside each history item
-_HISTORY_FAN_OUT = 32  # histories appended at once
 # seconds between the tries of an erasure check after a write while the store is unreachable
 _SETTLE_RETRIES = (0.05, 0.1, 0.25, 0.5, 1.0, 1.0)
 
@@ -282,27 +281,12 @@ class EventCollector:
             # behaviour in the future (a trigger armed late, a window that never starts)
             item = HistoryItem(event_type(event), min(event.time or now, now), data)
             by_subject.setdefault(subject, []).append(item)
-        store, config = self.store, self.config
-        chunks = list(by_subject.items())
-        if len(chunks) == 1:  # the common case: one user's events, no task to schedule
-            subject, items = chunks[0]
-            await store.history_append(
-                history_key(subject), items, max_len=config.history_max_len,
-                ttl=config.user_state_ttl,
-            )  # fmt: skip
-            return
-        # distinct users' histories: a few at once (the store batches them; a batch of many
-        # users must not take every store connection)
-        for begin in range(0, len(chunks), _HISTORY_FAN_OUT):
-            await asyncio.gather(
-                *(
-                    store.history_append(
-                        history_key(subject), items, max_len=config.history_max_len,
-                        ttl=config.user_state_ttl,
-                    )
-                    for subject, items in chunks[begin : begin + _HISTORY_FAN_OUT]
-                )
-            )  # fmt: skip
+        # every user's history in one call (one round trip where the backend allows)
+        await self.store.history_append_many(
+            [(history_key(subject), items) for subject, items in by_subject.items()],
+            max_len=self.config.history_max_len,
+            ttl=self.config.user_state_ttl,
+        )
 
     @staticmethod
     def _by_subject(events: Sequence[Event], known: dict[str, str]) -> list[tuple[str, Event]]:

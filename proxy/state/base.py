@@ -146,6 +146,13 @@ class Store(abc.ABC):
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         """Set ``key`` to ``value``; it expires after ``ttl`` seconds when given."""
 
+    async def set_many(
+        self, values: Sequence[tuple[str, bytes]], *, ttl: float | None = None
+    ) -> None:
+        """:meth:`set` of each (key, value); one round trip where the backend allows."""
+        for key, value in values:
+            await self.set(key, value, ttl=ttl)
+
     @abc.abstractmethod
     async def set_if_absent(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
         """Set ``key`` only if it is missing or expired; True when it was set."""
@@ -197,6 +204,24 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def history(self, key: str, *, since: float = 0.0) -> list[HistoryItem]:
         """Items with ``at >= since``, oldest first (in append order)."""
+
+    async def history_append_many(
+        self,
+        appends: Sequence[tuple[str, Sequence[HistoryItem]]],
+        *,
+        max_len: int,
+        ttl: float | None = None,
+    ) -> None:
+        """:meth:`history_append` for several keys, in one round trip where the backend allows
+        (one batch of events touches many users' histories)."""
+        for key, items in appends:
+            await self.history_append(key, items, max_len=max_len, ttl=ttl)
+
+    async def histories(
+        self, keys: Sequence[str], *, since: float = 0.0
+    ) -> list[list[HistoryItem]]:
+        """:meth:`history` of each key, in order; one round trip where the backend allows."""
+        return [await self.history(key, since=since) for key in keys]
 
     # -- scored sets (bounded leaderboards) -----------------------------------------------
 

@@ -117,6 +117,39 @@ if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 """
 
+# one batch of events touches many users' histories: one script for all of them (one command,
+# one round trip; its keys are declared, so it is legal wherever they share a slot).
+# ARGV[1] = bound, ARGV[2] = ttl in ms ('' = keep), then per key: its item count, its items
+_HISTORY_MANY = """
+local bound, ttl, a = tonumber(ARGV[1]), ARGV[2], 3
+for i = 1, #KEYS do
+  local n = tonumber(ARGV[a])
+  redis.call('RPUSH', KEYS[i], unpack(ARGV, a + 1, a + n))
+  a = a + n + 1
+  redis.call('LTRIM', KEYS[i], -bound, -1)
+  if ttl ~= '' then redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+return #KEYS
+"""
+
+_HISTORIES = """
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('LRANGE', KEYS[i], 0, -1) end
+return out
+"""
+
+# ARGV[1] = ttl in ms ('' = keep for good), then one value per key
+_SET_MANY = """
+for i = 1, #KEYS do
+  if ARGV[1] == '' then
+    redis.call('SET', KEYS[i], ARGV[i + 1])
+  else
+    redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[1])
+  end
+end
+return #KEYS
+"""
+
 # ARGV[1] = bound, ARGV[2] = ttl in ms ('' = keep), then member, increment pairs
 _SCORES = """
 for i = 3, #ARGV, 2 do redis.call('ZINCRBY', KEYS[1], ARGV[i + 1], ARGV[i]) end
@@ -200,6 +233,12 @@ class RedisStore(Store):
             self._scripts[name] = self._slow.register_script(source)
         self._scripts["history"] = self._slow.register_script(_HISTORY)
         self._scripts["scores"] = self._slow.register_script(_SCORES)
+        for name, source in (
+            ("history_many", _HISTORY_MANY),
+            ("histories", _HISTORIES),
+            ("set_many", _SET_MANY),
+        ):
+            self._scripts[name] = self._slow.register_script(source)
         try:
             if self._cluster:
                 await self._slow.initialize()
@@ -318,6 +357,19 @@ class RedisStore(Store):
         px = int(_ms(ttl)) if ttl is not None else None
         await self._write(self._ready(self._slow).set(key, value, px=px))
 
+    async def set_many(
+        self, values: Sequence[tuple[str, bytes]], *, ttl: float | None = None
+    ) -> None:
+        if not values:
+            return
+        if self._cluster:  # keys on different slots: one call per key
+            await asyncio.gather(*(self.set(key, value, ttl=ttl) for key, value in values))
+            return
+        self._ready(self._slow)
+        keys = [key for key, _ in values]
+        args: list[Any] = [_ms(ttl), *(value for _, value in values)]
+        await self._write(self._scripts["set_many"](keys=keys, args=args))
+
     async def set_if_absent(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
         px = int(_ms(ttl)) if ttl is not None else None
         return bool(await self._write(self._ready(self._slow).set(key, value, px=px, nx=True)))
@@ -373,10 +425,48 @@ class RedisStore(Store):
         script = self._scripts["history"]
         await self._write(script(keys=[key], args=[max_len, _ms(ttl), *encoded]))
 
+    async def history_append_many(
+        self,
+        appends: Sequence[tuple[str, Sequence[HistoryItem]]],
+        *,
+        max_len: int,
+        ttl: float | None = None,
+    ) -> None:
+        appends = [(key, items) for key, items in appends if items]
+        if self._cluster or max_len <= 0:  # keys on different slots: one call per key
+            await asyncio.gather(
+                *(self.history_append(k, items, max_len=max_len, ttl=ttl) for k, items in appends)
+            )
+            return
+        if not appends:
+            return
+        self._ready(self._slow)
+        args: list[Any] = [max_len, _ms(ttl)]
+        for _, items in appends:
+            args.append(len(items))
+            args += [_ITEM.encode((i.event, i.at, bytes(i.data))) for i in items]
+        keys = [key for key, _ in appends]
+        await self._write(self._scripts["history_many"](keys=keys, args=args))
+
     async def history(self, key: str, *, since: float = 0.0) -> list[HistoryItem]:
         raw = await self._call(self._ready(self._fast).lrange(key, 0, -1))
         items = [HistoryItem(*_ITEM_DECODE.decode(r)) for r in raw]
         return [i for i in items if i.at >= since]
+
+    async def histories(
+        self, keys: Sequence[str], *, since: float = 0.0
+    ) -> list[list[HistoryItem]]:
+        if not keys:
+            return []
+        fast = self._ready(self._fast)
+        if self._cluster:  # keys on different slots: concurrent calls, not one script
+            return list(await asyncio.gather(*(self.history(k, since=since) for k in keys)))
+        replies = await self._call(self._scripts["histories"](keys=list(keys), client=fast))
+        out = []
+        for raw in replies:
+            items = [HistoryItem(*_ITEM_DECODE.decode(r)) for r in raw]
+            out.append([i for i in items if i.at >= since])
+        return out
 
     # -- scored sets ----------------------------------------------------------------------
 

@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS pending(
     PRIMARY KEY(log, grp, pos)) WITHOUT ROWID;
 """
 
+_IN_CHUNK = 500  # keys per `IN (...)` (SQLite bounds a statement's parameters)
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 
 
@@ -240,6 +241,23 @@ class SQLiteStore(Store):
             )
         )
 
+    async def set_many(
+        self, values: Sequence[tuple[str, bytes]], *, ttl: float | None = None
+    ) -> None:
+        if not values:
+            return
+        rows = [(key, bytes(value)) for key, value in values]
+
+        def run(conn: sqlite3.Connection) -> None:
+            expires = now() + ttl if ttl is not None else None
+            conn.executemany(
+                "INSERT INTO kv VALUES(?,?,?) ON CONFLICT(key) DO UPDATE"
+                " SET value=excluded.value, expires=excluded.expires",
+                [(key, value, expires) for key, value in rows],
+            )
+
+        await self._write(run)
+
     async def set_if_absent(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
             at = now()
@@ -328,31 +346,68 @@ class SQLiteStore(Store):
     async def history_append(
         self, key: str, items: Iterable[HistoryItem], *, max_len: int, ttl: float | None = None
     ) -> None:
-        rows = [(key, i.at, i.event, bytes(i.data)) for i in items]
+        await self.history_append_many([(key, list(items))], max_len=max_len, ttl=ttl)
+
+    async def history_append_many(
+        self,
+        appends: Sequence[tuple[str, Sequence[HistoryItem]]],
+        *,
+        max_len: int,
+        ttl: float | None = None,
+    ) -> None:
+        batch = [
+            (key, [(key, i.at, i.event, bytes(i.data)) for i in items]) for key, items in appends
+        ]
 
         def run(conn: sqlite3.Connection) -> None:
-            _drop_if_expired(conn, key)
-            conn.executemany("INSERT INTO hist(key, at, event, data) VALUES(?,?,?,?)", rows)
-            conn.execute(
-                "DELETE FROM hist WHERE key=? AND id <= (SELECT id FROM hist WHERE key=?"
-                " ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (key, key, max(max_len, 0)),
-            )
-            if ttl is not None:
-                conn.execute("INSERT OR REPLACE INTO expiry VALUES(?,?)", (key, now() + ttl))
+            # one operation of the writer: the keys' appends commit together
+            expires = now() + ttl if ttl is not None else None
+            for key, rows in batch:
+                _drop_if_expired(conn, key)
+                conn.executemany("INSERT INTO hist(key, at, event, data) VALUES(?,?,?,?)", rows)
+                conn.execute(
+                    "DELETE FROM hist WHERE key=? AND id <= (SELECT id FROM hist WHERE key=?"
+                    " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (key, key, max(max_len, 0)),
+                )
+                if expires is not None:
+                    conn.execute("INSERT OR REPLACE INTO expiry VALUES(?,?)", (key, expires))
 
-        await self._write(run)
+        if batch:
+            await self._write(run)
 
     async def history(self, key: str, *, since: float = 0.0) -> list[HistoryItem]:
-        def query(conn: sqlite3.Connection) -> list[HistoryItem]:
-            if _expired(conn, key):
-                return []
-            rows = conn.execute(
-                "SELECT event, at, data FROM hist WHERE key=? AND at >= ? ORDER BY id",
-                (key, since),
-            ).fetchall()
-            return [HistoryItem(r[0], r[1], bytes(r[2])) for r in rows]
+        return (await self.histories([key], since=since))[0]
 
+    async def histories(
+        self, keys: Sequence[str], *, since: float = 0.0
+    ) -> list[list[HistoryItem]]:
+        def query(conn: sqlite3.Connection) -> list[list[HistoryItem]]:
+            at = now()
+            found: dict[str, list[HistoryItem]] = {key: [] for key in keys}
+            # in chunks: SQLite bounds the number of parameters of one statement
+            for begin in range(0, len(keys), _IN_CHUNK):
+                chunk = list(dict.fromkeys(keys[begin : begin + _IN_CHUNK]))
+                marks = ",".join("?" * len(chunk))
+                expired = {
+                    row[0]
+                    for row in conn.execute(
+                        f"SELECT key FROM expiry WHERE key IN ({marks}) AND expires <= ?",
+                        (*chunk, at),
+                    )
+                }
+                rows = conn.execute(
+                    f"SELECT key, event, at, data FROM hist WHERE key IN ({marks}) AND at >= ?"
+                    " ORDER BY key, id",
+                    (*chunk, since),
+                )
+                for key, event, when, data in rows:
+                    if key not in expired:
+                        found[key].append(HistoryItem(event, when, bytes(data)))
+            return [list(found[key]) for key in keys]
+
+        if not keys:
+            return []
         return await self._read(query)
 
     # -- scored sets ----------------------------------------------------------------------

@@ -140,9 +140,8 @@ async def read_users(
     it, their histories."""
     since = now - history_seconds
     wrap = bounded or (lambda call: call)
-    reading = asyncio.gather(
-        *(wrap(store.history(subject_key(s, HISTORY), since=since)) for s in subjects)
-    )
+    keys = [subject_key(s, HISTORY) for s in subjects]
+    reading = asyncio.ensure_future(wrap(store.histories(keys, since=since)))
     keys = []
     for subject in subjects:
         keys += [subject_key(subject, PROFILE_KEY), subject_key(subject, CART_KEY)]
@@ -152,7 +151,7 @@ async def read_users(
     except BaseException:
         reading.cancel()
         raise
-    histories = await reading
+    histories: list[list[HistoryItem]] = await reading
     users = []
     for i, history in enumerate(histories):
         raw_profile, raw_cart, raw_record = values[3 * i : 3 * i + 3]
@@ -265,8 +264,10 @@ class TriggerEngine:
             enqueued = len(sent)
             await self._count(policy, sent, now)
         writes: list[Coroutine[Any, Any, object]] = [
-            store.set(record_key(subject), encode_record(record), ttl=self._ttl)
-            for subject, record in records
+            store.set_many(
+                [(record_key(subject), encode_record(record)) for subject, record in records],
+                ttl=self._ttl,
+            )
         ]
         if entered:
             writes.append(store.set_add(NAMES_KEY, *(name.encode() for name in sorted(entered))))

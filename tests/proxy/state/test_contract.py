@@ -114,6 +114,66 @@ async def test_history_ttl(store: Store) -> None:
     assert await store.history("h") == []
 
 
+async def test_histories_in_one_call(store: Store) -> None:
+    """The batch forms behave as the single-key calls, key by key (one round trip or not)."""
+    a, b, c = (subject_key(u, "history") for u in ("u1", "{u2}", "u3"))
+    await store.history_append(a, [HistoryItem("view", 1.0)], max_len=3)
+    await store.history_append(c, [HistoryItem("old", 1.0)], max_len=3, ttl=0.15)
+    await asyncio.sleep(0.3)  # c has expired: appending starts it afresh
+    await store.history_append_many(
+        [
+            (a, [HistoryItem("view", float(t)) for t in range(2, 5)]),
+            (b, [HistoryItem("cart", 7.0, b"sku-1")]),
+            (c, [HistoryItem("new", 8.0)]),
+        ],
+        max_len=3,
+        ttl=60,
+    )
+    got = await store.histories([a, "missing", b, c, a], since=3.0)
+    assert [[(i.event, i.at) for i in h] for h in got] == [
+        [("view", 3.0), ("view", 4.0)],
+        [],
+        [("cart", 7.0)],
+        [("new", 8.0)],
+        [("view", 3.0), ("view", 4.0)],
+    ]
+    assert got[2][0].data == b"sku-1"
+    assert [i.at for i in await store.history(a)] == [2.0, 3.0, 4.0]
+    assert await store.histories([]) == []
+    await store.history_append_many([], max_len=3)
+    await store.history_append_many([(a, [])], max_len=3)  # nothing to append: unchanged
+    assert len(await store.history(a)) == 3
+
+
+async def test_histories_ttl(store: Store) -> None:
+    await store.history_append_many([("h1", [HistoryItem("v", 1.0)])], max_len=5, ttl=0.15)
+    await store.history_append_many([("h2", [HistoryItem("v", 1.0)])], max_len=5, ttl=60)
+    await asyncio.sleep(0.3)
+    assert await store.histories(["h1", "h2"]) == [[], [HistoryItem("v", 1.0)]]
+
+
+async def test_set_many(store: Store) -> None:
+    await store.set("k1", b"old")
+    await store.set_many([("k1", b"one"), ("{k2}", bytes(range(256))), ("k3", b"3")], ttl=0.15)
+    await store.set_many([("k4", b"4")])
+    await store.set_many([])
+    assert await store.get_many(["k1", "{k2}", "k3", "k4"]) == [
+        b"one", bytes(range(256)), b"3", b"4",
+    ]  # fmt: skip
+    await asyncio.sleep(0.3)
+    assert await store.get_many(["k1", "{k2}", "k3", "k4"]) == [None, None, None, b"4"]
+
+
+async def test_history_pipeline_survives_a_script_flush(store: Store) -> None:
+    """Redis forgets its scripts on a restart (or SCRIPT FLUSH): the batch loads them again."""
+    await store.history_append_many([("h", [HistoryItem("v", 1.0)])], max_len=5)
+    client = getattr(store, "_slow", None)
+    if store.scheme == "redis" and client is not None:
+        await client.script_flush()
+    await store.history_append_many([("h", [HistoryItem("v", 2.0)])], max_len=5)
+    assert [i.at for i in await store.history("h")] == [1.0, 2.0]
+
+
 async def test_log_append_and_read_from_a_position(store: Store) -> None:
     records = [LogRecord(f"e{i}".encode(), subject="u1" if i % 2 else None) for i in range(5)]
     positions = await store.log_append("events", records)
