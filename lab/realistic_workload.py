@@ -20,6 +20,7 @@ import string
 from collections.abc import Iterator
 
 from slotwise.dsl.testing import ListHistory
+from slotwise.lab.workload import rule_action, slot_lines
 from slotwise.types import Context, SignalValue
 
 NOW = 1_767_225_600.0
@@ -42,7 +43,6 @@ LANGUAGES = ("de", "en", "fr", "it", "es", "nl", "pl")
 SOURCES = ("google", "facebook", "newsletter", "instagram", "tiktok", "partner")
 EVENTS = ("add_to_cart", "purchase", "product_view", "search", "page_view", "click")
 WINDOWS = ("1h", "24h", "1d", "7d", "14d", "30d")
-SLOTS = {"headline": 8, "image": 6, "cta": 4}
 SEGMENT_COUNT = 40
 
 
@@ -245,19 +245,6 @@ def _condition(rng: random.Random, segments: list[str]) -> str:
     return " and ".join(parts[:size])
 
 
-def _action(rng: random.Random) -> str:
-    slot = rng.choice(list(SLOTS))
-    variant = f"{slot[0]}{rng.randrange(SLOTS[slot])}"
-    roll = rng.random()
-    if roll < 0.005:
-        return f"pin {slot} {variant}"
-    if roll < 0.4:
-        return f"prefer {slot} {variant}"
-    if roll < 0.7:
-        return f"exclude {slot} {variant}"
-    return f"boost {slot} {variant} by {rng.choice((1.2, 1.5, 2))}"
-
-
 def policy_text(rules: int, seed: int = 7) -> str:
     """A policy file: named segments, then one campaign of ``rules`` rules."""
     rng = random.Random(seed)
@@ -265,15 +252,12 @@ def policy_text(rules: int, seed: int = 7) -> str:
     segments = segment_definitions(rng)
     out.extend(f"segment {name}: {condition}" for name, condition in segments)
     out += ["", "campaign bench {", '  applies when ad.format == "json"']
-    for slot, count in SLOTS.items():
-        out.append(f'  slot {slot} at "$.creative.{slot}" {{')
-        out.extend(f'    variant {slot[0]}{i} "{slot} text {i}"' for i in range(count))
-        out.append("  }")
+    out += slot_lines()
     names = [name for name, _ in segments]
     for rule in range(rules):
-        actions = [_action(rng)]
+        actions = [rule_action(rng)]
         if rng.random() < 0.1:
-            actions.append(_action(rng))
+            actions.append(rule_action(rng))
         out.append(f'  rule "r{rule}" when {_condition(rng, names)} then ' + " and ".join(actions))
     out += ["  optimize clicks + 10 * conversions", "  explore epsilon 5%", "}", ""]
     return "\n".join(out)

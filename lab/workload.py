@@ -95,7 +95,8 @@ def _condition(rng: random.Random) -> str:
     return " and ".join(parts)
 
 
-def _action(rng: random.Random, rule: int) -> str:
+def rule_action(rng: random.Random) -> str:
+    """A rule's action on one of the bench campaign's slots (pin, prefer, exclude, boost)."""
     slot = rng.choice(list(SLOTS))
     variant = f"{slot[0]}{rng.randrange(SLOTS[slot])}"
     roll = rng.random()
@@ -108,16 +109,23 @@ def _action(rng: random.Random, rule: int) -> str:
     return f"boost {slot} {variant} by {rng.choice((1.2, 1.5, 2))}"
 
 
-def policy_text(rules: int, seed: int = 7) -> str:
-    """A policy file with one campaign of ``rules`` rules (plus slots and settings)."""
-    rng = random.Random(seed)
-    out = ['policy "bench" version 1', "", "campaign bench {", '  applies when ad.format == "json"']
+def slot_lines() -> list[str]:
+    """The bench campaign's slots and their variants, as policy text lines."""
+    out = []
     for slot, count in SLOTS.items():
         out.append(f'  slot {slot} at "$.creative.{slot}" {{')
         out.extend(f'    variant {slot[0]}{i} "{slot} text {i}"' for i in range(count))
         out.append("  }")
+    return out
+
+
+def policy_text(rules: int, seed: int = 7) -> str:
+    """A policy file with one campaign of ``rules`` rules (plus slots and settings)."""
+    rng = random.Random(seed)
+    out = ['policy "bench" version 1', "", "campaign bench {", '  applies when ad.format == "json"']
+    out += slot_lines()
     for rule in range(rules):
-        out.append(f'  rule "r{rule}" when {_condition(rng)} then {_action(rng, rule)}')
+        out.append(f'  rule "r{rule}" when {_condition(rng)} then {rule_action(rng)}')
     out += ["  optimize clicks + 10 * conversions", "  explore epsilon 5%", "}", ""]
     return "\n".join(out)
 

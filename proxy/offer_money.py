@@ -70,6 +70,19 @@ class OrderLike(Protocol):
     def items(self) -> Sequence[ItemLike]: ...
 
 
+class PurchaseLike(OrderLike, Protocol):
+    """A purchase event's properties with what joins it to an offer and what the shop says."""
+
+    @property
+    def offer_id(self) -> str | None: ...
+
+    @property
+    def discount(self) -> float | None: ...
+
+    @property
+    def shipping(self) -> float | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class OrderMoney:
     """One order in the base currency: revenue (before the offer), discount cost, margin."""
@@ -149,6 +162,28 @@ def order_money(
     # revenue is the order before the offer: what was paid plus what the offer took off, so
     # that ``revenue - discount_cost`` is what the shop took in
     return OrderMoney((order.value + cost) * rate, cost * rate, (gross - cost) * rate)
+
+
+def joined_purchase(
+    purchase: PurchaseLike, decision_id: str | None, config: OffersConfig
+) -> tuple[str, OrderMoney] | None:
+    """The decision a purchase joins and its money: with an ``offer_id``, that offer's decision
+    and the redeemed arm's discount cost; else its ``decision_id`` (an offer shown and not
+    redeemed: no discount cost). None when it joins no decision or its currency has no rate.
+    The learner (slotwise.proxy.learn.purchases) and the report join purchases this one way."""
+    arm = None
+    if purchase.offer_id is not None and (parsed := parse_offer_id(purchase.offer_id)):
+        decision_id, arm = parsed[0], arm_of(parsed[1])
+        if arm is not None and arm.kind == "none":
+            arm = None
+    if decision_id is None:
+        return None
+    discount, shipping = purchase.discount, purchase.shipping
+    try:
+        money = order_money(purchase, arm, config, discount=discount, shipping=shipping)
+    except ValueError:  # a currency without a rate: the events endpoint refuses it already
+        return None
+    return decision_id, money
 
 
 def _cost(

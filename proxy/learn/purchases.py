@@ -24,7 +24,7 @@ import msgspec
 
 from slotwise.proxy.events.schema import PurchaseProps
 from slotwise.proxy.learn.log import RewardRecord
-from slotwise.proxy.offer_money import arm_of, order_money, parse_offer_id
+from slotwise.proxy.offer_money import joined_purchase
 from slotwise.proxy.offers_config import OffersConfig
 
 
@@ -38,17 +38,10 @@ def purchase_rewards(event: Mapping[str, Any], offers: OffersConfig) -> list[Rew
     except msgspec.ValidationError:
         return []
     decision_id = event.get("decision_id")
-    arm = None
-    if props.offer_id is not None and (parsed := parse_offer_id(props.offer_id)) is not None:
-        decision_id, arm = parsed[0], arm_of(parsed[1])
-        if arm is not None and arm.kind == "none":
-            arm = None
-    if not isinstance(decision_id, str):
+    joined = joined_purchase(props, decision_id if isinstance(decision_id, str) else None, offers)
+    if joined is None:
         return []
-    try:
-        money = order_money(props, arm, offers, discount=props.discount, shipping=props.shipping)
-    except ValueError:
-        return []
+    decision_id, money = joined
     at = event.get("time")
     ts = float(at) if isinstance(at, int | float) else time.time()
     return [

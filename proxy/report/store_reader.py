@@ -18,7 +18,7 @@ import msgspec
 
 from slotwise.proxy.decision_log import DecisionRecord
 from slotwise.proxy.events.schema import PurchaseProps
-from slotwise.proxy.offer_money import arm_of, order_money, parse_offer_id
+from slotwise.proxy.offer_money import joined_purchase
 from slotwise.proxy.report.tally import ReportTally
 from slotwise.proxy.state import LogEntry, Store
 
@@ -237,29 +237,18 @@ def _value(event: _Event) -> float:
 
 
 def _purchase(tally: ReportTally, ts: float, event: _Event) -> bool:
-    """Join a purchase as the learner does (slotwise.proxy.learn.purchases): with an
-    ``offer_id`` to that offer's decision, the redeemed arm's discount cost with it; else to
-    its ``decision_id`` (an offer shown and not redeemed: no discount cost). False when it
-    joins no decision."""
+    """Join a purchase as the learner does (slotwise.proxy.offer_money.joined_purchase);
+    False when it joins no decision."""
     if not event.properties:
         return False
     try:
         props = _PURCHASE.decode(event.properties)
     except msgspec.MsgspecError:
         return False
-    decision_id, arm = event.decision_id, None
-    if props.offer_id is not None and (parsed := parse_offer_id(props.offer_id)) is not None:
-        decision_id, arm = parsed[0], arm_of(parsed[1])
-        if arm is not None and arm.kind == "none":
-            arm = None
-    if decision_id is None:
+    joined = joined_purchase(props, event.decision_id, tally.offers_config)
+    if joined is None:
         return False
-    try:
-        money = order_money(
-            props, arm, tally.offers_config, discount=props.discount, shipping=props.shipping
-        )
-    except ValueError:
-        return False  # a currency without a rate: the events endpoint refuses it already
+    decision_id, money = joined
     tally.add_event(decision_id, ts, "purchase", money.revenue, money.discount_cost)
     return True
 
