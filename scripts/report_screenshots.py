@@ -84,8 +84,9 @@ def _campaign(logs: _Logs, visitors: list[str]) -> None:
             {"slot": "cta", "variant": rng.choice(["shop", "save"]), "probability": 0.5,
              "candidates": ["shop", "save"]},
         ]  # fmt: skip
+        eligible = {"headline": ["h1", "h2", "h3"], "cta": ["shop", "save"]}
         id = logs.decision("spring", ts, device, holdout=held, holdout_share=0.2, slots=slots,
-                           eligible={"headline": ["h1", "h2", "h3"], "cta": ["shop", "save"]})  # fmt: skip
+                           eligible=eligible)  # fmt: skip
         rate = 0.05 if held else {"h1": 0.05, "h2": 0.075, "h3": 0.06}[headline]
         logs.event("impression", ts + 1, visitor, decision_id=id)
         if rng.random() < rate:
