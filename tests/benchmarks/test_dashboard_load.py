@@ -218,3 +218,51 @@ async def test_dashboard_under_load(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         f" {len(answers)}, p50 {_p(answers, 0.5):.2f} ms, p99 {_p(answers, 0.99):.2f} ms"
     )
     assert _p(answers, 0.99) < 100
+
+
+async def test_the_dashboards_cpu_per_refresh(tmp_path: Path) -> None:
+    """What the learner spends on the dashboard, in CPU time (steady under a loaded machine):
+    the first update over a window holding 50,000 decisions and their events, then updates
+    each reading 10 s of traffic at 1,200 decisions/s (12,000 decisions and their events,
+    what the load above sends), rendered and published to a SQLite store; medians of ROUNDS.
+
+    .venv/bin/pytest -m benchmark tests/benchmarks/test_dashboard_load.py -s -k cpu
+    """
+    from slotwise.proxy.report.live import LiveReport
+    from slotwise.proxy.state import LogRecord, open_store
+
+    url = f"sqlite:///{tmp_path}/state.db"
+    per = 12_000
+    decisions, events, _ = _traffic(50_000 + ROUNDS * per)
+    now = time.time()
+    decisions = [_moved(d, now - 600) for d in decisions]
+    events = [_moved(e, now - 600) for e in events]
+    times = [msgspec.json.decode(d)["ts"] for d in decisions]
+    received = [msgspec.json.decode(e)["received"] for e in events]
+    await _fill(
+        url,
+        decisions[:50_000],
+        [e for e, r in zip(events, received, strict=True) if r < times[50_000]],
+    )
+    steady: list[float] = []
+    async with open_store(url) as store:
+        live = LiveReport(store, publish=True)
+        started = time.process_time()
+        await live.update(now)
+        first = time.process_time() - started
+        for i in range(ROUNDS):
+            low, high = 50_000 + i * per, 50_000 + (i + 1) * per
+            top = times[high] if high < len(times) else float("inf")
+            await store.log_append("decisions", [LogRecord(d) for d in decisions[low:high]])
+            new = [e for e, r in zip(events, received, strict=True) if times[low] <= r < top]
+            await store.log_append("events", [LogRecord(e) for e in new])
+            started = time.process_time()
+            await live.update(now + 10 * (i + 1))
+            steady.append(time.process_time() - started)
+        assert live.report is not None and live.report.campaigns
+    print(
+        f"\nthe dashboard's first update (50,000 decisions in the window): {first:.2f} s of CPU;"
+        f" each later one reading 12,000 new decisions and their events: median"
+        f" {statistics.median(steady):.3f} s (rounds: {', '.join(f'{s:.3f}' for s in steady)}),"
+        f" {statistics.median(steady) / 10:.1%} of a core at a 10 s refresh"
+    )
