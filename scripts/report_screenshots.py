@@ -1,7 +1,7 @@
 """Regenerate docs/img/report*.png and docs/img/dashboard.png (docs/reports.md).
 
 Generated traffic, not a real shop's: a SQLite store filled with the last hour of a
-campaign (``spring``, 20% held out, segments by device), an offer set (``welcome``: two arms
+campaign (``banner``, 20% held out, segments by device), an offer set (``welcome``: two arms
 and its holdout), a triggered campaign (``cart_abandon`` against its holdout), a recommended
 list (``home_for_you``, six positions) and the visitors' page views and orders. Then the real
 code over it: ``slotwise report --store ... --format html`` (a subprocess), and the dashboard
@@ -34,7 +34,7 @@ from slotwise.proxy.report.live import LiveReport  # noqa: E402
 from slotwise.proxy.state import LogRecord, open_store  # noqa: E402
 from tests.support.chromium import chromium  # noqa: E402
 
-WIDTH = 1100
+WIDTH = 1500
 
 
 class _Logs:
@@ -85,7 +85,7 @@ def _campaign(logs: _Logs, visitors: list[str]) -> None:
              "candidates": ["shop", "save"]},
         ]  # fmt: skip
         eligible = {"headline": ["h1", "h2", "h3"], "cta": ["shop", "save"]}
-        id = logs.decision("spring", ts, device, holdout=held, holdout_share=0.2, slots=slots,
+        id = logs.decision("banner", ts, device, holdout=held, holdout_share=0.2, slots=slots,
                            eligible=eligible)  # fmt: skip
         rate = 0.05 if held else {"h1": 0.05, "h2": 0.075, "h3": 0.06}[headline]
         logs.event("impression", ts + 1, visitor, decision_id=id)
@@ -99,7 +99,10 @@ def _offers(logs: _Logs, visitors: list[str]) -> None:
         ts, device, visitor = logs.ts(), _device(rng), rng.choice(visitors)
         held = rng.random() < 0.2
         arm = "control" if held else rng.choice(["discount_10", "free_shipping"])
-        id = logs.decision("offers.welcome", ts, device, holdout=held, holdout_share=0.2)
+        slots = [] if held else [{"slot": "offer", "variant": arm, "probability": 0.5,
+                                  "candidates": ["discount_10", "free_shipping"]}]  # fmt: skip
+        id = logs.decision("offers.welcome", ts, device, holdout=held, holdout_share=0.2,
+                           slots=slots)  # fmt: skip
         if not held:  # the offer id the proxy writes: <decision id>.<arm>
             logs.decisions[-1]["offer"] = f"{id}.{arm}"
         rate = {"control": 0.04, "discount_10": 0.065, "free_shipping": 0.05}[arm]
@@ -184,8 +187,8 @@ async def _dashboard(url: str, now: float) -> bytes:
 
 
 def _shoot(page: Path, folder: Path, shots: dict[str, tuple[str, str | None]]) -> None:
-    """``shots``: file name -> (CSS selector of the first element, of the element after the
-    last, or None: 1300 px down); each a screenshot of the page's width between them."""
+    """``shots``: file name -> (CSS selector of the first element, of the last one, or None:
+    1300 px down); each a screenshot of the page's width from the one to the other."""
     with chromium(folder / "chromium") as browser:
         browser.send("Network.enable")
         browser.send("Network.setBlockedURLs", {"urls": ["http://*", "https://*", "ws://*"]})
@@ -205,10 +208,10 @@ def _shoot(page: Path, folder: Path, shots: dict[str, tuple[str, str | None]]) -
                 bottom = top + 1300
             else:
                 bottom = browser.evaluate(
-                    f"document.querySelector({json.dumps(after)}).getBoundingClientRect().top"
-                    " + scrollY - 8"
+                    f"document.querySelector({json.dumps(after)}).getBoundingClientRect().bottom"
+                    " + scrollY + 8"
                 )
-            clip = {"x": 0, "y": max(0, top), "width": WIDTH, "height": min(bottom - top, 2400),
+            clip = {"x": 0, "y": max(0, top), "width": WIDTH, "height": min(bottom - top, 3200),
                     "scale": 1}  # fmt: skip
             shot = browser.send(
                 "Page.captureScreenshot",
@@ -234,8 +237,8 @@ def main() -> None:
         )  # fmt: skip
         dashboard = folder / "dashboard.html"
         dashboard.write_bytes(asyncio.run(_dashboard(url, now)))
-        _shoot(report, folder, {"report.png": ("h1", None),
-                                "report-sections.png": ("section.offers", None)})  # fmt: skip
+        sections = ("section.offers", "section.recommendations")
+        _shoot(report, folder, {"report.png": ("h1", None), "report-sections.png": sections})
         _shoot(dashboard, folder, {"dashboard.png": ("h1", None)})
         for name in ("report.png", "report-sections.png", "dashboard.png"):
             (args.out / name).write_bytes((folder / name).read_bytes())
