@@ -39,7 +39,8 @@ STARTING = (
     b'<!doctype html><html lang="en"><head><meta charset="utf-8">'
     b'<meta http-equiv="refresh" content="2"><title>slotwise dashboard</title></head>'
     b"<body><p>No figures yet: <code>slotwise learn</code> computes the dashboard from the"
-    b" logs and publishes it to the store every few seconds. This page reloads by itself."
+    b" logs and publishes it to the store every few seconds (unless its"
+    b" <code>dashboard.enabled</code> is false). This page reloads by itself."
     b"</p></body></html>"
 )
 
