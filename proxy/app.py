@@ -364,6 +364,8 @@ class ProxyApp:
     def _live_report(self) -> DashboardCache | None:
         """The copy of the dashboard `slotwise learn` publishes, refreshed in the background
         from the first request for it (never awaited by a request)."""
+        if not self.settings.dashboard.enabled:
+            return None
         if self._live is None and self.runtime is not None and self.runtime.store is not None:
             from slotwise.proxy.report import live
 
@@ -573,7 +575,7 @@ class ProxyApp:
             consent=_consent_config(providers),
             forwarding=engine.forwarding,
             catalogue=catalogue,
-            dashboard=self._dashboard_page,
+            dashboard=self._dashboard_page if s.dashboard.enabled else None,
         )
         events_app = Router(routes=[Mount("/_sw", routes=routes)])
         runtime = Runtime(engine, events_app, collector, store, bandit)

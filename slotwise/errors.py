@@ -289,7 +289,8 @@ EVENTS: Final = Area(
         "invalid_format": "400: an audience export's format is json, jsonl or csv",
         "invalid_price_update": "400: the price updates were refused; nothing was fired",
         "not_reverted": "404: re-enabling a campaign no guardrail reverted (reports.md)",
-        "no_dashboard": "404: this process has no dashboard (a test app without a store)",
+        "no_dashboard": "404: this process has no dashboard (`dashboard.enabled = false`, or a "
+        "test app without a store)",
     },
     docs="errors.md",
 )

@@ -333,6 +333,9 @@ def _dashboard(store: Any, settings: Any) -> Any:
     the store every ``dashboard.refresh_interval`` (slotwise.proxy.report.live)."""
     if settings is None:
         return None
+    if not settings.dashboard.enabled:
+        print("slotwise learn: the live dashboard is off (dashboard.enabled = false)", flush=True)
+        return None
     from slotwise.proxy.report.live import LiveReport
 
     d = settings.dashboard

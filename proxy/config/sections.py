@@ -555,6 +555,13 @@ class DashboardConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     """``[dashboard]``: the live dashboard at `/_sw/dashboard` and the KPIs in `/_sw/metrics`
     (reports.md): `slotwise learn` computes them, every proxy serves a copy."""
 
+    enabled: Annotated[
+        bool,
+        setting(
+            "`slotwise learn` computes the dashboard and the proxies serve it (false: neither;"
+            " /_sw/dashboard answers 404 no_dashboard)"
+        ),
+    ] = True
     window: Annotated[
         float, setting("seconds of recent decisions the dashboard and KPIs show", ge=60)
     ] = 3600.0

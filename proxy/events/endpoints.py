@@ -347,7 +347,11 @@ class EventEndpoints:
         if refused is not None:
             return refused
         if self.dashboard_page is None:
-            return _Refusal(404, "no_dashboard", "no dashboard in this process").response()
+            return _Refusal(
+                404,
+                "no_dashboard",
+                "no dashboard in this process (dashboard.enabled is false, or it has no store)",
+            ).response()
         return Response(
             self.dashboard_page(), 200, headers=_NO_STORE, media_type="text/html; charset=utf-8"
         )

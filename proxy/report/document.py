@@ -16,7 +16,7 @@ from typing import Literal, Protocol
 import msgspec
 
 from slotwise.proxy.report import stats
-from slotwise.proxy.report.storefront import SessionTally
+from slotwise.proxy.report.storefront import SessionCounts
 from slotwise.proxy.report.tally import (
     ALL,
     CONTROL,
@@ -24,7 +24,9 @@ from slotwise.proxy.report.tally import (
     TRIGGERED,
     ArmTally,
     CampaignTally,
+    OfferCells,
     ReportTally,
+    TriggerCells,
     merge,
 )
 
@@ -440,7 +442,6 @@ NO_DATA = {
     "offers": "no offer set decisions (campaign offers.NAME) in this selection",
     "triggers": "no triggered-campaign decisions (records naming a trigger) in this selection",
     "storefront": "no visitor events in the log",
-    "dashboard": "not in the live dashboard: run slotwise report for offers and triggers",
 }
 
 
@@ -452,14 +453,20 @@ def build(
     until: float | None = None,
     now: float | None = None,
     campaigns: dict[str, CampaignTally] | None = None,
+    sections: tuple[OfferCells, TriggerCells] | None = None,
+    sessions: SessionCounts | None = None,
     recommendations: Sequence[ListLike] | None = None,
 ) -> Report:
-    """The report of what ``tally`` counted (or of ``campaigns``: a rolling tally's view);
-    ``recommendations``: the lists ``slotwise recs report`` reads (None: not read)."""
+    """The report of what ``tally`` counted (or of ``campaigns``, ``sections`` and
+    ``sessions``: a rolling tally's views); ``recommendations``: the lists ``slotwise recs
+    report`` reads (None: not read)."""
     s = tally.stats
     chosen = tally.campaigns if campaigns is None else campaigns
-    sets = offer_sets(tally.offers)
-    triggers = trigger_results(tally.triggers)
+    offer_cells, trigger_cells = (tally.offers, tally.triggers) if sections is None else sections
+    sets = offer_sets(offer_cells)
+    triggers = trigger_results(trigger_cells)
+    if sessions is None:
+        sessions = tally.storefront
     recs = [recs_list(k) for k in recommendations or ()]
     return Report(
         schema=SCHEMA,
@@ -482,19 +489,17 @@ def build(
             open_peak=s.open_peak,
         ),
         campaigns=[campaign(t, tally.bucket) for _, t in sorted(chosen.items())],
-        offers=_section(sets, "offers", tally.sections),
-        triggers=_section(triggers, "triggers", tally.sections),
-        storefront=_storefront_section(tally.storefront, recommendations, recs),
-        storefront_kpis=storefront_kpis(tally.storefront),
+        offers=_section(sets, "offers"),
+        triggers=_section(triggers, "triggers"),
+        storefront=_storefront_section(sessions, recommendations, recs),
+        storefront_kpis=storefront_kpis(sessions),
         offer_sets=sets,
         trigger_results=triggers,
         recommendations=recs,
     )
 
 
-def _section(rows: Sequence[object], name: str, counted: bool) -> Section:
-    if not counted:
-        return Section("no_data", NO_DATA["dashboard"])
+def _section(rows: Sequence[object], name: str) -> Section:
     if not rows:
         return Section("no_data", NO_DATA[name])
     if name == "offers":
@@ -503,7 +508,7 @@ def _section(rows: Sequence[object], name: str, counted: bool) -> Section:
 
 
 def _storefront_section(
-    sessions: SessionTally | None, lists: Sequence[ListLike] | None, recs: list[RecsList]
+    sessions: SessionCounts | None, lists: Sequence[ListLike] | None, recs: list[RecsList]
 ) -> Section:
     parts = []
     if sessions is None:
@@ -662,7 +667,7 @@ def recs_list(k: ListLike) -> RecsList:
     )
 
 
-def storefront_kpis(t: SessionTally | None) -> StorefrontKpis | None:
+def storefront_kpis(t: SessionCounts | None) -> StorefrontKpis | None:
     if t is None or t.sessions == 0:
         return None
     return StorefrontKpis(

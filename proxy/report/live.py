@@ -5,10 +5,11 @@ per campaign and arm KPIs in ``/_sw/metrics``).
 ``LiveReport`` runs in the learner (one per store, beside the proxies, never in a serving
 process): every ``refresh`` seconds it reads what is new in the store's decisions and events
 logs (from a cursor: each entry once; on the first read, entries older than the window are
-skipped on their time alone), feeds a RollingTally (counts per five minutes of decision
-time; a decision is counted once its ``join_window`` closed, so the dashboard runs that far
-behind), renders the page and the metrics once, and publishes both to the store
-(``dashboard:page``, ``dashboard:metrics``, expiring when the learner stops publishing).
+skipped on their time alone), feeds a RollingTally (campaign, offer and trigger counts per
+five minutes of decision time; a decision is counted once its ``join_window`` closed, so the
+dashboard runs that far behind) and RollingSessions (the storefront's sessions), renders
+the page and the metrics once, and publishes both to the store (``dashboard:page``,
+``dashboard:metrics``, expiring when the learner stops publishing).
 
 ``DashboardCache`` runs in each proxy worker from the first request that wants it: every
 ``refresh`` seconds it reads the two keys and keeps them; a request gets that copy and never
@@ -25,7 +26,8 @@ from collections.abc import Sequence
 from slotwise.proxy.report.document import Report, build
 from slotwise.proxy.report.html import render
 from slotwise.proxy.report.store_reader import Cursor, Selection, read_store_from
-from slotwise.proxy.report.tally import CampaignTally, RollingTally
+from slotwise.proxy.report.storefront import RollingSessions, SessionCounts
+from slotwise.proxy.report.tally import CampaignTally, OfferCells, RollingTally, TriggerCells
 from slotwise.proxy.state import Store
 
 log = logging.getLogger("slotwise.dashboard")
@@ -37,7 +39,8 @@ STARTING = (
     b'<!doctype html><html lang="en"><head><meta charset="utf-8">'
     b'<meta http-equiv="refresh" content="2"><title>slotwise dashboard</title></head>'
     b"<body><p>No figures yet: <code>slotwise learn</code> computes the dashboard from the"
-    b" logs and publishes it to the store every few seconds. This page reloads by itself."
+    b" logs and publishes it to the store every few seconds (unless its"
+    b" <code>dashboard.enabled</code> is false). This page reloads by itself."
     b"</p></body></html>"
 )
 
@@ -58,6 +61,8 @@ class LiveReport:
         self.window = window
         self.refresh = refresh
         self.tally = RollingTally(segment_by=segment_by, window=join_window)
+        self.sessions = RollingSessions(window)  # the storefront KPIs of the window
+        self.tally.storefront = self.sessions
         self.cursor = Cursor()
         self.page: bytes = STARTING
         self.metrics: str = ""
@@ -99,10 +104,12 @@ class LiveReport:
         )  # fmt: skip
         self.tally.advance(at)  # quiet logs: decisions whose window passed are counted
         since = at - self.window
-        campaigns = self.tally.view(since)  # fresh tallies: the thread below owns them
+        # fresh tallies and sums: the thread below owns them
+        views = self.tally.view(since), self.tally.view_sections(since)
+        sessions = self.sessions.view(since, at)
         # building and rendering is pure Python: in a thread, the interpreter hands the event
         # loop back every switch interval instead of after the whole page
-        report, page, metrics = await asyncio.to_thread(self._render, campaigns, since, at)
+        report, page, metrics = await asyncio.to_thread(self._render, views, sessions, since, at)
         self.page, self.metrics, self.report, self.updated = page, metrics, report, at
         if self.publish:
             ttl = max(60.0, 6 * self.refresh)  # a stopped learner's figures expire
@@ -110,11 +117,17 @@ class LiveReport:
             await self.store.set(METRICS_KEY, metrics.encode(), ttl=ttl)
 
     def _render(
-        self, campaigns: dict[str, CampaignTally], since: float, at: float
+        self,
+        views: tuple[dict[str, CampaignTally], tuple[OfferCells, TriggerCells]],
+        sessions: SessionCounts,
+        since: float,
+        at: float,
     ) -> tuple[Report, bytes, str]:
+        campaigns, sections = views
         report = build(
-            self.tally, source="the store, live", since=since, now=at, campaigns=campaigns
-        )
+            self.tally, source="the store, live", since=since, now=at, campaigns=campaigns,
+            sections=sections, sessions=sessions,
+        )  # fmt: skip
         title = f"slotwise dashboard (the last {self.window / 60:g} minutes)"
         page = render(report, title=title, refresh=max(5, int(self.refresh))).encode()
         return report, page, kpi_metrics(report)

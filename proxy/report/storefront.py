@@ -13,7 +13,13 @@ in the report's range.
 Streaming like the campaign counts: a session stays open until the stream's time passes its
 last event plus the timeout, so memory holds the visitors active in the last half hour, and
 the visitors seen (for repeat sessions, up to ``MAX_VISITORS``; beyond it a visitor's later
-sessions count as first ones and ``visitors_capped`` says so).
+sessions count as first ones and ``visitors_capped`` says so). A session's figures (its
+orders included) are added to the counts when it closes.
+
+``RollingSessions`` (the live dashboard) keeps the closed sessions' counts per ``span`` of
+their start, so a view of a recent window sums the spans inside it plus the sessions still
+open (as they stand); a repeat session there is a visitor's session after an earlier one
+inside the dashboard's window (visitors idle longer than it are forgotten).
 """
 
 from __future__ import annotations
@@ -30,13 +36,16 @@ PAGE_EVENTS = frozenset({"page_view", "product_view"})
 class _Session:
     start: float
     last: float
+    repeat: bool = False
     pages: int = 0
     others: int = 0
     orders: int = 0
+    revenue: float = 0.0
+    revenue_squares: float = 0.0  # per order
 
 
 @dataclass(slots=True)
-class SessionTally:
+class SessionCounts:
     timeout: float = TIMEOUT
     sessions: int = 0
     bounced: int = 0
@@ -48,6 +57,27 @@ class SessionTally:
     seconds: float = 0.0
     seconds_squares: float = 0.0
     visitors_capped: bool = False
+
+    def add_session(self, session: _Session) -> None:
+        self.sessions += 1
+        self.bounced += session.pages == 1 and session.others == 0
+        self.converted += session.orders > 0
+        self.repeat += session.repeat
+        self.orders += session.orders
+        self.revenue += session.revenue
+        self.revenue_squares += session.revenue_squares
+        seconds = session.last - session.start
+        self.seconds += seconds
+        self.seconds_squares += seconds * seconds
+
+    def merge(self, other: SessionCounts) -> None:
+        for name in ("sessions", "bounced", "converted", "repeat", "orders", "revenue",
+                     "revenue_squares", "seconds", "seconds_squares"):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass(slots=True)
+class SessionTally(SessionCounts):
     _open: dict[str, _Session] = field(default_factory=dict)
     _deadlines: deque[tuple[float, str]] = field(default_factory=deque)
     _seen: set[str] = field(default_factory=set)
@@ -59,13 +89,7 @@ class SessionTally:
             self._close(visitor, session)
             session = None
         if session is None:
-            session = self._open[visitor] = _Session(ts, ts)
-            if visitor in self._seen:
-                self.repeat += 1
-            elif len(self._seen) < MAX_VISITORS:
-                self._seen.add(visitor)
-            else:
-                self.visitors_capped = True
+            session = self._open[visitor] = _Session(ts, ts, self._seen_before(visitor, ts))
         session.last = max(session.last, ts)
         if kind in PAGE_EVENTS:
             session.pages += 1
@@ -73,9 +97,8 @@ class SessionTally:
             session.others += 1
         if kind == "purchase":
             session.orders += 1
-            self.orders += 1
-            self.revenue += value
-            self.revenue_squares += value * value
+            session.revenue += value
+            session.revenue_squares += value * value
         self._deadlines.append((session.last + self.timeout, visitor))
         if ts > self._now:
             self.advance(ts)
@@ -90,16 +113,67 @@ class SessionTally:
             if session is not None and session.last + self.timeout < now:
                 self._close(visitor, session)
 
+    def _seen_before(self, visitor: str, ts: float) -> bool:
+        """Whether the visitor had a session before this one (and remember them)."""
+        if visitor in self._seen:
+            return True
+        if len(self._seen) < MAX_VISITORS:
+            self._seen.add(visitor)
+        else:
+            self.visitors_capped = True
+        return False
+
     def _close(self, visitor: str, session: _Session) -> None:
         del self._open[visitor]
-        self.sessions += 1
-        self.bounced += session.pages == 1 and session.others == 0
-        self.converted += session.orders > 0
-        seconds = session.last - session.start
-        self.seconds += seconds
-        self.seconds_squares += seconds * seconds
+        self.add_session(session)
 
     def finish(self) -> None:
         for visitor, session in list(self._open.items()):
             self._close(visitor, session)
         self._deadlines.clear()
+
+
+class RollingSessions(SessionTally):
+    """Sessions counted per ``span`` of their start, for views of a recent ``window``."""
+
+    def __init__(self, window: float, span: float = 300.0, timeout: float = TIMEOUT) -> None:
+        super().__init__(timeout=timeout)
+        self.window = window
+        self.span = span
+        self.spans: dict[int, SessionCounts] = {}
+        self.last_seen: dict[str, float] = {}  # visitor -> their last event (inside the window)
+        self._next_prune = float("-inf")
+
+    def _seen_before(self, visitor: str, ts: float) -> bool:
+        return visitor in self.last_seen
+
+    def add(self, ts: float, visitor: str, kind: str, value: float = 0.0) -> None:
+        SessionTally.add(self, ts, visitor, kind, value)
+        self.last_seen[visitor] = max(ts, self.last_seen.get(visitor, ts))
+
+    def _close(self, visitor: str, session: _Session) -> None:
+        del self._open[visitor]
+        key = int(session.start // self.span)
+        counts = self.spans.get(key)
+        if counts is None:
+            counts = self.spans[key] = SessionCounts(timeout=self.timeout)
+        counts.add_session(session)
+
+    def view(self, since: float, now: float) -> SessionCounts:
+        """The sessions started from ``since`` on: closed ones, and the open ones as they
+        stand at ``now``; older spans and visitors idle since before the window are dropped."""
+        self.advance(now)
+        first = int(since // self.span)
+        for old in [key for key in self.spans if key < first]:
+            del self.spans[old]
+        if now >= self._next_prune:  # forgetting idle visitors: once per span is enough
+            self._next_prune = now + self.span
+            for visitor in [v for v, last in self.last_seen.items() if last < since]:
+                del self.last_seen[visitor]
+        summed = SessionCounts(timeout=self.timeout)
+        for counts in self.spans.values():  # the first span may start a little before since
+            summed.merge(counts)
+        for session in self._open.values():
+            if session.start >= since:
+                summed.add_session(session)
+        return summed

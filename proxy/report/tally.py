@@ -236,6 +236,8 @@ class StreamStats:
     open_peak: int = 0  # the most decisions held at once (the memory bound)
 
 
+OfferCells = dict[tuple[str, str, str], ArmTally]  # (offer set, segment, arm)
+TriggerCells = dict[tuple[str, str], ArmTally]  # (trigger, arm)
 _EVENTS = frozenset({"impression", "click", "conversion", "revenue", "discount_cost", "purchase"})
 
 
@@ -258,13 +260,12 @@ class ReportTally:
         # the storefront KPIs' sessions, when the source has the visitors' events (the store)
         self.storefront: SessionTally | None = None
         # the offers section: (offer set, segment, arm); the triggers section: (trigger, arm)
-        self.offers: dict[tuple[str, str, str], ArmTally] = {}
-        self.triggers: dict[tuple[str, str], ArmTally] = {}
+        self.offers: OfferCells = {}
+        self.triggers: TriggerCells = {}
         self.offers_config = OffersConfig()  # purchases' currencies ([offers] rates)
         # a recommendation's or re-rank's decision was read: the recommended lists' pass
         # (slotwise.lab.recs_report, a second read of the store) has something to count
         self.lists_seen = False
-        self.sections = True  # count the offers and triggers sections (not the dashboard)
         self._open: dict[str, _Open] = {}
         # (deadline, id) in arrival order: the logs are in time order up to the skew between
         # proxies, so a deadline queue needs no heap; one out of order closes a little late
@@ -424,28 +425,55 @@ class ReportTally:
         if point is None:
             point = tally.timeline[bucket] = ArmTally()
         point.add(d, value)
-        if self.sections:
-            self._count_sections(d, segment, value)
+        self._count_sections(d, segment, value)
+
+    def _section_tables(self, d: _Open) -> tuple[OfferCells, TriggerCells]:
+        return self.offers, self.triggers
 
     def _count_sections(self, d: _Open, segment: str, value: float) -> None:
+        if not d.offer_set and d.trigger is None:
+            return
+        offers, triggers = self._section_tables(d)
         if d.offer_set:
             targets = (ALL, segment) if segment != ALL else (ALL,)
             for seg in targets:
-                _add(self.offers, (d.offer_set, seg, d.offer_arm), d, value)
+                _add(offers, (d.offer_set, seg, d.offer_arm), d, value)
         if d.trigger is not None:
             arm = CONTROL if d.arm == CONTROL else TRIGGERED
-            _add(self.triggers, (d.trigger, arm), d, value)
+            _add(triggers, (d.trigger, arm), d, value)
 
 
 class RollingTally(ReportTally):
     """A ReportTally whose counts are kept per ``span`` of decision time, so that a view of a
-    recent window sums the spans inside it and older spans are dropped (the dashboard)."""
+    recent window sums the spans inside it and older spans are dropped (the dashboard); the
+    offers' and triggers' counts too."""
 
     def __init__(self, *args: Any, span: float = 300.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.sections = False  # its counts are per span; the sections' would not be
         self.span = span
         self.spans: dict[int, dict[str, CampaignTally]] = {}
+        self.span_sections: dict[int, tuple[OfferCells, TriggerCells]] = {}
+
+    def _section_tables(self, d: _Open) -> tuple[OfferCells, TriggerCells]:
+        key = int(d.ts // self.span)
+        tables = self.span_sections.get(key)
+        if tables is None:
+            tables = self.span_sections[key] = ({}, {})
+        return tables
+
+    def view_sections(self, since: float) -> tuple[OfferCells, TriggerCells]:
+        """The offers' and triggers' counts of the spans from ``since`` on, summed afresh."""
+        first = int(since // self.span)
+        for old in [key for key in self.span_sections if key < first]:
+            del self.span_sections[old]
+        offers: OfferCells = {}
+        triggers: TriggerCells = {}
+        for span_offers, span_triggers in self.span_sections.values():
+            for key, cell in span_offers.items():
+                _into(offers, key, cell)
+            for trigger_key, cell in span_triggers.items():
+                _into(triggers, trigger_key, cell)
+        return offers, triggers
 
     def _campaign_of(self, d: _Open) -> CampaignTally:
         campaigns = self.spans.setdefault(int(d.ts // self.span), {})

@@ -6,6 +6,7 @@ fd 4, each a JSON object ended by a NUL byte.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -103,8 +104,11 @@ def chromium(user_data_dir: Path) -> Iterator[Browser]:
     from_chrome_r, from_chrome_w = os.pipe()
 
     def wire_pipes() -> None:  # in the child: fd 3 = commands in, fd 4 = replies out
-        os.dup2(to_chrome_r, 3)
-        os.dup2(from_chrome_w, 4)
+        # moved above 4 first: a pipe end that is itself fd 3 or 4 would be overwritten
+        commands = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD, 10)
+        replies = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD, 10)
+        os.dup2(commands, 3)
+        os.dup2(replies, 4)
 
     process = subprocess.Popen(
         [binary, *FLAGS, f"--user-data-dir={user_data_dir}", "--remote-debugging-pipe",

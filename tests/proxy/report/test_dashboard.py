@@ -110,3 +110,38 @@ async def test_the_dashboard_shows_the_live_figures(
             timings.sort()
             print(f"\ndashboard p50 {timings[25] * 1000:.1f} ms, max {timings[-1] * 1000:.1f} ms")
             assert timings[-1] < 0.5  # generous on a loaded machine; measured in benchmarks
+
+
+async def test_the_dashboard_can_be_turned_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dashboard.enabled = false`: the learner computes and publishes nothing (it says so),
+    the proxy answers 404 no_dashboard and shows no KPIs in /_sw/metrics."""
+    monkeypatch.setenv("SLOTWISE_ADMIN_TOKEN", TOKEN)
+    monkeypatch.setenv("SLOTWISE_DASHBOARD_ENABLED", "false")
+    monkeypatch.setenv("SLOTWISE_DASHBOARD_REFRESH_INTERVAL", "1")
+    store = f"sqlite:///{tmp_path}/state.db"
+    async with _processes(tmp_path, store) as base, _learner(tmp_path, store):
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            await wait_ready(client)
+            for i in range(20):
+                method, path, headers, body = _request(i)
+                assert (
+                    await client.request(method, path, headers=headers, content=body)
+                ).is_success
+            answer = await client.get("/_sw/dashboard", headers=AUTH)
+            assert answer.status_code == 404
+            assert answer.json()["error"]["code"] == "no_dashboard"
+            assert "dashboard.enabled" in answer.json()["error"]["message"]
+            said = "the live dashboard is off (dashboard.enabled = false)"
+            deadline = time.monotonic() + 60
+            while said not in (tmp_path / "learn.log").read_text():
+                assert time.monotonic() < deadline, (tmp_path / "learn.log").read_text()
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(3)  # three of its refresh intervals, had it been on
+            assert "slotwise_kpi_" not in (await client.get("/_sw/metrics")).text
+    from slotwise.proxy.report.live import PAGE_KEY
+    from slotwise.proxy.state import open_store
+
+    async with open_store(store) as opened:
+        assert await opened.get(PAGE_KEY) is None
