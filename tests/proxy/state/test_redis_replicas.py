@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from slotwise.proxy.state import (
@@ -99,6 +100,35 @@ async def test_without_wait_replicas_nothing_waits(tmp_path: Path) -> None:
         async with open_store(f"redis://127.0.0.1:{primary.port}/0") as store:
             with _frozen(replica):
                 assert await store.log_append("events", [_record(1)], dedup_ttl=60) != [None]
+
+
+async def test_the_events_endpoint_answers_503_until_the_replica_has_the_batch(
+    tmp_path: Path,
+) -> None:
+    """Through the events app as `slotwise serve` mounts it: a batch its replica has not
+    confirmed is a 503 (never a 2xx), the same batch resent later is a 200 (a duplicate)."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from slotwise.proxy.events import EventCollector, EventsConfig, events_routes
+
+    batch = {"events": [{"type": "click", "id": "k1"}, {"type": "click", "id": "k2"}]}
+    with _primary_and_replica(tmp_path) as (primary, replica):
+        url = f"redis://127.0.0.1:{primary.port}/0?wait_replicas=1&wait_timeout=0.2"
+        async with open_store(url) as store:
+            async with EventCollector(store, EventsConfig(retry_after=3)) as collector:
+                app = Starlette(routes=[Mount("/_sw", routes=events_routes(collector))])
+                transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 1))
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                    with _frozen(replica):
+                        refused = await client.post("/_sw/events", json=batch)
+                    assert refused.status_code == 503
+                    assert refused.headers["retry-after"] == "3"
+                    assert "may still complete" in refused.json()["error"]["message"]
+                    again = await client.post("/_sw/events", json=batch)
+                    assert again.status_code == 200
+                    assert again.json()["duplicates"] == 2
+            assert len(await store.log_read("events")) == 2
 
 
 @pytest.mark.parametrize(
