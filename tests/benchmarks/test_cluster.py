@@ -54,7 +54,8 @@ class Tally:
     batches_lost_reply: int = 0  # the proxy died under the request: resent elsewhere
     acknowledged: set[str] = field(default_factory=set)
     gave_up: int = 0  # batches never acknowledged within the run (not counted as lost)
-    refused_between: list[float] = field(default_factory=list)  # when 503s came (monotonic)
+    refused_at: list[float] = field(default_factory=list)  # when 503s came (monotonic)
+    acked_at: list[float] = field(default_factory=list)  # when batches were acknowledged
 
 
 class Traffic:
@@ -131,11 +132,12 @@ class Traffic:
                 continue
             if answer.status_code == 200:
                 self.tally.batches_acked += 1
+                self.tally.acked_at.append(time.monotonic())
                 self.tally.acknowledged.update(str(e["id"]) for e in events)
                 return
             assert answer.status_code == 503, (answer.status_code, answer.text)
             self.tally.batches_refused += 1
-            self.tally.refused_between.append(time.monotonic())
+            self.tally.refused_at.append(time.monotonic())
             await asyncio.sleep(0.2)
         self.tally.gave_up += 1
 
@@ -213,20 +215,26 @@ async def test_cluster_with_a_proxy_and_a_primary_killed(tmp_path: Path) -> None
         tally = traffic.tally
         lost = tally.acknowledged - stored
         learner_log = deployed.learner.log.read_text()
-    if tally.refused_between:
-        times["first_503"] = min(tally.refused_between) - started_clock
-        times["last_503"] = max(tally.refused_between) - started_clock
+    # 503s while the events shard failed over: from the kill to the first batch acknowledged
+    # after the replica's promotion; the others came from request-path reads (50 ms) that
+    # timed out on this loaded machine, or from the restarted node's resynchronisation
+    kill = started_clock + times["primary_killed"]
+    over = started_clock + times["failed_over"]
+    back = min((t for t in tally.acked_at if t > over), default=float("inf"))
+    times["first_ack_after_failover"] = back - started_clock
+    during = sum(kill <= t <= back for t in tally.refused_at)
     schedule = json.dumps({k: round(v, 1) for k, v in sorted(times.items(), key=lambda kv: kv[1])})
-    print(
-        f"\ncluster run: {elapsed:.0f} s, faults at {schedule}"
-        f"\n  ads: {tally.decisions} decided, {tally.passed_through} passed through,"
-        f" {tally.ad_errors} unanswered (killed proxy); clicks 302: {tally.clicks}"
-        f"\n  event batches: {tally.batches_acked} acknowledged ({len(tally.acknowledged)} events),"
-        f" {tally.batches_refused} answered 503 and resent, {tally.batches_lost_reply} lost"
-        f" replies resent, {tally.gave_up} given up; events stored: {len(stored)};"
-        f" acknowledged and missing: {len(lost)}"
-        f"\n  model versions served by proxy0..2: {versions}"
-    )
+    lines = [
+        f"cluster run: {elapsed:.0f} s, faults at {schedule}",
+        f"  ads: {tally.decisions} decided, {tally.passed_through} passed through,"
+        f" {tally.ad_errors} unanswered (killed proxy); clicks 302: {tally.clicks}",
+        f"  event batches: {tally.batches_acked} acknowledged ({len(tally.acknowledged)} events),"
+        f" {tally.batches_refused} answered 503 and resent ({during} during the failover),",
+        f"  {tally.batches_lost_reply} lost replies resent, {tally.gave_up} given up;"
+        f" events stored: {len(stored)}; acknowledged and missing: {len(lost)}",
+        f"  model versions served by proxy0..2: {versions}",
+    ]
+    print("\n" + "\n".join(lines))
     assert not lost, sorted(lost)[:10]
     assert tally.batches_acked > 100 and tally.decisions > 100
     assert tally.batches_refused > 0, "the primary's failover was not seen: not tested"
