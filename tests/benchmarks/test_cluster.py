@@ -273,9 +273,13 @@ def _backends(deployed: Deployment) -> float:
 
 def _wrk(deployed: Deployment, count: int, seconds: int) -> dict[str, float]:
     """One wrk per proxy, all at once: requests, non-2xx, proxy and backend CPU seconds,
-    the machine's busy fraction."""
+    the machine's busy fraction. ``count`` 0: the one proxy on memory://."""
     wrk = require_binary("wrk")
-    proxies = deployed.proxies[:count]
+    if count:
+        proxies = deployed.proxies[:count]
+    else:
+        assert deployed.baseline is not None
+        proxies = [deployed.baseline]
     cpu_before = sum(p.cpu_seconds() for p in proxies)
     backends_before = _backends(deployed)
     busy_before, total_before = _machine()
@@ -308,12 +312,14 @@ def _wrk(deployed: Deployment, count: int, seconds: int) -> dict[str, float]:
 
 
 async def test_cluster_scaling(tmp_path: Path) -> None:
-    """Interleaved rounds of 1, 2 and 3 proxies under wrk; medians per proxy count."""
-    rows: dict[int, list[dict[str, float]]] = {1: [], 2: [], 3: []}
-    with deployment(tmp_path) as deployed:
+    """Interleaved rounds of 1, 2 and 3 proxies under wrk, and of one more proxy on memory://
+    (no store: what the cluster costs a request); medians per configuration."""
+    rows: dict[int, list[dict[str, float]]] = {0: [], 1: [], 2: [], 3: []}
+    with deployment(tmp_path, baseline=True) as deployed:
         _wrk(deployed, 3, 2)  # warm-up: connections, compiled policies, first models
+        _wrk(deployed, 0, 2)
         for round_ in range(SCALE_ROUNDS):
-            order = [1, 2, 3][round_ % 3 :] + [1, 2, 3][: round_ % 3]
+            order = [0, 1, 2, 3][round_ % 4 :] + [0, 1, 2, 3][: round_ % 4]
             for count in order:
                 row = await asyncio.to_thread(_wrk, deployed, count, SCALE_SECONDS)
                 assert row["requests"] > 0 and row["bad"] == 0, row
@@ -332,9 +338,9 @@ async def test_cluster_scaling(tmp_path: Path) -> None:
     for count in rows:
         rate = median(count, "requests") / SCALE_SECONDS
         cpu = median(count, "proxy_cpu")
+        wall = f"{rate / (count * base_rate):.2f}" if count else "-"
         print(
-            f"{count} | {rate:,.0f} (x{rate / base_rate:.2f}) | {cpu * 1000:.2f} |"
-            f" {1 / cpu:,.0f} | {median(count, 'backend_cpu') * 1000:.2f} |"
-            f" {median(count, 'busy'):.0%} | {rate / (count * base_rate):.2f},"
-            f" {base_cpu / cpu:.2f}"
+            f"{count or '1 on memory://'} | {rate:,.0f} (x{rate / base_rate:.2f}) |"
+            f" {cpu * 1000:.2f} | {1 / cpu:,.0f} | {median(count, 'backend_cpu') * 1000:.2f} |"
+            f" {median(count, 'busy'):.0%} | {wall}, {base_cpu / cpu:.2f}"
         )

@@ -97,6 +97,7 @@ class Deployment:
     learner: Proc
     directory: Path
     extra: dict[str, str] = field(default_factory=dict)
+    baseline: Proc | None = None  # the same proxy on mem://, for a same-run comparison
 
     def wait_ready(self, proc: Proc, seconds: float = 60.0) -> None:
         deadline = time.monotonic() + seconds
@@ -140,8 +141,8 @@ def deployment(
     directory: Path,
     proxies: int = 3,
     *,
-    wait_replicas: int = 1,
     extra: dict[str, str] | None = None,
+    baseline: bool = False,
 ) -> Iterator[Deployment]:
     env = _env(extra or {})
     with redis_cluster(
@@ -192,16 +193,23 @@ def deployment(
             env, directory / "learner.log", learner_port,
         )  # fmt: skip
         deployed = Deployment(cluster, store, upstream, procs, learner, directory, env)
+        if baseline:
+            port = free_port()
+            memory = [*procs[0].args[: procs[0].args.index("--store")], "--store", "memory://"]
+            deployed.baseline = Proc(
+                "baseline", [*memory, "--port", str(port)], env, directory / "baseline.log", port
+            )
+        started = [*procs, *([deployed.baseline] if deployed.baseline else [])]
         try:
             upstream.start()
             wait_for_port(up_port, timeout=30)
-            for proc in procs:
+            for proc in started:
                 proc.start()
-            for proc in procs:
+            for proc in started:
                 deployed.wait_ready(proc, 120)
             learner.start()
             wait_for_port(learner_port, timeout=60)
             yield deployed
         finally:
-            for proc in (learner, *procs, upstream):
+            for proc in (learner, *started, upstream):
                 proc.stop()
