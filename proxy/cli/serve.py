@@ -153,11 +153,20 @@ def _check_store(url: str) -> str | None:
     each saying so."""
     import asyncio
 
-    from slotwise.proxy.state import StoreError, open_store
+    from slotwise.proxy.state import StoreError, StoreUnavailable, open_store
 
     async def reach() -> None:
-        async with open_store(url) as store:
-            await store.ping()
+        async with open_store(url) as store:  # start() itself reached it, with write_timeout
+            # ping() has the request path's short timeout (50 ms on Redis): one slow answer
+            # from a busy store is no reason to refuse to start, five in a row are
+            for attempt in range(5):
+                try:
+                    await store.ping()
+                    return
+                except StoreUnavailable:
+                    if attempt == 4:
+                        raise
+                    await asyncio.sleep(0.2)
 
     try:
         asyncio.run(reach())

@@ -12,7 +12,15 @@ append could store a record twice; record ids make even that harmless). A 2xx fo
 durable only when the server runs ``appendonly yes`` with ``appendfsync always``: Redis then
 fsyncs before it replies. :attr:`RedisStore.durable` reports what the server says at start.
 
-URL options: ``timeout``, ``write_timeout`` (seconds).
+Replicas: Redis replicates asynchronously, so a primary's reply alone does not survive a
+failover. With ``wait_replicas=N`` a log append is followed, on the *same connection* (one
+pipeline to the primary that holds the log's slot), by ``WAIT N <wait_timeout>``: WAIT is per
+connection (it waits for that connection's last write) and a script may not call it. Fewer than
+N replicas confirming within ``wait_timeout`` raises :class:`StoreWriteUncertain`, so the
+events endpoints answer 503 and the client resends (record ids deduplicate; a duplicate still
+writes, see ``_APPEND``, so the resend's WAIT covers the first append as well).
+
+URL options: ``timeout``, ``write_timeout``, ``wait_timeout`` (seconds), ``wait_replicas``.
 """
 
 from __future__ import annotations
@@ -73,7 +81,15 @@ for i = 1, n do
   if ARGV[3 * i] == '1' then
     if ttl ~= '' then
       fresh = redis.call('SET', KEYS[k], '1', 'NX', 'PX', ttl)
-      if fresh then claimed = KEYS[k] end
+      if fresh then
+        claimed = KEYS[k]
+      else
+        -- a duplicate: rewrite its dedup key's own expiry (a write that changes nothing), so
+        -- that this connection's replication offset passes the first append and a WAIT after
+        -- this script confirms that one too (WAIT waits for the connection's last write only)
+        local left = redis.call('PTTL', KEYS[k])
+        if left > 0 then redis.call('PEXPIRE', KEYS[k], left) end
+      end
     end
     k = k + 1
   end
@@ -192,6 +208,8 @@ class RedisStore(Store):
         write_timeout: float = 2.0,
         password: str | None = None,
         username: str | None = None,
+        wait_replicas: int = 0,
+        wait_timeout: float = 0.5,
     ) -> None:
         if not nodes:
             raise StoreConfigError("redis URL needs host:port")
@@ -208,6 +226,13 @@ class RedisStore(Store):
         self._fast: Any = None
         self._slow: Any = None
         self._scripts: dict[str, AsyncScript] = {}
+        self._wait_replicas = wait_replicas
+        self._wait_timeout = wait_timeout
+        # cluster + wait_replicas: one plain client per primary, so that the append and its
+        # WAIT go down one connection (the cluster client may route them apart)
+        self._primaries: dict[tuple[str, int], aioredis.Redis] = {}
+        self._stale_slots = False
+        self._refresh = asyncio.Lock()
 
     def _client(self, timeout: float, retries: int) -> Any:
         common: dict[str, Any] = {
@@ -299,7 +324,8 @@ class RedisStore(Store):
         return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self._nodes)
 
     async def close(self) -> None:
-        for client in (self._fast, self._slow):
+        primaries, self._primaries = list(self._primaries.values()), {}
+        for client in (self._fast, self._slow, *primaries):
             if client is not None:
                 try:
                     await client.aclose()
@@ -518,8 +544,71 @@ class RedisStore(Store):
             if record.id is not None:
                 keys.append(f"{stream}:d:{escape_key_part(record.id)}")
             args.extend((1 if record.id is not None else 0, record.subject or "", record.data))
-        result = await self._write(self._scripts["append"](keys=keys, args=args))
+        if self._wait_replicas:
+            result = await self._append_replicated(keys, args)
+        else:
+            result = await self._write(self._scripts["append"](keys=keys, args=args))
         return [_text(p) or None for p in result]
+
+    async def _append_replicated(self, keys: list[str], args: list[Any]) -> Any:
+        """The append script and ``WAIT`` in one pipeline: one connection, one round trip."""
+        client = await self._primary_for(keys[0]) if self._cluster else self._slow
+        sha = self._scripts["append"].sha
+        try:
+            try:
+                result, replicas = await self._evalsha_wait(client, sha, keys, args)
+            except redis.exceptions.NoScriptError:  # nothing ran: load it there, once
+                await client.script_load(_APPEND)
+                result, replicas = await self._evalsha_wait(client, sha, keys, args)
+        except _FAILURES as exc:
+            # a failover moved the slot (MOVED, READONLY, CLUSTERDOWN) or took the primary:
+            # look the slots up again before the next append
+            self._stale_slots = self._cluster
+            raise self._failure(exc, write=True) from exc
+        if int(replicas) < self._wait_replicas:
+            raise StoreWriteUncertain(
+                f"redis at {self._where()}: the append is on the primary but {int(replicas)} of"
+                f" {self._wait_replicas} replica(s) confirmed it within wait_timeout"
+                f" ({self._wait_timeout:g} s), so a failover could lose it (resending is safe:"
+                " record ids deduplicate)"
+            )
+        return result
+
+    async def _evalsha_wait(
+        self, client: Any, sha: str, keys: list[str], args: list[Any]
+    ) -> list[Any]:
+        # not the registered script's pipeline support: that checks SCRIPT EXISTS first, one
+        # more round trip per append
+        pipe = client.pipeline(transaction=False)
+        pipe.evalsha(sha, len(keys), *keys, *args)
+        pipe.wait(self._wait_replicas, int(self._wait_timeout * 1000))
+        return list(await pipe.execute())
+
+    async def _primary_for(self, key: str) -> Any:
+        """A plain client of the primary that serves ``key``'s slot now."""
+        if self._stale_slots:
+            async with self._refresh:
+                if self._stale_slots:
+                    await self._call(self._slow.nodes_manager.initialize())
+                    self._stale_slots = False
+        try:
+            node = self._slow.get_node_from_key(key)
+        except _FAILURES as exc:
+            self._stale_slots = True
+            raise self._failure(exc) from exc
+        address = (node.host, int(node.port))
+        client = self._primaries.get(address)
+        if client is None:
+            settings: dict[str, Any] = {
+                "socket_timeout": self._write_timeout,
+                "socket_connect_timeout": self._write_timeout,
+                "retry": Retry(NoBackoff(), 0),
+                **self._auth,
+            }
+            client = self._primaries[address] = aioredis.Redis(
+                host=address[0], port=address[1], **settings
+            )
+        return client
 
     async def log_read(self, log: str, *, after: str = "0", count: int = 100) -> list[LogEntry]:
         start = "-" if after in ("0", "0-0") else f"({after}"

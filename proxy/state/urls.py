@@ -4,7 +4,7 @@
     sqlite:///var/lib/slotwise/state.db        (absolute path; sqlite://var/state.db is relative,
                                                 sqlite://~/state.db is in the home directory)
     redis://[user:password@]host[:port][/db]    (host may be a bracketed IPv6 address: [::1])
-    redis+cluster://host:port,host:port,...
+    redis+cluster://host:port,host:port,...    (redis, cluster: ?wait_replicas=1&wait_timeout=0.5)
 
 Options are query parameters (``?timeout=0.03&write_timeout=1``); unknown or repeated ones are
 an error so that a typo does not silently fall back to a default.
@@ -25,6 +25,8 @@ _DECIMAL = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 #: The most entries a memory:// log may keep: about 10 GB of 1 KB decision records, already
 #: far beyond what a test or one-off tool needs; a larger number is a typo, not a plan.
 MAX_LOG_ENTRIES = 10_000_000
+#: More replicas than any one primary plausibly has: a larger number is a typo.
+MAX_WAIT_REPLICAS = 16
 _ENCODE_HINT = (
     "%-encode special characters in the user and password"
     " (@ as %40, : as %3A, / as %2F, ? as %3F, # as %23, % as %25)"
@@ -52,9 +54,11 @@ def _is_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def _seconds(options: dict[str, str], url: str) -> dict[str, float]:
+def _seconds(
+    options: dict[str, str], url: str, names: tuple[str, ...] = _SECONDS
+) -> dict[str, float]:
     out: dict[str, float] = {}
-    for name in _SECONDS:
+    for name in names:
         if name in options:
             text = options[name]
             value = float(text) if _DECIMAL.fullmatch(text) else -1.0
@@ -172,7 +176,7 @@ def _redis(url: str, *, cluster: bool) -> Store:
     from slotwise.proxy.state.redis import RedisStore
 
     userinfo, location, path, query = _split_redis(url)
-    options = _options(query, _SECONDS, url)
+    options = _options(query, (*_SECONDS, "wait_replicas", "wait_timeout"), url)
     if not location.strip(","):
         raise StoreConfigError(
             f"store URL {redact(url)} has no host; write host:port after '://', e.g. 127.0.0.1:6379"
@@ -188,14 +192,42 @@ def _redis(url: str, *, cluster: bool) -> Store:
             f"store URL {redact(url)} names several hosts; use redis+cluster:// for a cluster"
         )
     username, password = _credentials(userinfo)
+    replication = _replication(options, url)
     return RedisStore(
         nodes,
         db=int(db_text),
         cluster=cluster,
         password=password,
         username=username,
+        wait_replicas=int(replication.get("wait_replicas", 0)),
+        wait_timeout=replication["wait_timeout"],
         **_seconds(options, url),
     )
+
+
+def _replication(options: dict[str, str], url: str) -> dict[str, float]:
+    """``wait_replicas`` and ``wait_timeout``: how many replicas must confirm a log append."""
+    out: dict[str, float] = {}
+    text = options.get("wait_replicas")
+    if text is not None:
+        if not _is_digits(text) or not 0 <= int(text) <= MAX_WAIT_REPLICAS:
+            raise StoreConfigError(
+                f"store URL {redact(url)}: wait_replicas must be a whole number of replicas from"
+                f" 0 to {MAX_WAIT_REPLICAS}, got {text!r}"
+            )
+        out["wait_replicas"] = int(text)
+    write_timeout = _seconds(options, url).get("write_timeout", 2.0)
+    # by default half a second, or less when write_timeout (which bounds both) is shorter
+    wait = _seconds(options, url, ("wait_timeout",)).get(
+        "wait_timeout", min(0.5, write_timeout / 2)
+    )
+    if wait >= write_timeout:
+        raise StoreConfigError(
+            f"store URL {redact(url)}: wait_timeout ({wait:g} s) must be below write_timeout"
+            f" ({write_timeout:g} s), which bounds the append and its WAIT together"
+        )
+    out["wait_timeout"] = wait
+    return out
 
 
 SCHEMES: dict[str, Callable[[str], Store]] = {
