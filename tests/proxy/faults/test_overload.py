@@ -48,6 +48,7 @@ async def test_personalisation_is_shed_past_the_work_threshold_and_comes_back() 
                 text = await _metrics(client)
                 assert 'slotwise_passthrough_total{reason="shed"} 1' in text
                 assert "slotwise_shedding 1" in text
+                assert "slotwise_loop_busy " in text  # the busy signal is measured (on by default)
                 # pass-through requests are served as ever meanwhile
                 assert (await client.get("/static/page")).status_code == 200
             finally:
