@@ -55,7 +55,7 @@ class Admission:
     def __init__(self, max_work: int = 0, max_lag: float = 0.0, max_busy: float = 0.0) -> None:
         self.max_work = max_work  # requests; 0: not a signal
         self.max_lag = max_lag  # seconds; 0: not a signal
-        self.max_busy = max_busy  # share of the window; 0: not a signal
+        self.max_busy = max_busy  # share of the window; 0: not measured; 1: never sheds
         self.floor = FLOOR  # work in flight below which busy and lag do not shed
         self.active = 0  # proxied requests taken, not yet answered
         self.waiting = 0  # of those, waiting for the upstream's head or streaming through
@@ -111,7 +111,8 @@ class Admission:
         lagging = 0 < self.max_lag < self.lag
         if self._stat is not None and now - self._since >= _WINDOW:
             ran = self._runnable()
-            self.busy = (ran - self._ran) / 1e9 / (now - self._since)
+            # at most 1: a window's ends are read a few microseconds apart from the clock's
+            self.busy = min(1.0, (ran - self._ran) / 1e9 / (now - self._since))
             self._ran, self._since = ran, now
         self.overloaded = lagging or 0 < self.max_busy < self.busy
         self._due = now + _EVERY

@@ -14,7 +14,9 @@ goes first alternates between rounds), `--factor` x C personalised requests a se
 1024 requests are outstanding) while a probe sends 100 pass-through requests a second
 (/static/, 8 connections) whose latency wrk reports; the proxy's metrics before and after
 (decisions, shed); the CPU the proxy got (cores: its processes' CPU seconds over the wall
-time; the machine is shared, so this says how much of CPU 0 it had); and the recovery: the
+time; the machine is shared, so this says how much of CPU 0 it had) and the time its threads
+were ready to run but waited for a CPU (``proxy_cpu_wait``, summed over threads, per second of
+wall time: the kernel's schedstat); and the recovery: the
 time from the end of the overload until a personalised request is personalised again.
 """
 
@@ -108,6 +110,36 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
+def _waited_seconds(pid: int) -> float:
+    """Seconds the threads of ``pid`` and its children spent runnable but waiting for a CPU
+    (the kernel's schedstat): how much of the proxy's latency is the machine's, not its own."""
+    total = 0.0
+    for each in [pid, *_descendants(pid)]:
+        try:
+            tasks = list(Path(f"/proc/{each}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                total += int((task / "schedstat").read_text().split()[1]) / 1e9
+            except (OSError, IndexError, ValueError):
+                continue
+    return total
+
+
+def _descendants(pid: int) -> list[int]:
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        found += [int(c) for c in children]
+        stack += [int(c) for c in children]
+    return found
+
+
 def _serve(d: Path, up_port: int, port: int) -> list[str]:
     return [
         "taskset", "-c", "0", sys.executable, "-m", "slotwise", "serve",
@@ -129,7 +161,8 @@ def _overload(
         _wrk(f"http://127.0.0.1:{port}/ads/home-top", 3, 64)  # warm-up
         decided = _metric(port, "slotwise_decisions_total")
         shed = _metric(port, 'slotwise_passthrough_total{reason="shed"}')
-        spent, began = _cpu_seconds(proxy.pid), time.monotonic()
+        spent, waited = _cpu_seconds(proxy.pid), _waited_seconds(proxy.pid)
+        began = time.monotonic()
         load = subprocess.Popen(
             ["taskset", "-c", "1", "wrk", "-t1", "-c1024", f"-d{seconds}s", "--latency", "-s",
              str(_paced(d, "overload", rate, 1024)), f"http://127.0.0.1:{port}/ads/home-top"],
@@ -141,6 +174,7 @@ def _overload(
         offered = load.communicate()[0]
         ended = time.monotonic()
         cores = (_cpu_seconds(proxy.pid) - spent) / (ended - began)
+        starved = (_waited_seconds(proxy.pid) - waited) / (ended - began)
         while not _personalised(port):
             time.sleep(0.05)
         recovery = time.monotonic() - ended
@@ -152,6 +186,7 @@ def _overload(
             "decided": _metric(port, "slotwise_decisions_total") - decided,
             "shed": _metric(port, 'slotwise_passthrough_total{reason="shed"}') - shed,
             "proxy_cores": cores,
+            "proxy_cpu_wait": starved,
             "recovery_s": recovery,
         }
 

@@ -237,8 +237,8 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         float,
         setting(
             "admission control: shed the same way while a worker's event loop was busy (on a "
-            "CPU or waiting for one) for more than this share of the last 50 ms (0: not a "
-            "signal)",
+            "CPU or waiting for one) for more than this share of the last 50 ms, with more than "
+            "16 requests in flight (0: not measured; 1: measured, never sheds)",
             ge=0.0,
             le=1.0,
         ),
