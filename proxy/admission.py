@@ -37,12 +37,16 @@ import asyncio
 import os
 import time
 
-_EVERY = 0.01  # seconds between measurements
+_EVERY = 0.01  # seconds between queue-time measurements (only with ``max_lag``)
 # A busy or lagging loop holding fewer requests than this is a slow request or a machine
 # short of CPU, not a queue: shedding would not shorten anything (and a test's handful of
 # concurrent requests on a loaded machine is never shed)
 FLOOR = 16
-_WINDOW = 0.05  # seconds of the busy share: short enough that a queue cannot build meanwhile
+# Seconds of the busy share: short enough that a queue cannot build meanwhile. The timer's
+# own wake-ups count as busy while they wait for a CPU (up to ~10 ms each on a loaded
+# machine), so it ticks once a window when only the busy share is measured: an idle loop
+# then reads a few tenths at most, not nearly all
+_WINDOW = 0.05
 _SCHEDSTAT = "/proc/thread-self/schedstat"  # ns on a CPU, ns runnable waiting for one, slices
 
 
@@ -87,8 +91,8 @@ class Admission:
                 self._stat = None
         loop = asyncio.get_running_loop()
         self._since = time.perf_counter()
-        self._due = self._since + _EVERY
-        self._timer = loop.call_later(_EVERY, self._tick, loop)
+        self._due = self._since + self._every
+        self._timer = loop.call_later(self._every, self._tick, loop)
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -98,6 +102,10 @@ class Admission:
             os.close(self._stat)
             self._stat = None
         self.overloaded = False
+
+    @property
+    def _every(self) -> float:
+        return _EVERY if self.max_lag > 0 else _WINDOW
 
     def _runnable(self) -> int:
         """Nanoseconds the loop's thread has been on a CPU or waiting for one."""
@@ -115,5 +123,5 @@ class Admission:
             self.busy = min(1.0, (ran - self._ran) / 1e9 / (now - self._since))
             self._ran, self._since = ran, now
         self.overloaded = lagging or 0 < self.max_busy < self.busy
-        self._due = now + _EVERY
-        self._timer = loop.call_later(_EVERY, self._tick, loop)
+        self._due = now + self._every
+        self._timer = loop.call_later(self._every, self._tick, loop)
