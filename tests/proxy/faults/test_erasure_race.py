@@ -16,7 +16,6 @@ import pytest
 from tests.proxy.faults.erasure_race import race
 from tests.support.servers import RedisCluster, RedisServer, require_binary
 
-
 # The outages are the faults raced here (OutageStore); with the request path's 50 ms timeout
 # (the default) the machine's own stalls add others, unplanned: on this shared machine at load
 # 20 a read of the cluster timed out while a run was being seeded, outside the race
