@@ -200,6 +200,41 @@ def _capacity(d: Path, up_port: int) -> float:
         return _rate(_wrk(f"http://127.0.0.1:{port}/ads/home-top", 10, 64))
 
 
+def measure(
+    seconds: int, rounds: int, factor: float, on: dict[str, str]
+) -> list[dict[str, dict[str, float]]]:
+    """Each round's figures with shedding ``off`` and ``on`` (``on``: its settings), printed
+    as they come; needs wrk and nginx."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    results: list[dict[str, dict[str, float]]] = []
+    with tempfile.TemporaryDirectory(prefix="slotwise-overload-") as tmp:
+        d = Path(tmp)
+        d.chmod(0o755)
+        _write_fixtures(d)
+        (d / "static").mkdir()
+        (d / "static" / "page.txt").write_text("x" * 2048)
+        up_port = free_port()
+        (d / "up.conf").write_text(_UPSTREAM.format(d=d, port=up_port))
+        with _proc(["taskset", "-c", "1", nginx, "-c", str(d / "up.conf")], d / "up.log"):
+            wait_for_port(up_port, timeout=20.0)
+            for n in range(rounds):
+                capacity = _capacity(d, up_port)
+                rate = capacity * factor
+                load = os.getloadavg()[0]
+                print(
+                    f"round {n + 1}: personalised capacity {capacity:.0f} req/s; "
+                    f"offered {rate:.0f} req/s; load average {load:.1f}"
+                )
+                modes = [("off", OFF), ("on", on)]
+                results.append({})
+                for name, shedding in modes if n % 2 == 0 else modes[::-1]:
+                    figures = _overload(d, up_port, shedding, rate, seconds)
+                    results[-1][name] = figures | {"capacity": capacity}
+                    line = " ".join(f"{k}={v:.2f}" for k, v in figures.items())
+                    print(f"  shedding {name}: {line}", flush=True)
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=60)
@@ -216,29 +251,7 @@ def main() -> int:
         "SLOTWISE_PROXY_SHED_WORK": str(args.shed_work),
         "SLOTWISE_PROXY_SHED_BUSY": str(args.shed_busy),
     }
-    with tempfile.TemporaryDirectory(prefix="slotwise-overload-") as tmp:
-        d = Path(tmp)
-        d.chmod(0o755)
-        _write_fixtures(d)
-        (d / "static").mkdir()
-        (d / "static" / "page.txt").write_text("x" * 2048)
-        up_port = free_port()
-        (d / "up.conf").write_text(_UPSTREAM.format(d=d, port=up_port))
-        with _proc(["taskset", "-c", "1", nginx, "-c", str(d / "up.conf")], d / "up.log"):
-            wait_for_port(up_port, timeout=20.0)
-            for n in range(args.rounds):
-                capacity = _capacity(d, up_port)
-                rate = capacity * args.factor
-                load = os.getloadavg()[0]
-                print(
-                    f"round {n + 1}: personalised capacity {capacity:.0f} req/s; "
-                    f"offered {rate:.0f} req/s; load average {load:.1f}"
-                )
-                modes = [("off", OFF), ("on", on)]
-                for name, shedding in modes if n % 2 == 0 else modes[::-1]:
-                    figures = _overload(d, up_port, shedding, rate, args.seconds)
-                    line = " ".join(f"{k}={v:.2f}" for k, v in figures.items())
-                    print(f"  shedding {name}: {line}", flush=True)
+    measure(args.seconds, args.rounds, args.factor, on)
     return 0
 
 
