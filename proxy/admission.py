@@ -3,11 +3,12 @@
 A worker that gets more requests than it can serve queues them, and every request waits in
 that queue: pass-through ones too. Most of that queue is not in the worker's event loop: the
 requests wait in the kernel's socket buffers and in the HTTP server (granian's I/O thread,
-which needs the interpreter lock the loop holds), where neither the loop's lag nor the count
-of requests the application has taken sees them (docs/benchmarks.md, "Hardening": 1,024
-requests outstanding, lag under a millisecond). What does see it is how busy the loop is: a
-loop that has ready work all the time takes requests no faster than it serves them, and the
-rest wait outside. So three signals, any of which sheds:
+which needs a CPU, and the interpreter lock, to hand them over), where neither the loop's lag
+nor the count of requests the application has taken sees them (docs/benchmarks.md,
+"Hardening": 1,024 requests outstanding, the loop lagging a few milliseconds, the work in
+flight 0 in a third of the samples). What does see it is how busy the loop is: a loop that
+has ready work all the time takes requests no faster than it serves them, and the rest wait
+outside. So three signals, any of which sheds:
 
 - busy (``max_busy``): the share of the last ``_WINDOW`` seconds the event loop's thread was
   running or runnable (on a CPU or waiting for one: the kernel's per-thread schedstat, so a
