@@ -164,6 +164,9 @@ def _one_run(nginx: str, seconds: int) -> dict[str, Any]:
             ]  # fmt: skip
             # the built-in signal providers (an installed third-party provider is not measured)
             env = dict(os.environ, SLOTWISE_PROXY_RELOAD_INTERVAL="0", SLOTWISE_PLUGINS="builtins")
+            # the engine at full speed is measured, not admission control shedding its work
+            # (1: the busy share is measured as by default, and never sheds)
+            env["SLOTWISE_PROXY_SHED_BUSY"] = "1"
             with _proc(serve, d / "proxy.log", env):
                 wait_for_port(proxy_port, timeout=20.0)
                 proxy = f"http://127.0.0.1:{proxy_port}"

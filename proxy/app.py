@@ -44,6 +44,7 @@ from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.chooser import BanditChooser, Chooser, RuleChooser
 from slotwise.proxy.config import Settings, load_settings
 from slotwise.proxy.decide import Engine, Limits, handle
+from slotwise.proxy.erased_request import empty_personal_caches, watch_erasures
 from slotwise.proxy.events.rate_limit import EventRateLimit, storage_for
 from slotwise.proxy.http_body import head_refusal, send_error
 from slotwise.proxy.http_hygiene import (
@@ -403,6 +404,10 @@ class ProxyApp:
             "# HELP slotwise_queue_lag_seconds This worker's event loop lag (queue time), last.",
             "# TYPE slotwise_queue_lag_seconds gauge",
             f"slotwise_queue_lag_seconds {admission.lag:.6f}",
+            "# HELP slotwise_loop_busy Share of the last window this worker's event loop was "
+            "busy or waiting for a CPU (admission control).",
+            "# TYPE slotwise_loop_busy gauge",
+            f"slotwise_loop_busy {admission.busy:.3f}",
             "# HELP slotwise_shedding Whether this worker sheds personalisation now (1) or not.",
             "# TYPE slotwise_shedding gauge",
             f"slotwise_shedding {int(admission.shedding)}",
@@ -532,7 +537,7 @@ class ProxyApp:
         gc.freeze()
         secret = s.tracking.secret.encode() or await _store_click_key(store)
         previous = [key.encode() for key in s.tracking.previous_secrets]
-        admission = Admission(s.proxy.shed_work, s.proxy.shed_queue_ms / 1000.0)
+        admission = Admission(s.proxy.shed_work, s.proxy.shed_queue_ms / 1000.0, s.proxy.shed_busy)
         admission.start()
         stack.callback(admission.stop)
         engine = Engine(
@@ -588,6 +593,9 @@ class ProxyApp:
             background += [recs.catalogue.watch(), recs.refresh_loop(policies)]
         if policies.directory is not None and s.proxy.reload_interval > 0:
             background.append(policies.watch(s.proxy.reload_interval))
+        if providers is not None and any(p.cache is not None for p in providers.personal):
+            # an erasure answered by another worker or proxy empties this one's caches too
+            background.append(watch_erasures(store, providers))
         if s.guardrail.enabled:  # the revert set, read in the background (never on a request)
             background.append(engine.guardrails.watch(store, s.guardrail.refresh_interval))
         runtime.tasks += [asyncio.create_task(work) for work in background if work is not None]
@@ -686,9 +694,7 @@ def _forget_personal_caches(providers: ProviderSet) -> Callable[[frozenset[str]]
     provider's own, so the erased user's entries cannot be told apart)."""
 
     async def forget(subjects: frozenset[str]) -> int:
-        for loaded in providers.personal:
-            if loaded.cache is not None:
-                loaded.cache.clear()
+        empty_personal_caches(providers)
         return 0  # no decision records
 
     return forget

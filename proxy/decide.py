@@ -43,6 +43,7 @@ from slotwise.proxy.caps import CapCounter
 from slotwise.proxy.chooser import Chooser
 from slotwise.proxy.decision_log import encode_record
 from slotwise.proxy.early_signals import EarlySignals
+from slotwise.proxy.erased_request import without_personal
 from slotwise.proxy.events import DecisionLog
 from slotwise.proxy.exchange import MAX_UNITS, Exchange, FailOpen
 from slotwise.proxy.guardrail.state import RevertSnapshot
@@ -204,7 +205,8 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
     )
     admission = engine.admission  # overload: personalisation goes first (Admission.shedding)
     if x.candidate and (
-        admission.lagging or 0 < admission.max_work < admission.active - admission.waiting
+        (admission.overloaded and admission.active - admission.waiting > admission.floor)
+        or 0 < admission.max_work < admission.active - admission.waiting
     ):
         x.candidate = False
         x.reason = "shed"
@@ -238,6 +240,8 @@ def _identify(engine: Engine, x: Exchange) -> None:
     if not gathered.personal:
         return
     if gathered.user_id is None or gathered.signals.get("user.erased") is True:
+        if gathered.user_id is not None and x.providers is not None:  # erased: cached or not,
+            gathered = without_personal(x.providers, gathered)  # nothing of theirs is used
         x.issued = new_user_id() if engine.identity.issues else None
         if x.issued is not None or gathered.user_id is not None:
             x.gathered = replace(gathered, user_id=x.issued)

@@ -74,6 +74,15 @@ def main() -> int:
         )
 
 
+def _engine_only(tree: Path) -> dict[str, str]:
+    """The settings that keep a tree's admission control from shedding at full speed (the
+    engine's cost is measured; 1: the loop's busy share is measured as by default, and never
+    sheds), for a tree that has them (an older one sheds by work in flight only, past 128:
+    never with wrk's 64 connections)."""
+    sections = tree / "proxy" / "config" / "sections.py"
+    return {"SLOTWISE_PROXY_SHED_BUSY": "1"} if "shed_busy" in sections.read_text() else {}
+
+
 def _compare(nginx: str, base: Path, rounds: int, seconds: int) -> int:
     results: dict[str, dict[str, list[float]]] = {
         tree: {row: [] for row in ROWS} for tree in ("before", "after")
@@ -105,6 +114,7 @@ def _compare(nginx: str, base: Path, rounds: int, seconds: int) -> int:
                     PYTHONPATH=str(trees[tree]),
                     SLOTWISE_PROXY_RELOAD_INTERVAL="0",
                     SLOTWISE_PLUGINS="builtins",
+                    **_engine_only(trees[tree]),
                 )
                 procs.append(_proc(argv, d / f"{tree}.log", env))
             # started outside the repository: Python would put the cwd's tree first otherwise

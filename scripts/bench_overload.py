@@ -2,17 +2,22 @@
 
 Usage (from /tmp or anywhere; needs scripts/bench-deps)::
 
-    .venv/bin/python scripts/bench_overload.py [--seconds 60] [--shed-work 128] [--factor 2]
+    .venv/bin/python scripts/bench_overload.py [--seconds 60] [--rounds 1] [--factor 2]
+        [--shed-work 128] [--shed-busy 0.9]
 
 One nginx upstream (the bench's 2 KB creatives at /ads/, a text file at /static/) on CPU 1;
 `slotwise serve` (one worker, memory store, built-in providers, the bench's 3-slot campaign)
-on CPU 0. First the personalised capacity C: wrk, 64 connections, on /ads/home-top with
-shedding off. Then, for shedding off and on (`proxy.shed_work`): `--factor` x C personalised
-requests a second for `--seconds` (wrk, 1024 connections, exponential gaps: close to an open
-arrival process until 1024 requests are outstanding) while
-a probe sends 100 pass-through requests a second (/static/, 8 connections) whose latency wrk
-reports; the proxy's metrics before and after (decisions, shed); and the recovery: the time
-from the end of the overload until a personalised request is personalised again.
+on CPU 0. Each round: first the personalised capacity C (wrk, 64 connections, /ads/home-top,
+shedding off); then, with shedding off and on (`proxy.shed_work`, `proxy.shed_busy`; which
+goes first alternates between rounds), `--factor` x C personalised requests a second for
+`--seconds` (wrk, 1024 connections, exponential gaps: close to an open arrival process until
+1024 requests are outstanding) while a probe sends 100 pass-through requests a second
+(/static/, 8 connections) whose latency wrk reports; the proxy's metrics before and after
+(decisions, shed); the CPU the proxy got (cores: its processes' CPU seconds over the wall
+time; the machine is shared, so this says how much of CPU 0 it had) and the time its threads
+were ready to run but waited for a CPU (``proxy_cpu_wait``, summed over threads, per second of
+wall time: the kernel's schedstat); and the recovery: the
+time from the end of the overload until a personalised request is personalised again.
 """
 
 from __future__ import annotations
@@ -83,6 +88,58 @@ def _personalised(port: int) -> bool:
         return b"/_sw/px" in answer.read()
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and every process below it (granian's workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        total += times.get(current, 0.0)
+        stack.extend(children.get(current, ()))
+    return total
+
+
+def _waited_seconds(pid: int) -> float:
+    """Seconds the threads of ``pid`` and its children spent runnable but waiting for a CPU
+    (the kernel's schedstat): how much of the proxy's latency is the machine's, not its own."""
+    total = 0.0
+    for each in [pid, *_descendants(pid)]:
+        try:
+            tasks = list(Path(f"/proc/{each}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                total += int((task / "schedstat").read_text().split()[1]) / 1e9
+            except (OSError, IndexError, ValueError):
+                continue
+    return total
+
+
+def _descendants(pid: int) -> list[int]:
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        found += [int(c) for c in children]
+        stack += [int(c) for c in children]
+    return found
+
+
 def _serve(d: Path, up_port: int, port: int) -> list[str]:
     return [
         "taskset", "-c", "0", sys.executable, "-m", "slotwise", "serve",
@@ -91,14 +148,21 @@ def _serve(d: Path, up_port: int, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def _overload(d: Path, up_port: int, shed_work: int, rate: float, seconds: int) -> dict[str, float]:
+OFF = {"SLOTWISE_PROXY_SHED_WORK": "0", "SLOTWISE_PROXY_SHED_BUSY": "0"}
+
+
+def _overload(
+    d: Path, up_port: int, shedding: dict[str, str], rate: float, seconds: int
+) -> dict[str, float]:
     port = free_port()
-    env = dict(os.environ, SLOTWISE_PLUGINS="builtins", SLOTWISE_PROXY_SHED_WORK=str(shed_work))
-    with _proc(_serve(d, up_port, port), d / f"proxy-{shed_work}.log", env=env):
+    env = dict(os.environ, SLOTWISE_PLUGINS="builtins", **shedding)
+    with _proc(_serve(d, up_port, port), d / "proxy.log", env=env) as proxy:
         wait_for_port(port, timeout=30.0)
         _wrk(f"http://127.0.0.1:{port}/ads/home-top", 3, 64)  # warm-up
         decided = _metric(port, "slotwise_decisions_total")
         shed = _metric(port, 'slotwise_passthrough_total{reason="shed"}')
+        spent, waited = _cpu_seconds(proxy.pid), _waited_seconds(proxy.pid)
+        began = time.monotonic()
         load = subprocess.Popen(
             ["taskset", "-c", "1", "wrk", "-t1", "-c1024", f"-d{seconds}s", "--latency", "-s",
              str(_paced(d, "overload", rate, 1024)), f"http://127.0.0.1:{port}/ads/home-top"],
@@ -109,31 +173,40 @@ def _overload(d: Path, up_port: int, shed_work: int, rate: float, seconds: int) 
         )
         offered = load.communicate()[0]
         ended = time.monotonic()
+        cores = (_cpu_seconds(proxy.pid) - spent) / (ended - began)
+        starved = (_waited_seconds(proxy.pid) - waited) / (ended - began)
         while not _personalised(port):
             time.sleep(0.05)
         recovery = time.monotonic() - ended
         return {
-            "shed_work": shed_work,
-            "overload_rate": _rate(offered),
-            "overload_p99_ms": _ms(offered, "99"),
+            "served_rps": _rate(offered),
+            "personalised_p99_ms": _ms(offered, "99"),
             "probe_p50_ms": _ms(probe, "50"),
             "probe_p99_ms": _ms(probe, "99"),
             "decided": _metric(port, "slotwise_decisions_total") - decided,
             "shed": _metric(port, 'slotwise_passthrough_total{reason="shed"}') - shed,
+            "proxy_cores": cores,
+            "proxy_cpu_wait": starved,
             "recovery_s": recovery,
         }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=60)
-    parser.add_argument("--shed-work", type=int, default=128)
-    parser.add_argument("--factor", type=float, default=2.0)
-    args = parser.parse_args()
+def _capacity(d: Path, up_port: int) -> float:
+    port = free_port()
+    env = dict(os.environ, SLOTWISE_PLUGINS="builtins", **OFF)
+    with _proc(_serve(d, up_port, port), d / "capacity.log", env=env):
+        wait_for_port(port, timeout=30.0)
+        _wrk(f"http://127.0.0.1:{port}/ads/home-top", 3, 64)
+        return _rate(_wrk(f"http://127.0.0.1:{port}/ads/home-top", 10, 64))
+
+
+def measure(
+    seconds: int, rounds: int, factor: float, on: dict[str, str]
+) -> list[dict[str, dict[str, float]]]:
+    """Each round's figures with shedding ``off`` and ``on`` (``on``: its settings), printed
+    as they come; needs wrk and nginx."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not shutil.which("wrk") or not Path(nginx).exists():
-        print("needs wrk and nginx: run scripts/bench-deps", file=sys.stderr)
-        return 2
+    results: list[dict[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory(prefix="slotwise-overload-") as tmp:
         d = Path(tmp)
         d.chmod(0o755)
@@ -144,17 +217,41 @@ def main() -> int:
         (d / "up.conf").write_text(_UPSTREAM.format(d=d, port=up_port))
         with _proc(["taskset", "-c", "1", nginx, "-c", str(d / "up.conf")], d / "up.log"):
             wait_for_port(up_port, timeout=20.0)
-            port = free_port()
-            env = dict(os.environ, SLOTWISE_PLUGINS="builtins", SLOTWISE_PROXY_SHED_WORK="0")
-            with _proc(_serve(d, up_port, port), d / "capacity.log", env=env):
-                wait_for_port(port, timeout=30.0)
-                _wrk(f"http://127.0.0.1:{port}/ads/home-top", 3, 64)
-                capacity = _rate(_wrk(f"http://127.0.0.1:{port}/ads/home-top", 10, 64))
-            rate = capacity * args.factor
-            print(f"personalised capacity {capacity:.0f} req/s; offered {rate:.0f} req/s")
-            for shed_work in (0, args.shed_work):
-                figures = _overload(d, up_port, shed_work, rate, args.seconds)
-                print(" ".join(f"{k}={v:.2f}" for k, v in figures.items()), flush=True)
+            for n in range(rounds):
+                capacity = _capacity(d, up_port)
+                rate = capacity * factor
+                load = os.getloadavg()[0]
+                print(
+                    f"round {n + 1}: personalised capacity {capacity:.0f} req/s; "
+                    f"offered {rate:.0f} req/s; load average {load:.1f}"
+                )
+                modes = [("off", OFF), ("on", on)]
+                results.append({})
+                for name, shedding in modes if n % 2 == 0 else modes[::-1]:
+                    figures = _overload(d, up_port, shedding, rate, seconds)
+                    results[-1][name] = figures | {"capacity": capacity}
+                    line = " ".join(f"{k}={v:.2f}" for k, v in figures.items())
+                    print(f"  shedding {name}: {line}", flush=True)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--factor", type=float, default=2.0)
+    parser.add_argument("--shed-work", type=int, default=128)
+    parser.add_argument("--shed-busy", type=float, default=0.9)
+    args = parser.parse_args()
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not shutil.which("wrk") or not Path(nginx).exists():
+        print("needs wrk and nginx: run scripts/bench-deps", file=sys.stderr)
+        return 2
+    on = {
+        "SLOTWISE_PROXY_SHED_WORK": str(args.shed_work),
+        "SLOTWISE_PROXY_SHED_BUSY": str(args.shed_busy),
+    }
+    measure(args.seconds, args.rounds, args.factor, on)
     return 0
 
 

@@ -233,6 +233,16 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             ge=0.0,
         ),
     ] = 0.0
+    shed_busy: Annotated[
+        float,
+        setting(
+            "admission control: shed the same way while a worker's event loop was busy (on a "
+            "CPU or waiting for one) for more than this share of the last 50 ms, with more than "
+            "16 requests in flight (0: not measured; 1: measured, never sheds)",
+            ge=0.0,
+            le=1.0,
+        ),
+    ] = 0.9
 
 
 class StoreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -3,7 +3,10 @@
 ``DELETE /_sw/admin/users/{id}`` calls :meth:`Erasure.erase`, which in this order
 
 1. writes the user's tombstone (the erasure marker, :func:`erased_key`; kept for good, so later
-   data about them is refused), and those of the anonymous ids ``identify()`` linked to them;
+   data about them is refused), and those of the anonymous ids ``identify()`` linked to them,
+   then increments the erasure epoch (:data:`EPOCH_KEY`), from which every other worker and
+   proxy on the store learns that its caches are to be emptied
+   (slotwise.proxy.erased_request.watch_erasures);
 2. asks every in-memory holder of this process (the decision log's queue, personal providers'
    caches: :meth:`Erasure.hold`) to drop what it holds about them, and counts it;
 3. deletes their per-user keys, their entries in the events and decisions logs, their
@@ -37,6 +40,10 @@ _log = logging.getLogger(__name__)
 Forget = Callable[[frozenset[str]], Awaitable[int]]
 #: A store-side purge beyond the user's own keys (an index shared by users): one subject.
 Purge = Callable[[str], Awaitable[object]]
+
+
+#: Incremented by every erasure: workers that see it move empty their personal caches.
+EPOCH_KEY = "erasure:epoch"
 
 
 def subject_hash(subject: str) -> str:
@@ -83,6 +90,7 @@ class Erasure:
         """Forget ``subject`` and its linked anonymous ids (see the module docstring)."""
         first_time = await self.store.set_if_absent(erased_key(subject), b"1")
         subjects = await self._with_linked(subject)
+        await self.store.incr(EPOCH_KEY)
         queued = 0
         for forget in self._holders:
             queued += await forget(frozenset(subjects))

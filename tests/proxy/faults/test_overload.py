@@ -10,9 +10,14 @@ taken by the worker and not waiting for the upstream. The 2x overload for 60 s i
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import sys
+from types import ModuleType
 
 import httpx
+import pytest
 
+from tests.conftest import REPO
 from tests.proxy.faults.support import serve, upstream
 
 
@@ -48,6 +53,7 @@ async def test_personalisation_is_shed_past_the_work_threshold_and_comes_back() 
                 text = await _metrics(client)
                 assert 'slotwise_passthrough_total{reason="shed"} 1' in text
                 assert "slotwise_shedding 1" in text
+                assert "slotwise_loop_busy " in text  # the busy signal is measured (on by default)
                 # pass-through requests are served as ever meanwhile
                 assert (await client.get("/static/page")).status_code == 200
             finally:
@@ -77,3 +83,32 @@ async def test_slow_downloads_are_not_work_in_flight() -> None:
             finally:
                 for writer in stalled:
                     writer.close()
+
+
+def _bench_overload() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "bench_overload", REPO / "scripts" / "bench_overload.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_overload"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.benchmark
+def test_twice_the_personalised_capacity_for_60_seconds() -> None:
+    """Issue 21's acceptance: `scripts/bench_overload.py --seconds 60`, one round (run with
+    ``-s`` for the figures). Personalisation is shed and counted, the pass-through probe's
+    p99 is lower than without shedding, and personalisation is back within 5 s. The absolute
+    target (p99 under 50 ms) is printed, not asserted: on a shared machine it moves with the
+    CPU the proxy gets (`proxy_cpu_wait`; docs/benchmarks.md, "Hardening")."""
+    bench = _bench_overload()
+    on = {"SLOTWISE_PROXY_SHED_WORK": "128", "SLOTWISE_PROXY_SHED_BUSY": "0.9"}
+    (figures,) = bench.measure(60, 1, 2.0, on)
+    off, shed = figures["off"], figures["on"]
+    print(f"pass-through p99 with shedding: {shed['probe_p99_ms']:.1f} ms (target: under 50)")
+    assert off["shed"] == 0 and shed["shed"] > 0
+    assert shed["shed"] / (shed["shed"] + shed["decided"]) > 0.3
+    assert shed["probe_p99_ms"] < off["probe_p99_ms"]
+    assert shed["recovery_s"] < 5.0 and off["recovery_s"] < 5.0
