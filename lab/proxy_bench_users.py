@@ -80,8 +80,12 @@ def seed(proxy: str, users: int = USERS) -> None:
         events = []
         for n in range(users):
             user = f"u-{n}"
-            profile = {"age": 20 + n % 50, "gender": "f" if n % 2 else "m", "visits": n % 7}
-            profile["segments"] = ["loyal", "outdoor"] if n % 3 == 0 else ["bargain"]
+            profile = {
+                "age": 20 + n % 50,
+                "gender": "f" if n % 2 else "m",
+                "visits": n % 7,
+                "segments": ["loyal", "outdoor"] if n % 3 == 0 else ["bargain"],
+            }
             stored = client.put(f"/_sw/admin/profiles/{user}", json=profile, headers=auth)
             if stored.status_code >= 300:
                 raise RuntimeError(f"seeding profiles: {stored.status_code} {stored.text}")

@@ -135,6 +135,7 @@ class ProviderSet:
                 if failure is not None:
                     raise PluginError([_start_problem(loaded.name, failure)])
                 self._started.append(loaded)
+                loaded.inline = loaded.provider.runs_inline() is True
         except BaseException:
             await self.aclose()
             raise

@@ -162,6 +162,7 @@ class MemoryProfileSource:
     profiles: dict[str, Profile] = field(default_factory=dict)
     carts: dict[str, Cart] = field(default_factory=dict)
     history: dict[str, list[Event]] = field(default_factory=dict)
+    answers_at_once = True  # its reads never wait (a class attribute, not a field)
 
     def add(
         self,
@@ -224,6 +225,8 @@ class StoreProfileSource:
         self._alias = alias_key
         # (name, counter key, limit) of the user's frequency caps (slotwise.proxy.caps)
         self._caps = cap_keys
+        # reads that never wait (memory://): the profile provider then runs without a task
+        self.answers_at_once = getattr(store, "answers_at_once", False) is True
 
     async def records(self, user_id: str) -> tuple[Profile | None, Cart | None]:
         profile, cart, _ = await self.records_with_caps(user_id, 0.0)

@@ -222,10 +222,8 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
 def _signals(engine: Engine, x: Exchange) -> Coroutine[Any, Any, Gathered]:
     # gather's own coroutine, not one wrapped around it: one frame less per request
     assert x.providers is not None
-    info = RequestInfo.from_scope(x.scope, body=x.body)  # a bid request in the body is read
-    user_id = info.cookies.get(engine.identity.name) if info.cookies else None
-    if user_id:
-        info = info.with_user_id(user_id)
+    # a bid request in the body is read; the id cookie's value is the user id
+    info = RequestInfo.from_scope(x.scope, body=x.body, user_cookie=engine.identity.name)
     # past the budget, the signals that arrived are used; late providers are counted by gather
     return gather(x.providers, info, budget=engine.limits.signals_deadline)
 

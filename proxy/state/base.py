@@ -107,6 +107,9 @@ class Store(abc.ABC):
     scheme: str = ""
     #: True when a completed write survives the process being killed (``kill -9``).
     durable: bool = False
+    #: True when reads complete without waiting for anything (``memory://``): a caller on the
+    #: request path may run them in its own task rather than start one per read.
+    answers_at_once: bool = False
 
     async def __aenter__(self) -> Store:
         await self.start()
