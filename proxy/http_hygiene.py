@@ -196,7 +196,7 @@ def narrow_accept_encoding(value: bytes) -> bytes:
 def content_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
     """The declared Content-Length, or None when absent or not a clean number."""
     for name, value in headers:
-        if name.lower() == b"content-length":
+        if len(name) == 14 and name.lower() == b"content-length":  # lower-cases one name at most
             stripped = value.strip()
             return int(stripped) if stripped.isdigit() else None
     return None
