@@ -21,7 +21,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import isfinite
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 
 from slotwise.plugins import eager
 from slotwise.plugins.contain import consume, contained
@@ -428,11 +428,17 @@ def _validated(loaded: LoadedProvider, raw: object, histories: list[EventHistory
         checked: SignalValue | None
         if spec is None:
             checked = None
-        elif type(value) is str and spec.type is SignalType.STRING:
-            # the common case, inlined from _check
-            checked = value if spec.values is None or value in spec.values else None
         else:
-            checked = _check(spec, value)
+            # the common cases, inlined from _check (exact types: a subclass goes through it)
+            kind = spec.type
+            if type(value) is str and kind is _STRING:
+                checked = value if spec.values is None or value in spec.values else None
+            elif type(value) is bool and kind is _BOOL:
+                checked = value
+            elif type(value) is tuple and kind is _LIST and spec.values is None and _all_str(value):
+                checked = value
+            else:
+                checked = _check(spec, value)
         if checked is None:
             dropped += 1
             _warn_once(
@@ -477,6 +483,18 @@ def _answers(history: EventHistory) -> bool:
     except BaseException:  # the provider's code, even sys.exit(): its history is unusable
         return False
     return isinstance(count, int) and (last is None or isinstance(last, int | float))
+
+
+_STRING = SignalType.STRING
+_BOOL = SignalType.BOOL
+_LIST = SignalType.STRING_LIST
+
+
+def _all_str(items: tuple[Any, ...]) -> TypeGuard[tuple[str, ...]]:
+    for item in items:
+        if type(item) is not str:
+            return False
+    return True
 
 
 def _check(spec: SignalSpec, value: Any) -> SignalValue | None:
