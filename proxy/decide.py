@@ -49,6 +49,7 @@ from slotwise.proxy.guardrail.state import RevertSnapshot
 from slotwise.proxy.http_body import (
     Refusal,
     read_request,
+    request_head,
     send_error,
     send_whole,
     stream,
@@ -124,9 +125,11 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     x = Exchange(scope, time.perf_counter())
     # 1. the proxy's own limits; then the upstream fetch starts before anything else
     limits = engine.limits
-    body = await read_request(
-        scope, receive, limits.max_header_bytes, limits.max_body_bytes, limits.body_timeout
-    )
+    body = request_head(scope, limits.max_header_bytes, limits.max_body_bytes)
+    if body is None:  # a body to receive (most requests have none: no await for them)
+        body = await read_request(
+            scope, receive, limits.max_header_bytes, limits.max_body_bytes, limits.body_timeout
+        )
     if isinstance(body, Refusal):
         engine.metrics.refused.inc(body.reason)
         return await send_error(send, body.status, body.code, body.message)

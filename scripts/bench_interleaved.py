@@ -42,6 +42,7 @@ from slotwise.lab.proxy_bench import (  # noqa: E402
     _proc,
     _write_fixtures,
     _wrk,
+    cpu_seconds,
 )
 from slotwise.proxy.loopback import free_port, wait_for_port  # noqa: E402
 
@@ -105,8 +106,7 @@ def _compare(nginx: str, base: Path, rounds: int, seconds: int) -> int:
     with tempfile.TemporaryDirectory(prefix="slotwise-interleaved-") as tmp:
         d = Path(tmp)
         d.chmod(0o755)
-        _write_fixtures(d)
-        users.write_fixtures(d)
+        _write_fixtures(d)  # the browser-like users' fixtures too
         (d / "browser.lua").write_text(_BROWSER)
         up_port = free_port()
         (d / "up.conf").write_text(_NGINX_UPSTREAM.format(d=d, port=up_port))
@@ -153,9 +153,9 @@ def _compare(nginx: str, base: Path, rounds: int, seconds: int) -> int:
                         for row, (path, lua, server) in ROWS.items():
                             script = d / lua if lua else None
                             url = f"http://127.0.0.1:{ports[tree, server]}{path}"
-                            spent = _cpu_seconds(pids[tree, server])
+                            spent = cpu_seconds(pids[tree, server])
                             measured = _wrk(row, url, seconds, script)
-                            spent = _cpu_seconds(pids[tree, server]) - spent
+                            spent = cpu_seconds(pids[tree, server]) - spent
                             results[tree][row].append(measured.rps)
                             cpu[tree][row].append(spent / (measured.rps * seconds) * 1e6)
                     print(f"round {n + 1}: " + _round_line(results, n), flush=True)
@@ -195,28 +195,6 @@ def _compare(nginx: str, base: Path, rounds: int, seconds: int) -> int:
 def _paired(results: dict[str, dict[str, list[float]]], row: str) -> float:
     pairs = zip(results["after"][row], results["before"][row], strict=True)
     return statistics.median(after / before for after, before in pairs)
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` and every process below it (granian's workers)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    times: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
-    total, stack = 0.0, [pid]
-    while stack:
-        current = stack.pop()
-        total += times.get(current, 0.0)
-        stack.extend(children.get(current, ()))
-    return total
 
 
 def _round_line(results: dict[str, dict[str, list[float]]], n: int) -> str:  # noqa: D103

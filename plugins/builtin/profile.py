@@ -4,7 +4,9 @@ Personal: :func:`~slotwise.plugins.gather.gather` runs it only when ``consent.le
 ``personal``, and only then does it see the user id. It reads through the app's
 :class:`~slotwise.plugins.profile_source.ProfileSource` (``services.profiles``, the state
 store): the profile and cart records in one round trip and, concurrently, the user's event
-history. The history feeds behavioural rules (``event add_to_cart within 2h``), counts visits
+history. Over a store whose reads never wait (``memory://``) the two reads run one after the
+other inside the request's own task (``runs_inline``): no task, timer or wait per request.
+The history feeds behavioural rules (``event add_to_cart within 2h``), counts visits
 (``session_start``) when the profile does not, and rebuilds the cart when there is no cart
 record.
 """
