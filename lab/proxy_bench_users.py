@@ -13,7 +13,9 @@ read what the profile provider returns (segments, visits, the history).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -73,42 +75,41 @@ def write_fixtures(d: Path) -> None:
     (d / "browser-users.lua").write_text(BROWSER_USERS.format(users=USERS))
 
 
+def seed_requests(users: int = USERS) -> Iterator[tuple[str, str, Any, dict[str, str]]]:
+    """(method, path, JSON body, headers) of the requests that store the users' data."""
+    auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    events: list[dict[str, Any]] = []
+    for n in range(users):
+        user = f"u-{n}"
+        profile = {
+            "age": 20 + n % 50,
+            "gender": "f" if n % 2 else "m",
+            "visits": n % 7,
+            "segments": ["loyal", "outdoor"] if n % 3 == 0 else ["bargain"],
+        }
+        yield "PUT", f"/_sw/admin/profiles/{user}", profile, auth
+        product = {"product_id": f"sku-{n % 97}", "price": 19.9}
+        kinds: list[tuple[str, dict[str, Any]]] = [
+            ("session_start", {}),
+            ("page_view", {"path": "/"}),
+            ("product_view", product),
+            ("page_view", {"path": "/c/shoes"}),
+            ("product_view", product),
+            ("add_to_cart", product),
+        ]
+        for i, (kind, properties) in enumerate(kinds):
+            events.append(
+                {"type": kind, "id": f"e-{n}-{i}", "user_id": user, "properties": properties}
+            )
+        if len(events) >= 96 or n == users - 1:
+            yield "POST", "/_sw/events", {"events": events}, {"cookie": "sw_consent=personal"}
+            events = []
+
+
 def seed(proxy: str, users: int = USERS) -> None:
     """Each user's profile and six events, through the proxy's endpoints; raises on a refusal."""
-    auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
     with httpx.Client(base_url=proxy, timeout=30.0) as client:
-        events = []
-        for n in range(users):
-            user = f"u-{n}"
-            profile = {
-                "age": 20 + n % 50,
-                "gender": "f" if n % 2 else "m",
-                "visits": n % 7,
-                "segments": ["loyal", "outdoor"] if n % 3 == 0 else ["bargain"],
-            }
-            stored = client.put(f"/_sw/admin/profiles/{user}", json=profile, headers=auth)
-            if stored.status_code >= 300:
-                raise RuntimeError(f"seeding profiles: {stored.status_code} {stored.text}")
-            product = {"product_id": f"sku-{n % 97}", "price": 19.9}
-            for i, (kind, properties) in enumerate(
-                (
-                    ("session_start", {}),
-                    ("page_view", {"path": "/"}),
-                    ("product_view", product),
-                    ("page_view", {"path": "/c/shoes"}),
-                    ("product_view", product),
-                    ("add_to_cart", product),
-                )
-            ):
-                events.append(
-                    {"type": kind, "id": f"e-{n}-{i}", "user_id": user, "properties": properties}
-                )
-            if len(events) >= 96 or n == users - 1:
-                answer = client.post(
-                    "/_sw/events",
-                    json={"events": events},
-                    headers={"cookie": "sw_consent=personal"},
-                )
-                if answer.status_code >= 300:
-                    raise RuntimeError(f"seeding events: {answer.status_code} {answer.text}")
-                events = []
+        for method, path, body, headers in seed_requests(users):
+            answer = client.request(method, path, json=body, headers=headers)
+            if answer.status_code >= 300:
+                raise RuntimeError(f"seeding {path}: {answer.status_code} {answer.text}")
