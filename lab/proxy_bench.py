@@ -9,7 +9,16 @@ about 2 KB each), with wrk at 64 connections:
 - (d) nginx ``proxy_pass`` (keep-alive upstream), the reference proxy, when nginx is installed;
 - (c') as (c) without signal providers and (f) forwarding only (no policies): where the time
   goes; (e) as (c) with the headers a browser sends (agent, language, referrer, consent and
-  user cookies, country), so the providers have real work.
+  user cookies, country), so the providers have real work;
+- (g) and (h): requests as browsers send them from 1,000 consenting users whose profiles and
+  event histories are in the store (written through the proxy's own endpoints first,
+  slotwise.lab.proxy_bench_users), to a campaign whose rules read them: (g) with the rule
+  chooser, (h) with the bandit chooser (a proxy with ``bandit.models_dir``: untrained models,
+  so VW predicts for every decision).
+
+Beside req/s, every row reports the CPU time the serving process (and its workers) spent per
+request during the run, from ``/proc``: on a shared machine the throughput moves with the
+neighbours, CPU per request much less.
 
 The proxy (one worker) and nginx-as-proxy are pinned to CPU 0; the upstream and wrk share
 CPU 1. Then the latency check: (a) and (b) paced at half of (b)'s peak rate (wrk's Lua
@@ -42,6 +51,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from slotwise.lab import proxy_bench_users as users
 from slotwise.proxy.cli import EXIT_FAILED, UsageError
 from slotwise.proxy.loopback import free_port, wait_for_port
 
@@ -109,6 +119,7 @@ class Row:
     rps: float
     p50_ms: float
     p99_ms: float
+    cpu_us: float | None = None  # CPU per request of the process that served the row
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,28 +164,48 @@ def _one_run(nginx: str, seconds: int) -> dict[str, Any]:
         (d / "up.conf").write_text(_NGINX_UPSTREAM.format(d=d, port=up_port))
         (d / "px.conf").write_text(_NGINX_PROXY.format(d=d, port=nginx_port, upstream=up_port))
         rows: list[Row] = []
-        with _proc(["taskset", "-c", "1", nginx, "-c", str(d / "up.conf")], d / "up.log"):
+        up_conf = ["taskset", "-c", "1", nginx, "-c", str(d / "up.conf")]
+        with _proc(up_conf, d / "up.log") as up:
             wait_for_port(up_port, timeout=20.0)
             upstream = f"http://127.0.0.1:{up_port}"
-            rows.append(_wrk("(a) upstream direct", f"{upstream}/ads/home-top", seconds))
+            rows.append(
+                _wrk("(a) upstream direct", f"{upstream}/ads/home-top", seconds, pid=up.pid)
+            )
             serve = [
                 "taskset", "-c", "0", sys.executable, "-m", "slotwise", "serve",
                 "--upstream", upstream, "--policies", str(d / "policies"),
                 "--port", str(proxy_port), "--store", "memory://",
             ]  # fmt: skip
             # the built-in signal providers (an installed third-party provider is not measured)
-            env = dict(os.environ, SLOTWISE_PROXY_RELOAD_INTERVAL="0", SLOTWISE_PLUGINS="builtins")
+            env = dict(
+                os.environ,
+                SLOTWISE_PROXY_RELOAD_INTERVAL="0",
+                SLOTWISE_PLUGINS="builtins",
+                SLOTWISE_ADMIN_TOKEN=users.ADMIN_TOKEN,  # the users' profiles go in by the API
+            )
             # the engine at full speed is measured, not admission control shedding its work
             # (1: the busy share is measured as by default, and never sheds)
             env["SLOTWISE_PROXY_SHED_BUSY"] = "1"
-            with _proc(serve, d / "proxy.log", env):
+            with _proc(serve, d / "proxy.log", env) as px:
                 wait_for_port(proxy_port, timeout=20.0)
                 proxy = f"http://127.0.0.1:{proxy_port}"
                 _wrk("warm-up", f"{proxy}/ads/home-top", 2)
                 rows.append(
-                    _wrk("(b) slotwise, no campaign applies", f"{proxy}/ads/footer", seconds)
+                    _wrk(
+                        "(b) slotwise, no campaign applies",
+                        f"{proxy}/ads/footer",
+                        seconds,
+                        pid=px.pid,
+                    )
                 )
-                rows.append(_wrk("(c) slotwise, 3-slot campaign", f"{proxy}/ads/home-top", seconds))
+                rows.append(
+                    _wrk(
+                        "(c) slotwise, 3-slot campaign",
+                        f"{proxy}/ads/home-top",
+                        seconds,
+                        pid=px.pid,
+                    )
+                )
                 half = rows[1].rps / 2
                 for gaps in _PACED:  # random gaps first: the pair the target reads
                     paced = _paced_script(d, half, gaps)
@@ -184,7 +215,7 @@ def _one_run(nginx: str, seconds: int) -> dict[str, Any]:
                     ):
                         rows.append(
                             _wrk(f"{row} at {half:,.0f} req/s, {gaps}", url, seconds, paced)
-                        )
+                        )  # paced: the CPU per request is not the point here
                 browser = d / "browser.lua"
                 browser.write_text(_BROWSER)
                 rows.append(
@@ -193,28 +224,50 @@ def _one_run(nginx: str, seconds: int) -> dict[str, Any]:
                         f"{proxy}/ads/home-top",
                         seconds,
                         browser,
+                        pid=px.pid,
                     )
                 )
+                rows.append(_users_row("(g)", "rule chooser", proxy, d, seconds, px.pid))
                 histogram = _decision_histogram(proxy)
+            # the bandit chooser: the same requests, the same users, VW choosing
+            bandit = dict(env, SLOTWISE_BANDIT_MODELS_DIR=str(d / "models"))
+            with _proc(serve, d / "proxy-bandit.log", bandit) as px:
+                wait_for_port(proxy_port, timeout=20.0)
+                proxy = f"http://127.0.0.1:{proxy_port}"
+                _wrk("warm-up", f"{proxy}/ads/home-top", 2)
+                rows.append(_users_row("(h)", "bandit chooser", proxy, d, seconds, px.pid))
             # the same campaign without signal providers: the proxy's and engine's own cost
             # (its policy drops the two rules: without providers their signals do not exist)
             bare = dict(env, SLOTWISE_PLUGINS="none")
             bare_serve = [
                 str(d / "policies-bare") if a == str(d / "policies") else a for a in serve
             ]
-            with _proc(bare_serve, d / "proxy-bare.log", bare):
+            with _proc(bare_serve, d / "proxy-bare.log", bare) as px:
                 wait_for_port(proxy_port, timeout=20.0)
                 _wrk("warm-up", f"{proxy}/ads/home-top", 2)
                 rows.append(
-                    _wrk("(c') slotwise, 3-slot, no providers", f"{proxy}/ads/home-top", seconds)
+                    _wrk(
+                        "(c') slotwise, 3-slot, no providers",
+                        f"{proxy}/ads/home-top",
+                        seconds,
+                        pid=px.pid,
+                    )
                 )
             # forwarding only: no policies, so no signals, parsing or decisions
             forward = [str(d / "policies-none") if a == str(d / "policies") else a for a in serve]
-            with _proc(forward, d / "proxy-forward.log", bare):
+            with _proc(forward, d / "proxy-forward.log", bare) as px:
                 wait_for_port(proxy_port, timeout=20.0)
                 _wrk("warm-up", f"{proxy}/ads/home-top", 2)
-                rows.append(_wrk("(f) slotwise, forwarding only", f"{proxy}/ads/home-top", seconds))
-            with _proc(["taskset", "-c", "0", nginx, "-c", str(d / "px.conf")], d / "px.log"):
+                rows.append(
+                    _wrk(
+                        "(f) slotwise, forwarding only",
+                        f"{proxy}/ads/home-top",
+                        seconds,
+                        pid=px.pid,
+                    )
+                )
+            nginx_proxy = ["taskset", "-c", "0", nginx, "-c", str(d / "px.conf")]
+            with _proc(nginx_proxy, d / "px.log") as px:
                 wait_for_port(nginx_port, timeout=20.0)
                 _wrk("warm-up", f"http://127.0.0.1:{nginx_port}/ads/home-top", 2)
                 rows.append(
@@ -222,6 +275,7 @@ def _one_run(nginx: str, seconds: int) -> dict[str, Any]:
                         "(d) nginx proxy_pass",
                         f"http://127.0.0.1:{nginx_port}/ads/home-top",
                         seconds,
+                        pid=px.pid,
                     )
                 )
         engine = _engine_time(d)
@@ -247,6 +301,7 @@ def _report(runs: list[dict[str, Any]], seconds: int) -> dict[str, Any]:
         rows = []
         for position, row in enumerate(first["rows"]):
             name = re.sub(r" at [\d,]+ req/s", " at half of (b)'s peak", row["name"])
+            cpu = [r for run in runs if (r := run["rows"][position].get("cpu_us")) is not None]
             rows.append(
                 {
                     "name": name,
@@ -254,6 +309,7 @@ def _report(runs: list[dict[str, Any]], seconds: int) -> dict[str, Any]:
                         key: statistics.median(run["rows"][position][key] for run in runs)
                         for key in ("rps", "p50_ms", "p99_ms")
                     },
+                    "cpu_us": statistics.median(cpu) if cpu else None,
                 }
             )
         report["rows"] = rows
@@ -271,6 +327,16 @@ def _report(runs: list[dict[str, Any]], seconds: int) -> dict[str, Any]:
     }
     report["repeat"] = len(runs)
     return report
+
+
+def _users_row(letter: str, chooser: str, proxy: str, d: Path, seconds: int, pid: int) -> Row:
+    """Browser-like requests of consenting users with profiles and histories in the store."""
+    users.seed(proxy)
+    url = f"{proxy}/ads/{users.PLACEMENT}"
+    script = d / "browser-users.lua"
+    _wrk("warm-up", url, 2, script)
+    name = f"{letter} slotwise, browser-like users with profiles, {chooser}"
+    return _wrk(name, url, seconds, script, pid=pid)
 
 
 def _write_fixtures(d: Path) -> None:
@@ -300,22 +366,54 @@ def _write_fixtures(d: Path) -> None:
         pad = 2048 - len(json.dumps(ad))
         ad["disclaimer"] = ("Offer valid while stocks last. " * 80)[:pad]
         (d / "www" / placement).write_text(json.dumps(ad))
+    users.write_fixtures(d)
 
 
-def _wrk(name: str, url: str, seconds: int, script: Path | None = None) -> Row:
+def _wrk(
+    name: str, url: str, seconds: int, script: Path | None = None, *, pid: int | None = None
+) -> Row:
+    """One wrk run; with ``pid``, also the CPU that process (and its children) spent per
+    request meanwhile."""
     argv = ["taskset", "-c", "1", "wrk", "-t1", f"-c{_CONNECTIONS}", f"-d{seconds}s", "--latency"]
     if script is not None:
         argv += ["-s", str(script)]
+    spent = cpu_seconds(pid) if pid is not None else 0.0
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    if pid is not None:
+        spent = cpu_seconds(pid) - spent
     if "Non-2xx" in out or "Socket errors" in out:
         print(f"warning: {name}: wrk reported errors:\n{out}", file=sys.stderr)
+    requests = int(_find(r"(\d+) requests in", out))
     return Row(
         name,
         float(_find(r"Requests/sec:\s+([\d.]+)", out)),
         # anchored: a "+/- Stdev" column such as "80.50%" must not be read as the median
         _ms(_find(r"(?m)^\s+50%\s+(\S+)", out)),
         _ms(_find(r"(?m)^\s+99%\s+(\S+)", out)),
+        spent / requests * 1e6 if pid is not None and requests else None,
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and every process below it (granian's or nginx's workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        total += times.get(current, 0.0)
+        stack.extend(children.get(current, ()))
+    return total
 
 
 def _paced_script(d: Path, rate: float, gaps: str) -> Path:
@@ -425,14 +523,17 @@ def _print(report: dict[str, Any], fmt: str) -> None:
         return
     rows = report["rows"]
     if fmt == "markdown":
-        print("| run | req/s | p50 ms | p99 ms |\n|---|---:|---:|---:|")
+        print("| run | req/s | CPU us/request | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|")
         for r in rows:
-            print(f"| {r['name']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
+            print(
+                f"| {r['name']} | {r['rps']:,.0f} | {_cpu(r)} | {r['p50_ms']:.2f} "
+                f"| {r['p99_ms']:.2f} |"
+            )
     else:
         for r in rows:
             print(
-                f"{r['name']:<54} {r['rps']:>9,.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
-                f"p99 {r['p99_ms']:6.2f} ms"
+                f"{r['name']:<66} {r['rps']:>9,.0f} req/s  {_cpu(r):>6} us CPU/req  "
+                f"p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms"
             )
     e = report["engine"]
     print(
@@ -454,6 +555,11 @@ def _print(report: dict[str, Any], fmt: str) -> None:
     for check, ok in report["checks"].items():
         runs = f" (met in {report['met_in_runs'][check]} of {repeat} runs)" if repeat > 1 else ""
         print(f"  {'PASS' if ok else 'FAIL'}  {check}{runs}")
+
+
+def _cpu(row: dict[str, Any]) -> str:
+    cpu = row.get("cpu_us")
+    return "-" if cpu is None else f"{cpu:.1f}"
 
 
 def _find(pattern: str, text: str) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import isfinite
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 
 from slotwise.plugins import eager
 from slotwise.plugins.contain import consume, contained
@@ -119,6 +119,7 @@ async def gather(
     done: dict[LoadedProvider, Signals] = {}
     pending: dict[LoadedProvider, asyncio.Future[Signals]] = {}
     histories: list[EventHistory] = []  # filled by personal providers returning WithHistory
+    watched = True  # every pending future is a _watch, settled by its provider's deadline
     for loaded in running:
         needs = loaded.needs
         waits = [pending[dep] for dep in needs if dep in pending] if needs else None
@@ -129,6 +130,7 @@ async def gather(
                 done[loaded] = outcome.value if outcome.error is None else _EMPTY
             else:
                 pending[loaded] = outcome
+                watched = False
             continue
         if loaded.reads:
             produced = [signals, *(done[dep] for dep in needs if dep in done)]
@@ -141,7 +143,11 @@ async def gather(
             done[loaded] = result
     if pending:
         try:
-            await asyncio.wait(pending.values(), timeout=_remaining(loop, give_up_at))
+            if watched and _settle_in_time(pending, loop, give_up_at):
+                for future in pending.values():  # each settles by its deadline, never fails
+                    await future
+            else:
+                await asyncio.wait(pending.values(), timeout=_remaining(loop, give_up_at))
         except asyncio.CancelledError:
             _give_up(pending)
             raise
@@ -164,15 +170,32 @@ async def gather(
     )
 
 
+def _settle_in_time(
+    pending: Mapping[LoadedProvider, asyncio.Future[Signals]],
+    loop: asyncio.AbstractEventLoop,
+    give_up_at: float | None,
+) -> bool:
+    """Whether every pending provider's deadline ends within the budget: then awaiting their
+    futures in turn takes no longer than ``asyncio.wait`` under the budget would, without its
+    future, callbacks and timer per request."""
+    if give_up_at is None:
+        return True
+    left = give_up_at - loop.time()  # each deadline started before now
+    return all(loaded.deadline <= left for loaded in pending)
+
+
 def _remaining(loop: asyncio.AbstractEventLoop, give_up_at: float | None) -> float | None:
     return None if give_up_at is None else max(0.0, give_up_at - loop.time())
 
 
 def _give_up(pending: Mapping[LoadedProvider, asyncio.Future[Signals]]) -> None:
-    """Stop waiting for providers still running (the request's budget ran out)."""
+    """Stop waiting for providers still running (the request's budget ran out, or the request
+    was cancelled: that cancels an awaited future too, which counts the same)."""
     for loaded, waiting in pending.items():
         if not waiting.done():
             waiting.cancel()  # its watcher abandons the fetch
+            _failed(loaded, "timeout", None)
+        elif waiting.cancelled():
             _failed(loaded, "timeout", None)
 
 
@@ -405,11 +428,17 @@ def _validated(loaded: LoadedProvider, raw: object, histories: list[EventHistory
         checked: SignalValue | None
         if spec is None:
             checked = None
-        elif type(value) is str and spec.type is SignalType.STRING:
-            # the common case, inlined from _check
-            checked = value if spec.values is None or value in spec.values else None
         else:
-            checked = _check(spec, value)
+            # the common cases, inlined from _check (exact types: a subclass goes through it)
+            kind = spec.type
+            if type(value) is str and kind is _STRING:
+                checked = value if spec.values is None or value in spec.values else None
+            elif type(value) is bool and kind is _BOOL:
+                checked = value
+            elif type(value) is tuple and kind is _LIST and spec.values is None and _all_str(value):
+                checked = value
+            else:
+                checked = _check(spec, value)
         if checked is None:
             dropped += 1
             _warn_once(
@@ -454,6 +483,18 @@ def _answers(history: EventHistory) -> bool:
     except BaseException:  # the provider's code, even sys.exit(): its history is unusable
         return False
     return isinstance(count, int) and (last is None or isinstance(last, int | float))
+
+
+_STRING = SignalType.STRING
+_BOOL = SignalType.BOOL
+_LIST = SignalType.STRING_LIST
+
+
+def _all_str(items: tuple[Any, ...]) -> TypeGuard[tuple[str, ...]]:
+    for item in items:
+        if type(item) is not str:
+            return False
+    return True
 
 
 def _check(spec: SignalSpec, value: Any) -> SignalValue | None:

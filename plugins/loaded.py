@@ -135,6 +135,7 @@ class ProviderSet:
                 if failure is not None:
                     raise PluginError([_start_problem(loaded.name, failure)])
                 self._started.append(loaded)
+                loaded.inline = _runs_inline(loaded)
         except BaseException:
             await self.aclose()
             raise
@@ -195,6 +196,18 @@ async def _call(hook: Callable[[], Awaitable[None]]) -> None:
     # Called inside the task: a hook that raises before its first await (or is not even
     # async) is reported like any other failure.
     await hook()
+
+
+def _runs_inline(loaded: LoadedProvider) -> bool:
+    """The provider's answer to ``runs_inline()`` after its start (a raising one: a problem
+    of its start, named like one)."""
+    try:
+        return loaded.provider.runs_inline() is True
+    except Exception as error:
+        problem = _start_problem(
+            loaded.name, f"succeeded but runs_inline() raised {type(error).__name__}: {error}"
+        )
+        raise PluginError([problem]) from None
 
 
 def _start_problem(name: str, failure: str) -> PluginProblem:

@@ -162,6 +162,7 @@ class MemoryProfileSource:
     profiles: dict[str, Profile] = field(default_factory=dict)
     carts: dict[str, Cart] = field(default_factory=dict)
     history: dict[str, list[Event]] = field(default_factory=dict)
+    answers_at_once = True  # its reads never wait (a class attribute, not a field)
 
     def add(
         self,
@@ -224,6 +225,24 @@ class StoreProfileSource:
         self._alias = alias_key
         # (name, counter key, limit) of the user's frequency caps (slotwise.proxy.caps)
         self._caps = cap_keys
+        # reads that never wait (memory://): the profile provider then runs without a task
+        self.answers_at_once = getattr(store, "answers_at_once", False) is True
+        # a user's fixed keys (profile, cart, erasure marker: a SHA-256, alias), per user id:
+        # the same user's requests come again and again (bounded: any id may come)
+        self._fixed: dict[str, tuple[str, ...]] = {}
+
+    def _fixed_keys(self, user_id: str) -> tuple[str, ...]:
+        keys = self._fixed.get(user_id)
+        if keys is None:
+            found = [self._key(user_id, PROFILE_KEY), self._key(user_id, CART_KEY)]
+            if self._erased is not None:
+                found.append(self._erased(user_id))
+            if self._alias is not None:
+                found.append(self._alias(user_id))
+            if len(self._fixed) >= 4096:
+                self._fixed.clear()
+            keys = self._fixed[user_id] = tuple(found)
+        return keys
 
     async def records(self, user_id: str) -> tuple[Profile | None, Cart | None]:
         profile, cart, _ = await self.records_with_caps(user_id, 0.0)
@@ -234,14 +253,9 @@ class StoreProfileSource:
     ) -> tuple[Profile | None, Cart | None, tuple[str, ...]]:
         """As :meth:`records`, and the names of the user's frequency caps reached at ``now``,
         read in the same round trip."""
-        keys = [self._key(user_id, PROFILE_KEY), self._key(user_id, CART_KEY)]
         # the erasure marker, the alias and the cap counters in the same round trip
-        if self._erased is not None:
-            keys.append(self._erased(user_id))
-        if self._alias is not None:
-            keys.append(self._alias(user_id))
         caps = self._caps(user_id, now) if self._caps is not None and now else ()
-        keys += [key for _, key, _ in caps]
+        keys = [*self._fixed_keys(user_id), *(key for _, key, _ in caps)]
         profile, cart, *more = await self._store.get_many(keys)
         if self._erased is not None and more.pop(0) is not None:
             raise UserErased(user_id)
@@ -262,4 +276,6 @@ class StoreProfileSource:
         items: Sequence[_HistoryItem] = await self._store.history(
             self._key(user_id, EVENTS_KEY), since=since
         )
+        if all(type(item) is Event for item in items):  # the store's own: no copy per item
+            return items  # type: ignore[return-value]  # every one an Event, checked
         return [Event(item.event, item.at, item.data) for item in items]

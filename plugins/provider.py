@@ -191,6 +191,11 @@ class Provider(abc.ABC, Generic[ConfigT]):
     async def aclose(self) -> None:
         """Called once at shutdown: release what ``start`` opened."""
 
+    def runs_inline(self) -> bool:
+        """Whether ``fetch`` does no I/O, asked once after :meth:`start` (``inline`` unless a
+        provider knows better then: the profile provider over a store whose reads never wait)."""
+        return self.inline
+
     def cache_key(self, request: RequestInfo) -> Hashable | None:
         """The TTL-cache key of a request (``None``: do not cache this one). Needs ``ttl``."""
         return None

@@ -194,11 +194,13 @@ class RequestInfo:
         user_id: str | None = None,
         received_at: float | None = None,
         body: bytes = b"",
+        user_cookie: str | None = None,
     ) -> RequestInfo:
         """Parse raw request parts (as an HTTP server has them) into a ``RequestInfo``.
 
         ``body`` is the request body; nothing is done with it until a provider asks for the
-        bid request it may carry.
+        bid request it may carry. Without ``user_id``, a non-empty ``user_cookie`` cookie is
+        the user id (the proxy's id cookie: one object per request, not a copy with the id).
         """
         merged: dict[str, str] = {}
         for raw_name, raw_value in headers:
@@ -212,6 +214,9 @@ class RequestInfo:
             for key, value in parse_qsl(_text(query_string), keep_blank_values=True):
                 query.setdefault(key, value)
         cookie = merged.get("cookie")
+        cookies = parse_cookie_header(cookie) if cookie else {}
+        if user_id is None and user_cookie is not None and cookies:
+            user_id = cookies.get(user_cookie) or None
         method = method.upper()
         return cls(
             method,
@@ -219,7 +224,7 @@ class RequestInfo:
             query,
             merged,
             client_ip,
-            parse_cookie_header(cookie) if cookie else {},
+            cookies,
             user_id,
             time.time() if received_at is None else received_at,
             _EMPTY,
@@ -235,11 +240,12 @@ class RequestInfo:
         received_at: float | None = None,
         client_ip: str | None = None,
         body: bytes = b"",
+        user_cookie: str | None = None,
     ) -> RequestInfo:
         """Build from an ASGI HTTP ``scope`` and the request ``body`` (already read).
 
         ``client_ip`` defaults to ``scope["client"][0]``; behind trusted proxies, pass the
-        address resolved from ``X-Forwarded-For`` instead.
+        address resolved from ``X-Forwarded-For`` instead. ``user_cookie``: as in :meth:`build`.
         """
         client = scope.get("client")
         if client_ip is None and client:
@@ -253,6 +259,7 @@ class RequestInfo:
             user_id=user_id,
             received_at=received_at,
             body=body,
+            user_cookie=user_cookie,
         )
 
 

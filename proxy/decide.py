@@ -50,6 +50,7 @@ from slotwise.proxy.guardrail.state import RevertSnapshot
 from slotwise.proxy.http_body import (
     Refusal,
     read_request,
+    request_head,
     send_error,
     send_whole,
     stream,
@@ -125,9 +126,11 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     x = Exchange(scope, time.perf_counter())
     # 1. the proxy's own limits; then the upstream fetch starts before anything else
     limits = engine.limits
-    body = await read_request(
-        scope, receive, limits.max_header_bytes, limits.max_body_bytes, limits.body_timeout
-    )
+    body = request_head(scope, limits.max_header_bytes, limits.max_body_bytes)
+    if body is None:  # a body to receive (most requests have none: no await for them)
+        body = await read_request(
+            scope, receive, limits.max_header_bytes, limits.max_body_bytes, limits.body_timeout
+        )
     if isinstance(body, Refusal):
         engine.metrics.refused.inc(body.reason)
         return await send_error(send, body.status, body.code, body.message)
@@ -224,10 +227,8 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
 def _signals(engine: Engine, x: Exchange) -> Coroutine[Any, Any, Gathered]:
     # gather's own coroutine, not one wrapped around it: one frame less per request
     assert x.providers is not None
-    info = RequestInfo.from_scope(x.scope, body=x.body)  # a bid request in the body is read
-    user_id = info.cookies.get(engine.identity.name) if info.cookies else None
-    if user_id:
-        info = info.with_user_id(user_id)
+    # a bid request in the body is read; the id cookie's value is the user id
+    info = RequestInfo.from_scope(x.scope, body=x.body, user_cookie=engine.identity.name)
     # past the budget, the signals that arrived are used; late providers are counted by gather
     return gather(x.providers, info, budget=engine.limits.signals_deadline)
 

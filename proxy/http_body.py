@@ -16,7 +16,7 @@ import asyncio
 import re
 import time
 from email.utils import formatdate
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from slotwise.proxy.http_hygiene import (
     client_response_headers,
@@ -91,6 +91,32 @@ def _target_problem(path: bytes, query: bytes) -> str | None:
         for segment in path.split(b"/"):
             if segment.lower().replace(b"%2e", b".") in (b".", b".."):
                 return "the request target has a . or .. segment: send the resolved path"
+    return None
+
+
+_FRAMED_BY_LENGTH: Final = frozenset({"1.0", "1.1"})  # no length, no chunking: no body
+
+
+def request_head(
+    scope: Scope, max_header_bytes: int, max_body_bytes: int
+) -> bytes | Refusal | None:
+    """What the head alone settles: a refusal, ``b""`` for an HTTP/1 request whose framing
+    says it has no body (no Content-Length or ``0``, no Transfer-Encoding: RFC 9112 section
+    6.3; nothing to receive, so no ``receive`` call and no await), or None: receive the body
+    (:func:`read_request`)."""
+    refused = head_refusal(scope, max_header_bytes)
+    if refused is not None:
+        return refused
+    headers = scope["headers"]
+    declared = content_length(headers)
+    if declared is not None and declared > max_body_bytes:
+        return _TOO_LARGE
+    if (
+        not declared
+        and scope.get("http_version") in _FRAMED_BY_LENGTH
+        and header(headers, b"transfer-encoding") is None
+    ):
+        return b""
     return None
 
 

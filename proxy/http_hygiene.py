@@ -50,6 +50,8 @@ REQUEST_ID: Final = b"x-request-id"
 _REQUEST_ID_TEXT: Final = re.compile(rb"[\x21-\x7e]{1,128}")
 # recomputed for the client (the ASGI server writes framing)
 _RESPONSE_MANAGED: Final = frozenset({b"content-length"})
+_RESPONSE_DROP: Final = HOP_BY_HOP | _RESPONSE_MANAGED
+_NONE_NAMED: Final[frozenset[bytes]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +119,14 @@ class ForwardingPolicy:
 
 def connection_named(headers: Sequence[tuple[bytes, bytes]]) -> frozenset[bytes]:
     """The field names listed in Connection headers (lower-cased)."""
-    named: set[bytes] = set()
+    named: set[bytes] | None = None
     for name, value in headers:
-        if name.lower() == b"connection":
+        # per header of every request: the length first, lower-casing only a 10-byte name
+        if len(name) == 10 and name.lower() == b"connection":
+            if named is None:
+                named = set()
             named.update(t.strip().lower() for t in value.split(b",") if t.strip())
-    return frozenset(named)
+    return frozenset(named) if named else _NONE_NAMED
 
 
 def upstream_request_headers(
@@ -131,7 +136,8 @@ def upstream_request_headers(
 ) -> Headers:
     """The request headers to send upstream, cleaned, with X-Forwarded-For appended and
     X-Request-Id last."""
-    drop = HOP_BY_HOP | connection_named(headers)
+    named = connection_named(headers)
+    drop = HOP_BY_HOP | named if named else HOP_BY_HOP
     out: Headers = []
     prior_xff: list[bytes] = []
     accept_encoding: list[bytes] = []
@@ -170,7 +176,8 @@ def is_request_id(value: bytes) -> bool:
 
 def client_response_headers(headers: Sequence[tuple[bytes, bytes]]) -> Headers:
     """The upstream's end-to-end response headers, in order, for the client."""
-    drop = HOP_BY_HOP | _RESPONSE_MANAGED | connection_named(headers)
+    named = connection_named(headers)
+    drop = _RESPONSE_DROP | named if named else _RESPONSE_DROP
     return [(name, value) for name, value in headers if name not in drop]
 
 
@@ -189,7 +196,7 @@ def narrow_accept_encoding(value: bytes) -> bytes:
 def content_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
     """The declared Content-Length, or None when absent or not a clean number."""
     for name, value in headers:
-        if name.lower() == b"content-length":
+        if len(name) == 14 and name.lower() == b"content-length":  # lower-cases one name at most
             stripped = value.strip()
             return int(stripped) if stripped.isdigit() else None
     return None

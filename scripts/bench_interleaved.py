@@ -1,4 +1,4 @@
-"""Interleaved before/after rounds of `slotwise bench proxy`'s rows (b), (c) and (e).
+"""Interleaved before/after rounds of `slotwise bench proxy`'s rows (b), (c), (e), (f), (g), (h).
 
 Usage (from anywhere; needs scripts/bench-deps)::
 
@@ -13,6 +13,12 @@ round's req/s and the medians with their ratio (after / before) per row, and bes
 CPU each tree's proxy (server and workers) spent per request during its wrk runs: on this
 2-core machine throughput moves by 20% between runs, CPU per request by a few percent, so the
 latter is the figure the 3% budget on the request path reads (docs/benchmarks.md).
+
+Rows (g) and (h) are browser-like requests of 1,000 consenting users whose profiles and event
+histories the proxy's own endpoints stored first (slotwise.lab.proxy_bench_users), with the
+rule chooser (g) and with the bandit chooser (h, a second `slotwise serve` per tree with
+`bandit.models_dir` set: untrained models, so VW predicts for every decision); row (f) is a
+third process per tree with no policies (forwarding only).
 """
 
 from __future__ import annotations
@@ -29,19 +35,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from slotwise.lab import proxy_bench_users as users  # noqa: E402
 from slotwise.lab.proxy_bench import (  # noqa: E402
     _BROWSER,
     _NGINX_UPSTREAM,
     _proc,
     _write_fixtures,
     _wrk,
+    cpu_seconds,
 )
 from slotwise.proxy.loopback import free_port, wait_for_port  # noqa: E402
 
+# row -> (path, wrk script or None, which server)
 ROWS = {
-    "(b) no campaign applies": ("/ads/footer", False),
-    "(c) 3-slot campaign": ("/ads/home-top", False),
-    "(e) 3-slot campaign, browser-like": ("/ads/home-top", True),
+    "(b) no campaign applies": ("/ads/footer", None, "rules"),
+    "(c) 3-slot campaign": ("/ads/home-top", None, "rules"),
+    "(e) 3-slot campaign, browser-like": ("/ads/home-top", "browser.lua", "rules"),
+    "(f) forwarding only": ("/ads/home-top", None, "forward"),
+    "(g) browser-like users, rule chooser": (
+        f"/ads/{users.PLACEMENT}",
+        "browser-users.lua",
+        "rules",
+    ),
+    "(h) browser-like users, bandit chooser": (
+        f"/ads/{users.PLACEMENT}",
+        "browser-users.lua",
+        "bandit",
+    ),
 }
 
 
@@ -50,7 +70,9 @@ def main() -> int:
     parser.add_argument("base", help="the git revision to compare against")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=6)
-    parser.add_argument("--rows", default="bce", help="which rows to run, by letter (default: bce)")
+    parser.add_argument(
+        "--rows", default="bce", help="which rows to run, by letter, of bcefgh (default: bce)"
+    )
     args = parser.parse_args()
     for row in list(ROWS):
         if row[1] not in args.rows:
@@ -93,48 +115,57 @@ def _compare(nginx: str, base: Path, rounds: int, seconds: int) -> int:
     with tempfile.TemporaryDirectory(prefix="slotwise-interleaved-") as tmp:
         d = Path(tmp)
         d.chmod(0o755)
-        _write_fixtures(d)
+        _write_fixtures(d)  # the browser-like users' fixtures too
         (d / "browser.lua").write_text(_BROWSER)
         up_port = free_port()
         (d / "up.conf").write_text(_NGINX_UPSTREAM.format(d=d, port=up_port))
         with _proc(["taskset", "-c", "1", nginx, "-c", str(d / "up.conf")], d / "up.log"):
             wait_for_port(up_port, timeout=20.0)
-            ports = {"before": free_port(), "after": free_port()}
+            servers = sorted({server for _, _, server in ROWS.values()})
             trees = {"before": base, "after": ROOT}
+            ports = {(tree, server): free_port() for tree in trees for server in servers}
             procs = []
-            pids: dict[str, int] = {}
-            for tree, port in ports.items():
+            pids: dict[tuple[str, str], int] = {}
+            for (tree, server), port in ports.items():
+                policies = d / ("policies-none" if server == "forward" else "policies")
                 argv = [
                     "taskset", "-c", "0", sys.executable, "-m", "slotwise", "serve",
                     "--upstream", f"http://127.0.0.1:{up_port}", "--policies",
-                    str(d / "policies"), "--port", str(port), "--store", "memory://",
+                    str(policies), "--port", str(port), "--store", "memory://",
                 ]  # fmt: skip
                 env = dict(
                     os.environ,
                     PYTHONPATH=str(trees[tree]),
                     SLOTWISE_PROXY_RELOAD_INTERVAL="0",
-                    SLOTWISE_PLUGINS="builtins",
+                    SLOTWISE_PLUGINS="builtins" if server != "forward" else "none",
+                    SLOTWISE_ADMIN_TOKEN=users.ADMIN_TOKEN,
                     **_engine_only(trees[tree]),
                 )
-                procs.append(_proc(argv, d / f"{tree}.log", env))
+                if server == "bandit":
+                    env["SLOTWISE_BANDIT_MODELS_DIR"] = str(d / f"models-{tree}")
+                procs.append(_proc(argv, d / f"{tree}-{server}.log", env))
             # started outside the repository: Python would put the cwd's tree first otherwise
             cwd = os.getcwd()
             os.chdir(d)
             try:
-                for tree, proc in zip(ports, procs, strict=True):
-                    pids[tree] = proc.__enter__().pid
-                for port in ports.values():
-                    wait_for_port(port, timeout=30.0)
+                for key, proc in zip(ports, procs, strict=True):
+                    pids[key] = proc.__enter__().pid
+                for (_, server), port in ports.items():
+                    wait_for_port(port, timeout=120.0)
                     _wrk("warm-up", f"http://127.0.0.1:{port}/ads/home-top", 2)
+                    if server != "forward":
+                        users.seed(f"http://127.0.0.1:{port}")
+                        member = f"http://127.0.0.1:{port}/ads/{users.PLACEMENT}"
+                        _wrk("warm-up", member, 2, d / "browser-users.lua")
                 for n in range(rounds):
                     order = ["before", "after"] if n % 2 == 0 else ["after", "before"]
                     for tree in order:
-                        for row, (path, browser) in ROWS.items():
-                            script = d / "browser.lua" if browser else None
-                            url = f"http://127.0.0.1:{ports[tree]}{path}"
-                            spent = _cpu_seconds(pids[tree])
+                        for row, (path, lua, server) in ROWS.items():
+                            script = d / lua if lua else None
+                            url = f"http://127.0.0.1:{ports[tree, server]}{path}"
+                            spent = cpu_seconds(pids[tree, server])
                             measured = _wrk(row, url, seconds, script)
-                            spent = _cpu_seconds(pids[tree]) - spent
+                            spent = cpu_seconds(pids[tree, server]) - spent
                             results[tree][row].append(measured.rps)
                             cpu[tree][row].append(spent / (measured.rps * seconds) * 1e6)
                     print(f"round {n + 1}: " + _round_line(results, n), flush=True)
@@ -174,28 +205,6 @@ def _compare(nginx: str, base: Path, rounds: int, seconds: int) -> int:
 def _paired(results: dict[str, dict[str, list[float]]], row: str) -> float:
     pairs = zip(results["after"][row], results["before"][row], strict=True)
     return statistics.median(after / before for after, before in pairs)
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` and every process below it (granian's workers)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    times: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
-    total, stack = 0.0, [pid]
-    while stack:
-        current = stack.pop()
-        total += times.get(current, 0.0)
-        stack.extend(children.get(current, ()))
-    return total
 
 
 def _round_line(results: dict[str, dict[str, list[float]]], n: int) -> str:  # noqa: D103

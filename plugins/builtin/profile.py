@@ -4,7 +4,9 @@ Personal: :func:`~slotwise.plugins.gather.gather` runs it only when ``consent.le
 ``personal``, and only then does it see the user id. It reads through the app's
 :class:`~slotwise.plugins.profile_source.ProfileSource` (``services.profiles``, the state
 store): the profile and cart records in one round trip and, concurrently, the user's event
-history. The history feeds behavioural rules (``event add_to_cart within 2h``), counts visits
+history. Over a store whose reads never wait (``memory://``) the two reads run one after the
+other inside the request's own task (``runs_inline``): no task, timer or wait per request.
+The history feeds behavioural rules (``event add_to_cart within 2h``), counts visits
 (``session_start``) when the profile does not, and rebuilds the cart when there is no cart
 record.
 """
@@ -13,14 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
 from slotwise.plugins.profile_source import (
     Aliased,
+    Cart,
+    Event,
     EventSnapshot,
     MemoryProfileSource,
+    Profile,
     ProfileSource,
     UserErased,
     cart_from_events,
@@ -75,6 +80,7 @@ class ProfileProvider(Provider[ProfileConfig]):
     def __init__(self, config: ProfileConfig) -> None:
         super().__init__(config)
         self._source: ProfileSource = MemoryProfileSource()
+        self._at_once = True  # the source's reads never wait (see runs_inline)
 
     async def start(self) -> None:
         if self.services.profiles is None:
@@ -84,6 +90,13 @@ class ProfileProvider(Provider[ProfileConfig]):
             )
         else:
             self._source = self.services.profiles
+        self._at_once = getattr(self._source, "answers_at_once", False) is True
+
+    def runs_inline(self) -> bool:
+        """Over a source whose reads never wait (memory://), the whole fetch runs in the
+        request's task: no task, deadline timer or wait per request. Over any other store the
+        fetch is a task of its own, as an I/O provider's is."""
+        return self._at_once
 
     async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue] | WithHistory:
         user = request.user_id
@@ -98,22 +111,37 @@ class ProfileProvider(Provider[ProfileConfig]):
                 user = link.user_id
         return {}  # a known id that is itself an alias: not followed further
 
-    async def _read(self, user: str, now: float) -> Mapping[str, SignalValue] | WithHistory:
-        since = now - self.config.history_days * _DAY
-        # both reads at once, as asyncio.gather would, with one task instead of three
-        reading = asyncio.ensure_future(self._source.events(user, since))
+    async def _records(
+        self, user: str, now: float
+    ) -> tuple[Profile | None, Cart | None, tuple[str, ...]]:
         with_caps = getattr(self._source, "records_with_caps", None)
+        if with_caps is not None:  # the store's source: cap counters in the same read
+            found: tuple[Profile | None, Cart | None, tuple[str, ...]] = await with_caps(user, now)
+            return found
+        profile, cart = await self._source.records(user)
+        return profile, cart, ()
+
+    async def _both(
+        self, user: str, now: float, since: float
+    ) -> tuple[tuple[Profile | None, Cart | None, tuple[str, ...]], Sequence[Event]]:
+        """Both reads at once, as asyncio.gather would, with one task instead of three."""
+        reading = asyncio.ensure_future(self._source.events(user, since))
         try:
-            if with_caps is not None:  # the store's source: cap counters in the same read
-                profile, cart, capped = await with_caps(user, now)
-            else:
-                (profile, cart), capped = await self._source.records(user), ()
+            records = await self._records(user, now)
         except BaseException:
             reading.cancel()
             if reading.done() and not reading.cancelled():
                 reading.exception()  # retrieved: one failure is reported, not two
             raise
-        events = await reading
+        return records, await reading
+
+    async def _read(self, user: str, now: float) -> Mapping[str, SignalValue] | WithHistory:
+        since = now - self.config.history_days * _DAY
+        if self._at_once:  # nothing waits: one read after the other, no task
+            profile, cart, capped = await self._records(user, now)
+            events = await self._source.events(user, since)
+        else:
+            (profile, cart, capped), events = await self._both(user, now, since)
         history = EventSnapshot(events)
         if cart is None:
             cart = cart_from_events(events)

@@ -13,6 +13,7 @@ not say.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -149,6 +150,9 @@ class RequestProvider(Provider[RequestConfig]):
         return found
 
 
+# Both are pure functions of a header that repeats across requests (a site's few referrers,
+# its visitors' few language lists): remembered, bounded, rather than parsed per request.
+@functools.lru_cache(maxsize=4096)
 def referrer_host(referer: str | None) -> str | None:
     """The host of a ``Referer`` URL, lower case and without ``www.``; None if there is none."""
     if not referer:
@@ -162,6 +166,7 @@ def referrer_host(referer: str | None) -> str | None:
     return host[4:] if host.startswith("www.") else host
 
 
+@functools.lru_cache(maxsize=4096)
 def preferred_language(header: str | None) -> str | None:
     """The primary tag of the highest-weighted language in ``Accept-Language`` (``*`` ignored)."""
     if not header:

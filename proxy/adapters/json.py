@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
@@ -201,22 +201,26 @@ def _append(document: Any, path: JsonPathLocation, url: str) -> bool:
     return created
 
 
-@dataclass(slots=True)
+# per response: written out, as a generated __init__ with a default factory and a
+# __post_init__ costs twice as much
+@dataclass(slots=True, init=False)
 class JsonUnit:
-    """A whole generic JSON document as one ad unit."""
+    """A whole generic JSON document as one ad unit (its signals read from ``fields``)."""
 
     document: Any
     fields: JsonFields
-    signals: Mapping[str, SignalValue] = field(default_factory=dict)
+    signals: Mapping[str, SignalValue]
 
-    def __post_init__(self) -> None:
+    def __init__(self, document: Any, fields: JsonFields) -> None:
+        self.document = document
+        self.fields = fields
         signals: dict[str, SignalValue] = {"ad.format": "json"}
         for name, paths in (
-            ("ad.campaign_id", self.fields.campaign_id),
-            ("ad.creative_id", self.fields.creative_id),
-            ("ad.placement", self.fields.placement),
+            ("ad.campaign_id", fields.campaign_id),
+            ("ad.creative_id", fields.creative_id),
+            ("ad.placement", fields.placement),
         ):
-            value = _scalar(self.document, paths)
+            value = _scalar(document, paths)
             if value is not None:
                 signals[name] = value
         self.signals = signals
@@ -246,17 +250,20 @@ class JsonUnit:
                     container[key] = trackers.signer.redirect(trackers.decision_id, target)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class JsonDocument:
     """A generic JSON response: one unit, the whole document."""
 
     root: Any
     fields: JsonFields
-    format: str = "json"
-    units: Sequence[JsonUnit] = ()
+    format: str
+    units: Sequence[JsonUnit]
 
-    def __post_init__(self) -> None:
-        self.units = (JsonUnit(self.root, self.fields),) if isinstance(self.root, dict) else ()
+    def __init__(self, root: Any, fields: JsonFields) -> None:  # written out, as JsonUnit's
+        self.root = root
+        self.fields = fields
+        self.format = "json"
+        self.units = (JsonUnit(root, fields),) if type(root) is dict else ()
 
     def serialize(self) -> bytes:
         return encode(self.root)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from slotwise.errors import STORE, SlotwiseError
+from slotwise.plugins.profile_source import Event
 
 # Characters that would change the meaning of a key on some backend: Redis hash tags ({}),
 # glob patterns used by SCAN MATCH and SQL LIKE (*?[]\%_), and our own separator (:).
@@ -71,13 +72,9 @@ class LogEntry:
     subject: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryItem:
-    """One behavioural event in a user's bounded history."""
-
-    event: str
-    at: float
-    data: bytes = b""
+# One behavioural event in a user's bounded history (event, at, data): the profile
+# provider's Event itself, so that reading a history for a request copies no item
+HistoryItem = Event
 
 
 def subject_key(subject: str, name: str) -> str:
@@ -107,6 +104,9 @@ class Store(abc.ABC):
     scheme: str = ""
     #: True when a completed write survives the process being killed (``kill -9``).
     durable: bool = False
+    #: True when reads complete without waiting for anything (``memory://``): a caller on the
+    #: request path may run them in its own task rather than start one per read.
+    answers_at_once: bool = False
 
     async def __aenter__(self) -> Store:
         await self.start()

@@ -133,6 +133,7 @@ class MemoryStore(Store):
 
     scheme = "memory"
     durable = False
+    answers_at_once = True  # no read awaits anything
 
     def __init__(self, *, max_log_entries: int = DEFAULT_MAX_LOG_ENTRIES) -> None:
         if max_log_entries < 1:

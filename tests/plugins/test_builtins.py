@@ -281,6 +281,44 @@ async def test_profile_over_the_state_store() -> None:
     assert not any(k.startswith("user.") for k in refused.signals)
 
 
+async def test_profile_over_a_store_whose_reads_never_wait_runs_in_the_requests_task(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """memory:// answers at once: the profile provider then makes no task, timer or wait per
+    request, with the same signals; over a store whose reads wait it stays a task of its own."""
+    from slotwise.proxy.state import HistoryItem, open_store, subject_key
+
+    now = 1_800_000_000.0
+    async with open_store("memory://") as store:
+        await store.set(subject_key("u1", "profile"), msgspec.json.encode(Profile(age=31)))
+        await store.history_append(
+            subject_key("u1", "history"), [HistoryItem("add_to_cart", now - 60)], max_len=10
+        )
+        at_once = StoreProfileSource(store, subject_key)
+        services = ProviderServices(profiles=at_once)
+        async with provider_set("consent", "profile", services=services) as providers:
+            assert providers.by_name["profile"].inline is True
+            started: list[object] = []
+            ensure_future = asyncio.ensure_future
+
+            def counted(*args: Any, **kwargs: Any) -> Any:
+                started.append(args[0])
+                return ensure_future(*args, **kwargs)
+
+            monkeypatch.setattr(asyncio, "ensure_future", counted)
+            request = make_request(cookies={"sw_consent": "yes"}, user_id="u1", received_at=now)
+            got = await gather(providers, request)
+            monkeypatch.undo()
+        assert started == []
+        assert got.signals["user.age"] == 31 and got.history.last("add_to_cart") == now - 60
+        store.answers_at_once = False  # as Redis and SQLite: reads wait
+        waits = ProviderServices(profiles=StoreProfileSource(store, subject_key))
+        async with provider_set("consent", "profile", services=waits) as providers:
+            assert providers.by_name["profile"].inline is False
+            again = await gather(providers, request)
+    assert again.signals == got.signals
+
+
 class _Handshake:
     """A profile source whose two reads only finish together: run one after the other, they
     would wait for each other forever."""

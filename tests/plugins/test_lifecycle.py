@@ -115,3 +115,22 @@ async def test_every_provider_is_closed_even_if_one_fails_to(
     assert closed == ["two", "one"]  # reverse order of start, "bad" in between
     [record] = [r for r in caplog.records if "aclose()" in r.getMessage()]
     assert record.getMessage().startswith("provider bad: aclose() ")
+
+
+async def test_a_raising_runs_inline_is_provider_start(register_provider: Any) -> None:
+    class Confused(Provider[Any]):
+        name = "confused"
+        signals = (signal("confused.x", SignalType.STRING, "Nothing."),)
+
+        def runs_inline(self) -> bool:
+            raise RuntimeError("cannot tell")
+
+        async def fetch(self, request: RequestInfo) -> dict[str, SignalValue]:
+            return {}
+
+    providers = _load(register_provider, Confused)
+    with pytest.raises(PluginError) as info:
+        await providers.start()
+    [problem] = info.value.problems
+    assert (problem.code, problem.provider) == ("provider_start", "confused")
+    assert "runs_inline() raised RuntimeError: cannot tell" in problem.message

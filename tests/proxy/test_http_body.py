@@ -62,3 +62,21 @@ async def test_the_proxys_own_error_is_json_with_a_stable_code() -> None:
     assert headers[b"allow"] == b"GET" and b"date" in headers
     assert json.loads(body["body"]) == {"error": {"code": "not_found", "message": 'no "endpoint"'}}
     assert headers[b"content-length"] == str(len(body["body"])).encode()
+
+
+def test_the_head_alone_settles_a_request_without_a_body() -> None:
+    from slotwise.proxy.http_body import request_head
+
+    get = {"http_version": "1.1", "headers": [(b"host", b"proxy")]}
+    empty = {"http_version": "1.1", "headers": [(b"host", b"proxy"), (b"content-length", b"0")]}
+    # nothing to receive: no receive call, no await (the proxied request's common case)
+    assert request_head(get, 100, 100) == b"" and request_head(empty, 100, 100) == b""
+    # a body to receive: a declared length, chunking, or HTTP/2 (a body without a length)
+    posted = {"http_version": "1.1", "headers": [(b"host", b"p"), (b"content-length", b"5")]}
+    chunked = {"http_version": "1.1", "headers": [(b"host", b"p"), (b"transfer-encoding", b"x")]}
+    h2 = {"http_version": "2", "headers": [(b"host", b"proxy")]}
+    assert [request_head(s, 100, 100) for s in (posted, chunked, h2)] == [None, None, None]
+    # the refusals of the head as read_request's
+    big = {"http_version": "1.1", "headers": [(b"host", b"p"), (b"content-length", b"500")]}
+    refused = request_head(big, 1000, 100)
+    assert isinstance(refused, Refusal) and refused.status == 413
