@@ -39,12 +39,17 @@ sys.path.insert(1, str(HERE))  # tests.support, if the measured tree is older
 
 import redis  # noqa: E402
 
-from slotwise.proxy.decision_log import DecisionRecord, SlotRecord, encode_record  # noqa: E402
+from slotwise.proxy.decision_log import DecisionRecord, SlotRecord  # noqa: E402
 from slotwise.proxy.events import EventCollector  # noqa: E402
 from slotwise.proxy.events.decisions import DecisionLog  # noqa: E402
 from slotwise.proxy.events.schema import Rejection, convert_event  # noqa: E402
 from slotwise.proxy.state import open_store  # noqa: E402
 from tests.support.servers import redis_server  # noqa: E402
+
+try:  # decision records as the measured tree's proxy stores them: compact (issue 22) or JSON
+    from slotwise.proxy.decision_codec import encode_stored as encode_decision
+except ImportError:
+    from slotwise.proxy.decision_log import encode_record as encode_decision
 
 MONTH = ["page_view"] * 10 + ["product_view"] * 2 + ["add_to_cart", "purchase"]
 DAY = ["impression", "page_view", "page_view", "page_view", "product_view", "add_to_cart"]
@@ -146,7 +151,7 @@ _KINDS = (
 
 def _kind(key: bytes, kind: bytes) -> str:
     if kind == b"stream":
-        return f"log {key.decode()}"
+        return f"log {key.decode()} (%d entries)"
     return next((name for pattern, name in _KINDS if pattern.match(key)), "other keys")
 
 
@@ -161,7 +166,10 @@ def _usage_by_kind(raw: redis.Redis) -> Counter[str]:
             pipe.memory_usage(key, samples=0)
         replies = pipe.execute()
         for key, kind, size in zip(chunk, replies[::2], replies[1::2], strict=True):
-            usage[_kind(key, kind)] += size or 0
+            name = _kind(key, kind)
+            if kind == b"stream":
+                name = name % raw.xlen(key)
+            usage[name] += size or 0
     return usage
 
 
@@ -179,7 +187,7 @@ async def _fill(url: str, users: int, scenario: str) -> None:
                         record = _decision(user, rng)
                         decision_id = record.id
                         decisions.record(
-                            encode_record(record), decision_id=record.id, subject=subject
+                            encode_decision(record), decision_id=record.id, subject=subject
                         )
                     kinds = DAY if scenario == "day" else MONTH
                     batch += _events(user, kinds, decision_id)
