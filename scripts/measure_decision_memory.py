@@ -5,7 +5,7 @@ signals a browser-like request logs (the record of scripts/measure_user_memory.p
 a fresh decision id and one of 5,000 users as subject, through the real DecisionLog into a
 ``memory://`` store (as a worker of `slotwise serve` on its default store does), then reports
 what the Python heap grew by per decision (tracemalloc: the log entry, its record bytes, its
-position and time, the dedup id). The tree measured is this script's own or SLOTWISE_TREE's
+position and time, the dedup id). The tree measured is this script's own or MEASURE_TREE's
 (its decision records encoded as that tree's proxy stores them).
 """
 
@@ -20,7 +20,7 @@ import tracemalloc
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
-ROOT = Path(os.environ.get("SLOTWISE_TREE", HERE))
+ROOT = Path(os.environ.get("MEASURE_TREE", HERE))
 sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(HERE / "scripts"))
 

@@ -15,7 +15,7 @@ retention):
 Prints Redis's used_memory before and after, per user and per 1M users (extrapolated
 linearly: per-user keys and stream entries grow in proportion), and MEMORY USAGE summed per
 kind of key (docs/operations.md, "Sizing"; docs/benchmarks.md has the figures). The slotwise
-tree measured is this script's own, or the one named by SLOTWISE_TREE (to measure a tree
+tree measured is this script's own, or the one named by MEASURE_TREE (to measure a tree
 before a change in the same run).
 """
 
@@ -33,7 +33,7 @@ from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
-ROOT = Path(os.environ.get("SLOTWISE_TREE", HERE))
+ROOT = Path(os.environ.get("MEASURE_TREE", HERE))
 sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(HERE))  # tests.support, if the measured tree is older
 
