@@ -6,7 +6,7 @@ consent, DecisionLog), with the default settings (events.dedup_window 24 h, hist
 retention):
 
 - ``day`` (default; issue 22's acceptance scenario): a CRM profile imported with
-  ``set_profile`` (a 190-byte JSON record), a day of events (an impression of the decision,
+  ``set_profile`` (a 170-byte JSON record), a day of events (an impression of the decision,
   three page views, a product view, an add-to-cart) and one decision record of the example
   adserver campaign with the signals a browser-like request logs (22 signals, 3 slots);
 - ``month``: the older scenario, 30 days of browsing (10 page views, 2 product views, an
