@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from slotwise.proxy.decision_codec import decode_stored
 from slotwise.proxy.decision_log import DecisionRecord
 from slotwise.proxy.state import Store
 
@@ -42,7 +43,6 @@ class _Stored(msgspec.Struct):
 
 
 _EVENT = msgspec.json.Decoder(_Stored)
-_DECISION = msgspec.json.Decoder(DecisionRecord)
 
 
 @dataclass(slots=True)
@@ -82,8 +82,8 @@ async def report(
     owner: dict[str, ListKpis] = {}  # decision id -> its list
     async for data in _entries(store, "decisions"):
         try:
-            record = _DECISION.decode(data)
-        except msgspec.DecodeError:
+            record = decode_stored(data)
+        except msgspec.MsgspecError:
             continue  # another record type of the log
         strategy = record.signals.get("recs.strategy")
         if not isinstance(strategy, str) or record.fail_open is not None:

@@ -41,7 +41,7 @@ from slotwise.proxy.adapters.json import DEFAULT_JSON_FIELDS
 from slotwise.proxy.admission import Admission
 from slotwise.proxy.caps import CapCounter
 from slotwise.proxy.chooser import Chooser
-from slotwise.proxy.decision_log import encode_record
+from slotwise.proxy.decision_codec import encode_stored
 from slotwise.proxy.early_signals import EarlySignals
 from slotwise.proxy.erased_request import without_personal
 from slotwise.proxy.events import DecisionLog
@@ -379,7 +379,7 @@ def _answer(engine: Engine, x: Exchange) -> tuple[list[tuple[bytes, bytes]], byt
         if record.fail_open is None:
             counter = metrics.holdouts if record.holdout else metrics.decisions
             counter.inc(record.campaign)
-        engine.decision_log.record(encode_record(record), decision_id=record.id, subject=subject)
+        engine.decision_log.record(encode_stored(record), decision_id=record.id, subject=subject)
     assert x.response is not None
     headers = client_response_headers(x.response.headers)
     if x.issued is not None:  # a header append only for a consenting visitor without an id

@@ -13,6 +13,9 @@ wire it is one JSON object with ``"type": "decision"``::
                 "candidates": ["h1", "h2"]}],
      "eligible": {"headline": ["h1", "h2"]}, "format": "json", "fail_open": null}
 
+The store's decisions log holds the same record in a compact form (slotwise.proxy.decision_codec:
+an array, the built-in signals' names as numbers); exports and log files are the JSON above.
+
 ``slots`` are what was chosen, one per slot of the campaign; ``eligible`` is every slot's
 choice set (what the rules left). A decision that served the upstream's creative has no
 ``slots`` and keeps ``eligible``: a holdout decision (``holdout: true`` is the control marker;

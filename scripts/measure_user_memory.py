@@ -1,35 +1,120 @@
-"""Redis memory per user under the event store: `python scripts/measure_user_memory.py [USERS]`.
+"""Redis memory per user: `python scripts/measure_user_memory.py [USERS] [--scenario day|month]`.
 
-Starts its own redis-server on a free loopback port, then stores, for USERS users (default
-20,000), what a typical browsing user leaves in 30 days: 10 page views, 2 product views, an
-add-to-cart and a purchase, with personal consent (so each user has a history), through the
-real EventCollector. Prints Redis's used_memory before and after, per user and per 1M users
-(docs/operations.md, "Sizing"). The events log is counted apart: events.event_retention trims it.
+Starts its own redis-server on a free loopback port and stores, for USERS users (default
+20,000), what one user leaves, through the real components (EventCollector with personal
+consent, DecisionLog), with the default settings (events.dedup_window 24 h, history bound,
+retention):
+
+- ``day`` (default; issue 22's acceptance scenario): a CRM profile imported with
+  ``set_profile`` (a 170-byte JSON record), a day of events (an impression of the decision,
+  three page views, a product view, an add-to-cart) and one decision record of the example
+  adserver campaign with the signals a browser-like request logs (22 signals, 3 slots);
+- ``month``: the older scenario, 30 days of browsing (10 page views, 2 product views, an
+  add-to-cart and a purchase), no profile, no decision.
+
+Prints Redis's used_memory before and after, per user and per 1M users (extrapolated
+linearly: per-user keys and stream entries grow in proportion), and MEMORY USAGE summed per
+kind of key (docs/operations.md, "Sizing"; docs/benchmarks.md has the figures). The slotwise
+tree measured is this script's own, or the one named by MEASURE_TREE (to measure a tree
+before a change in the same run).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
+import os
+import random
+import re
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parents[1]
+ROOT = Path(os.environ.get("MEASURE_TREE", HERE))
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(HERE))  # tests.support, if the measured tree is older
 
 import redis  # noqa: E402
 
+from slotwise.proxy.decision_log import DecisionRecord, SlotRecord  # noqa: E402
 from slotwise.proxy.events import EventCollector  # noqa: E402
+from slotwise.proxy.events.decisions import DecisionLog  # noqa: E402
 from slotwise.proxy.events.schema import Rejection, convert_event  # noqa: E402
 from slotwise.proxy.state import open_store  # noqa: E402
 from tests.support.servers import redis_server  # noqa: E402
 
-KINDS = ["page_view"] * 10 + ["product_view"] * 2 + ["add_to_cart", "purchase"]
+try:  # decision records as the measured tree's proxy stores them: compact (issue 22) or JSON
+    from slotwise.proxy.decision_codec import encode_stored as encode_decision
+except ImportError:
+    from slotwise.proxy.decision_log import encode_record as encode_decision
+
+MONTH = ["page_view"] * 10 + ["product_view"] * 2 + ["add_to_cart", "purchase"]
+DAY = ["impression", "page_view", "page_view", "page_view", "product_view", "add_to_cart"]
+# what `GET /ad` with browser-like headers (lab/proxy_bench.py row e) logs for the example
+# adserver campaign (examples/adserver/policies)
+SIGNALS: dict[str, object] = {
+    "consent.level": "personal",
+    "consent.reason": "granted",
+    "request.path": "/ad",
+    "request.page_type": "other",
+    "request.referrer": "google.com",
+    "request.language": "de",
+    "device.os": "ios",
+    "device.browser": "safari",
+    "device.type": "mobile",
+    "geo.country": "DE",
+    "time.hour": 20,
+    "time.weekday": "sat",
+    "time.daypart": "evening",
+    "user.visits": 0,
+    "user.is_new": True,
+    "user.segments": (),
+    "cart.value": 0.0,
+    "cart.count": 0,
+    "cart.items": (),
+    "ad.format": "json",
+    "ad.campaign_id": "cmp-spring",
+    "ad.placement": "home-top",
+}
+SLOTS = [("headline", ("h_de",)), ("image", ("beach", "city")), ("cta", ("shop", "see"))]
 
 
-def _events(user: int) -> list[object]:
+def _decision(user: int, rng: random.Random) -> DecisionRecord:
+    slots = [SlotRecord(name, rng.choice(cands), 1.0 / len(cands), cands) for name, cands in SLOTS]
+    return DecisionRecord(
+        id=f"{rng.getrandbits(96):024x}"[:16],
+        ts=1_796_504_236.8 + user * 0.01,
+        campaign="spring_sale",
+        policy_version="2d85bd5b05f2f420",
+        model_version="rules",
+        holdout_share=0.1,
+        signals=dict(SIGNALS),  # type: ignore[arg-type]
+        slots=slots,
+        eligible={name: cands for name, cands in SLOTS},
+        format="json",
+    )
+
+
+def _profile(user: int) -> bytes:
+    return json.dumps(
+        {
+            "tier": ("gold", "silver", "bronze")[user % 3],
+            "lifetime_value": round(user * 1.37 % 900, 2),
+            "orders": user % 17,
+            "segments": ["newsletter", "deal-hunter"],
+            "city": "Berlin",
+            "signup": "2025-03-14",
+            "preferred_category": "shoes",
+        }
+    ).encode()
+
+
+def _events(user: int, kinds: list[str], decision_id: str) -> list[object]:
     out = []
-    for i, kind in enumerate(KINDS):
+    for i, kind in enumerate(kinds):
         raw: dict[str, object] = {"type": kind, "id": f"u{user}-e{i}", "user_id": f"user-{user}"}
         if kind in ("product_view", "add_to_cart"):
             raw["properties"] = {
@@ -47,31 +132,95 @@ def _events(user: int) -> list[object]:
             }
         if kind == "page_view":
             raw["properties"] = {"url": f"https://shop.example/c/{i}"}
+        if kind == "impression":
+            raw["decision_id"] = decision_id
+            raw["properties"] = {"campaign": "spring_sale", "slot": "image", "variant": "city"}
         event = convert_event(raw)
         assert not isinstance(event, Rejection), event
         out.append(event)
     return out
 
 
-async def main(users: int) -> None:
+_KINDS = (
+    (re.compile(rb"^log:\{[^}]*\}:d:"), "dedup ids (one key per record id)"),
+    (re.compile(rb"^user:\{[^}]*\}:profile$"), "user profile"),
+    (re.compile(rb"^user:\{[^}]*\}:history$"), "user history"),
+    (re.compile(rb"^user:"), "other per-user keys"),
+)
+
+
+def _kind(key: bytes, kind: bytes) -> str:
+    if kind == b"stream":
+        return f"log {key.decode()} (%d entries)"
+    return next((name for pattern, name in _KINDS if pattern.match(key)), "other keys")
+
+
+def _usage_by_kind(raw: redis.Redis) -> Counter[str]:
+    usage: Counter[str] = Counter()
+    keys = list(raw.scan_iter(count=5000))
+    for first in range(0, len(keys), 2000):
+        chunk = keys[first : first + 2000]
+        pipe = raw.pipeline(transaction=False)
+        for key in chunk:
+            pipe.type(key)
+            pipe.memory_usage(key, samples=0)
+        replies = pipe.execute()
+        for key, kind, size in zip(chunk, replies[::2], replies[1::2], strict=True):
+            name = _kind(key, kind)
+            if kind == b"stream":
+                name = name % raw.xlen(key)
+            usage[name] += size or 0
+    return usage
+
+
+async def _fill(url: str, users: int, scenario: str) -> None:
+    rng = random.Random(7)
+    async with open_store(url) as store:
+        async with EventCollector(store) as collector, DecisionLog(store) as decisions:
+            for first in range(0, users, 200):
+                batch: list[object] = []
+                for user in range(first, min(users, first + 200)):
+                    subject = f"user-{user}"
+                    decision_id = ""
+                    if scenario == "day":
+                        await collector.set_profile(subject, _profile(user), actor="measure")
+                        record = _decision(user, rng)
+                        decision_id = record.id
+                        decisions.record(
+                            encode_decision(record), decision_id=record.id, subject=subject
+                        )
+                    kinds = DAY if scenario == "day" else MONTH
+                    batch += _events(user, kinds, decision_id)
+                await collector.collect(batch, consent="personal")  # type: ignore[arg-type]
+                await decisions.flush()
+            await asyncio.sleep(0.5)  # the collector's derived state (histories) lands
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("users", nargs="?", type=int, default=20_000)
+    parser.add_argument("--scenario", choices=("day", "month"), default="day")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp)) as server:
         raw = redis.Redis(port=server.port)
         before = raw.info("memory")["used_memory"]
-        async with open_store(f"redis://127.0.0.1:{server.port}/0") as store:
-            async with EventCollector(store) as collector:
-                for first in range(0, users, 200):
-                    batch = [e for u in range(first, min(users, first + 200)) for e in _events(u)]
-                    await collector.collect(batch, consent="personal")  # type: ignore[arg-type]
+        # a loaded machine: the request-path timeout (50 ms) would fail a measurement
+        url = f"redis://127.0.0.1:{server.port}/0?timeout=5"
+        asyncio.run(_fill(url, args.users, args.scenario))
         after = raw.info("memory")["used_memory"]
-        stream = sum(raw.memory_usage(key) or 0 for key in raw.scan_iter(_type="stream"))
-        per_user = (after - before - stream) / users
-        print(
-            f"{users:,} users, {len(KINDS)} events each: used_memory {before:,} -> {after:,} B; "
-            f"logs (streams) {stream:,} B; per-user state {per_user:,.0f} B, "
-            f"{per_user * 1e6 / 2**30:.2f} GiB per 1M users (+ logs: "
-            f"{stream / users:,.0f} B per user while retained)"
-        )
+        usage = _usage_by_kind(raw)
+        version = raw.info("server")["redis_version"]
+    per_user = (after - before) / args.users
+    print(
+        f"tree {ROOT}; redis {version}; scenario {args.scenario}; {args.users:,} users: "
+        f"used_memory {before:,} -> {after:,} B = {per_user:,.0f} B per user, "
+        f"{per_user * 1e6 / 2**30:.2f} GiB per 1M users (linear extrapolation)"
+    )
+    print("MEMORY USAGE per user, by kind of key:")
+    for name, size in usage.most_common():
+        print(f"  {size / args.users:8,.0f} B  {name}")
+    print(f"  {sum(usage.values()) / args.users:8,.0f} B  all keys")
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000))
+    main()

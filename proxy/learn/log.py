@@ -35,6 +35,7 @@ from typing import Literal
 import msgspec
 
 from slotwise.proxy.bandit.errors import BanditError
+from slotwise.proxy.decision_codec import decode_stored, is_compact
 from slotwise.proxy.decision_log import DecisionRecord, OutcomeRecord, SlotRecord
 
 
@@ -65,9 +66,21 @@ def encode(record: LogRecord) -> bytes:
 
 
 def decode(line: bytes | str, where: str = "<log>") -> LogRecord:
-    """One record, or a BanditError naming the line and what is wrong with it."""
+    """One record, or a BanditError naming the line and what is wrong with it.
+
+    Also reads a decision in the compact form the store's decisions log holds
+    (slotwise.proxy.decision_codec), so store readers and file readers check alike.
+    """
     try:
-        record: LogRecord = _DECODER.decode(line)
+        if isinstance(line, bytes) and is_compact(line):
+            try:
+                record: LogRecord = decode_stored(line)
+            except msgspec.DecodeError as exc:
+                raise BanditError(
+                    "bad_log_record", f"{where}: not a stored decision ({exc})"
+                ) from exc
+        else:
+            record = _DECODER.decode(line)
     except msgspec.ValidationError as exc:
         raise BanditError("bad_log_record", f"{where}: {exc}") from exc
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from slotwise.proxy.decision_codec import decode_stored, stored_ts
 from slotwise.proxy.decision_log import DecisionRecord
 from slotwise.proxy.events.schema import PurchaseProps
 from slotwise.proxy.offer_money import joined_purchase
@@ -64,8 +65,6 @@ class _Envelope(msgspec.Struct):
 
 
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
-# the report divides by no propensity: the decision's own decoder, without the log's checks
-_DECISION = msgspec.json.Decoder(DecisionRecord)
 
 
 def feed_decision(tally: ReportTally, record: DecisionRecord, selection: Selection) -> None:
@@ -90,13 +89,6 @@ async def _pages(
         page = await following
 
 
-class _Time(msgspec.Struct):
-    ts: float = 0.0
-
-
-_TIME = msgspec.json.Decoder(_Time)
-
-
 def _decode_decisions(
     entries: list[LogEntry], tally: ReportTally, skip_before: float | None = None
 ) -> list[_Item]:
@@ -104,10 +96,11 @@ def _decode_decisions(
     for entry in entries:
         try:
             # catching up on a long log: the time alone is read of the old entries
-            if skip_before is not None and _TIME.decode(entry.data).ts < skip_before:
+            if skip_before is not None and stored_ts(entry.data) < skip_before:
                 tally.stats.outside += 1
                 continue
-            record = _DECISION.decode(entry.data)
+            # the report divides by no propensity: the record alone, without the log's checks
+            record = decode_stored(entry.data)
         except msgspec.MsgspecError:
             tally.stats.unreadable += 1
             continue

@@ -1,7 +1,9 @@
 """``redis://host:port/db`` and ``redis+cluster://host:port,host:port``: the scaled-out store.
 
 Values, counters and sets are plain Redis keys; histories are lists trimmed to their bound;
-logs are Redis Streams (positions are stream ids) read by consumer groups. Multi-step writes
+logs are Redis Streams (positions are stream ids) read by consumer groups; a JSON record is
+stored deflated with a preset dictionary when that is smaller (slotwise.proxy.state.packing:
+field ``z``, else ``d``), and read back as it was appended. Multi-step writes
 run as Lua scripts, so each is atomic and touches one hash slot: a log's stream and its dedup
 keys share the hash tag ``{log:<name>}``, a user's keys share ``{<user>}`` (see
 :func:`~slotwise.proxy.state.base.subject_key`), which keeps every script legal on Cluster.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -51,6 +54,7 @@ from slotwise.proxy.state.base import (
     escape_key_part,
     subject_prefix,
 )
+from slotwise.proxy.state.packing import pack, unpack
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
@@ -62,7 +66,9 @@ _CLUSTER_PREFIX = "Redis Cluster cannot be connected. Please provide at least on
 
 # KEYS[1] = stream, KEYS[2..] = dedup keys of the records that carry an id, in order.
 # ARGV[1] = dedup ttl in ms ('' = no dedup), ARGV[2] = record count,
-# then per record: has-id ('1'/'0'), subject ('' = none), data. Returns a position or ''.
+# then per record: has-id ('1'/'0', followed by 'z' when the data is packed: it goes in field
+# 'z', else in 'd'; slotwise.proxy.state.packing), subject ('' = none), data.
+# Returns a position or ''.
 # A Lua error does not undo the writes made before it, and a dedup key left for a record that
 # was not stored loses that record for good (its resend counts as a duplicate). So the stream's
 # type is checked before any write, and should an XADD still fail, the failing record's dedup
@@ -78,7 +84,10 @@ local out = {}
 local k = 2
 for i = 1, n do
   local fresh, claimed = true, nil
-  if ARGV[3 * i] == '1' then
+  local flag = ARGV[3 * i]
+  local field = 'd'
+  if string.sub(flag, 2, 2) == 'z' then field = 'z' end
+  if string.sub(flag, 1, 1) == '1' then
     if ttl ~= '' then
       fresh = redis.call('SET', KEYS[k], '1', 'NX', 'PX', ttl)
       if fresh then
@@ -97,9 +106,9 @@ for i = 1, n do
     local subject, data = ARGV[3 * i + 1], ARGV[3 * i + 2]
     local position
     if subject == '' then
-      position = redis.pcall('XADD', KEYS[1], '*', 'd', data)
+      position = redis.pcall('XADD', KEYS[1], '*', field, data)
     else
-      position = redis.pcall('XADD', KEYS[1], '*', 's', subject, 'd', data)
+      position = redis.pcall('XADD', KEYS[1], '*', 's', subject, field, data)
     end
     if type(position) == 'table' and position.err then
       if claimed then redis.call('DEL', claimed) end
@@ -192,7 +201,19 @@ def _stream_key(log: str) -> str:
 def _entry(position: bytes | str, fields: dict[bytes, bytes]) -> LogEntry:
     subject = fields.get(b"s")
     pos = position.decode() if isinstance(position, bytes) else position
-    return LogEntry(pos, fields.get(b"d", b""), subject.decode() if subject else None)
+    packed = fields.get(b"z")
+    data = fields.get(b"d", b"") if packed is None else _unpacked(pos, packed)
+    return LogEntry(pos, data, subject.decode() if subject else None)
+
+
+def _unpacked(position: str, packed: bytes) -> bytes:
+    try:
+        return unpack(packed)
+    except zlib.error as exc:
+        # handed on as it is: the log's reader counts a record it cannot decode (as it would
+        # a damaged 'd') rather than stopping at it
+        _log.warning("log entry %s: its packed data does not unpack (%s)", position, exc)
+        return packed
 
 
 class RedisStore(Store):
@@ -543,7 +564,10 @@ class RedisStore(Store):
         for record in records:
             if record.id is not None:
                 keys.append(f"{stream}:d:{escape_key_part(record.id)}")
-            args.extend((1 if record.id is not None else 0, record.subject or "", record.data))
+            data = bytes(record.data)
+            packed = pack(data)
+            flag = ("1" if record.id is not None else "0") + ("z" if packed is not None else "")
+            args.extend((flag, record.subject or "", data if packed is None else packed))
         if self._wait_replicas:
             result = await self._append_replicated(keys, args)
         else:

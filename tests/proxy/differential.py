@@ -112,6 +112,17 @@ async def _drive(phase: Mapping[str, Any], requests: list[Any]) -> dict[str, Any
     return {"answers": answers, "counters": counters}
 
 
+def _record_json(data: bytes) -> Any:
+    """A decisions-log entry as its JSON object (the tree recorded wrote JSON; this one
+    stores the compact form of slotwise.proxy.decision_codec)."""
+    try:
+        from slotwise.proxy.decision_codec import decode_stored
+        from slotwise.proxy.decision_log import encode_record
+    except ImportError:  # a tree before the compact form
+        return json.loads(data)
+    return json.loads(encode_record(decode_stored(data)))
+
+
 async def _one(
     runtime: Any, client: httpx.AsyncClient, cursor: list[str], index: int, request: Any
 ) -> dict[str, Any]:
@@ -123,7 +134,7 @@ async def _one(
     entries = await runtime.store.log_read("decisions", after=cursor[0], count=10_000)
     if entries:
         cursor[0] = entries[-1].position
-    records = [(json.loads(e.data), e.subject) for e in entries]
+    records = [(_record_json(e.data), e.subject) for e in entries]
     return normalise(response.status_code, response.headers.raw, response.content, records)
 
 

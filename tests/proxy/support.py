@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from typing import Any
 import httpx
 
 from slotwise.proxy.app import ProxyApp
+from slotwise.proxy.decision_codec import decode_stored
+from slotwise.proxy.decision_log import encode_record
 
 # the example ad server's home-top creative, as a JSON ad answer (cmp-spring: spring_sale)
 SPRING_AD: dict[str, Any] = {
@@ -159,3 +162,8 @@ async def wait_ready(client: httpx.AsyncClient, attempts: int = 300) -> None:
             pass
         await asyncio.sleep(0.05)
     raise AssertionError("slotwise serve did not become ready")
+
+
+def stored_json(data: bytes) -> Any:
+    """A decisions-log entry (the store's compact form) as the JSON object of the record."""
+    return json.loads(encode_record(decode_stored(data)))

@@ -34,7 +34,13 @@ from tests.proxy.policies import (
     campaign_id_is,
     slot,
 )
-from tests.proxy.support import Canned, UpstreamServer, running, upstream_server
+from tests.proxy.support import (
+    Canned,
+    UpstreamServer,
+    running,
+    stored_json,
+    upstream_server,
+)
 
 IAB = TEST_DATA / "iab"
 EXAMPLES = sorted(IAB.glob("*/*.json")) + sorted(IAB.glob("vast/*/*.xml"))
@@ -186,7 +192,7 @@ async def test_every_iab_example_passes_through_byte_for_byte(
             await _assert_unchanged(client, upstream, f"/iab/{path.parent.name}/{path.name}")
         assert app.runtime is not None
         await app.runtime.engine.decision_log.flush()
-        records = [json.loads(e.data) for e in await app.runtime.store.log_read("decisions")]
+        records = [stored_json(e.data) for e in await app.runtime.store.log_read("decisions")]
         if fault == "hang_past_deadline":
             # the campaign applied: its decisions are logged, marked, with nothing served
             assert records
@@ -263,7 +269,7 @@ async def test_json_campaign_personalises_with_trackers(upstream: UpstreamServer
         assert runtime is not None
         await runtime.engine.decision_log.flush()
         entries = await runtime.store.log_read("decisions")
-        record = json.loads(entries[-1].data)
+        record = stored_json(entries[-1].data)
         assert record["type"] == "decision" and record["campaign"] == "spring_sale"
         assert record["policy_version"] == "test-1" and record["fail_open"] is None
         slots = {s["slot"]: s for s in record["slots"]}
@@ -393,7 +399,7 @@ async def test_holdout_serves_upstream_creative_with_trackers_and_logs_holdout(
         assert app.runtime is not None
         await app.runtime.engine.decision_log.flush()
         (entry,) = await app.runtime.store.log_read("decisions")
-        record = json.loads(entry.data)
+        record = stored_json(entry.data)
         assert record["holdout"] is True and record["slots"] == []
         assert record["eligible"] == {
             "headline": ["h1", "h2"],
@@ -519,7 +525,7 @@ def _compiled_app(upstream: UpstreamServer, text: str) -> ProxyApp:
 async def _records(app: ProxyApp) -> list[dict[str, Any]]:
     assert app.runtime is not None
     await app.runtime.engine.decision_log.flush()
-    return [json.loads(e.data) for e in await app.runtime.store.log_read("decisions")]
+    return [stored_json(e.data) for e in await app.runtime.store.log_read("decisions")]
 
 
 async def test_two_campaigns_on_two_bids_of_one_openrtb_response_both_apply(

@@ -19,7 +19,7 @@ from slotwise.proxy.config import Settings
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.policy_snapshot import PolicySnapshot
 from tests.conftest import REPO
-from tests.proxy.support import Canned, running, upstream_server
+from tests.proxy.support import Canned, running, stored_json, upstream_server
 
 DEMO_POLICIES = REPO / "examples" / "adserver" / "policies"
 AD = {
@@ -115,7 +115,7 @@ async def test_bandit_chooser_plugs_in() -> None:
             assert app.runtime is not None
             await app.runtime.engine.decision_log.flush()
             entries = await app.runtime.store.log_read("decisions")
-    records = [json.loads(e.data) for e in entries]
+    records = [stored_json(e.data) for e in entries]
     assert len(records) == 5
     assert {r["model_version"] for r in records} == {"v0"}  # the untrained bandit model
     for record in records:
@@ -159,7 +159,7 @@ async def test_configured_models_dir_serves_the_bandit_and_hot_reloads(tmp_path:
             assert app.runtime is not None
             await app.runtime.engine.decision_log.flush()
             entries = await app.runtime.store.log_read("decisions")
-    versions = [json.loads(e.data)["model_version"] for e in entries]
+    versions = [stored_json(e.data)["model_version"] for e in entries]
     assert versions == ["v0", "v1"]
 
 

@@ -24,7 +24,7 @@ from tests.plugins.openrtb_requests import (
     iphone_in_germany,
     published,
 )
-from tests.proxy.support import Canned, running, upstream_server
+from tests.proxy.support import Canned, running, stored_json, upstream_server
 
 POLICY = """policy "rtb" version 1
 
@@ -87,7 +87,7 @@ async def _proxy(policies: Path) -> AsyncIterator[tuple[ProxyApp, httpx.AsyncCli
 async def _records(app: ProxyApp) -> list[dict[str, Any]]:
     assert app.runtime is not None
     await app.runtime.engine.decision_log.flush()
-    return [json.loads(entry.data) for entry in await app.runtime.store.log_read("decisions")]
+    return [stored_json(entry.data) for entry in await app.runtime.store.log_read("decisions")]
 
 
 SENT: list[dict[str, Any]] = []

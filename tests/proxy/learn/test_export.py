@@ -23,6 +23,7 @@ from slotwise.lab.evaluation import (
 )
 from slotwise.lab.target_policy import load_probabilities
 from slotwise.proxy.cli import main
+from slotwise.proxy.decision_codec import encode_stored
 from slotwise.proxy.decision_log import DecisionRecord, SlotRecord, encode_record
 from slotwise.proxy.events.collector import EventCollector
 from slotwise.proxy.events.decisions import DecisionLog
@@ -115,8 +116,11 @@ async def _write(url: str, decisions: list[DecisionRecord], events: list[Event])
 
 async def _write_to(store: Store, decisions: list[DecisionRecord], events: list[Event]) -> None:
     async with DecisionLog(store) as log:
-        for record in decisions:
-            log.record(encode_record(record), decision_id=record.id, subject="u-1")
+        # a log across an upgrade: records as the proxy stores them (the compact form) between
+        # JSON records as versions before issue 22 stored them; both export alike
+        for i, record in enumerate(decisions):
+            encode = encode_record if i % 3 == 0 else encode_stored
+            log.record(encode(record), decision_id=record.id, subject="u-1")
     await EventCollector(store).collect(events, consent="personal", received=START)
 
 

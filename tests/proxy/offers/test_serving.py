@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from slotwise.proxy.cli import main
+from slotwise.proxy.decision_codec import decode_stored
 from slotwise.proxy.decision_log import DecisionRecord
 from testing.proxy import Canned, ProxyUnderTest, proxy_client
 
@@ -44,7 +44,7 @@ async def _records(proxy: ProxyUnderTest) -> list[DecisionRecord]:
     assert runtime is not None
     await runtime.engine.decision_log.flush()
     entries = await runtime.store.log_read("decisions", count=10_000)
-    return [msgspec.json.decode(e.data, type=DecisionRecord) for e in entries]
+    return [decode_stored(e.data) for e in entries]
 
 
 async def test_a_cart_gets_an_offer_at_its_location() -> None:

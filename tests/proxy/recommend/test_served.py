@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import msgspec
 import pytest
 
 from slotwise.proxy.app import ProxyApp
 from slotwise.proxy.config import Settings
+from slotwise.proxy.decision_codec import decode_stored
 from slotwise.proxy.decision_log import DecisionRecord
 from tests.proxy.support import Canned, running, upstream_server
 
@@ -150,7 +150,7 @@ async def _decisions(proxy: Shop) -> list[DecisionRecord]:
     assert runtime is not None
     await runtime.engine.decision_log.flush()
     entries = await runtime.store.log_read("decisions", count=1000)
-    return [msgspec.json.decode(e.data, type=DecisionRecord) for e in entries]
+    return [decode_stored(e.data) for e in entries]
 
 
 async def test_new_visitors_get_trending_and_returning_ones_their_last_visit(

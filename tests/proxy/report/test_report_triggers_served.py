@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from slotwise.proxy.state import open_store
-from tests.proxy.support import wait_ready
+from tests.proxy.support import stored_json, wait_ready
 from tests.proxy.triggers import test_served as served
 from tests.support.notify import webhook_receiver
 
@@ -75,7 +75,7 @@ async def test_the_report_compares_a_trigger_with_its_holdout(
                 # the trigger's decisions, in the order of the requests (one per shopper)
                 async with open_store(store) as reader:
                     entries = await reader.log_read("decisions", count=1000)
-                records = [json.loads(e.data) for e in entries]
+                records = [stored_json(e.data) for e in entries]
                 triggered = [r for r in records if r.get("trigger") == "cart_abandon"]
                 assert len(triggered) == SHOPPERS
                 assert [not r["holdout"] for r in triggered] == reminded

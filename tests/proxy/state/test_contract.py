@@ -190,6 +190,34 @@ async def test_log_append_and_read_from_a_position(store: Store) -> None:
     assert await store.log_length("other") == 0
 
 
+# records as the logs hold them: JSON events and audit records (which the Redis store packs),
+# binary decision records, a "{" that is no JSON, and short ones
+REAL_RECORDS = [
+    b'{"received":1796504236.8,"consent":"personal","event":{"type":"page_view",'
+    b'"properties":{"url":"https://shop.example/c/1"},"id":"u1-e1","user_id":"user-1"}}',
+    b'{"action":"erase","subject_sha256":"' + b"ab" * 32 + b'","at":1.0,"actor":"admin"}',
+    bytes([0xDC, 0x00, 0x13]) + bytes(range(256)),
+    b"{" + bytes(range(256)) * 2,
+    b'{"a":1}',
+    b"",
+    b"{" * 300,
+]
+
+
+async def test_log_records_read_back_as_appended(store: Store) -> None:
+    records = [LogRecord(d, subject="u1" if i % 2 else None) for i, d in enumerate(REAL_RECORDS)]
+    positions = await store.log_append("events", records)
+    entries = await store.log_read("events", count=100)
+    assert [e.data for e in entries] == REAL_RECORDS
+    assert [e.position for e in entries] == positions
+    group = await store.log_group_read("events", "g", "c1", count=100)
+    assert [e.data for e in group] == REAL_RECORDS
+    pending = await store.log_group_read("events", "g", "c1", count=100, pending=True)
+    assert [e.data for e in pending] == REAL_RECORDS
+    assert await store.log_erase("events", "u1") == 3
+    assert [e.data for e in await store.log_read("events")] == REAL_RECORDS[::2]
+
+
 async def test_log_dedup_by_record_id(store: Store) -> None:
     first = await store.log_append(
         "events",
