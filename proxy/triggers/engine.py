@@ -39,8 +39,10 @@ from slotwise.proxy.notify.outbox import (
 )
 from slotwise.proxy.offer_document import offer_document, offer_id
 from slotwise.proxy.state import HistoryItem, Store, subject_key
+from slotwise.proxy.state.base import subject_prefix
 from slotwise.proxy.triggers.prices import PRICE_DROP, forget_views, index_views
 from slotwise.proxy.triggers.state import (
+    RECORD,
     Times,
     TriggerRecord,
     TriggerState,
@@ -150,8 +152,8 @@ async def read_users(
     reading = asyncio.ensure_future(wrap(store.histories(keys, since=since)))
     keys = []
     for subject in subjects:
-        keys += [subject_key(subject, PROFILE_KEY), subject_key(subject, CART_KEY)]
-        keys.append(record_key(subject))
+        prefix = subject_prefix(subject)  # subject_key(subject, name) is prefix + name
+        keys += (prefix + PROFILE_KEY, prefix + CART_KEY, prefix + RECORD)
     try:
         values = await store.get_many(keys)
     except BaseException:
