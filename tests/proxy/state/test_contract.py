@@ -252,10 +252,10 @@ async def test_log_append_with_history(store: Store) -> None:
 async def test_log_append_with_history_ttl(store: Store) -> None:
     await store.log_append_with_history(
         "events", [LogRecord(b"e", subject="u")], [("h", HistoryItem("v", 1.0))],
-        max_len=5, ttl=0.15,
+        max_len=5, ttl=1.0,
     )  # fmt: skip
     assert await store.history("h") == [HistoryItem("v", 1.0)]
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(1.2)
     assert await store.history("h") == []
     assert await store.log_length("events") == 1  # the log keeps it: the ttl is the history's
 
@@ -269,7 +269,7 @@ async def test_log_append_and_set(store: Store) -> None:
         records,
         dedup_ttl=60,
         values=[("{r1}", b"record-1"), ("r2", bytes(range(256)))],
-        ttl=0.3,
+        ttl=1.5,  # long enough for the reads below on a loaded machine
         members=[("names", [b"cart"]), ("{audience}", [b"u1", b"u2"]), ("empty", [])],
     )
     assert all(p is not None for p in positions)
@@ -286,7 +286,7 @@ async def test_log_append_and_set(store: Store) -> None:
     assert await store.set_members("names") == frozenset({b"cart", b"x"})
     assert await store.log_append_and_set("outbox", [], values=[("r4", b"4")]) == []
     assert await store.get("r4") == b"4"
-    await asyncio.sleep(0.45)
+    await asyncio.sleep(1.7)
     assert await store.get_many(["{r1}", "r2", "r3", "r4"]) == [None, None, b"3", b"4"]
     assert await store.log_length("outbox") == 2
 
