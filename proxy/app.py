@@ -600,7 +600,7 @@ class ProxyApp:
             background.append(engine.guardrails.watch(store, s.guardrail.refresh_interval))
         runtime.tasks += [asyncio.create_task(work) for work in background if work is not None]
         if s.notify.sender:
-            runtime.notify_sender = await _notify_sender(s, store, stack)
+            runtime.notify_sender = await _notify_sender(s, store, stack, lambda: policies.current)
         if s.proxy.metrics_dir:
             shared = runtime.shared_metrics = SharedMetrics(Path(s.proxy.metrics_dir))
             interval = s.proxy.metrics_interval
@@ -625,13 +625,15 @@ def _event_edges(s: Settings, runtime: Runtime) -> None:
         )
 
 
-async def _notify_sender(s: Settings, store: Any, stack: contextlib.AsyncExitStack) -> Any:
-    """The notification sender, run for the app's life (one across every proxy works: a lease
-    in the store); stopped, its lease given up and its connections closed, before the store
-    closes."""
+async def _notify_sender(
+    s: Settings, store: Any, stack: contextlib.AsyncExitStack, policy: Callable[[], Any]
+) -> Any:
+    """The notification sender (and the scheduled audience pushes), run for the app's life
+    (one across every proxy works: a lease in the store); stopped, its lease given up and its
+    connections closed, before the store closes."""
     from slotwise.proxy.notify.runtime import build_sender, trigger_check
 
-    sender = build_sender(s, store, still_due=trigger_check(store))
+    sender = build_sender(s, store, still_due=trigger_check(store), policy=policy)
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
 

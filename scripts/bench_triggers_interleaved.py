@@ -80,13 +80,20 @@ def main() -> int:
                     print(f"round {round_ + 1} {store} {tree}: {got}", flush=True)
                     for workload in ("triggers", "baseline"):
                         runs.setdefault((store, workload, tree), []).append(got[workload])
-    print(f"medians of {args.rounds} rounds (events/s; after/before):")
+                        # CPU per event (every thread of the process): what the load of a
+                        # shared machine disturbs least
+                        cpu = got.get(f"{workload}_cpu_us")
+                        if cpu is not None:
+                            runs.setdefault((store, f"{workload} cpu", tree), []).append(cpu)
+    print(f"medians of {args.rounds} rounds (events/s, or CPU us per event; after/before):")
     for store in stores:
-        for workload in ("triggers", "baseline"):
+        for workload in ("triggers", "baseline", "triggers cpu", "baseline cpu"):
+            if (store, workload, "before") not in runs:
+                continue
             before = statistics.median(runs[(store, workload, "before")])
             after = statistics.median(runs[(store, workload, "after")])
             print(
-                f"  {store:6} {workload:8} before {before:9,.0f}  after {after:9,.0f}"
+                f"  {store:6} {workload:12} before {before:9,.1f}  after {after:9,.1f}"
                 f"  ratio {after / before:.2f}"
             )
     return 0

@@ -313,6 +313,8 @@ NOTIFY: Final = Area(
         "the file and line",
         "no_smtp": "the policies send e-mail but `notify.smtp_host` or `notify.smtp_from` is "
         "not set",
+        "unknown_audience": "an `[audience_pushes.NAME]` table's `audience` is not a trigger of "
+        "the policies (`slotwise audiences list` names them)",
         "unknown_dead_letter": "`slotwise notify replay KEY`: no dead letter has that key "
         "(`slotwise notify dead-letters` lists them)",
     },

@@ -147,11 +147,16 @@ def _serve(settings: Settings, log_level: str) -> int:
     from slotwise.proxy.state import open_store
 
     directory = Path(settings.proxy.policies)
+    policy = None
     if directory.is_dir():
         problem = check_policies(directory, "notify") or check_notify(settings, directory, "notify")
         if problem is not None:
             print(problem, file=sys.stderr)
             return EXIT_FAILED
+        from slotwise.plugins.registry import load_schema
+        from slotwise.proxy.policy_snapshot import compile_directory
+
+        policy = compile_directory(directory, load_schema())  # the audiences' triggers
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
 
     async def main() -> None:
@@ -160,7 +165,9 @@ def _serve(settings: Settings, log_level: str) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         async with open_store(settings.store.url) as store:
-            sender = build_sender(settings, store, still_due=trigger_check(store))
+            sender = build_sender(
+                settings, store, still_due=trigger_check(store), policy=lambda: policy
+            )
             print(
                 f"slotwise notify: sender {sender.lease.owner} on {settings.store.url}",
                 file=sys.stderr,

@@ -73,6 +73,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             extra={"env": "SLOTWISE_WEBHOOKS_CONFIG"},
         ),
     ] = msgspec.field(default_factory=dict)
+    audience_pushes: Annotated[
+        dict[str, dict[str, Any]],
+        msgspec.Meta(
+            description="one table per scheduled push of an audience to a webhook, "
+            "`[audience_pushes.NAME]` with `audience` (a trigger's name), `webhook` (a "
+            "`[webhooks.NAME]`) and `interval` (seconds); run by the notification sender "
+            "(notifications.md)",
+            extra={"env": "SLOTWISE_AUDIENCE_PUSHES_CONFIG"},
+        ),
+    ] = msgspec.field(default_factory=dict)
 
     @classmethod
     def of(cls, **values: Any) -> Settings:

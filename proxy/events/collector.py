@@ -1,9 +1,12 @@
 """The event pipeline behind the endpoints: consent, suppression, dedup, durable append.
 
 :meth:`EventCollector.collect` returns only after the events are durably appended to the
-events log (the store's group commit); per-user histories are updated right after, off the
-reply path. Erasure (:meth:`EventCollector.erase`) and retention (the background loop started
-by ``async with collector``) live here too, because they act on the same keys and logs.
+events log (the store's group commit). Per-user histories are appended in the same store step
+(``Store.log_append_with_history``: one commit) unless the batch links an anonymous id to a
+known one or recommenders learn from it (both read the history as it was before the batch):
+then right after, off the reply path (before the answer when a trigger listens). Erasure
+(:meth:`EventCollector.erase`) and retention (the background loop started by ``async with
+collector``) live here too, because they act on the same keys and logs.
 """
 
 from __future__ import annotations
@@ -100,6 +103,30 @@ def _anonymous_only(events: Sequence[Event]) -> list[str]:
 _ENCODER = msgspec.json.Encoder()
 
 
+def _links(event: Event) -> bool:
+    """Does ``event`` link an anonymous id to a known one (aliases.link)?"""
+    anonymous = event.anonymous_id
+    return anonymous is not None and event.user_id is not None and anonymous != event.user_id
+
+
+def _history_item(event: Event, now: float) -> HistoryItem:
+    properties = _ENCODER.encode(getattr(event, "properties", None))
+    data = properties if len(properties) <= _HISTORY_DATA_LIMIT else b""
+    # never ahead of this proxy's clock: a client clock running ahead must not put behaviour
+    # in the future (a trigger armed late, a window that never starts)
+    return HistoryItem(event_type(event), min(event.time or now, now), data)
+
+
+def _history_entries(
+    events: Sequence[Event], records: Sequence[LogRecord], now: float
+) -> list[tuple[str, HistoryItem] | None]:
+    """Each record's history entry (its subject's history key and item; None: no subject)."""
+    return [
+        (history_key(r.subject), _history_item(e, now)) if r.subject is not None else None
+        for e, r in zip(events, records, strict=True)
+    ]
+
+
 class EventCollector:
     """Long-lived: create once in the app lifespan and ``async with`` it."""
 
@@ -178,10 +205,25 @@ class EventCollector:
             records.append(LogRecord(data, subject=subject, id=event.id))
             kept.append(event)
         subjects = {r.subject for r in records if r.subject is not None}
+        # the histories in the events' own store step, when nothing must read them first
+        fold = (
+            personal and self.config.history_max_len > 0 and self.recs is None
+            and not any(_links(e) for e in kept)
+        )  # fmt: skip
         try:
-            positions = await self.store.log_append(
-                self.config.events_log, records, dedup_ttl=self.config.dedup_window
-            )
+            if fold:
+                positions = await self.store.log_append_with_history(
+                    self.config.events_log,
+                    records,
+                    _history_entries(kept, records, at),
+                    dedup_ttl=self.config.dedup_window,
+                    max_len=self.config.history_max_len,
+                    ttl=self.config.user_state_ttl,
+                )
+            else:
+                positions = await self.store.log_append(
+                    self.config.events_log, records, dedup_ttl=self.config.dedup_window
+                )
             # an erasure that ran meanwhile: what it missed goes now (erasure.py)
             raced = await self.erasure.settle(subjects)
         except StoreUnavailable:
@@ -197,9 +239,9 @@ class EventCollector:
             if triggers is not None and triggers.listens(event_type(e) for e in fresh):
                 # a trigger listens: history and trigger states before the answer, so the
                 # very next request sees them (slotwise.proxy.triggers)
-                await self._guarded(self._derive(fresh, known, triggers))
+                await self._guarded(self._derive(fresh, known, triggers, histories=not fold))
             else:
-                self._spawn(self._derive(fresh, known, triggers))
+                self._spawn(self._derive(fresh, known, triggers, histories=not fold))
         elif fresh and self.recs is not None:  # contextual: counted for trending only
             self._spawn(self.recs.observe(fresh, [None] * len(fresh)))
         for hook in self.after_store if fresh else ():
@@ -208,9 +250,15 @@ class EventCollector:
         return CollectResult(len(fresh), len(records) - len(fresh), suppressed)
 
     async def _derive(
-        self, events: Sequence[Event], known: dict[str, str], triggers: Any = None
+        self,
+        events: Sequence[Event],
+        known: dict[str, str],
+        triggers: Any = None,
+        *,
+        histories: bool = True,
     ) -> None:
-        """Per-user state from stored personal events: aliases, histories, then triggers."""
+        """Per-user state from stored personal events: aliases, histories (unless appended
+        with the events already), then triggers."""
         config = self.config
         pairs = {
             (e.anonymous_id, e.user_id)
@@ -233,7 +281,7 @@ class EventCollector:
                     await self.recs.observe(events, subjects)
                 except Exception as exc:  # the histories are still kept
                     _log.warning("recommender state update failed: %s", exc)
-            if config.history_max_len > 0:
+            if histories and config.history_max_len > 0:
                 await self._update_histories(events, known)
             if triggers is not None:
                 await triggers.observe(self._by_subject(events, known))
@@ -275,12 +323,7 @@ class EventCollector:
             subject = _resolved(event, known)
             if subject is None:
                 continue
-            properties = _ENCODER.encode(getattr(event, "properties", None))
-            data = properties if len(properties) <= _HISTORY_DATA_LIMIT else b""
-            # never ahead of this proxy's clock: a client clock running ahead must not put
-            # behaviour in the future (a trigger armed late, a window that never starts)
-            item = HistoryItem(event_type(event), min(event.time or now, now), data)
-            by_subject.setdefault(subject, []).append(item)
+            by_subject.setdefault(subject, []).append(_history_item(event, now))
         # every user's history in one call (one round trip where the backend allows)
         await self.store.history_append_many(
             [(history_key(subject), items) for subject, items in by_subject.items()],

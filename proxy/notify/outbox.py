@@ -57,7 +57,12 @@ def decode(data: bytes) -> Notification:
     return msgspec.json.decode(data, type=Notification)
 
 
+def outbox_records(notifications: Sequence[Notification]) -> list[LogRecord]:
+    """The outbox records of ``notifications`` (append with ``dedup_ttl=DEDUP_SECONDS``)."""
+    return [LogRecord(encode(n), subject=n.subject, id=n.key) for n in notifications]
+
+
 async def enqueue(store: Store, notifications: Sequence[Notification]) -> list[str | None]:
     """Durably append ``notifications``; a key already enqueued is not stored again (None)."""
-    records = [LogRecord(encode(n), subject=n.subject, id=n.key) for n in notifications]
+    records = outbox_records(notifications)
     return await store.log_append(OUTBOX_LOG, records, dedup_ttl=DEDUP_SECONDS)

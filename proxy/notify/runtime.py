@@ -7,10 +7,11 @@ lifespan, where the lease lets one work) and by ``slotwise notify serve``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from slotwise.proxy.notify.audience_push import AudiencePusher, audience_pushes
 from slotwise.proxy.notify.delivery import Channel
 from slotwise.proxy.notify.endpoints import webhook_endpoints
 from slotwise.proxy.notify.errors import NotifyError
@@ -62,11 +63,21 @@ def build_sender(
     still_due: StillDue = always_due,
     environ: Mapping[str, str] | None = None,
     owner: str | None = None,
+    policy: Callable[[], CompiledPolicySet | None] | None = None,
 ) -> Sender:
+    """The sender; with ``policy`` (the serving policies), the ``[audience_pushes.NAME]`` too."""
     n = settings.notify
+    channels = build_channels(settings, environ)
+    pusher = None
+    if settings.audience_pushes and policy is not None:
+        webhook = channels["webhook"]
+        assert isinstance(webhook, WebhookChannel)
+        pushes = audience_pushes(settings.audience_pushes, webhook.endpoints)
+        pusher = AudiencePusher(store, pushes, webhook, policy, retry_base=n.retry_base)
     return Sender(
         store,
-        build_channels(settings, environ),
+        channels,
+        pusher=pusher,
         retry=RetryPolicy(n.max_attempts, n.retry_base, n.retry_max),
         still_due=still_due,
         lease_seconds=n.lease_seconds,
@@ -86,6 +97,7 @@ def check(
     """Every endpoint and template the policies name exists and works; NotifyError when not."""
     environ = os.environ if environ is None else environ
     endpoints = webhook_endpoints(settings.webhooks, environ)  # every table, named or not
+    audience_pushes(settings.audience_pushes, endpoints, policy_set)
     named = list(_named(policy_set))
     for trigger, channel, name in named:
         where = f"trigger {trigger}: notify {channel} {name!r}"

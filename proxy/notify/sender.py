@@ -35,6 +35,7 @@ import msgspec
 
 from slotwise.proxy.events.erasure import erased_key
 from slotwise.proxy.notify import stats
+from slotwise.proxy.notify.audience_push import AudiencePusher
 from slotwise.proxy.notify.delivery import Channel, Outcome
 from slotwise.proxy.notify.lease import Lease
 from slotwise.proxy.notify.outbox import OUTBOX_LOG, Notification, decode
@@ -102,6 +103,7 @@ class Sender:
         owner: str | None = None,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
+        pusher: AudiencePusher | None = None,
     ) -> None:
         self.store = store
         self.channels = dict(channels)
@@ -120,6 +122,9 @@ class Sender:
         self._trimmed_at = 0.0
         self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.grace = grace  # seconds attempts in flight may take to end on stop
+        # scheduled audience pushes ([audience_pushes.NAME]), run beside the rounds
+        self.pusher = pusher
+        self._pushing: asyncio.Task[None] | None = None
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -166,6 +171,7 @@ class Sender:
             log.info("notification sender: active (%d pending)", len(self.schedule))
         more = await self._ingest(pending=False)
         self._attempt_due()
+        self._push_due()
         await self._publish_gauges()
         await self._trim()
         if more:
@@ -284,6 +290,22 @@ class Sender:
             self._inflight[(subject, key)] = task
             task.add_done_callback(functools.partial(self._landed, (subject, key)))
 
+    def _push_due(self) -> None:
+        """The audience pushes whose time came, one run at a time, beside the rounds (a slow
+        receiver holds up neither the outbox nor the lease), only while the lease is held."""
+        if self.pusher is None or self.lease.valid_for() <= 0:
+            return
+        if self._pushing is None or self._pushing.done():
+            self._pushing = asyncio.create_task(self._push_logged(self.pusher))
+
+    async def _push_logged(self, pusher: AudiencePusher) -> None:
+        try:
+            await pusher.run_due(self.clock())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the store failed mid-push: tried again next round
+            log.warning("audience push interrupted: %s", exc)
+
     def _landed(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
         self._inflight.pop(key, None)
 
@@ -296,9 +318,10 @@ class Sender:
             log.warning("notification %s: attempt interrupted: %s", key, exc)
 
     async def _finish_inflight(self) -> None:
-        """On stop: let attempts in flight end (their channels' timeouts bound them)."""
-        if self._inflight:
-            tasks = list(self._inflight.values())
+        """On stop: let attempts (and a push) in flight end (their timeouts bound them)."""
+        pushing = [self._pushing] if self._pushing is not None else []
+        if self._inflight or pushing:
+            tasks = [*self._inflight.values(), *pushing]
             _, pending = await asyncio.wait(tasks, timeout=self.grace)
             for task in pending:
                 task.cancel()

@@ -15,6 +15,8 @@ COUNTERS = {
     "delayed_quiet": "Times a due notification was delayed to the end of quiet hours.",
     "cancelled": "Notifications dropped because their trigger no longer wanted them.",
     "erased": "Pending notifications dropped because their user was erased.",
+    "audience_pushed": "Scheduled audience pushes delivered (every page answered 2xx).",
+    "audience_push_failed": "Scheduled audience push attempts that failed (retried later).",
 }
 _PREFIX = "notify:stats:"
 GAUGE_KEY = _PREFIX + "gauges"

@@ -25,8 +25,14 @@ EVENT_TYPE = "slotwise.notification"
 _encoder = msgspec.json.Encoder()
 
 
+def envelope(event_type: str, data: Mapping[str, Any], at: float) -> bytes:
+    """A body in the specification's recommended ``{type, timestamp, data}`` envelope."""
+    timestamp = datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+    return _encoder.encode({"type": event_type, "timestamp": timestamp, "data": data})
+
+
 def payload(notification: Notification, at: float) -> bytes:
-    """The body: the specification's recommended ``{type, timestamp, data}`` envelope."""
+    """A notification's body (:func:`envelope` of type :data:`EVENT_TYPE`)."""
     data: dict[str, Any] = {
         "key": notification.key,
         "user_id": notification.subject,
@@ -36,8 +42,7 @@ def payload(notification: Notification, at: float) -> bytes:
         "traits": notification.traits,
         "offer": notification.offer,
     }
-    timestamp = datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
-    return _encoder.encode({"type": EVENT_TYPE, "timestamp": timestamp, "data": data})
+    return envelope(EVENT_TYPE, data, at)
 
 
 class WebhookChannel:
@@ -51,8 +56,12 @@ class WebhookChannel:
         if endpoint is None:  # a policy reloaded since the start check named a new endpoint
             return Outcome.never(f"unknown_endpoint: no [webhooks.{notification.template}]")
         now = time.time()
-        body = payload(notification, now)
-        headers = signing.headers(endpoint.keys, notification.key, int(now), body)
+        return await self.post(endpoint, notification.key, payload(notification, now), now)
+
+    async def post(self, endpoint: Endpoint, message_id: str, body: bytes, at: float) -> Outcome:
+        """POST ``body`` signed under ``message_id`` (the receiver's idempotency key) at time
+        ``at``: delivered, retry (with the receiver's Retry-After) or never (410)."""
+        headers = signing.headers(endpoint.keys, message_id, int(at), body)
         timeout = endpoint.timeout or self.timeout
         if self._client is None:
             self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)

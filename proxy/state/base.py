@@ -260,6 +260,57 @@ class Store(abc.ABC):
         crash of this process (and, on Redis with ``appendfsync always``, of the server).
         """
 
+    async def log_append_with_history(
+        self,
+        log: str,
+        records: Sequence[LogRecord],
+        history: Sequence[tuple[str, HistoryItem] | None],
+        *,
+        dedup_ttl: float | None = None,
+        max_len: int,
+        ttl: float | None = None,
+    ) -> list[str | None]:
+        """:meth:`log_append`, then for each record stored (not a duplicate) its ``history``
+        entry (history key, item; None: none) appended as :meth:`history_append_many` does.
+
+        One atomic step where the backend allows (SQLite: one transaction; Redis: one script),
+        so an event is in its user's history exactly when it is in the log: one commit where
+        there were two. Elsewhere (Redis Cluster: the keys live on different slots) the two
+        calls in that order.
+        """
+        if len(history) != len(records):
+            raise ValueError("one history entry (or None) per record")
+        positions = await self.log_append(log, records, dedup_ttl=dedup_ttl)
+        appends = _history_appends(history, positions)
+        if appends:
+            await self.history_append_many(appends, max_len=max_len, ttl=ttl)
+        return positions
+
+    async def log_append_and_set(
+        self,
+        log: str,
+        records: Sequence[LogRecord],
+        *,
+        dedup_ttl: float | None = None,
+        values: Sequence[tuple[str, bytes]] = (),
+        ttl: float | None = None,
+        members: Sequence[tuple[str, Sequence[bytes]]] = (),
+    ) -> list[str | None]:
+        """:meth:`log_append`, then :meth:`set_many` of ``values`` (expiring after ``ttl``),
+        then :meth:`set_add` of each (set key, members); the log's positions.
+
+        In that order, so a value written never names a record that was not appended; one
+        atomic step where the backend allows (SQLite: one transaction; Redis: one script),
+        else the calls in that order. Nothing after a failed append is written.
+        """
+        positions = await self.log_append(log, records, dedup_ttl=dedup_ttl) if records else []
+        if values:
+            await self.set_many(values, ttl=ttl)
+        for key, added in members:
+            if added:
+                await self.set_add(key, *added)
+        return positions
+
     @abc.abstractmethod
     async def log_read(self, log: str, *, after: str = "0", count: int = 100) -> list[LogEntry]:
         """Up to ``count`` entries with a position after ``after`` ("0" = from the start)."""
@@ -297,6 +348,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def erase_subject(self, subject: str) -> int:
         """Delete every key built with ``subject_key(subject, ...)``; how many existed."""
+
+
+def _history_appends(
+    history: Sequence[tuple[str, HistoryItem] | None], positions: Sequence[str | None]
+) -> list[tuple[str, list[HistoryItem]]]:
+    """The (key, items) appends of the stored records' history entries, in record order."""
+    appends: dict[str, list[HistoryItem]] = {}
+    for entry, position in zip(history, positions, strict=True):
+        if entry is not None and position is not None:
+            appends.setdefault(entry[0], []).append(entry[1])
+    return list(appends.items())
 
 
 def now() -> float:

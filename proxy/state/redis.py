@@ -64,63 +64,132 @@ _log = logging.getLogger(__name__)
 _FAILURES = (redis.exceptions.RedisError, RedisClusterException, OSError, TimeoutError)
 _CLUSTER_PREFIX = "Redis Cluster cannot be connected. Please provide at least one reachable node: "
 
-# KEYS[1] = stream, KEYS[2..] = dedup keys of the records that carry an id, in order.
-# ARGV[1] = dedup ttl in ms ('' = no dedup), ARGV[2] = record count,
-# then per record: has-id ('1'/'0', followed by 'z' when the data is packed: it goes in field
-# 'z', else in 'd'; slotwise.proxy.state.packing), subject ('' = none), data.
-# Returns a position or ''.
+# The append every log script runs (_APPEND, _APPEND_HISTORY, _APPEND_SET): KEYS[1] = stream,
+# KEYS[2..] = dedup keys of the records that carry an id, in order; ``ttl`` = dedup ttl in ms
+# ('' = no dedup); per record, from ARGV[first] on, ``stride`` apart: has-id ('1'/'0',
+# followed by 'z' when the data is packed: it goes in field 'z', else in 'd';
+# slotwise.proxy.state.packing), subject ('' = none), data. Returns each record's position
+# ('' = a duplicate) and the index in KEYS after the dedup keys, or nil and the error reply.
 # A Lua error does not undo the writes made before it, and a dedup key left for a record that
 # was not stored loses that record for good (its resend counts as a duplicate). So the stream's
 # type is checked before any write, and should an XADD still fail, the failing record's dedup
 # key is deleted again: every record before it is stored with its key, none after it is touched.
-_APPEND = """
-local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind ~= 'stream' and kind ~= 'none' then
-  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. kind .. ', not a stream')
-end
-local ttl = ARGV[1]
-local n = tonumber(ARGV[2])
-local out = {}
-local k = 2
-for i = 1, n do
-  local fresh, claimed = true, nil
-  local flag = ARGV[3 * i]
-  local field = 'd'
-  if string.sub(flag, 2, 2) == 'z' then field = 'z' end
-  if string.sub(flag, 1, 1) == '1' then
-    if ttl ~= '' then
-      fresh = redis.call('SET', KEYS[k], '1', 'NX', 'PX', ttl)
-      if fresh then
-        claimed = KEYS[k]
-      else
-        -- a duplicate: rewrite its dedup key's own expiry (a write that changes nothing), so
-        -- that this connection's replication offset passes the first append and a WAIT after
-        -- this script confirms that one too (WAIT waits for the connection's last write only)
-        local left = redis.call('PTTL', KEYS[k])
-        if left > 0 then redis.call('PEXPIRE', KEYS[k], left) end
+_APPEND_FUNCTION = """
+local function append(ttl, n, first, stride)
+  local kind = redis.call('TYPE', KEYS[1])['ok']
+  if kind ~= 'stream' and kind ~= 'none' then
+    local reason = 'WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. kind .. ', not a stream'
+    return nil, redis.error_reply(reason)
+  end
+  local out = {}
+  local k = 2
+  for i = 1, n do
+    local a = first + stride * (i - 1)
+    local fresh, claimed = true, nil
+    local flag = ARGV[a]
+    local field = 'd'
+    if string.sub(flag, 2, 2) == 'z' then field = 'z' end
+    if string.sub(flag, 1, 1) == '1' then
+      if ttl ~= '' then
+        fresh = redis.call('SET', KEYS[k], '1', 'NX', 'PX', ttl)
+        if fresh then
+          claimed = KEYS[k]
+        else
+          -- a duplicate: rewrite its dedup key's own expiry (a write that changes nothing), so
+          -- that this connection's replication offset passes the first append and a WAIT after
+          -- this script confirms that one too (WAIT waits for the connection's last write only)
+          local left = redis.call('PTTL', KEYS[k])
+          if left > 0 then redis.call('PEXPIRE', KEYS[k], left) end
+        end
       end
+      k = k + 1
     end
-    k = k + 1
-  end
-  if fresh then
-    local subject, data = ARGV[3 * i + 1], ARGV[3 * i + 2]
-    local position
-    if subject == '' then
-      position = redis.pcall('XADD', KEYS[1], '*', field, data)
+    if fresh then
+      local subject, data = ARGV[a + 1], ARGV[a + 2]
+      local position
+      if subject == '' then
+        position = redis.pcall('XADD', KEYS[1], '*', field, data)
+      else
+        position = redis.pcall('XADD', KEYS[1], '*', 's', subject, field, data)
+      end
+      if type(position) == 'table' and position.err then
+        if claimed then redis.call('DEL', claimed) end
+        return nil, position
+      end
+      out[i] = position
     else
-      position = redis.pcall('XADD', KEYS[1], '*', 's', subject, field, data)
+      out[i] = ''
     end
-    if type(position) == 'table' and position.err then
-      if claimed then redis.call('DEL', claimed) end
-      return position
-    end
-    out[i] = position
-  else
-    out[i] = ''
   end
+  return out, k
+end
+"""
+
+# ARGV[1] = dedup ttl in ms, ARGV[2] = record count, then per record its three fields
+_APPEND = (
+    _APPEND_FUNCTION
+    + """
+local out, k = append(ARGV[1], tonumber(ARGV[2]), 3, 3)
+if out == nil then return k end
+return out
+"""
+)
+
+# log_append_with_history: the records, then each stored record's history item. KEYS after
+# the dedup keys: the history keys. ARGV[1] = dedup ttl, ARGV[2] = record count, ARGV[3] =
+# bound, ARGV[4] = history ttl in ms ('' = keep), then per record: its three fields, the index
+# of its history key among the history keys (0 = none), its item.
+_APPEND_HISTORY = (
+    _APPEND_FUNCTION
+    + """
+local out, k = append(ARGV[1], tonumber(ARGV[2]), 5, 5)
+if out == nil then return k end
+local touched = {}
+for i = 1, #out do
+  local a = 5 + 5 * (i - 1)
+  local h = tonumber(ARGV[a + 3])
+  if out[i] ~= '' and h > 0 then
+    local key = KEYS[k + h - 1]
+    redis.call('RPUSH', key, ARGV[a + 4])
+    touched[key] = true
+  end
+end
+local bound, ttl = tonumber(ARGV[3]), ARGV[4]
+for key in pairs(touched) do
+  redis.call('LTRIM', key, -bound, -1)
+  if ttl ~= '' then redis.call('PEXPIRE', key, ttl) end
 end
 return out
 """
+)
+
+# log_append_and_set: the records, then the values, then the sets' members. KEYS after the
+# dedup keys: the value keys, then the set keys. ARGV[1] = dedup ttl, ARGV[2] = record count,
+# ARGV[3] = the values' ttl in ms ('' = keep), ARGV[4] = value count, ARGV[5] = set count, then
+# per record its three fields, then the values, then per set its member count and members.
+_APPEND_SET = (
+    _APPEND_FUNCTION
+    + """
+local n, nv, ns = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local out, k = append(ARGV[1], n, 6, 3)
+if out == nil then return k end
+local a = 6 + 3 * n
+for i = 0, nv - 1 do
+  if ARGV[3] == '' then
+    redis.call('SET', KEYS[k + i], ARGV[a + i])
+  else
+    redis.call('SET', KEYS[k + i], ARGV[a + i], 'PX', ARGV[3])
+  end
+end
+a = a + nv
+for j = 0, ns - 1 do
+  local c = tonumber(ARGV[a])
+  redis.call('SADD', KEYS[k + nv + j], unpack(ARGV, a + 1, a + c))
+  a = a + c + 1
+end
+return out
+"""
+)
 
 _INCR = """
 local existed = redis.call('EXISTS', KEYS[1])
@@ -283,6 +352,8 @@ class RedisStore(Store):
             ("history_many", _HISTORY_MANY),
             ("histories", _HISTORIES),
             ("set_many", _SET_MANY),
+            ("append_history", _APPEND_HISTORY),
+            ("append_set", _APPEND_SET),
         ):
             self._scripts[name] = self._slow.register_script(source)
         try:
@@ -558,16 +629,10 @@ class RedisStore(Store):
         if not records:
             return []
         self._ready(self._slow)
-        stream = _stream_key(log)
-        keys = [stream]
+        keys, fields = _append_keys(log, records)
         args: list[Any] = [_ms(dedup_ttl), len(records)]
-        for record in records:
-            if record.id is not None:
-                keys.append(f"{stream}:d:{escape_key_part(record.id)}")
-            data = bytes(record.data)
-            packed = pack(data)
-            flag = ("1" if record.id is not None else "0") + ("z" if packed is not None else "")
-            args.extend((flag, record.subject or "", data if packed is None else packed))
+        for record in fields:
+            args += record
         if self._wait_replicas:
             result = await self._append_replicated(keys, args)
         else:
@@ -633,6 +698,71 @@ class RedisStore(Store):
                 host=address[0], port=address[1], **settings
             )
         return client
+
+    async def log_append_with_history(
+        self,
+        log: str,
+        records: Sequence[LogRecord],
+        history: Sequence[tuple[str, HistoryItem] | None],
+        *,
+        dedup_ttl: float | None = None,
+        max_len: int,
+        ttl: float | None = None,
+    ) -> list[str | None]:
+        # cluster: keys on different slots; replicas awaited: the log append is what WAIT covers
+        if self._cluster or self._wait_replicas or max_len <= 0 or not records:
+            return await super().log_append_with_history(
+                log, records, history, dedup_ttl=dedup_ttl, max_len=max_len, ttl=ttl
+            )
+        if len(history) != len(records):
+            raise ValueError("one history entry (or None) per record")
+        self._ready(self._slow)
+        keys, fields = _append_keys(log, records)
+        slots: dict[str, int] = {}  # history key -> its index among the history keys
+        args: list[Any] = [_ms(dedup_ttl), len(records), max_len, _ms(ttl)]
+        for record, entry in zip(fields, history, strict=True):
+            args += record
+            if entry is None:
+                args += (0, b"")
+                continue
+            key, item = entry
+            args += (
+                slots.setdefault(key, len(slots) + 1),
+                _ITEM.encode((item.event, item.at, bytes(item.data))),
+            )
+        keys += slots
+        result = await self._write(self._scripts["append_history"](keys=keys, args=args))
+        return [_text(p) or None for p in result]
+
+    async def log_append_and_set(
+        self,
+        log: str,
+        records: Sequence[LogRecord],
+        *,
+        dedup_ttl: float | None = None,
+        values: Sequence[tuple[str, bytes]] = (),
+        ttl: float | None = None,
+        members: Sequence[tuple[str, Sequence[bytes]]] = (),
+    ) -> list[str | None]:
+        # cluster (keys on different slots) or replicas awaited: the calls in order
+        if self._cluster or self._wait_replicas:
+            return await super().log_append_and_set(
+                log, records, dedup_ttl=dedup_ttl, values=values, ttl=ttl, members=members
+            )
+        self._ready(self._slow)
+        keys, fields = _append_keys(log, records)
+        sets = [(key, added) for key, added in members if added]
+        args: list[Any] = [_ms(dedup_ttl), len(records), _ms(ttl), len(values), len(sets)]
+        for record in fields:
+            args += record
+        args += [value for _, value in values]
+        for _, added in sets:
+            args.append(len(added))
+            args += added
+        keys += [key for key, _ in values]
+        keys += [key for key, _ in sets]
+        result = await self._write(self._scripts["append_set"](keys=keys, args=args))
+        return [_text(p) or None for p in result]
 
     async def log_read(self, log: str, *, after: str = "0", count: int = 100) -> list[LogEntry]:
         start = "-" if after in ("0", "0-0") else f"({after}"
@@ -716,6 +846,23 @@ class RedisStore(Store):
         except _FAILURES as exc:
             raise self._failure(exc) from exc
         return await self.delete(*(_text(k) for k in keys))
+
+
+def _append_keys(
+    log: str, records: Sequence[LogRecord]
+) -> tuple[list[str], list[tuple[str, str, bytes]]]:
+    """The append scripts' keys (the stream, the dedup keys) and each record's fields."""
+    stream = _stream_key(log)
+    keys = [stream]
+    fields = []
+    for record in records:
+        if record.id is not None:
+            keys.append(f"{stream}:d:{escape_key_part(record.id)}")
+        data = bytes(record.data)
+        packed = pack(data)
+        flag = ("1" if record.id is not None else "0") + ("z" if packed is not None else "")
+        fields.append((flag, record.subject or "", data if packed is None else packed))
+    return keys, fields
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

@@ -34,6 +34,7 @@ from slotwise.proxy.state.base import (
     StoreError,
     StoreUnavailable,
     StoreWriteUncertain,
+    _history_appends,
     now,
     subject_prefix,
 )
@@ -247,16 +248,7 @@ class SQLiteStore(Store):
         if not values:
             return
         rows = [(key, bytes(value)) for key, value in values]
-
-        def run(conn: sqlite3.Connection) -> None:
-            expires = now() + ttl if ttl is not None else None
-            conn.executemany(
-                "INSERT INTO kv VALUES(?,?,?) ON CONFLICT(key) DO UPDATE"
-                " SET value=excluded.value, expires=excluded.expires",
-                [(key, value, expires) for key, value in rows],
-            )
-
-        await self._write(run)
+        await self._write(lambda conn: _set_values(conn, rows, ttl))
 
     async def set_if_absent(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
@@ -297,18 +289,7 @@ class SQLiteStore(Store):
     # -- sets -----------------------------------------------------------------------------
 
     async def set_add(self, key: str, *members: bytes, ttl: float | None = None) -> int:
-        def run(conn: sqlite3.Connection) -> int:
-            _drop_if_expired(conn, key)
-            before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO sets VALUES(?,?)", [(key, bytes(m)) for m in members]
-            )
-            added = conn.total_changes - before
-            if ttl is not None:
-                conn.execute("INSERT OR REPLACE INTO expiry VALUES(?,?)", (key, now() + ttl))
-            return added
-
-        return await self._write(run)
+        return await self._write(lambda conn: _add_members(conn, key, members, ttl))
 
     async def set_remove(self, key: str, *members: bytes) -> int:
         def run(conn: sqlite3.Connection) -> int:
@@ -355,26 +336,10 @@ class SQLiteStore(Store):
         max_len: int,
         ttl: float | None = None,
     ) -> None:
-        batch = [
-            (key, [(key, i.at, i.event, bytes(i.data)) for i in items]) for key, items in appends
-        ]
-
-        def run(conn: sqlite3.Connection) -> None:
-            # one operation of the writer: the keys' appends commit together
-            expires = now() + ttl if ttl is not None else None
-            for key, rows in batch:
-                _drop_if_expired(conn, key)
-                conn.executemany("INSERT INTO hist(key, at, event, data) VALUES(?,?,?,?)", rows)
-                conn.execute(
-                    "DELETE FROM hist WHERE key=? AND id <= (SELECT id FROM hist WHERE key=?"
-                    " ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (key, key, max(max_len, 0)),
-                )
-                if expires is not None:
-                    conn.execute("INSERT OR REPLACE INTO expiry VALUES(?,?)", (key, expires))
-
+        batch = [(key, _history_rows(key, items)) for key, items in appends]
         if batch:
-            await self._write(run)
+            # one operation of the writer: the keys' appends commit together
+            await self._write(lambda conn: _append_histories(conn, batch, max_len, ttl))
 
     async def history(self, key: str, *, since: float = 0.0) -> list[HistoryItem]:
         return (await self.histories([key], since=since))[0]
@@ -461,27 +426,53 @@ class SQLiteStore(Store):
     async def log_append(
         self, log: str, records: Sequence[LogRecord], *, dedup_ttl: float | None = None
     ) -> list[str | None]:
+        return await self._write(lambda conn: _append(conn, log, records, dedup_ttl))
+
+    async def log_append_with_history(
+        self,
+        log: str,
+        records: Sequence[LogRecord],
+        history: Sequence[tuple[str, HistoryItem] | None],
+        *,
+        dedup_ttl: float | None = None,
+        max_len: int,
+        ttl: float | None = None,
+    ) -> list[str | None]:
+        if len(history) != len(records):
+            raise ValueError("one history entry (or None) per record")
+
         def run(conn: sqlite3.Connection) -> list[str | None]:
-            at = now()
-            positions: list[str | None] = []
-            for record in records:
-                if record.id is not None and dedup_ttl is not None:
-                    cursor = conn.execute(
-                        "INSERT INTO dedup VALUES(?,?,?) ON CONFLICT(log, id) DO UPDATE"
-                        " SET expires=excluded.expires WHERE dedup.expires <= ?",
-                        (log, record.id, at + dedup_ttl, at),
-                    )
-                    if cursor.rowcount != 1:
-                        positions.append(None)
-                        continue
-                cursor = conn.execute(
-                    "INSERT INTO log(log, subject, data, at) VALUES(?,?,?,?)",
-                    (log, record.subject, bytes(record.data), at),
-                )
-                positions.append(str(cursor.lastrowid))
+            positions = _append(conn, log, records, dedup_ttl)
+            appends = _history_appends(history, positions)
+            if appends:
+                batch = [(key, _history_rows(key, items)) for key, items in appends]
+                _append_histories(conn, batch, max_len, ttl)
             return positions
 
-        return await self._write(run)
+        return await self._write(run)  # one transaction: the log and the histories
+
+    async def log_append_and_set(
+        self,
+        log: str,
+        records: Sequence[LogRecord],
+        *,
+        dedup_ttl: float | None = None,
+        values: Sequence[tuple[str, bytes]] = (),
+        ttl: float | None = None,
+        members: Sequence[tuple[str, Sequence[bytes]]] = (),
+    ) -> list[str | None]:
+        rows = [(key, bytes(value)) for key, value in values]
+
+        def run(conn: sqlite3.Connection) -> list[str | None]:
+            positions = _append(conn, log, records, dedup_ttl)
+            if rows:
+                _set_values(conn, rows, ttl)
+            for key, added in members:
+                if added:
+                    _add_members(conn, key, added, None)
+            return positions
+
+        return await self._write(run)  # one transaction: a failure writes none of it
 
     async def log_read(self, log: str, *, after: str = "0", count: int = 100) -> list[LogEntry]:
         start = _position(after)
@@ -698,6 +689,92 @@ def _position(text: str) -> int:
 
 def _entries(cursor: sqlite3.Cursor) -> list[LogEntry]:
     return [LogEntry(str(pos), bytes(data), subject) for pos, data, subject in cursor]
+
+
+def _append(
+    conn: sqlite3.Connection, log: str, records: Sequence[LogRecord], dedup_ttl: float | None
+) -> list[str | None]:
+    at = now()
+    positions: list[str | None] = []
+    for record in records:
+        if record.id is not None and dedup_ttl is not None:
+            cursor = conn.execute(
+                "INSERT INTO dedup VALUES(?,?,?) ON CONFLICT(log, id) DO UPDATE"
+                " SET expires=excluded.expires WHERE dedup.expires <= ?",
+                (log, record.id, at + dedup_ttl, at),
+            )
+            if cursor.rowcount != 1:
+                positions.append(None)
+                continue
+        cursor = conn.execute(
+            "INSERT INTO log(log, subject, data, at) VALUES(?,?,?,?)",
+            (log, record.subject, bytes(record.data), at),
+        )
+        positions.append(str(cursor.lastrowid))
+    return positions
+
+
+def _set_values(
+    conn: sqlite3.Connection, rows: Sequence[tuple[str, bytes]], ttl: float | None
+) -> None:
+    expires = now() + ttl if ttl is not None else None
+    conn.executemany(
+        "INSERT INTO kv VALUES(?,?,?) ON CONFLICT(key) DO UPDATE"
+        " SET value=excluded.value, expires=excluded.expires",
+        [(key, value, expires) for key, value in rows],
+    )
+
+
+def _add_members(
+    conn: sqlite3.Connection, key: str, members: Iterable[bytes], ttl: float | None
+) -> int:
+    _drop_if_expired(conn, key)
+    before = conn.total_changes
+    conn.executemany("INSERT OR IGNORE INTO sets VALUES(?,?)", [(key, bytes(m)) for m in members])
+    added = conn.total_changes - before
+    if ttl is not None:
+        conn.execute("INSERT OR REPLACE INTO expiry VALUES(?,?)", (key, now() + ttl))
+    return added
+
+
+_HistoryRows = list[tuple[str, float, str, bytes]]
+
+
+def _history_rows(key: str, items: Iterable[HistoryItem]) -> _HistoryRows:
+    return [(key, i.at, i.event, bytes(i.data)) for i in items]
+
+
+def _append_histories(
+    conn: sqlite3.Connection,
+    batch: Sequence[tuple[str, _HistoryRows]],
+    max_len: int,
+    ttl: float | None,
+) -> None:
+    """Append each key's rows, keep its newest ``max_len``, renew its expiry: a few
+    statements for the whole batch (``executemany``), not a few per key."""
+    at = now()
+    keys = list(dict.fromkeys(key for key, _ in batch))
+    for begin in range(0, len(keys), _IN_CHUNK):  # an expired history starts afresh
+        chunk = keys[begin : begin + _IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        expired = conn.execute(
+            f"SELECT key FROM expiry WHERE key IN ({marks}) AND expires <= ?", (*chunk, at)
+        ).fetchall()
+        if expired:
+            _delete_keys(conn, [row[0] for row in expired])
+    conn.executemany(
+        "INSERT INTO hist(key, at, event, data) VALUES(?,?,?,?)",
+        [row for _, rows in batch for row in rows],
+    )
+    conn.executemany(
+        "DELETE FROM hist WHERE key=? AND id <= (SELECT id FROM hist WHERE key=?"
+        " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        [(key, key, max(max_len, 0)) for key in keys],
+    )
+    if ttl is not None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO expiry VALUES(?,?)", [(key, at + ttl) for key in keys]
+        )
 
 
 def _expired(conn: sqlite3.Connection, key: str) -> bool:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -30,11 +30,19 @@ import msgspec
 from slotwise.plugins.profile_source import CART_KEY, PROFILE_KEY, Cart, Event, cart_from_events
 from slotwise.proxy.caps import cap_key
 from slotwise.proxy.events.schema import event_type
-from slotwise.proxy.notify.outbox import OUTBOX_LOG, Notification, enqueue, notification_key
+from slotwise.proxy.notify.outbox import (
+    DEDUP_SECONDS,
+    OUTBOX_LOG,
+    Notification,
+    notification_key,
+    outbox_records,
+)
 from slotwise.proxy.offer_document import offer_document, offer_id
 from slotwise.proxy.state import HistoryItem, Store, subject_key
+from slotwise.proxy.state.base import subject_prefix
 from slotwise.proxy.triggers.prices import PRICE_DROP, forget_views, index_views
 from slotwise.proxy.triggers.state import (
+    RECORD,
     Times,
     TriggerRecord,
     TriggerState,
@@ -144,8 +152,8 @@ async def read_users(
     reading = asyncio.ensure_future(wrap(store.histories(keys, since=since)))
     keys = []
     for subject in subjects:
-        keys += [subject_key(subject, PROFILE_KEY), subject_key(subject, CART_KEY)]
-        keys.append(record_key(subject))
+        prefix = subject_prefix(subject)  # subject_key(subject, name) is prefix + name
+        keys += (prefix + PROFILE_KEY, prefix + CART_KEY, prefix + RECORD)
     try:
         values = await store.get_many(keys)
     except BaseException:
@@ -235,8 +243,9 @@ class TriggerEngine:
         self, subjects: Sequence[str], policy: CompiledPolicySet, now: float
     ) -> int:
         """These users' triggers: read concurrently (the store batches them), then the
-        notifications in one append, then the records and audience indexes. The outbox comes
-        before the records: a record never names a notification that was not enqueued."""
+        notifications, the records and the audience indexes in one store call (one
+        transaction or script where the backend allows). The outbox comes first: a record
+        never names a notification that was not enqueued."""
         store = self.store
         users = await read_users(store, subjects, now, self._history_seconds, self._bounded)
         records: list[tuple[str, TriggerRecord]] = []
@@ -253,27 +262,28 @@ class TriggerEngine:
                 if before is None:  # indexed once per user and trigger; listing filters
                     entered.setdefault(trigger.name, []).append(subject.encode())
             records.append((subject, TriggerRecord(updated=now, states=states)))
-        enqueued = 0
         capped = await self._over_cap(policy, notifications, now)
         if capped:  # the episode is not notified, now or later: its record says so
             notifications = [n for n in notifications if n.key not in capped]
             records = [(s, _mark_capped(r, capped)) for s, r in records]
-        if notifications:
-            positions = await enqueue(store, notifications)
-            sent = [n for n, p in zip(notifications, positions, strict=True) if p is not None]
-            enqueued = len(sent)
-            await self._count(policy, sent, now)
-        writes: list[Coroutine[Any, Any, object]] = [
-            store.set_many(
-                [(record_key(subject), encode_record(record)) for subject, record in records],
-                ttl=self._ttl,
-            )
-        ]
+        members: list[tuple[str, Sequence[bytes]]] = []
         if entered:
-            writes.append(store.set_add(NAMES_KEY, *(name.encode() for name in sorted(entered))))
-            writes += [store.set_add(audience_key(n), *m) for n, m in sorted(entered.items())]
-        await asyncio.gather(*(self._bounded(write) for write in writes))
-        return enqueued
+            members.append((NAMES_KEY, [name.encode() for name in sorted(entered)]))
+            members += [(audience_key(n), m) for n, m in sorted(entered.items())]
+        positions = await self._bounded(
+            store.log_append_and_set(
+                OUTBOX_LOG,
+                outbox_records(notifications),
+                dedup_ttl=DEDUP_SECONDS,
+                values=[(record_key(s), encode_record(record)) for s, record in records],
+                ttl=self._ttl,
+                members=members,
+            )
+        )
+        sent = [n for n, p in zip(notifications, positions, strict=True) if p is not None]
+        if sent:
+            await self._count(policy, sent, now)
+        return len(sent)
 
     async def _bounded(self, call: Awaitable[T]) -> T:
         async with self._in_flight:

@@ -17,7 +17,8 @@ from slotwise.proxy.state import Store, StoreUnavailable, StoreWriteUncertain
 
 _WRITES = frozenset(
     {"set", "set_if_absent", "delete", "incr", "set_add", "set_remove", "history_append",
-     "log_append", "log_ack", "log_trim", "log_erase", "erase_subject"}
+     "log_append", "log_ack", "log_trim", "log_erase", "erase_subject", "set_many",
+     "history_append_many", "log_append_with_history", "log_append_and_set"}
 )  # fmt: skip
 
 

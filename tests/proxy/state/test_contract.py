@@ -234,6 +234,91 @@ async def test_log_dedup_by_record_id(store: Store) -> None:
     assert (await store.log_append("decisions", [LogRecord(b"x", id="id-1")], dedup_ttl=60))[0]
 
 
+async def test_log_append_with_history(store: Store) -> None:
+    """The log and the stored records' history items in one step; duplicates add nothing to
+    the history (across calls and within one)."""
+    a, b = subject_key("u1", "history"), subject_key("{u2}", "history")
+    await store.history_append(a, [HistoryItem("old", 1.0)], max_len=3)
+    records = [
+        LogRecord(b"e1", subject="u1", id="id-1"),
+        LogRecord(b"e1-again", subject="u1", id="id-1"),
+        LogRecord(b"e2", subject="{u2}", id="id-2"),
+        LogRecord(b"anonymous"),
+        LogRecord(b"e3", subject="u1", id="id-3"),
+        LogRecord(b"e4", subject="u1", id="id-4"),
+    ]
+    history = [
+        (a, HistoryItem("view", 2.0, b"p1")),
+        (a, HistoryItem("view", 2.5)),
+        (b, HistoryItem("cart", 3.0)),
+        None,
+        (a, HistoryItem("view", 4.0)),
+        (a, HistoryItem("buy", 5.0)),
+    ]
+    positions = await store.log_append_with_history(
+        "events", records, history, dedup_ttl=60, max_len=3, ttl=60
+    )
+    assert [p is not None for p in positions] == [True, False, True, True, True, True]
+    assert [e.data for e in await store.log_read("events")] == [b"e1", b"e2", b"anonymous",
+        b"e3", b"e4"]  # fmt: skip
+    # bounded to the newest 3, in append order; the duplicate's item is not there
+    assert [(i.event, i.at) for i in await store.history(a)] == [
+        ("view", 2.0), ("view", 4.0), ("buy", 5.0),
+    ]  # fmt: skip
+    assert (await store.history(a))[0].data == b"p1"
+    assert await store.history(b) == [HistoryItem("cart", 3.0)]
+    again = await store.log_append_with_history(
+        "events", records[:1], history[:1], dedup_ttl=60, max_len=3
+    )
+    assert again == [None]
+    assert len(await store.history(a)) == 3
+    assert await store.log_append_with_history("events", [], [], max_len=3) == []
+    with pytest.raises(ValueError, match="one history entry"):
+        await store.log_append_with_history("events", records, [], max_len=3)
+
+
+async def test_log_append_with_history_ttl(store: Store) -> None:
+    await store.log_append_with_history(
+        "events", [LogRecord(b"e", subject="u")], [("h", HistoryItem("v", 1.0))],
+        max_len=5, ttl=1.0,
+    )  # fmt: skip
+    assert await store.history("h") == [HistoryItem("v", 1.0)]
+    await asyncio.sleep(1.2)
+    assert await store.history("h") == []
+    assert await store.log_length("events") == 1  # the log keeps it: the ttl is the history's
+
+
+async def test_log_append_and_set(store: Store) -> None:
+    """The log, then the values, then the sets' members: one step where the backend can."""
+    await store.set("{r1}", b"old")
+    records = [LogRecord(b"n1", subject="u1", id="k1"), LogRecord(b"n2", subject="u2", id="k2")]
+    positions = await store.log_append_and_set(
+        "outbox",
+        records,
+        dedup_ttl=60,
+        values=[("{r1}", b"record-1"), ("r2", bytes(range(256)))],
+        ttl=1.5,  # long enough for the reads below on a loaded machine
+        members=[("names", [b"cart"]), ("{audience}", [b"u1", b"u2"]), ("empty", [])],
+    )
+    assert all(p is not None for p in positions)
+    assert [e.data for e in await store.log_read("outbox")] == [b"n1", b"n2"]
+    assert await store.get_many(["{r1}", "r2"]) == [b"record-1", bytes(range(256))]
+    assert await store.set_members("{audience}") == frozenset({b"u1", b"u2"})
+    assert await store.set_members("names") == frozenset({b"cart"})
+    assert await store.set_members("empty") == frozenset()
+    again = await store.log_append_and_set(
+        "outbox", records[:1], dedup_ttl=60, values=[("r3", b"3")], members=[("names", [b"x"])]
+    )
+    assert again == [None]  # a duplicate is not appended; the values are still written
+    assert await store.get("r3") == b"3"
+    assert await store.set_members("names") == frozenset({b"cart", b"x"})
+    assert await store.log_append_and_set("outbox", [], values=[("r4", b"4")]) == []
+    assert await store.get("r4") == b"4"
+    await asyncio.sleep(1.7)
+    assert await store.get_many(["{r1}", "r2", "r3", "r4"]) == [None, None, b"3", b"4"]
+    assert await store.log_length("outbox") == 2
+
+
 async def test_log_dedup_window_expires(store: Store) -> None:
     await store.log_append("events", [LogRecord(b"a", id="id-1")], dedup_ttl=0.15)
     await asyncio.sleep(0.3)

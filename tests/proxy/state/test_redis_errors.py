@@ -14,6 +14,7 @@ import redis as redis_sync
 
 from slotwise.proxy.loopback import free_port
 from slotwise.proxy.state import (
+    HistoryItem,
     LogRecord,
     StoreConfigError,
     StoreUnavailable,
@@ -74,6 +75,25 @@ async def test_a_wrong_type_log_key_stores_nothing_not_even_dedup_ids(
         positions = await store.log_append("events", records, dedup_ttl=60)
         assert None not in positions  # the resend is stored, not taken for a duplicate
         assert await store.log_length("events") == 2
+
+
+async def test_a_failed_combined_append_writes_nothing_after_it(
+    redis: RedisServer, client: redis_sync.Redis
+) -> None:
+    """log_append_with_history / log_append_and_set: no history, value or member is written
+    when the append fails (a value never names a record that was not appended)."""
+    client.set("log:{outbox}", "x")
+    records = [LogRecord(b"a", subject="u", id="e1")]
+    async with open_store(redis.url) as store:
+        with pytest.raises(StoreUnavailable, match="holds a string, not a stream"):
+            await store.log_append_with_history(
+                "outbox", records, [("h", HistoryItem("v", 1.0))], dedup_ttl=60, max_len=5
+            )
+        with pytest.raises(StoreUnavailable, match="holds a string, not a stream"):
+            await store.log_append_and_set(
+                "outbox", records, dedup_ttl=60, values=[("r", b"1")], members=[("s", [b"u"])]
+            )
+        assert client.keys("*") == [b"log:{outbox}"]
 
 
 async def test_an_xadd_failing_midway_keeps_no_dedup_id_of_an_unstored_record(
