@@ -100,7 +100,9 @@ class OffersScenario:
     segments: tuple[Segment, ...]
     visitors: int = 100_000
     window: float = 120.0  # seconds from an offer to the purchase that joins it
-    publish_every: int = 2_000  # visitors between model versions
+    # visitors between model versions: 60 s of simulated time, what `slotwise learn --serve`
+    # publishes at by default (--publish-every); it was 2,000 (200 s), slower than the learner
+    publish_every: int = 600
     shipping_cost: float = 6.0
     cart_spread: float = 0.6  # sigma of log(cart value)
 
