@@ -100,7 +100,9 @@ class OffersScenario:
     segments: tuple[Segment, ...]
     visitors: int = 100_000
     window: float = 120.0  # seconds from an offer to the purchase that joins it
-    publish_every: int = 2_000  # visitors between model versions
+    # visitors between model versions: 60 s of simulated time, what `slotwise learn --serve`
+    # publishes at by default (--publish-every); it was 2,000 (200 s), slower than the learner
+    publish_every: int = 600
     shipping_cost: float = 6.0
     cart_spread: float = 0.6  # sigma of log(cart value)
 
@@ -367,24 +369,52 @@ def expected_net(segment: Segment, arm: OfferArm | None, cart: float, shipping: 
     return segment.purchase(name) * (value - cost)
 
 
+def _posterior(
+    scenario: OffersScenario, signals: Mapping[str, SignalValue], cart: float
+) -> list[float]:
+    """The chance of each segment given what the request shows: its medium and its cart."""
+    weights = []
+    for segment in scenario.segments:
+        z = (math.log(cart) - math.log(segment.cart_median)) / scenario.cart_spread
+        medium = segment.utm if signals["request.utm_medium"] == "coupons" else 1 - segment.utm
+        weights.append(segment.share * medium * math.exp(-z * z / 2))
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+@dataclass(frozen=True, slots=True)
+class Headroom:
+    """Expected revenue minus discount per visitor, from the truth, of three policies."""
+
+    ladder: float  # the fixed ladder
+    best: float  # the eligible arm best for the visitor's segment and cart (told the segment)
+    # the eligible arm best for what the request shows (medium and cart), each visitor's
+    # segment weighed by its posterior: the most a policy that sees the request can do
+    signals: float
+
+
 def headroom(
     scenario: OffersScenario, policy: CompiledPolicySet, seed: int, visitors: int = 100_000
-) -> tuple[float, float]:
-    """Expected revenue minus discount per visitor of the ladder and of the best any policy
-    can do (each visitor the eligible arm best for their segment and cart, no exploring):
-    what the bandit can at most gain over the ladder in this scenario."""
+) -> Headroom:
+    """What the bandit can at most gain over the ladder in this scenario, no exploring: told
+    each visitor's segment, and seeing only the request, as the bandit does."""
     rng = random.Random(seed)
     ladder = policy.trigger("fixed_ladder")
     offers = policy.offers[0]
-    base = best = 0.0
+    segments = scenario.segments
+    shipping = scenario.shipping_cost
+    base = best = seen = 0.0
     for _ in range(visitors):
         segment, signals, cart = _visitor(scenario, rng)
         ctx = Context(signals, 0.0)
-        fixed = ladder.offer_for(ctx)
-        base += expected_net(segment, fixed, cart, scenario.shipping_cost)
+        base += expected_net(segment, ladder.offer_for(ctx), cart, shipping)
         arms, _ = screen(offers, ctx)
-        best += max(expected_net(segment, arm, cart, scenario.shipping_cost) for arm in arms)
-    return base / visitors, best / visitors
+        best += max(expected_net(segment, arm, cart, shipping) for arm in arms)
+        chances = tuple(zip(_posterior(scenario, signals, cart), segments, strict=True))
+        values = [sum(p * expected_net(s, arm, cart, shipping) for p, s in chances) for arm in arms]
+        chosen = arms[values.index(max(values))]
+        seen += expected_net(segment, chosen, cart, shipping)
+    return Headroom(base / visitors, best / visitors, seen / visitors)
 
 
 def with_total(tallies: Mapping[str, Tally]) -> dict[str, Tally]:
@@ -416,6 +446,7 @@ def compare(result: OffersResult) -> dict[str, Any]:
 
 __all__ = [
     "DEFAULT",
+    "Headroom",
     "POLICY",
     "OffersResult",
     "OffersScenario",

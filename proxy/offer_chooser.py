@@ -72,8 +72,9 @@ class OfferChooser:
         """One offer among ``arms`` (what the guards and the budget left) for this request."""
         name = bandit_name(offers)
         rng = self._rng
-        personal = uses_personal_features(signals)
-        used = self._features.usable_signals(signals, personal=personal)
+        seen = model_signals(signals)
+        personal = uses_personal_features(seen)
+        used = self._features.usable_signals(seen, personal=personal)
         known = arm_names(offers)
         names = tuple([known[arm] for arm in arms])
         key = subject.user_id if subject.personal else None
@@ -87,7 +88,7 @@ class OfferChooser:
             chosen = SlotChoice(OFFER_SLOT, names[0] if names else None, 1.0, names)
             return Choice(name, version, False, holdout, personal, (chosen,), used)
         if model is not None:
-            pmf = model.distribution(signals, 0, names, personal, self._features)
+            pmf = model.distribution(seen, 0, names, personal, self._features)
         else:
             pmf = [1.0 / len(names)] * len(names)
         share = self.config.max_costliest_share
@@ -98,28 +99,56 @@ class OfferChooser:
         return Choice(name, version, False, holdout, personal, (chosen,), used)
 
 
-def expected_cost(arm: OfferArm, signals: Signals, config: OffersConfig) -> float:
-    """What the arm would cost on this cart: a discount's share of the cart value, free
-    shipping's configured cost, BOGO's average item (the cheapest is at most that)."""
+_PAGE_CART = (("page.cart_value", "cart.value"), ("page.cart_count", "cart.count"))
+
+
+def model_signals(signals: Signals) -> Signals:
+    """The signals the model reads and the record logs: the profile's ``cart.value`` and
+    ``cart.count`` are left out where the page states its cart (``page.cart_value``,
+    ``page.cart_count``): the offers step then copied the page's numbers into both, and the
+    same number twice only doubles the model's work (two user features more, and their
+    crosses with every other namespace, in every arm's prediction) for nothing learnable.
+    The guards still read ``cart.*``: they judge the request's context, not these."""
+    if "page.cart_value" not in signals and "page.cart_count" not in signals:
+        return signals
+    dropped = {profile for page, profile in _PAGE_CART if page in signals}
+    return {key: value for key, value in signals.items() if key not in dropped}
+
+
+def _cart(signals: Signals) -> tuple[float, int]:
+    """The request's cart value (0 without one) and item count (2 without one)."""
     value = signals.get("cart.value")
     cart = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    count = signals.get("cart.count")
+    units = count if isinstance(count, int) and not isinstance(count, bool) else 2
+    return cart, units
+
+
+def _cost(arm: OfferArm, cart: float, units: int, shipping: float) -> float:
     if arm.kind == "discount":
         return arm.discount * max(cart, 1.0)  # without a cart, the larger discount costs more
     if arm.kind == "free_shipping":
-        return config.shipping_cost
+        return shipping
     if arm.kind == "bogo":
-        count = signals.get("cart.count")
-        units = count if isinstance(count, int) and not isinstance(count, bool) else 2
         return cart / max(units, 2)
     return 0.0
 
 
+def expected_cost(arm: OfferArm, signals: Signals, config: OffersConfig) -> float:
+    """What the arm would cost on this cart: a discount's share of the cart value, free
+    shipping's configured cost, BOGO's average item (the cheapest is at most that)."""
+    cart, units = _cart(signals)
+    return _cost(arm, cart, units, config.shipping_cost)
+
+
 def costliest(arms: Sequence[OfferArm], signals: Signals, config: OffersConfig) -> int:
     """The position of the arm with the largest expected cost (the first of equals)."""
+    cart, units = _cart(signals)  # read once, not once per arm
+    shipping = config.shipping_cost
     best, highest = 0, -1.0
     for position, arm in enumerate(arms):
         if arm.kind != "none":
-            cost = expected_cost(arm, signals, config)
+            cost = _cost(arm, cart, units, shipping)
             if cost > highest:
                 best, highest = position, cost
     return best
@@ -151,4 +180,12 @@ def draw(pmf: Sequence[float], u: float) -> int:
     return len(pmf) - 1
 
 
-__all__ = ["BUDGET_SPENT", "OfferChooser", "capped", "costliest", "draw", "expected_cost"]
+__all__ = [
+    "BUDGET_SPENT",
+    "OfferChooser",
+    "capped",
+    "costliest",
+    "draw",
+    "expected_cost",
+    "model_signals",
+]

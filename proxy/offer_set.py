@@ -87,27 +87,58 @@ def arm_names(offers: CompiledOffers) -> dict[OfferArm, str]:
     return known[1]
 
 
+# Per compiled offer set, per combination of active guards: the arms left and, per removed
+# arm, the guards' texts. An arm's fate depends only on which guards are active (a guard's
+# ``allows`` reads the arm, never the request), so the request path evaluates the guards'
+# conditions and looks the rest up: a few guards make at most a few dozen combinations.
+_SCREENS: dict[
+    int,
+    tuple[CompiledOffers, dict[int, tuple[tuple[OfferArm, ...], dict[str, tuple[str, ...]]]]],
+] = {}
+
+
+def _screened(
+    offers: CompiledOffers, active: int
+) -> tuple[tuple[OfferArm, ...], dict[str, tuple[str, ...]]]:
+    """The arms the guards whose bits are set in ``active`` leave, and what they removed."""
+    known = _SCREENS.get(id(offers))
+    if known is None or known[0] is not offers:
+        if len(_SCREENS) > 256:  # old policy snapshots: forget them
+            _SCREENS.clear()
+        known = _SCREENS[id(offers)] = (offers, {})
+    cached = known[1].get(active)
+    if cached is None:
+        guards = [g for bit, g in enumerate(offers.guards) if active >> bit & 1]
+        names = arm_names(offers)
+        allowed: list[OfferArm] = []
+        removed: dict[str, tuple[str, ...]] = {}
+        for arm in offers.arms:
+            against = tuple([guard_text(guard) for guard in guards if not guard.allows(arm)])
+            if against:
+                removed[names[arm]] = against
+            else:
+                allowed.append(arm)
+        cached = known[1][active] = (tuple(allowed), removed)
+    return cached
+
+
 def screen(
     offers: CompiledOffers, ctx: Context
 ) -> tuple[tuple[OfferArm, ...], dict[str, tuple[str, ...]]]:
-    """The arms the active guards allow, and per removed arm the guards that removed it.
+    """The arms the active guards allow, and per removed arm the guards that removed it (a
+    fresh dict: the caller may add to it).
 
     A guard whose condition raises removes nothing and fails the decision: the caller treats
     the exception as a broken policy (the response goes out unchanged).
     """
-    active = [guard for guard in offers.guards if guard.condition(ctx)]
+    active = 0
+    for bit, guard in enumerate(offers.guards):
+        if guard.condition(ctx):
+            active |= 1 << bit
     if not active:
         return offers.arms, {}
-    names = arm_names(offers)
-    allowed: list[OfferArm] = []
-    removed: dict[str, tuple[str, ...]] = {}
-    for arm in offers.arms:
-        against = tuple([guard_text(guard) for guard in active if not guard.allows(arm)])
-        if against:
-            removed[names[arm]] = against
-        else:
-            allowed.append(arm)
-    return tuple(allowed), removed
+    allowed, removed = _screened(offers, active)
+    return allowed, dict(removed)
 
 
 __all__ = [

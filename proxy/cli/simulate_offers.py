@@ -50,15 +50,24 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "text":
             print(_seed_text(result), flush=True)
     verdict = checks(results)
-    ladder, best = headroom(scenario, policy, args.first_seed)
-    bound = {"ladder_net_per_visitor": ladder, "best_net_per_visitor": best}
+    bound = headroom(scenario, policy, args.first_seed)
+    ladder, best, seen = bound.ladder, bound.best, bound.signals
     if args.format == "json":
-        print(json.dumps({"seeds": results, "headroom": bound, "checks": verdict}, indent=2))
+        headroom_json = {
+            "ladder_net_per_visitor": ladder,
+            "best_net_per_visitor": best,
+            "best_on_signals_net_per_visitor": seen,
+        }
+        print(
+            json.dumps({"seeds": results, "headroom": headroom_json, "checks": verdict}, indent=2)
+        )
     else:
         print(
             f"the truth's expected revenue minus discount per visitor: ladder {ladder:.3f},"
             f" the best arm for each visitor's segment and cart {best:.3f}"
-            f" ({best / ladder - 1:+.1%}: the most any policy can gain here)"
+            f" ({best / ladder - 1:+.1%}: the most any policy can gain here), the best arm"
+            f" for what the request shows (medium, cart) {seen:.3f} ({seen / ladder - 1:+.1%}:"
+            " the most a policy seeing the request, as the bandit does, can gain)"
         )
         for check in verdict:
             print(f"{'met   ' if check['ok'] else 'MISSED'} {check['check']}")

@@ -10,6 +10,9 @@ measured on the simulator without editing the package (docs/learning.md, "Fifth 
     SW_UNIFORM=1                        decisions uniform over the candidates; the greedy
                                         readout still uses the model (pair it with a
                                         scenario whose policy says `explore greedy`)
+    SW_PAGE_CART=none|octave            the page's cart (page.cart_value, page.cart_count)
+                                        gives the bandit no features, or only each number's
+                                        octave (`slotwise simulate-offers`)
 
     cd /tmp && SW_UNIFORM=1 PYTHONPATH=/path/to/repo/scripts/learning_experiments \\
         /path/to/repo/.venv/bin/slotwise simulate scenario.toml --seed 1 --format json
@@ -59,3 +62,17 @@ if os.environ.get("SW_UNIFORM"):
 
     engine.CampaignModel.decide = decide  # type: ignore[method-assign]
     engine.CampaignModel._slot_pmf = slot_pmf  # type: ignore[method-assign]
+
+if os.environ.get("SW_PAGE_CART"):
+    import slotwise.proxy.bandit.features as features
+
+    _page_cart = os.environ["SW_PAGE_CART"]
+    _value_features = features._value_features
+
+    def value_features(name: str, value: Any) -> list[str]:
+        found = _value_features(name, value)
+        if not name.startswith("page.cart_"):
+            return found
+        return [] if _page_cart == "none" else [f for f in found if "~~" in f]
+
+    features._value_features = value_features

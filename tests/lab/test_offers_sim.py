@@ -55,6 +55,7 @@ def test_the_command_reports_every_seed_and_the_checks(capsys: pytest.CaptureFix
     assert {"deal_seekers", "regulars", "all"} == set(report["seeds"][0]["segments"])
     assert report["checks"][2] == {"ok": True, "check": "guard violations: 0"}
     bound = report["headroom"]
-    assert bound["best_net_per_visitor"] > bound["ladder_net_per_visitor"] > 0
+    assert bound["best_net_per_visitor"] >= bound["best_on_signals_net_per_visitor"]
+    assert bound["best_on_signals_net_per_visitor"] > bound["ladder_net_per_visitor"] > 0
     assert code == (0 if all(check["ok"] for check in report["checks"]) else 1)
     assert main(["simulate-offers", "--visitors", "5"]) == 2

@@ -1,0 +1,72 @@
+"""Interleaved before/after rounds of `slotwise bench offers`.
+
+Usage (from anywhere)::
+
+    .venv/bin/python scripts/bench_offers_interleaved.py BASE_REV [--rounds 9] [--decisions 10000]
+
+Extracts BASE_REV (`git archive`) into a temporary directory, then runs `slotwise bench offers
+--format json` from that tree (through PYTHONPATH, started outside the repository) and from
+this working tree alternately, one after the other per round, so both see the same machine.
+Prints each run and the medians over the rounds of the step's CPU p50 and p99 and the chooser's
+p50, with the ratio after / before and the median of the paired ratios (docs/benchmarks.md,
+"Offers").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ("step_cpu_p50_us", "step_cpu_p99_us", "choose_p50_us")
+
+
+def _run(tree: Path, decisions: int) -> dict[str, float]:
+    command = [sys.executable, "-m", "slotwise", "bench", "offers", "--format", "json"]
+    command += ["--decisions", str(decisions)]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run(
+        command, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, check=True
+    )
+    figures: dict[str, float] = json.loads(done.stdout)
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("base")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--decisions", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="slotwise-offers-base-") as folder:
+        base = Path(folder)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", args.base], capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
+        results: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+        for n in range(1, args.rounds + 1):
+            for label, tree in (("before", base), ("after", ROOT)):
+                figures = _run(tree, args.decisions)
+                results[label].append(figures)
+                shown = ", ".join(f"{k} {figures[k]:.1f}" for k in FIGURES)
+                print(f"round {n} {label}: {shown}", flush=True)
+    for key in FIGURES:
+        before = [r[key] for r in results["before"]]
+        after = [r[key] for r in results["after"]]
+        paired = statistics.median(a / b for a, b in zip(after, before, strict=True))
+        print(
+            f"{key}: before {statistics.median(before):.1f}, after {statistics.median(after):.1f}"
+            f" ({statistics.median(after) / statistics.median(before):.3f}; paired {paired:.3f})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
