@@ -34,6 +34,10 @@ async def test_a_spent_budget_stops_discounts_on_every_proxy(tmp_path: Path) -> 
     with redis_server(tmp_path) as redis:
         settings = {
             "store_url": redis.url,
+            # what is under test is the budget, not the deadline: a loaded machine must not
+            # turn a decision into a fail-open
+            "proxy_decision_deadline_ms": 1000.0,
+            "proxy_signals_deadline_ms": 500.0,
             "offers": {"base_currency": "USD", "budgets": {"checkout": 25.0},
                        "budget_refresh": 0.1},
         }  # fmt: skip

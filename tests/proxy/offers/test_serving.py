@@ -13,6 +13,10 @@ from slotwise.proxy.decision_codec import decode_stored
 from slotwise.proxy.decision_log import DecisionRecord
 from testing.proxy import Canned, ProxyUnderTest, proxy_client
 
+# what these tests check is the choice, not the deadline: a loaded machine must not turn a
+# decision into a fail-open (the upstream's page unchanged)
+PATIENT = {"proxy_decision_deadline_ms": 1000.0, "proxy_signals_deadline_ms": 500.0}
+
 POLICY = """policy "offers" version 1
 
 segment loyal: "loyal" in user.segments
@@ -49,7 +53,9 @@ async def _records(proxy: ProxyUnderTest) -> list[DecisionRecord]:
 
 async def test_a_cart_gets_an_offer_at_its_location() -> None:
     routes = {"/cart": cart(120.0, 3), "/home": Canned.json({"hero": "x"})}
-    async with proxy_client(routes, policies={"o.sw": POLICY}, plugins="builtins") as proxy:
+    async with proxy_client(
+        routes, policies={"o.sw": POLICY}, plugins="builtins", **PATIENT
+    ) as proxy:
         body = (await proxy.client.get("/cart", headers={"CF-IPCountry": "US"})).json()
         offer = body["offer"]
         assert set(offer) >= {"id", "type", "value", "label", "terms"}
@@ -70,7 +76,9 @@ async def test_a_cart_gets_an_offer_at_its_location() -> None:
 
 async def test_guarded_arms_are_never_served() -> None:
     routes = {"/cart": cart(20.0, 1)}
-    async with proxy_client(routes, policies={"o.sw": POLICY}, plugins="builtins") as proxy:
+    async with proxy_client(
+        routes, policies={"o.sw": POLICY}, plugins="builtins", **PATIENT
+    ) as proxy:
         seen = set()
         for _ in range(60):
             offer = (await proxy.client.get("/cart", headers={"CF-IPCountry": "US"})).json()
@@ -87,7 +95,9 @@ async def test_guarded_arms_are_never_served() -> None:
 async def test_control_keeps_the_upstream_offer_and_is_tracked() -> None:
     upstream_offer = {"id": "shop-1", "type": "discount", "value": 5}
     routes = {"/cart": cart(60.0, 2, upstream_offer)}
-    async with proxy_client(routes, policies={"o.sw": HELD_OUT}, plugins="builtins") as proxy:
+    async with proxy_client(
+        routes, policies={"o.sw": HELD_OUT}, plugins="builtins", **PATIENT
+    ) as proxy:
         body = (await proxy.client.get("/cart")).json()
         assert body["offer"] == upstream_offer
         assert body["impression_trackers"]  # the control's trackers, like a campaign's
