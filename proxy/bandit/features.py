@@ -141,6 +141,24 @@ class FeatureMap:
             features.setdefault(namespace, []).extend(values)
         return features
 
+    def split(
+        self, signals: Signals, *, personal: bool
+    ) -> tuple[dict[str, SignalValue], SharedFeatures]:
+        """``usable_signals`` and ``shared`` in one pass (the request path needs both)."""
+        kept: dict[str, SignalValue] = {}
+        features: SharedFeatures = {}
+        for name, value in signals.items():
+            namespace, values = self._features(name, value)
+            if namespace is None or (namespace == USER and not personal):
+                continue
+            kept[name] = value
+            known = features.get(namespace)
+            if known is None:
+                features[namespace] = list(values)
+            else:
+                known.extend(values)
+        return kept, features
+
     def usable_signals(self, signals: Signals, *, personal: bool) -> dict[str, SignalValue]:
         """The signals a decision may use and log: without consent, nothing personal is kept."""
         kept: dict[str, SignalValue] = {}
