@@ -7,9 +7,14 @@ and compiled campaign; a request only builds its shared example (dict features, 
 no text parsing). ``docs/learning.md`` explains why per-slot ``cb_explore_adf`` and not
 ``ccb_explore_adf``.
 
-Interactions: every shared namespace with the variant (``uv``, ``dv``, ...) and every pair of
-shared namespaces with the variant (``udv``: "young and mobile prefers B"), so segments that
-are conjunctions of two signal kinds are learnable without naming them.
+Interactions (layout 2): every shared namespace with the variant (``uv``, ``cv``, ``dv``,
+``gv``, ``tv``) and the user namespace with each other shared namespace and the variant
+(``ucv``, ``udv``, ``ugv``, ``utv``: "young and mobile prefers B"), so segments that are
+conjunctions of a personal and a contextual signal are learnable without naming them. Layout 1
+also crossed the contextual namespaces with each other (``cdv``, ``dgv``, ...: 6 more triples)
+and gave each variant a ``slot=<slot>`` feature, the same for every candidate of a slot; they
+cost 55% of VW's work per request and per learned example, and dropping them left the
+simulator's learning where it was (docs/learning.md, "Seventh round").
 """
 
 from __future__ import annotations
@@ -26,7 +31,13 @@ from slotwise.dsl.compiled import Slot
 from slotwise.proxy.bandit.campaign import BanditCampaign
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.exploration import family_args, tuning_args
-from slotwise.proxy.bandit.features import SHARED_NAMESPACES, VARIANT, SharedFeatures
+from slotwise.proxy.bandit.features import (
+    CONTEXTUAL_NAMESPACES,
+    SHARED_NAMESPACES,
+    USER,
+    VARIANT,
+    SharedFeatures,
+)
 from slotwise.types import Explore
 
 BIT_PRECISION = 18
@@ -56,14 +67,14 @@ _CB_LABEL = LabelType.CONTEXTUAL_BANDIT.value
 
 
 def interaction_args() -> list[str]:
-    letters = [name[0] for name in SHARED_NAMESPACES]
+    """VW's ``--interactions`` for layout 2 (see the module's docstring)."""
     variant = VARIANT[0]
+    user = USER[0]
     args: list[str] = []
-    for letter in letters:
-        args += ["--interactions", f"{letter}{variant}"]
-    for i, first in enumerate(letters):
-        for second in letters[i + 1 :]:
-            args += ["--interactions", f"{first}{second}{variant}"]
+    for name in SHARED_NAMESPACES:
+        args += ["--interactions", f"{name[0]}{variant}"]
+    for name in CONTEXTUAL_NAMESPACES:
+        args += ["--interactions", f"{user}{name[0]}{variant}"]
     return args
 
 
@@ -86,8 +97,9 @@ def load_workspace(path: Path, explore: Explore) -> Workspace:
 
 
 def variant_features(slot: Slot, position: int) -> list[str]:
+    """A variant's features: its name and one per attribute, both prefixed by the slot."""
     variant = slot.variants[position]
-    features = [f"slot={slot.name}", f"{slot.name}={variant.name}"]
+    features = [f"{slot.name}={variant.name}"]
     features += [f"{slot.name}.{key}={value}" for key, value in sorted(variant.attributes.items())]
     return features
 
