@@ -134,11 +134,17 @@ class FeatureMap:
         namespace, so the decision rests on the contextual part of the model only.
         """
         features: SharedFeatures = {}
+        memo = self._cache
         for name, value in signals.items():
-            namespace, values = self._features(name, value)
+            known = memo.get((name, type(value), value))
+            namespace, values = known if known is not None else self._features(name, value)
             if namespace is None or (namespace == USER and not personal):
                 continue
-            features.setdefault(namespace, []).extend(values)
+            listed = features.get(namespace)
+            if listed is None:
+                features[namespace] = list(values)
+            else:
+                listed.extend(values)
         return features
 
     def split(

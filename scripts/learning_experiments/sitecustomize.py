@@ -10,6 +10,9 @@ measured on the simulator without editing the package (docs/learning.md, "Fifth 
     SW_UNIFORM=1                        decisions uniform over the candidates; the greedy
                                         readout still uses the model (pair it with a
                                         scenario whose policy says `explore greedy`)
+    SW_SEGMENTS=FILE.sw                 the named segments of FILE as features: namespace
+                                        `segment`, one feature per segment the request's
+                                        usable signals are in (add `sv` to SW_INTER)
 
     cd /tmp && SW_UNIFORM=1 PYTHONPATH=/path/to/repo/scripts/learning_experiments \\
         /path/to/repo/.venv/bin/slotwise simulate scenario.toml --seed 1 --format json
@@ -59,3 +62,34 @@ if os.environ.get("SW_UNIFORM"):
 
     engine.CampaignModel.decide = decide  # type: ignore[method-assign]
     engine.CampaignModel._slot_pmf = slot_pmf  # type: ignore[method-assign]
+
+if os.environ.get("SW_SEGMENTS"):
+    from pathlib import Path
+
+    import slotwise.proxy.bandit.features as features
+    from slotwise.dsl.compile import segments_of
+    from slotwise.dsl.conditions import compile_condition
+    from slotwise.dsl.parser import parse_policy
+    from slotwise.types import Context
+
+    _path = Path(os.environ["SW_SEGMENTS"])
+    _named = segments_of([parse_policy(_path.read_text(), str(_path))])
+    _members = [(name, compile_condition(s.condition, _named)) for name, s in _named.items()]
+    _split = features.FeatureMap.split
+
+    def _segments(kept: Any) -> list[str]:
+        context = Context(kept, 0.0)
+        return [f"segment={name}" for name, holds in _members if holds(context)]
+
+    def split(self: Any, signals: Any, *, personal: bool) -> Any:
+        kept, shared = _split(self, signals, personal=personal)
+        named = _segments(kept)
+        if named:
+            shared["segment"] = named
+        return kept, shared
+
+    def shared(self: Any, signals: Any, *, personal: bool) -> Any:
+        return split(self, signals, personal=personal)[1]
+
+    features.FeatureMap.split = split  # type: ignore[method-assign]
+    features.FeatureMap.shared = shared  # type: ignore[method-assign]
