@@ -9,16 +9,11 @@ offer set's reward per hundred of the page's cart value: ``_offer_scale``).
 
 The chosen action gets a fresh labelled example: VW's label setter appends costs, so a
 prepared example cannot be relabelled. The other candidates are passed as empty examples, not
-as their variants: VW's update (``cb_adf``'s MTR) changes only the chosen action's weights, and
-what it reads of the others is their number (an importance weight of events over actions), so
-the model learned is the same, bit for bit (tests/proxy/learn/test_learner.py checks it), while
-the prediction VW makes inside ``learn`` costs a fraction: an empty action crosses nothing.
-
-``publish`` saves every campaign that learned something since the last publish as a new
-version and moves CURRENT, with what its lineage learned from in the metadata (``training``:
-slotwise.proxy.bandit.training) so that evaluation can tell its training log; proxies pick it
-up on their next ``reload``. If an operator rolled back in between, the learner drops what it
-learned since and continues from the rolled-back model, so the rollback sticks.
+as their variants: VW's update (``cb_adf``'s MTR) changes only the chosen action's weights,
+and what it reads of the others is their number (an importance weight of events over actions)
+and where the chosen one stands among them (SquareCB), so the model learned is the same, bit
+for bit (tests/proxy/learn/test_learner.py checks it), while the prediction VW makes inside
+``learn`` costs a fraction: an empty action crosses nothing.
 """
 
 from __future__ import annotations
@@ -180,8 +175,11 @@ class Learner:
             chosen.push_feature_dict(workspace, chosen_features[chosen_at])
             chosen.set_label_string(workspace, f"0:{cost!r}:{logged.probability!r}", _CB_LABEL)
             workspace.setup_example(chosen)
-            others = training.others[: len(logged.candidates) - 1]
-            pylibvw.vw.learn_multi(workspace, [shared, chosen, *others])
+            # in the chosen one's place among the candidates: SquareCB's update reads it
+            at = logged.candidates.index(logged.variant)
+            others = training.others
+            last = len(logged.candidates) - 1
+            pylibvw.vw.learn_multi(workspace, [shared, *others[:at], chosen, *others[at:last]])
             updates += 1
         if updates == 0:
             self.stats.skipped_unknown += 1

@@ -3,10 +3,13 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
+
 from slotwise.proxy.bandit import BanditRuntime, FeatureMap, ModelStore
 from slotwise.proxy.decision_log import OutcomeRecord, decision_record
 from slotwise.proxy.learn.learner import Learner
 from slotwise.proxy.learn.log import JoinedRecord
+from slotwise.types import Explore
 from tests.proxy.bandit.campaigns import Rules, make_campaign
 
 
@@ -81,7 +84,8 @@ def test_a_restarted_learner_continues_from_the_current_model(tmp_path: Path) ->
     assert info.version == 1
 
 
-def test_the_learner_learns_the_model_that_full_action_lists_would(tmp_path: Path) -> None:
+@pytest.mark.parametrize("explore", [Explore("epsilon", 0.1), Explore("squarecb", 10.0)])
+def test_the_learner_learns_the_model_that_full_action_lists_would(explore: Explore) -> None:
     """Empty stand-ins for the candidates not chosen change nothing VW learns: the same
     decisions learned with every candidate's features give the same predictions, bit for bit."""
     import pylibvw
@@ -95,6 +99,7 @@ def test_the_learner_learns_the_model_that_full_action_lists_would(tmp_path: Pat
     )
 
     campaign = make_campaign(slots=2, variants=6)
+    campaign = campaign.__class__(campaign.name, campaign.slots, explore)
     runtime = BanditRuntime(rng=random.Random(1))
     runtime.install([campaign])
     learner = Learner([campaign])
