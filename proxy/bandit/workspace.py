@@ -7,14 +7,9 @@ and compiled campaign; a request only builds its shared example (dict features, 
 no text parsing). ``docs/learning.md`` explains why per-slot ``cb_explore_adf`` and not
 ``ccb_explore_adf``.
 
-Interactions (layout 2): every shared namespace with the variant (``uv``, ``cv``, ``dv``,
-``gv``, ``tv``) and the user namespace with each other shared namespace and the variant
-(``ucv``, ``udv``, ``ugv``, ``utv``: "young and mobile prefers B"), so segments that are
-conjunctions of a personal and a contextual signal are learnable without naming them. Layout 1
-also crossed the contextual namespaces with each other (``cdv``, ``dgv``, ...: 6 more triples)
-and gave each variant a ``slot=<slot>`` feature, the same for every candidate of a slot; they
-cost 55% of VW's work per request and per learned example, and dropping them left the
-simulator's learning where it was (docs/learning.md, "Seventh round").
+Interactions: every shared namespace with the variant (``uv``, ``dv``, ...) and every pair of
+shared namespaces with the variant (``udv``: "young and mobile prefers B"), so segments that
+are conjunctions of two signal kinds are learnable without naming them.
 """
 
 from __future__ import annotations
@@ -31,21 +26,16 @@ from slotwise.dsl.compiled import Slot
 from slotwise.proxy.bandit.campaign import BanditCampaign
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.exploration import family_args, tuning_args
-from slotwise.proxy.bandit.features import (
-    CONTEXTUAL_NAMESPACES,
-    SHARED_NAMESPACES,
-    USER,
-    VARIANT,
-    SharedFeatures,
-)
+from slotwise.proxy.bandit.features import SHARED_NAMESPACES, VARIANT, SharedFeatures
 from slotwise.types import Explore
 
 BIT_PRECISION = 18
 # The feature layout: which features and interactions a model's weights stand for. A model
 # saved under another layout is refused (``model_layout_mismatch``, ModelStore.open_workspace):
 # its weights would be read as other features. Raise it whenever ``features.py``,
-# ``variant_features`` or ``interaction_args`` change what a model sees.
-LAYOUT = 2
+# ``variant_features`` or ``interaction_args`` change what a model sees. Layout 1 is what
+# slotwise has always built (metadata without ``layout`` is layout 1).
+LAYOUT = 1
 # Learning settings, tuned on the simulator (docs/learning.md, "Tuning"). VW's default rate
 # (0.5) suits dense, low-noise labels; with click rewards (rare, Bernoulli) and importance
 # weights of 1/p it chases the last few outcomes. Clipping p at 0.3 bounds those weights (at
@@ -67,14 +57,14 @@ _CB_LABEL = LabelType.CONTEXTUAL_BANDIT.value
 
 
 def interaction_args() -> list[str]:
-    """VW's ``--interactions`` for layout 2 (see the module's docstring)."""
+    letters = [name[0] for name in SHARED_NAMESPACES]
     variant = VARIANT[0]
-    user = USER[0]
     args: list[str] = []
-    for name in SHARED_NAMESPACES:
-        args += ["--interactions", f"{name[0]}{variant}"]
-    for name in CONTEXTUAL_NAMESPACES:
-        args += ["--interactions", f"{user}{name[0]}{variant}"]
+    for letter in letters:
+        args += ["--interactions", f"{letter}{variant}"]
+    for i, first in enumerate(letters):
+        for second in letters[i + 1 :]:
+            args += ["--interactions", f"{first}{second}{variant}"]
     return args
 
 
@@ -97,9 +87,8 @@ def load_workspace(path: Path, explore: Explore) -> Workspace:
 
 
 def variant_features(slot: Slot, position: int) -> list[str]:
-    """A variant's features: its name and one per attribute, both prefixed by the slot."""
     variant = slot.variants[position]
-    features = [f"{slot.name}={variant.name}"]
+    features = [f"slot={slot.name}", f"{slot.name}={variant.name}"]
     features += [f"{slot.name}.{key}={value}" for key, value in sorted(variant.attributes.items())]
     return features
 
