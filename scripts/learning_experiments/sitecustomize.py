@@ -10,6 +10,8 @@ measured on the simulator without editing the package (docs/learning.md, "Fifth 
     SW_UNIFORM=1                        decisions uniform over the candidates; the greedy
                                         readout still uses the model (pair it with a
                                         scenario whose policy says `explore greedy`)
+    SW_NOSLOT=1                         no `slot=<slot>` feature per variant (the same for all
+                                        of a slot's candidates)
     SW_SEGMENTS=FILE.sw                 the named segments of FILE as features: namespace
                                         `segment`, one feature per segment the request's
                                         usable signals are in (add `sv` to SW_INTER)
@@ -33,6 +35,18 @@ if os.environ.get("SW_LEARN") or os.environ.get("SW_INTER"):
     if os.environ.get("SW_INTER"):
         _pairs = os.environ["SW_INTER"].split()
         workspace.interaction_args = lambda: [a for i in _pairs for a in ("--interactions", i)]
+
+if os.environ.get("SW_NOSLOT"):
+    import slotwise.proxy.bandit.workspace as slotless
+    import slotwise.proxy.learn.learner as learner
+
+    _variant_features = slotless.variant_features
+
+    def variant_features(slot: Any, position: int) -> list[str]:
+        return _variant_features(slot, position)[1:]
+
+    slotless.variant_features = variant_features
+    learner.variant_features = variant_features  # type: ignore[attr-defined]
 
 if os.environ.get("SW_TUNING"):
     import slotwise.proxy.bandit.workspace as tuned  # the one caller of tuning_args
