@@ -169,6 +169,8 @@ MODELS: Final = Area(
         "needs the choice set the rules left; the message names the line",
         "model_family_mismatch": "the saved model was trained with another exploration "
         "family than the campaign now uses: the learner starts a new model",
+        "model_layout_mismatch": "the saved model was trained with another feature layout "
+        "(an earlier slotwise's features and interactions): the campaign starts a new model",
         "models_unwritable": "the models directory cannot be written (permissions, a full "
         "disk): check `--models` / `bandit.models_dir`",
         "no_slots": "a campaign without slots cannot be learned",

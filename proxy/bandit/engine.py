@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from vowpalwabbit import Workspace
 
 from slotwise.dsl.compiled import Slot
 from slotwise.proxy.bandit.campaign import BanditCampaign
-from slotwise.proxy.bandit.features import FeatureMap, uses_personal_features
+from slotwise.proxy.bandit.features import FeatureMap, SharedFeatures, uses_personal_features
 from slotwise.proxy.bandit.holdout import in_holdout
 from slotwise.proxy.bandit.workspace import PreparedActions, predict_pmf, shared_example
 from slotwise.proxy.choice import Choice, SlotChoice
-from slotwise.types import Signals
+from slotwise.types import Signals, SignalValue
 
 
 class SlotRules(Protocol):
@@ -79,9 +79,24 @@ def _draw(pmf: Sequence[float], u: float) -> int:
     return len(pmf) - 1
 
 
+# Distributions remembered per model (see ``CampaignModel``): enough for every user active in
+# a few minutes on one worker; cleared, not evicted one by one, when full (as FeatureMap does).
+_REMEMBERED = 8192
+
+_Key = tuple[bool, tuple[tuple[str, SignalValue], ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class CampaignModel:
-    """A campaign bound to one model version: workspace, prepared actions, variant indexes."""
+    """A campaign bound to one model version: workspace, prepared actions, variant indexes.
+
+    A serving workspace never learns (the learner has its own, and a new version is a new
+    ``CampaignModel``), so VW's distribution is a pure function of the features and the choice
+    set: the model remembers it per (usable signals, slot, candidates), and a user's next page
+    view in the same context, or a user in the same context, skips VW. The memo is bounded and
+    needs no lock (a dict read or write is atomic under the GIL; racing writers store equal
+    values), and a reload drops it with the model.
+    """
 
     campaign: BanditCampaign
     version: str
@@ -89,6 +104,9 @@ class CampaignModel:
     actions: PreparedActions
     index: tuple[Mapping[str, int], ...]
     examples: int = 0  # what the model learned from (its metadata): how far learning has come
+    _remembered: dict[_Key, dict[tuple[int, tuple[str, ...]], list[float]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def build(
@@ -108,7 +126,7 @@ class CampaignModel:
     ) -> Choice:
         campaign = self.campaign
         personal = uses_personal_features(signals)
-        used = features.usable_signals(signals, personal=personal)
+        used, shared = features.split(signals, personal=personal)
         # without consent no user key may be used: the holdout draw is then per request
         consented = signals.get("consent.level") == "personal"
         if in_holdout(campaign.name, user_key if consented else None, campaign.holdout, rng):
@@ -119,10 +137,10 @@ class CampaignModel:
                 for slot in campaign.slots
             )
             return Choice(campaign.name, self.version, True, campaign.holdout, personal, sets, used)
-        shared: list[Any] = []  # built on the first slot with a real choice, then reused
+        request = _Request(self, shared, (personal, tuple(used.items())))
         choices: list[SlotChoice] = []
         for position, slot in enumerate(campaign.slots):
-            names, pmf = self._slot_pmf(position, rules, signals, personal, features, shared)
+            names, pmf = request.slot_pmf(position, rules.get(slot.name))
             if not names:
                 choices.append(SlotChoice(slot.name, None, 1.0, ()))
                 continue
@@ -137,39 +155,13 @@ class CampaignModel:
     ) -> dict[str, str | None]:
         """Per slot, the most probable variant: what the model learned, without exploring."""
         personal = uses_personal_features(signals)
-        shared: list[Any] = []
+        used, shared = features.split(signals, personal=personal)
+        request = _Request(self, shared, (personal, tuple(used.items())))
         greedy: dict[str, str | None] = {}
         for position, slot in enumerate(self.campaign.slots):
-            names, pmf = self._slot_pmf(position, rules, signals, personal, features, shared)
+            names, pmf = request.slot_pmf(position, rules.get(slot.name))
             greedy[slot.name] = names[max(range(len(pmf)), key=pmf.__getitem__)] if names else None
         return greedy
-
-    def _slot_pmf(
-        self,
-        position: int,
-        rules: Mapping[str, SlotRules],
-        signals: Signals,
-        personal: bool,
-        features: FeatureMap,
-        shared: list[Any],
-    ) -> tuple[tuple[str, ...], list[float]]:
-        """One slot's eligible variants and the distribution to draw from (rules' boosts
-        applied); a single candidate needs no model."""
-        slot = self.campaign.slots[position]
-        slot_rules = rules.get(slot.name)
-        known = self.index[position]
-        names = tuple(n for n in candidates_for(slot, slot_rules) if n in known)
-        if len(names) < 2:
-            return names, [1.0] * len(names)
-        if not shared:
-            shared.append(
-                shared_example(self.workspace, features.shared(signals, personal=personal))
-            )
-        slot_actions = self.actions.per_slot[position]
-        pmf = predict_pmf(self.workspace, shared[0], [slot_actions[known[n]] for n in names])
-        if slot_rules is not None and slot_rules.boosts:
-            pmf = _boosted(pmf, names, slot_rules.boosts)
-        return names, pmf
 
     def distribution(
         self,
@@ -179,8 +171,61 @@ class CampaignModel:
         personal: bool,
         features: FeatureMap,
     ) -> list[float]:
-        """VW's distribution over ``names`` for one slot (offline evaluation, explain)."""
-        shared = shared_example(self.workspace, features.shared(signals, personal=personal))
-        known = self.index[slot_position]
-        actions = self.actions.per_slot[slot_position]
-        return predict_pmf(self.workspace, shared, [actions[known[n]] for n in names])
+        """VW's distribution over ``names`` for one slot (offers, offline evaluation, explain)."""
+        used, shared = features.split(signals, personal=personal)
+        request = _Request(self, shared, (personal, tuple(used.items())))
+        return list(request.vw_pmf(slot_position, tuple(names)))
+
+    def remembered(self, key: _Key) -> dict[tuple[int, tuple[str, ...]], list[float]]:
+        """The distributions known for one context (a new, empty entry if none)."""
+        memo = self._remembered
+        entry = memo.get(key)
+        if entry is None:
+            if len(memo) >= _REMEMBERED:
+                memo.clear()
+            entry = memo[key] = {}
+        return entry
+
+
+class _Request:
+    """One request's view of a model: its features, its shared example (built on the first
+    slot that needs VW, then reused by the others) and its remembered distributions."""
+
+    __slots__ = ("_example", "_features", "_known", "_model")
+
+    def __init__(self, model: CampaignModel, features: SharedFeatures, key: _Key) -> None:
+        self._model = model
+        self._features = features
+        self._example: Any = None
+        self._known = model.remembered(key)
+
+    def slot_pmf(
+        self, position: int, slot_rules: SlotRules | None
+    ) -> tuple[tuple[str, ...], list[float]]:
+        """One slot's eligible variants and the distribution to draw from (rules' boosts
+        applied); a single candidate needs no model."""
+        model = self._model
+        known = model.index[position]
+        slot = model.campaign.slots[position]
+        names = tuple([n for n in candidates_for(slot, slot_rules) if n in known])
+        if len(names) < 2:
+            return names, [1.0] * len(names)
+        pmf = self.vw_pmf(position, names)
+        if slot_rules is not None and slot_rules.boosts:
+            pmf = _boosted(pmf, names, slot_rules.boosts)
+        return names, pmf
+
+    def vw_pmf(self, position: int, names: tuple[str, ...]) -> list[float]:
+        """VW's distribution over ``names`` (remembered, or one prediction)."""
+        pmf = self._known.get((position, names))
+        if pmf is not None:
+            return pmf
+        model = self._model
+        workspace = model.workspace
+        if self._example is None:
+            self._example = shared_example(workspace, self._features)
+        known = model.index[position]
+        slot_actions = model.actions.per_slot[position]
+        pmf = predict_pmf(workspace, self._example, [slot_actions[known[n]] for n in names])
+        self._known[(position, names)] = pmf
+        return pmf

@@ -134,12 +134,36 @@ class FeatureMap:
         namespace, so the decision rests on the contextual part of the model only.
         """
         features: SharedFeatures = {}
+        memo = self._cache
+        for name, value in signals.items():
+            known = memo.get((name, type(value), value))
+            namespace, values = known if known is not None else self._features(name, value)
+            if namespace is None or (namespace == USER and not personal):
+                continue
+            listed = features.get(namespace)
+            if listed is None:
+                features[namespace] = list(values)
+            else:
+                listed.extend(values)
+        return features
+
+    def split(
+        self, signals: Signals, *, personal: bool
+    ) -> tuple[dict[str, SignalValue], SharedFeatures]:
+        """``usable_signals`` and ``shared`` in one pass (the request path needs both)."""
+        kept: dict[str, SignalValue] = {}
+        features: SharedFeatures = {}
         for name, value in signals.items():
             namespace, values = self._features(name, value)
             if namespace is None or (namespace == USER and not personal):
                 continue
-            features.setdefault(namespace, []).extend(values)
-        return features
+            kept[name] = value
+            known = features.get(namespace)
+            if known is None:
+                features[namespace] = list(values)
+            else:
+                known.extend(values)
+        return kept, features
 
     def usable_signals(self, signals: Signals, *, personal: bool) -> dict[str, SignalValue]:
         """The signals a decision may use and log: without consent, nothing personal is kept."""

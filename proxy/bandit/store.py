@@ -39,7 +39,7 @@ from vowpalwabbit import Workspace
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.exploration import KINDS, explore_from_policy, model_family
 from slotwise.proxy.bandit.training import TrainingData
-from slotwise.proxy.bandit.workspace import load_workspace
+from slotwise.proxy.bandit.workspace import LAYOUT, load_workspace
 from slotwise.proxy.files import write_atomically
 from slotwise.types import Explore
 
@@ -77,6 +77,9 @@ class ModelInfo:
     explore_parameter: float | None = None  # the campaign's exploration when it was trained
     # what the lineage learned from (slotwise.proxy.bandit.training); None: not recorded
     training: TrainingData | None = None
+    # the feature layout the model was trained with (slotwise.proxy.bandit.workspace.LAYOUT);
+    # metadata written before layouts were recorded has none: layout 1
+    layout: int = 1
 
     @property
     def label(self) -> str:
@@ -101,6 +104,8 @@ def _metadata_problem(info: ModelInfo, campaign: str, version: int) -> str | Non
         return f"sha256 {info.sha256!r} is not 64 hex digits"
     if info.examples < 0 or (info.parent is not None and info.parent < 1):
         return "examples and parent must not be negative"
+    if info.layout < 1:
+        return f"layout {info.layout} is not a feature layout (1, 2, ...)"
     if not math.isfinite(info.created):
         return f"created {info.created} is not a time"
     if info.family not in FAMILIES:
@@ -279,6 +284,7 @@ class ModelStore:
             note=note,
             explore_parameter=explore_parameter,
             training=training,
+            layout=LAYOUT,
         )
         self._write_version(info, data)
         self._set_current(campaign, version)
@@ -358,6 +364,14 @@ class ModelStore:
                 "model_family_mismatch",
                 f"model {info.campaign} {info.label} was trained with {info.family} exploration;"
                 f" the campaign now explores with {explore.kind}: it starts a new model",
+            )
+        if info.layout != LAYOUT:
+            raise BanditError(
+                "model_layout_mismatch",
+                f"model {info.campaign} {info.label} was trained with feature layout "
+                f"{info.layout}; this slotwise builds layout {LAYOUT} (other features and "
+                "interactions), so the weights would mean nothing: the campaign starts a new "
+                "model (the old versions stay on disk for the slotwise release that made them)",
             )
         self.verify(info)
         return load_workspace(self.model_path(info), explore)

@@ -30,6 +30,12 @@ from slotwise.proxy.bandit.features import SHARED_NAMESPACES, VARIANT, SharedFea
 from slotwise.types import Explore
 
 BIT_PRECISION = 18
+# The feature layout: which features and interactions a model's weights stand for. A model
+# saved under another layout is refused (``model_layout_mismatch``, ModelStore.open_workspace):
+# its weights would be read as other features. Raise it whenever ``features.py``,
+# ``variant_features`` or ``interaction_args`` change what a model sees. Layout 1 is what
+# slotwise has always built (metadata without ``layout`` is layout 1).
+LAYOUT = 1
 # Learning settings, tuned on the simulator (docs/learning.md, "Tuning"). VW's default rate
 # (0.5) suits dense, low-noise labels; with click rewards (rare, Bernoulli) and importance
 # weights of 1/p it chases the last few outcomes. Clipping p at 0.3 bounds those weights (at

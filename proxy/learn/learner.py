@@ -8,19 +8,19 @@ chosen one labelled ``0:cost:probability`` with ``cost = -reward`` (VW minimises
 offer set's reward per hundred of the page's cart value: ``_offer_scale``).
 
 The chosen action gets a fresh labelled example: VW's label setter appends costs, so a
-prepared example cannot be relabelled. The others are the prepared, unlabelled ones.
-
-``publish`` saves every campaign that learned something since the last publish as a new
-version and moves CURRENT, with what its lineage learned from in the metadata (``training``:
-slotwise.proxy.bandit.training) so that evaluation can tell its training log; proxies pick it
-up on their next ``reload``. If an operator rolled back in between, the learner drops what it
-learned since and continues from the rolled-back model, so the rollback sticks.
+prepared example cannot be relabelled. The other candidates are passed as empty examples, not
+as their variants: VW's update (``cb_adf``'s MTR) changes only the chosen action's weights,
+and what it reads of the others is their number (an importance weight of events over actions)
+and where the chosen one stands among them (SquareCB), so the model learned is the same, bit
+for bit (tests/proxy/learn/test_learner.py checks it), while the prediction VW makes inside
+``learn`` costs a fraction: an empty action crosses nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pylibvw
 from vowpalwabbit import Workspace
@@ -31,12 +31,7 @@ from slotwise.proxy.bandit.exploration import model_family
 from slotwise.proxy.bandit.features import VARIANT, FeatureMap, SharedFeatures
 from slotwise.proxy.bandit.store import ModelInfo, ModelStore
 from slotwise.proxy.bandit.training import TrainingRecorder
-from slotwise.proxy.bandit.workspace import (
-    PreparedActions,
-    new_workspace,
-    shared_example,
-    variant_features,
-)
+from slotwise.proxy.bandit.workspace import new_workspace, shared_example, variant_features
 from slotwise.proxy.decision_log import DecisionRecord, signals_of
 from slotwise.proxy.learn.log import JoinedRecord
 from slotwise.proxy.offer_set import PREFIX as OFFERS_PREFIX
@@ -56,7 +51,9 @@ class LearnStats:
 class _Training:
     campaign: BanditCampaign
     workspace: Workspace
-    actions: PreparedActions
+    # stand-ins for the candidates not chosen (set up once, never labelled: learning leaves
+    # them as they were)
+    others: tuple[Any, ...]
     # per slot, in campaign order: (name, variant name -> position, the chosen-variant features)
     slots: tuple[tuple[str, dict[str, int], tuple[SharedFeatures, ...]], ...]
     parent: int | None  # the version trained on, None from scratch
@@ -84,6 +81,12 @@ def _offer_scale(decision: DecisionRecord) -> float:
     if isinstance(cart, int | float) and not isinstance(cart, bool) and cart > 0:
         return float(cart) / 100.0
     return 1.0
+
+
+def _empty_action(workspace: Workspace) -> Any:
+    example = pylibvw.example(workspace, _CB_LABEL)
+    workspace.setup_example(example)
+    return example
 
 
 class Learner:
@@ -134,8 +137,9 @@ class Learner:
             )
             for slot in campaign.slots
         )
-        actions = PreparedActions.build(workspace, campaign)
-        return _Training(campaign, workspace, actions, slots, parent, seen, examples, 0, trained)
+        most = max(len(slot.variants) for slot in campaign.slots)
+        others = tuple(_empty_action(workspace) for _ in range(most - 1))
+        return _Training(campaign, workspace, others, slots, parent, seen, examples, 0, trained)
 
     def learn(self, joined: JoinedRecord) -> bool:
         """Learn from one joined decision; False if it teaches nothing (holdout, unknown)."""
@@ -155,7 +159,7 @@ class Learner:
         shared = None
         cost = -joined.reward / _offer_scale(decision)
         updates = 0
-        for position, (name, known, chosen_features) in enumerate(training.slots):
+        for name, known, chosen_features in training.slots:
             logged = logged_slots.get(name)
             if logged is None or logged.variant is None or len(logged.candidates) < 2:
                 continue
@@ -167,16 +171,15 @@ class Learner:
                 shared = shared_example(
                     workspace, self.features.shared(signals, personal=decision.personal)
                 )
-            prepared = training.actions.per_slot[position]
             chosen = pylibvw.example(workspace, _CB_LABEL)
             chosen.push_feature_dict(workspace, chosen_features[chosen_at])
             chosen.set_label_string(workspace, f"0:{cost!r}:{logged.probability!r}", _CB_LABEL)
             workspace.setup_example(chosen)
-            examples = [
-                chosen if candidate == logged.variant else prepared[known[candidate]]
-                for candidate in logged.candidates
-            ]
-            pylibvw.vw.learn_multi(workspace, [shared, *examples])
+            # in the chosen one's place among the candidates: SquareCB's update reads it
+            at = logged.candidates.index(logged.variant)
+            others = training.others
+            last = len(logged.candidates) - 1
+            pylibvw.vw.learn_multi(workspace, [shared, *others[:at], chosen, *others[at:last]])
             updates += 1
         if updates == 0:
             self.stats.skipped_unknown += 1
@@ -187,6 +190,11 @@ class Learner:
         training.unpublished += 1
         training.trained.add(decision.id, decision.ts)
         return True
+
+    def learn_many(self, records: Iterable[JoinedRecord]) -> int:
+        """``learn`` for each record in turn; how many taught something."""
+        learn = self.learn
+        return sum(1 for joined in records if learn(joined))
 
     def publish(self) -> list[ModelInfo]:
         """Save every campaign with new examples as a new CURRENT version."""

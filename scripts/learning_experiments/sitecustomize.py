@@ -13,6 +13,11 @@ measured on the simulator without editing the package (docs/learning.md, "Fifth 
     SW_PAGE_CART=none|octave            the page's cart (page.cart_value, page.cart_count)
                                         gives the bandit no features, or only each number's
                                         octave (`slotwise simulate-offers`)
+    SW_NOSLOT=1                         no `slot=<slot>` feature per variant (the same for all
+                                        of a slot's candidates)
+    SW_SEGMENTS=FILE.sw                 the named segments of FILE as features: namespace
+                                        `segment`, one feature per segment the request's
+                                        usable signals are in (add `sv` to SW_INTER)
 
     cd /tmp && SW_UNIFORM=1 PYTHONPATH=/path/to/repo/scripts/learning_experiments \\
         /path/to/repo/.venv/bin/slotwise simulate scenario.toml --seed 1 --format json
@@ -33,6 +38,18 @@ if os.environ.get("SW_LEARN") or os.environ.get("SW_INTER"):
     if os.environ.get("SW_INTER"):
         _pairs = os.environ["SW_INTER"].split()
         workspace.interaction_args = lambda: [a for i in _pairs for a in ("--interactions", i)]
+
+if os.environ.get("SW_NOSLOT"):
+    import slotwise.proxy.bandit.workspace as slotless
+    import slotwise.proxy.learn.learner as learner
+
+    _variant_features = slotless.variant_features
+
+    def variant_features(slot: Any, position: int) -> list[str]:
+        return _variant_features(slot, position)[1:]
+
+    slotless.variant_features = variant_features
+    learner.variant_features = variant_features  # type: ignore[attr-defined]
 
 if os.environ.get("SW_TUNING"):
     import slotwise.proxy.bandit.workspace as tuned  # the one caller of tuning_args
@@ -76,3 +93,33 @@ if os.environ.get("SW_PAGE_CART"):
         return [] if _page_cart == "none" else [f for f in found if "~~" in f]
 
     features._value_features = value_features
+if os.environ.get("SW_SEGMENTS"):
+    from pathlib import Path
+
+    import slotwise.proxy.bandit.features as features
+    from slotwise.dsl.compile import segments_of
+    from slotwise.dsl.conditions import compile_condition
+    from slotwise.dsl.parser import parse_policy
+    from slotwise.types import Context
+
+    _path = Path(os.environ["SW_SEGMENTS"])
+    _named = segments_of([parse_policy(_path.read_text(), str(_path))])
+    _members = [(name, compile_condition(s.condition, _named)) for name, s in _named.items()]
+    _split = features.FeatureMap.split
+
+    def _segments(kept: Any) -> list[str]:
+        context = Context(kept, 0.0)
+        return [f"segment={name}" for name, holds in _members if holds(context)]
+
+    def split(self: Any, signals: Any, *, personal: bool) -> Any:
+        kept, shared = _split(self, signals, personal=personal)
+        named = _segments(kept)
+        if named:
+            shared["segment"] = named
+        return kept, shared
+
+    def shared(self: Any, signals: Any, *, personal: bool) -> Any:
+        return split(self, signals, personal=personal)[1]
+
+    features.FeatureMap.split = split  # type: ignore[method-assign]
+    features.FeatureMap.shared = shared  # type: ignore[method-assign]

@@ -88,9 +88,13 @@ def test_engine_time_per_decision_for_1000_combinations() -> None:
     # the holdout layer would skip the bandit for 10% of users: time only bandit decisions
     users = [f"u{i}" for i in range(50_000)]
     users = [u for u in users if not runtime.choose("spring_sale", rules, SIGNALS, u).holdout]
+    # each timed decision in a context not seen before: a loaded model remembers VW's
+    # distribution per context, and a repeated context would time that memory, not VW
+    ages = iter(range(10**9))
 
     def decide() -> None:
-        runtime.choose("spring_sale", rules, SIGNALS, random.choice(users))
+        signals = dict(SIGNALS, **{"user.age": 10**6 + next(ages)})
+        runtime.choose("spring_sale", rules, signals, random.choice(users))
 
     campaign = from_compiled(compiled)
     text_ws = new_workspace(campaign.explore)

@@ -90,3 +90,49 @@ def test_runtime_serves_installed_campaigns_only() -> None:
     runtime.install([make_campaign("a")])
     assert runtime.snapshot is not before
     assert runtime.snapshot.models["a"] is before.models["a"]  # unchanged campaign: kept
+
+
+def test_remembered_distributions_are_what_vw_predicts() -> None:
+    """A serving model never learns, so the distribution it remembers for a context is VW's
+    prediction for it; a trained model checked against fresh predictions, boosts applied anew."""
+    import pylibvw
+
+    from slotwise.proxy.bandit.workspace import PreparedActions, predict_pmf, shared_example
+
+    campaign = make_campaign(slots=2, variants=5)
+    workspace = new_workspace(campaign.explore)
+    features = FeatureMap()
+    prepared = PreparedActions.build(workspace, campaign).per_slot
+    contexts = [{**PERSONAL, "user.age": age, "device.type": d} for age in (19, 40) for d in "ab"]
+    for n in range(400):  # train the workspace: distributions that differ by context
+        signals = contexts[n % 4]
+        shared = shared_example(workspace, features.shared(signals, personal=True))
+        for slot in range(2):
+            chosen = pylibvw.example(workspace, 4)
+            chosen.push_feature_dict(workspace, {"variant": [f"s{slot}=s{slot}v{n % 5}"]})
+            cost = -1.0 if (n % 5) == (n % 4) else 0.0
+            chosen.set_label_string(workspace, f"0:{cost}:0.2", 4)
+            workspace.setup_example(chosen)
+            actions = [chosen if v == n % 5 else prepared[slot][v] for v in range(5)]
+            pylibvw.vw.learn_multi(workspace, [shared, *actions])
+    model = CampaignModel.build(campaign, workspace, "v1")
+    rules = {"s1": Rules(("s1v0", "s1v2", "s1v4"), boosts={"s1v2": 3.0})}
+    for _ in range(3):  # the first pass predicts, the next ones remember
+        for signals in contexts:
+            greedy = model.greedy(rules, signals, features)
+            shared = shared_example(workspace, features.shared(signals, personal=True))
+            slot0 = predict_pmf(workspace, shared, list(model.actions.per_slot[0]))
+            slot1 = predict_pmf(
+                workspace, shared, [model.actions.per_slot[1][v] for v in (0, 2, 4)]
+            )
+            boosted = [p * (3.0 if v == 2 else 1.0) for p, v in zip(slot1, (0, 2, 4), strict=True)]
+            assert (
+                model.distribution(signals, 0, [f"s0v{v}" for v in range(5)], True, features)
+                == slot0
+            )
+            assert greedy["s0"] == f"s0v{max(range(5), key=slot0.__getitem__)}"
+            assert greedy["s1"] == ("s1v0", "s1v2", "s1v4")[max(range(3), key=boosted.__getitem__)]
+    assert (
+        len({tuple(model.distribution(c, 0, ["s0v0", "s0v1"], True, features)) for c in contexts})
+        > 1
+    )

@@ -185,3 +185,34 @@ def test_a_current_that_names_no_version_says_what_is_wrong(
     assert store.rollback("spring", to=1).version == 1
     assert store.checked_current("spring") == 1
     assert ModelStore(tmp_path).checked_current("autumn") is None  # no model yet: no problem
+
+
+def test_a_model_of_another_feature_layout_is_refused_and_the_campaign_starts_anew(
+    tmp_path: Path,
+) -> None:
+    """A model whose metadata names another feature layout (one a later slotwise builds) would
+    have its weights read as other features: the runtime and the learner refuse it with
+    model_layout_mismatch and start from a fresh model. Metadata written before layouts were
+    recorded is layout 1, what slotwise builds, and loads."""
+    from slotwise.proxy.learn.learner import Learner
+
+    store = ModelStore(tmp_path)
+    version = _publish(store)
+    meta = tmp_path / "spring" / f"v{version:06d}.json"
+    recorded = json.loads(meta.read_text())
+    assert recorded["layout"] == 1
+    del recorded["layout"]
+    meta.write_text(json.dumps(recorded))
+    runtime = BanditRuntime(store)
+    runtime.install([make_campaign("spring")])
+    assert runtime.snapshot.versions() == {"spring": f"v{version}"}
+    assert runtime.errors == []
+    meta.write_text(json.dumps({**recorded, "layout": 2}))
+    runtime = BanditRuntime(store)
+    runtime.install([make_campaign("spring")])
+    assert runtime.snapshot.versions() == {"spring": "v0"}
+    assert [e.code for e in runtime.errors] == ["model_layout_mismatch"]
+    assert "feature layout 2" in runtime.errors[0].message
+    learner = Learner([make_campaign("spring")], store)
+    assert "model_layout_mismatch" in learner.warnings[0]
+    assert "training spring from scratch" in learner.warnings[0]

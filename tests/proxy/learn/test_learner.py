@@ -3,11 +3,14 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
+
 from slotwise.proxy.bandit import BanditRuntime, FeatureMap, ModelStore
 from slotwise.proxy.decision_log import OutcomeRecord, decision_record
 from slotwise.proxy.learn.learner import Learner
 from slotwise.proxy.learn.log import JoinedRecord
-from tests.proxy.bandit.campaigns import make_campaign
+from slotwise.types import Explore
+from tests.proxy.bandit.campaigns import Rules, make_campaign
 
 
 def _signals(segment: str) -> dict[str, str | int | bool]:
@@ -79,3 +82,67 @@ def test_a_restarted_learner_continues_from_the_current_model(tmp_path: Path) ->
     assert again.publish() == []
     assert "rollback" in again.warnings[-1]
     assert info.version == 1
+
+
+@pytest.mark.parametrize("explore", [Explore("epsilon", 0.1), Explore("squarecb", 10.0)])
+def test_the_learner_learns_the_model_that_full_action_lists_would(explore: Explore) -> None:
+    """Empty stand-ins for the candidates not chosen change nothing VW learns: the same
+    decisions learned with every candidate's features give the same predictions, bit for bit."""
+    import pylibvw
+
+    from slotwise.proxy.bandit.workspace import (
+        PreparedActions,
+        new_workspace,
+        predict_pmf,
+        shared_example,
+        variant_features,
+    )
+
+    campaign = make_campaign(slots=2, variants=6)
+    campaign = campaign.__class__(campaign.name, campaign.slots, explore)
+    runtime = BanditRuntime(rng=random.Random(1))
+    runtime.install([campaign])
+    learner = Learner([campaign])
+    reference = new_workspace(campaign.explore)
+    prepared = PreparedActions.build(reference, campaign).per_slot
+    features = FeatureMap()
+    rng = random.Random(3)
+    decisions = []
+    for n in range(300):
+        signals = {**_signals(rng.choice(["mobile", "desktop"])), "user.age": rng.randint(18, 60)}
+        rules = {"s1": Rules(tuple(f"s1v{v}" for v in range(6) if v != n % 6))}
+        decision = runtime.choose("spring", rules, signals, f"u{n}")
+        assert decision is not None
+        record = decision_record(decision, f"d{n}", float(n), "p")
+        reward = float(rng.random() < 0.3)
+        assert learner.learn(JoinedRecord(record, OutcomeRecord(clicks=reward), reward, True))
+        decisions.append((signals, record))
+        shared = shared_example(reference, features.shared(signals, personal=True))
+        for position, logged in enumerate(record.slots):
+            slot = campaign.slots[position]
+            chosen = pylibvw.example(reference, 4)
+            chosen.push_feature_dict(
+                reference, {"variant": variant_features(slot, int(logged.variant[-1]))}
+            )
+            chosen.set_label_string(reference, f"0:{-reward!r}:{logged.probability!r}", 4)
+            reference.setup_example(chosen)
+            actions = [
+                chosen if name == logged.variant else prepared[position][int(name[-1])]
+                for name in logged.candidates
+            ]
+            pylibvw.vw.learn_multi(reference, [shared, *actions])
+    ours_ws = learner.workspace("spring")
+    trained = PreparedActions.build(ours_ws, campaign).per_slot
+    for signals, _ in decisions[:20]:
+        for position in range(2):
+            ours = predict_pmf(
+                ours_ws,
+                shared_example(ours_ws, features.shared(signals, personal=True)),
+                trained[position],
+            )
+            theirs = predict_pmf(
+                reference,
+                shared_example(reference, features.shared(signals, personal=True)),
+                prepared[position],
+            )
+            assert ours == theirs
