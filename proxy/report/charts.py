@@ -24,6 +24,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 import pygal
+from pygal.etree import etree as pygal_etree
 from pygal.style import Style
 
 # pygal appends to sys.meta_path a finder for its map plugins (pygal.maps.*, unused here) with
@@ -31,6 +32,9 @@ from pygal.style import Style
 # raises an ImportWarning through it (an error under the tests' warning filter). Without it
 # pygal's charts work the same.
 sys.meta_path[:] = [f for f in sys.meta_path if type(f) is not pygal.PluginImportFixer]
+# pygal builds its tree with lxml when lxml is installed (not a dependency here); the filter
+# below edits an xml.etree tree, and lxml would write the namespace URL back: always xml.etree
+pygal_etree.to_etree()
 
 PERSONALISED = "#0072B2"  # blue
 CONTROL = "#D55E00"  # vermillion
