@@ -1,21 +1,22 @@
 """The report as one self-contained HTML file: inline CSS and SVG, no script, no network.
 
-Every chart (slotwise.proxy.report.svg) sits beside a table of the same figures; every figure
-of a table carries its JSON value in ``data-value`` (``data-field`` names it), so a test or a
-tool can check the page against ``--format json``.
+Every chart (drawn by pygal, slotwise.proxy.report.charts) sits beside a table of the same
+figures; every figure of a table carries its JSON value in ``data-value`` (``data-field`` names
+it), so a test or a tool can check the page against ``--format json``.
 """
 
 from __future__ import annotations
 
 from html import escape
 
-from slotwise.proxy.report import svg
+from slotwise.proxy.report import charts
 from slotwise.proxy.report.document import (
     Campaign,
     Estimate,
     Lift,
     OfferSet,
     Performance,
+    Point,
     RecsList,
     Report,
     TriggerResult,
@@ -64,8 +65,8 @@ def _est(field: str, e: Estimate, percent: bool = True, signed: bool = False) ->
     return f'<td data-field="{field}" data-value="{e.value!r}"{bounds}>{escape(text)}</td>'
 
 
-def _row(e: Estimate, label: str, faint: bool) -> svg.Row:
-    return svg.Row(label, e.value, e.low, e.high, faint)
+def _row(e: Estimate, label: str, faint: bool) -> charts.Row:
+    return charts.Row(label, e.value, e.low, e.high, faint)
 
 
 def _lift_cells(lift: Lift) -> str:
@@ -95,12 +96,12 @@ def _segments(index: int, c: Campaign) -> list[str]:
     out = ['<div class="charts">']
     out.append(
         "<figure>"
-        + svg.interval_chart(f"rates-{index}", "Click rate by segment (95% intervals)", rates)
+        + charts.interval_chart(f"rates-{index}", "Click rate by segment (95% intervals)", rates)
         + "</figure>"
     )
     out.append(
         "<figure>"
-        + svg.interval_chart(
+        + charts.interval_chart(
             f"lift-{index}",
             "Click rate lift, personalised − control (95% intervals)",
             lift_rows,
@@ -189,7 +190,7 @@ def _variants(index: int, c: Campaign) -> list[str]:
     ]  # fmt: skip
     out = [
         "<figure>"
-        + svg.interval_chart(
+        + charts.interval_chart(
             f"variants-{index}",
             "Click rate by variant, all traffic (share of traffic in brackets)",
             rows,
@@ -207,15 +208,22 @@ def _timeline(index: int, c: Campaign) -> list[str]:
     if not c.timeline:
         return []
     labels = [when(p.start)[5:16] for p in c.timeline]
+
+    def faint(p: Point) -> bool:
+        return not p.enough_data
+
     out = [
         "<h3>Learning over time</h3><figure>"
-        + svg.line_chart(
+        + charts.line_chart(
             f"timeline-{index}",
             "Click rate over time",
             labels,
             [
-                ("personalised", [p.personalised_click_rate.value for p in c.timeline]),
-                ("control", [p.control_click_rate.value for p in c.timeline]),
+                (
+                    "personalised",
+                    [_row(p.personalised_click_rate, "", faint(p)) for p in c.timeline],
+                ),
+                ("control", [_row(p.control_click_rate, "", faint(p)) for p in c.timeline]),
             ],
         )
         + "</figure>",
@@ -341,7 +349,7 @@ def _offer_set(index: int, o: OfferSet) -> list[str]:
         f'<section class="offer-set" data-offer-set="{escape(o.name)}">',
         f"<h3>Offer set {escape(o.name)}</h3>",
         '<div class="charts"><figure>'
-        + svg.interval_chart(
+        + charts.interval_chart(
             f"offer-net-{index}",
             f"Revenue minus discount per decision by arm, {everyone.segment} (95% intervals)",
             net,
@@ -349,7 +357,7 @@ def _offer_set(index: int, o: OfferSet) -> list[str]:
             names=("net per decision", ""),
         )
         + "</figure><figure>"
-        + svg.interval_chart(
+        + charts.interval_chart(
             f"offer-conversion-{index}",
             f"Conversion rate by arm, {everyone.segment} (95% intervals)",
             conversion,
@@ -416,7 +424,7 @@ def _triggers(results: list[TriggerResult]) -> list[str]:
         "<p>Each trigger's decisions against its own holdout (drawn per trigger and"
         " visitor): conversion rate and its lift.</p>",
         "<figure>"
-        + svg.interval_chart(
+        + charts.interval_chart(
             "triggers",
             "Conversion rate, triggered vs holdout (95% intervals)",
             rows,
@@ -454,7 +462,7 @@ def _recommendations(lists: list[RecsList]) -> list[str]:
         "<p>Impressions and clicks of each list's positions (the trackers the proxy writes"
         " per item), as <code>slotwise recs report</code> counts them.</p>",
         "<figure>"
-        + svg.interval_chart(
+        + charts.interval_chart(
             "recs-ctr", "CTR by list and position (95% intervals)", rows, names=("CTR", "")
         )
         + "</figure>",
@@ -511,7 +519,9 @@ def render(report: Report, *, title: str = "slotwise report", refresh: int | Non
         f" {escape(when(report.generated_at))}. {escape(_range(report))}. Segments by:"
         f" {escape(', '.join(report.segment_by) or 'none (all traffic)')}. Intervals are 95%;"
         f' "{NOT_ENOUGH}" marks figures with fewer than 100 decisions or 5 events behind'
-        " them.</p>",
+        " them. In the charts a bar or dot is the figure, its whisker the 95% interval, and a"
+        " hatched one has too little data behind it; hovering one shows its figures, and the"
+        " table beside each chart has them all.</p>",
         f'<p class="muted">{t.decisions:,} decisions, {t.events:,} events'
         f" ({t.matched_events:,} matched to a decision, {t.unmatched_events:,} without one in"
         f" range, {t.late_events:,} late).</p>",

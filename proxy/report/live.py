@@ -24,7 +24,6 @@ import time
 from collections.abc import Sequence
 
 from slotwise.proxy.report.document import Report, build
-from slotwise.proxy.report.html import render
 from slotwise.proxy.report.store_reader import Cursor, Selection, read_store_from
 from slotwise.proxy.report.storefront import RollingSessions, SessionCounts
 from slotwise.proxy.report.tally import CampaignTally, OfferCells, RollingTally, TriggerCells
@@ -123,6 +122,10 @@ class LiveReport:
         since: float,
         at: float,
     ) -> tuple[Report, bytes, str]:
+        # here, in the learner: a proxy imports this module for DashboardCache alone and never
+        # renders, so it never loads pygal (about 50 ms of import on its event loop)
+        from slotwise.proxy.report.html import render
+
         campaigns, sections = views
         report = build(
             self.tally, source="the store, live", since=since, now=at, campaigns=campaigns,

@@ -18,6 +18,7 @@ from slotwise.proxy.report.document import Report
 from slotwise.proxy.state import LogRecord, open_store
 from tests.conftest import REPO
 from tests.proxy.report.logs import make_logs, store_entries, write_files
+from tests.proxy.report.offline import assert_self_contained
 
 
 def _slotwise(*argv: str, ok: bool = True) -> subprocess.CompletedProcess[bytes]:
@@ -120,7 +121,7 @@ def test_the_html_shows_the_json_figures(tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     _slotwise(*common, "--format", "html", "--output", str(page))
     html = page.read_text(encoding="utf-8")
-    assert "<script" not in html and "http://" not in html and "https://" not in html
+    assert_self_contained(html)
     cells = _Cells()
     cells.feed(html)
     assert cells.charts == 4  # rates, lift, variants, timeline

@@ -14,6 +14,7 @@ import pytest
 
 from slotwise.proxy.report.document import Report
 from tests.proxy.report.logs import T0
+from tests.proxy.report.offline import assert_self_contained
 from tests.proxy.report.test_report_cli import _fill, _slotwise
 
 Z = 1.959963984540054
@@ -212,7 +213,7 @@ def test_the_html_carries_the_sections_figures(store: str, tmp_path: Path) -> No
     page = tmp_path / "report.html"
     _slotwise("--store", store, "--format", "html", "--output", str(page))
     html = page.read_text(encoding="utf-8")
-    assert "<script" not in html and "http://" not in html
+    assert_self_contained(html)
     for chart in ('data-chart="offer-net-0"', 'data-chart="offer-conversion-0"',
                   'data-chart="triggers"', 'data-chart="recs-ctr"'):  # fmt: skip
         assert chart in html

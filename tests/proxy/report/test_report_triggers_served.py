@@ -5,6 +5,7 @@ what was served and bought."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -72,11 +73,17 @@ async def test_the_report_compares_a_trigger_with_its_holdout(
                     ad = await client.get("/ads/home-top", headers=_cookie(user))
                     headline = ad.json()["creative"]["headline"]
                     reminded.append(headline == "Your cart is waiting")
-                # the trigger's decisions, in the order of the requests (one per shopper)
-                async with open_store(store) as reader:
-                    entries = await reader.log_read("decisions", count=1000)
-                records = [stored_json(e.data) for e in entries]
-                triggered = [r for r in records if r.get("trigger") == "cart_abandon"]
+                # the trigger's decisions, in the order of the requests (one per shopper); the
+                # proxy writes its decision log in the background: wait for the last ones
+                deadline = time.monotonic() + 30
+                while True:
+                    async with open_store(store) as reader:
+                        entries = await reader.log_read("decisions", count=1000)
+                    records = [stored_json(e.data) for e in entries]
+                    triggered = [r for r in records if r.get("trigger") == "cart_abandon"]
+                    if len(triggered) >= SHOPPERS or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.2)
                 assert len(triggered) == SHOPPERS
                 assert [not r["holdout"] for r in triggered] == reminded
                 assert 0 < sum(reminded) < SHOPPERS  # both groups are there
