@@ -56,28 +56,17 @@ from slotwise.proxy.cli import EXIT_FAILED, UsageError
 from slotwise.proxy.loopback import free_port, wait_for_port
 
 _CONNECTIONS = 64
-_BENCH_POLICY = """policy "bench" version 1
+_BENCH_POLICY = (
+    """policy "bench" version 1
 
 campaign spring_sale {
   applies when ad.campaign_id == "cmp-spring"
-  slot headline at "$.creative.headline" {
-    variant h1 "Spring deals are here"
-    variant h2 "Save 20% this week"
-    variant h3 "The spring edit"
-  }
-  slot image at "$.creative.image_url" {
-    variant beach "https://cdn.example/beach.jpg"
-    variant city  "https://cdn.example/city.jpg"
-  }
-  slot cta at "$.creative.cta" {
-    variant shop "Shop now"
-    variant see "See the deals"
-  }
-  rule "short copy on mobile" when device.type == "mobile" then prefer headline h2
-  rule "German copy" when geo.country == "DE" then exclude headline h3
-  optimize clicks
+"""
+    + users.CREATIVE_SLOTS
+    + """  optimize clicks
 }
 """
+)
 _NGINX_UPSTREAM = """worker_processes 1; daemon off; pid {d}/up.pid; error_log {d}/up-error.log;
 events {{ worker_connections 4096; }}
 http {{ access_log off; keepalive_requests 10000000; keepalive_timeout 120s;

@@ -23,13 +23,8 @@ USERS = 1000
 ADMIN_TOKEN = "bench-admin-token-0123456789"
 PLACEMENT = "member-top"
 CAMPAIGN_ID = "cmp-members"
-MEMBERS_POLICY = """policy "bench-members" version 1
-
-segment loyal: "loyal" in user.segments or count of product_view within 7d >= 3
-
-campaign members {
-  applies when ad.campaign_id == "cmp-members"
-  slot headline at "$.creative.headline" {
+# the bench campaign's slots and its two contextual rules (lab/proxy_bench.py uses them too)
+CREATIVE_SLOTS = """  slot headline at "$.creative.headline" {
     variant h1 "Spring deals are here"
     variant h2 "Save 20% this week"
     variant h3 "The spring edit"
@@ -44,12 +39,23 @@ campaign members {
   }
   rule "short copy on mobile" when device.type == "mobile" then prefer headline h2
   rule "German copy" when geo.country == "DE" then exclude headline h3
-  rule "loyal customers see the deals" when loyal then prefer cta see
+"""
+MEMBERS_POLICY = (
+    """policy "bench-members" version 1
+
+segment loyal: "loyal" in user.segments or count of product_view within 7d >= 3
+
+campaign members {
+  applies when ad.campaign_id == "cmp-members"
+"""
+    + CREATIVE_SLOTS
+    + """  rule "loyal customers see the deals" when loyal then prefer cta see
   rule "a cart left behind" when event add_to_cart within 2h then prefer image city
   rule "first visits" when user.is_new then prefer cta shop
   optimize clicks
 }
 """
+)
 # the next user on every request (one wrk thread: one Lua state, one counter)
 BROWSER_USERS = """wrk.headers["User-Agent"] = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like \
 Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"

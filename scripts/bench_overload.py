@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from slotwise.lab.proxy_bench import _PACED, _proc, _write_fixtures  # noqa: E402
+from slotwise.lab.proxy_bench import _PACED, _proc, _write_fixtures, cpu_seconds  # noqa: E402
 from slotwise.proxy.loopback import free_port, wait_for_port  # noqa: E402
 
 _UPSTREAM = """worker_processes 1; daemon off; pid {d}/up.pid; error_log {d}/up-error.log;
@@ -86,28 +86,6 @@ def _metric(port: int, name: str) -> float:
 def _personalised(port: int) -> bool:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/ads/home-top", timeout=10) as answer:
         return b"/_sw/px" in answer.read()
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` and every process below it (granian's workers)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    times: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
-    total, stack = 0.0, [pid]
-    while stack:
-        current = stack.pop()
-        total += times.get(current, 0.0)
-        stack.extend(children.get(current, ()))
-    return total
 
 
 def _waited_seconds(pid: int) -> float:
@@ -161,7 +139,7 @@ def _overload(
         _wrk(f"http://127.0.0.1:{port}/ads/home-top", 3, 64)  # warm-up
         decided = _metric(port, "slotwise_decisions_total")
         shed = _metric(port, 'slotwise_passthrough_total{reason="shed"}')
-        spent, waited = _cpu_seconds(proxy.pid), _waited_seconds(proxy.pid)
+        spent, waited = cpu_seconds(proxy.pid), _waited_seconds(proxy.pid)
         began = time.monotonic()
         load = subprocess.Popen(
             ["taskset", "-c", "1", "wrk", "-t1", "-c1024", f"-d{seconds}s", "--latency", "-s",
@@ -173,7 +151,7 @@ def _overload(
         )
         offered = load.communicate()[0]
         ended = time.monotonic()
-        cores = (_cpu_seconds(proxy.pid) - spent) / (ended - began)
+        cores = (cpu_seconds(proxy.pid) - spent) / (ended - began)
         starved = (_waited_seconds(proxy.pid) - waited) / (ended - began)
         while not _personalised(port):
             time.sleep(0.05)
