@@ -2,8 +2,9 @@
 
 Pass-through traffic on 16 keep-alive connections and event batches (SQLite store) run while
 one worker is killed. Acceptance: exactly the connections the dead worker held (found in
-/proc before the kill) fail, once each (a fresh connection is served at once), a new worker
-is running within 2 s, and every event batch acknowledged with 200 is in the events log
+/proc before the kill) fail, once each; a fresh connection fails only if the kernel had queued
+it for the dead worker, within a second of the kill; a new worker is running within 2 s, and
+every event batch acknowledged with 200 is in the events log
 afterwards. CI runs one trial; the benchmark runs 20.
 """
 
@@ -45,8 +46,14 @@ def _owners(port: int, client_ports: dict[int, int], pids: set[int]) -> dict[int
     return {slot: holder.get(inodes.get(client, ""), 0) for slot, client in client_ports.items()}
 
 
-async def _traffic(port: int, stop: asyncio.Event, client_ports: dict[int, int]) -> list[int]:
-    """Failures per connection; a failed connection is replaced by a fresh one."""
+async def _traffic(
+    port: int, stop: asyncio.Event, client_ports: dict[int, int], unanswered: list[float]
+) -> list[int]:
+    """Failures per connection that had been answered; a failed connection is replaced by a
+    fresh one. A fresh connection that fails before its first answer goes in ``unanswered``
+    (its time): the kernel may have queued it for the worker being killed (where each worker
+    listens on a socket of its own, its queue goes with it), so the dead worker held it too;
+    the check bounds when that may happen."""
     failures = [0] * CONNECTIONS
 
     async def one(slot: int) -> None:
@@ -54,10 +61,11 @@ async def _traffic(port: int, stop: asyncio.Event, client_ports: dict[int, int])
             try:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
             except OSError:
-                failures[slot] += 1
+                unanswered.append(time.monotonic())
                 await asyncio.sleep(0.01)
                 continue
             client_ports[slot] = writer.get_extra_info("sockname")[1]
+            answered = False
             try:
                 while not stop.is_set():
                     writer.write(get("/static/page"))
@@ -65,8 +73,12 @@ async def _traffic(port: int, stop: asyncio.Event, client_ports: dict[int, int])
                     length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
                     await reader.readexactly(length)
                     assert head[9:12] == b"200", head
+                    answered = True
             except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
-                failures[slot] += 1
+                if answered:
+                    failures[slot] += 1
+                else:
+                    unanswered.append(time.monotonic())
                 REASONS.append(f"{slot} at {time.monotonic():.2f}: {exc!r}"[:120])
             finally:
                 writer.close()
@@ -101,7 +113,8 @@ async def trial(tmp: Path) -> dict[str, object]:
         stop = asyncio.Event()
         acked: list[str] = []
         client_ports: dict[int, int] = {}
-        traffic = asyncio.create_task(_traffic(px.port, stop, client_ports))
+        unanswered: list[float] = []
+        traffic = asyncio.create_task(_traffic(px.port, stop, client_ports, unanswered))
         events = asyncio.create_task(_events(px.url, stop, acked))
         await asyncio.sleep(1.0)
         owners = _owners(px.port, client_ports, workers)
@@ -129,8 +142,9 @@ async def trial(tmp: Path) -> dict[str, object]:
     text = b"\n".join(stored)
     lost = [i for i in acked if f'"id":"{i}"'.encode() not in text]
     victims = [owners.get(slot) == victim for slot in range(CONNECTIONS)]
+    late = [round(at - killed, 3) for at in unanswered if not killed <= at < killed + 1.0]
     return {"failures": failures, "victims": victims, "back": back, "acked": len(acked),
-            "lost": lost}  # fmt: skip
+            "lost": lost, "late": late}  # fmt: skip
 
 
 def _check(result: dict[str, object]) -> None:
@@ -143,6 +157,9 @@ def _check(result: dict[str, object]) -> None:
     assert [f == 1 for f in failures] == victims, (failures, victims)
     assert result["back"] is not None and result["back"] < 2.0, result["back"]
     assert result["acked"] and not result["lost"], result
+    # fresh connections failing before their first answer: only in the second after the kill
+    # (queued for the dead worker's socket), never before it or once the kernel dropped it
+    assert not result["late"], (result["late"], REASONS[-20:])
 
 
 async def test_one_worker_killed_under_load(tmp_path: Path) -> None:
