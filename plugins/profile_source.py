@@ -244,6 +244,13 @@ class StoreProfileSource:
             keys = self._fixed[user_id] = tuple(found)
         return keys
 
+    async def forget(self, subjects: frozenset[str]) -> int:
+        """Drop erased users' ids from the key cache (an erasure's in-memory holder); it holds
+        no data about them, so nothing is counted."""
+        for subject in subjects:
+            self._fixed.pop(subject, None)
+        return 0
+
     async def records(self, user_id: str) -> tuple[Profile | None, Cart | None]:
         profile, cart, _ = await self.records_with_caps(user_id, 0.0)
         return profile, cart

@@ -497,6 +497,7 @@ class ProxyApp:
             serving: list[PolicySnapshot] = []
             caps = cap_keys(lambda: serving[0].current if serving else None)
             profiles = StoreProfileSource(store, subject_key, erased_key, alias_key, caps)
+            collector.erasure.hold(profiles.forget)  # its key cache holds user ids
             await providers.start(ProviderServices(profiles=profiles))
             stack.push_async_callback(providers.aclose)
             schema = providers.schema
