@@ -7,9 +7,9 @@ Usage (from anywhere)::
 Extracts BASE_REV (`git archive`) into a temporary directory, then runs `slotwise bench offers
 --format json` from that tree (through PYTHONPATH, started outside the repository) and from
 this working tree alternately, one after the other per round, so both see the same machine.
-Prints each run and the medians over the rounds of the step's CPU p50 and p99 and the chooser's
-p50, with the ratio after / before and the median of the paired ratios (docs/benchmarks.md,
-"Offers").
+Prints each run and the medians over the rounds of the step's CPU p50 and p99 (of every
+decision, and of those no other process interrupted) and the chooser's p50, with the ratio
+after / before and the median of the paired ratios (docs/benchmarks.md, "Offers").
 """
 
 from __future__ import annotations
@@ -24,7 +24,13 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FIGURES = ("step_cpu_p50_us", "step_cpu_p99_us", "choose_p50_us")
+FIGURES = (
+    "step_cpu_p50_us",
+    "step_cpu_p99_us",
+    "undisturbed_cpu_p50_us",
+    "undisturbed_cpu_p99_us",
+    "choose_p50_us",
+)
 
 
 def _run(tree: Path, decisions: int) -> dict[str, float]:
