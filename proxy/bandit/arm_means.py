@@ -49,24 +49,25 @@ def uses_means(explore: Explore) -> bool:
     return explore.kind in MEANS_KINDS
 
 
-def _categorical(value: object) -> str | None:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, tuple):
-        return ",".join(sorted(str(item) for item in value))
-    return None  # numbers (and anything else) make no cell
-
-
 def cell_of(signals: Signals, features: FeatureMap) -> str:
-    """The request's cell: its categorical, non-personal model signals, sorted by name."""
+    """The request's cell: its categorical, non-personal model signals (``name=value``,
+    sorted). Strings, booleans and lists make a cell; numbers do not (on the request path:
+    type tests inline, one sort of the few parts)."""
     parts = []
     namespace = features.namespace
-    for name in sorted(signals):
-        value = _categorical(signals[name])
-        if value is not None and namespace(name) not in _NO_CELL:
-            parts.append(f"{name}={value}")
+    for name, value in signals.items():
+        kind = value.__class__
+        if kind is str:
+            text = value
+        elif kind is bool:
+            text = "true" if value else "false"
+        elif kind is tuple:
+            text = ",".join(sorted([str(item) for item in value]))  # type: ignore[union-attr]
+        else:
+            continue  # numbers make no cell
+        if namespace(name) not in _NO_CELL:
+            parts.append(f"{name}={text}")
+    parts.sort()
     return "|".join(parts)
 
 
