@@ -3,7 +3,7 @@
 Usage (from anywhere)::
 
     .venv/bin/python scripts/bench_offers_interleaved.py BASE_REV [--rounds 9] [--decisions 10000]
-        [--realtime]
+        [--realtime] [--carts 500]
 
 Extracts BASE_REV (`git archive`) into a temporary directory, then runs `slotwise bench offers
 --format json` from that tree (through PYTHONPATH, started outside the repository) and from
@@ -34,11 +34,14 @@ FIGURES = (
 )
 
 
-def _run(tree: Path, decisions: int, realtime: bool = False) -> dict[str, float]:
+def _run(tree: Path, decisions: int, realtime: bool = False, carts: int = 1) -> dict[str, float]:
     command = [sys.executable, "-m", "slotwise", "bench", "offers", "--format", "json"]
+    command += ["--decisions", str(decisions)]
+    if carts > 1:  # the same bench over many cart values (scripts/offers_bench_carts.py)
+        command = [sys.executable, str(ROOT / "scripts" / "offers_bench_carts.py")]
+        command += [str(carts), str(decisions)]
     if realtime:  # SCHED_FIFO: no other process of normal priority preempts the run
         command = ["chrt", "--fifo", "10", *command]
-    command += ["--decisions", str(decisions)]
     env = {**os.environ, "PYTHONPATH": str(tree)}
     done = subprocess.run(
         command, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, check=True
@@ -58,6 +61,12 @@ def main() -> int:
         help="run each bench under chrt --fifo 10 (needs CAP_SYS_NICE): on a shared machine the"
         " other processes then cannot preempt it, and its p99 is the code's, not the load's",
     )
+    parser.add_argument(
+        "--carts",
+        type=int,
+        default=1,
+        help="cycle the page's cart through this many values (scripts/offers_bench_carts.py)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="slotwise-offers-base-") as folder:
         base = Path(folder)
@@ -68,7 +77,7 @@ def main() -> int:
         results: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
         for n in range(1, args.rounds + 1):
             for label, tree in (("before", base), ("after", ROOT)):
-                figures = _run(tree, args.decisions, args.realtime)
+                figures = _run(tree, args.decisions, args.realtime, args.carts)
                 results[label].append(figures)
                 shown = ", ".join(f"{k} {figures[k]:.1f}" for k in FIGURES)
                 print(f"round {n} {label}: {shown}", flush=True)
