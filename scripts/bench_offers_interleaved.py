@@ -3,13 +3,14 @@
 Usage (from anywhere)::
 
     .venv/bin/python scripts/bench_offers_interleaved.py BASE_REV [--rounds 9] [--decisions 10000]
+        [--realtime] [--carts 500]
 
 Extracts BASE_REV (`git archive`) into a temporary directory, then runs `slotwise bench offers
 --format json` from that tree (through PYTHONPATH, started outside the repository) and from
 this working tree alternately, one after the other per round, so both see the same machine.
-Prints each run and the medians over the rounds of the step's CPU p50 and p99 and the chooser's
-p50, with the ratio after / before and the median of the paired ratios (docs/benchmarks.md,
-"Offers").
+Prints each run and the medians over the rounds of the step's CPU p50 and p99 (of every
+decision, and of those no other process interrupted) and the chooser's p50, with the ratio
+after / before and the median of the paired ratios (docs/benchmarks.md, "Offers").
 """
 
 from __future__ import annotations
@@ -24,12 +25,23 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FIGURES = ("step_cpu_p50_us", "step_cpu_p99_us", "choose_p50_us")
+FIGURES = (
+    "step_cpu_p50_us",
+    "step_cpu_p99_us",
+    "undisturbed_cpu_p50_us",
+    "undisturbed_cpu_p99_us",
+    "choose_p50_us",
+)
 
 
-def _run(tree: Path, decisions: int) -> dict[str, float]:
+def _run(tree: Path, decisions: int, realtime: bool = False, carts: int = 1) -> dict[str, float]:
     command = [sys.executable, "-m", "slotwise", "bench", "offers", "--format", "json"]
     command += ["--decisions", str(decisions)]
+    if carts > 1:  # the same bench over many cart values (scripts/offers_bench_carts.py)
+        command = [sys.executable, str(ROOT / "scripts" / "offers_bench_carts.py")]
+        command += [str(carts), str(decisions)]
+    if realtime:  # SCHED_FIFO: no other process of normal priority preempts the run
+        command = ["chrt", "--fifo", "10", *command]
     env = {**os.environ, "PYTHONPATH": str(tree)}
     done = subprocess.run(
         command, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, check=True
@@ -43,6 +55,18 @@ def main() -> int:
     parser.add_argument("base")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--decisions", type=int, default=10_000)
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="run each bench under chrt --fifo 10 (needs CAP_SYS_NICE): on a shared machine the"
+        " other processes then cannot preempt it, and its p99 is the code's, not the load's",
+    )
+    parser.add_argument(
+        "--carts",
+        type=int,
+        default=1,
+        help="cycle the page's cart through this many values (scripts/offers_bench_carts.py)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="slotwise-offers-base-") as folder:
         base = Path(folder)
@@ -53,7 +77,7 @@ def main() -> int:
         results: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
         for n in range(1, args.rounds + 1):
             for label, tree in (("before", base), ("after", ROOT)):
-                figures = _run(tree, args.decisions)
+                figures = _run(tree, args.decisions, args.realtime, args.carts)
                 results[label].append(figures)
                 shown = ", ".join(f"{k} {figures[k]:.1f}" for k in FIGURES)
                 print(f"round {n} {label}: {shown}", flush=True)

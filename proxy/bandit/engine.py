@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from vowpalwabbit import Workspace
 
 from slotwise.dsl.compiled import Slot
+from slotwise.proxy.bandit.arm_means import ArmMeans, cell_of
 from slotwise.proxy.bandit.campaign import BanditCampaign
 from slotwise.proxy.bandit.features import FeatureMap, SharedFeatures, uses_personal_features
 from slotwise.proxy.bandit.holdout import in_holdout
@@ -104,17 +105,25 @@ class CampaignModel:
     actions: PreparedActions
     index: tuple[Mapping[str, int], ...]
     examples: int = 0  # what the model learned from (its metadata): how far learning has come
+    # an offer set's mean reward per (context cell, arm) (slotwise.proxy.bandit.arm_means):
+    # when set, ``distribution`` serves from it instead of VW
+    means: ArmMeans | None = None
     _remembered: dict[_Key, dict[tuple[int, tuple[str, ...]], list[float]]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
     @classmethod
     def build(
-        cls, campaign: BanditCampaign, workspace: Workspace, version: str, examples: int = 0
+        cls,
+        campaign: BanditCampaign,
+        workspace: Workspace,
+        version: str,
+        examples: int = 0,
+        means: ArmMeans | None = None,
     ) -> CampaignModel:
         index = tuple({v.name: i for i, v in enumerate(slot.variants)} for slot in campaign.slots)
         actions = PreparedActions.build(workspace, campaign)
-        return cls(campaign, version, workspace, actions, index, examples)
+        return cls(campaign, version, workspace, actions, index, examples, means)
 
     def decide(
         self,
@@ -171,7 +180,13 @@ class CampaignModel:
         personal: bool,
         features: FeatureMap,
     ) -> list[float]:
-        """VW's distribution over ``names`` for one slot (offers, offline evaluation, explain)."""
+        """The distribution over ``names`` for one slot (offers, offline evaluation, explain):
+        the means' epsilon-greedy one where the model has them, else VW's."""
+        means = self.means
+        if means is not None:
+            return means.distribution(
+                cell_of(signals, features), names, self.campaign.explore.parameter
+            )
         used, shared = features.split(signals, personal=personal)
         request = _Request(self, shared, (personal, tuple(used.items())))
         return list(request.vw_pmf(slot_position, tuple(names)))

@@ -89,6 +89,7 @@ def _value_features(name: str, value: SignalValue) -> list[str]:
 
 
 _CACHE_LIMIT = 65_536
+_UNKNOWN = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +107,19 @@ class FeatureMap:
     _cache: dict[tuple[str, type, SignalValue], tuple[str | None, tuple[str, ...]]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _namespaces: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
 
     def namespace(self, signal: str) -> str | None:
+        known = self._namespaces.get(signal, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known  # type: ignore[return-value]
+        namespace = self._namespace(signal)
+        if len(self._namespaces) >= _CACHE_LIMIT:
+            self._namespaces.clear()
+        self._namespaces[signal] = namespace
+        return namespace
+
+    def _namespace(self, signal: str) -> str | None:
         prefix = signal.split(".", 1)[0]
         if prefix in _NOT_FEATURES:
             return None

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from slotwise.proxy.bandit.arm_means import ArmMeans, MeansData, uses_means
 from slotwise.proxy.bandit.campaign import BanditCampaign, from_compiled
 from slotwise.proxy.bandit.engine import CampaignModel, SlotRules
 from slotwise.proxy.bandit.errors import BanditError
@@ -129,7 +130,10 @@ class BanditRuntime:
             info = self.store.current(campaign.name) if self.store is not None else None
             if info is not None:
                 workspace = self.store.open_workspace(info, campaign.explore)  # type: ignore[union-attr]
-                return CampaignModel.build(campaign, workspace, info.label, info.examples)
+                means = None
+                if info.arm_means is not None and uses_means(campaign.explore):
+                    means = ArmMeans.build(info.arm_means)
+                return CampaignModel.build(campaign, workspace, info.label, info.examples, means)
         except BanditError as error:
             self.errors.append(error)
         if previous is not None and model_family(previous.campaign.explore) == model_family(
@@ -137,7 +141,21 @@ class BanditRuntime:
         ):
             if previous.campaign == campaign:
                 return previous
+            means = previous.means if uses_means(campaign.explore) else None
             return CampaignModel.build(
-                campaign, previous.workspace, previous.version, previous.examples
+                campaign, previous.workspace, previous.version, previous.examples, means
             )
-        return CampaignModel.build(campaign, new_workspace(campaign.explore), UNTRAINED)
+        return CampaignModel.build(
+            campaign, new_workspace(campaign.explore), UNTRAINED, means=_untrained_means(campaign)
+        )
+
+
+def _untrained_means(campaign: BanditCampaign) -> ArmMeans | None:
+    """An offer set that serves from means and has learned nothing: empty means (every arm
+    0, so the first arm with 1 - epsilon + epsilon/K, what an untrained VW model gives too,
+    without VW's prediction); a campaign: None (VW)."""
+    from slotwise.proxy.offer_set import PREFIX
+
+    if campaign.name.startswith(PREFIX) and uses_means(campaign.explore):
+        return ArmMeans.build(MeansData())
+    return None

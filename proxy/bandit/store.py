@@ -36,6 +36,7 @@ from pathlib import Path
 import msgspec
 from vowpalwabbit import Workspace
 
+from slotwise.proxy.bandit.arm_means import MeansData
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.exploration import KINDS, explore_from_policy, model_family
 from slotwise.proxy.bandit.training import TrainingData
@@ -80,6 +81,9 @@ class ModelInfo:
     # the feature layout the model was trained with (slotwise.proxy.bandit.workspace.LAYOUT);
     # metadata written before layouts were recorded has none: layout 1
     layout: int = 1
+    # an offer set's mean reward per (context cell, arm) (slotwise.proxy.bandit.arm_means);
+    # None: a campaign's model, or one published before offer sets kept them
+    arm_means: MeansData | None = None
 
     @property
     def label(self) -> str:
@@ -114,6 +118,8 @@ def _metadata_problem(info: ModelInfo, campaign: str, version: int) -> str | Non
         explore_from_policy(info.family, info.explore_parameter)
     except BanditError as error:
         return f"explore_parameter: {error.message}"
+    if info.arm_means is not None and (problem := info.arm_means.problem()) is not None:
+        return problem
     return info.training.problem() if info.training is not None else None
 
 
@@ -261,6 +267,7 @@ class ModelStore:
         note: str = "",
         explore_parameter: float | None = None,
         training: TrainingData | None = None,
+        arm_means: MeansData | None = None,
     ) -> ModelInfo:
         """Save the workspace as the campaign's next version and make it CURRENT."""
         folder = self._folder(campaign)
@@ -285,6 +292,7 @@ class ModelStore:
             explore_parameter=explore_parameter,
             training=training,
             layout=LAYOUT,
+            arm_means=arm_means,
         )
         self._write_version(info, data)
         self._set_current(campaign, version)

@@ -25,6 +25,7 @@ from typing import Any
 import pylibvw
 from vowpalwabbit import Workspace
 
+from slotwise.proxy.bandit.arm_means import MeansTable, cell_of
 from slotwise.proxy.bandit.campaign import BanditCampaign
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.exploration import model_family
@@ -64,6 +65,9 @@ class _Training:
     unpublished: int = 0
     # the decisions this lineage learned from, published in each version's metadata
     trained: TrainingRecorder = field(default_factory=TrainingRecorder)
+    # an offer set's exact mean reward per (context cell, arm), published beside the VW model
+    # (slotwise.proxy.bandit.arm_means); None for a campaign
+    means: MeansTable | None = None
 
 
 def _offer_scale(decision: DecisionRecord) -> float:
@@ -116,6 +120,8 @@ class Learner:
     def _start(self, campaign: BanditCampaign) -> _Training:
         workspace, parent, examples, seen = None, None, 0, None
         trained = TrainingRecorder()
+        offers = campaign.name.startswith(OFFERS_PREFIX)
+        means = MeansTable() if offers else None
         if self.store is not None:
             seen = self.store.current_version(campaign.name)
             try:  # a CURRENT naming no version, damaged metadata, a corrupt or foreign model
@@ -125,6 +131,7 @@ class Learner:
                     workspace = self.store.open_workspace(info, campaign.explore)
                     parent, examples = info.version, info.examples
                     trained = TrainingRecorder(info.training, complete=info.training is not None)
+                    means = MeansTable(info.arm_means) if offers else None
             except BanditError as error:
                 self.warnings.append(f"{error}; training {campaign.name} from scratch")
         if workspace is None:
@@ -139,7 +146,9 @@ class Learner:
         )
         most = max(len(slot.variants) for slot in campaign.slots)
         others = tuple(_empty_action(workspace) for _ in range(most - 1))
-        return _Training(campaign, workspace, others, slots, parent, seen, examples, 0, trained)
+        return _Training(
+            campaign, workspace, others, slots, parent, seen, examples, 0, trained, means
+        )
 
     def learn(self, joined: JoinedRecord) -> bool:
         """Learn from one joined decision; False if it teaches nothing (holdout, unknown)."""
@@ -157,6 +166,7 @@ class Learner:
         workspace = training.workspace
         logged_slots = {s.slot: s for s in decision.slots}
         shared = None
+        signals = None
         cost = -joined.reward / _offer_scale(decision)
         updates = 0
         for name, known, chosen_features in training.slots:
@@ -166,8 +176,9 @@ class Learner:
             chosen_at = known.get(logged.variant)
             if chosen_at is None or not known.keys() >= set(logged.candidates):
                 continue  # the policy changed since: this slot's choice set no longer exists
-            if shared is None:
+            if signals is None:
                 signals = signals_of(decision)
+            if shared is None:
                 shared = shared_example(
                     workspace, self.features.shared(signals, personal=decision.personal)
                 )
@@ -180,6 +191,8 @@ class Learner:
             others = training.others
             last = len(logged.candidates) - 1
             pylibvw.vw.learn_multi(workspace, [shared, *others[:at], chosen, *others[at:last]])
+            if training.means is not None:
+                training.means.add(cell_of(signals, self.features), logged.variant, -cost)
             updates += 1
         if updates == 0:
             self.stats.skipped_unknown += 1
@@ -220,6 +233,7 @@ class Learner:
                 parent=training.parent,
                 explore_parameter=training.campaign.explore.parameter,
                 training=training.trained.data(),
+                arm_means=training.means.data() if training.means is not None else None,
             )
             training.parent = training.seen = info.version
             training.unpublished = 0

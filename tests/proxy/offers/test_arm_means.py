@@ -1,0 +1,168 @@
+"""An offer set's estimator: exact means per (context cell, arm), learned, published, served."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from slotwise.dsl.compiled import CompiledOffers
+from slotwise.dsl.loader import compile_sources
+from slotwise.plugins.registry import default_schema
+from slotwise.proxy.bandit.arm_means import (
+    MAX_CELLS,
+    PRIOR_WEIGHT,
+    ArmMeans,
+    MeansTable,
+    cell_of,
+)
+from slotwise.proxy.bandit.features import FeatureMap
+from slotwise.proxy.bandit.runtime import BanditRuntime
+from slotwise.proxy.bandit.store import ModelStore
+from slotwise.proxy.choice import Choice
+from slotwise.proxy.decision_log import DecisionRecord, OutcomeRecord, decision_record
+from slotwise.proxy.learn.learner import Learner
+from slotwise.proxy.learn.log import JoinedRecord
+from slotwise.proxy.offer_chooser import OfferChooser
+from slotwise.proxy.offer_set import bandit_offers
+from slotwise.proxy.offers_config import OffersConfig
+from slotwise.types import Signals, Subject
+
+POLICY = """policy "c" version 1
+offers o {
+  slot at "$.offer"
+  arms none, discount 10%, discount 20%
+  optimize revenue - discount_cost
+  explore epsilon 6%
+}
+"""
+
+
+def test_a_cell_is_the_categorical_contextual_signals() -> None:
+    signals = {
+        "request.utm_medium": "coupons",
+        "device.type": "mobile",
+        "geo.eu": True,
+        "page.cart_value": 80.0,  # a number: no cell of its own
+        "user.tier": "gold",  # personal: the same visitor would be a cell of one
+        "consent.level": "personal",  # never a feature
+    }
+    cell = cell_of(signals, FeatureMap())
+    assert cell == "device.type=mobile|geo.eu=true|request.utm_medium=coupons"
+    assert cell_of({}, FeatureMap()) == ""
+
+
+def test_the_estimate_is_the_cell_mean_backed_off_to_the_arm_mean() -> None:
+    table = MeansTable()
+    for _ in range(80):
+        table.add("a", "none", 10.0)
+        table.add("b", "none", 2.0)
+    for _ in range(20):
+        table.add("a", "discount_10", 4.0)
+    means = ArmMeans.build(table.data())
+    # "none" overall: (80 * 10 + 80 * 2) / 160 = 6; in "a": (800 + 20 * 6) / 100
+    assert means.values("a")["none"] == pytest.approx(
+        (800 + PRIOR_WEIGHT * 6) / (80 + PRIOR_WEIGHT)
+    )
+    assert means.values("b")["none"] == pytest.approx(
+        (160 + PRIOR_WEIGHT * 6) / (80 + PRIOR_WEIGHT)
+    )
+    # an arm never served in "b" starts from what it earns everywhere
+    assert means.values("b")["discount_10"] == pytest.approx(4.0)
+    # an unseen cell: the overall means
+    assert means.values("c") == {"none": pytest.approx(6.0), "discount_10": pytest.approx(4.0)}
+    # epsilon-greedy: in "b" 10% off (4.0) beats none (2.8); an arm with no data counts 0
+    names = ("none", "discount_10", "discount_20")
+    assert means.distribution("b", names, 0.06) == pytest.approx([0.02, 0.96, 0.02])
+    assert means.distribution("a", names, 0.0) == [1.0, 0.0, 0.0]
+
+
+def test_the_table_keeps_at_most_max_cells_and_still_counts_the_rest_overall() -> None:
+    table = MeansTable()
+    for n in range(MAX_CELLS + 10):
+        table.add(f"c{n}", "none", 1.0)
+    data = table.data()
+    assert len(data.cells) == MAX_CELLS + 1  # and the overall cell
+    assert data.cells["*"]["none"] == (MAX_CELLS + 10, MAX_CELLS + 10)
+    assert data.problem() is None
+
+
+def _offer_record(
+    chooser: OfferChooser, offers: CompiledOffers, signals: Signals, n: int
+) -> tuple[Choice, DecisionRecord]:
+    choice = chooser.choose(offers, offers.arms, signals, Subject(None))
+    return choice, decision_record(choice, f"d{n}", float(n), "p1")
+
+
+def test_learned_means_are_published_and_served_per_cell(tmp_path: Path) -> None:
+    """Coupon visitors earn most with 10% off, direct ones with no offer: after a publish the
+    proxy serves each its arm with 1 - epsilon + epsilon / 3."""
+    policy, _ = compile_sources([("c.sw", POLICY)], default_schema())
+    offers = policy.offers[0]
+    store = ModelStore(tmp_path)
+    runtime = BanditRuntime(store, rng=random.Random(1))
+    runtime.install_policy_set(policy)
+    learner = Learner([bandit_offers(offers)], store)
+    config = OffersConfig(max_costliest_share=1.0)
+    chooser = OfferChooser(runtime, config, None, random.Random(2))
+    best = {"coupons": "discount_10", "direct": "none"}
+    rng = random.Random(3)
+    for n in range(1500):
+        medium = rng.choice(["coupons", "direct"])
+        signals = {"request.utm_medium": medium, "page.cart_value": 100.0}
+        choice, record = _offer_record(chooser, offers, signals, n)
+        arm = choice.choices[0].variant
+        reward = 100.0 if arm == best[medium] and rng.random() < 0.3 else 0.0
+        if rng.random() < 0.1:
+            reward = 90.0  # a purchase whatever the offer
+        learner.learn(JoinedRecord(record, OutcomeRecord(), reward, reward > 0))
+    [info] = learner.publish()
+    assert info.arm_means is not None
+    written = json.loads(store.model_path(info).with_suffix(".json").read_text())
+    assert set(written["arm_means"]["cells"]) == {
+        "*",
+        "request.utm_medium=coupons",
+        "request.utm_medium=direct",
+    }
+    runtime.reload()
+    assert runtime.snapshot.models["offers.o"].means is not None
+    for medium, arm in best.items():
+        signals = {"request.utm_medium": medium, "page.cart_value": 100.0}
+        picks = [
+            chooser.choose(offers, offers.arms, signals, Subject(None)).choices[0]
+            for _ in range(300)
+        ]
+        chosen = [p for p in picks if p.variant == arm]
+        assert chosen and chosen[0].probability == pytest.approx(0.94 + 0.02)
+        assert len(chosen) > 250
+    # a restarted learner continues from the published sums
+    again = Learner([bandit_offers(offers)], store)
+    _, record = _offer_record(chooser, offers, {"request.utm_medium": "direct"}, 9999)
+    again.learn(JoinedRecord(record, OutcomeRecord(), 0.0, False))
+    [next_info] = again.publish()
+    assert next_info.arm_means is not None
+    overall = next_info.arm_means.cells["*"]
+    assert sum(count for count, _ in overall.values()) == 1501
+
+
+def test_damaged_means_make_the_version_unreadable(tmp_path: Path) -> None:
+    policy, _ = compile_sources([("c.sw", POLICY)], default_schema())
+    offers = policy.offers[0]
+    store = ModelStore(tmp_path)
+    learner = Learner([bandit_offers(offers)], store)
+    runtime = BanditRuntime(store, rng=random.Random(1))
+    runtime.install_policy_set(policy)
+    chooser = OfferChooser(runtime, OffersConfig(), None, random.Random(2))
+    _, record = _offer_record(chooser, offers, {"request.utm_medium": "direct"}, 1)
+    learner.learn(JoinedRecord(record, OutcomeRecord(), 5.0, True))
+    [info] = learner.publish()
+    path = store.model_path(info).with_suffix(".json")
+    data = json.loads(path.read_text())
+    [arm] = data["arm_means"]["cells"]["*"]
+    data["arm_means"]["cells"]["*"][arm] = [-1, 5.0]
+    path.write_text(json.dumps(data))
+    versions, damaged = store.scan("offers.o")
+    assert versions == []
+    assert "is not a count and a sum" in str(damaged[0].error)
