@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from slotwise.proxy.bandit.campaign import BanditCampaign, from_compiled
-from slotwise.proxy.bandit.engine import CampaignModel, SlotRules
+from slotwise.proxy.bandit.engine import REMEMBERED, CampaignModel, SlotRules
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.exploration import model_family
 from slotwise.proxy.bandit.features import FeatureMap
@@ -53,8 +53,10 @@ class BanditRuntime:
         store: ModelStore | None = None,
         features: FeatureMap | None = None,
         rng: random.Random | None = None,
+        remember: int = REMEMBERED,
     ) -> None:
         self.store = store
+        self.remember = remember  # distributions remembered per model (bandit.remembered_contexts)
         self.features = features or FeatureMap()
         self._rng = rng or random.Random()
         self._snapshot = Snapshot()
@@ -129,7 +131,9 @@ class BanditRuntime:
             info = self.store.current(campaign.name) if self.store is not None else None
             if info is not None:
                 workspace = self.store.open_workspace(info, campaign.explore)  # type: ignore[union-attr]
-                return CampaignModel.build(campaign, workspace, info.label, info.examples)
+                return CampaignModel.build(
+                    campaign, workspace, info.label, info.examples, self.remember
+                )
         except BanditError as error:
             self.errors.append(error)
         if previous is not None and model_family(previous.campaign.explore) == model_family(
@@ -138,6 +142,7 @@ class BanditRuntime:
             if previous.campaign == campaign:
                 return previous
             return CampaignModel.build(
-                campaign, previous.workspace, previous.version, previous.examples
+                campaign, previous.workspace, previous.version, previous.examples, self.remember
             )
-        return CampaignModel.build(campaign, new_workspace(campaign.explore), UNTRAINED)
+        workspace = new_workspace(campaign.explore)
+        return CampaignModel.build(campaign, workspace, UNTRAINED, remember=self.remember)
