@@ -5,7 +5,7 @@ logs are Redis Streams (positions are stream ids) read by consumer groups; a JSO
 stored deflated with a preset dictionary when that is smaller (slotwise.proxy.state.packing:
 field ``z``, else ``d``), and read back as it was appended. Multi-step writes
 run as Lua scripts, so each is atomic and touches one hash slot: a log's stream and its dedup
-keys share the hash tag ``{log:<name>}``, a user's keys share ``{<user>}`` (see
+sets (see _DEDUP) share the hash tag ``{log:<name>}``, a user's keys share ``{<user>}`` (see
 :func:`~slotwise.proxy.state.base.subject_key`), which keeps every script legal on Cluster.
 
 Two connection pools: the request-path pool answers within ``timeout`` (default 50 ms) and
@@ -81,20 +81,21 @@ _CLUSTER_PREFIX = "Redis Cluster cannot be connected. Please provide at least on
 # that this connection's replication offset passes the first append and a WAIT after this
 # script confirms that one too (WAIT waits for the connection's last write only).
 _DEDUP = """
-local SLICES = 1
 local function dedup_window(ttl)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local width = math.ceil(ttl / SLICES)
+  local width = ttl
   local marker = KEYS[1] .. ':i'
   local since = tonumber(redis.call('GET', marker))
   if since == nil then
     since = now
     redis.call('SET', marker, now)
   end
+  local slice = math.floor(now / width)
+  local prefix = KEYS[1] .. ':i:' .. width .. ':'
   return {
-    ttl = ttl, width = width, slice = math.floor(now / width), legacy = now - since < ttl,
-    prefix = KEYS[1] .. ':i:' .. width .. ':',
+    legacy = now - since < ttl, expiry = (slice + 1) * width + ttl,
+    current = prefix .. slice .. ':', before = prefix .. (slice - 1) .. ':',
   }
 end
 local function dedup_touch(key)
@@ -104,23 +105,21 @@ end
 -- true and the (set, member) claimed for a fresh id; false for a duplicate
 local function dedup_claim(w, token, legacy)
   local shard, member = string.sub(token, 1, 4), string.sub(token, 5)
-  for slice = w.slice - SLICES, w.slice - 1 do
-    local key = w.prefix .. slice .. ':' .. shard
-    if redis.call('SISMEMBER', key, member) == 1 then
-      dedup_touch(key)
-      return false
-    end
+  local key = w.before .. shard
+  if redis.call('SISMEMBER', key, member) == 1 then
+    dedup_touch(key)
+    return false
   end
   if w.legacy and redis.call('EXISTS', legacy) == 1 then
     dedup_touch(legacy)
     return false
   end
-  local key = w.prefix .. w.slice .. ':' .. shard
+  key = w.current .. shard
   if redis.call('SADD', key, member) == 0 then
     dedup_touch(key)
     return false
   end
-  redis.call('PEXPIREAT', key, (w.slice + 1) * w.width + w.ttl)
+  redis.call('PEXPIREAT', key, w.expiry)
   return true, {key, member}
 end
 """
