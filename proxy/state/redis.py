@@ -68,15 +68,16 @@ _CLUSTER_PREFIX = "Redis Cluster cannot be connected. Please provide at least on
 # Record ids remembered for deduplication: 63 bits of a hash of the id (_dedup_token) in an
 # integer set per slice of time (as long as the window) and shard (16,384 of them),
 # ``<stream>:i:<width>:<slice>:<shard>``, which Redis keeps as an intset (8 bytes an id up to
-# set-max-intset-entries, 512, per set: 8M ids a day) where a key per id took about 120 bytes
+# set-max-intset-entries, 512, per set: 8M ids a day) where a key per id took about 150 bytes
 # (issue 22). An id is looked up in the current slice and the one before, and a slice's set
 # expires when its last id has been remembered ``ttl``: so an id is remembered for ``ttl`` to
-# twice that. One slice before, not more: each lookup is a Redis call (about 1 us of the
-# server's CPU; docs/benchmarks.md). The sets share the stream's hash tag (one slot; their
-# names depend on the server's clock, so they are not in KEYS, which Redis allows for keys
-# of the script's own slot). Ids stored by the version before (a key each, ``<stream>:d:<id>``,
-# passed in KEYS) are looked up too for one ``ttl`` after this version first appended to the
-# log (``<stream>:i`` holds that time), by when they have expired.
+# twice that. One slice before, not more: every call costs the server CPU (the three calls
+# here take about 5 us a record more than one SET did; docs/benchmarks.md). The sets share
+# the stream's hash tag (one slot; their names depend on the server's clock, so they are not
+# in KEYS, which Redis allows for keys of the script's own slot). Ids stored by the version
+# before (a key each, ``<stream>:d:<id>``, passed in KEYS) are looked up too for one ``ttl``
+# after this version first appended to the log (``<stream>:i`` holds that time), by when
+# they have expired.
 # A duplicate rewrites the expiry of the key that held it (a write that changes nothing), so
 # that this connection's replication offset passes the first append and a WAIT after this
 # script confirms that one too (WAIT waits for the connection's last write only).
