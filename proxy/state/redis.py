@@ -129,7 +129,7 @@ end
 # KEYS[2..] = the legacy dedup keys of the records that carry an id, in order (see _DEDUP);
 # ``ttl`` = dedup ttl in ms ('' = no dedup); per record, from ARGV[first] on, ``stride`` apart:
 # a flag ('1'/'0' = has an id, then 'z' when the data is packed: it goes in field 'z', else in
-# 'd' (slotwise.proxy.state.packing), else '-', then for an id its dedup token: 3 hex digits of
+# 'd' (slotwise.proxy.state.packing), else '-', then for an id its dedup token: 4 hex digits of
 # shard and the member), subject ('' = none), data. Returns each record's position ('' = a
 # duplicate) and the index in KEYS after the dedup keys, or nil and the error reply.
 # A Lua error does not undo the writes made before it, and a dedup id left for a record that
