@@ -726,7 +726,7 @@ def _bandit(
 
     models_dir.mkdir(parents=True, exist_ok=True)
     models = ModelStore(models_dir)
-    runtime = BanditRuntime(models)
+    runtime = BanditRuntime(models, remember=s.bandit.remembered_contexts)
     mirror = ModelMirror(store, models) if s.bandit.models_in_store else None
     if policies.current is not None:
         runtime.install_policy_set(policies.current)

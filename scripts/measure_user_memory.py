@@ -143,6 +143,7 @@ def _events(user: int, kinds: list[str], decision_id: str) -> list[object]:
 
 _KINDS = (
     (re.compile(rb"^log:\{[^}]*\}:d:"), "dedup ids (one key per record id)"),
+    (re.compile(rb"^log:\{[^}]*\}:i"), "dedup ids (integer sets by time slice and shard)"),
     (re.compile(rb"^user:\{[^}]*\}:profile$"), "user profile"),
     (re.compile(rb"^user:\{[^}]*\}:history$"), "user history"),
     (re.compile(rb"^user:"), "other per-user keys"),

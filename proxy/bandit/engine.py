@@ -80,9 +80,10 @@ def _draw(pmf: Sequence[float], u: float) -> int:
     return len(pmf) - 1
 
 
-# Distributions remembered per model (see ``CampaignModel``): enough for every user active in
-# a few minutes on one worker; cleared, not evicted one by one, when full (as FeatureMap does).
-_REMEMBERED = 8192
+# Distributions remembered per model by default (see ``CampaignModel``; the setting
+# ``bandit.remembered_contexts``): cleared, not evicted one by one, when full (as FeatureMap
+# does). The default was chosen by measurement (docs/benchmarks.md, "Remembered distributions").
+REMEMBERED = 8192
 
 _Key = tuple[bool, tuple[tuple[str, SignalValue], ...]]
 
@@ -108,6 +109,7 @@ class CampaignModel:
     # an offer set's mean reward per (context cell, arm) (slotwise.proxy.bandit.arm_means):
     # when set, ``distribution`` serves from it instead of VW
     means: ArmMeans | None = None
+    remember: int = REMEMBERED  # contexts whose distributions are remembered (0: none)
     _remembered: dict[_Key, dict[tuple[int, tuple[str, ...]], list[float]]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -120,10 +122,11 @@ class CampaignModel:
         version: str,
         examples: int = 0,
         means: ArmMeans | None = None,
+        remember: int = REMEMBERED,
     ) -> CampaignModel:
         index = tuple({v.name: i for i, v in enumerate(slot.variants)} for slot in campaign.slots)
         actions = PreparedActions.build(workspace, campaign)
-        return cls(campaign, version, workspace, actions, index, examples, means)
+        return cls(campaign, version, workspace, actions, index, examples, means, remember)
 
     def decide(
         self,
@@ -196,9 +199,11 @@ class CampaignModel:
         memo = self._remembered
         entry = memo.get(key)
         if entry is None:
-            if len(memo) >= _REMEMBERED:
-                memo.clear()
-            entry = memo[key] = {}
+            entry = {}
+            if self.remember > 0:
+                if len(memo) >= self.remember:
+                    memo.clear()
+                memo[key] = entry
         return entry
 
 

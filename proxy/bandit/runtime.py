@@ -24,7 +24,7 @@ from typing import Any
 
 from slotwise.proxy.bandit.arm_means import ArmMeans, MeansData, uses_means
 from slotwise.proxy.bandit.campaign import BanditCampaign, from_compiled
-from slotwise.proxy.bandit.engine import CampaignModel, SlotRules
+from slotwise.proxy.bandit.engine import REMEMBERED, CampaignModel, SlotRules
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.exploration import model_family
 from slotwise.proxy.bandit.features import FeatureMap
@@ -54,8 +54,10 @@ class BanditRuntime:
         store: ModelStore | None = None,
         features: FeatureMap | None = None,
         rng: random.Random | None = None,
+        remember: int = REMEMBERED,
     ) -> None:
         self.store = store
+        self.remember = remember  # distributions remembered per model (bandit.remembered_contexts)
         self.features = features or FeatureMap()
         self._rng = rng or random.Random()
         self._snapshot = Snapshot()
@@ -133,7 +135,9 @@ class BanditRuntime:
                 means = None
                 if info.arm_means is not None and uses_means(campaign.explore):
                     means = ArmMeans.build(info.arm_means)
-                return CampaignModel.build(campaign, workspace, info.label, info.examples, means)
+                return CampaignModel.build(
+                    campaign, workspace, info.label, info.examples, means, self.remember
+                )
         except BanditError as error:
             self.errors.append(error)
         if previous is not None and model_family(previous.campaign.explore) == model_family(
@@ -143,10 +147,19 @@ class BanditRuntime:
                 return previous
             means = previous.means if uses_means(campaign.explore) else None
             return CampaignModel.build(
-                campaign, previous.workspace, previous.version, previous.examples, means
+                campaign,
+                previous.workspace,
+                previous.version,
+                previous.examples,
+                means,
+                self.remember,
             )
         return CampaignModel.build(
-            campaign, new_workspace(campaign.explore), UNTRAINED, means=_untrained_means(campaign)
+            campaign,
+            new_workspace(campaign.explore),
+            UNTRAINED,
+            means=_untrained_means(campaign),
+            remember=self.remember,
         )
 
 

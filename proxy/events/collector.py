@@ -411,12 +411,14 @@ class EventCollector:
     # -- retention ------------------------------------------------------------------------
 
     async def apply_retention(self) -> int:
-        """Trim raw events and decisions older than ``event_retention``; how many went."""
-        before = time.time() - self.config.event_retention
+        """Trim raw events and decisions older than ``event_retention`` and audit records older
+        than ``audit_retention``; how many went."""
+        now = time.time()
         trimmed = 0
         for log in (self.config.events_log, self.config.decisions_log):
-            trimmed += await self.store.log_trim(log, before=before)
-        return trimmed
+            trimmed += await self.store.log_trim(log, before=now - self.config.event_retention)
+        audit = self.config.audit_log
+        return trimmed + await self.store.log_trim(audit, before=now - self.config.audit_retention)
 
     async def _retention_loop(self) -> None:
         while True:

@@ -68,6 +68,13 @@ class EventsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     event_retention: Annotated[
         Seconds, _help("seconds raw events and decisions are kept (90 days)")
     ] = 90 * _DAY
+    audit_retention: Annotated[
+        Seconds,
+        _help(
+            "seconds audit records (erasures and profile imports, by the user id's hash) are "
+            "kept (a year)"
+        ),
+    ] = 365 * _DAY
     user_state_ttl: Annotated[
         Seconds, _help("seconds per-user histories live after the user's last activity (30 days)")
     ] = 30 * _DAY

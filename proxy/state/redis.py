@@ -5,7 +5,7 @@ logs are Redis Streams (positions are stream ids) read by consumer groups; a JSO
 stored deflated with a preset dictionary when that is smaller (slotwise.proxy.state.packing:
 field ``z``, else ``d``), and read back as it was appended. Multi-step writes
 run as Lua scripts, so each is atomic and touches one hash slot: a log's stream and its dedup
-keys share the hash tag ``{log:<name>}``, a user's keys share ``{<user>}`` (see
+sets (see _DEDUP) share the hash tag ``{log:<name>}``, a user's keys share ``{<user>}`` (see
 :func:`~slotwise.proxy.state.base.subject_key`), which keeps every script legal on Cluster.
 
 Two connection pools: the request-path pool answers within ``timeout`` (default 50 ms) and
@@ -28,6 +28,7 @@ URL options: ``timeout``, ``write_timeout``, ``wait_timeout`` (seconds), ``wait_
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import zlib
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
@@ -64,23 +65,88 @@ _log = logging.getLogger(__name__)
 _FAILURES = (redis.exceptions.RedisError, RedisClusterException, OSError, TimeoutError)
 _CLUSTER_PREFIX = "Redis Cluster cannot be connected. Please provide at least one reachable node: "
 
+# Record ids remembered for deduplication: 63 bits of a hash of the id (_dedup_token) in an
+# integer set per slice of time (as long as the window) and shard (16,384 of them),
+# ``<stream>:i:<width>:<slice>:<shard>``, which Redis keeps as an intset (8 bytes an id up to
+# set-max-intset-entries, 512, per set: 8M ids a day) where a key per id took about 150 bytes
+# (issue 22). An id is looked up in the current slice and the one before, and a slice's set
+# expires when its last id has been remembered ``ttl``: so an id is remembered for ``ttl`` to
+# twice that. One slice before, not more: every call costs the server CPU (the three calls
+# here take about 5 us a record more than one SET did; docs/benchmarks.md). The sets share
+# the stream's hash tag (one slot; their names depend on the server's clock, so they are not
+# in KEYS, which Redis allows for keys of the script's own slot). Ids stored by the version
+# before (a key each, ``<stream>:d:<id>``, passed in KEYS) are looked up too for one ``ttl``
+# after this version first appended to the log (``<stream>:i`` holds that time), by when
+# they have expired.
+# A duplicate rewrites the expiry of the key that held it (a write that changes nothing), so
+# that this connection's replication offset passes the first append and a WAIT after this
+# script confirms that one too (WAIT waits for the connection's last write only).
+_DEDUP = """
+local function dedup_window(ttl)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local width = ttl
+  local marker = KEYS[1] .. ':i'
+  local since = tonumber(redis.call('GET', marker))
+  if since == nil then
+    since = now
+    redis.call('SET', marker, now)
+  end
+  local slice = math.floor(now / width)
+  local prefix = KEYS[1] .. ':i:' .. width .. ':'
+  return {
+    legacy = now - since < ttl, expiry = (slice + 1) * width + ttl,
+    current = prefix .. slice .. ':', before = prefix .. (slice - 1) .. ':',
+  }
+end
+local function dedup_touch(key)
+  local left = redis.call('PTTL', key)
+  if left > 0 then redis.call('PEXPIRE', key, left) end
+end
+-- true and the (set, member) claimed for a fresh id; false for a duplicate
+local function dedup_claim(w, token, legacy)
+  local shard, member = string.sub(token, 1, 4), string.sub(token, 5)
+  local key = w.before .. shard
+  if redis.call('SISMEMBER', key, member) == 1 then
+    dedup_touch(key)
+    return false
+  end
+  if w.legacy and redis.call('EXISTS', legacy) == 1 then
+    dedup_touch(legacy)
+    return false
+  end
+  key = w.current .. shard
+  if redis.call('SADD', key, member) == 0 then
+    dedup_touch(key)
+    return false
+  end
+  redis.call('PEXPIREAT', key, w.expiry)
+  return true, {key, member}
+end
+"""
+
 # The append every log script runs (_APPEND, _APPEND_HISTORY, _APPEND_SET): KEYS[1] = stream,
-# KEYS[2..] = dedup keys of the records that carry an id, in order; ``ttl`` = dedup ttl in ms
-# ('' = no dedup); per record, from ARGV[first] on, ``stride`` apart: has-id ('1'/'0',
-# followed by 'z' when the data is packed: it goes in field 'z', else in 'd';
-# slotwise.proxy.state.packing), subject ('' = none), data. Returns each record's position
-# ('' = a duplicate) and the index in KEYS after the dedup keys, or nil and the error reply.
-# A Lua error does not undo the writes made before it, and a dedup key left for a record that
+# KEYS[2..] = the legacy dedup keys of the records that carry an id, in order (see _DEDUP);
+# ``ttl`` = dedup ttl in ms ('' = no dedup); per record, from ARGV[first] on, ``stride`` apart:
+# a flag ('1'/'0' = has an id, then 'z' when the data is packed: it goes in field 'z', else in
+# 'd' (slotwise.proxy.state.packing), else '-', then for an id its dedup token: 4 hex digits of
+# shard and the member), subject ('' = none), data. Returns each record's position ('' = a
+# duplicate) and the index in KEYS after the dedup keys, or nil and the error reply.
+# A Lua error does not undo the writes made before it, and a dedup id left for a record that
 # was not stored loses that record for good (its resend counts as a duplicate). So the stream's
 # type is checked before any write, and should an XADD still fail, the failing record's dedup
-# key is deleted again: every record before it is stored with its key, none after it is touched.
-_APPEND_FUNCTION = """
+# id is removed again: every record before it is stored with its id, none after it is touched.
+_APPEND_FUNCTION = (
+    _DEDUP
+    + """
 local function append(ttl, n, first, stride)
   local kind = redis.call('TYPE', KEYS[1])['ok']
   if kind ~= 'stream' and kind ~= 'none' then
     local reason = 'WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. kind .. ', not a stream'
     return nil, redis.error_reply(reason)
   end
+  local window = nil
+  if ttl ~= '' then window = dedup_window(tonumber(ttl)) end
   local out = {}
   local k = 2
   for i = 1, n do
@@ -90,18 +156,7 @@ local function append(ttl, n, first, stride)
     local field = 'd'
     if string.sub(flag, 2, 2) == 'z' then field = 'z' end
     if string.sub(flag, 1, 1) == '1' then
-      if ttl ~= '' then
-        fresh = redis.call('SET', KEYS[k], '1', 'NX', 'PX', ttl)
-        if fresh then
-          claimed = KEYS[k]
-        else
-          -- a duplicate: rewrite its dedup key's own expiry (a write that changes nothing), so
-          -- that this connection's replication offset passes the first append and a WAIT after
-          -- this script confirms that one too (WAIT waits for the connection's last write only)
-          local left = redis.call('PTTL', KEYS[k])
-          if left > 0 then redis.call('PEXPIRE', KEYS[k], left) end
-        end
-      end
+      if window then fresh, claimed = dedup_claim(window, string.sub(flag, 3), KEYS[k]) end
       k = k + 1
     end
     if fresh then
@@ -113,7 +168,7 @@ local function append(ttl, n, first, stride)
         position = redis.pcall('XADD', KEYS[1], '*', 's', subject, field, data)
       end
       if type(position) == 'table' and position.err then
-        if claimed then redis.call('DEL', claimed) end
+        if claimed then redis.call('SREM', claimed[1], claimed[2]) end
         return nil, position
       end
       out[i] = position
@@ -124,6 +179,7 @@ local function append(ttl, n, first, stride)
   return out, k
 end
 """
+)
 
 # ARGV[1] = dedup ttl in ms, ARGV[2] = record count, then per record its three fields
 _APPEND = (
@@ -851,18 +907,31 @@ class RedisStore(Store):
 def _append_keys(
     log: str, records: Sequence[LogRecord]
 ) -> tuple[list[str], list[tuple[str, str, bytes]]]:
-    """The append scripts' keys (the stream, the dedup keys) and each record's fields."""
+    """The append scripts' keys (the stream, the legacy dedup keys) and each record's fields."""
     stream = _stream_key(log)
     keys = [stream]
     fields = []
     for record in records:
-        if record.id is not None:
-            keys.append(f"{stream}:d:{escape_key_part(record.id)}")
         data = bytes(record.data)
         packed = pack(data)
-        flag = ("1" if record.id is not None else "0") + ("z" if packed is not None else "")
+        flag = "z" if packed is not None else "-"
+        if record.id is None:
+            flag = "0" + flag
+        else:
+            keys.append(f"{stream}:d:{escape_key_part(record.id)}")
+            flag = "1" + flag + _dedup_token(record.id)
         fields.append((flag, record.subject or "", data if packed is None else packed))
     return keys, fields
+
+
+def _dedup_token(record_id: str) -> str:
+    """The id's dedup token (see _DEDUP): its set's shard, 4 hex digits (14 bits), then the
+    member, 63 bits of its hash in decimal (an integer: the set stays an intset). Two ids of a
+    log remembered together (up to two windows) are taken for one only when all 77 bits agree:
+    at 100 million ids a day, about once in 10,000 years."""
+    digest = hashlib.blake2b(record_id.encode(), digest_size=10).digest()
+    shard = int.from_bytes(digest[:2], "big") >> 2
+    return f"{shard:04x}{int.from_bytes(digest[2:], 'big') >> 1}"
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

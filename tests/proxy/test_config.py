@@ -255,3 +255,12 @@ def test_settings_of_and_replace_name_keys_as_section_name() -> None:
     assert settings.replace(upstream_url="http://b:2").upstream.url == "http://b:2"
     with pytest.raises(TypeError, match="no setting 'proxy_prot'"):
         Settings.of(proxy_prot=1)
+
+
+def test_remembered_contexts_is_a_setting_with_a_clear_error() -> None:
+    env = {"SLOTWISE_BANDIT_REMEMBERED_CONTEXTS": "1024"}
+    assert load_settings(None, env).bandit.remembered_contexts == 1024
+    assert load_settings(None, {}).bandit.remembered_contexts == 8192
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, {"SLOTWISE_BANDIT_REMEMBERED_CONTEXTS": "-1"})
+    assert "SLOTWISE_BANDIT_REMEMBERED_CONTEXTS: must be at least 0, not -1" in str(caught.value)

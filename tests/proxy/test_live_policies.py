@@ -163,6 +163,27 @@ async def test_configured_models_dir_serves_the_bandit_and_hot_reloads(tmp_path:
     assert versions == ["v0", "v1"]
 
 
+async def test_remembered_contexts_setting_bounds_the_served_models_memory(
+    tmp_path: Path,
+) -> None:
+    """bandit.remembered_contexts reaches every model `slotwise serve` loads: the memory of
+    distributions holds at most that many contexts (cleared when full)."""
+    settings = _settings(
+        "", DEMO_POLICIES, bandit_models_dir=str(tmp_path / "m"), bandit_remembered_contexts=2
+    )
+    async with upstream_server(_routes()) as server:
+        app = ProxyApp(settings.replace(upstream_url=server.url))
+        async with running(app) as client:
+            bandit = app.runtime.bandit if app.runtime else None
+            assert bandit is not None and bandit.remember == 2
+            model = bandit.snapshot.models["spring_sale"]
+            sizes = []
+            for country in ("US", "DE", "FR", "GB"):
+                await client.get("/ad", headers={"cf-ipcountry": country})
+                sizes.append(len(model._remembered))
+    assert max(sizes) <= 2 and sizes[0] >= 1
+
+
 def _served_version(app: ProxyApp) -> str | None:
     bandit = app.runtime.bandit if app.runtime else None
     return bandit.snapshot.versions().get("spring_sale") if bandit else None

@@ -136,3 +136,22 @@ def test_remembered_distributions_are_what_vw_predicts() -> None:
         len({tuple(model.distribution(c, 0, ["s0v0", "s0v1"], True, features)) for c in contexts})
         > 1
     )
+
+
+def test_the_memory_of_distributions_is_bounded_by_its_setting() -> None:
+    """``remember`` contexts at most (cleared when full, then filled again); 0: none, every
+    request predicts."""
+    campaign = make_campaign()
+    contexts = [{**PERSONAL, "user.age": age} for age in range(20, 30)]
+    for remember, most in ((0, 0), (3, 3), (100, 10)):
+        model = CampaignModel.build(
+            campaign, new_workspace(campaign.explore), "v0", remember=remember
+        )
+        sizes = []
+        for signals in contexts:
+            model.decide({}, signals, "u1", FeatureMap(), random.Random(1))
+            sizes.append(len(model._remembered))
+        assert max(sizes) == most
+    runtime = BanditRuntime(remember=5)
+    runtime.install([campaign])
+    assert runtime.snapshot.models[campaign.name].remember == 5

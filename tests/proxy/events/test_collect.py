@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import msgspec
+import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -222,3 +223,32 @@ async def test_retention_trims_old_events_and_decisions(harness: Harness) -> Non
     await harness.client.post("/_sw/events", json={"events": [event(eid="new")]})
     assert await short.apply_retention() == 2
     assert [r.event.id for r in await stored(harness)] == ["new"]
+
+
+async def test_retention_trims_old_audit_records_after_their_own_retention(
+    harness: Harness,
+) -> None:
+    """The audit log (erasures, profile imports) is kept ``audit_retention`` (a year by
+    default), apart from the events' retention, and trimmed by the same pass."""
+    collector = harness.collector
+    assert collector.config.audit_retention == 365 * 86_400.0
+    await collector.set_profile("u-old", b"{}", actor="test")
+    await harness.client.post("/_sw/events", json={"events": [event(eid="kept")]})
+    events_only = EventCollector(harness.store, EventsConfig(event_retention=0.05))
+    short = EventCollector(harness.store, EventsConfig(audit_retention=0.05))
+    await asyncio.sleep(0.1)
+    await collector.set_profile("u-new", b"{}", actor="test")
+    assert await harness.store.log_length("audit") == 2
+    assert await short.apply_retention() == 1  # the old audit record; events are 90 days
+    assert await harness.store.log_length("audit") == 1
+    assert [r.event.id for r in await stored(harness)] == ["kept"]
+    assert await events_only.apply_retention() == 1  # the event; the audit record is new
+    assert await harness.store.log_length("audit") == 1
+
+
+def test_audit_retention_is_a_setting_with_a_clear_error() -> None:
+    assert EventsConfig.load({}, {"SLOTWISE_EVENTS_AUDIT_RETENTION": "86400"}).audit_retention == (
+        86_400.0
+    )
+    with pytest.raises(ValueError, match="events.audit_retention: must be more than 0, not 0"):
+        EventsConfig.load({"audit_retention": 0}, {})
