@@ -154,17 +154,18 @@ class ArmMeans:
         return self.estimates.get(cell, self.overall)
 
     def distribution(self, cell: str, names: Sequence[str], epsilon: float) -> list[float]:
-        """Epsilon-greedy over ``names``: the best estimate (the first of equals; an arm
-        never served counts 0) gets 1 - epsilon + epsilon/K, every other epsilon/K."""
+        """Epsilon-greedy over ``names``: the best estimate gets 1 - epsilon + epsilon/K, every
+        other epsilon/K; arms that tie for best share the 1 - epsilon (an arm never served
+        counts 0, so an offer set that has learned nothing serves every arm alike, as an
+        untrained VW model does, rather than its first arm nearly always)."""
         values = self.values(cell)
-        best, highest = 0, -math.inf
-        for position, name in enumerate(names):
-            value = values.get(name, 0.0)
-            if value > highest:
-                best, highest = position, value
+        estimates = [values.get(name, 0.0) for name in names]
+        highest = max(estimates, default=0.0)
+        best = [position for position, value in enumerate(estimates) if value == highest]
         share = epsilon / len(names)
         pmf = [share] * len(names)
-        pmf[best] += 1.0 - epsilon
+        for position in best:
+            pmf[position] += (1.0 - epsilon) / len(best)
         return pmf
 
 

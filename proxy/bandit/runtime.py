@@ -165,8 +165,8 @@ class BanditRuntime:
 
 def _untrained_means(campaign: BanditCampaign) -> ArmMeans | None:
     """An offer set that serves from means and has learned nothing: empty means (every arm
-    0, so the first arm with 1 - epsilon + epsilon/K, what an untrained VW model gives too,
-    without VW's prediction); a campaign: None (VW)."""
+    0, all tied, so every arm alike, what an untrained VW model gives too, without VW's
+    prediction); a campaign: None (VW)."""
     from slotwise.proxy.offer_set import PREFIX
 
     if campaign.name.startswith(PREFIX) and uses_means(campaign.explore):

@@ -166,3 +166,21 @@ def test_damaged_means_make_the_version_unreadable(tmp_path: Path) -> None:
     versions, damaged = store.scan("offers.o")
     assert versions == []
     assert "is not a count and a sum" in str(damaged[0].error)
+
+
+def test_an_offer_set_that_learned_nothing_serves_every_arm_alike(tmp_path: Path) -> None:
+    """Empty means tie every arm: each is served about a quarter of the time (an untrained VW
+    model does the same), not the first arm nearly always."""
+    policy, _ = compile_sources([("c.sw", POLICY)], default_schema())
+    offers = policy.offers[0]
+    runtime = BanditRuntime(ModelStore(tmp_path), rng=random.Random(1))
+    runtime.install_policy_set(policy)
+    chooser = OfferChooser(runtime, OffersConfig(max_costliest_share=1.0), None, random.Random(2))
+    served: dict[str, int] = {}
+    for n in range(3000):
+        choice, _ = _offer_record(chooser, offers, {"page.cart_value": 100.0}, n)
+        arm = choice.choices[0].variant
+        served[arm] = served.get(arm, 0) + 1
+    share = 1 / len(offers.arms)
+    assert set(served) == {arm.name for arm in offers.arms}
+    assert all(abs(count / 3000 - share) < 0.05 for count in served.values()), served
