@@ -234,17 +234,38 @@ async def throughput(
     for name, with_engine in (("baseline", False), ("triggers", True)):
         with tempfile.TemporaryDirectory() as tmp:
             store_url = url or f"sqlite://{Path(tmp) / 'state.db'}"
-            rate, cpu_us = await _throughput(store_url, seconds, concurrency, batch, with_engine)
+            rate, cpu_us, server_us = await _throughput(
+                store_url, seconds, concurrency, batch, with_engine
+            )
         out[name], out[f"{name}_cpu_us"] = rate, cpu_us
+        if server_us is not None:
+            out[f"{name}_server_cpu_us"] = server_us
     out["ratio"] = round(out["triggers"] / out["baseline"], 3) if out["baseline"] else 0.0
     return out
 
 
+async def _server_cpu(url: str) -> float | None:
+    """The Redis server's CPU seconds so far (INFO cpu, every thread of it), None for another
+    store or a server that does not say."""
+    if not url.startswith("redis://"):
+        return None
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url.split("?", 1)[0])
+    try:
+        info = await client.info("cpu")
+    finally:
+        await client.aclose()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 async def _throughput(
     url: str, seconds: float, concurrency: int, batch: int, with_engine: bool
-) -> tuple[float, float]:
+) -> tuple[float, float, float | None]:
     """(events/s, CPU microseconds of this process per event: every thread, the store's
-    writer and readers included, over the timed run only)."""
+    writer and readers included, over the timed run only; on Redis the server's CPU
+    microseconds per event over the same run, else None: a server shared with other clients
+    counts their work too)."""
     from msgspec.json import encode
 
     from slotwise.proxy.events import EventCollector, EventsConfig
@@ -306,11 +327,16 @@ async def _throughput(
             # collector's scans, which otherwise cost several us per event here
             gc.collect()
             gc.freeze()
+            server = await _server_cpu(url)
             started, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+            after = await _server_cpu(url)
             gc.unfreeze()
-    return round(sent / elapsed, 1), round(cpu / sent * 1e6, 1) if sent else 0.0
+    server_us = None
+    if server is not None and after is not None and sent:
+        server_us = round((after - server) / sent * 1e6, 1)
+    return round(sent / elapsed, 1), round(cpu / sent * 1e6, 1) if sent else 0.0, server_us
 
 
 def _text(report: dict[str, Any]) -> str:
@@ -329,4 +355,9 @@ def _text(report: dict[str, Any]) -> str:
             f"{t['baseline']} events/s without a trigger engine (ratio {t['ratio']}); CPU per"
             f" event {t['triggers_cpu_us']} us with triggers, {t['baseline_cpu_us']} us without"
         )
+        if "triggers_server_cpu_us" in t:
+            lines[-1] += (
+                f"; the Redis server's CPU per event {t['triggers_server_cpu_us']} us with"
+                f" triggers, {t['baseline_server_cpu_us']} us without"
+            )
     return "\n".join(lines)

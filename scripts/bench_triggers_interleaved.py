@@ -3,7 +3,7 @@
 Usage (from anywhere)::
 
     .venv/bin/python scripts/bench_triggers_interleaved.py BASE_REV [--rounds 3] [--seconds 4]
-        [--redis redis://127.0.0.1:PORT/0]
+        [--redis redis://127.0.0.1:PORT/0] [--stores redis]
 
 Extracts BASE_REV (``git archive``) into a temporary directory and runs, round after round,
 the events/s measurement of ``slotwise.lab.trigger_bench.throughput`` in a fresh process of
@@ -59,8 +59,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--redis", metavar="URL", help="also measure on this Redis")
+    parser.add_argument(
+        "--stores", default="sqlite,redis", help="which of sqlite,redis to measure (default both)"
+    )
     args = parser.parse_args()
-    stores = {"sqlite": ""} | ({"redis": args.redis} if args.redis else {})
+    wanted = args.stores.split(",")
+    stores = {"sqlite": ""} if "sqlite" in wanted else {}
+    if args.redis and "redis" in wanted:
+        stores["redis"] = args.redis
     runs: dict[tuple[str, str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base"
@@ -82,18 +88,27 @@ def main() -> int:
                         runs.setdefault((store, workload, tree), []).append(got[workload])
                         # CPU per event (every thread of the process): what the load of a
                         # shared machine disturbs least
-                        cpu = got.get(f"{workload}_cpu_us")
-                        if cpu is not None:
-                            runs.setdefault((store, f"{workload} cpu", tree), []).append(cpu)
+                        for kind in ("cpu", "server_cpu"):
+                            cpu = got.get(f"{workload}_{kind}_us")
+                            if cpu is not None:
+                                key = (store, f"{workload} {kind.replace('_', ' ')}", tree)
+                                runs.setdefault(key, []).append(cpu)
     print(f"medians of {args.rounds} rounds (events/s, or CPU us per event; after/before):")
     for store in stores:
-        for workload in ("triggers", "baseline", "triggers cpu", "baseline cpu"):
+        for workload in (
+            "triggers",
+            "baseline",
+            "triggers cpu",
+            "baseline cpu",
+            "triggers server cpu",
+            "baseline server cpu",
+        ):
             if (store, workload, "before") not in runs:
                 continue
             before = statistics.median(runs[(store, workload, "before")])
             after = statistics.median(runs[(store, workload, "after")])
             print(
-                f"  {store:6} {workload:12} before {before:9,.1f}  after {after:9,.1f}"
+                f"  {store:6} {workload:19} before {before:9,.1f}  after {after:9,.1f}"
                 f"  ratio {after / before:.2f}"
             )
     return 0

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import struct
 import zlib
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -127,11 +128,18 @@ end
 
 # The append every log script runs (_APPEND, _APPEND_HISTORY, _APPEND_SET): KEYS[1] = stream,
 # KEYS[2..] = the legacy dedup keys of the records that carry an id, in order (see _DEDUP);
-# ``ttl`` = dedup ttl in ms ('' = no dedup); per record, from ARGV[first] on, ``stride`` apart:
+# ``ttl`` = dedup ttl in ms ('' = no dedup); per record, from A[first] on, ``stride`` apart:
 # a flag ('1'/'0' = has an id, then 'z' when the data is packed: it goes in field 'z', else in
 # 'd' (slotwise.proxy.state.packing), else '-', then for an id its dedup token: 4 hex digits of
 # shard and the member), subject ('' = none), data. Returns each record's position ('' = a
 # duplicate) and the index in KEYS after the dedup keys, or nil and the error reply.
+#
+# A is ARGV with its per-record arguments joined (:func:`_joined`): a script's first ``head``
+# arguments as they are, then the lengths of the joined ones (4 bytes each, big-endian: Lua's
+# ``struct`` reads them without making a string of each) and their bytes one after another.
+# redis-py encodes each argument of a command in Python, about a microsecond each, which cost
+# more than the script: a batch of 50 events had some 300.
+#
 # A Lua error does not undo the writes made before it, and a dedup id left for a record that
 # was not stored loses that record for good (its resend counts as a duplicate). So the stream's
 # type is checked before any write, and should an XADD still fail, the failing record's dedup
@@ -139,7 +147,19 @@ end
 _APPEND_FUNCTION = (
     _DEDUP
     + """
-local function append(ttl, n, first, stride)
+local function unjoin(head)
+  local out = {}
+  for i = 1, head do out[i] = ARGV[i] end
+  local sizes, blob, at = ARGV[head + 1], ARGV[head + 2], 1
+  for j = 1, #sizes / 4 do
+    local size = struct.unpack('>I4', sizes, 4 * j - 3)
+    out[head + j] = string.sub(blob, at, at + size - 1)
+    at = at + size
+  end
+  return out
+end
+
+local function append(A, ttl, n, first, stride)
   local kind = redis.call('TYPE', KEYS[1])['ok']
   if kind ~= 'stream' and kind ~= 'none' then
     local reason = 'WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. kind .. ', not a stream'
@@ -152,7 +172,7 @@ local function append(ttl, n, first, stride)
   for i = 1, n do
     local a = first + stride * (i - 1)
     local fresh, claimed = true, nil
-    local flag = ARGV[a]
+    local flag = A[a]
     local field = 'd'
     if string.sub(flag, 2, 2) == 'z' then field = 'z' end
     if string.sub(flag, 1, 1) == '1' then
@@ -160,7 +180,7 @@ local function append(ttl, n, first, stride)
       k = k + 1
     end
     if fresh then
-      local subject, data = ARGV[a + 1], ARGV[a + 2]
+      local subject, data = A[a + 1], A[a + 2]
       local position
       if subject == '' then
         position = redis.pcall('XADD', KEYS[1], '*', field, data)
@@ -181,36 +201,38 @@ end
 """
 )
 
-# ARGV[1] = dedup ttl in ms, ARGV[2] = record count, then per record its three fields
+# A[1] = dedup ttl in ms, A[2] = record count, then per record its three fields (joined)
 _APPEND = (
     _APPEND_FUNCTION
     + """
-local out, k = append(ARGV[1], tonumber(ARGV[2]), 3, 3)
+local A = unjoin(2)
+local out, k = append(A, A[1], tonumber(A[2]), 3, 3)
 if out == nil then return k end
 return out
 """
 )
 
 # log_append_with_history: the records, then each stored record's history item. KEYS after
-# the dedup keys: the history keys. ARGV[1] = dedup ttl, ARGV[2] = record count, ARGV[3] =
-# bound, ARGV[4] = history ttl in ms ('' = keep), then per record: its three fields, the index
+# the dedup keys: the history keys. A[1] = dedup ttl, A[2] = record count, A[3] = bound,
+# A[4] = history ttl in ms ('' = keep), then per record (joined): its three fields, the index
 # of its history key among the history keys (0 = none), its item.
 _APPEND_HISTORY = (
     _APPEND_FUNCTION
     + """
-local out, k = append(ARGV[1], tonumber(ARGV[2]), 5, 5)
+local A = unjoin(4)
+local out, k = append(A, A[1], tonumber(A[2]), 5, 5)
 if out == nil then return k end
 local touched = {}
 for i = 1, #out do
   local a = 5 + 5 * (i - 1)
-  local h = tonumber(ARGV[a + 3])
+  local h = tonumber(A[a + 3])
   if out[i] ~= '' and h > 0 then
     local key = KEYS[k + h - 1]
-    redis.call('RPUSH', key, ARGV[a + 4])
+    redis.call('RPUSH', key, A[a + 4])
     touched[key] = true
   end
 end
-local bound, ttl = tonumber(ARGV[3]), ARGV[4]
+local bound, ttl = tonumber(A[3]), A[4]
 for key in pairs(touched) do
   redis.call('LTRIM', key, -bound, -1)
   if ttl ~= '' then redis.call('PEXPIRE', key, ttl) end
@@ -220,27 +242,28 @@ return out
 )
 
 # log_append_and_set: the records, then the values, then the sets' members. KEYS after the
-# dedup keys: the value keys, then the set keys. ARGV[1] = dedup ttl, ARGV[2] = record count,
-# ARGV[3] = the values' ttl in ms ('' = keep), ARGV[4] = value count, ARGV[5] = set count, then
-# per record its three fields, then the values, then per set its member count and members.
+# dedup keys: the value keys, then the set keys. A[1] = dedup ttl, A[2] = record count, A[3] =
+# the values' ttl in ms ('' = keep), A[4] = value count, A[5] = set count, then (joined) per
+# record its three fields, then the values, then per set its member count and members.
 _APPEND_SET = (
     _APPEND_FUNCTION
     + """
-local n, nv, ns = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local out, k = append(ARGV[1], n, 6, 3)
+local A = unjoin(5)
+local n, nv, ns = tonumber(A[2]), tonumber(A[4]), tonumber(A[5])
+local out, k = append(A, A[1], n, 6, 3)
 if out == nil then return k end
 local a = 6 + 3 * n
 for i = 0, nv - 1 do
-  if ARGV[3] == '' then
-    redis.call('SET', KEYS[k + i], ARGV[a + i])
+  if A[3] == '' then
+    redis.call('SET', KEYS[k + i], A[a + i])
   else
-    redis.call('SET', KEYS[k + i], ARGV[a + i], 'PX', ARGV[3])
+    redis.call('SET', KEYS[k + i], A[a + i], 'PX', A[3])
   end
 end
 a = a + nv
 for j = 0, ns - 1 do
-  local c = tonumber(ARGV[a])
-  redis.call('SADD', KEYS[k + nv + j], unpack(ARGV, a + 1, a + c))
+  local c = tonumber(A[a])
+  redis.call('SADD', KEYS[k + nv + j], unpack(A, a + 1, a + c))
   a = a + c + 1
 end
 return out
@@ -686,9 +709,8 @@ class RedisStore(Store):
             return []
         self._ready(self._slow)
         keys, fields = _append_keys(log, records)
-        args: list[Any] = [_ms(dedup_ttl), len(records)]
-        for record in fields:
-            args += record
+        joined = [field for record in fields for field in record]
+        args: list[Any] = [_ms(dedup_ttl), len(records), *_joined(joined)]
         if self._wait_replicas:
             result = await self._append_replicated(keys, args)
         else:
@@ -775,17 +797,18 @@ class RedisStore(Store):
         self._ready(self._slow)
         keys, fields = _append_keys(log, records)
         slots: dict[str, int] = {}  # history key -> its index among the history keys
-        args: list[Any] = [_ms(dedup_ttl), len(records), max_len, _ms(ttl)]
+        joined: list[bytes] = []
         for record, entry in zip(fields, history, strict=True):
-            args += record
+            joined += record
             if entry is None:
-                args += (0, b"")
+                joined += (b"0", b"")
                 continue
             key, item = entry
-            args += (
-                slots.setdefault(key, len(slots) + 1),
+            joined += (
+                b"%d" % slots.setdefault(key, len(slots) + 1),
                 _ITEM.encode((item.event, item.at, bytes(item.data))),
             )
+        args: list[Any] = [_ms(dedup_ttl), len(records), max_len, _ms(ttl), *_joined(joined)]
         keys += slots
         result = await self._write(self._scripts["append_history"](keys=keys, args=args))
         return [_text(p) or None for p in result]
@@ -808,13 +831,13 @@ class RedisStore(Store):
         self._ready(self._slow)
         keys, fields = _append_keys(log, records)
         sets = [(key, added) for key, added in members if added]
-        args: list[Any] = [_ms(dedup_ttl), len(records), _ms(ttl), len(values), len(sets)]
-        for record in fields:
-            args += record
-        args += [value for _, value in values]
+        joined: list[bytes] = [field for record in fields for field in record]
+        joined += [bytes(value) for _, value in values]
         for _, added in sets:
-            args.append(len(added))
-            args += added
+            joined.append(b"%d" % len(added))
+            joined += [bytes(member) for member in added]
+        args: list[Any] = [_ms(dedup_ttl), len(records), _ms(ttl), len(values), len(sets)]
+        args += _joined(joined)
         keys += [key for key, _ in values]
         keys += [key for key, _ in sets]
         result = await self._write(self._scripts["append_set"](keys=keys, args=args))
@@ -906,7 +929,7 @@ class RedisStore(Store):
 
 def _append_keys(
     log: str, records: Sequence[LogRecord]
-) -> tuple[list[str], list[tuple[str, str, bytes]]]:
+) -> tuple[list[str], list[tuple[bytes, bytes, bytes]]]:
     """The append scripts' keys (the stream, the legacy dedup keys) and each record's fields."""
     stream = _stream_key(log)
     keys = [stream]
@@ -914,13 +937,12 @@ def _append_keys(
     for record in records:
         data = bytes(record.data)
         packed = pack(data)
-        flag = "z" if packed is not None else "-"
-        if record.id is None:
-            flag = "0" + flag
-        else:
+        flag = _FLAGS[record.id is not None, packed is not None]
+        if record.id is not None:
             keys.append(f"{stream}:d:{escape_key_part(record.id)}")
-            flag = "1" + flag + _dedup_token(record.id)
-        fields.append((flag, record.subject or "", data if packed is None else packed))
+            flag += _dedup_token(record.id).encode()
+        subject = record.subject.encode() if record.subject else b""
+        fields.append((flag, subject, data if packed is None else packed))
     return keys, fields
 
 
@@ -932,6 +954,21 @@ def _dedup_token(record_id: str) -> str:
     digest = hashlib.blake2b(record_id.encode(), digest_size=10).digest()
     shard = int.from_bytes(digest[:2], "big") >> 2
     return f"{shard:04x}{int.from_bytes(digest[2:], 'big') >> 1}"
+
+
+# a record's flag: has an id ('1'/'0'), then 'z' when its data is packed, else '-'
+# (the dedup token follows for an id: _DEDUP reads it from the third byte)
+_FLAGS: dict[tuple[bool, bool], bytes] = {
+    (True, True): b"1z",
+    (True, False): b"1-",
+    (False, True): b"0z",
+    (False, False): b"0-",
+}
+
+
+def _joined(fields: Sequence[bytes]) -> tuple[bytes, bytes]:
+    """A script's per-record arguments as two: their lengths and their bytes (``unjoin``)."""
+    return struct.pack(f">{len(fields)}I", *map(len, fields)), b"".join(fields)
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
