@@ -228,11 +228,13 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     shed_queue_ms: Annotated[
         float,
         setting(
-            "admission control: shed the same way while a worker's queue time (its event loop's "
-            "lag, ms) is over this (0: not a signal)",
+            "admission control: shed a share of the personalisable requests, growing while a "
+            "worker's queue time (how long its own probe request, sent every 10 ms, waits "
+            "before the worker starts it, ms) is over this and shrinking while it is under "
+            "(0: not a signal, no probe)",
             ge=0.0,
         ),
-    ] = 0.0
+    ] = 20.0
     shed_busy: Annotated[
         float,
         setting(
