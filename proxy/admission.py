@@ -29,8 +29,11 @@ flight 0 in a third of the samples). So three signals, any of which sheds:
   signal that arrives one queue time late swings the queue by more than the target. The
   share rises while the queue time is over the threshold, in proportion to how far over, and
   falls by a step each probe under it; requests are shed evenly (a running credit), not in
-  bursts. A probe counts only if the worker took more than ``FLOOR`` requests while it
-  waited: a machine short of CPU delays a handful of requests too, and that is not a queue.
+  bursts. A probe counts only if the worker took more than ``queue_floor`` requests (64)
+  while it waited: a machine short of CPU delays a handful of requests too, and a closed
+  loop of N connections (a load balancer's, a benchmark's at full speed) never has more than
+  N requests ahead of the probe (measured: at most 64 with 64, 128 with 128); neither is an
+  overload that shedding is for.
 
 Requests already personalising finish. Personalisation comes back as soon as the work in
 flight is under its threshold, the next window is not busy and the share is back at 0. The
@@ -49,6 +52,9 @@ _EVERY = 0.01  # seconds between checks of an unanswered probe (only with ``max_
 # not a queue: shedding would not shorten anything (and a test's handful of concurrent
 # requests on a loaded machine is never shed)
 FLOOR = 16
+# Requests ahead of a probe at or below which its wait is not a queue of arrivals: a closed
+# loop of this many connections (a load balancer's at its peak) never has more ahead
+QUEUE_FLOOR = 64
 # Seconds of the busy share: short enough that a queue cannot build meanwhile. The timer's
 # own wake-ups count as busy while they wait for a CPU (up to ~10 ms each on a loaded
 # machine), so it ticks once a window when only the busy share is measured: an idle loop
@@ -67,16 +73,23 @@ _DOWN = 0.01
 class Admission:
     """One per worker. The timer runs between ``start`` and ``stop`` (the app lifespan)."""
 
-    __slots__ = ("max_work", "max_queue", "max_busy", "floor", "active", "waiting",
+    __slots__ = ("max_work", "max_queue", "max_busy", "floor", "queue_floor", "active", "waiting",
                  "taken", "overloaded", "queue", "busy", "shed", "ration", "credit", "token",
-                 "probe_sent", "probe_behind", "clock", "_timer", "_stat", "_since",
+                 "probe_sent", "probe_behind", "ahead", "clock", "_timer", "_stat", "_since",
                  "_ran")  # fmt: skip
 
-    def __init__(self, max_work: int = 0, max_queue: float = 0.0, max_busy: float = 0.0) -> None:
+    def __init__(
+        self,
+        max_work: int = 0,
+        max_queue: float = 0.0,
+        max_busy: float = 0.0,
+        queue_floor: int = QUEUE_FLOOR,
+    ) -> None:
         self.max_work = max_work  # requests; 0: not a signal
         self.max_queue = max_queue  # seconds; 0: not a signal
         self.max_busy = max_busy  # share of the window; 0: not measured; 1: never sheds
         self.floor = FLOOR  # work in flight below which busy does not shed
+        self.queue_floor = queue_floor  # requests ahead of a probe below which it is no queue
         self.active = 0  # proxied requests taken, not yet answered
         self.waiting = 0  # of those, waiting for the upstream's head or streaming through
         self.taken = 0  # proxied requests taken since the start (a running count)
@@ -89,6 +102,7 @@ class Admission:
         self.token: bytes | None = None  # this worker's probe token (queue_probe), if probing
         self.probe_sent = 0.0  # when the unanswered probe was sent (0: none)
         self.probe_behind = 0  # ``taken`` when it was sent
+        self.ahead = 0  # requests taken while the last probe measured waited
         self.clock = time.perf_counter
         self._timer: asyncio.TimerHandle | None = None
         self._stat: int | None = None  # the loop thread's schedstat, open
@@ -129,9 +143,11 @@ class Admission:
             self.probe_sent = 0.0
 
     def _waited(self, queued: float) -> None:
-        # a probe that waited while the worker took no more than a handful of requests waited
-        # for a CPU (a machine short of it), not behind a queue that shedding would shorten
-        self.observe(queued, queueing=self.taken - self.probe_behind > self.floor)
+        # a probe that waited while the worker took no more than ``queue_floor`` requests
+        # waited for a CPU (a machine short of it) or behind a closed loop of at most that
+        # many connections (a load balancer at full speed), not behind a queue of arrivals
+        self.ahead = self.taken - self.probe_behind
+        self.observe(queued, queueing=self.ahead > self.queue_floor)
 
     def observe(self, queued: float, *, queueing: bool = True) -> None:
         """A queue time measured (seconds): the shed share moves towards what keeps it at

@@ -426,6 +426,10 @@ class ProxyApp:
             "before the worker started it (admission control).",
             "# TYPE slotwise_queue_seconds gauge",
             f"slotwise_queue_seconds {admission.queue:.6f}",
+            "# HELP slotwise_queue_requests Requests this worker took while its last probe "
+            "request waited (the queue ahead of it).",
+            "# TYPE slotwise_queue_requests gauge",
+            f"slotwise_queue_requests {admission.ahead}",
             "# HELP slotwise_shed_share Share of personalisable requests shed for queue time.",
             "# TYPE slotwise_shed_share gauge",
             f"slotwise_shed_share {admission.ration:.3f}",
@@ -563,7 +567,12 @@ class ProxyApp:
         gc.freeze()
         secret = s.tracking.secret.encode() or await _store_click_key(store)
         previous = [key.encode() for key in s.tracking.previous_secrets]
-        admission = Admission(s.proxy.shed_work, s.proxy.shed_queue_ms / 1000.0, s.proxy.shed_busy)
+        admission = Admission(
+            s.proxy.shed_work,
+            s.proxy.shed_queue_ms / 1000.0,
+            s.proxy.shed_busy,
+            s.proxy.shed_queue_requests,
+        )
         admission.start()
         stack.callback(admission.stop)
         if admission.max_queue > 0:  # the queue outside the loop is read by a probe request

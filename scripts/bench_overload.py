@@ -3,7 +3,7 @@
 Usage (from /tmp or anywhere; needs scripts/bench-deps)::
 
     .venv/bin/python scripts/bench_overload.py [--seconds 60] [--rounds 1] [--factor 2]
-        [--shed-work 128] [--shed-busy 0.9] [--shed-queue-ms 20]
+        [--shed-work 128] [--shed-busy 0.9] [--shed-queue-ms 10]
 
 One nginx upstream (the bench's 2 KB creatives at /ads/, a text file at /static/) on CPU 1;
 `slotwise serve` (one worker, memory store, built-in providers, the bench's 3-slot campaign)
@@ -226,7 +226,7 @@ def main() -> int:
     parser.add_argument("--factor", type=float, default=2.0)
     parser.add_argument("--shed-work", type=int, default=128)
     parser.add_argument("--shed-busy", type=float, default=0.9)
-    parser.add_argument("--shed-queue-ms", type=float, default=20.0)
+    parser.add_argument("--shed-queue-ms", type=float, default=10.0)
     args = parser.parse_args()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not shutil.which("wrk") or not Path(nginx).exists():

@@ -234,7 +234,16 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             "(0: not a signal, no probe)",
             ge=0.0,
         ),
-    ] = 20.0
+    ] = 10.0
+    shed_queue_requests: Annotated[
+        int,
+        setting(
+            "admission control: a probe's queue time counts only if the worker took more "
+            "requests than this while it waited (set it to the connections a worker serves at "
+            "its normal peak: a closed loop of that many never has more ahead)",
+            ge=0,
+        ),
+    ] = 64
     shed_busy: Annotated[
         float,
         setting(

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from slotwise.proxy.admission import FLOOR, Admission
+from slotwise.proxy.admission import FLOOR, QUEUE_FLOOR, Admission
 
 
 async def _spin(seconds: float) -> None:
@@ -88,13 +88,14 @@ def test_a_share_is_shed_evenly() -> None:
     assert all(admitted[i] or admitted[i + 1] for i in range(99))
 
 
-def test_a_probe_delayed_with_only_a_handful_of_requests_is_not_a_queue() -> None:
-    """A machine short of CPU delays a test's few requests and the probe alike: not shed."""
+def test_a_probe_delayed_behind_at_most_the_floor_is_not_a_queue() -> None:
+    """A machine short of CPU delays a test's few requests and the probe alike, and a closed
+    loop of 64 connections has at most 64 requests ahead of it: neither is shed."""
     admission = Admission(max_queue=0.020)
     for _ in range(20):
-        _probe(admission, 0.500, taken=FLOOR)
+        _probe(admission, 0.500, taken=QUEUE_FLOOR)
     assert admission.ration == 0.0 and admission.admit()
-    _probe(admission, 0.500, taken=FLOOR + 1)
+    _probe(admission, 0.500, taken=QUEUE_FLOOR + 1)
     assert admission.ration > 0
 
 
