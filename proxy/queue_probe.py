@@ -7,8 +7,9 @@ queue: the loop's lag stays at a few milliseconds and the work in flight under 2
 requests wait. A request sent to the worker's own port does see it: it waits in the same
 kernel buffers, the same I/O thread and the same ready queue as every other request, and the
 worker knows when it sent it. So each worker keeps one keep-alive connection to its own port
-and sends a probe over it every ``EVERY`` seconds (one at a time); the probe's handler, on
-this worker, reads the time it waited (``Admission.probed``).
+and sends a probe over it every ``EVERY`` seconds (one at a time) while it takes requests (an
+idle worker has no queue: it sends none); the probe's handler, on this worker, reads the time
+it waited (``Admission.probed``).
 
 With several workers on one listening socket a connection can be taken by another worker:
 the probe carries a random token of this worker's, another worker answers 404, and the
@@ -60,6 +61,10 @@ async def run(admission: Admission, host: str, port: int) -> None:
                     break
                 tries, pause = 0, _BACKOFF[0]
                 await asyncio.sleep(EVERY)
+                # no request taken since: no queue to measure (an idle worker sends none)
+                while admission.taken == admission.probe_behind:
+                    admission.observe(0.0)
+                    await asyncio.sleep(EVERY)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             tries = _TRIES  # not listening (yet), or gone: wait before the next try
         finally:
