@@ -157,9 +157,9 @@ async def test_a_queue_outside_the_loop_is_seen_by_the_probe_and_a_share_shed() 
                     text = await _metrics(client)
                     shares.append(_gauge(text, "slotwise_shed_share"))
                     queued.append(_gauge(text, "slotwise_queue_seconds"))
-                    if shares[-1] > 0.5:
+                    if shares[-1] > 0.2:
                         break
-                assert max(shares) > 0.5, (shares, queued)
+                assert max(shares) > 0.2, (shares, queued)
                 assert max(queued) > 0.001, queued
                 text = await _metrics(client)
                 assert _gauge(text, 'slotwise_passthrough_total{reason="shed"}') > 0
