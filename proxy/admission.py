@@ -20,7 +20,7 @@ flight 0 in a third of the samples). So three signals, any of which sheds:
   streaming an answer through (a slow download is not either). It catches a burst before a
   window ends;
 - queue time (``max_queue``): how long a request waits before this worker starts it, read
-  by the worker's own probe request every 10 ms (slotwise.proxy.queue_probe), which waits in
+  by the worker's own probe request every 20 ms (slotwise.proxy.queue_probe), which waits in
   the kernel's buffers, the I/O thread and the loop's ready queue like any other. This is
   the one that sees the queue outside a worker that has its CPU to itself: there the loop is
   busy but holds fewer than 2 requests while 500 wait (docs/benchmarks.md). It sheds a
@@ -38,7 +38,7 @@ flight 0 in a third of the samples). So three signals, any of which sheds:
 Requests already personalising finish. Personalisation comes back as soon as the work in
 flight is under its threshold, the next window is not busy and the share is back at 0. The
 request path reads a few numbers (``admit``); the timer reads the thread's schedstat (one
-``pread``) per window, and the probe is one small request per 10 ms.
+``pread``) per window, and the probe is one small request per 20 ms.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ _SCHEDSTAT = "/proc/thread-self/schedstat"  # ns on a CPU, ns runnable waiting f
 # settles where the queue time hovers at the threshold
 _UP = 0.05
 _OVER = 4.0
-_DOWN = 0.01
+_DOWN = 0.02
 
 
 class Admission:

@@ -27,7 +27,7 @@ from slotwise.proxy.admission import Admission
 
 PATH = "/_sw/queue-probe"
 HEADER = b"x-slotwise-probe"
-EVERY = 0.01  # seconds between one probe's answer and the next probe
+EVERY = 0.02  # seconds between one probe's answer and the next probe
 _TRIES = 64  # connections made in a row before waiting (another worker kept taking them)
 _BACKOFF = (0.1, 5.0)  # seconds before connecting again: first, at most
 

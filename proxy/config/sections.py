@@ -229,7 +229,7 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         float,
         setting(
             "admission control: shed a share of the personalisable requests, growing while a "
-            "worker's queue time (how long its own probe request, sent every 10 ms, waits "
+            "worker's queue time (how long its own probe request, sent every 20 ms, waits "
             "before the worker starts it, ms) is over this and shrinking while it is under "
             "(0: not a signal, no probe)",
             ge=0.0,
