@@ -173,8 +173,10 @@ def _one_run(nginx: str, seconds: int) -> dict[str, Any]:
                 SLOTWISE_ADMIN_TOKEN=users.ADMIN_TOKEN,  # the users' profiles go in by the API
             )
             # the engine at full speed is measured, not admission control shedding its work
-            # (1: the busy share is measured as by default, and never sheds)
+            # (1: the busy share is measured as by default, and never sheds; the queue time
+            # is probed as by default, against a threshold no closed loop reaches)
             env["SLOTWISE_PROXY_SHED_BUSY"] = "1"
+            env["SLOTWISE_PROXY_SHED_QUEUE_MS"] = "60000"
             with _proc(serve, d / "proxy.log", env) as px:
                 wait_for_port(proxy_port, timeout=20.0)
                 proxy = f"http://127.0.0.1:{proxy_port}"

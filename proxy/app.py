@@ -37,6 +37,7 @@ from starlette.exceptions import HTTPException
 
 from slotwise.plugins.builtin.consent import ConsentConfig
 from slotwise.plugins.loaded import ProviderSet
+from slotwise.proxy import queue_probe
 from slotwise.proxy.adapters.json import JsonFields
 from slotwise.proxy.admission import Admission
 from slotwise.proxy.bandit.runtime import BanditRuntime
@@ -136,6 +137,7 @@ class ProxyApp:
             "/_sw/health/store": Endpoint(self._store_health),
             "/_sw/metrics": Endpoint(self._metrics),
             CLICK_PATH: Endpoint(self._click),
+            queue_probe.PATH: Endpoint(self._queue_probe),
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -150,6 +152,7 @@ class ProxyApp:
             if not ours:
                 admission = runtime.engine.admission  # work in flight: what overload reads
                 admission.active += 1
+                admission.taken += 1
                 try:
                     if self._access_log:
                         return await self._logged(runtime, scope, receive, send)
@@ -214,6 +217,24 @@ class ProxyApp:
             message = f"{path} answers {endpoint.answers}"
             return await _not_allowed(send, message, endpoint.allow)
         return await endpoint.handler(runtime, scope, receive, send)
+
+    async def _queue_probe(
+        self, runtime: Runtime, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """This worker's own probe (slotwise.proxy.queue_probe): it has waited its queue time;
+        anyone else's request (another worker's probe, a client) is an unknown path."""
+        admission = runtime.engine.admission
+        token = header(scope["headers"], queue_probe.HEADER)
+        if (
+            token is None
+            or admission.token is None
+            or not hmac.compare_digest(token, admission.token)
+        ):
+            path = scope["path"]
+            return await send_error(send, 404, "not_found", f"no endpoint at {path}")
+        admission.probed()
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
 
     async def _health(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
         await _plain(send, 200, b"ok\n")
@@ -401,9 +422,17 @@ class ProxyApp:
             "upstream (admission control).",
             "# TYPE slotwise_work_in_flight gauge",
             f"slotwise_work_in_flight {admission.active - admission.waiting}",
-            "# HELP slotwise_queue_lag_seconds This worker's event loop lag (queue time), last.",
-            "# TYPE slotwise_queue_lag_seconds gauge",
-            f"slotwise_queue_lag_seconds {admission.lag:.6f}",
+            "# HELP slotwise_queue_seconds How long this worker's last probe request waited "
+            "before the worker started it (admission control).",
+            "# TYPE slotwise_queue_seconds gauge",
+            f"slotwise_queue_seconds {admission.queue:.6f}",
+            "# HELP slotwise_queue_requests Requests this worker took while its last probe "
+            "request waited (the queue ahead of it).",
+            "# TYPE slotwise_queue_requests gauge",
+            f"slotwise_queue_requests {admission.ahead}",
+            "# HELP slotwise_shed_share Share of personalisable requests shed for queue time.",
+            "# TYPE slotwise_shed_share gauge",
+            f"slotwise_shed_share {admission.ration:.3f}",
             "# HELP slotwise_loop_busy Share of the last window this worker's event loop was "
             "busy or waiting for a CPU (admission control).",
             "# TYPE slotwise_loop_busy gauge",
@@ -538,9 +567,19 @@ class ProxyApp:
         gc.freeze()
         secret = s.tracking.secret.encode() or await _store_click_key(store)
         previous = [key.encode() for key in s.tracking.previous_secrets]
-        admission = Admission(s.proxy.shed_work, s.proxy.shed_queue_ms / 1000.0, s.proxy.shed_busy)
+        admission = Admission(
+            s.proxy.shed_work,
+            s.proxy.shed_queue_ms / 1000.0,
+            s.proxy.shed_busy,
+            s.proxy.shed_queue_requests,
+        )
         admission.start()
         stack.callback(admission.stop)
+        if admission.max_queue > 0:  # the queue outside the loop is read by a probe request
+            admission.token = queue_probe.new_token()
+            probe = queue_probe.run(admission, s.proxy.host, s.proxy.port)
+            probing = asyncio.create_task(probe)
+            stack.push_async_callback(_cancelled, probing)
         engine = Engine(
             upstream=upstream,
             policies=policies,
@@ -788,6 +827,12 @@ def _json_fields(s: Settings) -> JsonFields:
 
 async def _not_allowed(send: Send, message: str, allow: str) -> None:
     await send_error(send, 405, "method_not_allowed", message, ((b"allow", allow.encode()),))
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _plain(

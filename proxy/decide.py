@@ -206,14 +206,10 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
         and (bool(policy.campaigns) or bool(policy.offers) or x.lists)
         and method in _PERSONALISED_METHODS
     )
-    admission = engine.admission  # overload: personalisation goes first (Admission.shedding)
-    if x.candidate and (
-        (admission.overloaded and admission.active - admission.waiting > admission.floor)
-        or 0 < admission.max_work < admission.active - admission.waiting
-    ):
+    # overload: personalisation goes first (slotwise.proxy.admission)
+    if x.candidate and not engine.admission.admit():
         x.candidate = False
         x.reason = "shed"
-        admission.shed += 1
     fetch = engine.upstream.begin(method.encode(), target, headers, x.body)
     if x.candidate and engine.providers is not None:
         x.providers = engine.providers

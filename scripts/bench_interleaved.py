@@ -96,13 +96,20 @@ def main() -> int:
         )
 
 
+NEVER_MS = 60_000  # a queue-time threshold no closed loop reaches: probed, never shed
+
+
 def _engine_only(tree: Path) -> dict[str, str]:
     """The settings that keep a tree's admission control from shedding at full speed (the
     engine's cost is measured; 1: the loop's busy share is measured as by default, and never
-    sheds), for a tree that has them (an older one sheds by work in flight only, past 128:
-    never with wrk's 64 connections)."""
+    sheds; the queue time is probed as by default, against a threshold never reached), for a
+    tree that has them (an older one sheds by work in flight only, past 128: never with
+    wrk's 64 connections)."""
     sections = tree / "proxy" / "config" / "sections.py"
-    return {"SLOTWISE_PROXY_SHED_BUSY": "1"} if "shed_busy" in sections.read_text() else {}
+    settings = {"SLOTWISE_PROXY_SHED_BUSY": "1"} if "shed_busy" in sections.read_text() else {}
+    if (tree / "proxy" / "queue_probe.py").exists():  # the probe runs and costs, never sheds
+        settings["SLOTWISE_PROXY_SHED_QUEUE_MS"] = str(NEVER_MS)
+    return settings
 
 
 def _compare(nginx: str, base: Path, rounds: int, seconds: int) -> int:

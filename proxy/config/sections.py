@@ -228,11 +228,22 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     shed_queue_ms: Annotated[
         float,
         setting(
-            "admission control: shed the same way while a worker's queue time (its event loop's "
-            "lag, ms) is over this (0: not a signal)",
+            "admission control: shed a share of the personalisable requests, growing while a "
+            "worker's queue time (how long its own probe request, sent every 20 ms, waits "
+            "before the worker starts it, ms) is over this and shrinking while it is under "
+            "(0: not a signal, no probe)",
             ge=0.0,
         ),
-    ] = 0.0
+    ] = 10.0
+    shed_queue_requests: Annotated[
+        int,
+        setting(
+            "admission control: a probe's queue time counts only if the worker took more "
+            "requests than this while it waited (set it to the connections a worker serves at "
+            "its normal peak: a closed loop of that many never has more ahead)",
+            ge=0,
+        ),
+    ] = 64
     shed_busy: Annotated[
         float,
         setting(

@@ -55,8 +55,12 @@ async def link(
     """
     if await store.get(alias_key(anonymous_id)) == user_id.encode():
         return False
-    await store.set(alias_key(anonymous_id), user_id.encode(), ttl=ttl)
+    # the set first: erasure finds linked ids by it, and the record below is what makes the
+    # link "done" (the check above). In the other order a write that failed between the two
+    # (a timeout under load) left a link the user's erasure never found, and never repaired,
+    # since every later event saw the record and stopped here
     await store.set_add(aliases_key(user_id), anonymous_id.encode(), ttl=ttl)
+    await store.set(alias_key(anonymous_id), user_id.encode(), ttl=ttl)
     items = await store.history(history[0])
     if items and max_len > 0:
         await store.history_append(history[1], items, max_len=max_len, ttl=ttl)

@@ -3,14 +3,18 @@ worker forwards personalisable requests unchanged, counts them, and personalises
 soon as the work is done.
 
 Work in flight is made deterministic here: requests whose bodies the clients hold back are
-taken by the worker and not waiting for the upstream. The 2x overload for 60 s is
+taken by the worker and not waiting for the upstream. Queue time is the worker's own probe
+request, waiting behind wrk's closed loop (a 1 ms threshold, so that any queue counts). The
+2x overload for 60 s is
 ``scripts/bench_overload.py`` (figures in docs/benchmarks.md, "Hardening").
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
+import shutil
 import sys
 from types import ModuleType
 
@@ -102,9 +106,15 @@ def test_twice_the_personalised_capacity_for_60_seconds() -> None:
     ``-s`` for the figures). Personalisation is shed and counted, the pass-through probe's
     p99 is lower than without shedding, and personalisation is back within 5 s. The absolute
     target (p99 under 50 ms) is printed, not asserted: on a shared machine it moves with the
-    CPU the proxy gets (`proxy_cpu_wait`; docs/benchmarks.md, "Hardening")."""
+    CPU the proxy gets (`proxy_cpu_wait`; docs/benchmarks.md, "Hardening"); the lead's
+    quiet-machine run is `scripts/bench_overload.py --seconds 60 --rounds 2`, which prints
+    the verdict."""
     bench = _bench_overload()
-    on = {"SLOTWISE_PROXY_SHED_WORK": "128", "SLOTWISE_PROXY_SHED_BUSY": "0.9"}
+    on = {
+        "SLOTWISE_PROXY_SHED_WORK": "128",
+        "SLOTWISE_PROXY_SHED_BUSY": "0.9",
+        "SLOTWISE_PROXY_SHED_QUEUE_MS": "10",
+    }
     (figures,) = bench.measure(60, 1, 2.0, on)
     off, shed = figures["off"], figures["on"]
     print(f"pass-through p99 with shedding: {shed['probe_p99_ms']:.1f} ms (target: under 50)")
@@ -112,3 +122,95 @@ def test_twice_the_personalised_capacity_for_60_seconds() -> None:
     assert shed["shed"] / (shed["shed"] + shed["decided"]) > 0.3
     assert shed["probe_p99_ms"] < off["probe_p99_ms"]
     assert shed["recovery_s"] < 5.0 and off["recovery_s"] < 5.0
+
+
+async def _wrk(url: str, seconds: int, connections: int) -> asyncio.subprocess.Process:
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url]
+    return await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (scripts/bench-deps)")
+async def test_a_queue_outside_the_loop_is_seen_by_the_probe_and_a_share_shed() -> None:
+    """The queue time signal end to end: under a closed loop of 128 connections the worker's
+    own probe waits behind other requests (in the kernel's buffers and the server's I/O
+    thread, where the work in flight does not see them), a share of personalisation is shed
+    and counted (the thresholds are 1 ms and 16 requests ahead here; 10 ms and 64 by
+    default), and it comes back after."""
+    env = {
+        "SLOTWISE_PROXY_SHED_WORK": "0",
+        "SLOTWISE_PROXY_SHED_BUSY": "0",
+        "SLOTWISE_PROXY_SHED_QUEUE_MS": "1",
+        "SLOTWISE_PROXY_SHED_QUEUE_REQUESTS": "16",
+        "SLOTWISE_TRACKING_PUBLIC_URL": "http://shop.test",
+    }
+    async with upstream() as up, serve(up.url, env=env) as proxy:
+        async with httpx.AsyncClient(base_url=proxy.url, timeout=10) as client:
+            text = await _metrics(client)
+            assert "slotwise_shed_share 0.000" in text and "slotwise_queue_seconds " in text
+            load = await _wrk(f"{proxy.url}/ad", 6, 128)
+            try:
+                shares, queued = [], []
+                for _ in range(40):
+                    await asyncio.sleep(0.1)
+                    text = await _metrics(client)
+                    shares.append(_gauge(text, "slotwise_shed_share"))
+                    queued.append(_gauge(text, "slotwise_queue_seconds"))
+                    if shares[-1] > 0.2:
+                        break
+                assert max(shares) > 0.2, (shares, queued)
+                assert max(queued) > 0.001, queued
+                text = await _metrics(client)
+                assert _gauge(text, 'slotwise_passthrough_total{reason="shed"}') > 0
+            finally:
+                if load.returncode is None:
+                    load.terminate()
+                await load.wait()
+            for _ in range(100):  # the share falls back to 0 once the queue is gone
+                if _gauge(await _metrics(client), "slotwise_shed_share") == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert b"/_sw/px" in (await client.get("/ad")).content
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (scripts/bench-deps)")
+async def test_a_closed_loop_of_64_connections_is_not_shed() -> None:
+    """A load balancer's 64 connections at full speed queue, but never more than 64 requests
+    ahead of the probe: with the default floor nothing is shed, whatever the queue time."""
+    env = {
+        "SLOTWISE_PROXY_SHED_WORK": "0",
+        "SLOTWISE_PROXY_SHED_BUSY": "0",
+        "SLOTWISE_PROXY_SHED_QUEUE_MS": "1",
+        "SLOTWISE_TRACKING_PUBLIC_URL": "http://shop.test",
+    }
+    async with upstream() as up, serve(up.url, env=env) as proxy:
+        async with httpx.AsyncClient(base_url=proxy.url, timeout=10) as client:
+            load = await _wrk(f"{proxy.url}/ad", 3, 64)
+            queued = []
+            while load.returncode is None:
+                await asyncio.sleep(0.1)
+                queued.append(_gauge(await _metrics(client), "slotwise_queue_requests"))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(load.wait(), 0.01)
+            text = await _metrics(client)
+            assert 'slotwise_passthrough_total{reason="shed"}' not in text or (
+                _gauge(text, 'slotwise_passthrough_total{reason="shed"}') == 0
+            )
+            assert 0 < max(queued) <= 64 + 1, queued  # the wrk loop, and this client's request
+
+
+async def test_the_probe_path_answers_only_its_own_worker() -> None:
+    """Nobody else can feed the controller: without this worker's token it is not a path."""
+    async with upstream() as up, serve(up.url) as proxy:
+        async with httpx.AsyncClient(base_url=proxy.url, timeout=10) as client:
+            assert (await client.get("/_sw/queue-probe")).status_code == 404
+            forged = {"x-slotwise-probe": "0" * 32}
+            assert (await client.get("/_sw/queue-probe", headers=forged)).status_code == 404
+
+
+def _gauge(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in the metrics")
