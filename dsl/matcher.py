@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 from pyroaring import FrozenBitMap
 
-from slotwise.dsl import ast, match_code
+from slotwise.dsl import ast
 from slotwise.dsl.condition_code import compile_code
 from slotwise.dsl.conditions import (
     MISSING,
@@ -54,7 +54,6 @@ from slotwise.dsl.conditions import (
     feature_of,
     structure,
 )
-from slotwise.dsl.match_code import compile_match
 from slotwise.types import Context
 
 FeatureKind = Literal["discrete", "numeric", "list"]
@@ -96,7 +95,6 @@ class RuleIndex:
         "first_extra",
         "_layers",
         "_lists",
-        "_match",
         "_padding",
         "_residual_ids",
         "_residuals",
@@ -139,12 +137,6 @@ class RuleIndex:
         # a split rule's term -> its extra terms
         self.extras: Mapping[int, tuple[int, ...]] = MappingProxyType(dict(extras))
         self.stats = stats
-        self._match: Callable[[Context], Bits] = compile_match(
-            [_plan(feature) for feature in self._features],
-            terms,
-            self._padding,
-            self._rest if self._lists or self._residuals else None,
-        )
 
     def match(self, ctx: Context) -> Bits:
         """The terms (``ids``) of the rules whose condition holds for ctx, plus the padding
@@ -155,14 +147,7 @@ class RuleIndex:
     def match_terms(self, ctx: Context) -> Bits:
         """The terms that hold for ctx, each split rule's extra terms not yet mapped back to
         its own (``fold``): what pins, excludes and prefers read, whose bitmaps list a split
-        rule's extra terms too (only counting needs one term per rule).
-
-        The lookups and their intersection run as one generated function (dsl/match_code.py);
-        ``match_terms_by_objects`` is the same with the lookup objects, for the tests."""
-        return self._match(ctx)
-
-    def match_terms_by_objects(self, ctx: Context) -> Bits:
-        """``match_terms`` through the lookup objects' methods, without the generated code."""
+        rule's extra terms too (only counting needs one term per rule)."""
         found = [a for accepted_by in self._accepted if (a := accepted_by(ctx)) is not None]
         if found:
             # every operand and result is a bitset per chunk (padding, TermIds): the order of
@@ -174,12 +159,6 @@ class RuleIndex:
                 return matched
         else:
             matched = self._all
-        if self._lists or self._residuals:
-            return self._rest(ctx, matched)
-        return matched
-
-    def _rest(self, ctx: Context, matched: Bits) -> Bits:
-        """List exclusions and residual checks, after the intersection."""
         for lookup in self._lists:
             # a few terms each: subtracting clears their bits in a copy, where ANDing their
             # complement would read a second whole bitmap
@@ -495,33 +474,6 @@ class _Group(_Lookup):
         for bucket, stride in buckets:
             index += bucket(ctx) * stride
         return self.table[index]
-
-
-def _plan(lookup: _Lookup) -> match_code.Plan:
-    """How the generated match reads a lookup: a group of signal features inline, anything
-    else by calling it."""
-    if isinstance(lookup, _Group):
-        members: list[tuple[match_code.Discrete | match_code.Numeric, int]] = []
-        for member, stride in lookup.members:
-            if isinstance(member, _DiscreteBucketer):
-                strings_first = bool(member.strings) or not member.table
-                feature: match_code.Discrete | match_code.Numeric = match_code.Discrete(
-                    member.name,
-                    member.strings,
-                    strings_first,
-                    member.other,
-                    member.missing,
-                    member.bucket,
-                )
-            elif isinstance(member, _NumericBucketer):
-                feature = match_code.Numeric(
-                    member.name, member.points, member.other, member.missing
-                )
-            else:
-                return match_code.Called(lookup.accepted)
-            members.append((feature, stride))
-        return match_code.Grouped(lookup.table, tuple(members))
-    return match_code.Called(lookup.accepted, not isinstance(lookup, _ListLookup))
 
 
 class _EventGate:
