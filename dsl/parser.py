@@ -106,7 +106,8 @@ class _Unexpected(Exception):
     """The fast driver met a token the parse table has no action for."""
 
 
-# per state: token type -> the next state (shift), or (children, callback, rule name) (reduce)
+# per state: token type -> the next state (shift), or (children, callback, rule name) (reduce;
+# callback None: a ?rule of one symbol, whose value is its only child)
 _Action = int | tuple[int, Any, str]
 
 
