@@ -14,6 +14,7 @@ from typing import Any
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.parse_tree_builder import ChildFilterLALR_NoPlaceholders, ExpandSingleChild
 from lark.parsers.lalr_analysis import Shift
 
 from slotwise.dsl import ast
@@ -105,7 +106,8 @@ class _Unexpected(Exception):
     """The fast driver met a token the parse table has no action for."""
 
 
-# per state: token type -> the next state (shift), or (children, callback, rule name) (reduce)
+# per state: token type -> the next state (shift), or (children, callback, rule name) (reduce;
+# callback None: a ?rule of one symbol, whose value is its only child)
 _Action = int | tuple[int, Any, str]
 
 
@@ -121,18 +123,77 @@ def _driver() -> tuple[PolicyLexer, dict[int, dict[str, _Action]], int, int]:
     frontend: Any = lark.parser  # ParsingFrontend -> LALR_Parser -> _Parser
     base = frontend.parser.parser
     table = base.parse_table
-    callbacks = base.callbacks
+    callbacks = _lists_for_repeats(base.callbacks)
     states: dict[int, dict[str, _Action]] = {}
     for state, actions in table.states.items():
         flat: dict[str, _Action] = {}
         for kind, (action, arg) in actions.items():
             if action is Shift:
-                flat[kind] = arg
+                flat[str(kind)] = arg
             else:
-                flat[kind] = (len(arg.expansion), callbacks[arg], arg.origin.name)
+                flat[str(kind)] = (
+                    len(arg.expansion),
+                    _unwrapped(callbacks[arg], arg),
+                    str(arg.origin.name),
+                )
         states[state] = flat
     start, end = table.start_states["start"], table.end_states["start"]
     return PolicyLexer.from_terminals(lark.terminals), states, start, end
+
+
+def _lists_for_repeats(callbacks: dict[Any, Any]) -> dict[Any, Any]:
+    """Lark's callbacks with the repetitions (``x*``, ``("," x)*``) built as plain lists.
+
+    Lark builds each repetition as a helper rule (``__rule_star_4``) whose value is a Tree,
+    and every rule that holds one splices its children in (``ChildFilterLALR_NoPlaceholders``,
+    where it is the one expanded child). Here the helper's value is the list itself and the
+    holder splices it with one slice: the same children reach the same ToAst methods, with no
+    Tree per repetition and no per-child loop. Any other shape (a helper read some other way,
+    two expanded children) keeps Lark's callbacks as they are."""
+    helpers = {rule.origin.name for rule in callbacks if rule.origin.name.startswith("__")}
+    fast: dict[Any, Any] = {}
+    for rule, callback in callbacks.items():
+        symbols = [symbol.name for symbol in rule.expansion]
+        expanded = [i for i, symbol in enumerate(symbols) if symbol in helpers]
+        filtering = isinstance(callback, ChildFilterLALR_NoPlaceholders)
+        if filtering and [i for i, e in callback.to_include if e] != expanded:
+            return callbacks
+        if filtering and [i for i, _ in callback.to_include] != list(range(len(symbols))):
+            return callbacks
+        if not filtering and expanded:
+            return callbacks  # a helper read whole: Lark's own shapes
+        if rule.origin.name in helpers:
+            # `__x: item` starts the list; `__x: __x "," item` extends it (left recursion)
+            if expanded not in ([], [0]):
+                return callbacks
+            fast[rule] = _extend if expanded else list
+        elif expanded:
+            fast[rule] = _splicer(expanded[0], callback.node_builder)
+        else:
+            fast[rule] = callback
+    return fast
+
+
+def _extend(children: list[Any]) -> list[Any]:
+    repeated: list[Any] = children[0]
+    repeated += children[1:]
+    return repeated
+
+
+def _splicer(at: int, builder: Any) -> Any:
+    def splice(children: list[Any]) -> Any:
+        return builder(children[:at] + children[at] + children[at + 1 :])
+
+    return splice
+
+
+def _unwrapped(callback: Any, rule: Any) -> Any:
+    """The reduce callback without Lark's ``ExpandSingleChild`` wrapper (a ``?rule``): None
+    when the rule has one symbol, whose value is then the result (no call at all), else the
+    wrapped builder, which the wrapper calls for more than one child."""
+    if isinstance(callback, ExpandSingleChild):
+        return None if len(rule.expansion) == 1 else callback.node_builder
+    return callback
 
 
 def _parse_fast(text: str) -> Any:
@@ -156,6 +217,25 @@ def _parse_fast(text: str) -> Any:
                 value_stack.append(token)
                 break
             size, callback, name = action  # type: ignore[misc]
+            if callback is None:  # a ?rule of one symbol: its value is the result
+                del state_stack[-1]
+            else:
+                if size:
+                    children = value_stack[-size:]
+                    del state_stack[-size:]
+                    del value_stack[-size:]
+                else:
+                    children = []
+                value_stack.append(callback(children))
+            state_stack.append(states[state_stack[-1]][name])  # type: ignore[arg-type]
+    while True:
+        action = states[state_stack[-1]].get("$END")
+        if action is None or action.__class__ is int:
+            raise _Unexpected
+        size, callback, name = action  # type: ignore[misc]
+        if callback is None:
+            del state_stack[-1]
+        else:
             if size:
                 children = value_stack[-size:]
                 del state_stack[-size:]
@@ -163,19 +243,6 @@ def _parse_fast(text: str) -> Any:
             else:
                 children = []
             value_stack.append(callback(children))
-            state_stack.append(states[state_stack[-1]][name])  # type: ignore[arg-type]
-    while True:
-        action = states[state_stack[-1]].get("$END")
-        if action is None or action.__class__ is int:
-            raise _Unexpected
-        size, callback, name = action  # type: ignore[misc]
-        if size:
-            children = value_stack[-size:]
-            del state_stack[-size:]
-            del value_stack[-size:]
-        else:
-            children = []
-        value_stack.append(callback(children))
         state_stack.append(states[state_stack[-1]][name])  # type: ignore[arg-type]
         if state_stack[-1] == end:
             return value_stack[-1]

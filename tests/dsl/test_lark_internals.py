@@ -27,7 +27,14 @@ from lark.parsers.lalr_analysis import Reduce, Shift
 
 from slotwise.dsl import ast
 from slotwise.dsl.lexer import COMMENTS, _token
-from slotwise.dsl.parser import _parse_fast, _Unexpected, parse_policy, parser
+from slotwise.dsl.parser import (
+    _extend,
+    _lists_for_repeats,
+    _parse_fast,
+    _Unexpected,
+    parse_policy,
+    parser,
+)
 from slotwise.dsl.syntax_errors import EXAMPLES
 from slotwise.dsl.transform import BadValue
 from slotwise.lab.workload import policy_text
@@ -74,6 +81,17 @@ def test_the_parse_table_has_the_shape_the_fused_loop_reads() -> None:
     # Lark's loop calls callbacks[token.type] on a shift when there is one; the fused loop
     # never does, which is the same only while no token type has a callback
     assert not [key for key in callbacks if isinstance(key, str)], UPGRADE
+
+
+def test_repetitions_are_built_as_lists() -> None:
+    # the fused loop replaces Lark's Tree per repetition and its child filters with lists and
+    # slices (``_lists_for_repeats``); on shapes it does not know it keeps Lark's callbacks,
+    # which parse the same but slower: a Lark upgrade that changes them must show up here
+    callbacks = parser().parser.parser.parser.callbacks
+    fast = _lists_for_repeats(callbacks)
+    assert fast is not callbacks, UPGRADE
+    helpers = [rule for rule in fast if rule.origin.name.startswith("__")]
+    assert helpers and all(fast[rule] in (_extend, list) for rule in helpers), UPGRADE
 
 
 def test_tokens_are_filled_like_the_constructor_fills_them() -> None:
