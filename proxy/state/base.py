@@ -132,6 +132,13 @@ class Store(abc.ABC):
     async def ping(self) -> None:
         """Return when the store answers; raise StoreUnavailable otherwise."""
 
+    def patient(self) -> Store:
+        """This store with its reads bounded like its writes, not by the request path's short
+        read timeout: for work off the request path that must not fail for a slow moment
+        (erasure and its checks, admin reads). Shares the connections; already started.
+        Backends whose reads have no shorter bound than their writes return themselves."""
+        return self
+
     # -- values with TTL ------------------------------------------------------------------
 
     @abc.abstractmethod

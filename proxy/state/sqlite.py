@@ -15,6 +15,7 @@ URL options: ``synchronous`` (full|normal), ``timeout`` (read timeout, seconds),
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import os
 import sqlite3
@@ -164,6 +165,15 @@ class SQLiteStore(Store):
 
     async def ping(self) -> None:
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
+
+    def patient(self) -> SQLiteStore:
+        if self._timeout >= self._write_timeout:
+            return self
+        # a view sharing the writer, the readers and their connections (taken at call time,
+        # so it follows the store's start and close); only its read timeout differs
+        view = copy.copy(self)
+        view._timeout = self._write_timeout
+        return view
 
     # -- plumbing -------------------------------------------------------------------------
 

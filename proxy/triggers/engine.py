@@ -364,7 +364,7 @@ class TriggerEngine:
     async def forget(self, subject: str) -> int:
         """Erasure: take ``subject`` out of every audience index (their record goes with
         ``erase_subject``); how many indexes held them."""
-        store = self.store
+        store = self.store.patient()  # erasure is off the request path: patient reads
         names = await store.set_members(NAMES_KEY)
         removed = 0
         for name in sorted(names):
