@@ -8,6 +8,7 @@ hash slot. Times are seconds since the epoch; TTLs are seconds (``None`` = keep 
 from __future__ import annotations
 
 import abc
+import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -229,6 +230,19 @@ class Store(abc.ABC):
     ) -> list[list[HistoryItem]]:
         """:meth:`history` of each key, in order; one round trip where the backend allows."""
         return [await self.history(key, since=since) for key in keys]
+
+    async def histories_and_values(
+        self, history_keys: Sequence[str], keys: Sequence[str], *, since: float = 0.0
+    ) -> tuple[list[list[HistoryItem]], list[bytes | None]]:
+        """:meth:`histories` and :meth:`get_many` together (the trigger engine reads both for
+        its users): concurrently here, in one read where the backend can."""
+        reading = asyncio.ensure_future(self.histories(history_keys, since=since))
+        try:
+            values = await self.get_many(keys)
+        except BaseException:
+            reading.cancel()
+            raise
+        return await reading, values
 
     # -- scored sets (bounded leaderboards) -----------------------------------------------
 

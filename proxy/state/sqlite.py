@@ -229,18 +229,7 @@ class SQLiteStore(Store):
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-
-        def query(conn: sqlite3.Connection) -> list[bytes | None]:
-            marks = ",".join("?" * len(keys))
-            rows = conn.execute(
-                f"SELECT key, value FROM kv WHERE key IN ({marks})"
-                " AND (expires IS NULL OR expires > ?)",
-                (*keys, now()),
-            ).fetchall()
-            found = dict(rows)
-            return [found.get(k) for k in keys]
-
-        return await self._read(query)
+        return await self._read(lambda conn: _values_of(conn, keys))
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         expires = now() + ttl if ttl is not None else None
@@ -357,33 +346,17 @@ class SQLiteStore(Store):
     async def histories(
         self, keys: Sequence[str], *, since: float = 0.0
     ) -> list[list[HistoryItem]]:
-        def query(conn: sqlite3.Connection) -> list[list[HistoryItem]]:
-            at = now()
-            found: dict[str, list[HistoryItem]] = {key: [] for key in keys}
-            # in chunks: SQLite bounds the number of parameters of one statement
-            for begin in range(0, len(keys), _IN_CHUNK):
-                chunk = list(dict.fromkeys(keys[begin : begin + _IN_CHUNK]))
-                marks = ",".join("?" * len(chunk))
-                expired = {
-                    row[0]
-                    for row in conn.execute(
-                        f"SELECT key FROM expiry WHERE key IN ({marks}) AND expires <= ?",
-                        (*chunk, at),
-                    )
-                }
-                rows = conn.execute(
-                    f"SELECT key, event, at, data FROM hist WHERE key IN ({marks}) AND at >= ?"
-                    " ORDER BY key, id",
-                    (*chunk, since),
-                )
-                for key, event, when, data in rows:
-                    if key not in expired:
-                        found[key].append(HistoryItem(event, when, bytes(data)))
-            return [list(found[key]) for key in keys]
-
         if not keys:
             return []
-        return await self._read(query)
+        return await self._read(lambda conn: _histories(conn, keys, since))
+
+    async def histories_and_values(
+        self, history_keys: Sequence[str], keys: Sequence[str], *, since: float = 0.0
+    ) -> tuple[list[list[HistoryItem]], list[bytes | None]]:
+        # one job of a reader thread, not two: each costs a thread's wake-up and the GIL twice
+        return await self._read(
+            lambda conn: (_histories(conn, history_keys, since), _values_of(conn, keys))
+        )
 
     # -- scored sets ----------------------------------------------------------------------
 
@@ -583,6 +556,45 @@ class SQLiteStore(Store):
             return _delete_keys(conn, sorted(keys))
 
         return await self._write(run)
+
+
+def _histories(
+    conn: sqlite3.Connection, keys: Sequence[str], since: float
+) -> list[list[HistoryItem]]:
+    at = now()
+    found: dict[str, list[HistoryItem]] = {key: [] for key in keys}
+    # in chunks: SQLite bounds the number of parameters of one statement
+    for begin in range(0, len(keys), _IN_CHUNK):
+        chunk = list(dict.fromkeys(keys[begin : begin + _IN_CHUNK]))
+        marks = ",".join("?" * len(chunk))
+        expired = {
+            row[0]
+            for row in conn.execute(
+                f"SELECT key FROM expiry WHERE key IN ({marks}) AND expires <= ?",
+                (*chunk, at),
+            )
+        }
+        rows = conn.execute(
+            f"SELECT key, event, at, data FROM hist WHERE key IN ({marks}) AND at >= ?"
+            " ORDER BY key, id",
+            (*chunk, since),
+        )
+        for key, event, when, data in rows:
+            if key not in expired:
+                found[key].append(HistoryItem(event, when, bytes(data)))
+    return [list(found[key]) for key in keys]
+
+
+def _values_of(conn: sqlite3.Connection, keys: Sequence[str]) -> list[bytes | None]:
+    if not keys:
+        return []
+    marks = ",".join("?" * len(keys))
+    rows = conn.execute(
+        f"SELECT key, value FROM kv WHERE key IN ({marks}) AND (expires IS NULL OR expires > ?)",
+        (*keys, now()),
+    ).fetchall()
+    found = dict(rows)
+    return [found.get(k) for k in keys]
 
 
 def _abandon(future: asyncio.Future[Any]) -> None:

@@ -344,6 +344,18 @@ async def test_large_batches_keep_order_positions_and_dedup(store: Store) -> Non
     assert await store.set_members("big") == frozenset(members)
 
 
+async def test_histories_and_values_in_one_read(store: Store) -> None:
+    await store.history_append("h1", [HistoryItem("old", 1.0), HistoryItem("new", 9.0)], max_len=5)
+    await store.set_many([("k1", b"1"), ("k3", b"3")])
+    histories, values = await store.histories_and_values(["h1", "h2", "h1"], ["k1", "k2", "k3"])
+    assert histories == [[HistoryItem("old", 1.0), HistoryItem("new", 9.0)], [],
+        [HistoryItem("old", 1.0), HistoryItem("new", 9.0)]]  # fmt: skip
+    assert values == [b"1", None, b"3"]
+    since, _ = await store.histories_and_values(["h1"], [], since=5.0)
+    assert since == [[HistoryItem("new", 9.0)]]
+    assert await store.histories_and_values([], []) == ([], [])
+
+
 async def test_log_dedup_window_expires(store: Store) -> None:
     await store.log_append("events", [LogRecord(b"a", id="id-1")], dedup_ttl=0.15)
     await asyncio.sleep(0.3)
