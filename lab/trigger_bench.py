@@ -234,12 +234,14 @@ async def throughput(
     for name, with_engine in (("baseline", False), ("triggers", True)):
         with tempfile.TemporaryDirectory() as tmp:
             store_url = url or f"sqlite://{Path(tmp) / 'state.db'}"
-            rate, cpu_us, server_us = await _throughput(
+            rate, cpu_us, server_us, threads = await _throughput(
                 store_url, seconds, concurrency, batch, with_engine
             )
         out[name], out[f"{name}_cpu_us"] = rate, cpu_us
         if server_us is not None:
             out[f"{name}_server_cpu_us"] = server_us
+        if threads:  # Linux: where the CPU per event went, thread by thread
+            out[f"{name}_threads_us"] = threads  # type: ignore[assignment]
     out["ratio"] = round(out["triggers"] / out["baseline"], 3) if out["baseline"] else 0.0
     return out
 
@@ -261,11 +263,12 @@ async def _server_cpu(url: str) -> float | None:
 
 async def _throughput(
     url: str, seconds: float, concurrency: int, batch: int, with_engine: bool
-) -> tuple[float, float, float | None]:
+) -> tuple[float, float, float | None, dict[str, list[float]]]:
     """(events/s, CPU microseconds of this process per event: every thread, the store's
     writer and readers included, over the timed run only; on Redis the server's CPU
     microseconds per event over the same run, else None: a server shared with other clients
-    counts their work too)."""
+    counts their work too; and per thread: name -> [user, system] microseconds per event,
+    where /proc says it)."""
     from msgspec.json import encode
 
     from slotwise.proxy.events import EventCollector, EventsConfig
@@ -329,14 +332,48 @@ async def _throughput(
             gc.freeze()
             server = await _server_cpu(url)
             started, cpu = time.perf_counter(), time.process_time()
+            at_start = _thread_times()
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+            threads = {
+                name: [round((after - before) / max(sent, 1) * 1e6, 1) for after, before
+                       in zip(times, at_start.get(name, (0.0, 0.0)), strict=True)]
+                for name, times in _thread_times().items()
+            }  # fmt: skip
             after = await _server_cpu(url)
             gc.unfreeze()
     server_us = None
     if server is not None and after is not None and sent:
         server_us = round((after - server) / sent * 1e6, 1)
-    return round(sent / elapsed, 1), round(cpu / sent * 1e6, 1) if sent else 0.0, server_us
+    cpu_us = round(cpu / sent * 1e6, 1) if sent else 0.0
+    threads = {k: v for k, v in threads.items() if any(v)}
+    return round(sent / elapsed, 1), cpu_us, server_us, threads
+
+
+def _thread_times() -> dict[str, tuple[float, float]]:
+    """Thread name (pools' threads together) -> (user, system) CPU seconds so far, from
+    /proc (empty where there is none)."""
+    import os
+    import re
+    import threading
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out: dict[str, tuple[float, float]] = {}
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = re.sub(r"_\d+$", "", names.get(int(tid), "other"))
+        user, system = out.get(name, (0.0, 0.0))
+        out[name] = (user + int(fields[11]) / tick, system + int(fields[12]) / tick)
+    return out
 
 
 def _text(report: dict[str, Any]) -> str:

@@ -117,6 +117,21 @@ def _history_item(event: Event, now: float) -> HistoryItem:
     return HistoryItem(event_type(event), min(event.time or now, now), data)
 
 
+def _pairs_and_touched(
+    events: Sequence[Event], known: dict[str, str]
+) -> tuple[set[tuple[str, str]], set[str]]:
+    """The (anonymous, known) links these events make, and every subject they touch."""
+    pairs = {
+        (e.anonymous_id, e.user_id)
+        for e in events
+        if e.anonymous_id is not None and e.user_id is not None and e.anonymous_id != e.user_id
+    }
+    touched = {s for pair in pairs for s in pair} | {
+        s for s in (_resolved(e, known) for e in events) if s is not None
+    }
+    return pairs, touched
+
+
 def _history_entries(
     events: Sequence[Event], records: Sequence[LogRecord], now: float
 ) -> list[tuple[str, HistoryItem] | None]:
@@ -224,25 +239,30 @@ class EventCollector:
                 positions = await self.store.log_append(
                     self.config.events_log, records, dedup_ttl=self.config.dedup_window
                 )
-            # an erasure that ran meanwhile: what it missed goes now (erasure.py)
-            raced = await self.erasure.settle(subjects)
+            stored = [e for e, p in zip(kept, positions, strict=True) if p is not None]
+            triggers = self.triggers if personal else None
+            # a trigger listens: history and trigger states before the answer, so the very
+            # next request sees them (slotwise.proxy.triggers)
+            inline = (
+                triggers is not None and bool(stored)
+                and triggers.listens(event_type(e) for e in stored)
+            )  # fmt: skip
+            if inline:
+                # the tombstones read once, after the derived state's writes too: that read
+                # is the events' settle check as well (erasure.py)
+                raced = await self._derive_now(stored, known, triggers, histories=not fold)
+            else:
+                # an erasure that ran meanwhile: what it missed goes now (erasure.py)
+                raced = await self.erasure.settle(subjects)
         except StoreUnavailable:
             if subjects:  # the append may have landed all the same (a write that timed out)
                 self._spawn(self._settle(subjects))
             raise
-        stored = [(e, r) for e, r, p in zip(kept, records, positions, strict=True) if p is not None]
-        stored = [(e, r) for e, r in stored if r.subject not in raced]
+        fresh = [e for e in stored if _resolved(e, known) not in raced]
         records = [r for r in records if r.subject not in raced]
-        fresh = [e for e, _ in stored]
-        if personal and fresh:
-            triggers = self.triggers
-            if triggers is not None and triggers.listens(event_type(e) for e in fresh):
-                # a trigger listens: history and trigger states before the answer, so the
-                # very next request sees them (slotwise.proxy.triggers)
-                await self._guarded(self._derive(fresh, known, triggers, histories=not fold))
-            else:
-                self._spawn(self._derive(fresh, known, triggers, histories=not fold))
-        elif fresh and self.recs is not None:  # contextual: counted for trending only
+        if personal and fresh and not inline:
+            self._spawn(self._derive(fresh, known, triggers, histories=not fold))
+        elif fresh and not personal and self.recs is not None:  # contextual: for trending
             self._spawn(self.recs.observe(fresh, [None] * len(fresh)))
         for hook in self.after_store if fresh else ():
             self._spawn(hook(fresh))
@@ -258,40 +278,67 @@ class EventCollector:
         histories: bool = True,
     ) -> None:
         """Per-user state from stored personal events: aliases, histories (unless appended
-        with the events already), then triggers."""
-        config = self.config
-        pairs = {
-            (e.anonymous_id, e.user_id)
-            for e in events
-            if e.anonymous_id is not None and e.user_id is not None and e.anonymous_id != e.user_id
-        }
-        touched = {s for pair in pairs for s in pair} | {
-            s for s in (_resolved(e, known) for e in events) if s is not None
-        }
+        with the events already), then triggers; the tombstones read after the writes."""
+        pairs, touched = _pairs_and_touched(events, known)
         try:
-            for anonymous, user in sorted(pairs):
-                keys = (history_key(anonymous), history_key(user))
-                await link(
-                    self.store, anonymous, user, keys, max_len=config.history_max_len,
-                    ttl=config.user_state_ttl,
-                )  # fmt: skip
-            if self.recs is not None:  # before the histories: it pairs with what came before
-                subjects = [_resolved(e, known) for e in events]
-                try:
-                    await self.recs.observe(events, subjects)
-                except Exception as exc:  # the histories are still kept
-                    _log.warning("recommender state update failed: %s", exc)
-            if histories and config.history_max_len > 0:
-                await self._update_histories(events, known)
-            if triggers is not None:
-                await triggers.observe(self._by_subject(events, known))
+            await self._derive_state(events, known, triggers, pairs, histories=histories)
         finally:
             # the tombstones read after the writes (failed ones too: they may have landed), so
             # an erasure that ran meanwhile sticks
-            erased = await self._settle(touched)
-            for anonymous, user in sorted(pairs):
-                if user in erased and anonymous not in erased:
-                    await self.erasure.erase_link(anonymous)
+            await self._settle_links(pairs, touched)
+
+    async def _derive_now(
+        self, events: Sequence[Event], known: dict[str, str], triggers: Any, *, histories: bool
+    ) -> frozenset[str]:
+        """:meth:`_derive` before the answer, its settle check the events' own: the subjects
+        found erased. A failure of the derived state is logged (the events are stored); one
+        of the tombstone read raises StoreUnavailable, as the events' settle check did."""
+        pairs, touched = _pairs_and_touched(events, known)
+        await self._guarded(self._derive_state(events, known, triggers, pairs, histories=histories))
+        try:  # one try, as the events' own settle check: the caller answers 503
+            erased = await self.erasure.settle(touched)
+        except StoreUnavailable:  # and it is retried in the background
+            self._spawn(self._settle_links(pairs, touched))
+            raise
+        await self._guarded(self._unlink_erased(pairs, erased))
+        return erased
+
+    async def _settle_links(self, pairs: set[tuple[str, str]], touched: set[str]) -> None:
+        """:meth:`_settle` of ``touched``, then the links of erased users' anonymous ids."""
+        await self._unlink_erased(pairs, await self._settle(touched))
+
+    async def _unlink_erased(self, pairs: set[tuple[str, str]], erased: frozenset[str]) -> None:
+        for anonymous, user in sorted(pairs):
+            if user in erased and anonymous not in erased:
+                await self.erasure.erase_link(anonymous)
+
+    async def _derive_state(
+        self,
+        events: Sequence[Event],
+        known: dict[str, str],
+        triggers: Any,
+        pairs: set[tuple[str, str]],
+        *,
+        histories: bool,
+    ) -> None:
+        """Aliases, histories (unless appended with the events already), then triggers."""
+        config = self.config
+        for anonymous, user in sorted(pairs):
+            keys = (history_key(anonymous), history_key(user))
+            await link(
+                self.store, anonymous, user, keys, max_len=config.history_max_len,
+                ttl=config.user_state_ttl,
+            )  # fmt: skip
+        if self.recs is not None:  # before the histories: it pairs with what came before
+            subjects = [_resolved(e, known) for e in events]
+            try:
+                await self.recs.observe(events, subjects)
+            except Exception as exc:  # the histories are still kept
+                _log.warning("recommender state update failed: %s", exc)
+        if histories and config.history_max_len > 0:
+            await self._update_histories(events, known)
+        if triggers is not None:
+            await triggers.observe(self._by_subject(events, known))
 
     async def _settle(self, subjects: set[str]) -> frozenset[str]:
         """:meth:`Erasure.settle`, retried for a few seconds while the store is unreachable."""
@@ -306,7 +353,8 @@ class EventCollector:
         subjects = sorted({s for e in events for s in (e.user_id, e.anonymous_id) if s is not None})
         if not subjects:
             return frozenset()
-        markers = await self.store.get_many([erased_key(s) for s in subjects])
+        # off the request path: bounded like a write, not by the short read timeout
+        markers = await self.store.patient().get_many([erased_key(s) for s in subjects])
         erased = {s for s, m in zip(subjects, markers, strict=True) if m is not None}
         # an event is suppressed when any of its identifiers was erased
         for event in events:
@@ -406,7 +454,7 @@ class EventCollector:
         return True
 
     async def is_erased(self, subject: str) -> bool:
-        return await self.store.get(erased_key(subject)) is not None
+        return await self.store.patient().get(erased_key(subject)) is not None
 
     # -- retention ------------------------------------------------------------------------
 

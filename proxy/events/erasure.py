@@ -83,6 +83,12 @@ class Erasure:
         self._purges: list[Purge] = []
         self.settled = 0  # writes removed after landing (a writer raced an erasure)
 
+    @property
+    def _store(self) -> Store:
+        """The store with reads as patient as writes: erasure and its checks are off the
+        request path, and a read that times out there fails a whole batch or erasure."""
+        return self.store.patient()
+
     def hold(self, forget: Forget) -> None:
         """Register an in-memory holder of per-user data (called by every erasure here)."""
         self._holders.append(forget)
@@ -94,9 +100,9 @@ class Erasure:
 
     async def erase(self, subject: str) -> Erased:
         """Forget ``subject`` and its linked anonymous ids (see the module docstring)."""
-        first_time = await self.store.set_if_absent(erased_key(subject), b"1")
+        first_time = await self._store.set_if_absent(erased_key(subject), b"1")
         subjects = await self._with_linked(subject)
-        await self.store.incr(EPOCH_KEY)
+        await self._store.incr(EPOCH_KEY)
         queued = 0
         for forget in self._holders:
             queued += await forget(frozenset(subjects))
@@ -109,7 +115,7 @@ class Erasure:
         wanted = sorted(set(subjects))
         if not wanted:
             return frozenset()
-        markers = await self.store.get_many([erased_key(s) for s in wanted])
+        markers = await self._store.get_many([erased_key(s) for s in wanted])
         return frozenset(s for s, m in zip(wanted, markers, strict=True) if m is not None)
 
     async def settle(self, subjects: Iterable[str]) -> frozenset[str]:
@@ -126,9 +132,9 @@ class Erasure:
     async def _with_linked(self, subject: str) -> list[str]:
         """The anonymous ids ``identify()`` linked to ``subject``, each marked erased too, and
         ``subject`` last (its keys hold the alias set: see :meth:`_purge`)."""
-        subjects = [*await linked(self.store, subject), subject]
+        subjects = [*await linked(self._store, subject), subject]
         for each in subjects[:-1]:
-            await self.store.set_if_absent(erased_key(each), b"1")
+            await self._store.set_if_absent(erased_key(each), b"1")
         return subjects
 
     async def _purge(self, subjects: Sequence[str]) -> tuple[int, int, int]:
@@ -137,7 +143,7 @@ class Erasure:
         In order, the last subject's keys last: those hold the alias set, so an erasure that
         failed part way (the store went away) still finds every linked id when retried.
         """
-        store = self.store
+        store = self._store
         keys = events = decisions = 0
         for each in subjects:
             events += await store.log_erase(self._events_log, each)
@@ -150,5 +156,5 @@ class Erasure:
 
     async def erase_link(self, anonymous_id: str) -> None:
         """An anonymous id linked to an erased user while it was erased goes with the user."""
-        await self.store.set_if_absent(erased_key(anonymous_id), b"1")
+        await self._store.set_if_absent(erased_key(anonymous_id), b"1")
         await self._purge([anonymous_id])

@@ -8,6 +8,7 @@ hash slot. Times are seconds since the epoch; TTLs are seconds (``None`` = keep 
 from __future__ import annotations
 
 import abc
+import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -132,6 +133,13 @@ class Store(abc.ABC):
     async def ping(self) -> None:
         """Return when the store answers; raise StoreUnavailable otherwise."""
 
+    def patient(self) -> Store:
+        """This store with its reads bounded like its writes, not by the request path's short
+        read timeout: for work off the request path that must not fail for a slow moment
+        (erasure and its checks, admin reads). Shares the connections; already started.
+        Backends whose reads have no shorter bound than their writes return themselves."""
+        return self
+
     # -- values with TTL ------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -222,6 +230,19 @@ class Store(abc.ABC):
     ) -> list[list[HistoryItem]]:
         """:meth:`history` of each key, in order; one round trip where the backend allows."""
         return [await self.history(key, since=since) for key in keys]
+
+    async def histories_and_values(
+        self, history_keys: Sequence[str], keys: Sequence[str], *, since: float = 0.0
+    ) -> tuple[list[list[HistoryItem]], list[bytes | None]]:
+        """:meth:`histories` and :meth:`get_many` together (the trigger engine reads both for
+        its users): concurrently here, in one read where the backend can."""
+        reading = asyncio.ensure_future(self.histories(history_keys, since=since))
+        try:
+            values = await self.get_many(keys)
+        except BaseException:
+            reading.cancel()
+            raise
+        return await reading, values
 
     # -- scored sets (bounded leaderboards) -----------------------------------------------
 

@@ -15,11 +15,12 @@ URL options: ``synchronous`` (full|normal), ``timeout`` (read timeout, seconds),
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
@@ -165,6 +166,15 @@ class SQLiteStore(Store):
     async def ping(self) -> None:
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
 
+    def patient(self) -> SQLiteStore:
+        if self._timeout >= self._write_timeout:
+            return self
+        # a view sharing the writer, the readers and their connections (taken at call time,
+        # so it follows the store's start and close); only its read timeout differs
+        view = copy.copy(self)
+        view._timeout = self._write_timeout
+        return view
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _reader(self) -> sqlite3.Connection:
@@ -219,18 +229,7 @@ class SQLiteStore(Store):
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-
-        def query(conn: sqlite3.Connection) -> list[bytes | None]:
-            marks = ",".join("?" * len(keys))
-            rows = conn.execute(
-                f"SELECT key, value FROM kv WHERE key IN ({marks})"
-                " AND (expires IS NULL OR expires > ?)",
-                (*keys, now()),
-            ).fetchall()
-            found = dict(rows)
-            return [found.get(k) for k in keys]
-
-        return await self._read(query)
+        return await self._read(lambda conn: _values_of(conn, keys))
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         expires = now() + ttl if ttl is not None else None
@@ -347,33 +346,17 @@ class SQLiteStore(Store):
     async def histories(
         self, keys: Sequence[str], *, since: float = 0.0
     ) -> list[list[HistoryItem]]:
-        def query(conn: sqlite3.Connection) -> list[list[HistoryItem]]:
-            at = now()
-            found: dict[str, list[HistoryItem]] = {key: [] for key in keys}
-            # in chunks: SQLite bounds the number of parameters of one statement
-            for begin in range(0, len(keys), _IN_CHUNK):
-                chunk = list(dict.fromkeys(keys[begin : begin + _IN_CHUNK]))
-                marks = ",".join("?" * len(chunk))
-                expired = {
-                    row[0]
-                    for row in conn.execute(
-                        f"SELECT key FROM expiry WHERE key IN ({marks}) AND expires <= ?",
-                        (*chunk, at),
-                    )
-                }
-                rows = conn.execute(
-                    f"SELECT key, event, at, data FROM hist WHERE key IN ({marks}) AND at >= ?"
-                    " ORDER BY key, id",
-                    (*chunk, since),
-                )
-                for key, event, when, data in rows:
-                    if key not in expired:
-                        found[key].append(HistoryItem(event, when, bytes(data)))
-            return [list(found[key]) for key in keys]
-
         if not keys:
             return []
-        return await self._read(query)
+        return await self._read(lambda conn: _histories(conn, keys, since))
+
+    async def histories_and_values(
+        self, history_keys: Sequence[str], keys: Sequence[str], *, since: float = 0.0
+    ) -> tuple[list[list[HistoryItem]], list[bytes | None]]:
+        # one job of a reader thread, not two: each costs a thread's wake-up and the GIL twice
+        return await self._read(
+            lambda conn: (_histories(conn, history_keys, since), _values_of(conn, keys))
+        )
 
     # -- scored sets ----------------------------------------------------------------------
 
@@ -575,6 +558,45 @@ class SQLiteStore(Store):
         return await self._write(run)
 
 
+def _histories(
+    conn: sqlite3.Connection, keys: Sequence[str], since: float
+) -> list[list[HistoryItem]]:
+    at = now()
+    found: dict[str, list[HistoryItem]] = {key: [] for key in keys}
+    # in chunks: SQLite bounds the number of parameters of one statement
+    for begin in range(0, len(keys), _IN_CHUNK):
+        chunk = list(dict.fromkeys(keys[begin : begin + _IN_CHUNK]))
+        marks = ",".join("?" * len(chunk))
+        expired = {
+            row[0]
+            for row in conn.execute(
+                f"SELECT key FROM expiry WHERE key IN ({marks}) AND expires <= ?",
+                (*chunk, at),
+            )
+        }
+        rows = conn.execute(
+            f"SELECT key, event, at, data FROM hist WHERE key IN ({marks}) AND at >= ?"
+            " ORDER BY key, id",
+            (*chunk, since),
+        )
+        for key, event, when, data in rows:
+            if key not in expired:
+                found[key].append(HistoryItem(event, when, bytes(data)))
+    return [list(found[key]) for key in keys]
+
+
+def _values_of(conn: sqlite3.Connection, keys: Sequence[str]) -> list[bytes | None]:
+    if not keys:
+        return []
+    marks = ",".join("?" * len(keys))
+    rows = conn.execute(
+        f"SELECT key, value FROM kv WHERE key IN ({marks}) AND (expires IS NULL OR expires > ?)",
+        (*keys, now()),
+    ).fetchall()
+    found = dict(rows)
+    return [found.get(k) for k in keys]
+
+
 def _abandon(future: asyncio.Future[Any]) -> None:
     """Done-callback of a write nobody waits for any more: mark its outcome as seen."""
     if not future.cancelled():
@@ -691,26 +713,75 @@ def _entries(cursor: sqlite3.Cursor) -> list[LogEntry]:
     return [LogEntry(str(pos), bytes(data), subject) for pos, data, subject in cursor]
 
 
+_ROWS = 64  # rows per multi-row statement at most (4 parameters a row: far below the bound)
+
+
+def _pieces(rows: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``rows`` in pieces of 64, 32, ..., 1 rows: one statement for many rows (its step runs
+    once, the GIL is released once), yet few distinct statements for the connection's cache."""
+    begin, size = 0, _ROWS
+    while begin < len(rows):
+        while size > len(rows) - begin:
+            size //= 2
+        yield rows[begin : begin + size]
+        begin += size
+
+
+@functools.cache
+def _values(rows: int, width: int) -> str:
+    """``(?,?),(?,?)...``: the VALUES of a multi-row statement."""
+    return ",".join(["(" + ",".join("?" * width) + ")"] * rows)
+
+
+def _flat(rows: Sequence[tuple[object, ...]]) -> list[object]:
+    return [value for row in rows for value in row]
+
+
 def _append(
     conn: sqlite3.Connection, log: str, records: Sequence[LogRecord], dedup_ttl: float | None
 ) -> list[str | None]:
+    """Append ``records`` (those whose id is live in the dedup window are left out): their
+    positions, None for a duplicate. A few multi-row statements for the whole batch."""
     at = now()
-    positions: list[str | None] = []
+    new: set[str] = set()  # ids not live: each one's first record is stored
+    if dedup_ttl is not None:
+        ids = [(log, r.id, at + dedup_ttl) for r in records if r.id is not None]
+        for piece in _pieces(ids):
+            new.update(
+                row[0]
+                for row in conn.execute(
+                    f"INSERT INTO dedup VALUES{_values(len(piece), 3)} ON CONFLICT(log, id)"
+                    " DO UPDATE SET expires=excluded.expires WHERE dedup.expires <= ?"
+                    " RETURNING id",
+                    (*_flat(piece), at),
+                )
+            )
+    kept: list[bool] = []
+    rows: list[tuple[str, str | None, bytes, float]] = []
     for record in records:
         if record.id is not None and dedup_ttl is not None:
-            cursor = conn.execute(
-                "INSERT INTO dedup VALUES(?,?,?) ON CONFLICT(log, id) DO UPDATE"
-                " SET expires=excluded.expires WHERE dedup.expires <= ?",
-                (log, record.id, at + dedup_ttl, at),
-            )
-            if cursor.rowcount != 1:
-                positions.append(None)
+            if record.id not in new:  # live before, or a repeat within this batch
+                kept.append(False)
                 continue
-        cursor = conn.execute(
-            "INSERT INTO log(log, subject, data, at) VALUES(?,?,?,?)",
-            (log, record.subject, bytes(record.data), at),
+            new.discard(record.id)
+        kept.append(True)
+        rows.append((log, record.subject, bytes(record.data), at))
+    for part in _pieces(rows):
+        conn.execute(
+            f"INSERT INTO log(log, subject, data, at) VALUES{_values(len(part), 4)}", _flat(part)
         )
-        positions.append(str(cursor.lastrowid))
+    last = 0
+    if rows:
+        # one writer, in one transaction: AUTOINCREMENT gives the rows consecutive positions
+        last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+    position = last - len(rows)
+    positions: list[str | None] = []
+    for stored in kept:
+        if stored:
+            position += 1
+            positions.append(str(position))
+        else:
+            positions.append(None)
     return positions
 
 
@@ -718,11 +789,12 @@ def _set_values(
     conn: sqlite3.Connection, rows: Sequence[tuple[str, bytes]], ttl: float | None
 ) -> None:
     expires = now() + ttl if ttl is not None else None
-    conn.executemany(
-        "INSERT INTO kv VALUES(?,?,?) ON CONFLICT(key) DO UPDATE"
-        " SET value=excluded.value, expires=excluded.expires",
-        [(key, value, expires) for key, value in rows],
-    )
+    for piece in _pieces([(key, value, expires) for key, value in rows]):
+        conn.execute(
+            f"INSERT INTO kv VALUES{_values(len(piece), 3)} ON CONFLICT(key) DO UPDATE"
+            " SET value=excluded.value, expires=excluded.expires",
+            _flat(piece),
+        )
 
 
 def _add_members(
@@ -730,11 +802,22 @@ def _add_members(
 ) -> int:
     _drop_if_expired(conn, key)
     before = conn.total_changes
-    conn.executemany("INSERT OR IGNORE INTO sets VALUES(?,?)", [(key, bytes(m)) for m in members])
+    for piece in _pieces([(key, bytes(m)) for m in members]):
+        conn.execute(f"INSERT OR IGNORE INTO sets VALUES{_values(len(piece), 2)}", _flat(piece))
     added = conn.total_changes - before
     if ttl is not None:
-        conn.execute("INSERT OR REPLACE INTO expiry VALUES(?,?)", (key, now() + ttl))
+        _renew(conn, [(key, now() + ttl)])
     return added
+
+
+def _renew(conn: sqlite3.Connection, expiries: Sequence[tuple[str, float]]) -> None:
+    """Set these keys' expiry times (an update in place where one exists)."""
+    for piece in _pieces(expiries):
+        conn.execute(
+            f"INSERT INTO expiry VALUES{_values(len(piece), 2)}"
+            " ON CONFLICT(key) DO UPDATE SET expires=excluded.expires",
+            _flat(piece),
+        )
 
 
 _HistoryRows = list[tuple[str, float, str, bytes]]
@@ -751,7 +834,7 @@ def _append_histories(
     ttl: float | None,
 ) -> None:
     """Append each key's rows, keep its newest ``max_len``, renew its expiry: a few
-    statements for the whole batch (``executemany``), not a few per key."""
+    statements for the whole batch (multi-row, ``executemany``), not a few per key."""
     at = now()
     keys = list(dict.fromkeys(key for key, _ in batch))
     for begin in range(0, len(keys), _IN_CHUNK):  # an expired history starts afresh
@@ -762,19 +845,18 @@ def _append_histories(
         ).fetchall()
         if expired:
             _delete_keys(conn, [row[0] for row in expired])
-    conn.executemany(
-        "INSERT INTO hist(key, at, event, data) VALUES(?,?,?,?)",
-        [row for _, rows in batch for row in rows],
-    )
+    for piece in _pieces([row for _, rows in batch for row in rows]):
+        conn.execute(
+            f"INSERT INTO hist(key, at, event, data) VALUES{_values(len(piece), 4)}",
+            _flat(piece),
+        )
     conn.executemany(
         "DELETE FROM hist WHERE key=? AND id <= (SELECT id FROM hist WHERE key=?"
         " ORDER BY id DESC LIMIT 1 OFFSET ?)",
         [(key, key, max(max_len, 0)) for key in keys],
     )
     if ttl is not None:
-        conn.executemany(
-            "INSERT OR REPLACE INTO expiry VALUES(?,?)", [(key, at + ttl) for key in keys]
-        )
+        _renew(conn, [(key, at + ttl) for key in keys])
 
 
 def _expired(conn: sqlite3.Connection, key: str) -> bool:

@@ -144,22 +144,18 @@ async def read_users(
     history_seconds: float,
     bounded: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None,
 ) -> list[StoredUser]:
-    """Read these users' profiles, carts and trigger records (one ``get_many``) and, beside
-    it, their histories."""
+    """Read these users' profiles, carts and trigger records and their histories (one read
+    where the backend can: ``Store.histories_and_values``)."""
     since = now - history_seconds
     wrap = bounded or (lambda call: call)
-    keys = [subject_key(s, HISTORY) for s in subjects]
-    reading = asyncio.ensure_future(wrap(store.histories(keys, since=since)))
-    keys = []
+    history_keys: list[str] = []
+    keys: list[str] = []
     for subject in subjects:
         prefix = subject_prefix(subject)  # subject_key(subject, name) is prefix + name
+        history_keys.append(prefix + HISTORY)
         keys += (prefix + PROFILE_KEY, prefix + CART_KEY, prefix + RECORD)
-    try:
-        values = await store.get_many(keys)
-    except BaseException:
-        reading.cancel()
-        raise
-    histories: list[list[HistoryItem]] = await reading
+    read = store.histories_and_values(history_keys, keys, since=since)
+    histories, values = await wrap(read)
     users = []
     for i, history in enumerate(histories):
         raw_profile, raw_cart, raw_record = values[3 * i : 3 * i + 3]
@@ -364,7 +360,7 @@ class TriggerEngine:
     async def forget(self, subject: str) -> int:
         """Erasure: take ``subject`` out of every audience index (their record goes with
         ``erase_subject``); how many indexes held them."""
-        store = self.store
+        store = self.store.patient()  # erasure is off the request path: patient reads
         names = await store.set_members(NAMES_KEY)
         removed = 0
         for name in sorted(names):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Awaitable
 from pathlib import Path
 
 import httpx
 import msgspec
+import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -19,7 +22,8 @@ from slotwise.proxy.events import (
 )
 from slotwise.proxy.events.collector import AuditRecord
 from slotwise.proxy.events.erasure import subject_hash
-from slotwise.proxy.state import LogRecord, open_store, subject_key
+from slotwise.proxy.state import LogRecord, StoreUnavailable, open_store, subject_key
+from slotwise.proxy.state.sqlite import SQLiteStore
 from tests.proxy.events.conftest import ADMIN_TOKEN, Harness
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -175,3 +179,44 @@ async def test_a_decision_log_of_another_process_drops_and_settles(harness: Harn
     await late.flush()
     assert await store.log_length("decisions") == 0
     assert late._erasure.settled == 1
+
+
+async def test_erasure_and_its_checks_wait_like_writes_not_like_request_reads(
+    tmp_path: Path,
+) -> None:
+    """Erasure and the events' tombstone checks are off the request path: on SQLite they are
+    bounded by write_timeout, not by the request path's read timeout. The store's readers
+    are kept busy for longer than that read timeout: a request-path read answers 503, the
+    events and the erasure wait and succeed."""
+    url = f"sqlite://{tmp_path}/state.db?timeout=0.05&write_timeout=5"
+    async with open_store(url) as store:
+        assert isinstance(store, SQLiteStore)
+        readers = store._readers
+        assert readers is not None
+
+        async def busy_readers(work: Awaitable[httpx.Response]) -> httpx.Response:
+            """``work`` while both reader threads are busy for 0.3 s (a loaded machine)."""
+            release = threading.Event()
+            for _ in range(2):
+                readers.submit(release.wait, 5.0)
+            task = asyncio.ensure_future(work)
+            with pytest.raises(StoreUnavailable):  # a request-path read: too slow now
+                await store.get_many(["erased:x"])
+            await asyncio.sleep(0.25)
+            release.set()
+            return await task
+
+        config = EventsConfig(admin_token=ADMIN_TOKEN, history_max_len=50)
+        async with EventCollector(store, config) as collector:
+            app = Starlette(routes=[Mount("/_sw", routes=events_routes(collector))])
+            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
+                accepted = await busy_readers(c.post("/_sw/events", json=_events("u1", "a")))
+                assert accepted.status_code == 200, accepted.text
+                erased = await busy_readers(c.delete("/_sw/admin/users/u1", headers=AUTH))
+                assert erased.status_code == 200, erased.text
+                assert erased.json()["events"] == 1
+                later = await busy_readers(c.post("/_sw/events", json=_events("u1", "b")))
+                assert later.status_code == 200, later.text
+                assert later.json()["suppressed"] == 1
+                assert await store.log_length("events") == 0

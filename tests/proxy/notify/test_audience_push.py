@@ -182,3 +182,81 @@ async def test_slotwise_notify_serve_pushes_the_audience(tmp_path: Path) -> None
         assert len(rx.accepted) == 1, (tmp_path / "notify.log").read_text()
         [delivery] = rx.accepted.values()
         assert [m["user_id"] for m in delivery.body["data"]["members"]] == ["u1"]
+
+
+@pytest.mark.slow
+async def test_slotwise_serve_pushes_the_audience(tmp_path: Path) -> None:
+    """As a user of `slotwise serve` meets it: events and an erasure through its endpoints
+    (two workers on one store), the table in slotwise.toml, the sender inside serve pushing
+    each period once (the lease: one worker pushes), signed, with the users in the trigger
+    state only."""
+    import httpx
+
+    from slotwise.proxy.loopback import free_port, wait_for_port
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "p.sw").write_text(POLICY)
+    token = "test-admin-token-0123456789"
+    admin = {"authorization": f"Bearer {token}"}
+    with webhook_receiver() as rx:
+        config = tmp_path / "slotwise.toml"
+        config.write_text(
+            "[notify]\nlease_seconds = 1.0\npoll_interval = 0.05\n"
+            f'[webhooks.crm]\nurl = "{rx.url}"\nsecrets_env = ["PUSH_HOOK_SECRET"]\n'
+            '[audience_pushes.abandoners]\naudience = "cart_abandon"\nwebhook = "crm"\n'
+            f'interval = 1\n[events]\nadmin_token = "{token}"\n'
+        )
+        env = {**os.environ, "PUSH_HOOK_SECRET": rx.secret}
+        env.pop("SLOTWISE_CONFIG", None)
+        port = free_port()
+        args = [
+            sys.executable, "-m", "slotwise", "serve", "--config", str(config),
+            "--upstream", f"http://127.0.0.1:{free_port()}", "--policies", str(policies),
+            "--store", f"sqlite:///{tmp_path / 'state.db'}?timeout=2", "--port", str(port),
+            "--workers", "2", "--log-level", "error",
+        ]  # fmt: skip
+        with open(tmp_path / "serve.log", "wb") as log:
+            process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            wait_for_port(port, timeout=30)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+
+                async def send(consent: str, kind: str, user: str, eid: str) -> None:
+                    event = {"type": kind, "id": eid, "time": time.time(), "user_id": user,
+                             "properties": {"product_id": "sku-1", "price": 20.0}}  # fmt: skip
+                    if kind == "purchase":
+                        event["properties"] = {"order_id": eid, "value": 20.0, "currency": "EUR",
+                                               "items": [{"product_id": "sku-1"}]}  # fmt: skip
+                    batch = {"consent": consent, "events": [event]}
+                    response = await client.post("/_sw/events", json=batch)
+                    assert response.status_code == 200, response.text
+
+                for user in ("u1", "u2", "u4"):
+                    await send("personal", "add_to_cart", user, f"a-{user}")
+                await send("contextual", "add_to_cart", "u3", "a-u3")
+                await send("personal", "purchase", "u4", "p-u4")
+                erased = await client.delete("/_sw/admin/users/u2", headers=admin)
+                assert erased.status_code == 200, erased.text
+                done = time.time()
+
+                def after_the_events() -> list[Any]:
+                    # a push of a period that began once every event was answered
+                    pushed = list(rx.accepted.items())  # the receiver's thread adds to it
+                    return [d for i, d in pushed if int(i.split(":")[2]) > done]
+
+                deadline = time.monotonic() + 30
+                while len(after_the_events()) < 2 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+        pushes = after_the_events()
+        assert len(pushes) >= 2, (tmp_path / "serve.log").read_text()
+        for delivery in pushes:
+            assert delivery.verified and delivery.body["type"] == "slotwise.audience"
+            data = delivery.body["data"]
+            assert data["push"] == "abandoners" and data["audience"] == "cart_abandon"
+            # u2 erased, u3 without personal consent, u4 cancelled by the purchase
+            assert [m["user_id"] for m in data["members"]] == ["u1"], data
+        assert rx.duplicates == 0 and rx.rejected == 0  # each period pushed by one worker

@@ -319,6 +319,43 @@ async def test_log_append_and_set(store: Store) -> None:
     assert await store.log_length("outbox") == 2
 
 
+async def test_large_batches_keep_order_positions_and_dedup(store: Store) -> None:
+    """Batches longer than a backend's statement or script pieces: every record in order, a
+    position per stored record (increasing), duplicates (earlier and within) left out."""
+    await store.log_append("events", [LogRecord(b"early", id="id-7")], dedup_ttl=60)
+    records = [LogRecord(f"r{i}".encode(), subject=f"u{i % 9}", id=f"id-{i}") for i in range(150)]
+    records.insert(100, LogRecord(b"repeat", id="id-3"))  # within the batch
+    records.insert(120, LogRecord(b"no-id"))
+    positions = await store.log_append("events", records, dedup_ttl=60)
+    stored = [r.data for r, p in zip(records, positions, strict=True) if p is not None]
+    assert stored == [r.data for r in records if r.data not in (b"r7", b"repeat")]
+    assert [r.data for r, p in zip(records, positions, strict=True) if p is None] == [
+        b"r7", b"repeat"
+    ]  # fmt: skip
+    read = await store.log_read("events", count=1000)
+    assert [e.data for e in read] == [b"early", *stored]
+    assert [e.position for e in read[1:]] == [p for p in positions if p is not None]
+    assert [e.subject for e in read[1:3]] == ["u0", "u1"]
+    values = [(f"k{i}", str(i).encode()) for i in range(130)]
+    await store.set_many(values)
+    assert await store.get_many([k for k, _ in values]) == [v for _, v in values]
+    members = [str(i).encode() for i in range(70)]
+    assert await store.set_add("big", *members, *members[:5]) == 70
+    assert await store.set_members("big") == frozenset(members)
+
+
+async def test_histories_and_values_in_one_read(store: Store) -> None:
+    await store.history_append("h1", [HistoryItem("old", 1.0), HistoryItem("new", 9.0)], max_len=5)
+    await store.set_many([("k1", b"1"), ("k3", b"3")])
+    histories, values = await store.histories_and_values(["h1", "h2", "h1"], ["k1", "k2", "k3"])
+    assert histories == [[HistoryItem("old", 1.0), HistoryItem("new", 9.0)], [],
+        [HistoryItem("old", 1.0), HistoryItem("new", 9.0)]]  # fmt: skip
+    assert values == [b"1", None, b"3"]
+    since, _ = await store.histories_and_values(["h1"], [], since=5.0)
+    assert since == [[HistoryItem("new", 9.0)]]
+    assert await store.histories_and_values([], []) == ([], [])
+
+
 async def test_log_dedup_window_expires(store: Store) -> None:
     await store.log_append("events", [LogRecord(b"a", id="id-1")], dedup_ttl=0.15)
     await asyncio.sleep(0.3)
