@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -86,7 +87,10 @@ def main() -> int:
             argv += [interface, "--loop", "uvloop", "--http", "1", "--no-ws", "--workers", "1"]
             argv += ["--port", str(port), "--log-level", "warning", target]
             env = {**os.environ, "PYTHONPATH": str(here.parent)}
-            server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+            # its own process group: granian's worker is a child that must stop with it
+            server = subprocess.Popen(
+                argv, env=env, stdout=subprocess.DEVNULL, start_new_session=True
+            )
             try:
                 wait_for_port(port, timeout=90.0)  # a loaded machine starts slowly
                 url = f"http://127.0.0.1:{port}/ads/home-top"
@@ -100,11 +104,11 @@ def main() -> int:
                 ).stdout
                 spent = cpu_seconds(server.pid) - spent
             finally:
-                server.terminate()
+                os.killpg(server.pid, signal.SIGTERM)
                 try:
                     server.wait(timeout=20)
                 except subprocess.TimeoutExpired:  # granian still starting ignores SIGTERM
-                    server.kill()
+                    os.killpg(server.pid, signal.SIGKILL)
                     server.wait()
             if "Non-2xx" in out or "Socket errors" in out:
                 print(f"warning: {name}: wrk reported errors:\n{out}", file=sys.stderr)
