@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from slotwise.proxy.report.document import Report, build
 from slotwise.proxy.report.store_reader import Cursor, Selection, read_store_from
 from slotwise.proxy.report.storefront import RollingSessions, SessionCounts
-from slotwise.proxy.report.tally import CampaignTally, OfferCells, RollingTally, TriggerCells
+from slotwise.proxy.report.tally import CampaignTally, RollingTally, Sections
 from slotwise.proxy.state import Store
 
 log = logging.getLogger("slotwise.dashboard")
@@ -117,7 +117,7 @@ class LiveReport:
 
     def _render(
         self,
-        views: tuple[dict[str, CampaignTally], tuple[OfferCells, TriggerCells]],
+        views: tuple[dict[str, CampaignTally], Sections],
         sessions: SessionCounts,
         since: float,
         at: float,
