@@ -582,9 +582,8 @@ def _storefront_arms(report: Report) -> list[str]:
             ))  # fmt: skip
     out = [
         '<section class="storefront-arms"><h3>Storefront KPIs by arm</h3>',
-        "<p>The sessions that saw a decision of each campaign or list (an event of the"
-        " visitor naming it: a pixel with the visitor's id, an add-to-cart or purchase sent"
-        " with the decision id), by that decision's arm and segment.</p>",
+        "<p>The sessions that were shown a decision of each campaign or list (an impression"
+        " pixel carrying the visitor's id), by that decision's arm and segment.</p>",
         "<figure>"
         + charts.interval_chart(
             "storefront-arms",

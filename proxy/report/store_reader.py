@@ -271,7 +271,9 @@ def _feed_event(tally: ReportTally, ts: float, event: _Event) -> None:
         visitor = event.user_id or event.anonymous_id
         if visitor is not None:
             sessions.add(ts, visitor, event.type, value)
-            if did is not None:  # the session saw this decision: its campaign's arm
+            # the session was shown this decision: its campaign's arm. Being shown only (an
+            # impression): a click or an order naming it would pick the sessions by outcome
+            if did is not None and kind == "impression":
                 shown = tally.open_decision(did)
                 if shown is not None and shown.arm:
                     sessions.expose(visitor, shown.campaign, shown.segment, shown.arm)

@@ -10,10 +10,11 @@ and nothing else; it **converts** when it holds a ``purchase`` (an order: its
 (0 for a single event). A **repeat session** is any session of a visitor after their first
 in the report's range.
 
-**By arm**: a session is **exposed** to a campaign or recommended list when it holds an event
-of its visitor that names one of its decisions (``decision_id``) while that decision is in
-its join window: an impression or click pixel that carries the visitor (``aid``/``uid``), an
-SDK event sent with the decision id (an add-to-cart, a purchase). The session then also counts
+**By arm**: a session is **exposed** to a campaign or recommended list when it holds an
+impression of its visitor naming one of its decisions (``decision_id``) while that decision
+is in its join window (an impression pixel that carries the visitor, ``aid``/``uid``). Only
+impressions: a click or an order naming a decision would select sessions by their outcome
+(every session exposed by an order converts). The session then also counts
 under that campaign, the decision's arm (``personalised`` or ``control``: its holdout) and its
 segment (and ``all``), the first such decision of the campaign in the session deciding. An
 impression is not an interaction: it does not keep a session from bouncing.
