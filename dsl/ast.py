@@ -640,7 +640,7 @@ class RecDiversity:
     field: str
 
 
-RecMember = RecUse | RecNewUsers | RecOtherwise | RecLimit | RecExclude | RecDiversity
+RecMember = RecUse | RecNewUsers | RecOtherwise | RecLimit | RecExclude | RecDiversity | Holdout
 
 
 @dataclass(frozen=True, slots=True)
@@ -655,7 +655,7 @@ class Recommend:
 
 @dataclass(frozen=True, slots=True)
 class Rerank:
-    """``rerank NAME at "LOC" by affinity(clicks: category, brand) [limit N]``."""
+    """``rerank NAME at "LOC" by affinity(clicks: category, brand) [limit N] [holdout P%]``."""
 
     span: Span = field(compare=False)
     name: str
@@ -664,6 +664,7 @@ class Rerank:
     metric: str
     fields: tuple[str, ...]
     limit: RecLimit | None
+    holdout: Holdout | None = None
 
 
 # ---------------------------------------------------------------- policy tests

@@ -781,8 +781,9 @@ class _Checker:
             recommend.members,
             recommend.name,
             "recommendation",
-            (ast.RecUse, ast.RecNewUsers, ast.RecOtherwise, ast.RecLimit, ast.RecDiversity),
-        )
+            (ast.RecUse, ast.RecNewUsers, ast.RecOtherwise, ast.RecLimit, ast.RecDiversity,
+             ast.Holdout),
+        )  # fmt: skip
         if not any(
             isinstance(m, ast.RecUse | ast.RecNewUsers | ast.RecOtherwise)
             for m in recommend.members
@@ -800,6 +801,8 @@ class _Checker:
                 self.limit(member)
             elif isinstance(member, ast.RecDiversity):
                 self.diversity(member)
+            elif isinstance(member, ast.Holdout):
+                self.percent(member.percent, member.span, "a holdout")
             elif isinstance(member, ast.RecExclude):
                 for name in member.names:
                     if name not in REC_EXCLUSIONS:
@@ -848,6 +851,8 @@ class _Checker:
         self.known("bad_value", "affinity", rerank.metric, AFFINITY_METRICS, rerank.span, hint)
         if rerank.limit is not None:
             self.limit(rerank.limit)
+        if rerank.holdout is not None:
+            self.percent(rerank.holdout.percent, rerank.holdout.span, "a holdout")
 
     # ------------------------------------------------------------ tests
     def test(self, test: ast.Test) -> None:

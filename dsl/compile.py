@@ -391,6 +391,7 @@ def compile_recommend(recommend: ast.Recommend) -> compiled.CompiledRecommendati
     limit = DEFAULT_RECOMMEND_LIMIT
     exclude: list[str] = []
     diversity: tuple[int, str] | None = None
+    holdout = None
     for member in recommend.members:
         if isinstance(member, ast.RecUse):
             use = compile_strategy(member.strategy)
@@ -402,6 +403,8 @@ def compile_recommend(recommend: ast.Recommend) -> compiled.CompiledRecommendati
             limit = member.count
         elif isinstance(member, ast.RecDiversity):
             diversity = (member.count, member.field)
+        elif isinstance(member, ast.Holdout):
+            holdout = member
         else:
             exclude.extend(n for n in member.names if n not in exclude)
     return compiled.CompiledRecommendation(
@@ -413,6 +416,7 @@ def compile_recommend(recommend: ast.Recommend) -> compiled.CompiledRecommendati
         limit=limit,
         exclude=tuple(exclude),
         diversity=diversity,
+        holdout=_holdout(holdout),
     )
 
 
@@ -423,4 +427,5 @@ def compile_rerank(rerank: ast.Rerank) -> compiled.CompiledRerank:
         metric=rerank.metric,
         fields=rerank.fields,
         limit=rerank.limit.count if rerank.limit else None,
+        holdout=_holdout(rerank.holdout),
     )

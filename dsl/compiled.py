@@ -394,6 +394,7 @@ class CompiledRecommendation:
     limit: int
     exclude: tuple[str, ...]
     diversity: tuple[int, str] | None = None  # `at most N per FIELD`
+    holdout: float = 0.0  # `holdout P%`: the control share, served the upstream's list
 
     def strategy_for(self, ctx: Context) -> Strategy | None:
         """`new users:` for a new user (user.is_new), else `otherwise:` / `use`."""
@@ -409,6 +410,7 @@ class CompiledRerank:
     metric: str
     fields: tuple[str, ...]
     limit: int | None
+    holdout: float = 0.0  # `holdout P%`: the control share, served the upstream's order
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,6 +119,8 @@ def _item(item: ast.Item) -> Lines:
         )
         if item.limit is not None:
             text += f" limit {item.limit.count}"
+        if item.holdout is not None:
+            text += f" holdout {item.holdout.percent}"
         return [(item.span.line, text)]
     return _block(
         item.span,
@@ -316,6 +318,8 @@ def _rec_member(member: ast.RecMember) -> str:
         return f"limit {member.count}"
     if isinstance(member, ast.RecDiversity):
         return f"at most {member.count} per {member.field}"
+    if isinstance(member, ast.Holdout):
+        return f"holdout {member.percent}"
     return "exclude " + ", ".join(member.names)
 
 

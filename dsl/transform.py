@@ -363,6 +363,7 @@ class ToAst(Transformer[Token, Any]):
 
     def rerank(self, span: ast.Span, children: list[Any]) -> ast.Rerank:
         name, location, metric, *rest = children
+        holdout = rest.pop() if rest and isinstance(rest[-1], ast.Holdout) else None
         limit = rest.pop() if rest and isinstance(rest[-1], ast.RecLimit) else None
         return ast.Rerank(
             span,
@@ -372,6 +373,7 @@ class ToAst(Transformer[Token, Any]):
             str(metric),
             tuple(str(f) for f in rest),
             limit,
+            holdout,
         )
 
     # ------------------------------------------------------------ tests

@@ -3,12 +3,12 @@
 Generated traffic, not a real shop's: a SQLite store filled with the last hour of a
 campaign (``banner``, 20% held out, segments by device), an offer set (``welcome``: two arms
 and its holdout), a triggered campaign (``cart_abandon`` against its holdout), a recommended
-list (``home_for_you``, six positions) and the visitors' page views and orders. Then the real
-code over it: ``slotwise report --store ... --format html`` (a subprocess), and the dashboard
-page as ``slotwise learn`` computes it (``LiveReport.update``, the page the proxies serve).
-Each page is opened in headless Chromium with the network blocked and scripts off, and
-screenshots are written: the report's campaign part, its offers / triggers / lists /
-storefront part, and the dashboard's top.
+list (``home_for_you``, six positions, a 20% control group) and the visitors' page views and
+orders. Then the real code over it: ``slotwise report --store ... --format html`` (a
+subprocess), and the dashboard page as ``slotwise learn`` computes it (``LiveReport.update``,
+the page the proxies serve). Each page is opened in headless Chromium with the network
+blocked and scripts off, and screenshots are written: the report's campaign part, its
+offers / triggers / lists / storefront part, and the dashboard's top.
 
     .venv/bin/python scripts/report_screenshots.py [--out docs/img]
 """
@@ -137,17 +137,20 @@ def _lists(logs: _Logs, visitors: list[str]) -> None:
         ts, device, visitor = logs.ts(), _device(rng), rng.choice(visitors)
         slots = [{"slot": str(p), "variant": f"sku{rng.randrange(500)}", "probability": 1.0,
                   "candidates": []} for p in range(1, 7)]  # fmt: skip
-        id = logs.decision("home_for_you", ts, device, slots=slots,
-                           signals={"recs.strategy": "hybrid"})  # fmt: skip
+        held = int(visitor[1:]) % 5 == 0  # a sticky 20% control group: the shop's own list
+        id = logs.decision("home_for_you", ts, device, slots=slots, holdout=held,
+                           holdout_share=0.2, signals={"recs.strategy": "hybrid"})  # fmt: skip
         for p in range(1, 7):
             if rng.random() < 0.9 - 0.1 * p:  # lower positions are scrolled to less often
                 logs.event("impression", ts + 1, visitor, decision_id=id,
                            properties={"slot": str(p)})  # fmt: skip
-                if rng.random() < 0.09 / p**0.5:
+                if rng.random() < (0.06 if held else 0.09) / p**0.5:
                     logs.event("click", ts + 5, visitor, decision_id=id,
                                properties={"slot": str(p)})  # fmt: skip
                     if rng.random() < 0.2:
                         logs.event("add_to_cart", ts + 60, visitor, decision_id=id)
+                        if rng.random() < 0.5:
+                            logs.order(ts + 300, visitor, rng.uniform(15, 90), decision_id=id)
 
 
 def _pages(logs: _Logs, visitors: list[str]) -> None:
@@ -238,9 +241,12 @@ def main() -> None:
         dashboard = folder / "dashboard.html"
         dashboard.write_bytes(asyncio.run(_dashboard(url, now)))
         sections = ("section.offers", "section.recommendations")
-        _shoot(report, folder, {"report.png": ("h1", None), "report-sections.png": sections})
+        lists = ("section.recommendations", "section.recommendations")
+        shots = {"report.png": ("h1", None), "report-sections.png": sections,
+                 "report-lists.png": lists}  # fmt: skip
+        _shoot(report, folder, shots)
         _shoot(dashboard, folder, {"dashboard.png": ("h1", None)})
-        for name in ("report.png", "report-sections.png", "dashboard.png"):
+        for name in (*shots, "dashboard.png"):
             (args.out / name).write_bytes((folder / name).read_bytes())
             print(f"wrote {args.out / name}")
 

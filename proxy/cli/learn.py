@@ -80,7 +80,12 @@ def run(args: argparse.Namespace) -> int:
     policy = load_policy_set(args.policies or [settings.proxy.policies], default_schema())
     campaigns = [from_compiled(c) for c in policy.campaigns]
     campaigns += [bandit_offers(o) for o in policy.offers]
-    if not campaigns:
+    # a shop with recommended lists alone has nothing to train, but its live dashboard (the
+    # lists' CTR by arm, the storefront's sessions) is computed here all the same
+    dashboard_only = bool(policy.recommendations or policy.reranks) and (
+        settings.dashboard.enabled and args.log is None and not args.once
+    )
+    if not campaigns and not dashboard_only:
         raise UsageError("the policy files declare no campaign or offer set: nothing to learn")
     root = models_dir(settings.bandit.models_dir)
     _check_models_dir(root, [c.name for c in campaigns])

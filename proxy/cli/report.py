@@ -81,7 +81,6 @@ def run(args: argparse.Namespace) -> int:
         check_output(args.output)
     tally = ReportTally(lambda name: goals.get(name, _default()), args.segment_by, args.window)
     tally.offers_config = offers_config(settings.offers)  # purchases, as the learner reads them
-    lists = None
     if args.logs:
         source = ", ".join(str(p) for p in args.logs)
         read_files(tally, args.logs, selection)
@@ -92,14 +91,8 @@ def run(args: argparse.Namespace) -> int:
         source = f"store {redact(settings.store.url)}"
         tally.storefront = SessionTally()
         store = reading_store(settings.store.url)
-        lists = asyncio.run(_read(store, settings.store.url, tally, selection))
-    report = build(
-        tally,
-        source=source,
-        since=selection.since,
-        until=selection.until,
-        recommendations=lists,
-    )
+        asyncio.run(_read(store, settings.store.url, tally, selection))
+    report = build(tally, source=source, since=selection.since, until=selection.until)
     with output(args.output) as stream:
         stream.write(_render(report, args.format))
     return EXIT_OK
@@ -124,20 +117,14 @@ def _goals(paths: list[str] | None, settings: Any) -> dict[str, Any]:
     return {c.name: c.goal for c in policy.campaigns}
 
 
-async def _read(store: Any, url: str, tally: Any, selection: Any) -> Any:
-    """Feed the tally from the store; the recommended lists' KPIs as `slotwise recs report`
-    reads them (the same code, a second read of the logs), of the decisions the selection
-    keeps, when the first read saw any."""
-    from slotwise.lab.recs_report import report as recs_report
+async def _read(store: Any, url: str, tally: Any, selection: Any) -> None:
+    """Feed the tally from the store (the recommended lists are counted in the same pass)."""
     from slotwise.proxy.report.sources import read_store
     from slotwise.proxy.state import StoreUnavailable, redact
 
     try:
         async with store:
             await read_store(store, tally, selection)
-            if not tally.lists_seen:
-                return []  # no list in the selection: no second read of the logs
-            return await recs_report(store, keep=selection.keeps)
     except StoreUnavailable as error:
         raise StoreUnavailable(
             f"--store {redact(url)}: {error.message.rstrip('.')}; check that the store is up"

@@ -15,6 +15,13 @@ earlier personalisation claimed is skipped, counted as ``contested``):
    position's impression and click pixels, and one decision record (the recommendation's
    name, the strategy in ``signals["recs.strategy"]``, one slot per position).
 
+A visitor in the recommendation's control group (``holdout P%``: sticky per visitor and list,
+drawn like a campaign's, slotwise.proxy.bandit.holdout) gets the upstream's list unchanged
+but tracked alike: each of its items with an id gets its position's pixels, and the record
+says ``holdout: true`` with the upstream's items as its slots. The draw comes after the
+choice, so both arms are the visitors a list would have been filled for (the report compares
+them: docs/reports.md).
+
 Nothing to recommend leaves the upstream's list as it was (no record). A policy that raises
 fails the response open (``policy_error``). Without a catalogue (``catalogue.feed``) the step
 does nothing.
@@ -22,15 +29,24 @@ does nothing.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from slotwise.dsl.location import JsonPathLocation as JsonPath
 from slotwise.dsl.precedence import RECOMMENDATION
 from slotwise.proxy.adapters.json import JsonDocument, find
+from slotwise.proxy.bandit.holdout import in_holdout
 from slotwise.proxy.decision_log import DecisionRecord, SlotRecord
 from slotwise.proxy.exchange import FailOpen
-from slotwise.proxy.recommend.lists import TRACKING_KEY, Pixels, select, shape_of, written
+from slotwise.proxy.recommend.lists import (
+    TRACKING_KEY,
+    Pixels,
+    item_id_of,
+    select,
+    shape_of,
+    written,
+)
 from slotwise.proxy.recommend.strategies import Inputs, rank, seeds_for
 from slotwise.proxy.tracking import new_decision_id
 
@@ -40,6 +56,8 @@ if TYPE_CHECKING:
     from slotwise.proxy.decide import Engine
     from slotwise.proxy.exchange import Exchange
     from slotwise.proxy.recommend.runtime import Prepared, RecsRuntime
+
+_RNG = random.Random()  # the control draw of visitors without a stable id (per request)
 
 
 class Recommendations:
@@ -76,8 +94,64 @@ class Recommendations:
             if strategy is None:
                 continue
             chosen, used = _choose(recs, prepared, exchange, recommendation, strategy)
-            if chosen:
+            if not chosen:
+                continue
+            if held_out(exchange, recommendation.name, recommendation.holdout):
+                control(engine, exchange, recommendation.name, recommendation.location, hits[0],
+                        used, recommendation.holdout)  # fmt: skip
+            else:
                 _write(engine, exchange, recommendation, hits, chosen, used)
+
+
+def held_out(exchange: Exchange, name: str, share: float) -> bool:
+    """Whether this visitor is in the list's control group."""
+    if share <= 0.0:
+        return False
+    gathered = exchange.gathered
+    return in_holdout(name, gathered.user_id if gathered.personal else None, share, _RNG)
+
+
+def control(
+    engine: Engine,
+    exchange: Exchange,
+    name: str,
+    location: Location,
+    hit: tuple[Any, str | int],
+    strategy: str,
+    share: float,
+    limit: int | None = None,
+) -> None:
+    """The control experience: the upstream's list as it is (its first ``limit`` items for a
+    re-rank), each item with an id tracked at its position; a holdout decision record."""
+    container, key = hit
+    listing = container[key]
+    head = listing if limit is None else listing[:limit]
+    decision_id = new_decision_id()
+    pixels = Pixels(exchange.origin(engine.public_url, engine.allowed_hosts), decision_id, name)
+    slots = []
+    for position, entry in enumerate(head, 1):
+        item_id = item_id_of(entry)
+        slots.append(SlotRecord(str(position), item_id or "", 1.0))
+        if isinstance(entry, dict) and item_id is not None:
+            entry[TRACKING_KEY] = pixels.at(position, item_id)
+    exchange.applied = exchange.changed = True
+    if exchange.shared:
+        exchange.claim(0, [location])
+    policy = exchange.policy
+    gathered = exchange.gathered
+    record = DecisionRecord(
+        id=decision_id,
+        ts=exchange.now,
+        campaign=name,
+        policy_version=policy.version if policy is not None else "",
+        holdout=True,
+        holdout_share=share,
+        personal=gathered.personal,
+        signals={"recs.strategy": strategy},
+        slots=slots,
+        format="json",
+    )
+    exchange.record(record, gathered.user_id)
 
 
 def _choose(
@@ -165,6 +239,7 @@ def _write(
         ts=exchange.now,
         campaign=recommendation.name,
         policy_version=policy.version if policy is not None else "",
+        holdout_share=recommendation.holdout,
         personal=gathered.personal,
         signals={"recs.strategy": used},
         slots=[SlotRecord(str(p), item_id, 1.0) for p, item_id in enumerate(chosen, 1)],

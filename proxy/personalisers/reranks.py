@@ -8,7 +8,10 @@ own order, out-of-stock items last. Items that are objects get their position's 
 and click pixels (``tracking``); the decision record names the re-rank, says
 ``signals["recs.strategy"] = "affinity"`` and lists the new order. A visitor without such
 actions, or a list the affinities leave in the upstream's order, is left as it was (no
-record).
+record). A visitor in the re-rank's control group (``holdout P%``, drawn once the new order
+is known, so both arms are visitors whose listing would have moved) keeps the upstream's
+order, tracked alike, with a ``holdout: true`` record
+(slotwise.proxy.personalisers.recommendations.control).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from slotwise.dsl.location import JsonPathLocation as JsonPath
 from slotwise.dsl.precedence import RERANK
 from slotwise.proxy.adapters.json import JsonDocument, find
 from slotwise.proxy.decision_log import DecisionRecord, SlotRecord
+from slotwise.proxy.personalisers.recommendations import control, held_out
 from slotwise.proxy.recommend.affinity import affinities, reorder
 from slotwise.proxy.recommend.lists import TRACKING_KEY, Pixels, item_id_of
 from slotwise.proxy.tracking import new_decision_id
@@ -75,6 +79,10 @@ class Reranks:
             order = reorder(ids, affinity, rerank.fields, catalogue, recs.config.rerank_blend)
             if order == list(range(len(head))):
                 continue
+            if held_out(exchange, rerank.name, rerank.holdout):
+                control(engine, exchange, rerank.name, rerank.location, hits[0], "affinity",
+                        rerank.holdout, len(head))  # fmt: skip
+                continue
             _write(engine, exchange, rerank, container, key, order, ids)
 
 
@@ -109,6 +117,7 @@ def _write(
             ts=exchange.now,
             campaign=rerank.name,
             policy_version=policy.version if policy is not None else "",
+            holdout_share=rerank.holdout,
             personal=gathered.personal,
             signals={"recs.strategy": "affinity"},
             slots=[SlotRecord(str(p), ids[i] or "", 1.0) for p, i in enumerate(order, 1)],

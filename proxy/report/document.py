@@ -24,9 +24,10 @@ from slotwise.proxy.report.tally import (
     TRIGGERED,
     ArmTally,
     CampaignTally,
-    OfferCells,
+    ListCells,
+    ListTally,
     ReportTally,
-    TriggerCells,
+    Sections,
     merge,
 )
 
@@ -66,7 +67,10 @@ class Arm(msgspec.Struct, frozen=True):
 class Lift(msgspec.Struct, frozen=True):
     """Personalised against control on one metric."""
 
-    metric: Literal["click_rate", "conversion_rate", "goal_per_decision"]
+    metric: Literal[
+        "click_rate", "conversion_rate", "goal_per_decision", "ctr", "bounce_rate",
+        "repeat_sessions", "average_order_value", "session_seconds",
+    ]  # fmt: skip
     absolute: Estimate  # personalised - control
     relative: Estimate  # personalised / control - 1
     enough_data: bool
@@ -153,6 +157,21 @@ class StorefrontKpis(msgspec.Struct, frozen=True):
     average_order_value: Estimate
     session_seconds: Estimate  # mean, first event to last
     visitors_capped: bool
+    enough_data: bool = True  # 100 sessions, 5 with and 5 without each event at least
+
+
+class StorefrontSegment(msgspec.Struct, frozen=True):
+    """The sessions exposed to one campaign or list in one segment, by its arm."""
+
+    segment: str
+    personalised: StorefrontKpis | None  # null: no such session
+    control: StorefrontKpis | None
+    lifts: list[Lift]  # personalised - control: conversion, bounce, repeat, order value, time
+
+
+class StorefrontArms(msgspec.Struct, frozen=True):
+    name: str  # the campaign or recommended list
+    segments: list[StorefrontSegment]  # "all" first
 
 
 class OfferArm(msgspec.Struct, frozen=True):
@@ -215,8 +234,31 @@ class RecsPosition(msgspec.Struct, frozen=True):
     ctr: Estimate  # clicks / impressions, Wilson
 
 
+class RecsArm(msgspec.Struct, frozen=True):
+    """One arm of a recommended list in one segment."""
+
+    decisions: int
+    impressions: int
+    clicks: int
+    ctr: Estimate  # clicks / impressions, Wilson
+    converted: int  # decisions with a purchase (or conversion) joined
+    conversion_rate: Estimate  # converted / decisions, Wilson
+    carts: int
+    purchases: int
+    revenue: float
+    enough_data: bool  # of the CTR
+    positions: list[RecsPosition]
+
+
+class RecsSegment(msgspec.Struct, frozen=True):
+    segment: str
+    personalised: RecsArm
+    control: RecsArm | None  # null: the list has no control decisions (no holdout)
+    lifts: list[Lift]  # ctr and conversion_rate, personalised - control; [] without control
+
+
 class RecsList(msgspec.Struct, frozen=True):
-    """A recommendation or re-rank (``slotwise recs report``'s figures, with intervals)."""
+    """A recommendation or re-rank: both arms' figures, then by segment and arm."""
 
     name: str
     decisions: int
@@ -229,6 +271,7 @@ class RecsList(msgspec.Struct, frozen=True):
     revenue: float
     enough_data: bool
     positions: list[RecsPosition]
+    segments: list[RecsSegment] = []  # "all" first
 
 
 class Totals(msgspec.Struct, frozen=True):
@@ -258,6 +301,7 @@ class Report(msgspec.Struct, frozen=True):
     triggers: Section
     storefront: Section
     storefront_kpis: StorefrontKpis | None = None
+    storefront_by_arm: list[StorefrontArms] = []
     offer_sets: list[OfferSet] = []
     trigger_results: list[TriggerResult] = []
     recommendations: list[RecsList] = []
@@ -453,21 +497,26 @@ def build(
     until: float | None = None,
     now: float | None = None,
     campaigns: dict[str, CampaignTally] | None = None,
-    sections: tuple[OfferCells, TriggerCells] | None = None,
+    sections: Sections | None = None,
     sessions: SessionCounts | None = None,
     recommendations: Sequence[ListLike] | None = None,
 ) -> Report:
     """The report of what ``tally`` counted (or of ``campaigns``, ``sections`` and
-    ``sessions``: a rolling tally's views); ``recommendations``: the lists ``slotwise recs
-    report`` reads (None: not read)."""
+    ``sessions``: a rolling tally's views); ``recommendations``: lists as ``slotwise recs
+    report`` reads them, instead of the tally's own (tests compare the two)."""
     s = tally.stats
     chosen = tally.campaigns if campaigns is None else campaigns
-    offer_cells, trigger_cells = (tally.offers, tally.triggers) if sections is None else sections
+    if sections is None:
+        sections = (tally.offers, tally.triggers, tally.lists)
+    offer_cells, trigger_cells, list_cells = sections
     sets = offer_sets(offer_cells)
     triggers = trigger_results(trigger_cells)
     if sessions is None:
         sessions = tally.storefront
-    recs = [recs_list(k) for k in recommendations or ()]
+    if recommendations is not None:
+        recs = [recs_list(k) for k in recommendations]
+    else:
+        recs = lists_of(list_cells)
     return Report(
         schema=SCHEMA,
         generated_at=time.time() if now is None else now,
@@ -491,8 +540,9 @@ def build(
         campaigns=[campaign(t, tally.bucket) for _, t in sorted(chosen.items())],
         offers=_section(sets, "offers"),
         triggers=_section(triggers, "triggers"),
-        storefront=_storefront_section(sessions, recommendations, recs),
+        storefront=_storefront_section(sessions, recs),
         storefront_kpis=storefront_kpis(sessions),
+        storefront_by_arm=storefront_by_arm(sessions),
         offer_sets=sets,
         trigger_results=triggers,
         recommendations=recs,
@@ -507,9 +557,7 @@ def _section(rows: Sequence[object], name: str) -> Section:
     return Section("ok", "per trigger, its decisions against its own holdout")
 
 
-def _storefront_section(
-    sessions: SessionCounts | None, lists: Sequence[ListLike] | None, recs: list[RecsList]
-) -> Section:
+def _storefront_section(sessions: SessionCounts | None, recs: list[RecsList]) -> Section:
     parts = []
     if sessions is None:
         parts.append("exported logs hold no page views: sessions are read from the store")
@@ -520,13 +568,8 @@ def _storefront_section(
             "sessions, bounce rate, conversion, order value and repeat sessions from the"
             " visitors' events"
         )
-    if lists is None:
-        parts.append(
-            "the CTR of recommended sections is not read here (slotwise report reads it from"
-            " the store)"
-        )
-    elif not recs:
-        parts.append("no recommendation or re-rank decisions in the store")
+    if not recs:
+        parts.append("no recommendation or re-rank decisions in this selection")
     else:
         parts.append("impressions, clicks and CTR of each recommended list and position")
     ok = (sessions is not None and sessions.sessions > 0) or bool(recs)
@@ -667,9 +710,146 @@ def recs_list(k: ListLike) -> RecsList:
     )
 
 
+def _list_arm(t: ListTally) -> RecsArm:
+    return RecsArm(
+        decisions=t.decisions,
+        impressions=t.impressions,
+        clicks=t.clicks,
+        ctr=_ctr(t.clicks, t.impressions),
+        converted=t.converted,
+        conversion_rate=Estimate.of(stats.wilson(t.converted, t.decisions)),
+        carts=t.carts,
+        purchases=t.purchases,
+        revenue=t.revenue,
+        enough_data=stats.enough_rate(min(t.clicks, t.impressions), t.impressions),
+        positions=[
+            RecsPosition(p, shown, clicked, _ctr(clicked, shown))
+            for p, (shown, clicked) in sorted(t.positions.items())
+        ],
+    )
+
+
+def _rate_lift(metric: str, x1: int, n1: int, x2: int, n2: int) -> Lift:
+    absolute = stats.rate_difference(x1, n1, x2, n2)
+    enough = stats.enough_rate(x1, n1) and stats.enough_rate(x2, n2)
+    return Lift(
+        metric,  # type: ignore[arg-type]
+        Estimate.of(absolute),
+        Estimate.of(stats.rate_ratio_lift(x1, n1, x2, n2)),
+        enough,
+        _verdict_of(enough, absolute),
+    )
+
+
+def _mean_lift(metric: str, a: stats.Moments, a_nonzero: int, b: stats.Moments,
+               b_nonzero: int) -> Lift:  # fmt: skip
+    absolute = stats.mean_difference(a, b)
+    enough = stats.enough_mean(a_nonzero, a.n) and stats.enough_mean(b_nonzero, b.n)
+    return Lift(
+        metric,  # type: ignore[arg-type]
+        Estimate.of(absolute),
+        Estimate.of(stats.mean_ratio_lift(a, b)),
+        enough,
+        _verdict_of(enough, absolute),
+    )
+
+
+def lists_of(cells: ListCells) -> list[RecsList]:
+    """Per recommended list: both arms together (all traffic), then per segment ("all"
+    first, then by decisions) personalised against control on the CTR (clicks over
+    impressions; the interval is of at most as many clicks as impressions) and the
+    conversion rate of decisions."""
+    grouped: dict[str, dict[str, dict[str, ListTally]]] = {}
+    for (name, segment, arm), t in cells.items():
+        grouped.setdefault(name, {}).setdefault(segment, {})[arm] = t
+    out = []
+    for name in sorted(grouped):
+        segments = grouped[name]
+        total = ListTally()
+        for t in segments.get(ALL, {}).values():
+            total.merge(t)
+        size = {seg: sum(t.decisions for t in arms.values()) for seg, arms in segments.items()}
+        rows = []
+        for seg in sorted(segments, key=lambda seg: (seg != ALL, -size[seg], seg)):
+            arms = segments[seg]
+            p = arms.get(PERSONALISED, ListTally())
+            c = arms.get(CONTROL)
+            lifts = []
+            if c is not None:
+                lifts = [
+                    _rate_lift("ctr", min(p.clicks, p.impressions), p.impressions,
+                               min(c.clicks, c.impressions), c.impressions),
+                    _rate_lift("conversion_rate", p.converted, p.decisions, c.converted,
+                               c.decisions),
+                ]  # fmt: skip
+            rows.append(
+                RecsSegment(seg, _list_arm(p), _list_arm(c) if c is not None else None, lifts)
+            )
+        whole = _list_arm(total)
+        out.append(
+            RecsList(
+                name=name,
+                decisions=total.decisions,
+                strategies=dict(sorted(total.strategies.items())),
+                impressions=total.impressions,
+                clicks=total.clicks,
+                ctr=whole.ctr,
+                carts=total.carts,
+                purchases=total.purchases,
+                revenue=total.revenue,
+                enough_data=whole.enough_data,
+                positions=whole.positions,
+                segments=rows,
+            )
+        )
+    return out
+
+
+def storefront_by_arm(t: SessionCounts | None) -> list[StorefrontArms]:
+    """Per campaign or list the sessions were exposed to, per segment ("all" first, then by
+    sessions): each arm's storefront KPIs and personalised against control."""
+    if t is None or not t.arms:
+        return []
+    grouped: dict[str, dict[str, dict[str, SessionCounts]]] = {}
+    for (name, segment, arm), counts in t.arms.items():
+        grouped.setdefault(name, {}).setdefault(segment, {})[arm] = counts
+    out = []
+    for name in sorted(grouped):
+        segments = grouped[name]
+        size = {seg: sum(c.sessions for c in arms.values()) for seg, arms in segments.items()}
+        rows = []
+        for seg in sorted(segments, key=lambda seg: (seg != ALL, -size[seg], seg)):
+            arms = segments[seg]
+            p, c = arms.get(PERSONALISED), arms.get(CONTROL)
+            lifts = []
+            if p is not None and c is not None:
+                lifts = [
+                    _rate_lift("conversion_rate", p.converted, p.sessions, c.converted,
+                               c.sessions),
+                    _rate_lift("bounce_rate", p.bounced, p.sessions, c.bounced, c.sessions),
+                    _rate_lift("repeat_sessions", p.repeat, p.sessions, c.repeat, c.sessions),
+                    _mean_lift("average_order_value", _order_moments(p), p.orders,
+                               _order_moments(c), c.orders),
+                    _mean_lift("session_seconds", _seconds_moments(p), p.sessions,
+                               _seconds_moments(c), c.sessions),
+                ]  # fmt: skip
+            rows.append(StorefrontSegment(seg, storefront_kpis(p), storefront_kpis(c), lifts))
+        out.append(StorefrontArms(name, rows))
+    return out
+
+
+def _order_moments(t: SessionCounts) -> stats.Moments:
+    return stats.Moments(t.orders, t.revenue, t.revenue_squares)
+
+
+def _seconds_moments(t: SessionCounts) -> stats.Moments:
+    return stats.Moments(t.sessions, t.seconds, t.seconds_squares)
+
+
 def storefront_kpis(t: SessionCounts | None) -> StorefrontKpis | None:
     if t is None or t.sessions == 0:
         return None
+    enough = stats.enough_rate(t.converted, t.sessions) and stats.enough_rate(t.bounced, t.sessions)
     return StorefrontKpis(
         timeout=t.timeout,
         sessions=t.sessions,
@@ -685,6 +865,7 @@ def storefront_kpis(t: SessionCounts | None) -> StorefrontKpis | None:
             stats.mean(stats.Moments(t.sessions, t.seconds, t.seconds_squares))
         ),
         visitors_capped=t.visitors_capped,
+        enough_data=enough,
     )
 
 

@@ -305,7 +305,9 @@ def _storefront(report: Report) -> list[str]:
     out = [
         '<section class="storefront" data-status="ok"><h2>Storefront</h2>',
         f"<p>Sessions end after {k.timeout / 60:g} minutes without an event. The CTR of"
-        " recommended sections is under Recommended lists, when there are any.</p>",
+        " recommended sections is under Recommended lists, when there are any."
+        + ("" if k.enough_data else f" All sessions: {NOT_ENOUGH}.")
+        + "</p>",
         '<table class="storefront"><tbody>',
     ]
     out += [
@@ -324,8 +326,10 @@ def _storefront(report: Report) -> list[str]:
         "<tr><td>session time (seconds)</td>"
         + _est("session_seconds", k.session_seconds, percent=False)
         + "</tr>",
-        "</tbody></table></section>",
+        "</tbody></table>",
     ]
+    out += _storefront_arms(report)
+    out.append("</section>")
     return out
 
 
@@ -460,7 +464,9 @@ def _recommendations(lists: list[RecsList]) -> list[str]:
     out = [
         '<section class="recommendations" data-status="ok"><h2>Recommended lists</h2>',
         "<p>Impressions and clicks of each list's positions (the trackers the proxy writes"
-        " per item), as <code>slotwise recs report</code> counts them.</p>",
+        " per item, the personalised and control decisions together), then each list's"
+        " personalised decisions against its control group (<code>holdout</code>: the shop's"
+        " own list, tracked alike) by segment.</p>",
         "<figure>"
         + charts.interval_chart(
             "recs-ctr", "CTR by list and position (95% intervals)", rows, names=("CTR", "")
@@ -492,8 +498,153 @@ def _recommendations(lists: list[RecsList]) -> list[str]:
                 + _est("ctr", p.ctr)
                 + "<td></td><td></td><td></td></tr>"
             )
+    out.append("</tbody></table>")
+    out += _recs_arms(lists)
+    out.append("</section>")
+    return out
+
+
+def _recs_arms(lists: list[RecsList]) -> list[str]:
+    """Per list and segment: CTR and conversion, personalised against control."""
+    compared = [k for k in lists if any(s.control is not None for s in k.segments)]
+    if not compared:
+        return ["<p class='muted'>No list has a control group (<code>holdout</code>): no"
+                " comparison.</p>"]  # fmt: skip
+    rows = []
+    for k in compared:
+        seg = k.segments[0]
+        c = seg.control
+        rows.append((
+            f"{k.name} ({seg.segment})",
+            _row(seg.personalised.ctr, "personalised", not seg.personalised.enough_data),
+            _row(c.ctr, "control", not c.enough_data) if c is not None else None,
+        ))  # fmt: skip
+    out = [
+        "<h3>Personalised vs control</h3><figure>"
+        + charts.interval_chart(
+            "recs-arms", "List CTR, personalised vs control (95% intervals)", rows
+        )
+        + "</figure>",
+        '<table class="recs-arms"><thead><tr><th>list</th><th>segment</th><th>arm</th>'
+        "<th>decisions</th><th>impressions</th><th>clicks</th><th>CTR</th>"
+        "<th>conversion</th><th>CTR lift</th><th>relative</th><th>reading</th>"
+        "<th>conversion lift</th><th>relative</th><th>reading</th></tr></thead><tbody>",
+    ]
+    for k in compared:
+        for seg in k.segments:
+            for arm_name, arm in (("personalised", seg.personalised), ("control", seg.control)):
+                if arm is None:
+                    continue
+                lifts = (
+                    "".join(_lift_cells(lift) for lift in seg.lifts)
+                    if arm_name == "personalised" and seg.lifts
+                    else "<td></td>" * 6
+                )
+                out.append(
+                    f'<tr data-list="{escape(k.name)}" data-segment="{escape(seg.segment)}"'
+                    f' data-arm="{arm_name}"><td>{escape(k.name)}</td>'
+                    f"<td>{escape(seg.segment)}</td><td>{arm_name}</td>"
+                    + _cell("decisions", arm.decisions, f"{arm.decisions:,}")
+                    + _cell("impressions", arm.impressions, f"{arm.impressions:,}")
+                    + _cell("clicks", arm.clicks, f"{arm.clicks:,}")
+                    + _est("ctr", arm.ctr)
+                    + _est("conversion_rate", arm.conversion_rate)
+                    + lifts
+                    + "</tr>"
+                )
+    out.append("</tbody></table>")
+    return out
+
+
+_STORE_METRICS = (
+    ("conversion_rate", "conversion", True),
+    ("bounce_rate", "bounce rate", True),
+    ("repeat_sessions", "repeat sessions", True),
+    ("average_order_value", "average order value", False),
+    ("session_seconds", "session time (s)", False),
+)
+
+
+def _storefront_arms(report: Report) -> list[str]:
+    """The storefront KPIs of the sessions exposed to each campaign or list, by arm."""
+    arms = [a for a in report.storefront_by_arm if any(s.lifts for s in a.segments)]
+    if not arms:
+        return []
+    rows = []
+    for a in arms:
+        seg = a.segments[0]
+        p, c = seg.personalised, seg.control
+        if p is not None and c is not None:
+            rows.append((
+                f"{a.name} ({seg.segment})",
+                _row(p.conversion_rate, "personalised", not p.enough_data),
+                _row(c.conversion_rate, "control", not c.enough_data),
+            ))  # fmt: skip
+    out = [
+        '<section class="storefront-arms"><h3>Storefront KPIs by arm</h3>',
+        "<p>The sessions that were shown a decision of each campaign or list (an impression"
+        " pixel carrying the visitor's id), by that decision's arm and segment.</p>",
+        "<figure>"
+        + charts.interval_chart(
+            "storefront-arms",
+            "Session conversion, personalised vs control (95% intervals)",
+            rows,
+        )  # fmt: skip
+        + "</figure>",
+        '<table class="storefront-arms"><thead><tr><th>campaign or list</th><th>segment</th>'
+        "<th>arm</th><th>sessions</th>"
+        + "".join(f"<th>{escape(label)}</th>" for _, label, _ in _STORE_METRICS)
+        + "</tr></thead><tbody>",
+    ]
+    for a in arms:
+        for seg in a.segments:
+            for arm_name, k in (("personalised", seg.personalised), ("control", seg.control)):
+                if k is None:
+                    continue
+                cells = "".join(
+                    _est(field, getattr(k, field), percent) for field, _, percent in _STORE_METRICS
+                )
+                note = "" if k.enough_data else f' <span class="faint">({NOT_ENOUGH})</span>'
+                out.append(
+                    f'<tr data-campaign="{escape(a.name)}" data-segment="{escape(seg.segment)}"'
+                    f' data-arm="{arm_name}"><td>{escape(a.name)}</td>'
+                    f"<td>{escape(seg.segment)}</td><td>{arm_name}{note}</td>"
+                    + _cell("sessions", k.sessions, f"{k.sessions:,}")
+                    + cells
+                    + "</tr>"
+                )
+            if seg.lifts:
+                out.append(
+                    f'<tr data-campaign="{escape(a.name)}" data-segment="{escape(seg.segment)}"'
+                    ' data-arm="lift"><td></td><td></td><td>lift (reading)</td><td></td>'
+                    + "".join(_lift_text(lift) for lift in seg.lifts)
+                    + "</tr>"
+                )
     out.append("</tbody></table></section>")
     return out
+
+
+def _lift_text(lift: Lift) -> str:
+    percent = lift.metric not in ("average_order_value", "session_seconds")
+    e = lift.absolute
+    verdict = NOT_ENOUGH if lift.verdict == "not_enough_data" else lift.verdict.replace("_", " ")
+    if e.value is None:
+        return f'<td data-field="{lift.metric}.absolute">- ({escape(verdict)})</td>'
+
+    def f(v: float) -> str:
+        text = pct(v) if percent else num(v)
+        return f"+{text}" if v >= 0 else text
+
+    text = f(e.value)
+    if e.low is not None and e.high is not None:
+        text += f" [{f(e.low)}, {f(e.high)}]"
+    bounds = "".join(
+        f' data-{name}="{v!r}"' for name, v in (("low", e.low), ("high", e.high)) if v is not None
+    )
+    return (
+        f'<td data-field="{lift.metric}.absolute" data-value="{e.value!r}"{bounds}'
+        f' data-verdict="{lift.verdict}">{escape(text)} ({escape(verdict)})</td>'
+    )
 
 
 def _range(report: Report) -> str:

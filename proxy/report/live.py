@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from slotwise.proxy.report.document import Report, build
 from slotwise.proxy.report.store_reader import Cursor, Selection, read_store_from
 from slotwise.proxy.report.storefront import RollingSessions, SessionCounts
-from slotwise.proxy.report.tally import CampaignTally, OfferCells, RollingTally, TriggerCells
+from slotwise.proxy.report.tally import CampaignTally, RollingTally, Sections
 from slotwise.proxy.state import Store
 
 log = logging.getLogger("slotwise.dashboard")
@@ -117,7 +117,7 @@ class LiveReport:
 
     def _render(
         self,
-        views: tuple[dict[str, CampaignTally], tuple[OfferCells, TriggerCells]],
+        views: tuple[dict[str, CampaignTally], Sections],
         sessions: SessionCounts,
         since: float,
         at: float,
@@ -207,4 +207,34 @@ def kpi_metrics(report: Report) -> str:
                     continue
                 labels = f'campaign="{_label(campaign.name)}",arm="{arm_name}"'
                 lines.append(f"{name}{{{labels}}} {value!r}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _list_metrics(report)) + "\n"
+
+
+def _list_metrics(report: Report) -> list[str]:
+    """Per recommended list and arm, over the dashboard's window: impressions, clicks, CTR."""
+    names = {
+        "impressions": "Impressions of the list's items",
+        "clicks": "Clicks on the list's items",
+        "ctr": "Clicks / impressions",
+    }
+    lines: list[str] = []
+    for metric, help_text in names.items():
+        name = f"slotwise_kpi_list_{metric}"
+        lines += [
+            f"# HELP {name} {help_text}, by list and arm (the live dashboard's window).",
+            f"# TYPE {name} gauge",
+        ]
+        for k in report.recommendations:
+            overall = k.segments[0] if k.segments else None
+            if overall is None:
+                continue
+            for arm_name, arm in (("personalised", overall.personalised),
+                                  ("control", overall.control)):  # fmt: skip
+                if arm is None:
+                    continue
+                value = arm.ctr.value if metric == "ctr" else float(getattr(arm, metric))
+                if value is None:
+                    continue
+                labels = f'list="{_label(k.name)}",arm="{arm_name}"'
+                lines.append(f"{name}{{{labels}}} {value!r}")
+    return lines

@@ -20,7 +20,7 @@ from slotwise.proxy.decision_codec import decode_stored, stored_ts
 from slotwise.proxy.decision_log import DecisionRecord
 from slotwise.proxy.events.schema import PurchaseProps
 from slotwise.proxy.offer_money import joined_purchase
-from slotwise.proxy.report.tally import ReportTally
+from slotwise.proxy.report.tally import NO_POSITION, ReportTally
 from slotwise.proxy.state import LogEntry, Store
 
 DECISIONS_LOG = "decisions"
@@ -47,6 +47,10 @@ class Selection:
 
 class _Props(msgspec.Struct):
     value: float | int | None = None
+
+
+class _Slot(msgspec.Struct):
+    slot: str | None = None  # a list pixel's position
 
 
 class _Event(msgspec.Struct):
@@ -216,6 +220,7 @@ async def read_store_from(
 
 
 _PROPS = msgspec.json.Decoder(_Props)
+_SLOT = msgspec.json.Decoder(_Slot)
 _PURCHASE = msgspec.json.Decoder(PurchaseProps)
 
 
@@ -246,21 +251,44 @@ def _purchase(tally: ReportTally, ts: float, event: _Event) -> bool:
     return True
 
 
+def _position(event: _Event) -> int:
+    """A list pixel's position (``properties.slot``), NO_POSITION without a readable one."""
+    if not event.properties:
+        return NO_POSITION
+    try:
+        slot = _SLOT.decode(event.properties).slot
+    except msgspec.MsgspecError:
+        return NO_POSITION
+    return int(slot) if slot is not None and slot.isascii() and slot.isdigit() else NO_POSITION
+
+
 def _feed_event(tally: ReportTally, ts: float, event: _Event) -> None:
     kind = event.type
     value = _value(event) if kind in ("conversion", "purchase") else 0.0
     sessions = tally.storefront
+    did = event.decision_id
     if sessions is not None:
         visitor = event.user_id or event.anonymous_id
         if visitor is not None:
             sessions.add(ts, visitor, event.type, value)
+            # the session was shown this decision: its campaign's arm. Being shown only (an
+            # impression): a click or an order naming it would pick the sessions by outcome
+            if did is not None and kind == "impression":
+                shown = tally.open_decision(did)
+                if shown is not None and shown.arm:
+                    sessions.expose(visitor, shown.campaign, shown.segment, shown.arm)
     if kind == "purchase":
         if not _purchase(tally, ts, event):
             tally.stats.events += 1
             tally.stats.ignored_events += 1
         return
-    if event.decision_id is None:
+    if did is None:
         tally.stats.events += 1
         tally.stats.ignored_events += 1
         return
-    tally.add_event(event.decision_id, ts, kind, value)
+    if tally.lists_seen and (kind == "impression" or kind == "click"):
+        shown = tally.open_decision(did)
+        if shown is not None and shown.positions is not None:  # a list's: which position
+            tally.add_event(did, ts, kind, value, position=_position(event))
+            return
+    tally.add_event(did, ts, kind, value)

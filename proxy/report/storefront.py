@@ -10,6 +10,15 @@ and nothing else; it **converts** when it holds a ``purchase`` (an order: its
 (0 for a single event). A **repeat session** is any session of a visitor after their first
 in the report's range.
 
+**By arm**: a session is **exposed** to a campaign or recommended list when it holds an
+impression of its visitor naming one of its decisions (``decision_id``) while that decision
+is in its join window (an impression pixel that carries the visitor, ``aid``/``uid``). Only
+impressions: a click or an order naming a decision would select sessions by their outcome
+(every session exposed by an order converts). The session then also counts
+under that campaign, the decision's arm (``personalised`` or ``control``: its holdout) and its
+segment (and ``all``), the first such decision of the campaign in the session deciding. An
+impression is not an interaction: it does not keep a session from bouncing.
+
 Streaming like the campaign counts: a session stays open until the stream's time passes its
 last event plus the timeout, so memory holds the visitors active in the last half hour, and
 the visitors seen (for repeat sessions, up to ``MAX_VISITORS``; beyond it a visitor's later
@@ -29,7 +38,10 @@ from dataclasses import dataclass, field
 
 TIMEOUT = 1800.0
 MAX_VISITORS = 2_000_000
+MAX_ARM_CELLS = 2000  # (campaign, segment, arm) cells; further segments count as "(other)"
 PAGE_EVENTS = frozenset({"page_view", "product_view"})
+ALL = "all"  # as slotwise.proxy.report.tally.ALL
+OTHER = "(other)"
 
 
 @dataclass(slots=True)
@@ -42,6 +54,10 @@ class _Session:
     orders: int = 0
     revenue: float = 0.0
     revenue_squares: float = 0.0  # per order
+    exposures: dict[str, tuple[str, str]] | None = None  # campaign -> (segment, arm)
+
+
+ArmKey = tuple[str, str, str]  # (campaign, segment, arm)
 
 
 @dataclass(slots=True)
@@ -57,6 +73,26 @@ class SessionCounts:
     seconds: float = 0.0
     seconds_squares: float = 0.0
     visitors_capped: bool = False
+    arms: dict[ArmKey, SessionCounts] = field(default_factory=dict)  # the exposed sessions
+
+    def count(self, session: _Session) -> None:
+        """The session, and under each campaign's arm and segment it was exposed to."""
+        self.add_session(session)
+        if session.exposures:
+            for campaign, (segment, arm) in session.exposures.items():
+                self._arm((campaign, ALL, arm)).add_session(session)
+                if segment != ALL:
+                    self._arm((campaign, segment, arm)).add_session(session)
+
+    def _arm(self, key: ArmKey) -> SessionCounts:
+        counts = self.arms.get(key)
+        if counts is None:
+            if len(self.arms) >= MAX_ARM_CELLS:
+                key = (key[0], OTHER, key[2])
+                counts = self.arms.get(key)
+            if counts is None:
+                counts = self.arms[key] = SessionCounts(timeout=self.timeout)
+        return counts
 
     def add_session(self, session: _Session) -> None:
         self.sessions += 1
@@ -74,6 +110,8 @@ class SessionCounts:
         for name in ("sessions", "bounced", "converted", "repeat", "orders", "revenue",
                      "revenue_squares", "seconds", "seconds_squares"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        for key, counts in other.arms.items():
+            self._arm(key).merge(counts)
 
 
 @dataclass(slots=True)
@@ -93,7 +131,7 @@ class SessionTally(SessionCounts):
         session.last = max(session.last, ts)
         if kind in PAGE_EVENTS:
             session.pages += 1
-        else:
+        elif kind != "impression":  # being shown something is not an interaction
             session.others += 1
         if kind == "purchase":
             session.orders += 1
@@ -102,6 +140,16 @@ class SessionTally(SessionCounts):
         self._deadlines.append((session.last + self.timeout, visitor))
         if ts > self._now:
             self.advance(ts)
+
+    def expose(self, visitor: str, campaign: str, segment: str, arm: str) -> None:
+        """The visitor's open session was shown a decision of ``campaign`` in ``arm``."""
+        session = self._open.get(visitor)
+        if session is None:
+            return
+        if session.exposures is None:
+            session.exposures = {campaign: (segment, arm)}
+        elif campaign not in session.exposures:
+            session.exposures[campaign] = (segment, arm)
 
     def advance(self, now: float) -> None:
         """Close the sessions whose timeout passed at ``now``."""
@@ -125,7 +173,7 @@ class SessionTally(SessionCounts):
 
     def _close(self, visitor: str, session: _Session) -> None:
         del self._open[visitor]
-        self.add_session(session)
+        self.count(session)
 
     def finish(self) -> None:
         for visitor, session in list(self._open.items()):
@@ -157,7 +205,7 @@ class RollingSessions(SessionTally):
         counts = self.spans.get(key)
         if counts is None:
             counts = self.spans[key] = SessionCounts(timeout=self.timeout)
-        counts.add_session(session)
+        counts.count(session)
 
     def view(self, since: float, now: float) -> SessionCounts:
         """The sessions started from ``since`` on: closed ones, and the open ones as they
@@ -175,5 +223,5 @@ class RollingSessions(SessionTally):
             summed.merge(counts)
         for session in self._open.values():
             if session.start >= since:
-                summed.add_session(session)
+                summed.count(session)
         return summed

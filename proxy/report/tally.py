@@ -15,8 +15,11 @@ campaign (``fail_open == "guardrail"``) are in neither arm (there was no randomi
 are unserved ones (the chooser failed: no choice, no slots, no holdout).
 
 The same closed decisions also feed the offers section (an offer set's decisions, campaign
-``offers.NAME``: by segment and the arm of the offer id written, or ``control``) and the
-triggers section (decisions naming a trigger: ``triggered`` or its holdout, ``control``).
+``offers.NAME``: by segment and the arm of the offer id written, or ``control``), the
+triggers section (decisions naming a trigger: ``triggered`` or its holdout, ``control``) and
+the recommended lists section (decisions of a recommendation or re-rank, whose record says
+``signals["recs.strategy"]``: by segment and arm, their impressions and clicks per position,
+add-to-carts and purchases).
 """
 
 from __future__ import annotations
@@ -87,6 +90,56 @@ class ArmTally:
 
 Combination = tuple[tuple[str, str], ...]  # ((slot, variant), ...) as served
 _OTHER_COMBINATION: Combination = ((OTHER, OTHER),)
+
+
+@dataclass(slots=True)
+class ListTally:
+    """One recommended list's counts in one segment and arm: its decisions, their impressions
+    and clicks (per position too), add-to-carts and purchases."""
+
+    decisions: int = 0
+    impressions: int = 0
+    clicks: int = 0
+    impressed: int = 0  # decisions with at least one impression
+    clicked: int = 0  # ... with at least one click
+    carts: int = 0
+    converted: int = 0  # decisions with at least one purchase (or conversion)
+    purchases: int = 0
+    revenue: float = 0.0
+    strategies: dict[str, int] = field(default_factory=dict)
+    positions: dict[int, list[int]] = field(default_factory=dict)  # position -> [shown, clicked]
+
+    def add(self, d: _Open) -> None:
+        self.decisions += 1
+        self.impressions += d.impressions
+        self.clicks += d.clicks
+        self.impressed += d.impressions > 0
+        self.clicked += d.clicks > 0
+        self.carts += d.carts
+        self.converted += d.conversions > 0
+        self.purchases += d.conversions
+        self.revenue += d.revenue
+        strategy = d.strategy or ""
+        self.strategies[strategy] = self.strategies.get(strategy, 0) + 1
+        if d.positions:
+            for position, (shown, clicked) in d.positions.items():
+                cell = self.positions.get(position)
+                if cell is None:
+                    self.positions[position] = [shown, clicked]
+                else:
+                    cell[0] += shown
+                    cell[1] += clicked
+
+    def merge(self, t: ListTally) -> None:
+        for name in ("decisions", "impressions", "clicks", "impressed", "clicked", "carts",
+                     "converted", "purchases", "revenue"):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(t, name))
+        for strategy, count in t.strategies.items():
+            self.strategies[strategy] = self.strategies.get(strategy, 0) + count
+        for position, (shown, clicked) in t.positions.items():
+            cell = self.positions.setdefault(position, [0, 0])
+            cell[0] += shown
+            cell[1] += clicked
 
 
 @dataclass(slots=True)
@@ -186,7 +239,7 @@ class _Open:
     __slots__ = (
         "campaign", "ts", "arm", "segment", "slots", "holdout_share", "reverted",
         "impressions", "clicks", "conversions", "revenue", "discount", "fail_open",
-        "offer_set", "offer_arm", "trigger",
+        "offer_set", "offer_arm", "trigger", "strategy", "positions", "carts",
     )  # fmt: skip
 
     def __init__(self, record: DecisionRecord, segment: str, arm: str) -> None:
@@ -206,6 +259,12 @@ class _Open:
         # the offers and triggers sections: which offer set and arm, which trigger
         self.offer_set, self.offer_arm = _offer_of(record, arm)
         self.trigger = record.trigger
+        # a recommended list's decision: its strategy, and its impressions and clicks by
+        # position (position -> [impressions, clicks]), its add-to-carts
+        strategy = record.signals.get(RECS_STRATEGY)
+        self.strategy = strategy if isinstance(strategy, str) else None
+        self.positions: dict[int, list[int]] | None = {} if self.strategy is not None else None
+        self.carts = 0
 
 
 def _offer_of(record: DecisionRecord, arm: str) -> tuple[str, str]:
@@ -238,7 +297,12 @@ class StreamStats:
 
 OfferCells = dict[tuple[str, str, str], ArmTally]  # (offer set, segment, arm)
 TriggerCells = dict[tuple[str, str], ArmTally]  # (trigger, arm)
-_EVENTS = frozenset({"impression", "click", "conversion", "revenue", "discount_cost", "purchase"})
+ListCells = dict[tuple[str, str, str], ListTally]  # (list, segment, arm)
+Sections = tuple[OfferCells, TriggerCells, ListCells]
+_EVENTS = frozenset(
+    {"impression", "click", "conversion", "revenue", "discount_cost", "purchase", "add_to_cart"}
+)
+NO_POSITION = -1  # an impression or click whose position was not read
 
 
 class ReportTally:
@@ -262,15 +326,15 @@ class ReportTally:
         # the offers section: (offer set, segment, arm); the triggers section: (trigger, arm)
         self.offers: OfferCells = {}
         self.triggers: TriggerCells = {}
+        self.lists: ListCells = {}  # the recommended lists section: (list, segment, arm)
         self.offers_config = OffersConfig()  # purchases' currencies ([offers] rates)
-        # a recommendation's or re-rank's decision was read: the recommended lists' pass
-        # (slotwise.lab.recs_report, a second read of the store) has something to count
+        # a recommendation's or re-rank's decision was read (whether to read list positions)
         self.lists_seen = False
         self._open: dict[str, _Open] = {}
         # (deadline, id) in arrival order: the logs are in time order up to the skew between
         # proxies, so a deadline queue needs no heap; one out of order closes a little late
         self._deadlines: deque[tuple[float, str]] = deque()
-        self._orphans: dict[str, list[tuple[float, str, float, float]]] = {}
+        self._orphans: dict[str, list[tuple[float, str, float, float, int]]] = {}
         self._closed: dict[str, None] = {}
         self._now = float("-inf")
 
@@ -294,8 +358,8 @@ class ReportTally:
             entry.conversions = round(record.outcome.conversions)
             entry.revenue = record.outcome.revenue
             entry.discount = record.outcome.discount_cost
-        for ts, kind, value, discount in self._orphans.pop(record.id, ()):
-            self._apply(entry, ts, kind, value, discount)
+        for ts, kind, value, discount, position in self._orphans.pop(record.id, ()):
+            self._apply(entry, ts, kind, value, discount, position)
         if len(self._open) > stats.open_peak:
             stats.open_peak = len(self._open)
         if record.ts > self._now:
@@ -315,38 +379,69 @@ class ReportTally:
                 values.append(str(value))
         return " / ".join(values)
 
+    def open_decision(self, decision_id: str) -> _Open | None:
+        """The decision of this id while it is open (inside its join window)."""
+        return self._open.get(decision_id)
+
     def add_event(
-        self, decision_id: str, ts: float, kind: str, value: float = 0.0, discount: float = 0.0
+        self,
+        decision_id: str,
+        ts: float,
+        kind: str,
+        value: float = 0.0,
+        discount: float = 0.0,
+        position: int = NO_POSITION,
     ) -> None:
-        """One event of a decision: impression, click, conversion (value: its revenue),
-        revenue, discount_cost, or purchase (a conversion whose value is the revenue and
-        ``discount`` the discount cost: store_reader joins purchases as the learner does)."""
+        """One event of a decision: impression, click (``position``: of a list's item),
+        conversion (value: its revenue), revenue, discount_cost, purchase (a conversion whose
+        value is the revenue and ``discount`` the discount cost: store_reader joins purchases
+        as the learner does), or add_to_cart (read for recommended lists only)."""
         self.stats.events += 1
         if kind not in _EVENTS:
             self.stats.ignored_events += 1
             return
         entry = self._open.get(decision_id)
+        if kind == "add_to_cart" and (entry is None or entry.strategy is None):
+            self.stats.ignored_events += 1  # a campaign's: its views do not read them
+            return
         if entry is not None:
-            self._apply(entry, ts, kind, value, discount)
+            self._apply(entry, ts, kind, value, discount, position)
         elif decision_id in self._closed:
             self.stats.late_events += 1
         else:
-            self._orphans.setdefault(decision_id, []).append((ts, kind, value, discount))
+            orphan = (ts, kind, value, discount, position)
+            self._orphans.setdefault(decision_id, []).append(orphan)
             self._deadlines.append((ts + self.window, decision_id))
         if ts > self._now:
             self._advance(ts)
 
     def _apply(
-        self, entry: _Open, ts: float, kind: str, value: float, discount: float = 0.0
+        self,
+        entry: _Open,
+        ts: float,
+        kind: str,
+        value: float,
+        discount: float = 0.0,
+        position: int = NO_POSITION,
     ) -> None:
         if ts > entry.ts + self.window or ts < entry.ts - 1.0:  # a second of clock skew
             self.stats.late_events += 1
             return
         self.stats.matched_events += 1
-        if kind == "impression":
-            entry.impressions += 1
-        elif kind == "click":
-            entry.clicks += 1
+        if kind == "impression" or kind == "click":
+            click = kind == "click"
+            if click:
+                entry.clicks += 1
+            else:
+                entry.impressions += 1
+            positions = entry.positions
+            if positions is not None:  # a list's: by position (0: an event without one)
+                cell = positions.get(max(position, 0))
+                if cell is None:
+                    cell = positions[max(position, 0)] = [0, 0]
+                cell[click] += 1
+        elif kind == "add_to_cart":
+            entry.carts += 1
         elif kind == "conversion" or kind == "purchase":
             entry.conversions += 1
             entry.revenue += value
@@ -427,15 +522,22 @@ class ReportTally:
         point.add(d, value)
         self._count_sections(d, segment, value)
 
-    def _section_tables(self, d: _Open) -> tuple[OfferCells, TriggerCells]:
-        return self.offers, self.triggers
+    def _section_tables(self, d: _Open) -> Sections:
+        return self.offers, self.triggers, self.lists
 
     def _count_sections(self, d: _Open, segment: str, value: float) -> None:
-        if not d.offer_set and d.trigger is None:
+        if not d.offer_set and d.trigger is None and d.strategy is None:
             return
-        offers, triggers = self._section_tables(d)
+        offers, triggers, lists = self._section_tables(d)
+        targets = (ALL, segment) if segment != ALL else (ALL,)
+        if d.strategy is not None:
+            for seg in targets:
+                key = (d.campaign, seg, d.arm)
+                cell = lists.get(key)
+                if cell is None:
+                    cell = lists[key] = ListTally()
+                cell.add(d)
         if d.offer_set:
-            targets = (ALL, segment) if segment != ALL else (ALL,)
             for seg in targets:
                 _add(offers, (d.offer_set, seg, d.offer_arm), d, value)
         if d.trigger is not None:
@@ -452,28 +554,35 @@ class RollingTally(ReportTally):
         super().__init__(*args, **kwargs)
         self.span = span
         self.spans: dict[int, dict[str, CampaignTally]] = {}
-        self.span_sections: dict[int, tuple[OfferCells, TriggerCells]] = {}
+        self.span_sections: dict[int, Sections] = {}
 
-    def _section_tables(self, d: _Open) -> tuple[OfferCells, TriggerCells]:
+    def _section_tables(self, d: _Open) -> Sections:
         key = int(d.ts // self.span)
         tables = self.span_sections.get(key)
         if tables is None:
-            tables = self.span_sections[key] = ({}, {})
+            tables = self.span_sections[key] = ({}, {}, {})
         return tables
 
-    def view_sections(self, since: float) -> tuple[OfferCells, TriggerCells]:
-        """The offers' and triggers' counts of the spans from ``since`` on, summed afresh."""
+    def view_sections(self, since: float) -> Sections:
+        """The offers', triggers' and lists' counts of the spans from ``since`` on, summed
+        afresh."""
         first = int(since // self.span)
         for old in [key for key in self.span_sections if key < first]:
             del self.span_sections[old]
         offers: OfferCells = {}
         triggers: TriggerCells = {}
-        for span_offers, span_triggers in self.span_sections.values():
+        lists: ListCells = {}
+        for span_offers, span_triggers, span_lists in self.span_sections.values():
             for key, cell in span_offers.items():
                 _into(offers, key, cell)
             for trigger_key, cell in span_triggers.items():
                 _into(triggers, trigger_key, cell)
-        return offers, triggers
+            for list_key, part in span_lists.items():
+                into = lists.get(list_key)
+                if into is None:
+                    into = lists[list_key] = ListTally()
+                into.merge(part)
+        return offers, triggers, lists
 
     def _campaign_of(self, d: _Open) -> CampaignTally:
         campaigns = self.spans.setdefault(int(d.ts // self.span), {})

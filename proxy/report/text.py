@@ -51,11 +51,17 @@ LABELS = {
     "click_rate": "click rate",
     "conversion_rate": "conversion rate",
     "goal_per_decision": "goal per decision",
+    "ctr": "CTR",
+    "bounce_rate": "bounce rate",
+    "repeat_sessions": "repeat sessions",
+    "average_order_value": "average order value",
+    "session_seconds": "session time (s)",
 }
+_MEANS = ("goal_per_decision", "average_order_value", "session_seconds")
 
 
 def lift_text(lift: Lift) -> str:
-    percent = lift.metric != "goal_per_decision"
+    percent = lift.metric not in _MEANS
     absolute = interval(lift.absolute, percent, signed=True)
     if percent:
         absolute = absolute.replace("%", " pts")
@@ -193,6 +199,41 @@ def recommendations_text(lists: list[RecsList]) -> list[str]:
                 f"    position {p.position:>2}: {p.impressions:>7} shown {p.clicks:>6} clicks"
                 f"  CTR {interval(p.ctr)}"
             )
+        for seg in k.segments if any(s.control is not None for s in k.segments) else ():
+            lines.append(f"    {seg.segment}:")
+            for name, arm in (("personalised", seg.personalised), ("control", seg.control)):
+                if arm is None:
+                    continue
+                ctr = interval(arm.ctr) + ("" if arm.enough_data else f" ({NOT_ENOUGH})")
+                lines.append(
+                    f"      {name:<12} {arm.decisions:>7} decisions {arm.impressions:>7} shown"
+                    f" {arm.clicks:>6} clicks  CTR {ctr}; conversion"
+                    f" {interval(arm.conversion_rate)}"
+                )
+            lines += [f"      lift {lift_text(lift)}" for lift in seg.lifts]
+    return lines
+
+
+def storefront_arms_text(report: Report) -> list[str]:
+    lines = []
+    for a in report.storefront_by_arm:
+        if not any(s.lifts for s in a.segments):
+            continue
+        lines.append(f"  sessions exposed to {a.name}, by arm:")
+        for seg in a.segments:
+            lines.append(f"    {seg.segment}:")
+            for name, k in (("personalised", seg.personalised), ("control", seg.control)):
+                if k is None:
+                    continue
+                note = "" if k.enough_data else f" ({NOT_ENOUGH})"
+                lines.append(
+                    f"      {name:<12} {k.sessions:>6} sessions{note}: conversion"
+                    f" {interval(k.conversion_rate)}; bounce {interval(k.bounce_rate)};"
+                    f" repeat {interval(k.repeat_sessions)}; order value"
+                    f" {interval(k.average_order_value, percent=False)}; time"
+                    f" {interval(k.session_seconds, percent=False)} s"
+                )
+            lines += [f"      lift {lift_text(lift)}" for lift in seg.lifts]
     return lines
 
 
@@ -234,5 +275,6 @@ def render(report: Report) -> str:
             f"  {kpis.orders} orders, revenue {kpis.revenue:.2f}, average order value"
             f" {interval(kpis.average_order_value, percent=False)}; session time"
             f" {interval(kpis.session_seconds, percent=False)} s",
+            *storefront_arms_text(report),
         ]
     return "\n".join(lines) + "\n"

@@ -94,11 +94,11 @@ def _settings(upstream: str, feed: Path, policies: Path) -> Settings:
 
 
 @asynccontextmanager
-async def _shop(tmp_path: Path) -> AsyncIterator[Shop]:
+async def _shop(tmp_path: Path, policy: str = POLICY) -> AsyncIterator[Shop]:
     feed = tmp_path / "catalogue.jsonl"
     feed.write_text("".join(json.dumps(item) + "\n" for item in ITEMS))
     (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "shop.sw").write_text(POLICY)
+    (tmp_path / "policies" / "shop.sw").write_text(policy)
     pages = {
         "/home": _json(HOME),
         "/cart": _json({"cart": [], "cross_sell": []}),
@@ -341,3 +341,37 @@ async def test_pages_that_are_not_json_stop_costing_a_signal_gather(tmp_path: Pa
         page = (await proxy.client.get("/home", headers=_personal("someone"))).json()
         assert page["sections"]["for_you"]["items"] is not None
         assert gathers.get("early") == 2
+
+
+async def test_the_control_group_gets_the_shops_own_lists_tracked_alike(tmp_path: Path) -> None:
+    # everyone in the control group: the upstream's lists and order, each item tracked at its
+    # position, decisions recorded as holdout with the share
+    policy = POLICY.replace("  limit 4\n", "  limit 4\n  holdout 100%\n", 1).replace(
+        "limit 48", "limit 48 holdout 100%"
+    )
+    async with _shop(tmp_path, policy) as proxy:
+        await _events(proxy, "others", _view("lamps-2"), _view("lamps-2"), _view("lamps-3"))
+        await _events(proxy, "lamp-fan", _view("lamps-1"), _view("lamps-5"), _view("lamps-6"))
+
+        async def tracked() -> dict[str, Any] | None:
+            home = (await proxy.client.get("/home", headers=_personal("new-visitor"))).json()
+            return home if "tracking" in home["sections"]["for_you"]["items"][0] else None
+
+        home = await _until(tracked)
+        (item,) = home["sections"]["for_you"]["items"]
+        assert {k: v for k, v in item.items() if k != "tracking"} == MUG
+        assert "p.slot=1" in item["tracking"]["impression"]
+
+        async def listed() -> dict[str, Any] | None:
+            page = (await proxy.client.get("/category", headers=_personal("lamp-fan"))).json()
+            return page if "tracking" in page["products"][0] else None
+
+        page = await _until(listed)
+        assert _ids(page["products"]) == _ids(LISTING["products"])  # the upstream's order
+        assert all("tracking" in entry for entry in page["products"])
+        records = {r.campaign: r for r in await _decisions(proxy)}
+        for name, first in (("home_for_you", "mugs-1"), ("category_listing", "mugs-1")):
+            record = records[name]
+            assert record.holdout and record.holdout_share == 1.0
+            assert record.slots[0].variant == first
+            assert record.signals["recs.strategy"]

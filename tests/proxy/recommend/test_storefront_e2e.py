@@ -71,7 +71,9 @@ async def _process(argv: list[str], log: Path) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def _storefront_behind_slotwise(tmp_path: Path) -> AsyncIterator[str]:
+async def _storefront_behind_slotwise(
+    tmp_path: Path, policies: Path = SHOP / "policies"
+) -> AsyncIterator[str]:
     shop_port, proxy_port = free_port(), free_port()
     config = tmp_path / "slotwise.toml"
     config.write_text(CONFIG.format(feed=SHOP / "catalogue.jsonl"))
@@ -90,7 +92,7 @@ async def _storefront_behind_slotwise(tmp_path: Path) -> AsyncIterator[str]:
         "examples.storefront.app:app",
     ]
     proxy = [sys.executable, "-m", "slotwise", "serve", "--config", str(config),
-             "--upstream", f"http://127.0.0.1:{shop_port}", "--policies", str(SHOP / "policies"),
+             "--upstream", f"http://127.0.0.1:{shop_port}", "--policies", str(policies),
              "--port", str(proxy_port), "--store", f"sqlite://{tmp_path}/state.db"]  # fmt: skip
     async with (
         _process(shop, tmp_path / "shop.log"),
