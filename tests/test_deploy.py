@@ -75,15 +75,29 @@ def _environment(redis: RedisServer, upstream: str, tmp: Path) -> dict[str, str]
 @asynccontextmanager
 async def _process(argv: Sequence[str], env: Mapping[str, str], log: Path) -> AsyncIterator[Any]:
     with log.open("w") as sink:
+        # its own process group: granian's workers outlive a killed parent, so the group is
+        # what gets ended (it holds only what this test started)
         process = await asyncio.create_subprocess_exec(
-            *argv, env=dict(env), stdout=sink, stderr=sink
+            *argv, env=dict(env), stdout=sink, stderr=sink, start_new_session=True
         )
     try:
         yield process
     finally:
         if process.returncode is None:
-            process.kill()
-            await process.wait()
+            _signal_group(process.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                pass
+        _signal_group(process.pid, signal.SIGKILL)  # whatever of the group is left
+        await process.wait()
+
+
+def _signal_group(pid: int, how: signal.Signals) -> None:
+    try:
+        os.killpg(pid, how)
+    except ProcessLookupError:  # the group has ended
+        pass
 
 
 @asynccontextmanager
@@ -215,7 +229,10 @@ async def test_the_compose_services_commands_run(tmp_path: Path) -> None:
             base_env[name] = value
         base_env["SLOTWISE_PROXY_POLICIES"] = str(REPO / "examples" / "adserver" / "policies")
         # the ad server: its command as written, on a local port
-        ad_command = _local(services["adserver"]["command"], {"8000": str(ad_port)})
+        ad_command = _local(
+            services["adserver"]["command"], {"8000": str(ad_port), "0.0.0.0": "127.0.0.1"}
+        )
+        assert "0.0.0.0" not in ad_command  # loopback only here
         assert services["adserver"]["entrypoint"] == []
         await stack.enter_async_context(
             _process([sys.executable, *ad_command[1:]], base_env, tmp_path / "adserver.log")
