@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from slotwise.proxy.report.document import Report, build
 from slotwise.proxy.report.store_reader import Cursor, Selection, read_store_from
@@ -179,62 +180,53 @@ def _label(value: str) -> str:
 
 def kpi_metrics(report: Report) -> str:
     """Per campaign and arm, over the dashboard's window: decisions, clicked and converted
-    decisions, conversions, revenue, and the click rate, as Prometheus gauges."""
-    names = {
+    decisions, conversions, revenue, and the click rate; per recommended list and arm:
+    impressions, clicks and CTR; as Prometheus gauges."""
+    campaigns = {
         "decisions": "Decisions in the dashboard window",
         "clicked": "Decisions with a click",
         "converted": "Decisions with a conversion",
         "revenue": "Revenue of the decisions' conversions",
         "click_rate": "Clicked decisions / decisions",
     }
-    lines: list[str] = []
-    for metric, help_text in names.items():
-        name = f"slotwise_kpi_{metric}"
-        lines += [
-            f"# HELP {name} {help_text}, by campaign and arm (the live dashboard's window).",
-            f"# TYPE {name} gauge",
-        ]
-        for campaign in report.campaigns:
-            overall = campaign.segments[0]
-            for arm_name, arm in (("personalised", overall.personalised),
-                                  ("control", overall.control)):  # fmt: skip
-                value: float | None
-                if metric == "click_rate":
-                    value = arm.click_rate.value
-                else:
-                    value = float(getattr(arm, metric))
-                if value is None:
-                    continue
-                labels = f'campaign="{_label(campaign.name)}",arm="{arm_name}"'
-                lines.append(f"{name}{{{labels}}} {value!r}")
-    return "\n".join(lines + _list_metrics(report)) + "\n"
-
-
-def _list_metrics(report: Report) -> list[str]:
-    """Per recommended list and arm, over the dashboard's window: impressions, clicks, CTR."""
-    names = {
+    lists = {
         "impressions": "Impressions of the list's items",
         "clicks": "Clicks on the list's items",
         "ctr": "Clicks / impressions",
     }
+    arms = [(c.name, c.segments[0].personalised, c.segments[0].control)
+            for c in report.campaigns]  # fmt: skip
+    list_arms = [(k.name, k.segments[0].personalised, k.segments[0].control)
+                 for k in report.recommendations if k.segments]  # fmt: skip
+    lines = _gauges("slotwise_kpi_", "campaign", campaigns, arms, "click_rate")
+    lines += _gauges("slotwise_kpi_list_", "list", lists, list_arms, "ctr")
+    return "\n".join(lines) + "\n"
+
+
+def _gauges(
+    prefix: str,
+    kind: str,
+    metrics: dict[str, str],
+    rows: list[tuple[str, Any, Any]],
+    rate: str,
+) -> list[str]:
+    """One gauge per metric, a sample per (name, arm) that has a value; ``rate`` is read as
+    an interval's ``value`` (None: not enough data, no sample), the others as counts."""
     lines: list[str] = []
-    for metric, help_text in names.items():
-        name = f"slotwise_kpi_list_{metric}"
+    for metric, help_text in metrics.items():
+        name = f"{prefix}{metric}"
         lines += [
-            f"# HELP {name} {help_text}, by list and arm (the live dashboard's window).",
+            f"# HELP {name} {help_text}, by {kind} and arm (the live dashboard's window).",
             f"# TYPE {name} gauge",
         ]
-        for k in report.recommendations:
-            overall = k.segments[0] if k.segments else None
-            if overall is None:
-                continue
-            for arm_name, arm in (("personalised", overall.personalised),
-                                  ("control", overall.control)):  # fmt: skip
+        for subject, personalised, control in rows:
+            for arm_name, arm in (("personalised", personalised), ("control", control)):
                 if arm is None:
                     continue
-                value = arm.ctr.value if metric == "ctr" else float(getattr(arm, metric))
+                value = getattr(arm, metric)
+                value = value.value if metric == rate else float(value)
                 if value is None:
                     continue
-                labels = f'list="{_label(k.name)}",arm="{arm_name}"'
+                labels = f'{kind}="{_label(subject)}",arm="{arm_name}"'
                 lines.append(f"{name}{{{labels}}} {value!r}")
     return lines
