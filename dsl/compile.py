@@ -79,6 +79,10 @@ def compile_policy_set(
         ),
         warnings=tuple(warnings),
         files=tuple(f.path for f in files),
+        segments=tuple(
+            compiled.CompiledSegment(name, compile_condition(segment.condition, segments))
+            for name, segment in segments.items()
+        ),
     )
 
 

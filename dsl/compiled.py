@@ -426,6 +426,18 @@ class PolicyTest:
 
 
 @dataclass(frozen=True, slots=True)
+class CompiledSegment:
+    """``segment NAME: condition``, kept by name: its users are an audience
+    (slotwise.proxy.triggers.audiences)."""
+
+    name: str
+    _condition: Predicate = _always
+
+    def holds(self, ctx: Context) -> bool:
+        return self._condition(ctx)
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledPolicySet:
     """Everything one policy set compiles to; immutable and safe to share between requests."""
 
@@ -438,6 +450,7 @@ class CompiledPolicySet:
     tests: tuple[PolicyTest, ...] = ()
     warnings: tuple[Diagnostic, ...] = ()
     files: tuple[str, ...] = ()
+    segments: tuple[CompiledSegment, ...] = ()
 
     def campaign(self, name: str) -> CompiledCampaign:
         for campaign in self.campaigns:

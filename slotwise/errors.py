@@ -286,8 +286,8 @@ EVENTS: Final = Area(
         "body_timeout": "408: the body did not arrive within `events.body_timeout`",
         "incomplete_body": "400: the body ended early",
         "store_unavailable": "503: the store cannot be reached; retry after Retry-After",
-        "unknown_audience": "404: no trigger of that name in the serving policy (an audience "
-        "is one trigger's users)",
+        "unknown_audience": "404: no trigger or segment of that name in the serving policy (an "
+        "audience is one trigger's users, or `segment:NAME`'s)",
         "invalid_format": "400: an audience export's format is json, jsonl or csv",
         "invalid_price_update": "400: the price updates were refused; nothing was fired",
         "not_reverted": "404: re-enabling a campaign no guardrail reverted (reports.md)",
@@ -315,8 +315,8 @@ NOTIFY: Final = Area(
         "the file and line",
         "no_smtp": "the policies send e-mail but `notify.smtp_host` or `notify.smtp_from` is "
         "not set",
-        "unknown_audience": "an `[audience_pushes.NAME]` table's `audience` is not a trigger of "
-        "the policies (`slotwise audiences list` names them)",
+        "unknown_audience": "an `[audience_pushes.NAME]` table's `audience` is not a trigger or "
+        "`segment:NAME` of the policies (`slotwise audiences list` names them)",
         "unknown_dead_letter": "`slotwise notify replay KEY`: no dead letter has that key "
         "(`slotwise notify dead-letters` lists them)",
     },

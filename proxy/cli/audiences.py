@@ -1,12 +1,12 @@
-"""``slotwise audiences list|export NAME``: the users currently in a trigger state.
+"""``slotwise audiences list|export NAME``: the users currently in a trigger state or segment.
 
-One audience per trigger of the policies (the PATHs given with ``--policies``, else
-``proxy.policies``), read from the state store (``--store URL``, else ``store.url``):
-``list`` prints each with how many users are in it now; ``export NAME`` writes its users as
-JSON Lines or CSV (``--format``) to standard output or ``--output FILE`` (written whole or not
-at all). Only users who entered a trigger with personal consent are there; erased users never
-are (slotwise.proxy.triggers.audiences).
-"""
+One audience per trigger of the policies and one per named segment (``segment:NAME``), the
+policies being the PATHs given with ``--policies``, else ``proxy.policies``, read from the
+state store (``--store URL``, else ``store.url``): ``list`` prints each with its kind (trigger
+or segment) and how many users are in it now; ``export NAME`` writes its users as JSON Lines or
+CSV (``--format``) to standard output or ``--output FILE`` (written whole or not at all). Only
+users whose events came with personal consent are there; erased users never are
+(slotwise.proxy.triggers.audiences)."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from pathlib import Path
 
 from slotwise.proxy.cli import EXIT_OK, UsageError, add_config_option, read_settings
 
-_FIELDS = ("user_id", "trigger", "phase", "started", "armed_at", "until")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("list", "export"), help="list audiences or export one")
-    parser.add_argument("name", nargs="?", help="the audience (a trigger's name), for export")
+    parser.add_argument(
+        "name", nargs="?", help="the audience (a trigger's name, or segment:NAME), for export"
+    )
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     parser.add_argument("--store", metavar="URL", help="state store URL (store.url)")
     parser.add_argument("--policies", metavar="DIR", help="policy folder (proxy.policies)")
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from slotwise.proxy.cli.explain import policies_of
     from slotwise.proxy.learn.export import reading_store
-    from slotwise.proxy.triggers.audiences import audience, names
+    from slotwise.proxy.triggers.audiences import SEGMENT, audience, fields, names
 
     settings = read_settings(
         args,
@@ -64,10 +64,15 @@ def run(args: argparse.Namespace) -> int:
     found = asyncio.run(read())
     if args.action == "list":
         for name, rows in found.items():
-            print(f"{name}\t{len(rows)} users")
+            kind = "segment" if name.startswith(SEGMENT) else "trigger"
+            print(f"{name}\t{kind}\t{len(rows)} users")
         return EXIT_OK
     rows = found[args.name]
-    text = _csv(rows) if args.format == "csv" else "".join(json.dumps(r) + "\n" for r in rows)
+    text = (
+        _csv(rows, fields(args.name))
+        if args.format == "csv"
+        else "".join(json.dumps(r) + "\n" for r in rows)
+    )
     if args.output is None:
         sys.stdout.write(text)
     else:
@@ -78,9 +83,9 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _csv(rows: list[dict[str, object]]) -> str:
+def _csv(rows: list[dict[str, object]], header: tuple[str, ...]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()

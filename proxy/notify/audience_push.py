@@ -1,9 +1,10 @@
 """Scheduled pushes of an audience to a webhook: ``[audience_pushes.NAME]`` tables.
 
 Each table names an ``audience`` (a trigger of the policies: the users currently in its state,
-slotwise.proxy.triggers.audiences), a ``webhook`` (a ``[webhooks.NAME]`` endpoint) and an
-``interval`` in seconds. The notification sender runs them while it holds its lease, so one
-process across every proxy pushes (``slotwise serve``'s sender or ``slotwise notify serve``).
+or ``segment:NAME``: the users a named segment holds for; slotwise.proxy.triggers.audiences), a
+``webhook`` (a ``[webhooks.NAME]`` endpoint) and an ``interval`` in seconds. The notification
+sender runs them while it holds its lease, so one process across every proxy pushes
+(``slotwise serve``'s sender or ``slotwise notify serve``).
 
 Pushes fall on wall-clock multiples of the interval (``interval = 3600``: on the hour; the
 first right after the sender starts). The audience is read when its push is due, so consent is
@@ -43,7 +44,7 @@ _KEYS = frozenset({"audience", "webhook", "interval"})
 @dataclass(frozen=True, slots=True)
 class AudiencePush:
     name: str
-    audience: str  # a trigger's name
+    audience: str  # a trigger's name, or segment:NAME
     webhook: str  # a [webhooks.NAME] endpoint
     interval: float  # seconds
 
@@ -57,11 +58,13 @@ def audience_pushes(
     policies' triggers when given); NotifyError naming the first problem."""
     pushes = [_push(name, table, endpoints) for name, table in tables.items()]
     if policy is not None:
-        triggers = {trigger.name for trigger in policy.triggers}
+        from slotwise.proxy.triggers.audiences import names
+
+        triggers = set(names(policy))  # triggers' names and segment:NAME
         for push in pushes:
             if push.audience not in triggers:
                 raise NotifyError(
-                    f"audience {push.audience!r} is not a trigger of the policies "
+                    f"audience {push.audience!r} is not a trigger or segment of the policies "
                     f"(audiences: {', '.join(sorted(triggers)) or 'none'})",
                     code="unknown_audience",
                     where=f"[audience_pushes.{push.name}]",

@@ -1,9 +1,10 @@
 """The triggers' admin endpoints (admin token, loopback by default, like every /_sw/admin one):
 
-- ``GET /_sw/admin/audiences``: ``{"audiences": [{"name": TRIGGER, "users": N}]}``;
+- ``GET /_sw/admin/audiences``: ``{"audiences": [{"name": NAME, "kind": "trigger"|"segment",
+  "users": N}]}``;
 - ``GET /_sw/admin/audiences/{name}?format=json|jsonl|csv``: the users currently in that
-  trigger's state (slotwise.proxy.triggers.audiences); 404 ``unknown_audience`` for a name
-  that is no trigger of the serving policy;
+  trigger's state or segment (``segment:NAME``; slotwise.proxy.triggers.audiences); 404
+  ``unknown_audience`` for a name that is no trigger or segment of the serving policy;
 - ``POST /_sw/admin/prices``: ``{"updates": [{"product_id", "old_price", "new_price",
   "currency"?}], "within": SECONDS?}``: each drop fires ``price_drop`` for the users who viewed
   or price-checked the product within ``within`` (default 7 days; slotwise.proxy.triggers.prices);
@@ -25,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 from slotwise.proxy.events.endpoints import _read_limited, _Refusal
 from slotwise.proxy.events.schema import Currency, Identifier, Money, rejection
 from slotwise.proxy.state import StoreUnavailable
-from slotwise.proxy.triggers.audiences import UnknownAudience, audience, names
+from slotwise.proxy.triggers.audiences import SEGMENT, UnknownAudience, audience, fields, names
 from slotwise.proxy.triggers.prices import drop_events, viewers
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 MAX_PRICE_BODY = 256 * 1024
 _NO_STORE = {"Cache-Control": "no-store, max-age=0"}
 _WEEK = 7 * 86_400.0
-_FIELDS = ("user_id", "trigger", "phase", "started", "armed_at", "until")
 
 
 class PriceUpdate(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -74,9 +74,9 @@ class TriggerAdmin:
         found = []
         try:
             for name in names(policy) if policy is not None else []:
-                found.append(
-                    {"name": name, "users": len(await audience(store, policy, name, now=now))}
-                )
+                kind = "segment" if name.startswith(SEGMENT) else "trigger"
+                users = len(await audience(store, policy, name, now=now))
+                found.append({"name": name, "kind": kind, "users": users})
         except StoreUnavailable as error:
             return self.endpoints._unavailable(error)
         return _json({"audiences": found})
@@ -97,7 +97,9 @@ class TriggerAdmin:
         except UnknownAudience:
             known = ", ".join(names(policy)) if policy is not None else "none"
             return _Refusal(
-                404, "unknown_audience", f"no trigger named {name!r} (audiences: {known})"
+                404,
+                "unknown_audience",
+                f"no trigger or segment named {name!r} (audiences: {known})",
             ).response()
         except StoreUnavailable as error:
             return self.endpoints._unavailable(error)
@@ -108,7 +110,7 @@ class TriggerAdmin:
             text = b"".join(msgspec.json.encode(row) + b"\n" for row in rows)
             return Response(text, 200, headers=_NO_STORE, media_type="application/x-ndjson")
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=_FIELDS, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=fields(name), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         return Response(buffer.getvalue(), 200, headers=_NO_STORE, media_type="text/csv")

@@ -6,7 +6,8 @@ For each user it reads, in one round trip plus the history read beside it, the u
 cart and trigger record; derives every trigger's state from the history
 (slotwise.proxy.triggers.state); evaluates each ``when`` on the user's stored signals
 (:func:`stored_signals`); writes the record back; keeps the audience index (one store set per
-trigger, of the users who entered it); and, for a new episode of a trigger with ``notify``,
+trigger, of the users who entered it, and ``USERS_KEY`` of every user while the policy names
+segments: the segment audiences' candidates); and, for a new episode of a trigger with ``notify``,
 enqueues one notification into the outbox (slotwise.proxy.notify.outbox), due at the ``on``
 event's time plus ``wait``. The sender calls :func:`still_due` just before sending.
 
@@ -61,6 +62,9 @@ log = logging.getLogger("slotwise.triggers")
 T = TypeVar("T")
 HISTORY: Final = "history"  # the collector's per-user history (proxy/events/collector.py)
 NAMES_KEY: Final = "triggers:names"  # every trigger name an audience index was kept for
+# every user a personal event was accepted for while the policy named segments: the segment
+# audiences' candidates (filtered by their stored signals when listed)
+USERS_KEY: Final = "audience:users"
 FAN_OUT: Final = 64  # users evaluated in one pass (their reads gathered, their writes too)
 IN_FLIGHT: Final = 32  # store calls of the engine in flight at once, over all requests
 
@@ -216,15 +220,24 @@ class TriggerEngine:
         trigger listens to; product views indexed when a trigger listens to ``price_drop``.
         How many notifications were newly enqueued."""
         policy = self._policy()
-        if policy is None or not policy.triggers:
+        if policy is None or not (policy.triggers or policy.segments):
             return 0
         at = time.time() if now is None else now
-        self.listens(())  # the cached names of this policy
-        names = self._cached[1]
         pairs = list(events)
+        names = frozenset[str]()
+        if policy.triggers:
+            self.listens(())  # the cached names of this policy
+            names = self._cached[1]
+        subjects = sorted({subject for subject, event in pairs if event_type(event) in names})
+        if policy.segments:  # the users evaluated are indexed with their record's write
+            others = sorted({subject for subject, _ in pairs} - set(subjects))
+            if others:
+                encoded = [subject.encode() for subject in others]
+                await self._bounded(self.store.set_add(USERS_KEY, *encoded))
+        if not policy.triggers:
+            return 0
         if PRICE_DROP in names:
             await index_views(self.store, pairs, at, self._ttl)
-        subjects = sorted({subject for subject, event in pairs if event_type(event) in names})
         enqueued = 0
         # a bounded fan-out: a batch of many users must not take every store connection
         for start in range(0, len(subjects), FAN_OUT):
@@ -263,6 +276,8 @@ class TriggerEngine:
             notifications = [n for n in notifications if n.key not in capped]
             records = [(s, _mark_capped(r, capped)) for s, r in records]
         members: list[tuple[str, Sequence[bytes]]] = []
+        if policy.segments:  # the segment audiences' candidates (audiences.py)
+            members.append((USERS_KEY, [subject.encode() for subject in subjects]))
         if entered:
             members.append((NAMES_KEY, [name.encode() for name in sorted(entered)]))
             members += [(audience_key(n), m) for n, m in sorted(entered.items())]
@@ -362,7 +377,7 @@ class TriggerEngine:
         ``erase_subject``); how many indexes held them."""
         store = self.store.patient()  # erasure is off the request path: patient reads
         names = await store.set_members(NAMES_KEY)
-        removed = 0
+        removed = await store.set_remove(USERS_KEY, subject.encode())
         for name in sorted(names):
             removed += await store.set_remove(audience_key(name.decode()), subject.encode())
         removed += await forget_views(store, subject)

@@ -108,6 +108,31 @@ async def test_the_sender_pushes_the_audience_once_per_period(
             assert sum(rx.attempts.values()) == 1
 
 
+async def test_a_segment_audience_is_pushed_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``audience = "segment:NAME"``: the users whose stored signals satisfy the segment."""
+    policy, _ = compile_sources(
+        [("push.sw", POLICY + "\nsegment carted: cart.count >= 1\n")], load_schema()
+    )
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    await _fill(url, policy)
+    push = {"audience": "segment:carted", "webhook": "crm", "interval": 3600.0}
+    with webhook_receiver() as rx:
+        monkeypatch.setenv(SECRET_VAR, rx.secret)
+        configured = settings(rx.url).replace(audience_pushes={"carted": push})
+        async with open_store(url) as store:
+            sender = build_sender(configured, store, policy=lambda: policy)
+            await run_until(sender, lambda: len(rx.accepted) == 1)
+            [delivery] = rx.accepted.values()
+            data = delivery.body["data"]
+            # u2 erased, u3 without personal consent, u4's purchase emptied the cart
+            assert data["audience"] == "segment:carted"
+            assert data["members"] == [
+                {"user_id": "u1", "audience": "segment:carted", "kind": "segment"}
+            ]
+
+
 async def test_a_failed_push_is_retried_under_the_same_id_and_the_next_period_pushes_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -135,7 +160,7 @@ def test_bad_tables_stop_the_start_with_their_code(
     hook = '[webhooks.crm]\nurl = "http://127.0.0.1:9/x"\nsecrets_env = ["PUSH_SECRET"]\n'
     cases = {
         'audience = "nobody"\nwebhook = "crm"\ninterval = 60\n': "unknown_audience: audience "
-        "'nobody' is not a trigger of the policies (audiences: cart_abandon)",
+        "'nobody' is not a trigger or segment of the policies (audiences: cart_abandon)",
         'audience = "cart_abandon"\nwebhook = "cms"\ninterval = 60\n': "unknown_endpoint: "
         "webhook must name a [webhooks.NAME] table (configured: crm)",
         'audience = "cart_abandon"\nwebhook = "crm"\ninterval = 0\n': "interval must be a "

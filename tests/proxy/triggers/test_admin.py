@@ -116,7 +116,10 @@ async def test_audiences_list_export_formats_and_unknown_names(admin: Admin) -> 
     await _send(admin, "personal", add)  # u2 put it in the cart: not a browse abandoner
     listed = await admin.client.get("/_sw/admin/audiences", headers=AUTH)
     assert listed.json() == {
-        "audiences": [{"name": "price_watch", "users": 0}, {"name": "browse_abandon", "users": 1}]
+        "audiences": [
+            {"name": "price_watch", "kind": "trigger", "users": 0},
+            {"name": "browse_abandon", "kind": "trigger", "users": 1},
+        ]
     }
     assert await _users(admin, "browse_abandon") == ["u1"]
     csv = await admin.client.get("/_sw/admin/audiences/browse_abandon?format=csv", headers=AUTH)
