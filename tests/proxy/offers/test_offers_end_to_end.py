@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -80,6 +81,7 @@ async def test_a_cart_offer_is_served_bought_joined_and_learned(tmp_path: Path) 
                 assert 'campaign="offers.checkout",version="v0"' in await _metrics(client)
                 purchases = []
                 kinds = set()
+                started = time.monotonic()
                 for i in range(30):
                     page = await client.get("/api/cart", headers={"cookie": f"sw_uid=u{i}"})
                     offer = page.json()["offer"]
@@ -101,10 +103,13 @@ async def test_a_cart_offer_is_served_bought_joined_and_learned(tmp_path: Path) 
                 assert error["code"] == "unknown_currency"
                 assert error["rejections"][0]["path"] == "$.events[0].properties.currency"
                 assert "JPY" in error["message"] or "JPY" in error["rejections"][0]["reason"]
-                await asyncio.sleep(0.8)  # past the reward window below
+                # the reward window covers every page and its purchase however slow this
+                # machine was (0.5 s on a quiet one), and the learner runs once it is past
+                window = f"{time.monotonic() - started + 0.5:.1f}"
+                await asyncio.sleep(float(window) + 0.3)
                 learn = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "slotwise", "learn", "--policies", str(policies),
-                    "--store", store, "--models", str(models), "--window", "0.5", "--once",
+                    "--store", store, "--models", str(models), "--window", window, "--once",
                     "--config", str(config), env=env,
                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 )  # fmt: skip
@@ -134,7 +139,7 @@ async def test_a_cart_offer_is_served_bought_joined_and_learned(tmp_path: Path) 
                 env, "evaluate", str(logs["decisions"]), str(logs["events"]),
                 "--campaign", "offers.checkout", "--candidate", "model", "--candidate", "uniform",
                 "--models", str(models), "--policies", str(policies), "--allow-training-log",
-                "--window", "0.5", "--goal", "revenue=1,discount_cost=-1", "--format", "json",
+                "--window", window, "--goal", "revenue=1,discount_cost=-1", "--format", "json",
             )  # fmt: skip
             report = json.loads(out)
             assert report["campaign"] == "offers.checkout" and report["decisions"] >= 30
