@@ -4,8 +4,8 @@
 steps, top to bottom, as the request flows:
 
 1. the request within the proxy's own limits (431 / 413 / 408 / 400:
-   slotwise.proxy.http_body.read_request); then ``_begin`` reads the policy snapshot (once for
-   the whole request) and starts the upstream fetch;
+   slotwise.proxy.http_body.request_head, then receive_body); then ``_begin`` reads the
+   policy snapshot (once for the whole request) and starts the upstream fetch;
 2. meanwhile the signals are gathered (providers, with deadlines), unless no campaign applied
    to this path's last response and the policy selects on the response alone
    (``early_signals``): then they are gathered in 4, only if a campaign applies;
@@ -49,7 +49,7 @@ from slotwise.proxy.exchange import MAX_UNITS, Exchange, FailOpen
 from slotwise.proxy.guardrail.state import RevertSnapshot
 from slotwise.proxy.http_body import (
     Refusal,
-    read_request,
+    receive_body,
     request_head,
     send_error,
     send_whole,
@@ -128,9 +128,7 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     limits = engine.limits
     body = request_head(scope, limits.max_header_bytes, limits.max_body_bytes)
     if body is None:  # a body to receive (most requests have none: no await for them)
-        body = await read_request(
-            scope, receive, limits.max_header_bytes, limits.max_body_bytes, limits.body_timeout
-        )
+        body = await receive_body(scope, receive, limits.max_body_bytes, limits.body_timeout)
     if isinstance(body, Refusal):
         engine.metrics.refused.inc(body.reason)
         return await send_error(send, body.status, body.code, body.message)

@@ -125,17 +125,22 @@ async def read_request(
 ) -> bytes | Refusal:
     """The request body, or the refusal when the request breaks the proxy's limits.
 
-    The head's refusals first (:func:`head_refusal`), then 413 for a body over
-    ``max_body_bytes`` (declared or streamed), 408 for a body that took longer than
-    ``timeout``, 400 for one that broke off.
+    The head's refusals first (:func:`request_head`), then :func:`receive_body`.
     """
-    refused = head_refusal(scope, max_header_bytes)
-    if refused is not None:
-        return refused
+    settled = request_head(scope, max_header_bytes, max_body_bytes)
+    if settled is not None:
+        return settled
+    return await receive_body(scope, receive, max_body_bytes, timeout)
+
+
+async def receive_body(
+    scope: Scope, receive: Receive, max_body_bytes: int, timeout: float
+) -> bytes | Refusal:
+    """The body of a request whose head :func:`request_head` let through (it answered None):
+    413 for a body over ``max_body_bytes`` as streamed, 408 for a body that took longer than
+    ``timeout``, 400 for one that broke off."""
     headers = scope["headers"]
     declared = content_length(headers)
-    if declared is not None and declared > max_body_bytes:
-        return _TOO_LARGE
     try:
         if declared == 0 or (declared is None and header(headers, b"transfer-encoding") is None):
             body = await _receive_body(receive, max_body_bytes)  # no body: answered at once
