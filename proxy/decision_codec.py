@@ -32,7 +32,7 @@ of log files and exports (slotwise.proxy.learn.log).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
@@ -68,7 +68,11 @@ SIGNAL_VALUES: Final[tuple[str, ...]] = (
     "usnat_child", "usnat_opted_out", "usp_malformed", "usp_opted_out", "vast", "video",
     "wed", "windows",
 )  # fmt: skip
+Ext = msgspec.msgpack.Ext
 _VALUE_EXT: Final = 1  # the MessagePack extension type of a coded value
+_DECODED: Final[dict[tuple[int, Any], str]] = {
+    (_VALUE_EXT, bytes([i])): value for i, value in enumerate(SIGNAL_VALUES)
+}
 _CODED_VALUES: Final[dict[object, object]] = {
     value: msgspec.msgpack.Ext(_VALUE_EXT, bytes([i])) for i, value in enumerate(SIGNAL_VALUES)
 }
@@ -105,6 +109,9 @@ class _Stored(msgspec.Struct, frozen=True, array_like=True, tag=1):  # tag: _FOR
     removed: _Choices
 
 
+_Index = Annotated[int, msgspec.Meta(ge=0)]
+
+
 class _Stored2(msgspec.Struct, frozen=True, array_like=True, tag=2):
     """Format 2: format 1 with coded values, hexadecimal ids as bytes, variants as indexes
     and uniform probabilities left out (see the module docstring)."""
@@ -118,10 +125,10 @@ class _Stored2(msgspec.Struct, frozen=True, array_like=True, tag=2):
     holdout_share: float
     personal: bool
     signal_names: tuple[int | str, ...]
-    signal_values: tuple[Any, ...]  # LogValue, a coded value as the string it stands for
+    signal_values: tuple[LogValue | Ext, ...]  # Ext: a coded value (_value_of)
     # (slot, variant: its index among the candidates or itself, probability: None when one
     # over the number of candidates, candidates)
-    slots: list[tuple[str, int | str | None, float | None, tuple[str, ...]]]
+    slots: list[tuple[str, _Index | str | None, float | None, tuple[str, ...]]]
     eligible: _Choices | None
     outcome: tuple[float, float, float, float, float] | None
     format: str | None
@@ -132,7 +139,8 @@ class _Stored2(msgspec.Struct, frozen=True, array_like=True, tag=2):
     removed: _Choices
 
 
-def _value_of(code: int, data: memoryview) -> str:
+def _value_of(value: Ext) -> str:
+    code, data = value.code, bytes(value.data)
     if code != _VALUE_EXT or len(data) != 1:
         raise msgspec.ValidationError(f"a stored decision holds an unknown extension {code}")
     index = data[0]
@@ -147,7 +155,7 @@ def _value_of(code: int, data: memoryview) -> str:
 _FORMAT: Final = 2
 _astuple = msgspec.structs.astuple
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(_Stored | _Stored2, ext_hook=_value_of)
+_decoder = msgspec.msgpack.Decoder(_Stored | _Stored2)
 _json_decoder = msgspec.json.Decoder(DecisionRecord)
 # msgpack array headers (fixarray, array 16, array 32): JSON text never starts with them
 _ARRAY_HEADERS: Final = frozenset((*range(0x90, 0xA0), 0xDC, 0xDD))
@@ -292,8 +300,16 @@ def decode_stored(data: bytes) -> DecisionRecord:
         raise msgspec.ValidationError("a stored decision has as many signal names as values")
     record_id, policy_version = stored.id, stored.policy_version
     if isinstance(stored, _Stored2):
-        slots = list(map(_slot_of, stored.slots))
-        values = tuple(map(_value, values))
+        # inline, a call per slot and value costs more; what does not fit is found again below
+        try:
+            slots = [
+                SlotRecord(n, c[v] if type(v) is int else v, 1.0 / len(c) if p is None else p, c)  # type: ignore[arg-type]
+                for n, v, p, c in stored.slots
+            ]
+            values = tuple([_DECODED[v.code, v.data] if type(v) is Ext else v for v in values])
+        except (IndexError, ZeroDivisionError, KeyError):
+            slots = list(map(_slot_of, stored.slots))
+            values = tuple([_value_of(v) if type(v) is Ext else v for v in values])
         record_id, policy_version = _text(record_id, "id"), _text(policy_version, "policy version")
     else:
         slots = [SlotRecord(*s) for s in stored.slots]
@@ -326,7 +342,7 @@ def _slot_of(slot: tuple[str, int | str | None, float | None, tuple[str, ...]]) 
     if type(variant) is int:
         if not 0 <= variant < len(candidates):
             raise msgspec.ValidationError(
-                f"slot {name!r}: variant number {variant} is no candidate"
+                f"slot {name!r}: variant number {variant} is not a candidate"
             )
         variant = candidates[variant]
     if probability is None:
@@ -342,13 +358,6 @@ def _text(value: Any, what: str) -> str:
     if type(value) is not str:
         raise msgspec.ValidationError(f"a stored decision's {what} is neither text nor bytes")
     return value
-
-
-def _value(value: Any) -> LogValue:
-    """A signal value of format 2 as DecisionRecord holds it (arrays are tuples)."""
-    if type(value) is list:
-        return tuple(value)
-    return value  # type: ignore[no-any-return]
 
 
 def stored_ts(data: bytes) -> float:

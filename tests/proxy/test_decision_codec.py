@@ -257,3 +257,19 @@ def test_the_value_table_is_frozen_and_holds_every_built_in_enumeration() -> Non
     values = {v for s in document["signals"] for v in s.get("values", ())}
     # append a new built-in enumeration value at the end of SIGNAL_VALUES
     assert not values - set(SIGNAL_VALUES), sorted(values - set(SIGNAL_VALUES))
+
+
+@pytest.mark.parametrize(
+    ("slot", "message"),
+    [
+        (["cta", 5, None, ["shop", "see"]], "variant number 5 is not a candidate"),
+        (["cta", -1, None, ["shop", "see"]], "Expected `int` >= 0"),
+        (["cta", None, None, []], "no probability and no candidates"),
+    ],
+)
+def test_a_damaged_slot_of_format_2_is_refused_clearly(slot: list[object], message: str) -> None:
+    stored = msgspec.msgpack.decode(encode_stored(_served()))
+    stored[11] = [slot]
+    stored[12] = [["cta", ["shop", "see"]]]
+    with pytest.raises(msgspec.ValidationError, match=message):
+        decode_stored(msgspec.msgpack.encode(stored))
