@@ -212,94 +212,31 @@ return out
 """
 )
 
-# A user's history is one string (issue 22; a list of items before): a MessagePack array of
-# items, its header always the 5-byte array32 form (0xdd, then the count, big-endian) so that
-# a script can read and rewrite the count without parsing, then the items one after another,
-# each ``[event, at, data]`` as _ITEM encodes it (the event a number in _EVENT_NAMES or its
-# name). One string holds a day of a user's events in about 70 bytes fewer than a list (the
-# quicklist and its node) and reads with one GET. A key still holding a list (written by the
-# version before) is read as a list and turned into a string by its next append: its items
-# are the same MessagePack arrays, so the conversion is their concatenation. The value is
-# rewritten whole (SET: its allocation is exact; APPEND would reserve room to grow).
-_HISTORY_FUNCTIONS = """
--- the position after the MessagePack scalar at position p of s (nil, booleans, numbers,
--- strings and binaries: what a history item holds)
-local function mp_skip(s, p)
-  local b = string.byte(s, p)
-  if b < 0x80 or b >= 0xe0 or b == 0xc0 or b == 0xc2 or b == 0xc3 then return p + 1 end
-  if b >= 0xa0 and b <= 0xbf then return p + 1 + b - 0xa0 end
-  if b == 0xc4 or b == 0xd9 then return p + 2 + string.byte(s, p + 1) end
-  if b == 0xc5 or b == 0xda then return p + 3 + struct.unpack('>I2', s, p + 1) end
-  if b == 0xc6 or b == 0xdb then return p + 5 + struct.unpack('>I4', s, p + 1) end
-  if b == 0xcc or b == 0xd0 then return p + 2 end
-  if b == 0xcd or b == 0xd1 then return p + 3 end
-  if b == 0xca or b == 0xce or b == 0xd2 then return p + 5 end
-  if b == 0xcb or b == 0xcf or b == 0xd3 then return p + 9 end
-  error('a history item holds an unexpected MessagePack byte ' .. b)
-end
--- the items of a history (count, their bytes): a string, a list (the version before), none
-local function hist_load(key)
-  local kind = redis.call('TYPE', key)['ok']
-  if kind == 'string' then
-    local value = redis.call('GET', key)
-    return struct.unpack('>I4', value, 2), string.sub(value, 6)
-  elseif kind == 'list' then
-    local items = redis.call('LRANGE', key, 0, -1)
-    return #items, table.concat(items)
-  end
-  return 0, ''
-end
--- append items (a table of encoded items), keep the newest ``bound``; ttl in ms, '' = keep
-local function hist_push(key, items, bound, ttl)
-  local count, body = hist_load(key)
-  body = body .. table.concat(items)
-  count = count + #items
-  if count > bound then
-    local p = 1
-    for _ = 1, count - bound do
-      -- an item: 0x93 and three scalars
-      p = mp_skip(body, mp_skip(body, mp_skip(body, p + 1)))
-    end
-    body = string.sub(body, p)
-    count = bound
-  end
-  local value = '\\221' .. struct.pack('>I4', count) .. body
-  if ttl ~= '' then
-    redis.call('SET', key, value, 'PX', ttl)
-  else
-    local left = redis.call('PTTL', key)
-    redis.call('SET', key, value)
-    if left > 0 then redis.call('PEXPIRE', key, left) end
-  end
-end
-"""
-
 # log_append_with_history: the records, then each stored record's history item. KEYS after
 # the dedup keys: the history keys. A[1] = dedup ttl, A[2] = record count, A[3] = bound,
 # A[4] = history ttl in ms ('' = keep), then per record (joined): its three fields, the index
 # of its history key among the history keys (0 = none), its item.
 _APPEND_HISTORY = (
     _APPEND_FUNCTION
-    + _HISTORY_FUNCTIONS
     + """
 local A = unjoin(4)
 local out, k = append(A, A[1], tonumber(A[2]), 5, 5)
 if out == nil then return k end
-local pushed, order = {}, {}
+local touched = {}
 for i = 1, #out do
   local a = 5 + 5 * (i - 1)
   local h = tonumber(A[a + 3])
   if out[i] ~= '' and h > 0 then
     local key = KEYS[k + h - 1]
-    if pushed[key] == nil then
-      pushed[key] = {}
-      order[#order + 1] = key
-    end
-    table.insert(pushed[key], A[a + 4])
+    redis.call('RPUSH', key, A[a + 4])
+    touched[key] = true
   end
 end
 local bound, ttl = tonumber(A[3]), A[4]
-for _, key in ipairs(order) do hist_push(key, pushed[key], bound, ttl) end
+for key in pairs(touched) do
+  redis.call('LTRIM', key, -bound, -1)
+  if ttl ~= '' then redis.call('PEXPIRE', key, ttl) end
+end
 return out
 """
 )
@@ -346,41 +283,31 @@ if ARGV[1] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return added
 """
 
-# ARGV[1] = bound, ARGV[2] = ttl in ms ('' = keep), then the items
-_HISTORY = (
-    _HISTORY_FUNCTIONS
-    + """
-hist_push(KEYS[1], {unpack(ARGV, 3)}, tonumber(ARGV[1]), ARGV[2])
+_HISTORY = """
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 """
-)
 
 # one batch of events touches many users' histories: one script for all of them (one command,
 # one round trip; its keys are declared, so it is legal wherever they share a slot).
 # ARGV[1] = bound, ARGV[2] = ttl in ms ('' = keep), then per key: its item count, its items
-_HISTORY_MANY = (
-    _HISTORY_FUNCTIONS
-    + """
+_HISTORY_MANY = """
 local bound, ttl, a = tonumber(ARGV[1]), ARGV[2], 3
 for i = 1, #KEYS do
   local n = tonumber(ARGV[a])
-  hist_push(KEYS[i], {unpack(ARGV, a + 1, a + n)}, bound, ttl)
+  redis.call('RPUSH', KEYS[i], unpack(ARGV, a + 1, a + n))
   a = a + n + 1
+  redis.call('LTRIM', KEYS[i], -bound, -1)
+  if ttl ~= '' then redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 return #KEYS
 """
-)
 
-# each key's history: its string (false: none), or the items of a list (the version before)
 _HISTORIES = """
 local out = {}
-for i = 1, #KEYS do
-  if redis.call('TYPE', KEYS[i])['ok'] == 'list' then
-    out[i] = redis.call('LRANGE', KEYS[i], 0, -1)
-  else
-    out[i] = redis.call('GET', KEYS[i])
-  end
-end
+for i = 1, #KEYS do out[i] = redis.call('LRANGE', KEYS[i], 0, -1) end
 return out
 """
 
@@ -409,7 +336,6 @@ return 1
 
 _ITEM = msgspec.msgpack.Encoder()
 _ITEM_DECODE = msgspec.msgpack.Decoder(tuple[int | str, float, bytes])
-_HISTORY_DECODE = msgspec.msgpack.Decoder(list[tuple[int | str, float, bytes]])
 # Append only, never reorder: a stored history item names a built-in event type by its index
 # here (slotwise.proxy.events.schema's types of 2026-12-06), any other by its name. Items
 # written before issue 22 name every event; both read alike.
@@ -440,13 +366,9 @@ def _items(decoded: Iterable[tuple[int | str, float, bytes]], since: float) -> l
     return out
 
 
-def _history_items(raw: bytes | list[bytes] | None, since: float) -> list[HistoryItem]:
-    """A history as stored: its string, or the items of a list written before issue 22."""
-    if not raw:
-        return []
-    if isinstance(raw, list):
-        return _items(map(_ITEM_DECODE.decode, raw), since)
-    return _items(_HISTORY_DECODE.decode(raw), since)
+def _history_items(raw: list[bytes], since: float) -> list[HistoryItem]:
+    """A history's list as stored: its items, the event a number or a name (either way)."""
+    return _items(map(_ITEM_DECODE.decode, raw), since)
 
 
 def _ms(seconds: float | None) -> str:
@@ -757,18 +679,8 @@ class RedisStore(Store):
         await self._write(self._scripts["history_many"](keys=keys, args=args))
 
     async def history(self, key: str, *, since: float = 0.0) -> list[HistoryItem]:
-        return _history_items(await self._call(self._history_raw(key)), since)
-
-    async def _history_raw(self, key: str) -> bytes | list[bytes] | None:
-        fast = self._ready(self._fast)
-        try:
-            raw: bytes | None = await fast.get(key)
-        except redis.exceptions.ResponseError as exc:
-            if not str(exc).startswith("WRONGTYPE"):
-                raise
-            # a list, written before issue 22 (until its next append or its expiry)
-            return list(await fast.lrange(key, 0, -1))
-        return raw
+        raw = await self._call(self._ready(self._fast).lrange(key, 0, -1))
+        return _history_items(raw, since)
 
     async def histories(
         self, keys: Sequence[str], *, since: float = 0.0
