@@ -13,14 +13,26 @@ in field order, with:
   ``[slot, candidates]`` pairs; ``outcome`` as five numbers or nil.
 
 About 330 bytes for that same record, and cheaper to encode than JSON. The first element is
-the format's number (1), so a later form can be told apart. :func:`decode_stored` reads both
-this form and the JSON records earlier versions stored (and converted logs hold); JSON stays
-the format of log files and exports (slotwise.proxy.learn.log).
+the format's number, so a later form can be told apart. Format 2 (issue 22, what this version
+writes) is format 1 with, besides:
+
+- a value of a built-in enumeration (``"personal"``, ``"mobile"``, ``"evening"``...) as a
+  one-byte MessagePack extension (type 1) holding its index in :data:`SIGNAL_VALUES` (frozen,
+  append-only) instead of its text;
+- the record id and the policy version as bytes when they are lowercase hexadecimal (what
+  the proxy makes), half the length;
+- each slot's variant as its index among the slot's candidates, and its probability as nil
+  when it is one over the number of candidates (what the rule chooser serves).
+
+About 240 bytes for the browser-like record. :func:`decode_stored` reads formats 1 and 2
+and the JSON records earlier versions stored (and converted logs hold); JSON stays the format
+of log files and exports (slotwise.proxy.learn.log).
 """
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Iterable
+from typing import Annotated, Any, Final
 
 import msgspec
 
@@ -42,6 +54,28 @@ SIGNAL_NAMES: Final[tuple[str, ...]] = (
     "user.gender", "user.ifa", "user.is_new", "user.segments", "user.visits",
 )  # fmt: skip
 _INDEX: Final = {name: i for i, name in enumerate(SIGNAL_NAMES)}
+# Append only, never reorder: format 2 stores these values as their index here (the values of
+# the built-in enumerations of 2026-12-06, dsl/builtin_signals.json, sorted).
+SIGNAL_VALUES: Final[tuple[str, ...]] = (
+    "account", "afternoon", "android", "app", "audio", "banner", "bot", "cart", "category",
+    "checkout", "chrome", "chromeos", "contextual", "coppa", "ctv", "default", "desktop",
+    "dooh", "edge", "evening", "fri", "firefox", "gpc", "gpp_malformed", "gpp_unsupported",
+    "granted", "home", "ios", "ipados", "json", "linux", "macos", "mobile", "mon", "morning",
+    "native", "night", "openrtb", "opera", "other", "personal", "product", "safari",
+    "samsung", "sat", "search", "site", "site_denied", "site_unreadable", "sun", "tablet",
+    "tcf_expired", "tcf_malformed", "tcf_missing", "tcf_no_vendor_configured",
+    "tcf_purpose_denied", "tcf_restricted", "tcf_vendor_denied", "thu", "tue",
+    "usnat_child", "usnat_opted_out", "usp_malformed", "usp_opted_out", "vast", "video",
+    "wed", "windows",
+)  # fmt: skip
+Ext = msgspec.msgpack.Ext
+_VALUE_EXT: Final = 1  # the MessagePack extension type of a coded value
+_DECODED: Final[dict[tuple[int, Any], str]] = {
+    (_VALUE_EXT, bytes([i])): value for i, value in enumerate(SIGNAL_VALUES)
+}
+_CODED_VALUES: Final[dict[object, object]] = {
+    value: msgspec.msgpack.Ext(_VALUE_EXT, bytes([i])) for i, value in enumerate(SIGNAL_VALUES)
+}
 # the signal names of a request come in a few orders (one per provider set and consent): their
 # coded forms are cached both ways, so a record costs no per-signal Python work
 _CACHED: Final = 512
@@ -75,10 +109,53 @@ class _Stored(msgspec.Struct, frozen=True, array_like=True, tag=1):  # tag: _FOR
     removed: _Choices
 
 
-_FORMAT: Final = 1
+_Index = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _Stored2(msgspec.Struct, frozen=True, array_like=True, tag=2):
+    """Format 2: format 1 with coded values, hexadecimal ids as bytes, variants as indexes
+    and uniform probabilities left out (see the module docstring)."""
+
+    id: Any  # str, or bytes: the id's hexadecimal digits (msgspec has no str | bytes)
+    ts: float
+    campaign: str
+    policy_version: Any  # as id
+    model_version: str
+    holdout: bool
+    holdout_share: float
+    personal: bool
+    signal_names: tuple[int | str, ...]
+    signal_values: tuple[LogValue | Ext, ...]  # Ext: a coded value (_value_of)
+    # (slot, variant: its index among the candidates or itself, probability: None when one
+    # over the number of candidates, candidates)
+    slots: list[tuple[str, _Index | str | None, float | None, tuple[str, ...]]]
+    eligible: _Choices | None
+    outcome: tuple[float, float, float, float, float] | None
+    format: str | None
+    fail_open: str | None
+    trigger: str | None
+    trigger_offer: str | None
+    offer: str | None
+    removed: _Choices
+
+
+def _value_of(value: Ext) -> str:
+    code, data = value.code, bytes(value.data)
+    if code != _VALUE_EXT or len(data) != 1:
+        raise msgspec.ValidationError(f"a stored decision holds an unknown extension {code}")
+    index = data[0]
+    if index >= len(SIGNAL_VALUES):
+        raise msgspec.ValidationError(
+            f"signal value number {index} is not a built-in value of this version"
+            " (a record written by a later slotwise?)"
+        )
+    return SIGNAL_VALUES[index]
+
+
+_FORMAT: Final = 2
 _astuple = msgspec.structs.astuple
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(_Stored)
+_decoder = msgspec.msgpack.Decoder(_Stored | _Stored2)
 _json_decoder = msgspec.json.Decoder(DecisionRecord)
 # msgpack array headers (fixarray, array 16, array 32): JSON text never starts with them
 _ARRAY_HEADERS: Final = frozenset((*range(0x90, 0xA0), 0xDC, 0xDD))
@@ -88,7 +165,7 @@ class StoredTime(msgspec.Struct, array_like=True):
     """The leading fields of the stored form, for readers that skip by time."""
 
     tag: int
-    id: str
+    id: Any  # str, or bytes (format 2)
     ts: float
 
 
@@ -130,29 +207,66 @@ def _signal_names(coded: tuple[int | str, ...]) -> tuple[str, ...]:
     return names
 
 
+def _hex(text: str) -> str | bytes:
+    """``text`` as bytes when it is lowercase hexadecimal (what the proxy's ids are)."""
+    if len(text) % 2 or len(text) < 8:
+        return text
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        return text
+    return raw if raw.hex() == text else text  # fromhex also takes capitals and spaces
+
+
+_HEX: dict[str, str | bytes] = {}  # policy versions, coded
+
+
+def _values(values: Iterable[LogValue]) -> tuple[object, ...]:
+    values = tuple(values)
+    try:
+        return tuple(map(_CODED_VALUES.get, values, values))
+    except TypeError:  # a value that is not hashable (a list from a plugin): as it is
+        return tuple(_CODED_VALUES.get(v, v) if type(v) is str else v for v in values)
+
+
+def _policy(version: str) -> str | bytes:
+    coded = _HEX.get(version)
+    if coded is None:
+        if len(_HEX) >= _CACHED:
+            _HEX.clear()
+        coded = _HEX[version] = _hex(version)
+    return coded
+
+
 def encode_stored(record: DecisionRecord) -> bytes:
     """The compact stored form of ``record`` (see the module docstring)."""
     signals = record.signals
-    slots = list(map(_astuple, record.slots))
+    record_slots = list(map(_astuple, record.slots))
+    # (slot, the variant's index among the candidates or itself, None for one over the number
+    # of candidates or the probability, candidates); inline: a call per slot costs more
+    slots = [
+        (n, c.index(v) if v in c else v, None if c and p == 1.0 / len(c) else p, c)
+        for n, v, p, c in record_slots
+    ]
     eligible: _Choices | None = list(record.eligible.items())
-    if eligible == [(s[0], s[3]) for s in slots]:
+    if eligible == [(s[0], s[3]) for s in record_slots]:
         eligible = None
     outcome = record.outcome
-    # a tuple in _Stored's order (with its tag first) encodes as _Stored does, without
+    # a tuple in _Stored2's order (with its tag first) encodes as _Stored2 does, without
     # building one: this runs once per decision on the request path
     return _encoder.encode(
         (
             _FORMAT,
-            record.id,
+            _hex(record.id),
             record.ts,
             record.campaign,
-            record.policy_version,
+            _policy(record.policy_version),
             record.model_version,
             record.holdout,
             record.holdout_share,
             record.personal,
             _coded_names(tuple(signals)),
-            tuple(signals.values()),
+            _values(signals.values()),
             slots,
             eligible,
             None if outcome is None else _astuple(outcome),
@@ -184,14 +298,28 @@ def decode_stored(data: bytes) -> DecisionRecord:
     names = _signal_names(stored.signal_names)
     if len(names) != len(values):
         raise msgspec.ValidationError("a stored decision has as many signal names as values")
-    slots = [SlotRecord(*s) for s in stored.slots]
+    record_id, policy_version = stored.id, stored.policy_version
+    if isinstance(stored, _Stored2):
+        # inline, a call per slot and value costs more; what does not fit is found again below
+        try:
+            slots = [
+                SlotRecord(n, c[v] if type(v) is int else v, 1.0 / len(c) if p is None else p, c)  # type: ignore[arg-type]
+                for n, v, p, c in stored.slots
+            ]
+            values = tuple([_DECODED[v.code, v.data] if type(v) is Ext else v for v in values])
+        except (IndexError, ZeroDivisionError, KeyError):
+            slots = list(map(_slot_of, stored.slots))
+            values = tuple([_value_of(v) if type(v) is Ext else v for v in values])
+        record_id, policy_version = _text(record_id, "id"), _text(policy_version, "policy version")
+    else:
+        slots = [SlotRecord(*s) for s in stored.slots]
     eligible = stored.eligible
     outcome = stored.outcome
     return DecisionRecord(
-        id=stored.id,
+        id=record_id,
         ts=stored.ts,
         campaign=stored.campaign,
-        policy_version=stored.policy_version,
+        policy_version=policy_version,
         model_version=stored.model_version,
         holdout=stored.holdout,
         holdout_share=stored.holdout_share,
@@ -207,6 +335,29 @@ def decode_stored(data: bytes) -> DecisionRecord:
         offer=stored.offer,
         removed=dict(stored.removed),
     )
+
+
+def _slot_of(slot: tuple[str, int | str | None, float | None, tuple[str, ...]]) -> SlotRecord:
+    name, variant, probability, candidates = slot
+    if type(variant) is int:
+        if not 0 <= variant < len(candidates):
+            raise msgspec.ValidationError(
+                f"slot {name!r}: variant number {variant} is not a candidate"
+            )
+        variant = candidates[variant]
+    if probability is None:
+        if not candidates:
+            raise msgspec.ValidationError(f"slot {name!r}: no probability and no candidates")
+        probability = 1.0 / len(candidates)
+    return SlotRecord(name, variant, probability, candidates)  # type: ignore[arg-type]
+
+
+def _text(value: Any, what: str) -> str:
+    if type(value) is bytes:
+        return value.hex()
+    if type(value) is not str:
+        raise msgspec.ValidationError(f"a stored decision's {what} is neither text nor bytes")
+    return value
 
 
 def stored_ts(data: bytes) -> float:

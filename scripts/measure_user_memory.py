@@ -206,7 +206,7 @@ def main() -> None:
         raw = redis.Redis(port=server.port)
         before = raw.info("memory")["used_memory"]
         # a loaded machine: the request-path timeout (50 ms) would fail a measurement
-        url = f"redis://127.0.0.1:{server.port}/0?timeout=5"
+        url = f"redis://127.0.0.1:{server.port}/0?timeout=5&write_timeout=60"
         asyncio.run(_fill(url, args.users, args.scenario))
         after = raw.info("memory")["used_memory"]
         usage = _usage_by_kind(raw)

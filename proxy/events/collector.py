@@ -109,12 +109,18 @@ def _links(event: Event) -> bool:
     return anonymous is not None and event.user_id is not None and anonymous != event.user_id
 
 
-def _history_item(event: Event, now: float) -> HistoryItem:
-    properties = _ENCODER.encode(getattr(event, "properties", None))
-    data = properties if len(properties) <= _HISTORY_DATA_LIMIT else b""
+def _history_item(event: Event, now: float, keep: frozenset[str] | None) -> HistoryItem:
+    """``event`` as its user's history keeps it: its properties only when its type is in
+    ``keep`` (None: every type; events.history_properties) and they are not too large."""
+    kind = event_type(event)
+    data = b""
+    if keep is None or kind in keep:
+        properties = _ENCODER.encode(getattr(event, "properties", None))
+        if len(properties) <= _HISTORY_DATA_LIMIT:
+            data = properties
     # never ahead of this proxy's clock: a client clock running ahead must not put behaviour
     # in the future (a trigger armed late, a window that never starts)
-    return HistoryItem(event_type(event), min(event.time or now, now), data)
+    return HistoryItem(kind, min(event.time or now, now), data)
 
 
 def _pairs_and_touched(
@@ -133,11 +139,11 @@ def _pairs_and_touched(
 
 
 def _history_entries(
-    events: Sequence[Event], records: Sequence[LogRecord], now: float
+    events: Sequence[Event], records: Sequence[LogRecord], now: float, keep: frozenset[str] | None
 ) -> list[tuple[str, HistoryItem] | None]:
     """Each record's history entry (its subject's history key and item; None: no subject)."""
     return [
-        (history_key(r.subject), _history_item(e, now)) if r.subject is not None else None
+        (history_key(r.subject), _history_item(e, now, keep)) if r.subject is not None else None
         for e, r in zip(events, records, strict=True)
     ]
 
@@ -154,6 +160,8 @@ class EventCollector:
     ) -> None:
         self.store = store
         self.config = config or EventsConfig()
+        kept = self.config.history_properties
+        self._history_keep: frozenset[str] | None = None if "*" in kept else frozenset(kept)
         self.offers = offers  # currencies are checked at ingest when it names a base currency
         # called with the newly stored events, off the reply path (offer budgets: purchases)
         self.after_store: list[Callable[[Sequence[Event]], Coroutine[Any, Any, None]]] = []
@@ -230,7 +238,7 @@ class EventCollector:
                 positions = await self.store.log_append_with_history(
                     self.config.events_log,
                     records,
-                    _history_entries(kept, records, at),
+                    _history_entries(kept, records, at, self._history_keep),
                     dedup_ttl=self.config.dedup_window,
                     max_len=self.config.history_max_len,
                     ttl=self.config.user_state_ttl,
@@ -371,7 +379,7 @@ class EventCollector:
             subject = _resolved(event, known)
             if subject is None:
                 continue
-            by_subject.setdefault(subject, []).append(_history_item(event, now))
+            by_subject.setdefault(subject, []).append(_history_item(event, now, self._history_keep))
         # every user's history in one call (one round trip where the backend allows)
         await self.store.history_append_many(
             [(history_key(subject), items) for subject, items in by_subject.items()],

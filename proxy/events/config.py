@@ -49,6 +49,25 @@ def _cors_origins(origins: tuple[str, ...]) -> None:
             )
 
 
+# The event types whose properties slotwise's own readers of a user's history use: the cart
+# (slotwise.plugins.profile_source, slotwise.proxy.triggers.engine), price drops
+# (slotwise.proxy.triggers.prices), recommendations (slotwise.proxy.recommend). Issue 22: the
+# rest (page views' URLs, impressions' slots...) took half of a history's bytes, unread.
+HISTORY_PROPERTIES: tuple[str, ...] = (
+    "product_view",
+    "price_check",
+    "add_to_cart",
+    "remove_from_cart",
+    "purchase",
+)
+
+
+def _event_types(names: tuple[str, ...]) -> None:
+    for name in names:
+        if name != "*" and not name.replace("_", "").isalnum():
+            raise ValueError(f"{name!r} is not an event type (e.g. page_view), nor *")
+
+
 class EventsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """Everything the event endpoints need to know; validated once at start-up."""
 
@@ -81,6 +100,15 @@ class EventsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     history_max_len: Annotated[
         int, msgspec.Meta(ge=0), _help("events kept per user history (0: no histories)")
     ] = 200
+    history_properties: Annotated[
+        tuple[str, ...],
+        _help(
+            "event types whose properties each user's history keeps (the others: type and "
+            "time); the default is what slotwise reads (carts, price drops, recommendations); "
+            "`*`: every event's (a plugin reading others' properties from the history)",
+            check=_event_types,
+        ),
+    ] = HISTORY_PROPERTIES
     retention_interval: Annotated[Seconds, _help("seconds between retention passes")] = 3600.0
     retry_after: Annotated[
         Positive, _help("the `Retry-After` seconds of a 503 while the store is unreachable")

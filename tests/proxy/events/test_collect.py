@@ -252,3 +252,49 @@ def test_audit_retention_is_a_setting_with_a_clear_error() -> None:
     )
     with pytest.raises(ValueError, match="events.audit_retention: must be more than 0, not 0"):
         EventsConfig.load({"audit_retention": 0}, {})
+
+
+@pytest.mark.parametrize("kept", [None, ("*",), ("page_view",)])
+async def test_the_history_keeps_the_properties_of_the_configured_types(
+    kept: tuple[str, ...] | None,
+) -> None:
+    """By default a user's history keeps the properties slotwise reads (carts, price drops,
+    recommendations) and only the type and time of the rest; `*` keeps every event's."""
+    config = EventsConfig(history_max_len=50)
+    if kept is not None:
+        config = EventsConfig.load({"history_properties": list(kept)}, {})
+    async with open_store("memory://") as store, EventCollector(store, config) as collector:
+        app = Starlette(routes=[Mount("/_sw", routes=events_routes(collector))])
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+        batch = {
+            "consent": "personal",
+            "events": [
+                event("page_view", "p1", user_id="u1", properties={"url": "https://s.test/"}),
+                event("product_view", "v1", user_id="u1", properties={"product_id": "sku-1"}),
+                event("add_to_cart", "c1", user_id="u1", properties={"product_id": "sku-1"}),
+            ],
+        }
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
+            response = await c.post("/_sw/events", json=batch)
+        assert response.status_code == 200, response.text
+        await asyncio.sleep(0.05)  # histories are updated right after the reply
+        history = await store.history(history_key("u1"))
+        # the events log keeps every event whole, whatever the history keeps
+        assert all(b'"properties"' in e.data for e in await store.log_read("events"))
+    kinds = {item.event: json.loads(item.data) if item.data else None for item in history}
+    page, product = {"url": "https://s.test/"}, {"product_id": "sku-1"}
+    expected = {
+        None: {"page_view": None, "product_view": product, "add_to_cart": product},
+        ("*",): {"page_view": page, "product_view": product, "add_to_cart": product},
+        ("page_view",): {"page_view": page, "product_view": None, "add_to_cart": None},
+    }
+    assert kinds == expected[kept]
+
+
+def test_history_properties_names_event_types() -> None:
+    with pytest.raises(ValueError, match="events.history_properties"):
+        EventsConfig.load({"history_properties": ["page view"]}, {})
+    variable = "SLOTWISE_EVENTS_HISTORY_PROPERTIES"
+    assert EventsConfig.load({}, {variable: "*"}).history_properties == ("*",)
+    config = EventsConfig.load({}, {variable: "purchase,page_view"})
+    assert config.history_properties == ("purchase", "page_view")
