@@ -165,16 +165,18 @@ class FeatureMap:
         """``usable_signals`` and ``shared`` in one pass (the request path needs both)."""
         kept: dict[str, SignalValue] = {}
         features: SharedFeatures = {}
+        memo = self._cache
         for name, value in signals.items():
-            namespace, values = self._features(name, value)
+            known = memo.get((name, type(value), value))
+            namespace, values = known if known is not None else self._features(name, value)
             if namespace is None or (namespace == USER and not personal):
                 continue
             kept[name] = value
-            known = features.get(namespace)
-            if known is None:
+            listed = features.get(namespace)
+            if listed is None:
                 features[namespace] = list(values)
             else:
-                known.extend(values)
+                listed.extend(values)
         return kept, features
 
     def usable_signals(self, signals: Signals, *, personal: bool) -> dict[str, SignalValue]:

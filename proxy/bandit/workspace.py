@@ -54,6 +54,14 @@ _LEARNING = [
     str(POWER_T),
 ]
 _CB_LABEL = LabelType.CONTEXTUAL_BANDIT.value
+# The learner's workspaces only: VW's ``learn`` on a multi-line example first predicts over
+# every action (to return a prediction nobody reads here), then updates the chosen one. The
+# update does not read that prediction, so ``--no_predict`` skips it and the model learned is
+# the same, bit for bit (tests/proxy/learn/test_learner.py compares it with a workspace that
+# predicts); about a quarter of ``learn_multi`` at 12 signals and 10 candidates. VW does not
+# save the option in the model file: a saved model is the same bytes, and a serving workspace
+# (which never learns) loads it without.
+_TRAINING = ["--no_predict"]
 
 
 def interaction_args() -> list[str]:
@@ -68,17 +76,23 @@ def interaction_args() -> list[str]:
     return args
 
 
-def new_workspace(explore: Explore) -> Workspace:
-    """A fresh, untrained workspace for a campaign with this exploration."""
+def new_workspace(explore: Explore, *, training: bool = False) -> Workspace:
+    """A fresh, untrained workspace for a campaign with this exploration (``training``: the
+    learner's, which learns and never predicts)."""
     args = ["--cb_explore_adf", "--quiet", "--bit_precision", str(BIT_PRECISION), *_LEARNING]
     args += interaction_args() + family_args(explore) + tuning_args(explore)
+    if training:
+        args += _TRAINING
     return Workspace(arg_list=args)
 
 
-def load_workspace(path: Path, explore: Explore) -> Workspace:
-    """A workspace from a saved model file, with the campaign's current exploration tuning."""
+def load_workspace(path: Path, explore: Explore, *, training: bool = False) -> Workspace:
+    """A workspace from a saved model file, with the campaign's current exploration tuning
+    (``training``: as ``new_workspace``)."""
     try:
         args = ["--quiet", "-i", str(path), *_LEARNING, *tuning_args(explore)]
+        if training:
+            args += _TRAINING
         return Workspace(arg_list=args)
     except RuntimeError as exc:
         raise BanditError(

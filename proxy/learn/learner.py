@@ -128,14 +128,14 @@ class Learner:
                 self.store.checked_current(campaign.name)
                 info = self.store.current(campaign.name)
                 if info is not None:
-                    workspace = self.store.open_workspace(info, campaign.explore)
+                    workspace = self.store.open_workspace(info, campaign.explore, training=True)
                     parent, examples = info.version, info.examples
                     trained = TrainingRecorder(info.training, complete=info.training is not None)
                     means = MeansTable(info.arm_means) if offers else None
             except BanditError as error:
                 self.warnings.append(f"{error}; training {campaign.name} from scratch")
         if workspace is None:
-            workspace = new_workspace(campaign.explore)
+            workspace = new_workspace(campaign.explore, training=True)
         slots = tuple(
             (
                 slot.name,
