@@ -8,8 +8,9 @@ the two runs' instruction counts divided by N is one operation's cost (start-up,
 policy and training the served model cancel out). Operations: ``choose`` at first sight (a
 context the model has not seen: three VW predictions) and ``Learner.learn`` of one joined
 decision (three slot updates). The counts are deterministic (seeded), so one pair of runs per
-tree is enough; instructions are not time (VW's are cheaper per instruction than the
-interpreter's), so read them beside ``bench_bandit.py``'s CPU times taken on a quiet machine.
+tree is enough (``--jobs`` run at a time); instructions are not time (VW's are cheaper per
+instruction than the interpreter's), so read them beside ``bench_bandit.py``'s CPU times taken
+on a quiet machine.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ import re
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-N_CHOOSE = 200
-N_LEARN = 300
-TRAIN = 1000
+N_CHOOSE = 100
+N_LEARN = 150
+TRAIN = 300
 
 
 def workload(op: str, n: int) -> None:
@@ -107,6 +109,7 @@ def _instructions(tree: Path, op: str, n: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--baseline", type=Path, help="the tree to compare with")
+    parser.add_argument("--jobs", type=int, default=4, help="callgrind runs at once")
     parser.add_argument("--run", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
@@ -115,14 +118,22 @@ def main() -> None:
     trees = {"this tree": ROOT}
     if args.baseline is not None:
         trees = {"baseline": args.baseline, **trees}
+    runs = [
+        (name, tree, op, n, times)
+        for name, tree in trees.items()
+        for op, n in (("choose", N_CHOOSE), ("learn", N_LEARN))
+        for times in (1, 2)
+    ]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        counts = list(pool.map(lambda r: _instructions(r[1], r[2], r[3] * r[4]), runs))
+    found = {(r[0], r[2], r[4]): count for r, count in zip(runs, counts, strict=True)}
     print("| tree | choose, first sight: instructions | learn, one joined decision |")
     print("| --- | --- | --- |")
-    for name, tree in trees.items():
-        cells = []
-        for op, n in (("choose", N_CHOOSE), ("learn", N_LEARN)):
-            once = _instructions(tree, op, n)
-            twice = _instructions(tree, op, 2 * n)
-            cells.append(f"{(twice - once) / n:,.0f}")
+    for name in trees:
+        cells = [
+            f"{(found[name, op, 2] - found[name, op, 1]) / n:,.0f}"
+            for op, n in (("choose", N_CHOOSE), ("learn", N_LEARN))
+        ]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 

@@ -15,6 +15,8 @@ measured on the simulator without editing the package (docs/learning.md, "Fifth 
                                         octave (`slotwise simulate-offers`)
     SW_NOSLOT=1                         no `slot=<slot>` feature per variant (the same for all
                                         of a slot's candidates)
+    SW_SLOTNS=1                         `slot=<slot>` in a namespace of its own (`s`), crossed
+                                        as SW_INTER says (`us cs ds gs ts`: pairs only)
     SW_SEGMENTS=FILE.sw                 the named segments of FILE as features: namespace
                                         `segment`, one feature per segment the request's
                                         usable signals are in (add `sv` to SW_INTER)
@@ -123,3 +125,34 @@ if os.environ.get("SW_SEGMENTS"):
 
     features.FeatureMap.split = split  # type: ignore[method-assign]
     features.FeatureMap.shared = shared  # type: ignore[method-assign]
+
+if os.environ.get("SW_SLOTNS"):
+    # ``slot=<slot>`` in a namespace of its own (``s``), so that interactions can cross it
+    # with the shared namespaces in pairs only (add ``us cs ds gs ts`` to SW_INTER)
+    import slotwise.proxy.bandit.workspace as slotted
+    import slotwise.proxy.learn.learner as slot_learner
+
+    def _split_slot(named: Any) -> dict[str, list[str]]:
+        found = list(named["variant"])
+        return {"variant": found[1:], "slot": found[:1]}
+
+    def action_example(workspace: Any, slot: Any, position: int) -> Any:
+        from vowpalwabbit import Example, LabelType
+
+        named = _split_slot({"variant": slotted.variant_features(slot, position)})
+        example = Example(workspace, named, LabelType(4))
+        example.setup_example()
+        return example
+
+    slotted.action_example = action_example
+    _start = slot_learner.Learner._start
+
+    def start(self: Any, campaign: Any) -> Any:
+        training = _start(self, campaign)
+        training.slots = tuple(
+            (name, known, tuple(_split_slot(f) for f in chosen))
+            for name, known, chosen in training.slots
+        )
+        return training
+
+    slot_learner.Learner._start = start  # type: ignore[method-assign]
