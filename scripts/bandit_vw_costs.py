@@ -6,16 +6,17 @@ The campaign of ``scripts/bench_bandit.py`` (3 slots of 10 variants with one att
 SquareCB 10) and its 12 varying signals. Two tables, thread CPU time, medians over the
 requests (the workspaces are trained as they go, so the weights are not all zero):
 
-1. one ``learn_multi`` (a slot update: shared example, the chosen variant, empty stand-ins for
-   the others, as ``slotwise.proxy.learn.learner`` passes them), by the signals given (12,
-   none) and the candidates (10, 2), with and without ``--no_predict`` (the learner's
-   workspaces use it since issue 22; the same model, bit for bit);
+1. one ``learn_multi`` under layout 1 (a slot update: shared example, the chosen variant,
+   empty stand-ins for the others, as ``slotwise.proxy.learn.learner`` passes them), by the
+   signals given (12, none) and the candidates (10, 2), with and without ``--no_predict`` (the
+   learner's workspaces use it since issue 22; the same model, bit for bit);
 2. one ``learn_multi`` and one ``predict_multi`` over 10 variants for feature layouts: layout 1
-   (today's: every shared namespace and every pair of them crossed with the variant, whose
-   features are ``slot=``, the variant and its attributes); ``--ignore_linear`` on the shared
-   namespaces; ``slot=`` in a namespace of its own crossed with the shared namespaces in pairs
-   only; that with only the user x contextual triples; and layout 2 of docs/learning.md
-   (pairs, user x contextual triples, no ``slot=``).
+   (before issue 22: every shared namespace and every pair of them crossed with the variant,
+   whose features are ``slot=``, the variant and its attributes); ``--ignore_linear`` on the
+   shared namespaces; ``slot=`` in a namespace of its own crossed with the shared namespaces in
+   pairs only; that with only the user x contextual triples (layout 3, today's:
+   ``slotwise.proxy.bandit.workspace``); and layout 2 of docs/learning.md (pairs, user x
+   contextual triples, no ``slot=``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ USER_TRIPLES = "ucv udv ugv utv"
 CONTEXT_TRIPLES = "cdv cgv ctv dgv dtv gtv"
 SLOT_PAIRS = "us cs ds gs ts"
 LAYOUTS = {
-    "layout 1 (today)": (f"{PAIRS} {USER_TRIPLES} {CONTEXT_TRIPLES}", [], "v"),
+    "layout 1 (before issue 22)": (f"{PAIRS} {USER_TRIPLES} {CONTEXT_TRIPLES}", [], "v"),
     "layout 1, --ignore_linear u c d g t": (
         f"{PAIRS} {USER_TRIPLES} {CONTEXT_TRIPLES}",
         [a for n in "ucdgt" for a in ("--ignore_linear", n)],
@@ -57,7 +58,11 @@ LAYOUTS = {
         [],
         "s",
     ),
-    "that, user x contextual triples only": (f"{PAIRS} {USER_TRIPLES} {SLOT_PAIRS}", [], "s"),
+    "that, user x contextual triples only (layout 3)": (
+        f"{PAIRS} {USER_TRIPLES} {SLOT_PAIRS}",
+        [],
+        "s",
+    ),
     "layout 2 (no slot=, user x contextual triples)": (f"{PAIRS} {USER_TRIPLES}", [], None),
 }
 

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-N_CHOOSE = 100
-N_LEARN = 150
-TRAIN = 300
+N_CHOOSE = 60
+N_LEARN = 100
+TRAIN = 200
 
 
 def workload(op: str, n: int) -> None:
