@@ -45,7 +45,7 @@ BIT_PRECISION = 18
 # The feature layout: which features and interactions a model's weights stand for. A model
 # saved under another layout is refused (``model_layout_mismatch``, ModelStore.open_workspace):
 # its weights would be read as other features. Raise it whenever ``features.py``,
-# ``variant_features`` or ``interaction_args`` change what a model sees. Layout 1 is what
+# ``action_features`` or ``interaction_args`` change what a model sees. Layout 1 is what
 # slotwise built until issue 22 (metadata without ``layout`` is layout 1); layout 2 was measured
 # on a branch and never released; layout 3 is described in this module's docstring.
 LAYOUT = 3
@@ -71,7 +71,8 @@ _CB_LABEL = LabelType.CONTEXTUAL_BANDIT.value
 # every action (to return a prediction nobody reads here), then updates the chosen one. The
 # update does not read that prediction, so ``--no_predict`` skips it and the model learned is
 # the same, bit for bit (tests/proxy/learn/test_learner.py compares it with a workspace that
-# predicts); about a quarter of ``learn_multi`` at 12 signals and 10 candidates. VW does not
+# predicts); about a quarter of ``learn_multi`` at 12 signals and 10 candidates on a quiet
+# machine (docs/benchmarks.md, "The bandit's cost, third pass"). VW does not
 # save the option in the model file: a saved model is the same bytes, and a serving workspace
 # (which never learns) loads it without.
 _TRAINING = ["--no_predict"]

@@ -13,13 +13,12 @@ measured on the simulator without editing the package (docs/learning.md, "Fifth 
     SW_PAGE_CART=none|octave            the page's cart (page.cart_value, page.cart_count)
                                         gives the bandit no features, or only each number's
                                         octave (`slotwise simulate-offers`)
-    SW_NOSLOT=1                         no `slot=<slot>` feature per variant (the same for all
-                                        of a slot's candidates)
-    SW_SLOTNS=1                         `slot=<slot>` in a namespace of its own (`s`), crossed
-                                        as SW_INTER says (`us cs ds gs ts`: pairs only)
+    SW_NOSLOT=1                         no `slot` namespace per action (`slot=<slot>`, the same
+                                        for all of a slot's candidates)
     SW_SEGMENTS=FILE.sw                 the named segments of FILE as features: namespace
-                                        `segment`, one feature per segment the request's
-                                        usable signals are in (add `sv` to SW_INTER)
+                                        `named`, one feature per segment the request's
+                                        usable signals are in (add `nv` to SW_INTER; it was
+                                        `segment`, `sv`, before layout 3 took `s` for `slot`)
 
     cd /tmp && SW_UNIFORM=1 PYTHONPATH=/path/to/repo/scripts/learning_experiments \\
         /path/to/repo/.venv/bin/slotwise simulate scenario.toml --seed 1 --format json
@@ -45,13 +44,15 @@ if os.environ.get("SW_NOSLOT"):
     import slotwise.proxy.bandit.workspace as slotless
     import slotwise.proxy.learn.learner as learner
 
-    _variant_features = slotless.variant_features
+    _action_features = slotless.action_features
 
-    def variant_features(slot: Any, position: int) -> list[str]:
-        return _variant_features(slot, position)[1:]
+    def action_features(slot: Any, position: int) -> Any:
+        found = dict(_action_features(slot, position))
+        found.pop(slotless.SLOT, None)
+        return found
 
-    slotless.variant_features = variant_features
-    learner.variant_features = variant_features  # type: ignore[attr-defined]
+    slotless.action_features = action_features
+    learner.action_features = action_features  # type: ignore[attr-defined]
 
 if os.environ.get("SW_TUNING"):
     import slotwise.proxy.bandit.workspace as tuned  # the one caller of tuning_args
@@ -117,7 +118,7 @@ if os.environ.get("SW_SEGMENTS"):
         kept, shared = _split(self, signals, personal=personal)
         named = _segments(kept)
         if named:
-            shared["segment"] = named
+            shared["named"] = named
         return kept, shared
 
     def shared(self: Any, signals: Any, *, personal: bool) -> Any:
@@ -125,34 +126,3 @@ if os.environ.get("SW_SEGMENTS"):
 
     features.FeatureMap.split = split  # type: ignore[method-assign]
     features.FeatureMap.shared = shared  # type: ignore[method-assign]
-
-if os.environ.get("SW_SLOTNS"):
-    # ``slot=<slot>`` in a namespace of its own (``s``), so that interactions can cross it
-    # with the shared namespaces in pairs only (add ``us cs ds gs ts`` to SW_INTER)
-    import slotwise.proxy.bandit.workspace as slotted
-    import slotwise.proxy.learn.learner as slot_learner
-
-    def _split_slot(named: Any) -> dict[str, list[str]]:
-        found = list(named["variant"])
-        return {"variant": found[1:], "slot": found[:1]}
-
-    def action_example(workspace: Any, slot: Any, position: int) -> Any:
-        from vowpalwabbit import Example, LabelType
-
-        named = _split_slot({"variant": slotted.variant_features(slot, position)})
-        example = Example(workspace, named, LabelType(4))
-        example.setup_example()
-        return example
-
-    slotted.action_example = action_example
-    _start = slot_learner.Learner._start
-
-    def start(self: Any, campaign: Any) -> Any:
-        training = _start(self, campaign)
-        training.slots = tuple(
-            (name, known, tuple(_split_slot(f) for f in chosen))
-            for name, known, chosen in training.slots
-        )
-        return training
-
-    slot_learner.Learner._start = start  # type: ignore[method-assign]
