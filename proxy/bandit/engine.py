@@ -86,6 +86,7 @@ def _draw(pmf: Sequence[float], u: float) -> int:
 REMEMBERED = 8192
 
 _Key = tuple[bool, tuple[tuple[str, SignalValue], ...]]
+_SETS = 4096  # choice sets known per model (``CampaignModel.choice_set``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,12 @@ class CampaignModel:
     means: ArmMeans | None = None
     remember: int = REMEMBERED  # contexts whose distributions are remembered (0: none)
     _remembered: dict[_Key, dict[tuple[int, tuple[str, ...]], list[float]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    # (slot position, the rules' choice set) -> the variants of it this model knows, and their
+    # prepared action examples: choice sets repeat across requests (the rules' outcomes are
+    # few), so each is read once; bounded and lock-free as the memo above
+    _sets: dict[tuple[int, tuple[str, ...]], tuple[tuple[str, ...], list[Any]]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
@@ -194,6 +201,21 @@ class CampaignModel:
         request = _Request(self, shared, (personal, tuple(used.items())))
         return list(request.vw_pmf(slot_position, tuple(names)))
 
+    def choice_set(
+        self, position: int, candidates: tuple[str, ...]
+    ) -> tuple[tuple[str, ...], list[Any]]:
+        """The candidates this model knows for one slot, in order, and their action examples."""
+        found = self._sets.get((position, candidates))
+        if found is None:
+            known = self.index[position]
+            names = tuple([n for n in candidates if n in known])
+            slot_actions = self.actions.per_slot[position]
+            found = (names, [slot_actions[known[n]] for n in names])
+            if len(self._sets) >= _SETS:
+                self._sets.clear()
+            self._sets[(position, candidates)] = found
+        return found
+
     def remembered(self, key: _Key) -> dict[tuple[int, tuple[str, ...]], list[float]]:
         """The distributions known for one context (a new, empty entry if none)."""
         memo = self._remembered
@@ -225,27 +247,30 @@ class _Request:
         """One slot's eligible variants and the distribution to draw from (rules' boosts
         applied); a single candidate needs no model."""
         model = self._model
-        known = model.index[position]
-        slot = model.campaign.slots[position]
-        names = tuple([n for n in candidates_for(slot, slot_rules) if n in known])
+        names, actions = model.choice_set(
+            position, candidates_for(model.campaign.slots[position], slot_rules)
+        )
         if len(names) < 2:
             return names, [1.0] * len(names)
-        pmf = self.vw_pmf(position, names)
+        pmf = self._pmf(position, names, actions)
         if slot_rules is not None and slot_rules.boosts:
             pmf = _boosted(pmf, names, slot_rules.boosts)
         return names, pmf
 
     def vw_pmf(self, position: int, names: tuple[str, ...]) -> list[float]:
         """VW's distribution over ``names`` (remembered, or one prediction)."""
+        known, actions = self._model.choice_set(position, names)
+        if known != names:  # as a prediction over variants the slot does not have: refused
+            raise KeyError(next(n for n in names if n not in known))
+        return self._pmf(position, names, actions)
+
+    def _pmf(self, position: int, names: tuple[str, ...], actions: list[Any]) -> list[float]:
         pmf = self._known.get((position, names))
         if pmf is not None:
             return pmf
-        model = self._model
-        workspace = model.workspace
+        workspace = self._model.workspace
         if self._example is None:
             self._example = shared_example(workspace, self._features)
-        known = model.index[position]
-        slot_actions = model.actions.per_slot[position]
-        pmf = predict_pmf(workspace, self._example, [slot_actions[known[n]] for n in names])
+        pmf = predict_pmf(workspace, self._example, actions)
         self._known[(position, names)] = pmf
         return pmf

@@ -8,10 +8,11 @@ variant being scored:
     device   device.*
     geo      geo.*
     time     time.*
-    variant  slot name, variant name and the variant's attributes (see ``actions.py``)
+    variant  the variant's name and attributes (``workspace.action_features``)
+    slot     the slot's name (the same for all of a slot's candidates)
 
-VW takes the first letter of a namespace name as its index (u, c, d, g, t, v); interactions are
-written with those letters. Consent signals choose what is used and are never features.
+VW takes the first letter of a namespace name as its index (u, c, d, g, t, v, s); interactions
+are written with those letters. Consent signals choose what is used and are never features.
 
 Numbers become categorical buckets, not raw values: a linear model over a raw age cannot say
 "18 to 24 prefers headline B", while one weight per age bucket can. Each number gives two
@@ -36,6 +37,7 @@ DEVICE = "device"
 GEO = "geo"
 TIME = "time"
 VARIANT = "variant"
+SLOT = "slot"
 
 SHARED_NAMESPACES: tuple[str, ...] = (USER, CONTEXT, DEVICE, GEO, TIME)
 CONTEXTUAL_NAMESPACES: tuple[str, ...] = (CONTEXT, DEVICE, GEO, TIME)
@@ -165,16 +167,18 @@ class FeatureMap:
         """``usable_signals`` and ``shared`` in one pass (the request path needs both)."""
         kept: dict[str, SignalValue] = {}
         features: SharedFeatures = {}
+        memo = self._cache
         for name, value in signals.items():
-            namespace, values = self._features(name, value)
+            known = memo.get((name, type(value), value))
+            namespace, values = known if known is not None else self._features(name, value)
             if namespace is None or (namespace == USER and not personal):
                 continue
             kept[name] = value
-            known = features.get(namespace)
-            if known is None:
+            listed = features.get(namespace)
+            if listed is None:
                 features[namespace] = list(values)
             else:
-                known.extend(values)
+                listed.extend(values)
         return kept, features
 
     def usable_signals(self, signals: Signals, *, personal: bool) -> dict[str, SignalValue]:

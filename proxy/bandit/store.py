@@ -365,7 +365,9 @@ class ModelStore:
             )
         return data
 
-    def open_workspace(self, info: ModelInfo, explore: Explore) -> Workspace:
+    def open_workspace(
+        self, info: ModelInfo, explore: Explore, *, training: bool = False
+    ) -> Workspace:
         """A serving/learning workspace from a verified model of the right family."""
         if info.family != model_family(explore):
             raise BanditError(
@@ -382,7 +384,7 @@ class ModelStore:
                 "model (the old versions stay on disk for the slotwise release that made them)",
             )
         self.verify(info)
-        return load_workspace(self.model_path(info), explore)
+        return load_workspace(self.model_path(info), explore, training=training)
 
     def _set_current(self, campaign: str, version: int) -> None:
         write_atomically(self._folder(campaign) / CURRENT, f"{version}\n".encode())

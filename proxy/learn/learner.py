@@ -29,10 +29,10 @@ from slotwise.proxy.bandit.arm_means import MeansTable, cell_of
 from slotwise.proxy.bandit.campaign import BanditCampaign
 from slotwise.proxy.bandit.errors import BanditError
 from slotwise.proxy.bandit.exploration import model_family
-from slotwise.proxy.bandit.features import VARIANT, FeatureMap, SharedFeatures
+from slotwise.proxy.bandit.features import FeatureMap, SharedFeatures
 from slotwise.proxy.bandit.store import ModelInfo, ModelStore
 from slotwise.proxy.bandit.training import TrainingRecorder
-from slotwise.proxy.bandit.workspace import new_workspace, shared_example, variant_features
+from slotwise.proxy.bandit.workspace import action_features, new_workspace, shared_example
 from slotwise.proxy.decision_log import DecisionRecord, signals_of
 from slotwise.proxy.learn.log import JoinedRecord
 from slotwise.proxy.offer_set import PREFIX as OFFERS_PREFIX
@@ -128,19 +128,19 @@ class Learner:
                 self.store.checked_current(campaign.name)
                 info = self.store.current(campaign.name)
                 if info is not None:
-                    workspace = self.store.open_workspace(info, campaign.explore)
+                    workspace = self.store.open_workspace(info, campaign.explore, training=True)
                     parent, examples = info.version, info.examples
                     trained = TrainingRecorder(info.training, complete=info.training is not None)
                     means = MeansTable(info.arm_means) if offers else None
             except BanditError as error:
                 self.warnings.append(f"{error}; training {campaign.name} from scratch")
         if workspace is None:
-            workspace = new_workspace(campaign.explore)
+            workspace = new_workspace(campaign.explore, training=True)
         slots = tuple(
             (
                 slot.name,
                 {v.name: i for i, v in enumerate(slot.variants)},
-                tuple({VARIANT: variant_features(slot, i)} for i in range(len(slot.variants))),
+                tuple(action_features(slot, i) for i in range(len(slot.variants))),
             )
             for slot in campaign.slots
         )

@@ -13,11 +13,12 @@ measured on the simulator without editing the package (docs/learning.md, "Fifth 
     SW_PAGE_CART=none|octave            the page's cart (page.cart_value, page.cart_count)
                                         gives the bandit no features, or only each number's
                                         octave (`slotwise simulate-offers`)
-    SW_NOSLOT=1                         no `slot=<slot>` feature per variant (the same for all
-                                        of a slot's candidates)
+    SW_NOSLOT=1                         no `slot` namespace per action (`slot=<slot>`, the same
+                                        for all of a slot's candidates)
     SW_SEGMENTS=FILE.sw                 the named segments of FILE as features: namespace
-                                        `segment`, one feature per segment the request's
-                                        usable signals are in (add `sv` to SW_INTER)
+                                        `named`, one feature per segment the request's
+                                        usable signals are in (add `nv` to SW_INTER; it was
+                                        `segment`, `sv`, before layout 3 took `s` for `slot`)
 
     cd /tmp && SW_UNIFORM=1 PYTHONPATH=/path/to/repo/scripts/learning_experiments \\
         /path/to/repo/.venv/bin/slotwise simulate scenario.toml --seed 1 --format json
@@ -43,13 +44,15 @@ if os.environ.get("SW_NOSLOT"):
     import slotwise.proxy.bandit.workspace as slotless
     import slotwise.proxy.learn.learner as learner
 
-    _variant_features = slotless.variant_features
+    _action_features = slotless.action_features
 
-    def variant_features(slot: Any, position: int) -> list[str]:
-        return _variant_features(slot, position)[1:]
+    def action_features(slot: Any, position: int) -> Any:
+        found = dict(_action_features(slot, position))
+        found.pop(slotless.SLOT, None)
+        return found
 
-    slotless.variant_features = variant_features
-    learner.variant_features = variant_features  # type: ignore[attr-defined]
+    slotless.action_features = action_features
+    learner.action_features = action_features  # type: ignore[attr-defined]
 
 if os.environ.get("SW_TUNING"):
     import slotwise.proxy.bandit.workspace as tuned  # the one caller of tuning_args
@@ -115,7 +118,7 @@ if os.environ.get("SW_SEGMENTS"):
         kept, shared = _split(self, signals, personal=personal)
         named = _segments(kept)
         if named:
-            shared["segment"] = named
+            shared["named"] = named
         return kept, shared
 
     def shared(self: Any, signals: Any, *, personal: bool) -> Any:

@@ -190,29 +190,30 @@ def test_a_current_that_names_no_version_says_what_is_wrong(
 def test_a_model_of_another_feature_layout_is_refused_and_the_campaign_starts_anew(
     tmp_path: Path,
 ) -> None:
-    """A model whose metadata names another feature layout (one a later slotwise builds) would
-    have its weights read as other features: the runtime and the learner refuse it with
+    """A model whose metadata names another feature layout (an earlier or a later slotwise's)
+    would have its weights read as other features: the runtime and the learner refuse it with
     model_layout_mismatch and start from a fresh model. Metadata written before layouts were
-    recorded is layout 1, what slotwise builds, and loads."""
+    recorded is layout 1, which slotwise built until layout 3: refused too."""
+    from slotwise.proxy.bandit.workspace import LAYOUT
     from slotwise.proxy.learn.learner import Learner
 
     store = ModelStore(tmp_path)
     version = _publish(store)
     meta = tmp_path / "spring" / f"v{version:06d}.json"
     recorded = json.loads(meta.read_text())
-    assert recorded["layout"] == 1
-    del recorded["layout"]
-    meta.write_text(json.dumps(recorded))
+    assert recorded["layout"] == LAYOUT == 3
     runtime = BanditRuntime(store)
     runtime.install([make_campaign("spring")])
     assert runtime.snapshot.versions() == {"spring": f"v{version}"}
     assert runtime.errors == []
-    meta.write_text(json.dumps({**recorded, "layout": 2}))
-    runtime = BanditRuntime(store)
-    runtime.install([make_campaign("spring")])
-    assert runtime.snapshot.versions() == {"spring": "v0"}
-    assert [e.code for e in runtime.errors] == ["model_layout_mismatch"]
-    assert "feature layout 2" in runtime.errors[0].message
-    learner = Learner([make_campaign("spring")], store)
-    assert "model_layout_mismatch" in learner.warnings[0]
-    assert "training spring from scratch" in learner.warnings[0]
+    del recorded["layout"]
+    for written, named in ((recorded, 1), ({**recorded, "layout": 2}, 2)):
+        meta.write_text(json.dumps(written))
+        runtime = BanditRuntime(store)
+        runtime.install([make_campaign("spring")])
+        assert runtime.snapshot.versions() == {"spring": "v0"}
+        assert [e.code for e in runtime.errors] == ["model_layout_mismatch"]
+        assert f"feature layout {named}" in runtime.errors[0].message
+        learner = Learner([make_campaign("spring")], store)
+        assert "model_layout_mismatch" in learner.warnings[0]
+        assert "training spring from scratch" in learner.warnings[0]

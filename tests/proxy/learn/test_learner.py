@@ -92,10 +92,10 @@ def test_the_learner_learns_the_model_that_full_action_lists_would(explore: Expl
 
     from slotwise.proxy.bandit.workspace import (
         PreparedActions,
+        action_features,
         new_workspace,
         predict_pmf,
         shared_example,
-        variant_features,
     )
 
     campaign = make_campaign(slots=2, variants=6)
@@ -121,9 +121,7 @@ def test_the_learner_learns_the_model_that_full_action_lists_would(explore: Expl
         for position, logged in enumerate(record.slots):
             slot = campaign.slots[position]
             chosen = pylibvw.example(reference, 4)
-            chosen.push_feature_dict(
-                reference, {"variant": variant_features(slot, int(logged.variant[-1]))}
-            )
+            chosen.push_feature_dict(reference, action_features(slot, int(logged.variant[-1])))
             chosen.set_label_string(reference, f"0:{-reward!r}:{logged.probability!r}", 4)
             reference.setup_example(chosen)
             actions = [
