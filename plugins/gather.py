@@ -265,6 +265,20 @@ def _begin(
         owner = task is None
         if task is None:
             if loaded.inline:
+                now_fetch = loaded.fetch_now
+                if now_fetch is not None:  # a built-in that never waits: no coroutine at all
+                    try:
+                        raw = now_fetch(request)
+                    except BaseException as exc:  # as a fetch raising on its first step
+                        metrics.seconds += loop.time() - started
+                        return _failed(loaded, "error", exc)
+                    now = loop.time()
+                    metrics.seconds += now - started
+                    values = _validated(loaded, raw, histories)
+                    if key is None:
+                        metrics.ok += 1
+                        return values
+                    return _succeeded(loaded, key, values, now)
                 # eager.start, inlined: step the fetch once; it usually finishes right here
                 coro = loaded.provider.fetch(request)
                 try:
@@ -419,11 +433,19 @@ def _validated(loaded: LoadedProvider, raw: object, histories: list[EventHistory
     whose signals were partly absent), each dropped value in ``invalid_values``.
     """
     dropped = 0
-    if type(raw) is not dict:  # WithHistory, or not a plain dict
-        raw, dropped = _unwrapped(loaded, raw, histories)
+    given: Mapping[str, Any]
+    if type(raw) is dict:
+        given = raw
+    else:  # WithHistory, or not a plain dict
+        given, dropped = _unwrapped(loaded, raw, histories)
     out: dict[str, SignalValue] = {}
-    specs = loaded.specs
-    for name, value in raw.items():
+    specs = loaded.checks
+    exact = loaded.exact
+    for name, value in given.items():
+        of = type(value)
+        if exact.get(name) is of:  # declared, and its exact type needs no more checking
+            out[name] = value
+            continue
         spec = specs.get(name)
         checked: SignalValue | None
         if spec is None:
@@ -431,11 +453,11 @@ def _validated(loaded: LoadedProvider, raw: object, histories: list[EventHistory
         else:
             # the common cases, inlined from _check (exact types: a subclass goes through it)
             kind = spec.type
-            if type(value) is str and kind is _STRING:
+            if of is str and kind is _STRING:
                 checked = value if spec.values is None or value in spec.values else None
-            elif type(value) is bool and kind is _BOOL:
+            elif of is bool and kind is _BOOL:
                 checked = value
-            elif type(value) is tuple and kind is _LIST and spec.values is None and _all_str(value):
+            elif of is tuple and kind is _LIST and spec.values is None and _all_str(value):
                 checked = value
             else:
                 checked = _check(spec, value)
@@ -456,7 +478,7 @@ def _validated(loaded: LoadedProvider, raw: object, histories: list[EventHistory
 
 def _unwrapped(
     loaded: LoadedProvider, raw: object, histories: list[EventHistory]
-) -> tuple[Mapping[Any, object], int]:
+) -> tuple[Mapping[Any, Any], int]:
     """The signals of a result that is not a plain dict, and 1 if its history was dropped."""
     if not isinstance(raw, WithHistory):
         if not isinstance(raw, Mapping):

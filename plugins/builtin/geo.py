@@ -112,6 +112,10 @@ class GeoProvider(Provider[GeoConfig]):
             self._reader = None
 
     async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        return self.fetch_now(request)
+
+    def fetch_now(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        """``fetch`` without a coroutine: gather calls it directly (it never waits)."""
         out: dict[str, SignalValue] = {}
         if self.config.trust_cdn_headers:
             out.update(self._from_headers(request))

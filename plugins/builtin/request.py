@@ -101,6 +101,10 @@ class RequestProvider(Provider[RequestConfig]):
         self._page_types: dict[str, str] = {}
 
     async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        return self.fetch_now(request)
+
+    def fetch_now(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        """``fetch`` without a coroutine: gather calls it directly (it never waits)."""
         config = self.config
         out: dict[str, SignalValue] = {"request.path": request.path}
         placement = request.query.get(config.placement_param) or request.header(
