@@ -459,6 +459,15 @@ def _validated(loaded: LoadedProvider, raw: object, histories: list[EventHistory
                 checked = value
             elif of is tuple and kind is _LIST and spec.values is None and _all_str(value):
                 checked = value
+            elif (of is int and kind is _INT) or (
+                of is float and kind is _FLOAT and isfinite(value)
+            ):
+                low = spec.minimum
+                high = spec.maximum
+                out_of_range = (low is not None and value < low) or (
+                    high is not None and value > high
+                )
+                checked = None if out_of_range else value
             else:
                 checked = _check(spec, value)
         if checked is None:
@@ -510,6 +519,8 @@ def _answers(history: EventHistory) -> bool:
 _STRING = SignalType.STRING
 _BOOL = SignalType.BOOL
 _LIST = SignalType.STRING_LIST
+_INT = SignalType.INT
+_FLOAT = SignalType.FLOAT
 
 
 def _all_str(items: tuple[Any, ...]) -> TypeGuard[tuple[str, ...]]:
