@@ -26,6 +26,7 @@ from typing import Any, TypeGuard
 from slotwise.plugins import eager
 from slotwise.plugins.contain import consume, contained
 from slotwise.plugins.loaded import CONSENT_SIGNAL, LoadedProvider, ProviderSet
+from slotwise.plugins.profile_source import EventSnapshot
 from slotwise.plugins.provider import WithHistory
 from slotwise.plugins.request import NO_BODY, RequestInfo
 from slotwise.types import (
@@ -222,6 +223,8 @@ def _reading(
         for name in reads:
             if name in signals:
                 seen[name] = signals[name]
+    if not seen and not request.signals:  # nothing it reads was produced (the clock without
+        return request  # a geo.timezone): the request as it is, not a copy with no signals
     return request.with_signals(seen)
 
 
@@ -498,7 +501,7 @@ def _unwrapped(
     signals: object = raw.signals
     if not isinstance(signals, Mapping):
         raise TypeError(f"WithHistory.signals is a {type(signals).__name__}, not a mapping")
-    if _answers(raw.history):
+    if type(raw.history) is EventSnapshot or _answers(raw.history):  # ours always answers
         histories.append(raw.history)
         return signals, 0
     _warn_once(loaded, "provider %s: dropped an unusable history %r", loaded.name, raw.history)
