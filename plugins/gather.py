@@ -26,6 +26,7 @@ from typing import Any, TypeGuard
 from slotwise.plugins import eager
 from slotwise.plugins.contain import consume, contained
 from slotwise.plugins.loaded import CONSENT_SIGNAL, LoadedProvider, ProviderSet
+from slotwise.plugins.profile_source import EventSnapshot
 from slotwise.plugins.provider import WithHistory
 from slotwise.plugins.request import NO_BODY, RequestInfo
 from slotwise.types import (
@@ -222,6 +223,8 @@ def _reading(
         for name in reads:
             if name in signals:
                 seen[name] = signals[name]
+    if not seen and not request.signals:  # nothing it reads was produced (the clock without
+        return request  # a geo.timezone): the request as it is, not a copy with no signals
     return request.with_signals(seen)
 
 
@@ -265,6 +268,20 @@ def _begin(
         owner = task is None
         if task is None:
             if loaded.inline:
+                now_fetch = loaded.fetch_now
+                if now_fetch is not None:  # a built-in that never waits: no coroutine at all
+                    try:
+                        raw = now_fetch(request)
+                    except BaseException as exc:  # as a fetch raising on its first step
+                        metrics.seconds += loop.time() - started
+                        return _failed(loaded, "error", exc)
+                    now = loop.time()
+                    metrics.seconds += now - started
+                    values = _validated(loaded, raw, histories)
+                    if key is None:
+                        metrics.ok += 1
+                        return values
+                    return _succeeded(loaded, key, values, now)
                 # eager.start, inlined: step the fetch once; it usually finishes right here
                 coro = loaded.provider.fetch(request)
                 try:
@@ -419,11 +436,19 @@ def _validated(loaded: LoadedProvider, raw: object, histories: list[EventHistory
     whose signals were partly absent), each dropped value in ``invalid_values``.
     """
     dropped = 0
-    if type(raw) is not dict:  # WithHistory, or not a plain dict
-        raw, dropped = _unwrapped(loaded, raw, histories)
+    given: Mapping[str, Any]
+    if type(raw) is dict:
+        given = raw
+    else:  # WithHistory, or not a plain dict
+        given, dropped = _unwrapped(loaded, raw, histories)
     out: dict[str, SignalValue] = {}
-    specs = loaded.specs
-    for name, value in raw.items():
+    specs = loaded.checks
+    exact = loaded.exact
+    for name, value in given.items():
+        of = type(value)
+        if exact.get(name) is of:  # declared, and its exact type needs no more checking
+            out[name] = value
+            continue
         spec = specs.get(name)
         checked: SignalValue | None
         if spec is None:
@@ -431,12 +456,21 @@ def _validated(loaded: LoadedProvider, raw: object, histories: list[EventHistory
         else:
             # the common cases, inlined from _check (exact types: a subclass goes through it)
             kind = spec.type
-            if type(value) is str and kind is _STRING:
+            if of is str and kind is _STRING:
                 checked = value if spec.values is None or value in spec.values else None
-            elif type(value) is bool and kind is _BOOL:
+            elif of is bool and kind is _BOOL:
                 checked = value
-            elif type(value) is tuple and kind is _LIST and spec.values is None and _all_str(value):
+            elif of is tuple and kind is _LIST and spec.values is None and _all_str(value):
                 checked = value
+            elif (of is int and kind is _INT) or (
+                of is float and kind is _FLOAT and isfinite(value)
+            ):
+                low = spec.minimum
+                high = spec.maximum
+                out_of_range = (low is not None and value < low) or (
+                    high is not None and value > high
+                )
+                checked = None if out_of_range else value
             else:
                 checked = _check(spec, value)
         if checked is None:
@@ -456,7 +490,7 @@ def _validated(loaded: LoadedProvider, raw: object, histories: list[EventHistory
 
 def _unwrapped(
     loaded: LoadedProvider, raw: object, histories: list[EventHistory]
-) -> tuple[Mapping[Any, object], int]:
+) -> tuple[Mapping[Any, Any], int]:
     """The signals of a result that is not a plain dict, and 1 if its history was dropped."""
     if not isinstance(raw, WithHistory):
         if not isinstance(raw, Mapping):
@@ -467,7 +501,7 @@ def _unwrapped(
     signals: object = raw.signals
     if not isinstance(signals, Mapping):
         raise TypeError(f"WithHistory.signals is a {type(signals).__name__}, not a mapping")
-    if _answers(raw.history):
+    if type(raw.history) is EventSnapshot or _answers(raw.history):  # ours always answers
         histories.append(raw.history)
         return signals, 0
     _warn_once(loaded, "provider %s: dropped an unusable history %r", loaded.name, raw.history)
@@ -488,6 +522,8 @@ def _answers(history: EventHistory) -> bool:
 _STRING = SignalType.STRING
 _BOOL = SignalType.BOOL
 _LIST = SignalType.STRING_LIST
+_INT = SignalType.INT
+_FLOAT = SignalType.FLOAT
 
 
 def _all_str(items: tuple[Any, ...]) -> TypeGuard[tuple[str, ...]]:

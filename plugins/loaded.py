@@ -21,7 +21,7 @@ from slotwise.plugins.contain import ProviderCrashed, consume, contained
 from slotwise.plugins.errors import PluginError, PluginProblem
 from slotwise.plugins.metrics import ProviderMetrics, render_prometheus
 from slotwise.plugins.provider import Provider, ProviderServices
-from slotwise.types import SignalSchema, SignalSpec
+from slotwise.types import SignalSchema, SignalSpec, SignalType
 
 log = logging.getLogger("slotwise.plugins")
 CONSENT_SIGNAL = "consent.level"
@@ -48,6 +48,24 @@ class LoadedProvider:
     inflight: dict[Hashable, asyncio.Task[Any]] = field(default_factory=dict)
     # Whether a failure has been logged at warning level yet (later ones log at debug).
     warned: bool = False
+    # What gather's validation reads per signal, per request: ``specs`` as a plain dict (a
+    # mappingproxy's .get is a method call through its wrapper), and the names whose values
+    # need no check beyond their exact type (an unconstrained string, a bool, an unbounded
+    # int), each with that type.
+    checks: dict[str, SignalSpec] = field(init=False, repr=False)
+    exact: dict[str, type] = field(init=False, repr=False)
+    # The provider's synchronous fetch, when its fetch is nothing but that (the built-in
+    # providers that never wait): gather calls it while ``inline``, without a coroutine.
+    fetch_now: Callable[[Any], object] | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.fetch_now = _synchronous_fetch(self.provider)
+        self.checks = dict(self.specs)
+        self.exact = {
+            name: kind
+            for name, spec in self.checks.items()
+            if (kind := _exact_type(spec)) is not None
+        }
 
     @classmethod
     def build(
@@ -72,6 +90,31 @@ class LoadedProvider:
             needs_bid_request=kind.needs_bid_request,
             metrics=metrics,
         )
+
+
+def _synchronous_fetch(provider: Provider[Any]) -> Callable[[Any], object] | None:
+    """``provider.fetch_now`` when the class whose ``fetch`` the provider uses defines
+    ``fetch_now`` beside it (its fetch then only returns ``fetch_now``'s answer); else None
+    (a subclass overriding ``fetch``, a fetch set on the instance, any other provider)."""
+    if "fetch" in getattr(provider, "__dict__", {}):
+        return None
+    for klass in type(provider).__mro__:
+        if "fetch" in vars(klass):
+            now = vars(klass).get("fetch_now")
+            return getattr(provider, "fetch_now") if callable(now) else None  # noqa: B009
+    return None
+
+
+def _exact_type(spec: SignalSpec) -> type | None:
+    """The type whose every value (that type exactly, not a subclass) is valid for ``spec``,
+    or None when values need a closer look (allowed values, a range, a list's items)."""
+    if spec.type is SignalType.STRING and spec.values is None:
+        return str
+    if spec.type is SignalType.BOOL:
+        return bool
+    if spec.type is SignalType.INT and spec.minimum is None and spec.maximum is None:
+        return int
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Protocol
 
 import msgspec
@@ -67,6 +68,13 @@ class _Product(msgspec.Struct):
     quantity: int = 1
 
 
+# decoders made once: msgspec.json.decode(..., type=T) looks T's decoding up on every call
+_PRODUCT = msgspec.json.Decoder(_Product)
+_PROFILE = msgspec.json.Decoder(Profile)
+_CART = msgspec.json.Decoder(Cart)
+_AT = attrgetter("at")
+
+
 def cart_from_events(events: Iterable[Event]) -> Cart | None:
     """The cart as the events left it: adds and removes since the last purchase, in order.
 
@@ -75,7 +83,7 @@ def cart_from_events(events: Iterable[Event]) -> Cart | None:
     """
     lines: dict[str, list[float]] = {}  # product id -> [quantity, unit price]
     seen = False
-    for item in sorted(events, key=lambda e: e.at):
+    for item in sorted(events, key=_AT):
         if item.event == "purchase":
             lines.clear()
             seen = True
@@ -83,7 +91,7 @@ def cart_from_events(events: Iterable[Event]) -> Cart | None:
         if item.event not in ("add_to_cart", "remove_from_cart") or not item.data:
             continue
         try:
-            product = msgspec.json.decode(item.data, type=_Product)
+            product = _PRODUCT.decode(item.data)
         except (msgspec.DecodeError, UnicodeDecodeError):
             continue
         seen = True
@@ -274,8 +282,8 @@ class StoreProfileSource:
             if count is not None and int(count) >= limit
         )
         return (
-            msgspec.json.decode(profile, type=Profile) if profile is not None else None,
-            msgspec.json.decode(cart, type=Cart) if cart is not None else None,
+            _PROFILE.decode(profile) if profile is not None else None,
+            _CART.decode(cart) if cart is not None else None,
             capped,
         )
 

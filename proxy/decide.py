@@ -81,6 +81,7 @@ if TYPE_CHECKING:
 _PERSONALISED_METHODS: Final = frozenset({"GET", "POST"})
 # validators and digests of the upstream body do not describe a rewritten one
 _STALE_AFTER_REWRITE: Final = frozenset({b"etag", b"content-md5", b"digest", b"content-range"})
+_NOTHING_STALE: Final[frozenset[bytes]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,12 +376,12 @@ def _answer(engine: Engine, x: Exchange) -> tuple[list[tuple[bytes, bytes]], byt
             counter.inc(record.campaign)
         engine.decision_log.record(encode_stored(record), decision_id=record.id, subject=subject)
     assert x.response is not None
-    headers = client_response_headers(x.response.headers)
+    out = x.out
+    stale = _STALE_AFTER_REWRITE if out is not None else _NOTHING_STALE
+    headers = client_response_headers(x.response.headers, stale)
     if x.issued is not None:  # a header append only for a consenting visitor without an id
         headers.append(engine.identity.set_cookie(x.issued))
-    if x.out is None:
-        return headers, x.raw
-    return [(name, value) for name, value in headers if name not in _STALE_AFTER_REWRITE], x.out
+    return headers, x.raw if out is None else out
 
 
 # -- the steps' helpers --------------------------------------------------------------------------

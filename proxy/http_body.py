@@ -68,6 +68,13 @@ def head_refusal(scope: Scope, max_header_bytes: int) -> Refusal | None:
         if name == b"host":
             hosts += 1
             host = value
+    return _head_refusal(scope, max_header_bytes, size, hosts, host)
+
+
+def _head_refusal(
+    scope: Scope, max_header_bytes: int, size: int, hosts: int, host: bytes
+) -> Refusal | None:
+    """head_refusal, given what its pass over the headers found."""
     if size > max_header_bytes:
         return _HEADERS_TOO_LARGE
     # granian hands a request without Host one with an empty Host: both are refused (an
@@ -104,18 +111,29 @@ def request_head(
     says it has no body (no Content-Length or ``0``, no Transfer-Encoding: RFC 9112 section
     6.3; nothing to receive, so no ``receive`` call and no await), or None: receive the body
     (:func:`read_request`)."""
-    refused = head_refusal(scope, max_header_bytes)
+    # head_refusal's checks, content_length and the Transfer-Encoding lookup in one pass over
+    # the headers (every proxied request comes here)
+    size = hosts = 0
+    host = b""
+    declared: int | None = None
+    length_seen = chunked = False
+    for name, value in scope["headers"]:
+        size += len(name) + len(value) + 4  # as on the wire: name, ": ", value, CRLF
+        if name == b"host":
+            hosts += 1
+            host = value
+        elif len(name) == 14 and not length_seen and name.lower() == b"content-length":
+            length_seen = True  # the first one counts (content_length)
+            stripped = value.strip()
+            declared = int(stripped) if stripped.isdigit() else None
+        elif name == b"transfer-encoding":
+            chunked = True
+    refused = _head_refusal(scope, max_header_bytes, size, hosts, host)
     if refused is not None:
         return refused
-    headers = scope["headers"]
-    declared = content_length(headers)
     if declared is not None and declared > max_body_bytes:
         return _TOO_LARGE
-    if (
-        not declared
-        and scope.get("http_version") in _FRAMED_BY_LENGTH
-        and header(headers, b"transfer-encoding") is None
-    ):
+    if not declared and not chunked and scope.get("http_version") in _FRAMED_BY_LENGTH:
         return b""
     return None
 

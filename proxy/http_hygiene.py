@@ -174,11 +174,22 @@ def is_request_id(value: bytes) -> bool:
     return _REQUEST_ID_TEXT.fullmatch(value) is not None
 
 
-def client_response_headers(headers: Sequence[tuple[bytes, bytes]]) -> Headers:
-    """The upstream's end-to-end response headers, in order, for the client."""
+def client_response_headers(
+    headers: Sequence[tuple[bytes, bytes]], also: frozenset[bytes] = _NONE_NAMED
+) -> Headers:
+    """The upstream's end-to-end response headers, in order, for the client; without the
+    (lower-case) names in ``also`` too (one pass, not a second one over the result)."""
     named = connection_named(headers)
-    drop = _RESPONSE_DROP | named if named else _RESPONSE_DROP
+    drop = _RESPONSE_DROP
+    if also:
+        drop = _DROPS.get(also) or _DROPS.setdefault(also, _RESPONSE_DROP | also)
+    if named:
+        drop = drop | named
     return [(name, value) for name, value in headers if name not in drop]
+
+
+# _RESPONSE_DROP with each ``also`` of client_response_headers (a constant of its caller)
+_DROPS: dict[frozenset[bytes], frozenset[bytes]] = {}
 
 
 def narrow_accept_encoding(value: bytes) -> bytes:

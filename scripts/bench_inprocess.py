@@ -48,6 +48,13 @@ def main() -> int:
     parser.add_argument("row", choices=sorted(PATHS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument(
+        "--handshake",
+        type=Path,
+        help="a directory: before and after the measured blocks, write 'ready' / 'done' there "
+        "and wait for 'go' / 'exit' (scripts/bench_instructions.py switches callgrind's "
+        "instrumentation on and off in between)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(args.tree.resolve()))  # the tree measured, whatever the cwd
     # this tree's fixtures (the tree before may not have the users' module)
@@ -153,11 +160,15 @@ async def _measure(args: argparse.Namespace, d: Path, port: int, users: Any) -> 
         await asyncio.gather(*(limited() for _ in range(count)))
 
     await block(1000)  # warm-up
+    if args.handshake is not None:
+        _signal_and_wait(args.handshake, "ready", "go")
     per_request = []
     for _ in range(args.rounds):
         started = time.process_time()
         await block(args.n)
         per_request.append((time.process_time() - started) / args.n * 1e6)
+    if args.handshake is not None:
+        _signal_and_wait(args.handshake, "done", "exit")
     blocks = " ".join(f"{v:.1f}" for v in per_request)
     print(
         f"{args.tree} row {row}: {blocks} us CPU/request; median "
@@ -166,6 +177,13 @@ async def _measure(args: argparse.Namespace, d: Path, port: int, users: Any) -> 
     await inbox.put({"type": "lifespan.shutdown"})
     await outbox.get()
     await life
+
+
+def _signal_and_wait(where: Path, say: str, until: str) -> None:
+    """Write ``where/say``, then block (the event loop too: nothing runs) until ``where/until``."""
+    (where / say).touch()
+    while not (where / until).exists():
+        time.sleep(0.05)
 
 
 async def _seed(app: Any, users: Any) -> None:

@@ -55,6 +55,10 @@ class TimeProvider(Provider[TimeConfig]):
         self._zones: dict[str, ZoneInfo | None] = {}
 
     async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        return self.fetch_now(request)
+
+    def fetch_now(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        """``fetch`` without a coroutine: gather calls it directly (it never waits)."""
         zone = self._default
         name = request.signals.get("geo.timezone")
         if isinstance(name, str):

@@ -135,6 +135,10 @@ class ConsentProvider(Provider[ConsentConfig]):
         self._decode_usnat = functools.lru_cache(maxsize=512)(_usnat_or_error)
 
     async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        return self.fetch_now(request)
+
+    def fetch_now(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        """``fetch`` without a coroutine: gather calls it directly (it never waits)."""
         level, reason = self.decide(request)
         if reason in FALLBACKS:
             self.metrics.fallback(reason)

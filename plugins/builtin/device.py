@@ -111,6 +111,10 @@ class DeviceProvider(Provider[Any]):
         ua_parser.parse("Mozilla/5.0")
 
     async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        return self.fetch_now(request)
+
+    def fetch_now(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        """``fetch`` without a coroutine: gather calls it directly (it never waits)."""
         headers = request.headers
         found = _from_agent(
             headers.get("user-agent") or "",

@@ -102,9 +102,13 @@ class GeoProvider(Provider[GeoConfig]):
                 self._reader = maxminddb.open_database(config.database)
             except (OSError, maxminddb.InvalidDatabaseError) as exc:
                 raise ValueError(f"cannot open {config.database}: {exc}") from None
-        self._headers = {
-            field: tuple(h.lower() for h in config.headers.get(field, ())) for field in _FIELDS
-        }
+        # per field with headers to read: its signal's name, the (lower-case) header names,
+        # its coordinate bound if it is one (made once: read on every request)
+        self._headers = tuple(
+            (field, f"geo.{field}", names, _BOUNDS.get(field))
+            for field in _FIELDS
+            if (names := tuple(h.lower() for h in config.headers.get(field, ())))
+        )
 
     async def aclose(self) -> None:
         if self._reader is not None:
@@ -112,6 +116,10 @@ class GeoProvider(Provider[GeoConfig]):
             self._reader = None
 
     async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        return self.fetch_now(request)
+
+    def fetch_now(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        """``fetch`` without a coroutine: gather calls it directly (it never waits)."""
         out: dict[str, SignalValue] = {}
         if self.config.trust_cdn_headers:
             out.update(self._from_headers(request))
@@ -129,7 +137,7 @@ class GeoProvider(Provider[GeoConfig]):
     def _from_headers(self, request: RequestInfo) -> dict[str, SignalValue]:
         out: dict[str, SignalValue] = {}
         headers = request.headers  # names lower-cased, as self._headers are
-        for field, names in self._headers.items():
+        for field, signal_name, names, bound in self._headers:
             for name in names:
                 raw = headers.get(name)
                 if not raw:
@@ -137,17 +145,17 @@ class GeoProvider(Provider[GeoConfig]):
                 value = raw.strip()
                 if not value:
                     continue
-                if field in _BOUNDS:
-                    number = _coordinate(value, _BOUNDS[field])
+                if bound is not None:
+                    number = _coordinate(value, bound)
                     if number is None:
                         continue
-                    out[f"geo.{field}"] = number
+                    out[signal_name] = number
                     break
                 if field == "country":
                     value = value.upper()
                     if len(value) != 2 or not value.isalpha() or value in _NOT_COUNTRIES:
                         continue
-                out[f"geo.{field}"] = value
+                out[signal_name] = value
                 break
         return out
 

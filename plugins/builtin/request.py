@@ -98,21 +98,27 @@ class RequestProvider(Provider[RequestConfig]):
             (re.compile(pattern), page_type) for pattern, page_type in config.page_types.items()
         )
         # ad requests repeat a few paths: remember their page type (bounded, any path may come)
-        self._page_types: dict[str, str] = {}
+        self._page_types: dict[str, tuple[str, str | None]] = {}
+        self._placement_header = config.placement_header.lower()  # RequestInfo's header names
 
     async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        return self.fetch_now(request)
+
+    def fetch_now(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        """``fetch`` without a coroutine: gather calls it directly (it never waits)."""
         config = self.config
         out: dict[str, SignalValue] = {"request.path": request.path}
-        placement = request.query.get(config.placement_param) or request.header(
-            config.placement_header
+        query = request.query
+        placement = (query.get(config.placement_param) if query else None) or (
+            request.headers.get(self._placement_header)
         )
         if placement:
             out["request.placement"] = placement
-        out["request.page_type"] = self._page_type(request.path)
-        category = request.query.get(config.category_param)
-        if not category:
-            found = _CATEGORY_IN_PATH.match(request.path)
-            category = found.group(1) if found else None
+        page_type, in_path = self._path_facts(request.path)
+        out["request.page_type"] = page_type
+        category = (query.get(config.category_param) or None) if query else None
+        if category is None:
+            category = in_path
         if category:
             out["request.page_category"] = category.lower()
         bid = request.bid_request
@@ -129,25 +135,30 @@ class RequestProvider(Provider[RequestConfig]):
         language = language or preferred_language(request.headers.get("accept-language"))
         if language:
             out["request.language"] = language
-        for parameter in UTM_PARAMETERS:
-            value = request.query.get(parameter)
-            if value:
-                out[f"request.{parameter}"] = value
+        if query:  # most ad requests have no query string
+            for parameter in UTM_PARAMETERS:
+                value = query.get(parameter)
+                if value:
+                    out[f"request.{parameter}"] = value
         return out
 
-    def _page_type(self, path: str) -> str:
+    def _path_facts(self, path: str) -> tuple[str, str | None]:
+        """The path's page type and the category it names, if any (both depend on the path
+        alone: remembered per path)."""
         known = self._page_types.get(path)
         if known is not None:
             return known
-        found = "other"
-        for pattern, page_type in self._page_rules:
+        page_type = "other"
+        for pattern, kind in self._page_rules:
             if pattern.search(path):
-                found = page_type
+                page_type = kind
                 break
+        found = _CATEGORY_IN_PATH.match(path)
+        facts = (page_type, found.group(1) if found else None)
         if len(self._page_types) >= 4096:
             self._page_types.clear()
-        self._page_types[path] = found
-        return found
+        self._page_types[path] = facts
+        return facts
 
 
 # Both are pure functions of a header that repeats across requests (a site's few referrers,

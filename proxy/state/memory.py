@@ -194,7 +194,9 @@ class MemoryStore(Store):
         return self._live_value(key)
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        return [self._live_value(k) for k in keys]
+        at = now()  # one instant for every key, as one MGET reads them
+        values = self._values
+        return [_live(values, k, at) for k in keys]
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         at = self._written()

@@ -503,3 +503,107 @@ async def test_non_finite_floats_are_dropped_as_invalid() -> None:
         assert (metrics.misses["invalid"], metrics.invalid_values) == (1, 4)
         assert metrics.misses["error"] == 0
     assert dict(got.signals) == {"numbers.ok": 0.5}
+
+
+class Ranged(Provider[Any]):
+    name = "ranged"
+    signals = (
+        signal("ranged.low", SignalType.INT, "1..5, below", minimum=1, maximum=5),
+        signal("ranged.high", SignalType.FLOAT, "0..1, above", minimum=0, maximum=1),
+        signal("ranged.in", SignalType.INT, "1..5, within", minimum=1, maximum=5),
+        signal("ranged.edge", SignalType.FLOAT, "0..1, on the edge", minimum=0, maximum=1),
+        signal("ranged.free", SignalType.INT, "unbounded"),
+        signal("ranged.flag", SignalType.INT, "a bool is no int"),
+        signal("ranged.text", SignalType.STRING, "any string"),
+        signal("ranged.yes", SignalType.BOOL, "a bool"),
+        signal("ranged.word", SignalType.BOOL, "a string is no bool"),
+    )
+
+    async def fetch(self, request: RequestInfo) -> Mapping[str, Any]:
+        return {
+            "ranged.low": 0,
+            "ranged.high": 1.5,
+            "ranged.in": 3,
+            "ranged.edge": 1.0,
+            "ranged.free": -(10**12),
+            "ranged.flag": True,
+            "ranged.text": "",
+            "ranged.yes": False,
+            "ranged.word": "true",
+        }
+
+
+async def test_numbers_are_checked_against_their_range_and_exact_types_pass() -> None:
+    async with provider_set(Ranged) as providers:
+        got = await gather(providers, make_request())
+        metrics = providers.by_name["ranged"].metrics
+        assert (metrics.misses["invalid"], metrics.invalid_values) == (1, 4)
+    assert dict(got.signals) == {
+        "ranged.in": 3,
+        "ranged.edge": 1.0,
+        "ranged.free": -(10**12),
+        "ranged.text": "",
+        "ranged.yes": False,
+    }
+
+
+class Quick(Provider[Any]):
+    """Never waits: answers through fetch_now, which gather calls without a coroutine."""
+
+    name = "quick"
+    inline = True
+    signals = (signal("quick.path", SignalType.STRING, "path"),)
+    calls: list[str] = []
+
+    async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        Quick.calls.append("fetch")
+        return self.fetch_now(request)
+
+    def fetch_now(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        Quick.calls.append("fetch_now")
+        if request.path == "/raise":
+            raise RuntimeError("no")
+        return {"quick.path": request.path}
+
+
+class QuickOwnFetch(Quick):
+    """Overrides fetch alone: its fetch is what runs."""
+
+    name = "quick_own"
+
+    async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
+        Quick.calls.append("own fetch")
+        return {"quick.path": "own " + request.path}
+
+
+class QuickWaiting(Quick):
+    """Declares that it waits: fetch_now is not used outside the request's task either."""
+
+    name = "quick_waiting"
+    inline = False
+
+
+async def test_a_provider_answering_at_once_is_called_through_fetch_now() -> None:
+    Quick.calls = []
+    async with provider_set(Peek, Quick) as providers:
+        got = await gather(providers, make_request("/a"))
+        broken = await gather(providers, make_request("/raise"))
+        metrics = providers.by_name["quick"].metrics
+        assert (metrics.fetches, metrics.ok, metrics.misses["error"]) == (2, 1, 1)
+    assert got.signals["quick.path"] == "/a"
+    assert dict(broken.signals) == {"peek.path": "/raise"}  # only its own signals lost
+    assert Quick.calls == ["fetch_now", "fetch_now"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "calls"),
+    [(QuickOwnFetch, "own /a", ["own fetch"]), (QuickWaiting, "/a", ["fetch", "fetch_now"])],
+)
+async def test_fetch_runs_when_fetch_now_is_not_the_providers_answer(
+    kind: type[Provider[Any]], path: str, calls: list[str]
+) -> None:
+    Quick.calls = []
+    async with provider_set(kind) as providers:
+        got = await gather(providers, make_request("/a"))
+    assert got.signals["quick.path"] == path
+    assert Quick.calls == calls
