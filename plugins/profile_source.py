@@ -10,7 +10,9 @@ store, per user (``subject_key(user, name)``):
 - ``cart``: JSON ``{"value": 59.9, "items": ["sku-1", "sku-2"], "count": 3}`` (``count`` is the
   number of units; it defaults to the number of items);
 - ``history``: the store's bounded history of ``HistoryItem(event, at, data)``, written by the
-  event collector (``slotwise.proxy.events``); ``data`` is the event's JSON properties.
+  event collector (``slotwise.proxy.events``); ``data`` is the event's JSON properties for the
+  types ``events.history_properties`` keeps (by default those slotwise reads: product views,
+  price checks, cart changes, purchases), empty for the others (docs/events.md).
 
 Without a ``cart`` record, the cart is rebuilt from that history (:func:`cart_from_events`):
 ``add_to_cart`` and ``remove_from_cart`` since the last ``purchase``.
