@@ -93,15 +93,12 @@ class OfferChooser:
             return Choice(name, version, False, holdout, personal, (chosen,), used)
         means = model.means if model is not None else None
         if means is not None and model is not None:
-            config = self.config
-            cart, units = _cart(signals)
-            shipping = config.shipping_cost
             pmf = means.distribution(
                 cell_of(seen, self._features),
                 names,
                 model.campaign.explore.parameter,
-                [_cost(arm, cart, units, shipping) for arm in arms],
-                config.prefer_cheaper,
+                lambda: self._costs(arms, signals),
+                self.config.prefer_cheaper,
             )
         elif model is not None:
             pmf = model.distribution(seen, 0, names, personal, self._features)
@@ -113,6 +110,12 @@ class OfferChooser:
         at = draw(pmf, rng.random())
         chosen = SlotChoice(OFFER_SLOT, names[at], pmf[at], names)
         return Choice(name, version, False, holdout, personal, (chosen,), used)
+
+    def _costs(self, arms: Sequence[OfferArm], signals: Signals) -> list[float]:
+        """What each arm would cost on this request's cart (see :func:`expected_cost`)."""
+        cart, units = _cart(signals)
+        shipping = self.config.shipping_cost
+        return [_cost(arm, cart, units, shipping) for arm in arms]
 
 
 _PAGE_CART = (("page.cart_value", "cart.value"), ("page.cart_count", "cart.count"))

@@ -81,7 +81,7 @@ def run(
             cell += f"|{int(math.log2(max(cart, 1.0)))}"
         names = [a.name for a in arms]
         costs = [expected_cost(a, signals, config) for a in arms]
-        pmf = published.distribution(cell, names, EPSILON, costs, prefer_cheaper)
+        pmf = published.distribution(cell, names, EPSILON, costs.copy, prefer_cheaper)
         arm = arms[draw(pmf, rng.random())]
         fixed = ladder.offer_for(ctx)
         net, fixed_net = (expected_net(segment, a, cart, shipping) for a in (arm, fixed))

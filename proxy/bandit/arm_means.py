@@ -43,7 +43,7 @@ immutable :class:`ArmMeans` built from them.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -180,8 +180,9 @@ class ArmMeans:
 
     estimates: Mapping[str, Mapping[str, float]]
     overall: Mapping[str, float]
-    errors: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    overall_errors: Mapping[str, float] = field(default_factory=dict)
+    # the squares of the standard errors (what the rule compares), per cell and overall
+    variances: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    overall_variances: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def build(cls, data: MeansData) -> ArmMeans:
@@ -195,24 +196,25 @@ class ArmMeans:
         return cls(
             MappingProxyType({cell: _means(arms) for cell, arms in cells.items()}),
             _means(overall),
-            MappingProxyType({cell: _errors(arms) for cell, arms in cells.items()}),
-            _errors(overall),
+            MappingProxyType({cell: _variances(arms) for cell, arms in cells.items()}),
+            _variances(overall),
         )
 
     def values(self, cell: str) -> Mapping[str, float]:
         """Each arm's estimate in this cell (an unseen cell: the overall means)."""
         return self.estimates.get(cell, self.overall)
 
-    def standard_errors(self, cell: str) -> Mapping[str, float]:
+    def standard_errors(self, cell: str) -> dict[str, float]:
         """Each arm's standard error in this cell (an unseen cell: the overall means')."""
-        return self.errors.get(cell, self.overall_errors)
+        variances = self.variances.get(cell, self.overall_variances)
+        return {arm: math.sqrt(variance) for arm, variance in variances.items()}
 
     def distribution(
         self,
         cell: str,
         names: Sequence[str],
         epsilon: float,
-        costs: Sequence[float] | None = None,
+        costs: Callable[[], Sequence[float]] | None = None,
         prefer_cheaper: float = 0.0,
     ) -> list[float]:
         """Epsilon-greedy over ``names``: the greedy arm gets 1 - epsilon + epsilon/K, every
@@ -220,9 +222,11 @@ class ArmMeans:
 
         The greedy arm: without ``costs`` (or with ``prefer_cheaper`` 0), the best estimate
         (arms that tie share the 1 - epsilon). With ``costs`` (what each arm would cost here,
-        in the order of ``names``), the cheapest of the arms whose estimate is not below the
-        best one's by more than ``prefer_cheaper`` standard errors of the difference (of equal
-        costs, the better estimate). An offer set that has learned nothing (no arm has data)
+        in the order of ``names``; called only when more than one arm is within the noise),
+        the cheapest of the arms whose estimate is not below the best one's by more than
+        ``prefer_cheaper`` standard errors of the difference (of equal costs, the better
+        estimate); while that is not the best estimate, the best gets ``LEADER_SHARE`` of the
+        1 - epsilon. An offer set that has learned nothing (no arm has data)
         serves every arm alike, as an untrained VW model does, rather than its first or its
         cheapest arm nearly always."""
         values = self.values(cell)
@@ -230,21 +234,26 @@ class ArmMeans:
         highest = max(estimates, default=0.0)
         best = [position for position, value in enumerate(estimates) if value == highest]
         if costs is not None and prefer_cheaper > 0.0 and len(best) < len(names):
-            errors = self.standard_errors(cell)
-            spreads = [errors.get(name, 0.0) for name in names]
-            top = spreads[best[0]] ** 2
+            # within the noise: (best - estimate)^2 <= z^2 (se^2 + se_best^2), no square roots
+            variances = self.variances.get(cell, self.overall_variances)
+            leader = best[0]
+            top = variances.get(names[leader], 0.0)
+            z2 = prefer_cheaper * prefer_cheaper
             plausible = [
                 position
                 for position, value in enumerate(estimates)
-                if highest - value <= prefer_cheaper * math.sqrt(spreads[position] ** 2 + top)
+                if (highest - value) ** 2 <= z2 * (variances.get(names[position], 0.0) + top)
             ]
-            leader = best[0]
-            best = [min(plausible, key=lambda position: (costs[position], -estimates[position]))]
-            if best[0] != leader:
-                pmf = [epsilon / len(names)] * len(names)
-                pmf[best[0]] += (1.0 - epsilon) * (1.0 - LEADER_SHARE)
-                pmf[leader] += (1.0 - epsilon) * LEADER_SHARE
-                return pmf
+            if len(plausible) > 1:
+                cost = costs()
+                best = [min(plausible, key=lambda at: (cost[at], -estimates[at]))]
+                if best[0] != leader:
+                    pmf = [epsilon / len(names)] * len(names)
+                    pmf[best[0]] += (1.0 - epsilon) * (1.0 - LEADER_SHARE)
+                    pmf[leader] += (1.0 - epsilon) * LEADER_SHARE
+                    return pmf
+            else:
+                best = plausible
         share = epsilon / len(names)
         pmf = [share] * len(names)
         for position in best:
@@ -256,8 +265,8 @@ def _means(arms: Mapping[str, tuple[float, float]]) -> Mapping[str, float]:
     return MappingProxyType({arm: mean for arm, (mean, _) in arms.items()})
 
 
-def _errors(arms: Mapping[str, tuple[float, float]]) -> Mapping[str, float]:
-    return MappingProxyType({arm: error for arm, (_, error) in arms.items()})
+def _variances(arms: Mapping[str, tuple[float, float]]) -> Mapping[str, float]:
+    return MappingProxyType({arm: error * error for arm, (_, error) in arms.items()})
 
 
 __all__ = [

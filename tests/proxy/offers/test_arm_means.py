@@ -202,7 +202,7 @@ def test_the_greedy_arm_is_the_cheapest_not_shown_to_earn_less() -> None:
     (a purchase worth 100 one time in ten): no offer is served. With prefer_cheaper 0, or
     without costs, the better estimate is (the rule before): 10% off."""
     names = ("none", "discount_10", "discount_20")
-    costs = [0.0, 8.0, 16.0]
+    costs = lambda: [0.0, 8.0, 16.0]  # noqa: E731
     rng = random.Random(4)
     table = _noisy_table(rng, {"none": (400, 0.10), "discount_10": (400, 0.11)})
     for _ in range(400):
@@ -231,7 +231,7 @@ def test_a_costlier_arm_that_is_shown_to_pay_is_served() -> None:
     rng = random.Random(5)
     table = _noisy_table(rng, {"none": (400, 0.05), "discount_20": (400, 0.15)})
     means = ArmMeans.build(table.data())
-    assert means.distribution("c", names, 0.0, [0.0, 16.0], 1.0) == [0.0, 1.0]
+    assert means.distribution("c", names, 0.0, lambda: [0.0, 16.0], 1.0) == [0.0, 1.0]
 
 
 def test_sums_written_without_squares_count_as_exact() -> None:
@@ -241,7 +241,10 @@ def test_sums_written_without_squares_count_as_exact() -> None:
     assert old.problem() is None
     means = ArmMeans.build(old)
     assert means.standard_errors("c") == {"none": 0.0, "discount_10": 0.0}
-    assert means.distribution("c", ("none", "discount_10"), 0.0, [0.0, 8.0], 1.0) == [0.0, 1.0]
+    assert means.distribution("c", ("none", "discount_10"), 0.0, lambda: [0.0, 8.0], 1.0) == [
+        0.0,
+        1.0,
+    ]
     table = MeansTable(old)
     table.add("c", "none", 5.0)
     assert table.data().cells["*"]["none"] == (11.0, 55.0, 275.0)
