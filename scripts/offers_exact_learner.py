@@ -4,8 +4,11 @@
 against the seed's fixed ladder. This script answers how much of the gap to the bound is the
 learner's: on the same visitors, truth, guards, reward (revenue minus discount per hundred of
 the cart), reward delay (the 120 s window at 10 visitors a second) and publish cadence (600
-visitors), an epsilon-greedy learner (epsilon 5%, as the scenario's offer set) keeps the exact
-mean reward per (cell, arm) and serves from the last published means. Its cells are what the
+visitors), the offer set's own estimator and rule (slotwise.proxy.bandit.arm_means: a
+``MeansTable`` learning the exact mean reward per (cell, arm), ``ArmMeans.distribution`` with
+epsilon 5% and each arm's cost on the cart, ``--prefer-cheaper`` standard errors as
+``offers.prefer_cheaper``; 0 is the rule before, the best mean whatever it costs) serves from
+the last published means, without the rest of the proxy's path. Its cells are what the
 request shows: the medium (`--cells medium`) or the medium and the cart's octave (`--cells
 medium-cart`, as the bandit's coarse cart feature). Figures are the truth's expected revenue
 minus discount and average discount (what offers took off, as a share of the orders' value)
@@ -13,6 +16,7 @@ of the arms served, over all visitors (learning included), against the ladder's,
 
     .venv/bin/python scripts/offers_exact_learner.py                   # seeds 1-10
     .venv/bin/python scripts/offers_exact_learner.py --cells medium-cart --seeds 1 2
+    .venv/bin/python scripts/offers_exact_learner.py --seeds $(seq 1 40) --prefer-cheaper 0
 """
 
 from __future__ import annotations
