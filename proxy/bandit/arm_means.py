@@ -19,8 +19,10 @@ does: its error shrinks as 1/sqrt(n) and nothing learned is forgotten.
   in the arms' overall means.
 - **Exploring.** Epsilon-greedy as the offer set's ``explore epsilon P`` says (the greedy arm
   gets 1 - P + P/K, every other P/K; ``greedy``: P = 0), the same distribution VW's
-  ``--epsilon`` gives, so decision records and offline evaluation read it alike. Other kinds
-  (SquareCB, softmax, bagging) keep VW's model (slotwise.proxy.bandit.engine).
+  ``--epsilon`` gives, so decision records read it alike (offline evaluation computes it
+  without the arms' costs, so by the best estimate: it does not know the offers
+  configuration). Other kinds (SquareCB, softmax, bagging) keep VW's model
+  (slotwise.proxy.bandit.engine).
 - **The cheapest arm that is not shown to earn less.** Given what each arm would cost on this
   cart (slotwise.proxy.offer_chooser), the greedy arm is not simply the best estimate: among
   the arms whose estimate is not below the best one's by more than ``prefer_cheaper``
@@ -29,11 +31,12 @@ does: its error shrinks as 1/sqrt(n) and nothing learned is forgotten.
   does not give away margin that the data cannot show pays: where free shipping or 10% off
   earn within noise of no offer, no offer is served, and a costlier arm takes over as soon as
   its gain is larger than the noise. While a cheaper arm is served instead of the best
-  estimate, the best estimate gets ``LEADER_SHARE`` (a tenth) of the greedy share, ten times
-  what exploring gives it, so that the question is settled by data rather than by
-  exploration's P/K alone. The standard errors come from the sums of squares the table keeps
-  (an arm's estimate with its ``PRIOR_WEIGHT`` pseudo-examples counted as examples); sums
-  written before the squares were kept (two numbers) count as exact.
+  estimate, the best estimate gets ``LEADER_SHARE`` (a tenth) of the greedy share (with
+  ``greedy`` too; with epsilon 5% and five arms, ten times what exploring gives it), so that
+  the question is settled by data rather than by exploration's P/K alone. The standard
+  errors come from the sums of squares the table keeps (an arm's estimate with its
+  ``PRIOR_WEIGHT`` pseudo-examples counted as examples); sums written before the squares were
+  kept (two numbers) count as exact.
 
 The learner keeps the sums (:class:`MeansTable`); a published model version carries them in
 its metadata (``arm_means``, slotwise.proxy.bandit.store), and the proxies serve from an
@@ -270,6 +273,7 @@ def _variances(arms: Mapping[str, tuple[float, float]]) -> Mapping[str, float]:
 
 
 __all__ = [
+    "LEADER_SHARE",
     "MAX_CELLS",
     "PREFER_CHEAPER",
     "PRIOR_WEIGHT",
