@@ -7,7 +7,10 @@
 2. budget: an offer set whose daily budget is spent (slotwise.proxy.offer_budget) offers
    ``none`` only (nothing at all when ``none`` is not one of its arms);
 3. the distribution over the eligible arms: the offer set's bandit model (``offers.NAME``,
-   slotwise.proxy.offer_set) when the proxy runs one, else uniform;
+   slotwise.proxy.offer_set) when the proxy runs one, else uniform; a model serving from the
+   means (slotwise.proxy.bandit.arm_means) is given what each arm would cost on this cart, and
+   its greedy arm is the cheapest whose mean is within ``offers.prefer_cheaper`` standard
+   errors of the best;
 4. the cap, while learning (until the model learned from ``offers.learning_examples``
    decisions): the costliest eligible arm (the largest expected discount for this cart) gets
    at most ``offers.max_costliest_share`` of the probability, the rest spread over the others
@@ -23,6 +26,7 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
+from slotwise.proxy.bandit.arm_means import cell_of
 from slotwise.proxy.bandit.features import FeatureMap, uses_personal_features
 from slotwise.proxy.bandit.holdout import in_holdout
 from slotwise.proxy.choice import Choice, SlotChoice
@@ -87,7 +91,16 @@ class OfferChooser:
         if len(names) < 2:
             chosen = SlotChoice(OFFER_SLOT, names[0] if names else None, 1.0, names)
             return Choice(name, version, False, holdout, personal, (chosen,), used)
-        if model is not None:
+        means = model.means if model is not None else None
+        if means is not None and model is not None:
+            pmf = means.distribution(
+                cell_of(seen, self._features),
+                names,
+                model.campaign.explore.parameter,
+                lambda: self._costs(arms, signals),
+                self.config.prefer_cheaper,
+            )
+        elif model is not None:
             pmf = model.distribution(seen, 0, names, personal, self._features)
         else:
             pmf = [1.0 / len(names)] * len(names)
@@ -97,6 +110,12 @@ class OfferChooser:
         at = draw(pmf, rng.random())
         chosen = SlotChoice(OFFER_SLOT, names[at], pmf[at], names)
         return Choice(name, version, False, holdout, personal, (chosen,), used)
+
+    def _costs(self, arms: Sequence[OfferArm], signals: Signals) -> list[float]:
+        """What each arm would cost on this request's cart (see :func:`expected_cost`)."""
+        cart, units = _cart(signals)
+        shipping = self.config.shipping_cost
+        return [_cost(arm, cart, units, shipping) for arm in arms]
 
 
 _PAGE_CART = (("page.cart_value", "cart.value"), ("page.cart_count", "cart.count"))

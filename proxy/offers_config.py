@@ -11,6 +11,7 @@ A table handed whole to its owner (like ``[plugins.NAME]``), validated here into
     margins = { shoes = 0.45, "sku-1" = 0.2 }   # per product id or category, before the default
     max_costliest_share = 0.25       # at most this share of decisions on the costliest arm,
     learning_examples = 10000        # while the model has learned from fewer decisions
+    prefer_cheaper = 1.0             # serve the cheapest arm within this many standard errors
     budget_refresh = 1.0             # seconds between reads of the spent budgets
 
     [offers.budgets]                 # a daily discount budget per offer set (base currency)
@@ -31,6 +32,7 @@ from typing import Any
 import msgspec
 
 from slotwise.dsl.location import JsonPathLocation, LocationError, parse_location
+from slotwise.proxy.bandit.arm_means import PREFER_CHEAPER
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -56,6 +58,9 @@ class OffersConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     budgets: dict[str, float] = {}
     max_costliest_share: float = 1.0
     learning_examples: int = 10_000  # the cap holds until the model learned from this many
+    # the greedy arm: the cheapest whose mean is within this many standard errors of the best
+    # (slotwise.proxy.bandit.arm_means; 0: the best mean, whatever it costs)
+    prefer_cheaper: float = PREFER_CHEAPER
     budget_refresh: float = 1.0
     cart: CartPaths = CartPaths()
 
@@ -84,6 +89,11 @@ class OffersConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         if self.learning_examples < 0:
             raise ValueError(
                 f"learning_examples: must not be negative, not {self.learning_examples}"
+            )
+        if not (math.isfinite(self.prefer_cheaper) and self.prefer_cheaper >= 0):
+            raise ValueError(
+                f"prefer_cheaper: must be a number of standard errors >= 0 (1.0 is one), "
+                f"not {self.prefer_cheaper}"
             )
         if not (math.isfinite(self.budget_refresh) and self.budget_refresh >= 0.05):
             raise ValueError(f"budget_refresh: at least 0.05 seconds, not {self.budget_refresh}")

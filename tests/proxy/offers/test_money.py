@@ -85,6 +85,10 @@ def test_bad_offers_configuration_names_the_key() -> None:
         offers_config({"rates": {"EUR": 1.1}})
     with pytest.raises(ValueError, match=r"max_costliest_share: must be in \(0, 1\]"):
         offers_config({"max_costliest_share": 0})
+    with pytest.raises(ValueError, match="prefer_cheaper: must be a number of standard errors"):
+        offers_config({"prefer_cheaper": -1})
+    assert offers_config({"prefer_cheaper": 0.5}).prefer_cheaper == 0.5
+    assert offers_config({}).prefer_cheaper == 1.0
     with pytest.raises(ValueError, match="margins.shoes: must be a share in 0..1"):
         offers_config({"margins": {"shoes": 30}})
     with pytest.raises(ValueError, match="not a JSON path"):
