@@ -33,7 +33,7 @@ from types import MappingProxyType
 from slotwise.dsl.ast import Test
 from slotwise.dsl.errors import Diagnostic
 from slotwise.dsl.location import Location
-from slotwise.dsl.matcher import Bits, RuleIndex, TermIds
+from slotwise.dsl.matcher import Bits, Match, RuleIndex, TermIds
 from slotwise.types import DEFAULT_EXPLORE, DEFAULT_GOAL, Context, Explore, Goal, GoalTerm
 
 Predicate = Callable[[Context], bool]
@@ -92,7 +92,7 @@ class Eligibility:
     """The outcome of a campaign's rules for one request."""
 
     slots: Mapping[str, SlotEligibility]
-    _matched: Bits
+    _matched: Match
     _rule_names: tuple[str, ...]
     _ids: TermIds
 
@@ -125,7 +125,7 @@ class _SlotPlan:
     prefers: tuple[tuple[str, Bits], ...]
     boosts: tuple[tuple[str, float, Bits], ...]
 
-    def settled(self, matched: Bits) -> SlotEligibility | None:
+    def settled(self, matched: Match) -> SlotEligibility | None:
         """The outcome when a pin or no rule decides it; None: ``decide`` must look."""
         hits = matched & self.pin_rules
         if hits:
@@ -139,7 +139,7 @@ class _SlotPlan:
             return self.unconstrained
         return None
 
-    def decide(self, matched: Bits) -> SlotEligibility:
+    def decide(self, matched: Match) -> SlotEligibility:
         """The outcome without a matched pin, from the folded match (``RuleIndex.fold``: a
         boost counts rules, not terms)."""
         excluded = [v for v, rules in self.excludes if matched.intersect(rules)]
@@ -203,7 +203,7 @@ class CompiledCampaign:
         """Does this campaign rewrite the response described by ctx (its `applies when`)?"""
         return self._applies(ctx)
 
-    def matched(self, ctx: Context) -> Bits:
+    def matched(self, ctx: Context) -> Match:
         """The term ids of the rules whose conditions hold for ctx, as a roaring bitmap
         (``matcher.RuleIndex.match``: ``matcher.TermIds.rules_of`` lists the rules)."""
         return self._index.match(ctx)
@@ -212,14 +212,17 @@ class CompiledCampaign:
         """Per slot, the variants the rules allow, prefer, pin and boost for ctx."""
         index = self._index
         matched = index.match_terms(ctx)
-        folded: Bits | None = None  # only a slot that no pin settles needs it
+        folded = False  # only a slot that no pin settles needs it
         slots: dict[str, SlotEligibility] = {}
         for plan in self._plans:
             outcome = plan.settled(matched)
             if outcome is None:
-                if folded is None:
-                    folded = index.fold(matched)
-                outcome = plan.decide(folded)
+                if not folded:
+                    # in place: the slots after this one settle the same on the folded match
+                    # (their pin and acting bitmaps hold every term of a split rule)
+                    index.fold(matched)
+                    folded = True
+                outcome = plan.decide(matched)
             slots[plan.name] = outcome
         return Eligibility(slots, matched, self.rules, index.ids)
 
