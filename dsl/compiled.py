@@ -87,6 +87,9 @@ class SlotEligibility:
         return self.preferred or self.variants
 
 
+_NONE_ALLOWED = SlotEligibility(())
+
+
 @dataclass(frozen=True, slots=True)
 class Eligibility:
     """The outcome of a campaign's rules for one request."""
@@ -145,6 +148,8 @@ class _SlotPlan:
         excluded = [v for v, rules in self.excludes if matched.intersect(rules)]
         allowed = self.variants
         if excluded:
+            if len(excluded) == len(allowed):  # every variant excluded: nothing to weigh
+                return _NONE_ALLOWED
             allowed = tuple(v for v in allowed if v not in excluded)
         preferred = tuple(
             v for v, rules in self.prefers if v in allowed and matched.intersect(rules)

@@ -156,15 +156,20 @@ class RuleIndex:
         """The terms that hold for ctx, each split rule's extra terms not yet mapped back to
         its own (``fold``): what pins, excludes and prefers read, whose bitmaps list a split
         rule's extra terms too (only counting needs one term per rule)."""
-        found = [a for accepted_by in self._accepted if (a := accepted_by(ctx)) is not None]
         # the request's own bitmap, then ANDed in place: every operand and result is a bitset
         # per chunk (padding, TermIds), so the order of the ANDs does not change their cost
-        matched = self._seed & (found[0] if found else self._all)
-        if len(found) > 1:
-            for more in found[1:]:
-                matched &= more
-            if len(matched) == self._padding:  # no rule left
-                return matched
+        matched: Match | None = None
+        for accepted_by in self._accepted:
+            accepted = accepted_by(ctx)
+            if accepted is not None:
+                if matched is None:
+                    matched = self._seed & accepted
+                else:
+                    matched &= accepted
+        if matched is None:
+            matched = self._seed & self._all
+        elif len(matched) == self._padding:  # no rule left
+            return matched
         for lookup in self._lists:
             # a few terms each: clearing their bits, where ANDing their complement would read
             # a second whole bitmap
