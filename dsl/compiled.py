@@ -142,14 +142,20 @@ class _SlotPlan:
             return self.unconstrained
         return None
 
-    def decide(self, matched: Match) -> SlotEligibility:
-        """The outcome without a matched pin, from the folded match (``RuleIndex.fold``: a
-        boost counts rules, not terms)."""
+    def decide(
+        self, matched: Match, index: RuleIndex, folded: bool
+    ) -> tuple[SlotEligibility, bool]:
+        """The outcome without a matched pin, and whether the match is now folded.
+
+        Excludes and prefers read the match as it is (their bitmaps hold every term of a
+        split rule); boosts count rules, not terms, so they read it folded (``RuleIndex.fold``,
+        in place and at most once per request: the slots after this one settle and decide the
+        same on the folded match)."""
         excluded = [v for v, rules in self.excludes if matched.intersect(rules)]
         allowed = self.variants
         if excluded:
             if len(excluded) == len(allowed):  # every variant excluded: nothing to weigh
-                return _NONE_ALLOWED
+                return _NONE_ALLOWED, folded
             allowed = tuple(v for v in allowed if v not in excluded)
         preferred = tuple(
             v for v, rules in self.prefers if v in allowed and matched.intersect(rules)
@@ -157,12 +163,16 @@ class _SlotPlan:
         boosts: dict[str, float] = {}
         for variant, factor, rules in self.boosts:
             if variant in allowed:
+                if not folded:
+                    index.fold(matched)
+                    folded = True
                 hits = matched.intersection_cardinality(rules)
                 if hits:
                     boosts[variant] = boosts.get(variant, 1.0) * factor**hits
-        return SlotEligibility(
+        outcome = SlotEligibility(
             allowed, preferred, None, MappingProxyType(boosts) if boosts else _EMPTY
         )
+        return outcome, folded
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,17 +227,12 @@ class CompiledCampaign:
         """Per slot, the variants the rules allow, prefer, pin and boost for ctx."""
         index = self._index
         matched = index.match_terms(ctx)
-        folded = False  # only a slot that no pin settles needs it
+        folded = False  # only a slot whose boosts are counted needs it
         slots: dict[str, SlotEligibility] = {}
         for plan in self._plans:
             outcome = plan.settled(matched)
             if outcome is None:
-                if not folded:
-                    # in place: the slots after this one settle the same on the folded match
-                    # (their pin and acting bitmaps hold every term of a split rule)
-                    index.fold(matched)
-                    folded = True
-                outcome = plan.decide(matched)
+                outcome, folded = plan.decide(matched, index, folded)
             slots[plan.name] = outcome
         return Eligibility(slots, matched, self.rules, index.ids)
 

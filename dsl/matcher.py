@@ -54,7 +54,7 @@ from slotwise.dsl.conditions import (
     feature_of,
     structure,
 )
-from slotwise.types import Context
+from slotwise.types import Context, NoHistory
 
 FeatureKind = Literal["discrete", "numeric", "list"]
 _OTHER = "\x00another value"  # equal to no literal a policy can write
@@ -105,6 +105,7 @@ class RuleIndex:
         "_residual_ids",
         "_residuals",
         "_seed",
+        "_several",
         "extras",
         "ids",
         "rule_terms",
@@ -129,7 +130,9 @@ class RuleIndex:
         self._seed = BitMap(terms, optimize=False)  # never changed: each match starts as a copy
         self._padding = len(ids.padding())
         self._features = tuple(features)
-        self._accepted = tuple(feature.accepted for feature in features)
+        # behaviour lookups give several sets (``_Behaviour.operands``), ANDed in place
+        self._accepted = tuple(f.accepted for f in features if not isinstance(f, _Behaviour))
+        self._several = tuple(f.operands for f in features if isinstance(f, _Behaviour))
         self._lists = tuple(lists)
         self._residuals = dict(residuals)  # term -> the number of its check
         self._checks = tuple(checks)
@@ -162,6 +165,12 @@ class RuleIndex:
         for accepted_by in self._accepted:
             accepted = accepted_by(ctx)
             if accepted is not None:
+                if matched is None:
+                    matched = self._seed & accepted
+                else:
+                    matched &= accepted
+        for operands in self._several:
+            for accepted in operands(ctx):
                 if matched is None:
                     matched = self._seed & accepted
                 else:
@@ -610,31 +619,41 @@ class _Behaviour(_Lookup):
     quiet types (no event in their longest window) are precomputed, so a user with few kinds of
     recent events costs one set plus one per type they have."""
 
-    __slots__ = ("gates", "quiet")
+    __slots__ = ("all_quiet", "events", "gates", "quiet")
 
     def __init__(self, gates: Sequence[_EventGate]) -> None:
         self.gates = tuple(gates)
+        self.events = tuple((gate.event, gate.seconds, gate) for gate in gates)
         self.quiet = [
             _intersection(gate.zero for bit, gate in enumerate(gates) if mask >> bit & 1)
             for mask in range(1 << len(gates))
         ]
+        every = self.quiet[-1]
+        self.all_quiet = [every] if every is not None else []
 
     def accepted(self, ctx: Context) -> Bits | None:
+        return _intersection(self.operands(ctx))
+
+    def operands(self, ctx: Context) -> list[Bits]:
+        """The sets whose intersection is accepted: the matcher ANDs them into the request's
+        own match in place rather than into a new bitmap here."""
         history, now = ctx.history, ctx.now
+        if history.__class__ is NoHistory:  # no consent: every event type is quiet
+            return self.all_quiet
         mask = 0
-        active = []
-        for bit, gate in enumerate(self.gates):
-            last = history.last(gate.event)
-            if last is None or last < now - gate.seconds:
+        found = []
+        for bit, (event, seconds, gate) in enumerate(self.events):
+            last = history.last(event)
+            if last is None or last < now - seconds:
                 mask |= 1 << bit
             else:
-                active.append((gate, last))
-        result = self.quiet[mask]
-        for gate, last in active:
-            counted = gate.counted(ctx, last)
-            if counted is not None:
-                result = counted if result is None else result & counted
-        return result
+                counted = gate.counted(ctx, last)
+                if counted is not None:
+                    found.append(counted)
+        quiet = self.quiet[mask]
+        if quiet is not None:
+            found.append(quiet)
+        return found
 
 
 MAX_QUIET_GATES = 6  # 64 precomputed sets per behaviour lookup
