@@ -130,9 +130,10 @@ class RuleIndex:
         self._seed = BitMap(terms, optimize=False)  # never changed: each match starts as a copy
         self._padding = len(ids.padding())
         self._features = tuple(features)
-        # behaviour lookups give several sets (``_Behaviour.operands``), ANDed in place
-        self._accepted = tuple(f.accepted for f in features if not isinstance(f, _Behaviour))
-        self._several = tuple(f.operands for f in features if isinstance(f, _Behaviour))
+        # behaviour and list lookups AND several sets into the match themselves (``narrow``)
+        several = (_Behaviour, _ListLookup)
+        self._accepted = tuple(f.accepted for f in features if not isinstance(f, several))
+        self._several = tuple(f.narrow for f in features if isinstance(f, several))
         self._lists = tuple(lists)
         self._residuals = dict(residuals)  # term -> the number of its check
         self._checks = tuple(checks)
@@ -169,15 +170,11 @@ class RuleIndex:
                     matched = self._seed & accepted
                 else:
                     matched &= accepted
-        for operands in self._several:
-            for accepted in operands(ctx):
-                if matched is None:
-                    matched = self._seed & accepted
-                else:
-                    matched &= accepted
         if matched is None:
             matched = self._seed & self._all
-        elif len(matched) == self._padding:  # no rule left
+        for narrow in self._several:
+            narrow(matched, ctx)
+        if len(matched) == self._padding:  # no rule left
             return matched
         for lookup in self._lists:
             # a few terms each: clearing their bits, where ANDing their complement would read
@@ -634,9 +631,13 @@ class _Behaviour(_Lookup):
     def accepted(self, ctx: Context) -> Bits | None:
         return _intersection(self.operands(ctx))
 
+    def narrow(self, matched: Match, ctx: Context) -> None:
+        """AND the accepted terms into the request's match, in place."""
+        for accepted in self.operands(ctx):
+            matched &= accepted
+
     def operands(self, ctx: Context) -> list[Bits]:
-        """The sets whose intersection is accepted: the matcher ANDs them into the request's
-        own match in place rather than into a new bitmap here."""
+        """The sets whose intersection is accepted (``narrow`` ANDs them into a match)."""
         history, now = ctx.history, ctx.now
         if history.__class__ is NoHistory:  # no consent: every event type is quiet
             return self.all_quiet
@@ -693,39 +694,60 @@ def _intersection(sets: Iterable[Bits | None]) -> Bits | None:
 
 
 class _ListLookup(_Lookup):
-    """``has any`` / ``not has any`` over a list signal. Accepted: the terms that need no
-    element, plus those needing one the request's list has (precomputed per element, so a
-    one-element list costs nothing and each further element one union of a few terms).
-    Terms forbidding an element the list has (a few each) are subtracted after the
-    intersection (``barred``)."""
+    """``has any`` / ``not has any`` over a list signal. Per required group ("slot",
+    ``_Builder._add_list``), accepted: the terms that need no element of that slot, plus those
+    needing one the request's list has (precomputed per element, so a one-element list costs
+    nothing and each further element one union of a few terms); the slots' sets are ANDed into
+    the match in place (``operands``), the list read once for all of them. Terms forbidding an
+    element the list has (a few each) are subtracted after the intersection (``barred``)."""
 
-    __slots__ = ("forbidding", "name", "needing", "unconstrained", "with_element")
+    __slots__ = ("everything", "forbidding", "name", "slots", "unconstrained")
 
     def __init__(
         self,
         name: str,
         everything: Bits,
-        needing: dict[str, Bits],
+        slots: Sequence[dict[str, Bits]],
         forbidding: dict[str, Bits],
     ) -> None:
-        self.name = name
-        self.needing, self.forbidding = needing, forbidding
-        self.unconstrained = everything - _union(list(needing.values()))
-        self.with_element = {e: self.unconstrained | rules for e, rules in needing.items()}
+        self.name, self.everything = name, everything
+        self.forbidding = forbidding
+        # per slot: the sets needing each element, the set with each element, and without
+        self.slots = []
+        for needing in slots:
+            unconstrained = everything - _union(list(needing.values()))
+            with_element = {e: unconstrained | rules for e, rules in needing.items()}
+            self.slots.append((needing, with_element, unconstrained))
+        self.unconstrained = [unconstrained for _, _, unconstrained in self.slots]
 
     def accepted(self, ctx: Context) -> Bits | None:
+        narrowed = BitMap(self.everything, optimize=False)
+        self.narrow(narrowed, ctx)
+        return FrozenBitMap(narrowed, optimize=False)
+
+    def narrow(self, matched: Match, ctx: Context) -> None:
+        """AND the accepted terms of every slot into the request's match, in place."""
         value = ctx.signals.get(self.name)
         if value.__class__ is not tuple:
-            return self.unconstrained
-        needing = self.needing
-        met = [e for e in value if e in needing]
-        if not met:
-            return self.unconstrained
-        result = self.with_element[met[0]]
-        for element in met[1:]:
-            # binary operators: pyroaring's n-ary named methods are several times slower
-            result = result | needing[element]
-        return result
+            for unconstrained in self.unconstrained:
+                matched &= unconstrained
+            return
+        for needing, with_element, unconstrained in self.slots:
+            met = [e for e in value if e in needing]
+            if not met:
+                matched &= unconstrained
+            elif len(met) == 1:
+                matched &= with_element[met[0]]
+            else:
+                # match & (unconstrained | needing) as (match & unconstrained) | (match &
+                # needing): the terms needing an element are few (array containers), so no
+                # dense bitmap is made; binary operators: pyroaring's n-ary methods are slower
+                more = needing[met[0]]
+                for element in met[1:]:
+                    more = more | needing[element]
+                kept = matched & more
+                matched &= unconstrained
+                matched |= kept
 
     def barred(self, ctx: Context) -> list[Bits]:
         value = ctx.signals.get(self.name)
@@ -795,16 +817,17 @@ def build_rule_index(
     lists: list[_ListLookup] = []
     for name in sorted(builder.lists_any.keys() | builder.lists_none.keys()):
         forbidding = {e: bits_of(r) for e, r in builder.lists_none[name].items()}
-        slots = builder.lists_any[name] or [{}]
-        for slot, required in enumerate(slots):
-            needing = {e: bits_of(r) for e, r in required.items()}
-            lookup = _ListLookup(name, everything, needing, forbidding if slot == 0 else {})
-            if needing:  # without, it accepts every term: no AND
-                lookups.append(lookup)
-            if forbidding and slot == 0:
-                lists.append(lookup)
-            buckets += len(needing)
-        buckets += len(forbidding)
+        # a slot needing no element accepts every term: no AND
+        slots = [
+            {e: bits_of(r) for e, r in required.items()} for required in builder.lists_any[name]
+        ]
+        slots = [needing for needing in slots if needing]
+        lookup = _ListLookup(name, everything, slots, forbidding)
+        if slots:
+            lookups.append(lookup)
+        if forbidding:
+            lists.append(lookup)
+        buckets += sum(len(needing) for needing in slots) + len(forbidding)
     # what the index cannot answer: one compiled function per distinct condition, shared by
     # the terms that need it
     residuals: dict[int, int] = {}
