@@ -132,7 +132,11 @@ class RuleIndex:
         self._features = tuple(features)
         # behaviour and list lookups AND several sets into the match themselves (``narrow``)
         several = (_Behaviour, _ListLookup)
-        self._accepted = tuple(f.accepted for f in features if not isinstance(f, several))
+        self._accepted = tuple(
+            f.lookup if isinstance(f, _Group) else f.accepted
+            for f in features
+            if not isinstance(f, several)
+        )
         self._several = tuple(f.narrow for f in features if isinstance(f, several))
         self._lists = tuple(lists)
         self._residuals = dict(residuals)  # term -> the number of its check
@@ -456,7 +460,18 @@ class _Group(_Lookup):
     buckets, so a request pays one bitmap intersection for the group instead of one per
     feature."""
 
-    __slots__ = ("buckets", "members", "table")
+    __slots__ = (
+        "bucket",
+        "buckets",
+        "by_string",
+        "lookup",
+        "members",
+        "missing",
+        "name",
+        "other",
+        "points",
+        "table",
+    )
 
     def __init__(self, members: Sequence[_Bucketer]) -> None:
         strides = []
@@ -485,6 +500,20 @@ class _Group(_Lookup):
         self.table = table
         # bound methods: no attribute lookups per request
         self.buckets = tuple((member.bucket, stride) for member, stride in self.members)
+        # a group of one feature answers without calling its bucketer (``lookup``)
+        self.lookup: Callable[[Context], Bits | None] = self.accepted
+        one = members[0]
+        self.name, self.points = getattr(one, "name", ""), getattr(one, "points", [])
+        self.other = self.missing = 0
+        self.by_string: dict[str, Bits | None] = {}
+        self.bucket = one.bucket
+        if len(members) == 1 and isinstance(one, _DiscreteBucketer | _NumericBucketer):
+            self.other, self.missing = one.other, one.missing
+            if isinstance(one, _NumericBucketer):
+                self.lookup = self._one_numeric
+            elif one.strings or not one.table:
+                self.by_string = {value: table[bucket] for value, bucket in one.strings.items()}
+                self.lookup = self._one_discrete
 
     def accepted(self, ctx: Context) -> Bits | None:
         buckets = self.buckets
@@ -494,6 +523,24 @@ class _Group(_Lookup):
         for bucket, stride in buckets:
             index += bucket(ctx) * stride
         return self.table[index]
+
+    def _one_discrete(self, ctx: Context) -> Bits | None:
+        """``accepted`` for one string feature: the value's set at once."""
+        value = ctx.signals.get(self.name, MISSING)
+        if value.__class__ is str:
+            return self.by_string.get(value, self.table[self.other])
+        return self.table[self.bucket(ctx)]
+
+    def _one_numeric(self, ctx: Context) -> Bits | None:
+        """``accepted`` for one numeric feature, ``_NumericBucketer.bucket`` inline."""
+        value = ctx.signals.get(self.name, MISSING)
+        if (value.__class__ is int or value.__class__ is float) and value == value:
+            points = self.points
+            i = bisect_left(points, value)
+            if i < len(points) and points[i] == value:
+                return self.table[2 * i + 1]
+            return self.table[2 * i]
+        return self.table[self.missing if value is MISSING else self.other]
 
 
 class _EventGate:
