@@ -115,8 +115,9 @@ class _SlotPlan:
 
     name: str
     variants: tuple[str, ...]
-    # pins and acting list split rules' extra terms too: they read the terms that held
-    # before the extra terms are mapped back (``RuleIndex.match_terms``)
+    # pins, acting, excludes and prefers list split rules' extra terms too: they read the
+    # terms that held before the extra terms are mapped back (``RuleIndex.match_terms``);
+    # boosts list rule terms only and are counted on the folded match (``decide``)
     pin_rules: Bits
     pinned: Mapping[int, SlotEligibility]  # pinning term -> its outcome, built once
     split: int  # terms below this are rules split at an OR (``TermIds.split_end``)

@@ -18,7 +18,8 @@ numeric bucket between the range end points the rules use, plus "some other valu
 bitmaps are dense, so roaring keeps them as bitset containers (built with ``optimize=False``:
 no run containers, which intersect several times slower) and a match, the intersection of one
 bitmap per feature or group of features (a dozen or so, whatever the rule count), runs word by
-word in CRoaring. List signals are looked up per element the request's list holds; the
+word in CRoaring, into a bitmap of the request's own (``Match``: the first AND makes it, the
+rest run in place). List signals are looked up per element the request's list holds; the
 behaviour features of one event type sit behind a gate that skips every count when the user
 has no such event in the longest window. Nothing on the request path iterates a bitmap in
 Python: the first pinning rule is ``max()`` (see ``TermIds``), the actions are ``intersect``
