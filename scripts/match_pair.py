@@ -3,7 +3,7 @@
 
 The base tree's ``slotwise`` package is copied to a temporary directory as ``slotwise_base``
 (its imports rewritten), so both trees' compiled policies live in one process and their
-requests alternate in blocks of 50: a time slice lost to another process, or a busy moment
+requests alternate in blocks of 50 (``--block``): a time slice lost to another process, or a busy moment
 of the machine, falls on both. Prints each tree's build CPU time, the CPU time per call of
 each round and the median of the per-round ratios (this tree over the base).
 
@@ -65,6 +65,12 @@ def main() -> int:
     parser.add_argument("base", help="a checkout of the tree to compare with")
     parser.add_argument("--rules", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument(
+        "--block",
+        type=int,
+        default=BLOCK,
+        help="requests per tree before switching (1000: whole passes, warmer caches)",
+    )
     args = parser.parse_args()
     here = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as scratch:
@@ -80,10 +86,10 @@ def main() -> int:
         this_us: list[float] = []
         for _ in range(args.rounds):
             spent = [0.0, 0.0]
-            for start in range(0, len(base), BLOCK):
+            for start in range(0, len(base), args.block):
                 for side, requests in enumerate((base, this)):
                     started = clock()
-                    for ctx, campaign in requests[start : start + BLOCK]:
+                    for ctx, campaign in requests[start : start + args.block]:
                         campaign.eligible(ctx)
                     spent[side] += clock() - started
             base_us.append(spent[0] / len(base) * 1e6)
