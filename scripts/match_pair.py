@@ -4,8 +4,8 @@
 The base tree's ``slotwise`` package is copied to a temporary directory as ``slotwise_base``
 (its imports rewritten), so both trees' compiled policies live in one process and their
 requests alternate in blocks of 50 (``--block``): a time slice lost to another process, or a
-busy moment of the machine, falls on both. Prints each tree's build CPU time, the CPU time per call of
-each round and the median of the per-round ratios (this tree over the base).
+busy moment of the machine, falls on both. Prints each tree's build CPU time, the CPU time
+per call of each round and the median of the per-round ratios (this tree over the base).
 
     .venv/bin/python scripts/match_pair.py BASE_TREE [--rules 10000] [--rounds 9]
 
