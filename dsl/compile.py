@@ -176,8 +176,9 @@ def _slot_plan(slot: ast.Slot, rules: Sequence[ast.Rule], index: RuleIndex) -> c
         for extra in extras.get(term, ()):
             pins[extra] = variant
 
-    named_excludes = [(v, excludes[v]) for v in order if v in excludes]
-    named_prefers = [(v, prefers[v]) for v in order if v in prefers]
+    # excludes and prefers are read before the fold (``_SlotPlan.decide``): extras too
+    named_excludes = [(v, _with_extras(excludes[v], extras)) for v in order if v in excludes]
+    named_prefers = [(v, _with_extras(prefers[v], extras)) for v in order if v in prefers]
     named_boosts = [
         (variant, factor, terms)
         for (variant, factor), terms in sorted(
@@ -200,6 +201,11 @@ def _slot_plan(slot: ast.Slot, rules: Sequence[ast.Rule], index: RuleIndex) -> c
         prefers=tuple((v, bits_of(terms)) for v, terms in named_prefers),
         boosts=tuple((v, f, bits_of(terms)) for v, f, terms in named_boosts),
     )
+
+
+def _with_extras(terms: list[int], extras: Mapping[int, tuple[int, ...]]) -> list[int]:
+    """The terms and every extra term of those that belong to split rules."""
+    return terms + [extra for term in terms for extra in extras.get(term, ())]
 
 
 def compile_goal(optimize: ast.Optimize | None) -> compiled.Goal:

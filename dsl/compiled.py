@@ -33,7 +33,7 @@ from types import MappingProxyType
 from slotwise.dsl.ast import Test
 from slotwise.dsl.errors import Diagnostic
 from slotwise.dsl.location import Location
-from slotwise.dsl.matcher import Bits, RuleIndex, TermIds
+from slotwise.dsl.matcher import Bits, Match, RuleIndex, TermIds
 from slotwise.types import DEFAULT_EXPLORE, DEFAULT_GOAL, Context, Explore, Goal, GoalTerm
 
 Predicate = Callable[[Context], bool]
@@ -87,12 +87,15 @@ class SlotEligibility:
         return self.preferred or self.variants
 
 
+_NONE_ALLOWED = SlotEligibility(())
+
+
 @dataclass(frozen=True, slots=True)
 class Eligibility:
     """The outcome of a campaign's rules for one request."""
 
     slots: Mapping[str, SlotEligibility]
-    _matched: Bits
+    _matched: Match
     _rule_names: tuple[str, ...]
     _ids: TermIds
 
@@ -112,8 +115,9 @@ class _SlotPlan:
 
     name: str
     variants: tuple[str, ...]
-    # pins and acting list split rules' extra terms too: they read the terms that held
-    # before the extra terms are mapped back (``RuleIndex.match_terms``)
+    # pins, acting, excludes and prefers list split rules' extra terms too: they read the
+    # terms that held before the extra terms are mapped back (``RuleIndex.match_terms``);
+    # boosts list rule terms only and are counted on the folded match (``decide``)
     pin_rules: Bits
     pinned: Mapping[int, SlotEligibility]  # pinning term -> its outcome, built once
     split: int  # terms below this are rules split at an OR (``TermIds.split_end``)
@@ -125,7 +129,7 @@ class _SlotPlan:
     prefers: tuple[tuple[str, Bits], ...]
     boosts: tuple[tuple[str, float, Bits], ...]
 
-    def settled(self, matched: Bits) -> SlotEligibility | None:
+    def settled(self, matched: Match) -> SlotEligibility | None:
         """The outcome when a pin or no rule decides it; None: ``decide`` must look."""
         hits = matched & self.pin_rules
         if hits:
@@ -139,12 +143,20 @@ class _SlotPlan:
             return self.unconstrained
         return None
 
-    def decide(self, matched: Bits) -> SlotEligibility:
-        """The outcome without a matched pin, from the folded match (``RuleIndex.fold``: a
-        boost counts rules, not terms)."""
+    def decide(
+        self, matched: Match, index: RuleIndex, folded: bool
+    ) -> tuple[SlotEligibility, bool]:
+        """The outcome without a matched pin, and whether the match is now folded.
+
+        Excludes and prefers read the match as it is (their bitmaps hold every term of a
+        split rule); boosts count rules, not terms, so they read it folded (``RuleIndex.fold``,
+        in place and at most once per request: the slots after this one settle and decide the
+        same on the folded match)."""
         excluded = [v for v, rules in self.excludes if matched.intersect(rules)]
         allowed = self.variants
         if excluded:
+            if len(excluded) == len(allowed):  # every variant excluded: nothing to weigh
+                return _NONE_ALLOWED, folded
             allowed = tuple(v for v in allowed if v not in excluded)
         preferred = tuple(
             v for v, rules in self.prefers if v in allowed and matched.intersect(rules)
@@ -152,12 +164,16 @@ class _SlotPlan:
         boosts: dict[str, float] = {}
         for variant, factor, rules in self.boosts:
             if variant in allowed:
+                if not folded:
+                    index.fold(matched)
+                    folded = True
                 hits = matched.intersection_cardinality(rules)
                 if hits:
                     boosts[variant] = boosts.get(variant, 1.0) * factor**hits
-        return SlotEligibility(
+        outcome = SlotEligibility(
             allowed, preferred, None, MappingProxyType(boosts) if boosts else _EMPTY
         )
+        return outcome, folded
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +219,7 @@ class CompiledCampaign:
         """Does this campaign rewrite the response described by ctx (its `applies when`)?"""
         return self._applies(ctx)
 
-    def matched(self, ctx: Context) -> Bits:
+    def matched(self, ctx: Context) -> Match:
         """The term ids of the rules whose conditions hold for ctx, as a roaring bitmap
         (``matcher.RuleIndex.match``: ``matcher.TermIds.rules_of`` lists the rules)."""
         return self._index.match(ctx)
@@ -212,14 +228,12 @@ class CompiledCampaign:
         """Per slot, the variants the rules allow, prefer, pin and boost for ctx."""
         index = self._index
         matched = index.match_terms(ctx)
-        folded: Bits | None = None  # only a slot that no pin settles needs it
+        folded = False  # only a slot whose boosts are counted needs it
         slots: dict[str, SlotEligibility] = {}
         for plan in self._plans:
             outcome = plan.settled(matched)
             if outcome is None:
-                if folded is None:
-                    folded = index.fold(matched)
-                outcome = plan.decide(folded)
+                outcome, folded = plan.decide(matched, index, folded)
             slots[plan.name] = outcome
         return Eligibility(slots, matched, self.rules, index.ids)
 

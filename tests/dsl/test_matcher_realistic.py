@@ -20,7 +20,7 @@ from slotwise.dsl.loader import compile_sources
 from slotwise.dsl.schema_file import builtin_schema
 from slotwise.dsl.testing import ListHistory
 from slotwise.lab import realistic_workload
-from slotwise.types import Context
+from slotwise.types import Context, NoHistory
 
 SCHEMA = builtin_schema()
 
@@ -62,6 +62,22 @@ def test_realistic_workload_agrees_on_every_request(seed: int) -> None:
     contexts = list(realistic_workload.contexts(150, seed + 1))
     contexts += [_thinned(ctx, rng) for ctx in contexts]
     assert _agree(text, contexts) > 0  # not vacuous: rules do match
+
+
+def test_requests_without_consent_agree() -> None:
+    # NoHistory (what the proxy passes without consent) takes the all-quiet behaviour set
+    # without asking the history: the same match as an empty history, and the reference's
+    text = realistic_workload.policy_text(1500, 11)
+    contexts = list(realistic_workload.contexts(150, 12))
+    policy, _ = compile_sources([("p.sw", text)], SCHEMA)
+    behaviour = [f for f in policy.campaigns[0]._index._features if hasattr(f, "all_quiet")]
+    assert behaviour  # the workload has behaviour rules
+    no_consent = [Context(ctx.signals, ctx.now, NoHistory()) for ctx in contexts]
+    assert _agree(text, contexts + no_consent) > 0
+    compiled = policy.campaigns[0]
+    for ctx, bare in zip(contexts, no_consent, strict=True):
+        empty = Context(ctx.signals, ctx.now, ListHistory([]))
+        assert compiled.eligible(bare).matched_rules == compiled.eligible(empty).matched_rules
 
 
 COUNTRIES = ["DE", "AT", "FR"]
