@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from slotwise.dsl import ast
 from slotwise.dsl.errors import Diagnostic, Severity
 from slotwise.dsl.location import (
+    JsonPathLocation,
     Location,
     LocationError,
     NativeLocation,
@@ -485,14 +486,24 @@ class _Checker:
             location = parse_location(slot.location)
         except LocationError:
             return  # reported by location()
-        if not _holds_text(location):
+        if isinstance(location, JsonPathLocation):
+            self.report(
+                "offer_location",
+                f'slot "{slot.name}" at "{slot.location}" is in a JSON response: an offer '
+                "creative is a text of an OpenRTB Native or VAST ad, whose landing URL carries "
+                "the offer id to the shop",
+                slot.location_span,
+                hint=f"on a storefront page the offer set writes its offer itself: offers "
+                f'{slot.offers} {{ slot at "{slot.location}" ... }}',
+            )
+        elif not _holds_text(location):
             self.report(
                 "offer_location",
                 f'slot "{slot.name}" at "{slot.location}" holds no text: an offer\'s '
                 f"{slot.text} goes in a text asset",
                 slot.location_span,
-                hint="use native:title, native:data:TYPE (desc, ctatext...), vast:AdTitle, "
-                'vast:Description or a JSON path such as "$.creative.subtitle"',
+                hint="use native:title, native:data:TYPE (desc, ctatext...), vast:AdTitle or "
+                "vast:Description",
             )
 
     def location(self, text: str, span: ast.Span) -> None:
@@ -957,6 +968,15 @@ class _Checker:
                         statement.span,
                     )
                     continue
+                if slot.offers is not None:
+                    self.report(
+                        "unknown_variant",
+                        f'slot "{slot.name}" takes its text from offer set "{slot.offers}": it '
+                        "has no variants to expect",
+                        statement.span,
+                        hint=f"test the offer set: expect offer {slot.offers} allows none",
+                    )
+                    continue
                 names = (
                     (statement.variant,)
                     if isinstance(statement, ast.ExpectVariant)
@@ -1064,11 +1084,11 @@ def check_policy_set(
 
 
 def _holds_text(location: Location) -> bool:
-    """Whether an offer's label or terms can be written at ``location``: a JSON path, a
-    Native title or data asset, a VAST AdTitle or Description (not an image, a video, a link
-    or a media file)."""
+    """Whether an ad's offer label or terms can be written at ``location``: a Native title or
+    data asset, a VAST AdTitle or Description (not an image, a video, a link or a media
+    file)."""
     if isinstance(location, NativeLocation):
         return location.asset in ("title", "data")
     if isinstance(location, VastLocation):
         return location.element in ("AdTitle", "Description")
-    return True
+    return False
