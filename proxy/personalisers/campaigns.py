@@ -15,6 +15,9 @@ open wherever its campaign applies), the chooser's choice, then (unless held out
 variants written, and the decision's trackers added, held out or not: a control response keeps
 the upstream's creative but carries the same trackers as a personalised one (its record says
 ``holdout: true``), so the control arm's impressions, clicks and conversions are collected.
+A campaign whose slots take an offer set's text (``slot ... from offers NAME``) decides those
+offer sets too when it serves the unit (slotwise.proxy.personalisers.offer_creatives: one
+more decision record per offer set); a campaign without such slots pays one empty-tuple test.
 The campaign claims its locations either way, and its decision record is appended. A policy
 that raises is ``policy_error``, a chooser that raises ``chooser_error`` (that campaign's
 record is logged as not served): both fail the whole response open.
