@@ -266,13 +266,18 @@ class Variant:
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    """``slot NAME at "LOCATION" { variant ... }``."""
+    """``slot NAME at "LOCATION" { variant ... }``, or ``slot NAME at "LOCATION" from offers
+    SET [label|terms]`` (an offer creative: no variants, the offer set's chosen offer's label
+    or terms is the slot's text)."""
 
     span: Span = field(compare=False)
     name: str
     location: str
     location_span: Span
     variants: tuple[Variant, ...]
+    offers: str | None = None  # the offer set the slot takes its text from
+    offers_span: Span | None = field(default=None, compare=False)
+    text: str = "label"  # which text of the offer: "label" or "terms"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,14 @@ from typing import Any, TypeVar
 
 from slotwise.dsl import ast
 from slotwise.dsl.errors import Diagnostic, Severity
-from slotwise.dsl.location import LocationError, parse_location
+from slotwise.dsl.location import (
+    JsonPathLocation,
+    Location,
+    LocationError,
+    NativeLocation,
+    VastLocation,
+    parse_location,
+)
 from slotwise.dsl.precedence import contested_locations
 from slotwise.dsl.satisfiable import can_hold
 from slotwise.dsl.served import not_yet_served
@@ -251,6 +258,9 @@ class _Checker:
                 continue
             slots[slot.name] = slot
             self.location(slot.location, slot.location_span)
+            if slot.offers is not None:
+                self.offer_creative(slot)
+                continue
             names: set[str] = set()
             if not slot.variants:
                 self.report(
@@ -282,6 +292,14 @@ class _Checker:
                 f'campaign "{campaign.name}" has no slots',
                 campaign.span,
                 hint='add one: slot NAME at "$.path" { variant ... }',
+            )
+        elif all(slot.offers is not None for slot in slots.values()):
+            self.report(
+                "missing_setting",
+                f'campaign "{campaign.name}" has no slot with variants: an offer creative '
+                "(slot ... from offers) rides on the campaign's own choice of creative",
+                campaign.span,
+                hint='add one: slot headline at "native:title" { variant a "..." }',
             )
         for member in campaign.members:
             if isinstance(member, ast.Applies):
@@ -349,6 +367,16 @@ class _Checker:
             )
             return
         names = (action.variant,) if isinstance(action, ast.Pin | ast.Boost) else action.variants
+        if slot.offers is not None:
+            self.report(
+                "unknown_variant",
+                f'slot "{slot.name}" takes its text from offer set "{slot.offers}": it has no '
+                "variants for a rule to act on",
+                action.span,
+                hint="limit the offers with the offer set's guards (guard no free_shipping "
+                "when ...)",
+            )
+            return
         known = [v.name for v in slot.variants]
         for name in names:
             if name not in known:
@@ -448,6 +476,35 @@ class _Checker:
     def percent(self, percent: ast.Percent, span: ast.Span, what: str) -> None:
         if not 0 <= percent.value <= 100:
             self.report("bad_value", f"{what} must be between 0% and 100%, not {percent}", span)
+
+    def offer_creative(self, slot: ast.Slot) -> None:
+        """``slot NAME at "LOCATION" from offers SET``: a known offer set, a text location."""
+        assert slot.offers is not None
+        span = slot.offers_span or slot.span
+        self.known("unknown_offers", "offer set", slot.offers, self.offers, span)
+        try:
+            location = parse_location(slot.location)
+        except LocationError:
+            return  # reported by location()
+        if isinstance(location, JsonPathLocation):
+            self.report(
+                "offer_location",
+                f'slot "{slot.name}" at "{slot.location}" is in a JSON response: an offer '
+                "creative is a text of an OpenRTB Native or VAST ad, whose landing URL carries "
+                "the offer id to the shop",
+                slot.location_span,
+                hint=f"on a storefront page the offer set writes its offer itself: offers "
+                f'{slot.offers} {{ slot at "{slot.location}" ... }}',
+            )
+        elif not _holds_text(location):
+            self.report(
+                "offer_location",
+                f'slot "{slot.name}" at "{slot.location}" holds no text: an offer\'s '
+                f"{slot.text} goes in a text asset",
+                slot.location_span,
+                hint="use native:title, native:data:TYPE (desc, ctatext...), vast:AdTitle or "
+                "vast:Description",
+            )
 
     def location(self, text: str, span: ast.Span) -> None:
         try:
@@ -746,6 +803,15 @@ class _Checker:
         for member in offers.members:
             if isinstance(member, ast.OfferSlot):
                 self.location(member.location, member.location_span)
+                if member.location.startswith(("native:", "vast:")):
+                    self.report(
+                        "offer_location",
+                        f'offer set "{offers.name}" has its place at "{member.location}": an '
+                        "offer set's `slot at` is a JSON path of the storefront's responses",
+                        member.location_span,
+                        hint="to put the offer in an ad creative, give a campaign a slot that "
+                        f'takes it: slot deal at "{member.location}" from offers {offers.name}',
+                    )
             elif isinstance(member, ast.Arms):
                 for spec in member.arms:
                     if isinstance(spec, ast.DiscountRange):
@@ -902,6 +968,15 @@ class _Checker:
                         statement.span,
                     )
                     continue
+                if slot.offers is not None:
+                    self.report(
+                        "unknown_variant",
+                        f'slot "{slot.name}" takes its text from offer set "{slot.offers}": it '
+                        "has no variants to expect",
+                        statement.span,
+                        hint=f"test the offer set: expect offer {slot.offers} allows none",
+                    )
+                    continue
                 names = (
                     (statement.variant,)
                     if isinstance(statement, ast.ExpectVariant)
@@ -1006,3 +1081,14 @@ def check_policy_set(
 ) -> list[Diagnostic]:
     """Every problem in the files, as diagnostics (errors and warnings), in no special order."""
     return _Checker(files, schema, lines or {}).run()
+
+
+def _holds_text(location: Location) -> bool:
+    """Whether an ad's offer label or terms can be written at ``location``: a Native title or
+    data asset, a VAST AdTitle or Description (not an image, a video, a link or a media
+    file)."""
+    if isinstance(location, NativeLocation):
+        return location.asset in ("title", "data")
+    if isinstance(location, VastLocation):
+        return location.element in ("AdTitle", "Description")
+    return False

@@ -62,13 +62,17 @@ def compile_policy_set(
         return kinds.get(name, "discrete")
 
     items = [item for f in files for item in f.items]
+    offers = tuple(compile_offers(i, segments) for i in items if isinstance(i, ast.Offers))
+    by_name = {o.name: o for o in offers}
     return compiled.CompiledPolicySet(
         version=version,
         campaigns=tuple(
-            compile_campaign(i, segments, kind_of) for i in items if isinstance(i, ast.Campaign)
+            compile_campaign(i, segments, kind_of, by_name)
+            for i in items
+            if isinstance(i, ast.Campaign)
         ),
         triggers=tuple(compile_trigger(i, segments) for i in items if isinstance(i, ast.Trigger)),
-        offers=tuple(compile_offers(i, segments) for i in items if isinstance(i, ast.Offers)),
+        offers=offers,
         recommendations=tuple(compile_recommend(i) for i in items if isinstance(i, ast.Recommend)),
         reranks=tuple(compile_rerank(i) for i in items if isinstance(i, ast.Rerank)),
         tests=tuple(
@@ -90,7 +94,18 @@ def compile_campaign(
     campaign: ast.Campaign,
     segments: Mapping[str, ast.Segment],
     kind_of: object,
+    offers: Mapping[str, compiled.CompiledOffers] | None = None,
 ) -> compiled.CompiledCampaign:
+    """``offers``: the policy set's compiled offer sets by name, for slots that take their
+    text from one (``slot ... from offers NAME``; checked to exist)."""
+    variant_slots = [slot for slot in campaign.slots if slot.offers is None]
+    offer_slots = tuple(
+        compiled.OfferCreative(
+            slot.name, parse_location(slot.location), (offers or {})[slot.offers], slot.text
+        )
+        for slot in campaign.slots
+        if slot.offers is not None
+    )
     slots = tuple(
         compiled.Slot(
             slot.name,
@@ -102,7 +117,7 @@ def compile_campaign(
                 for v in slot.variants
             ),
         )
-        for slot in campaign.slots
+        for slot in variant_slots
     )
     rules = campaign.rules
     applies = campaign.first(ast.Applies)
@@ -123,9 +138,10 @@ def compile_campaign(
         if applies is not None
         else compiled._always,
         _index=index,
-        _plans=tuple(_slot_plan(slot, rules, index) for slot in campaign.slots),
+        _plans=tuple(_slot_plan(slot, rules, index) for slot in variant_slots),
         selects_on_response=applies is None or _reads_only_response(applies.condition, segments),
         cap=_cap(campaign.first(ast.Cap)),
+        offer_slots=offer_slots,
     )
 
 

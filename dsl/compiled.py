@@ -71,6 +71,18 @@ class Slot:
 
 
 @dataclass(frozen=True, slots=True)
+class OfferCreative:
+    """A campaign slot that takes its text from an offer set (``slot deal at "native:title"
+    from offers NAME``): the chosen offer's ``label`` or ``terms`` (slotwise.proxy.offer_document)
+    is written there; it has no variants of its own."""
+
+    name: str
+    location: Location
+    offers: CompiledOffers
+    text: str = "label"  # "label" or "terms"
+
+
+@dataclass(frozen=True, slots=True)
 class SlotEligibility:
     """What the bandit may choose for one slot after the rules ran."""
 
@@ -214,6 +226,9 @@ class CompiledCampaign:
     selects_on_response: bool = False
     cap: FrequencyCap | None = None  # `cap N per D`: shows per user, enforced by the proxy
     guardrail: GuardrailSetting = GuardrailSetting()
+    # slots that take their text from an offer set, in policy order (not in ``slots``: the
+    # campaign's chooser never sees them; the offer set decides them, slotwise.proxy.offer_set)
+    offer_slots: tuple[OfferCreative, ...] = ()
 
     def applies(self, ctx: Context) -> bool:
         """Does this campaign rewrite the response described by ctx (its `applies when`)?"""
@@ -544,6 +559,7 @@ __all__ = [
     "Notify",
     "PolicyTest",
     "OfferArm",
+    "OfferCreative",
     "OfferGuard",
     "Slot",
     "SlotEligibility",

@@ -40,7 +40,7 @@ CODES: Mapping[str, str] = {
     "unknown_slot": "an action or test names a slot the campaign does not have",
     "unknown_campaign": "a trigger or test names a campaign that does not exist",
     "unknown_segment": "a condition names a segment that does not exist",
-    "unknown_offers": "a test names an offer set that does not exist",
+    "unknown_offers": "a test or a campaign slot names an offer set that does not exist",
     "unknown_trigger": "a test names a trigger that does not exist",
     "segment_cycle": "segments refer to each other in a circle",
     "empty_range": "a range or list that no value can satisfy",
@@ -56,6 +56,9 @@ CODES: Mapping[str, str] = {
     "the same response; the one first in precedence wins",
     "bad_location": "a slot location string that is not a valid JSON path, native: or vast: "
     "location",
+    "offer_location": "an offer goes where it cannot: a campaign slot taking an offer at a "
+    "location that holds no text (an image, a video, a link), or an offer set's `slot at` that "
+    "is not a JSON path",
     "bad_value": "a number, percentage, duration or time outside what the construct accepts",
     "limit_exceeded": "a file or policy set is larger or deeper than the limits allow",
     "unreadable_file": "a policy file that cannot be read or is not UTF-8",

@@ -218,7 +218,9 @@ def evaluate_campaign(
             )
         if result:
             matched.append(rule)
-    slots = {slot.name: _slot_outcome(slot, matched) for slot in campaign.slots}
+    slots = {  # a slot from an offer set has no variants: its offer set decides it
+        slot.name: _slot_outcome(slot, matched) for slot in campaign.slots if slot.offers is None
+    }
     if trace is not None:
         for name, outcome in slots.items():
             trace.add("note", f"slot {name}", _outcome_text(outcome), campaign.span, 1)

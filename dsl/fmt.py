@@ -150,6 +150,10 @@ def _campaign_member(
     line = member.span.line
     if isinstance(member, ast.Applies):
         return [(line, f"applies when {condition_text(member.condition)}")]
+    if isinstance(member, ast.Slot) and member.offers is not None:
+        text = f"slot {member.name} at {ast.literal_text(member.location)} from offers "
+        text += member.offers + (" terms" if member.text == "terms" else "")
+        return [(line, text)]
     if isinstance(member, ast.Slot):
         variants = [[(v.span.line, _variant(v))] for v in member.variants]
         return _block(

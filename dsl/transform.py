@@ -55,7 +55,16 @@ def _duration(token: Token) -> ast.Duration:
 
 # Rules written with `!` in the grammar: their keyword tokens are their value.
 _KEEP_TOKENS = frozenset(
-    {"metric", "goal_op", "range_op", "quantifier", "arm_kind", "offer_verdict", "trigger_verdict"}
+    {
+        "metric",
+        "goal_op",
+        "range_op",
+        "quantifier",
+        "arm_kind",
+        "offer_verdict",
+        "trigger_verdict",
+        "offer_text",
+    }
 )
 # Named string terminals: kept like any named terminal (anonymous keywords are dropped).
 _NAMED = frozenset({"NEG", "NOT"})
@@ -158,6 +167,22 @@ class ToAst(Transformer[Token, Any]):
     def slot(self, span: ast.Span, children: list[Any]) -> ast.Slot:
         name, location, *variants = children
         return ast.Slot(span, str(name), _string(location), _token_span(location), tuple(variants))
+
+    def offer_creative(self, span: ast.Span, children: list[Any]) -> ast.Slot:
+        name, location, offers, *text = children
+        return ast.Slot(
+            span,
+            str(name),
+            _string(location),
+            _token_span(location),
+            (),
+            str(offers),
+            _token_span(offers),
+            str(text[0]) if text else "label",
+        )
+
+    def offer_text(self, span: ast.Span, children: list[Token]) -> str:
+        return str(children[0])
 
     def variant(self, span: ast.Span, children: list[Any]) -> ast.Variant:
         name, value, *rest = children

@@ -17,6 +17,10 @@ TARGETS: dict[str, tuple[str, str]] = {
     "proxy": ("slotwise.lab.proxy_bench", "proxy req/s and latency vs upstream and nginx (wrk)"),
     "triggers": ("slotwise.lab.trigger_bench", "trigger cost per event and request; events/s"),
     "offers": ("slotwise.lab.offers_bench", "engine time of the offers step per decision"),
+    "offer-creatives": (
+        "slotwise.lab.offer_creatives_bench",
+        "CPU time an offer in an ad creative adds to a campaign decision",
+    ),
 }
 
 

@@ -5,8 +5,9 @@ compiled policy snapshot, and may write slots, add trackers and append decision 
 steps run in the order of slotwise.dsl.precedence.PRECEDENCE, the one place it is declared:
 
 1. triggered campaigns (:mod:`.triggered`: a firing trigger's campaign, with its offer);
-2. campaigns, in policy order (:mod:`.campaigns`);
-3. offers (:mod:`.offers`: an empty step for now, run when the policy set has any);
+2. campaigns, in policy order (:mod:`.campaigns`; a campaign's slots that take an offer set's
+   text are decided with it, :mod:`.offer_creatives`);
+3. offers (:mod:`.offers`: an offer set's offer at its place in storefront JSON);
 4. recommendations, 5. re-ranks (:mod:`.recommendations`, :mod:`.reranks`: product lists
    filled and reordered, with a catalogue; what they read is prepared before engine time,
    slotwise.proxy.recommend.runtime).

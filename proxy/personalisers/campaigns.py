@@ -15,6 +15,9 @@ open wherever its campaign applies), the chooser's choice, then (unless held out
 variants written, and the decision's trackers added, held out or not: a control response keeps
 the upstream's creative but carries the same trackers as a personalised one (its record says
 ``holdout: true``), so the control arm's impressions, clicks and conversions are collected.
+A campaign whose slots take an offer set's text (``slot ... from offers NAME``) decides those
+offer sets too when it serves the unit (slotwise.proxy.personalisers.offer_creatives: one
+more decision record per offer set); a campaign without such slots pays one empty-tuple test.
 The campaign claims its locations either way, and its decision record is appended. A policy
 that raises is ``policy_error``, a chooser that raises ``chooser_error`` (that campaign's
 record is logged as not served): both fail the whole response open.
@@ -28,12 +31,14 @@ from typing import TYPE_CHECKING
 from slotwise.dsl.precedence import CAMPAIGN
 from slotwise.proxy.decision_log import decision_record, failed, unserved_record
 from slotwise.proxy.exchange import MAX_UNITS, FailOpen
+from slotwise.proxy.personalisers.offer_creatives import decide_offers
 from slotwise.proxy.tracking import new_decision_id
 
 if TYPE_CHECKING:
     from slotwise.dsl.compiled import CompiledCampaign, CompiledPolicySet
     from slotwise.dsl.location import Location
     from slotwise.proxy.adapters import AdUnit
+    from slotwise.proxy.choice import Choice
     from slotwise.proxy.decide import Engine
     from slotwise.proxy.exchange import Exchange
     from slotwise.types import Context, Subject
@@ -62,8 +67,8 @@ class Campaigns:
 
     def locations(self, policy: CompiledPolicySet) -> Iterator[tuple[str, Location]]:
         for campaign in self._regular(policy):
-            for slot in campaign.slots:
-                yield campaign.name, slot.location
+            for location in _locations(campaign):
+                yield campaign.name, location
 
     def personalise(self, engine: Engine, exchange: Exchange) -> None:
         assert exchange.policy is not None and exchange.document is not None
@@ -111,7 +116,10 @@ def _decide(
         if unit.read(slot.location) is None:
             engine.metrics.campaigns_skipped.inc(campaign.name, "missing_slot")
             return
-    if exchange.claimed and exchange.contested(index, [slot.location for slot in campaign.slots]):
+    if campaign.offer_slots and _missing_offer_slot(unit, campaign):
+        engine.metrics.campaigns_skipped.inc(campaign.name, "missing_slot")
+        return
+    if exchange.claimed and exchange.contested(index, _locations(campaign)):
         engine.metrics.campaigns_skipped.inc(campaign.name, "contested")
         return
     policy = exchange.policy
@@ -123,8 +131,10 @@ def _decide(
         exchange.record(record, user)
         raise FailOpen("chooser_error", exchange.records) from None
     if exchange.shared:
-        exchange.claim(index, [slot.location for slot in campaign.slots])
-    if not choice.holdout:
+        exchange.claim(index, _locations(campaign))
+    if not choice.holdout and campaign.offer_slots:
+        _write_with_offers(engine, exchange, unit, campaign, choice, ctx)
+    elif not choice.holdout:
         for pick in choice.choices:
             if pick.variant is not None:
                 slot = campaign.slot(pick.slot)
@@ -141,6 +151,38 @@ def _decide(
     )
     if cap is not None and user is not None and engine.caps is not None:
         engine.caps.count(user, f"campaign:{campaign.name}", cap, exchange.now)
+
+
+def _missing_offer_slot(unit: AdUnit, campaign: CompiledCampaign) -> bool:
+    return any(unit.read(slot.location) is None for slot in campaign.offer_slots)
+
+
+def _write_with_offers(
+    engine: Engine,
+    exchange: Exchange,
+    unit: AdUnit,
+    campaign: CompiledCampaign,
+    choice: Choice,
+    ctx: Context,
+) -> None:
+    """The chosen variants, then the offer sets' decisions (their texts, and the offer id in
+    the landing URL, which a variant may have set): each location written once."""
+    writes: dict[Location, str] = {}
+    for pick in choice.choices:
+        if pick.variant is not None:
+            slot = campaign.slot(pick.slot)
+            writes[slot.location] = slot.variant(pick.variant).value
+    decide_offers(engine, exchange, unit, campaign, ctx, writes)
+    for location, value in writes.items():
+        unit.write(location, value)
+
+
+def _locations(campaign: CompiledCampaign) -> list[Location]:
+    """The locations the campaign writes: its slots', its offer creatives' too."""
+    locations = [slot.location for slot in campaign.slots]
+    if campaign.offer_slots:
+        locations += [slot.location for slot in campaign.offer_slots]
+    return locations
 
 
 def capped(ctx: Context, label: str) -> bool:

@@ -15,8 +15,9 @@ the place: ``"offer": null``, or its own offer, which control visitors keep). Pe
    and the location claimed, like a campaign's, and the record appended.
 
 A policy that raises is ``policy_error``, a chooser that raises ``chooser_error``: both fail the
-whole response open. Offer sets write JSON documents only: an OpenRTB or VAST response is left
-to the campaigns.
+whole response open. This step writes JSON documents only: in an OpenRTB or VAST response an
+offer set is served through the campaign slots that take it (``slot ... from offers NAME``,
+slotwise.proxy.personalisers.offer_creatives).
 """
 
 from __future__ import annotations

@@ -64,6 +64,7 @@ class Campaign:
     rules: Callable[[Context], Mapping[str, SlotEligibility]] | None = None
     fault: str | None = None  # "raise" | "hang"
     cap: Any = None  # no frequency cap (CompiledCampaign.cap)
+    offer_slots: tuple[Any, ...] = ()  # no offer creatives (CompiledCampaign.offer_slots)
 
     def applies(self, ctx: Context) -> bool:
         return self.when(ctx)
