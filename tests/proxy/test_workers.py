@@ -103,6 +103,19 @@ async def _settled(base: str, name: str, expected: float, labels: str = "") -> s
         await asyncio.sleep(0.2)
 
 
+async def _worker_files_settled(metrics_dir: Path, expected: float) -> list[float]:
+    """Each worker's clicks from its metrics file, once their sum reached ``expected`` (or 30 s)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        per_worker = [
+            _total(path.read_text(), "slotwise_clicks_total") for path in metrics_dir.glob("*.prom")
+        ]
+        if sum(per_worker) >= expected or loop.time() > deadline:
+            return per_worker
+        await asyncio.sleep(0.2)
+
+
 @pytest.mark.slow
 async def test_two_workers_verify_each_others_clicks_and_count_together(tmp_path: Path) -> None:
     metrics_dir = tmp_path / "metrics"
@@ -126,10 +139,9 @@ async def test_two_workers_verify_each_others_clicks_and_count_together(tmp_path
             assert _total(metrics, "slotwise_refused_total", "bad_click_signature") == 0
             assert _total(metrics, "slotwise_request_latency_seconds_count") == ADS
             # both workers answered clicks, and the scrape shows each one's process metrics
-            per_worker = [
-                _total(path.read_text(), "slotwise_clicks_total")
-                for path in metrics_dir.glob("*.prom")
-            ]
+            # (each worker rewrites its file every metrics_interval: the scrape above counted the
+            # answering worker live, its file may still be one interval behind)
+            per_worker = await _worker_files_settled(metrics_dir, 2 * ADS)
             assert len(per_worker) == 2 and min(per_worker) > 0, per_worker
             assert sum(per_worker) == 2 * ADS
             assert len(re.findall(r"^process_resident_memory_bytes\{", metrics, re.M)) == 2
