@@ -1,0 +1,208 @@
+"""Relearning after the feature-layout change (docs/operations.md, "Bandit models past issue
+22"), as an operator does it: the store's retained decisions and events exported with
+``slotwise export``, events first, then learned with ``slotwise learn --log`` into a new models
+directory. The decisions are chosen by the proxy's bandit runtime and stored through its
+DecisionLog, the clicks and conversions through the event collector; every command runs as a
+subprocess on a real redis-server or SQLite file.
+
+It also pins down why the procedure is needed: a model of the earlier release is refused by the
+proxy, and a new consumer of the learner reads nothing of what the live learner already
+acknowledged (the consumer group is shared), so ``learn --store --consumer NEW`` relearns
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from slotwise.dsl.loader import load_policy_set
+from slotwise.plugins.registry import default_schema
+from slotwise.proxy.bandit.runtime import UNTRAINED, BanditRuntime
+from slotwise.proxy.bandit.store import ModelStore
+from slotwise.proxy.bandit.training import overlap
+from slotwise.proxy.bandit.workspace import LAYOUT
+from slotwise.proxy.decision_codec import encode_stored
+from slotwise.proxy.decision_log import decision_record
+from slotwise.proxy.events.collector import EventCollector
+from slotwise.proxy.events.decisions import DecisionLog
+from slotwise.proxy.events.schema import ClickEvent, ConversionEvent, ConversionProps, Event
+from slotwise.proxy.state import open_store
+from tests.support.servers import RedisServer, require_binary
+
+POLICY = """policy "relearn" version 1
+
+campaign spring {
+  applies when ad.campaign_id == "cmp-spring"
+  slot image at "$.creative.image_url" {
+    variant img_1 "https://cdn.example/1.jpg"
+    variant img_2 "https://cdn.example/2.jpg"
+    variant img_3 "https://cdn.example/3.jpg"
+  }
+  optimize clicks + 5 * conversions
+  explore squarecb 10
+  holdout 10%
+}
+"""
+# what each device clicks: the variant the relearned model must prefer there
+WINNER = {"mobile": "img_2", "desktop": "img_1"}
+DECISIONS = 3000
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/state.db"
+    server: RedisServer = request.getfixturevalue("redis")
+    cli = require_binary("redis-cli")
+    subprocess.run(
+        [cli, "-h", "127.0.0.1", "-p", str(server.port), "flushall"],
+        check=True,
+        capture_output=True,
+    )
+    return server.url
+
+
+def _slotwise(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "slotwise", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _ok(*argv: str) -> str:
+    done = _slotwise(*argv)
+    assert done.returncode == 0, f"slotwise {' '.join(argv)}: {done.stderr}"
+    return done.stdout
+
+
+async def _traffic(url: str, policy: Path, start: float) -> tuple[dict[str, int], list[str]]:
+    """Weeks of traffic as the proxies and collectors stored it: the proxy's bandit chooses
+    (untrained: uniform), its DecisionLog stores the record, the collector the events."""
+    runtime = BanditRuntime(rng=random.Random(7))
+    runtime.install_policy_set(load_policy_set([policy], default_schema()))
+    rng = random.Random(11)
+    counts = {"decisions": 0, "served": 0, "clicks": 0, "conversions": 0}
+    events: list[Event] = []
+    served: list[str] = []
+    async with open_store(url) as store:
+        async with DecisionLog(store) as log:
+            for i in range(DECISIONS):
+                ts = start + 600.0 * i  # three weeks, one decision every ten minutes
+                device = "mobile" if i % 2 else "desktop"
+                user = f"u{i % 400}"
+                signals = {"device.type": device, "consent.level": "personal"}
+                choice = runtime.choose("spring", {}, signals, user)
+                assert choice is not None
+                record = decision_record(choice, f"d{i}", ts, "1", format="json")
+                log.record(encode_stored(record), decision_id=record.id, subject=user)
+                counts["decisions"] += 1
+                if choice.holdout:
+                    continue
+                counts["served"] += 1
+                served.append(record.id)
+                variant = choice.choices[0].variant
+                if rng.random() < (0.5 if variant == WINNER[device] else 0.05):
+                    events.append(ClickEvent(id=f"c{i}", time=ts + 5, decision_id=record.id))
+                    counts["clicks"] += 1
+                    if rng.random() < 0.2:
+                        props = ConversionProps(value=40.0)
+                        events.append(
+                            ConversionEvent(
+                                id=f"v{i}", time=ts + 300, decision_id=record.id, properties=props
+                            )
+                        )
+                        counts["conversions"] += 1
+        collector = EventCollector(store)
+        for at in range(0, len(events), 200):
+            await collector.collect(events[at : at + 200], consent="personal", received=start)
+    return counts, served
+
+
+def test_relearn_the_retained_log_into_a_layout_3_model(url: str, tmp_path: Path) -> None:
+    policy = tmp_path / "relearn.sw"
+    policy.write_text(POLICY)
+    start = time.time() - 30 * 86400.0  # inside events.event_retention (90 days)
+    counts, served_ids = asyncio.run(_traffic(url, policy, start))
+    common = ["--policies", str(policy)]
+
+    # the earlier release's learner learned all of it: its consumer group acknowledged it all
+    old = tmp_path / "models-old"
+    out = _ok("learn", *common, "--store", url, "--models", str(old), "--once")
+    assert f"{counts['decisions']} decisions and" in out
+    metadata = old / "spring" / "v000001.json"
+    data = json.loads(metadata.read_text())
+    del data["layout"]  # metadata written before layouts were recorded: layout 1
+    metadata.write_text(json.dumps(data))
+    compiled = load_policy_set([policy], default_schema())
+    refused = BanditRuntime(ModelStore(old))
+    refused.install_policy_set(compiled)
+    assert [e.code for e in refused.errors] == ["model_layout_mismatch"]
+    assert refused.snapshot.versions() == {"spring": UNTRAINED}
+
+    # a new consumer joins the same group: it gets nothing the group already received
+    new = tmp_path / "models-new"
+    argv = ["--store", url, "--models", str(new), "--consumer", "relearn", "--once"]
+    out = _ok("learn", *common, *argv)
+    assert "0 decisions and 0 events read" in out
+    assert not (new / "spring").exists()
+
+    # the procedure: events first, then decisions, learned as one log into a new directory
+    events, decisions = tmp_path / "events.jsonl", tmp_path / "decisions.jsonl"
+    _ok("export", "events", "--store", url, "--output", str(events))
+    _ok("export", "decisions", "--store", url, "--output", str(decisions))
+    log = tmp_path / "relearn.jsonl"
+    log.write_bytes(events.read_bytes() + decisions.read_bytes())
+    out = _ok("learn", *common, "--log", str(log), "--models", str(new))
+    served = counts["served"]
+    assert f"spring: published v1 ({served} examples)" in out
+    assert "; 0 late rewards dropped" in out
+
+    models = ModelStore(new)
+    info = models.current("spring")
+    assert info is not None and info.layout == LAYOUT == 3 and info.examples == served
+    assert info.training is not None and info.training.complete
+    assert info.training.first_ts is not None and info.training.last_ts is not None
+    assert info.training.first_ts >= start and info.training.last_ts < start + 600.0 * DECISIONS
+    # it learned from every served decision of the retained log (below 4,096 ids the sample
+    # holds them all), and from nothing else
+    assert len(info.training.sample) == served == len(served_ids)
+    assert overlap(info.training, served_ids).share == 1.0
+    # the proxy of the new release loads it and prefers, per device, the variant clicked there
+    runtime = BanditRuntime(models)
+    runtime.install_policy_set(compiled)
+    assert runtime.errors == []
+    model = runtime.snapshot.models["spring"]
+    assert (model.version, model.examples) == ("v1", served)
+    for device, winner in WINNER.items():
+        signals = {"device.type": device, "consent.level": "personal"}
+        assert model.greedy({}, signals, runtime.features) == {"image": winner}
+
+
+def test_decisions_before_events_drop_the_rewards_as_late(url: str, tmp_path: Path) -> None:
+    """Why the procedure exports events first: a log read in order closes each decision's
+    window at the next decisions, so rewards that come after every decision are late."""
+    policy = tmp_path / "relearn.sw"
+    policy.write_text(POLICY)
+    counts, _ = asyncio.run(_traffic(url, policy, time.time() - 30 * 86400.0))
+    events, decisions = tmp_path / "events.jsonl", tmp_path / "decisions.jsonl"
+    _ok("export", "events", "--store", url, "--output", str(events))
+    _ok("export", "decisions", "--store", url, "--output", str(decisions))
+    log = tmp_path / "wrong-order.jsonl"
+    log.write_bytes(decisions.read_bytes() + events.read_bytes())
+    models = str(tmp_path / "models")
+    out = _ok("learn", "--policies", str(policy), "--log", str(log), "--models", models)
+    late = int(out.split("; ")[-1].split()[0])
+    # all but the rewards of the last hour's decisions (six, at most two rewards each), whose
+    # window is still open when the events come
+    assert late >= counts["clicks"] + counts["conversions"] - 12
