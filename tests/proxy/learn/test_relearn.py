@@ -1,9 +1,9 @@
 """Relearning after the feature-layout change (docs/operations.md, "Bandit models past issue
 22"), as an operator does it: the store's retained decisions and events exported with
-``slotwise export``, events first, then learned with ``slotwise learn --log`` into a new models
-directory. The decisions are chosen by the proxy's bandit runtime and stored through its
-DecisionLog, the clicks and conversions through the event collector; every command runs as a
-subprocess on a real redis-server or SQLite file.
+``slotwise export``, then learned together (merged by time) with ``slotwise learn --log
+DECISIONS EVENTS`` into a new models directory. The decisions are chosen by the proxy's bandit
+runtime and stored through its DecisionLog, the clicks and conversions through the event
+collector; every command runs as a subprocess on a real redis-server or SQLite file.
 
 It also pins down why the procedure is needed: a model of the earlier release is refused by the
 proxy, and a new consumer of the learner reads nothing of what the live learner already
@@ -86,7 +86,7 @@ def _ok(*argv: str) -> str:
     return done.stdout
 
 
-async def _traffic(url: str, policy: Path, start: float) -> tuple[dict[str, int], list[str]]:
+async def _traffic(url: str, policy: Path, start: float) -> tuple[dict[str, int], dict[str, float]]:
     """Weeks of traffic as the proxies and collectors stored it: the proxy's bandit chooses
     (untrained: uniform), its DecisionLog stores the record, the collector the events."""
     runtime = BanditRuntime(rng=random.Random(7))
@@ -94,7 +94,7 @@ async def _traffic(url: str, policy: Path, start: float) -> tuple[dict[str, int]
     rng = random.Random(11)
     counts = {"decisions": 0, "served": 0, "clicks": 0, "conversions": 0}
     events: list[Event] = []
-    served: list[str] = []
+    served: dict[str, float] = {}  # id -> ts of the decisions that served a variant
     async with open_store(url) as store:
         async with DecisionLog(store) as log:
             for i in range(DECISIONS):
@@ -110,7 +110,7 @@ async def _traffic(url: str, policy: Path, start: float) -> tuple[dict[str, int]
                 if choice.holdout:
                     continue
                 counts["served"] += 1
-                served.append(record.id)
+                served[record.id] = ts
                 variant = choice.choices[0].variant
                 if rng.random() < (0.5 if variant == WINNER[device] else 0.05):
                     events.append(ClickEvent(id=f"c{i}", time=ts + 5, decision_id=record.id))
@@ -132,13 +132,20 @@ async def _traffic(url: str, policy: Path, start: float) -> tuple[dict[str, int]
 def test_relearn_the_retained_log_into_a_layout_3_model(url: str, tmp_path: Path) -> None:
     policy = tmp_path / "relearn.sw"
     policy.write_text(POLICY)
-    start = time.time() - 30 * 86400.0  # inside events.event_retention (90 days)
+    # three weeks of traffic, the last decision 2 h 5 min ago: inside events.event_retention
+    now = time.time()
+    start = now - 600.0 * (DECISIONS - 1) - 7500.0
     counts, served_ids = asyncio.run(_traffic(url, policy, start))
     common = ["--policies", str(policy)]
 
-    # the earlier release's learner learned all of it: its consumer group acknowledged it all
+    # the earlier release's learner (a three-hour reward window) ran until now, T: its
+    # consumer group acknowledged every decision whose window had closed, the last few are
+    # pending; its models are layout 1, which the new release's proxy refuses
+    window = 10800.0
+    stopped = time.time()
     old = tmp_path / "models-old"
-    out = _ok("learn", *common, "--store", url, "--models", str(old), "--once")
+    argv = ["--store", url, "--models", str(old), "--once", "--window", str(window)]
+    out = _ok("learn", *common, *argv)
     assert f"{counts['decisions']} decisions and" in out
     metadata = old / "spring" / "v000001.json"
     data = json.loads(metadata.read_text())
@@ -157,52 +164,89 @@ def test_relearn_the_retained_log_into_a_layout_3_model(url: str, tmp_path: Path
     assert "0 decisions and 0 events read" in out
     assert not (new / "spring").exists()
 
-    # the procedure: events first, then decisions, learned as one log into a new directory
-    events, decisions = tmp_path / "events.jsonl", tmp_path / "decisions.jsonl"
+    # the procedure: the decisions until T minus the window (what the earlier learner
+    # acknowledged) and every event, learned together into a new directory
+    cut = stopped - window  # midway between two decisions: no clock race at the boundary
+    before = {i: ts for i, ts in served_ids.items() if ts < cut}
+    assert 0 < len(served_ids) - len(before) < 10
+    decisions, events = tmp_path / "decisions.jsonl", tmp_path / "events.jsonl"
+    _ok("export", "decisions", "--store", url, "--until", f"{cut:.3f}", "-o", str(decisions))
     _ok("export", "events", "--store", url, "--output", str(events))
-    _ok("export", "decisions", "--store", url, "--output", str(decisions))
-    log = tmp_path / "relearn.jsonl"
-    log.write_bytes(events.read_bytes() + decisions.read_bytes())
-    out = _ok("learn", *common, "--log", str(log), "--models", str(new))
-    served = counts["served"]
-    assert f"spring: published v1 ({served} examples)" in out
+    out = _ok("learn", *common, "--log", str(decisions), str(events), "--models", str(new))
+    assert f"spring: published v1 ({len(before)} examples)" in out
     assert "; 0 late rewards dropped" in out
-
     models = ModelStore(new)
     info = models.current("spring")
-    assert info is not None and info.layout == LAYOUT == 3 and info.examples == served
+    assert info is not None and info.layout == LAYOUT == 3 and info.examples == len(before)
     assert info.training is not None and info.training.complete
-    assert info.training.first_ts is not None and info.training.last_ts is not None
-    assert info.training.first_ts >= start and info.training.last_ts < start + 600.0 * DECISIONS
-    # it learned from every served decision of the retained log (below 4,096 ids the sample
-    # holds them all), and from nothing else
+    assert info.training.first_ts == min(before.values())
+    assert info.training.last_ts == max(before.values())
+
+    # the new release's learner, same consumer as the earlier one, continues from v1 with the
+    # decisions the earlier one had not acknowledged: every served decision learned once
+    out = _ok("learn", *common, "--store", url, "--models", str(new), "--once")
+    served = counts["served"]
+    assert f"spring: published v2 ({served} examples)" in out
+    info = models.current("spring")
+    assert info is not None and info.layout == LAYOUT and info.examples == served
+    assert info.training is not None and info.training.complete
+    # below 4,096 ids the sample holds every id learned: all the served decisions, no other
     assert len(info.training.sample) == served == len(served_ids)
     assert overlap(info.training, served_ids).share == 1.0
+
     # the proxy of the new release loads it and prefers, per device, the variant clicked there
     runtime = BanditRuntime(models)
     runtime.install_policy_set(compiled)
     assert runtime.errors == []
     model = runtime.snapshot.models["spring"]
-    assert (model.version, model.examples) == ("v1", served)
+    assert (model.version, model.examples) == ("v2", served)
     for device, winner in WINNER.items():
         signals = {"device.type": device, "consent.level": "personal"}
         assert model.greedy({}, signals, runtime.features) == {"image": winner}
 
 
-def test_decisions_before_events_drop_the_rewards_as_late(url: str, tmp_path: Path) -> None:
-    """Why the procedure exports events first: a log read in order closes each decision's
-    window at the next decisions, so rewards that come after every decision are late."""
+def test_the_logs_merge_by_time_in_any_order_and_bad_input_is_refused(
+    url: str, tmp_path: Path
+) -> None:
+    """The exports are merged by time, so the files' order does not matter (one file with the
+    decisions first and the events after would find every reward late); a bad line or a
+    missing file is an error naming it, and nothing is published."""
     policy = tmp_path / "relearn.sw"
     policy.write_text(POLICY)
     counts, _ = asyncio.run(_traffic(url, policy, time.time() - 30 * 86400.0))
-    events, decisions = tmp_path / "events.jsonl", tmp_path / "decisions.jsonl"
-    _ok("export", "events", "--store", url, "--output", str(events))
+    decisions, events = tmp_path / "decisions.jsonl", tmp_path / "events.jsonl"
     _ok("export", "decisions", "--store", url, "--output", str(decisions))
-    log = tmp_path / "wrong-order.jsonl"
-    log.write_bytes(decisions.read_bytes() + events.read_bytes())
-    models = str(tmp_path / "models")
-    out = _ok("learn", "--policies", str(policy), "--log", str(log), "--models", models)
+    _ok("export", "events", "--store", url, "--output", str(events))
+    common = ["learn", "--policies", str(policy)]
+    published = []
+    for order, files in (("a", [decisions, events]), ("b", [events, decisions])):
+        models = tmp_path / f"models-{order}"
+        out = _ok(*common, "--log", *map(str, files), "--models", str(models))
+        assert f"published v1 ({counts['served']} examples)" in out
+        assert "; 0 late rewards dropped" in out
+        info = ModelStore(models).current("spring")
+        assert info is not None
+        published.append(info.sha256)
+    assert published[0] == published[1]
+
+    concatenated = tmp_path / "concatenated.jsonl"
+    concatenated.write_bytes(decisions.read_bytes() + events.read_bytes())
+    out = _ok(*common, "--log", str(concatenated), "--models", str(tmp_path / "models-c"))
     late = int(out.split("; ")[-1].split()[0])
     # all but the rewards of the last hour's decisions (six, at most two rewards each), whose
     # window is still open when the events come
     assert late >= counts["clicks"] + counts["conversions"] - 12
+
+    broken = tmp_path / "broken.jsonl"
+    lines = events.read_bytes().splitlines(keepends=True)
+    broken.write_bytes(b"".join(lines[:5]) + b'{"type": "reward", "decision_id": 3}\n')
+    models = tmp_path / "models-bad"
+    missing = tmp_path / "nowhere.jsonl"
+    for files, code, error in (
+        ([decisions, broken], 1, f"bad_log_record: {broken}:6: Expected `str`, got `int`"),
+        ([decisions, missing], 2, f"unreadable_log: {missing}: cannot open"),
+    ):
+        done = _slotwise(*common, "--log", *map(str, files), "--models", str(models))
+        assert done.returncode == code, done.stderr
+        assert error in done.stderr and "Traceback" not in done.stderr
+    assert not models.exists()
