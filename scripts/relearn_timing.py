@@ -75,7 +75,10 @@ async def fill(url: str, decisions: int, start: float) -> tuple[int, int]:
                 choice = runtime.choose("spring_sale", {}, signals, user)
                 assert choice is not None
                 record = decision_record(choice, f"d{i}", ts, "1", format="json")
-                log.record(encode_stored(record), decision_id=record.id, subject=user)
+                if not log.record(encode_stored(record), decision_id=record.id, subject=user):
+                    sys.exit("the decision log's queue is full")
+                if i % 10_000 == 9_999:
+                    await log.flush()  # a proxy's background task flushes as it goes
                 if choice.holdout or rng.random() >= 0.1:
                     continue
                 events.append(ClickEvent(id=f"c{i}", time=ts + 5, decision_id=record.id))

@@ -25,6 +25,7 @@ import pytest
 
 from slotwise.dsl.loader import load_policy_set
 from slotwise.plugins.registry import default_schema
+from slotwise.proxy.bandit.arm_means import MeansData
 from slotwise.proxy.bandit.runtime import UNTRAINED, BanditRuntime
 from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.bandit.training import overlap
@@ -33,7 +34,15 @@ from slotwise.proxy.decision_codec import encode_stored
 from slotwise.proxy.decision_log import decision_record
 from slotwise.proxy.events.collector import EventCollector
 from slotwise.proxy.events.decisions import DecisionLog
-from slotwise.proxy.events.schema import ClickEvent, ConversionEvent, ConversionProps, Event
+from slotwise.proxy.events.schema import (
+    ClickEvent,
+    ConversionEvent,
+    ConversionProps,
+    Event,
+    Item,
+    PurchaseEvent,
+    PurchaseProps,
+)
 from slotwise.proxy.state import open_store
 from tests.support.servers import RedisServer, require_binary
 
@@ -50,10 +59,19 @@ campaign spring {
   explore squarecb 10
   holdout 10%
 }
+
+offers checkout {
+  slot at "$.offer"
+  arms none, discount 10%
+  optimize revenue - discount_cost
+  explore epsilon 10%
+  holdout 5%
+}
 """
 # what each device clicks: the variant the relearned model must prefer there
 WINNER = {"mobile": "img_2", "desktop": "img_1"}
 DECISIONS = 3000
+NAMES = ("spring", "offers.checkout")
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -68,6 +86,12 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         capture_output=True,
     )
     return server.url
+
+
+def _means_count(means: MeansData) -> int:
+    """How many rewards an offer set's arm means hold: the counts of the cell of every
+    context (``*``), over its arms."""
+    return round(sum(count for count, _ in means.cells["*"].values()))
 
 
 def _slotwise(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -86,15 +110,18 @@ def _ok(*argv: str) -> str:
     return done.stdout
 
 
-async def _traffic(url: str, policy: Path, start: float) -> tuple[dict[str, int], dict[str, float]]:
+async def _traffic(
+    url: str, policy: Path, start: float
+) -> tuple[dict[str, int], dict[str, float], dict[str, float]]:
     """Weeks of traffic as the proxies and collectors stored it: the proxy's bandit chooses
     (untrained: uniform), its DecisionLog stores the record, the collector the events."""
     runtime = BanditRuntime(rng=random.Random(7))
     runtime.install_policy_set(load_policy_set([policy], default_schema()))
     rng = random.Random(11)
-    counts = {"decisions": 0, "served": 0, "clicks": 0, "conversions": 0}
+    counts = {"decisions": 0, "served": 0, "clicks": 0, "conversions": 0, "offers_served": 0}
     events: list[Event] = []
     served: dict[str, float] = {}  # id -> ts of the decisions that served a variant
+    offers: dict[str, float] = {}  # the same, of the offer set
     async with open_store(url) as store:
         async with DecisionLog(store) as log:
             for i in range(DECISIONS):
@@ -105,8 +132,31 @@ async def _traffic(url: str, policy: Path, start: float) -> tuple[dict[str, int]
                 choice = runtime.choose("spring", {}, signals, user)
                 assert choice is not None
                 record = decision_record(choice, f"d{i}", ts, "1", format="json")
-                log.record(encode_stored(record), decision_id=record.id, subject=user)
+                assert log.record(encode_stored(record), decision_id=record.id, subject=user)
                 counts["decisions"] += 1
+                # the checkout's offer a minute later: a 10% discount sells four times as often
+                offer = runtime.choose("offers.checkout", {}, signals, user)
+                assert offer is not None
+                shown = decision_record(offer, f"o{i}", ts + 60, "1", format="json")
+                assert log.record(encode_stored(shown), decision_id=shown.id, subject=user)
+                counts["decisions"] += 1
+                arm = offer.choices[0].variant
+                if not offer.holdout:
+                    counts["offers_served"] += 1
+                    offers[shown.id] = ts + 60
+                if arm is not None and rng.random() < (0.4 if arm == "discount_10" else 0.1):
+                    redeemed = f"{shown.id}.{arm}" if arm != "none" else None
+                    props = PurchaseProps(
+                        order_id=f"order{i}",
+                        items=[Item(product_id="sku-1", price=50.0)],
+                        value=50.0 if arm == "none" else 45.0,
+                        currency="USD",
+                        offer_id=redeemed,
+                    )
+                    purchase = PurchaseEvent(
+                        id=f"p{i}", time=ts + 600, decision_id=shown.id, properties=props
+                    )
+                    events.append(purchase)
                 if choice.holdout:
                     continue
                 counts["served"] += 1
@@ -126,7 +176,7 @@ async def _traffic(url: str, policy: Path, start: float) -> tuple[dict[str, int]
         collector = EventCollector(store)
         for at in range(0, len(events), 200):
             await collector.collect(events[at : at + 200], consent="personal", received=start)
-    return counts, served
+    return counts, served, offers
 
 
 def test_relearn_the_retained_log_into_a_layout_3_model(url: str, tmp_path: Path) -> None:
@@ -135,7 +185,7 @@ def test_relearn_the_retained_log_into_a_layout_3_model(url: str, tmp_path: Path
     # three weeks of traffic, the last decision 2 h 5 min ago: inside events.event_retention
     now = time.time()
     start = now - 600.0 * (DECISIONS - 1) - 7500.0
-    counts, served_ids = asyncio.run(_traffic(url, policy, start))
+    counts, served_ids, offer_ids = asyncio.run(_traffic(url, policy, start))
     common = ["--policies", str(policy)]
 
     # the earlier release's learner (a three-hour reward window) ran until now, T: its
@@ -147,22 +197,23 @@ def test_relearn_the_retained_log_into_a_layout_3_model(url: str, tmp_path: Path
     argv = ["--store", url, "--models", str(old), "--once", "--window", str(window)]
     out = _ok("learn", *common, *argv)
     assert f"{counts['decisions']} decisions and" in out
-    metadata = old / "spring" / "v000001.json"
-    data = json.loads(metadata.read_text())
-    del data["layout"]  # metadata written before layouts were recorded: layout 1
-    metadata.write_text(json.dumps(data))
+    for name in NAMES:
+        metadata = old / name / "v000001.json"
+        data = json.loads(metadata.read_text())
+        del data["layout"]  # metadata written before layouts were recorded: layout 1
+        metadata.write_text(json.dumps(data))
     compiled = load_policy_set([policy], default_schema())
     refused = BanditRuntime(ModelStore(old))
     refused.install_policy_set(compiled)
-    assert [e.code for e in refused.errors] == ["model_layout_mismatch"]
-    assert refused.snapshot.versions() == {"spring": UNTRAINED}
+    assert [e.code for e in refused.errors] == ["model_layout_mismatch"] * 2
+    assert refused.snapshot.versions() == dict.fromkeys(NAMES, UNTRAINED)
 
     # a new consumer joins the same group: it gets nothing the group already received
     new = tmp_path / "models-new"
     argv = ["--store", url, "--models", str(new), "--consumer", "relearn", "--once"]
     out = _ok("learn", *common, *argv)
     assert "0 decisions and 0 events read" in out
-    assert not (new / "spring").exists()
+    assert not new.exists()
 
     # the procedure: the decisions until T minus the window (what the earlier learner
     # acknowledged) and every event, learned together into a new directory
@@ -181,6 +232,12 @@ def test_relearn_the_retained_log_into_a_layout_3_model(url: str, tmp_path: Path
     assert info.training is not None and info.training.complete
     assert info.training.first_ts == min(before.values())
     assert info.training.last_ts == max(before.values())
+    # the offer set's arm means are rebuilt from the retained offer decisions and purchases
+    offers_before = sum(ts < cut for ts in offer_ids.values())
+    assert f"offers.checkout: published v1 ({offers_before} examples)" in out
+    offers = models.current("offers.checkout")
+    assert offers is not None and offers.layout == LAYOUT and offers.arm_means is not None
+    assert _means_count(offers.arm_means) == offers_before
 
     # the new release's learner, same consumer as the earlier one, continues from v1 with the
     # decisions the earlier one had not acknowledged: every served decision learned once
@@ -193,6 +250,11 @@ def test_relearn_the_retained_log_into_a_layout_3_model(url: str, tmp_path: Path
     # below 4,096 ids the sample holds every id learned: all the served decisions, no other
     assert len(info.training.sample) == served == len(served_ids)
     assert overlap(info.training, served_ids).share == 1.0
+    offers = models.current("offers.checkout")
+    assert offers is not None and offers.arm_means is not None
+    assert offers.examples == _means_count(offers.arm_means) == counts["offers_served"]
+    assert offers.training is not None
+    assert overlap(offers.training, offer_ids).share == 1.0
 
     # the proxy of the new release loads it and prefers, per device, the variant clicked there
     runtime = BanditRuntime(models)
@@ -203,6 +265,9 @@ def test_relearn_the_retained_log_into_a_layout_3_model(url: str, tmp_path: Path
     for device, winner in WINNER.items():
         signals = {"device.type": device, "consent.level": "personal"}
         assert model.greedy({}, signals, runtime.features) == {"image": winner}
+        checkout = runtime.snapshot.models["offers.checkout"]
+        assert checkout.version == "v2" and checkout.means is not None
+        assert checkout.greedy({}, signals, runtime.features) == {"offer": "discount_10"}
 
 
 def test_the_logs_merge_by_time_in_any_order_and_bad_input_is_refused(
@@ -213,7 +278,7 @@ def test_the_logs_merge_by_time_in_any_order_and_bad_input_is_refused(
     missing file is an error naming it, and nothing is published."""
     policy = tmp_path / "relearn.sw"
     policy.write_text(POLICY)
-    counts, _ = asyncio.run(_traffic(url, policy, time.time() - 30 * 86400.0))
+    counts, _, _ = asyncio.run(_traffic(url, policy, time.time() - 30 * 86400.0))
     decisions, events = tmp_path / "decisions.jsonl", tmp_path / "events.jsonl"
     _ok("export", "decisions", "--store", url, "--output", str(decisions))
     _ok("export", "events", "--store", url, "--output", str(events))
