@@ -95,20 +95,35 @@ async def fill(url: str, decisions: int, start: float) -> tuple[int, int]:
     return decisions, len(events)
 
 
+# runs the command and writes its own CPU time and peak RSS: a child forked from this script
+# would inherit its peak RSS (Linux keeps the high-water mark across exec), one forked from this
+# small launcher does not
+_LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(f"{usage.ru_utime + usage.ru_stime} {usage.ru_maxrss}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run(label: str, argv: list[str], work: Path) -> str:
-    """Run one command; print its wall time, CPU time and peak memory (its own rusage)."""
-    out, err = work / f"{label}.out", work / f"{label}.err"
+    """Run one command; print its wall time, CPU time and peak memory."""
+    out, err, usage = (work / f"{label}.{kind}" for kind in ("out", "err", "usage"))
     started = time.perf_counter()
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.Popen(argv, stdout=stdout, stderr=stderr)
-        _, status, usage = os.wait4(process.pid, 0)
+        launcher = [sys.executable, "-c", _LAUNCHER, str(usage), *argv]
+        code = subprocess.run(launcher, stdout=stdout, stderr=stderr, check=False).returncode
     wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        sys.exit(f"{label} failed ({process.returncode}): {err.read_text()}")
-    cpu = usage.ru_utime + usage.ru_stime
-    peak = usage.ru_maxrss / 1024  # KiB on Linux
-    print(f"{label:<18} wall {wall:6.1f} s   cpu {cpu:6.1f} s   peak RSS {peak:6.0f} MiB")
+    if code != 0:
+        sys.exit(f"{label} failed ({code}): {err.read_text()}")
+    cpu, peak = usage.read_text().split()
+    print(
+        f"{label:<18} wall {wall:6.1f} s   cpu {float(cpu):6.1f} s"
+        f"   peak RSS {int(peak) / 1024:6.0f} MiB",  # ru_maxrss is in KiB on Linux
+        flush=True,
+    )
     return out.read_text()
 
 
