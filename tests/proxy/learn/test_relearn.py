@@ -1,14 +1,15 @@
 """Relearning after the feature-layout change (docs/operations.md, "Bandit models past issue
-22"), as an operator does it: the store's retained decisions and events exported with
-``slotwise export``, then learned together (merged by time) with ``slotwise learn --log
-DECISIONS EVENTS`` into a new models directory. The decisions are chosen by the proxy's bandit
-runtime and stored through its DecisionLog, the clicks and conversions through the event
+22"), as an operator does it: the earlier learner stopped at T, the store's retained decisions
+(until T minus its reward window) and events exported with ``slotwise export``, learned together
+(merged by time) with ``slotwise learn --log DECISIONS EVENTS`` into the models directory (a new
+lineage numbered after the layout-1 versions), then the new release's learner continuing on the
+store. A campaign and an offer set: the decisions are chosen by the proxy's bandit runtime and
+stored through its DecisionLog, the clicks, conversions and purchases through the event
 collector; every command runs as a subprocess on a real redis-server or SQLite file.
 
 It also pins down why the procedure is needed: a model of the earlier release is refused by the
 proxy, and a new consumer of the learner reads nothing of what the live learner already
-acknowledged (the consumer group is shared), so ``learn --store --consumer NEW`` relearns
-nothing.
+received (the consumer group is shared), so ``learn --store --consumer NEW`` relearns nothing.
 """
 
 from __future__ import annotations
@@ -216,34 +217,40 @@ def test_relearn_the_retained_log_into_a_layout_3_model(url: str, tmp_path: Path
     assert not new.exists()
 
     # the procedure: the decisions until T minus the window (what the earlier learner
-    # acknowledged) and every event, learned together into a new directory
+    # acknowledged) and every event, learned together into the models directory: a new lineage
+    # numbered after the layout-1 versions, which stay for a rollback
     cut = stopped - window  # midway between two decisions: no clock race at the boundary
     before = {i: ts for i, ts in served_ids.items() if ts < cut}
     assert 0 < len(served_ids) - len(before) < 10
     decisions, events = tmp_path / "decisions.jsonl", tmp_path / "events.jsonl"
     _ok("export", "decisions", "--store", url, "--until", f"{cut:.3f}", "-o", str(decisions))
     _ok("export", "events", "--store", url, "--output", str(events))
-    out = _ok("learn", *common, "--log", str(decisions), str(events), "--models", str(new))
-    assert f"spring: published v1 ({len(before)} examples)" in out
+    done = _slotwise("learn", *common, "--log", str(decisions), str(events), "--models", str(old))
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for name in NAMES:
+        assert f"warning: model_layout_mismatch: model {name} v1 was trained" in done.stderr
+    assert f"spring: published v2 ({len(before)} examples)" in out
     assert "; 0 late rewards dropped" in out
-    models = ModelStore(new)
+    models = ModelStore(old)
     info = models.current("spring")
     assert info is not None and info.layout == LAYOUT == 3 and info.examples == len(before)
+    assert info.parent is None  # a new lineage, not the layout-1 weights
     assert info.training is not None and info.training.complete
     assert info.training.first_ts == min(before.values())
     assert info.training.last_ts == max(before.values())
     # the offer set's arm means are rebuilt from the retained offer decisions and purchases
     offers_before = sum(ts < cut for ts in offer_ids.values())
-    assert f"offers.checkout: published v1 ({offers_before} examples)" in out
+    assert f"offers.checkout: published v2 ({offers_before} examples)" in out
     offers = models.current("offers.checkout")
     assert offers is not None and offers.layout == LAYOUT and offers.arm_means is not None
     assert _means_count(offers.arm_means) == offers_before
 
-    # the new release's learner, same consumer as the earlier one, continues from v1 with the
+    # the new release's learner, same consumer as the earlier one, continues from v2 with the
     # decisions the earlier one had not acknowledged: every served decision learned once
-    out = _ok("learn", *common, "--store", url, "--models", str(new), "--once")
+    out = _ok("learn", *common, "--store", url, "--models", str(old), "--once")
     served = counts["served"]
-    assert f"spring: published v2 ({served} examples)" in out
+    assert f"spring: published v3 ({served} examples)" in out
     info = models.current("spring")
     assert info is not None and info.layout == LAYOUT and info.examples == served
     assert info.training is not None and info.training.complete
@@ -261,13 +268,15 @@ def test_relearn_the_retained_log_into_a_layout_3_model(url: str, tmp_path: Path
     runtime.install_policy_set(compiled)
     assert runtime.errors == []
     model = runtime.snapshot.models["spring"]
-    assert (model.version, model.examples) == ("v2", served)
+    assert (model.version, model.examples) == ("v3", served)
     for device, winner in WINNER.items():
         signals = {"device.type": device, "consent.level": "personal"}
         assert model.greedy({}, signals, runtime.features) == {"image": winner}
         checkout = runtime.snapshot.models["offers.checkout"]
-        assert checkout.version == "v2" and checkout.means is not None
+        assert checkout.version == "v3" and checkout.means is not None
         assert checkout.greedy({}, signals, runtime.features) == {"offer": "discount_10"}
+    # the earlier release's versions stay for a rollback (`slotwise model rollback --to 1`)
+    assert [(v.version, v.layout) for v in models.versions("spring")] == [(1, 1), (2, 3), (3, 3)]
 
 
 def test_the_logs_merge_by_time_in_any_order_and_bad_input_is_refused(
