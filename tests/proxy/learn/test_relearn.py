@@ -92,7 +92,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def _means_count(means: MeansData) -> int:
     """How many rewards an offer set's arm means hold: the counts of the cell of every
     context (``*``), over its arms."""
-    return round(sum(count for count, _ in means.cells["*"].values()))
+    return round(sum(sums[0] for sums in means.cells["*"].values()))
 
 
 def _slotwise(*argv: str) -> subprocess.CompletedProcess[str]:
