@@ -7,8 +7,10 @@ Two sources:
   ``events`` logs as consumer group ``learner``, joins rewards within ``--window``, learns, and
   publishes a version every ``--publish-every`` seconds until stopped (Ctrl-C / SIGTERM
   publish once more). ``--once`` drains what is there and exits.
-- ``--log FILE``: a JSONL decision log (docs/learning.md), learned in one pass and published
-  as one version per campaign.
+- ``--log FILE [FILE ...]``: JSONL decision logs (docs/learning.md), merged by time (e.g.
+  ``slotwise export decisions`` and ``slotwise export events``: relearning what the store
+  retains, docs/operations.md), learned in one pass as they are read and published as one
+  version per campaign.
 
 The campaigns (variants, attributes, exploration, goal) come from the policy files
 (``--policies``, else ``proxy.policies``), so the learner builds exactly the features the
@@ -41,7 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--store", metavar="URL", help="shared state store URL (store.url)")
-    source.add_argument("--log", type=Path, metavar="FILE", help="JSONL decision log")
+    source.add_argument(
+        "--log",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="JSONL decision logs, merged by time (e.g. the exports of decisions and events)",
+    )
     parser.add_argument("--models", type=Path, default=None, help="models (bandit.models_dir)")
     add_config_option(parser)
     parser.add_argument("--window", type=float, default=3600.0, help="reward window, seconds")
@@ -187,14 +195,16 @@ def _goal_for(goals: dict[str, Any]) -> Any:
 def _learn_log(
     args: argparse.Namespace, campaigns: list[Any], models: Any, goals: dict[str, Any]
 ) -> int:
-    from slotwise.proxy.learn.join import join_log
-    from slotwise.proxy.learn.log import read_log
+    from slotwise.proxy.learn.join import RewardJoiner, iter_join
+    from slotwise.proxy.learn.log import read_logs
 
-    # the whole log is read and checked before anything is written under --models
-    joined, stats = join_log(read_log(args.log), _goal_for(goals), window=args.window)
+    # learned as it is joined (memory holds the open windows, not the log); the whole log is
+    # read and checked before anything is written under --models
+    joiner = RewardJoiner(_goal_for(goals), window=args.window)
     learner = _start_learner(campaigns, models)
-    for record in joined:
+    for record in iter_join(read_logs(args.log), joiner):
         learner.learn(record)
+    stats = joiner.stats
     with _writing_models(models.root):
         published = learner.publish()
     _print_warnings(learner.warnings)

@@ -14,7 +14,7 @@ up to one window for its decision before it is counted as unmatched.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import msgspec
@@ -172,23 +172,30 @@ def join_log(
     window: float = DEFAULT_WINDOW,
     default_reward: float = 0.0,
 ) -> tuple[list[JoinedRecord], JoinStats]:
-    """Every decision of a finite log with its reward, in log order.
+    """Every decision of a finite log with its reward, in log order (:func:`iter_join`)."""
+    joiner = RewardJoiner(goals, window=window, default_reward=default_reward)
+    return list(iter_join(records, joiner)), joiner.stats
+
+
+def iter_join(records: Iterable[LogRecord], joiner: RewardJoiner) -> Iterator[JoinedRecord]:
+    """``join_log`` as a stream: each joined decision as soon as its window closed, so a
+    reader that learns as it goes holds only the open windows (and the rewards waiting for
+    their decision), not the whole log; ``joiner.stats`` counts what it joined.
 
     Joined records pass through; decisions that carry an inline outcome are joined by it;
-    the others meet their reward records through a ``RewardJoiner`` with ``window``.
+    the others meet their reward records through ``joiner``: a decision's window closes at
+    the first decision a window later, so a reward must come before that one (a log whose
+    rewards all follow its decisions finds them late).
     """
-    joiner = RewardJoiner(goals, window=window, default_reward=default_reward)
-    joined: list[JoinedRecord] = []
+    window = joiner.window
     for record in records:
         if isinstance(record, JoinedRecord):
-            joined.append(record)
+            yield record
         elif isinstance(record, RewardRecord):
             joiner.add_reward(record)
         elif record.outcome is not None:
-            goal = goals(record.campaign)
-            joined.append(joined_from_inline(record, goal))
+            yield joined_from_inline(record, joiner.goals(record.campaign))
         else:
             joiner.add_decision(record)
-            joined.extend(joiner.close_until(record.ts - window))
-    joined.extend(joiner.close_all())
-    return joined, joiner.stats
+            yield from joiner.close_until(record.ts - window)
+    yield from joiner.close_all()

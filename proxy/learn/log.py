@@ -28,7 +28,8 @@ lists them, for readers that must not guess (``slotwise evaluate``: slotwise.lab
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import heapq
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -130,6 +131,20 @@ def read_log(path: Path) -> Iterator[LogRecord]:
         yield decode(line, where)
 
 
+def record_time(record: LogRecord) -> float:
+    """When a record happened: a decision's or reward's ``ts``, a joined record's decision's."""
+    return record.decision.ts if isinstance(record, JoinedRecord) else record.ts
+
+
+def read_logs(paths: Sequence[Path]) -> Iterator[LogRecord]:
+    """Every record of several JSONL logs, merged by time; each file in time order, as
+    ``slotwise export`` writes them, so a decisions export and an events export read as one
+    log, whichever comes first. A bad line stops with its file and line number."""
+    if len(paths) == 1:
+        return read_log(paths[0])
+    return heapq.merge(*(read_log(path) for path in paths), key=record_time)
+
+
 def _field_names(cls: type[msgspec.Struct]) -> frozenset[str]:
     return frozenset(f.encode_name for f in msgspec.structs.fields(cls)) | {"type"}
 
@@ -199,6 +214,8 @@ __all__ = [
     "encode",
     "read_lines",
     "read_log",
+    "read_logs",
+    "record_time",
     "unknown_fields",
     "write_log",
 ]
