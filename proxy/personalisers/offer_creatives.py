@@ -27,15 +27,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-import msgspec
-
 from slotwise.dsl.location import NativeLocation, VastLocation
-from slotwise.proxy.decision_log import decision_record, unserved_record
-from slotwise.proxy.exchange import FailOpen
-from slotwise.proxy.offer_chooser import BUDGET_SPENT
-from slotwise.proxy.offer_document import offer_document, offer_id
-from slotwise.proxy.offer_set import bandit_name, screen
-from slotwise.proxy.tracking import new_decision_id
+from slotwise.proxy.offer_document import offer_document
+from slotwise.proxy.offer_set import bandit_name
+from slotwise.proxy.personalisers.offers import choose_offer, record_offer
 
 if TYPE_CHECKING:
     from slotwise.dsl.compiled import CompiledCampaign, CompiledOffers, OfferCreative
@@ -108,50 +103,17 @@ def _decide(
     writes: dict[Location, str],
 ) -> str | None:
     """One offer set's decision for the unit; the offer id written, if any."""
-    try:
-        arms, removed = screen(offers, ctx)
-    except Exception:
-        raise FailOpen("policy_error", exchange.records) from None
-    chooser = engine.offers
-    if chooser.spent(offers):
-        for arm in arms:
-            if arm.kind != "none":
-                removed[arm.name] = (BUDGET_SPENT,)
-        arms = tuple(arm for arm in arms if arm.kind == "none")
-    policy = exchange.policy
-    decision_id = new_decision_id()
-    user = exchange.gathered.user_id
-    try:
-        choice = chooser.choose(offers, arms, ctx.signals, exchange.gathered.subject)
-    except Exception:
-        record = unserved_record(decision_id, exchange.now, policy, offers, ctx)
-        exchange.record(msgspec.structs.replace(record, campaign=bandit_name(offers)), user)
-        raise FailOpen("chooser_error", exchange.records) from None
-    written = None
-    picked = choice.choices[0].variant
-    if not choice.holdout and picked is not None:
-        arm = arms[choice.choices[0].candidates.index(picked)]
-        written = offer_id(decision_id, arm)
-        if arm.kind != "none":  # `none` offers nothing: the ad keeps its own text
-            document = offer_document(arm, offer_id=written)
-            for slot in slots:
-                text = document.get(slot.text)
-                if isinstance(text, str) and text:
-                    writes[slot.location] = text
-            if chooser.budgets is not None:
-                chooser.budgets.served(decision_id, offers.name)
-    # held out or not, the offer decision is tracked: its control is measured like the rest
-    origin = exchange.origin(engine.public_url, engine.allowed_hosts, engine.forwarding)
-    unit.track(engine.signer.trackers(decision_id, origin))
+    offer = choose_offer(engine, exchange, offers, ctx)
+    if offer.arm is not None and offer.written is not None and offer.arm.kind != "none":
+        # `none` offers nothing: the ad keeps its own text
+        document = offer_document(offer.arm, offer_id=offer.written)
+        for slot in slots:
+            text = document.get(slot.text)
+            if isinstance(text, str) and text:
+                writes[slot.location] = text
     document_format = exchange.document.format if exchange.document is not None else None
-    record = decision_record(
-        choice, decision_id, exchange.now, policy.version if policy is not None else "",
-        format=document_format,
-    )  # fmt: skip
-    if written is not None or removed:
-        record = msgspec.structs.replace(record, offer=written, removed=removed)
-    exchange.record(record, user)
-    return written
+    record_offer(engine, exchange, unit, offer, document_format)
+    return offer.written
 
 
 __all__ = ["LANDINGS", "OFFER_PARAMETER", "decide_offers", "offer_sets", "with_offer"]

@@ -23,7 +23,7 @@ slotwise.proxy.personalisers.offer_creatives).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
@@ -38,12 +38,14 @@ from slotwise.proxy.offer_set import bandit_name, screen
 from slotwise.proxy.tracking import new_decision_id
 
 if TYPE_CHECKING:
-    from slotwise.dsl.compiled import CompiledOffers, CompiledPolicySet
+    from slotwise.dsl.compiled import CompiledOffers, CompiledPolicySet, OfferArm
     from slotwise.dsl.location import Location
     from slotwise.proxy.adapters import Document
+    from slotwise.proxy.adapters.base import AdUnit
+    from slotwise.proxy.choice import Choice
     from slotwise.proxy.decide import Engine
     from slotwise.proxy.exchange import Exchange
-    from slotwise.types import SignalValue
+    from slotwise.types import Context, SignalValue
 
 
 class Offers:
@@ -134,6 +136,34 @@ def _decide(
 ) -> None:
     exchange.applied = True
     ctx = exchange.gathered.context(exchange.now, cart)
+    offer = choose_offer(engine, exchange, offers, ctx)
+    assert offers.location is not None
+    if exchange.shared:
+        exchange.claim(index, (offers.location,))
+    if offer.arm is not None and offer.written is not None:
+        document = offer_document(offer.arm, offer_id=offer.written)
+        for container, key in places:
+            container[key] = document
+    record_offer(engine, exchange, unit, offer, "json")
+
+
+class OfferChoice(NamedTuple):
+    """One offer set's decision for a unit: the arm served (None when held out or nothing was
+    eligible), the offer id written for it, the arms the guards or the budget removed."""
+
+    decision_id: str
+    choice: Choice
+    arm: OfferArm | None
+    written: str | None
+    removed: dict[str, tuple[str, ...]]
+
+
+def choose_offer(
+    engine: Engine, exchange: Exchange, offers: CompiledOffers, ctx: Context
+) -> OfferChoice:
+    """Screen the offer set's arms (guards, then the daily budget) and choose among the rest;
+    a served arm other than ``none`` is counted against the budget. The storefront's offer
+    slots and the offers in ad creatives both decide here, so they cannot drift apart."""
     try:
         arms, removed = screen(offers, ctx)
     except Exception:
@@ -144,35 +174,44 @@ def _decide(
             if arm.kind != "none":
                 removed[arm.name] = (BUDGET_SPENT,)
         arms = tuple(arm for arm in arms if arm.kind == "none")
-    policy = exchange.policy
     decision_id = new_decision_id()
-    user = exchange.gathered.user_id
     try:
         choice = chooser.choose(offers, arms, ctx.signals, exchange.gathered.subject)
     except Exception:
-        record = unserved_record(decision_id, exchange.now, policy, offers, ctx)
-        exchange.record(msgspec.structs.replace(record, campaign=bandit_name(offers)), user)
+        record = unserved_record(decision_id, exchange.now, exchange.policy, offers, ctx)
+        exchange.record(
+            msgspec.structs.replace(record, campaign=bandit_name(offers)),
+            exchange.gathered.user_id,
+        )
         raise FailOpen("chooser_error", exchange.records) from None
-    assert offers.location is not None
-    if exchange.shared:
-        exchange.claim(index, (offers.location,))
+    served: OfferArm | None = None
     written = None
     picked = choice.choices[0].variant
     if not choice.holdout and picked is not None:
-        arm = arms[choice.choices[0].candidates.index(picked)]
-        written = offer_id(decision_id, arm)
-        document = offer_document(arm, offer_id=written)
-        for container, key in places:
-            container[key] = document
-        if arm.kind != "none" and chooser.budgets is not None:
+        served = arms[choice.choices[0].candidates.index(picked)]
+        written = offer_id(decision_id, served)
+        if served.kind != "none" and chooser.budgets is not None:
             chooser.budgets.served(decision_id, offers.name)
-    origin = exchange.origin(engine.public_url, engine.allowed_hosts)
-    unit.track(engine.signer.trackers(decision_id, origin))
+    return OfferChoice(decision_id, choice, served, written, removed)
+
+
+def record_offer(
+    engine: Engine,
+    exchange: Exchange,
+    unit: AdUnit | JsonUnit,
+    offer: OfferChoice,
+    document_format: str | None,
+) -> None:
+    """Track the offer decision on its unit and log it: held out or not, its control is
+    measured like the rest."""
+    origin = exchange.origin(engine.public_url, engine.allowed_hosts, engine.forwarding)
+    unit.track(engine.signer.trackers(offer.decision_id, origin))
     exchange.changed = True
+    policy = exchange.policy
     record = decision_record(
-        choice, decision_id, exchange.now, policy.version if policy is not None else "",
-        format="json",
+        offer.choice, offer.decision_id, exchange.now,
+        policy.version if policy is not None else "", format=document_format,
     )  # fmt: skip
-    if written is not None or removed:
-        record = msgspec.structs.replace(record, offer=written, removed=removed)
-    exchange.record(record, user)
+    if offer.written is not None or offer.removed:
+        record = msgspec.structs.replace(record, offer=offer.written, removed=offer.removed)
+    exchange.record(record, exchange.gathered.user_id)

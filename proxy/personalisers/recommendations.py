@@ -127,7 +127,11 @@ def control(
     listing = container[key]
     head = listing if limit is None else listing[:limit]
     decision_id = new_decision_id()
-    pixels = Pixels(exchange.origin(engine.public_url, engine.allowed_hosts), decision_id, name)
+    pixels = Pixels(
+        exchange.origin(engine.public_url, engine.allowed_hosts, engine.forwarding),
+        decision_id,
+        name,
+    )
     slots = []
     for position, entry in enumerate(head, 1):
         item_id = item_id_of(entry)
@@ -214,7 +218,9 @@ def _write(
     catalogue = engine.recs.catalogue.current
     decision_id = new_decision_id()
     pixels = Pixels(
-        exchange.origin(engine.public_url, engine.allowed_hosts), decision_id, recommendation.name
+        exchange.origin(engine.public_url, engine.allowed_hosts, engine.forwarding),
+        decision_id,
+        recommendation.name,
     )
     for container, key in hits:
         upstream = container[key]

@@ -99,7 +99,9 @@ def _write(
     head = [listing[i] for i in order]
     decision_id = new_decision_id()
     pixels = Pixels(
-        exchange.origin(engine.public_url, engine.allowed_hosts), decision_id, rerank.name
+        exchange.origin(engine.public_url, engine.allowed_hosts, engine.forwarding),
+        decision_id,
+        rerank.name,
     )
     for position, entry in enumerate(head, 1):
         item_id = item_id_of(entry)

@@ -53,11 +53,12 @@ def run(
     content_type: bytes = b"application/json",
     request: bytes = b"",
     signals: dict[str, Any] | None = None,
+    scope: dict[str, Any] | None = None,
 ) -> Exchange:
     """Personalise one response body (a dict is sent as JSON) and return the exchange."""
     body = document if isinstance(document, bytes) else json.dumps(document).encode()
     gathered = Gathered(signals or {}, False, None, NoHistory())
-    exchange = Exchange(SCOPE, 0.0, policy=policy, gathered=gathered)
+    exchange = Exchange(scope or SCOPE, 0.0, policy=policy, gathered=gathered)
     exchange.document = parse_response(content_type, body, request)
     exchange.codings = []
     personalise(engine, exchange)

@@ -3,12 +3,14 @@ a campaign that claimed the location first wins it, a spent budget and the cap."
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
 import pytest
 
 from slotwise.proxy.exchange import FailOpen
+from slotwise.proxy.http_hygiene import ForwardingPolicy
 from slotwise.proxy.offer_budget import OfferBudgets
 from slotwise.proxy.offer_chooser import OfferChooser
 from slotwise.proxy.offers_config import OffersConfig
@@ -109,3 +111,19 @@ def test_a_failing_chooser_fails_the_response_open_and_logs_the_decision() -> No
     [(record, _)] = failed.value.records
     assert record.campaign == "offers.checkout" and record.fail_open == "chooser_error"
     assert record.offer is None and not record.slots
+
+
+def test_the_trackers_take_the_scheme_a_trusted_balancer_names() -> None:
+    # the first step to track a response fixes its tracker origin: the offers step must read
+    # the balancer's scheme as the campaigns step does, or the page gets http:// pixels
+    built: Any = _engine()
+    built.forwarding = ForwardingPolicy.parse(["203.0.113.0/24"])
+    scope = {
+        "headers": [(b"host", b"proxy.test"), (b"x-forwarded-proto", b"https")],
+        "scheme": "http",
+        "client": ("203.0.113.7", 40000),
+    }
+    exchange = run(built, compile_policy(OFFERS), PAGE, scope=scope)
+    assert exchange.origin("", frozenset()) == "https://proxy.test"
+    pixels = [url for url in json.dumps(served(exchange)).split('"') if "/_sw/" in url]
+    assert pixels and all(url.startswith("https://proxy.test/_sw/") for url in pixels), pixels
