@@ -63,8 +63,8 @@ CODES: Mapping[str, str] = {
     "limit_exceeded": "a file or policy set is larger or deeper than the limits allow",
     "unreadable_file": "a policy file that cannot be read or is not UTF-8",
     "no_policy_files": "a path that holds no .sw files",
-    "not_yet_served": "a trigger, offer set, recommendation or re-rank: checked and tested, "
-    "but the proxy does not act on it yet",
+    "not_yet_served": "a block (or a trigger's `show campaign` of a campaign with offer slots) "
+    "that is checked and tested, but that the proxy does not act on yet",
 }
 POLICY: Final = Area(
     "policy", "Policy language", CODES, docs="language-reference.md", exit_code=EXIT_FAILED
