@@ -20,7 +20,8 @@ offer sets too when it serves the unit (slotwise.proxy.personalisers.offer_creat
 more decision record per offer set); a campaign without such slots pays one empty-tuple test.
 The campaign claims its locations either way, and its decision record is appended. A policy
 that raises is ``policy_error``, a chooser that raises ``chooser_error`` (that campaign's
-record is logged as not served): both fail the whole response open.
+record is logged as not served, and so is the campaign's when its offer set's chooser
+raises): both fail the whole response open.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def _decide(
     if exchange.shared:
         exchange.claim(index, _locations(campaign))
     if not choice.holdout and campaign.offer_slots:
-        _write_with_offers(engine, exchange, unit, campaign, choice, ctx)
+        _write_with_offers(engine, exchange, unit, campaign, choice, ctx, decision_id)
     elif not choice.holdout:
         for pick in choice.choices:
             if pick.variant is not None:
@@ -164,6 +165,7 @@ def _write_with_offers(
     campaign: CompiledCampaign,
     choice: Choice,
     ctx: Context,
+    decision_id: str,
 ) -> None:
     """The chosen variants, then the offer sets' decisions (their texts, and the offer id in
     the landing URL, which a variant may have set): each location written once."""
@@ -172,7 +174,14 @@ def _write_with_offers(
         if pick.variant is not None:
             slot = campaign.slot(pick.slot)
             writes[slot.location] = slot.variant(pick.variant).value
-    decide_offers(engine, exchange, unit, campaign, ctx, writes)
+    try:
+        decide_offers(engine, exchange, unit, campaign, ctx, writes)
+    except FailOpen as exc:
+        # the campaign decided, then its offer set failed: nothing is served, and the
+        # campaign's decision is logged as not served beside the offer set's
+        record = unserved_record(decision_id, exchange.now, exchange.policy, campaign, ctx)
+        exchange.record(record, exchange.gathered.user_id)
+        raise FailOpen(exc.cause, exchange.records) from None
     for location, value in writes.items():
         unit.write(location, value)
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 from xml.etree import ElementTree
 
 from slotwise.proxy.decision_codec import decode_stored
 from slotwise.proxy.decision_log import DecisionRecord
 from slotwise.proxy.offer_budget import budget_key, day_of
+from slotwise.proxy.offer_chooser import OfferChooser
 from slotwise.proxy.personalisers.offer_creatives import with_offer
 from testing.proxy import Canned, ProxyUnderTest, proxy_client
 from tests.conftest import TEST_DATA
@@ -132,3 +134,22 @@ async def test_an_ad_without_a_landing_url_gets_no_offer() -> None:
             'slotwise_campaigns_skipped_total{campaign="offers.ad_deal",reason="missing_slot"} 1'
             in metrics
         )
+
+
+async def test_a_failing_offer_chooser_fails_the_ad_open_and_logs_both_decisions() -> None:
+    class Failing(OfferChooser):
+        def choose(self, *args: object) -> Any:
+            raise RuntimeError("model store gone")
+
+    async with proxy_client({"/vast": _vast()}, policies={"a.sw": POLICY}, **PATIENT) as proxy:
+        runtime = proxy.app.runtime
+        assert runtime is not None
+        working = runtime.engine.offers
+        failing = Failing(None, working.config, working.budgets)
+        runtime.engine.offers = failing
+        response = await proxy.client.get("/vast")
+        assert response.content == VAST  # the upstream's ad, untouched
+        records = {r.campaign: r for r in await _records(proxy)}
+        assert set(records) == {"preroll", "offers.ad_deal"}
+        for record in records.values():
+            assert record.fail_open == "chooser_error" and not record.slots, record
