@@ -23,6 +23,7 @@ import pytest
 
 from tests.conftest import TEST_DATA
 from tests.proxy.support import Canned, upstream_server, wait_ready
+from tests.support.cli import run_slotwise
 from tests.support.servers import free_port
 
 IAB = TEST_DATA / "iab"
@@ -205,7 +206,7 @@ async def test_offers_in_openrtb_and_vast_creatives_are_served_joined_and_learne
                 assert stored.json()["accepted"] == len(purchases)
                 window = f"{time.monotonic() - started + 0.5:.1f}"
                 await asyncio.sleep(float(window) + 0.3)
-                out = await _run(
+                out = await run_slotwise(
                     env, "learn", "--policies", str(policies), "--store", store,
                     "--models", str(models), "--window", window, "--once", "--config", str(config),
                 )  # fmt: skip
@@ -213,7 +214,7 @@ async def test_offers_in_openrtb_and_vast_creatives_are_served_joined_and_learne
                 assert learned is not None, out
                 assert int(learned.group(1)) >= len(offers)
             decisions = tmp_path / "decisions.jsonl"
-            await _run(env, "export", "decisions", "--store", store, "-o", str(decisions))
+            await run_slotwise(env, "export", "decisions", "--store", store, "-o", str(decisions))
             records = [json.loads(line) for line in decisions.read_text().splitlines()]
             offer_records = [r for r in records if r["campaign"] == "offers.ad_deal"]
             assert len(offer_records) == 80  # one offer decision per ad, control included
@@ -229,7 +230,7 @@ async def test_offers_in_openrtb_and_vast_creatives_are_served_joined_and_learne
                     ]
             # the purchases joined their offer decisions: the events export reads them so
             rewards_file = tmp_path / "events.jsonl"
-            await _run(
+            await run_slotwise(
                 env, "export", "events", "--store", store, "--config", str(config),
                 "-o", str(rewards_file),
             )  # fmt: skip
@@ -239,13 +240,3 @@ async def test_offers_in_openrtb_and_vast_creatives_are_served_joined_and_learne
         finally:
             proxy.terminate()
             await asyncio.wait_for(proxy.wait(), 10)
-
-
-async def _run(env: dict[str, str], *argv: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "slotwise", *argv, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == 0, err.decode()
-    return out.decode()

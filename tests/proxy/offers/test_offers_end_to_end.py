@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.proxy.support import Canned, upstream_server, wait_ready
+from tests.support.cli import run_slotwise
 from tests.support.servers import free_port
 
 POLICY = """policy "checkout offers" version 1
@@ -128,14 +129,14 @@ async def test_a_cart_offer_is_served_bought_joined_and_learned(tmp_path: Path) 
             logs = {}
             for kind in ("decisions", "events"):
                 logs[kind] = tmp_path / f"{kind}.jsonl"
-                await _run(
+                await run_slotwise(
                     env, "export", kind, "--store", store, "--config", str(config),
                     "-o", str(logs[kind]),
                 )  # fmt: skip
             rewards = [json.loads(line) for line in logs["events"].read_text().splitlines()]
             assert len(rewards) == 3 * len(purchases)  # conversion, discount_cost, margin each
             assert {r["event"] for r in rewards} == {"conversion", "discount_cost", "margin"}
-            out = await _run(
+            out = await run_slotwise(
                 env, "evaluate", str(logs["decisions"]), str(logs["events"]),
                 "--campaign", "offers.checkout", "--candidate", "model", "--candidate", "uniform",
                 "--models", str(models), "--policies", str(policies), "--allow-training-log",
@@ -149,16 +150,6 @@ async def test_a_cart_offer_is_served_bought_joined_and_learned(tmp_path: Path) 
         finally:
             proxy.terminate()
             await asyncio.wait_for(proxy.wait(), 10)
-
-
-async def _run(env: dict[str, str], *argv: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "slotwise", *argv, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == 0, err.decode()
-    return out.decode()
 
 
 async def _metrics(client: httpx.AsyncClient) -> str:
