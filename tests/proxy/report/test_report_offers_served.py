@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.proxy.offers.test_offers_end_to_end import CART, CONFIG, _run
+from tests.proxy.offers.test_offers_end_to_end import CART, CONFIG
 from tests.proxy.support import Canned, upstream_server, wait_ready
+from tests.support.cli import run_slotwise
 from tests.support.servers import free_port
 
 POLICY = """policy "checkout offers" version 1
@@ -107,7 +108,9 @@ async def test_the_report_shows_what_the_served_offers_did(tmp_path: Path) -> No
         finally:
             proxy.terminate()
             await asyncio.wait_for(proxy.wait(), 10)
-    out = await _run(env, "report", "--store", store, "--config", str(config), "--format", "json")
+    out = await run_slotwise(
+        env, "report", "--store", store, "--config", str(config), "--format", "json"
+    )
     report = json.loads(out)
     assert report["offers"]["status"] == "ok"
     (checkout,) = report["offer_sets"]
@@ -126,5 +129,5 @@ async def test_the_report_shows_what_the_served_offers_did(tmp_path: Path) -> No
         if name != "control":
             control = _mean([r - c for r, c in expected["control"]])
             assert got["net_lift"]["value"] == pytest.approx(net - control), name
-    text = await _run(env, "report", "--store", store, "--config", str(config))
+    text = await run_slotwise(env, "report", "--store", store, "--config", str(config))
     assert "offer set checkout" in text
