@@ -1,9 +1,17 @@
-"""Run the real ``slotwise`` command line as a subprocess from an async test."""
+"""Run the real ``slotwise`` command line as a subprocess from an async test: a command to its
+end, or ``slotwise serve`` while the test talks to it."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from tests.proxy.support import wait_ready
+from tests.support.servers import free_port
 
 
 async def run_slotwise(env: dict[str, str], *argv: str, timeout: float = 120) -> str:
@@ -16,3 +24,22 @@ async def run_slotwise(env: dict[str, str], *argv: str, timeout: float = 120) ->
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode == 0, err.decode()
     return out.decode()
+
+
+@asynccontextmanager
+async def slotwise_serve(env: dict[str, str], *argv: str) -> AsyncIterator[str]:
+    """``slotwise serve ARGV`` as a subprocess on a free loopback port, once it answers ready;
+    yields its base URL and terminates it afterwards."""
+    port = free_port()
+    proxy = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "slotwise", "serve", *argv, "--port", str(port), env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base) as client:
+            await wait_ready(client)
+        yield base
+    finally:
+        proxy.terminate()
+        await asyncio.wait_for(proxy.wait(), 10)

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,8 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_DATA
-from tests.proxy.support import Canned, upstream_server, wait_ready
-from tests.support.cli import run_slotwise
-from tests.support.servers import free_port
+from tests.proxy.support import Canned, upstream_server
+from tests.support.cli import run_slotwise, slotwise_serve
 
 IAB = TEST_DATA / "iab"
 NATIVE_RESPONSE = IAB / "native-1.2" / "native1.2_6.1_social_clickout_bid_response.normalized.json"
@@ -129,18 +127,12 @@ async def test_offers_in_openrtb_and_vast_creatives_are_served_joined_and_learne
         "/openrtb/bid": Canned(200, [("Content-Type", "application/json")], _bid_response()),
         "/vast/preroll": Canned(200, [("Content-Type", "application/xml")], upstream_vast),
     }
-    port = free_port()
     env = dict(os.environ, SLOTWISE_PLUGINS="builtins")
     async with upstream_server(routes) as upstream:
-        proxy = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "slotwise", "serve", "--upstream", upstream.url,
-            "--policies", str(policies), "--port", str(port), "--store", store,
-            "--models", str(models), "--config", str(config), env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                await wait_ready(client)
+        serve_args = ("--upstream", upstream.url, "--policies", str(policies), "--store", store,
+                      "--models", str(models), "--config", str(config))  # fmt: skip
+        async with slotwise_serve(env, *serve_args) as base:
+            async with httpx.AsyncClient(base_url=base) as client:
                 offers: list[str] = []
                 arms: dict[str, set[str]] = {"native": set(), "vast": set()}
                 held_out = {"native": 0, "vast": 0}
@@ -237,6 +229,3 @@ async def test_offers_in_openrtb_and_vast_creatives_are_served_joined_and_learne
             rewards = [json.loads(line) for line in rewards_file.read_text().splitlines()]
             joined = {r["decision_id"] for r in rewards}
             assert joined == {p["properties"]["offer_id"].partition(".")[0] for p in purchases}
-        finally:
-            proxy.terminate()
-            await asyncio.wait_for(proxy.wait(), 10)

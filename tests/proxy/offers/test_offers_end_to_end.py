@@ -14,9 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.proxy.support import Canned, upstream_server, wait_ready
-from tests.support.cli import run_slotwise
-from tests.support.servers import free_port
+from tests.proxy.support import Canned, upstream_server
+from tests.support.cli import run_slotwise, slotwise_serve
 
 POLICY = """policy "checkout offers" version 1
 
@@ -67,18 +66,12 @@ async def test_a_cart_offer_is_served_bought_joined_and_learned(tmp_path: Path) 
     config.write_text(CONFIG)
     routes = {"/api/cart": Canned(200, [("Content-Type", "application/json")],
                                   json.dumps(CART).encode())}  # fmt: skip
-    port = free_port()
     env = dict(os.environ, SLOTWISE_PLUGINS="builtins", SLOTWISE_BANDIT_RELOAD_INTERVAL="0.2")
     async with upstream_server(routes) as upstream:
-        proxy = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "slotwise", "serve", "--upstream", upstream.url,
-            "--policies", str(policies), "--port", str(port), "--store", store,
-            "--models", str(models), "--config", str(config), env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                await wait_ready(client)
+        serve_args = ("--upstream", upstream.url, "--policies", str(policies), "--store", store,
+                      "--models", str(models), "--config", str(config))  # fmt: skip
+        async with slotwise_serve(env, *serve_args) as base:
+            async with httpx.AsyncClient(base_url=base) as client:
                 assert 'campaign="offers.checkout",version="v0"' in await _metrics(client)
                 purchases = []
                 kinds = set()
@@ -147,9 +140,6 @@ async def test_a_cart_offer_is_served_bought_joined_and_learned(tmp_path: Path) 
             assert report["logged"]["rewarded"] == len(purchases)  # every purchase joined
             assert report["logged"]["value"] > 0  # what the shop took in, per decision
             assert len(report["candidates"]) == 2
-        finally:
-            proxy.terminate()
-            await asyncio.wait_for(proxy.wait(), 10)
 
 
 async def _metrics(client: httpx.AsyncClient) -> str:

@@ -5,11 +5,9 @@ bought."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +15,8 @@ import httpx
 import pytest
 
 from tests.proxy.offers.test_offers_end_to_end import CART, CONFIG
-from tests.proxy.support import Canned, upstream_server, wait_ready
-from tests.support.cli import run_slotwise
-from tests.support.servers import free_port
+from tests.proxy.support import Canned, upstream_server
+from tests.support.cli import run_slotwise, slotwise_serve
 
 POLICY = """policy "checkout offers" version 1
 
@@ -62,20 +59,14 @@ async def test_the_report_shows_what_the_served_offers_did(tmp_path: Path) -> No
     config.write_text(CONFIG)
     routes = {"/api/cart": Canned(200, [("Content-Type", "application/json")],
                                   json.dumps(CART).encode())}  # fmt: skip
-    port = free_port()
     env = dict(os.environ, SLOTWISE_PLUGINS="builtins")
     # per arm ("control": the holdout) the (revenue, discount cost) of each decision
     expected: dict[str, list[tuple[float, float]]] = {}
     async with upstream_server(routes) as upstream:
-        proxy = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "slotwise", "serve", "--upstream", upstream.url,
-            "--policies", str(policies), "--port", str(port), "--store", store,
-            "--models", str(models), "--config", str(config), env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                await wait_ready(client)
+        serve_args = ("--upstream", upstream.url, "--policies", str(policies), "--store", store,
+                      "--models", str(models), "--config", str(config))  # fmt: skip
+        async with slotwise_serve(env, *serve_args) as base:
+            async with httpx.AsyncClient(base_url=base) as client:
                 purchases = []
                 for i in range(60):
                     page = await client.get("/api/cart", headers={"cookie": f"sw_uid=u{i}"})
@@ -105,9 +96,6 @@ async def test_the_report_shows_what_the_served_offers_did(tmp_path: Path) -> No
                     "/_sw/events", json={"events": purchases, "consent": "personal"}
                 )
                 assert stored.status_code == 200, stored.text
-        finally:
-            proxy.terminate()
-            await asyncio.wait_for(proxy.wait(), 10)
     out = await run_slotwise(
         env, "report", "--store", store, "--config", str(config), "--format", "json"
     )
