@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 from slotwise.dsl.compiled import CompiledPolicySet
 from slotwise.dsl.loader import compile_sources
+from slotwise.lab.offers_bench import percentile, preempted
 from slotwise.plugins.gather import Gathered
 from slotwise.plugins.registry import default_schema
 from slotwise.proxy.adapters import parse_response
@@ -100,13 +100,6 @@ def _engine(policy: CompiledPolicySet, models: Path, seed: int) -> Engine:
     )
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(q * len(ordered)) - 1))]
-
-
 def measure(decisions: int, models: Path) -> dict[str, float]:
     schema = default_schema()
     policies = {
@@ -129,11 +122,11 @@ def measure(decisions: int, models: Path) -> dict[str, float]:
             )
             exchange.document = parse_response(b"application/json", response, request)
             exchange.now = time.time()
-            switches = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+            switches = preempted()
             started = time.thread_time_ns()
             step.personalise(engines[name], exchange)
             used = (time.thread_time_ns() - started) / 1000
-            undisturbed = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw == switches
+            undisturbed = preempted() == switches
             expected = 2 if name == "offer" else 1
             assert len(exchange.records or ()) == expected, "the campaign (or offer) did not decide"
             if n >= 1000:  # warm-up: caches, VW's first predictions
@@ -142,16 +135,16 @@ def measure(decisions: int, models: Path) -> dict[str, float]:
                     quiet[name].append(used)
     figures: dict[str, float] = {"decisions": decisions}
     for name in policies:
-        figures[f"{name}_cpu_p50_us"] = _percentile(cpu[name], 0.5)
-        figures[f"{name}_cpu_p99_us"] = _percentile(cpu[name], 0.99)
-        figures[f"{name}_undisturbed_cpu_p50_us"] = _percentile(quiet[name], 0.5)
-        figures[f"{name}_undisturbed_cpu_p99_us"] = _percentile(quiet[name], 0.99)
+        figures[f"{name}_cpu_p50_us"] = percentile(cpu[name], 0.5)
+        figures[f"{name}_cpu_p99_us"] = percentile(cpu[name], 0.99)
+        figures[f"{name}_undisturbed_cpu_p50_us"] = percentile(quiet[name], 0.5)
+        figures[f"{name}_undisturbed_cpu_p99_us"] = percentile(quiet[name], 0.99)
         figures[f"{name}_undisturbed_share"] = len(quiet[name]) / len(cpu[name])
     figures["added_cpu_p50_us"] = figures["offer_cpu_p50_us"] - figures["plain_cpu_p50_us"]
     # each decision of the offer policy less the plain one it alternated with
     paired = [offer - plain for plain, offer in zip(cpu["plain"], cpu["offer"], strict=True)]
-    figures["added_paired_cpu_p50_us"] = _percentile(paired, 0.5)
-    figures["added_paired_cpu_p99_us"] = _percentile(paired, 0.99)
+    figures["added_paired_cpu_p50_us"] = percentile(paired, 0.5)
+    figures["added_paired_cpu_p99_us"] = percentile(paired, 0.99)
     figures["added_undisturbed_cpu_p50_us"] = (
         figures["offer_undisturbed_cpu_p50_us"] - figures["plain_undisturbed_cpu_p50_us"]
     )

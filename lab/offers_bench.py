@@ -69,14 +69,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "json"), default="text")
 
 
-def _preempted() -> int:
+def preempted() -> int:
     """This thread's involuntary context switches so far: a decision during which the count
     moved was interrupted by another process, and its CPU time includes the cold caches that
     left (on a shared machine, most of the p99)."""
     return resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -111,11 +111,11 @@ def measure(decisions: int, models: Path) -> dict[str, float]:
         )
         exchange.document = parse_response(b"application/json", CART, b"")
         exchange.now = time.time()
-        switches = _preempted()
+        switches = preempted()
         started, cpu = time.perf_counter_ns(), time.thread_time_ns()
         step.personalise(engine, exchange)
         wall, used = time.perf_counter_ns() - started, time.thread_time_ns() - cpu
-        undisturbed = _preempted() == switches
+        undisturbed = preempted() == switches
         ctx = Context({**SIGNALS, "cart.value": 120.0, "cart.count": 3}, exchange.now)
         arms, _ = screen(offers, ctx)
         started = time.perf_counter_ns()
@@ -130,15 +130,15 @@ def measure(decisions: int, models: Path) -> dict[str, float]:
                 quiet_cpu.append(used / 1000)
     return {
         "decisions": decisions,
-        "step_p50_us": _percentile(step_ns, 0.5),
-        "step_p99_us": _percentile(step_ns, 0.99),
-        "step_cpu_p50_us": _percentile(step_cpu, 0.5),
-        "step_cpu_p99_us": _percentile(step_cpu, 0.99),
+        "step_p50_us": percentile(step_ns, 0.5),
+        "step_p99_us": percentile(step_ns, 0.99),
+        "step_cpu_p50_us": percentile(step_cpu, 0.5),
+        "step_cpu_p99_us": percentile(step_cpu, 0.99),
         "undisturbed_share": len(quiet_cpu) / len(step_cpu),
-        "undisturbed_cpu_p50_us": _percentile(quiet_cpu, 0.5),
-        "undisturbed_cpu_p99_us": _percentile(quiet_cpu, 0.99),
-        "choose_p50_us": _percentile(choose_ns, 0.5),
-        "choose_p99_us": _percentile(choose_ns, 0.99),
+        "undisturbed_cpu_p50_us": percentile(quiet_cpu, 0.5),
+        "undisturbed_cpu_p99_us": percentile(quiet_cpu, 0.99),
+        "choose_p50_us": percentile(choose_ns, 0.5),
+        "choose_p99_us": percentile(choose_ns, 0.99),
     }
 
 
