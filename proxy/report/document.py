@@ -703,10 +703,7 @@ def recs_list(k: ListLike) -> RecsList:
         purchases=k.purchases,
         revenue=k.revenue,
         enough_data=stats.enough_rate(min(k.clicks, k.impressions), k.impressions),
-        positions=[
-            RecsPosition(p, shown, clicked, _ctr(clicked, shown))
-            for p, (shown, clicked) in sorted(k.positions.items())
-        ],
+        positions=_positions(k.positions),
     )
 
 
@@ -722,11 +719,16 @@ def _list_arm(t: ListTally) -> RecsArm:
         purchases=t.purchases,
         revenue=t.revenue,
         enough_data=stats.enough_rate(min(t.clicks, t.impressions), t.impressions),
-        positions=[
-            RecsPosition(p, shown, clicked, _ctr(clicked, shown))
-            for p, (shown, clicked) in sorted(t.positions.items())
-        ],
+        positions=_positions(t.positions),
     )
+
+
+def _positions(positions: dict[int, list[int]]) -> list[RecsPosition]:
+    """Impressions, clicks and CTR by position, first position first."""
+    return [
+        RecsPosition(p, shown, clicked, _ctr(clicked, shown))
+        for p, (shown, clicked) in sorted(positions.items())
+    ]
 
 
 def _rate_lift(metric: str, x1: int, n1: int, x2: int, n2: int) -> Lift:
