@@ -456,10 +456,9 @@ def _validated(loaded: LoadedProvider, raw: object, histories: list[EventHistory
         else:
             # the common cases, inlined from _check (exact types: a subclass goes through it)
             kind = spec.type
-            if of is str and kind is _STRING:
-                checked = value if spec.values is None or value in spec.values else None
-            elif of is bool and kind is _BOOL:
-                checked = value
+            # (a bool, and a string without allowed values, passed as exact types above)
+            if of is str and kind is _STRING and spec.values is not None:
+                checked = value if value in spec.values else None
             elif of is tuple and kind is _LIST and spec.values is None and _all_str(value):
                 checked = value
             elif (of is int and kind is _INT) or (
@@ -520,7 +519,6 @@ def _answers(history: EventHistory) -> bool:
 
 
 _STRING = SignalType.STRING
-_BOOL = SignalType.BOOL
 _LIST = SignalType.STRING_LIST
 _INT = SignalType.INT
 _FLOAT = SignalType.FLOAT

@@ -47,6 +47,7 @@ from slotwise.proxy.config import Settings, load_settings
 from slotwise.proxy.decide import Engine, Limits, handle
 from slotwise.proxy.erased_request import empty_personal_caches, watch_erasures
 from slotwise.proxy.events.rate_limit import EventRateLimit, storage_for
+from slotwise.proxy.events.tasks import stop_task
 from slotwise.proxy.http_body import head_refusal, send_error
 from slotwise.proxy.http_hygiene import (
     REQUEST_ID,
@@ -579,7 +580,7 @@ class ProxyApp:
             admission.token = queue_probe.new_token()
             probe = queue_probe.run(admission, s.proxy.host, s.proxy.port)
             probing = asyncio.create_task(probe)
-            stack.push_async_callback(_cancelled, probing)
+            stack.push_async_callback(stop_task, probing)
         engine = Engine(
             upstream=upstream,
             policies=policies,
@@ -827,12 +828,6 @@ def _json_fields(s: Settings) -> JsonFields:
 
 async def _not_allowed(send: Send, message: str, allow: str) -> None:
     await send_error(send, 405, "method_not_allowed", message, ((b"allow", allow.encode()),))
-
-
-async def _cancelled(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 async def _plain(

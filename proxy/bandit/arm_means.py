@@ -74,6 +74,8 @@ def cell_of(signals: Signals, features: FeatureMap) -> str:
     parts = []
     namespace = features.namespace
     for name, value in signals.items():
+        if namespace(name) in _NO_CELL:
+            continue
         kind = value.__class__
         if kind is str:
             text = value
@@ -83,8 +85,7 @@ def cell_of(signals: Signals, features: FeatureMap) -> str:
             text = ",".join(sorted([str(item) for item in value]))  # type: ignore[union-attr]
         else:
             continue  # numbers make no cell
-        if namespace(name) not in _NO_CELL:
-            parts.append(f"{name}={text}")
+        parts.append(f"{name}={text}")
     parts.sort()
     return "|".join(parts)
 
@@ -255,8 +256,6 @@ class ArmMeans:
                     pmf[best[0]] += (1.0 - epsilon) * (1.0 - LEADER_SHARE)
                     pmf[leader] += (1.0 - epsilon) * LEADER_SHARE
                     return pmf
-            else:
-                best = plausible
         share = epsilon / len(names)
         pmf = [share] * len(names)
         for position in best:
