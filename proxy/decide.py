@@ -121,6 +121,11 @@ class Engine:
     # the campaigns a guardrail reverted: a snapshot the background refreshes from the store
     guardrails: RevertSnapshot = field(default_factory=RevertSnapshot)
 
+    def tracker_origin(self, exchange: Exchange) -> str:
+        """The origin of the response's tracker URLs (every personaliser's, through here: the
+        first to track a response fixes it, so all must name it alike)."""
+        return exchange.origin(self.public_url, self.allowed_hosts, self.forwarding)
+
 
 async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> None:
     """Proxy one HTTP request: its exchange's steps, top to bottom (the module docstring)."""

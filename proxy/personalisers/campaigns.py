@@ -142,7 +142,7 @@ def _decide(
                 unit.write(slot.location, slot.variant(pick.variant).value)
     # a control (holdout) keeps the upstream's creative but is tracked like any other
     # decision: its impressions, clicks and conversions are the baseline lift is measured from
-    origin = exchange.origin(engine.public_url, engine.allowed_hosts, engine.forwarding)
+    origin = engine.tracker_origin(exchange)
     unit.track(engine.signer.trackers(decision_id, origin))
     exchange.changed = True
     version = policy.version if policy is not None else ""

@@ -204,7 +204,7 @@ def record_offer(
 ) -> None:
     """Track the offer decision on its unit and log it: held out or not, its control is
     measured like the rest."""
-    origin = exchange.origin(engine.public_url, engine.allowed_hosts, engine.forwarding)
+    origin = engine.tracker_origin(exchange)
     unit.track(engine.signer.trackers(offer.decision_id, origin))
     exchange.changed = True
     policy = exchange.policy

@@ -128,7 +128,7 @@ def control(
     head = listing if limit is None else listing[:limit]
     decision_id = new_decision_id()
     pixels = Pixels(
-        exchange.origin(engine.public_url, engine.allowed_hosts, engine.forwarding),
+        engine.tracker_origin(exchange),
         decision_id,
         name,
     )
@@ -218,7 +218,7 @@ def _write(
     catalogue = engine.recs.catalogue.current
     decision_id = new_decision_id()
     pixels = Pixels(
-        exchange.origin(engine.public_url, engine.allowed_hosts, engine.forwarding),
+        engine.tracker_origin(exchange),
         decision_id,
         recommendation.name,
     )

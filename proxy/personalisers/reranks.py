@@ -99,7 +99,7 @@ def _write(
     head = [listing[i] for i in order]
     decision_id = new_decision_id()
     pixels = Pixels(
-        exchange.origin(engine.public_url, engine.allowed_hosts, engine.forwarding),
+        engine.tracker_origin(exchange),
         decision_id,
         rerank.name,
     )

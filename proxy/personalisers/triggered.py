@@ -154,7 +154,7 @@ class TriggeredCampaigns:
                     unit.write(slot.location, slot.variant(pick.variant).value)
             if arm is not None:
                 write_offer(unit, offer_document(arm, offer_id=offer_id(decision_id, arm)))
-        origin = exchange.origin(engine.public_url, engine.allowed_hosts, engine.forwarding)
+        origin = engine.tracker_origin(exchange)
         unit.track(engine.signer.trackers(decision_id, origin))
         exchange.changed = True
         version = policy.version if policy is not None else ""
