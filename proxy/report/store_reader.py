@@ -267,16 +267,19 @@ def _feed_event(tally: ReportTally, ts: float, event: _Event) -> None:
     value = _value(event) if kind in ("conversion", "purchase") else 0.0
     sessions = tally.storefront
     did = event.decision_id
+    shown = (
+        tally.open_decision(did)
+        if did is not None and (kind == "impression" or kind == "click")
+        else None
+    )
     if sessions is not None:
         visitor = event.user_id or event.anonymous_id
         if visitor is not None:
             sessions.add(ts, visitor, event.type, value)
             # the session was shown this decision: its campaign's arm. Being shown only (an
             # impression): a click or an order naming it would pick the sessions by outcome
-            if did is not None and kind == "impression":
-                shown = tally.open_decision(did)
-                if shown is not None and shown.arm:
-                    sessions.expose(visitor, shown.campaign, shown.segment, shown.arm)
+            if kind == "impression" and shown is not None and shown.arm:
+                sessions.expose(visitor, shown.campaign, shown.segment, shown.arm)
     if kind == "purchase":
         if not _purchase(tally, ts, event):
             tally.stats.events += 1
@@ -286,9 +289,8 @@ def _feed_event(tally: ReportTally, ts: float, event: _Event) -> None:
         tally.stats.events += 1
         tally.stats.ignored_events += 1
         return
-    if tally.lists_seen and (kind == "impression" or kind == "click"):
-        shown = tally.open_decision(did)
-        if shown is not None and shown.positions is not None:  # a list's: which position
-            tally.add_event(did, ts, kind, value, position=_position(event))
-            return
+    if tally.lists_seen and shown is not None and shown.positions is not None:
+        # a list's impression or click: at which position
+        tally.add_event(did, ts, kind, value, position=_position(event))
+        return
     tally.add_event(did, ts, kind, value)

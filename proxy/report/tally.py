@@ -25,7 +25,7 @@ add-to-carts and purchases).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,8 +100,6 @@ class ListTally:
     decisions: int = 0
     impressions: int = 0
     clicks: int = 0
-    impressed: int = 0  # decisions with at least one impression
-    clicked: int = 0  # ... with at least one click
     carts: int = 0
     converted: int = 0  # decisions with at least one purchase (or conversion)
     purchases: int = 0
@@ -113,8 +111,6 @@ class ListTally:
         self.decisions += 1
         self.impressions += d.impressions
         self.clicks += d.clicks
-        self.impressed += d.impressions > 0
-        self.clicked += d.clicks > 0
         self.carts += d.carts
         self.converted += d.conversions > 0
         self.purchases += d.conversions
@@ -122,24 +118,24 @@ class ListTally:
         strategy = d.strategy or ""
         self.strategies[strategy] = self.strategies.get(strategy, 0) + 1
         if d.positions:
-            for position, (shown, clicked) in d.positions.items():
-                cell = self.positions.get(position)
-                if cell is None:
-                    self.positions[position] = [shown, clicked]
-                else:
-                    cell[0] += shown
-                    cell[1] += clicked
+            self._add_positions(d.positions)
 
     def merge(self, t: ListTally) -> None:
-        for name in ("decisions", "impressions", "clicks", "impressed", "clicked", "carts",
-                     "converted", "purchases", "revenue"):  # fmt: skip
+        for name in ("decisions", "impressions", "clicks", "carts", "converted", "purchases",
+                     "revenue"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(t, name))
         for strategy, count in t.strategies.items():
             self.strategies[strategy] = self.strategies.get(strategy, 0) + count
-        for position, (shown, clicked) in t.positions.items():
-            cell = self.positions.setdefault(position, [0, 0])
-            cell[0] += shown
-            cell[1] += clicked
+        self._add_positions(t.positions)
+
+    def _add_positions(self, positions: Mapping[int, Sequence[int]]) -> None:
+        for position, (shown, clicked) in positions.items():
+            cell = self.positions.get(position)
+            if cell is None:
+                self.positions[position] = [shown, clicked]
+            else:
+                cell[0] += shown
+                cell[1] += clicked
 
 
 @dataclass(slots=True)
