@@ -94,14 +94,14 @@ def compile_campaign(
     campaign: ast.Campaign,
     segments: Mapping[str, ast.Segment],
     kind_of: object,
-    offers: Mapping[str, compiled.CompiledOffers] | None = None,
+    offers: Mapping[str, compiled.CompiledOffers],
 ) -> compiled.CompiledCampaign:
     """``offers``: the policy set's compiled offer sets by name, for slots that take their
     text from one (``slot ... from offers NAME``; checked to exist)."""
     variant_slots = [slot for slot in campaign.slots if slot.offers is None]
     offer_slots = tuple(
         compiled.OfferCreative(
-            slot.name, parse_location(slot.location), (offers or {})[slot.offers], slot.text
+            slot.name, parse_location(slot.location), offers[slot.offers], slot.text
         )
         for slot in campaign.slots
         if slot.offers is not None
@@ -187,7 +187,7 @@ def _slot_plan(slot: ast.Slot, rules: Sequence[ast.Rule], index: RuleIndex) -> c
             acting.extend(rule_ids)
     # what reads the match before its extra terms are folded back: a split rule's extras too
     extras = index.extras
-    acting += [extra for term in acting for extra in extras.get(term, ())]
+    acting = _with_extras(acting, extras)
     for term, variant in list(pins.items()):
         for extra in extras.get(term, ()):
             pins[extra] = variant

@@ -673,10 +673,9 @@ class _Behaviour(_Lookup):
     quiet types (no event in their longest window) are precomputed, so a user with few kinds of
     recent events costs one set plus one per type they have."""
 
-    __slots__ = ("all_quiet", "events", "gates", "quiet")
+    __slots__ = ("all_quiet", "events", "quiet")
 
     def __init__(self, gates: Sequence[_EventGate]) -> None:
-        self.gates = tuple(gates)
         self.events = tuple((gate.event, gate.seconds, gate) for gate in gates)
         self.quiet = [
             _intersection(gate.zero for bit, gate in enumerate(gates) if mask >> bit & 1)
@@ -685,12 +684,9 @@ class _Behaviour(_Lookup):
         every = self.quiet[-1]
         self.all_quiet = [every] if every is not None else []
 
-    def accepted(self, ctx: Context) -> Bits | None:
-        return _intersection(self.operands(ctx))
-
     def narrow(self, matched: Match, ctx: Context) -> None:
-        """AND the accepted terms into the request's match, in place (``operands`` inline:
-        no list, one call fewer)."""
+        """AND the accepted terms into the request's match, in place: the quiet types' set,
+        and each recent type's counted set."""
         history, now = ctx.history, ctx.now
         if history.__class__ is NoHistory:  # no consent: every event type is quiet
             for accepted in self.all_quiet:
@@ -708,26 +704,6 @@ class _Behaviour(_Lookup):
         quiet = self.quiet[mask]
         if quiet is not None:
             matched &= quiet
-
-    def operands(self, ctx: Context) -> list[Bits]:
-        """The sets whose intersection is accepted (``narrow`` ANDs them into a match)."""
-        history, now = ctx.history, ctx.now
-        if history.__class__ is NoHistory:  # no consent: every event type is quiet
-            return self.all_quiet
-        mask = 0
-        found = []
-        for bit, (event, seconds, gate) in enumerate(self.events):
-            last = history.last(event)
-            if last is None or last < now - seconds:
-                mask |= 1 << bit
-            else:
-                counted = gate.counted(ctx, last)
-                if counted is not None:
-                    found.append(counted)
-        quiet = self.quiet[mask]
-        if quiet is not None:
-            found.append(quiet)
-        return found
 
 
 MAX_QUIET_GATES = 6  # 64 precomputed sets per behaviour lookup
@@ -774,7 +750,7 @@ class _ListLookup(_Lookup):
     the match in place (``operands``), the list read once for all of them. Terms forbidding an
     element the list has (a few each) are subtracted after the intersection (``barred``)."""
 
-    __slots__ = ("everything", "forbidding", "name", "slots", "unconstrained")
+    __slots__ = ("forbidding", "name", "slots", "unconstrained")
 
     def __init__(
         self,
@@ -783,7 +759,7 @@ class _ListLookup(_Lookup):
         slots: Sequence[dict[str, Bits]],
         forbidding: dict[str, Bits],
     ) -> None:
-        self.name, self.everything = name, everything
+        self.name = name
         self.forbidding = forbidding
         # per slot: the sets needing each element, the set with each element, and without
         self.slots = []
@@ -795,11 +771,6 @@ class _ListLookup(_Lookup):
         # realistic workload, have no segments)
         none_met = _intersection(u for _, _, u in self.slots)
         self.unconstrained = [none_met] if none_met is not None else []
-
-    def accepted(self, ctx: Context) -> Bits | None:
-        narrowed = BitMap(self.everything, optimize=False)
-        self.narrow(narrowed, ctx)
-        return FrozenBitMap(narrowed, optimize=False)
 
     def narrow(self, matched: Match, ctx: Context) -> None:
         """AND the accepted terms of every slot into the request's match, in place."""

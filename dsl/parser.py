@@ -162,6 +162,8 @@ def _lists_for_repeats(callbacks: dict[Any, Any]) -> dict[Any, Any]:
             return callbacks
         if not filtering and expanded:
             return callbacks  # a helper read whole: Lark's own shapes
+        if len(expanded) > 1:
+            return callbacks  # two repetitions in one rule: the splice takes one
         if rule.origin.name in helpers:
             # `__x: item` starts the list; `__x: __x "," item` extends it (left recursion)
             if expanded not in ([], [0]):

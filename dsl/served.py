@@ -38,22 +38,14 @@ def not_yet_served(
             if entry is None:
                 continue
             keyword, action = entry
-            span = item.span
             found.append(
-                Diagnostic(
-                    "not_yet_served",
+                _warning(
+                    f.path, source, item.span, keyword,
                     f'{keyword} "{item.name}" is checked and runs in `slotwise test`, but the '
                     f"proxy does not {action} yet",
-                    f.path,
-                    span.line,
-                    span.column,
-                    Severity.WARNING,
-                    span.line,
-                    span.column + len(keyword),
-                    source[span.line - 1] if 0 < span.line <= len(source) else "",
-                    hint="keep it for testing; the proxy leaves these responses as they are",
+                    "keep it for testing; the proxy leaves these responses as they are",
                 )
-            )
+            )  # fmt: skip
     return found
 
 
@@ -78,22 +70,32 @@ def _shown_offer_creatives(
                 names = offer_slots.get(member.campaign)
                 if not names:
                     continue
-                span = member.span
                 found.append(
-                    Diagnostic(
-                        "not_yet_served",
+                    _warning(
+                        f.path, source, member.span, "show",
                         f'trigger "{item.name}" shows campaign "{member.campaign}": the proxy '
                         f"does not decide its offer slot{'s' if len(names) > 1 else ''} "
                         f"({', '.join(names)}) for a trigger yet, the ad keeps its own text there",
-                        f.path,
-                        span.line,
-                        span.column,
-                        Severity.WARNING,
-                        span.line,
-                        span.column + len("show"),
-                        source[span.line - 1] if 0 < span.line <= len(source) else "",
-                        hint="make the trigger's offer with its `offer by` ladder, or show a "
+                        "make the trigger's offer with its `offer by` ladder, or show a "
                         "campaign without offer slots (docs/offers.md)",
                     )
-                )
+                )  # fmt: skip
     return found
+
+
+def _warning(
+    path: str, source: Sequence[str], span: ast.Span, keyword: str, message: str, hint: str
+) -> Diagnostic:
+    """A ``not_yet_served`` warning with its caret under ``keyword`` at ``span``."""
+    return Diagnostic(
+        "not_yet_served",
+        message,
+        path,
+        span.line,
+        span.column,
+        Severity.WARNING,
+        span.line,
+        span.column + len(keyword),
+        source[span.line - 1] if 0 < span.line <= len(source) else "",
+        hint=hint,
+    )
