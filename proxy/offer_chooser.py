@@ -26,7 +26,6 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-from slotwise.proxy.bandit.arm_means import cell_of
 from slotwise.proxy.bandit.features import FeatureMap, uses_personal_features
 from slotwise.proxy.bandit.holdout import in_holdout
 from slotwise.proxy.choice import Choice, SlotChoice
@@ -91,17 +90,11 @@ class OfferChooser:
         if len(names) < 2:
             chosen = SlotChoice(OFFER_SLOT, names[0] if names else None, 1.0, names)
             return Choice(name, version, False, holdout, personal, (chosen,), used)
-        means = model.means if model is not None else None
-        if means is not None and model is not None:
-            pmf = means.distribution(
-                cell_of(seen, self._features),
-                names,
-                model.campaign.explore.parameter,
-                lambda: self._costs(arms, signals),
-                self.config.prefer_cheaper,
-            )
-        elif model is not None:
-            pmf = model.distribution(seen, 0, names, personal, self._features)
+        if model is not None:
+            pmf = model.distribution(
+                seen, 0, names, personal, self._features,
+                lambda: self._costs(arms, signals), self.config.prefer_cheaper,
+            )  # fmt: skip
         else:
             pmf = [1.0 / len(names)] * len(names)
         share = self.config.max_costliest_share

@@ -13,7 +13,7 @@ the bandit's part of the hot path, readable top to bottom:
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -189,13 +189,21 @@ class CampaignModel:
         names: Sequence[str],
         personal: bool,
         features: FeatureMap,
+        costs: Callable[[], Sequence[float]] | None = None,
+        prefer_cheaper: float = 0.0,
     ) -> list[float]:
         """The distribution over ``names`` for one slot (offers, offline evaluation, explain):
-        the means' epsilon-greedy one where the model has them, else VW's."""
+        the means' epsilon-greedy one where the model has them (with ``costs``, the cheapest
+        arm within ``prefer_cheaper`` standard errors of the best: ArmMeans.distribution),
+        else VW's."""
         means = self.means
         if means is not None:
             return means.distribution(
-                cell_of(signals, features), names, self.campaign.explore.parameter
+                cell_of(signals, features),
+                names,
+                self.campaign.explore.parameter,
+                costs,
+                prefer_cheaper,
             )
         used, shared = features.split(signals, personal=personal)
         request = _Request(self, shared, (personal, tuple(used.items())))
