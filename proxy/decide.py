@@ -79,9 +79,6 @@ if TYPE_CHECKING:
     from slotwise.proxy.recommend.runtime import RecsRuntime
 
 _PERSONALISED_METHODS: Final = frozenset({"GET", "POST"})
-# validators and digests of the upstream body do not describe a rewritten one
-_STALE_AFTER_REWRITE: Final = frozenset({b"etag", b"content-md5", b"digest", b"content-range"})
-_NOTHING_STALE: Final[frozenset[bytes]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,8 +379,7 @@ def _answer(engine: Engine, x: Exchange) -> tuple[list[tuple[bytes, bytes]], byt
         engine.decision_log.record(encode_stored(record), decision_id=record.id, subject=subject)
     assert x.response is not None
     out = x.out
-    stale = _STALE_AFTER_REWRITE if out is not None else _NOTHING_STALE
-    headers = client_response_headers(x.response.headers, stale)
+    headers = client_response_headers(x.response.headers, rewritten=out is not None)
     if x.issued is not None:  # a header append only for a consenting visitor without an id
         headers.append(engine.identity.set_cookie(x.issued))
     return headers, x.raw if out is None else out

@@ -175,21 +175,20 @@ def is_request_id(value: bytes) -> bool:
 
 
 def client_response_headers(
-    headers: Sequence[tuple[bytes, bytes]], also: frozenset[bytes] = _NONE_NAMED
+    headers: Sequence[tuple[bytes, bytes]], rewritten: bool = False
 ) -> Headers:
-    """The upstream's end-to-end response headers, in order, for the client; without the
-    (lower-case) names in ``also`` too (one pass, not a second one over the result)."""
+    """The upstream's end-to-end response headers, in order, for the client; for a
+    ``rewritten`` body without the validators and digests of the upstream's (one pass)."""
     named = connection_named(headers)
-    drop = _RESPONSE_DROP
-    if also:
-        drop = _DROPS.get(also) or _DROPS.setdefault(also, _RESPONSE_DROP | also)
+    drop = _REWRITTEN_DROP if rewritten else _RESPONSE_DROP
     if named:
         drop = drop | named
     return [(name, value) for name, value in headers if name not in drop]
 
 
-# _RESPONSE_DROP with each ``also`` of client_response_headers (a constant of its caller)
-_DROPS: dict[frozenset[bytes], frozenset[bytes]] = {}
+# validators and digests of the upstream body do not describe a rewritten one
+_STALE_AFTER_REWRITE: Final = frozenset({b"etag", b"content-md5", b"digest", b"content-range"})
+_REWRITTEN_DROP: Final = _RESPONSE_DROP | _STALE_AFTER_REWRITE
 
 
 def narrow_accept_encoding(value: bytes) -> bytes:
