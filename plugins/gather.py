@@ -269,12 +269,19 @@ def _begin(
         if task is None:
             if loaded.inline:
                 now_fetch = loaded.fetch_now
-                if now_fetch is not None:  # a built-in that never waits: no coroutine at all
-                    try:
+                coro = None
+                try:
+                    if now_fetch is not None:  # a built-in that never waits: no coroutine
                         raw = now_fetch(request)
-                    except BaseException as exc:  # as a fetch raising on its first step
-                        metrics.seconds += loop.time() - started
-                        return _failed(loaded, "error", exc)
+                    else:  # eager.start, inlined: step the fetch once; it usually ends here
+                        coro = loaded.provider.fetch(request)
+                        yielded = coro.send(None)
+                except StopIteration as stop:
+                    raw, coro = stop.value, None
+                except BaseException as exc:  # sys.exit() or a CancelledError of its own too
+                    metrics.seconds += loop.time() - started
+                    return _failed(loaded, "error", exc)
+                if coro is None:  # answered at once
                     now = loop.time()
                     metrics.seconds += now - started
                     values = _validated(loaded, raw, histories)
@@ -282,21 +289,6 @@ def _begin(
                         metrics.ok += 1
                         return values
                     return _succeeded(loaded, key, values, now)
-                # eager.start, inlined: step the fetch once; it usually finishes right here
-                coro = loaded.provider.fetch(request)
-                try:
-                    yielded = coro.send(None)
-                except StopIteration as stop:
-                    now = loop.time()
-                    metrics.seconds += now - started
-                    values = _validated(loaded, stop.value, histories)
-                    if key is None:
-                        metrics.ok += 1
-                        return values
-                    return _succeeded(loaded, key, values, now)
-                except BaseException as exc:  # sys.exit() or a CancelledError of its own too
-                    metrics.seconds += loop.time() - started
-                    return _failed(loaded, "error", exc)
                 # the rest in a task, whose escapes must not stop the event loop
                 task = asyncio.ensure_future(contained(eager._resume(coro, yielded)))
             else:
