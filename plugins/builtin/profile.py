@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import msgspec
 
@@ -36,6 +36,8 @@ from slotwise.types import SignalType, SignalValue
 
 log = logging.getLogger("slotwise.plugins.profile")
 _DAY = 86_400.0
+_Records = tuple[Profile | None, Cart | None, tuple[str, ...]]
+_WithCaps = Callable[[str, float], Awaitable[_Records]]
 
 
 class ProfileConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -81,6 +83,8 @@ class ProfileProvider(Provider[ProfileConfig]):
         super().__init__(config)
         self._source: ProfileSource = MemoryProfileSource()
         self._at_once = True  # the source's reads never wait (see runs_inline)
+        # the store's source reads the cap counters in the same read as the records
+        self._with_caps: _WithCaps | None = None
 
     async def start(self) -> None:
         if self.services.profiles is None:
@@ -91,6 +95,7 @@ class ProfileProvider(Provider[ProfileConfig]):
         else:
             self._source = self.services.profiles
         self._at_once = getattr(self._source, "answers_at_once", False) is True
+        self._with_caps = getattr(self._source, "records_with_caps", None)
 
     def runs_inline(self) -> bool:
         """Over a source whose reads never wait (memory://), the whole fetch runs in the
@@ -111,13 +116,10 @@ class ProfileProvider(Provider[ProfileConfig]):
                 user = link.user_id
         return {}  # a known id that is itself an alias: not followed further
 
-    async def _records(
-        self, user: str, now: float
-    ) -> tuple[Profile | None, Cart | None, tuple[str, ...]]:
-        with_caps = getattr(self._source, "records_with_caps", None)
-        if with_caps is not None:  # the store's source: cap counters in the same read
-            found: tuple[Profile | None, Cart | None, tuple[str, ...]] = await with_caps(user, now)
-            return found
+    async def _records(self, user: str, now: float) -> _Records:
+        with_caps = self._with_caps
+        if with_caps is not None:
+            return await with_caps(user, now)
         profile, cart = await self._source.records(user)
         return profile, cart, ()
 
@@ -139,7 +141,7 @@ class ProfileProvider(Provider[ProfileConfig]):
         since = now - self.config.history_days * _DAY
         if self._at_once:  # nothing waits: one read after the other, no task
             source = self._source
-            with_caps = getattr(source, "records_with_caps", None)
+            with_caps = self._with_caps
             if with_caps is not None:  # _records, inlined: one coroutine less per request
                 profile, cart, capped = await with_caps(user, now)
             else:
