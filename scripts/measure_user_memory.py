@@ -6,9 +6,11 @@ consent, DecisionLog), with the default settings (events.dedup_window 24 h, hist
 retention):
 
 - ``day`` (default; issue 22's acceptance scenario): a CRM profile imported with
-  ``set_profile`` (a 170-byte JSON record), a day of events (an impression of the decision,
-  three page views, a product view, an add-to-cart) and one decision record of the example
-  adserver campaign with the signals a browser-like request logs (22 signals, 3 slots);
+  ``set_profile`` as the admin endpoint stores it (age, gender, two segments, visits, first
+  seen, e-mail address and time zone: about 165 bytes as JSON), a day of events (an
+  impression of the decision, three page views, a product view, an add-to-cart) and one
+  decision record of the example adserver campaign with the signals a browser-like request
+  logs (22 signals, 3 slots);
 - ``month``: the older scenario, 30 days of browsing (10 page views, 2 product views, an
   add-to-cart and a purchase), no profile, no decision.
 
@@ -42,6 +44,7 @@ import redis  # noqa: E402
 from slotwise.proxy.decision_log import DecisionRecord, SlotRecord  # noqa: E402
 from slotwise.proxy.events import EventCollector  # noqa: E402
 from slotwise.proxy.events.decisions import DecisionLog  # noqa: E402
+from slotwise.proxy.events.profiles import decode_profile, encode_profile  # noqa: E402
 from slotwise.proxy.events.schema import Rejection, convert_event  # noqa: E402
 from slotwise.proxy.state import open_store  # noqa: E402
 from tests.support.servers import redis_server  # noqa: E402
@@ -99,17 +102,23 @@ def _decision(user: int, rng: random.Random) -> DecisionRecord:
 
 
 def _profile(user: int) -> bytes:
-    return json.dumps(
-        {
-            "tier": ("gold", "silver", "bronze")[user % 3],
-            "lifetime_value": round(user * 1.37 % 900, 2),
-            "orders": user % 17,
-            "segments": ["newsletter", "deal-hunter"],
-            "city": "Berlin",
-            "signup": "2025-03-14",
-            "preferred_category": "shoes",
-        }
-    ).encode()
+    """What `PUT /_sw/admin/profiles/{id}` stores for a CRM record with every field the
+    profile provider and the notifications read (encoded by the measured tree's endpoint)."""
+    record = decode_profile(
+        json.dumps(
+            {
+                "age": 18 + user % 60,
+                "gender": ("f", "m", "d")[user % 3],
+                "segments": ["newsletter", "deal-hunter"],
+                "visits": user % 40,
+                "first_seen": 1_741_910_400.0 + user * 37,
+                "email": f"customer{user}@example.com",
+                "time_zone": "Europe/Berlin",
+            }
+        ).encode()
+    )
+    assert not isinstance(record, Rejection), record
+    return encode_profile(record)
 
 
 def _events(user: int, kinds: list[str], decision_id: str) -> list[object]:
