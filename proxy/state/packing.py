@@ -9,14 +9,13 @@ stream field ``z`` and any other in ``d`` (entries written before packing have `
 what is read back is always the bytes that were appended.
 
 What deflate cannot shrink in a record this short is its random text: a UUID (an event id
-and the visitor's anonymous id, as the browser SDK makes them) is 36 characters that cost
-about a byte each, and a time in seconds (``1796504236.812345``) as many as it has digits.
-:func:`pack_entry` first writes each such text as a token, a byte that JSON never holds in
-UTF-8 (0xFF, 0xFE) and the value in binary (16 bytes for a UUID, 8 for a time), then
-deflates: an SDK event takes about 20 bytes less. Only a UUID that is a whole JSON string
-and a time that is an object's value become tokens, and only when the text comes back exactly
-(lowercase UUIDs; times whose shortest form is the text), so the bytes read back are still
-the bytes appended. Such an entry goes in field ``x``.
+and the visitor's anonymous id, as the browser SDK makes them) is 36 characters of which
+each costs about a byte. :func:`pack_entry` first writes each UUID that is a whole JSON
+string in its canonical lowercase text as a token, a byte that JSON in UTF-8 never holds
+(0xFF) and the UUID's 16 bytes, then deflates: an SDK event (two UUIDs) takes about 17 bytes
+less. The text comes back exactly, so the bytes read back are still the bytes appended.
+Such an entry goes in field ``x``. (Times as 8-byte tokens were tried too: 2-4 bytes less
+an event, but more for records whose times the dictionary matches, such as audit records.)
 
 :data:`DICTIONARY_1` is frozen: entries packed with it can only be read with it. A better
 dictionary gets a new field name, and the reader keeps this one.
@@ -25,7 +24,6 @@ dictionary gets a new field name, and the reader keeps this one.
 from __future__ import annotations
 
 import re
-import struct
 import zlib
 from typing import Final
 
@@ -80,43 +78,30 @@ def pack(data: bytes) -> bytes | None:
     return packed if len(packed) < len(data) else None
 
 
-# A UUID that is a whole JSON string, in its canonical lowercase text; a time in seconds since
-# 2001-09-09 (ten digits) with up to seven decimals that is a JSON object's value. Both
-# patterns start with a literal (a quote, a colon), which the regex engine scans for fast.
+# A UUID that is a whole JSON string, in its canonical lowercase text (the pattern starts
+# with a literal quote, which the regex engine scans for fast), and its token in a packed
+# entry: 0xFF and the UUID's 16 bytes, where a token's bytes are never read as another's.
 _UUID: Final = re.compile(rb'"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"')
-_TIME: Final = re.compile(rb":(1[0-9]{9}\.[0-9]{1,7})(?=[,}\]])")
-_UUID_TOKEN: Final = b"\xff"  # then 16 bytes
-_TIME_TOKEN: Final = b"\xfe"  # then a big-endian IEEE double
-_TOKENS: Final = re.compile(b"\xff(.{16})|\xfe(.{8})", re.DOTALL)
-_DOUBLE: Final = struct.Struct(">d")
+_TOKENS: Final = re.compile(b"\xff(.{16})", re.DOTALL)
 
 
 def _uuid_token(found: re.Match[bytes]) -> bytes:
     return b'"\xff' + bytes.fromhex(found[1].replace(b"-", b"").decode()) + b'"'
 
 
-def _time_token(found: re.Match[bytes]) -> bytes:
-    text = found[1]
-    value = float(text)
-    return b":\xfe" + _DOUBLE.pack(value) if repr(value).encode() == text else found[0]
-
-
-def _token_text(found: re.Match[bytes]) -> bytes:
-    uuid, time = found.group(1, 2)
-    if uuid is not None:
-        h = uuid.hex().encode()
-        return b"-".join((h[:8], h[8:12], h[12:16], h[16:20], h[20:]))
-    return repr(_DOUBLE.unpack(time)[0]).encode()
+def _uuid_text(found: re.Match[bytes]) -> bytes:
+    h = found[1].hex().encode()
+    return b"-".join((h[:8], h[8:12], h[12:16], h[16:20], h[20:]))
 
 
 def pack_entry(data: bytes) -> tuple[bytes, bytes] | None:
-    """The stream field and bytes for ``data``: ``x`` and its tokens deflated when it holds a
-    UUID or a time, else ``z`` and :func:`pack`'s bytes; None when it stays as it is."""
+    """The stream field and bytes for ``data``: ``x`` and its UUID tokens deflated when it
+    holds a UUID, else ``z`` and :func:`pack`'s bytes; None when it stays as it is."""
     if len(data) < _MIN or data[:1] != b"{":
         return None
     tokens = data
-    if b"\xff" not in data and b"\xfe" not in data:  # else a token could not be told apart
-        tokens = _TIME.sub(_time_token, _UUID.sub(_uuid_token, data))
+    if b"\xff" not in data:  # else a token could not be told apart
+        tokens = _UUID.sub(_uuid_token, data)
     if tokens == data:
         packed = pack(data)
         return None if packed is None else (b"z", packed)
@@ -128,7 +113,7 @@ def pack_entry(data: bytes) -> tuple[bytes, bytes] | None:
 def unpack_tokens(packed: bytes) -> bytes:
     """The bytes :func:`pack_entry` was given for field ``x``; raises zlib.error for bytes it
     did not make."""
-    return _TOKENS.sub(_token_text, unpack(packed))
+    return _TOKENS.sub(_uuid_text, unpack(packed))
 
 
 def unpack(packed: bytes) -> bytes:
