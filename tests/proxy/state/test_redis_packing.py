@@ -174,3 +174,26 @@ async def test_an_sdk_event_is_stored_with_tokens_and_reads_back(
     # and through a consumer group, as the learner reads it
     group = await store.log_group_read("events", "g", "c1", count=10)
     assert [e.data for e in group] == [EVENT, SDK_EVENT]
+
+
+async def test_erasure_treats_token_entries_as_any_other(
+    redis_store: tuple[Store, aioredis.Redis],
+) -> None:
+    store, raw = redis_store
+    await store.log_append(
+        "events",
+        [
+            LogRecord(SDK_EVENT, subject="user-19999", id="e1"),
+            LogRecord(EVENT, subject="user-0", id="e2"),
+            LogRecord(SDK_EVENT.replace(b"user-19999", b"user-7"), subject="user-7", id="e3"),
+        ],
+    )
+    assert [set(f) - {b"s"} for _, f in await raw.xrange("log:{events}")] == [
+        {b"x"},
+        {b"z"},
+        {b"x"},
+    ]
+    assert await store.log_erase("events", "user-19999") == 1
+    entries = await store.log_read("events")
+    assert [e.subject for e in entries] == ["user-0", "user-7"]
+    assert entries[1].data == SDK_EVENT.replace(b"user-19999", b"user-7")
