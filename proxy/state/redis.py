@@ -3,11 +3,11 @@
 Values, counters and sets are plain Redis keys; histories are lists trimmed to their bound;
 logs are Redis Streams (positions are stream ids) read by consumer groups; a JSON record is
 stored deflated with a preset dictionary when that is smaller (slotwise.proxy.state.packing:
-field ``z``, or ``x`` with its UUIDs and times as binary tokens, else ``d``), and read back as
-it was appended. Multi-step writes
-run as Lua scripts, so each is atomic and touches one hash slot: a log's stream and its dedup
-sets (see _DEDUP) share the hash tag ``{log:<name>}``, a user's keys share ``{<user>}`` (see
-:func:`~slotwise.proxy.state.base.subject_key`), which keeps every script legal on Cluster.
+field ``z``, or ``x`` with its UUIDs as binary tokens, else ``d``), and read back as it was
+appended. Multi-step writes run as Lua scripts, so each is atomic and touches one hash slot:
+a log's stream and its dedup sets (see _DEDUP) share the hash tag ``{log:<name>}``, a user's
+keys share ``{<user>}`` (see :func:`~slotwise.proxy.state.base.subject_key`), which keeps
+every script legal on Cluster.
 
 Two connection pools: the request-path pool answers within ``timeout`` (default 50 ms) and
 retries once; log appends use ``write_timeout`` (default 2 s) and do not retry (a retried
