@@ -3,6 +3,12 @@
 The pool hands a connection one exchange at a time. Response bytes are parsed as they arrive;
 the body is buffered in the :class:`UpstreamResponse` with flow control (reading pauses past a
 high-water mark), so a slow consumer never makes the proxy hold an unbounded body.
+
+httptools (llhttp, strict) validates every byte of the head and frames the body, but is not
+asked for the header fields one callback at a time: the head's bytes are kept while it arrives
+and split into fields once, when llhttp says it is complete (``_fields``). Eight callbacks into
+Python per response cost more than the whole split; llhttp has already refused anything the
+split could misread (bare LF, obs-fold, whitespace before the colon, control bytes).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+from itertools import repeat
 from typing import Final, cast
 
 import httptools
@@ -143,7 +150,11 @@ def _expire(waiter: asyncio.Future[None]) -> None:
         waiter.set_exception(UpstreamError(UpstreamFailure.READ_TIMEOUT, "the body stalled"))
 
 
-class _HeadTooLarge(Exception):
+class _BadHead(Exception):
+    """The upstream's response head cannot be taken (its message says why)."""
+
+
+class _HeadTooLarge(_BadHead):
     """The upstream's response head passed a limit (bytes or fields)."""
 
 
@@ -162,6 +173,11 @@ class Connection(asyncio.Protocol):
         self._max_header_bytes = max_header_bytes
         self._max_headers = max_headers
         self._head_bytes = 0  # bytes of the response head received so far
+        self._head_lines = 0  # line ends in them (the field limit, before the head ends)
+        # the head's bytes while it arrives: the first piece as it came, a bytearray once a
+        # second one is added (a head trickling in byte by byte is not copied quadratically)
+        self._head: bytes | bytearray = b""
+        self._head_start = 0  # where the current message's head starts in it (after a 1xx)
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._headers: Headers = []
@@ -190,6 +206,9 @@ class Connection(asyncio.Protocol):
         self._response = None
         self._headers = []
         self._head_bytes = 0
+        self._head_lines = 0
+        self._head = b""
+        self._head_start = 0
         self._head_request = head_request
         self._read_timeout = read_timeout
         self._received = False
@@ -235,15 +254,26 @@ class Connection(asyncio.Protocol):
             # bytes nobody asked for: the connection is out of step, never reuse it
             self.abort()
             return
+        if self._response is None:  # inside the head: keep its bytes for _fields
+            head = self._head
+            if not head:
+                self._head = data
+            elif isinstance(head, bytearray):
+                head += data
+            else:
+                self._head = bytearray(head) + data
         try:
             self._parser.feed_data(data)
             if self._head_waiter is not None and self._response is None:
                 # still inside the head: an upstream streaming header lines must not grow the
-                # proxy without bound (the parser keeps a header until it ends)
+                # proxy without bound (the head is kept until it ends)
+                self._head_lines += data.count(b"\n")
+                if self._head_lines > self._max_headers + 1:  # the status line is one
+                    raise _HeadTooLarge(f"more than {self._max_headers} response header fields")
                 self._head_bytes += len(data)
                 if self._head_bytes > self._max_header_bytes:
                     raise _HeadTooLarge(f"response headers exceed {self._max_header_bytes} bytes")
-        except _HeadTooLarge as exc:
+        except _BadHead as exc:
             self._fail(UpstreamError(UpstreamFailure.PROTOCOL, str(exc)))
             self.abort()
         except httptools.HttpParserUpgrade:  # not an HttpParserError
@@ -254,7 +284,7 @@ class Connection(asyncio.Protocol):
             # a callback's exception arrives wrapped (HttpParserCallbackError)
             cause = exc.__context__
             detail = (
-                str(cause) if isinstance(cause, _HeadTooLarge) else f"malformed response: {exc}"
+                str(cause) if isinstance(cause, _BadHead) else f"malformed response: {exc}"
             )
             self._fail(UpstreamError(UpstreamFailure.PROTOCOL, detail))
             self.abort()
@@ -284,13 +314,7 @@ class Connection(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        self._headers = []
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.lower(), value))
-        if len(self._headers) > self._max_headers:
-            raise _HeadTooLarge(f"more than {self._max_headers} response header fields")
+    # (no on_header, no on_message_begin: httptools calls only the callbacks defined)
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -298,10 +322,13 @@ class Connection(asyncio.Protocol):
             self._fail(UpstreamError(UpstreamFailure.PROTOCOL, f"invalid status code {status}"))
             self.abort()
             return
+        headers = self._fields()
         if 100 <= status < 200:
             # interim responses (100 Continue, 103 Early Hints) are not forwarded
             self._interim = True
             return
+        self._headers = headers
+        self._head = b""
         waiter, self._head_waiter = self._head_waiter, None
         if waiter is None or waiter.done():
             self.abort()  # a response nobody waits for: out of step, or the wait timed out
@@ -335,6 +362,28 @@ class Connection(asyncio.Protocol):
             self.abort()
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _fields(self) -> Headers:
+        """The header fields of the head llhttp just completed, names lower-cased, values
+        without their leading whitespace (as llhttp hands them: it keeps trailing whitespace).
+
+        llhttp requires CRLF line ends, so the head ends at the first blank line after where
+        this message started; a 1xx head moves that start past itself.
+        """
+        head = self._head
+        start = self._head_start
+        end = head.find(b"\r\n\r\n", start)
+        if end < 0:  # llhttp took a head without CRLF CRLF: never split it some other way
+            raise _BadHead("malformed response: the head does not end with CRLF CRLF")
+        self._head_start = end + 4
+        lines = bytes(head[start:end]).split(b"\r\n")
+        del lines[0]  # the status line (the parser read the status)
+        if len(lines) > self._max_headers:
+            raise _HeadTooLarge(f"more than {self._max_headers} response header fields")
+        return [
+            (name.lower(), value.lstrip(b" \t"))
+            for name, _, value in map(bytes.partition, lines, repeat(b":"))
+        ]
 
     def _eof_delimited(self) -> bool:
         names = {name for name, _ in self._headers}
