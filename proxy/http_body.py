@@ -231,9 +231,8 @@ async def stream(
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
         return
-    if response.complete and not prefix:
-        body, _ = await response.read_up_to(1 << 62)
-        return await send_whole(send, response.status, headers, body, metrics, started)
+    if response.complete and not prefix:  # arrived whole with its head (most small answers)
+        return await send_whole(send, response.status, headers, response.whole(), metrics, started)
     declared = content_length(response.headers)
     if declared is not None and header(response.headers, b"transfer-encoding") is None:
         headers.append((b"content-length", str(declared).encode()))

@@ -94,6 +94,15 @@ class UpstreamResponse:
         self._conn.resume()
         return data, self._complete and len(data) <= limit
 
+    def whole(self) -> bytes:
+        """The body, all of it, once :attr:`complete` (a read that needs no await)."""
+        assert self._complete
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        self._conn.resume()  # a large body may have paused reading on the (now idle) connection
+        return data
+
     async def next_chunk(self) -> bytes:
         """The next piece of the body, or ``b""`` at its end."""
         while not self._chunks:
@@ -283,9 +292,7 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             # a callback's exception arrives wrapped (HttpParserCallbackError)
             cause = exc.__context__
-            detail = (
-                str(cause) if isinstance(cause, _BadHead) else f"malformed response: {exc}"
-            )
+            detail = str(cause) if isinstance(cause, _BadHead) else f"malformed response: {exc}"
             self._fail(UpstreamError(UpstreamFailure.PROTOCOL, detail))
             self.abort()
 

@@ -17,7 +17,7 @@ HEAD = (
     b"X-Trailing: kept as llhttp gives it  \r\n"
     b"Location:  http://ads.example:8080/a?b=c:d\r\n"
     b"X-Empty:\r\n"
-    b"ETag: \"Ab-Cd\"\r\n"
+    b'ETag: "Ab-Cd"\r\n'
     b"Content-Length: 5\r\n"
     b"\r\n"
 )
@@ -30,7 +30,9 @@ FIELDS = [
     (b"etag", b'"Ab-Cd"'),
     (b"content-length", b"5"),
 ]
-INTERIM = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+INTERIM = (
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+)
 
 
 class _Transport:
@@ -123,4 +125,3 @@ async def test_too_many_fields_in_one_piece_is_refused() -> None:
     assert "more than 5 response header fields" in caught.value.detail
     response, _ = await _exchange([head], max_headers=6)
     assert len(response.headers) == 6
-
