@@ -16,8 +16,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from slotwise.proxy.http_body import stream, upstream_failed
-from slotwise.proxy.http_hygiene import upstream_request_headers
+from slotwise.proxy.http_body import stream, upstream_failed, whole_answer
+from slotwise.proxy.http_hygiene import client_response_headers, upstream_request_headers
 from slotwise.proxy.upstream import UpstreamError
 from slotwise.types import Scope, Send
 
@@ -49,7 +49,15 @@ async def forward(engine: Engine, scope: Scope, body: bytes, send: Send, started
         raise
     metrics.upstream_latency.observe(time.perf_counter() - started)
     metrics.passthrough.inc("no_campaign")
+    status = response.status
     try:  # still waiting: a slow download is I/O, not work in flight
+        if response.complete and status != 204 and status != 304 and method != "HEAD":
+            # the body came with the head (most small answers): sent whole, as stream would,
+            # without its coroutines
+            headers = client_response_headers(response.headers)
+            start, whole = whole_answer(status, headers, response.whole(), metrics, started)
+            await send(start)
+            return await send(whole)
         return await stream(metrics, send, response, b"", started, method == "HEAD")
     finally:
         admission.waiting -= 1

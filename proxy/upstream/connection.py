@@ -6,9 +6,10 @@ high-water mark), so a slow consumer never makes the proxy hold an unbounded bod
 
 httptools (llhttp, strict) validates every byte of the head and frames the body, but is not
 asked for the header fields one callback at a time: the head's bytes are kept while it arrives
-and split into fields once, when llhttp says it is complete (``_fields``). Eight callbacks into
-Python per response cost more than the whole split; llhttp has already refused anything the
-split could misread (bare LF, obs-fold, whitespace before the colon, control bytes).
+and split into fields once, when llhttp says it is complete (``Connection._fields``; a head
+seen before is looked up, not split again). Eight callbacks into Python per response cost more
+than the whole split; llhttp has already refused anything the split could misread (bare LF,
+obs-fold, whitespace before the colon, control bytes).
 """
 
 from __future__ import annotations
@@ -157,6 +158,28 @@ class UpstreamResponse:
 def _expire(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_exception(UpstreamError(UpstreamFailure.READ_TIMEOUT, "the body stalled"))
+
+
+def _split(head: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    """A validated head's fields (after its status line): names lower-cased, values without
+    their leading whitespace (llhttp hands values with their trailing whitespace: so here)."""
+    lines = head.split(b"\r\n")
+    del lines[0]  # the status line (the parser read the status)
+    return tuple(
+        [
+            (name.lower(), value.lstrip(b" \t"))
+            for name, _, value in map(bytes.partition, lines, repeat(b":"))
+        ]
+    )
+
+
+# Heads already split, by their bytes. An origin answers the same resource with the same head
+# (nginx's differs once a second, in Date), so most heads are split once and then looked up:
+# one hash of a few hundred bytes against a Python call per field. Bounded (emptied when full,
+# large heads never kept); the split is a pure function of the bytes, so a hit is exact.
+_SPLIT: dict[bytes, tuple[tuple[bytes, bytes], ...]] = {}
+_SPLIT_ENTRIES: Final = 256
+_SPLIT_KEY_BYTES: Final = 2048
 
 
 class _BadHead(Exception):
@@ -383,14 +406,17 @@ class Connection(asyncio.Protocol):
         if end < 0:  # llhttp took a head without CRLF CRLF: never split it some other way
             raise _BadHead("malformed response: the head does not end with CRLF CRLF")
         self._head_start = end + 4
-        lines = bytes(head[start:end]).split(b"\r\n")
-        del lines[0]  # the status line (the parser read the status)
-        if len(lines) > self._max_headers:
+        key = bytes(head[start:end])
+        fields = _SPLIT.get(key)
+        if fields is None:
+            fields = _split(key)
+            if len(key) <= _SPLIT_KEY_BYTES:
+                if len(_SPLIT) >= _SPLIT_ENTRIES:
+                    _SPLIT.clear()
+                _SPLIT[key] = fields
+        if len(fields) > self._max_headers:
             raise _HeadTooLarge(f"more than {self._max_headers} response header fields")
-        return [
-            (name.lower(), value.lstrip(b" \t"))
-            for name, _, value in map(bytes.partition, lines, repeat(b":"))
-        ]
+        return list(fields)  # the response's own list: its readers may not change the cached one
 
     def _eof_delimited(self) -> bool:
         names = {name for name, _ in self._headers}
