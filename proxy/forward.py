@@ -14,11 +14,11 @@ upstream failure, admission's waiting count while the upstream answers).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from slotwise.proxy.http_body import stream, upstream_failed, whole_answer
 from slotwise.proxy.http_hygiene import client_response_headers, upstream_request_headers
-from slotwise.proxy.upstream import UpstreamError
+from slotwise.proxy.upstream import UpstreamError, UpstreamResponse
 from slotwise.types import Scope, Send
 
 if TYPE_CHECKING:
@@ -54,10 +54,31 @@ async def forward(engine: Engine, scope: Scope, body: bytes, send: Send, started
         if response.complete and status != 204 and status != 304 and method != "HEAD":
             # the body came with the head (most small answers): sent whole, as stream would,
             # without its coroutines
-            headers = client_response_headers(response.headers)
+            headers = _client_headers(response)
             start, whole = whole_answer(status, headers, response.whole(), metrics, started)
             await send(start)
             return await send(whole)
         return await stream(metrics, send, response, b"", started, method == "HEAD")
     finally:
         admission.waiting -= 1
+
+
+# The client's headers of a head already seen, by the head's bytes (the same origin answers
+# the same resource with the same head; see slotwise.proxy.upstream.connection): a pure
+# function of the head, so a hit is exact. Bounded: emptied when full.
+_CLIENT_HEADERS: dict[bytes, tuple[tuple[bytes, bytes], ...]] = {}
+_CLIENT_HEADERS_ENTRIES: Final = 256
+_CLIENT_HEADERS_KEY_BYTES: Final = 2048
+
+
+def _client_headers(response: UpstreamResponse) -> list[tuple[bytes, bytes]]:
+    """client_response_headers of the response, looked up when its head was seen before."""
+    head = response.head
+    kept = _CLIENT_HEADERS.get(head) if head else None
+    if kept is None:
+        kept = tuple(client_response_headers(response.headers))
+        if 0 < len(head) <= _CLIENT_HEADERS_KEY_BYTES:  # large heads are never kept
+            if len(_CLIENT_HEADERS) >= _CLIENT_HEADERS_ENTRIES:
+                _CLIENT_HEADERS.clear()
+            _CLIENT_HEADERS[head] = kept
+    return list(kept)  # the answer's own: a Content-Length is appended to it

@@ -41,6 +41,7 @@ class UpstreamResponse:
     __slots__ = (
         "status",
         "headers",
+        "head",
         "_conn",
         "_chunks",
         "_buffered",
@@ -52,10 +53,17 @@ class UpstreamResponse:
     )
 
     def __init__(
-        self, status: int, headers: Headers, conn: Connection, read_timeout: float
+        self,
+        status: int,
+        headers: Headers,
+        conn: Connection,
+        read_timeout: float,
+        head: bytes = b"",
     ) -> None:
         self.status = status
         self.headers = headers
+        self.head = head  # the head as it came (status line and fields): whatever is made of
+        # the headers alone may be kept by it (the same origin sends the same head again)
         self._conn = conn
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
@@ -210,6 +218,7 @@ class Connection(asyncio.Protocol):
         # second one is added (a head trickling in byte by byte is not copied quadratically)
         self._head: bytes | bytearray = b""
         self._head_start = 0  # where the current message's head starts in it (after a 1xx)
+        self._head_key = b""  # the last head split (_fields)
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._headers: Headers = []
@@ -224,6 +233,7 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.route: bytes | None = None  # the route whose exchange holds it (pool budgets)
+        self.deadline = 0.0  # loop time by which the response head is due (the pool's sweep)
 
     # -- the pool's side -----------------------------------------------------------------------
 
@@ -245,6 +255,13 @@ class Connection(asyncio.Protocol):
         self._read_timeout = read_timeout
         self._received = False
         return self._head_waiter
+
+    def expire(self, error: UpstreamError) -> None:
+        """The response head is overdue: the exchange fails with ``error``. A head arriving
+        after this finds nobody waiting and closes the connection (on_headers_complete)."""
+        waiter = self._head_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
 
     @property
     def received_any(self) -> bool:
@@ -363,7 +380,7 @@ class Connection(asyncio.Protocol):
         if waiter is None or waiter.done():
             self.abort()  # a response nobody waits for: out of step, or the wait timed out
             return
-        response = UpstreamResponse(status, self._headers, self, self._read_timeout)
+        response = UpstreamResponse(status, self._headers, self, self._read_timeout, self._head_key)
         self._response = response
         waiter.set_result(response)
         if self._head_request:
@@ -406,7 +423,7 @@ class Connection(asyncio.Protocol):
         if end < 0:  # llhttp took a head without CRLF CRLF: never split it some other way
             raise _BadHead("malformed response: the head does not end with CRLF CRLF")
         self._head_start = end + 4
-        key = bytes(head[start:end])
+        key = self._head_key = bytes(head[start:end])
         fields = _SPLIT.get(key)
         if fields is None:
             fields = _split(key)

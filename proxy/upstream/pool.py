@@ -99,6 +99,11 @@ class UpstreamPool:
         self._per_route = self.settings.max_per_route or half
         self._held: dict[bytes, int] = {}  # route -> exchanges in flight (connections held)
         self._route_waiters: dict[bytes, deque[asyncio.Future[None]]] = {}
+        # connections whose exchange waits for its response head, and the one timer that
+        # fails those past response_timeout (_sweep_heads), scheduled while there are any
+        self._watched: set[Connection] = set()
+        self._sweep: asyncio.TimerHandle | None = None
+        self._sweep_every = min(max(self.settings.response_timeout / 8, 0.01), 1.0)
         self._ssl: ssl.SSLContext | None = (
             ssl.create_default_context() if origin.scheme == "https" else None
         )
@@ -138,14 +143,13 @@ class UpstreamPool:
             # next (every failure below aborts it)
             conn.route = route
             waiter = conn.start(method == b"HEAD", self.settings.read_timeout)
-            timer: asyncio.TimerHandle | None = None
             try:
                 if isinstance(body, bytes):
                     conn.write(head + body if body else head)
                 else:
                     conn.write(head)
                     await _send_chunked(conn, body)
-                timer = _head_timer(waiter, self.settings.response_timeout)
+                self._watch(conn, asyncio.get_running_loop().time())
                 return await waiter
             except UpstreamError as exc:
                 if exc.failure is UpstreamFailure.TIMEOUT:
@@ -161,8 +165,7 @@ class UpstreamPool:
                 conn.abort()  # cancelled mid-exchange: the connection is out of step
                 raise
             finally:
-                if timer is not None:
-                    timer.cancel()
+                self._watched.discard(conn)
         raise AssertionError("unreachable")
 
     def begin(
@@ -182,7 +185,8 @@ class UpstreamPool:
         held = self._held.get(route, 0)
         if held >= self._per_route:  # the route's budget is spent: wait in request()
             return asyncio.ensure_future(self.request(method, target, headers, body))
-        conn = self._idle_connection()
+        now = asyncio.get_running_loop().time()
+        conn = self._idle_connection(now)
         if conn is None:
             return asyncio.ensure_future(self.request(method, target, headers, body))
         self._held[route] = held + 1
@@ -190,6 +194,7 @@ class UpstreamPool:
         head = _serialize_head(method, target, headers, self.origin.host_header, body)
         waiter = conn.start(method == b"HEAD", self.settings.read_timeout)
         conn.write(head + body if body else head)
+        self._watch(conn, now)
         return self._finish(conn, waiter, method, target, headers, body)
 
     async def _finish(
@@ -201,7 +206,6 @@ class UpstreamPool:
         headers: Sequence[tuple[bytes, bytes]],
         body: bytes,
     ) -> UpstreamResponse:
-        timer = _head_timer(waiter, self.settings.response_timeout)
         try:
             return await waiter
         except UpstreamError as exc:
@@ -216,12 +220,11 @@ class UpstreamPool:
             conn.abort()
             raise
         finally:
-            timer.cancel()
+            self._watched.discard(conn)
 
-    def _idle_connection(self) -> Connection | None:
+    def _idle_connection(self, now: float) -> Connection | None:
         if self._closed:
             return None
-        now = asyncio.get_running_loop().time()
         while self._idle:
             conn = self._idle.pop()  # the most recently used: likeliest to be alive
             if conn.usable and now - conn.idle_since < self.settings.idle_expiry:
@@ -232,6 +235,9 @@ class UpstreamPool:
     async def aclose(self) -> None:
         """Close every idle connection and refuse new requests."""
         self._closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for conn in self._idle:
             conn.abort()
         self._idle.clear()
@@ -239,6 +245,36 @@ class UpstreamPool:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+
+    # -- the response timeout -------------------------------------------------------------------
+
+    def _watch(self, conn: Connection, now: float) -> None:
+        """Give the exchange just sent on ``conn`` until response_timeout for its head.
+
+        One timer for every exchange in flight, not one per exchange (a timer handle made and
+        cancelled per request cost more than the rest of the round trip's bookkeeping): a head
+        later than response_timeout fails within an eighth of it (at most 1 s) more.
+        """
+        conn.deadline = now + self.settings.response_timeout
+        self._watched.add(conn)
+        if self._sweep is None:
+            loop = asyncio.get_running_loop()
+            self._sweep = loop.call_later(self._sweep_every, self._sweep_heads)
+
+    def _sweep_heads(self) -> None:
+        self._sweep = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        late = [conn for conn in self._watched if conn.deadline <= now]
+        if late:
+            timeout = self.settings.response_timeout
+            for conn in late:
+                self._watched.discard(conn)
+                conn.expire(
+                    UpstreamError(UpstreamFailure.TIMEOUT, f"no response within {timeout:g}s")
+                )
+        if self._watched:
+            self._sweep = loop.call_later(self._sweep_every, self._sweep_heads)
 
     # -- route budgets --------------------------------------------------------------------------
 
@@ -295,7 +331,7 @@ class UpstreamPool:
     async def _acquire(self) -> tuple[Connection, bool]:
         if self._closed:
             raise UpstreamError(UpstreamFailure.CONNECT, "the upstream client is closed")
-        conn = self._idle_connection()
+        conn = self._idle_connection(asyncio.get_running_loop().time())
         if conn is not None:
             return conn, True
         if self._open < self.settings.max_connections:
@@ -385,23 +421,6 @@ class UpstreamPool:
             if not waiter.done():
                 waiter.set_result(None)
                 return
-
-
-def _head_timer(waiter: asyncio.Future[UpstreamResponse], timeout: float) -> asyncio.TimerHandle:
-    """Fail ``waiter`` with a TIMEOUT error unless the response head came within ``timeout``.
-
-    One timer handle instead of ``asyncio.timeout`` (a context manager, a task cancellation
-    and its unwinding) on every exchange. A head arriving after this finds the waiter done
-    and closes the connection (``Connection.on_headers_complete``).
-    """
-    return asyncio.get_running_loop().call_later(timeout, _head_timeout, waiter, timeout)
-
-
-def _head_timeout(waiter: asyncio.Future[UpstreamResponse], timeout: float) -> None:
-    if not waiter.done():
-        waiter.set_exception(
-            UpstreamError(UpstreamFailure.TIMEOUT, f"no response within {timeout:g}s")
-        )
 
 
 def _serialize_head(
