@@ -145,14 +145,16 @@ class UpstreamResponse:
 
     def _feed(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
-        self._buffered += len(chunk)
-        if self._buffered > max(_HIGH_WATER, self._wanted):
+        buffered = self._buffered = self._buffered + len(chunk)
+        if buffered > _HIGH_WATER and buffered > self._wanted:
             self._conn.pause()
-        self._wake()
+        if self._waiter is not None:  # most bodies arrive before anyone waits for them
+            self._wake()
 
     def _finish(self) -> None:
         self._complete = True
-        self._wake()
+        if self._waiter is not None:
+            self._wake()
 
     def _fail(self, error: UpstreamError) -> None:
         self._error = error
@@ -201,6 +203,8 @@ class _HeadTooLarge(_BadHead):
 class Connection(asyncio.Protocol):
     """A pooled connection; ``on_idle`` returns it to the pool, ``on_lost`` forgets it."""
 
+    _loop: asyncio.AbstractEventLoop  # set with the transport (connection_made)
+
     def __init__(
         self,
         on_idle: Callable[[Connection], None],
@@ -246,7 +250,6 @@ class Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self._head_waiter = loop.create_future()
         self._response = None
-        self._headers = []
         self._head_bytes = 0
         self._head_lines = 0
         self._head = b""
@@ -296,6 +299,7 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing asyncio.Transport
         self._transport = cast(asyncio.Transport, transport)
+        self._loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         self._received = True
@@ -402,8 +406,14 @@ class Connection(asyncio.Protocol):
         if response is None:
             return
         response._finish()
-        if self._parser.should_keep_alive() and self.usable:
-            self.idle_since = asyncio.get_running_loop().time()
+        transport = self._transport
+        if (
+            self._parser.should_keep_alive()
+            and not self.closed
+            and transport is not None
+            and not transport.is_closing()
+        ):
+            self.idle_since = self._loop.time()
             self._on_idle(self)
         else:
             self.abort()

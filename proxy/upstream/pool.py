@@ -24,6 +24,8 @@ from slotwise.proxy.upstream.connection import Connection, UpstreamResponse
 from slotwise.proxy.upstream.errors import UpstreamError, UpstreamFailure
 
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+# methods whose bodyless request goes without a Content-Length: 0
+_NO_BODY_EXPECTED = frozenset({b"GET", b"HEAD", b"OPTIONS", b"DELETE", b"TRACE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +196,12 @@ class UpstreamPool:
         head = _serialize_head(method, target, headers, self.origin.host_header, body)
         waiter = conn.start(method == b"HEAD", self.settings.read_timeout)
         conn.write(head + body if body else head)
-        self._watch(conn, now)
+        conn.deadline = now + self.settings.response_timeout  # _watch, written out: per request
+        self._watched.add(conn)
+        if self._sweep is None:
+            self._sweep = asyncio.get_running_loop().call_later(
+                self._sweep_every, self._sweep_heads
+            )
         return self._finish(conn, waiter, method, target, headers, body)
 
     async def _finish(
@@ -396,7 +403,15 @@ class UpstreamPool:
         return conn
 
     def _release(self, conn: Connection) -> None:
-        self._route_done(conn)
+        route = conn.route
+        if route is not None:  # _route_done, and _give's common case, written out
+            conn.route = None
+            held = self._held.get(route, 0) - 1
+            if route in self._route_waiters or held <= 0:
+                self._held[route] = held + 1
+                self._give(route)
+            else:
+                self._held[route] = held
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -430,16 +445,24 @@ def _serialize_head(
     host: bytes,
     body: bytes | AsyncIterable[bytes],
 ) -> bytes:
-    lines = [method, b" ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
-    for name, value in headers:
-        lines += (name, b": ", value, b"\r\n")
+    # the fields joined in C (map over the pairs), not a Python loop per field
+    fields = b"\r\n".join(map(b": ".join, headers))
     if isinstance(body, bytes):
-        if body or method not in (b"GET", b"HEAD", b"OPTIONS", b"DELETE", b"TRACE"):
-            lines += (b"content-length: ", str(len(body)).encode(), b"\r\n")
+        if body or method not in _NO_BODY_EXPECTED:
+            framing = b"content-length: %d\r\n" % len(body)
+        else:
+            framing = b""
     else:
-        lines.append(b"transfer-encoding: chunked\r\n")
-    lines.append(b"\r\n")
-    return b"".join(lines)
+        framing = b"transfer-encoding: chunked\r\n"
+    if fields:
+        return b"%s %s HTTP/1.1\r\nhost: %s\r\n%s\r\n%s\r\n" % (
+            method,
+            target,
+            host,
+            fields,
+            framing,
+        )
+    return b"%s %s HTTP/1.1\r\nhost: %s\r\n%s\r\n" % (method, target, host, framing)
 
 
 async def _send_chunked(conn: Connection, body: AsyncIterable[bytes]) -> None:
