@@ -47,8 +47,16 @@ _REQUEST_MANAGED: Final = frozenset(
     {b"host", b"content-length", b"expect", b"x-forwarded-for", b"accept-encoding", b"x-request-id"}
 )
 REQUEST_ID: Final = b"x-request-id"
-# what a request's field is checked against first: dropped, or taken aside and set by the proxy
-_REQUEST_SPECIAL: Final = HOP_BY_HOP | _REQUEST_MANAGED
+# what a request's field is looked up in first (one dict lookup for every field): dropped, or
+# taken aside for the proxy to set (every other field is forwarded as it is)
+_DROP, _XFF, _ACCEPT_ENCODING, _REQUEST_ID, _CONNECTION = range(5)
+_REQUEST_SPECIAL: Final[dict[bytes, int]] = {
+    **dict.fromkeys(HOP_BY_HOP | _REQUEST_MANAGED, _DROP),
+    b"x-forwarded-for": _XFF,
+    b"accept-encoding": _ACCEPT_ENCODING,
+    REQUEST_ID: _REQUEST_ID,
+    b"connection": _CONNECTION,
+}
 _VIA: Final = (b"via", b"1.1 slotwise")
 _REQUEST_ID_TEXT: Final = re.compile(rb"[\x21-\x7e]{1,128}")
 # recomputed for the client (the ASGI server writes framing)
@@ -148,18 +156,19 @@ def upstream_request_headers(
     request_id = b""
     for raw_name, value in headers:
         name = raw_name.lower()
-        if name in _REQUEST_SPECIAL:
-            if name == b"x-forwarded-for":
-                prior_xff.append(value)
-            elif name == b"accept-encoding":
-                accept_encoding.append(value)
-            elif name == REQUEST_ID:
-                if not request_id:
-                    request_id = value
-            elif name == b"connection":
-                connection = [value] if connection is None else [*connection, value]
-            continue  # hop-by-hop, or set by the proxy
-        out.append((name, value))
+        kind = _REQUEST_SPECIAL.get(name)
+        if kind is None:
+            out.append((name, value))
+        elif kind == _XFF:
+            prior_xff.append(value)
+        elif kind == _ACCEPT_ENCODING:
+            accept_encoding.append(value)
+        elif kind == _REQUEST_ID:
+            if not request_id:
+                request_id = value
+        elif kind == _CONNECTION:
+            connection = [value] if connection is None else [*connection, value]
+        # else (_DROP): hop-by-hop, or set by the proxy
     if connection is not None:
         named = connection_named([(b"connection", value) for value in connection])
         if named:  # hop-by-hop by the sender's word: none of them is forwarded

@@ -106,10 +106,13 @@ class UpstreamResponse:
     def whole(self) -> bytes:
         """The body, all of it, once :attr:`complete` (a read that needs no await)."""
         assert self._complete
-        data = b"".join(self._chunks)
-        self._chunks.clear()
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
         self._buffered = 0
-        self._conn.resume()  # a large body may have paused reading on the (now idle) connection
+        conn = self._conn
+        if conn._paused:  # a large body may have paused reading on the (now idle) connection
+            conn.resume()
         return data
 
     async def next_chunk(self) -> bytes:

@@ -125,3 +125,19 @@ async def test_too_many_fields_in_one_piece_is_refused() -> None:
     assert "more than 5 response header fields" in caught.value.detail
     response, _ = await _exchange([head], max_headers=6)
     assert len(response.headers) == 6
+
+
+async def test_a_head_seen_before_gives_the_same_fields_in_a_list_of_its_own() -> None:
+    first, _ = await _exchange([HEAD + b"hello"])
+    first.headers.append((b"x-added", b"by a reader"))  # readers may change their own list
+    second, _ = await _exchange([HEAD, b"hello"])
+    assert second.headers == FIELDS
+    assert second.head == first.head == HEAD[: HEAD.index(b"\r\n\r\n")]
+
+
+async def test_the_field_limit_holds_for_a_head_seen_before() -> None:
+    head = b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 5 + b"Content-Length: 0\r\n\r\n"
+    await _exchange([head], max_headers=6)  # split and kept
+    with pytest.raises(UpstreamError) as caught:
+        await _exchange([head], max_headers=5)
+    assert "more than 5 response header fields" in caught.value.detail
