@@ -139,7 +139,7 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
         engine.metrics.refused.inc(body.reason)
         return await send_error(send, body.status, body.code, body.message)
     policy = engine.policies.current  # one reference read for the whole request
-    if not _could_personalise(engine, policy, scope["method"]):
+    if policy is None or not _could_personalise(engine, policy, scope["method"]):
         return await forward(engine, scope, body, send, started)  # no exchange needed
     x = Exchange(scope, started, policy=policy)
     fetch = _begin(engine, x, body)

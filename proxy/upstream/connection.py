@@ -262,6 +262,12 @@ class Connection(asyncio.Protocol):
         self._received = False
         return self._head_waiter
 
+    @property
+    def waiting(self) -> bool:
+        """Whether an exchange waits for its response head."""
+        waiter = self._head_waiter
+        return waiter is not None and not waiter.done()
+
     def expire(self, error: UpstreamError) -> None:
         """The response head is overdue: the exchange fails with ``error``. A head arriving
         after this finds nobody waiting and closes the connection (on_headers_complete)."""

@@ -166,8 +166,6 @@ class UpstreamPool:
             except BaseException:
                 conn.abort()  # cancelled mid-exchange: the connection is out of step
                 raise
-            finally:
-                self._watched.discard(conn)
         raise AssertionError("unreachable")
 
     def begin(
@@ -226,8 +224,6 @@ class UpstreamPool:
         except BaseException:
             conn.abort()
             raise
-        finally:
-            self._watched.discard(conn)
 
     def _idle_connection(self, now: float) -> Connection | None:
         if self._closed:
@@ -260,7 +256,9 @@ class UpstreamPool:
 
         One timer for every exchange in flight, not one per exchange (a timer handle made and
         cancelled per request cost more than the rest of the round trip's bookkeeping): a head
-        later than response_timeout fails within an eighth of it (at most 1 s) more.
+        later than response_timeout fails within an eighth of it (at most 1 s) more. A
+        connection stays watched after its exchange (a set of connections, not of exchanges:
+        nothing to remove per request); the sweep lets go of those no longer waiting.
         """
         conn.deadline = now + self.settings.response_timeout
         self._watched.add(conn)
@@ -272,11 +270,11 @@ class UpstreamPool:
         self._sweep = None
         loop = asyncio.get_running_loop()
         now = loop.time()
-        late = [conn for conn in self._watched if conn.deadline <= now]
-        if late:
-            timeout = self.settings.response_timeout
-            for conn in late:
-                self._watched.discard(conn)
+        done = [conn for conn in self._watched if not conn.waiting or conn.deadline <= now]
+        timeout = self.settings.response_timeout
+        for conn in done:
+            self._watched.discard(conn)
+            if conn.waiting:
                 conn.expire(
                     UpstreamError(UpstreamFailure.TIMEOUT, f"no response within {timeout:g}s")
                 )
