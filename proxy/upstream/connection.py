@@ -15,7 +15,6 @@ obs-fold, whitespace before the colon, control bytes).
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 from itertools import repeat
 from typing import Final, cast
@@ -65,7 +64,7 @@ class UpstreamResponse:
         self.head = head  # the head as it came (status line and fields): whatever is made of
         # the headers alone may be kept by it (the same origin sends the same head again)
         self._conn = conn
-        self._chunks: deque[bytes] = deque()
+        self._chunks: list[bytes] = []  # a few at most: reading pauses past _HIGH_WATER
         self._buffered = 0
         self._complete = False
         self._error: UpstreamError | None = None
@@ -121,7 +120,7 @@ class UpstreamResponse:
             if self._complete:
                 return b""
             await self._wait()
-        chunk = self._chunks.popleft()
+        chunk = self._chunks.pop(0)
         self._buffered -= len(chunk)
         if self._buffered < _LOW_WATER:
             self._conn.resume()
