@@ -4,8 +4,10 @@
 steps, top to bottom, as the request flows:
 
 1. the request within the proxy's own limits (431 / 413 / 408 / 400:
-   slotwise.proxy.http_body.request_head, then receive_body); then ``_begin`` reads the
-   policy snapshot (once for the whole request) and starts the upstream fetch;
+   slotwise.proxy.http_body.request_head, then receive_body); then the policy snapshot is
+   read (once for the whole request): a request nothing in it could apply to is forwarded
+   alone (slotwise.proxy.forward: no exchange, no signals); for the others ``_begin`` starts
+   the upstream fetch;
 2. meanwhile the signals are gathered (providers, with deadlines), unless no campaign applied
    to this path's last response and the policy selects on the response alone
    (``early_signals``): then they are gathered in 4, only if a campaign applies;
@@ -46,6 +48,7 @@ from slotwise.proxy.early_signals import EarlySignals
 from slotwise.proxy.erased_request import without_personal
 from slotwise.proxy.events import DecisionLog
 from slotwise.proxy.exchange import MAX_UNITS, Exchange, FailOpen
+from slotwise.proxy.forward import forward
 from slotwise.proxy.guardrail.state import RevertSnapshot
 from slotwise.proxy.http_body import (
     Refusal,
@@ -126,7 +129,7 @@ class Engine:
 
 async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> None:
     """Proxy one HTTP request: its exchange's steps, top to bottom (the module docstring)."""
-    x = Exchange(scope, time.perf_counter())
+    started = time.perf_counter()
     # 1. the proxy's own limits; then the upstream fetch starts before anything else
     limits = engine.limits
     body = request_head(scope, limits.max_header_bytes, limits.max_body_bytes)
@@ -135,6 +138,10 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
     if isinstance(body, Refusal):
         engine.metrics.refused.inc(body.reason)
         return await send_error(send, body.status, body.code, body.message)
+    policy = engine.policies.current  # one reference read for the whole request
+    if policy is None or not _could_personalise(engine, policy, scope["method"]):
+        return await forward(engine, scope, body, send, started)  # no exchange needed
+    x = Exchange(scope, started, policy=policy)
     fetch = _begin(engine, x, body)
     # 2. meanwhile: signals, when a campaign could apply (early_signals says whether now)
     if x.early:
@@ -186,7 +193,7 @@ async def handle(engine: Engine, scope: Scope, receive: Receive, send: Send) -> 
 
 
 def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamResponse]:
-    """Read this request's policy snapshot and start the upstream fetch."""
+    """Start the upstream fetch of a request its policy snapshot may personalise."""
     scope = x.scope
     x.body = body
     client = scope.get("client")
@@ -199,14 +206,10 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
     target = scope.get("raw_path") or x.path.encode()
     if scope.get("query_string"):
         target += b"?" + scope["query_string"]
-    policy = x.policy = engine.policies.current  # one reference read for the whole request
+    policy = x.policy  # read by handle, once for the whole request
     # product lists (recommendations, re-ranks) need the visitor's signals on any JSON page
     x.lists = engine.recs is not None and policy is not None and policy.has_lists
-    x.candidate = (
-        policy is not None
-        and (bool(policy.campaigns) or bool(policy.offers) or x.lists)
-        and method in _PERSONALISED_METHODS
-    )
+    x.candidate = True  # handle forwarded the others alone (_could_personalise)
     # overload: personalisation goes first (slotwise.proxy.admission)
     if x.candidate and not engine.admission.admit():
         x.candidate = False
@@ -219,6 +222,21 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
         if x.early:
             engine.metrics.signal_gathers.inc("early")
     return fetch
+
+
+def _could_personalise(engine: Engine, policy: CompiledPolicySet | None, method: str) -> bool:
+    """Whether anything in ``policy`` could apply to a request with this method: campaigns,
+    offers, or product lists (with a catalogue served). When not, the request is forwarded
+    alone (slotwise.proxy.forward)."""
+    return (
+        policy is not None
+        and method in _PERSONALISED_METHODS
+        and (
+            bool(policy.campaigns)
+            or bool(policy.offers)
+            or (engine.recs is not None and policy.has_lists)
+        )
+    )
 
 
 def _signals(engine: Engine, x: Exchange) -> Coroutine[Any, Any, Gathered]:

@@ -16,7 +16,7 @@ import asyncio
 import re
 import time
 from email.utils import formatdate
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from slotwise.proxy.http_hygiene import (
     client_response_headers,
@@ -26,6 +26,8 @@ from slotwise.proxy.http_hygiene import (
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.upstream import UpstreamError, UpstreamResponse
 from slotwise.types import Receive, Scope, Send
+
+Message = dict[str, Any]
 
 
 class ClientGone(Exception):
@@ -203,11 +205,31 @@ async def send_whole(
     started: float,
 ) -> None:
     """Answer with ``body`` whole, its Content-Length appended to ``headers``."""
+    start, whole = whole_answer(status, headers, body, metrics, started)
+    await send(start)
+    await send(whole)
+
+
+def whole_answer(
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    metrics: ProxyMetrics,
+    started: float,
+) -> tuple[Message, Message]:
+    """:func:`send_whole`'s two messages, the answer counted (for a caller that sends them
+    itself, without a coroutine more)."""
     headers.append((b"content-length", str(len(body)).encode()))
-    metrics.requests.inc(f"{status // 100}xx")
+    metrics.requests.inc(STATUS_CLASS[status // 100])
     metrics.request_latency.observe(time.perf_counter() - started)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    return (
+        {"type": "http.response.start", "status": status, "headers": headers},
+        {"type": "http.response.body", "body": body},
+    )
+
+
+# the label of an answer's status class, by status // 100 (100-599: no f-string per answer)
+STATUS_CLASS: Final = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx")
 
 
 async def stream(
@@ -225,19 +247,18 @@ async def stream(
         declared = content_length(response.headers)
         if declared is not None and response.status != 204:
             headers.append((b"content-length", str(declared).encode()))
-        metrics.requests.inc(f"{response.status // 100}xx")
+        metrics.requests.inc(STATUS_CLASS[response.status // 100])
         metrics.request_latency.observe(time.perf_counter() - started)
         response.close()
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
         return
-    if response.complete and not prefix:
-        body, _ = await response.read_up_to(1 << 62)
-        return await send_whole(send, response.status, headers, body, metrics, started)
+    if response.complete and not prefix:  # arrived whole with its head (most small answers)
+        return await send_whole(send, response.status, headers, response.whole(), metrics, started)
     declared = content_length(response.headers)
     if declared is not None and header(response.headers, b"transfer-encoding") is None:
         headers.append((b"content-length", str(declared).encode()))
-    metrics.requests.inc(f"{response.status // 100}xx")
+    metrics.requests.inc(STATUS_CLASS[response.status // 100])
     metrics.request_latency.observe(time.perf_counter() - started)
     try:
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
@@ -257,7 +278,7 @@ async def stream(
 async def upstream_failed(metrics: ProxyMetrics, send: Send, exc: UpstreamError) -> None:
     """The client's answer when the upstream failed before anything was sent: 502 or 504."""
     metrics.upstream_errors.inc(exc.failure.value)
-    metrics.requests.inc(f"{exc.failure.status // 100}xx")
+    metrics.requests.inc(STATUS_CLASS[exc.failure.status // 100])
     await send_error(send, exc.failure.status, f"upstream_{exc.failure.value}", exc.detail)
 
 

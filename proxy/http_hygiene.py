@@ -47,6 +47,17 @@ _REQUEST_MANAGED: Final = frozenset(
     {b"host", b"content-length", b"expect", b"x-forwarded-for", b"accept-encoding", b"x-request-id"}
 )
 REQUEST_ID: Final = b"x-request-id"
+# what a request's field is looked up in first (one dict lookup for every field): dropped, or
+# taken aside for the proxy to set (every other field is forwarded as it is)
+_DROP, _XFF, _ACCEPT_ENCODING, _REQUEST_ID, _CONNECTION = range(5)
+_REQUEST_SPECIAL: Final[dict[bytes, int]] = {
+    **dict.fromkeys(HOP_BY_HOP | _REQUEST_MANAGED, _DROP),
+    b"x-forwarded-for": _XFF,
+    b"accept-encoding": _ACCEPT_ENCODING,
+    REQUEST_ID: _REQUEST_ID,
+    b"connection": _CONNECTION,
+}
+_VIA: Final = (b"via", b"1.1 slotwise")
 _REQUEST_ID_TEXT: Final = re.compile(rb"[\x21-\x7e]{1,128}")
 # recomputed for the client (the ASGI server writes framing)
 _RESPONSE_MANAGED: Final = frozenset({b"content-length"})
@@ -136,37 +147,57 @@ def upstream_request_headers(
 ) -> Headers:
     """The request headers to send upstream, cleaned, with X-Forwarded-For appended and
     X-Request-Id last."""
-    named = connection_named(headers)
-    drop = HOP_BY_HOP | named if named else HOP_BY_HOP
+    # one pass, one set lookup for most fields (every proxied request comes here); the fields
+    # a Connection header names are taken out afterwards, in the rare request that has one
     out: Headers = []
+    connection: list[bytes] | None = None
     prior_xff: list[bytes] = []
     accept_encoding: list[bytes] = []
     request_id = b""
     for raw_name, value in headers:
         name = raw_name.lower()
-        if name in drop:
-            continue
-        if name in _REQUEST_MANAGED:
-            if name == b"x-forwarded-for":
-                prior_xff.append(value)
-            elif name == b"accept-encoding":
-                accept_encoding.append(value)
-            elif name == REQUEST_ID and not request_id:
+        kind = _REQUEST_SPECIAL.get(name)
+        if kind is None:
+            out.append((name, value))
+        elif kind == _XFF:
+            prior_xff.append(value)
+        elif kind == _ACCEPT_ENCODING:
+            accept_encoding.append(value)
+        elif kind == _REQUEST_ID:
+            if not request_id:
                 request_id = value
-            continue
-        out.append((name, value))
+        elif kind == _CONNECTION:
+            connection = [value] if connection is None else [*connection, value]
+        # else (_DROP): hop-by-hop, or set by the proxy
+    if connection is not None:
+        named = connection_named([(b"connection", value) for value in connection])
+        if named:  # hop-by-hop by the sender's word: none of them is forwarded
+            out = [field for field in out if field[0] not in named]
+            prior_xff = [] if b"x-forwarded-for" in named else prior_xff
+            accept_encoding = [] if b"accept-encoding" in named else accept_encoding
+            request_id = b"" if REQUEST_ID in named else request_id
     if accept_encoding:
         out.append((b"accept-encoding", narrow_accept_encoding(b",".join(accept_encoding))))
-    out.append((b"via", b"1.1 slotwise"))  # RFC 9110 7.6.3 (kept off responses: see module doc)
-    if client_address is not None:
-        chain = prior_xff if forwarding.trusts(client_address) else []
-        out.append((b"x-forwarded-for", b", ".join([*chain, client_address.encode()])))
-    elif prior_xff and forwarding.trusted_proxies:
-        out.append((b"x-forwarded-for", b", ".join(prior_xff)))
+    out.append(_VIA)  # RFC 9110 7.6.3 (kept off responses: see module doc)
+    _forwarded_for(out, prior_xff, client_address, forwarding)
     if not (request_id and is_request_id(request_id)):
         request_id = new_decision_id().encode("ascii")
     out.append((REQUEST_ID, request_id))  # last: the exchange reads it there
     return out
+
+
+def _forwarded_for(
+    out: Headers, prior: list[bytes], client_address: str | None, forwarding: ForwardingPolicy
+) -> None:
+    """Append X-Forwarded-For: the client's address, after the chain a trusted proxy sent."""
+    if client_address is not None:
+        if prior and forwarding.trusts(client_address):
+            prior.append(client_address.encode())
+            out.append((b"x-forwarded-for", b", ".join(prior)))
+        else:
+            out.append((b"x-forwarded-for", client_address.encode()))
+    elif prior and forwarding.trusted_proxies:
+        out.append((b"x-forwarded-for", b", ".join(prior)))
 
 
 def is_request_id(value: bytes) -> bool:
@@ -179,13 +210,18 @@ def client_response_headers(
 ) -> Headers:
     """The upstream's end-to-end response headers, in order, for the client; for a
     ``rewritten`` body without the validators and digests of the upstream's (one pass)."""
-    named = connection_named(headers)
     drop = _REWRITTEN_DROP if rewritten else _RESPONSE_DROP
-    if named:
-        drop = drop | named
-    return [(name, value) for name, value in headers if name not in drop]
+    # Connection's own values first: most name only hop-by-hop fields already dropped
+    # ("keep-alive", "close"), which leaves the drop set as it is
+    connection = [value for name, value in headers if name == b"connection"]
+    if connection and connection != _KEEP_ALIVE:
+        named = connection_named([(b"connection", value) for value in connection])
+        if not named <= drop:
+            drop = drop | named
+    return [field for field in headers if field[0] not in drop]
 
 
+_KEEP_ALIVE: Final = [b"keep-alive"]  # what most upstreams' Connection says (nginx's)
 # validators and digests of the upstream body do not describe a rewritten one
 _STALE_AFTER_REWRITE: Final = frozenset({b"etag", b"content-md5", b"digest", b"content-range"})
 _REWRITTEN_DROP: Final = _RESPONSE_DROP | _STALE_AFTER_REWRITE

@@ -3,13 +3,20 @@
 The pool hands a connection one exchange at a time. Response bytes are parsed as they arrive;
 the body is buffered in the :class:`UpstreamResponse` with flow control (reading pauses past a
 high-water mark), so a slow consumer never makes the proxy hold an unbounded body.
+
+httptools (llhttp, strict) validates every byte of the head and frames the body, but is not
+asked for the header fields one callback at a time: the head's bytes are kept while it arrives
+and split into fields once, when llhttp says it is complete (``Connection._fields``; a head
+seen before is looked up, not split again). Eight callbacks into Python per response cost more
+than the whole split; llhttp has already refused anything the split could misread (bare LF,
+obs-fold, whitespace before the colon, control bytes).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
+from itertools import repeat
 from typing import Final, cast
 
 import httptools
@@ -33,6 +40,7 @@ class UpstreamResponse:
     __slots__ = (
         "status",
         "headers",
+        "head",
         "_conn",
         "_chunks",
         "_buffered",
@@ -44,12 +52,19 @@ class UpstreamResponse:
     )
 
     def __init__(
-        self, status: int, headers: Headers, conn: Connection, read_timeout: float
+        self,
+        status: int,
+        headers: Headers,
+        conn: Connection,
+        read_timeout: float,
+        head: bytes = b"",
     ) -> None:
         self.status = status
         self.headers = headers
+        self.head = head  # the head as it came (status line and fields): whatever is made of
+        # the headers alone may be kept by it (the same origin sends the same head again)
         self._conn = conn
-        self._chunks: deque[bytes] = deque()
+        self._chunks: list[bytes] = []  # a few at most: reading pauses past _HIGH_WATER
         self._buffered = 0
         self._complete = False
         self._error: UpstreamError | None = None
@@ -87,13 +102,25 @@ class UpstreamResponse:
         self._conn.resume()
         return data, self._complete and len(data) <= limit
 
+    def whole(self) -> bytes:
+        """The body, all of it, once :attr:`complete` (a read that needs no await)."""
+        assert self._complete
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._buffered = 0
+        conn = self._conn
+        if conn._paused:  # a large body may have paused reading on the (now idle) connection
+            conn.resume()
+        return data
+
     async def next_chunk(self) -> bytes:
         """The next piece of the body, or ``b""`` at its end."""
         while not self._chunks:
             if self._complete:
                 return b""
             await self._wait()
-        chunk = self._chunks.popleft()
+        chunk = self._chunks.pop(0)
         self._buffered -= len(chunk)
         if self._buffered < _LOW_WATER:
             self._conn.resume()
@@ -120,14 +147,16 @@ class UpstreamResponse:
 
     def _feed(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
-        self._buffered += len(chunk)
-        if self._buffered > max(_HIGH_WATER, self._wanted):
+        buffered = self._buffered = self._buffered + len(chunk)
+        if buffered > _HIGH_WATER and buffered > self._wanted:
             self._conn.pause()
-        self._wake()
+        if self._waiter is not None:  # most bodies arrive before anyone waits for them
+            self._wake()
 
     def _finish(self) -> None:
         self._complete = True
-        self._wake()
+        if self._waiter is not None:
+            self._wake()
 
     def _fail(self, error: UpstreamError) -> None:
         self._error = error
@@ -143,12 +172,40 @@ def _expire(waiter: asyncio.Future[None]) -> None:
         waiter.set_exception(UpstreamError(UpstreamFailure.READ_TIMEOUT, "the body stalled"))
 
 
-class _HeadTooLarge(Exception):
+def _split(head: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    """A validated head's fields (after its status line): names lower-cased, values without
+    their leading whitespace (llhttp hands values with their trailing whitespace: so here)."""
+    lines = head.split(b"\r\n")
+    del lines[0]  # the status line (the parser read the status)
+    return tuple(
+        [
+            (name.lower(), value.lstrip(b" \t"))
+            for name, _, value in map(bytes.partition, lines, repeat(b":"))
+        ]
+    )
+
+
+# Heads already split, by their bytes. An origin answers the same resource with the same head
+# (nginx's differs once a second, in Date), so most heads are split once and then looked up:
+# one hash of a few hundred bytes against a Python call per field. Bounded (emptied when full,
+# large heads never kept); the split is a pure function of the bytes, so a hit is exact.
+_SPLIT: dict[bytes, tuple[tuple[bytes, bytes], ...]] = {}
+_SPLIT_ENTRIES: Final = 256
+_SPLIT_KEY_BYTES: Final = 2048
+
+
+class _BadHead(Exception):
+    """The upstream's response head cannot be taken (its message says why)."""
+
+
+class _HeadTooLarge(_BadHead):
     """The upstream's response head passed a limit (bytes or fields)."""
 
 
 class Connection(asyncio.Protocol):
     """A pooled connection; ``on_idle`` returns it to the pool, ``on_lost`` forgets it."""
+
+    _loop: asyncio.AbstractEventLoop  # set with the transport (connection_made)
 
     def __init__(
         self,
@@ -162,6 +219,12 @@ class Connection(asyncio.Protocol):
         self._max_header_bytes = max_header_bytes
         self._max_headers = max_headers
         self._head_bytes = 0  # bytes of the response head received so far
+        self._head_lines = 0  # line ends in them (the field limit, before the head ends)
+        # the head's bytes while it arrives: the first piece as it came, a bytearray once a
+        # second one is added (a head trickling in byte by byte is not copied quadratically)
+        self._head: bytes | bytearray = b""
+        self._head_start = 0  # where the current message's head starts in it (after a 1xx)
+        self._head_key = b""  # the last head split (_fields)
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._headers: Headers = []
@@ -176,6 +239,7 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.route: bytes | None = None  # the route whose exchange holds it (pool budgets)
+        self.deadline = 0.0  # loop time by which the response head is due (the pool's sweep)
 
     # -- the pool's side -----------------------------------------------------------------------
 
@@ -188,12 +252,27 @@ class Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self._head_waiter = loop.create_future()
         self._response = None
-        self._headers = []
         self._head_bytes = 0
+        self._head_lines = 0
+        self._head = b""
+        self._head_start = 0
         self._head_request = head_request
         self._read_timeout = read_timeout
         self._received = False
         return self._head_waiter
+
+    @property
+    def waiting(self) -> bool:
+        """Whether an exchange waits for its response head."""
+        waiter = self._head_waiter
+        return waiter is not None and not waiter.done()
+
+    def expire(self, error: UpstreamError) -> None:
+        """The response head is overdue: the exchange fails with ``error``. A head arriving
+        after this finds nobody waiting and closes the connection (on_headers_complete)."""
+        waiter = self._head_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
 
     @property
     def received_any(self) -> bool:
@@ -228,6 +307,7 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing asyncio.Transport
         self._transport = cast(asyncio.Transport, transport)
+        self._loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         self._received = True
@@ -235,15 +315,26 @@ class Connection(asyncio.Protocol):
             # bytes nobody asked for: the connection is out of step, never reuse it
             self.abort()
             return
+        if self._response is None:  # inside the head: keep its bytes for _fields
+            head = self._head
+            if not head:
+                self._head = data
+            elif isinstance(head, bytearray):
+                head += data
+            else:
+                self._head = bytearray(head) + data
         try:
             self._parser.feed_data(data)
             if self._head_waiter is not None and self._response is None:
                 # still inside the head: an upstream streaming header lines must not grow the
-                # proxy without bound (the parser keeps a header until it ends)
+                # proxy without bound (the head is kept until it ends)
+                self._head_lines += data.count(b"\n")
+                if self._head_lines > self._max_headers + 1:  # the status line is one
+                    raise _HeadTooLarge(f"more than {self._max_headers} response header fields")
                 self._head_bytes += len(data)
                 if self._head_bytes > self._max_header_bytes:
                     raise _HeadTooLarge(f"response headers exceed {self._max_header_bytes} bytes")
-        except _HeadTooLarge as exc:
+        except _BadHead as exc:
             self._fail(UpstreamError(UpstreamFailure.PROTOCOL, str(exc)))
             self.abort()
         except httptools.HttpParserUpgrade:  # not an HttpParserError
@@ -253,9 +344,7 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             # a callback's exception arrives wrapped (HttpParserCallbackError)
             cause = exc.__context__
-            detail = (
-                str(cause) if isinstance(cause, _HeadTooLarge) else f"malformed response: {exc}"
-            )
+            detail = str(cause) if isinstance(cause, _BadHead) else f"malformed response: {exc}"
             self._fail(UpstreamError(UpstreamFailure.PROTOCOL, detail))
             self.abort()
 
@@ -284,13 +373,7 @@ class Connection(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        self._headers = []
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.lower(), value))
-        if len(self._headers) > self._max_headers:
-            raise _HeadTooLarge(f"more than {self._max_headers} response header fields")
+    # (no on_header, no on_message_begin: httptools calls only the callbacks defined)
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -298,15 +381,18 @@ class Connection(asyncio.Protocol):
             self._fail(UpstreamError(UpstreamFailure.PROTOCOL, f"invalid status code {status}"))
             self.abort()
             return
+        headers = self._fields()
         if 100 <= status < 200:
             # interim responses (100 Continue, 103 Early Hints) are not forwarded
             self._interim = True
             return
+        self._headers = headers
+        self._head = b""
         waiter, self._head_waiter = self._head_waiter, None
         if waiter is None or waiter.done():
             self.abort()  # a response nobody waits for: out of step, or the wait timed out
             return
-        response = UpstreamResponse(status, self._headers, self, self._read_timeout)
+        response = UpstreamResponse(status, self._headers, self, self._read_timeout, self._head_key)
         self._response = response
         waiter.set_result(response)
         if self._head_request:
@@ -328,13 +414,44 @@ class Connection(asyncio.Protocol):
         if response is None:
             return
         response._finish()
-        if self._parser.should_keep_alive() and self.usable:
-            self.idle_since = asyncio.get_running_loop().time()
+        transport = self._transport
+        if (
+            self._parser.should_keep_alive()
+            and not self.closed
+            and transport is not None
+            and not transport.is_closing()
+        ):
+            self.idle_since = self._loop.time()
             self._on_idle(self)
         else:
             self.abort()
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _fields(self) -> Headers:
+        """The header fields of the head llhttp just completed, names lower-cased, values
+        without their leading whitespace (as llhttp hands them: it keeps trailing whitespace).
+
+        llhttp requires CRLF line ends, so the head ends at the first blank line after where
+        this message started; a 1xx head moves that start past itself.
+        """
+        head = self._head
+        start = self._head_start
+        end = head.find(b"\r\n\r\n", start)
+        if end < 0:  # llhttp took a head without CRLF CRLF: never split it some other way
+            raise _BadHead("malformed response: the head does not end with CRLF CRLF")
+        self._head_start = end + 4
+        key = self._head_key = bytes(head[start:end])
+        fields = _SPLIT.get(key)
+        if fields is None:
+            fields = _split(key)
+            if len(key) <= _SPLIT_KEY_BYTES:
+                if len(_SPLIT) >= _SPLIT_ENTRIES:
+                    _SPLIT.clear()
+                _SPLIT[key] = fields
+        if len(fields) > self._max_headers:
+            raise _HeadTooLarge(f"more than {self._max_headers} response header fields")
+        return list(fields)  # the response's own list: its readers may not change the cached one
 
     def _eof_delimited(self) -> bool:
         names = {name for name, _ in self._headers}

@@ -24,6 +24,8 @@ from slotwise.proxy.upstream.connection import Connection, UpstreamResponse
 from slotwise.proxy.upstream.errors import UpstreamError, UpstreamFailure
 
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+# methods whose bodyless request goes without a Content-Length: 0
+_NO_BODY_EXPECTED = frozenset({b"GET", b"HEAD", b"OPTIONS", b"DELETE", b"TRACE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,11 @@ class UpstreamPool:
         self._per_route = self.settings.max_per_route or half
         self._held: dict[bytes, int] = {}  # route -> exchanges in flight (connections held)
         self._route_waiters: dict[bytes, deque[asyncio.Future[None]]] = {}
+        # connections whose exchange waits for its response head, and the one timer that
+        # fails those past response_timeout (_sweep_heads), scheduled while there are any
+        self._watched: set[Connection] = set()
+        self._sweep: asyncio.TimerHandle | None = None
+        self._sweep_every = min(max(self.settings.response_timeout / 8, 0.01), 1.0)
         self._ssl: ssl.SSLContext | None = (
             ssl.create_default_context() if origin.scheme == "https" else None
         )
@@ -138,14 +145,13 @@ class UpstreamPool:
             # next (every failure below aborts it)
             conn.route = route
             waiter = conn.start(method == b"HEAD", self.settings.read_timeout)
-            timer: asyncio.TimerHandle | None = None
             try:
                 if isinstance(body, bytes):
                     conn.write(head + body if body else head)
                 else:
                     conn.write(head)
                     await _send_chunked(conn, body)
-                timer = _head_timer(waiter, self.settings.response_timeout)
+                self._watch(conn, asyncio.get_running_loop().time())
                 return await waiter
             except UpstreamError as exc:
                 if exc.failure is UpstreamFailure.TIMEOUT:
@@ -160,9 +166,6 @@ class UpstreamPool:
             except BaseException:
                 conn.abort()  # cancelled mid-exchange: the connection is out of step
                 raise
-            finally:
-                if timer is not None:
-                    timer.cancel()
         raise AssertionError("unreachable")
 
     def begin(
@@ -182,7 +185,8 @@ class UpstreamPool:
         held = self._held.get(route, 0)
         if held >= self._per_route:  # the route's budget is spent: wait in request()
             return asyncio.ensure_future(self.request(method, target, headers, body))
-        conn = self._idle_connection()
+        now = asyncio.get_running_loop().time()
+        conn = self._idle_connection(now)
         if conn is None:
             return asyncio.ensure_future(self.request(method, target, headers, body))
         self._held[route] = held + 1
@@ -190,6 +194,12 @@ class UpstreamPool:
         head = _serialize_head(method, target, headers, self.origin.host_header, body)
         waiter = conn.start(method == b"HEAD", self.settings.read_timeout)
         conn.write(head + body if body else head)
+        conn.deadline = now + self.settings.response_timeout  # _watch, written out: per request
+        self._watched.add(conn)
+        if self._sweep is None:
+            self._sweep = asyncio.get_running_loop().call_later(
+                self._sweep_every, self._sweep_heads
+            )
         return self._finish(conn, waiter, method, target, headers, body)
 
     async def _finish(
@@ -201,7 +211,6 @@ class UpstreamPool:
         headers: Sequence[tuple[bytes, bytes]],
         body: bytes,
     ) -> UpstreamResponse:
-        timer = _head_timer(waiter, self.settings.response_timeout)
         try:
             return await waiter
         except UpstreamError as exc:
@@ -215,13 +224,10 @@ class UpstreamPool:
         except BaseException:
             conn.abort()
             raise
-        finally:
-            timer.cancel()
 
-    def _idle_connection(self) -> Connection | None:
+    def _idle_connection(self, now: float) -> Connection | None:
         if self._closed:
             return None
-        now = asyncio.get_running_loop().time()
         while self._idle:
             conn = self._idle.pop()  # the most recently used: likeliest to be alive
             if conn.usable and now - conn.idle_since < self.settings.idle_expiry:
@@ -232,6 +238,9 @@ class UpstreamPool:
     async def aclose(self) -> None:
         """Close every idle connection and refuse new requests."""
         self._closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for conn in self._idle:
             conn.abort()
         self._idle.clear()
@@ -239,6 +248,38 @@ class UpstreamPool:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+
+    # -- the response timeout -------------------------------------------------------------------
+
+    def _watch(self, conn: Connection, now: float) -> None:
+        """Give the exchange just sent on ``conn`` until response_timeout for its head.
+
+        One timer for every exchange in flight, not one per exchange (a timer handle made and
+        cancelled per request cost more than the rest of the round trip's bookkeeping): a head
+        later than response_timeout fails within an eighth of it (at most 1 s) more. A
+        connection stays watched after its exchange (a set of connections, not of exchanges:
+        nothing to remove per request); the sweep lets go of those no longer waiting.
+        """
+        conn.deadline = now + self.settings.response_timeout
+        self._watched.add(conn)
+        if self._sweep is None:
+            loop = asyncio.get_running_loop()
+            self._sweep = loop.call_later(self._sweep_every, self._sweep_heads)
+
+    def _sweep_heads(self) -> None:
+        self._sweep = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        done = [conn for conn in self._watched if not conn.waiting or conn.deadline <= now]
+        timeout = self.settings.response_timeout
+        for conn in done:
+            self._watched.discard(conn)
+            if conn.waiting:
+                conn.expire(
+                    UpstreamError(UpstreamFailure.TIMEOUT, f"no response within {timeout:g}s")
+                )
+        if self._watched:
+            self._sweep = loop.call_later(self._sweep_every, self._sweep_heads)
 
     # -- route budgets --------------------------------------------------------------------------
 
@@ -295,7 +336,7 @@ class UpstreamPool:
     async def _acquire(self) -> tuple[Connection, bool]:
         if self._closed:
             raise UpstreamError(UpstreamFailure.CONNECT, "the upstream client is closed")
-        conn = self._idle_connection()
+        conn = self._idle_connection(asyncio.get_running_loop().time())
         if conn is not None:
             return conn, True
         if self._open < self.settings.max_connections:
@@ -360,7 +401,15 @@ class UpstreamPool:
         return conn
 
     def _release(self, conn: Connection) -> None:
-        self._route_done(conn)
+        route = conn.route
+        if route is not None:  # _route_done, and _give's common case, written out
+            conn.route = None
+            held = self._held.get(route, 0) - 1
+            if route in self._route_waiters or held <= 0:
+                self._held[route] = held + 1
+                self._give(route)
+            else:
+                self._held[route] = held
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -387,23 +436,6 @@ class UpstreamPool:
                 return
 
 
-def _head_timer(waiter: asyncio.Future[UpstreamResponse], timeout: float) -> asyncio.TimerHandle:
-    """Fail ``waiter`` with a TIMEOUT error unless the response head came within ``timeout``.
-
-    One timer handle instead of ``asyncio.timeout`` (a context manager, a task cancellation
-    and its unwinding) on every exchange. A head arriving after this finds the waiter done
-    and closes the connection (``Connection.on_headers_complete``).
-    """
-    return asyncio.get_running_loop().call_later(timeout, _head_timeout, waiter, timeout)
-
-
-def _head_timeout(waiter: asyncio.Future[UpstreamResponse], timeout: float) -> None:
-    if not waiter.done():
-        waiter.set_exception(
-            UpstreamError(UpstreamFailure.TIMEOUT, f"no response within {timeout:g}s")
-        )
-
-
 def _serialize_head(
     method: bytes,
     target: bytes,
@@ -411,16 +443,24 @@ def _serialize_head(
     host: bytes,
     body: bytes | AsyncIterable[bytes],
 ) -> bytes:
-    lines = [method, b" ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
-    for name, value in headers:
-        lines += (name, b": ", value, b"\r\n")
+    # the fields joined in C (map over the pairs), not a Python loop per field
+    fields = b"\r\n".join(map(b": ".join, headers))
     if isinstance(body, bytes):
-        if body or method not in (b"GET", b"HEAD", b"OPTIONS", b"DELETE", b"TRACE"):
-            lines += (b"content-length: ", str(len(body)).encode(), b"\r\n")
+        if body or method not in _NO_BODY_EXPECTED:
+            framing = b"content-length: %d\r\n" % len(body)
+        else:
+            framing = b""
     else:
-        lines.append(b"transfer-encoding: chunked\r\n")
-    lines.append(b"\r\n")
-    return b"".join(lines)
+        framing = b"transfer-encoding: chunked\r\n"
+    if fields:
+        return b"%s %s HTTP/1.1\r\nhost: %s\r\n%s\r\n%s\r\n" % (
+            method,
+            target,
+            host,
+            fields,
+            framing,
+        )
+    return b"%s %s HTTP/1.1\r\nhost: %s\r\n%s\r\n" % (method, target, host, framing)
 
 
 async def _send_chunked(conn: Connection, body: AsyncIterable[bytes]) -> None:

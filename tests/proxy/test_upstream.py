@@ -78,6 +78,24 @@ async def test_hang_times_out_at_the_configured_timeout() -> None:
         await pool.aclose()
 
 
+async def test_one_sweep_times_out_every_late_head_and_stops_when_none_waits() -> None:
+    routes = {"/slow": Canned(200, [], b"late", delay=2.0), "/fast": Canned(200, [], b"ok")}
+    async with upstream_server(routes) as server:
+        pool = UpstreamPool(Origin.parse(server.url), PoolSettings(response_timeout=0.2))
+        started = time.monotonic()
+        late = [asyncio.ensure_future(pool.begin(b"GET", b"/slow", [])) for _ in range(3)]
+        fast = await pool.request(b"GET", b"/fast", [])
+        assert await fast.read_up_to(10) == (b"ok", True)
+        for waiting in late:
+            with pytest.raises(UpstreamError) as caught:
+                await waiting
+            assert caught.value.failure is UpstreamFailure.TIMEOUT
+        assert 0.15 < time.monotonic() - started < 1.0
+        await asyncio.sleep(0.2)  # a sweep or two more: nothing waits, so no timer is left
+        assert pool._sweep is None and not pool._watched
+        await pool.aclose()
+
+
 async def _one_shot_server(reply: bytes) -> tuple[asyncio.Server, int, list[bytes]]:
     """Answers the first request on each connection with ``reply`` and closes."""
     seen: list[bytes] = []
