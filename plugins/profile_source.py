@@ -28,31 +28,15 @@ from typing import Any, Protocol
 
 import msgspec
 
+# the Structs live in a module that stays pure Python: msgspec misreads the annotations of a
+# Struct defined in a module compiled with mypyc (slotwise/native.py compiles this one)
+from slotwise.plugins.profile_records import Cart as Cart
+from slotwise.plugins.profile_records import Profile as Profile
+from slotwise.plugins.profile_records import _Product
+
 PROFILE_KEY = "profile"
 CART_KEY = "cart"
 EVENTS_KEY = "history"  # the event collector's per-user history (proxy/events/collector.py)
-
-
-class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
-    """What is known about a user: demographics, segments and visit count."""
-
-    age: int | None = None
-    gender: str | None = None
-    segments: tuple[str, ...] = ()
-    visits: int = 0
-    first_seen: float | None = None
-
-
-class Cart(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
-    """The user's current cart: total value, item ids, number of units."""
-
-    value: float = 0.0
-    items: tuple[str, ...] = ()
-    count: int | None = None
-
-    @property
-    def units(self) -> int:
-        return self.count if self.count is not None else len(self.items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +46,6 @@ class Event:
     event: str
     at: float
     data: bytes = b""  # the event's JSON properties, when the collector kept them
-
-
-class _Product(msgspec.Struct):
-    product_id: str
-    price: float | None = None
-    quantity: int = 1
 
 
 # decoders made once: msgspec.json.decode(..., type=T) looks T's decoding up on every call
