@@ -83,7 +83,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         prog="slotwise",
         description="Personalise ad and storefront responses from marketer policies.",
     )
-    parser.add_argument("--version", action="version", version=f"slotwise {__version__}, {native.summary()}")
+    parser.add_argument(
+        "--version", action="version", version=f"slotwise {__version__}, {native.summary()}"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     commands: dict[str, Command] = {}
     for verb, (module_name, summary) in COMMANDS.items():
