@@ -118,8 +118,10 @@ def build() -> bool:
     why = missing_toolchain()
     if why is not None:
         write_manifest("pure", f"not compiled: {why} when built", {})
-        say(f"{why}: running in pure Python (install gcc and python3-dev, then `make`, to compile")
-        say("the request path; about a quarter fewer instructions per request)")
+        say(
+            f"{why}: the request path runs in pure Python (install gcc and python3-dev, then "
+            "`make`, to compile it: about a quarter fewer instructions per request)"
+        )
         return False
     hashes = snapshot()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -174,8 +176,10 @@ def main() -> int:
     if args.if_stale:
         manifest = native.read_manifest() or {}
         status = manifest.get("status")
-        if status == "pure" or (status == "compiled" and native.decide() == "compiled"):
-            return 0  # up to date, or no compiler here (bootstrap said so already)
+        if status == "compiled" and native.decide() == "compiled":
+            return 0  # up to date
+        if status == "pure" and missing_toolchain() is not None:
+            return 0  # still no compiler here (bootstrap said so already)
         if status == "failed" and not native.stale_modules(manifest):
             say(f"{manifest.get('reason')}; the sources did not change since: pure Python")
             return 1 if required else 0

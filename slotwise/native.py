@@ -27,8 +27,8 @@ from typing import Any
 # module defining a msgspec Struct cannot be listed: msgspec misreads a compiled Struct's
 # annotations (plugins/profile_records.py holds the profile's Structs for that reason).
 MODULES: dict[str, str] = {
-    "slotwise.plugins.gather": "runs every signal provider per request (27% of row (g))",
-    "slotwise.plugins.request": "validates every provider's signals per request",
+    "slotwise.plugins.gather": "runs the signal providers and validates their signals per request",
+    "slotwise.plugins.request": "builds every request's RequestInfo (headers, query, cookies)",
     "slotwise.plugins.profile_source": "rebuilds the profile and history snapshot per request",
     "slotwise.proxy.decide": "the personalised request's decision, end to end",
     "slotwise.proxy.personalisers.campaigns": "eligibility, choice and units per campaign",
