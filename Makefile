@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit bench clean system-deps
+.PHONY: demo test lint typecheck unit bench clean system-deps native
 
 $(STAMP): pyproject.toml scripts/bootstrap
 	@scripts/bootstrap $(VENV)
@@ -12,7 +12,12 @@ $(STAMP): pyproject.toml scripts/bootstrap
 system-deps:
 	@scripts/system-deps
 
-demo: $(STAMP)
+# Recompiles the request path's modules when one changed since the last build (a no-op
+# otherwise; slotwise never runs a stale compiled module either way: slotwise/native.py).
+native: $(STAMP)
+	@$(BIN)/python scripts/build_native.py --if-stale
+
+demo: $(STAMP) native
 	$(BIN)/slotwise demo
 
 lint: $(STAMP)
@@ -22,13 +27,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy -p slotwise
 
-unit: $(STAMP) system-deps
+unit: $(STAMP) system-deps native
 	$(BIN)/pytest -m "not benchmark"
 
 test: lint typecheck unit
 
-bench: $(STAMP) system-deps
+bench: $(STAMP) system-deps native
 	$(BIN)/pytest -m benchmark tests/benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info slotwise/native-build.manifest slotwise/native_code__mypyc.*
+	find dsl plugins proxy -name '*.cpython-*.so' -delete

@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from mypy_extensions import mypyc_attr
+
 from slotwise.dsl.ast import Test
 from slotwise.dsl.errors import Diagnostic
 from slotwise.dsl.location import Location
@@ -208,6 +210,9 @@ class GuardrailSetting:
     min_decisions: int | None = None
 
 
+# subclassable from Python when compiled with mypyc: the proxy's tests give a campaign their own
+# eligibility that way (tests/proxy/policies.py)
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
 class CompiledCampaign:
     """A campaign ready to serve: slots, goal, exploration, holdout and its rule matcher."""

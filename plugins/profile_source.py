@@ -31,19 +31,15 @@ from typing import Any, Protocol
 
 import msgspec
 
+# the Structs live in a module that stays pure Python: msgspec misreads the annotations of a
+# Struct defined in a module compiled with mypyc (slotwise/native.py compiles this one)
+from slotwise.plugins.profile_records import Cart as Cart
+from slotwise.plugins.profile_records import Profile as Profile
+from slotwise.plugins.profile_records import _CompactProfile, _Product
+
 PROFILE_KEY = "profile"
 CART_KEY = "cart"
 EVENTS_KEY = "history"  # the event collector's per-user history (proxy/events/collector.py)
-
-
-class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
-    """What is known about a user: demographics, segments and visit count."""
-
-    age: int | None = None
-    gender: str | None = None
-    segments: tuple[str, ...] = ()
-    visits: int = 0
-    first_seen: float | None = None
 
 
 # The compact stored profile's fields, in array order: append only, never reorder (stored
@@ -52,10 +48,6 @@ class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
 PROFILE_FIELDS: tuple[str, ...] = (
     "age", "gender", "segments", "visits", "first_seen", "email", "time_zone",
 )  # fmt: skip
-
-
-class _CompactProfile(Profile, array_like=True, frozen=True, forbid_unknown_fields=False):
-    """A :class:`Profile` read from the compact form (fields by position; later ones ignored)."""
 
 
 def is_compact_profile(raw: bytes) -> bool:
@@ -77,18 +69,6 @@ def encode_profile_fields(values: Sequence[object]) -> bytes:
 _ABSENT: tuple[object, ...] = (None, None, (), 0, None, None, None, None)
 
 
-class Cart(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
-    """The user's current cart: total value, item ids, number of units."""
-
-    value: float = 0.0
-    items: tuple[str, ...] = ()
-    count: int | None = None
-
-    @property
-    def units(self) -> int:
-        return self.count if self.count is not None else len(self.items)
-
-
 @dataclass(frozen=True, slots=True)
 class Event:
     """One past event of a user: its type (see ``EVENT_TYPES``), when, and its properties."""
@@ -96,12 +76,6 @@ class Event:
     event: str
     at: float
     data: bytes = b""  # the event's JSON properties, when the collector kept them
-
-
-class _Product(msgspec.Struct):
-    product_id: str
-    price: float | None = None
-    quantity: int = 1
 
 
 # decoders made once: msgspec.json.decode(..., type=T) looks T's decoding up on every call

@@ -5,3 +5,9 @@ The top-level folders ``dsl/``, ``proxy/`` and ``plugins/`` install as ``slotwis
 """
 
 __version__ = "0.1.0"
+
+# Load the request path's modules from source when their compiled build is absent, skipped
+# (SLOTWISE_PURE=1) or older than their source (slotwise/native.py).
+from slotwise import native as _native  # noqa: E402
+
+_native.install()

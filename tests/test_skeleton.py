@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from slotwise import __version__
+from slotwise import __version__, native
 from slotwise.proxy.cli import COMMANDS, main
 from tests.support.servers import RedisServer
 
@@ -16,7 +16,8 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0
-    assert capsys.readouterr().out.strip() == f"slotwise {__version__}"
+    # and whether the request path runs compiled (slotwise/native.py)
+    assert capsys.readouterr().out.strip() == f"slotwise {__version__}, {native.summary()}"
 
 
 def test_help_lists_every_subcommand() -> None:

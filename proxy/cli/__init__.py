@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from slotwise import __version__
+from slotwise import __version__, native
 from slotwise.errors import EXIT_FAILED as EXIT_FAILED  # re-exported for the verbs
 from slotwise.errors import EXIT_USAGE as EXIT_USAGE
 from slotwise.errors import USAGE, SlotwiseError
@@ -83,7 +83,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         prog="slotwise",
         description="Personalise ad and storefront responses from marketer policies.",
     )
-    parser.add_argument("--version", action="version", version=f"slotwise {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"slotwise {__version__}, {native.summary()}"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     commands: dict[str, Command] = {}
     for verb, (module_name, summary) in COMMANDS.items():

@@ -32,6 +32,10 @@ NOT_SETTINGS: Final[Mapping[str, str]] = {
     "SLOTWISE_CONFIG": "the slotwise.toml to read when a command gets no --config",
     "SLOTWISE_DEBUG": "set to 1: an internal error prints its traceback",
     "SLOTWISE_PLUGINS": "which signal providers load (plugins.md)",
+    "SLOTWISE_PURE": "set to 1: the request path runs (and bootstraps) in pure Python, "
+    "not compiled (operations.md)",
+    "SLOTWISE_REQUIRE_COMPILED": "set to 1 (CI): a request path that should have compiled "
+    "and did not fails the build and the tests (operations.md)",
 }
 # variables read under another name before: old name -> what to set instead
 RENAMED: Final[Mapping[str, str]] = {

@@ -132,8 +132,7 @@ class UpstreamResponse:
             self._conn.abort()
 
     async def _wait(self) -> None:
-        if self._error is not None:
-            raise self._error
+        self._raise_failure()
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
         timer = loop.call_later(self._read_timeout, _expire, waiter)
@@ -142,6 +141,11 @@ class UpstreamResponse:
         finally:
             timer.cancel()
             self._waiter = None
+        # a method, not a second `if self._error`: mypy keeps the first check's narrowing (to
+        # None) across the await, and code compiled with mypyc would trust it
+        self._raise_failure()
+
+    def _raise_failure(self) -> None:
         if self._error is not None:
             raise self._error
 
@@ -341,10 +345,10 @@ class Connection(asyncio.Protocol):
             detail = "the upstream switched protocols (101); only HTTP/1.1 is proxied"
             self._fail(UpstreamError(UpstreamFailure.PROTOCOL, detail))
             self.abort()
-        except httptools.HttpParserError as exc:
+        except httptools.HttpParserError as error:  # not `exc`: mypyc types a name once
             # a callback's exception arrives wrapped (HttpParserCallbackError)
-            cause = exc.__context__
-            detail = str(cause) if isinstance(cause, _BadHead) else f"malformed response: {exc}"
+            cause = error.__context__
+            detail = str(cause) if isinstance(cause, _BadHead) else f"malformed response: {error}"
             self._fail(UpstreamError(UpstreamFailure.PROTOCOL, detail))
             self.abort()
 

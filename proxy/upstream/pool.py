@@ -160,9 +160,9 @@ class UpstreamPool:
                 stale = (
                     reused and exc.failure is UpstreamFailure.DISCONNECTED and not conn.received_any
                 )
-                if stale and retry_allowed and attempt == 1:
-                    continue
-                raise
+                if not (stale and retry_allowed and attempt == 1):
+                    raise
+                # else the next attempt
             except BaseException:
                 conn.abort()  # cancelled mid-exchange: the connection is out of step
                 raise

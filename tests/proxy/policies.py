@@ -1,106 +1,78 @@
-"""A compiled-policy stand-in for proxy tests, shaped like slotwise.dsl.compiled.
+"""Policy sets for proxy tests, built from slotwise.dsl.compiled's real classes.
 
 The proxy reads a policy set only through ``version``, ``campaigns``, ``select(ctx)``, the
 (here empty) ``triggers``, ``offers``, ``recommendations``, ``reranks``, and a campaign's
-``name``, ``slots``, ``holdout``, ``applies(ctx)``, ``eligible(ctx)``, ``slot(name)``; these classes
-implement exactly that contract with plain predicates, so the proxy's tests do not depend on
-the policy compiler. ``fault`` injects engine faults (exception, hang, corrupt snapshot).
+``name``, ``slots``, ``holdout``, ``applies(ctx)``, ``eligible(ctx)``, ``slot(name)``. A test
+campaign is a real ``CompiledCampaign`` (the request path may be compiled with mypyc, which
+checks declared classes) whose ``applies`` is a plain predicate and whose ``eligible`` comes
+from a plain function instead of compiled rules, so the proxy's tests do not depend on the
+policy compiler. ``fault`` injects engine faults (exception, hang).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from slotwise.dsl.location import Location, parse_location
+from pyroaring import BitMap
+
+from slotwise.dsl.compiled import (
+    CompiledCampaign,
+    CompiledPolicySet,
+    Eligibility,
+    Slot,
+    SlotEligibility,
+    Variant,
+)
+from slotwise.dsl.location import parse_location
+from slotwise.dsl.matcher import build_rule_index
 from slotwise.plugins.schema import Context
+from slotwise.types import DEFAULT_EXPLORE, DEFAULT_GOAL
+
+__all__ = ["Campaign", "CorruptCampaign", "PolicySet", "Slot", "SlotEligibility", "Variant"]
+
+_NO_RULES = build_rule_index([], {}, lambda name: "discrete")
 
 
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    value: str
-    attributes: Mapping[str, str] = field(default_factory=dict)
+class Campaign(CompiledCampaign):
+    """A campaign whose eligibility per slot is ``rules(ctx)`` (every variant when None)."""
 
-
-@dataclass(frozen=True)
-class Slot:
-    name: str
-    location: Location
-    variants: tuple[Variant, ...]
-
-    def variant(self, name: str) -> Variant:
-        return next(v for v in self.variants if v.name == name)
-
-
-@dataclass(frozen=True)
-class SlotEligibility:
-    variants: tuple[str, ...]
-    preferred: tuple[str, ...] = ()
-    pinned: str | None = None
-    boosts: Mapping[str, float] = field(default_factory=dict)
-
-    @property
-    def choices(self) -> tuple[str, ...]:
-        if self.pinned is not None:
-            return (self.pinned,)
-        return self.preferred or self.variants
-
-
-@dataclass(frozen=True)
-class Eligibility:
-    slots: Mapping[str, SlotEligibility]
-    matched_rules: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Campaign:
-    name: str
-    slots: tuple[Slot, ...]
-    when: Callable[[Context], bool]
-    holdout: float = 0.0
-    rules: Callable[[Context], Mapping[str, SlotEligibility]] | None = None
-    fault: str | None = None  # "raise" | "hang"
-    cap: Any = None  # no frequency cap (CompiledCampaign.cap)
-    offer_slots: tuple[Any, ...] = ()  # no offer creatives (CompiledCampaign.offer_slots)
-
-    def applies(self, ctx: Context) -> bool:
-        return self.when(ctx)
+    def __init__(
+        self,
+        name: str,
+        slots: tuple[Slot, ...],
+        when: Callable[[Context], bool],
+        holdout: float = 0.0,
+        rules: Callable[[Context], Mapping[str, SlotEligibility]] | None = None,
+        fault: str | None = None,  # "raise" | "hang"
+    ) -> None:
+        super().__init__(
+            name, slots, DEFAULT_GOAL, DEFAULT_EXPLORE, holdout, (), when, _NO_RULES, ()
+        )
+        object.__setattr__(self, "eligibility_of", rules)
+        object.__setattr__(self, "fault", fault)
 
     def eligible(self, ctx: Context) -> Eligibility:
         if self.fault == "raise":
             raise RuntimeError("injected engine fault")
         if self.fault == "hang":
             time.sleep(0.05)  # far past a 10 ms decision deadline
-        chosen = dict(self.rules(ctx)) if self.rules else {}
+        chosen = dict(self.eligibility_of(ctx)) if self.eligibility_of else {}
         return Eligibility(
             {
                 s.name: chosen.get(s.name, SlotEligibility(tuple(v.name for v in s.variants)))
                 for s in self.slots
-            }
+            },
+            BitMap(),
+            (),
+            _NO_RULES.ids,
         )
 
-    def slot(self, name: str) -> Slot:
-        return next(s for s in self.slots if s.name == name)
 
-
-@dataclass(frozen=True)
-class PolicySet:
-    campaigns: tuple[Any, ...]
-    version: str = "test-1"
-    selects_on_response: bool = False  # the selectors are opaque: gather signals early
-    triggers: tuple[Any, ...] = ()
-    offers: tuple[Any, ...] = ()
-    recommendations: tuple[Any, ...] = ()
-    reranks: tuple[Any, ...] = ()
-
-    def select(self, ctx: Context) -> Any:
-        for campaign in self.campaigns:
-            if campaign.applies(ctx):
-                return campaign
-        return None
+def PolicySet(campaigns: Iterable[CompiledCampaign], version: str = "test-1") -> CompiledPolicySet:
+    """A policy set of these campaigns (no triggers, offers or product lists)."""
+    return CompiledPolicySet(version, tuple(campaigns))
 
 
 class CorruptCampaign:
@@ -112,6 +84,8 @@ class CorruptCampaign:
 
     def applies(self, ctx: Context) -> bool:
         return True
+
+    _applies = applies  # what CompiledPolicySet.select calls
 
     def eligible(self, ctx: Context) -> Any:
         return None

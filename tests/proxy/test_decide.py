@@ -123,7 +123,7 @@ def _app(upstream: UpstreamServer, *campaigns: Any, **settings: Any) -> ProxyApp
     settings.setdefault("proxy_decision_deadline_ms", 2000.0)
     settings.setdefault("tracking_allowed_hosts", ("proxy.test",))  # the Host these tests send
     snapshot = PolicySnapshot(None, SignalSchema(), ProxyMetrics())
-    snapshot.install(PolicySet(campaigns))  # type: ignore[arg-type]
+    snapshot.install(PolicySet(campaigns))
     return ProxyApp(
         Settings.of(
             upstream_url=upstream.url,
@@ -374,7 +374,7 @@ async def test_a_body_that_breaks_off_is_a_gateway_error(
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     snapshot = PolicySnapshot(None, SignalSchema(), ProxyMetrics())
-    snapshot.install(PolicySet([SPRING]))  # type: ignore[arg-type]
+    snapshot.install(PolicySet([SPRING]))
     settings = Settings.of(upstream_url=url, tracking_secret="s" * 32, upstream_read_timeout=0.2)
     app = ProxyApp(settings, policies=snapshot, load_plugins=False)
     try:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from slotwise.proxy.app import ProxyApp
+from slotwise.proxy.choice import Choice, SlotChoice
 from slotwise.proxy.config import Settings
 from slotwise.proxy.config.sections import LogConfig
 from slotwise.proxy.logs import RepeatFilter, configure
@@ -50,8 +51,11 @@ class Exploding:
 
 
 class Garbage:
-    def choose(self, *args: Any) -> Any:
-        return "not a choice"  # the engine trips over it: an engine_error
+    def choose(self, campaign: Any, *args: Any) -> Choice:
+        # a well-formed answer (compiled code checks the declared type) naming a slot the
+        # campaign does not have: the engine trips over it, an engine_error
+        pick = SlotChoice("no-such-slot", "v", 1.0, ("v",))
+        return Choice(campaign.name, "rules", False, 0.0, False, (pick,), {})
 
 
 def _ad() -> Canned:
@@ -61,7 +65,7 @@ def _ad() -> Canned:
 @pytest.mark.parametrize(
     ("chooser", "cause", "exception", "campaign"),
     [
-        (Garbage(), "engine_error", "AttributeError", None),
+        (Garbage(), "engine_error", "KeyError", None),
         (Exploding(), "chooser_error", "RuntimeError: the chooser broke", "spring_sale"),
     ],
 )

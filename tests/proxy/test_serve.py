@@ -80,7 +80,9 @@ def test_broken_policies_stop_the_start(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 @pytest.mark.slow
-async def test_serves_on_granian(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pure", ["0", "1"], ids=["as-built", "pure"])
+async def test_serves_on_granian(tmp_path: Path, pure: str) -> None:
+    # "pure": the fallback every machine without a C compiler runs (slotwise/native.py)
     routes = {
         "/ad": Canned(
             200,
@@ -91,7 +93,7 @@ async def test_serves_on_granian(tmp_path: Path) -> None:
     }  # fmt: skip
     port = free_port()
     async with upstream_server(routes) as upstream:
-        env = dict(os.environ, SLOTWISE_PLUGINS="builtins")
+        env = dict(os.environ, SLOTWISE_PLUGINS="builtins", SLOTWISE_PURE=pure)
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "slotwise", "serve", "--upstream", upstream.url,
             "--policies", str(REPO / "examples" / "adserver" / "policies"),

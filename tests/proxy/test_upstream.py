@@ -14,7 +14,7 @@ from slotwise.proxy.upstream import (
     UpstreamFailure,
     UpstreamPool,
 )
-from slotwise.proxy.upstream.connection import UpstreamResponse
+from slotwise.proxy.upstream.connection import Connection, UpstreamResponse
 from tests.proxy.support import Canned, upstream_server
 from tests.support.servers import free_port
 
@@ -217,22 +217,33 @@ async def test_begin_writes_before_it_is_awaited() -> None:
         await pool.aclose()
 
 
-class _Paused:
-    """The flow-control half of a Connection: all read_up_to needs."""
+class _Transport(asyncio.Transport):
+    """A socket's flow control, without the socket: all a Connection's read_up_to needs."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.paused = False
 
-    def pause(self) -> None:
+    def pause_reading(self) -> None:
         self.paused = True
 
-    def resume(self) -> None:
+    def resume_reading(self) -> None:
         self.paused = False
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def _socketless() -> Connection:
+    """A real Connection on a _Transport."""
+    connection = Connection(lambda conn: None, lambda conn: None)
+    connection.connection_made(_Transport())
+    return connection
 
 
 async def test_a_body_already_whole_but_over_the_limit_is_not_within_it() -> None:
     # a fast upstream can deliver a large body before the proxy reads it: the limit still holds
-    response = UpstreamResponse(200, [], _Paused(), read_timeout=1.0)  # type: ignore[arg-type]
+    response = UpstreamResponse(200, [], _socketless(), read_timeout=1.0)
     response._feed(b"x" * 300_000)
     response._finish()
     data, within = await response.read_up_to(100_000)
@@ -241,7 +252,7 @@ async def test_a_body_already_whole_but_over_the_limit_is_not_within_it() -> Non
 
 
 async def test_a_whole_body_within_the_limit_is_complete() -> None:
-    response = UpstreamResponse(200, [], _Paused(), read_timeout=1.0)  # type: ignore[arg-type]
+    response = UpstreamResponse(200, [], _socketless(), read_timeout=1.0)
     response._feed(b"y" * 1000)
     response._finish()
     assert await response.read_up_to(1000) == (b"y" * 1000, True)
@@ -251,12 +262,14 @@ async def test_a_read_larger_than_the_flow_control_window_does_not_stall() -> No
     # A socket delivers what it is not paused for: 400 KB in 100 KB pieces, to a read asking
     # for up to 1 MB. Flow control pauses at 256 KB; the read must resume it, or it waits for
     # bytes that never come until the read timeout.
-    connection = _Paused()
-    response = UpstreamResponse(200, [], connection, read_timeout=0.5)  # type: ignore[arg-type]
+    transport = _Transport()
+    connection = Connection(lambda conn: None, lambda conn: None)
+    connection.connection_made(transport)
+    response = UpstreamResponse(200, [], connection, read_timeout=0.5)
 
     async def socket() -> None:
         for _ in range(4):
-            while connection.paused:
+            while transport.paused:
                 await asyncio.sleep(0.01)
             response._feed(b"z" * 100_000)
             await asyncio.sleep(0)
@@ -266,7 +279,7 @@ async def test_a_read_larger_than_the_flow_control_window_does_not_stall() -> No
     data, within = await response.read_up_to(1 << 20)
     await feeding
     assert (len(data), within) == (400_000, True)
-    assert not connection.paused
+    assert not transport.paused
 
 
 async def _streaming_head_server(

@@ -36,7 +36,7 @@ async def test_state_of_users_who_never_return_is_dropped(clock: Clock) -> None:
         await store.set(f"profile:{user}", b"p", ttl=60.0)
         await store.set_add(f"seen:{user}", b"a", ttl=60.0)
         await store.history_append(
-            f"views:{user}", [HistoryItem(clock.at, b"v")], max_len=5, ttl=60.0
+            f"views:{user}", [HistoryItem("view", clock.at)], max_len=5, ttl=60.0
         )
     await store.set("forever", b"f")  # no ttl
     await store.set("fresh", b"f", ttl=3_600.0)
