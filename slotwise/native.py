@@ -6,7 +6,8 @@ place when a C compiler and Python's headers are present, and records each sourc
 ``SLOTWISE_PURE=1`` is set, when the build did not happen or failed, or when any listed source
 changed since the build, every listed module is loaded from its ``.py`` (all of them: compiled
 modules call each other's native code directly, so one module loaded from source beside
-compiled callers would still leave them running the old code). docs/performance.md explains.
+compiled callers would still leave them running the old code). docs/operations.md, "The request
+path compiled with mypyc", explains.
 """
 
 from __future__ import annotations
