@@ -24,7 +24,7 @@ import bisect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -214,6 +214,18 @@ class KeyValueHistoryStore(Protocol):
     async def history(self, key: str, *, since: float = 0.0) -> Sequence[Any]: ...
 
 
+_T = TypeVar("_T")
+_DECODED = 8192  # decoded profiles (and carts) kept: those of the users seen lately
+
+
+def _decoded(memo: dict[bytes, _T], raw: bytes, decoder: msgspec.json.Decoder[_T]) -> _T:
+    record = decoder.decode(raw)
+    if len(memo) >= _DECODED:
+        memo.clear()
+    memo[bytes(raw)] = record
+    return record
+
+
 class StoreProfileSource:
     """A :class:`ProfileSource` over the state store.
 
@@ -240,6 +252,10 @@ class StoreProfileSource:
         # a user's fixed keys (profile, cart, erasure marker: a SHA-256, alias), per user id:
         # the same user's requests come again and again (bounded: any id may come)
         self._fixed: dict[str, tuple[str, ...]] = {}
+        # the records' stored bytes -> their decoded form (frozen): a user's profile and cart
+        # change rarely and are read on every request; equal bytes decode to equal records
+        self._profiles: dict[bytes, Profile] = {}
+        self._carts: dict[bytes, Cart] = {}
 
     def _fixed_keys(self, user_id: str) -> tuple[str, ...]:
         keys = self._fixed.get(user_id)
@@ -255,10 +271,14 @@ class StoreProfileSource:
         return keys
 
     async def forget(self, subjects: frozenset[str]) -> int:
-        """Drop erased users' ids from the key cache (an erasure's in-memory holder); it holds
-        no data about them, so nothing is counted."""
+        """Drop erased users' ids from the key cache and every decoded record (an erasure's
+        in-memory holder); the records are those the store still holds or held, a copy, so
+        nothing is counted."""
         for subject in subjects:
             self._fixed.pop(subject, None)
+        # decoded records are not told apart by user: all of them go
+        self._profiles.clear()
+        self._carts.clear()
         return 0
 
     async def records(self, user_id: str) -> tuple[Profile | None, Cart | None]:
@@ -283,11 +303,17 @@ class StoreProfileSource:
             for (name, _, limit), count in zip(caps, more, strict=True)
             if count is not None and int(count) >= limit
         )
-        return (
-            _PROFILE.decode(profile) if profile is not None else None,
-            _CART.decode(cart) if cart is not None else None,
-            capped,
-        )
+        profile_record = None
+        if profile is not None:
+            profile_record = self._profiles.get(profile)
+            if profile_record is None:
+                profile_record = _decoded(self._profiles, profile, _PROFILE)
+        cart_record = None
+        if cart is not None:
+            cart_record = self._carts.get(cart)
+            if cart_record is None:
+                cart_record = _decoded(self._carts, cart, _CART)
+        return profile_record, cart_record, capped
 
     async def events(self, user_id: str, since: float) -> Sequence[Event]:
         items: Sequence[_HistoryItem] = await self._store.history(
