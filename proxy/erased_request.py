@@ -46,6 +46,8 @@ def empty_personal_caches(providers: ProviderSet) -> None:
     for loaded in providers.personal:
         if loaded.cache is not None:
             loaded.cache.clear()
+        if loaded.validated is not None:  # gather's validated copies of reused results
+            loaded.validated.clear()
         empty_memo = getattr(loaded.provider, "empty_memo", None)
         if callable(empty_memo):
             empty_memo()

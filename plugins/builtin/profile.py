@@ -61,6 +61,7 @@ class ProfileProvider(Provider[ProfileConfig]):
     config_type = ProfileConfig
     personal = True
     deadline = 0.03
+    reuses_results = True  # a user's answer is reused while their records are unchanged
     signals = (
         signal("user.age", SignalType.INT, "Age in years, when known.", minimum=0, maximum=130),
         signal("user.gender", SignalType.STRING, "Gender as recorded in the profile."),
