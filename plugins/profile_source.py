@@ -215,6 +215,7 @@ class KeyValueHistoryStore(Protocol):
 
 
 _T = TypeVar("_T")
+_EVENT_ONLY = {Event}
 _DECODED = 8192  # decoded profiles (and carts) kept: those of the users seen lately
 
 
@@ -292,17 +293,29 @@ class StoreProfileSource:
         read in the same round trip."""
         # the erasure marker, the alias and the cap counters in the same round trip
         caps = self._caps(user_id, now) if self._caps is not None and now else ()
-        keys = [*self._fixed_keys(user_id), *(key for _, key, _ in caps)]
-        profile, cart, *more = await self._store.get_many(keys)
-        if self._erased is not None and more.pop(0) is not None:
-            raise UserErased(user_id)
-        if self._alias is not None and (alias := more.pop(0)) is not None:
-            raise Aliased(alias.decode())
-        capped = tuple(
-            name
-            for (name, _, limit), count in zip(caps, more, strict=True)
-            if count is not None and int(count) >= limit
-        )
+        keys = self._fixed_keys(user_id)
+        if caps:
+            keys = (*keys, *[key for _, key, _ in caps])
+        values = await self._store.get_many(keys)
+        profile = values[0]
+        cart = values[1]
+        at = 2  # then the erasure marker, the alias, the cap counters: as _fixed_keys has them
+        if self._erased is not None:
+            if values[2] is not None:
+                raise UserErased(user_id)
+            at = 3
+        if self._alias is not None:
+            alias = values[at]
+            if alias is not None:
+                raise Aliased(alias.decode())
+            at += 1
+        capped: tuple[str, ...] = ()
+        if caps:
+            capped = tuple(
+                name
+                for (name, _, limit), count in zip(caps, values[at:], strict=True)
+                if count is not None and int(count) >= limit
+            )
         profile_record = None
         if profile is not None:
             profile_record = self._profiles.get(profile)
@@ -319,6 +332,7 @@ class StoreProfileSource:
         items: Sequence[_HistoryItem] = await self._store.history(
             self._key(user_id, EVENTS_KEY), since=since
         )
-        if all(type(item) is Event for item in items):  # the store's own: no copy per item
+        # the store's own items are Events (checked without a Python step per item): no copy
+        if not items or set(map(type, items)) == _EVENT_ONLY:
             return items  # type: ignore[return-value]  # every one an Event, checked
         return [Event(item.event, item.at, item.data) for item in items]
