@@ -277,10 +277,13 @@ class StoreProfileSource:
         nothing is counted."""
         for subject in subjects:
             self._fixed.pop(subject, None)
-        # decoded records are not told apart by user: all of them go
+        self.empty_memo()
+        return 0
+
+    def empty_memo(self) -> None:
+        """Drop the decoded records (not told apart by user: all of them)."""
         self._profiles.clear()
         self._carts.clear()
-        return 0
 
     async def records(self, user_id: str) -> tuple[Profile | None, Cart | None]:
         profile, cart, _ = await self.records_with_caps(user_id, 0.0)

@@ -178,8 +178,12 @@ class ProfileProvider(Provider[ProfileConfig]):
         return answer
 
     def empty_memo(self) -> None:
-        """Drop every user's derived signals (an erasure: slotwise.proxy.erased_request)."""
+        """Drop every user's derived signals, and the source's decoded records (an erasure:
+        slotwise.proxy.erased_request.empty_personal_caches)."""
         self._derived.clear()
+        empty = getattr(self._source, "empty_memo", None)
+        if callable(empty):
+            empty()
 
     def _derive(
         self,

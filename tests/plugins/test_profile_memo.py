@@ -97,9 +97,13 @@ async def test_an_erasure_empties_the_memos() -> None:
             assert isinstance(provider, ProfileProvider)
             await gather(providers, _request("u1"))  # type: ignore[arg-type]
             assert provider._derived and loaded.validated and source._profiles
+            # what every worker does when the erasure epoch moves (watch_erasures)
             empty_personal_caches(providers)
-            await source.forget(frozenset({"u1"}))
             assert not provider._derived and not loaded.validated and not source._profiles
+            # the worker answering the erasure: its holders (the source's forget) too
+            await gather(providers, _request("u1"))  # type: ignore[arg-type]
+            await source.forget(frozenset({"u1"}))
+            assert not source._profiles and "u1" not in source._fixed
 
 
 async def test_a_source_that_changes_the_list_it_returned_is_not_trusted() -> None:
