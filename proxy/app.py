@@ -634,11 +634,8 @@ class ProxyApp:
             background += [recs.catalogue.watch(), recs.refresh_loop(policies)]
         if policies.directory is not None and s.proxy.reload_interval > 0:
             background.append(policies.watch(s.proxy.reload_interval))
-        if providers is not None and any(
-            p.cache is not None or p.validated is not None for p in providers.personal
-        ):
-            # an erasure answered by another worker or proxy empties this one's caches (and
-            # the profile provider's per-user memo: reuses_results) too
+        if providers is not None and any(p.cache is not None for p in providers.personal):
+            # an erasure answered by another worker or proxy empties this one's caches too
             background.append(watch_erasures(store, providers))
         if s.guardrail.enabled:  # the revert set, read in the background (never on a request)
             background.append(engine.guardrails.watch(store, s.guardrail.refresh_interval))

@@ -120,6 +120,7 @@ class ProfileProvider(Provider[ProfileConfig]):
             try:
                 return await self._read(user, request.received_at)
             except UserErased:  # nothing of theirs: the proxy drops (and rotates) the id
+                self._derived.pop(user, None)  # nor kept here (another worker's erasure)
                 return {"user.erased": True}
             except Aliased as link:
                 user = link.user_id

@@ -97,7 +97,7 @@ async def test_an_erasure_empties_the_memos() -> None:
             assert isinstance(provider, ProfileProvider)
             await gather(providers, _request("u1"))  # type: ignore[arg-type]
             assert provider._derived and loaded.validated and source._profiles
-            # what every worker does when the erasure epoch moves (watch_erasures)
+            # what the worker answering an erasure does (and watch_erasures, with TTL caches)
             empty_personal_caches(providers)
             assert not provider._derived and not loaded.validated and not source._profiles
             # the worker answering the erasure: its holders (the source's forget) too
@@ -129,3 +129,23 @@ async def test_a_source_that_changes_the_list_it_returned_is_not_trusted() -> No
         second = await gather(providers, _request("u1"))  # type: ignore[arg-type]
     assert first.history.count("add_to_cart", 0.0) == 1
     assert second.history.count("add_to_cart", 0.0) == 2
+
+
+async def test_a_read_that_finds_the_erasure_marker_drops_the_users_entry() -> None:
+    """On a worker that did not answer the erasure: the user's next read says erased, and
+    their derived signals leave the memo then."""
+    from slotwise.proxy.events.erasure import erased_key
+
+    async with open_store("memory://") as store:
+        await store.set(subject_key("u1", "profile"), msgspec.json.encode(Profile(age=31)))
+        source = StoreProfileSource(store, subject_key, erased_key)
+        services = ProviderServices(profiles=source)
+        async with provider_set("consent", "profile", services=services) as providers:
+            provider = providers.by_name["profile"].provider
+            assert isinstance(provider, ProfileProvider)
+            await gather(providers, _request("u1"))  # type: ignore[arg-type]
+            assert "u1" in provider._derived
+            await store.set(erased_key("u1"), b"1")
+            got = await gather(providers, _request("u1"))  # type: ignore[arg-type]
+            assert got.signals["user.erased"] is True and "user.age" not in got.signals
+            assert "u1" not in provider._derived
