@@ -6,7 +6,10 @@ from the state store (``slotwise.proxy.state``: any backend, chosen by URL);
 store, per user (``subject_key(user, name)``):
 
 - ``profile``: JSON ``{"age": 31, "gender": "f", "segments": ["loyal"], "visits": 12,
-  "first_seen": 1700000000.0}`` (every field optional);
+  "first_seen": 1700000000.0}`` (every field optional), or the compact form the admin
+  endpoint stores since issue 22: a MessagePack array of the fields of
+  :data:`PROFILE_FIELDS` in that order, trailing absent ones left out
+  (:func:`decode_profile`, :func:`encode_profile_fields`);
 - ``cart``: JSON ``{"value": 59.9, "items": ["sku-1", "sku-2"], "count": 3}`` (``count`` is the
   number of units; it defaults to the number of items);
 - ``history``: the store's bounded history of ``HistoryItem(event, at, data)``, written by the
@@ -43,6 +46,37 @@ class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     first_seen: float | None = None
 
 
+# The compact stored profile's fields, in array order: append only, never reorder (stored
+# profiles index it). The fields of slotwise.proxy.events.profiles.ProfileRecord; a reader
+# takes the ones it knows (its struct's fields are a prefix of these) and ignores the rest.
+PROFILE_FIELDS: tuple[str, ...] = (
+    "age", "gender", "segments", "visits", "first_seen", "email", "time_zone",
+)  # fmt: skip
+
+
+class _CompactProfile(Profile, array_like=True, frozen=True, forbid_unknown_fields=False):
+    """A :class:`Profile` read from the compact form (fields by position; later ones ignored)."""
+
+
+def is_compact_profile(raw: bytes) -> bool:
+    """Whether a stored profile is in the compact form: a MessagePack array, where JSON is an
+    object (``{``, perhaps after whitespace)."""
+    return bool(raw) and 0x90 <= raw[0] <= 0x9F
+
+
+def encode_profile_fields(values: Sequence[object]) -> bytes:
+    """The compact stored form of a profile's values in :data:`PROFILE_FIELDS` order (about
+    half its JSON: no field names; absent values at the end left out, nil before)."""
+    end = len(values)
+    while end and values[end - 1] == _ABSENT[min(end, len(_ABSENT)) - 1]:
+        end -= 1
+    return _COMPACT_ENCODER.encode(values[:end])
+
+
+# each field's value when absent (a later field's: None)
+_ABSENT: tuple[object, ...] = (None, None, (), 0, None, None, None, None)
+
+
 class Cart(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     """The user's current cart: total value, item ids, number of units."""
 
@@ -73,8 +107,18 @@ class _Product(msgspec.Struct):
 # decoders made once: msgspec.json.decode(..., type=T) looks T's decoding up on every call
 _PRODUCT = msgspec.json.Decoder(_Product)
 _PROFILE = msgspec.json.Decoder(Profile)
+_PROFILE_COMPACT = msgspec.msgpack.Decoder(_CompactProfile)
+_COMPACT_ENCODER = msgspec.msgpack.Encoder()
 _CART = msgspec.json.Decoder(Cart)
 _AT = attrgetter("at")
+
+
+def decode_profile(raw: bytes) -> Profile:
+    """A stored profile, in either form (JSON from earlier versions or written directly, or
+    the compact one); raises msgspec.DecodeError or ValidationError as a JSON decode would."""
+    if is_compact_profile(raw):
+        return _PROFILE_COMPACT.decode(raw)
+    return _PROFILE.decode(raw)
 
 
 def cart_from_events(events: Iterable[Event]) -> Cart | None:
@@ -219,8 +263,8 @@ _EVENT_ONLY = {Event}
 _DECODED = 8192  # decoded profiles (and carts) kept: those of the users seen lately
 
 
-def _decoded(memo: dict[bytes, _T], raw: bytes, decoder: msgspec.json.Decoder[_T]) -> _T:
-    record = decoder.decode(raw)
+def _decoded(memo: dict[bytes, _T], raw: bytes, decode: Callable[[bytes], _T]) -> _T:
+    record = decode(raw)
     if len(memo) >= _DECODED:
         memo.clear()
     memo[bytes(raw)] = record
@@ -323,12 +367,12 @@ class StoreProfileSource:
         if profile is not None:
             profile_record = self._profiles.get(profile)
             if profile_record is None:
-                profile_record = _decoded(self._profiles, profile, _PROFILE)
+                profile_record = _decoded(self._profiles, profile, decode_profile)
         cart_record = None
         if cart is not None:
             cart_record = self._carts.get(cart)
             if cart_record is None:
-                cart_record = _decoded(self._carts, cart, _CART)
+                cart_record = _decoded(self._carts, cart, _CART.decode)
         return profile_record, cart_record, capped
 
     async def events(self, user_id: str, since: float) -> Sequence[Event]:

@@ -2,9 +2,9 @@
 
 Starts its own redis-server, then appends batches of 50 event records (the JSON the event
 collector writes: the day of events of scripts/measure_user_memory.py) with
-``RedisStore.log_append``, in interleaved rounds with packing on and off (``pack`` replaced by
-one that never packs), and prints the client's CPU time per record (medians over the rounds)
-and the stream's MEMORY USAGE per record for each.
+``RedisStore.log_append``, in interleaved rounds with packing on and off (``pack_entry``
+replaced by one that never packs), and prints the client's CPU time per record (medians over
+the rounds) and the stream's MEMORY USAGE per record for each.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from slotwise.proxy.state import LogRecord, open_store  # noqa: E402
 from tests.support.servers import redis_server  # noqa: E402
 
 BATCHES = 40
-_packing = redis_store.pack
+_packing = redis_store.pack_entry
 
 
 def _records(first: int) -> list[list[LogRecord]]:
@@ -52,7 +52,8 @@ def _records(first: int) -> list[list[LogRecord]]:
 
 
 async def _round(url: str, log: str, packing: bool, first: int) -> float:
-    redis_store.pack = _packing if packing else (lambda data: None)  # type: ignore[assignment]
+    never = lambda data: None  # noqa: E731
+    redis_store.pack_entry = _packing if packing else never  # type: ignore[assignment]
     batches = _records(first)
     async with open_store(url) as store:
         started = time.process_time()

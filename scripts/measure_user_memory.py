@@ -6,9 +6,14 @@ consent, DecisionLog), with the default settings (events.dedup_window 24 h, hist
 retention):
 
 - ``day`` (default; issue 22's acceptance scenario): a CRM profile imported with
-  ``set_profile`` (a 170-byte JSON record), a day of events (an impression of the decision,
-  three page views, a product view, an add-to-cart) and one decision record of the example
-  adserver campaign with the signals a browser-like request logs (22 signals, 3 slots);
+  ``set_profile`` as the admin endpoint stores it (age, gender, two segments, visits, first
+  seen, e-mail address and time zone: about 165 bytes as JSON), a day of events (an
+  impression of the decision, three page views, a product view, an add-to-cart) and one
+  decision record of the example adserver campaign with the signals a browser-like request
+  logs (22 signals, 3 slots);
+- ``--sdk-events``: the same events as the browser SDK sends them, each with a random UUID
+  id, the visitor's anonymous id (a UUID) and the browser's clock (the default scenario's
+  events have short ids, no anonymous id and the collector's time);
 - ``month``: the older scenario, 30 days of browsing (10 page views, 2 product views, an
   add-to-cart and a purchase), no profile, no decision.
 
@@ -29,6 +34,7 @@ import random
 import re
 import sys
 import tempfile
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -42,6 +48,7 @@ import redis  # noqa: E402
 from slotwise.proxy.decision_log import DecisionRecord, SlotRecord  # noqa: E402
 from slotwise.proxy.events import EventCollector  # noqa: E402
 from slotwise.proxy.events.decisions import DecisionLog  # noqa: E402
+from slotwise.proxy.events.profiles import decode_profile, encode_profile  # noqa: E402
 from slotwise.proxy.events.schema import Rejection, convert_event  # noqa: E402
 from slotwise.proxy.state import open_store  # noqa: E402
 from tests.support.servers import redis_server  # noqa: E402
@@ -99,23 +106,38 @@ def _decision(user: int, rng: random.Random) -> DecisionRecord:
 
 
 def _profile(user: int) -> bytes:
-    return json.dumps(
-        {
-            "tier": ("gold", "silver", "bronze")[user % 3],
-            "lifetime_value": round(user * 1.37 % 900, 2),
-            "orders": user % 17,
-            "segments": ["newsletter", "deal-hunter"],
-            "city": "Berlin",
-            "signup": "2025-03-14",
-            "preferred_category": "shoes",
-        }
-    ).encode()
+    """What `PUT /_sw/admin/profiles/{id}` stores for a CRM record with every field the
+    profile provider and the notifications read (encoded by the measured tree's endpoint)."""
+    record = decode_profile(
+        json.dumps(
+            {
+                "age": 18 + user % 60,
+                "gender": ("f", "m", "d")[user % 3],
+                "segments": ["newsletter", "deal-hunter"],
+                "visits": user % 40,
+                "first_seen": 1_741_910_400.0 + user * 37,
+                "email": f"customer{user}@example.com",
+                "time_zone": "Europe/Berlin",
+            }
+        ).encode()
+    )
+    assert not isinstance(record, Rejection), record
+    return encode_profile(record)
 
 
-def _events(user: int, kinds: list[str], decision_id: str) -> list[object]:
+def _events(
+    user: int, kinds: list[str], decision_id: str, sdk: random.Random | None = None
+) -> list[object]:
     out = []
+    # as the browser SDK sends them (slotwise/proxy/events/sdk.js): a random UUID per event,
+    # the visitor's anonymous id (a UUID) beside the user id, the browser's clock in ms
+    anonymous = str(uuid.UUID(int=sdk.getrandbits(128), version=4)) if sdk else ""
     for i, kind in enumerate(kinds):
         raw: dict[str, object] = {"type": kind, "id": f"u{user}-e{i}", "user_id": f"user-{user}"}
+        if sdk is not None:
+            raw["id"] = str(uuid.UUID(int=sdk.getrandbits(128), version=4))
+            raw["anonymous_id"] = anonymous
+            raw["time"] = round(1_796_500_000 + user * 0.01 - 3600 * (len(kinds) - i), 3)
         if kind in ("product_view", "add_to_cart"):
             raw["properties"] = {
                 "product_id": f"sku-{(user * 7 + i) % 5000}",
@@ -174,8 +196,9 @@ def _usage_by_kind(raw: redis.Redis) -> Counter[str]:
     return usage
 
 
-async def _fill(url: str, users: int, scenario: str) -> None:
+async def _fill(url: str, users: int, scenario: str, sdk: bool) -> None:
     rng = random.Random(7)
+    sdk_rng = random.Random(11) if sdk else None
     async with open_store(url) as store:
         async with EventCollector(store) as collector, DecisionLog(store) as decisions:
             for first in range(0, users, 200):
@@ -191,7 +214,7 @@ async def _fill(url: str, users: int, scenario: str) -> None:
                             encode_decision(record), decision_id=record.id, subject=subject
                         )
                     kinds = DAY if scenario == "day" else MONTH
-                    batch += _events(user, kinds, decision_id)
+                    batch += _events(user, kinds, decision_id, sdk_rng)
                 await collector.collect(batch, consent="personal")  # type: ignore[arg-type]
                 await decisions.flush()
             await asyncio.sleep(0.5)  # the collector's derived state (histories) lands
@@ -201,19 +224,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("users", nargs="?", type=int, default=20_000)
     parser.add_argument("--scenario", choices=("day", "month"), default="day")
+    parser.add_argument(
+        "--sdk-events",
+        action="store_true",
+        help="events as the browser SDK sends them (UUID ids, anonymous id, the browser's time)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp)) as server:
         raw = redis.Redis(port=server.port)
         before = raw.info("memory")["used_memory"]
         # a loaded machine: the request-path timeout (50 ms) would fail a measurement
         url = f"redis://127.0.0.1:{server.port}/0?timeout=5&write_timeout=60"
-        asyncio.run(_fill(url, args.users, args.scenario))
+        asyncio.run(_fill(url, args.users, args.scenario, args.sdk_events))
         after = raw.info("memory")["used_memory"]
         usage = _usage_by_kind(raw)
         version = raw.info("server")["redis_version"]
     per_user = (after - before) / args.users
     print(
-        f"tree {ROOT}; redis {version}; scenario {args.scenario}; {args.users:,} users: "
+        f"tree {ROOT}; redis {version}; scenario {args.scenario}"
+        f"{', SDK events' if args.sdk_events else ''}; {args.users:,} users: "
         f"used_memory {before:,} -> {after:,} B = {per_user:,.0f} B per user, "
         f"{per_user * 1e6 / 2**30:.2f} GiB per 1M users (linear extrapolation)"
     )

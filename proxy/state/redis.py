@@ -3,10 +3,11 @@
 Values, counters and sets are plain Redis keys; histories are lists trimmed to their bound;
 logs are Redis Streams (positions are stream ids) read by consumer groups; a JSON record is
 stored deflated with a preset dictionary when that is smaller (slotwise.proxy.state.packing:
-field ``z``, else ``d``), and read back as it was appended. Multi-step writes
-run as Lua scripts, so each is atomic and touches one hash slot: a log's stream and its dedup
-sets (see _DEDUP) share the hash tag ``{log:<name>}``, a user's keys share ``{<user>}`` (see
-:func:`~slotwise.proxy.state.base.subject_key`), which keeps every script legal on Cluster.
+field ``z``, or ``x`` with its UUIDs as binary tokens, else ``d``), and read back as it was
+appended. Multi-step writes run as Lua scripts, so each is atomic and touches one hash slot:
+a log's stream and its dedup sets (see _DEDUP) share the hash tag ``{log:<name>}``, a user's
+keys share ``{<user>}`` (see :func:`~slotwise.proxy.state.base.subject_key`), which keeps
+every script legal on Cluster.
 
 Two connection pools: the request-path pool answers within ``timeout`` (default 50 ms) and
 retries once; log appends use ``write_timeout`` (default 2 s) and do not retry (a retried
@@ -32,7 +33,7 @@ import hashlib
 import logging
 import struct
 import zlib
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -56,7 +57,7 @@ from slotwise.proxy.state.base import (
     escape_key_part,
     subject_prefix,
 )
-from slotwise.proxy.state.packing import pack, unpack
+from slotwise.proxy.state.packing import pack_entry, unpack, unpack_tokens
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
@@ -129,9 +130,9 @@ end
 # The append every log script runs (_APPEND, _APPEND_HISTORY, _APPEND_SET): KEYS[1] = stream,
 # KEYS[2..] = the legacy dedup keys of the records that carry an id, in order (see _DEDUP);
 # ``ttl`` = dedup ttl in ms ('' = no dedup); per record, from A[first] on, ``stride`` apart:
-# a flag ('1'/'0' = has an id, then 'z' when the data is packed: it goes in field 'z', else in
-# 'd' (slotwise.proxy.state.packing), else '-', then for an id its dedup token: 4 hex digits of
-# shard and the member), subject ('' = none), data. Returns each record's position ('' = a
+# a flag ('1'/'0' = has an id, then the field of packed data, 'z' or 'x', else '-' for field
+# 'd' (slotwise.proxy.state.packing), then for an id its dedup token: 4 hex digits of shard
+# and the member), subject ('' = none), data. Returns each record's position ('' = a
 # duplicate) and the index in KEYS after the dedup keys, or nil and the error reply.
 #
 # A is ARGV with its per-record arguments joined (:func:`_joined`): a script's first ``head``
@@ -174,7 +175,8 @@ local function append(A, ttl, n, first, stride)
     local fresh, claimed = true, nil
     local flag = A[a]
     local field = 'd'
-    if string.sub(flag, 2, 2) == 'z' then field = 'z' end
+    local packing = string.sub(flag, 2, 2)
+    if packing ~= '-' then field = packing end
     if string.sub(flag, 1, 1) == '1' then
       if window then fresh, claimed = dedup_claim(window, string.sub(flag, 3), KEYS[k]) end
       k = k + 1
@@ -382,14 +384,20 @@ def _stream_key(log: str) -> str:
 def _entry(position: bytes | str, fields: dict[bytes, bytes]) -> LogEntry:
     subject = fields.get(b"s")
     pos = position.decode() if isinstance(position, bytes) else position
-    packed = fields.get(b"z")
-    data = fields.get(b"d", b"") if packed is None else _unpacked(pos, packed)
+    data = fields.get(b"d")
+    if data is None:
+        if (packed := fields.get(b"z")) is not None:
+            data = _unpacked(pos, packed, unpack)
+        elif (packed := fields.get(b"x")) is not None:
+            data = _unpacked(pos, packed, unpack_tokens)
+        else:
+            data = b""
     return LogEntry(pos, data, subject.decode() if subject else None)
 
 
-def _unpacked(position: str, packed: bytes) -> bytes:
+def _unpacked(position: str, packed: bytes, unpacking: Callable[[bytes], bytes]) -> bytes:
     try:
-        return unpack(packed)
+        return unpacking(packed)
     except zlib.error as exc:
         # handed on as it is: the log's reader counts a record it cannot decode (as it would
         # a damaged 'd') rather than stopping at it
@@ -964,13 +972,13 @@ def _append_keys(
     fields = []
     for record in records:
         data = bytes(record.data)
-        packed = pack(data)
-        flag = _FLAGS[record.id is not None, packed is not None]
+        packed = pack_entry(data)
+        flag = _FLAGS[record.id is not None, b"-" if packed is None else packed[0]]
         if record.id is not None:
             keys.append(f"{stream}:d:{escape_key_part(record.id)}")
             flag += _dedup_token(record.id).encode()
         subject = record.subject.encode() if record.subject else b""
-        fields.append((flag, subject, data if packed is None else packed))
+        fields.append((flag, subject, data if packed is None else packed[1]))
     return keys, fields
 
 
@@ -984,13 +992,13 @@ def _dedup_token(record_id: str) -> str:
     return f"{shard:04x}{int.from_bytes(digest[2:], 'big') >> 1}"
 
 
-# a record's flag: has an id ('1'/'0'), then 'z' when its data is packed, else '-'
-# (the dedup token follows for an id: _DEDUP reads it from the third byte)
-_FLAGS: dict[tuple[bool, bool], bytes] = {
-    (True, True): b"1z",
-    (True, False): b"1-",
-    (False, True): b"0z",
-    (False, False): b"0-",
+# a record's flag: has an id ('1'/'0'), then the field of its packed data ('z' or 'x',
+# slotwise.proxy.state.packing), else '-' (field 'd') (the dedup token follows for an id:
+# _DEDUP reads it from the third byte)
+_FLAGS: dict[tuple[bool, bytes], bytes] = {
+    (has_id, field): (b"1" if has_id else b"0") + field
+    for has_id in (True, False)
+    for field in (b"z", b"x", b"-")
 }
 
 

@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import msgspec
 
-from slotwise.plugins.profile_source import CART_KEY, PROFILE_KEY, Cart, Event, cart_from_events
+from slotwise.plugins.profile_source import (
+    CART_KEY,
+    PROFILE_KEY,
+    Cart,
+    Event,
+    cart_from_events,
+    is_compact_profile,
+)
 from slotwise.proxy.caps import cap_key
 from slotwise.proxy.events.schema import event_type
 from slotwise.proxy.notify.outbox import (
@@ -77,12 +84,18 @@ def audience_key(trigger: str) -> str:
 
 
 class _Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    # in the compact stored form's order (profile_source.PROFILE_FIELDS): read by position too
     age: int | None = None
     gender: str | None = None
     segments: tuple[str, ...] = ()
     visits: int = 0
+    first_seen: float | None = None
     email: str | None = None
     time_zone: str | None = None
+
+
+class _CompactProfile(_Profile, array_like=True, frozen=True, forbid_unknown_fields=False):
+    """A profile stored in the compact form (profile_source.decode_profile)."""
 
 
 _CART_EVENTS: Final = frozenset({"add_to_cart", "remove_from_cart", "purchase"})
@@ -163,7 +176,12 @@ async def read_users(
     users = []
     for i, history in enumerate(histories):
         raw_profile, raw_cart, raw_record = values[3 * i : 3 * i + 3]
-        profile = _decode(raw_profile, _Profile)
+        compact = raw_profile is not None and is_compact_profile(raw_profile)
+        profile = (
+            _decode_msgpack(raw_profile, _CompactProfile)
+            if compact
+            else _decode(raw_profile, _Profile)
+        )
         cart = _decode(raw_cart, Cart)
         ctx = Context(stored_signals(profile, cart, history), now, Times(history))
         users.append(StoredUser(profile, decode_record(raw_record), ctx, history))
@@ -434,6 +452,15 @@ def _holds(trigger: CompiledTrigger, ctx: Context) -> bool:
         return trigger.condition_holds(ctx)
     except Exception:  # a condition that cannot be evaluated here does not hold
         return False
+
+
+def _decode_msgpack(data: bytes | None, kind: type[Any]) -> Any:
+    if data is None:
+        return None
+    try:
+        return msgspec.msgpack.decode(data, type=kind)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 def _decode(data: bytes | None, kind: type[Any]) -> Any:

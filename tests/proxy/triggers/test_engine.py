@@ -7,9 +7,11 @@ import time
 from typing import Any
 
 import msgspec
+import pytest
 
 from slotwise.dsl.compiled import CompiledPolicySet
 from slotwise.proxy.events import EventCollector, EventsConfig
+from slotwise.proxy.events.profiles import ProfileRecord, encode_profile
 from slotwise.proxy.events.schema import Event, convert_event
 from slotwise.proxy.notify.outbox import OUTBOX_LOG, decode
 from slotwise.proxy.state import Store, subject_key
@@ -123,13 +125,19 @@ async def test_no_trigger_state_without_personal_consent(store: Store) -> None:
     assert await store.get(record_key("u1")) is None
 
 
+# the profile as versions before issue 22 stored it (JSON) and as the endpoint stores it now
+_PROFILES = {
+    "json": b'{"email": "u1@example.org", "time_zone": "Europe/Berlin"}',
+    "compact": encode_profile(ProfileRecord(email="u1@example.org", time_zone="Europe/Berlin")),
+}
+
+
+@pytest.mark.parametrize("form", sorted(_PROFILES))
 async def test_one_notification_per_episode_cancelled_by_unless_and_erased_with_the_user(
-    store: Store,
+    store: Store, form: str
 ) -> None:
     collector = await _collector(store)
-    await store.set(
-        subject_key("u1", "profile"), b'{"email": "u1@example.org", "time_zone": "Europe/Berlin"}'
-    )
+    await store.set(subject_key("u1", "profile"), _PROFILES[form])
     t0 = time.time() - 10
     await collector.collect([_event("add_to_cart", "c1", t0)], consent="personal")
     await collector.collect([_event("page_view", "p1", t0 + 1)], consent="personal")
