@@ -422,6 +422,28 @@ def _failed(loaded: LoadedProvider, cause: str, exc: BaseException | None) -> Si
     return _EMPTY
 
 
+_VALIDATED = 4096  # results kept per provider with reuses_results (cleared when full)
+
+
+def _reused(
+    loaded: LoadedProvider,
+    memo: dict[int, tuple[object, Signals, int, Any]],
+    raw: object,
+    histories: list[EventHistory],
+) -> Signals | None:
+    """The validated signals of a result returned before (``Provider.reuses_results``: it is
+    unchanged), counted as its first validation was; None for a result not seen yet."""
+    known = memo.get(id(raw))
+    if known is None or known[0] is not raw:
+        return None
+    if known[3] is not None:  # the history _unwrapped accepted the first time
+        histories.append(known[3])
+    if known[2]:
+        loaded.metrics.misses["invalid"] += 1
+        loaded.metrics.invalid_values += known[2]
+    return known[1]
+
+
 def _validated(loaded: LoadedProvider, raw: object, histories: list[EventHistory]) -> Signals:
     """Keep the declared, well-typed, in-range values; a personal provider's history goes to
     ``histories``. A fetch with anything dropped counts as one ``invalid`` miss (a request
@@ -429,10 +451,17 @@ def _validated(loaded: LoadedProvider, raw: object, histories: list[EventHistory
     """
     dropped = 0
     given: Mapping[str, Any]
+    history: EventHistory | None = None
     if type(raw) is dict:
         given = raw
     else:  # WithHistory, or not a plain dict
+        if loaded.validated is not None:  # a provider that returns its results again
+            reused = _reused(loaded, loaded.validated, raw, histories)
+            if reused is not None:
+                return reused
+        before = len(histories)
         given, dropped = _unwrapped(loaded, raw, histories)
+        history = histories[-1] if len(histories) > before else None
     out: dict[str, SignalValue] = {}
     specs = loaded.checks
     exact = loaded.exact
@@ -474,6 +503,11 @@ def _validated(loaded: LoadedProvider, raw: object, histories: list[EventHistory
     if dropped:
         loaded.metrics.misses["invalid"] += 1
         loaded.metrics.invalid_values += dropped
+    memo = loaded.validated
+    if memo is not None and type(raw) is not dict:
+        if len(memo) >= _VALIDATED:
+            memo.clear()
+        memo[id(raw)] = (raw, out, dropped, history)
     # a plain dict: gather merges it with dict.update's fast path (a mappingproxy goes key by
     # key); it is never handed to anyone who could change it
     return out

@@ -57,9 +57,16 @@ class LoadedProvider:
     # The provider's synchronous fetch, when its fetch is nothing but that (the built-in
     # providers that never wait): gather calls it while ``inline``, without a coroutine.
     fetch_now: Callable[[Any], object] | None = field(init=False, repr=False)
+    # With ``Provider.reuses_results``: a result's id -> (the result, its validated signals,
+    # the values dropped, the history accepted); the result is held, so its id is not reused
+    # while it is here
+    validated: dict[int, tuple[object, Mapping[str, Any], int, Any]] | None = field(
+        init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         self.fetch_now = _synchronous_fetch(self.provider)
+        self.validated = {} if getattr(self.provider, "reuses_results", False) is True else None
         self.checks = dict(self.specs)
         self.exact = {
             name: kind

@@ -27,7 +27,7 @@ import bisect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -232,6 +232,19 @@ class KeyValueHistoryStore(Protocol):
     async def history(self, key: str, *, since: float = 0.0) -> Sequence[Any]: ...
 
 
+_T = TypeVar("_T")
+_EVENT_ONLY = {Event}
+_DECODED = 8192  # decoded profiles (and carts) kept: those of the users seen lately
+
+
+def _decoded(memo: dict[bytes, _T], raw: bytes, decode: Callable[[bytes], _T]) -> _T:
+    record = decode(raw)
+    if len(memo) >= _DECODED:
+        memo.clear()
+    memo[bytes(raw)] = record
+    return record
+
+
 class StoreProfileSource:
     """A :class:`ProfileSource` over the state store.
 
@@ -258,6 +271,10 @@ class StoreProfileSource:
         # a user's fixed keys (profile, cart, erasure marker: a SHA-256, alias), per user id:
         # the same user's requests come again and again (bounded: any id may come)
         self._fixed: dict[str, tuple[str, ...]] = {}
+        # the records' stored bytes -> their decoded form (frozen): a user's profile and cart
+        # change rarely and are read on every request; equal bytes decode to equal records
+        self._profiles: dict[bytes, Profile] = {}
+        self._carts: dict[bytes, Cart] = {}
 
     def _fixed_keys(self, user_id: str) -> tuple[str, ...]:
         keys = self._fixed.get(user_id)
@@ -273,11 +290,18 @@ class StoreProfileSource:
         return keys
 
     async def forget(self, subjects: frozenset[str]) -> int:
-        """Drop erased users' ids from the key cache (an erasure's in-memory holder); it holds
-        no data about them, so nothing is counted."""
+        """Drop erased users' ids from the key cache and every decoded record (an erasure's
+        in-memory holder); the records are those the store still holds or held, a copy, so
+        nothing is counted."""
         for subject in subjects:
             self._fixed.pop(subject, None)
+        self.empty_memo()
         return 0
+
+    def empty_memo(self) -> None:
+        """Drop the decoded records (not told apart by user: all of them)."""
+        self._profiles.clear()
+        self._carts.clear()
 
     async def records(self, user_id: str) -> tuple[Profile | None, Cart | None]:
         profile, cart, _ = await self.records_with_caps(user_id, 0.0)
@@ -290,27 +314,46 @@ class StoreProfileSource:
         read in the same round trip."""
         # the erasure marker, the alias and the cap counters in the same round trip
         caps = self._caps(user_id, now) if self._caps is not None and now else ()
-        keys = [*self._fixed_keys(user_id), *(key for _, key, _ in caps)]
-        profile, cart, *more = await self._store.get_many(keys)
-        if self._erased is not None and more.pop(0) is not None:
-            raise UserErased(user_id)
-        if self._alias is not None and (alias := more.pop(0)) is not None:
-            raise Aliased(alias.decode())
-        capped = tuple(
-            name
-            for (name, _, limit), count in zip(caps, more, strict=True)
-            if count is not None and int(count) >= limit
-        )
-        return (
-            decode_profile(profile) if profile is not None else None,
-            _CART.decode(cart) if cart is not None else None,
-            capped,
-        )
+        keys = self._fixed_keys(user_id)
+        if caps:
+            keys = (*keys, *[key for _, key, _ in caps])
+        values = await self._store.get_many(keys)
+        profile = values[0]
+        cart = values[1]
+        at = 2  # then the erasure marker, the alias, the cap counters: as _fixed_keys has them
+        if self._erased is not None:
+            if values[2] is not None:
+                raise UserErased(user_id)
+            at = 3
+        if self._alias is not None:
+            alias = values[at]
+            if alias is not None:
+                raise Aliased(alias.decode())
+            at += 1
+        capped: tuple[str, ...] = ()
+        if caps:
+            capped = tuple(
+                name
+                for (name, _, limit), count in zip(caps, values[at:], strict=True)
+                if count is not None and int(count) >= limit
+            )
+        profile_record = None
+        if profile is not None:
+            profile_record = self._profiles.get(profile)
+            if profile_record is None:
+                profile_record = _decoded(self._profiles, profile, decode_profile)
+        cart_record = None
+        if cart is not None:
+            cart_record = self._carts.get(cart)
+            if cart_record is None:
+                cart_record = _decoded(self._carts, cart, _CART.decode)
+        return profile_record, cart_record, capped
 
     async def events(self, user_id: str, since: float) -> Sequence[Event]:
         items: Sequence[_HistoryItem] = await self._store.history(
             self._key(user_id, EVENTS_KEY), since=since
         )
-        if all(type(item) is Event for item in items):  # the store's own: no copy per item
+        # the store's own items are Events (checked without a Python step per item): no copy
+        if not items or set(map(type, items)) == _EVENT_ONLY:
             return items  # type: ignore[return-value]  # every one an Event, checked
         return [Event(item.event, item.at, item.data) for item in items]

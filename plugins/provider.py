@@ -153,7 +153,9 @@ class Provider(abc.ABC, Generic[ConfigT]):
     (seconds), results are cached per :meth:`cache_key`. ``reads`` names signals of other
     providers this one needs; they arrive in ``request.signals``. Operators may override
     ``deadline`` and ``ttl`` per provider with ``deadline_ms`` and ``cache_ttl_s`` in its config.
-    A provider with ``needs_bid_request`` reads nothing but the OpenRTB bid request
+    A provider with ``reuses_results`` promises that a result object it returns again is
+    unchanged (its validated signals are then reused). A provider with ``needs_bid_request``
+    reads nothing but the OpenRTB bid request
     (``request.bid_request``): it does not run for requests that carry none (it does for a body
     that names ``imp`` but could not be read, ``request.body.problem``).
     ``metrics`` are its counters in ``/_sw/metrics``: a provider that answers from a fallback
@@ -168,6 +170,9 @@ class Provider(abc.ABC, Generic[ConfigT]):
     reads: ClassVar[frozenset[str]] = frozenset()
     inline: ClassVar[bool] = False
     needs_bid_request: ClassVar[bool] = False
+    # True: a result ``fetch`` returns again (the very same object, e.g. from a memo of its
+    # own) is unchanged since it was first returned, so gather validates it once
+    reuses_results: ClassVar[bool] = False
     config_type: ClassVar[type[Any]] = NoConfig
 
     metrics: ProviderMetrics

@@ -203,10 +203,11 @@ class RequestInfo:
         the user id (the proxy's id cookie: one object per request, not a copy with the id).
         """
         merged: dict[str, str] = {}
+        names = _NAMES
         for raw_name, raw_value in headers:
-            name = (
-                raw_name.decode("latin-1") if type(raw_name) is bytes else _text(raw_name)
-            ).lower()
+            name = names.get(raw_name) if type(raw_name) is bytes else None
+            if name is None:
+                name = _name(raw_name)
             value = raw_value.decode("latin-1") if type(raw_value) is bytes else _text(raw_value)
             merged[name] = f"{merged[name]}, {value}" if name in merged else value
         query: dict[str, str] = {}
@@ -280,6 +281,19 @@ def parse_cookie_header(header: str) -> dict[str, str]:
             value = value[1:-1]
         cookies.setdefault(name, value)
     return cookies
+
+
+# header names as bytes -> their lower-case text: the same few names come on every request
+_NAMES: dict[bytes, str] = {}
+
+
+def _name(raw: str | bytes) -> str:
+    name = _text(raw).lower()
+    if type(raw) is bytes and len(raw) <= 64:  # bounded: any name may come
+        if len(_NAMES) >= 512:
+            _NAMES.clear()
+        _NAMES[raw] = name
+    return name
 
 
 def _text(value: str | bytes) -> str:

@@ -124,6 +124,8 @@ class Engine:
     def tracker_origin(self, exchange: Exchange) -> str:
         """The origin of the response's tracker URLs (every personaliser's, through here: the
         first to track a response fixes it, so all must name it alike)."""
+        if not self.allowed_hosts:  # no Host may name it: the configured one, or relative
+            return self.public_url
         return exchange.origin(self.public_url, self.allowed_hosts, self.forwarding)
 
 

@@ -41,10 +41,16 @@ def without_personal(providers: ProviderSet, gathered: Gathered) -> Gathered:
 
 def empty_personal_caches(providers: ProviderSet) -> None:
     """Empty the personal providers' TTL caches (their keys are the provider's own, so an
-    erased user's entries cannot be told apart from others')."""
+    erased user's entries cannot be told apart from others'), and what a provider derived
+    from a user's records (``empty_memo``: the profile provider's per-user signals)."""
     for loaded in providers.personal:
         if loaded.cache is not None:
             loaded.cache.clear()
+        if loaded.validated is not None:  # gather's validated copies of reused results
+            loaded.validated.clear()
+        empty_memo = getattr(loaded.provider, "empty_memo", None)
+        if callable(empty_memo):
+            empty_memo()
 
 
 async def watch_erasures(store: Store, providers: ProviderSet) -> None:

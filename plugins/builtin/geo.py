@@ -120,9 +120,8 @@ class GeoProvider(Provider[GeoConfig]):
 
     def fetch_now(self, request: RequestInfo) -> Mapping[str, SignalValue]:
         """``fetch`` without a coroutine: gather calls it directly (it never waits)."""
-        out: dict[str, SignalValue] = {}
-        if self.config.trust_cdn_headers:
-            out.update(self._from_headers(request))
+        # the headers' signals, or none: the dict the others are added to
+        out = self._from_headers(request) if self.config.trust_cdn_headers else {}
         bid = request.bid_request
         device = bid.device if bid is not None else None
         ip = request.client_ip

@@ -38,6 +38,9 @@ log = logging.getLogger("slotwise.plugins.profile")
 _DAY = 86_400.0
 _Records = tuple[Profile | None, Cart | None, tuple[str, ...]]
 _WithCaps = Callable[[str, float], Awaitable[_Records]]
+# (profile, cart, caps reached, events) read, and the answer derived from them
+_Derived = tuple[Profile | None, Cart | None, tuple[str, ...], list[Event], WithHistory]
+_DERIVED_USERS = 4096  # users whose derived signals are kept (cleared when full)
 
 
 class ProfileConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -58,6 +61,7 @@ class ProfileProvider(Provider[ProfileConfig]):
     config_type = ProfileConfig
     personal = True
     deadline = 0.03
+    reuses_results = True  # a user's answer is reused while their records are unchanged
     signals = (
         signal("user.age", SignalType.INT, "Age in years, when known.", minimum=0, maximum=130),
         signal("user.gender", SignalType.STRING, "Gender as recorded in the profile."),
@@ -85,6 +89,11 @@ class ProfileProvider(Provider[ProfileConfig]):
         self._at_once = True  # the source's reads never wait (see runs_inline)
         # the store's source reads the cap counters in the same read as the records
         self._with_caps: _WithCaps | None = None
+        # per user: the records of the last read and what was derived from them (signals and
+        # history snapshot). The same user's requests come again and again with the same
+        # records; equal records give equal signals, so the snapshot, the cart rebuilt from
+        # the events and the signals are made once per change, not once per request
+        self._derived: dict[str, _Derived] = {}
 
     async def start(self) -> None:
         if self.services.profiles is None:
@@ -111,6 +120,7 @@ class ProfileProvider(Provider[ProfileConfig]):
             try:
                 return await self._read(user, request.received_at)
             except UserErased:  # nothing of theirs: the proxy drops (and rotates) the id
+                self._derived.pop(user, None)  # nor kept here (another worker's erasure)
                 return {"user.erased": True}
             except Aliased as link:
                 user = link.user_id
@@ -137,7 +147,7 @@ class ProfileProvider(Provider[ProfileConfig]):
             raise
         return records, await reading
 
-    async def _read(self, user: str, now: float) -> Mapping[str, SignalValue] | WithHistory:
+    async def _read(self, user: str, now: float) -> WithHistory:
         since = now - self.config.history_days * _DAY
         if self._at_once:  # nothing waits: one read after the other, no task
             source = self._source
@@ -149,6 +159,41 @@ class ProfileProvider(Provider[ProfileConfig]):
             events = await source.events(user, since)
         else:
             (profile, cart, capped), events = await self._both(user, now, since)
+        # the same records as this user's last read: the same answer (the events are those
+        # at or after ``since``, so a window that moved past one changes them too)
+        known = self._derived.get(user)
+        if (
+            known is not None
+            and known[0] == profile
+            and known[1] == cart
+            and known[2] == capped
+            and known[3] == (events if type(events) is list else list(events))
+        ):
+            return known[4]
+        answer = self._derive(profile, cart, capped, events, since)
+        derived = self._derived
+        if len(derived) >= _DERIVED_USERS:
+            derived.clear()
+        # a private copy: a source may hand out a list it changes later
+        derived[user] = (profile, cart, capped, list(events), answer)
+        return answer
+
+    def empty_memo(self) -> None:
+        """Drop every user's derived signals, and the source's decoded records (an erasure:
+        slotwise.proxy.erased_request.empty_personal_caches)."""
+        self._derived.clear()
+        empty = getattr(self._source, "empty_memo", None)
+        if callable(empty):
+            empty()
+
+    def _derive(
+        self,
+        profile: Profile | None,
+        cart: Cart | None,
+        capped: tuple[str, ...],
+        events: Sequence[Event],
+        since: float,
+    ) -> WithHistory:
         history = EventSnapshot(events)
         if cart is None:
             cart = cart_from_events(events)

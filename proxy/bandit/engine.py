@@ -22,7 +22,7 @@ from vowpalwabbit import Workspace
 from slotwise.dsl.compiled import Slot
 from slotwise.proxy.bandit.arm_means import ArmMeans, cell_of
 from slotwise.proxy.bandit.campaign import BanditCampaign
-from slotwise.proxy.bandit.features import FeatureMap, SharedFeatures, uses_personal_features
+from slotwise.proxy.bandit.features import FeatureMap, uses_personal_features
 from slotwise.proxy.bandit.holdout import in_holdout
 from slotwise.proxy.bandit.workspace import PreparedActions, predict_pmf, shared_example
 from slotwise.proxy.choice import Choice, SlotChoice
@@ -145,7 +145,7 @@ class CampaignModel:
     ) -> Choice:
         campaign = self.campaign
         personal = uses_personal_features(signals)
-        used, shared = features.split(signals, personal=personal)
+        used = features.usable_signals(signals, personal=personal)
         # without consent no user key may be used: the holdout draw is then per request
         consented = signals.get("consent.level") == "personal"
         if in_holdout(campaign.name, user_key if consented else None, campaign.holdout, rng):
@@ -156,7 +156,7 @@ class CampaignModel:
                 for slot in campaign.slots
             )
             return Choice(campaign.name, self.version, True, campaign.holdout, personal, sets, used)
-        request = _Request(self, shared, (personal, tuple(used.items())))
+        request = _Request(self, features, used, personal)
         choices: list[SlotChoice] = []
         for position, slot in enumerate(campaign.slots):
             names, pmf = request.slot_pmf(position, rules.get(slot.name))
@@ -174,8 +174,9 @@ class CampaignModel:
     ) -> dict[str, str | None]:
         """Per slot, the most probable variant: what the model learned, without exploring."""
         personal = uses_personal_features(signals)
-        used, shared = features.split(signals, personal=personal)
-        request = _Request(self, shared, (personal, tuple(used.items())))
+        request = _Request(
+            self, features, features.usable_signals(signals, personal=personal), personal
+        )
         greedy: dict[str, str | None] = {}
         for position, slot in enumerate(self.campaign.slots):
             names, pmf = request.slot_pmf(position, rules.get(slot.name))
@@ -205,8 +206,8 @@ class CampaignModel:
                 costs,
                 prefer_cheaper,
             )
-        used, shared = features.split(signals, personal=personal)
-        request = _Request(self, shared, (personal, tuple(used.items())))
+        used = features.usable_signals(signals, personal=personal)
+        request = _Request(self, features, used, personal)
         return list(request.vw_pmf(slot_position, tuple(names)))
 
     def choice_set(
@@ -238,16 +239,25 @@ class CampaignModel:
 
 
 class _Request:
-    """One request's view of a model: its features, its shared example (built on the first
-    slot that needs VW, then reused by the others) and its remembered distributions."""
+    """One request's view of a model: its usable signals, its shared example (its features
+    and example built on the first slot that needs VW, then reused by the others; none when
+    no slot does) and its remembered distributions."""
 
-    __slots__ = ("_example", "_features", "_known", "_model")
+    __slots__ = ("_example", "_features", "_known", "_model", "_personal", "_used")
 
-    def __init__(self, model: CampaignModel, features: SharedFeatures, key: _Key) -> None:
+    def __init__(
+        self,
+        model: CampaignModel,
+        features: FeatureMap,
+        used: dict[str, SignalValue],
+        personal: bool,
+    ) -> None:
         self._model = model
         self._features = features
+        self._used = used
+        self._personal = personal
         self._example: Any = None
-        self._known = model.remembered(key)
+        self._known = model.remembered((personal, tuple(used.items())))
 
     def slot_pmf(
         self, position: int, slot_rules: SlotRules | None
@@ -278,7 +288,9 @@ class _Request:
             return pmf
         workspace = self._model.workspace
         if self._example is None:
-            self._example = shared_example(workspace, self._features)
+            # the usable signals' features: what ``FeatureMap.split`` gives for the request
+            shared = self._features.shared(self._used, personal=self._personal)
+            self._example = shared_example(workspace, shared)
         pmf = predict_pmf(workspace, self._example, actions)
         self._known[(position, names)] = pmf
         return pmf

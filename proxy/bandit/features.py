@@ -164,7 +164,8 @@ class FeatureMap:
     def split(
         self, signals: Signals, *, personal: bool
     ) -> tuple[dict[str, SignalValue], SharedFeatures]:
-        """``usable_signals`` and ``shared`` in one pass (the request path needs both)."""
+        """``usable_signals`` and ``shared`` in one pass (the request path asks the first, and
+        ``shared`` of its answer only when VW predicts: CampaignModel.decide)."""
         kept: dict[str, SignalValue] = {}
         features: SharedFeatures = {}
         memo = self._cache
@@ -182,10 +183,17 @@ class FeatureMap:
         return kept, features
 
     def usable_signals(self, signals: Signals, *, personal: bool) -> dict[str, SignalValue]:
-        """The signals a decision may use and log: without consent, nothing personal is kept."""
+        """The signals a decision may use and log: without consent, nothing personal is kept.
+
+        Per signal a lookup by name only (its namespace): the request path asks this first
+        and ``shared`` of these only when VW is to predict (most decisions need no prediction:
+        one candidate, or a distribution the model remembers)."""
         kept: dict[str, SignalValue] = {}
+        known = self._namespaces
         for name, value in signals.items():
-            namespace = self._features(name, value)[0]
+            namespace = known.get(name, _UNKNOWN)
+            if namespace is _UNKNOWN:
+                namespace = self.namespace(name)
             if namespace is None or (namespace == USER and not personal):
                 continue
             kept[name] = value

@@ -55,13 +55,32 @@ class Campaigns:
         # trigger only, slotwise.proxy.personalisers.triggered)
         self._policy: CompiledPolicySet | None = None
         self._campaigns: tuple[CompiledCampaign, ...] = ()
+        # per campaign of that snapshot: the locations it writes, and those of them another
+        # personalisation writes too (``shared``, per plan: worked out for ``_shared_of``)
+        self._written: dict[str, tuple[Location, ...]] = {}
+        self._shared_of: frozenset[Location] | None = None
+        self._shared: dict[str, tuple[Location, ...]] = {}
 
     def _regular(self, policy: CompiledPolicySet) -> tuple[CompiledCampaign, ...]:
         if policy is not self._policy:
             shown = {t.show_campaign for t in policy.triggers}
             self._campaigns = tuple(c for c in policy.campaigns if c.name not in shown)
+            self._written = {c.name: tuple(_locations(c)) for c in policy.campaigns}
+            self._shared_of = None
             self._policy = policy
         return self._campaigns
+
+    def _claimed(
+        self, campaign: CompiledCampaign, shared: frozenset[Location]
+    ) -> tuple[Location, ...]:
+        """The campaign's locations that ``shared`` (the plan's) names: those it claims."""
+        if shared is not self._shared_of:
+            self._shared = {
+                name: tuple(at for at in written if at in shared)
+                for name, written in self._written.items()
+            }
+            self._shared_of = shared
+        return self._shared[campaign.name]
 
     def wanted(self, policy: CompiledPolicySet) -> bool:
         return bool(policy.campaigns)
@@ -84,7 +103,10 @@ class Campaigns:
                 except Exception:
                     raise FailOpen("policy_error", exchange.records) from None
                 if applies:
-                    _decide(engine, exchange, index, unit, campaign, ctx, subject)
+                    shared = exchange.shared
+                    claims = self._claimed(campaign, shared) if shared else ()
+                    written = self._written[campaign.name]
+                    _decide(engine, exchange, index, unit, campaign, ctx, subject, written, claims)
 
 
 def _decide(
@@ -95,7 +117,11 @@ def _decide(
     campaign: CompiledCampaign,
     ctx: Context,
     subject: Subject,
+    written: tuple[Location, ...],
+    claims: tuple[Location, ...],
 ) -> None:
+    """Decide one campaign on one unit; ``written`` are the locations it writes, ``claims``
+    those of them it claims (the plan's shared ones)."""
     exchange.applied = True
     if campaign.name in engine.guardrails.campaigns:
         # reverted by its guardrail: everyone gets the upstream's creative (the control
@@ -120,7 +146,7 @@ def _decide(
     if campaign.offer_slots and _missing_offer_slot(unit, campaign):
         engine.metrics.campaigns_skipped.inc(campaign.name, "missing_slot")
         return
-    if exchange.claimed and exchange.contested(index, _locations(campaign)):
+    if exchange.claimed and exchange.contested(index, written):
         engine.metrics.campaigns_skipped.inc(campaign.name, "contested")
         return
     policy = exchange.policy
@@ -131,8 +157,8 @@ def _decide(
         record = unserved_record(decision_id, exchange.now, policy, campaign, ctx)
         exchange.record(record, user)
         raise FailOpen("chooser_error", exchange.records) from None
-    if exchange.shared:
-        exchange.claim(index, _locations(campaign))
+    if claims:
+        exchange.claim_always(index, claims)  # only the shared ones: Exchange.claim's choice
     if not choice.holdout and campaign.offer_slots:
         _write_with_offers(engine, exchange, unit, campaign, choice, ctx, decision_id)
     elif not choice.holdout:

@@ -77,3 +77,26 @@ def test_memoised_features_keep_types_apart() -> None:
         "context": ["request.flag~1", "request.flag~~1"]
     }
     assert fmap.shared({"request.flag": True}, personal=False) == {"context": ["request.flag=true"]}
+
+
+def test_the_usable_signals_features_are_what_split_gives() -> None:
+    """The request path asks ``usable_signals`` first and ``shared`` of them only when VW
+    predicts: the same signals kept and the same features, in the same order, as ``split``."""
+    schema = SignalSchema(
+        {"crm.tier": SignalSpec("crm.tier", SignalType.STRING, "crm", "tier", personal=True)}
+    )
+    signals = {
+        "consent.level": "personal",
+        "user.age": 30,
+        "crm.tier": "gold",
+        "device.type": "desktop",
+        "geo.country": "DE",
+        "cart.items": ("a", "b"),
+        "request.path": "/x",
+    }
+    for personal in (True, False):
+        fmap = FeatureMap(schema)
+        used = fmap.usable_signals(signals, personal=personal)
+        kept, shared = FeatureMap(schema).split(signals, personal=personal)
+        assert list(used.items()) == list(kept.items())
+        assert fmap.shared(used, personal=personal) == shared
