@@ -32,6 +32,7 @@ MODULES: dict[str, str] = {
     "slotwise.plugins.request": "builds every request's RequestInfo (headers, query, cookies)",
     "slotwise.plugins.profile_source": "rebuilds the profile and history snapshot per request",
     "slotwise.proxy.decide": "the personalised request's decision, end to end",
+    "slotwise.proxy.forward": "a request no policy could apply to, forwarded without an exchange",
     "slotwise.proxy.personalisers.campaigns": "eligibility, choice and units per campaign",
     "slotwise.proxy.chooser": "the rule chooser's pick per slot",
     "slotwise.proxy.tracking": "signs a tracking link per unit",
