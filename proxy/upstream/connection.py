@@ -357,6 +357,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._head = b""  # a head cut off keeps no buffer alive
         response = self._response
         if response is not None and not response.complete and self._eof_delimited():
             response._finish()  # a body without length or chunking ends at close

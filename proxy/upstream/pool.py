@@ -423,6 +423,9 @@ class UpstreamPool:
     def _forget(self, conn: Connection) -> None:
         self._route_done(conn)
         self._open -= 1
+        # not kept (with what it buffered) until the next sweep: an upstream that fails every
+        # exchange would hold a second's worth of lost connections and their heads
+        self._watched.discard(conn)
         if conn in self._idle:
             self._idle.remove(conn)
         self._wake_one()
