@@ -54,12 +54,16 @@ def say(line: str) -> None:
 
 
 def artefacts() -> list[Path]:
-    """Every file the build leaves beside the sources."""
+    """Every file a build leaves beside the sources, of this list or an earlier one (a module
+    taken off the list must not keep a compiled file that would still be imported)."""
     found = list(native.PACKAGE.glob("native_code__mypyc.*"))
-    for module in native.MODULES:
-        source = native.source_of(module)
-        found.extend(source.parent.glob(source.stem + ".cpython-*.so"))
-        found.extend(source.parent.glob(source.stem + ".*.pyd"))
+    for top in sorted(p for p in native.PACKAGE.iterdir() if p.is_dir()):
+        for folder, _, files in os.walk(top, followlinks=True):
+            found.extend(
+                Path(folder, name)
+                for name in files
+                if name.endswith(".pyd") or (".cpython-" in name and name.endswith(".so"))
+            )
     return found
 
 

@@ -105,6 +105,8 @@ def decide() -> str:
         return f"pure: {manifest.get('reason', 'the build did not compile')}"
     if manifest.get("python") != sys.implementation.cache_tag:
         return f"pure: built for {manifest.get('python')}, running {sys.implementation.cache_tag}"
+    if sorted(manifest.get("modules", {})) != sorted(MODULES):
+        return "pure: the list of compiled modules changed since the build (`make` rebuilds)"
     stale = stale_modules(manifest)
     if stale:
         names = ", ".join(source_of(m).relative_to(PACKAGE.parent).as_posix() for m in stale)
@@ -115,20 +117,28 @@ def decide() -> str:
 class _SourceFinder(importlib.abc.MetaPathFinder):
     """Finds the listed modules' ``.py`` files ahead of their compiled extensions."""
 
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in MODULES:
+        if fullname not in self.names:
             return None
-        return importlib.util.spec_from_file_location(fullname, source_of(fullname))
+        source = source_of(fullname)
+        return importlib.util.spec_from_file_location(fullname, source) if source.exists() else None
 
 
 def install() -> None:
-    """Decide once per process; when pure, make every listed module load from source."""
+    """Decide once per process; when pure, make every listed module load from source (and
+    every module the last build compiled: one taken off the list since keeps its file until
+    the next build)."""
     global _state
     _state = decide()
     if _state != "compiled" and not any(isinstance(f, _SourceFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _SourceFinder())
+        built = (read_manifest() or {}).get("modules", {})
+        names = frozenset(MODULES) | frozenset(built if isinstance(built, dict) else ())
+        sys.meta_path.insert(0, _SourceFinder(names))
 
 
 def state() -> str:

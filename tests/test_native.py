@@ -147,3 +147,39 @@ def test_an_unbuilt_tree_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("SLOTWISE_PURE", raising=False)
     monkeypatch.setattr(native, "MANIFEST", tmp_path / "absent")
     assert native.decide().startswith("pure: not built")
+
+
+def test_a_module_taken_off_the_list_since_the_build_is_not_run_compiled(tmp_path: Path) -> None:
+    # a pull that shortens MODULES without a rebuild: the module's compiled file is still on
+    # disk, so the whole path runs from source, that module included
+    manifest = _manifest_with(tmp_path, {})
+    recorded = json.loads(manifest.read_text())
+    recorded["modules"]["slotwise.proxy.metrics"] = {"sha256": "0" * 64, "stat": [0, 0]}
+    manifest.write_text(json.dumps(recorded))
+    out = _run(
+        "import json, sys, pathlib, slotwise.native as n\n"
+        f"n.MANIFEST = pathlib.Path({str(manifest)!r})\n"
+        "n.install()\n"
+        "import slotwise.proxy.metrics as m\n"
+        "finder = next(f for f in sys.meta_path if isinstance(f, n._SourceFinder))\n"
+        "print(json.dumps([n.state(), 'slotwise.proxy.metrics' in finder.names, m.__file__]))",
+        SLOTWISE_PURE="0",
+    )
+    state, covered, file = json.loads(out)
+    assert state.startswith("pure: the list of compiled modules changed since the build")
+    assert covered and file.endswith("metrics.py")
+
+
+def test_the_build_removes_compiled_files_of_modules_off_the_list(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import build_native
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    leftover = native.PACKAGE / "proxy" / "metrics.cpython-311-x86_64-linux-gnu.so"
+    assert "slotwise.proxy.metrics" not in native.MODULES
+    leftover.write_bytes(b"")
+    try:
+        assert leftover in build_native.artefacts()
+    finally:
+        leftover.unlink(missing_ok=True)
