@@ -64,7 +64,7 @@ from slotwise.proxy.http_hygiene import (
     ForwardingPolicy,
     client_response_headers,
     header,
-    upstream_request_headers,
+    upstream_request,
 )
 from slotwise.proxy.identity import IdentityCookie, new_user_id
 from slotwise.proxy.logs import FailOpenLog
@@ -198,22 +198,16 @@ def _begin(engine: Engine, x: Exchange, body: bytes) -> Awaitable[UpstreamRespon
     """Start the upstream fetch of a request its policy snapshot may personalise."""
     scope = x.scope
     x.body = body
-    client = scope.get("client")
-    headers = upstream_request_headers(
-        scope["headers"], client[0] if client else None, engine.forwarding
-    )
+    target, headers = upstream_request(scope, engine.forwarding)
     x.request_id = headers[-1][1]  # X-Request-Id, last (slotwise.proxy.http_hygiene)
     method = x.method = scope["method"]
     x.path = scope["path"]
-    target = scope.get("raw_path") or x.path.encode()
-    if scope.get("query_string"):
-        target += b"?" + scope["query_string"]
     policy = x.policy  # read by handle, once for the whole request
     # product lists (recommendations, re-ranks) need the visitor's signals on any JSON page
     x.lists = engine.recs is not None and policy is not None and policy.has_lists
     x.candidate = True  # handle forwarded the others alone (_could_personalise)
     # overload: personalisation goes first (slotwise.proxy.admission)
-    if x.candidate and not engine.admission.admit():
+    if not engine.admission.admit():
         x.candidate = False
         x.reason = "shed"
     fetch = engine.upstream.begin(method.encode(), target, headers, x.body)

@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Final
 
 from slotwise.proxy.http_body import stream, upstream_failed, whole_answer
-from slotwise.proxy.http_hygiene import client_response_headers, upstream_request_headers
+from slotwise.proxy.http_hygiene import client_response_headers, upstream_request
 from slotwise.proxy.upstream import UpstreamError, UpstreamResponse
 from slotwise.types import Scope, Send
 
@@ -27,15 +27,8 @@ if TYPE_CHECKING:
 
 async def forward(engine: Engine, scope: Scope, body: bytes, send: Send, started: float) -> None:
     """Proxy one request whose answer is passed through as the upstream gives it."""
-    client = scope.get("client")
-    headers = upstream_request_headers(
-        scope["headers"], client[0] if client else None, engine.forwarding
-    )
+    target, headers = upstream_request(scope, engine.forwarding)
     method: str = scope["method"]
-    target: bytes = scope.get("raw_path") or scope["path"].encode()
-    query = scope.get("query_string")
-    if query:
-        target += b"?" + query
     metrics = engine.metrics
     admission = engine.admission
     admission.waiting += 1  # waiting for the upstream is not work in flight (admission)

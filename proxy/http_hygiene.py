@@ -25,6 +25,7 @@ from typing import Final
 
 from slotwise.proxy.http_encoding import SUPPORTED_CODINGS
 from slotwise.proxy.tracking import new_decision_id
+from slotwise.types import Scope
 
 Headers = list[tuple[bytes, bytes]]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -138,6 +139,18 @@ def connection_named(headers: Sequence[tuple[bytes, bytes]]) -> frozenset[bytes]
                 named = set()
             named.update(t.strip().lower() for t in value.split(b",") if t.strip())
     return frozenset(named) if named else _NONE_NAMED
+
+
+def upstream_request(scope: Scope, forwarding: ForwardingPolicy) -> tuple[bytes, Headers]:
+    """The request's target as the client sent it (query included) and its headers to send
+    upstream (:func:`upstream_request_headers`): what every proxied request forwards."""
+    client = scope.get("client")
+    headers = upstream_request_headers(scope["headers"], client[0] if client else None, forwarding)
+    target: bytes = scope.get("raw_path") or scope["path"].encode()
+    query = scope.get("query_string")
+    if query:
+        target += b"?" + query
+    return target, headers
 
 
 def upstream_request_headers(
