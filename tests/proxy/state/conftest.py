@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from slotwise.proxy.state import Store, open_store
 from tests.support.servers import RedisCluster, RedisServer, require_binary
@@ -40,3 +41,14 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         url = cluster.url
     async with open_store(url) as opened:
         yield opened
+
+
+@pytest.fixture
+async def redis_store(redis: RedisServer) -> AsyncIterator[tuple[Store, aioredis.Redis]]:
+    """The Redis store on an empty server, and a raw client to look at its keys."""
+    raw = aioredis.Redis(port=redis.port)
+    await raw.flushall()
+    async with open_store(redis.url) as store:
+        yield store, raw
+    await raw.flushall()
+    await raw.aclose()

@@ -5,23 +5,10 @@ the version before (one key each) still count for one window after the upgrade."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 import redis.asyncio as aioredis
 
-from slotwise.proxy.state import LogRecord, Store, open_store
-from tests.support.servers import RedisServer
-
-
-@pytest.fixture
-async def redis_store(redis: RedisServer) -> AsyncIterator[tuple[Store, aioredis.Redis]]:
-    raw = aioredis.Redis(port=redis.port)
-    await raw.flushall()
-    async with open_store(redis.url) as store:
-        yield store, raw
-    await raw.flushall()
-    await raw.aclose()
+from slotwise.proxy.state import LogRecord, Store
 
 
 async def _sets(raw: aioredis.Redis) -> list[bytes]:

@@ -4,27 +4,14 @@ not know (written by a later one) is left out, never guessed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import msgspec
-import pytest
 import redis.asyncio as aioredis
 
-from slotwise.proxy.state import HistoryItem, LogRecord, Store, open_store, subject_key
+from slotwise.proxy.state import HistoryItem, LogRecord, Store, subject_key
 from slotwise.proxy.state.redis import EVENT_NAMES
-from tests.support.servers import RedisServer
 
 KEY = subject_key("user-7", "history")
 OLD = msgspec.msgpack.Encoder()  # the item as the version before wrote it: the event by name
-
-
-@pytest.fixture
-async def redis_store(redis: RedisServer) -> AsyncIterator[tuple[Store, aioredis.Redis]]:
-    raw = aioredis.Redis(port=redis.port)
-    await raw.flushall()
-    async with open_store(redis.url) as store:
-        yield store, raw
-    await raw.aclose()
 
 
 def test_the_event_numbers_are_frozen() -> None:

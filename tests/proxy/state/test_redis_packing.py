@@ -6,30 +6,19 @@ from __future__ import annotations
 import hashlib
 import random
 import uuid
-from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
 import redis.asyncio as aioredis
 
-from slotwise.proxy.state import LogRecord, Store, open_store
+from slotwise.proxy.state import LogRecord, Store
 from slotwise.proxy.state.packing import DICTIONARY_1, pack, pack_entry, unpack, unpack_tokens
-from tests.support.servers import RedisServer
 
 EVENT = (
     b'{"received":1796504236.8,"consent":"personal","event":{"type":"product_view",'
     b'"properties":{"product_id":"sku-4","price":19.9,"currency":"EUR"},"id":"u0-e4",'
     b'"time":1796504236.8,"user_id":"user-0"}}'
 )
-
-
-@pytest.fixture
-async def redis_store(redis: RedisServer) -> AsyncIterator[tuple[Store, aioredis.Redis]]:
-    raw = aioredis.Redis(port=redis.port)
-    await raw.flushall()
-    async with open_store(redis.url) as store:
-        yield store, raw
-    await raw.aclose()
 
 
 def test_the_dictionary_is_frozen() -> None:
