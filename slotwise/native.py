@@ -44,6 +44,9 @@ MODULES: dict[str, str] = {
     "slotwise.proxy.upstream.connection": "the upstream connection's parser callbacks",
     "slotwise.proxy.upstream.pool": "every upstream exchange's acquire, write and retry",
     "slotwise.proxy.state.memory": "the memory store's reads and writes per request",
+    "slotwise.proxy.bandit.engine": "the bandit chooser's choice per campaign and slot",
+    "slotwise.proxy.bandit.features": "the bandit's usable signals per request",
+    "slotwise.proxy.bandit.holdout": "the bandit's holdout draw per request",
 }
 
 PACKAGE = Path(__file__).parent  # its dsl/, proxy/, plugins/ link to the checkout's folders
