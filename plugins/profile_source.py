@@ -299,6 +299,8 @@ class StoreProfileSource:
         # a user's fixed keys (profile, cart, erasure marker: a SHA-256, alias), per user id:
         # the same user's requests come again and again (bounded: any id may come)
         self._fixed: dict[str, tuple[str, ...]] = {}
+        # and their history's key, read on every request too (apart: not in that round trip)
+        self._history_keys: dict[str, str] = {}
         # the records' stored bytes -> their decoded form (frozen): a user's profile and cart
         # change rarely and are read on every request; equal bytes decode to equal records
         self._profiles: dict[bytes, Profile] = {}
@@ -317,12 +319,21 @@ class StoreProfileSource:
             keys = self._fixed[user_id] = tuple(found)
         return keys
 
+    def _history_key(self, user_id: str) -> str:
+        key = self._history_keys.get(user_id)
+        if key is None:
+            if len(self._history_keys) >= 4096:
+                self._history_keys.clear()
+            key = self._history_keys[user_id] = self._key(user_id, EVENTS_KEY)
+        return key
+
     async def forget(self, subjects: frozenset[str]) -> int:
         """Drop erased users' ids from the key cache and every decoded record (an erasure's
         in-memory holder); the records are those the store still holds or held, a copy, so
         nothing is counted."""
         for subject in subjects:
             self._fixed.pop(subject, None)
+            self._history_keys.pop(subject, None)
         self.empty_memo()
         return 0
 
@@ -352,7 +363,7 @@ class StoreProfileSource:
             raise TypeError("read_now needs a store with synchronous reads (reads_now)")
         caps, keys = self._keys(user_id, now)
         profile, cart, capped = self._records(user_id, caps, get_now(keys))
-        events = history_now(self._key(user_id, EVENTS_KEY), since=since)
+        events = history_now(self._history_key(user_id), since=since)
         return profile, cart, capped, self._events(events)
 
     def _keys(
@@ -400,7 +411,7 @@ class StoreProfileSource:
         return profile_record, cart_record, capped
 
     async def events(self, user_id: str, since: float) -> Sequence[Event]:
-        return self._events(await self._store.history(self._key(user_id, EVENTS_KEY), since=since))
+        return self._events(await self._store.history(self._history_key(user_id), since=since))
 
     def _events(self, items: Sequence[_HistoryItem]) -> Sequence[Event]:
         # the store's own items are Events (checked without a Python step per item): no copy
