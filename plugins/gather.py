@@ -27,7 +27,7 @@ from slotwise.plugins import eager
 from slotwise.plugins.contain import consume, contained
 from slotwise.plugins.loaded import CONSENT_SIGNAL, LoadedProvider, ProviderSet
 from slotwise.plugins.profile_source import EventSnapshot
-from slotwise.plugins.provider import WithHistory
+from slotwise.plugins.provider import NOT_NOW, WithHistory
 from slotwise.plugins.request import NO_BODY, RequestInfo
 from slotwise.types import (
     Context,
@@ -271,10 +271,11 @@ def _begin(
                 now_fetch = loaded.fetch_now
                 coro = None
                 try:
-                    if now_fetch is not None:  # a built-in that never waits: no coroutine
-                        raw = now_fetch(request)
-                    else:  # eager.start, inlined: step the fetch once; it usually ends here
-                        coro = loaded.provider.fetch(request)
+                    # a built-in that answers without waiting: no coroutine (and no
+                    # StopIteration raised and caught to end one)
+                    raw = now_fetch(request) if now_fetch is not None else NOT_NOW
+                    if raw is NOT_NOW:  # eager.start, inlined: step the fetch once; it
+                        coro = loaded.provider.fetch(request)  # usually ends here
                         yielded = coro.send(None)
                 except StopIteration as stop:
                     raw, coro = stop.value, None

@@ -159,6 +159,11 @@ class ProfileSource(Protocol):
         ...
 
 
+# What a source's synchronous read_now(user_id, now, since) answers: the records, the names of
+# the frequency caps reached at ``now`` and the events at or after ``since``
+Read = tuple[Profile | None, Cart | None, tuple[str, ...], Sequence[Event]]
+
+
 class EventSnapshot:
     """An immutable :class:`~slotwise.plugins.schema.EventHistory` over events read once."""
 
@@ -191,6 +196,7 @@ class MemoryProfileSource:
     carts: dict[str, Cart] = field(default_factory=dict)
     history: dict[str, list[Event]] = field(default_factory=dict)
     answers_at_once = True  # its reads never wait (a class attribute, not a field)
+    reads_now = True  # read_now answers synchronously (see StoreProfileSource.reads_now)
 
     def add(
         self,
@@ -210,7 +216,14 @@ class MemoryProfileSource:
         return self.profiles.get(user_id), self.carts.get(user_id)
 
     async def events(self, user_id: str, since: float) -> Sequence[Event]:
+        return self._events(user_id, since)
+
+    def _events(self, user_id: str, since: float) -> list[Event]:
         return [e for e in self.history.get(user_id, ()) if e.at >= since]
+
+    def read_now(self, user_id: str, now: float, since: float) -> Read:
+        """``records`` and ``events`` at once, synchronously (no caps: it knows none)."""
+        return self.profiles.get(user_id), self.carts.get(user_id), (), self._events(user_id, since)
 
 
 class _HistoryItem(Protocol):
@@ -230,6 +243,11 @@ class KeyValueHistoryStore(Protocol):
     async def get_many(self, keys: Sequence[str]) -> Sequence[bytes | None]: ...
 
     async def history(self, key: str, *, since: float = 0.0) -> Sequence[Any]: ...
+
+
+# A store's synchronous get_many and history (memory:// has them: get_many_now, history_now)
+_GetNow = Callable[[Sequence[str]], Sequence[bytes | None]]
+_HistoryNow = Callable[..., Sequence[Any]]
 
 
 _T = TypeVar("_T")
@@ -268,9 +286,21 @@ class StoreProfileSource:
         self._caps = cap_keys
         # reads that never wait (memory://): the profile provider then runs without a task
         self.answers_at_once = getattr(store, "answers_at_once", False) is True
+        # and a store with synchronous reads (memory://'s get_many_now, history_now): then
+        # read_now reads without a coroutine, and the provider answers through its fetch_now
+        get_now = getattr(store, "get_many_now", None)
+        history_now = getattr(store, "history_now", None)
+        self._get_now: _GetNow | None = None
+        self._history_now: _HistoryNow | None = None
+        if self.answers_at_once and callable(get_now) and callable(history_now):
+            self._get_now = get_now
+            self._history_now = history_now
+        self.reads_now = self._get_now is not None
         # a user's fixed keys (profile, cart, erasure marker: a SHA-256, alias), per user id:
         # the same user's requests come again and again (bounded: any id may come)
         self._fixed: dict[str, tuple[str, ...]] = {}
+        # and their history's key, read on every request too (apart: not in that round trip)
+        self._history_keys: dict[str, str] = {}
         # the records' stored bytes -> their decoded form (frozen): a user's profile and cart
         # change rarely and are read on every request; equal bytes decode to equal records
         self._profiles: dict[bytes, Profile] = {}
@@ -289,12 +319,21 @@ class StoreProfileSource:
             keys = self._fixed[user_id] = tuple(found)
         return keys
 
+    def _history_key(self, user_id: str) -> str:
+        key = self._history_keys.get(user_id)
+        if key is None:
+            if len(self._history_keys) >= 4096:
+                self._history_keys.clear()
+            key = self._history_keys[user_id] = self._key(user_id, EVENTS_KEY)
+        return key
+
     async def forget(self, subjects: frozenset[str]) -> int:
         """Drop erased users' ids from the key cache and every decoded record (an erasure's
         in-memory holder); the records are those the store still holds or held, a copy, so
         nothing is counted."""
         for subject in subjects:
             self._fixed.pop(subject, None)
+            self._history_keys.pop(subject, None)
         self.empty_memo()
         return 0
 
@@ -312,12 +351,34 @@ class StoreProfileSource:
     ) -> tuple[Profile | None, Cart | None, tuple[str, ...]]:
         """As :meth:`records`, and the names of the user's frequency caps reached at ``now``,
         read in the same round trip."""
+        caps, keys = self._keys(user_id, now)
+        return self._records(user_id, caps, await self._store.get_many(keys))
+
+    def read_now(self, user_id: str, now: float, since: float) -> Read:
+        """:meth:`records_with_caps` and :meth:`events`, one after the other, synchronously:
+        only when ``reads_now`` (the store's reads are synchronous too)."""
+        get_now = self._get_now
+        history_now = self._history_now
+        if get_now is None or history_now is None:
+            raise TypeError("read_now needs a store with synchronous reads (reads_now)")
+        caps, keys = self._keys(user_id, now)
+        profile, cart, capped = self._records(user_id, caps, get_now(keys))
+        events = history_now(self._history_key(user_id), since=since)
+        return profile, cart, capped, self._events(events)
+
+    def _keys(
+        self, user_id: str, now: float
+    ) -> tuple[Sequence[tuple[str, str, int]], tuple[str, ...]]:
         # the erasure marker, the alias and the cap counters in the same round trip
         caps = self._caps(user_id, now) if self._caps is not None and now else ()
         keys = self._fixed_keys(user_id)
         if caps:
             keys = (*keys, *[key for _, key, _ in caps])
-        values = await self._store.get_many(keys)
+        return caps, keys
+
+    def _records(
+        self, user_id: str, caps: Sequence[tuple[str, str, int]], values: Sequence[bytes | None]
+    ) -> tuple[Profile | None, Cart | None, tuple[str, ...]]:
         profile = values[0]
         cart = values[1]
         at = 2  # then the erasure marker, the alias, the cap counters: as _fixed_keys has them
@@ -350,9 +411,9 @@ class StoreProfileSource:
         return profile_record, cart_record, capped
 
     async def events(self, user_id: str, since: float) -> Sequence[Event]:
-        items: Sequence[_HistoryItem] = await self._store.history(
-            self._key(user_id, EVENTS_KEY), since=since
-        )
+        return self._events(await self._store.history(self._history_key(user_id), since=since))
+
+    def _events(self, items: Sequence[_HistoryItem]) -> Sequence[Event]:
         # the store's own items are Events (checked without a Python step per item): no copy
         if not items or set(map(type, items)) == _EVENT_ONLY:
             return items  # type: ignore[return-value]  # every one an Event, checked

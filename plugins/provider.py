@@ -137,6 +137,20 @@ class WithHistory:
     history: EventHistory
 
 
+class NotNow:
+    """The type of :data:`NOT_NOW`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_NOW"
+
+
+#: What ``fetch_now`` returns when this request's answer needs waiting after all (the profile
+#: provider over a source without synchronous reads): ``gather`` then runs ``fetch`` instead.
+NOT_NOW = NotNow()
+
+
 class NoConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """The configuration of a provider that takes none: any key given is an error."""
 

@@ -209,13 +209,14 @@ def _signal_names(coded: tuple[int | str, ...]) -> tuple[str, ...]:
 
 def _hex(text: str) -> str | bytes:
     """``text`` as bytes when it is lowercase hexadecimal (what the proxy's ids are)."""
-    if len(text) % 2 or len(text) < 8:
+    # strip leaves any character that is not a lowercase hex digit: no fromhex raising (and
+    # a ValueError made and caught) for the ids that are not hexadecimal, most of them
+    if len(text) % 2 or len(text) < 8 or text.strip(_HEX_DIGITS):
         return text
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        return text
-    return raw if raw.hex() == text else text  # fromhex also takes capitals and spaces
+    return bytes.fromhex(text)
+
+
+_HEX_DIGITS = "0123456789abcdef"
 
 
 _HEX: dict[str, str | bytes] = {}  # policy versions, coded

@@ -10,6 +10,7 @@ redirect.
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import hashlib
 import hmac
@@ -34,8 +35,21 @@ def _quoted(text: str) -> str:
 
 
 def _quoted_id(decision_id: str) -> str:
-    # ids are unique, so not cached; ours are URL-safe already
-    return decision_id if _URL_SAFE.fullmatch(decision_id) else quote(decision_id, safe="")
+    # ids are unique, so not cached beyond the last one: a decision's id is quoted for its
+    # trackers and again for its click redirect (one tuple, replaced whole: never torn)
+    global _last_quoted
+    last = _last_quoted
+    if last[0] == decision_id:
+        return last[1]
+    # ours are URL-safe already
+    quoted = decision_id if _URL_SAFE.fullmatch(decision_id) else quote(decision_id, safe="")
+    _last_quoted = (decision_id, quoted)
+    return quoted
+
+
+_last_quoted: tuple[str, str] = ("", "")
+# urlsafe_b64encode's alphabet, from b2a_base64's output (base64's own function is Python)
+_URL_SAFE_B64: Final = bytes.maketrans(b"+/", b"-_")
 
 
 _ID_BYTES: Final = 12  # 16 URL-safe characters, no padding
@@ -94,7 +108,8 @@ class ClickSigner:
         inner.update(f"{decision_id}\n{target}".encode())
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return base64.urlsafe_b64encode(outer.digest()[:18]).decode("ascii")
+        encoded = binascii.b2a_base64(outer.digest()[:18], newline=False)
+        return encoded.translate(_URL_SAFE_B64).decode("ascii")
 
     def verify(self, decision_id: str, target: str, signature: str) -> bool:
         # compare_digest refuses non-ASCII text, and no signature of ours has any

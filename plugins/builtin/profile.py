@@ -5,7 +5,9 @@ Personal: :func:`~slotwise.plugins.gather.gather` runs it only when ``consent.le
 :class:`~slotwise.plugins.profile_source.ProfileSource` (``services.profiles``, the state
 store): the profile and cart records in one round trip and, concurrently, the user's event
 history. Over a store whose reads never wait (``memory://``) the two reads run one after the
-other inside the request's own task (``runs_inline``): no task, timer or wait per request.
+other inside the request's own task (``runs_inline``): no task, timer or wait per request; and
+over one whose reads are synchronous too (``memory://``: the source's ``read_now``) gather takes
+the answer from ``fetch_now``, without a coroutine.
 The history feeds behavioural rules (``event add_to_cart within 2h``), counts visits
 (``session_start``) when the profile does not, and rebuilds the cart when there is no cart
 record.
@@ -27,10 +29,11 @@ from slotwise.plugins.profile_source import (
     MemoryProfileSource,
     Profile,
     ProfileSource,
+    Read,
     UserErased,
     cart_from_events,
 )
-from slotwise.plugins.provider import Provider, WithHistory, signal
+from slotwise.plugins.provider import NOT_NOW, NotNow, Provider, WithHistory, signal
 from slotwise.plugins.request import RequestInfo
 from slotwise.types import SignalType, SignalValue
 
@@ -38,6 +41,7 @@ log = logging.getLogger("slotwise.plugins.profile")
 _DAY = 86_400.0
 _Records = tuple[Profile | None, Cart | None, tuple[str, ...]]
 _WithCaps = Callable[[str, float], Awaitable[_Records]]
+_ReadNow = Callable[[str, float, float], Read]
 # (profile, cart, caps reached, events) read, and the answer derived from them
 _Derived = tuple[Profile | None, Cart | None, tuple[str, ...], list[Event], WithHistory]
 _DERIVED_USERS = 4096  # users whose derived signals are kept (cleared when full)
@@ -89,6 +93,8 @@ class ProfileProvider(Provider[ProfileConfig]):
         self._at_once = True  # the source's reads never wait (see runs_inline)
         # the store's source reads the cap counters in the same read as the records
         self._with_caps: _WithCaps | None = None
+        # the source's synchronous read (read_now), when it has one and reads never wait
+        self._read_now: _ReadNow | None = None
         # per user: the records of the last read and what was derived from them (signals and
         # history snapshot). The same user's requests come again and again with the same
         # records; equal records give equal signals, so the snapshot, the cart rebuilt from
@@ -105,12 +111,39 @@ class ProfileProvider(Provider[ProfileConfig]):
             self._source = self.services.profiles
         self._at_once = getattr(self._source, "answers_at_once", False) is True
         self._with_caps = getattr(self._source, "records_with_caps", None)
+        reads_now = getattr(self._source, "reads_now", False) is True
+        read_now = getattr(self._source, "read_now", None) if reads_now else None
+        self._read_now = read_now if self._at_once and callable(read_now) else None
 
     def runs_inline(self) -> bool:
         """Over a source whose reads never wait (memory://), the whole fetch runs in the
         request's task: no task, deadline timer or wait per request. Over any other store the
         fetch is a task of its own, as an I/O provider's is."""
         return self._at_once
+
+    def fetch_now(self, request: RequestInfo) -> Mapping[str, SignalValue] | WithHistory | NotNow:
+        """``fetch``'s answer without a coroutine, over a source that reads synchronously
+        (memory://: ``read_now``); ``NOT_NOW`` over any other (gather then runs ``fetch``).
+        gather calls it only while the provider runs inline (``runs_inline``)."""
+        read_now = self._read_now
+        if read_now is None:
+            return NOT_NOW
+        user = request.user_id
+        if user is None:
+            return {}
+        now = request.received_at
+        since = now - self.config.history_days * _DAY
+        for _ in range(2):  # as fetch: the id, then the known id identify() linked it to
+            try:
+                profile, cart, capped, events = read_now(user, now, since)
+            except UserErased:
+                self._derived.pop(user, None)
+                return {"user.erased": True}
+            except Aliased as link:
+                user = link.user_id
+                continue
+            return self._answer(user, profile, cart, capped, events, since)
+        return {}
 
     async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue] | WithHistory:
         user = request.user_id
@@ -159,6 +192,18 @@ class ProfileProvider(Provider[ProfileConfig]):
             events = await source.events(user, since)
         else:
             (profile, cart, capped), events = await self._both(user, now, since)
+        return self._answer(user, profile, cart, capped, events, since)
+
+    def _answer(
+        self,
+        user: str,
+        profile: Profile | None,
+        cart: Cart | None,
+        capped: tuple[str, ...],
+        events: Sequence[Event],
+        since: float,
+    ) -> WithHistory:
+        """The answer to records and events read for ``user``, derived once per change."""
         # the same records as this user's last read: the same answer (the events are those
         # at or after ``since``, so a window that moved past one changes them too)
         known = self._derived.get(user)

@@ -20,7 +20,10 @@ from slotwise.plugins.profile_source import Event
 # Characters that would change the meaning of a key on some backend: Redis hash tags ({}),
 # glob patterns used by SCAN MATCH and SQL LIKE (*?[]\%_), and our own separator (:).
 _KEY_ESCAPES = {c: f"%{ord(c):02X}" for c in "%{}*?[]\\:_"}
-_KEY_TABLE = str.maketrans(_KEY_ESCAPES)  # str.translate: the escaping at C speed
+# str.translate's table: the escaping at C speed. Every ASCII character has an entry (most
+# map to themselves): a character a table lacks costs a LookupError raised and caught in
+# translate, once per distinct character and call (str.maketrans' dict lacks all but these)
+_KEY_TABLE = tuple(_KEY_ESCAPES.get(chr(code), chr(code)) for code in range(128))
 
 
 class StoreError(SlotwiseError):
@@ -106,7 +109,9 @@ class Store(abc.ABC):
     #: True when a completed write survives the process being killed (``kill -9``).
     durable: bool = False
     #: True when reads complete without waiting for anything (``memory://``): a caller on the
-    #: request path may run them in its own task rather than start one per read.
+    #: request path may run them in its own task rather than start one per read. Such a store
+    #: may also offer ``get_many_now`` and ``history_now``: ``get_many`` and ``history``
+    #: without a coroutine (the profile provider's reads then run without one).
     answers_at_once: bool = False
 
     async def __aenter__(self) -> Store:

@@ -194,6 +194,10 @@ class MemoryStore(Store):
         return self._live_value(key)
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return self.get_many_now(keys)
+
+    def get_many_now(self, keys: Sequence[str]) -> list[bytes | None]:
+        """``get_many``, synchronously (``Store.answers_at_once``)."""
         at = now()  # one instant for every key, as one MGET reads them
         values = self._values
         return [_live(values, k, at) for k in keys]
@@ -289,6 +293,10 @@ class MemoryStore(Store):
             self._histories.pop(key, None)
 
     async def history(self, key: str, *, since: float = 0.0) -> list[HistoryItem]:
+        return self.history_now(key, since=since)
+
+    def history_now(self, key: str, *, since: float = 0.0) -> list[HistoryItem]:
+        """``history``, synchronously (``Store.answers_at_once``)."""
         return [item for item in self._live_history(key) or () if item.at >= since]
 
     # -- scored sets ----------------------------------------------------------------------

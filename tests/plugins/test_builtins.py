@@ -319,6 +319,87 @@ async def test_profile_over_a_store_whose_reads_never_wait_runs_in_the_requests_
     assert again.signals == got.signals
 
 
+class _AsyncReadsOnly:
+    """memory:// behind reads that answer at once but only as coroutines (no get_many_now,
+    history_now): a store without synchronous reads."""
+
+    answers_at_once = True
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    async def get_many(self, keys: Any) -> Any:
+        return await self._store.get_many(keys)
+
+    async def history(self, key: str, *, since: float = 0.0) -> Any:
+        return await self._store.history(key, since=since)
+
+
+async def test_profile_over_synchronous_reads_answers_through_fetch_now_as_fetch_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over memory:// (synchronous reads) gather takes the profile provider's answer from
+    fetch_now, without a coroutine, for a known user, an alias and an erased user alike; over
+    reads that answer at once only as coroutines fetch_now says NOT_NOW and gather steps fetch
+    in the request's task: the same signals both ways."""
+    from slotwise.plugins.builtin.profile import ProfileProvider
+    from slotwise.plugins.provider import NOT_NOW
+    from slotwise.proxy.events.aliases import alias_key
+    from slotwise.proxy.events.erasure import erased_key
+    from slotwise.proxy.state import HistoryItem, open_store, subject_key
+
+    now = 1_800_000_000.0
+    requests = [
+        make_request(cookies={"sw_consent": "yes"}, user_id=user, received_at=now)
+        for user in ("u1", "a1", "gone", "u2")
+    ]
+
+    async def signals(store: Any, fetch_runs: bool) -> list[dict[str, Any]]:
+        source = StoreProfileSource(store, subject_key, erased_key, alias_key)
+        services = ProviderServices(profiles=source)
+        async with provider_set("consent", "profile", services=services) as providers:
+            loaded = providers.by_name["profile"]
+            provider = loaded.provider
+            assert isinstance(provider, ProfileProvider) and loaded.inline is True
+            assert source.reads_now is not fetch_runs and loaded.fetch_now is not None
+            fetched: list[object] = []
+            fetch = provider.fetch
+
+            async def watched(request: Any) -> Any:
+                fetched.append(request)
+                return await fetch(request)
+
+            monkeypatch.setattr(provider, "fetch", watched)
+            started: list[object] = []
+            ensure_future = asyncio.ensure_future
+
+            def counted(*args: Any, **kwargs: Any) -> Any:
+                started.append(args[0])
+                return ensure_future(*args, **kwargs)
+
+            monkeypatch.setattr(asyncio, "ensure_future", counted)
+            got = [dict((await gather(providers, r)).signals) for r in requests]
+            monkeypatch.undo()
+            assert started == []  # in the request's task either way
+            assert len(fetched) == (len(requests) if fetch_runs else 0)
+            if fetch_runs:
+                assert provider.fetch_now(requests[0]) is NOT_NOW
+            return got
+
+    async with open_store("memory://") as store:
+        await store.set(subject_key("u1", "profile"), msgspec.json.encode(Profile(age=31)))
+        await store.set(alias_key("a1"), b"u1")
+        await store.set(erased_key("gone"), b"1")
+        await store.history_append(
+            subject_key("u1", "history"), [HistoryItem("add_to_cart", now - 60)], max_len=10
+        )
+        synchronous = await signals(store, fetch_runs=False)
+        stepped = await signals(_AsyncReadsOnly(store), fetch_runs=True)
+    assert synchronous == stepped
+    assert synchronous[0]["user.age"] == 31 and synchronous[1]["user.age"] == 31  # the alias
+    assert synchronous[2]["user.erased"] is True and "user.age" not in synchronous[3]
+
+
 class _Handshake:
     """A profile source whose two reads only finish together: run one after the other, they
     would wait for each other forever."""

@@ -12,5 +12,9 @@ async def test_forget_drops_the_erased_users_cached_keys() -> None:
         source = StoreProfileSource(store, subject_key, erased_key)
         await source.records("u1")
         await source.records("u2")
+        await source.events("u1", 0.0)
+        source.read_now("u2", 1.0, 0.0)
+        assert set(source._history_keys) == {"u1", "u2"}
         assert await source.forget(frozenset({"u1"})) == 0
         assert "u1" not in source._fixed and "u2" in source._fixed
+        assert "u1" not in source._history_keys and "u2" in source._history_keys

@@ -201,9 +201,11 @@ def test_format_2_codes_values_ids_variants_and_uniform_chances() -> None:
     assert stored[11] == [["headline", 1, None, ["h1", "h2"]], ["image", "x", 0.25, ["a", "b"]],
                           ["cta", None, 1.0, []]]  # fmt: skip
     # what is not lowercase hexadecimal stays text
-    for text in ("ABCDEF0123456789", "abcd ef01 2345 6789", "0123456", "id-1"):
+    texts = ("ABCDEF0123456789", "abcd ef01 2345 6789", "0123456", "id-1")
+    for text in (*texts, "0123456789abcdeF", "abcdefg1", "0123456789abcdeé", "Xy3_-kQ9aZb7cD2e"):
         other = msgspec.structs.replace(record, id=text, policy_version=text)
         assert decode_stored(encode_stored(other)) == other
+        assert msgspec.msgpack.decode(encode_stored(other))[1] == text  # as text, not bytes
 
 
 def test_the_browser_like_record_is_under_250_bytes() -> None:

@@ -50,6 +50,10 @@ def test_tracker_urls_per_public_origin() -> None:
     assert other.impression == "http://other.example/_sw/px?t=impression&did=a%20b"
     assert other.signer.redirect("d", "https://t").startswith("http://other.example/_sw/click?")
     assert signer.trackers("abc") == own  # the cached prefixes give the same URLs
+    # the last id quoted is kept for the click redirect: alternating ids get their own
+    for did, quoted in [("a b", "a%20b"), ("abc", "abc"), ("a b", "a%20b"), ("", "")]:
+        assert signer.trackers(did).click.endswith(f"&did={quoted}")
+        assert f"?d={quoted}&u=" in signer.redirect(did, "https://t")
 
 
 def test_decision_ids_are_fresh_url_safe_tokens() -> None:
@@ -133,6 +137,18 @@ def test_json_path_fast_path_finds_what_the_walk_finds(path: str) -> None:
     _walk(DOCUMENT, location.steps, 0, walked)
     assert find(DOCUMENT, location.steps) == walked
     assert find(DOCUMENT, list(location.steps)) == walked
+
+
+def test_json_path_plans_are_kept_by_path_and_stay_bounded() -> None:
+    from slotwise.proxy.adapters import json as adapter
+
+    wild = ("items", Wildcard(), "u")
+    for _ in range(2):  # a path with [*] has no plan, remembered as such: the walk both times
+        assert find(DOCUMENT, wild) == [(DOCUMENT["items"][2], "u")]  # type: ignore[index]
+    for n in range(5000):  # more paths than are kept: the memo is emptied, not overfilled
+        assert find({f"k{n}": n}, (f"k{n}",)) == [({f"k{n}": n}, f"k{n}")]
+        assert len(adapter._PLANS) <= 4096
+    assert find(DOCUMENT, ("a", "b")) == [(DOCUMENT["a"], "b")]
 
 
 def test_json_path_edge_steps() -> None:

@@ -75,6 +75,18 @@ def test_the_head_checks() -> None:
         assert code(bad) == "bad_request_target", bad
     assert code(b"/", query_string=b"q=a b") == "bad_request_target"
 
+    def message(raw: bytes, query: bytes = b"") -> str:
+        refused = head_refusal(_scope(raw, [_HOST], query_string=query), 512)
+        return refused.message if isinstance(refused, Refusal) else "ok"
+
+    # a byte that must be encoded is named before a dot segment, wherever either is
+    encode = "the request target holds a character that must be percent-encoded"
+    dots = "the request target has a . or .. segment: send the resolved path"
+    assert message(b"/a/../b c") == message(b"/a b/%2E/") == encode
+    assert message(b"/a/../b", b"q=a b") == encode
+    assert message(b"/a/./b", b"q=1") == message(b"/x%2e/%2e%2E") == dots
+    assert message(b"/a/.b%2ex/", b"q=a.b") == "ok"
+
 
 async def test_one_host_header_or_400_and_nothing_goes_upstream() -> None:
     async with upstream_server({"/": _OK}) as server:

@@ -11,3 +11,12 @@ def test_subject_keys_escape_what_would_change_their_meaning() -> None:
         "user:{a%7Bb%7D%2A%3F%5Bx%5D%5C%25%5F%3Aü}:profile"
     )
     assert escape_key_part("plain-id.42") == "plain-id.42"
+
+
+def test_every_other_character_is_kept_as_it_is() -> None:
+    escaped = set("%{}*?[]\\:_")
+    kept = "".join(chr(c) for c in range(128) if chr(c) not in escaped) + "üé€\U0001f600"
+    assert escape_key_part(kept) == kept
+    assert escape_key_part("".join(sorted(escaped))) == "".join(
+        f"%{ord(c):02X}" for c in sorted(escaped)
+    )

@@ -82,3 +82,20 @@ async def test_counters_keep_their_expiry_and_are_swept(clock: Clock) -> None:
     await _sweep_all(store, clock, writes=6)
     assert "cap:u2" not in store._values
     assert await store.incr("cap:u2", ttl=10.0) == 1
+
+
+async def test_the_synchronous_reads_answer_as_the_async_ones(clock: Clock) -> None:
+    """get_many_now and history_now (the profile provider's reads without a coroutine) see
+    what get_many and history see, an expired key as absent."""
+    store = MemoryStore()
+    await store.set("a", b"1", ttl=10.0)
+    await store.set("b", b"2")
+    await store.history_append("h", [HistoryItem("v", 5.0), HistoryItem("v", 9.0)], max_len=5)
+    await store.history_append("gone", [HistoryItem("v", 1.0)], max_len=5, ttl=10.0)
+    for _ in range(2):
+        keys = ["a", "b", "missing"]
+        assert store.get_many_now(keys) == await store.get_many(keys)
+        for key, since in [("h", 0.0), ("h", 6.0), ("gone", 0.0), ("none", 0.0)]:
+            assert store.history_now(key, since=since) == await store.history(key, since=since)
+        clock.at += 20.0  # "a" and "gone" expire
+    assert store.get_many_now(["a", "b"]) == [None, b"2"] and store.history_now("gone") == []
