@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, quote
 
 from starlette.exceptions import HTTPException
 
-from slotwise.plugins.builtin.consent import ConsentConfig
+from slotwise.plugins.builtin.configs import ConsentConfig
 from slotwise.plugins.loaded import ProviderSet
 from slotwise.proxy import queue_probe
 from slotwise.proxy.adapters.json import JsonFields

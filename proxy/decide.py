@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING, Any, Final
 from slotwise.plugins.gather import Gathered, gather
 from slotwise.plugins.loaded import ProviderSet
 from slotwise.plugins.request import RequestInfo
-from slotwise.proxy.adapters import AdapterError, Document, JsonFields, parse_response
-from slotwise.proxy.adapters.json import DEFAULT_JSON_FIELDS
+from slotwise.proxy.adapters.base import AdapterError, Document
+from slotwise.proxy.adapters.json import DEFAULT_JSON_FIELDS, JsonFields
+from slotwise.proxy.adapters.parse import parse_response
 from slotwise.proxy.admission import Admission
 from slotwise.proxy.caps import CapCounter
 from slotwise.proxy.chooser import Chooser

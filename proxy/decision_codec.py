@@ -32,11 +32,14 @@ of log files and exports (slotwise.proxy.learn.log).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 import msgspec
 
 from slotwise.proxy.decision_log import DecisionRecord, LogValue, OutcomeRecord, SlotRecord
+
+# the stored form's Structs (a compiled module cannot define them: slotwise/native.py)
+from slotwise.proxy.decision_stored import Choices, Ext, JsonTime, Stored1, Stored2, StoredTime
 
 # Append only, never reorder: a stored record names a built-in signal by its index here.
 # (The built-in signals of 2026-12-05, dsl/builtin_signals.json, in its order.)
@@ -68,7 +71,6 @@ SIGNAL_VALUES: Final[tuple[str, ...]] = (
     "usnat_child", "usnat_opted_out", "usp_malformed", "usp_opted_out", "vast", "video",
     "wed", "windows",
 )  # fmt: skip
-Ext = msgspec.msgpack.Ext
 _VALUE_EXT: Final = 1  # the MessagePack extension type of a coded value
 _DECODED: Final[dict[tuple[int, Any], str]] = {
     (_VALUE_EXT, bytes([i])): value for i, value in enumerate(SIGNAL_VALUES)
@@ -81,62 +83,6 @@ _CODED_VALUES: Final[dict[object, object]] = {
 _CACHED: Final = 512
 _CODED: dict[tuple[str, ...], tuple[int | str, ...]] = {}
 _NAMES: dict[tuple[int | str, ...], tuple[str, ...]] = {}
-
-_Choices = list[tuple[str, tuple[str, ...]]]
-
-
-class _Stored(msgspec.Struct, frozen=True, array_like=True, tag=1):  # tag: _FORMAT
-    """Format 1 (the tag is the array's first element): DecisionRecord's fields in order."""
-
-    id: str
-    ts: float
-    campaign: str
-    policy_version: str
-    model_version: str
-    holdout: bool
-    holdout_share: float
-    personal: bool
-    signal_names: tuple[int | str, ...]  # a built-in signal's index in SIGNAL_NAMES, or a name
-    signal_values: tuple[LogValue, ...]
-    slots: list[tuple[str, str | None, float, tuple[str, ...]]]
-    eligible: _Choices | None  # None: one entry per slot, its candidates
-    outcome: tuple[float, float, float, float, float] | None
-    format: str | None
-    fail_open: str | None
-    trigger: str | None
-    trigger_offer: str | None
-    offer: str | None
-    removed: _Choices
-
-
-_Index = Annotated[int, msgspec.Meta(ge=0)]
-
-
-class _Stored2(msgspec.Struct, frozen=True, array_like=True, tag=2):
-    """Format 2: format 1 with coded values, hexadecimal ids as bytes, variants as indexes
-    and uniform probabilities left out (see the module docstring)."""
-
-    id: Any  # str, or bytes: the id's hexadecimal digits (msgspec has no str | bytes)
-    ts: float
-    campaign: str
-    policy_version: Any  # as id
-    model_version: str
-    holdout: bool
-    holdout_share: float
-    personal: bool
-    signal_names: tuple[int | str, ...]
-    signal_values: tuple[LogValue | Ext, ...]  # Ext: a coded value (_value_of)
-    # (slot, variant: its index among the candidates or itself, probability: None when one
-    # over the number of candidates, candidates)
-    slots: list[tuple[str, _Index | str | None, float | None, tuple[str, ...]]]
-    eligible: _Choices | None
-    outcome: tuple[float, float, float, float, float] | None
-    format: str | None
-    fail_open: str | None
-    trigger: str | None
-    trigger_offer: str | None
-    offer: str | None
-    removed: _Choices
 
 
 def _value_of(value: Ext) -> str:
@@ -155,28 +101,12 @@ def _value_of(value: Ext) -> str:
 _FORMAT: Final = 2
 _astuple = msgspec.structs.astuple
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(_Stored | _Stored2)
+_decoder = msgspec.msgpack.Decoder(Stored1 | Stored2)
 _json_decoder = msgspec.json.Decoder(DecisionRecord)
 # msgpack array headers (fixarray, array 16, array 32): JSON text never starts with them
 _ARRAY_HEADERS: Final = frozenset((*range(0x90, 0xA0), 0xDC, 0xDD))
-
-
-class StoredTime(msgspec.Struct, array_like=True):
-    """The leading fields of the stored form, for readers that skip by time."""
-
-    tag: int
-    id: Any  # str, or bytes (format 2)
-    ts: float
-
-
 _time_decoder = msgspec.msgpack.Decoder(StoredTime)
-
-
-class _JsonTime(msgspec.Struct):
-    ts: float = 0.0
-
-
-_json_time_decoder = msgspec.json.Decoder(_JsonTime)
+_json_time_decoder = msgspec.json.Decoder(JsonTime)
 
 
 def _coded_names(names: tuple[str, ...]) -> tuple[int | str, ...]:
@@ -249,11 +179,11 @@ def encode_stored(record: DecisionRecord) -> bytes:
         (n, c.index(v) if v in c else v, None if c and p == 1.0 / len(c) else p, c)
         for n, v, p, c in record_slots
     ]
-    eligible: _Choices | None = list(record.eligible.items())
+    eligible: Choices | None = list(record.eligible.items())
     if eligible == [(s[0], s[3]) for s in record_slots]:
         eligible = None
     outcome = record.outcome
-    # a tuple in _Stored2's order (with its tag first) encodes as _Stored2 does, without
+    # a tuple in Stored2's order (with its tag first) encodes as Stored2 does, without
     # building one: this runs once per decision on the request path
     return _encoder.encode(
         (
@@ -300,7 +230,7 @@ def decode_stored(data: bytes) -> DecisionRecord:
     if len(names) != len(values):
         raise msgspec.ValidationError("a stored decision has as many signal names as values")
     record_id, policy_version = stored.id, stored.policy_version
-    if isinstance(stored, _Stored2):
+    if isinstance(stored, Stored2):
         # inline, a call per slot and value costs more; what does not fit is found again below
         try:
             slots = [

@@ -154,20 +154,20 @@ def test_a_module_taken_off_the_list_since_the_build_is_not_run_compiled(tmp_pat
     # disk, so the whole path runs from source, that module included
     manifest = _manifest_with(tmp_path, {})
     recorded = json.loads(manifest.read_text())
-    recorded["modules"]["slotwise.proxy.metrics"] = {"sha256": "0" * 64, "stat": [0, 0]}
+    recorded["modules"]["slotwise.proxy.app"] = {"sha256": "0" * 64, "stat": [0, 0]}
     manifest.write_text(json.dumps(recorded))
     out = _run(
         "import json, sys, pathlib, slotwise.native as n\n"
         f"n.MANIFEST = pathlib.Path({str(manifest)!r})\n"
         "n.install()\n"
-        "import slotwise.proxy.metrics as m\n"
+        "import slotwise.proxy.app as m\n"
         "finder = next(f for f in sys.meta_path if isinstance(f, n._SourceFinder))\n"
-        "print(json.dumps([n.state(), 'slotwise.proxy.metrics' in finder.names, m.__file__]))",
+        "print(json.dumps([n.state(), 'slotwise.proxy.app' in finder.names, m.__file__]))",
         SLOTWISE_PURE="0",
     )
     state, covered, file = json.loads(out)
     assert state.startswith("pure: the list of compiled modules changed since the build")
-    assert covered and file.endswith("metrics.py")
+    assert covered and file.endswith("app.py")
 
 
 def test_the_build_removes_compiled_files_of_modules_off_the_list(tmp_path: Path) -> None:
@@ -176,8 +176,8 @@ def test_the_build_removes_compiled_files_of_modules_off_the_list(tmp_path: Path
         import build_native
     finally:
         sys.path.remove(str(REPO / "scripts"))
-    leftover = native.PACKAGE / "proxy" / "metrics.cpython-311-x86_64-linux-gnu.so"
-    assert "slotwise.proxy.metrics" not in native.MODULES
+    leftover = native.PACKAGE / "proxy" / "app.cpython-311-x86_64-linux-gnu.so"
+    assert "slotwise.proxy.app" not in native.MODULES
     leftover.write_bytes(b"")
     try:
         assert leftover in build_native.artefacts()

@@ -9,25 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-import msgspec
-
+from slotwise.plugins.builtin.configs import TimeConfig, time_zone
 from slotwise.plugins.provider import Provider, signal
 from slotwise.plugins.request import RequestInfo
 from slotwise.types import SignalType, SignalValue
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAYPARTS = ("morning", "afternoon", "evening", "night")
-
-
-class TimeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """``[plugins.time]``: the zone used when the user's is unknown (an IANA name)."""
-
-    default_timezone: str = "UTC"
-
-    def __post_init__(self) -> None:
-        _zone(self.default_timezone)
 
 
 class TimeProvider(Provider[TimeConfig]):
@@ -51,7 +41,7 @@ class TimeProvider(Provider[TimeConfig]):
 
     def __init__(self, config: TimeConfig) -> None:
         super().__init__(config)
-        self._default = _zone(config.default_timezone)
+        self._default = time_zone(config.default_timezone)
         self._zones: dict[str, ZoneInfo | None] = {}
 
     async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
@@ -75,7 +65,7 @@ class TimeProvider(Provider[TimeConfig]):
         # bounded by the number of zones a geo source can produce.
         if name not in self._zones:
             try:
-                self._zones[name] = _zone(name)
+                self._zones[name] = time_zone(name)
             except ValueError:
                 self._zones[name] = None
         return self._zones[name]
@@ -90,12 +80,3 @@ def daypart(hour: int) -> str:
     if 17 <= hour <= 21:
         return "evening"
     return "night"
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {name!r} (use an IANA name like Europe/Berlin)"
-        ) from None

@@ -31,12 +31,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Literal
-
-import msgspec
 
 from slotwise.plugins import bid_request
 from slotwise.plugins.builtin import gpp
+from slotwise.plugins.builtin.configs import ConsentConfig
 from slotwise.plugins.builtin.tcf import MAX_CORE_LENGTH, TCFError, TCString, decode
 from slotwise.plugins.provider import Provider, signal
 from slotwise.plugins.request import RequestInfo
@@ -69,35 +67,6 @@ FALLBACKS = frozenset({"tcf_malformed", "gpp_malformed", "gpp_unsupported", "usp
 _DAY = 86_400.0
 # Clocks disagree a little; a TC string "from the future" beyond this is not trusted.
 _CLOCK_SKEW = 300.0
-
-
-class ConsentConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """``[plugins.consent]``: our IAB vendor id, the purposes we need, cookie names, defaults."""
-
-    vendor_id: int | None = None
-    required_purposes: list[int] = msgspec.field(default_factory=lambda: [1, 3, 4])
-    max_age_days: float = 390.0  # IAB recommends re-asking after 13 months
-    honor_gpc: bool = True
-    tcf_cookie: str = "euconsent-v2"
-    tcf_param: str = "gdpr_consent"
-    gdpr_param: str = "gdpr"
-    site_cookie: str | None = "sw_consent"
-    site_grants: list[str] = msgspec.field(
-        default_factory=lambda: ["personal", "all", "granted", "yes", "true", "1"]
-    )
-    site_denies: list[str] = msgspec.field(
-        default_factory=lambda: ["contextual", "necessary", "denied", "no", "false", "0"]
-    )
-    default_level: Literal["personal", "contextual"] = "contextual"
-
-    def __post_init__(self) -> None:
-        if self.vendor_id is not None and not 1 <= self.vendor_id <= 65_535:
-            raise ValueError(f"vendor_id must be an IAB vendor id 1..65535, not {self.vendor_id}")
-        bad = [p for p in self.required_purposes if not 1 <= p <= 24]
-        if bad:
-            raise ValueError(f"required_purposes must be TCF purpose ids 1..24, not {bad}")
-        if self.max_age_days <= 0:
-            raise ValueError("max_age_days must be positive")
 
 
 class ConsentProvider(Provider[ConsentConfig]):

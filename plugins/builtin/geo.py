@@ -19,27 +19,17 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from math import isfinite
-from pathlib import Path
 from typing import Any
 
 import maxminddb
-import msgspec
 
 from slotwise.plugins.bid_request import Geo
+from slotwise.plugins.builtin.configs import GEO_FIELDS, GeoConfig
 from slotwise.plugins.builtin.countries import alpha2
 from slotwise.plugins.provider import Provider, signal
 from slotwise.plugins.request import RequestInfo
 from slotwise.types import SignalType, SignalValue
 
-_DEFAULT_HEADERS: dict[str, list[str]] = {
-    "country": ["cf-ipcountry", "cloudfront-viewer-country", "x-country-code"],
-    "region": ["cf-region-code", "cloudfront-viewer-country-region", "x-region-code"],
-    "city": ["cf-ipcity", "cloudfront-viewer-city", "x-city"],
-    "timezone": ["cf-timezone", "cloudfront-viewer-time-zone", "x-timezone"],
-    "latitude": ["cf-iplatitude", "cloudfront-viewer-latitude"],
-    "longitude": ["cf-iplongitude", "cloudfront-viewer-longitude"],
-}
-_FIELDS = ("country", "region", "city", "timezone", "latitude", "longitude")
 _BOUNDS = {"latitude": 90.0, "longitude": 180.0}
 # Cloudflare's markers for "unknown" and "Tor"; not countries.
 _NOT_COUNTRIES = frozenset({"XX", "T1"})
@@ -47,23 +37,6 @@ _NOT_COUNTRIES = frozenset({"XX", "T1"})
 # have at most three characters; city names are short): longer is not a place.
 _MAX_CODE = 3
 _MAX_NAME = 100
-
-
-class GeoConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """``[plugins.geo]``: the database path and which CDN headers to trust."""
-
-    database: str | None = None
-    trust_cdn_headers: bool = True
-    headers: dict[str, list[str]] = msgspec.field(
-        default_factory=lambda: {k: list(v) for k, v in _DEFAULT_HEADERS.items()}
-    )
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.headers) - set(_FIELDS))
-        if unknown:
-            raise ValueError(f"headers: unknown field(s) {unknown}; use {', '.join(_FIELDS)}")
-        if self.database is not None and not Path(self.database).is_file():
-            raise ValueError(f"database: no such file {self.database!r}")
 
 
 class GeoProvider(Provider[GeoConfig]):
@@ -106,7 +79,7 @@ class GeoProvider(Provider[GeoConfig]):
         # its coordinate bound if it is one (made once: read on every request)
         self._headers = tuple(
             (field, f"geo.{field}", names, _BOUNDS.get(field))
-            for field in _FIELDS
+            for field in GEO_FIELDS
             if (names := tuple(h.lower() for h in config.headers.get(field, ())))
         )
 

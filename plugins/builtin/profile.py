@@ -19,8 +19,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-import msgspec
-
+from slotwise.plugins.builtin.configs import ProfileConfig
 from slotwise.plugins.profile_source import (
     Aliased,
     Cart,
@@ -45,17 +44,6 @@ _ReadNow = Callable[[str, float, float], Read]
 # (profile, cart, caps reached, events) read, and the answer derived from them
 _Derived = tuple[Profile | None, Cart | None, tuple[str, ...], list[Event], WithHistory]
 _DERIVED_USERS = 4096  # users whose derived signals are kept (cleared when full)
-
-
-class ProfileConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """``[plugins.profile]``: how far back events are read, when a user counts as new."""
-
-    history_days: float = 30.0
-    new_user_max_visits: int = 1
-
-    def __post_init__(self) -> None:
-        if self.history_days <= 0:
-            raise ValueError("history_days must be positive")
 
 
 class ProfileProvider(Provider[ProfileConfig]):

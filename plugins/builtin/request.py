@@ -18,45 +18,15 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-import msgspec
-
+from slotwise.plugins.builtin.configs import PAGE_TYPES, RequestConfig
 from slotwise.plugins.provider import Provider, signal
 from slotwise.plugins.request import RequestInfo
 from slotwise.types import SignalType, SignalValue
 
-PAGE_TYPES = ("home", "category", "product", "search", "cart", "checkout", "account", "other")
 UTM_PARAMETERS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
-_DEFAULT_PAGE_RULES: dict[str, str] = {
-    r"^/?$": "home",
-    r"^/(c|category|categories|collections?)/": "category",
-    r"^/(p|product|products|item|dp)/": "product",
-    r"^/search": "search",
-    r"^/(cart|basket|bag)": "cart",
-    r"^/checkout": "checkout",
-    r"^/(account|my-account|profile|orders)": "account",
-}
 _CATEGORY_IN_PATH = re.compile(r"^/(?:c|category|categories|collections?)/([^/?#]+)")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
-
-
-class RequestConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """``[plugins.request]``: where placement, page type and category are found."""
-
-    placement_param: str = "placement"
-    placement_header: str = "x-sw-placement"
-    category_param: str = "category"
-    # Ordered `regex = page type`, first match wins; unmatched paths are "other".
-    page_types: dict[str, str] = msgspec.field(default_factory=lambda: dict(_DEFAULT_PAGE_RULES))
-
-    def __post_init__(self) -> None:
-        for pattern, page_type in self.page_types.items():
-            if page_type not in PAGE_TYPES:
-                raise ValueError(f"page_types: {page_type!r} is not one of {', '.join(PAGE_TYPES)}")
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"page_types: bad regular expression {pattern!r}: {exc}") from None
 
 
 class RequestProvider(Provider[RequestConfig]):

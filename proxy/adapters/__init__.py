@@ -3,15 +3,15 @@
 :func:`parse_response` picks the adapter from the content type and the body: OpenRTB bid
 responses (JSON with ``seatbid``), other JSON (generic, JSON paths), VAST XML. It returns None
 for bodies no adapter handles (they pass through untouched) and raises AdapterError for bodies
-that claim a format and break it.
+that claim a format and break it. It lives in slotwise.proxy.adapters.parse (a package's
+``__init__`` is not compiled with the request path, slotwise/native.py).
 """
 
 from __future__ import annotations
 
 from slotwise.proxy.adapters.base import AdapterError, AdUnit, Document, Trackers
-from slotwise.proxy.adapters.json import DEFAULT_JSON_FIELDS, JsonDocument, JsonFields, decode
-from slotwise.proxy.adapters.openrtb import BidRequestView, BidResponseDocument, is_bid_response
-from slotwise.proxy.adapters.vast import VastDocument
+from slotwise.proxy.adapters.json import JsonFields
+from slotwise.proxy.adapters.parse import is_json_type, is_xml_type, media_type, parse_response
 
 __all__ = [
     "AdUnit",
@@ -19,38 +19,8 @@ __all__ = [
     "Document",
     "JsonFields",
     "Trackers",
+    "is_json_type",
+    "is_xml_type",
+    "media_type",
     "parse_response",
 ]
-
-
-def media_type(content_type: bytes | None) -> str:
-    """``application/json`` from ``application/json; charset=utf-8`` (lower-cased)."""
-    if not content_type:
-        return ""
-    return content_type.split(b";", 1)[0].strip().lower().decode("latin-1")
-
-
-def is_json_type(media: str) -> bool:
-    return media == "application/json" or media.endswith("+json") or media == "text/json"
-
-
-def is_xml_type(media: str) -> bool:
-    return media in ("application/xml", "text/xml") or media.endswith("+xml")
-
-
-def parse_response(
-    content_type: bytes | None,
-    body: bytes,
-    request_body: bytes = b"",
-    json_fields: JsonFields = DEFAULT_JSON_FIELDS,
-) -> Document | None:
-    """The parsed document, or None when no adapter handles this content type."""
-    media = media_type(content_type)
-    if is_json_type(media):
-        root = decode(body)
-        if is_bid_response(root):
-            return BidResponseDocument(root, BidRequestView.parse(request_body))
-        return JsonDocument(root, json_fields)
-    if is_xml_type(media):
-        return VastDocument(body)
-    return None

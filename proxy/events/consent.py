@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from slotwise.plugins.builtin.consent import ConsentConfig, ConsentProvider
+from slotwise.plugins.builtin.configs import ConsentConfig
+from slotwise.plugins.builtin.consent import ConsentProvider
 from slotwise.plugins.request import RequestInfo
 
 PERSONAL = "personal"

@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, Router
 
 from slotwise.errors import EVENTS, SlotwiseError
-from slotwise.plugins.builtin.consent import ConsentConfig
+from slotwise.plugins.builtin.configs import ConsentConfig
 from slotwise.proxy.events.collector import EventCollector
 from slotwise.proxy.events.consent import ConsentPolicy, stated_consent
 from slotwise.proxy.events.profiles import MAX_PROFILE_BYTES, decode_profile, encode_profile

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slotwise.plugins.builtin.consent import ConsentConfig, ConsentProvider
+from slotwise.plugins.builtin.configs import ConsentConfig
+from slotwise.plugins.builtin.consent import ConsentProvider
 from slotwise.plugins.builtin.tcf import TCFError, decode
 from slotwise.plugins.gather import gather
 from slotwise.testing.provider import make_request, provider_set

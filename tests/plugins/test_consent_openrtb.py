@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from slotwise.plugins.builtin.consent import ConsentConfig, ConsentProvider
+from slotwise.plugins.builtin.configs import ConsentConfig
+from slotwise.plugins.builtin.consent import ConsentProvider
 from slotwise.plugins.gather import Gathered, gather
 from slotwise.plugins.loaded import ProviderSet
 from slotwise.testing.provider import make_request, provider_set

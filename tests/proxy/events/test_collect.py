@@ -189,7 +189,7 @@ async def test_sdk_is_served_with_an_etag(harness: Harness) -> None:
 
 
 async def test_tcf_string_is_judged_with_the_proxy_consent_config() -> None:
-    from slotwise.plugins.builtin.consent import ConsentConfig
+    from slotwise.plugins.builtin.configs import ConsentConfig
 
     # a real TC string (vendor 284, purposes 1, 3, 4), from the consent provider's test data
     data = json.loads((REPO / "tests/plugins/data/tcf_v2.json").read_text())["consenting"]

@@ -14,10 +14,12 @@ from slotwise.plugins.registry import load_schema
 from slotwise.proxy.adapters import parse_response
 from slotwise.proxy.chooser import RuleChooser
 from slotwise.proxy.decide import Engine, personalise
+from slotwise.proxy.events.decisions import DecisionLog
 from slotwise.proxy.exchange import Exchange
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.personalisers import Personaliser, Pipeline
 from slotwise.proxy.policy_snapshot import PolicySnapshot
+from slotwise.proxy.state.memory import MemoryStore
 from slotwise.proxy.tracking import ClickSigner
 from slotwise.types import NoHistory
 
@@ -35,7 +37,9 @@ def engine(*steps: Personaliser) -> Engine:
         upstream=None,  # type: ignore[arg-type]
         policies=PolicySnapshot(None, load_schema(), metrics),
         chooser=RuleChooser(random.Random(7)),
-        decision_log=None,  # type: ignore[arg-type]
+        # personalise() records nothing itself; a real log (never started): the compiled
+        # Engine takes only a DecisionLog there
+        decision_log=DecisionLog(MemoryStore()),
         metrics=metrics,
         signer=ClickSigner(b"k" * 32, "https://proxy.example"),
         allowed_hosts=frozenset({b"proxy.test"}),  # the Host these tests send
