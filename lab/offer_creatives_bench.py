@@ -35,12 +35,14 @@ from slotwise.proxy.bandit.runtime import BanditRuntime
 from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.chooser import BanditChooser
 from slotwise.proxy.decide import Engine
+from slotwise.proxy.events.decisions import DecisionLog
 from slotwise.proxy.exchange import Exchange
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.offer_chooser import OfferChooser
 from slotwise.proxy.offers_config import OffersConfig
 from slotwise.proxy.personalisers.campaigns import Campaigns
 from slotwise.proxy.policy_snapshot import PolicySnapshot
+from slotwise.proxy.state.memory import MemoryStore
 from slotwise.proxy.tracking import ClickSigner
 from slotwise.types import NoHistory
 
@@ -93,7 +95,8 @@ def _engine(policy: CompiledPolicySet, models: Path, seed: int) -> Engine:
         upstream=None,  # type: ignore[arg-type]
         policies=PolicySnapshot(None, default_schema(), metrics),
         chooser=BanditChooser(runtime),
-        decision_log=None,  # type: ignore[arg-type]
+        # nothing here records decisions; the compiled Engine takes a real (unstarted) log
+        decision_log=DecisionLog(MemoryStore()),
         metrics=metrics,
         signer=ClickSigner(b"k" * 32, "https://ads.example"),
         offers=OfferChooser(runtime, OffersConfig(), None, random.Random(seed + 1)),

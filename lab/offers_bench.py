@@ -31,6 +31,7 @@ from slotwise.proxy.bandit.runtime import BanditRuntime
 from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.chooser import RuleChooser
 from slotwise.proxy.decide import Engine
+from slotwise.proxy.events.decisions import DecisionLog
 from slotwise.proxy.exchange import Exchange
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.offer_chooser import OfferChooser
@@ -38,6 +39,7 @@ from slotwise.proxy.offer_set import screen
 from slotwise.proxy.offers_config import OffersConfig
 from slotwise.proxy.personalisers.offers import Offers
 from slotwise.proxy.policy_snapshot import PolicySnapshot
+from slotwise.proxy.state.memory import MemoryStore
 from slotwise.proxy.tracking import ClickSigner
 from slotwise.types import Context, NoHistory
 
@@ -93,7 +95,8 @@ def measure(decisions: int, models: Path) -> dict[str, float]:
         upstream=None,  # type: ignore[arg-type]
         policies=PolicySnapshot(None, default_schema(), metrics),
         chooser=RuleChooser(random.Random(3)),
-        decision_log=None,  # type: ignore[arg-type]
+        # nothing here records decisions; the compiled Engine takes a real (unstarted) log
+        decision_log=DecisionLog(MemoryStore()),
         metrics=metrics,
         signer=ClickSigner(b"k" * 32, "https://shop.example"),
         offers=chooser,

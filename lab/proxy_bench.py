@@ -423,9 +423,11 @@ def _engine_time(d: Path) -> dict[str, float]:
     from slotwise.plugins.registry import load_schema
     from slotwise.proxy.chooser import RuleChooser
     from slotwise.proxy.decide import Engine, open_document, personalise
+    from slotwise.proxy.events.decisions import DecisionLog
     from slotwise.proxy.exchange import Exchange
     from slotwise.proxy.metrics import ProxyMetrics
     from slotwise.proxy.policy_snapshot import PolicySnapshot, compile_directory
+    from slotwise.proxy.state.memory import MemoryStore
     from slotwise.proxy.tracking import ClickSigner
     from slotwise.proxy.upstream.connection import UpstreamResponse
     from slotwise.types import NoHistory
@@ -436,7 +438,8 @@ def _engine_time(d: Path) -> dict[str, float]:
         upstream=None,  # type: ignore[arg-type]
         policies=PolicySnapshot(None, load_schema(), metrics),
         chooser=RuleChooser(),
-        decision_log=None,  # type: ignore[arg-type]
+        # nothing here records decisions; the compiled Engine takes a real (unstarted) log
+        decision_log=DecisionLog(MemoryStore()),
         metrics=metrics,
         signer=ClickSigner(b"b" * 32, "http://proxy"),
     )

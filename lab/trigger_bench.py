@@ -115,8 +115,10 @@ def _engine() -> Any:
     from slotwise.plugins.registry import load_schema
     from slotwise.proxy.chooser import RuleChooser
     from slotwise.proxy.decide import Engine
+    from slotwise.proxy.events.decisions import DecisionLog
     from slotwise.proxy.metrics import ProxyMetrics
     from slotwise.proxy.policy_snapshot import PolicySnapshot
+    from slotwise.proxy.state.memory import MemoryStore
     from slotwise.proxy.tracking import ClickSigner
 
     metrics = ProxyMetrics()
@@ -124,7 +126,8 @@ def _engine() -> Any:
         upstream=None,  # type: ignore[arg-type]
         policies=PolicySnapshot(None, load_schema(), metrics),
         chooser=RuleChooser(random.Random(7)),
-        decision_log=None,  # type: ignore[arg-type]
+        # nothing here records decisions; the compiled Engine takes a real (unstarted) log
+        decision_log=DecisionLog(MemoryStore()),
         metrics=metrics,
         signer=ClickSigner(b"k" * 32, "https://proxy.example"),
     )

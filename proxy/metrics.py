@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import Final
 
 # A tuple of any length, not the inferred 16-float tuple: mypyc keeps a fixed-length tuple of
-# floats unboxed, and its check of whether such a final name is set is wrong (mypyc issue
-# 1183): compiled, every Histogram() raised "value for final name LATENCY_BUCKETS was not set"
+# floats unboxed, and its check of whether such a final name is set is wrong (reproduced in a
+# one-module example): compiled, every Histogram() raised "value for final name ... not set"
 LATENCY_BUCKETS: Final[tuple[float, ...]] = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
