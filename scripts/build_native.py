@@ -57,14 +57,16 @@ def artefacts() -> list[Path]:
     """Every file a build leaves beside the sources, of this list or an earlier one (a module
     taken off the list must not keep a compiled file that would still be imported)."""
     found = list(native.PACKAGE.glob("native_code__mypyc.*"))
+    # the package's own modules (slotwise/types.py) too, then its linked folders
+    found.extend(p for p in native.PACKAGE.iterdir() if p.is_file() and _compiled(p.name))
     for top in sorted(p for p in native.PACKAGE.iterdir() if p.is_dir()):
         for folder, _, files in os.walk(top, followlinks=True):
-            found.extend(
-                Path(folder, name)
-                for name in files
-                if name.endswith(".pyd") or (".cpython-" in name and name.endswith(".so"))
-            )
-    return found
+            found.extend(Path(folder, name) for name in files if _compiled(name))
+    return sorted(set(found))
+
+
+def _compiled(name: str) -> bool:
+    return name.endswith(".pyd") or (".cpython-" in name and name.endswith(".so"))
 
 
 def clean() -> None:
