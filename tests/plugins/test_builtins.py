@@ -298,14 +298,7 @@ async def test_profile_over_a_store_whose_reads_never_wait_runs_in_the_requests_
         services = ProviderServices(profiles=at_once)
         async with provider_set("consent", "profile", services=services) as providers:
             assert providers.by_name["profile"].inline is True
-            started: list[object] = []
-            ensure_future = asyncio.ensure_future
-
-            def counted(*args: Any, **kwargs: Any) -> Any:
-                started.append(args[0])
-                return ensure_future(*args, **kwargs)
-
-            monkeypatch.setattr(asyncio, "ensure_future", counted)
+            started = _count_tasks(monkeypatch)
             request = make_request(cookies={"sw_consent": "yes"}, user_id="u1", received_at=now)
             got = await gather(providers, request)
             monkeypatch.undo()
@@ -370,14 +363,7 @@ async def test_profile_over_synchronous_reads_answers_through_fetch_now_as_fetch
                 return await fetch(request)
 
             monkeypatch.setattr(provider, "fetch", watched)
-            started: list[object] = []
-            ensure_future = asyncio.ensure_future
-
-            def counted(*args: Any, **kwargs: Any) -> Any:
-                started.append(args[0])
-                return ensure_future(*args, **kwargs)
-
-            monkeypatch.setattr(asyncio, "ensure_future", counted)
+            started = _count_tasks(monkeypatch)
             got = [dict((await gather(providers, r)).signals) for r in requests]
             monkeypatch.undo()
             assert started == []  # in the request's task either way
@@ -537,3 +523,16 @@ async def test_new_agents_past_the_parse_budget_are_classified_coarsely() -> Non
         budget.spent = 0.0  # the bucket drained: the agent is parsed (and cached) now
         got = await gather(providers, phone)
         assert got.signals["device.os"] == "android"
+
+
+def _count_tasks(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """What asyncio.ensure_future is handed from now on (gather's tasks), until undo()."""
+    started: list[object] = []
+    ensure_future = asyncio.ensure_future
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        started.append(args[0])
+        return ensure_future(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "ensure_future", counted)
+    return started
