@@ -253,6 +253,7 @@ _HistoryNow = Callable[..., Sequence[Any]]
 _T = TypeVar("_T")
 _EVENT_ONLY = {Event}
 _DECODED = 8192  # decoded profiles (and carts) kept: those of the users seen lately
+_USERS = 4096  # users whose store keys are kept
 
 
 def _decoded(memo: dict[bytes, _T], raw: bytes, decode: Callable[[bytes], _T]) -> _T:
@@ -296,17 +297,16 @@ class StoreProfileSource:
             self._get_now = get_now
             self._history_now = history_now
         self.reads_now = self._get_now is not None
-        # a user's fixed keys (profile, cart, erasure marker: a SHA-256, alias), per user id:
-        # the same user's requests come again and again (bounded: any id may come)
-        self._fixed: dict[str, tuple[str, ...]] = {}
-        # and their history's key, read on every request too (apart: not in that round trip)
-        self._history_keys: dict[str, str] = {}
+        # per user id, their fixed keys (profile, cart, erasure marker: a SHA-256, alias: read
+        # in one round trip) and their history's key: the same user's requests come again
+        # and again (bounded: any id may come)
+        self._fixed: dict[str, tuple[tuple[str, ...], str]] = {}
         # the records' stored bytes -> their decoded form (frozen): a user's profile and cart
         # change rarely and are read on every request; equal bytes decode to equal records
         self._profiles: dict[bytes, Profile] = {}
         self._carts: dict[bytes, Cart] = {}
 
-    def _fixed_keys(self, user_id: str) -> tuple[str, ...]:
+    def _user_keys(self, user_id: str) -> tuple[tuple[str, ...], str]:
         keys = self._fixed.get(user_id)
         if keys is None:
             found = [self._key(user_id, PROFILE_KEY), self._key(user_id, CART_KEY)]
@@ -314,18 +314,10 @@ class StoreProfileSource:
                 found.append(self._erased(user_id))
             if self._alias is not None:
                 found.append(self._alias(user_id))
-            if len(self._fixed) >= 4096:
+            if len(self._fixed) >= _USERS:
                 self._fixed.clear()
-            keys = self._fixed[user_id] = tuple(found)
+            keys = self._fixed[user_id] = (tuple(found), self._key(user_id, EVENTS_KEY))
         return keys
-
-    def _history_key(self, user_id: str) -> str:
-        key = self._history_keys.get(user_id)
-        if key is None:
-            if len(self._history_keys) >= 4096:
-                self._history_keys.clear()
-            key = self._history_keys[user_id] = self._key(user_id, EVENTS_KEY)
-        return key
 
     async def forget(self, subjects: frozenset[str]) -> int:
         """Drop erased users' ids from the key cache and every decoded record (an erasure's
@@ -333,7 +325,6 @@ class StoreProfileSource:
         nothing is counted."""
         for subject in subjects:
             self._fixed.pop(subject, None)
-            self._history_keys.pop(subject, None)
         self.empty_memo()
         return 0
 
@@ -363,7 +354,7 @@ class StoreProfileSource:
             raise TypeError("read_now needs a store with synchronous reads (reads_now)")
         caps, keys = self._keys(user_id, now)
         profile, cart, capped = self._records(user_id, caps, get_now(keys))
-        events = history_now(self._history_key(user_id), since=since)
+        events = history_now(self._user_keys(user_id)[1], since=since)
         return profile, cart, capped, self._events(events)
 
     def _keys(
@@ -371,7 +362,7 @@ class StoreProfileSource:
     ) -> tuple[Sequence[tuple[str, str, int]], tuple[str, ...]]:
         # the erasure marker, the alias and the cap counters in the same round trip
         caps = self._caps(user_id, now) if self._caps is not None and now else ()
-        keys = self._fixed_keys(user_id)
+        keys = self._user_keys(user_id)[0]
         if caps:
             keys = (*keys, *[key for _, key, _ in caps])
         return caps, keys
@@ -381,7 +372,7 @@ class StoreProfileSource:
     ) -> tuple[Profile | None, Cart | None, tuple[str, ...]]:
         profile = values[0]
         cart = values[1]
-        at = 2  # then the erasure marker, the alias, the cap counters: as _fixed_keys has them
+        at = 2  # then the erasure marker, the alias, the cap counters: as _user_keys has them
         if self._erased is not None:
             if values[2] is not None:
                 raise UserErased(user_id)
@@ -411,7 +402,8 @@ class StoreProfileSource:
         return profile_record, cart_record, capped
 
     async def events(self, user_id: str, since: float) -> Sequence[Event]:
-        return self._events(await self._store.history(self._history_key(user_id), since=since))
+        key = self._user_keys(user_id)[1]
+        return self._events(await self._store.history(key, since=since))
 
     def _events(self, items: Sequence[_HistoryItem]) -> Sequence[Event]:
         # the store's own items are Events (checked without a Python step per item): no copy

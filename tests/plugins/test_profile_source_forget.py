@@ -14,7 +14,10 @@ async def test_forget_drops_the_erased_users_cached_keys() -> None:
         await source.records("u2")
         await source.events("u1", 0.0)
         source.read_now("u2", 1.0, 0.0)
-        assert set(source._history_keys) == {"u1", "u2"}
+        # each user's fixed keys and history key, cached together
+        assert {user: keys[1] for user, keys in source._fixed.items()} == {
+            "u1": subject_key("u1", "history"),
+            "u2": subject_key("u2", "history"),
+        }
         assert await source.forget(frozenset({"u1"})) == 0
         assert "u1" not in source._fixed and "u2" in source._fixed
-        assert "u1" not in source._history_keys and "u2" in source._history_keys
