@@ -468,12 +468,17 @@ class EventCollector:
 
     async def apply_retention(self) -> int:
         """Trim raw events and decisions older than ``event_retention`` and audit records older
-        than ``audit_retention``; how many went."""
+        than ``audit_retention``; how many went. Where the store archives (Redis with
+        ``archive=``), what Redis need not hold any more moves to the archive first."""
         now = time.time()
         trimmed = 0
+        audit = self.config.audit_log
+        for log in (self.config.events_log, self.config.decisions_log, audit):
+            archived = await self.store.log_archive(log)
+            if archived:
+                _log.info("retention: archived %d entries of log %s", archived, log)
         for log in (self.config.events_log, self.config.decisions_log):
             trimmed += await self.store.log_trim(log, before=now - self.config.event_retention)
-        audit = self.config.audit_log
         return trimmed + await self.store.log_trim(audit, before=now - self.config.audit_retention)
 
     async def _retention_loop(self) -> None:

@@ -369,6 +369,12 @@ class Store(abc.ABC):
     async def log_erase(self, log: str, subject: str) -> int:
         """Erasure: delete every entry whose subject is ``subject``; how many were deleted."""
 
+    async def log_archive(self, log: str) -> int:
+        """Move the log's old, acknowledged entries out of memory to the backend's archive;
+        how many moved. Only Redis has one (its ``archive=`` option): elsewhere nothing to do.
+        The log reads the same before and after."""
+        return 0
+
     # -- erasure --------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -23,17 +23,25 @@ N replicas confirming within ``wait_timeout`` raises :class:`StoreWriteUncertain
 events endpoints answer 503 and the client resends (record ids deduplicate; a duplicate still
 writes, see ``_APPEND``, so the resend's WAIT covers the first append as well).
 
-URL options: ``timeout``, ``write_timeout``, ``wait_timeout`` (seconds), ``wait_replicas``.
+Archive: with ``archive=DIRECTORY`` the retention pass moves each log's entries older than
+``archive_after`` (an hour) and acknowledged by every consumer group out of Redis into
+compressed segment files (slotwise.proxy.state.archive); ``log_read``, ``log_length``,
+``log_trim`` and ``log_erase`` see both parts as one log.
+
+URL options: ``timeout``, ``write_timeout``, ``wait_timeout`` (seconds), ``wait_replicas``,
+``archive`` (a directory), ``archive_after`` (seconds).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import struct
+import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -45,6 +53,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisClusterException
 
+from slotwise.proxy.state.archive import SEGMENT_ENTRIES, Id, LogArchive, format_id, parse_id
 from slotwise.proxy.state.base import (
     HistoryItem,
     LogEntry,
@@ -61,6 +70,12 @@ from slotwise.proxy.state.packing import pack_entry, unpack, unpack_tokens
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
+#: Seconds a log's entries stay in Redis before the retention pass may archive them (option
+#: ``archive_after``): recent entries are what the readers of a live log ask for.
+ARCHIVE_AFTER = 3600.0
+#: Seconds erasure and retention wait for the archive's lock (held by a pass moving at most a
+#: few segments of entries at a time).
+_LOCK_WAIT = 30.0
 
 # What a redis call can raise: RedisClusterException (cluster start-up, slot coverage) is not
 # a RedisError, and a socket may fail below redis-py.
@@ -420,6 +435,8 @@ class RedisStore(Store):
         username: str | None = None,
         wait_replicas: int = 0,
         wait_timeout: float = 0.5,
+        archive: str | None = None,
+        archive_after: float = ARCHIVE_AFTER,
     ) -> None:
         if not nodes:
             raise StoreConfigError("redis URL needs host:port")
@@ -443,6 +460,8 @@ class RedisStore(Store):
         self._primaries: dict[tuple[str, int], aioredis.Redis] = {}
         self._stale_slots = False
         self._refresh = asyncio.Lock()
+        self._archive = LogArchive(archive) if archive else None
+        self._archive_after = archive_after
 
     def _client(self, timeout: float, retries: int) -> Any:
         common: dict[str, Any] = {
@@ -462,6 +481,8 @@ class RedisStore(Store):
     async def start(self) -> None:
         if self._fast is not None:
             return
+        if self._archive is not None:
+            await asyncio.to_thread(self._archive.open)
         self._fast = self._client(self._timeout, 1)
         self._slow = self._client(self._write_timeout, 0)
         for name, source in (("append", _APPEND), ("incr", _INCR), ("sadd", _SADD)):
@@ -880,13 +901,34 @@ class RedisStore(Store):
         return [_text(p) or None for p in result]
 
     async def log_read(self, log: str, *, after: str = "0", count: int = 100) -> list[LogEntry]:
+        archive = self._archive
+        if archive is None or not archive.holds(log):
+            return await self._xrange(log, after, count)
+        archived, last = await asyncio.to_thread(archive.read, log, parse_id(after), count)
+        if last is None or len(archived) >= count:
+            return archived or await self._xrange(log, after, count)
+        # what Redis still holds of the archived part (a pass stopped between writing a
+        # segment and trimming the stream) was read from the archive already
+        newer = after if parse_id(after) > last else format_id(last)
+        return archived + await self._xrange(log, newer, count - len(archived))
+
+    async def _xrange(self, log: str, after: str, count: int) -> list[LogEntry]:
         start = "-" if after in ("0", "0-0") else f"({after}"
         client = self._ready(self._slow)
         rows = await self._call(client.xrange(_stream_key(log), start, "+", count=count))
         return [_entry(pos, fields) for pos, fields in rows]
 
     async def log_length(self, log: str) -> int:
-        return int(await self._call(self._ready(self._slow).xlen(_stream_key(log))))
+        client = self._ready(self._slow)
+        held = int(await self._call(client.xlen(_stream_key(log))))
+        archive = self._archive
+        if archive is None or not archive.holds(log):
+            return held
+        archived, last = await asyncio.to_thread(_length_and_last, archive, log)
+        if last is None:
+            return held
+        both = await self._call(client.xrange(_stream_key(log), "-", format_id(last)))
+        return archived + held - len(both)
 
     async def log_group_read(
         self, log: str, group: str, consumer: str, *, count: int = 100, pending: bool = False
@@ -934,11 +976,102 @@ class RedisStore(Store):
     async def log_trim(self, log: str, *, before: float) -> int:
         client = self._ready(self._slow)
         minid = f"{int(before * 1000)}-0"
-        return int(
+        trimmed = int(
             await self._write(client.xtrim(_stream_key(log), minid=minid, approximate=False))
         )
+        archive = self._archive
+        if archive is not None and archive.holds(log):
+            async with self._archive_lock(archive, log, wait=_LOCK_WAIT):
+                trimmed += await asyncio.to_thread(archive.trim, log, parse_id(minid))
+        return trimmed
 
     async def log_erase(self, log: str, subject: str) -> int:
+        archive = self._archive
+        if archive is None:
+            return await self._erase_stream(log, subject)
+        # under the archive's lock, so that a pass cannot move the subject's entries out of
+        # Redis between the two halves and keep them
+        async with self._archive_lock(archive, log, wait=_LOCK_WAIT):
+            erased = await self._erase_stream(log, subject)
+            return erased + await asyncio.to_thread(archive.erase, log, subject)
+
+    async def log_archive(self, log: str) -> int:
+        archive = self._archive
+        if archive is None:
+            return 0
+        async with self._archive_lock(archive, log, wait=0.0, busy_ok=True) as held:
+            if not held:
+                return 0  # another process's pass is moving this log now
+            limit = await self._archive_limit(log)
+            if limit is None:
+                return 0
+            last = await asyncio.to_thread(archive.last, log)
+            after = format_id(last) if last is not None else "0"
+            client = self._ready(self._slow)
+            stream = _stream_key(log)
+            moved = 0
+            while True:
+                start = "-" if after == "0" else f"({after}"
+                end = f"({format_id(limit)}"
+                rows = await self._call(client.xrange(stream, start, end, count=SEGMENT_ENTRIES))
+                if not rows:
+                    return moved
+                entries = [_entry(pos, fields) for pos, fields in rows]
+                await asyncio.to_thread(archive.append, log, _rows(entries))
+                after = entries[-1].position
+                # Redis frees what the segment now holds (and what an interrupted pass left)
+                ms, seq = parse_id(after)
+                minid = format_id((ms, seq + 1))
+                await self._write(client.xtrim(stream, minid=minid, approximate=False))
+                moved += len(entries)
+
+    async def _archive_limit(self, log: str) -> Id | None:
+        """The first id not to archive: an hour back, and nothing a group has yet to ack."""
+        # the millisecond of "archive_after ago" included: with archive_after=0, everything
+        limit: Id = (int((time.time() - self._archive_after) * 1000) + 1, 0)
+        client = self._ready(self._slow)
+        stream = _stream_key(log)
+        try:
+            groups = await client.xinfo_groups(stream)
+        except redis.exceptions.ResponseError:
+            return None  # no such log yet
+        except _FAILURES as exc:
+            raise self._failure(exc) from exc
+        for group in groups:
+            name = _text(group["name"])
+            delivered = parse_id(_text(group["last-delivered-id"]))
+            mine: Id = (delivered[0], delivered[1] + 1)
+            if int(group["pending"]):
+                summary = await self._call(client.xpending(stream, name))
+                mine = min(mine, parse_id(_text(summary["min"])))
+            if mine < limit:
+                _log.info(
+                    "log %s: consumer group %s holds entries since %s in redis (not acknowledged"
+                    " yet); the archive waits for it",
+                    log,
+                    name,
+                    format_id(mine),
+                )
+            limit = min(limit, mine)
+        return limit
+
+    @contextlib.asynccontextmanager
+    async def _archive_lock(
+        self, archive: LogArchive, log: str, *, wait: float, busy_ok: bool = False
+    ) -> AsyncIterator[bool]:
+        fd = await asyncio.to_thread(archive.acquire, log, wait)
+        if fd is None and not busy_ok:
+            raise StoreUnavailable(
+                f"log {log}: the archive's lock ({archive.directory}) stayed held for {wait:g} s;"
+                " another slotwise process is moving or rewriting it: try again later"
+            )
+        try:
+            yield fd is not None
+        finally:
+            if fd is not None:
+                archive.release(fd)
+
+    async def _erase_stream(self, log: str, subject: str) -> int:
         client = self._ready(self._slow)
         stream = _stream_key(log)
         wanted = subject.encode()
@@ -961,6 +1094,14 @@ class RedisStore(Store):
         except _FAILURES as exc:
             raise self._failure(exc) from exc
         return await self.delete(*(_text(k) for k in keys))
+
+
+def _rows(entries: Sequence[LogEntry]) -> list[tuple[int, int, str | None, bytes]]:
+    return [(*parse_id(e.position), e.subject, e.data) for e in entries]
+
+
+def _length_and_last(archive: LogArchive, log: str) -> tuple[int, Id | None]:
+    return archive.length(log), archive.last(log)
 
 
 def _append_keys(

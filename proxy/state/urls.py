@@ -5,6 +5,8 @@
                                                 sqlite://~/state.db is in the home directory)
     redis://[user:password@]host[:port][/db]    (host may be a bracketed IPv6 address: [::1])
     redis+cluster://host:port,host:port,...    (redis, cluster: ?wait_replicas=1&wait_timeout=0.5)
+    redis://host:port?archive=/var/lib/slotwise/archive&archive_after=3600
+                                               (logs older than an hour moved to that directory)
 
 Options are query parameters (``?timeout=0.03&write_timeout=1``); unknown or repeated ones are
 an error so that a typo does not silently fall back to a default.
@@ -25,6 +27,8 @@ _DECIMAL = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 #: The most entries a memory:// log may keep: about 10 GB of 1 KB decision records, already
 #: far beyond what a test or one-off tool needs; a larger number is a typo, not a plan.
 MAX_LOG_ENTRIES = 10_000_000
+#: Longer than any log's readers look back at a live log: a larger number is a typo.
+MAX_ARCHIVE_AFTER = 30 * 86400.0
 #: More replicas than any one primary plausibly has: a larger number is a typo.
 MAX_WAIT_REPLICAS = 16
 _ENCODE_HINT = (
@@ -173,10 +177,12 @@ def _credentials(userinfo: str | None) -> tuple[str | None, str | None]:
 
 
 def _redis(url: str, *, cluster: bool) -> Store:
-    from slotwise.proxy.state.redis import RedisStore
+    from slotwise.proxy.state.redis import ARCHIVE_AFTER, RedisStore
 
     userinfo, location, path, query = _split_redis(url)
-    options = _options(query, (*_SECONDS, "wait_replicas", "wait_timeout"), url)
+    options = _options(
+        query, (*_SECONDS, "wait_replicas", "wait_timeout", "archive", "archive_after"), url
+    )
     if not location.strip(","):
         raise StoreConfigError(
             f"store URL {redact(url)} has no host; write host:port after '://', e.g. 127.0.0.1:6379"
@@ -193,6 +199,7 @@ def _redis(url: str, *, cluster: bool) -> Store:
         )
     username, password = _credentials(userinfo)
     replication = _replication(options, url)
+    archive, archive_after = _archive(options, url, ARCHIVE_AFTER)
     return RedisStore(
         nodes,
         db=int(db_text),
@@ -201,8 +208,38 @@ def _redis(url: str, *, cluster: bool) -> Store:
         username=username,
         wait_replicas=int(replication.get("wait_replicas", 0)),
         wait_timeout=replication["wait_timeout"],
+        archive=archive,
+        archive_after=archive_after,
         **_seconds(options, url),
     )
+
+
+def _archive(options: dict[str, str], url: str, default_after: float) -> tuple[str | None, float]:
+    """``archive`` (a directory) and ``archive_after`` (seconds): where old log entries go."""
+    directory = options.get("archive")
+    after = options.get("archive_after")
+    if directory is None:
+        if after is not None:
+            raise StoreConfigError(
+                f"store URL {redact(url)}: archive_after needs archive=DIRECTORY (where the"
+                " entries go)"
+            )
+        return None, default_after
+    path = unquote(directory)
+    if not path.startswith(("/", "~")) or "\x00" in path:
+        raise StoreConfigError(
+            f"store URL {redact(url)}: archive must be an absolute directory path (or ~/...),"
+            f" got {directory!r}"
+        )
+    if after is None:
+        return _home(path, url), default_after
+    value = float(after) if _DECIMAL.fullmatch(after) else -1.0
+    if not 0 <= value <= MAX_ARCHIVE_AFTER:
+        raise StoreConfigError(
+            f"store URL {redact(url)}: archive_after must be seconds from 0 to"
+            f" {MAX_ARCHIVE_AFTER:g} (30 days), got {after!r}"
+        )
+    return _home(path, url), value
 
 
 def _replication(options: dict[str, str], url: str) -> dict[str, float]:
