@@ -16,6 +16,12 @@ retention):
   events have short ids, no anonymous id and the collector's time);
 - ``month``: the older scenario, 30 days of browsing (10 page views, 2 product views, an
   add-to-cart and a purchase), no profile, no decision.
+- ``--archive``: the store archives its logs (``archive=DIR``, issue 22): after the fill,
+  one retention pass of the real collector (``apply_retention``) moves every log entry to the
+  archive (``archive_after=0`` here, so that one pass moves the whole day); the script prints
+  Redis's memory before and after the pass, the archive's bytes on disk, and Redis's memory
+  in steady state under the defaults (``archive_after`` 1 h, ``events.retention_interval``
+  1 h: Redis holds at most the last two hours of a day's log entries).
 
 Prints Redis's used_memory before and after, per user and per 1M users (extrapolated
 linearly: per-user keys and stream entries grow in proportion), and MEMORY USAGE summed per
@@ -34,6 +40,7 @@ import random
 import re
 import sys
 import tempfile
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -196,6 +203,11 @@ def _usage_by_kind(raw: redis.Redis) -> Counter[str]:
     return usage
 
 
+async def _archive_pass(url: str) -> None:
+    async with open_store(url) as store, EventCollector(store) as collector:
+        await collector.apply_retention()
+
+
 async def _fill(url: str, users: int, scenario: str, sdk: bool) -> None:
     rng = random.Random(7)
     sdk_rng = random.Random(11) if sdk else None
@@ -229,14 +241,29 @@ def main() -> None:
         action="store_true",
         help="events as the browser SDK sends them (UUID ids, anonymous id, the browser's time)",
     )
+    parser.add_argument(
+        "--archive",
+        action="store_true",
+        help="the store archives its logs; one retention pass moves them out of Redis",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp)) as server:
         raw = redis.Redis(port=server.port)
         before = raw.info("memory")["used_memory"]
         # a loaded machine: the request-path timeout (50 ms) would fail a measurement
         url = f"redis://127.0.0.1:{server.port}/0?timeout=5&write_timeout=60"
+        archive = Path(tmp) / "archive"
+        if args.archive:
+            url += f"&archive={archive}&archive_after=0"
         asyncio.run(_fill(url, args.users, args.scenario, args.sdk_events))
         after = raw.info("memory")["used_memory"]
+        if args.archive:
+            logs = _usage_by_kind(raw)
+            wall, cpu = time.perf_counter(), time.process_time()
+            asyncio.run(_archive_pass(url))
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            archived = raw.info("memory")["used_memory"]
+            on_disk = sum(f.stat().st_size for f in archive.glob("*/*.seg"))
         usage = _usage_by_kind(raw)
         version = raw.info("server")["redis_version"]
     per_user = (after - before) / args.users
@@ -250,6 +277,24 @@ def main() -> None:
     for name, size in usage.most_common():
         print(f"  {size / args.users:8,.0f} B  {name}")
     print(f"  {sum(usage.values()) / args.users:8,.0f} B  all keys")
+    if args.archive:
+        moved = sum(size for name, size in logs.items() if name.startswith("log ")) / args.users
+        held = (archived - before) / args.users
+        # defaults: entries stay an hour, and the pass runs hourly: at most two hours of the
+        # day's entries are in Redis at any time
+        steady = held + moved * 2 / 24
+        print(
+            f"after one retention pass: used_memory {archived:,} B = {held:,.0f} B per user"
+            f" ({held * 1e6 / 2**30:.2f} GiB per 1M users); the logs' keys held {moved:,.0f} B"
+            f" per user before it; the archive holds {on_disk:,} B on disk,"
+            f" {on_disk / args.users:,.0f} B per user; the pass took {wall:.2f} s"
+            f" ({cpu:.2f} s of this process's CPU, Redis's own not counted)"
+        )
+        print(
+            f"steady state with the default archive_after (1 h) and retention_interval (1 h):"
+            f" {held:,.0f} + 2/24 x {moved:,.0f} = {steady:,.0f} B per user,"
+            f" {steady * 1e6 / 2**30:.2f} GiB per 1M users"
+        )
 
 
 if __name__ == "__main__":

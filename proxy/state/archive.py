@@ -166,11 +166,12 @@ class LogArchive:
         for segment in segments[start:]:
             if segment.last <= after:
                 continue
-            for ms, seq, subject, data in self._rows(log, segment):
-                if (ms, seq) > after:
-                    out.append(LogEntry(f"{ms}-{seq}", data, subject))
-                    if len(out) == count:
-                        return out, last
+            rows = self._rows(log, segment)
+            begin = bisect.bisect_right(rows, after, key=_row_id) if segment.first <= after else 0
+            for ms, seq, subject, data in rows[begin : begin + count - len(out)]:
+                out.append(LogEntry(f"{ms}-{seq}", data, subject))
+            if len(out) == count:
+                return out, last
         return out, last
 
     def _rows(self, log: str, segment: _Segment) -> list[Row]:
@@ -264,6 +265,10 @@ class LogArchive:
 
 
 _EMPTY = _Listing(0, (), ())
+
+
+def _row_id(row: Row) -> Id:
+    return row[0], row[1]
 
 
 def _read_header(path: str) -> tuple[Id, int] | None:
