@@ -25,6 +25,7 @@ blocking and meant to run in a thread.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import fcntl
 import os
 import struct
@@ -46,6 +47,7 @@ Row = tuple[int, int, str | None, bytes]
 _Keep = Callable[[Row], bool]
 
 _MAGIC = b"SWSEG1"
+_TEMPORARY = ".tmp"
 _HEADER = struct.Struct(">QQI")
 _START = len(_MAGIC) + _HEADER.size
 #: Entries per segment: a decoded segment (kept while a reader pages through it) is a few MB.
@@ -103,11 +105,22 @@ class LogArchive:
             with open(probe, "wb") as handle:
                 handle.write(b"ok")
             os.unlink(probe)
+            self._sweep()
         except OSError as exc:
             raise StoreConfigError(
                 f"log archive {self.directory!r}: cannot write there ({exc.strerror}); give a"
                 " directory this user may create files in (store URL option archive=)"
             ) from None
+
+    def _sweep(self) -> None:
+        """Remove what writers killed mid-write left (temporary files over an hour old)."""
+        cutoff = time.time() - 3600
+        for folder in os.scandir(self.directory):
+            if folder.is_dir():
+                for leftover in os.scandir(folder.path):
+                    if leftover.name.endswith(_TEMPORARY) and leftover.stat().st_mtime < cutoff:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(leftover.path)
 
     def _dir(self, log: str) -> str:
         return os.path.join(self.directory, quote(log, safe=""))
@@ -255,12 +268,17 @@ class LogArchive:
         os.makedirs(folder, exist_ok=True)
         last = rows[-1]
         body = zlib.compress(_ENCODER.encode(rows), 6)
-        temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
-        with open(temporary, "wb") as handle:
-            handle.write(_MAGIC + _HEADER.pack(last[0], last[1], len(rows)) + body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, os.path.join(folder, name))
+        temporary = os.path.join(folder, f".{name}.{os.getpid()}{_TEMPORARY}")
+        try:
+            with open(temporary, "wb") as handle:
+                handle.write(_MAGIC + _HEADER.pack(last[0], last[1], len(rows)) + body)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, os.path.join(folder, name))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)  # a full disk keeps no half-written file
+            raise
         _sync_dir(folder)
 
 

@@ -904,7 +904,7 @@ class RedisStore(Store):
         archive = self._archive
         if archive is None or not archive.holds(log):
             return await self._xrange(log, after, count)
-        archived, last = await asyncio.to_thread(archive.read, log, parse_id(after), count)
+        archived, last = await _on_disk(archive.read, log, parse_id(after), count)
         if last is None or len(archived) >= count:
             return archived or await self._xrange(log, after, count)
         # what Redis still holds of the archived part (a pass stopped between writing a
@@ -924,7 +924,7 @@ class RedisStore(Store):
         archive = self._archive
         if archive is None or not archive.holds(log):
             return held
-        archived, last = await asyncio.to_thread(_length_and_last, archive, log)
+        archived, last = await _on_disk(_length_and_last, archive, log)
         if last is None:
             return held
         both = await self._call(client.xrange(_stream_key(log), "-", format_id(last)))
@@ -982,7 +982,7 @@ class RedisStore(Store):
         archive = self._archive
         if archive is not None and archive.holds(log):
             async with self._archive_lock(archive, log, wait=_LOCK_WAIT):
-                trimmed += await asyncio.to_thread(archive.trim, log, parse_id(minid))
+                trimmed += await _on_disk(archive.trim, log, parse_id(minid))
         return trimmed
 
     async def log_erase(self, log: str, subject: str) -> int:
@@ -993,7 +993,7 @@ class RedisStore(Store):
         # Redis between the two halves and keep them
         async with self._archive_lock(archive, log, wait=_LOCK_WAIT):
             erased = await self._erase_stream(log, subject)
-            return erased + await asyncio.to_thread(archive.erase, log, subject)
+            return erased + await _on_disk(archive.erase, log, subject)
 
     async def log_archive(self, log: str) -> int:
         archive = self._archive
@@ -1005,7 +1005,7 @@ class RedisStore(Store):
             limit = await self._archive_limit(log)
             if limit is None:
                 return 0
-            last = await asyncio.to_thread(archive.last, log)
+            last = await _on_disk(archive.last, log)
             after = format_id(last) if last is not None else "0"
             client = self._ready(self._slow)
             stream = _stream_key(log)
@@ -1017,7 +1017,7 @@ class RedisStore(Store):
                 if not rows:
                     return moved
                 entries = [_entry(pos, fields) for pos, fields in rows]
-                await asyncio.to_thread(archive.append, log, _rows(entries))
+                await _on_disk(archive.append, log, _rows(entries))
                 after = entries[-1].position
                 # Redis frees what the segment now holds (and what an interrupted pass left)
                 ms, seq = parse_id(after)
@@ -1059,7 +1059,7 @@ class RedisStore(Store):
     async def _archive_lock(
         self, archive: LogArchive, log: str, *, wait: float, busy_ok: bool = False
     ) -> AsyncIterator[bool]:
-        fd = await asyncio.to_thread(archive.acquire, log, wait)
+        fd = await _on_disk(archive.acquire, log, wait)
         if fd is None and not busy_ok:
             raise StoreUnavailable(
                 f"log {log}: the archive's lock ({archive.directory}) stayed held for {wait:g} s;"
@@ -1094,6 +1094,16 @@ class RedisStore(Store):
         except _FAILURES as exc:
             raise self._failure(exc) from exc
         return await self.delete(*(_text(k) for k in keys))
+
+
+async def _on_disk(work: Callable[..., T], *args: Any) -> T:
+    """``work`` on the archive's files, in a thread; an I/O error is the store's."""
+    try:
+        return await asyncio.to_thread(work, *args)
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"log archive: {exc.strerror or exc} ({exc.filename or 'the archive directory'})"
+        ) from exc
 
 
 def _rows(entries: Sequence[LogEntry]) -> list[tuple[int, int, str | None, bytes]]:

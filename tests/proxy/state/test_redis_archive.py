@@ -244,3 +244,25 @@ async def test_the_archive_works_on_redis_cluster(
             f'{{"n":{n}}}'.encode() for n in range(12) if n % 5
         ]
         assert await store.log_length(log) == 9
+
+
+async def test_an_archive_file_that_cannot_be_read_is_the_stores_error(
+    archived: tuple[Store, aioredis.Redis, Path],
+) -> None:
+    store, _, folder = archived
+    await store.log_append("events", _records(0, 5))
+    await store.log_archive("events")
+    (folder / "events" / "9999999999999-0.seg").mkdir()  # not a file: reading it fails
+    with pytest.raises(StoreUnavailable, match="log archive: Is a directory"):
+        await store.log_read("events")
+
+
+async def test_start_removes_what_a_killed_writer_left(redis: RedisServer, tmp_path: Path) -> None:
+    events = tmp_path / "a" / "events"
+    events.mkdir(parents=True)
+    old, fresh = events / ".1-0.seg.123.tmp", events / ".2-0.seg.124.tmp"
+    old.write_bytes(b"half")
+    fresh.write_bytes(b"being written")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    async with open_store(f"{redis.url}?archive={tmp_path}/a"):
+        assert not old.exists() and fresh.exists()
