@@ -11,7 +11,8 @@ One directory per log; one file per segment, named by the stream id its first en
 it was written (``<ms>-<seq>.seg``): segment *i* holds entries from its name up to the next
 segment's name, so a read finds its start by the file names alone. A file is::
 
-    b"SWSEG1" | last ms (8 bytes) | last seq (8) | entries (4)
+    b"SWSEG1" | last ms (8 bytes) | last seq (8) | entries (4) | index bytes (4)
+    | subject index: the sorted 8-byte BLAKE2b keys of its entries' subjects
     | zlib(msgpack [[ms, seq, subject, data], ...])
 
 A whole segment deflated together is several times smaller than Redis's entries, each packed
@@ -27,6 +28,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import fcntl
+import hashlib
 import os
 import struct
 import threading
@@ -48,7 +50,8 @@ _Keep = Callable[[Row], bool]
 
 _MAGIC = b"SWSEG1"
 _TEMPORARY = ".tmp"
-_HEADER = struct.Struct(">QQI")
+# last ms, last seq, entries, then the subject index's length in bytes
+_HEADER = struct.Struct(">QQII")
 _START = len(_MAGIC) + _HEADER.size
 #: Entries per segment: a decoded segment (kept while a reader pages through it) is a few MB.
 SEGMENT_ENTRIES = 50_000
@@ -232,8 +235,16 @@ class LogArchive:
             self._write(log, f"{chunk[0][0]}-{chunk[0][1]}.seg", chunk)
 
     def erase(self, log: str, subject: str) -> int:
-        """Rewrite every segment holding ``subject``'s entries without them; how many went."""
-        return self._rewrite(log, lambda row: row[2] != subject)
+        """Rewrite every segment holding ``subject``'s entries without them; how many went.
+
+        Each segment's subject index says whether to read it at all: an erasure decodes only
+        the segments of the days the user was active, not the whole retained log."""
+        key = _subject_key(subject)
+        gone = 0
+        for segment in self._segments(log):
+            if _indexes(os.path.join(self._dir(log), segment.name), key):
+                gone += self._rewrite_one(log, segment, lambda row: row[2] != subject)
+        return gone
 
     def trim(self, log: str, before: Id) -> int:
         """Drop entries with ids before ``before``; how many went."""
@@ -246,9 +257,6 @@ class LogArchive:
                 gone += self._rewrite_one(log, segment, lambda row: (row[0], row[1]) >= before)
         _sync_dir(self._dir(log))
         return gone
-
-    def _rewrite(self, log: str, keep: _Keep) -> int:
-        return sum(self._rewrite_one(log, s, keep) for s in self._segments(log))
 
     def _rewrite_one(self, log: str, segment: _Segment, keep: _Keep) -> int:
         path = os.path.join(self._dir(log), segment.name)
@@ -268,10 +276,12 @@ class LogArchive:
         os.makedirs(folder, exist_ok=True)
         last = rows[-1]
         body = zlib.compress(_ENCODER.encode(rows), 6)
+        index = b"".join(sorted({_subject_key(row[2]) for row in rows if row[2] is not None}))
         temporary = os.path.join(folder, f".{name}.{os.getpid()}{_TEMPORARY}")
         try:
             with open(temporary, "wb") as handle:
-                handle.write(_MAGIC + _HEADER.pack(last[0], last[1], len(rows)) + body)
+                head = _HEADER.pack(last[0], last[1], len(rows), len(index))
+                handle.write(_MAGIC + head + index + body)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, os.path.join(folder, name))
@@ -297,8 +307,36 @@ def _read_header(path: str) -> tuple[Id, int] | None:
         return None  # rewritten away since the listing
     if len(head) != _START or not head.startswith(_MAGIC):
         raise StoreUnavailable(f"log archive file {path} is not a segment (damaged?)")
-    last_ms, last_seq, count = _HEADER.unpack_from(head, len(_MAGIC))
+    last_ms, last_seq, count, _index = _HEADER.unpack_from(head, len(_MAGIC))
     return (last_ms, last_seq), count
+
+
+def _subject_key(subject: str) -> bytes:
+    # 8 bytes: two subjects sharing one only make an erasure decode a segment it need not
+    return hashlib.blake2b(subject.encode(), digest_size=8).digest()
+
+
+def _indexes(path: str, key: bytes) -> bool:
+    """Whether the segment's subject index holds ``key`` (a binary search of its sorted keys)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_START)
+            if len(head) != _START or not head.startswith(_MAGIC):
+                raise StoreUnavailable(f"log archive file {path} is not a segment (damaged?)")
+            index = handle.read(_HEADER.unpack_from(head, len(_MAGIC))[3])
+    except FileNotFoundError:
+        return False
+    low, high = 0, len(index) // 8
+    while low < high:
+        middle = (low + high) // 2
+        probe = index[middle * 8 : middle * 8 + 8]
+        if probe == key:
+            return True
+        if probe < key:
+            low = middle + 1
+        else:
+            high = middle
+    return False
 
 
 def _load(path: str) -> list[Row]:
@@ -308,8 +346,9 @@ def _load(path: str) -> list[Row]:
     except FileNotFoundError:
         return []
     try:
-        return _DECODER.decode(zlib.decompress(raw[_START:]))
-    except (zlib.error, msgspec.DecodeError) as exc:
+        index = _HEADER.unpack_from(raw, len(_MAGIC))[3]
+        return _DECODER.decode(zlib.decompress(raw[_START + index :]))
+    except (zlib.error, msgspec.DecodeError, struct.error) as exc:
         raise StoreUnavailable(f"log archive file {path} does not decode ({exc})") from None
 
 

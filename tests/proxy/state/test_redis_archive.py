@@ -266,3 +266,20 @@ async def test_start_removes_what_a_killed_writer_left(redis: RedisServer, tmp_p
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     async with open_store(f"{redis.url}?archive={tmp_path}/a"):
         assert not old.exists() and fresh.exists()
+
+
+async def test_erasure_decodes_only_the_segments_whose_index_names_the_user(
+    archived: tuple[Store, aioredis.Redis, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _, _ = archived
+    monkeypatch.setattr(archive_module, "SEGMENT_ENTRIES", 10)
+    await store.log_append("events", _records(0, 30, subjects=30))  # one entry per user
+    await store.log_archive("events")
+    decoded: list[str] = []
+    load = archive_module._load
+    monkeypatch.setattr(archive_module, "_load", lambda path: decoded.append(path) or load(path))
+    assert await store.log_erase("events", "user-14") == 1
+    assert len(decoded) == 1  # of three segments
+    assert await store.log_erase("events", "nobody-at-all") == 0
+    assert len(decoded) == 1
+    assert len(await _everything(store)) == 29
