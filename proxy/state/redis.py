@@ -1045,9 +1045,14 @@ class RedisStore(Store):
                 summary = await self._call(client.xpending(stream, name))
                 mine = min(mine, parse_id(_text(summary["min"])))
             if mine < limit:
-                _log.info(
-                    "log %s: consumer group %s holds entries since %s in redis (not acknowledged"
-                    " yet); the archive waits for it",
+                # a day behind is a group nobody reads any more, or a consumer that is down:
+                # Redis keeps growing until it catches up or is removed
+                stale = mine[0] < limit[0] - 86_400_000
+                _log.log(
+                    logging.WARNING if stale else logging.INFO,
+                    "log %s: consumer group %s has not acknowledged entries since %s; they and"
+                    " what follows stay in redis until it does (XGROUP DESTROY a group no longer"
+                    " used)",
                     log,
                     name,
                     format_id(mine),
