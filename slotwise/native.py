@@ -42,6 +42,7 @@ MODULES: dict[str, str] = {
     "slotwise.proxy.tracking": "signs a tracking link per unit",
     "slotwise.dsl.compiled": "the compiled policy set read on every decision",
     "slotwise.dsl.matcher": "the rule index's eligible() per request",
+    "slotwise.dsl.reader": "the policy parser's per-token and per-rule work (reload, not requests)",
     "slotwise.proxy.adapters.json": "parses and rewrites the upstream's JSON answer",
     "slotwise.proxy.http_hygiene": "every request's and answer's header checks",
     "slotwise.proxy.http_body": "reads every request and answer body",

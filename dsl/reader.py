@@ -1,0 +1,961 @@
+"""The per-token and per-node work of parsing, in plain functions and classes mypyc compiles.
+
+dsl/lexer.py and dsl/transform.py subclass Lark's ``Lexer`` and ``Transformer``, which mypyc
+cannot compile (they are interpreted classes); they are thin shells around this module, which
+holds what runs once per token (``Scanner.next``), once per reduction (``Node``, the rule
+builders) and the fused LALR loop of ``parse`` (dsl/parser.py explains the loop and the Lark
+internals it reads). slotwise/native.py lists this module; uncompiled it runs the same code.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Final
+
+from lark import Token
+from lark.exceptions import UnexpectedCharacters
+
+from slotwise.dsl import ast
+
+_SPACES: Final = re.compile(r"[ \t\f\r]*")
+_COMPARE: Final = frozenset({"==", "!=", "<=", ">=", "<", ">"})
+
+
+class BadValue(Exception):
+    """A token the grammar accepts but the language does not (a time of 25:00)."""
+
+    def __init__(self, token: Token, message: str) -> None:
+        super().__init__(message)
+        self.token = token
+        self.message = message
+
+
+class Unexpected(Exception):
+    """The fused loop met a token the parse table has no action for."""
+
+
+# ---------------------------------------------------------------- tokens
+
+
+class Lexicon:
+    """The lexer's tables: one regular expression, keywords and punctuation by text."""
+
+    def __init__(self, pattern: re.Pattern[str], words: dict[str, str], symbols: dict[str, str]):
+        self.pattern = pattern
+        self.words = words
+        self.symbols = symbols
+
+
+def make_token(kind: str, value: str, pos: int, line: int, column: int, end_pos: int) -> Token:
+    # Token's constructor (argument juggling for old signatures) takes twice as long: parsing
+    # the 10,000-rule bench workload took 1.1-1.2x the time with it (docs/benchmarks.md, "Lark
+    # internals"). Filling the slots is a Lark internal: tests/dsl/test_lark_internals.py pins
+    # it to Lark's version and checks the result equals what the constructor makes.
+    token: Any = str.__new__(Token, value)
+    token.type = kind
+    token.value = value
+    token.start_pos = pos
+    token.line = line
+    token.end_line = line
+    token.column = column
+    token.end_column = column + len(value)
+    token.end_pos = end_pos
+    return token  # type: ignore[no-any-return]
+
+
+class Scanner:
+    """Tokenises ``data`` while a parser consumes the tokens: ``states[stack[-1]]`` holds the
+    token types the parser accepts now (``stack`` is its live state stack). Comments go to
+    ``comments`` (the formatter's), when it is a list."""
+
+    def __init__(
+        self,
+        lexicon: Lexicon,
+        data: str,
+        states: Mapping[int, Collection[str]],
+        stack: list[int],
+        comments: list[Token] | None,
+    ) -> None:
+        self.pattern = lexicon.pattern
+        self.words = lexicon.words
+        self.symbols = lexicon.symbols
+        self.data = data
+        self.states = states
+        self.stack = stack
+        self.comments = comments
+        self.pos = 0
+        self.line = 1
+        self.line_start = 0
+        self.end = len(data)
+        self.kind = ""  # the type of the token ``next`` returned last
+
+    def next(self) -> Token | None:
+        """The next token, or None at the end of the text."""
+        data = self.data
+        while self.pos < self.end:
+            found = self.pattern.match(data, self.pos)
+            if found is None:
+                pos = _SPACES.match(data, self.pos).end()  # type: ignore[union-attr]
+                raise UnexpectedCharacters(  # type: ignore[no-untyped-call]
+                    data, pos, self.line, pos - self.line_start + 1
+                )
+            kind = found.lastgroup or ""
+            next_pos = found.end()
+            if kind == "END":
+                break
+            pos = found.start(kind)
+            value = found.group(kind)
+            column = pos - self.line_start + 1
+            self.pos = next_pos
+            if kind == "NEWLINE":
+                self.line += 1
+                self.line_start = next_pos
+            elif kind == "COMMENT":
+                sink = self.comments
+                if sink is not None:
+                    sink.append(make_token("COMMENT", value, pos, self.line, column, next_pos))
+            else:
+                if kind == "WORD":
+                    kind = self.words.get(value, "NAME")
+                    # a keyword where the grammar expects a name is a name (`variant offer`,
+                    # `affinity(clicks: ...)`): keywords are reserved only where they matter
+                    if kind != "NAME":
+                        expected = self.states[self.stack[-1]]
+                        if kind not in expected and "NAME" in expected:
+                            kind = "NAME"
+                elif kind == "SYMBOL":
+                    kind = "COMPARE" if value in _COMPARE else self.symbols[value]
+                self.kind = kind
+                return make_token(kind, value, pos, self.line, column, next_pos)
+        self.pos = self.end
+        return None
+
+
+# ---------------------------------------------------------------- reductions
+
+
+class Reducer:
+    """What a reduction builds from its children (a rule's value)."""
+
+    def reduce(self, children: list[Any]) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, children: list[Any]) -> Any:
+        return self.reduce(children)
+
+
+class Call(Reducer):
+    """Any other callable Lark made for a rule (a shape dsl/parser.py does not flatten)."""
+
+    def __init__(self, function: Callable[[list[Any]], Any]) -> None:
+        self.function = function
+
+    def reduce(self, children: list[Any]) -> Any:
+        return self.function(children)
+
+
+class StartList(Reducer):
+    """`__x: item` of a repetition: the list starts with its item."""
+
+    def reduce(self, children: list[Any]) -> Any:
+        return children
+
+
+class Extend(Reducer):
+    """`__x: __x "," item` (left recursion): the item joins the list."""
+
+    def reduce(self, children: list[Any]) -> Any:
+        repeated: list[Any] = children[0]
+        repeated += children[1:]
+        return repeated
+
+
+class Splice(Reducer):
+    """A rule holding a repetition: its list spliced in where it stands, in one slice."""
+
+    def __init__(self, at: int, builder: Reducer) -> None:
+        self.at = at
+        self.builder = builder
+
+    def reduce(self, children: list[Any]) -> Any:
+        at = self.at
+        return self.builder.reduce(children[:at] + children[at] + children[at + 1 :])
+
+
+def reducer(callback: Any) -> Reducer:
+    """``callback`` as a Reducer (``list`` starts a repetition)."""
+    if isinstance(callback, Reducer):
+        return callback
+    if callback is list:
+        return StartList()
+    return Call(callback)
+
+
+_Builder = Callable[[ast.Span, list[Any]], Any]
+
+# Rules written with `!` in the grammar: their keyword tokens are their value.
+_KEEP_TOKENS: Final = frozenset(
+    {
+        "metric",
+        "goal_op",
+        "range_op",
+        "quantifier",
+        "arm_kind",
+        "offer_verdict",
+        "trigger_verdict",
+        "offer_text",
+    }
+)
+# Named string terminals: kept like any named terminal (anonymous keywords are dropped).
+_NAMED: Final = frozenset({"NEG", "NOT"})
+_ANONYMOUS: Final[set[str]] = set()
+
+
+def set_anonymous_terminals(names: set[str]) -> None:
+    """Tell the rule builders which token types are grammar keywords/punctuation to drop."""
+    _ANONYMOUS.clear()
+    _ANONYMOUS.update(names - _NAMED)
+
+
+class Node(Reducer):
+    """One grammar rule's builder: the span from the raw children (every token is kept, Lark
+    passes no positions to an inline transformer), then the keywords dropped."""
+
+    def __init__(self, name: str, build: _Builder) -> None:
+        self.name = name
+        self.keep = name in _KEEP_TOKENS
+        self.build = build
+
+    def reduce(self, children: list[Any]) -> Any:
+        span = _span(children)
+        if not self.keep:
+            anonymous = _ANONYMOUS
+            kept: list[Any] = []
+            for child in children:
+                if type(child) is not Token or child.type not in anonymous:
+                    kept.append(child)
+            children = kept
+        return self.build(span, children)
+
+
+def _position(child: Any, first: bool) -> tuple[int, int] | None:
+    if type(child) is Token:
+        if first:
+            return (child.line or 0, child.column or 0)
+        return (child.end_line or 0, child.end_column or 0)
+    span = getattr(child, "span", None)
+    if span is not None and span.line:
+        return (span.line, span.column) if first else (span.end_line, span.end_column)
+    if isinstance(child, tuple) and child:
+        return _position(child[0] if first else child[-1], first)
+    return None
+
+
+def _span(children: list[Any]) -> ast.Span:
+    # the common case first: a rule that starts with a keyword token (kept by the parser)
+    if not children:
+        return ast.NO_SPAN
+    first: Any = children[0]
+    last: Any = children[-1]
+    start: tuple[int, int] | None = None
+    if type(first) is Token:
+        start = (first.line or 0, first.column or 0)
+    else:
+        for child in children:
+            start = _position(child, True)
+            if start is not None:
+                break
+    end: tuple[int, int] | None = None
+    if type(last) is Token:
+        end = (last.end_line or 0, last.end_column or 0)
+    else:
+        for at in range(len(children) - 1, -1, -1):  # (reversed() stops mypyc here)
+            end = _position(children[at], False)
+            if end is not None:
+                break
+    if start is None or end is None:
+        return ast.NO_SPAN
+    return ast.Span(start[0], start[1], end[0], end[1])
+
+
+# ---------------------------------------------------------------- values of tokens
+
+
+def _token_span(token: Any) -> ast.Span:
+    return ast.Span(token.line or 0, token.column or 0, token.end_line or 0, token.end_column or 0)
+
+
+_ESCAPES: Final = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+_ESCAPE: Final = re.compile(r"\\(.)")
+
+
+def _unescape(found: re.Match[str]) -> str:
+    char = found.group(1)
+    return _ESCAPES.get(char, char)
+
+
+def _string(token: Any) -> str:
+    """A STRING token's text: quotes removed, \\n \\t \\" \\\\ decoded (others kept as is)."""
+    inner = str(token)[1:-1]
+    if "\\" not in inner:
+        return inner
+    return _ESCAPE.sub(_unescape, inner)
+
+
+def _number(token: Any) -> int | float:
+    text = str(token)
+    # every number ends up a float somewhere (matchers, boosts): one past the float range
+    # would overflow there, so it is refused here, where its position is known
+    if not math.isfinite(float(text)):
+        raise BadValue(token, f"{text[:12]}... is too large a number")
+    return int(text) if text.isdigit() else float(text)
+
+
+def _duration(token: Any) -> ast.Duration:
+    text = str(token)
+    if len(text) > 10:  # a billion units of anything is no window a policy means
+        raise BadValue(token, f"{text[:12]}... is too long a duration")
+    return ast.Duration(int(text[:-1]), text[-1])
+
+
+def _int(token: Any, what: str) -> int:
+    if not str(token).isdigit():
+        raise BadValue(token, f"{what} must be a whole number, not {token}")
+    return int(str(token))
+
+
+# ---------------------------------------------------------------- rule builders: file
+
+
+def _start(span: ast.Span, children: list[Any]) -> Any:
+    return ast.PolicyFile("", children[0], tuple(children[1:]))
+
+
+def _header(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Header(span, _string(children[0]), _int(children[1], "the version"))
+
+
+def _segment(span: ast.Span, children: list[Any]) -> Any:
+    name, condition = children
+    return ast.Segment(span, str(name), condition)
+
+
+# ---------------------------------------------------------------- campaigns
+
+
+def _campaign(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Campaign(span, str(children[0]), tuple(children[1:]))
+
+
+def _applies(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Applies(span, children[0])
+
+
+def _slot(span: ast.Span, children: list[Any]) -> Any:
+    name: Any = children[0]
+    location: Any = children[1]
+    return ast.Slot(span, str(name), _string(location), _token_span(location), tuple(children[2:]))
+
+
+def _offer_creative(span: ast.Span, children: list[Any]) -> Any:
+    name: Any = children[0]
+    location: Any = children[1]
+    offers: Any = children[2]
+    return ast.Slot(
+        span,
+        str(name),
+        _string(location),
+        _token_span(location),
+        (),
+        str(offers),
+        _token_span(offers),
+        str(children[3]) if len(children) > 3 else "label",
+    )
+
+
+def _first_text(span: ast.Span, children: list[Any]) -> Any:
+    # the `!` rules whose value is their keyword (offer_text, metric, goal_op, ...)
+    return str(children[0])
+
+
+def _variant(span: ast.Span, children: list[Any]) -> Any:
+    attributes: Any = children[2] if len(children) > 2 else ()
+    return ast.Variant(span, str(children[0]), _string(children[1]), attributes)
+
+
+def _tuple_of(span: ast.Span, children: list[Any]) -> Any:
+    return tuple(children)
+
+
+def _attribute(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Attribute(span, str(children[0]), _string(children[1]))
+
+
+def _rule(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Rule(span, _string(children[0]), children[1], tuple(children[2:]))
+
+
+def _pin(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Pin(span, str(children[0]), str(children[1]))
+
+
+def _prefer(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Prefer(span, str(children[0]), children[1])
+
+
+def _exclude(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Exclude(span, str(children[0]), children[1])
+
+
+def _boost(span: ast.Span, children: list[Any]) -> Any:
+    slot, variant, factor = children
+    return ast.Boost(span, str(slot), str(variant), float(_number(factor)))
+
+
+def _names(span: ast.Span, children: list[Any]) -> Any:
+    return tuple([str(c) for c in children])
+
+
+def _optimize(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Optimize(span, children[0])
+
+
+def _goal(span: ast.Span, children: list[Any]) -> Any:
+    terms: list[Any] = [children[0]]
+    for at in range(1, len(children) - 1, 2):
+        op: Any = children[at]
+        term: Any = children[at + 1]
+        sign = -1.0 if op == "-" else 1.0
+        terms.append(ast.GoalTerm(term.span, sign * term.weight, term.metric))
+    return tuple(terms)
+
+
+def _goal_term(span: ast.Span, children: list[Any]) -> Any:
+    weight = float(_number(children[0])) if len(children) == 2 else 1.0
+    return ast.GoalTerm(span, weight, children[-1])
+
+
+def _explore(span: ast.Span, children: list[Any]) -> Any:
+    kind = str(children[0])
+    parameter: Any = None
+    if len(children) > 1:
+        raw: Any = children[1]
+        parameter = raw if isinstance(raw, ast.Percent) else float(_number(raw))
+    return ast.Explore(span, kind, parameter)
+
+
+def _holdout(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Holdout(span, children[0])
+
+
+def _guardrail(span: ast.Span, children: list[Any]) -> Any:
+    minimum = float(_number(children[1])) if len(children) > 1 else None
+    return ast.Guardrail(span, str(children[0]), minimum)
+
+
+# ---------------------------------------------------------------- triggers
+
+
+def _cap(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Cap(span, _int(children[0], "a cap"), _duration(children[1]))
+
+
+def _trigger(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Trigger(span, str(children[0]), tuple(children[1:]))
+
+
+def _on_event(span: ast.Span, children: list[Any]) -> Any:
+    return ast.OnEvent(span, str(children[0]))
+
+
+def _unless_event(span: ast.Span, children: list[Any]) -> Any:
+    return ast.UnlessEvent(span, str(children[0]), _duration(children[1]))
+
+
+def _wait(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Wait(span, _duration(children[0]))
+
+
+def _window(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Window(span, _duration(children[0]))
+
+
+def _trigger_when(span: ast.Span, children: list[Any]) -> Any:
+    return ast.TriggerWhen(span, children[0])
+
+
+def _ladder(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Ladder(span, str(children[0]), tuple(children[1:]))
+
+
+def _ladder_step(span: ast.Span, children: list[Any]) -> Any:
+    return ast.LadderStep(span, children[0], children[1])
+
+
+def _show(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Show(span, str(children[0]))
+
+
+def _notify(span: ast.Span, children: list[Any]) -> Any:
+    quiet: Any = children[2] if len(children) > 2 else None
+    return ast.Notify(span, str(children[0]), _string(children[1]), quiet)
+
+
+def _quiet(span: ast.Span, children: list[Any]) -> Any:
+    for token in children:
+        hours, minutes = int(str(token)[:2]), int(str(token)[3:])
+        if hours > 23 or minutes > 59:
+            raise BadValue(token, f"{token} is not a time of day (00:00 to 23:59)")
+    return ast.Quiet(span, str(children[0]), str(children[1]))
+
+
+# ---------------------------------------------------------------- offers
+
+
+def _offers(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Offers(span, str(children[0]), tuple(children[1:]))
+
+
+def _offer_slot(span: ast.Span, children: list[Any]) -> Any:
+    return ast.OfferSlot(span, _string(children[0]), _token_span(children[0]))
+
+
+def _arms(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Arms(span, tuple(children))
+
+
+def _discount_range(span: ast.Span, children: list[Any]) -> Any:
+    low, high, step = children
+    return ast.DiscountRange(span, low, high, step)
+
+
+def _no_offer(span: ast.Span, children: list[Any]) -> Any:
+    return ast.NoOffer(span)
+
+
+def _discount(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Discount(span, children[0])
+
+
+def _free_shipping(span: ast.Span, children: list[Any]) -> Any:
+    return ast.FreeShipping(span)
+
+
+def _bundle(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Bundle(span, _string(children[0]) if children else None)
+
+
+def _bogo(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Bogo(span)
+
+
+def _guard(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Guard(span, children[0], children[1] if len(children) > 1 else None)
+
+
+def _discount_cap(span: ast.Span, children: list[Any]) -> Any:
+    return ast.DiscountCap(span, str(children[0]), children[1])
+
+
+def _arm_ban(span: ast.Span, children: list[Any]) -> Any:
+    return ast.ArmBan(span, children[0])
+
+
+# ---------------------------------------------------------------- recommendations
+
+
+def _recommend(span: ast.Span, children: list[Any]) -> Any:
+    name: Any = children[0]
+    location: Any = children[1]
+    rest = children[2:]
+    block = bool(rest) and isinstance(rest[0], tuple)
+    members: Any = rest[0] if block else tuple(rest)
+    return ast.Recommend(span, str(name), _string(location), _token_span(location), members, block)
+
+
+def _rec_use(span: ast.Span, children: list[Any]) -> Any:
+    return ast.RecUse(span, children[0])
+
+
+def _rec_new_users(span: ast.Span, children: list[Any]) -> Any:
+    return ast.RecNewUsers(span, children[0])
+
+
+def _rec_otherwise(span: ast.Span, children: list[Any]) -> Any:
+    return ast.RecOtherwise(span, children[0])
+
+
+def _rec_limit(span: ast.Span, children: list[Any]) -> Any:
+    return ast.RecLimit(span, _int(children[0], "a limit"))
+
+
+def _rec_exclude(span: ast.Span, children: list[Any]) -> Any:
+    return ast.RecExclude(span, tuple([str(c) for c in children]))
+
+
+def _rec_diversity(span: ast.Span, children: list[Any]) -> Any:
+    return ast.RecDiversity(span, _int(children[0], "a count"), str(children[1]))
+
+
+def _similar(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Similar(span, str(children[0]))
+
+
+def _hybrid(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Hybrid(span, str(children[0]))
+
+
+def _trending(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Trending(span, _duration(children[0]))
+
+
+def _last_visit(span: ast.Span, children: list[Any]) -> Any:
+    return ast.LastVisit(span, _int(children[0], "the number of views"))
+
+
+def _also_bought(span: ast.Span, children: list[Any]) -> Any:
+    return ast.AlsoBought(span, str(children[0]))
+
+
+def _also_viewed(span: ast.Span, children: list[Any]) -> Any:
+    return ast.AlsoViewed(span, str(children[0]))
+
+
+def _rerank(span: ast.Span, children: list[Any]) -> Any:
+    name: Any = children[0]
+    location: Any = children[1]
+    metric: Any = children[2]
+    rest = children[3:]
+    holdout: Any = rest.pop() if rest and isinstance(rest[-1], ast.Holdout) else None
+    limit: Any = rest.pop() if rest and isinstance(rest[-1], ast.RecLimit) else None
+    return ast.Rerank(
+        span,
+        str(name),
+        _string(location),
+        _token_span(location),
+        str(metric),
+        tuple([str(f) for f in rest]),
+        limit,
+        holdout,
+    )
+
+
+# ---------------------------------------------------------------- tests
+
+
+def _test(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Test(span, _string(children[0]), tuple(children[1:]))
+
+
+def _given(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Given(span, tuple(children))
+
+
+def _given_signal(span: ast.Span, children: list[Any]) -> Any:
+    return ast.GivenSignal(span, str(children[0]), children[1])
+
+
+def _given_event(span: ast.Span, children: list[Any]) -> Any:
+    return ast.GivenEvent(span, str(children[0]), _duration(children[1]))
+
+
+def _expect_variant(span: ast.Span, children: list[Any]) -> Any:
+    target, op, variant = children
+    if str(op) not in ("==", "!="):
+        raise BadValue(op, f"expect a variant with == or !=, not {op}")
+    campaign, slot = str(target).split(".", 1)
+    return ast.ExpectVariant(span, campaign, slot, str(op), str(variant))
+
+
+def _expect_variants(span: ast.Span, children: list[Any]) -> Any:
+    negated = len(children) == 3
+    campaign, slot = str(children[0]).split(".", 1)
+    return ast.ExpectVariants(span, campaign, slot, negated, children[-1])
+
+
+def _expect_campaign(span: ast.Span, children: list[Any]) -> Any:
+    return ast.ExpectCampaign(span, str(children[0]))
+
+
+def _expect_no_campaign(span: ast.Span, children: list[Any]) -> Any:
+    return ast.ExpectNoCampaign(span)
+
+
+def _expect_offer(span: ast.Span, children: list[Any]) -> Any:
+    return ast.ExpectOffer(span, str(children[0]), children[1], children[2])
+
+
+def _expect_trigger(span: ast.Span, children: list[Any]) -> Any:
+    arm: Any = children[2] if len(children) > 2 else None
+    return ast.ExpectTrigger(span, str(children[0]), children[1], arm)
+
+
+# ---------------------------------------------------------------- conditions
+
+
+def _atom(span: ast.Span, children: list[Any]) -> Any:
+    # only "(" cond ")" reaches here (every other atom is a single child, inlined)
+    return children[0]
+
+
+def _or(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Or(span, tuple(children))
+
+
+def _and(span: ast.Span, children: list[Any]) -> Any:
+    return ast.And(span, tuple(children))
+
+
+def _negation(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Negation(span, children[-1])
+
+
+def _compare(span: ast.Span, children: list[Any]) -> Any:
+    signal, op, value = children
+    return ast.Compare(span, str(signal), str(op), value)
+
+
+def _member(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Member(span, str(children[0]), len(children) == 3, children[-1])
+
+
+def _in_range(span: ast.Span, children: list[Any]) -> Any:
+    return ast.InRange(span, str(children[0]), len(children) == 3, children[-1])
+
+
+def _has(span: ast.Span, children: list[Any]) -> Any:
+    signal, quantifier, values = children
+    return ast.Has(span, str(signal), quantifier, values)
+
+
+def _contains(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Contains(span, _string(children[0]), str(children[1]))
+
+
+def _flag(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Flag(span, str(children[0]))
+
+
+def _segment_ref(span: ast.Span, children: list[Any]) -> Any:
+    return ast.SegmentRef(span, str(children[0]))
+
+
+def _event_within(span: ast.Span, children: list[Any]) -> Any:
+    return ast.EventWithin(span, str(children[0]), _duration(children[1]))
+
+
+def _event_count(span: ast.Span, children: list[Any]) -> Any:
+    event, within, op, count = children
+    return ast.EventCount(span, str(event), _duration(within), str(op), float(_number(count)))
+
+
+# ---------------------------------------------------------------- values
+
+
+def _range(span: ast.Span, children: list[Any]) -> Any:
+    first: Any = children[0]
+    if isinstance(first, str):  # `..<50` / `..50`
+        high: Any = children[1]
+        return ast.Range(span, None, float(high), first == "..")
+    op: Any = children[1]
+    if len(children) < 3:
+        return ast.Range(span, float(first), None, True)
+    return ast.Range(span, float(first), float(children[2]), op == "..")
+
+
+def _range_op(span: ast.Span, children: list[Any]) -> Any:
+    # a token (a str) keeps the range's position; renamed so that the parent rule does
+    # not drop it as a keyword
+    op: Any = children[0]
+    return op.update(type="RANGE_OP")
+
+
+def _string_value(span: ast.Span, children: list[Any]) -> Any:
+    return _string(children[0])
+
+
+def _true(span: ast.Span, children: list[Any]) -> Any:
+    return True
+
+
+def _false(span: ast.Span, children: list[Any]) -> Any:
+    return False
+
+
+def _number_value(span: ast.Span, children: list[Any]) -> Any:
+    value = _number(children[-1])
+    return -value if len(children) == 2 else value
+
+
+def _percent(span: ast.Span, children: list[Any]) -> Any:
+    return ast.Percent(float(_number(children[0])))
+
+
+# Grammar rule (or alias) -> its builder: dsl/transform.py's ToAst answers each name with
+# its Node, so Lark's own parser and the fused loop run the same builders.
+BUILDERS: Final[dict[str, _Builder]] = {
+    "start": _start,
+    "header": _header,
+    "segment": _segment,
+    "campaign": _campaign,
+    "applies": _applies,
+    "slot": _slot,
+    "offer_creative": _offer_creative,
+    "offer_text": _first_text,
+    "variant": _variant,
+    "attributes": _tuple_of,
+    "attribute": _attribute,
+    "rule": _rule,
+    "pin": _pin,
+    "prefer": _prefer,
+    "exclude": _exclude,
+    "boost": _boost,
+    "names": _names,
+    "optimize": _optimize,
+    "goal": _goal,
+    "goal_term": _goal_term,
+    "metric": _first_text,
+    "goal_op": _first_text,
+    "explore": _explore,
+    "holdout": _holdout,
+    "guardrail": _guardrail,
+    "cap": _cap,
+    "trigger": _trigger,
+    "on_event": _on_event,
+    "unless_event": _unless_event,
+    "wait": _wait,
+    "window": _window,
+    "trigger_when": _trigger_when,
+    "ladder": _ladder,
+    "ladder_step": _ladder_step,
+    "show": _show,
+    "notify": _notify,
+    "quiet": _quiet,
+    "offers": _offers,
+    "offer_slot": _offer_slot,
+    "arms": _arms,
+    "discount_range": _discount_range,
+    "no_offer": _no_offer,
+    "discount": _discount,
+    "free_shipping": _free_shipping,
+    "bundle": _bundle,
+    "bogo": _bogo,
+    "guard": _guard,
+    "discount_cap": _discount_cap,
+    "arm_ban": _arm_ban,
+    "arm_kind": _first_text,
+    "recommend": _recommend,
+    "rec_block": _tuple_of,
+    "rec_use": _rec_use,
+    "rec_new_users": _rec_new_users,
+    "rec_otherwise": _rec_otherwise,
+    "rec_limit": _rec_limit,
+    "rec_exclude": _rec_exclude,
+    "rec_diversity": _rec_diversity,
+    "similar": _similar,
+    "hybrid": _hybrid,
+    "trending": _trending,
+    "last_visit": _last_visit,
+    "also_bought": _also_bought,
+    "also_viewed": _also_viewed,
+    "rerank": _rerank,
+    "test": _test,
+    "given": _given,
+    "given_signal": _given_signal,
+    "given_event": _given_event,
+    "expect_variant": _expect_variant,
+    "expect_variants": _expect_variants,
+    "expect_campaign": _expect_campaign,
+    "expect_no_campaign": _expect_no_campaign,
+    "expect_offer": _expect_offer,
+    "offer_verdict": _first_text,
+    "expect_trigger": _expect_trigger,
+    "trigger_verdict": _first_text,
+    "atom": _atom,
+    "or_": _or,
+    "and_": _and,
+    "negation": _negation,
+    "compare": _compare,
+    "member": _member,
+    "in_range": _in_range,
+    "has": _has,
+    "quantifier": _first_text,
+    "contains": _contains,
+    "flag": _flag,
+    "segment_ref": _segment_ref,
+    "event_within": _event_within,
+    "event_count": _event_count,
+    "range": _range,
+    "range_op": _range_op,
+    "string": _string_value,
+    "true": _true,
+    "false": _false,
+    "literals": _tuple_of,
+    "number": _number_value,
+    "percent": _percent,
+}
+
+
+def nodes() -> dict[str, Node]:
+    """A Node per rule name of ``BUILDERS``."""
+    return {name: Node(name, build) for name, build in BUILDERS.items()}
+
+
+# ---------------------------------------------------------------- the fused loop
+
+
+class Reduce:
+    """A reduce action: pop ``size`` children, build with ``builder`` (None: a ?rule of one
+    symbol, whose value is its only child), then go to the state for ``name``."""
+
+    def __init__(self, size: int, builder: Reducer | None, name: str) -> None:
+        self.size = size
+        self.builder = builder
+        self.name = name
+
+
+def parse(
+    lexicon: Lexicon,
+    text: str,
+    states: dict[int, dict[str, Any]],
+    start: int,
+    end: int,
+    comments: list[Token] | None,
+) -> Any:
+    """Lark's LALR loop (lalr_parser_state.feed_token) fused with the lexer; ``states`` maps
+    each state's token types to the next state (shift) or a Reduce. Raises Unexpected where
+    the table has no action (dsl/parser.py then lets Lark's own parser say what is wrong)."""
+    state_stack = [start]
+    value_stack: list[Any] = []
+    scanner = Scanner(lexicon, text, states, state_stack, comments)
+    while True:
+        token = scanner.next()
+        kind = scanner.kind if token is not None else "$END"
+        while True:
+            action = states[state_stack[-1]].get(kind)
+            if action is None:
+                raise Unexpected
+            if isinstance(action, int):
+                if token is None:
+                    raise Unexpected
+                state_stack.append(action)
+                value_stack.append(token)
+                break
+            step: Reduce = action
+            builder = step.builder
+            if builder is None:  # a ?rule of one symbol: its value is the result
+                del state_stack[-1]
+            else:
+                size = step.size
+                if size:
+                    children = value_stack[-size:]
+                    del state_stack[-size:]
+                    del value_stack[-size:]
+                else:
+                    children = []
+                value_stack.append(builder.reduce(children))
+            state_stack.append(states[state_stack[-1]][step.name])
+            if token is None and state_stack[-1] == end:
+                return value_stack[-1]
