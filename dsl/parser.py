@@ -110,7 +110,7 @@ _Action = int | reader.Reduce
 
 
 @functools.cache
-def _driver() -> tuple[reader.Lexicon, dict[int, dict[str, _Action]], int, int]:
+def _driver() -> tuple[reader.Lexicon, list[dict[str, _Action]], int, int]:
     """Lark's LALR tables flattened for ``_parse_fast`` (built once, after ``parser()``).
 
     The tables, the Shift marker, the rules and the reduce callbacks are Lark internals:
@@ -137,7 +137,9 @@ def _driver() -> tuple[reader.Lexicon, dict[int, dict[str, _Action]], int, int]:
                 )
         states[state] = flat
     start, end = table.start_states["start"], table.end_states["start"]
-    return PolicyLexer.from_terminals(lark.terminals).lexicon, states, start, end
+    # Lark numbers the states 0..n-1: a list indexes faster than a dict
+    ordered = [states[number] for number in range(len(states))]
+    return PolicyLexer.from_terminals(lark.terminals).lexicon, ordered, start, end
 
 
 def _lists_for_repeats(callbacks: dict[Any, Any]) -> dict[Any, Any]:
@@ -179,6 +181,8 @@ _extend = reader.Extend()
 
 
 def _splicer(at: int, builder: Any) -> Any:
+    if isinstance(builder, ExpandSingleChild):  # `?and_: not_ ("and" not_)*`
+        return reader.Splice(at, reader.SingleOrBuild(reader.reducer(builder.node_builder)))
     return reader.Splice(at, reader.reducer(builder))
 
 

@@ -9,9 +9,10 @@ internals it reads). slotwise/native.py lists this module; uncompiled it runs th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final
 
 from lark import Token
@@ -40,12 +41,23 @@ class Unexpected(Exception):
 
 
 class Lexicon:
-    """The lexer's tables: one regular expression, keywords and punctuation by text."""
+    """The lexer's tables: one regular expression (a named group per kind of token, the
+    token's group ending the match), keywords and punctuation by text."""
 
     def __init__(self, pattern: re.Pattern[str], words: dict[str, str], symbols: dict[str, str]):
         self.pattern = pattern
         self.words = words
         self.symbols = symbols
+        groups = pattern.groupindex
+        # group numbers, not names, per token: an int comparison instead of a str one
+        self.kinds = [""] * (pattern.groups + 1)
+        for name, number in groups.items():
+            self.kinds[number] = name
+        self.newline = groups["NEWLINE"]
+        self.comment = groups["COMMENT"]
+        self.word = groups["WORD"]
+        self.symbol = groups["SYMBOL"]
+        self.end = groups["END"]
 
 
 def make_token(kind: str, value: str, pos: int, line: int, column: int, end_pos: int) -> Token:
@@ -74,13 +86,12 @@ class Scanner:
         self,
         lexicon: Lexicon,
         data: str,
-        states: Mapping[int, Collection[str]],
+        states: Mapping[int, Collection[str]] | Sequence[Collection[str]],
         stack: list[int],
         comments: list[Token] | None,
     ) -> None:
+        self.lexicon = lexicon
         self.pattern = lexicon.pattern
-        self.words = lexicon.words
-        self.symbols = lexicon.symbols
         self.data = data
         self.states = states
         self.stack = stack
@@ -94,6 +105,7 @@ class Scanner:
     def next(self) -> Token | None:
         """The next token, or None at the end of the text."""
         data = self.data
+        lexicon = self.lexicon
         while self.pos < self.end:
             found = self.pattern.match(data, self.pos)
             if found is None:
@@ -101,32 +113,34 @@ class Scanner:
                 raise UnexpectedCharacters(  # type: ignore[no-untyped-call]
                     data, pos, self.line, pos - self.line_start + 1
                 )
-            kind = found.lastgroup or ""
-            next_pos = found.end()
-            if kind == "END":
+            group = found.lastindex or 0
+            if group == lexicon.end:
                 break
-            pos = found.start(kind)
-            value = found.group(kind)
+            value: str = found.group(group)
+            next_pos = found.end()
+            pos = next_pos - len(value)  # the token's group ends the match (spaces lead it)
             column = pos - self.line_start + 1
             self.pos = next_pos
-            if kind == "NEWLINE":
+            if group == lexicon.newline:
                 self.line += 1
                 self.line_start = next_pos
-            elif kind == "COMMENT":
+            elif group == lexicon.comment:
                 sink = self.comments
                 if sink is not None:
                     sink.append(make_token("COMMENT", value, pos, self.line, column, next_pos))
             else:
-                if kind == "WORD":
-                    kind = self.words.get(value, "NAME")
+                if group == lexicon.word:
+                    kind = lexicon.words.get(value, "NAME")
                     # a keyword where the grammar expects a name is a name (`variant offer`,
                     # `affinity(clicks: ...)`): keywords are reserved only where they matter
                     if kind != "NAME":
                         expected = self.states[self.stack[-1]]
                         if kind not in expected and "NAME" in expected:
                             kind = "NAME"
-                elif kind == "SYMBOL":
-                    kind = "COMPARE" if value in _COMPARE else self.symbols[value]
+                elif group == lexicon.symbol:
+                    kind = "COMPARE" if value in _COMPARE else lexicon.symbols[value]
+                else:
+                    kind = lexicon.kinds[group]
                 self.kind = kind
                 return make_token(kind, value, pos, self.line, column, next_pos)
         self.pos = self.end
@@ -184,6 +198,18 @@ class Splice(Reducer):
         return self.builder.reduce(children[:at] + children[at] + children[at + 1 :])
 
 
+class SingleOrBuild(Reducer):
+    """A ?rule (Lark's ExpandSingleChild): its only child is its value, more are built."""
+
+    def __init__(self, builder: Reducer) -> None:
+        self.builder = builder
+
+    def reduce(self, children: list[Any]) -> Any:
+        if len(children) == 1:
+            return children[0]
+        return self.builder.reduce(children)
+
+
 def reducer(callback: Any) -> Reducer:
     """``callback`` as a Reducer (``list`` starts a repetition)."""
     if isinstance(callback, Reducer):
@@ -211,6 +237,32 @@ _KEEP_TOKENS: Final = frozenset(
 # Named string terminals: kept like any named terminal (anonymous keywords are dropped).
 _NAMED: Final = frozenset({"NEG", "NOT"})
 _ANONYMOUS: Final[set[str]] = set()
+# Rules whose value carries no span (a str, a number, a tuple, a Percent, the file): their
+# builders ignore it, so it is not computed (a third of the reductions of a large file).
+_UNSPANNED: Final = frozenset(
+    {
+        "start",
+        "offer_text",
+        "attributes",
+        "names",
+        "goal",
+        "metric",
+        "goal_op",
+        "arm_kind",
+        "rec_block",
+        "offer_verdict",
+        "trigger_verdict",
+        "atom",
+        "quantifier",
+        "range_op",
+        "string",
+        "true",
+        "false",
+        "literals",
+        "number",
+        "percent",
+    }
+)
 
 
 def set_anonymous_terminals(names: set[str]) -> None:
@@ -226,10 +278,11 @@ class Node(Reducer):
     def __init__(self, name: str, build: _Builder) -> None:
         self.name = name
         self.keep = name in _KEEP_TOKENS
+        self.spanned = name not in _UNSPANNED
         self.build = build
 
     def reduce(self, children: list[Any]) -> Any:
-        span = _span(children)
+        span = _span(children) if self.spanned else ast.NO_SPAN
         if not self.keep:
             anonymous = _ANONYMOUS
             kept: list[Any] = []
@@ -277,14 +330,33 @@ def _span(children: list[Any]) -> ast.Span:
                 break
     if start is None or end is None:
         return ast.NO_SPAN
-    return ast.Span(start[0], start[1], end[0], end[1])
+    return _new_span(start[0], start[1], end[0], end[1])
+
+
+_SPAN_FIELDS: Final = ("line", "column", "end_line", "end_column")
+_FILLED: Final = tuple(f.name for f in dataclasses.fields(ast.Span)) == _SPAN_FIELDS
+_set: Final = object.__setattr__
+
+
+def _new_span(line: int, column: int, end_line: int, end_column: int) -> ast.Span:
+    # a Span per reduction: filling its four slots as its frozen dataclass __init__ does,
+    # without that interpreted frame (a fifth of the 10,000-rule parse's instructions);
+    # the constructor if Span's fields ever change (tests/dsl/test_reader.py)
+    if not _FILLED:
+        return ast.Span(line, column, end_line, end_column)
+    span: ast.Span = object.__new__(ast.Span)
+    _set(span, "line", line)
+    _set(span, "column", column)
+    _set(span, "end_line", end_line)
+    _set(span, "end_column", end_column)
+    return span
 
 
 # ---------------------------------------------------------------- values of tokens
 
 
 def _token_span(token: Any) -> ast.Span:
-    return ast.Span(token.line or 0, token.column or 0, token.end_line or 0, token.end_column or 0)
+    return _new_span(token.line or 0, token.column or 0, token.end_line or 0, token.end_column or 0)
 
 
 _ESCAPES: Final = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
@@ -919,13 +991,13 @@ class Reduce:
 def parse(
     lexicon: Lexicon,
     text: str,
-    states: dict[int, dict[str, Any]],
+    states: list[dict[str, Any]],
     start: int,
     end: int,
     comments: list[Token] | None,
 ) -> Any:
-    """Lark's LALR loop (lalr_parser_state.feed_token) fused with the lexer; ``states`` maps
-    each state's token types to the next state (shift) or a Reduce. Raises Unexpected where
+    """Lark's LALR loop (lalr_parser_state.feed_token) fused with the lexer; ``states[n]`` maps
+    state n's token types to the next state (shift) or a Reduce. Raises Unexpected where
     the table has no action (dsl/parser.py then lets Lark's own parser say what is wrong)."""
     state_stack = [start]
     value_stack: list[Any] = []

@@ -6,7 +6,9 @@ each replaced by Lark's public API: Lark's own LALR loop (``Lark.parse``) instea
 loop, Token's constructor instead of filling its slots, and Lark's contextual lexer instead of
 PolicyLexer. Rounds alternate between the variants (CPU time, collector paused as in loading);
 the table gives medians and each variant's median ratio to the shortcuts' own time in the same
-round. tests/dsl/test_lark_internals.py pins the shortcuts to the Lark version.
+round. tests/dsl/test_lark_internals.py pins the shortcuts to the Lark version. The token
+variants replace ``reader.make_token``, which a compiled dsl/reader.py calls directly: they
+differ only with SLOTWISE_PURE=1.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import pytest
 from lark import Lark, Token
 
-from slotwise.dsl import lexer
+from slotwise.dsl import reader
 from slotwise.dsl.loader import compile_sources
 from slotwise.dsl.parser import _parse_fast, parser
 from slotwise.dsl.schema_file import builtin_schema
@@ -48,11 +50,11 @@ def test_what_the_parser_shortcuts_save(monkeypatch: pytest.MonkeyPatch) -> None
         keep_all_tokens=True,
         transformer=ToAst(),
     )
-    shortcut = lexer._token
+    shortcut = reader.make_token
 
     def run(parse: Callable[[str], Any], token: Callable[..., Token]) -> Callable[[], Any]:
         def variant() -> Any:
-            monkeypatch.setattr(lexer, "_token", token)
+            monkeypatch.setattr(reader, "make_token", token)
             return parse(text)
 
         return variant
