@@ -27,7 +27,8 @@ _COMPARE: Final = frozenset({"==", "!=", "<=", ">=", "<", ">"})
 class BadValue(Exception):
     """A token the grammar accepts but the language does not (a time of 25:00)."""
 
-    def __init__(self, token: Token, message: str) -> None:
+    def __init__(self, token: Any, message: str) -> None:
+        # a Token or a Tok: both have line, column, end_line and end_column
         super().__init__(message)
         self.token = token
         self.message = message
@@ -77,6 +78,30 @@ def make_token(kind: str, value: str, pos: int, line: int, column: int, end_pos:
     return token  # type: ignore[no-any-return]
 
 
+class Tok:
+    """A token of the fused loop: what a Lark Token holds, in a compiled class (filling a
+    Token's eight slots was a seventh of the parse). ``str()`` is its text, as a Token's is;
+    the rule builders read either kind (Lark's own parser, the error path, gets Tokens)."""
+
+    def __init__(
+        self, kind: str, value: str, pos: int, line: int, column: int, end_pos: int
+    ) -> None:
+        self.type = kind
+        self.value = value
+        self.start_pos = pos
+        self.line = line
+        self.end_line = line
+        self.column = column
+        self.end_column = column + len(value)
+        self.end_pos = end_pos
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"Tok({self.type!r}, {self.value!r})"
+
+
 class Scanner:
     """Tokenises ``data`` while a parser consumes the tokens: ``states[stack[-1]]`` holds the
     token types the parser accepts now (``stack`` is its live state stack). Comments go to
@@ -100,10 +125,21 @@ class Scanner:
         self.line = 1
         self.line_start = 0
         self.end = len(data)
-        self.kind = ""  # the type of the token ``next`` returned last
+        # the token read last (``advance``)
+        self.kind = ""
+        self.value = ""
+        self.start = 0
+        self.column = 0
 
     def next(self) -> Token | None:
-        """The next token, or None at the end of the text."""
+        """The next token (a Lark Token, for Lark's parser), or None at the end."""
+        if not self.advance():
+            return None
+        return make_token(self.kind, self.value, self.start, self.line, self.column, self.pos)
+
+    def advance(self) -> bool:
+        """Read the next token into ``kind``, ``value``, ``start``, ``column`` (``line`` its
+        line, ``pos`` its end); False at the end of the text."""
         data = self.data
         lexicon = self.lexicon
         while self.pos < self.end:
@@ -142,9 +178,12 @@ class Scanner:
                 else:
                     kind = lexicon.kinds[group]
                 self.kind = kind
-                return make_token(kind, value, pos, self.line, column, next_pos)
+                self.value = value
+                self.start = pos
+                self.column = column
+                return True
         self.pos = self.end
-        return None
+        return False
 
 
 # ---------------------------------------------------------------- reductions
@@ -287,13 +326,19 @@ class Node(Reducer):
             anonymous = _ANONYMOUS
             kept: list[Any] = []
             for child in children:
-                if type(child) is not Token or child.type not in anonymous:
-                    kept.append(child)
+                if isinstance(child, Tok):
+                    if child.type in anonymous:
+                        continue
+                elif type(child) is Token and child.type in anonymous:
+                    continue
+                kept.append(child)
             children = kept
         return self.build(span, children)
 
 
 def _position(child: Any, first: bool) -> tuple[int, int] | None:
+    if isinstance(child, Tok):
+        return (child.line, child.column) if first else (child.end_line, child.end_column)
     if type(child) is Token:
         if first:
             return (child.line or 0, child.column or 0)
@@ -313,7 +358,9 @@ def _span(children: list[Any]) -> ast.Span:
     first: Any = children[0]
     last: Any = children[-1]
     start: tuple[int, int] | None = None
-    if type(first) is Token:
+    if isinstance(first, Tok):
+        start = (first.line, first.column)
+    elif type(first) is Token:
         start = (first.line or 0, first.column or 0)
     else:
         for child in children:
@@ -321,7 +368,9 @@ def _span(children: list[Any]) -> ast.Span:
             if start is not None:
                 break
     end: tuple[int, int] | None = None
-    if type(last) is Token:
+    if isinstance(last, Tok):
+        end = (last.end_line, last.end_column)
+    elif type(last) is Token:
         end = (last.end_line or 0, last.end_column or 0)
     else:
         for at in range(len(children) - 1, -1, -1):  # (reversed() stops mypyc here)
@@ -828,19 +877,21 @@ def _event_count(span: ast.Span, children: list[Any]) -> Any:
 
 def _range(span: ast.Span, children: list[Any]) -> Any:
     first: Any = children[0]
-    if isinstance(first, str):  # `..<50` / `..50`
+    if isinstance(first, str | Tok):  # `..<50` / `..50`: the range_op's token
         high: Any = children[1]
-        return ast.Range(span, None, float(high), first == "..")
+        return ast.Range(span, None, float(high), str(first) == "..")
     op: Any = children[1]
     if len(children) < 3:
         return ast.Range(span, float(first), None, True)
-    return ast.Range(span, float(first), float(children[2]), op == "..")
+    return ast.Range(span, float(first), float(children[2]), str(op) == "..")
 
 
 def _range_op(span: ast.Span, children: list[Any]) -> Any:
-    # a token (a str) keeps the range's position; renamed so that the parent rule does
-    # not drop it as a keyword
+    # a token keeps the range's position; renamed so that the parent rule does not drop it
+    # as a keyword
     op: Any = children[0]
+    if isinstance(op, Tok):
+        return Tok("RANGE_OP", op.value, op.start_pos, op.line, op.column, op.end_pos)
     return op.update(type="RANGE_OP")
 
 
@@ -1003,8 +1054,13 @@ def parse(
     value_stack: list[Any] = []
     scanner = Scanner(lexicon, text, states, state_stack, comments)
     while True:
-        token = scanner.next()
-        kind = scanner.kind if token is not None else "$END"
+        token: Tok | None = None
+        kind = "$END"
+        if scanner.advance():
+            kind = scanner.kind
+            token = Tok(
+                kind, scanner.value, scanner.start, scanner.line, scanner.column, scanner.pos
+            )
         while True:
             action = states[state_stack[-1]].get(kind)
             if action is None:

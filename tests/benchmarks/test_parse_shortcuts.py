@@ -6,9 +6,10 @@ each replaced by Lark's public API: Lark's own LALR loop (``Lark.parse``) instea
 loop, Token's constructor instead of filling its slots, and Lark's contextual lexer instead of
 PolicyLexer. Rounds alternate between the variants (CPU time, collector paused as in loading);
 the table gives medians and each variant's median ratio to the shortcuts' own time in the same
-round. tests/dsl/test_lark_internals.py pins the shortcuts to the Lark version. The token
-variants replace ``reader.make_token``, which a compiled dsl/reader.py calls directly: they
-differ only with SLOTWISE_PURE=1.
+round. tests/dsl/test_lark_internals.py pins the shortcuts to the Lark version. The fused
+loop makes no Lark Token (dsl/reader.py's Tok); Lark's parser gets Tokens from
+``reader.make_token``, which the variants replace: a compiled dsl/reader.py calls it directly,
+so the two Lark.parse variants differ only with SLOTWISE_PURE=1.
 """
 
 from __future__ import annotations
@@ -60,9 +61,8 @@ def test_what_the_parser_shortcuts_save(monkeypatch: pytest.MonkeyPatch) -> None
         return variant
 
     variants = {
-        "shortcuts (fused loop, slot-filled tokens)": run(_parse_fast, shortcut),
-        "Lark's LALR loop (Lark.parse)": run(parser().parse, shortcut),
-        "Token(...) constructor": run(_parse_fast, _constructed),
+        "shortcuts (fused loop, dsl/reader.py's tokens)": run(_parse_fast, shortcut),
+        "Lark's LALR loop (Lark.parse), slot-filled tokens": run(parser().parse, shortcut),
         "both public (Lark.parse, Token(...))": run(parser().parse, _constructed),
         "Lark's contextual lexer and Lark.parse": run(contextual.parse, shortcut),
     }
