@@ -30,7 +30,7 @@ from typing import Any
 # plugins/builtin/configs.py, proxy/decision_records.py, proxy/decision_stored.py). The last 15
 # were added together (2026-12-06 afternoon): providers 3.2% of (g)'s instructions, the decision
 # record 2.7%, caps/adapters/metrics 2.1%, Exchange/admission/early signals 3.3%; proxy/app.py
-# measured 0.2% and is not listed. The five dsl modules marked "reload" are the policy loader's
+# measured 0.2% and is not listed. The six dsl modules marked "reload" are the policy loader's
 # (parse, check, compile: issue 22's 10,000-rule build), not the request path's.
 MODULES: dict[str, str] = {
     "slotwise.plugins.gather": "runs the signal providers and validates their signals per request",
@@ -44,6 +44,7 @@ MODULES: dict[str, str] = {
     "slotwise.dsl.compiled": "the compiled policy set read on every decision",
     "slotwise.dsl.matcher": "the rule index's eligible() per request",
     "slotwise.dsl.reader": "the policy parser's per-token and per-rule work (reload, not requests)",
+    "slotwise.dsl.rules": "the policy parser's builder per grammar rule (reload, not requests)",
     "slotwise.dsl.check": "the policy checker (reload, not requests)",
     "slotwise.dsl.compile": "the policy compiler (reload, not requests)",
     "slotwise.dsl.conditions": "condition atoms and features, read by check and compile (reload)",

@@ -10,7 +10,7 @@ from typing import Any
 
 from lark import Lark, Token, Transformer
 
-from slotwise.dsl import ast, reader
+from slotwise.dsl import ast, reader, rules
 from slotwise.dsl.lexer import PolicyLexer
 from slotwise.dsl.parser import _parse_fast, parser
 from slotwise.lab.realistic_workload import policy_text
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_a_filled_span_is_the_constructed_one() -> None:
     assert tuple(f.name for f in dataclasses.fields(ast.Span)) == reader._SPAN_FIELDS
-    made = reader._new_span(1, 2, 3, 4)
+    made = reader.new_span(1, 2, 3, 4)
     assert type(made) is ast.Span and repr(made) == repr(ast.Span(1, 2, 3, 4))
     assert made == ast.Span(1, 2, 3, 4) and hash(made) == hash(ast.Span(1, 2, 3, 4))
 
@@ -31,7 +31,7 @@ class _Spanned(Transformer[Token, Any]):
 
 def test_rules_built_without_a_span_do_not_read_it() -> None:
     parser()  # the keyword set the builders drop
-    for name, node in reader.nodes().items():
+    for name, node in rules.nodes().items():
         node.spanned = True
         setattr(_Spanned, name, node)
     grammar = resources.files("slotwise.dsl").joinpath("grammar.lark").read_text("utf-8")
