@@ -73,12 +73,19 @@ def compile_condition(cond: ast.Condition, segments: Mapping[str, ast.Segment]) 
         return compile_condition(segments[cond.name].condition, segments)
     if isinstance(cond, ast.EventWithin):
         event, seconds = cond.event, cond.within.seconds
-        return lambda ctx: ctx.history.count(event, ctx.now - seconds) > 0
+        return lambda ctx: _event_count(ctx, event, seconds) > 0
     if isinstance(cond, ast.EventCount):
         event, seconds = cond.event, cond.within.seconds
         check, count = ORDERING[cond.op], cond.count
-        return lambda ctx: bool(check(ctx.history.count(event, ctx.now - seconds), count))
+        return lambda ctx: bool(check(_event_count(ctx, event, seconds), count))
     return _compile_signal_atom(cond)
+
+
+def _event_count(ctx: Context, event: str, seconds: float) -> Any:
+    # Any, not int: the matcher's bucketer probes between integer counts with a float
+    # (compiled, the History protocol's `-> int` would reject it at run time)
+    history: Any = ctx.history
+    return history.count(event, ctx.now - seconds)
 
 
 def _compile_signal_atom(cond: ast.Condition) -> Predicate:

@@ -8,7 +8,8 @@ Like Lark's contextual lexer, it asks the parser what it expects next: a keyword
 name fits is read as a name, so marketers can call a variant `offer` or `new`.
 
 A custom lexer class is public Lark API; what it reads of the parser's state is not: see
-``PolicyLexer.lex`` and tests/dsl/test_lark_internals.py.
+``PolicyLexer.lex`` and tests/dsl/test_lark_internals.py. The per-token loop is
+``Scanner.next`` in dsl/reader.py, which mypyc compiles (this class subclasses Lark's).
 """
 
 from __future__ import annotations
@@ -19,15 +20,14 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lark import Token
-from lark.exceptions import UnexpectedCharacters
 from lark.lexer import Lexer
+
+from slotwise.dsl.reader import Lexicon, Scanner, make_token
 
 if TYPE_CHECKING:
     from lark.common import LexerConf
     from lark.lexer import TerminalDef
 
-_SPACES = re.compile(r"[ \t\f\r]*")
-_COMPARE = frozenset({"==", "!=", "<=", ">=", "<", ">"})
 _PUNCTUATION = r"\.\.<|\.\.|==|!=|<=|>=|=>|[<>{}()\[\],:%*+\-=]"
 
 
@@ -64,7 +64,7 @@ class PolicyLexer(Lexer):
                 )
         self.words = words
         self.symbols = symbols
-        self.pattern = re.compile(
+        self.pattern: re.Pattern[str] = re.compile(
             # spaces before a token are part of its match: one regex call per token
             r"""
             [ \t\f\r]*
@@ -83,6 +83,7 @@ class PolicyLexer(Lexer):
             """,
             re.VERBOSE,
         )
+        self.lexicon = Lexicon(self.pattern, words, symbols)
 
     # Lark 1.3's interface 1: lex() receives Lark's ParserState as well as the text. Its
     # attributes are Lark internals, read here and nowhere else (pinned, with the version, by
@@ -100,60 +101,11 @@ class PolicyLexer(Lexer):
     ) -> Iterator[Token]:
         """The tokens of ``data``, read while a parser consumes them: ``states[stack[-1]]``
         holds the token types the parser accepts now (``stack`` is its live state stack)."""
-        match = self.pattern.match
-        words, symbols = self.words, self.symbols
-        pos, line, line_start, end = 0, 1, 0, len(data)
-        while pos < end:
-            found = match(data, pos)
-            if found is None:
-                pos = _SPACES.match(data, pos).end()  # type: ignore[union-attr]
-                raise UnexpectedCharacters(  # type: ignore[no-untyped-call]
-                    data, pos, line, pos - line_start + 1
-                )
-            kind = found.lastgroup or ""
-            next_pos = found.end()
-            if kind == "END":
-                break
-            pos = found.start(kind)
-            value = found.group(kind)
-            column = pos - line_start + 1
-            if kind == "NEWLINE":
-                line += 1
-                line_start = next_pos
-            elif kind == "COMMENT":
-                sink = COMMENTS.comments
-                if sink is not None:
-                    sink.append(
-                        Token(
-                            "COMMENT", value, pos, line, column, line, column + len(value), next_pos
-                        )
-                    )
-            else:
-                if kind == "WORD":
-                    kind = words.get(value, "NAME")
-                    # a keyword where the grammar expects a name is a name (`variant offer`,
-                    # `affinity(clicks: ...)`): keywords are reserved only where they matter
-                    if kind != "NAME":
-                        expected = states[stack[-1]]
-                        if kind not in expected and "NAME" in expected:
-                            kind = "NAME"
-                elif kind == "SYMBOL":
-                    kind = "COMPARE" if value in _COMPARE else symbols[value]
-                yield _token(kind, value, pos, line, column, next_pos)
-            pos = next_pos
+        scanner = Scanner(self.lexicon, data, states, stack, COMMENTS.comments)
+        token = scanner.next()
+        while token is not None:
+            yield token
+            token = scanner.next()
 
 
-def _token(kind: str, value: str, pos: int, line: int, column: int, end_pos: int) -> Token:
-    # Token's constructor (argument juggling for old signatures) takes twice as long: parsing
-    # the 10,000-rule bench workload took 1.1-1.2x the time with it (docs/benchmarks.md, "Lark
-    # internals"). Filling the slots is a Lark internal: tests/dsl/test_lark_internals.py pins
-    # it to Lark's version and checks the result equals what the constructor makes.
-    token = str.__new__(Token, value)
-    token.type = kind
-    token.value = value
-    token.start_pos = pos
-    token.line = token.end_line = line
-    token.column = column
-    token.end_column = column + len(value)
-    token.end_pos = end_pos
-    return token
+_token = make_token  # the slot-filling shortcut (tests/dsl/test_lark_internals.py pins it)

@@ -17,7 +17,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.parse_tree_builder import ChildFilterLALR_NoPlaceholders, ExpandSingleChild
 from lark.parsers.lalr_analysis import Shift
 
-from slotwise.dsl import ast
+from slotwise.dsl import ast, reader
 from slotwise.dsl.errors import Diagnostic, PolicyError
 from slotwise.dsl.lexer import COMMENTS, PolicyLexer
 from slotwise.dsl.syntax_errors import EXAMPLES, describe_terminal, hint_for_character
@@ -102,17 +102,15 @@ def parse_policy(text: str, path: str = "<policy>") -> ast.PolicyFile:
     return ast.PolicyFile(path, policy.header, policy.items, found)
 
 
-class _Unexpected(Exception):
-    """The fast driver met a token the parse table has no action for."""
+# the fused loop met a token the parse table has no action for
+_Unexpected = reader.Unexpected
 
-
-# per state: token type -> the next state (shift), or (children, callback, rule name) (reduce;
-# callback None: a ?rule of one symbol, whose value is its only child)
-_Action = int | tuple[int, Any, str]
+# per state: token type -> the next state (shift), or a reader.Reduce
+_Action = int | reader.Reduce
 
 
 @functools.cache
-def _driver() -> tuple[PolicyLexer, dict[int, dict[str, _Action]], int, int]:
+def _driver() -> tuple[reader.Lexicon, list[dict[str, _Action]], int, int]:
     """Lark's LALR tables flattened for ``_parse_fast`` (built once, after ``parser()``).
 
     The tables, the Shift marker, the rules and the reduce callbacks are Lark internals:
@@ -131,14 +129,17 @@ def _driver() -> tuple[PolicyLexer, dict[int, dict[str, _Action]], int, int]:
             if action is Shift:
                 flat[str(kind)] = arg
             else:
-                flat[str(kind)] = (
+                callback = _unwrapped(callbacks[arg], arg)
+                flat[str(kind)] = reader.Reduce(
                     len(arg.expansion),
-                    _unwrapped(callbacks[arg], arg),
+                    None if callback is None else reader.reducer(callback),
                     str(arg.origin.name),
                 )
         states[state] = flat
     start, end = table.start_states["start"], table.end_states["start"]
-    return PolicyLexer.from_terminals(lark.terminals), states, start, end
+    # Lark numbers the states 0..n-1: a list indexes faster than a dict
+    ordered = [states[number] for number in range(len(states))]
+    return PolicyLexer.from_terminals(lark.terminals).lexicon, ordered, start, end
 
 
 def _lists_for_repeats(callbacks: dict[Any, Any]) -> dict[Any, Any]:
@@ -176,17 +177,13 @@ def _lists_for_repeats(callbacks: dict[Any, Any]) -> dict[Any, Any]:
     return fast
 
 
-def _extend(children: list[Any]) -> list[Any]:
-    repeated: list[Any] = children[0]
-    repeated += children[1:]
-    return repeated
+_extend = reader.Extend()
 
 
 def _splicer(at: int, builder: Any) -> Any:
-    def splice(children: list[Any]) -> Any:
-        return builder(children[:at] + children[at] + children[at + 1 :])
-
-    return splice
+    if isinstance(builder, ExpandSingleChild):  # `?and_: not_ ("and" not_)*`
+        return reader.Splice(at, reader.SingleOrBuild(reader.reducer(builder.node_builder)))
+    return reader.Splice(at, reader.reducer(builder))
 
 
 def _unwrapped(callback: Any, rule: Any) -> Any:
@@ -200,56 +197,14 @@ def _unwrapped(callback: Any, rule: Any) -> Any:
 
 def _parse_fast(text: str) -> Any:
     """Lark's LALR loop (lalr_parser_state.feed_token) fused with the lexer, for the same
-    tables and callbacks. With Lark's own loop (``Lark.parse``: per-token method calls, checks,
-    Rule comparisons) the 10,000-rule bench workload parses in 1.1-1.2x the time, about a tenth
-    of that reload (docs/benchmarks.md, "Lark internals"); tests/dsl/test_lark_internals.py
-    pins the internals it reads to Lark's version. Any error is left to Lark (``parse_policy``).
+    tables and callbacks (``reader.parse``, compiled). With Lark's own loop (``Lark.parse``:
+    per-token method calls, checks, Rule comparisons) the 10,000-rule bench workload parses in
+    1.1-1.2x the time, about a tenth of that reload (docs/benchmarks.md, "Lark internals");
+    tests/dsl/test_lark_internals.py pins the internals it reads to Lark's version. Any error
+    is left to Lark (``parse_policy``).
     """
-    lexer, states, start, end = _driver()
-    state_stack = [start]
-    value_stack: list[Any] = []
-    for token in lexer.tokens(text, states, state_stack):
-        kind = token.type
-        while True:
-            action = states[state_stack[-1]].get(kind)
-            if action is None:
-                raise _Unexpected
-            if action.__class__ is int:
-                state_stack.append(action)
-                value_stack.append(token)
-                break
-            size, callback, name = action  # type: ignore[misc]
-            if callback is None:  # a ?rule of one symbol: its value is the result
-                del state_stack[-1]
-            else:
-                if size:
-                    children = value_stack[-size:]
-                    del state_stack[-size:]
-                    del value_stack[-size:]
-                else:
-                    children = []
-                value_stack.append(callback(children))
-            state_stack.append(states[state_stack[-1]][name])  # type: ignore[arg-type]
-    # the end of input reduces as above; inlined twice on purpose: a helper call per
-    # reduction costs about what skipping Lark's wrappers saves
-    while True:
-        action = states[state_stack[-1]].get("$END")
-        if action is None or action.__class__ is int:
-            raise _Unexpected
-        size, callback, name = action  # type: ignore[misc]
-        if callback is None:
-            del state_stack[-1]
-        else:
-            if size:
-                children = value_stack[-size:]
-                del state_stack[-size:]
-                del value_stack[-size:]
-            else:
-                children = []
-            value_stack.append(callback(children))
-        state_stack.append(states[state_stack[-1]][name])  # type: ignore[arg-type]
-        if state_stack[-1] == end:
-            return value_stack[-1]
+    lexicon, states, start, end = _driver()
+    return reader.parse(lexicon, text, states, start, end, COMMENTS.comments)
 
 
 def _conditions(policy: ast.PolicyFile) -> list[ast.Condition]:

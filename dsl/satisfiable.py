@@ -21,11 +21,11 @@ _OTHER = "\x00another value"
 
 
 class _Counts:
-    def __init__(self, count: float) -> None:
+    def __init__(self, count: int) -> None:
         self._count = count
 
     def count(self, event: str, since: float) -> int:
-        return self._count  # type: ignore[return-value]
+        return self._count
 
     def last(self, event: str) -> float | None:
         return 0.0 if self._count else None

@@ -30,7 +30,8 @@ from typing import Any
 # plugins/builtin/configs.py, proxy/decision_records.py, proxy/decision_stored.py). The last 15
 # were added together (2026-12-06 afternoon): providers 3.2% of (g)'s instructions, the decision
 # record 2.7%, caps/adapters/metrics 2.1%, Exchange/admission/early signals 3.3%; proxy/app.py
-# measured 0.2% and is not listed.
+# measured 0.2% and is not listed. The six dsl modules marked "reload" are the policy loader's
+# (parse, check, compile: issue 22's 10,000-rule build), not the request path's.
 MODULES: dict[str, str] = {
     "slotwise.plugins.gather": "runs the signal providers and validates their signals per request",
     "slotwise.plugins.request": "builds every request's RequestInfo (headers, query, cookies)",
@@ -42,6 +43,12 @@ MODULES: dict[str, str] = {
     "slotwise.proxy.tracking": "signs a tracking link per unit",
     "slotwise.dsl.compiled": "the compiled policy set read on every decision",
     "slotwise.dsl.matcher": "the rule index's eligible() per request",
+    "slotwise.dsl.reader": "the policy parser's per-token and per-rule work (reload, not requests)",
+    "slotwise.dsl.rules": "the policy parser's builder per grammar rule (reload, not requests)",
+    "slotwise.dsl.check": "the policy checker (reload, not requests)",
+    "slotwise.dsl.compile": "the policy compiler (reload, not requests)",
+    "slotwise.dsl.conditions": "condition atoms and features, read by check and compile (reload)",
+    "slotwise.dsl.satisfiable": "which rules can hold, per rule (reload, not requests)",
     "slotwise.proxy.adapters.json": "parses and rewrites the upstream's JSON answer",
     "slotwise.proxy.http_hygiene": "every request's and answer's header checks",
     "slotwise.proxy.http_body": "reads every request and answer body",
