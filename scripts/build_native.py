@@ -138,7 +138,10 @@ def build() -> bool:
         "slotwise/" + native.source_of(m).relative_to(native.PACKAGE).as_posix()
         for m in native.MODULES
     ]
-    say(f"compiling {len(paths)} request-path modules with mypyc (SLOTWISE_PURE=1 skips this)")
+    say(
+        f"compiling {len(paths)} modules (the request path and the policy loader) with mypyc"
+        " (SLOTWISE_PURE=1 skips this)"
+    )
     started = time.monotonic()
     with LOG.open("w") as log:
         done = subprocess.run(
