@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Final
 
 from mypy_extensions import mypyc_attr
 
@@ -45,7 +46,9 @@ def _always(ctx: Context) -> bool:
     return True
 
 
-_EMPTY: Mapping[str, float] = MappingProxyType({})
+_EMPTY: Final[Mapping[str, float]] = MappingProxyType({})
+# outcomes remembered per slot plan (``_SlotPlan.decide``), cleared when full
+_OUTCOMES: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,7 @@ class SlotEligibility:
         return self.preferred or self.variants
 
 
-_NONE_ALLOWED = SlotEligibility(())
+_NONE_ALLOWED: Final = SlotEligibility(())
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,13 @@ class _SlotPlan:
     excludes: tuple[tuple[str, Bits], ...]
     prefers: tuple[tuple[str, Bits], ...]
     boosts: tuple[tuple[str, float, Bits], ...]
+    # (allowed, preferred, boosts) -> its SlotEligibility: a request's outcome is one of the
+    # few the rules can give, and building the frozen dataclass (its generated __init__ runs
+    # in Python) costs several times this lookup; bounded, and lock-free as a dict write is
+    # atomic (racing writers store equal values)
+    _outcomes: dict[
+        tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, float], ...]], SlotEligibility
+    ] = field(default_factory=dict, compare=False, repr=False)
 
     def settled(self, matched: Match) -> SlotEligibility | None:
         """The outcome when a pin or no rule decides it; None: ``decide`` must look."""
@@ -184,9 +194,15 @@ class _SlotPlan:
                 hits = matched.intersection_cardinality(rules)
                 if hits:
                     boosts[variant] = boosts.get(variant, 1.0) * factor**hits
-        outcome = SlotEligibility(
-            allowed, preferred, None, MappingProxyType(boosts) if boosts else _EMPTY
-        )
+        key = (allowed, preferred, tuple(boosts.items()) if boosts else ())
+        outcome = self._outcomes.get(key)
+        if outcome is None:
+            outcome = SlotEligibility(
+                allowed, preferred, None, MappingProxyType(boosts) if boosts else _EMPTY
+            )
+            if len(self._outcomes) >= _OUTCOMES:
+                self._outcomes.clear()
+            self._outcomes[key] = outcome
         return outcome, folded
 
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from itertools import combinations_with_replacement, product
 from math import comb
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pyroaring import BitMap, FrozenBitMap
 
@@ -638,7 +638,7 @@ class _EventGate:
 
 
 MAX_COUNT_CELLS = 4096
-_NONE = object()  # not in a table (a table's value may be None: every term accepted)
+_NONE: Final = object()  # not in a table (a table's value may be None: every term accepted)
 
 
 def _cell(members: Sequence[_CountBucketer], counts: Sequence[int]) -> Bits | None:

@@ -21,7 +21,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import isfinite
 from types import MappingProxyType
-from typing import Any, TypeGuard
+from typing import Any, Final, TypeGuard
 
 from slotwise.plugins import eager
 from slotwise.plugins.contain import consume, contained
@@ -42,12 +42,13 @@ from slotwise.types import (
 )
 
 log = logging.getLogger("slotwise.plugins")
-_EMPTY: Signals = MappingProxyType({})
-_NO_HISTORY = NoHistory()
+# Final, as the constants below: compiled, a constant read, not a module dict lookup per use
+_EMPTY: Final[Signals] = MappingProxyType({})
+_NO_HISTORY: Final = NoHistory()
 # A late fetch of a cacheable provider may run on for this many deadlines to warm its cache.
-LATE_FACTOR = 20
+LATE_FACTOR: Final = 20
 # The event a returned history is asked about once, to know it answers at all.
-_PROBE_EVENT = "page_view"
+_PROBE_EVENT: Final = "page_view"
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,7 +424,7 @@ def _failed(loaded: LoadedProvider, cause: str, exc: BaseException | None) -> Si
     return _EMPTY
 
 
-_VALIDATED = 4096  # results kept per provider with reuses_results (cleared when full)
+_VALIDATED: Final = 4096  # results kept per provider with reuses_results (cleared when full)
 
 
 def _reused(
@@ -545,10 +546,10 @@ def _answers(history: EventHistory) -> bool:
     return isinstance(count, int) and (last is None or isinstance(last, int | float))
 
 
-_STRING = SignalType.STRING
-_LIST = SignalType.STRING_LIST
-_INT = SignalType.INT
-_FLOAT = SignalType.FLOAT
+_STRING: Final = SignalType.STRING
+_LIST: Final = SignalType.STRING_LIST
+_INT: Final = SignalType.INT
+_FLOAT: Final = SignalType.FLOAT
 
 
 def _all_str(items: tuple[Any, ...]) -> TypeGuard[tuple[str, ...]]:

@@ -27,7 +27,7 @@ import bisect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import msgspec
 
@@ -251,7 +251,7 @@ _HistoryNow = Callable[..., Sequence[Any]]
 
 
 _T = TypeVar("_T")
-_EVENT_ONLY = {Event}
+_EVENT_ONLY: Final = {Event}
 _DECODED = 8192  # decoded profiles (and carts) kept: those of the users seen lately
 _USERS = 4096  # users whose store keys are kept
 

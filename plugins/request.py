@@ -15,16 +15,16 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from slotwise.plugins.bid_request import NOT_A_BID_REQUEST, BidRequest, Decoded, Problem
 from slotwise.plugins.bid_request import decode as decode_bid_request
 from slotwise.types import Signals
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 # Headers that identify the user (or carry their credentials), never shown without consent.
-_IDENTIFYING = frozenset({"cookie", "authorization", "proxy-authorization"})
+_IDENTIFYING: Final = frozenset({"cookie", "authorization", "proxy-authorization"})
 
 
 class RequestBody:
@@ -92,7 +92,7 @@ class _AnonymousBody(RequestBody):
         return decoded
 
 
-NO_BODY = RequestBody(b"", post=False)
+NO_BODY: Final = RequestBody(b"", post=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +284,7 @@ def parse_cookie_header(header: str) -> dict[str, str]:
 
 
 # header names as bytes -> their lower-case text: the same few names come on every request
-_NAMES: dict[bytes, str] = {}
+_NAMES: Final[dict[bytes, str]] = {}
 
 
 def _name(raw: str | bytes) -> str:

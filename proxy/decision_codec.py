@@ -81,8 +81,8 @@ _CODED_VALUES: Final[dict[object, object]] = {
 # the signal names of a request come in a few orders (one per provider set and consent): their
 # coded forms are cached both ways, so a record costs no per-signal Python work
 _CACHED: Final = 512
-_CODED: dict[tuple[str, ...], tuple[int | str, ...]] = {}
-_NAMES: dict[tuple[int | str, ...], tuple[str, ...]] = {}
+_CODED: Final[dict[tuple[str, ...], tuple[int | str, ...]]] = {}
+_NAMES: Final[dict[tuple[int | str, ...], tuple[str, ...]]] = {}
 
 
 def _value_of(value: Ext) -> str:
@@ -99,9 +99,9 @@ def _value_of(value: Ext) -> str:
 
 
 _FORMAT: Final = 2
-_astuple = msgspec.structs.astuple
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(Stored1 | Stored2)
+_astuple: Final = msgspec.structs.astuple
+_encoder: Final = msgspec.msgpack.Encoder()
+_decoder: Final = msgspec.msgpack.Decoder(Stored1 | Stored2)
 _json_decoder = msgspec.json.Decoder(DecisionRecord)
 # msgpack array headers (fixarray, array 16, array 32): JSON text never starts with them
 _ARRAY_HEADERS: Final = frozenset((*range(0x90, 0xA0), 0xDC, 0xDD))
@@ -146,10 +146,10 @@ def _hex(text: str) -> str | bytes:
     return bytes.fromhex(text)
 
 
-_HEX_DIGITS = "0123456789abcdef"
+_HEX_DIGITS: Final = "0123456789abcdef"
 
 
-_HEX: dict[str, str | bytes] = {}  # policy versions, coded
+_HEX: Final[dict[str, str | bytes]] = {}  # policy versions, coded
 
 
 def _values(values: Iterable[LogValue]) -> tuple[object, ...]:

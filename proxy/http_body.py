@@ -50,11 +50,11 @@ _HEADERS_TOO_LARGE = Refusal(
 _NO_HOST = Refusal(400, "bad_host", "an HTTP/1.1 request needs one Host header", "bad_host")
 _HOSTS = Refusal(400, "bad_host", "the request has several Host headers; send one", "bad_host")
 # a byte no request target may hold on the wire: controls, space, "#", DEL, non-ASCII
-_TARGET_BYTE = re.compile(rb"[^\x21\x22\x24-\x7e]")
+_TARGET_BYTE: Final = re.compile(rb"[^\x21\x22\x24-\x7e]")
 # such a byte, or the start of a possible dot segment: a path with neither (nearly all) is
 # settled in one scan. Not `b"/." in path`: bytes.__contains__ first tries its operand as an
 # int and raises (and clears) a TypeError for every bytes operand
-_SUSPECT = re.compile(rb"[^\x21\x22\x24-\x7e]|/\.|%2[eE]")
+_SUSPECT: Final = re.compile(rb"[^\x21\x22\x24-\x7e]|/\.|%2[eE]")
 
 
 def head_refusal(scope: Scope, max_header_bytes: int) -> Refusal | None:

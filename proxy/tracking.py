@@ -55,7 +55,7 @@ _URL_SAFE_B64: Final = bytes.maketrans(b"+/", b"-_")
 _ID_BYTES: Final = 12  # 16 URL-safe characters, no padding
 _ID_CHARS: Final = 16
 _ID_BATCH: Final = 256
-_ids: list[str] = []
+_ids: Final[list[str]] = []
 
 
 def new_decision_id() -> str:

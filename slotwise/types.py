@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, Protocol
 
+import msgspec
+
 # -- ASGI ------------------------------------------------------------------------------------
 
 Scope = MutableMapping[str, Any]
@@ -110,13 +112,16 @@ class NoHistory:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    """Everything a decision reads about one request: signals, behaviour and the time."""
+class Context(msgspec.Struct, frozen=True):
+    """Everything a decision reads about one request: signals, behaviour and the time.
+
+    A frozen Struct, not a frozen dataclass: one is built per ad unit of every personalised
+    request, and a dataclass's generated ``__init__`` (``object.__setattr__`` per field, in
+    Python) costs ~4,000 instructions; the Struct's is C."""
 
     signals: Signals
     now: float
-    history: EventHistory = field(default_factory=NoHistory)
+    history: EventHistory = msgspec.field(default_factory=NoHistory)
 
 
 # The behavioural event types the pixel and SDK accept and policies can name

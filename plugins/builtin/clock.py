@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Final
 from zoneinfo import ZoneInfo
 
 from slotwise.plugins.builtin.configs import TimeConfig, time_zone
@@ -16,8 +17,8 @@ from slotwise.plugins.provider import Provider, signal
 from slotwise.plugins.request import RequestInfo
 from slotwise.types import SignalType, SignalValue
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-DAYPARTS = ("morning", "afternoon", "evening", "night")
+WEEKDAYS: Final[tuple[str, ...]] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAYPARTS: Final[tuple[str, ...]] = ("morning", "afternoon", "evening", "night")
 
 
 class TimeProvider(Provider[TimeConfig]):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from typing import Final
 
 from slotwise.plugins import bid_request
 from slotwise.plugins.builtin import gpp
@@ -63,7 +64,7 @@ REASONS = (
     "default",
 )
 # Reasons that are a fallback for an unusable consent string: counted as such.
-FALLBACKS = frozenset({"tcf_malformed", "gpp_malformed", "gpp_unsupported", "usp_malformed"})
+FALLBACKS: Final = frozenset({"tcf_malformed", "gpp_malformed", "gpp_unsupported", "usp_malformed"})
 _DAY = 86_400.0
 # Clocks disagree a little; a TC string "from the future" beyond this is not trusted.
 _CLOCK_SKEW = 300.0

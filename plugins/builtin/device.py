@@ -28,7 +28,7 @@ import functools
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import ua_parser
 
@@ -79,8 +79,8 @@ _BROWSER_FAMILIES = {
 }
 _TABLETS = re.compile(r"ipad|tablet|kindle|silk|playbook|nexus (7|9|10)|sm-t\d")  # lower case
 # a bot's agent says "bot" as a word end, or one of these (looked for in the lower-cased agent)
-_BOT_WORDS = ("crawler", "spider", "slurp", "headlesschrome", "lighthouse")
-_BOT_END = re.compile(r"bot\b")
+_BOT_WORDS: Final[tuple[str, ...]] = ("crawler", "spider", "slurp", "headlesschrome", "lighthouse")
+_BOT_END: Final = re.compile(r"bot\b")
 _BRAND = re.compile(r'"([^"]+)"\s*;\s*v="[^"]*"')
 # OpenRTB's device types (AdCOM "Device Types"): 1 "Mobile/Tablet" is left to the agent.
 _ORTB_DEVICE_TYPES = {2: "desktop", 3: "ctv", 4: "mobile", 5: "tablet", 7: "ctv"}
@@ -180,9 +180,9 @@ def _bot_in(text: str) -> bool:
 
 # Real agents are 100-400 characters (in-app browsers append their tokens); parsing 512
 # characters of anything takes about as long as a real agent, 1,024 four times that.
-MAX_AGENT = 512
-_MAX_HINT = 256
-_BOT_WORD = 16  # the longest bot word, so one cut at the cap is still found
+MAX_AGENT: Final = 512
+_MAX_HINT: Final = 256
+_BOT_WORD: Final = 16  # the longest bot word, so one cut at the cap is still found
 
 
 def _capped(hint: str | None) -> str | None:
@@ -216,7 +216,7 @@ class _ParseBudget:
         return self.spent < _PARSE_BURST
 
 
-_COARSE = _ParseBudget()
+_COARSE: Final = _ParseBudget()
 
 
 def _classify_cached(

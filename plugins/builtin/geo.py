@@ -19,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from math import isfinite
-from typing import Any
+from typing import Any, Final
 
 import maxminddb
 
@@ -32,7 +32,7 @@ from slotwise.types import SignalType, SignalValue
 
 _BOUNDS = {"latitude": 90.0, "longitude": 180.0}
 # Cloudflare's markers for "unknown" and "Tor"; not countries.
-_NOT_COUNTRIES = frozenset({"XX", "T1"})
+_NOT_COUNTRIES: Final = frozenset({"XX", "T1"})
 # Longest region code and city name taken from a bid request (ISO 3166-2 subdivision codes
 # have at most three characters; city names are short): longer is not a place.
 _MAX_CODE = 3

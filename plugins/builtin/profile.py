@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Final
 
 from slotwise.plugins.builtin.configs import ProfileConfig
 from slotwise.plugins.profile_source import (
@@ -37,7 +38,7 @@ from slotwise.plugins.request import RequestInfo
 from slotwise.types import SignalType, SignalValue
 
 log = logging.getLogger("slotwise.plugins.profile")
-_DAY = 86_400.0
+_DAY: Final = 86_400.0
 _Records = tuple[Profile | None, Cart | None, tuple[str, ...]]
 _WithCaps = Callable[[str, float], Awaitable[_Records]]
 _ReadNow = Callable[[str, float, float], Read]

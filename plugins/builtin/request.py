@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
+from typing import Final
 from urllib.parse import urlsplit
 
 from slotwise.plugins.builtin.configs import PAGE_TYPES, RequestConfig
@@ -23,7 +24,13 @@ from slotwise.plugins.provider import Provider, signal
 from slotwise.plugins.request import RequestInfo
 from slotwise.types import SignalType, SignalValue
 
-UTM_PARAMETERS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+UTM_PARAMETERS: Final[tuple[str, ...]] = (
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+)
 
 _CATEGORY_IN_PATH = re.compile(r"^/(?:c|category|categories|collections?)/([^/?#]+)")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")

@@ -10,8 +10,9 @@ fields. ``serialize`` turns the (possibly rewritten) document back into bytes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Protocol
+
+import msgspec
 
 from slotwise.dsl.location import Location
 from slotwise.types import SignalValue
@@ -21,9 +22,12 @@ class AdapterError(ValueError):
     """The body is not a valid document of the format its content type announced."""
 
 
-@dataclass(frozen=True, slots=True)
-class Trackers:
-    """The proxy's tracking URLs for one decision (see slotwise.proxy.tracking)."""
+class Trackers(msgspec.Struct, frozen=True):
+    """The proxy's tracking URLs for one decision (see slotwise.proxy.tracking).
+
+    A frozen Struct, not a frozen dataclass: one is built per decision, and a dataclass's
+    generated ``__init__`` (``object.__setattr__`` per field, in Python) cost ~6,000
+    instructions of the ~9,900 of ``ClickSigner.trackers``; the Struct's is C."""
 
     decision_id: str
     impression: str  # pixel fired when the ad is shown

@@ -120,10 +120,11 @@ def find(document: Any, steps: Sequence[JsonStep]) -> list[tuple[Any, str | int]
     return [(node, last)]  # type: ignore[list-item]
 
 
-_MISSING: Any = object()
+# Final (as _PLANS): compiled, read as a constant, not looked up in the module's dict per find
+_MISSING: Final[Any] = object()
 # find's plans by path: a dict read, where an lru_cache call cost about 4 times as much (a
 # dozen finds per response); the paths are configuration, so it rarely fills (then cleared)
-_PLANS: dict[tuple[JsonStep, ...], tuple[tuple[JsonStep, ...], JsonStep] | None] = {}
+_PLANS: Final[dict[tuple[JsonStep, ...], tuple[tuple[JsonStep, ...], JsonStep] | None]] = {}
 _PLANNED: Final = 4096
 
 

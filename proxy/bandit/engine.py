@@ -85,7 +85,9 @@ def _draw(pmf: Sequence[float], u: float) -> int:
 # does). The default was chosen by measurement (docs/benchmarks.md, "Remembered distributions").
 REMEMBERED = 8192
 
-_Key = tuple[bool, tuple[tuple[str, SignalValue], ...]]
+# (personal, the usable signals' names, their values): two flat tuples cost less to build,
+# hash and compare than one tuple of (name, value) pairs
+_Key = tuple[bool, tuple[str, ...], tuple[SignalValue, ...]]
 _SETS = 4096  # choice sets known per model (``CampaignModel.choice_set``)
 
 
@@ -257,7 +259,7 @@ class _Request:
         self._used = used
         self._personal = personal
         self._example: Any = None
-        self._known = model.remembered((personal, tuple(used.items())))
+        self._known = model.remembered((personal, tuple(used), tuple(used.values())))
 
     def slot_pmf(
         self, position: int, slot_rules: SlotRules | None

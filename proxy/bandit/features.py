@@ -28,16 +28,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from slotwise.types import Signals, SignalSchema, SignalValue
 
-USER = "user"
-CONTEXT = "context"
-DEVICE = "device"
-GEO = "geo"
-TIME = "time"
-VARIANT = "variant"
-SLOT = "slot"
+# Final: compiled, a name read on every request is a constant, not a module dict lookup
+USER: Final = "user"
+CONTEXT: Final = "context"
+DEVICE: Final = "device"
+GEO: Final = "geo"
+TIME: Final = "time"
+VARIANT: Final = "variant"
+SLOT: Final = "slot"
 
 SHARED_NAMESPACES: tuple[str, ...] = (USER, CONTEXT, DEVICE, GEO, TIME)
 CONTEXTUAL_NAMESPACES: tuple[str, ...] = (CONTEXT, DEVICE, GEO, TIME)
@@ -90,8 +92,8 @@ def _value_features(name: str, value: SignalValue) -> list[str]:
     return [f"{name}={value}"]
 
 
-_CACHE_LIMIT = 65_536
-_UNKNOWN = object()
+_CACHE_LIMIT: Final = 65_536
+_UNKNOWN: Final = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,16 +189,17 @@ class FeatureMap:
 
         Per signal a lookup by name only (its namespace): the request path asks this first
         and ``shared`` of these only when VW is to predict (most decisions need no prediction:
-        one candidate, or a distribution the model remembers)."""
-        kept: dict[str, SignalValue] = {}
+        one candidate, or a distribution the model remembers). A copy less the few signals
+        dropped (consent's, and without ``personal`` the user's): most signals are kept, and
+        one copy costs less than a dict grown key by key."""
+        kept = dict(signals)
         known = self._namespaces
-        for name, value in signals.items():
+        for name in signals:
             namespace = known.get(name, _UNKNOWN)
             if namespace is _UNKNOWN:
                 namespace = self.namespace(name)
-            if namespace is None or (namespace == USER and not personal):
-                continue
-            kept[name] = value
+            if namespace is None or (not personal and namespace == USER):
+                del kept[name]
         return kept
 
 

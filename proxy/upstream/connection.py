@@ -193,7 +193,7 @@ def _split(head: bytes) -> tuple[tuple[bytes, bytes], ...]:
 # (nginx's differs once a second, in Date), so most heads are split once and then looked up:
 # one hash of a few hundred bytes against a Python call per field. Bounded (emptied when full,
 # large heads never kept); the split is a pure function of the bytes, so a hit is exact.
-_SPLIT: dict[bytes, tuple[tuple[bytes, bytes], ...]] = {}
+_SPLIT: Final[dict[bytes, tuple[tuple[bytes, bytes], ...]]] = {}
 _SPLIT_ENTRIES: Final = 256
 _SPLIT_KEY_BYTES: Final = 2048
 

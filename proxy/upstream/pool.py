@@ -18,14 +18,15 @@ import ssl
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Sequence
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import urlsplit
 
 from slotwise.proxy.upstream.connection import Connection, UpstreamResponse
 from slotwise.proxy.upstream.errors import UpstreamError, UpstreamFailure
 
-_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+_IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 # methods whose bodyless request goes without a Content-Length: 0
-_NO_BODY_EXPECTED = frozenset({b"GET", b"HEAD", b"OPTIONS", b"DELETE", b"TRACE"})
+_NO_BODY_EXPECTED: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"DELETE", b"TRACE"})
 
 
 @dataclass(frozen=True, slots=True)
