@@ -1,7 +1,7 @@
 """The log archive as an operator meets it (issue 22): `slotwise serve --workers 2` on Redis
 with ``archive=``; the retention pass moves the events out of Redis, `slotwise export events`
-still exports every one of them (the clicks' rewards), and an erasure through the admin API removes the user's
-events from the archive's files as well."""
+still exports every one of them (the clicks' rewards), and an erasure through the admin API
+removes the user's events from the archive's files as well."""
 
 from __future__ import annotations
 
