@@ -32,8 +32,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
 
 from slotwise.plugins.gather import Gathered, gather
 from slotwise.plugins.loaded import ProviderSet
@@ -257,7 +259,7 @@ def _identify(engine: Engine, x: Exchange) -> None:
             gathered = without_personal(x.providers, gathered)  # nothing of theirs is used
         x.issued = new_user_id() if engine.identity.issues else None
         if x.issued is not None or gathered.user_id is not None:
-            x.gathered = replace(gathered, user_id=x.issued)
+            x.gathered = msgspec.structs.replace(gathered, user_id=x.issued)
 
 
 def _personalisable(engine: Engine, x: Exchange) -> bool:
