@@ -39,7 +39,7 @@ import msgspec
 
 from slotwise.plugins.gather import Gathered, gather
 from slotwise.plugins.loaded import ProviderSet
-from slotwise.plugins.request import RequestInfo
+from slotwise.plugins.request import RequestInfo, request_info_from_scope
 from slotwise.proxy.adapters.base import AdapterError, Document
 from slotwise.proxy.adapters.json import DEFAULT_JSON_FIELDS, JsonFields
 from slotwise.proxy.adapters.parse import parse_response
@@ -242,7 +242,9 @@ def _signals(engine: Engine, x: Exchange) -> Coroutine[Any, Any, Gathered]:
     # gather's own coroutine, not one wrapped around it: one frame less per request
     assert x.providers is not None
     # a bid request in the body is read; the id cookie's value is the user id
-    info = RequestInfo.from_scope(x.scope, body=x.body, user_cookie=engine.identity.name)
+    info = request_info_from_scope(
+        RequestInfo, x.scope, body=x.body, user_cookie=engine.identity.name
+    )
     # past the budget, the signals that arrived are used; late providers are counted by gather
     return gather(x.providers, info, budget=engine.limits.signals_deadline)
 
