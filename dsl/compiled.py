@@ -34,9 +34,12 @@ from typing import Final
 from mypy_extensions import mypyc_attr
 
 from slotwise.dsl.ast import Test
+
+# Eligibility lives in a pure module (a compiled one cannot define a msgspec Struct)
+from slotwise.dsl.eligibility import Eligibility
 from slotwise.dsl.errors import Diagnostic
 from slotwise.dsl.location import Location
-from slotwise.dsl.matcher import Bits, Match, RuleIndex, TermIds
+from slotwise.dsl.matcher import Bits, Match, RuleIndex
 from slotwise.types import DEFAULT_EXPLORE, DEFAULT_GOAL, Context, Explore, Goal, GoalTerm
 
 Predicate = Callable[[Context], bool]
@@ -105,25 +108,6 @@ class SlotEligibility:
 
 
 _NONE_ALLOWED: Final = SlotEligibility(())
-
-
-@dataclass(frozen=True, slots=True)
-class Eligibility:
-    """The outcome of a campaign's rules for one request."""
-
-    slots: Mapping[str, SlotEligibility]
-    _matched: Match
-    _rule_names: tuple[str, ...]
-    _ids: TermIds
-
-    def __getitem__(self, slot: str) -> SlotEligibility:
-        return self.slots[slot]
-
-    @property
-    def matched_rules(self) -> tuple[str, ...]:
-        """Names of the rules whose conditions held, in policy order."""
-        names = self._rule_names
-        return tuple(names[rule] for rule in self._ids.rules_of(self._matched))
 
 
 @dataclass(frozen=True, slots=True)

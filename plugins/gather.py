@@ -18,67 +18,35 @@ import asyncio
 import functools
 import logging
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
 from math import isfinite
 from types import MappingProxyType
 from typing import Any, Final, TypeGuard
 
 from slotwise.plugins import eager
 from slotwise.plugins.contain import consume, contained
+
+# Gathered lives in a pure module (a compiled one cannot define a msgspec Struct); re-exported
+from slotwise.plugins.gathered import NO_HISTORY
+from slotwise.plugins.gathered import Gathered as Gathered
 from slotwise.plugins.loaded import CONSENT_SIGNAL, LoadedProvider, ProviderSet
 from slotwise.plugins.profile_source import EventSnapshot
 from slotwise.plugins.provider import NOT_NOW, WithHistory
 from slotwise.plugins.request import NO_BODY, RequestInfo
 from slotwise.types import (
-    Context,
     EventHistory,
-    NoHistory,
     Signals,
     SignalSpec,
     SignalType,
     SignalValue,
-    Subject,
-    subject_of,
 )
 
 log = logging.getLogger("slotwise.plugins")
 # Final, as the constants below: compiled, a constant read, not a module dict lookup per use
 _EMPTY: Final[Signals] = MappingProxyType({})
-_NO_HISTORY: Final = NoHistory()
 # A late fetch of a cacheable provider may run on for this many deadlines to warm its cache.
 LATE_FACTOR: Final = 20
 # The event a returned history is asked about once, to know it answers at all.
 _PROBE_EVENT: Final = "page_view"
-
-
-@dataclass(frozen=True, slots=True)
-class Gathered:
-    """The signals of one request and what consent allows the rest of the request to use.
-
-    ``personal`` is True only with personal consent; ``user_id`` is the request's user id then,
-    else None (do not read it from anywhere else). ``history`` is the user's recent events
-    (empty without consent).
-    """
-
-    signals: Signals
-    personal: bool
-    user_id: str | None
-    history: EventHistory = field(default=_NO_HISTORY)
-
-    @property
-    def subject(self) -> Subject:
-        """Who the request's decisions are for (known: the profile says not new)."""
-        return subject_of(self.user_id, self.personal, self.signals.get("user.is_new") is False)
-
-    def context(self, now: float, extra: Mapping[str, SignalValue] | None = None) -> Context:
-        """The decision context: these signals (plus ``extra``, e.g. ``ad.*``), ``now``."""
-        if not extra:
-            return Context(self.signals, now, self.history)
-        base = self.signals
-        # mappingproxy.copy() copies the dict behind it at C speed; {**proxy} goes key by key
-        signals = base.copy() if type(base) is MappingProxyType else dict(base)
-        signals.update(extra)
-        return Context(signals, now, self.history)
 
 
 async def gather(
@@ -162,7 +130,7 @@ async def gather(
     # Copied: a provider given up on may still add its history later, to the list only.
     found = list(histories)
     history: EventHistory = (
-        found[0] if len(found) == 1 else _Combined(found) if found else _NO_HISTORY
+        found[0] if len(found) == 1 else _Combined(found) if found else NO_HISTORY
     )
     return Gathered(
         signals=MappingProxyType(signals),

@@ -32,12 +32,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
 
 from slotwise.plugins.gather import Gathered, gather
 from slotwise.plugins.loaded import ProviderSet
-from slotwise.plugins.request import RequestInfo
+from slotwise.plugins.request import RequestInfo, request_info_from_scope
 from slotwise.proxy.adapters.base import AdapterError, Document
 from slotwise.proxy.adapters.json import DEFAULT_JSON_FIELDS, JsonFields
 from slotwise.proxy.adapters.parse import parse_response
@@ -240,7 +242,9 @@ def _signals(engine: Engine, x: Exchange) -> Coroutine[Any, Any, Gathered]:
     # gather's own coroutine, not one wrapped around it: one frame less per request
     assert x.providers is not None
     # a bid request in the body is read; the id cookie's value is the user id
-    info = RequestInfo.from_scope(x.scope, body=x.body, user_cookie=engine.identity.name)
+    info = request_info_from_scope(
+        RequestInfo, x.scope, body=x.body, user_cookie=engine.identity.name
+    )
     # past the budget, the signals that arrived are used; late providers are counted by gather
     return gather(x.providers, info, budget=engine.limits.signals_deadline)
 
@@ -257,7 +261,7 @@ def _identify(engine: Engine, x: Exchange) -> None:
             gathered = without_personal(x.providers, gathered)  # nothing of theirs is used
         x.issued = new_user_id() if engine.identity.issues else None
         if x.issued is not None or gathered.user_id is not None:
-            x.gathered = replace(gathered, user_id=x.issued)
+            x.gathered = msgspec.structs.replace(gathered, user_id=x.issued)
 
 
 def _personalisable(engine: Engine, x: Exchange) -> bool:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 from types import MappingProxyType
+
+import msgspec
 
 from slotwise.plugins.gather import Gathered
 from slotwise.plugins.loaded import ProviderSet
@@ -36,7 +37,7 @@ def without_personal(providers: ProviderSet, gathered: Gathered) -> Gathered:
     personal = {name for loaded in providers.personal for name in loaded.specs}
     personal.discard(ERASED)
     kept = {k: v for k, v in gathered.signals.items() if k not in personal}
-    return replace(gathered, signals=MappingProxyType(kept), history=NoHistory())
+    return msgspec.structs.replace(gathered, signals=MappingProxyType(kept), history=NoHistory())
 
 
 def empty_personal_caches(providers: ProviderSet) -> None:

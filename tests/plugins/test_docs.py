@@ -3,7 +3,6 @@ not documented fails here (like datasette's tests/test_docs.py)."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
@@ -34,7 +33,8 @@ def test_every_provider_hook_and_attribute_is_documented(member: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "field", [f.name for f in dataclasses.fields(RequestInfo)] + ["header", "without_identifiers"]
+    "field",
+    [f.name for f in msgspec.structs.fields(RequestInfo)] + ["header", "without_identifiers"],
 )
 def test_every_request_info_field_is_documented(field: str) -> None:
     assert f"`{field}" in PLUGINS, f"docs/plugins.md does not document RequestInfo.{field}"

@@ -1,0 +1,59 @@
+"""What :func:`slotwise.plugins.gather.gather` returns for one request: :class:`Gathered`.
+
+Apart from ``gather`` (compiled with mypyc) because a compiled module cannot define a
+``msgspec.Struct``, and one ``Gathered`` is built per request: a frozen dataclass's generated
+``__init__`` (``object.__setattr__`` per field, in Python even when compiled) cost ~5,300
+instructions; the Struct's is C. ``slotwise.plugins.gather`` re-exports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
+import msgspec
+
+from slotwise.types import (
+    Context,
+    EventHistory,
+    NoHistory,
+    Signals,
+    SignalValue,
+    Subject,
+    subject_of,
+)
+
+NO_HISTORY: Final = NoHistory()
+
+
+class Gathered(msgspec.Struct, frozen=True):
+    """The signals of one request and what consent allows the rest of the request to use.
+
+    ``personal`` is True only with personal consent; ``user_id`` is the request's user id then,
+    else None (do not read it from anywhere else). ``history`` is the user's recent events
+    (empty without consent). Change one with ``msgspec.structs.replace``.
+    """
+
+    signals: Signals
+    personal: bool
+    user_id: str | None
+    history: EventHistory = NO_HISTORY
+
+    @property
+    def subject(self) -> Subject:
+        """Who the request's decisions are for (known: the profile says not new)."""
+        return subject_of(self.user_id, self.personal, self.signals.get("user.is_new") is False)
+
+    def context(self, now: float, extra: Mapping[str, SignalValue] | None = None) -> Context:
+        """The decision context: these signals (plus ``extra``, e.g. ``ad.*``), ``now``."""
+        if not extra:
+            return Context(self.signals, now, self.history)
+        base = self.signals
+        # mappingproxy.copy() copies the dict behind it at C speed; {**proxy} goes key by key
+        signals = base.copy() if type(base) is MappingProxyType else dict(base)
+        signals.update(extra)
+        return Context(signals, now, self.history)
+
+
+__all__ = ["NO_HISTORY", "Gathered"]
