@@ -8,8 +8,8 @@ the OpenRTB bid request a POST body carries is decoded on first use, once for ev
 :meth:`RequestInfo.without_identifiers`: no user id, no cookies, no body, a bid request without
 its user identifiers.
 
-The classes live in :mod:`slotwise.plugins.request_info` (a compiled module cannot define a
-``msgspec.Struct``) and are re-exported here; the parsing below stays compiled.
+The classes live in :mod:`slotwise.plugins.request_info` (msgspec misreads a Struct class that
+mypyc compiled) and are re-exported here; the parsing below stays compiled.
 """
 
 from __future__ import annotations

@@ -18,12 +18,10 @@ holds at these rates, and a fail-open would be printed by the child.
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
+
+from callgrind_block import count_block
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -42,57 +40,12 @@ def main() -> int:
 
 
 def _once(tree: Path, row: str, n: int) -> float:
-    with tempfile.TemporaryDirectory(prefix="slotwise-callgrind-") as d:
-        shake = Path(d)
-        out = shake / "callgrind.out"
-        command = [
-            "valgrind",
-            "--tool=callgrind",
-            "--instr-atstart=no",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            str(HERE / "scripts" / "bench_inprocess.py"),
-            str(tree),
-            row,
-            "--rounds",
-            "1",
-            "--n",
-            str(n),
-            "--handshake",
-            str(shake),
-        ]
-        child = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-        try:
-            _wait_for(shake / "ready", child)
-            _control(child.pid, "-i", "on")
-            (shake / "go").touch()
-            _wait_for(shake / "done", child)
-            _control(child.pid, "-i", "off")
-            _control(child.pid, "-d")
-            (shake / "exit").touch()
-            if child.wait(timeout=600) != 0:
-                raise SystemExit(f"the measured process failed ({child.returncode})")
-        finally:
-            if child.poll() is None:
-                child.kill()
-        total = 0
-        for dump in shake.glob("callgrind.out*"):
-            text = dump.read_text(errors="replace")
-            found = re.search(r"^totals:\s+(\d+)", text, re.M)
-            if found:
-                total += int(found.group(1))
-        return total / n
+    script = str(HERE / "scripts" / "bench_inprocess.py")
 
+    def child(shake: Path) -> list[str]:
+        return [script, str(tree), row, "--rounds", "1", "--n", str(n), "--handshake", str(shake)]
 
-def _wait_for(path: Path, child: subprocess.Popen[bytes]) -> None:
-    while not path.exists():
-        if child.poll() is not None:
-            raise SystemExit(f"the measured process ended early ({child.returncode})")
-        time.sleep(0.2)
-
-
-def _control(pid: int, *options: str) -> None:
-    subprocess.run(["callgrind_control", *options, str(pid)], check=True, capture_output=True)
+    return count_block(child) / n
 
 
 if __name__ == "__main__":

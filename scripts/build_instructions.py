@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
+
+from callgrind_block import count_block
 
 CHILD = """
 import gc, sys, time
@@ -69,52 +67,8 @@ def main() -> int:
 
 
 def _once(tree: Path, stage: str, rules: int) -> int:
-    with tempfile.TemporaryDirectory(prefix="slotwise-build-callgrind-") as d:
-        shake = Path(d)
-        command = [
-            "valgrind",
-            "--tool=callgrind",
-            "--instr-atstart=no",
-            f"--callgrind-out-file={shake / 'callgrind.out'}",
-            sys.executable,
-            "-c",
-            CHILD,
-            str(shake),
-            stage,
-            str(rules),
-        ]
-        env = {**os.environ, "PYTHONPATH": str(tree)}
-        child = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=env)
-        try:
-            _wait_for(shake / "ready", child)
-            _control(child.pid, "-i", "on")
-            (shake / "go").touch()
-            _wait_for(shake / "done", child)
-            _control(child.pid, "-i", "off")
-            _control(child.pid, "-d")
-            (shake / "exit").touch()
-            if child.wait(timeout=600) != 0:
-                raise SystemExit(f"the measured process failed ({child.returncode})")
-        finally:
-            if child.poll() is None:
-                child.kill()
-        total = 0
-        for dump in shake.glob("callgrind.out*"):
-            found = re.search(r"^totals:\s+(\d+)", dump.read_text(errors="replace"), re.M)
-            if found:
-                total += int(found.group(1))
-        return total
-
-
-def _wait_for(path: Path, child: subprocess.Popen[bytes]) -> None:
-    while not path.exists():
-        if child.poll() is not None:
-            raise SystemExit(f"the measured process ended early ({child.returncode})")
-        time.sleep(0.2)
-
-
-def _control(pid: int, *options: str) -> None:
-    subprocess.run(["callgrind_control", *options, str(pid)], check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    return count_block(lambda shake: ["-c", CHILD, str(shake), stage, str(rules)], env)
 
 
 if __name__ == "__main__":
