@@ -39,12 +39,7 @@ def build_request_info(
     body: bytes = b"",
     user_cookie: str | None = None,
 ) -> RequestInfo:
-    """Parse raw request parts (as an HTTP server has them) into a ``RequestInfo``.
-
-    ``body`` is the request body; nothing is done with it until a provider asks for the
-    bid request it may carry. Without ``user_id``, a non-empty ``user_cookie`` cookie is
-    the user id (the proxy's id cookie: one object per request, not a copy with the id).
-    """
+    """:meth:`RequestInfo.build`, compiled (its documentation says what each part means)."""
     merged: dict[str, str] = {}
     names = _NAMES
     for raw_name, raw_value in headers:
@@ -86,11 +81,7 @@ def request_info_from_scope(
     body: bytes = b"",
     user_cookie: str | None = None,
 ) -> RequestInfo:
-    """Build from an ASGI HTTP ``scope`` and the request ``body`` (already read).
-
-    ``client_ip`` defaults to ``scope["client"][0]``; behind trusted proxies, pass the
-    address resolved from ``X-Forwarded-For`` instead. ``user_cookie``: as in :meth:`build`.
-    """
+    """:meth:`RequestInfo.from_scope`, compiled (the proxy calls it directly)."""
     client = scope.get("client")
     if client_ip is None and client:
         client_ip = str(client[0])

@@ -36,6 +36,7 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 from urllib.parse import quote
 
 import msgspec
@@ -87,7 +88,6 @@ class _Segment:
 class _Listing:
     mtime_ns: int
     segments: tuple[_Segment, ...]
-    firsts: tuple[Id, ...]
 
 
 class LogArchive:
@@ -153,7 +153,7 @@ class LogArchive:
                 if header is not None:
                     found.append(_Segment(name, parse_id(name[:-4]), header[0], header[1]))
         found.sort(key=lambda s: s.first)
-        listing = _Listing(mtime, tuple(found), tuple(s.first for s in found))
+        listing = _Listing(mtime, tuple(found))
         if time.time_ns() - mtime > _RACY_NS:
             with self._guard:
                 self._listings[log] = listing
@@ -169,8 +169,7 @@ class LogArchive:
 
     def read(self, log: str, after: Id, count: int) -> tuple[list[LogEntry], Id | None]:
         """Up to ``count`` archived entries after ``after``, and the archive's last id."""
-        listing = self._listing(log)
-        segments = listing.segments
+        segments = self._segments(log)
         if not segments:
             return [], None
         last = segments[-1].last
@@ -178,7 +177,7 @@ class LogArchive:
         if after >= last:
             return out, last
         # the segment holding the first id after `after`: the last one named at or before it
-        start = max(0, bisect.bisect_right(listing.firsts, after) - 1)
+        start = max(0, bisect.bisect_right(segments, after, key=_first) - 1)
         for segment in segments[start:]:
             if segment.last <= after:
                 continue
@@ -292,22 +291,32 @@ class LogArchive:
         _sync_dir(folder)
 
 
-_EMPTY = _Listing(0, (), ())
+_EMPTY = _Listing(0, ())
+
+
+def _first(segment: _Segment) -> Id:
+    return segment.first
 
 
 def _row_id(row: Row) -> Id:
     return row[0], row[1]
 
 
+def _head(handle: BinaryIO, path: str) -> tuple[int, int, int, int]:
+    """A segment's header: last ms, last seq, entries, the subject index's length."""
+    head = handle.read(_START)
+    if len(head) != _START or not head.startswith(_MAGIC):
+        raise StoreUnavailable(f"log archive file {path} is not a segment (damaged?)")
+    fields: tuple[int, int, int, int] = _HEADER.unpack_from(head, len(_MAGIC))
+    return fields
+
+
 def _read_header(path: str) -> tuple[Id, int] | None:
     try:
         with open(path, "rb") as handle:
-            head = handle.read(_START)
+            last_ms, last_seq, count, _index = _head(handle, path)
     except FileNotFoundError:
         return None  # rewritten away since the listing
-    if len(head) != _START or not head.startswith(_MAGIC):
-        raise StoreUnavailable(f"log archive file {path} is not a segment (damaged?)")
-    last_ms, last_seq, count, _index = _HEADER.unpack_from(head, len(_MAGIC))
     return (last_ms, last_seq), count
 
 
@@ -320,23 +329,12 @@ def _indexes(path: str, key: bytes) -> bool:
     """Whether the segment's subject index holds ``key`` (a binary search of its sorted keys)."""
     try:
         with open(path, "rb") as handle:
-            head = handle.read(_START)
-            if len(head) != _START or not head.startswith(_MAGIC):
-                raise StoreUnavailable(f"log archive file {path} is not a segment (damaged?)")
-            index = handle.read(_HEADER.unpack_from(head, len(_MAGIC))[3])
+            index = handle.read(_head(handle, path)[3])
     except FileNotFoundError:
         return False
-    low, high = 0, len(index) // 8
-    while low < high:
-        middle = (low + high) // 2
-        probe = index[middle * 8 : middle * 8 + 8]
-        if probe == key:
-            return True
-        if probe < key:
-            low = middle + 1
-        else:
-            high = middle
-    return False
+    keys = len(index) // 8
+    at = bisect.bisect_left(range(keys), key, key=lambda i: index[i * 8 : i * 8 + 8])
+    return at < keys and index[at * 8 : at * 8 + 8] == key
 
 
 def _load(path: str) -> list[Row]:

@@ -904,18 +904,18 @@ class RedisStore(Store):
         archive = self._archive
         if archive is None or not archive.holds(log):
             return await self._xrange(log, after, count)
-        archived, last = await _on_disk(archive.read, log, parse_id(after), count)
+        since = parse_id(after)
+        archived, last = await _on_disk(archive.read, log, since, count)
         if last is None or len(archived) >= count:
             return archived or await self._xrange(log, after, count)
         # what Redis still holds of the archived part (a pass stopped between writing a
         # segment and trimming the stream) was read from the archive already
-        newer = after if parse_id(after) > last else format_id(last)
+        newer = after if since > last else format_id(last)
         return archived + await self._xrange(log, newer, count - len(archived))
 
     async def _xrange(self, log: str, after: str, count: int) -> list[LogEntry]:
-        start = "-" if after in ("0", "0-0") else f"({after}"
         client = self._ready(self._slow)
-        rows = await self._call(client.xrange(_stream_key(log), start, "+", count=count))
+        rows = await self._call(client.xrange(_stream_key(log), _after(after), "+", count=count))
         return [_entry(pos, fields) for pos, fields in rows]
 
     async def log_length(self, log: str) -> int:
@@ -1010,10 +1010,11 @@ class RedisStore(Store):
             client = self._ready(self._slow)
             stream = _stream_key(log)
             moved = 0
+            end = f"({format_id(limit)}"
             while True:
-                start = "-" if after == "0" else f"({after}"
-                end = f"({format_id(limit)}"
-                rows = await self._call(client.xrange(stream, start, end, count=SEGMENT_ENTRIES))
+                rows = await self._call(
+                    client.xrange(stream, _after(after), end, count=SEGMENT_ENTRIES)
+                )
                 if not rows:
                     return moved
                 entries = [_entry(pos, fields) for pos, fields in rows]
@@ -1099,6 +1100,11 @@ class RedisStore(Store):
         except _FAILURES as exc:
             raise self._failure(exc) from exc
         return await self.delete(*(_text(k) for k in keys))
+
+
+def _after(position: str) -> str:
+    """XRANGE's start for the entries after ``position`` ("0": from the first)."""
+    return "-" if position in ("0", "0-0") else f"({position}"
 
 
 async def _on_disk(work: Callable[..., T], *args: Any) -> T:

@@ -231,15 +231,16 @@ def _archive(options: dict[str, str], url: str, default_after: float) -> tuple[s
             f"store URL {redact(url)}: archive must be an absolute directory path (or ~/...),"
             f" got {directory!r}"
         )
+    home = _home(path, url)
     if after is None:
-        return _home(path, url), default_after
+        return home, default_after
     value = float(after) if _DECIMAL.fullmatch(after) else -1.0
     if not 0 <= value <= MAX_ARCHIVE_AFTER:
         raise StoreConfigError(
             f"store URL {redact(url)}: archive_after must be seconds from 0 to"
             f" {MAX_ARCHIVE_AFTER:g} (30 days), got {after!r}"
         )
-    return _home(path, url), value
+    return home, value
 
 
 def _replication(options: dict[str, str], url: str) -> dict[str, float]:
