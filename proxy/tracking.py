@@ -76,8 +76,11 @@ def decision_ids(random: bytes) -> list[str]:
     ``-`` or ``_`` is dropped (rejection keeps the rest uniform: 95 bits each)."""
     whole = len(random) - len(random) % _ID_BYTES  # a partial group would carry padding
     text = base64.urlsafe_b64encode(random[:whole]).decode()
-    chunks = (text[i : i + _ID_CHARS] for i in range(0, len(text), _ID_CHARS))
-    return [chunk for chunk in chunks if chunk[0] not in "-_"]
+    return [
+        text[i : i + _ID_CHARS]
+        for i in range(0, len(text), _ID_CHARS)
+        if text[i] != "-" and text[i] != "_"
+    ]
 
 
 os.register_at_fork(after_in_child=_ids.clear)

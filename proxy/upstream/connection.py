@@ -133,7 +133,7 @@ class UpstreamResponse:
 
     async def _wait(self) -> None:
         self._raise_failure()
-        loop = asyncio.get_running_loop()
+        loop = self._conn._loop
         waiter = self._waiter = loop.create_future()
         timer = loop.call_later(self._read_timeout, _expire, waiter)
         try:
@@ -253,8 +253,9 @@ class Connection(asyncio.Protocol):
 
     def start(self, head_request: bool, read_timeout: float) -> asyncio.Future[UpstreamResponse]:
         """Begin an exchange; the future resolves with the response head."""
-        loop = asyncio.get_running_loop()
-        self._head_waiter = loop.create_future()
+        # the loop the transport runs on: asyncio.get_running_loop() costs a getpid system
+        # call on Python 3.11 (a fork check), twice per forwarded request before this
+        self._head_waiter = self._loop.create_future()
         self._response = None
         self._head_bytes = 0
         self._head_lines = 0

@@ -186,21 +186,21 @@ class UpstreamPool:
         held = self._held.get(route, 0)
         if held >= self._per_route:  # the route's budget is spent: wait in request()
             return asyncio.ensure_future(self.request(method, target, headers, body))
-        now = asyncio.get_running_loop().time()
-        conn = self._idle_connection(now)
+        conn = self._idle_connection()
         if conn is None:
             return asyncio.ensure_future(self.request(method, target, headers, body))
+        # the connection's loop, not asyncio.get_running_loop(): on Python 3.11 that costs a
+        # getpid system call (a fork check), and this runs for every forwarded request
+        loop = conn._loop
         self._held[route] = held + 1
         conn.route = route
         head = _serialize_head(method, target, headers, self.origin.host_header, body)
         waiter = conn.start(method == b"HEAD", self.settings.read_timeout)
         conn.write(head + body if body else head)
-        conn.deadline = now + self.settings.response_timeout  # _watch, written out: per request
+        conn.deadline = loop.time() + self.settings.response_timeout  # _watch, written out
         self._watched.add(conn)
         if self._sweep is None:
-            self._sweep = asyncio.get_running_loop().call_later(
-                self._sweep_every, self._sweep_heads
-            )
+            self._sweep = loop.call_later(self._sweep_every, self._sweep_heads)
         return self._finish(conn, waiter, method, target, headers, body)
 
     async def _finish(
@@ -226,12 +226,12 @@ class UpstreamPool:
             conn.abort()
             raise
 
-    def _idle_connection(self, now: float) -> Connection | None:
+    def _idle_connection(self) -> Connection | None:
         if self._closed:
             return None
         while self._idle:
             conn = self._idle.pop()  # the most recently used: likeliest to be alive
-            if conn.usable and now - conn.idle_since < self.settings.idle_expiry:
+            if conn.usable and conn._loop.time() - conn.idle_since < self.settings.idle_expiry:
                 return conn
             conn.abort()
         return None
@@ -337,7 +337,7 @@ class UpstreamPool:
     async def _acquire(self) -> tuple[Connection, bool]:
         if self._closed:
             raise UpstreamError(UpstreamFailure.CONNECT, "the upstream client is closed")
-        conn = self._idle_connection(asyncio.get_running_loop().time())
+        conn = self._idle_connection()
         if conn is not None:
             return conn, True
         if self._open < self.settings.max_connections:

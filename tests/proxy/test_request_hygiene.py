@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from slotwise.proxy import http_body
 from slotwise.proxy.app import ProxyApp
 from slotwise.proxy.config import Settings
 from slotwise.proxy.http_body import Refusal, head_refusal
@@ -86,6 +87,23 @@ def test_the_head_checks() -> None:
     assert message(b"/a/../b", b"q=a b") == encode
     assert message(b"/a/./b", b"q=1") == message(b"/x%2e/%2e%2E") == dots
     assert message(b"/a/.b%2ex/", b"q=a.b") == "ok"
+
+
+def test_sound_paths_are_remembered_and_refused_ones_never() -> None:
+    def code(raw: bytes, query: bytes = b"") -> str:
+        refused = head_refusal(_scope(raw, [_HOST], query_string=query), 512)
+        return refused.code if isinstance(refused, Refusal) else "ok"
+
+    http_body._SOUND_PATHS.clear()
+    for _ in range(2):  # checked again (remembered the second time): the same answers
+        assert code(b"/ads/home-top") == "ok"
+        assert code(b"/ads/home-top", b"q=a b") == "bad_request_target"  # the query each time
+        assert code(b"/a/../b") == code(b"/a b") == code(b"*") == "bad_request_target"
+    assert set(http_body._SOUND_PATHS) == {b"/ads/home-top"}
+    assert code(b"/" + b"a" * 300) == "ok" and len(http_body._SOUND_PATHS) == 1  # long: not kept
+    for n in range(5000):  # bounded: emptied when full
+        assert code(b"/p/%d" % n) == "ok"
+    assert 0 < len(http_body._SOUND_PATHS) <= 4096
 
 
 async def test_one_host_header_or_400_and_nothing_goes_upstream() -> None:
