@@ -447,7 +447,9 @@ class Connection(asyncio.Protocol):
         if end < 0:  # llhttp took a head without CRLF CRLF: never split it some other way
             raise _BadHead("malformed response: the head does not end with CRLF CRLF")
         self._head_start = end + 4
-        key = self._head_key = bytes(head[start:end])
+        # a slice of bytes is bytes already (the head came in one piece: nearly always)
+        key = head[start:end] if isinstance(head, bytes) else bytes(head[start:end])
+        self._head_key = key
         fields = _SPLIT.get(key)
         if fields is None:
             fields = _split(key)
