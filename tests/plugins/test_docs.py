@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from slotwise.native import source_of
 from slotwise.plugins import loaded, registry
 from slotwise.plugins.errors import PluginProblem
 from slotwise.plugins.provider import Provider
@@ -41,7 +42,8 @@ def test_every_request_info_field_is_documented(field: str) -> None:
 
 
 def test_every_error_code_is_documented() -> None:
-    source = "".join(Path(m.__file__).read_text() for m in (registry, loaded))
+    # the sources, not __file__: a compiled module's is its extension (slotwise.native)
+    source = "".join(source_of(m.__name__).read_text() for m in (registry, loaded))
     codes = set(re.findall(r'PluginProblem\(\s*"([a-z_]+)"', source))
     codes |= set(re.findall(r'problems\.append\(\s*PluginProblem\(\s*"([a-z_]+)"', source))
     assert codes, "no codes found: did PluginProblem change?"
