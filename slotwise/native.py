@@ -32,15 +32,16 @@ from typing import Any
 # record 2.7%, caps/adapters/metrics 2.1%, Exchange/admission/early signals 3.3%; proxy/app.py
 # measured 0.2% and is not listed. The six dsl modules marked "reload" are the policy loader's
 # (parse, check, compile: issue 22's 10,000-rule build), not the request path's.
-# plugins.metrics (2026-12-06 evening): gather bumps three counters per provider per request,
-# through Python attribute calls while the class was interpreted: 1.6% of (g). plugins.loaded
-# (LoadedProvider, read as often) was tried and is not listed: its tests set ProviderSet's
-# timeouts on the class, which a compiled class does not allow.
+# plugins.metrics and plugins.loaded_provider (2026-12-06 evening): gather bumps three counters
+# and reads several fields per provider per request, Python attribute calls while the classes
+# were interpreted. LoadedProvider has its own module: plugins.loaded's ProviderSet stays
+# interpreted (its tests set its timeouts on the class, which a compiled class refuses).
 MODULES: dict[str, str] = {
     "slotwise.plugins.gather": "runs the signal providers and validates their signals per request",
     "slotwise.plugins.request": "builds every request's RequestInfo (headers, query, cookies)",
     "slotwise.plugins.profile_source": "rebuilds the profile and history snapshot per request",
     "slotwise.plugins.metrics": "every provider's counters, bumped per provider per request",
+    "slotwise.plugins.loaded_provider": "the provider fields gather reads per provider per request",
     "slotwise.proxy.decide": "the personalised request's decision, end to end",
     "slotwise.proxy.forward": "a request no policy could apply to, forwarded without an exchange",
     "slotwise.proxy.personalisers.campaigns": "eligibility, choice and units per campaign",
