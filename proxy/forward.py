@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 from slotwise.proxy.http_body import stream, upstream_failed, whole_answer
 from slotwise.proxy.http_hygiene import client_response_headers, upstream_request
+from slotwise.proxy.memo import remember
 from slotwise.proxy.upstream import UpstreamError, UpstreamResponse
 from slotwise.types import Scope, Send
 
@@ -70,8 +71,8 @@ def _client_headers(response: UpstreamResponse) -> list[tuple[bytes, bytes]]:
     kept = _CLIENT_HEADERS.get(head) if head else None
     if kept is None:
         kept = tuple(client_response_headers(response.headers))
-        if 0 < len(head) <= _CLIENT_HEADERS_KEY_BYTES:  # large heads are never kept
-            if len(_CLIENT_HEADERS) >= _CLIENT_HEADERS_ENTRIES:
-                _CLIENT_HEADERS.clear()
-            _CLIENT_HEADERS[head] = kept
+        if head:
+            remember(
+                _CLIENT_HEADERS, head, kept, _CLIENT_HEADERS_ENTRIES, _CLIENT_HEADERS_KEY_BYTES
+            )
     return list(kept)  # the answer's own: a Content-Length is appended to it

@@ -23,6 +23,7 @@ from slotwise.proxy.http_hygiene import (
     content_length,
     header,
 )
+from slotwise.proxy.memo import remember
 from slotwise.proxy.metrics import ProxyMetrics
 from slotwise.proxy.upstream import UpstreamError, UpstreamResponse
 from slotwise.types import Receive, Scope, Send
@@ -105,10 +106,7 @@ def _target_problem(path: bytes, query: bytes) -> str | None:
         problem = _path_problem(path)
         if problem is not None:
             return problem
-        if len(path) <= _SOUND_PATH_BYTES:
-            if len(_SOUND_PATHS) >= _SOUND_PATHS_ENTRIES:
-                _SOUND_PATHS.clear()
-            _SOUND_PATHS[path] = True
+        remember(_SOUND_PATHS, path, True, _SOUND_PATHS_ENTRIES, _SOUND_PATH_BYTES)
     return None
 
 
@@ -124,10 +122,9 @@ def _path_problem(path: bytes) -> str | None:
 
 
 _UNENCODED: Final = "the request target holds a character that must be percent-encoded"
-# Paths already found sound, by their bytes: a site's paths repeat (ad placements, API routes),
-# and the scan is the costliest check of a head (a regular expression's search, about 3,500
-# instructions; a lookup, about 200). Bounded: emptied when full, long paths never kept; the
-# check is a pure function of the path, so a hit is exact.
+# Paths already found sound, by their bytes (slotwise.proxy.memo): a site's paths repeat (ad
+# placements, API routes), and the scan is the costliest check of a head (a regular
+# expression's search, about 3,500 instructions; a lookup, about 200).
 _SOUND_PATHS: Final[dict[bytes, bool]] = {}
 _SOUND_PATHS_ENTRIES: Final = 4096
 _SOUND_PATH_BYTES: Final = 256

@@ -21,6 +21,7 @@ from typing import Final, cast
 
 import httptools
 
+from slotwise.proxy.memo import remember
 from slotwise.proxy.upstream.errors import UpstreamError, UpstreamFailure
 
 _HIGH_WATER: Final = 256 * 1024
@@ -453,10 +454,7 @@ class Connection(asyncio.Protocol):
         fields = _SPLIT.get(key)
         if fields is None:
             fields = _split(key)
-            if len(key) <= _SPLIT_KEY_BYTES:
-                if len(_SPLIT) >= _SPLIT_ENTRIES:
-                    _SPLIT.clear()
-                _SPLIT[key] = fields
+            remember(_SPLIT, key, fields, _SPLIT_ENTRIES, _SPLIT_KEY_BYTES)
         if len(fields) > self._max_headers:
             raise _HeadTooLarge(f"more than {self._max_headers} response header fields")
         return list(fields)  # the response's own list: its readers may not change the cached one

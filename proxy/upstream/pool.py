@@ -189,9 +189,7 @@ class UpstreamPool:
         conn = self._idle_connection()
         if conn is None:
             return asyncio.ensure_future(self.request(method, target, headers, body))
-        # the connection's loop, not asyncio.get_running_loop(): on Python 3.11 that costs a
-        # getpid system call (a fork check), and this runs for every forwarded request
-        loop = conn._loop
+        loop = conn._loop  # not asyncio.get_running_loop(), a getpid (Connection.start)
         self._held[route] = held + 1
         conn.route = route
         head = _serialize_head(method, target, headers, self.origin.host_header, body)
