@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
+from slotwise.plugins.bid_request import BidRequest
 from slotwise.plugins.request_info import NO_BODY, RequestBody, RequestInfo
 from slotwise.types import Signals
 
@@ -122,6 +123,13 @@ def parse_cookie_header(header: str) -> dict[str, str]:
 _NAMES: Final[dict[bytes, str]] = {}
 
 
+def bid_request_of(request: RequestInfo) -> BidRequest | None:
+    """``request.bid_request`` for compiled callers: the built-in providers read it on every
+    request, and the property is a Python call (most requests carry no body at all)."""
+    body = request.body
+    return None if body is NO_BODY else body.bid_request
+
+
 def _name(raw: str | bytes) -> str:
     name = _text(raw).lower()
     if type(raw) is bytes and len(raw) <= 64:  # bounded: any name may come
@@ -139,6 +147,7 @@ __all__ = [
     "NO_BODY",
     "RequestBody",
     "RequestInfo",
+    "bid_request_of",
     "build_request_info",
     "parse_cookie_header",
     "request_info_from_scope",

@@ -414,7 +414,8 @@ def open_document(
 
     Raises FailOpen with the cause when the body cannot be read.
     """
-    applied = codings(header(response.headers, b"content-encoding"))
+    encoding = header(response.headers, b"content-encoding")
+    applied = codings(encoding) if encoding else []  # most answers name none: no Python call
     if applied and any(c not in SUPPORTED_CODINGS for c in applied):
         raise FailOpen("unsupported_encoding")
     try:

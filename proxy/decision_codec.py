@@ -153,11 +153,8 @@ _HEX: Final[dict[str, str | bytes]] = {}  # policy versions, coded
 
 
 def _values(values: Iterable[LogValue]) -> tuple[object, ...]:
-    values = tuple(values)
-    try:
-        return tuple(map(_CODED_VALUES.get, values, values))
-    except TypeError:  # a value that is not hashable (a list from a plugin): as it is
-        return tuple(_CODED_VALUES.get(v, v) if type(v) is str else v for v in values)
+    # only strings are coded: the others (a plugin's list too) go as they are, unhashed
+    return tuple([_CODED_VALUES.get(v, v) if type(v) is str else v for v in values])
 
 
 def _policy(version: str) -> str | bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,10 @@ from slotwise.plugins.provider import Provider, signal
 from slotwise.plugins.request import RequestInfo
 from slotwise.types import SignalType, SignalValue
 
+# From 1973 every zone's UTC offset, and every change of it, falls on a whole minute, so the
+# local hour and weekday are those of the request's UTC minute (earlier, local mean times
+# such as Amsterdam's +0:19:32 did not): the answer is reused within the minute.
+_WHOLE_MINUTES_SINCE: Final = 100_000_000.0
 WEEKDAYS: Final[tuple[str, ...]] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAYPARTS: Final[tuple[str, ...]] = ("morning", "afternoon", "evening", "night")
 
@@ -29,6 +34,7 @@ class TimeProvider(Provider[TimeConfig]):
     config_type = TimeConfig
     deadline = 0.01
     reads = frozenset({"geo.timezone"})
+    reuses_results = True  # one answer per zone and minute: gather validates it once
     signals = (
         signal("time.hour", SignalType.INT, "Local hour of the day.", minimum=0, maximum=23),
         signal("time.weekday", SignalType.STRING, "Local day of the week.", values=WEEKDAYS),
@@ -44,6 +50,8 @@ class TimeProvider(Provider[TimeConfig]):
         super().__init__(config)
         self._default = time_zone(config.default_timezone)
         self._zones: dict[str, ZoneInfo | None] = {}
+        # per zone: the UTC minute of its last answer, and the answer (as many as _zones)
+        self._minutes: dict[ZoneInfo, tuple[int, Mapping[str, SignalValue]]] = {}
 
     async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
         return self.fetch_now(request)
@@ -54,12 +62,22 @@ class TimeProvider(Provider[TimeConfig]):
         name = request.signals.get("geo.timezone")
         if isinstance(name, str):
             zone = self._lookup(name) or self._default
-        local = datetime.fromtimestamp(request.received_at, zone)
-        return {
-            "time.hour": local.hour,
-            "time.weekday": WEEKDAYS[local.weekday()],
-            "time.daypart": daypart(local.hour),
-        }
+        at = request.received_at
+        minute = int(at // 60)
+        known = self._minutes.get(zone)
+        if known is not None and known[0] == minute and at >= _WHOLE_MINUTES_SINCE:
+            return known[1]
+        local = datetime.fromtimestamp(at, zone)
+        answer: Mapping[str, SignalValue] = MappingProxyType(
+            {
+                "time.hour": local.hour,
+                "time.weekday": WEEKDAYS[local.weekday()],
+                "time.daypart": daypart(local.hour),
+            }
+        )
+        if at >= _WHOLE_MINUTES_SINCE:
+            self._minutes[zone] = (minute, answer)
+        return answer
 
     def _lookup(self, name: str) -> ZoneInfo | None:
         # ZoneInfo caches by key already; this also remembers names that do not exist, and is

@@ -38,7 +38,7 @@ from slotwise.plugins.builtin import gpp
 from slotwise.plugins.builtin.configs import ConsentConfig
 from slotwise.plugins.builtin.tcf import MAX_CORE_LENGTH, TCFError, TCString, decode
 from slotwise.plugins.provider import Provider, signal
-from slotwise.plugins.request import RequestInfo
+from slotwise.plugins.request import RequestInfo, bid_request_of
 from slotwise.types import SignalType, SignalValue
 
 LEVELS = ("personal", "contextual")
@@ -119,7 +119,7 @@ class ConsentProvider(Provider[ConsentConfig]):
         config = self.config
         if config.honor_gpc and (request.headers.get("sec-gpc") or "").strip() == "1":
             return "contextual", "gpc"
-        bid = request.bid_request
+        bid = bid_request_of(request)
         if bid is not None and _speaks(bid):
             return self._from_bid_request(bid, request.received_at)
         granted = False

@@ -34,7 +34,7 @@ import ua_parser
 
 from slotwise.plugins.bid_request import Device
 from slotwise.plugins.provider import Provider, signal
-from slotwise.plugins.request import RequestInfo
+from slotwise.plugins.request import RequestInfo, bid_request_of
 from slotwise.types import SignalType, SignalValue
 
 DEVICE_TYPES = ("mobile", "tablet", "desktop", "ctv", "bot")
@@ -124,7 +124,7 @@ class DeviceProvider(Provider[Any]):
         )
         if found is _COARSE.last:
             self.metrics.fallback("parse_budget")
-        bid = request.bid_request
+        bid = bid_request_of(request)
         if bid is None or bid.device is None:
             return found
         declared = from_device(bid.device)

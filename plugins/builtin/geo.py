@@ -27,7 +27,7 @@ from slotwise.plugins.bid_request import Geo
 from slotwise.plugins.builtin.configs import GEO_FIELDS, GeoConfig
 from slotwise.plugins.builtin.countries import alpha2
 from slotwise.plugins.provider import Provider, signal
-from slotwise.plugins.request import RequestInfo
+from slotwise.plugins.request import RequestInfo, bid_request_of
 from slotwise.types import SignalType, SignalValue
 
 _BOUNDS = {"latitude": 90.0, "longitude": 180.0}
@@ -95,7 +95,7 @@ class GeoProvider(Provider[GeoConfig]):
         """``fetch`` without a coroutine: gather calls it directly (it never waits)."""
         # the headers' signals, or none: the dict the others are added to
         out = self._from_headers(request) if self.config.trust_cdn_headers else {}
-        bid = request.bid_request
+        bid = bid_request_of(request)
         device = bid.device if bid is not None else None
         ip = request.client_ip
         if device is not None and (device.ip or device.ipv6):

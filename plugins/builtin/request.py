@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from slotwise.plugins.builtin.configs import PAGE_TYPES, RequestConfig
 from slotwise.plugins.provider import Provider, signal
-from slotwise.plugins.request import RequestInfo
+from slotwise.plugins.request import RequestInfo, bid_request_of
 from slotwise.types import SignalType, SignalValue
 
 UTM_PARAMETERS: Final[tuple[str, ...]] = (
@@ -98,7 +98,7 @@ class RequestProvider(Provider[RequestConfig]):
             category = in_path
         if category:
             out["request.page_category"] = category.lower()
-        bid = request.bid_request
+        bid = bid_request_of(request)
         referrer = None
         language = None
         if bid is not None:

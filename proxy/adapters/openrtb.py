@@ -150,7 +150,3 @@ class BidResponseDocument:
         for unit in self.units:
             unit.flush()
         return encode(self.root)
-
-
-def is_bid_response(document: object) -> bool:
-    return isinstance(document, dict) and isinstance(document.get("seatbid"), list)

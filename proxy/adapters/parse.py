@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slotwise.proxy.adapters.base import Document
 from slotwise.proxy.adapters.json import DEFAULT_JSON_FIELDS, JsonDocument, JsonFields, decode
-from slotwise.proxy.adapters.openrtb import BidRequestView, BidResponseDocument, is_bid_response
+from slotwise.proxy.adapters.openrtb import BidRequestView, BidResponseDocument
 from slotwise.proxy.adapters.vast import VastDocument
 
 
@@ -21,6 +21,11 @@ def is_json_type(media: str) -> bool:
 
 def is_xml_type(media: str) -> bool:
     return media in ("application/xml", "text/xml") or media.endswith("+xml")
+
+
+def is_bid_response(document: object) -> bool:
+    """An OpenRTB bid response: a JSON object with a ``seatbid`` array."""
+    return isinstance(document, dict) and isinstance(document.get("seatbid"), list)
 
 
 def parse_response(

@@ -7,11 +7,12 @@ import datetime as dt
 import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 import pytest
 
-from slotwise.plugins.builtin.clock import daypart
+from slotwise.plugins.builtin.clock import WEEKDAYS, daypart
 from slotwise.plugins.builtin.device import classify
 from slotwise.plugins.builtin.request import preferred_language, referrer_host
 from slotwise.plugins.errors import PluginError
@@ -166,6 +167,34 @@ async def test_time_default_zone_is_configurable() -> None:
     async with provider_set("time", config=config) as providers:
         got = await gather(providers, make_request(received_at=at))
     assert got.signals["time.hour"] == 8
+
+
+@pytest.mark.parametrize(
+    ("zone", "start"),
+    [
+        ("Europe/Berlin", dt.datetime(2026, 3, 29, 0, 58, 30, tzinfo=dt.UTC)),  # DST starts
+        ("Australia/Lord_Howe", dt.datetime(2026, 4, 4, 14, 58, tzinfo=dt.UTC)),  # half an hour
+        ("Asia/Kolkata", dt.datetime(2026, 12, 31, 18, 28, 30, tzinfo=dt.UTC)),  # +5:30, new year
+        # before 1973 an offset need not be whole minutes: Amsterdam's hour turned at :40:28 UTC
+        ("Europe/Amsterdam", dt.datetime(1930, 6, 1, 10, 39, 30, tzinfo=dt.UTC)),
+    ],
+)
+async def test_time_reused_within_a_minute_is_still_the_local_time(
+    zone: str, start: dt.datetime
+) -> None:
+    # the provider answers once per zone and UTC minute; requests every 7 s across a change
+    # of hour, offset or day each get the local time datetime gives
+    headers = {"CF-Timezone": zone}
+    async with provider_set("geo", "time") as providers:
+        for step in range(40):
+            at = start.timestamp() + 7 * step
+            got = await gather(providers, make_request(headers=headers, received_at=at))
+            local = dt.datetime.fromtimestamp(at, ZoneInfo(zone))
+            expected = (local.hour, WEEKDAYS[local.weekday()], daypart(local.hour))
+            signals = got.signals
+            assert (signals["time.hour"], signals["time.weekday"], signals["time.daypart"]) == (
+                expected
+            ), (zone, at)
 
 
 @pytest.fixture
