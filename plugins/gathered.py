@@ -9,20 +9,12 @@ instructions; the Struct's is C. ``slotwise.plugins.gather`` re-exports it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Final
 
 import msgspec
 
-from slotwise.types import (
-    Context,
-    EventHistory,
-    NoHistory,
-    Signals,
-    SignalValue,
-    Subject,
-    subject_of,
-)
+from slotwise.plugins.decision_inputs import decision_context, request_subject
+from slotwise.types import Context, EventHistory, NoHistory, Signals, SignalValue, Subject
 
 NO_HISTORY: Final = NoHistory()
 
@@ -43,17 +35,11 @@ class Gathered(msgspec.Struct, frozen=True):
     @property
     def subject(self) -> Subject:
         """Who the request's decisions are for (known: the profile says not new)."""
-        return subject_of(self.user_id, self.personal, self.signals.get("user.is_new") is False)
+        return request_subject(self)
 
     def context(self, now: float, extra: Mapping[str, SignalValue] | None = None) -> Context:
         """The decision context: these signals (plus ``extra``, e.g. ``ad.*``), ``now``."""
-        if not extra:
-            return Context(self.signals, now, self.history)
-        base = self.signals
-        # mappingproxy.copy() copies the dict behind it at C speed; {**proxy} goes key by key
-        signals = base.copy() if type(base) is MappingProxyType else dict(base)
-        signals.update(extra)
-        return Context(signals, now, self.history)
+        return decision_context(self, now, extra)
 
 
 __all__ = ["NO_HISTORY", "Gathered"]

@@ -44,7 +44,8 @@ from slotwise.proxy.bandit.runtime import BanditRuntime
 from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.chooser import BanditChooser, Chooser, RuleChooser
 from slotwise.proxy.config import Settings, load_settings
-from slotwise.proxy.decide import Engine, Limits, handle
+from slotwise.proxy.decide import Engine, Limits
+from slotwise.proxy.entry import AsgiEntry, is_ours, proxy
 from slotwise.proxy.erased_request import empty_personal_caches, watch_erasures
 from slotwise.proxy.events.rate_limit import EventRateLimit, storage_for
 from slotwise.proxy.events.tasks import stop_task
@@ -147,20 +148,11 @@ class ProxyApp:
             runtime = self.runtime
             if runtime is None:
                 return await _plain(send, 503, b"starting\n")
-            # the target as sent: a decoded path would make /_sw%2fhealth ours
-            raw: bytes | None = scope.get("raw_path")
-            ours = raw.startswith(b"/_sw/") if raw is not None else scope["path"][:5] == "/_sw/"
-            if not ours:
-                admission = runtime.engine.admission  # work in flight: what overload reads
-                admission.active += 1
-                admission.taken += 1
-                try:
-                    if self._access_log:
-                        return await self._logged(runtime, scope, receive, send)
-                    return await handle(runtime.engine, scope, receive, send)
-                finally:
-                    admission.active -= 1
-            return await self._own(runtime, scope, receive, send)
+            if is_ours(scope):
+                return await self._own(runtime, scope, receive, send)
+            if self._access_log:
+                return await self._logged(runtime, scope, receive, send)
+            return await proxy(runtime.engine, scope, receive, send)
         if kind == "lifespan":
             return await self._lifespan(receive, send)
         if kind == "websocket":  # not proxied: close politely
@@ -185,7 +177,7 @@ class ProxyApp:
             await send(message)
 
         try:
-            await handle(runtime.engine, {**scope, "headers": headers}, receive, watched)
+            await proxy(runtime.engine, {**scope, "headers": headers}, receive, watched)
         finally:
             client = scope.get("client")
             access_log.info(
@@ -838,11 +830,12 @@ async def _plain(
     await send({"type": "http.response.body", "body": body})
 
 
-def app_from_env() -> ProxyApp:
-    """The app factory the ASGI server calls in each worker (settings from SLOTWISE_*)."""
+def app_from_env() -> AsgiEntry:
+    """The app factory the ASGI server calls in each worker (settings from SLOTWISE_*): the
+    app behind its compiled entry (slotwise.proxy.entry)."""
     from slotwise.proxy.logs import configure
 
     config = os.environ.get("SLOTWISE_CONFIG")
     settings = load_settings(Path(config) if config else None)
     configure(settings.log)  # this worker's lines, in the configured shape
-    return ProxyApp(settings)
+    return AsgiEntry(ProxyApp(settings))

@@ -59,7 +59,8 @@ class RuleChooser:
         subject: Subject,
     ) -> Choice:
         personal = uses_personal_features(signals)
-        key = subject.user_id if subject.personal else None
+        # Subject.personal, read as its field: the NamedTuple's property is a Python call
+        key = subject.user_id if subject.consent == "personal" else None
         rules = eligibility.slots
         if in_holdout(campaign.name, key, campaign.holdout, self._rng):
             sets = tuple([_choice_set(slot.name, rules.get(slot.name)) for slot in campaign.slots])
@@ -120,7 +121,7 @@ class BanditChooser:
         signals: Signals,
         subject: Subject,
     ) -> Choice:
-        key = subject.user_id if subject.personal else None
+        key = subject.user_id if subject.consent == "personal" else None
         decision = self._runtime.choose(campaign.name, eligibility.slots, signals, key)
         if decision is None:
             return self._fallback.choose(campaign, eligibility, signals, subject)

@@ -6,7 +6,8 @@ Usage (from outside the repository; needs nginx, scripts/bench-deps)::
 
 TREE is a source tree (this one, or a `git worktree add --detach /tmp/base REV`); ROW is one
 of `slotwise bench proxy`'s letters b, c, e, f, g, h (h: the bandit chooser). The app runs in
-this process on uvloop, its lifespan started by hand, against an nginx upstream serving the
+this process on uvloop, its lifespan started by hand, requests through its ASGI entry (what
+`slotwise serve` hands granian, where the tree has one), against an nginx upstream serving the
 bench's creatives (on CPU 1); for rows g and h the 1,000 users' profiles and events are stored
 through its own endpoints first (slotwise.lab.proxy_bench_users' data). Then ``--rounds``
 blocks of ``--n`` requests, 64 at a time, each block timed with ``time.process_time()``:
@@ -119,6 +120,12 @@ async def _measure(args: argparse.Namespace, d: Path, port: int, users: Any) -> 
     assert (await outbox.get())["type"] == "lifespan.startup.complete"
     if row in "gh":
         await _seed(app, users)
+    try:  # what `slotwise serve` hands its server, in a tree that has it
+        from slotwise.proxy.entry import AsgiEntry
+
+        entry: Any = AsgiEntry(app)
+    except ImportError:
+        entry = app
     counter = [0]
 
     async def one() -> None:
@@ -147,7 +154,7 @@ async def _measure(args: argparse.Namespace, d: Path, port: int, users: Any) -> 
             if message["type"] == "http.response.start":
                 status.append(message["status"])
 
-        await app(scope, receive, send)
+        await entry(scope, receive, send)
         assert status == [200], status
 
     async def block(count: int) -> None:

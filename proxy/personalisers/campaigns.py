@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from slotwise.dsl.precedence import CAMPAIGN
+from slotwise.plugins.decision_inputs import decision_context, request_subject
 from slotwise.proxy.decision_log import decision_record, failed, unserved_record
 from slotwise.proxy.exchange import MAX_UNITS, FailOpen
 from slotwise.proxy.personalisers.offer_creatives import decide_offers
@@ -94,9 +95,9 @@ class Campaigns:
         assert exchange.policy is not None and exchange.document is not None
         campaigns = self._regular(exchange.policy)
         gathered = exchange.gathered
-        subject = gathered.subject
+        subject = request_subject(gathered)
         for index, unit in enumerate(exchange.document.units[:MAX_UNITS]):
-            ctx = gathered.context(exchange.now, unit.signals)
+            ctx = decision_context(gathered, exchange.now, unit.signals)
             for campaign in campaigns:
                 try:
                     applies = campaign.applies(ctx)

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
+import msgspec
+
 from slotwise.errors import STORE, SlotwiseError
 from slotwise.plugins.profile_source import Event
 
@@ -53,13 +55,15 @@ class StoreConfigError(StoreError):
     code = "store_config"
 
 
-@dataclass(frozen=True, slots=True)
-class LogRecord:
+class LogRecord(msgspec.Struct, frozen=True):
     """One record to append to a log.
 
     ``subject`` is the user id the record is about (``None`` for anonymous or unconsented
     records); :meth:`Store.log_erase` removes every record of a subject. ``id`` deduplicates:
     a record whose id was appended to the same log within ``dedup_ttl`` is not stored again.
+
+    A frozen Struct, not a frozen dataclass: one is built per decision on the request path, and
+    the dataclass's generated ``__init__`` cost ~5,000 instructions there; the Struct's is C.
     """
 
     data: bytes

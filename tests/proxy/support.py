@@ -14,6 +14,7 @@ import httpx
 from slotwise.proxy.app import ProxyApp
 from slotwise.proxy.decision_codec import decode_stored
 from slotwise.proxy.decision_log import encode_record
+from slotwise.proxy.entry import AsgiEntry
 
 # the example ad server's home-top creative, as a JSON ad answer (cmp-spring: spring_sale)
 SPRING_AD: dict[str, Any] = {
@@ -134,7 +135,7 @@ async def upstream_server(routes: Mapping[str, Any] | None = None) -> AsyncItera
 
 
 @asynccontextmanager
-async def running(app: ProxyApp) -> AsyncIterator[httpx.AsyncClient]:
+async def running(app: ProxyApp | AsgiEntry) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan and give an httpx client talking to it in-process."""
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
