@@ -130,6 +130,14 @@ def bid_request_of(request: RequestInfo) -> BidRequest | None:
     return None if body is NO_BODY else body.bid_request
 
 
+def headers_of(request: RequestInfo) -> dict[str, str]:
+    """``request.headers`` typed as the dict the parser builds, for compiled callers: a
+    ``Mapping``'s ``get`` is a Python method call from compiled code, a dict's is not (a
+    request built with another mapping is copied)."""
+    headers = request.headers
+    return headers if type(headers) is dict else dict(headers)
+
+
 def _name(raw: str | bytes) -> str:
     name = _text(raw).lower()
     if type(raw) is bytes and len(raw) <= 64:  # bounded: any name may come
@@ -149,6 +157,7 @@ __all__ = [
     "RequestInfo",
     "bid_request_of",
     "build_request_info",
+    "headers_of",
     "parse_cookie_header",
     "request_info_from_scope",
 ]

@@ -34,7 +34,7 @@ import ua_parser
 
 from slotwise.plugins.bid_request import Device
 from slotwise.plugins.provider import Provider, signal
-from slotwise.plugins.request import RequestInfo, bid_request_of
+from slotwise.plugins.request import RequestInfo, bid_request_of, headers_of
 from slotwise.types import SignalType, SignalValue
 
 DEVICE_TYPES = ("mobile", "tablet", "desktop", "ctv", "bot")
@@ -115,7 +115,7 @@ class DeviceProvider(Provider[Any]):
 
     def fetch_now(self, request: RequestInfo) -> Mapping[str, SignalValue]:
         """``fetch`` without a coroutine: gather calls it directly (it never waits)."""
-        headers = request.headers
+        headers = headers_of(request)
         found = _from_agent(
             headers.get("user-agent") or "",
             headers.get("sec-ch-ua-mobile"),

@@ -27,7 +27,7 @@ from slotwise.plugins.bid_request import Geo
 from slotwise.plugins.builtin.configs import GEO_FIELDS, GeoConfig
 from slotwise.plugins.builtin.countries import alpha2
 from slotwise.plugins.provider import Provider, signal
-from slotwise.plugins.request import RequestInfo, bid_request_of
+from slotwise.plugins.request import RequestInfo, bid_request_of, headers_of
 from slotwise.types import SignalType, SignalValue
 
 _BOUNDS = {"latitude": 90.0, "longitude": 180.0}
@@ -108,7 +108,7 @@ class GeoProvider(Provider[GeoConfig]):
 
     def _from_headers(self, request: RequestInfo) -> dict[str, SignalValue]:
         out: dict[str, SignalValue] = {}
-        headers = request.headers  # names lower-cased, as self._headers are
+        headers = headers_of(request)  # names lower-cased, as self._headers are
         for field, signal_name, names, bound in self._headers:
             for name in names:
                 raw = headers.get(name)
