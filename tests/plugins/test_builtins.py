@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import time
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -249,6 +250,18 @@ async def test_geo_from_cdn_headers_or_absent() -> None:
     async with provider_set("geo", config=untrusted) as providers:
         got = await gather(providers, make_request(headers={"CF-IPCountry": "DE"}))
         assert dict(got.signals) == {}
+
+
+async def test_headers_in_a_mapping_built_by_hand_are_read_too() -> None:
+    # the parser builds a dict, which geo and device look up directly; a request a test or a
+    # plugin builds with another mapping is read the same
+    agent = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15"
+    headers = MappingProxyType({"cf-ipcountry": "DE", "user-agent": agent})
+    request = msgspec.structs.replace(make_request(), headers=headers)
+    async with provider_set("geo", "device") as providers:
+        got = await gather(providers, request)
+    assert got.signals["geo.country"] == "DE"
+    assert got.signals["device.os"] == "ios"
 
 
 def test_geo_config_errors_name_the_provider(tmp_path: Path) -> None:
