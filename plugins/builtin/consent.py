@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final
 
 from slotwise.plugins import bid_request
@@ -75,6 +76,7 @@ class ConsentProvider(Provider[ConsentConfig]):
 
     name = "consent"
     inline = True
+    reuses_results = True  # one read-only answer per (level, reason): validated once
     config_type = ConsentConfig
     deadline = 0.01
     signals = (
@@ -103,6 +105,7 @@ class ConsentProvider(Provider[ConsentConfig]):
         # GPP strings and their US National sections likewise (at most 8 KiB each)
         self._decode_gpp = functools.lru_cache(maxsize=512)(_gpp_or_error)
         self._decode_usnat = functools.lru_cache(maxsize=512)(_usnat_or_error)
+        self._answers: dict[tuple[str, str], Mapping[str, SignalValue]] = {}
 
     async def fetch(self, request: RequestInfo) -> Mapping[str, SignalValue]:
         return self.fetch_now(request)
@@ -112,7 +115,11 @@ class ConsentProvider(Provider[ConsentConfig]):
         level, reason = self.decide(request)
         if reason in FALLBACKS:
             self.metrics.fallback(reason)
-        return {"consent.level": level, "consent.reason": reason}
+        answer = self._answers.get((level, reason))
+        if answer is None:  # a few dozen pairs at most: the levels by the reasons
+            answer = MappingProxyType({"consent.level": level, "consent.reason": reason})
+            self._answers[level, reason] = answer
+        return answer
 
     def decide(self, request: RequestInfo) -> tuple[str, str]:
         """The consent level and the reason for it."""

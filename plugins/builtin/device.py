@@ -28,6 +28,7 @@ import functools
 import re
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 import ua_parser
@@ -92,6 +93,7 @@ class DeviceProvider(Provider[Any]):
 
     name = "device"
     inline = True
+    reuses_results = True  # an agent's parsed answer is kept (read-only): validated once
     deadline = 0.02
     signals = (
         signal(
@@ -159,7 +161,7 @@ def from_device(device: Device) -> dict[str, SignalValue]:
 
 def _from_agent(
     user_agent: str, mobile: str | None, platform: str | None, brands: str | None
-) -> dict[str, SignalValue]:
+) -> Mapping[str, SignalValue]:
     # the parse cost grows with the length (15 KB of agent took 23 ms): what a real agent
     # says fits well inside the caps, so a longer one is cut before parsing and caching
     mobile, platform, brands = _capped(mobile), _capped(platform), _capped(brands)
@@ -221,7 +223,7 @@ _COARSE: Final = _ParseBudget()
 
 def _classify_cached(
     user_agent: str, mobile: str | None, platform: str | None, brands: str | None
-) -> dict[str, SignalValue]:
+) -> Mapping[str, SignalValue]:
     try:
         return _parsed(user_agent, mobile, platform, brands)  # a hit costs a C lookup
     except _OverBudget:
@@ -234,13 +236,14 @@ def _classify_cached(
 @functools.lru_cache(maxsize=4096)
 def _parsed(
     user_agent: str, mobile: str | None, platform: str | None, brands: str | None
-) -> dict[str, SignalValue]:
+) -> Mapping[str, SignalValue]:
     started = time.perf_counter()
     if not _COARSE.allows(started):
         raise _OverBudget
     found = classify(user_agent, mobile_hint=mobile, platform_hint=platform, brands_hint=brands)
     _COARSE.spent += time.perf_counter() - started
-    return found
+    # read-only: the provider returns this very object for every request with the agent
+    return MappingProxyType(found)
 
 
 def classify(

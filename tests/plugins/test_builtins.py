@@ -264,6 +264,29 @@ async def test_headers_in_a_mapping_built_by_hand_are_read_too() -> None:
     assert got.signals["device.os"] == "ios"
 
 
+async def test_built_ins_return_their_answers_again_read_only() -> None:
+    # consent (per level and reason), device (per agent) and time (per zone and minute) keep
+    # their answers: gather validates each object once (reuses_results) and nobody changes it
+    agent = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"
+    at = dt.datetime(2026, 7, 1, 12, 0, 5, tzinfo=dt.UTC).timestamp()
+    first, again = (
+        make_request(
+            headers={"User-Agent": agent}, cookies={"sw_consent": "personal"}, received_at=t
+        )
+        for t in (at, at + 30)
+    )
+    async with provider_set("consent", "device", "time") as providers:
+        for name in ("consent", "device", "time"):
+            provider = providers.by_name[name].provider
+            assert provider.reuses_results is True
+            answer = provider.fetch_now(first)  # type: ignore[attr-defined]
+            assert provider.fetch_now(again) is answer, name  # type: ignore[attr-defined]
+            assert isinstance(answer, MappingProxyType), name
+        got = await gather(providers, again)
+    assert got.signals["consent.level"] == "personal"
+    assert (got.signals["device.browser"], got.signals["time.hour"]) == ("firefox", 12)
+
+
 def test_geo_config_errors_name_the_provider(tmp_path: Path) -> None:
     with pytest.raises(PluginError) as info:
         load_providers({"geo": {"database": str(tmp_path / "missing.mmdb")}})
