@@ -169,13 +169,6 @@ class Subject(NamedTuple):
 ANONYMOUS = Subject(None, "contextual", False)
 
 
-def subject_of(user_id: str | None, personal: bool, known: bool = False) -> Subject:
-    """The subject of a request: without personal consent, nobody in particular."""
-    if not personal:
-        return ANONYMOUS
-    return Subject(user_id, "personal", known)
-
-
 # -- what a campaign optimises and how it explores -----------------------------------------
 
 # The outcomes a goal can weigh: what the reward join totals for a decision inside its window.

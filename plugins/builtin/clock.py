@@ -63,9 +63,9 @@ class TimeProvider(Provider[TimeConfig]):
         if isinstance(name, str):
             zone = self._lookup(name) or self._default
         at = request.received_at
-        minute = int(at // 60)
+        minute = int(at // 60) if at >= _WHOLE_MINUTES_SINCE else None  # None: not kept
         known = self._minutes.get(zone)
-        if known is not None and known[0] == minute and at >= _WHOLE_MINUTES_SINCE:
+        if known is not None and known[0] == minute:
             return known[1]
         local = datetime.fromtimestamp(at, zone)
         answer: Mapping[str, SignalValue] = MappingProxyType(
@@ -75,7 +75,7 @@ class TimeProvider(Provider[TimeConfig]):
                 "time.daypart": daypart(local.hour),
             }
         )
-        if at >= _WHOLE_MINUTES_SINCE:
+        if minute is not None:
             self._minutes[zone] = (minute, answer)
         return answer
 

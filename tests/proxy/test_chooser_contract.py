@@ -18,11 +18,12 @@ import pytest
 from slotwise.dsl.compiled import CompiledCampaign, Eligibility
 from slotwise.dsl.loader import load_policy_set
 from slotwise.dsl.schema_file import builtin_schema
+from slotwise.plugins.gathered import Gathered
 from slotwise.proxy.bandit import BanditRuntime, ModelStore, from_compiled
 from slotwise.proxy.choice import Choice, SlotChoice
 from slotwise.proxy.chooser import RULES_MODEL, BanditChooser, Chooser, RuleChooser
 from slotwise.proxy.decision_log import DecisionRecord, decision_record
-from slotwise.types import Context, Signals, Subject, subject_of
+from slotwise.types import Context, Signals, Subject
 
 POLICY = """policy "contract" version 1
 
@@ -263,7 +264,7 @@ def test_personal_means_consent_and_a_known_user_for_both(
     eligibility = _eligible(campaign, signals)
     consented = signals["consent.level"] == "personal"
     for n in range(50):
-        subject = subject_of(f"u{n}", consented, signals.get("user.is_new") is False)
+        subject = Gathered(signals, consented, f"u{n}").subject  # as the campaigns step reads it
         choice = chooser.choose(campaign, eligibility, signals, subject)
         assert choice.personal is personal
         assert not personal or "user.is_new" in choice.signals
