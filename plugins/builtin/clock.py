@@ -63,7 +63,7 @@ class TimeProvider(Provider[TimeConfig]):
         if isinstance(name, str):
             zone = self._lookup(name) or self._default
         at = request.received_at
-        minute = int(at // 60) if at >= _WHOLE_MINUTES_SINCE else None  # None: not kept
+        minute = int(at // 60) if at >= _WHOLE_MINUTES_SINCE else -1  # -1: never kept
         known = self._minutes.get(zone)
         if known is not None and known[0] == minute:
             return known[1]
@@ -75,7 +75,7 @@ class TimeProvider(Provider[TimeConfig]):
                 "time.daypart": daypart(local.hour),
             }
         )
-        if minute is not None:
+        if minute >= 0:
             self._minutes[zone] = (minute, answer)
         return answer
 
