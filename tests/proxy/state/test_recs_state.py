@@ -40,6 +40,8 @@ async def test_views_count_for_trending_and_pair_within_a_session(store: Store) 
     config = RecsConfig(co_view_span=2, session_gap=600.0)
     observer = RecsObserver(store, config)
     now = time.time()
+    # the views from now - 20 to now share one trending bucket, whatever the clock says
+    now -= max(0.0, 30.0 - now % config.trending_bucket)
     events = [
         _view(1, now - 4000, "u1", "old"),  # an earlier session: not paired
         _view(2, now - 20, "u1", "a"),
