@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import hmac
 import logging
 import os
@@ -43,6 +42,7 @@ from slotwise.proxy.admission import Admission
 from slotwise.proxy.bandit.runtime import BanditRuntime
 from slotwise.proxy.bandit.store import ModelStore
 from slotwise.proxy.chooser import BanditChooser, Chooser, RuleChooser
+from slotwise.proxy.collector import collector_metrics
 from slotwise.proxy.config import Settings, load_settings
 from slotwise.proxy.decide import Engine, Limits
 from slotwise.proxy.entry import AsgiEntry, is_ours, proxy
@@ -295,7 +295,9 @@ class ProxyApp:
 
     def _own_metrics(self, runtime: Runtime) -> str:
         """This worker's metrics (what it writes for the others to add up)."""
-        return self.metrics.render(self._extra_metrics(runtime)) + process_metrics(os.getpid())
+        pid = os.getpid()
+        own = self.metrics.render(self._extra_metrics(runtime))
+        return own + process_metrics(pid) + collector_metrics(pid)
 
     async def _events(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
         """The event endpoints' router, the table's fallback; else 404. The public event
@@ -555,9 +557,6 @@ class ProxyApp:
         budgets = OfferBudgets(store, offers) if offers.budgets else None
         if budgets is not None:
             collector.after_store.append(budgets.charge)
-        # the compiled policies and loaded models live as long as the process: keep the
-        # collector from scanning them again and again (fewer, shorter pauses at p99)
-        gc.freeze()
         secret = s.tracking.secret.encode() or await _store_click_key(store)
         previous = [key.encode() for key in s.tracking.previous_secrets]
         admission = Admission(

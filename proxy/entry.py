@@ -5,13 +5,15 @@ of a request for the upstream compiled.
 in the interpreter at each of the request's awaits. The server calls :class:`AsgiEntry`
 instead, which sends a request for the upstream straight to :func:`proxy` and everything else
 (``/_sw/`` endpoints, the lifespan, access logging, start-up) to the app, which dispatches
-through the same two functions.
+through the same two functions. The lifespan passes through :mod:`slotwise.proxy.collector`,
+which sets the worker process's garbage collector once the app has started.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from slotwise.proxy.collector import CollectorTuning
 from slotwise.proxy.decide import Engine, handle
 from slotwise.types import Receive, Scope, Send
 
@@ -45,11 +47,15 @@ class AsgiEntry:
     def __init__(self, app: ProxyApp) -> None:
         self.app = app
         self._direct = not app.settings.log.access
+        self.collector = CollectorTuning(app.settings.proxy.gc_threshold)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self.app
         runtime = app.runtime
-        if runtime is not None and self._direct and scope["type"] == "http" and not is_ours(scope):
+        kind = scope["type"]
+        if runtime is not None and self._direct and kind == "http" and not is_ours(scope):
             await proxy(runtime.engine, scope, receive, send)
+        elif kind == "lifespan":  # the worker's process: its collector is ours to set
+            await app(scope, receive, self.collector.watching(send))
         else:
             await app(scope, receive, send)

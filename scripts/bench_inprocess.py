@@ -6,10 +6,11 @@ Usage (from outside the repository; needs nginx, scripts/bench-deps)::
 
 TREE is a source tree (this one, or a `git worktree add --detach /tmp/base REV`); ROW is one
 of `slotwise bench proxy`'s letters b, c, e, f, g, h (h: the bandit chooser). The app runs in
-this process on uvloop, its lifespan started by hand, requests through its ASGI entry (what
-`slotwise serve` hands granian, where the tree has one), against an nginx upstream serving the
-bench's creatives (on CPU 1); for rows g and h the 1,000 users' profiles and events are stored
-through its own endpoints first (slotwise.lab.proxy_bench_users' data). Then ``--rounds``
+this process on uvloop, its lifespan started by hand; the lifespan and the requests go through
+its ASGI entry (what `slotwise serve` hands granian, where the tree has one), against an nginx
+upstream serving the bench's creatives (on CPU 1); for rows g and h the 1,000 users' profiles
+and events are stored through its own endpoints first (slotwise.lab.proxy_bench_users' data).
+Then ``--rounds``
 blocks of ``--n`` requests, 64 at a time, each block timed with ``time.process_time()``:
 prints CPU us per request per block, the median and the minimum (on a machine shared with
 other jobs the minimum is the steadier figure). Run trees alternately to compare them.
@@ -113,19 +114,20 @@ async def _measure(args: argparse.Namespace, d: Path, port: int, users: Any) -> 
         environ["SLOTWISE_BANDIT_MODELS_DIR"] = str(d / "models")
     os.environ["SLOTWISE_PLUGINS"] = "none" if row == "f" else "builtins"
     app = ProxyApp(load_settings(environ=environ))
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    life = asyncio.create_task(app({"type": "lifespan"}, inbox.get, outbox.put))
-    await inbox.put({"type": "lifespan.startup"})
-    assert (await outbox.get())["type"] == "lifespan.startup.complete"
-    if row in "gh":
-        await _seed(app, users)
     try:  # what `slotwise serve` hands its server, in a tree that has it
         from slotwise.proxy.entry import AsgiEntry
 
         entry: Any = AsgiEntry(app)
     except ImportError:
         entry = app
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    # the lifespan through the entry too: it sets the worker's garbage collector
+    life = asyncio.create_task(entry({"type": "lifespan"}, inbox.get, outbox.put))
+    await inbox.put({"type": "lifespan.startup"})
+    assert (await outbox.get())["type"] == "lifespan.startup.complete"
+    if row in "gh":
+        await _seed(app, users)
     counter = [0]
 
     async def one() -> None:

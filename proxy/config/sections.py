@@ -254,6 +254,15 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             le=1.0,
         ),
     ] = 0.9
+    gc_threshold: Annotated[
+        int,
+        setting(
+            "each `slotwise serve` worker, once started, freezes what start-up built out of "
+            "Python's cyclic garbage collector and collects its young generation after this many "
+            "net allocations instead of Python's 700 (0: the collector as Python sets it)",
+            ge=0,
+        ),
+    ] = 10_000
 
 
 class StoreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

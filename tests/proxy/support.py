@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +18,7 @@ from slotwise.proxy.app import ProxyApp
 from slotwise.proxy.decision_codec import decode_stored
 from slotwise.proxy.decision_log import encode_record
 from slotwise.proxy.entry import AsgiEntry
+from tests.support.servers import free_port
 
 # the example ad server's home-top creative, as a JSON ad answer (cmp-spring: spring_sale)
 SPRING_AD: dict[str, Any] = {
@@ -168,3 +172,33 @@ async def wait_ready(client: httpx.AsyncClient, attempts: int = 300) -> None:
 def stored_json(data: bytes) -> Any:
     """A decisions-log entry (the store's compact form) as the JSON object of the record."""
     return json.loads(encode_record(decode_stored(data)))
+
+
+@asynccontextmanager
+async def serve_process(
+    upstream: str, policies: Path, *extra: str, env: Mapping[str, str] | None = None
+) -> AsyncIterator[str]:
+    """`slotwise serve` as an operator runs it (builtin providers), until the block ends; its
+    base URL once it answers /_sw/ready."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "slotwise", "serve", "--upstream", upstream,
+        "--policies", str(policies), "--port", str(port), *extra,
+        env=dict(
+            os.environ,
+            SLOTWISE_PLUGINS="builtins",
+            # deadlines a loaded machine meets: a fail-open answer carries no click link
+            SLOTWISE_PROXY_DECISION_DEADLINE_MS="2000",
+            SLOTWISE_PROXY_SIGNALS_DEADLINE_MS="2000",
+            **(env or {}),
+        ),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base) as client:
+            await wait_ready(client, attempts=600)
+        yield base
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 20)

@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import REPO
-from tests.proxy.support import SPRING_AD, Canned, upstream_server, wait_ready
-from tests.support.servers import RedisServer, free_port
+from tests.proxy.support import SPRING_AD, Canned, serve_process, upstream_server
+from tests.support.servers import RedisServer
 
 ADS = 500  # each personalised ad carries one signed click link; each link is clicked twice
 POLICIES = REPO / "examples" / "adserver" / "policies"
@@ -31,33 +29,10 @@ def _ad_routes() -> dict[str, Canned]:
     return {"/ads/home-top": Canned(200, [("Content-Type", "application/json")], body)}
 
 
-@asynccontextmanager
-async def _serve(
+def _serve(
     upstream: str, *extra: str, env: dict[str, str] | None = None
-) -> AsyncIterator[str]:
-    """`slotwise serve` as an operator runs it, until the block ends; its base URL."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "slotwise", "serve", "--upstream", upstream,
-        "--policies", str(POLICIES), "--port", str(port), *extra,
-        env=dict(
-            os.environ,
-            SLOTWISE_PLUGINS="builtins",
-            # deadlines a loaded machine meets: a fail-open answer carries no click link
-            SLOTWISE_PROXY_DECISION_DEADLINE_MS="2000",
-            SLOTWISE_PROXY_SIGNALS_DEADLINE_MS="2000",
-            **(env or {}),
-        ),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base) as client:
-            await wait_ready(client, attempts=600)
-        yield base
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 20)
+) -> AbstractAsyncContextManager[str]:
+    return serve_process(upstream, POLICIES, *extra, env=env)
 
 
 # a new connection per request, so that the kernel hands them to every worker; one client
@@ -149,6 +124,9 @@ async def test_two_workers_verify_each_others_clicks_and_count_together(tmp_path
             assert len(per_worker) == 2 and min(per_worker) > 0, per_worker
             assert sum(per_worker) == 2 * ADS
             assert len(re.findall(r"^process_resident_memory_bytes\{", metrics, re.M)) == 2
+            # each worker froze what its start-up built (proxy.gc_threshold's default)
+            frozen = re.findall(r"^process_gc_frozen_objects\{[^}]*\} (\d+)$", metrics, re.M)
+            assert len(frozen) == 2 and min(int(n) for n in frozen) > 0, frozen
 
 
 @pytest.mark.slow
