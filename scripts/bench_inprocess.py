@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib.util
 import os
 import statistics
@@ -56,6 +57,12 @@ def main() -> int:
         help="a directory: before and after the measured blocks, write 'ready' / 'done' there "
         "and wait for 'go' / 'exit' (scripts/bench_instructions.py switches callgrind's "
         "instrumentation on and off in between)",
+    )
+    parser.add_argument(
+        "--gc",
+        action="store_true",
+        help="also print the garbage collector's collections per generation during the measured "
+        "blocks, with their pauses (median, p90, longest) and CPU per request",
     )
     args = parser.parse_args()
     sys.path.insert(0, str(args.tree.resolve()))  # the tree measured, whatever the cwd
@@ -172,10 +179,16 @@ async def _measure(args: argparse.Namespace, d: Path, port: int, users: Any) -> 
     if args.handshake is not None:
         _signal_and_wait(args.handshake, "ready", "go")
     per_request = []
+    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    if args.gc:
+        gc.callbacks.append(_pause_timer(pauses))
     for _ in range(args.rounds):
         started = time.process_time()
         await block(args.n)
         per_request.append((time.process_time() - started) / args.n * 1e6)
+    if args.gc:
+        gc.callbacks.pop()
+        _print_pauses(pauses, args.rounds * args.n)
     if args.handshake is not None:
         _signal_and_wait(args.handshake, "done", "exit")
     blocks = " ".join(f"{v:.1f}" for v in per_request)
@@ -186,6 +199,34 @@ async def _measure(args: argparse.Namespace, d: Path, port: int, users: Any) -> 
     await inbox.put({"type": "lifespan.shutdown"})
     await outbox.get()
     await life
+
+
+def _pause_timer(pauses: dict[int, list[float]]) -> Any:
+    started = [0.0]
+
+    def timer(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses[info["generation"]].append((time.perf_counter() - started[0]) * 1e6)
+
+    return timer
+
+
+def _print_pauses(pauses: dict[int, list[float]], requests: int) -> None:
+    total = sum(sum(p) for p in pauses.values())
+    print(
+        f"gc: threshold {gc.get_threshold()}, {gc.get_freeze_count():,} objects frozen, "
+        f"{total / requests:.2f} us per request in collections"
+    )
+    for generation, found in pauses.items():
+        if found:
+            found.sort()
+            print(
+                f"gc: generation {generation}: {len(found)} collections, pause median "
+                f"{statistics.median(found):,.0f} us, p90 {found[int(len(found) * 0.9)]:,.0f} us, "
+                f"longest {found[-1]:,.0f} us"
+            )
 
 
 def _signal_and_wait(where: Path, say: str, until: str) -> None:

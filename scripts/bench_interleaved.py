@@ -4,8 +4,10 @@ Usage (from anywhere; needs scripts/bench-deps)::
 
     .venv/bin/python scripts/bench_interleaved.py BASE_REV [--rounds 4] [--seconds 6]
 
-Checks BASE_REV out as a git worktree in /tmp, then runs the tree before (BASE_REV, through
-PYTHONPATH) and this working tree side by side: one nginx upstream serving the bench's 2 KB
+Checks BASE_REV out as a git worktree in /tmp (or uses ``--base-tree DIR``, a tree checked out
+and built already: a fresh worktree has no compiled modules, so a tree with them runs in pure
+Python there), then runs the tree before (through PYTHONPATH) and this working tree side by
+side: one nginx upstream serving the bench's 2 KB
 creatives on CPU 1, each tree's `slotwise serve` (one worker, memory store, built-in
 providers, the bench's 3-slot campaign) pinned to CPU 0, and wrk on CPU 1, alternating between
 the two trees (which goes first alternates too), so both see the same machine. Prints each
@@ -68,6 +70,12 @@ ROWS = {
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base", help="the git revision to compare against")
+    parser.add_argument(
+        "--base-tree",
+        type=Path,
+        help="a tree of BASE already checked out (and built with scripts/build_native.py, so "
+        "that both trees run compiled): used as it is instead of a fresh worktree",
+    )
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument(
@@ -81,6 +89,8 @@ def main() -> int:
     if not shutil.which("wrk") or not Path(nginx).exists():
         print("needs wrk and nginx: run scripts/bench-deps", file=sys.stderr)
         return 2
+    if args.base_tree is not None:
+        return _compare(nginx, args.base_tree.resolve(), args.rounds, args.seconds)
     base = Path(tempfile.mkdtemp(prefix="slotwise-base-"))
     subprocess.run(
         ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), args.base],
