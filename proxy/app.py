@@ -616,7 +616,7 @@ class ProxyApp:
         )
         events_app = Router(routes=[Mount("/_sw", routes=routes)])
         runtime = Runtime(engine, events_app, collector, store, bandit)
-        _event_edges(s, runtime)
+        _event_edges(s, runtime, stack)
         stack.callback(self._stop_live)
         background = [bandit_task, engine.caps.run() if engine.caps is not None else None]
         background.append(budgets.run() if budgets is not None else None)
@@ -641,10 +641,11 @@ class ProxyApp:
         return runtime
 
 
-def _event_edges(s: Settings, runtime: Runtime) -> None:
+def _event_edges(s: Settings, runtime: Runtime, stack: contextlib.AsyncExitStack) -> None:
     """The public event endpoints' per-client rate limit and CORS, when configured."""
     if s.events.rate_limit:
         runtime.rate_limit = EventRateLimit(s.events.rate_limit, storage_for(s.store.url))
+        stack.push_async_callback(runtime.rate_limit.aclose)
     if s.events.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 

@@ -66,3 +66,10 @@ class EventRateLimit:
         except Exception as exc:  # the limit is a guard, not a gate: events still count
             log.warning("the event rate limit cannot be checked, events are taken: %s", exc)
         return None
+
+    async def aclose(self) -> None:
+        """Close the storage's Redis connections (the app's shutdown): limits opens them and
+        has no close of its own, so its client (``bridge.storage``, limits 5) is closed here."""
+        client = getattr(getattr(self.storage, "bridge", None), "storage", None)
+        if client is not None:
+            await client.aclose()

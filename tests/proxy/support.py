@@ -184,14 +184,14 @@ async def serve_process(
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "slotwise", "serve", "--upstream", upstream,
         "--policies", str(policies), "--port", str(port), *extra,
-        env=dict(
-            os.environ,
-            SLOTWISE_PLUGINS="builtins",
+        env={
+            **os.environ,
+            "SLOTWISE_PLUGINS": "builtins",
             # deadlines a loaded machine meets: a fail-open answer carries no click link
-            SLOTWISE_PROXY_DECISION_DEADLINE_MS="2000",
-            SLOTWISE_PROXY_SIGNALS_DEADLINE_MS="2000",
+            "SLOTWISE_PROXY_DECISION_DEADLINE_MS": "2000",
+            "SLOTWISE_PROXY_SIGNALS_DEADLINE_MS": "2000",
             **(env or {}),
-        ),
+        },
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

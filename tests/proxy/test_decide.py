@@ -362,14 +362,21 @@ async def test_a_body_that_breaks_off_is_a_gateway_error(
 ) -> None:
     # the head arrived, the body did not: nothing was sent to the client yet, so it gets the
     # same answer as for an upstream that fails before its head, never a traceback
+    release, served = asyncio.Event(), asyncio.Event()
+
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
-        writer.write(head + json.dumps(JSON_AD).encode()[:50])
-        await writer.drain()
-        if stall:
-            await asyncio.sleep(5)
-        writer.close()
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            head = (
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+            )
+            writer.write(head + json.dumps(JSON_AD).encode()[:50])
+            await writer.drain()
+            if stall:  # until the proxy gave up: the test releases it
+                await release.wait()
+        finally:
+            writer.close()
+            served.set()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
@@ -381,7 +388,9 @@ async def test_a_body_that_breaks_off_is_a_gateway_error(
         async with running(app) as client:
             response = await client.get("/ad.json")
     finally:
+        release.set()
         server.close()
+        await asyncio.wait_for(served.wait(), 5)  # the handler closed its side
     assert response.status_code == status
     assert response.headers["x-slotwise-error"] == code
     assert app.metrics.upstream_errors.get(code.removeprefix("upstream_")) == 1

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+import redis as redis_py
 
 from slotwise.proxy.app import ProxyApp
 from slotwise.proxy.config import Settings
@@ -112,6 +113,9 @@ async def test_the_rate_is_counted_across_proxies_on_one_redis(redis: RedisServe
         for client in (first, second, first, second, first):
             statuses.append((await client.get(PIXEL)).status_code)
         assert statuses == [200, 200, 200, 200, 429]
+    # both proxies closed their connections at shutdown, the rate limit's too
+    with redis_py.Redis(port=redis.port) as admin:
+        assert [c for c in admin.client_list() if c["db"] == "9"] == []
 
 
 async def test_metrics_answer_loopback_and_the_admin_token_unless_public() -> None:

@@ -11,39 +11,24 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import REPO
-from tests.proxy.support import SPRING_AD, Canned, upstream_server, wait_ready
+from tests.proxy.support import SPRING_AD, Canned, serve_process, upstream_server
 from tests.support.servers import RedisServer, free_port
 
 POLICIES = REPO / "examples" / "adserver" / "policies"
 
 
-@asynccontextmanager
-async def _proxy(
+def _proxy(
     upstream: str, store: str, models: Path, env: dict[str, str]
-) -> AsyncIterator[str]:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "slotwise", "serve", "--upstream", upstream,
-        "--policies", str(POLICIES), "--port", str(port), "--store", store,
-        "--models", str(models), env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base) as client:
-            await wait_ready(client, attempts=600)
-        yield base
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 20)
+) -> AbstractAsyncContextManager[str]:
+    args = ("--store", store, "--models", str(models))
+    return serve_process(upstream, POLICIES, *args, env=env)
 
 
 async def _until(check: object, seconds: float = 60.0) -> None:
