@@ -10,10 +10,10 @@ this process on uvloop, its lifespan started by hand; the lifespan and the reque
 its ASGI entry (what `slotwise serve` hands granian, where the tree has one), against an nginx
 upstream serving the bench's creatives (on CPU 1); for rows g and h the 1,000 users' profiles
 and events are stored through its own endpoints first (slotwise.lab.proxy_bench_users' data).
-Then ``--rounds``
-blocks of ``--n`` requests, 64 at a time, each block timed with ``time.process_time()``:
-prints CPU us per request per block, the median and the minimum (on a machine shared with
-other jobs the minimum is the steadier figure). Run trees alternately to compare them.
+Then ``--rounds`` blocks of ``--n`` requests, 64 at a time, each block timed with
+``time.process_time()``: prints CPU us per request per block, the median and the minimum (on a
+machine shared with other jobs the minimum is the steadier figure). Run trees alternately to
+compare them.
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ Usage (from anywhere; needs scripts/bench-deps)::
 Checks BASE_REV out as a git worktree in /tmp (or uses ``--base-tree DIR``, a tree checked out
 and built already: a fresh worktree has no compiled modules, so a tree with them runs in pure
 Python there), then runs the tree before (through PYTHONPATH) and this working tree side by
-side: one nginx upstream serving the bench's 2 KB
-creatives on CPU 1, each tree's `slotwise serve` (one worker, memory store, built-in
-providers, the bench's 3-slot campaign) pinned to CPU 0, and wrk on CPU 1, alternating between
-the two trees (which goes first alternates too), so both see the same machine. Prints each
+side: one nginx upstream serving the bench's 2 KB creatives on CPU 1, each tree's `slotwise
+serve` (one worker, memory store, built-in providers, the bench's 3-slot campaign) pinned to
+CPU 0, and wrk on CPU 1, alternating between the two trees (which goes first alternates too),
+so both see the same machine. Prints each
 round's req/s and the medians with their ratio (after / before) per row, and beside them the
 CPU each tree's proxy (server and workers) spent per request during its wrk runs: on this
 2-core machine throughput moves by 20% between runs, CPU per request by a few percent, so the
