@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
 from slotwise.proxy.state import HistoryItem, LogRecord, Store, StoredHistory, subject_key
 from slotwise.proxy.state.base import now
+from tests.support.ttl import Window, within_ttl
 
 HOSTILE = ["a*b", "{tag}", "50%_off", "x:y", "ü\u202edrow", "[set]?", "back\\slash", "' OR 1=1 --"]
 
@@ -24,21 +26,33 @@ async def test_values_roundtrip_binary(store: Store) -> None:
 
 
 async def test_values_expire(store: Store) -> None:
-    await store.set("short", b"1", ttl=0.15)
-    await store.set("long", b"1", ttl=60)
-    assert await store.get("short") == b"1"
-    await asyncio.sleep(0.3)
-    assert await store.get("short") is None
-    assert await store.get("long") == b"1"
+    async def body(window: Window) -> None:
+        short, long = window.key("short"), window.key("long")
+        await store.set(short, b"1", ttl=window.ttl)
+        await store.set(long, b"1", ttl=60)
+        got = await store.get(short)
+        window.open()
+        assert got == b"1"
+        await window.passed()
+        assert await store.get(short) is None
+        assert await store.get(long) == b"1"
+
+    await within_ttl(body)
 
 
 async def test_set_if_absent(store: Store) -> None:
-    assert await store.set_if_absent("once", b"a", ttl=0.15)
-    assert not await store.set_if_absent("once", b"b")
-    assert await store.get("once") == b"a"
-    await asyncio.sleep(0.3)
-    assert await store.set_if_absent("once", b"c")
-    assert await store.get("once") == b"c"
+    async def body(window: Window) -> None:
+        once = window.key("once")
+        assert await store.set_if_absent(once, b"a", ttl=window.ttl)
+        again = await store.set_if_absent(once, b"b")
+        got = await store.get(once)
+        window.open()
+        assert (again, got) == (False, b"a")
+        await window.passed()
+        assert await store.set_if_absent(once, b"c")
+        assert await store.get(once) == b"c"
+
+    await within_ttl(body)
 
 
 async def test_delete_counts_every_kind(store: Store) -> None:
@@ -62,12 +76,22 @@ async def test_counters(store: Store) -> None:
 
 
 async def test_counter_ttl_is_a_fixed_window(store: Store) -> None:
-    assert await store.incr("window", ttl=0.25) == 1
-    await asyncio.sleep(0.1)
-    assert await store.incr("window", ttl=0.25) == 2  # does not extend the window
-    await asyncio.sleep(0.25)
-    assert await store.counter("window") == 0
-    assert await store.incr("window", ttl=0.25) == 1
+    async def body(window: Window) -> None:
+        key = window.key("window")
+        assert await store.incr(key, ttl=window.ttl) == 1
+        first = time.monotonic()  # the window closes by first + ttl
+        await asyncio.sleep(0.4 * window.ttl)
+        second_sent = time.monotonic()  # were the window extended, not before this + ttl
+        second = await store.incr(key, ttl=window.ttl)
+        window.open()
+        assert second == 2
+        await asyncio.sleep(max(0.0, first + 1.2 * window.ttl - time.monotonic()))
+        left = await store.counter(key)
+        window.open(since=second_sent)
+        assert left == 0  # the second increment did not extend the window
+        assert await store.incr(key, ttl=window.ttl) == 1
+
+    await within_ttl(body, ttl=0.25)
 
 
 async def test_concurrent_increments_are_not_lost(store: Store) -> None:
@@ -153,15 +177,21 @@ async def test_histories_ttl(store: Store) -> None:
 
 
 async def test_set_many(store: Store) -> None:
-    await store.set("k1", b"old")
-    await store.set_many([("k1", b"one"), ("{k2}", bytes(range(256))), ("k3", b"3")], ttl=0.15)
-    await store.set_many([("k4", b"4")])
-    await store.set_many([])
-    assert await store.get_many(["k1", "{k2}", "k3", "k4"]) == [
-        b"one", bytes(range(256)), b"3", b"4",
-    ]  # fmt: skip
-    await asyncio.sleep(0.3)
-    assert await store.get_many(["k1", "{k2}", "k3", "k4"]) == [None, None, None, b"4"]
+    async def body(window: Window) -> None:
+        keys = [window.key(k) for k in ("k1", "{k2}", "k3", "k4")]
+        await store.set(keys[0], b"old")
+        await store.set_many(
+            [(keys[0], b"one"), (keys[1], bytes(range(256))), (keys[2], b"3")], ttl=window.ttl
+        )
+        await store.set_many([(keys[3], b"4")])
+        await store.set_many([])
+        got = await store.get_many(keys)
+        window.open()
+        assert got == [b"one", bytes(range(256)), b"3", b"4"]
+        await window.passed()
+        assert await store.get_many(keys) == [None, None, None, b"4"]
+
+    await within_ttl(body)
 
 
 async def test_history_pipeline_survives_a_script_flush(store: Store) -> None:

@@ -5,10 +5,12 @@ the version before (one key each) still count for one window after the upgrade."
 from __future__ import annotations
 
 import asyncio
+import time
 
 import redis.asyncio as aioredis
 
 from slotwise.proxy.state import LogRecord, Store
+from tests.support.ttl import Window, within_ttl
 
 
 async def _sets(raw: aioredis.Redis) -> list[bytes]:
@@ -39,15 +41,25 @@ async def test_an_id_is_remembered_across_slices_for_the_window(
     redis_store: tuple[Store, aioredis.Redis],
 ) -> None:
     store, _ = redis_store
-    # a window of 0.4 s: slices of 0.4 s; an id is looked up in its slice and the one before
-    for record_id in ("id-1", "id-2", "id-3"):
-        record = [LogRecord(b"a", id=record_id)]
-        assert await store.log_append("events", record, dedup_ttl=0.4) != [None]
-        await asyncio.sleep(0.2)  # into the next slice for at least one of the three
-        assert await store.log_append("events", record, dedup_ttl=0.4) == [None]
-    await asyncio.sleep(0.85)  # two slices past the last first append
-    assert await store.log_append("events", [LogRecord(b"a", id="id-3")], dedup_ttl=0.4) != [None]
-    assert await store.log_length("events") == 4
+
+    async def body(window: Window) -> None:
+        # a window of 0.4 s: slices of 0.4 s; an id is looked up in its slice and the one before
+        log, ttl = window.key("events"), window.ttl
+        for record_id in ("id-1", "id-2", "id-3"):
+            record = [LogRecord(b"a", id=record_id)]
+            sent = time.monotonic()
+            assert await store.log_append(log, record, dedup_ttl=ttl) != [None]
+            stored = time.monotonic()
+            await asyncio.sleep(ttl / 2)  # into the next slice for at least one of the three
+            again = await store.log_append(log, record, dedup_ttl=ttl)
+            window.open(since=sent)
+            assert again == [None]
+        # forgotten two slices after the last first append at the latest
+        await asyncio.sleep(max(0.0, stored + 2.1 * ttl - time.monotonic()))
+        assert await store.log_append(log, [LogRecord(b"a", id="id-3")], dedup_ttl=ttl) != [None]
+        assert await store.log_length(log) == 4
+
+    await within_ttl(body, ttl=0.4)
 
 
 async def test_ids_stored_by_the_version_before_still_count_for_one_window(

@@ -1,0 +1,54 @@
+"""TTL tests on a shared, noisy machine.
+
+A check that something is *still there* before its TTL passes only means something if it ran
+before the TTL could have passed: on a loaded CI box a Redis Cluster call can stall for longer
+than a test's 150 ms window, and the value is then rightly gone. `within_ttl` runs such a test
+body with a window; the body reads, calls `window.open()` to confirm the reads were made in
+time, then asserts them. A window found closed is not a failure but a stalled machine: the body
+runs again on fresh keys with a window four times as long, three attempts in all. Checks that
+something has *expired* need no guard: a stall only makes them more certain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+ATTEMPTS = 3
+
+
+class Stalled(Exception):
+    """The window may have closed before the reads it guards were made."""
+
+
+@dataclass
+class Window:
+    ttl: float
+    attempt: int
+    started: float = field(default_factory=time.monotonic)
+
+    def key(self, name: str) -> str:
+        """`name` for this attempt: an earlier, stalled attempt's keys cannot interfere."""
+        return f"{name}:{self.attempt}"
+
+    def open(self, since: float | None = None) -> None:
+        """Raises Stalled unless less than `ttl` has passed since `since` (the window's start)."""
+        if time.monotonic() - (self.started if since is None else since) >= self.ttl:
+            raise Stalled
+
+    async def passed(self, factor: float = 2.0) -> None:
+        """Sleeps until `factor` TTLs after the start: writes confirmed by `open()` have expired."""
+        await asyncio.sleep(max(0.0, self.started + factor * self.ttl - time.monotonic()))
+
+
+async def within_ttl(body: Callable[[Window], Awaitable[None]], ttl: float = 0.15) -> None:
+    """Runs `body` with a window of `ttl` seconds, longer ones while the machine stalls."""
+    for attempt in range(ATTEMPTS):
+        try:
+            await body(Window(ttl * 4**attempt, attempt))
+            return
+        except Stalled:
+            continue
+    raise AssertionError(f"the machine stalled past a {ttl * 4 ** (ATTEMPTS - 1):.2f} s window")
