@@ -27,6 +27,7 @@ from slotwise.proxy.state import open_store
 from slotwise.proxy.triggers import TriggerEngine
 from tests.proxy.notify.helpers import SECRET_VAR, run_until, settings
 from tests.support.notify import new_secret, webhook_receiver
+from tests.support.timing import clear_of_boundary
 
 POLICY = """policy "push" version 1
 
@@ -84,6 +85,7 @@ async def test_the_sender_pushes_the_audience_once_per_period(
     policy = _compiled()
     url = f"sqlite:///{tmp_path / 'state.db'}"
     await _fill(url, policy)
+    await clear_of_boundary(3600.0)  # the takeover below falls in the same hour
     with webhook_receiver() as rx:
         monkeypatch.setenv(SECRET_VAR, rx.secret)
         async with open_store(url) as store:
@@ -187,6 +189,7 @@ async def test_slotwise_notify_serve_pushes_the_audience(tmp_path: Path) -> None
     (policies / "p.sw").write_text(POLICY)
     url = f"sqlite:///{tmp_path / 'state.db'}"
     await _fill(url, _compiled())
+    await clear_of_boundary(3600.0, 60.0)  # one hour's push while it runs, not two
     with webhook_receiver() as rx:
         config = tmp_path / "slotwise.toml"
         config.write_text(

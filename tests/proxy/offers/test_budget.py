@@ -13,6 +13,7 @@ from slotwise.proxy.offers_config import OffersConfig
 from slotwise.proxy.state import open_store
 from testing.proxy import Canned, ProxyUnderTest, proxy_client
 from tests.support.servers import redis_server
+from tests.support.timing import clear_of_boundary
 
 POLICY = """policy "budget" version 1
 
@@ -31,6 +32,7 @@ async def _offer(proxy: ProxyUnderTest) -> dict[str, object]:
 
 
 async def test_a_spent_budget_stops_discounts_on_every_proxy(tmp_path: Path) -> None:
+    await clear_of_boundary(86_400.0, 60.0)  # every charge in one day's budget
     with redis_server(tmp_path) as redis:
         settings = {
             "store_url": redis.url,
@@ -101,6 +103,7 @@ def _purchase(offer_id: str | None, discount: float | None = None) -> PurchaseEv
 
 async def test_only_redeemed_offers_of_budgeted_sets_are_charged() -> None:
     config = OffersConfig(base_currency="USD", budgets={"checkout": 30.0})
+    await clear_of_boundary(86_400.0)  # every charge in one day's budget
     async with open_store("memory://") as store:
         budgets = OfferBudgets(store, config)
         budgets.served("D1", "checkout")

@@ -16,6 +16,7 @@ from slotwise.proxy.offer_chooser import OfferChooser
 from slotwise.proxy.personalisers.offer_creatives import with_offer
 from testing.proxy import Canned, ProxyUnderTest, proxy_client
 from tests.conftest import TEST_DATA
+from tests.support.timing import clear_of_boundary
 
 VAST = (
     TEST_DATA / "iab" / "vast" / "VAST_4.1_Samples" / "Inline_Companion_Tag-test.xml"
@@ -95,6 +96,7 @@ async def test_the_campaigns_control_gets_the_ad_unchanged_and_no_offer_decision
 async def test_a_spent_budget_leaves_the_ad_its_text_and_offers_none() -> None:
     settings = {"offers": {"base_currency": "USD", "budgets": {"ad_deal": 5.0},
                            "budget_refresh": 0.05}}  # fmt: skip
+    await clear_of_boundary(86_400.0)  # the proxy reads the day the charge was made in
     async with proxy_client(
         {"/vast": _vast()}, policies={"a.sw": POLICY}, **PATIENT, **settings
     ) as proxy:

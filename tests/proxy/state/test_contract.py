@@ -9,7 +9,7 @@ import pytest
 
 from slotwise.proxy.state import HistoryItem, LogRecord, Store, StoredHistory, subject_key
 from slotwise.proxy.state.base import now
-from tests.support.ttl import Window, within_ttl
+from tests.support.timing import Window, within_ttl
 
 HOSTILE = ["a*b", "{tag}", "50%_off", "x:y", "ü\u202edrow", "[set]?", "back\\slash", "' OR 1=1 --"]
 

@@ -10,7 +10,7 @@ import time
 import redis.asyncio as aioredis
 
 from slotwise.proxy.state import LogRecord, Store
-from tests.support.ttl import Window, within_ttl
+from tests.support.timing import Window, within_ttl
 
 
 async def _sets(raw: aioredis.Redis) -> list[bytes]:

@@ -22,6 +22,7 @@ from slotwise.proxy.config import Settings
 from slotwise.proxy.state import open_store
 from tests.proxy.support import SPRING_AD, Canned, running, upstream_server
 from tests.support.servers import RedisServer
+from tests.support.timing import clear_of_boundary
 
 POLICY = """policy "caps" version 1
 campaign spring_sale {
@@ -94,6 +95,7 @@ async def _counted(tmp: Path, user: str, label: str, cap: FrequencyCap, expected
 
 
 async def test_a_campaign_cap_holds_across_two_proxies(tmp_path: Path) -> None:
+    await clear_of_boundary(86_400.0)  # every ad in one day's window
     async with _proxies(tmp_path, 2) as (one, two):
         cap, label = FrequencyCap(2, 86_400.0), "campaign:spring_sale"
         headlines = []
@@ -107,6 +109,7 @@ async def test_a_campaign_cap_holds_across_two_proxies(tmp_path: Path) -> None:
 
 
 async def test_a_trigger_cap_limits_its_campaign(tmp_path: Path) -> None:
+    await clear_of_boundary(3600.0)  # both ads in one hour's window
     async with _proxies(tmp_path, 2) as (one, two):
         event = {"type": "add_to_cart", "id": "c1", "time": time.time(), "user_id": "u1",
                  "properties": {"product_id": "sku-1", "price": 20.0}}  # fmt: skip

@@ -1,12 +1,17 @@
-"""TTL tests on a shared, noisy machine.
+"""Tests that depend on time, made to hold on a shared, noisy machine.
 
-A check that something is *still there* before its TTL passes only means something if it ran
+TTLs. A check that something is *still there* before its TTL passes only means something if it ran
 before the TTL could have passed: on a loaded CI box a Redis Cluster call can stall for longer
 than a test's 150 ms window, and the value is then rightly gone. `within_ttl` runs such a test
 body with a window; the body reads, calls `window.open()` to confirm the reads were made in
 time, then asserts them. A window found closed is not a failure but a stalled machine: the body
 runs again on fresh keys with a window four times as long, three attempts in all. Checks that
 something has *expired* need no guard: a stall only makes them more certain.
+
+Clock-aligned periods. Hourly trending buckets, frequency caps `per 1h`, daily budgets and
+audience pushes count in windows aligned to the epoch: a test whose events must share one
+window fails when it runs across the boundary. `clear_of_boundary` waits past the next boundary
+first when fewer than the seconds the test needs are left before it.
 """
 
 from __future__ import annotations
@@ -52,3 +57,10 @@ async def within_ttl(body: Callable[[Window], Awaitable[None]], ttl: float = 0.1
         except Stalled:
             continue
     raise AssertionError(f"the machine stalled past a {ttl * 4 ** (ATTEMPTS - 1):.2f} s window")
+
+
+async def clear_of_boundary(period: float, needed: float = 30.0) -> None:
+    """Returns once at least `needed` seconds are left in the current epoch-aligned `period`."""
+    left = period - time.time() % period
+    if left < needed:
+        await asyncio.sleep(left + 0.05)
