@@ -151,14 +151,18 @@ async def test_dead_letters_are_listed_and_replayed_by_the_cli(
 
 async def test_one_lease_holder_and_a_takeover_after_it_stops() -> None:
     async with open_store("memory://") as store:
-        a, b = Lease(store, 0.2, owner="a"), Lease(store, 0.2, owner="b")
+        # windows long enough that a stalled machine does not skip one between two calls
+        a, b = Lease(store, 0.5, owner="a"), Lease(store, 0.5, owner="b")
         assert await a.hold() and not await b.hold()
         for _ in range(10):  # renewal: a keeps it window after window
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)
             assert await a.hold() and not await b.hold()
-        assert a.valid_for() > 0.2  # the next window is claimed ahead
+        clock, at = a.clock, a.clock()
+        a.clock = lambda: at  # the same instant for the claim and the check
+        assert await a.hold() and a.valid_for() > 0.5  # the next window is claimed ahead
+        a.clock = clock
         # a dies without releasing: b takes over within two windows
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + 5
         while not await b.hold():
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)

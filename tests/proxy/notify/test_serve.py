@@ -22,7 +22,8 @@ from tests.support.notify import smtp_server, webhook_receiver
 
 pytestmark = pytest.mark.slow
 
-WAIT = 2.0
+# the cart batch, the purchase and the erasure below must all land within it (a loaded machine)
+WAIT = 4.0
 POLICY = """policy "notify e2e" version 1
 
 campaign reminder {
@@ -32,7 +33,7 @@ campaign reminder {
 trigger cart_abandon {
   on event add_to_cart
   unless event purchase within 1h
-  wait 2s
+  wait 4s
   window 1d
   when consent.level == "personal"
   offer by cart.value {
@@ -46,7 +47,7 @@ trigger cart_abandon {
 trigger cart_mail {
   on event add_to_cart
   unless event purchase within 1h
-  wait 2s
+  wait 4s
   window 1d
   show campaign reminder
   notify email "cart-reminder"
@@ -134,6 +135,7 @@ async def test_events_arm_triggers_and_each_episode_is_notified_once(tmp_path: P
                 await _send(client, purchase)
                 erased = await client.delete("/_sw/admin/users/u2", headers=ADMIN)
                 assert erased.status_code == 200, erased.text
+                assert time.time() - sent_at < WAIT, "the machine stalled past the trigger's wait"
                 deadline = time.monotonic() + 30
                 while not rx.accepted and time.monotonic() < deadline:
                     await asyncio.sleep(0.05)
