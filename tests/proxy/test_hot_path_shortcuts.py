@@ -160,7 +160,7 @@ def test_json_path_edge_steps() -> None:
 
 
 async def test_begin_times_out_and_the_late_connection_is_not_reused() -> None:
-    routes = {"/slow": Canned(200, [], b"late", delay=0.5), "/ok": Canned(200, [], b"ok")}
+    routes = {"/slow": Canned(200, [], b"late", delay=2.0), "/ok": Canned(200, [], b"ok")}
     async with upstream_server(routes) as server:
         pool = UpstreamPool(Origin.parse(server.url), PoolSettings(response_timeout=0.2))
         warm = await pool.request(b"GET", b"/ok", [])
@@ -170,7 +170,7 @@ async def test_begin_times_out_and_the_late_connection_is_not_reused() -> None:
             await pool.begin(b"GET", b"/slow", [])  # on the idle keep-alive connection
         assert caught.value.failure.status == 504
         assert "0.2s" in caught.value.detail
-        assert 0.15 < time.monotonic() - started < 0.45
+        assert 0.15 < time.monotonic() - started < 1.5  # the timeout, not the late answer
         again = await pool.begin(b"GET", b"/ok", [])  # a fresh connection, not the late one
         assert again.status == 200 and await again.read_up_to(100) == (b"ok", True)
         await pool.aclose()

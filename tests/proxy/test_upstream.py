@@ -63,7 +63,7 @@ async def test_refused_connection_fails_fast() -> None:
     with pytest.raises(UpstreamError) as caught:
         await pool.request(b"GET", b"/", [])
     assert caught.value.failure is UpstreamFailure.CONNECT and caught.value.failure.status == 502
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.5  # not the 2 s connect timeout
     assert pool.open_connections == 0
 
 
@@ -74,7 +74,7 @@ async def test_hang_times_out_at_the_configured_timeout() -> None:
         with pytest.raises(UpstreamError) as caught:
             await pool.request(b"GET", b"/slow", [])
         assert caught.value.failure.status == 504
-        assert 0.15 < time.monotonic() - started < 1.0
+        assert 0.15 < time.monotonic() - started < 1.8  # the timeout, not the late answer
         await pool.aclose()
 
 
@@ -90,7 +90,7 @@ async def test_one_sweep_times_out_every_late_head_and_stops_when_none_waits() -
             with pytest.raises(UpstreamError) as caught:
                 await waiting
             assert caught.value.failure is UpstreamFailure.TIMEOUT
-        assert 0.15 < time.monotonic() - started < 1.0
+        assert 0.15 < time.monotonic() - started < 1.8  # the timeout, not the late answer
         await asyncio.sleep(0.2)  # a sweep or two more: nothing waits, so no timer is left
         assert pool._sweep is None and not pool._watched
         await pool.aclose()

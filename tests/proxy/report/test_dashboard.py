@@ -109,7 +109,8 @@ async def test_the_dashboard_shows_the_live_figures(
                 timings.append(time.perf_counter() - started)
             timings.sort()
             print(f"\ndashboard p50 {timings[25] * 1000:.1f} ms, max {timings[-1] * 1000:.1f} ms")
-            assert timings[-1] < 0.5  # generous on a loaded machine; measured in benchmarks
+            # generous on a loaded machine (a stall may hit any one request); measured in benchmarks
+            assert timings[25] < 0.1 and timings[-1] < 2.0
 
 
 async def test_the_dashboard_can_be_turned_off(
