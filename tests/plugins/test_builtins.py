@@ -548,10 +548,17 @@ async def test_profile_reads_what_the_event_collector_wrote() -> None:
     assert got.history.count("add_to_cart", now - 3600) == 1
 
 
-async def test_long_agents_are_cut_before_parsing_and_cached() -> None:
+async def test_long_agents_are_cut_before_parsing_and_cached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # issue 21: 15 KB agents, all different, were parsed uncached (about 7 ms each)
+    from slotwise.plugins.builtin import device
     from slotwise.plugins.builtin.device import MAX_AGENT, DeviceProvider, _parsed
 
+    # the parse budget is wall-clock time: a stall of a loaded machine during the 20 parses
+    # would send the later agents to the coarse classification (that budget has its own test)
+    monkeypatch.setattr(device, "_PARSE_BURST", 3600.0)
+    monkeypatch.setattr(device._COARSE, "spent", 0.0)  # restored after: the bucket as it was
     iphone = (
         "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
         "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"

@@ -236,11 +236,16 @@ def test_any_bytes_decode_or_raise_tcf_error(data: bytes) -> None:
 
 def test_a_hostile_range_section_is_not_expanded() -> None:
     # 1400 ranges of every vendor id (about the most 8 KiB holds): 92 million ids expanded.
-    hostile = _hostile_string([(1, 65535)] * 1400)
-    started = time.perf_counter()
-    decoded = decode(hostile)
-    assert 65535 in decoded.vendor_consents and 0 not in decoded.vendor_consents
-    assert time.perf_counter() - started < 0.5
+    # five different strings (no cache answers), the fastest timed: a stall of a loaded machine
+    # slows one decode, expanding would slow every one
+    timings = []
+    for n in range(5):
+        hostile = _hostile_string([(1, 65535 - n)] + [(1, 65535)] * 1399)
+        started = time.perf_counter()
+        decoded = decode(hostile)
+        assert 65535 in decoded.vendor_consents and 0 not in decoded.vendor_consents
+        timings.append(time.perf_counter() - started)
+    assert min(timings) < 0.5, timings
 
 
 def _hostile_string(runs: list[tuple[int, int]]) -> str:

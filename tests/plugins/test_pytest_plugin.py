@@ -49,6 +49,9 @@ campaign cheer_up {
   holdout 0%
 }
 """
+# deadlines a loaded machine meets: a fail-open answer keeps the upstream's headline
+PATIENT_DECISION = {"proxy_decision_deadline_ms": 2000.0}
+PATIENT = {**PATIENT_DECISION, "proxy_signals_deadline_ms": 2000.0}
 
 
 def test_register_provider_is_for_one_test_only(
@@ -76,7 +79,7 @@ async def test_proxy_client_over_asgi_with_a_fake_upstream(
 ) -> None:
     register_provider(Mood)
     routes = {"/ad.json": Canned.json(AD)}
-    async with slotwise_proxy(routes, policies={"mood.sw": POLICY}) as proxy:
+    async with slotwise_proxy(routes, policies={"mood.sw": POLICY}, **PATIENT) as proxy:
         sad = await proxy.client.get("/ad.json", headers={"X-Mood": "sad"})
         happy = await proxy.client.get("/ad.json", headers={"X-Mood": "happy"})
         missing = await proxy.client.get("/nothing")
@@ -105,12 +108,13 @@ async def test_a_hung_provider_never_fails_a_proxied_request(
     register_provider(Mood)
     register_provider(Stuck)
     routes = {"/ad.json": Canned.json(AD)}
-    async with slotwise_proxy(routes, policies={"mood.sw": POLICY}) as proxy:
+    # the decision's deadline only: the signals deadline stays the default a plugin author gets
+    async with slotwise_proxy(routes, policies={"mood.sw": POLICY}, **PATIENT_DECISION) as proxy:
         started = time.perf_counter()
         response = await proxy.client.get("/ad.json", headers={"X-Mood": "sad"})
         elapsed = time.perf_counter() - started
         metrics = (await proxy.client.get("/_sw/metrics")).text
     assert response.status_code == 200
     assert json.loads(response.content)["creative"]["headline"] in ("Our offers", AD_SAD)
-    assert elapsed < 1.0
+    assert elapsed < 2.0  # about its 50 ms deadline, with slack for a loaded machine (hung: 1 h)
     assert 'slotwise_signal_provider_misses_total{provider="stuck",cause="timeout"} 1' in metrics

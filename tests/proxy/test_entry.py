@@ -32,7 +32,12 @@ def _ad() -> Canned:
 
 async def test_the_entry_proxies_and_hands_the_rest_to_the_app() -> None:
     async with upstream_server({"/ads/home-top": _ad()}) as upstream:
-        app = ProxyApp(Settings.of(upstream_url=upstream.url, proxy_policies=str(POLICIES)))
+        settings = Settings.of(
+            upstream_url=upstream.url,
+            proxy_policies=str(POLICIES),
+            proxy_decision_deadline_ms=2000.0,  # a loaded machine must not fail it open
+        )
+        app = ProxyApp(settings)
         entry = AsgiEntry(app)
         async with running(entry) as client:  # the lifespan too goes through the entry
             assert app.runtime is not None

@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import REPO
 from tests.proxy.support import SPRING_AD, Canned, upstream_server, wait_ready
 from tests.support.servers import free_port
+from tests.support.timing import PATIENT_DEADLINES
 
 POLICIES = REPO / "examples" / "adserver" / "policies"
 AD = SPRING_AD
@@ -34,6 +35,7 @@ async def test_serve_and_learn_processes_close_the_loop(tmp_path: Path) -> None:
         SLOTWISE_PLUGINS="builtins",
         SLOTWISE_BANDIT_RELOAD_INTERVAL="0.2",
         SLOTWISE_TRACKING_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        **PATIENT_DEADLINES,
     )
     async with upstream_server(routes) as upstream:
         proxy = await asyncio.create_subprocess_exec(

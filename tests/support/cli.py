@@ -12,6 +12,7 @@ import httpx
 
 from tests.proxy.support import wait_ready
 from tests.support.servers import free_port
+from tests.support.timing import PATIENT_DEADLINES
 
 
 async def run_slotwise(env: dict[str, str], *argv: str, timeout: float = 120) -> str:
@@ -29,7 +30,9 @@ async def run_slotwise(env: dict[str, str], *argv: str, timeout: float = 120) ->
 @asynccontextmanager
 async def slotwise_serve(env: dict[str, str], *argv: str) -> AsyncIterator[str]:
     """``slotwise serve ARGV`` as a subprocess on a free loopback port, once it answers ready;
-    yields its base URL and terminates it afterwards."""
+    yields its base URL and terminates it afterwards. The decision and signals deadlines are
+    2 s unless ``env`` sets them."""
+    env = {**PATIENT_DEADLINES, **env}  # the caller's, deadlines included, win
     port = free_port()
     proxy = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "slotwise", "serve", *argv, "--port", str(port), env=env,

@@ -42,7 +42,8 @@ def test_wmo_codes() -> None:
 async def test_weather_at_the_visitors_location_cached_per_cell() -> None:
     async with FakeWeatherAPI() as api:
         api.current = {"temperature_2m": 14.5, "weather_code": 63, "wind_speed_10m": 20.0}
-        config = {"weather": {"api_url": api.url}}
+        # a deadline the first call of a fresh HTTP client meets on a loaded machine
+        config = {"weather": {"api_url": api.url, "deadline_ms": 2000}}
         async with provider_set("geo", WeatherProvider, config=config) as providers:
             berlin = await gather(providers, make_request(headers=BERLIN))
             potsdam = await gather(providers, make_request(headers=POTSDAM))
@@ -76,13 +77,15 @@ async def test_a_hung_api_costs_at_most_the_deadline() -> None:
             assert providers.by_name["weather"].metrics.misses["timeout"] == 1
     assert got.signals["geo.latitude"] == 52.52
     assert not any(k.startswith("weather.") for k in got.signals)
-    assert elapsed < 0.1 + 0.4  # the deadline plus scheduling slack on a loaded machine
+    # the deadline plus scheduling slack on a loaded machine (under the 2 s HTTP timeout)
+    assert elapsed < 0.1 + 1.0
 
 
 async def test_an_api_error_leaves_the_signals_absent() -> None:
     async with FakeWeatherAPI() as api:
         api.status = 503
-        config = {"weather": {"api_url": api.url}}
+        # the answer must arrive to count as an error, not as a timeout
+        config = {"weather": {"api_url": api.url, "deadline_ms": 2000}}
         async with provider_set("geo", WeatherProvider, config=config) as providers:
             got = await gather(providers, make_request(headers=BERLIN))
             assert providers.by_name["weather"].metrics.misses["error"] == 1

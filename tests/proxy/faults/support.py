@@ -18,6 +18,7 @@ import httpx
 from tests.conftest import REPO
 from tests.proxy.support import wait_ready
 from tests.support.servers import free_port
+from tests.support.timing import PATIENT_DEADLINES
 
 UPSTREAM = Path(__file__).with_name("upstream.py")
 POLICIES = REPO / "examples" / "adserver" / "policies"
@@ -50,9 +51,15 @@ async def upstream() -> AsyncIterator[Process]:
 async def serve(
     upstream_url: str, *args: str, env: dict[str, str] | None = None
 ) -> AsyncIterator[Process]:
-    """``slotwise serve`` in front of ``upstream_url`` (the example policies), until ready."""
+    """``slotwise serve`` in front of ``upstream_url`` (the example policies), until ready;
+    the decision and signals deadlines are 2 s unless ``env`` sets them."""
     port = free_port()
-    environment = dict(os.environ, SLOTWISE_PLUGINS="builtins", **(env or {}))
+    environment = {
+        **os.environ,
+        "SLOTWISE_PLUGINS": "builtins",
+        **PATIENT_DEADLINES,
+        **(env or {}),  # the caller's, deadlines included, win
+    }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "slotwise", "serve", "--upstream", upstream_url,
         "--policies", str(POLICIES), "--port", str(port), *args, env=environment,
