@@ -28,6 +28,7 @@ import yaml
 from tests.conftest import REPO
 from tests.proxy.support import wait_ready
 from tests.support.servers import RedisServer, free_port, redis_server
+from tests.support.timing import PATIENT_DEADLINES
 
 DEPLOY = REPO / "deploy"
 BIN = Path(sys.executable).parent
@@ -67,8 +68,7 @@ def _environment(redis: RedisServer, upstream: str, tmp: Path) -> dict[str, str]
         SLOTWISE_BANDIT_MODELS_DIR=str(tmp / "models"),
         SLOTWISE_PROXY_HOST="127.0.0.1",
         # deadlines a loaded machine meets: a fail-open answer carries no tracker
-        SLOTWISE_PROXY_DECISION_DEADLINE_MS="2000",
-        SLOTWISE_PROXY_SIGNALS_DEADLINE_MS="2000",
+        **PATIENT_DEADLINES,
     )
 
 
@@ -220,8 +220,7 @@ async def test_the_compose_services_commands_run(tmp_path: Path) -> None:
         base_env = dict(
             os.environ,
             SLOTWISE_PLUGINS="builtins",
-            SLOTWISE_PROXY_DECISION_DEADLINE_MS="2000",  # as in the test above
-            SLOTWISE_PROXY_SIGNALS_DEADLINE_MS="2000",
+            **PATIENT_DEADLINES,
         )
         for name, value in services["proxy"]["environment"].items():
             for old, new in hosts.items():

@@ -19,6 +19,7 @@ from slotwise.proxy.decision_codec import decode_stored
 from slotwise.proxy.decision_log import encode_record
 from slotwise.proxy.entry import AsgiEntry
 from tests.support.servers import free_port
+from tests.support.timing import PATIENT_DEADLINES
 
 # the example ad server's home-top creative, as a JSON ad answer (cmp-spring: spring_sale)
 SPRING_AD: dict[str, Any] = {
@@ -187,9 +188,7 @@ async def serve_process(
         env={
             **os.environ,
             "SLOTWISE_PLUGINS": "builtins",
-            # deadlines a loaded machine meets: a fail-open answer carries no click link
-            "SLOTWISE_PROXY_DECISION_DEADLINE_MS": "2000",
-            "SLOTWISE_PROXY_SIGNALS_DEADLINE_MS": "2000",
+            **PATIENT_DEADLINES,
             **(env or {}),
         },
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,

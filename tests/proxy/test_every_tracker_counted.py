@@ -41,6 +41,7 @@ from slotwise.types import DEFAULT_GOAL
 from tests.conftest import REPO
 from tests.proxy.support import wait_ready
 from tests.support.servers import free_port
+from tests.support.timing import PATIENT_DEADLINES
 
 RESPONSES = 2000
 CONCURRENCY = 8
@@ -143,8 +144,7 @@ async def _processes(tmp: Path, store: str) -> AsyncIterator[str]:
         # this test counts trackers, not speed: on a loaded machine a 10 ms engine deadline
         # fails some responses open (served unchanged, without trackers), which is correct
         # behaviour but not what is measured here
-        SLOTWISE_PROXY_DECISION_DEADLINE_MS="2000",
-        SLOTWISE_PROXY_SIGNALS_DEADLINE_MS="2000",
+        **PATIENT_DEADLINES,
     )
     argvs = [
         [sys.executable, "-m", "granian", "--interface", "asgi", "--port", str(ad_port),

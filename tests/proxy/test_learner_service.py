@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import REPO
 from tests.proxy.support import SPRING_AD, Canned, serve_process, upstream_server
 from tests.support.servers import RedisServer, free_port
+from tests.support.timing import PATIENT_DEADLINES
 
 POLICIES = REPO / "examples" / "adserver" / "policies"
 
@@ -52,8 +53,7 @@ async def test_the_learner_service_publishes_through_the_store_to_every_proxy(
         SLOTWISE_BANDIT_MODELS_IN_STORE="true",
         SLOTWISE_LOG_FORMAT="json",
         # deadlines a loaded machine meets: a fail-open answer carries no click link
-        SLOTWISE_PROXY_DECISION_DEADLINE_MS="2000",
-        SLOTWISE_PROXY_SIGNALS_DEADLINE_MS="2000",
+        **PATIENT_DEADLINES,
     )
     routes = {
         "/ad": Canned(200, [("Content-Type", "application/json")], json.dumps(SPRING_AD).encode())

@@ -21,6 +21,7 @@ import httpx
 from slotwise.proxy.loopback import free_port, wait_for_port
 from tests.conftest import REPO
 from tests.support.servers import RedisCluster, redis_cluster
+from tests.support.timing import PATIENT_DEADLINES
 
 POLICIES = REPO / "examples" / "adserver" / "policies"
 EVENTS_STREAM = "log:{events}"  # where the events log lives (state/redis.py _stream_key)
@@ -130,8 +131,7 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
         # one signing key for every proxy (the multi-machine rule)
         SLOTWISE_TRACKING_SECRET="cluster-test-signing-secret-0123456789",
         # deadlines a loaded 2-core machine meets; beyond them a request passes through
-        SLOTWISE_PROXY_DECISION_DEADLINE_MS="2000",
-        SLOTWISE_PROXY_SIGNALS_DEADLINE_MS="2000",
+        **PATIENT_DEADLINES,
         **extra,
     )
 

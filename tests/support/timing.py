@@ -12,6 +12,10 @@ Clock-aligned periods. Hourly trending buckets, frequency caps `per 1h`, daily b
 audience pushes count in windows aligned to the epoch: a test whose events must share one
 window fails when it runs across the boundary. `clear_of_boundary` waits past the next boundary
 first when fewer than the seconds the test needs are left before it.
+
+Deadlines. A served proxy's 10 ms decision deadline turns a stalled decision into a fail-open
+answer, the upstream's untouched (no click link, no offer): tests of what a decision does serve
+with `PATIENT_DEADLINES` in the environment of `slotwise serve`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 ATTEMPTS = 3
+
+# deadlines a loaded machine meets: a fail-open answer carries no click link
+PATIENT_DEADLINES = {
+    "SLOTWISE_PROXY_DECISION_DEADLINE_MS": "2000",
+    "SLOTWISE_PROXY_SIGNALS_DEADLINE_MS": "2000",
+}
 
 
 class Stalled(Exception):

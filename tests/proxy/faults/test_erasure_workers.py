@@ -19,6 +19,7 @@ import httpx
 from tests.proxy.faults.support import _stop, upstream
 from tests.proxy.support import wait_ready
 from tests.support.servers import free_port
+from tests.support.timing import PATIENT_DEADLINES
 
 TOKEN = "erasure-workers-token-0123456789"
 POLICY = """policy "loyalty" version 1
@@ -109,8 +110,7 @@ async def test_an_erasure_empties_every_workers_cache(tmp_path: Path) -> None:
         SLOTWISE_PLUGINS="builtins,loyalty",
         SLOTWISE_ADMIN_TOKEN=TOKEN,
         SLOTWISE_TRACKING_PUBLIC_URL="http://shop.test",
-        SLOTWISE_PROXY_DECISION_DEADLINE_MS="2000",  # a loaded machine fails open otherwise
-        SLOTWISE_PROXY_SIGNALS_DEADLINE_MS="2000",
+        **PATIENT_DEADLINES,
         LOYALTY_TIERS=str(tiers),
         LOYALTY_LOG=str(log),
     )

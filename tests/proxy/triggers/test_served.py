@@ -25,6 +25,7 @@ from tests.conftest import REPO
 from tests.proxy.support import wait_ready
 from tests.support.notify import WebhookReceiver, webhook_receiver
 from tests.support.servers import free_port
+from tests.support.timing import PATIENT_DEADLINES
 
 POLICY = """policy "cart recovery e2e" version 1
 
@@ -76,8 +77,7 @@ async def _processes(tmp: Path, store: str, hook: WebhookReceiver) -> AsyncItera
         SLOTWISE_PLUGINS="builtins",
         SLOTWISE_TRACKING_PUBLIC_URL=f"http://127.0.0.1:{proxy_port}",
         # a loaded test machine must not fail a response open: this test is about triggers
-        SLOTWISE_PROXY_DECISION_DEADLINE_MS="2000",
-        SLOTWISE_PROXY_SIGNALS_DEADLINE_MS="2000",
+        **PATIENT_DEADLINES,
         TRIGGER_HOOK_SECRET=hook.secret,
     )
     argvs = [
