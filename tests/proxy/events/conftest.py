@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +12,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from slotwise.proxy.events import EventCollector, EventsConfig, events_routes
-from slotwise.proxy.state import Store, open_store
+from slotwise.proxy.events import EventCollector, EventsConfig, events_routes, history_key
+from slotwise.proxy.state import HistoryItem, Store, open_store
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 
@@ -24,9 +25,22 @@ class Harness:
     collector: EventCollector
 
 
+async def history_of(store: Store, user: str, count: int) -> list[HistoryItem]:
+    """``user``'s history once it holds ``count`` items, waited for up to 10 s: it may be
+    written off the reply path (a fixed sleep was too short on a loaded machine)."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(items := await store.history(history_key(user))) < count:
+        assert asyncio.get_running_loop().time() < deadline, (
+            f"{user}'s history holds {len(items)} item(s) after 10 s, not {count}"
+        )
+        await asyncio.sleep(0.02)
+    return items
+
+
 @pytest.fixture(params=["memory", "sqlite"])
 async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
-    url = "memory://" if request.param == "memory" else f"sqlite://{tmp_path}/state.db"
+    # a generous read timeout: these tests are not about a loaded machine's latency
+    url = "memory://" if request.param == "memory" else f"sqlite://{tmp_path}/state.db?timeout=2"
     async with open_store(url) as store:
         config = EventsConfig(admin_token=ADMIN_TOKEN, history_max_len=50)
         async with EventCollector(store, config) as collector:

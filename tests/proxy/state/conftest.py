@@ -13,6 +13,9 @@ from slotwise.proxy.state import Store, open_store
 from tests.support.servers import RedisCluster, RedisServer, require_binary
 
 BACKENDS = ["memory", "sqlite", "redis", "redis-cluster"]
+# a generous read timeout: the contract is not about a loaded machine's latency (tests of the
+# short request-path timeout open their own store)
+_TIMEOUT = "?timeout=2"
 
 
 def _flush(ports: list[int]) -> None:
@@ -30,15 +33,15 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if backend == "memory":
         url = "memory://"
     elif backend == "sqlite":
-        url = f"sqlite://{tmp_path}/state.db"
+        url = f"sqlite://{tmp_path}/state.db{_TIMEOUT}"
     elif backend == "redis":
         server: RedisServer = request.getfixturevalue("redis")
         _flush([server.port])
-        url = server.url
+        url = server.url + _TIMEOUT
     else:
         cluster: RedisCluster = request.getfixturevalue("redis_cluster")
         _flush([n.port for n in cluster.nodes])
-        url = cluster.url
+        url = cluster.url + _TIMEOUT
     async with open_store(url) as opened:
         yield opened
 
@@ -48,7 +51,7 @@ async def redis_store(redis: RedisServer) -> AsyncIterator[tuple[Store, aioredis
     """The Redis store on an empty server, and a raw client to look at its keys."""
     raw = aioredis.Redis(port=redis.port)
     await raw.flushall()
-    async with open_store(redis.url) as store:
+    async with open_store(redis.url + _TIMEOUT) as store:
         yield store, raw
     await raw.flushall()
     await raw.aclose()

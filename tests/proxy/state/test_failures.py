@@ -81,14 +81,28 @@ async def test_a_stalled_redis_costs_the_request_path_tens_of_ms(tmp_path: Path)
             await store.set("k", b"v")
             os.kill(server.process.pid, signal.SIGSTOP)  # alive but answering nothing
             try:
-                started = time.monotonic()
-                with pytest.raises(StoreUnavailable):
-                    await store.get("k")
-                # one try and at most one retry, 30 ms each, plus scheduling slack
-                assert time.monotonic() - started < 0.5
+                took: list[float] = []
+                for _ in range(3):  # every read gives up while the stall goes on
+                    started = time.monotonic()
+                    with pytest.raises(StoreUnavailable):
+                        await store.get("k")
+                    took.append(time.monotonic() - started)
+                # one try and at most one retry, 30 ms each: never held for the stall (nor for
+                # the 2 s write pool), and the quickest in tens of ms (the best of three, so
+                # that a loaded machine stalling one of them for a few hundred ms is no failure)
+                assert max(took) < 1.0 and min(took) < 0.25, took
             finally:
                 os.kill(server.process.pid, signal.SIGCONT)
-            assert await store.get("k") == b"v"  # and it recovers by itself
+            # and it recovers by itself: the same store answers again (a first read after the
+            # stall may still miss its 30 ms while redis catches up: retried, within 10 s)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    assert await store.get("k") == b"v"
+                    break
+                except StoreUnavailable:
+                    assert time.monotonic() < deadline, "the store never answered again"
+                    await asyncio.sleep(0.05)
 
 
 async def test_redis_reports_whether_acknowledged_writes_are_durable(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ import asyncio
 import os
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import redis as redis_sync
@@ -22,6 +23,8 @@ from slotwise.proxy.state import (
     open_store,
 )
 from tests.support.servers import RedisServer, redis_server
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -155,26 +158,45 @@ async def test_bracketed_ipv6_reaches_the_server(tmp_path: Path) -> None:
             assert await store.get("k") == b"v"
 
 
+async def _patiently(attempt: Callable[[], Awaitable[T]]) -> T:
+    """``attempt()`` retried for up to 10 s: a loaded machine may stall one past 0.2 s."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        try:
+            return await attempt()
+        except StoreUnavailable:
+            assert asyncio.get_running_loop().time() < deadline, "redis never answered in time"
+            await asyncio.sleep(0.05)
+
+
 async def test_a_timed_out_write_says_it_may_still_complete(tmp_path: Path) -> None:
     with redis_server(tmp_path) as server:
-        async with open_store(server.url + "?write_timeout=0.2") as store:
-            await store.log_append("warm-up", [LogRecord(b"w")])  # the script is on the server
-            os.kill(server.process.pid, signal.SIGSTOP)  # it will run the write when resumed
+        # steady: the default write_timeout (2 s) for the warm-up, the checks and the resend
+        async with open_store(server.url) as steady:
+            await steady.log_append("warm-up", [LogRecord(b"w")])  # the script is on the server
+            store = open_store(server.url + "?write_timeout=0.2")
+            await _patiently(store.start)
             try:
-                with pytest.raises(StoreWriteUncertain, match="may still complete") as info:
-                    await store.log_append("events", [LogRecord(b"x", id="e1")], dedup_ttl=60)
-                assert "record ids deduplicate" in str(info.value)
+                # its pooled connection answers before the server stops: the append is sent
+                await _patiently(lambda: store.log_length("warm-up"))
+                os.kill(server.process.pid, signal.SIGSTOP)  # it will run the write when resumed
+                try:
+                    with pytest.raises(StoreWriteUncertain, match="may still complete") as info:
+                        await store.log_append("events", [LogRecord(b"x", id="e1")], dedup_ttl=60)
+                    assert "record ids deduplicate" in str(info.value)
+                finally:
+                    os.kill(server.process.pid, signal.SIGCONT)
+                # the abandoned write completes once the server runs again (in its own time)...
+                deadline = asyncio.get_running_loop().time() + 10
+                while not await steady.log_length("events"):
+                    assert asyncio.get_running_loop().time() < deadline, "the write never landed"
+                    await asyncio.sleep(0.02)
             finally:
-                os.kill(server.process.pid, signal.SIGCONT)
-            # the abandoned write completes once the server runs again (in its own time)...
-            for _ in range(100):
-                if await store.log_length("events"):
-                    break
-                await asyncio.sleep(0.02)
+                await store.close()
             # ...and its resend is a duplicate: stored once
-            again = await store.log_append("events", [LogRecord(b"x", id="e1")], dedup_ttl=60)
+            again = await steady.log_append("events", [LogRecord(b"x", id="e1")], dedup_ttl=60)
             assert again == [None]
-            assert await store.log_length("events") == 1
+            assert await steady.log_length("events") == 1
 
 
 async def test_a_refused_write_is_not_called_uncertain(tmp_path: Path) -> None:

@@ -134,14 +134,23 @@ def _hold_lock(path: Path, seconds: float) -> None:
 
 async def test_a_write_that_times_out_may_still_commit_and_says_so(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
-    async with SQLiteStore(str(path), write_timeout=0.2) as store:
-        _hold_lock(path, 0.6)  # shorter than the writer's 5 s busy timeout: it commits later
+    # steady: generous timeouts (2 s reads, 5 s writes) for the checks and the resend
+    async with (
+        SQLiteStore(str(path), write_timeout=0.2) as store,
+        SQLiteStore(str(path), timeout=2) as steady,
+    ):
+        # shorter than the writer's 5 s busy timeout: it commits later; and 0.8 s past
+        # write_timeout, so that a stalled machine does not see it commit in time
+        _hold_lock(path, 1.0)
         with pytest.raises(StoreWriteUncertain, match="may still complete") as info:
             await store.log_append("events", [LogRecord(b"x", id="e1")], dedup_ttl=60)
         assert "record ids deduplicate" in str(info.value) and str(path) in str(info.value)
-        await asyncio.sleep(1.0)
-        assert await store.log_length("events") == 1  # it did complete
-        again = await store.log_append("events", [LogRecord(b"x", id="e1")], dedup_ttl=60)
+        deadline = asyncio.get_running_loop().time() + 10
+        while not (length := await steady.log_length("events")):
+            assert asyncio.get_running_loop().time() < deadline, "the write never committed"
+            await asyncio.sleep(0.05)
+        assert length == 1  # it did complete
+        again = await steady.log_append("events", [LogRecord(b"x", id="e1")], dedup_ttl=60)
         assert again == [None]
 
 

@@ -49,7 +49,8 @@ class Admin:
 
 @pytest.fixture(params=["memory", "sqlite"])
 async def admin(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Admin]:
-    url = "memory://" if request.param == "memory" else f"sqlite://{tmp_path}/state.db"
+    # a generous read timeout: these tests are not about a loaded machine's latency
+    url = "memory://" if request.param == "memory" else f"sqlite://{tmp_path}/state.db?timeout=2"
     async with open_store(url) as store:
         config = EventsConfig(admin_token=TOKEN, history_max_len=50)
         async with EventCollector(store, config) as collector:
