@@ -159,10 +159,12 @@ async def test_an_abandoned_write_that_fails_later_logs_nothing(tmp_path: Path) 
     reported: list[dict[str, Any]] = []
     asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: reported.append(ctx))
     async with _ShortBusyStore(str(path), write_timeout=0.1) as store:
-        _hold_lock(path, 0.8)  # longer than the busy timeout: the abandoned write fails
+        # far longer than the busy timeout (even if the writer starts late on a loaded machine):
+        # the abandoned write fails
+        _hold_lock(path, 1.5)
         with pytest.raises(StoreWriteUncertain):
             await store.log_append("events", [LogRecord(b"x", id="e1")], dedup_ttl=60)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.7)
         gc.collect()  # "exception was never retrieved" is reported when the future is freed
         await asyncio.sleep(0)
         assert await store.log_length("events") == 0
