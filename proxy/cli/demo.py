@@ -419,7 +419,9 @@ def _process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subpro
 def _wait_ready(base: str, proxy: subprocess.Popen[bytes], log: Path) -> bool:
     import httpx
 
-    deadline = time.monotonic() + 20
+    # a slow or busy machine takes a while to start the workers; a proxy that exits is seen
+    # at once, so the wait is long only for a start that is merely slow
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proxy.poll() is not None:
             break
