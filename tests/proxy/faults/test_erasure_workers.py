@@ -118,7 +118,7 @@ async def test_an_erasure_empties_every_workers_cache(tmp_path: Path) -> None:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "slotwise", "serve", "--upstream", up.url,
             "--policies", str(tmp_path / "policies"), "--port", str(port), "--workers", "2",
-            "--store", f"sqlite://{tmp_path}/state.db", env=env,
+            "--store", f"sqlite://{tmp_path}/state.db?timeout=2", env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         try:

@@ -115,7 +115,7 @@ def _purchase(number: int, offer: str) -> dict[str, object]:
 async def test_offers_in_openrtb_and_vast_creatives_are_served_joined_and_learned(
     tmp_path: Path,
 ) -> None:
-    store, models = f"sqlite:///{tmp_path}/state.db", tmp_path / "models"
+    store, models = f"sqlite:///{tmp_path}/state.db?timeout=2", tmp_path / "models"
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "ads.sw").write_text(POLICY)

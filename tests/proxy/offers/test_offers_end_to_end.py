@@ -58,7 +58,7 @@ def _purchase(number: int, offer: dict[str, object], currency: str = "USD") -> d
 
 @pytest.mark.slow
 async def test_a_cart_offer_is_served_bought_joined_and_learned(tmp_path: Path) -> None:
-    store, models = f"sqlite:///{tmp_path}/state.db", tmp_path / "models"
+    store, models = f"sqlite:///{tmp_path}/state.db?timeout=2", tmp_path / "models"
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "checkout.sw").write_text(POLICY)

@@ -91,9 +91,10 @@ async def _storefront_behind_slotwise(
         "warning",
         "examples.storefront.app:app",
     ]
+    store = f"sqlite://{tmp_path}/state.db?timeout=2"  # reads a loaded machine can answer
     proxy = [sys.executable, "-m", "slotwise", "serve", "--config", str(config),
              "--upstream", f"http://127.0.0.1:{shop_port}", "--policies", str(policies),
-             "--port", str(proxy_port), "--store", f"sqlite://{tmp_path}/state.db"]  # fmt: skip
+             "--port", str(proxy_port), "--store", store]  # fmt: skip
     async with (
         _process(shop, tmp_path / "shop.log"),
         _process(proxy, tmp_path / "proxy.log"),

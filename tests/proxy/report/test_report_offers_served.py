@@ -51,7 +51,7 @@ def _mean(values: list[float]) -> float:
 
 @pytest.mark.slow
 async def test_the_report_shows_what_the_served_offers_did(tmp_path: Path) -> None:
-    store, models = f"sqlite:///{tmp_path}/state.db", tmp_path / "models"
+    store, models = f"sqlite:///{tmp_path}/state.db?timeout=2", tmp_path / "models"
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "checkout.sw").write_text(POLICY)
