@@ -94,9 +94,14 @@ class DecisionLog:
             await self.flush()
 
     async def flush(self) -> None:
-        """Append everything queued now; raises StoreUnavailable (records stay queued)."""
-        while self._pending or self._recheck:
+        """Append everything queued now, a batch in flight included: once it returns, every
+        record queued before the call is in the log. Raises StoreUnavailable (records stay
+        queued)."""
+        while True:
+            # the lock first: the background task may hold a batch it took off the queue
             async with self._flushing:
+                if not (self._pending or self._recheck):
+                    return
                 await self._append_batch()
 
     async def _append_batch(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -11,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from slotwise.proxy.events import DecisionLog, EventCollector, EventsConfig, events_routes
-from slotwise.proxy.state import StoreWriteUncertain, open_store
+from slotwise.proxy.state import Store, StoreWriteUncertain, open_store
 from tests.proxy.events.conftest import ADMIN_TOKEN, Harness
 from tests.support.servers import redis_server
 
@@ -56,8 +57,12 @@ async def test_decision_log_never_blocks_and_catches_up(tmp_path: Path) -> None:
     async with open_store(url) as store, DecisionLog(store, max_pending=3) as decisions:
         assert decisions.record(b"1", decision_id="d1", subject="u1")
         assert decisions.record(b"2", decision_id="d2", subject=None)
-        await asyncio.sleep(0.1)
-        assert [e.data for e in await store.log_read("decisions")] == [b"1", b"2"]
+        # written in the background, without a flush: waited for (a loaded machine is slow)
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(entries := await store.log_read("decisions")) < 2:
+            assert asyncio.get_running_loop().time() < deadline, entries
+            await asyncio.sleep(0.02)
+        assert [e.data for e in entries] == [b"1", b"2"]
         assert (await store.log_read("decisions"))[0].subject == "u1"
         await decisions.flush()
 
@@ -74,6 +79,43 @@ async def test_concurrent_flushes_append_each_record_once_and_lose_none(tmp_path
         entries = await store.log_read("decisions", count=1000)
         assert sorted(int(e.data) for e in entries) == list(range(200))
         assert decisions.appended == 200
+
+
+class _GatedAppends:
+    """A store whose log appends wait at a gate (duck-typed, as tests/support/faults.py)."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def log_append(self, *args: Any, **kwargs: Any) -> Any:
+        self.waiting.set()
+        await self.gate.wait()
+        return await self.inner.log_append(*args, **kwargs)
+
+
+async def test_a_flush_waits_for_the_batch_already_in_flight() -> None:
+    # the background task had taken the record off the queue: a flush that saw an empty queue
+    # returned at once, before the record was in the log
+    async with open_store("memory://") as inner:
+        store = _GatedAppends(inner)
+        async with DecisionLog(store) as decisions:  # type: ignore[arg-type]
+            try:
+                assert decisions.record(b"1", decision_id="d1", subject=None)
+                await asyncio.wait_for(store.waiting.wait(), 10)  # in flight, the queue empty
+                assert decisions.pending == 0
+                flushed = asyncio.create_task(decisions.flush())
+                await asyncio.sleep(0.05)
+                done_early = flushed.done()
+            finally:
+                store.gate.set()  # the shutdown's own flush must not wait at the gate
+            assert not done_early
+            await asyncio.wait_for(flushed, 10)
+            assert [e.data for e in await inner.log_read("decisions")] == [b"1"]
 
 
 async def test_decision_log_queues_while_redis_is_down_and_drops_beyond_the_bound(
