@@ -212,7 +212,7 @@ async def _stored(store_url: str, decisions: int, events: int) -> tuple[list[byt
                     entries += [entry.data for entry in page]
                     after = page[-1].position
                 logs.append(entries)
-            if (len(logs[0]), len(logs[1])) >= (decisions, events):
+            if len(logs[0]) >= decisions and len(logs[1]) >= events:
                 return logs[0], logs[1]
             if time.monotonic() > deadline:
                 return logs[0], logs[1]  # the assertions say what is missing

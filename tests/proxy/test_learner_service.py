@@ -65,6 +65,19 @@ async def test_the_learner_service_publishes_through_the_store_to_every_proxy(
             _proxy(upstream.url, store, tmp_path / "models-a", env) as first,
             _proxy(upstream.url, store, tmp_path / "models-b", env) as second,
         ):
+            # the traffic first (on the first proxy only) and past its join window: the learner's
+            # first publish holds every example, however slow the machine (were it learning
+            # while the traffic ran, a v2 could follow v1 on a slow one)
+            async with httpx.AsyncClient() as client:
+                clicks = 0
+                for i in range(40):
+                    ad = await client.get(f"{first}/ad", headers={"cookie": f"sw_uid=u{i}"})
+                    link = ad.json()["creative"]["click_url"]
+                    if link.startswith("/_sw/click") and i % 2:
+                        assert (await client.get(first + link)).status_code == 302
+                        clicks += 1
+                assert clicks > 5
+            await asyncio.sleep(0.6)
             with log_file.open("w") as sink:
                 learner = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "slotwise", "learn", "--policies", str(POLICIES),
@@ -84,14 +97,6 @@ async def test_the_learner_service_publishes_through_the_store_to_every_proxy(
                             return False
 
                     await _until(healthy)
-                    clicks = 0
-                    for i in range(40):  # traffic on the first proxy only
-                        ad = await client.get(f"{first}/ad", headers={"cookie": f"sw_uid=u{i}"})
-                        link = ad.json()["creative"]["click_url"]
-                        if link.startswith("/_sw/click") and i % 2:
-                            assert (await client.get(first + link)).status_code == 302
-                            clicks += 1
-                    assert clicks > 5
 
                     async def served_everywhere() -> bool:
                         for base in (first, second):

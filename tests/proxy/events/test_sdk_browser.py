@@ -41,6 +41,8 @@ def _journey(tmp_path: Path, store_url: str, query: str) -> tuple[Any, Any]:
         with chromium(tmp_path / "chromium") as browser:
             browser.navigate(f"{server.base_url}/?journey=1{query}")
             browser.wait_for("document.getElementById('done') !== null")
+            # the beacon sent on page hide may still be on its way: stored before all stops
+            _wait_events(store_url, 5)
             storage = browser.evaluate("localStorage.getItem('sw_aid')")
             cookie = browser.evaluate("document.cookie")
         return storage, cookie

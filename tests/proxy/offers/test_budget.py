@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from slotwise.proxy.events.schema import Item, PurchaseEvent, PurchaseProps
-from slotwise.proxy.offer_budget import OfferBudgets, budget_key, day_of
+from slotwise.proxy.offer_budget import OfferBudgets, budget_key, day_of, ledger_key
 from slotwise.proxy.offers_config import OffersConfig
 from slotwise.proxy.state import open_store
 from testing.proxy import Canned, ProxyUnderTest, proxy_client
@@ -54,7 +54,17 @@ async def test_a_spent_budget_stops_discounts_on_every_proxy(tmp_path: Path) -> 
                 if offer["type"] == "discount":
                     offers.setdefault(offer["value"], offer)
             discounts = [offers[10], offers[20]]
-            await asyncio.sleep(0.5)  # its ledger reaches the store off the request path
+            # its ledger reaches the store off the request path: a purchase before it is not
+            # charged (no ledger entry), so wait for both entries
+            runtime = first.app.runtime
+            assert runtime is not None
+            ledger = [ledger_key(str(offer["id"]).partition(".")[0]) for offer in discounts]
+            for _ in range(200):
+                if None not in await runtime.store.get_many(ledger):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the offers' ledger never reached the store")
             bought = [
                 {
                     "type": "purchase",
@@ -85,6 +95,8 @@ async def test_a_spent_budget_stops_discounts_on_every_proxy(tmp_path: Path) -> 
                     if "checkout" in runtime.engine.offers.budgets.spent:
                         break
                     await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError("the spent budget was never seen")
                 for _ in range(30):
                     assert (await _offer(proxy))["type"] == "none"
 

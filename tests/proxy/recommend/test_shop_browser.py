@@ -53,9 +53,14 @@ def _journey(base: str, profile: Path, hot: list[str], clicked: list[str]) -> di
             "document.cookie.split('; ').find(c => c.startsWith('sw_uid=')).slice(7)"
         )
         # the next visit: a new browser session, a new session_start
-        browser.evaluate("sessionStorage.clear(); location.replace(location.pathname); 1")
-        time.sleep(0.5)
-        browser.wait_for("window.shop !== undefined && shop.rendered.for_you !== undefined")
+        # (the old page is marked: what is waited for is the new one, however slow it comes)
+        browser.evaluate(
+            "window.oldPage = 1; sessionStorage.clear(); location.replace(location.pathname); 1"
+        )
+        browser.wait_for(
+            "window.oldPage === undefined && window.shop !== undefined"
+            " && shop.rendered.for_you !== undefined"
+        )
         deadline = time.monotonic() + 20
         while True:
             browser.evaluate("window.r = null; shop.home().then(x => { window.r = x; }); 1")

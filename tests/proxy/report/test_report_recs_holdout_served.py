@@ -118,7 +118,8 @@ async def _serve(tmp_path: Path) -> tuple[dict[str, _Arm], list[list[str]], list
                     arm.shown[position] = arm.shown.get(position, 0) + 1
                 interacted = False
                 if i % 3:  # two visitors in three click position 1 or 2
-                    position = 1 + i % 2
+                    # (a list refreshed from one view so far holds one item: position 1)
+                    position = min(1 + i % 2, len(items))
                     await _pixel(visitor, items[position - 1]["tracking"]["click"])
                     arm.clicked[position] = arm.clicked.get(position, 0) + 1
                     interacted = True
