@@ -111,8 +111,21 @@ async def test_serves_on_granian(tmp_path: Path, pure: str) -> None:
                 metrics = (await client.get("/_sw/metrics")).text
                 assert 'slotwise_passthrough_total{reason="no_campaign_applies"} 1' in metrics
         finally:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 10)
+            await _stop(process)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM, and the server must exit within 10 s; killed with its workers if not (nothing
+    is left behind)."""
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), 10)
+    except TimeoutError:
+        for worker in _children(process.pid):
+            os.kill(worker, 9)
+        process.kill()
+        await process.wait()
+        raise
 
 
 def _children(pid: int) -> set[int]:
@@ -184,8 +197,7 @@ async def test_a_killed_worker_is_replaced_while_the_others_answer(tmp_path: Pat
                         assert (await fresh.get("/ad", timeout=20)).status_code == 200
                 assert process.returncode is None
         finally:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 10)
+            await _stop(process)
 
 
 def test_serving_without_a_public_url_warns(
