@@ -273,6 +273,9 @@ def _serve(settings: Settings) -> int:
         # a dead worker (OOM kill, native crash) is replaced at once while the others keep
         # serving; granian itself stops on a crash loop, so an orchestrator sees the failure
         respawn_failed_workers=settings.proxy.respawn_workers,
+        # granian waits for a worker to stop without limit by default: one that missed its
+        # SIGTERM (sent while it was still starting, on a loaded machine) held the server up
+        workers_kill_timeout=settings.proxy.stop_timeout,
     )
     try:
         server.serve()

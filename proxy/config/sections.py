@@ -158,6 +158,14 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             "within 5.5 s of its restart stops the server (a crash loop)"
         ),
     ] = True
+    stop_timeout: Annotated[
+        int,
+        setting(
+            "seconds a worker has to stop once `slotwise serve` is told to (SIGTERM, SIGINT); "
+            "one still running then is killed, so the server always exits",
+            ge=1,
+        ),
+    ] = 20
     metrics_public: Annotated[
         bool,
         setting(

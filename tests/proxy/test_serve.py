@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -233,3 +234,38 @@ def test_check_config_checks_everything_a_start_would_then_exits(
     (tmp_path / "bad.sw").write_text('policy "x" version 1\ncampaign {\n')
     assert main([*argv, "--port", str(port), "--check-config"]) == 1
     assert "do not compile" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+async def test_a_worker_that_does_not_stop_is_killed_and_the_server_exits() -> None:
+    # a worker that cannot handle its SIGTERM (here stopped; on a loaded machine one that
+    # missed it while starting) is killed after proxy.stop_timeout: the server always exits
+    routes = {"/ad": Canned(200, [("Content-Type", "application/json")], b"{}")}
+    port = free_port()
+    async with upstream_server(routes) as upstream:
+        env = dict(os.environ, SLOTWISE_PLUGINS="builtins", SLOTWISE_PROXY_STOP_TIMEOUT="1")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "slotwise", "serve", "--upstream", upstream.url,
+            "--policies", str(REPO / "examples" / "adserver" / "policies"),
+            "--port", str(port), "--workers", "2", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                await wait_ready(client)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while len(workers := _children(process.pid)) < 2:
+                assert loop.time() < deadline, f"two workers never appeared: {workers}"
+                await asyncio.sleep(0.1)
+            stuck = min(workers)
+            os.kill(stuck, signal.SIGSTOP)
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 30)  # not held up by the stuck worker
+            assert not any(_alive(worker) for worker in workers)
+        finally:
+            if process.returncode is None:
+                for worker in _children(process.pid):
+                    os.kill(worker, 9)
+                process.kill()
+                await process.wait()
