@@ -8,6 +8,8 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -151,54 +153,74 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+@asynccontextmanager
+async def _two_workers(
+    upstream: str, **env: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, set[int]]]:
+    """`slotwise serve --workers 2` (the example policies) once ready and both workers run: the
+    server's process, its base URL and its workers; stopped (`_stop`) at the end."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "slotwise", "serve", "--upstream", upstream,
+        "--policies", str(REPO / "examples" / "adserver" / "policies"),
+        "--port", str(port), "--workers", "2",
+        env=dict(os.environ, SLOTWISE_PLUGINS="builtins", **env),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    workers: set[int] = set()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base) as client:
+            await wait_ready(client)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while len(workers := _children(process.pid)) < 2:
+            assert loop.time() < deadline, f"two workers never appeared: {workers}"
+            await asyncio.sleep(0.1)
+        yield process, base, workers
+    finally:
+        try:
+            if process.returncode is None:
+                await _stop(process)
+        finally:
+            for worker in workers:  # one the server left behind, when a test failed
+                if _alive(worker):
+                    os.kill(worker, 9)
+
+
 @pytest.mark.slow
 async def test_a_killed_worker_is_replaced_while_the_others_answer(tmp_path: Path) -> None:
     routes = {"/ad": Canned(200, [("Content-Type", "application/json")], b'{"campaign_id": "x"}')}
-    port = free_port()
-    async with upstream_server(routes) as upstream:
-        env = dict(os.environ, SLOTWISE_PLUGINS="builtins")
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "slotwise", "serve", "--upstream", upstream.url,
-            "--policies", str(REPO / "examples" / "adserver" / "policies"),
-            "--port", str(port), "--workers", "2", env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                await wait_ready(client)
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + 20
-                while len(workers := _children(process.pid)) < 2:
-                    assert loop.time() < deadline, f"two workers never appeared: {workers}"
-                    await asyncio.sleep(0.1)
-                victim = min(workers)
-                os.kill(victim, 9)
-                # connections queued on a worker's own socket while it dies are reset, by the
-                # kernel (without net.ipv4.tcp_migrate_req: docs/proxy.md), so requests start
-                # once its sockets are closed: exited, a zombie or gone
-                while _alive(victim):
-                    assert loop.time() < deadline + 5, f"worker {victim} did not die"
-                    await asyncio.sleep(0.01)
-                answered = 0
-                deadline = loop.time() + 10
-                while not (replaced := _children(process.pid) - workers):
-                    assert loop.time() < deadline, "no new worker within 10 s"
-                    assert process.returncode is None, "the server exited"
-                    # a fresh connection each time: the surviving worker takes it
-                    async with httpx.AsyncClient(base_url=client.base_url) as fresh:
-                        response = await fresh.get("/ad", timeout=20)
-                    assert response.status_code == 200
-                    answered += 1
-                    await asyncio.sleep(0.05)
-                assert victim not in _children(process.pid) and replaced
-                # a connection queued for the new worker waits until its start-up is done (slow
-                # on a loaded machine), hence the long timeouts here
-                for _ in range(10):
-                    async with httpx.AsyncClient(base_url=client.base_url) as fresh:
-                        assert (await fresh.get("/ad", timeout=20)).status_code == 200
-                assert process.returncode is None
-        finally:
-            await _stop(process)
+    async with upstream_server(routes) as upstream, _two_workers(upstream.url) as served:
+        process, base, workers = served
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        victim = min(workers)
+        os.kill(victim, 9)
+        # connections queued on a worker's own socket while it dies are reset, by the
+        # kernel (without net.ipv4.tcp_migrate_req: docs/proxy.md), so requests start
+        # once its sockets are closed: exited, a zombie or gone
+        while _alive(victim):
+            assert loop.time() < deadline + 5, f"worker {victim} did not die"
+            await asyncio.sleep(0.01)
+        answered = 0
+        deadline = loop.time() + 10
+        while not (replaced := _children(process.pid) - workers):
+            assert loop.time() < deadline, "no new worker within 10 s"
+            assert process.returncode is None, "the server exited"
+            # a fresh connection each time: the surviving worker takes it
+            async with httpx.AsyncClient(base_url=base) as fresh:
+                response = await fresh.get("/ad", timeout=20)
+            assert response.status_code == 200
+            answered += 1
+            await asyncio.sleep(0.05)
+        assert victim not in _children(process.pid) and replaced
+        # a connection queued for the new worker waits until its start-up is done (slow
+        # on a loaded machine), hence the long timeouts here
+        for _ in range(10):
+            async with httpx.AsyncClient(base_url=base) as fresh:
+                assert (await fresh.get("/ad", timeout=20)).status_code == 200
+        assert process.returncode is None
 
 
 def test_serving_without_a_public_url_warns(
@@ -241,31 +263,11 @@ async def test_a_worker_that_does_not_stop_is_killed_and_the_server_exits() -> N
     # a worker that cannot handle its SIGTERM (here stopped; on a loaded machine one that
     # missed it while starting) is killed after proxy.stop_timeout: the server always exits
     routes = {"/ad": Canned(200, [("Content-Type", "application/json")], b"{}")}
-    port = free_port()
-    async with upstream_server(routes) as upstream:
-        env = dict(os.environ, SLOTWISE_PLUGINS="builtins", SLOTWISE_PROXY_STOP_TIMEOUT="1")
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "slotwise", "serve", "--upstream", upstream.url,
-            "--policies", str(REPO / "examples" / "adserver" / "policies"),
-            "--port", str(port), "--workers", "2", env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                await wait_ready(client)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 20
-            while len(workers := _children(process.pid)) < 2:
-                assert loop.time() < deadline, f"two workers never appeared: {workers}"
-                await asyncio.sleep(0.1)
-            stuck = min(workers)
-            os.kill(stuck, signal.SIGSTOP)
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 30)  # not held up by the stuck worker
-            assert not any(_alive(worker) for worker in workers)
-        finally:
-            if process.returncode is None:
-                for worker in _children(process.pid):
-                    os.kill(worker, 9)
-                process.kill()
-                await process.wait()
+    async with (
+        upstream_server(routes) as upstream,
+        _two_workers(upstream.url, SLOTWISE_PROXY_STOP_TIMEOUT="1") as (process, _, workers),
+    ):
+        os.kill(min(workers), signal.SIGSTOP)
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 30)  # not held up by the stuck worker
+        assert not any(_alive(worker) for worker in workers)
