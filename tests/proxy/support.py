@@ -176,11 +176,11 @@ def stored_json(data: bytes) -> Any:
 
 
 @asynccontextmanager
-async def serve_process(
+async def served(
     upstream: str, policies: Path, *extra: str, env: Mapping[str, str] | None = None
-) -> AsyncIterator[str]:
-    """`slotwise serve` as an operator runs it (builtin providers), until the block ends; its
-    base URL once it answers /_sw/ready."""
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """`slotwise serve` as an operator runs it (builtin providers), until the block ends: its
+    process and its base URL once it answers /_sw/ready; then stopped (:func:`stop_served`)."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "slotwise", "serve", "--upstream", upstream,
@@ -197,7 +197,54 @@ async def serve_process(
     try:
         async with httpx.AsyncClient(base_url=base) as client:
             await wait_ready(client, attempts=600)
-        yield base
+        yield process, base
     finally:
-        process.terminate()
+        await stop_served(process)
+
+
+@asynccontextmanager
+async def serve_process(
+    upstream: str, policies: Path, *extra: str, env: Mapping[str, str] | None = None
+) -> AsyncIterator[str]:
+    """:func:`served`, for a test that needs only the base URL."""
+    async with served(upstream, policies, *extra, env=env) as (_, base):
+        yield base
+
+
+async def stop_served(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM, and the server must exit within 20 s; killed with its workers if not (nothing
+    is left behind)."""
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
         await asyncio.wait_for(process.wait(), 20)
+    except TimeoutError:
+        for worker in children(process.pid):
+            os.kill(worker, 9)
+        process.kill()
+        await process.wait()
+        raise
+
+
+def children(pid: int) -> set[int]:
+    """The PIDs whose parent is ``pid`` (Linux /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (not exited, not a zombie)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")

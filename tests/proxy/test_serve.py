@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 from slotwise.proxy.cli import main
 from tests.conftest import REPO
-from tests.proxy.support import Canned, upstream_server, wait_ready
+from tests.proxy.support import Canned, alive, children, served, upstream_server
 from tests.support.servers import free_port
 
 
@@ -94,63 +93,19 @@ async def test_serves_on_granian(tmp_path: Path, pure: str) -> None:
             b'{"campaign_id": "none"}',
         )
     }  # fmt: skip
-    port = free_port()
-    async with upstream_server(routes) as upstream:
-        env = dict(os.environ, SLOTWISE_PLUGINS="builtins", SLOTWISE_PURE=pure)
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "slotwise", "serve", "--upstream", upstream.url,
-            "--policies", str(REPO / "examples" / "adserver" / "policies"),
-            "--port", str(port), env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                await wait_ready(client)
-                response = await client.get("/ad")
-                assert response.status_code == 200
-                assert response.content == b'{"campaign_id": "none"}'
-                assert response.headers.get_list("server") == ["adserver"]
-                assert len(response.headers.get_list("date")) == 1
-                metrics = (await client.get("/_sw/metrics")).text
-                assert 'slotwise_passthrough_total{reason="no_campaign_applies"} 1' in metrics
-        finally:
-            await _stop(process)
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM, and the server must exit within 10 s; killed with its workers if not (nothing
-    is left behind)."""
-    process.terminate()
-    try:
-        await asyncio.wait_for(process.wait(), 10)
-    except TimeoutError:
-        for worker in _children(process.pid):
-            os.kill(worker, 9)
-        process.kill()
-        await process.wait()
-        raise
-
-
-def _children(pid: int) -> set[int]:
-    """The PIDs whose parent is ``pid`` (Linux /proc)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
+    policies = REPO / "examples" / "adserver" / "policies"
+    async with (
+        upstream_server(routes) as upstream,
+        served(upstream.url, policies, env={"SLOTWISE_PURE": pure}) as (_, base),
+        httpx.AsyncClient(base_url=base) as client,
+    ):
+        response = await client.get("/ad")
+        assert response.status_code == 200
+        assert response.content == b'{"campaign_id": "none"}'
+        assert response.headers.get_list("server") == ["adserver"]
+        assert len(response.headers.get_list("date")) == 1
+        metrics = (await client.get("/_sw/metrics")).text
+        assert 'slotwise_passthrough_total{reason="no_campaign_applies"} 1' in metrics
 
 
 @asynccontextmanager
@@ -158,34 +113,22 @@ async def _two_workers(
     upstream: str, **env: str
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, set[int]]]:
     """`slotwise serve --workers 2` (the example policies) once ready and both workers run: the
-    server's process, its base URL and its workers; stopped (`_stop`) at the end."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "slotwise", "serve", "--upstream", upstream,
-        "--policies", str(REPO / "examples" / "adserver" / "policies"),
-        "--port", str(port), "--workers", "2",
-        env=dict(os.environ, SLOTWISE_PLUGINS="builtins", **env),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    server's process, its base URL and its workers; a worker left behind at the end (a failed
+    test) is killed."""
+    policies = REPO / "examples" / "adserver" / "policies"
     workers: set[int] = set()
     try:
-        base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base) as client:
-            await wait_ready(client)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 20
-        while len(workers := _children(process.pid)) < 2:
-            assert loop.time() < deadline, f"two workers never appeared: {workers}"
-            await asyncio.sleep(0.1)
-        yield process, base, workers
+        async with served(upstream, policies, "--workers", "2", env=env) as (process, base):
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while len(workers := children(process.pid)) < 2:
+                assert loop.time() < deadline, f"two workers never appeared: {workers}"
+                await asyncio.sleep(0.1)
+            yield process, base, workers
     finally:
-        try:
-            if process.returncode is None:
-                await _stop(process)
-        finally:
-            for worker in workers:  # one the server left behind, when a test failed
-                if _alive(worker):
-                    os.kill(worker, 9)
+        for worker in workers:
+            if alive(worker):
+                os.kill(worker, 9)
 
 
 @pytest.mark.slow
@@ -200,12 +143,12 @@ async def test_a_killed_worker_is_replaced_while_the_others_answer(tmp_path: Pat
         # connections queued on a worker's own socket while it dies are reset, by the
         # kernel (without net.ipv4.tcp_migrate_req: docs/proxy.md), so requests start
         # once its sockets are closed: exited, a zombie or gone
-        while _alive(victim):
+        while alive(victim):
             assert loop.time() < deadline + 5, f"worker {victim} did not die"
             await asyncio.sleep(0.01)
         answered = 0
         deadline = loop.time() + 10
-        while not (replaced := _children(process.pid) - workers):
+        while not (replaced := children(process.pid) - workers):
             assert loop.time() < deadline, "no new worker within 10 s"
             assert process.returncode is None, "the server exited"
             # a fresh connection each time: the surviving worker takes it
@@ -214,7 +157,7 @@ async def test_a_killed_worker_is_replaced_while_the_others_answer(tmp_path: Pat
             assert response.status_code == 200
             answered += 1
             await asyncio.sleep(0.05)
-        assert victim not in _children(process.pid) and replaced
+        assert victim not in children(process.pid) and replaced
         # a connection queued for the new worker waits until its start-up is done (slow
         # on a loaded machine), hence the long timeouts here
         for _ in range(10):
@@ -270,4 +213,4 @@ async def test_a_worker_that_does_not_stop_is_killed_and_the_server_exits() -> N
         os.kill(min(workers), signal.SIGSTOP)
         process.terminate()
         await asyncio.wait_for(process.wait(), 30)  # not held up by the stuck worker
-        assert not any(_alive(worker) for worker in workers)
+        assert not any(alive(worker) for worker in workers)

@@ -10,20 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.proxy.faults.support import get, measure, serve, upstream
-
-
-def children(pid: int) -> set[int]:
-    """The PIDs whose parent is ``pid`` (Linux /proc)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
+from tests.proxy.support import children
 
 
 def rss_mb(pid: int) -> float:

@@ -20,7 +20,7 @@ import pytest
 
 from slotwise.proxy.state import open_store
 from tests.proxy.faults.support import get, serve, upstream
-from tests.proxy.faults.test_endless_headers import children
+from tests.proxy.support import children
 
 CONNECTIONS = 16
 REASONS: list[str] = []  # why connections failed (in the assertion's message)
