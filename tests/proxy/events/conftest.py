@@ -37,6 +37,15 @@ async def history_of(store: Store, user: str, count: int) -> list[HistoryItem]:
     return items
 
 
+async def settled(harness: Harness) -> None:
+    """Until the collector's work off the reply path (histories, aliases, tombstone checks) is
+    over, up to 10 s: a fixed sleep was too short on a loaded machine, and an erasure racing a
+    tombstone check would find the data already removed."""
+    async with asyncio.timeout(10):
+        while harness.collector._background:
+            await asyncio.gather(*list(harness.collector._background), return_exceptions=True)
+
+
 @pytest.fixture(params=["memory", "sqlite"])
 async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     # a generous read timeout: these tests are not about a loaded machine's latency

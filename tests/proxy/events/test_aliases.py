@@ -3,7 +3,6 @@ events may carry either id; the alias is erased with the user."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -17,21 +16,13 @@ from slotwise.proxy.events.aliases import alias_key, aliases_key
 from slotwise.proxy.events.erasure import erased_key
 from slotwise.proxy.state import subject_key
 from slotwise.testing.provider import make_request, provider_set
-from tests.proxy.events.conftest import ADMIN_TOKEN, Harness
+from tests.proxy.events.conftest import ADMIN_TOKEN, Harness, settled
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def _batch(*events: dict[str, Any]) -> dict[str, Any]:
     return {"consent": "personal", "events": list(events)}
-
-
-async def _settled(harness: Harness) -> None:
-    """Histories and aliases are written off the reply path: until that work is done (a fixed
-    sleep was too short on a loaded machine, and an erasure then raced the tombstone check
-    after those writes, which removed the events first)."""
-    while harness.collector._background:
-        await asyncio.gather(*list(harness.collector._background), return_exceptions=True)
 
 
 async def test_identify_links_the_anonymous_history_to_the_known_user(harness: Harness) -> None:
@@ -42,11 +33,11 @@ async def test_identify_links_the_anonymous_history_to_the_known_user(harness: H
          "properties": {"product_id": "sku-1"}},
     ]  # fmt: skip
     assert (await client.post("/_sw/events", json=_batch(*anonymous))).status_code == 200
-    await _settled(harness)
+    await settled(harness)
     assert await store.get(alias_key("a1")) is None
     both = {"type": "page_view", "id": "e3", "anonymous_id": "a1", "user_id": "user-42"}
     assert (await client.post("/_sw/events", json=_batch(both))).status_code == 200
-    await _settled(harness)
+    await settled(harness)
     assert await store.get(alias_key("a1")) == b"user-42"
     assert await store.set_members(aliases_key("user-42")) == frozenset({b"a1"})
     history = [item.event for item in await store.history(history_key("user-42"))]
@@ -56,7 +47,7 @@ async def test_identify_links_the_anonymous_history_to_the_known_user(harness: H
              "properties": {"product_id": "sku-1"}}  # fmt: skip
     server = {"type": "session_start", "id": "e5", "user_id": "user-42"}
     assert (await client.post("/_sw/events", json=_batch(later, server))).status_code == 200
-    await _settled(harness)
+    await settled(harness)
     history = [item.event for item in await store.history(history_key("user-42"))]
     assert history.count("add_to_cart") == 1 and history.count("session_start") == 2
     entries = await store.log_read("events")
@@ -65,7 +56,7 @@ async def test_identify_links_the_anonymous_history_to_the_known_user(harness: H
     # a repeat of the link copies nothing again
     again = {"type": "page_view", "id": "e6", "anonymous_id": "a1", "user_id": "user-42"}
     await client.post("/_sw/events", json=_batch(again))
-    await _settled(harness)
+    await settled(harness)
     history = [item.event for item in await store.history(history_key("user-42"))]
     assert history.count("product_view") == 1 and history.count("page_view") == 2
 
@@ -78,7 +69,7 @@ async def test_the_profile_read_of_an_anonymous_id_follows_its_alias(harness: Ha
     link = {"type": "page_view", "id": "p1", "anonymous_id": "a1", "user_id": "user-42"}
     await client.post("/_sw/events", json=_batch(link))
     await store.set(subject_key("user-42", "profile"), b'{"segments": ["vip"]}')
-    await _settled(harness)
+    await settled(harness)
     source = StoreProfileSource(store, subject_key, erased_key, alias_key)
     async with provider_set("consent", "profile", services=ProviderServices(profiles=source)) as p:
         got = await gather(
@@ -96,7 +87,7 @@ async def test_erasing_the_user_erases_its_aliases(harness: Harness) -> None:
         {"type": "page_view", "id": "e2", "anonymous_id": "a1", "user_id": "user-42"},
         {"type": "page_view", "id": "e3", "anonymous_id": "a2"},
     ))  # fmt: skip
-    await _settled(harness)
+    await settled(harness)
     assert await store.get(alias_key("a1")) == b"user-42"
     erased = await client.delete("/_sw/admin/users/user-42", headers=AUTH)
     assert erased.status_code == 200

@@ -24,17 +24,9 @@ from slotwise.proxy.events.collector import AuditRecord
 from slotwise.proxy.events.erasure import subject_hash
 from slotwise.proxy.state import LogRecord, StoreUnavailable, open_store, subject_key
 from slotwise.proxy.state.sqlite import SQLiteStore
-from tests.proxy.events.conftest import ADMIN_TOKEN, Harness, history_of
+from tests.proxy.events.conftest import ADMIN_TOKEN, Harness, history_of, settled
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-async def _settled(harness: Harness) -> None:
-    """Until the work done off the reply path (histories, tombstone checks) is over, up to
-    10 s: a tombstone check racing the erasure would remove the data before it counts it."""
-    async with asyncio.timeout(10):
-        while harness.collector._background:
-            await asyncio.gather(*list(harness.collector._background), return_exceptions=True)
 
 
 def _events(user: str, *ids: str) -> dict[str, object]:
@@ -51,7 +43,7 @@ async def test_erasure_removes_state_history_and_log_entries(harness: Harness) -
     await store.set(subject_key("u1", "profile"), b"{}")
     await store.log_append("decisions", [LogRecord(b"d", subject="u1", id="d1")])
     assert await history_of(store, "u1", 2)  # the erasure must find it
-    await _settled(harness)
+    await settled(harness)
 
     response = await client.delete("/_sw/admin/users/u1", headers=AUTH)
     assert response.status_code == 200, response.text
